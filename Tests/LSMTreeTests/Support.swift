@@ -1,0 +1,67 @@
+import Foundation
+@testable import LSMTree
+
+/// A temporary directory removed when the value is dropped, even if a test fails.
+final class TempDir {
+    let path: String
+
+    init(_ name: String = "lsm") {
+        let base = FileManager.default.temporaryDirectory.path
+        path = base + "/ballast-test-\(name)-\(UUID().uuidString.prefix(8))"
+        try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+
+    func sub(_ name: String) -> String { path + "/" + name }
+
+    func files(withSuffix suffix: String, in dir: String? = nil) -> [String] {
+        let d = dir ?? path
+        return ((try? FileManager.default.contentsOfDirectory(atPath: d)) ?? [])
+            .filter { $0.hasSuffix(suffix) }.sorted().map { d + "/" + $0 }
+    }
+}
+
+/// Options small enough that a few thousand keys exercise flushes, many
+/// levels and compactions.
+func tinyOptions() -> LSMOptions {
+    var o = LSMOptions()
+    o.writeBufferSize = 32 << 10
+    o.blockSize = 512
+    o.blockRestartInterval = 4
+    o.levelBaseBytes = 64 << 10
+    o.targetFileSize = 16 << 10
+    o.level0CompactionTrigger = 2
+    o.level0SlowdownTrigger = 6
+    o.level0StopTrigger = 10
+    o.blockCacheCapacity = 64 << 10
+    o.maxOpenTables = 16
+    o.syncMode = .none
+    return o
+}
+
+func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
+func string(_ b: [UInt8]?) -> String? { b.map { String(decoding: $0, as: UTF8.self) } }
+
+extension LSMTree {
+    /// All key/value pairs in the range, as strings.
+    func scan(from: String? = nil, to: String? = nil, reverse: Bool = false, snapshot: Snapshot? = nil) throws -> [(String, String)] {
+        let it = try makeIterator(from: from.map(bytes), to: to.map(bytes), reverse: reverse, snapshot: snapshot)
+        var out: [(String, String)] = []
+        while let (k, v) = try it.next() { out.append((string(k)!, string(v)!)) }
+        return out
+    }
+}
+
+/// A seeded generator, so that failing model runs can be replayed.
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
