@@ -29,6 +29,17 @@ public struct WriteBatch: Sendable {
         userBytes += key.count + value.count
     }
 
+    /// Adds a put from borrowed bytes (no intermediate arrays).
+    public mutating func put(_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) {
+        rep.append(EntryKind.value.rawValue)
+        rep.appendVarint(UInt64(key.count))
+        rep.append(contentsOf: key)
+        rep.appendVarint(UInt64(value.count))
+        rep.append(contentsOf: value)
+        count += 1
+        userBytes += key.count + value.count
+    }
+
     public mutating func delete(_ key: [UInt8]) {
         rep.append(EntryKind.deletion.rawValue)
         rep.appendLengthPrefixed(key)

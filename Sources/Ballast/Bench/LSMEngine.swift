@@ -63,7 +63,7 @@ final class LSMBenchWriter: BenchWriter, @unchecked Sendable {
     func write(_ input: BenchBatch) throws {
         batch.removeAll()
         for i in 0..<input.count {
-            batch.put([UInt8](input.key(i)), [UInt8](input.value(i)))
+            batch.put(input.key(i), input.value(i))
         }
         try tree.write(batch)
     }
