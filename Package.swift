@@ -9,6 +9,7 @@ let package = Package(
     products: [
         .executable(name: "ballast", targets: ["Ballast"]),
         .library(name: "LSMTree", targets: ["LSMTree"]),
+        .library(name: "MVCCStore", targets: ["MVCCStore"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -21,6 +22,10 @@ let package = Package(
             name: "LSMTree",
             dependencies: ["CLZ4", .product(name: "Atomics", package: "swift-atomics")]
         ),
+        .target(
+            name: "MVCCStore",
+            dependencies: ["LSMTree", .product(name: "Atomics", package: "swift-atomics")]
+        ),
         .executableTarget(
             name: "Ballast",
             dependencies: [
@@ -29,5 +34,6 @@ let package = Package(
             ]
         ),
         .testTarget(name: "LSMTreeTests", dependencies: ["LSMTree"]),
+        .testTarget(name: "MVCCStoreTests", dependencies: ["MVCCStore"]),
     ]
 )

@@ -130,13 +130,29 @@ struct ByteReader {
     }
 }
 
-/// Byte-wise comparison (memcmp order, shorter prefix first): the order of user keys.
+/// Byte-wise comparison (memcmp order, shorter prefix first): the order of
+/// user keys. Compares 8 bytes at a time as big-endian words, which beats a
+/// call to memcmp for the short keys that dominate (measured in the memtable
+/// insert path).
 @inline(__always)
 func compareBytes(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Int {
     let n = min(a.count, b.count)
     if n > 0 {
-        let r = memcmp(a.baseAddress!, b.baseAddress!, n)
-        if r != 0 { return Int(r) }
+        let pa = a.baseAddress!
+        let pb = b.baseAddress!
+        var i = 0
+        while i + 8 <= n {
+            let x = UInt64(bigEndian: pa.loadUnaligned(fromByteOffset: i, as: UInt64.self))
+            let y = UInt64(bigEndian: pb.loadUnaligned(fromByteOffset: i, as: UInt64.self))
+            if x != y { return x < y ? -1 : 1 }
+            i += 8
+        }
+        while i < n {
+            let x = pa.load(fromByteOffset: i, as: UInt8.self)
+            let y = pb.load(fromByteOffset: i, as: UInt8.self)
+            if x != y { return x < y ? -1 : 1 }
+            i += 1
+        }
     }
     return a.count < b.count ? -1 : (a.count > b.count ? 1 : 0)
 }

@@ -161,11 +161,14 @@ extension LSMTree {
         let deepest = v.levels.lastIndex { !$0.isEmpty } ?? 0
         let bottom = max(deepest, 1)
         while m.level < bottom {
-            let files = v.overlapping(level: m.level, begin: m.begin, end: m.end)
+            var files = v.overlapping(level: m.level, begin: m.begin, end: m.end)
             if files.isEmpty {
                 m.level += 1
                 continue
             }
+            // Level-0 tables overlap each other: moving some of them below an older,
+            // overlapping one would let its stale versions shadow newer ones. Take them all.
+            if m.level == 0 { files = v.levels[0] }
             return makeCompaction(v, level: m.level, outputLevel: m.level + 1, inputs: files)
         }
         if m.level == bottom {

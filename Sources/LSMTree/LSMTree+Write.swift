@@ -110,9 +110,13 @@ extension LSMTree {
         let firstSeq = versions.lastSequence + 1
         let table = mem
         let log = wal
+        // The leader owns the group buffer until it hands it back below: no allocation per group.
+        var record = groupBuffer
+        groupBuffer = []
         lock.unlock()
 
-        var record = [UInt8](repeating: 0, count: logRecordHeaderSize)
+        record.removeAll(keepingCapacity: true)
+        record.append(contentsOf: repeatElement(0, count: logRecordHeaderSize))
         record.reserveCapacity(logRecordHeaderSize + bytes)
         record.appendFixed64(firstSeq)
         record.appendFixed32(UInt32(count))
@@ -149,6 +153,7 @@ extension LSMTree {
             stats.walBytesWritten += UInt64(record.count)
             stats.userBytesWritten += UInt64(userBytes)
         }
+        groupBuffer = record
         writers.removeFirst(group.count)
         for w in group { complete(w, error: failure) }
         wakeNextLeader()

@@ -34,6 +34,8 @@ public final class LSMTree: @unchecked Sendable {
     let tableCache: TableCache
     let snapshots = SnapshotList()
     var writers: [PendingWrite] = []
+    /// The WAL record buffer, lent to the group-commit leader.
+    var groupBuffer: [UInt8] = []
     var backgroundError: LSMError?
     var closed = false
     var shuttingDown = false

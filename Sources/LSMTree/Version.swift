@@ -210,6 +210,10 @@ struct VersionEdit {
                     else { throw bad("new table") }
                     e.newFiles.append((l, FileMetaData(number: n, size: size, smallest: s, largest: g, properties: props)))
                 default:
+                    // A newer format may add tags: say so rather than "corrupt".
+                    if let v = e.formatVersion, v > lsmFormatVersion {
+                        throw LSMError(.newerFormat, "\(name) uses store format \(v); this build reads up to \(lsmFormatVersion): upgrade Ballast to open it; nothing was changed")
+                    }
                     throw bad("unknown tag \(tag)")
                 }
             }

@@ -142,6 +142,42 @@ import Testing
         }
     }
 
+    @Test func compareBytesIsUnsignedLexicographic() {
+        func reference(_ a: [UInt8], _ b: [UInt8]) -> Int {
+            for (x, y) in zip(a, b) where x != y { return x < y ? -1 : 1 }
+            return a.count < b.count ? -1 : (a.count > b.count ? 1 : 0)
+        }
+        var rng = SplitMix64(seed: 99)
+        var cases: [([UInt8], [UInt8])] = [([], []), ([], [0]), ([0x7F], [0x80]), ([0xFF], [0x00, 0x00]),
+                                             (bytes("abcdefgh"), bytes("abcdefgh")), (bytes("abcdefgh"), bytes("abcdefghi")),
+                                             (bytes("abcdefgh1"), bytes("abcdefgh2")), (bytes("key-000123"), bytes("key-000124"))]
+        for _ in 0..<3000 {
+            let n = Int(rng.next() % 24)
+            var a = (0..<n).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+            var b = a
+            switch rng.next() % 4 {
+            case 0: if !b.isEmpty { b[Int(rng.next() % UInt64(b.count))] = UInt8(truncatingIfNeeded: rng.next()) }
+            case 1: b.append(UInt8(truncatingIfNeeded: rng.next()))
+            case 2: if !a.isEmpty { a.removeLast() }
+            default: b = (0..<Int(rng.next() % 24)).map { _ in UInt8(truncatingIfNeeded: rng.next() % 3 + 0x7E) }
+            }
+            cases.append((a, b))
+        }
+        for (a, b) in cases {
+            let want = reference(a, b)
+            let got = compareBytes(a, b)
+            #expect(got.signum() == want, "compareBytes(\(a), \(b))")
+            #expect(compareBytes(b, a).signum() == -want)
+            // Also at unaligned addresses.
+            let shifted = ([0x55] + a).withUnsafeBytes { pa in
+                ([0x55, 0x55, 0x55] + b).withUnsafeBytes { pb in
+                    compareBytes(UnsafeRawBufferPointer(rebasing: pa[1...]), UnsafeRawBufferPointer(rebasing: pb[3...]))
+                }
+            }
+            #expect(shifted.signum() == want)
+        }
+    }
+
     @Test func crc32cKnownVectors() {
         #expect(CRC32C.checksum(bytes("123456789")) == 0xE306_9283)
         #expect(CRC32C.checksum([UInt8](repeating: 0, count: 32)) == 0x8A91_36AA)
@@ -172,7 +208,7 @@ import Testing
 
     @Test func hash64IsStable() {
         func h(_ b: [UInt8], seed: UInt64? = nil) -> UInt64 {
-            b.withUnsafeBytes { seed.map { s in hash64($0, seed: s) } ?? hash64($0) }
+            b.withUnsafeBytes { raw in seed.map { hash64(raw, seed: $0) } ?? hash64(raw) }
         }
         let inputs: [[UInt8]] = [[], bytes("a"), bytes("abcdefgh"), bytes("abcdefghi"), bytes("key-000123"),
                                  [UInt8](repeating: 0, count: 100)]
@@ -194,5 +230,5 @@ import Testing
     }
 
     /// hash64 of "", "a", "abcdefgh", "key-000123" as written by format version 1.
-    static let golden: [UInt64] = [0, 0, 0, 0]
+    static let golden: [UInt64] = [0x9CA0_66F1_A4AB_2EEA, 0x3C97_E781_2F91_8D4C, 0x7E9B_6902_8459_95D0, 0x54AE_2D54_A0FC_74DD]
 }

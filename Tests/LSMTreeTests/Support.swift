@@ -1,4 +1,5 @@
 import Foundation
+import Testing
 @testable import LSMTree
 
 /// A temporary directory removed when the value is dropped, even if a test fails.
@@ -64,4 +65,71 @@ struct SplitMix64: RandomNumberGenerator {
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         return z ^ (z >> 31)
     }
+}
+
+// MARK: File helpers for damage tests
+
+func readBytes(_ path: String) -> [UInt8] {
+    [UInt8](FileManager.default.contents(atPath: path) ?? Data())
+}
+
+func writeBytes(_ b: [UInt8], to path: String) {
+    precondition(FileManager.default.createFile(atPath: path, contents: Data(b)), "cannot write \(path)")
+}
+
+/// XORs one byte of the file with `mask`.
+func flipByte(in path: String, at offset: Int, mask: UInt8 = 0x5A) {
+    var b = readBytes(path)
+    precondition(offset < b.count, "offset \(offset) is past the end of \(path) (\(b.count) bytes)")
+    b[offset] ^= mask
+    writeBytes(b, to: path)
+}
+
+func truncateFile(_ path: String, to size: Int) {
+    let b = readBytes(path)
+    precondition(size <= b.count)
+    writeBytes(Array(b[0..<size]), to: path)
+}
+
+func fileSize(_ path: String) -> Int {
+    ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber)?.intValue ?? -1
+}
+
+/// Every regular file in `dir` with its contents, to check that an operation modified nothing.
+func directoryContents(_ dir: String) -> [String: [UInt8]] {
+    var out: [String: [UInt8]] = [:]
+    for name in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] {
+        out[name] = readBytes(dir + "/" + name)
+    }
+    return out
+}
+
+/// Runs `body`, which must throw an `LSMError`; returns it (nil, with a recorded issue, otherwise).
+@discardableResult
+func expectLSMError<T>(_ code: LSMError.Code, _ what: String = "", sourceLocation: SourceLocation = #_sourceLocation,
+                       _ body: () throws -> T) -> LSMError? {
+    do {
+        _ = try body()
+        Issue.record("expected an LSMError \(code) but nothing was thrown \(what)", sourceLocation: sourceLocation)
+        return nil
+    } catch let e as LSMError {
+        if e.code != code {
+            Issue.record("expected an LSMError \(code), got \(e.code): \(e) \(what)", sourceLocation: sourceLocation)
+        }
+        return e
+    } catch {
+        Issue.record("expected an LSMError \(code), got \(error) \(what)", sourceLocation: sourceLocation)
+        return nil
+    }
+}
+
+/// Records an issue naming every file of `dir` that was created, removed or changed since `before`.
+func expectUnchanged(_ dir: String, since before: [String: [UInt8]], sourceLocation: SourceLocation = #_sourceLocation) {
+    let after = directoryContents(dir)
+    let created = Set(after.keys).subtracting(before.keys).sorted()
+    let removed = Set(before.keys).subtracting(after.keys).sorted()
+    let changed = before.keys.filter { after[$0] != nil && after[$0] != before[$0] }.sorted()
+    #expect(created.isEmpty, "files created: \(created)", sourceLocation: sourceLocation)
+    #expect(removed.isEmpty, "files removed: \(removed)", sourceLocation: sourceLocation)
+    #expect(changed.isEmpty, "files changed: \(changed)", sourceLocation: sourceLocation)
 }

@@ -1,0 +1,149 @@
+/// The storage interface of the API server: the operations Kubernetes'
+/// storage layer performs on etcd, nothing more. Implemented by the embedded
+/// `MVCCStore` and, in EtcdAPI, by `EtcdClient` over a real etcd cluster —
+/// the control plane must not assume which one it has.
+public protocol KeyValueStore: Sendable {
+    /// The current version of `key` (nil when absent) and the store revision read at.
+    func get(_ key: [UInt8]) async throws -> (kv: KeyValue?, revision: Int64)
+
+    /// Keys with `prefix` in key order, after `continueAfter` (exclusive),
+    /// at `revision` (0: now). `count` is the number of keys with the prefix
+    /// at that revision; `more` says the limit cut the list.
+    func list(prefix: [UInt8], limit: Int64, continueAfter: [UInt8]?, revision: Int64) async throws -> ListResult
+
+    /// Creates `key` if it does not exist; returns the revision of the write.
+    /// Throws `KeyValueStoreError.alreadyExists` otherwise.
+    func create(_ key: [UInt8], value: [UInt8], lease: Int64) async throws -> Int64
+
+    /// Replaces `key` if its mod revision is `expectedModRevision`.
+    func update(_ key: [UInt8], value: [UInt8], expectedModRevision: Int64, lease: Int64) async throws -> ConditionalResult
+
+    /// Deletes `key` if its mod revision is `expectedModRevision` (nil: unconditionally).
+    func delete(_ key: [UInt8], expectedModRevision: Int64?) async throws -> ConditionalResult
+
+    /// Changes under `prefix` from `fromRevision` on (0: from now), with the
+    /// previous version of each changed key.
+    func watch(prefix: [UInt8], fromRevision: Int64) async throws -> AsyncThrowingStream<WatchUpdate, any Error>
+
+    /// Number of keys with `prefix` now.
+    func count(prefix: [UInt8]) async throws -> Int64
+
+    /// Discards history below `revision`.
+    func compact(_ revision: Int64) async throws
+
+    /// The store's current revision.
+    func currentRevision() async throws -> Int64
+
+    /// A lease of `ttl` seconds for keys that should expire (events).
+    func grantLease(ttl: Int64) async throws -> Int64
+}
+
+public struct ListResult: Sendable, Equatable {
+    public var kvs: [KeyValue]
+    public var more: Bool
+    public var count: Int64
+    /// The revision the list was read at (pin it for the next page).
+    public var revision: Int64
+
+    public init(kvs: [KeyValue], more: Bool, count: Int64, revision: Int64) {
+        self.kvs = kvs
+        self.more = more
+        self.count = count
+        self.revision = revision
+    }
+}
+
+public enum ConditionalResult: Sendable, Equatable {
+    /// Done at this revision.
+    case succeeded(revision: Int64)
+    /// The key's mod revision differed; here is what it holds now (nil: absent).
+    case conflict(current: KeyValue?)
+}
+
+public enum KeyValueStoreError: Error, Equatable, Sendable {
+    case alreadyExists(key: [UInt8])
+}
+
+extension MVCCStore: KeyValueStore {
+    public func get(_ key: [UInt8]) async throws -> (kv: KeyValue?, revision: Int64) {
+        let r = try range(RangeRequest(key: key))
+        return (r.kvs.first, r.revision)
+    }
+
+    public func list(prefix: [UInt8], limit: Int64, continueAfter: [UInt8]?, revision: Int64) async throws -> ListResult {
+        let end = prefixRangeEnd(prefix)
+        let start = continueAfter.map { $0 + [0] } ?? prefix
+        let page = try range(RangeRequest(key: start, rangeEnd: end, limit: limit, revision: revision))
+        let rev = revision > 0 ? revision : page.revision
+        let total = continueAfter == nil ? page.count
+            : try range({ var r = RangeRequest(key: prefix, rangeEnd: end, revision: rev); r.countOnly = true; return r }()).count
+        return ListResult(kvs: page.kvs, more: page.more, count: total, revision: rev)
+    }
+
+    public func create(_ key: [UInt8], value: [UInt8], lease: Int64) async throws -> Int64 {
+        let r = try await txn(TxnRequest(compare: [Compare(key: key, .modRevision(0), .equal)],
+                                         success: [.put(PutRequest(key: key, value: value, lease: lease))]))
+        guard r.succeeded else { throw KeyValueStoreError.alreadyExists(key: key) }
+        return r.revision
+    }
+
+    public func update(_ key: [UInt8], value: [UInt8], expectedModRevision: Int64, lease: Int64) async throws -> ConditionalResult {
+        let r = try await txn(TxnRequest(compare: [Compare(key: key, .modRevision(expectedModRevision), .equal)],
+                                         success: [.put(PutRequest(key: key, value: value, lease: lease))],
+                                         failure: [.range(RangeRequest(key: key))]))
+        return MVCCStore.conditional(r)
+    }
+
+    public func delete(_ key: [UInt8], expectedModRevision: Int64?) async throws -> ConditionalResult {
+        let compare = expectedModRevision.map { [Compare(key: key, .modRevision($0), .equal)] } ?? []
+        let r = try await txn(TxnRequest(compare: compare, success: [.deleteRange(DeleteRangeRequest(key: key))],
+                                         failure: [.range(RangeRequest(key: key))]))
+        return MVCCStore.conditional(r)
+    }
+
+    static func conditional(_ r: TxnResponse) -> ConditionalResult {
+        if r.succeeded { return .succeeded(revision: r.revision) }
+        if case .range(let current)? = r.responses.first { return .conflict(current: current.kvs.first) }
+        return .conflict(current: nil)
+    }
+
+    public func watch(prefix: [UInt8], fromRevision: Int64) async throws -> AsyncThrowingStream<WatchUpdate, any Error> {
+        var req = WatchRequest(key: prefix, rangeEnd: prefix.isEmpty ? [0] : prefixRangeEnd(prefix), startRevision: fromRevision)
+        req.prevKV = true
+        if prefix.isEmpty { req.key = [0] }
+        let w = try watch(req)
+        return AsyncThrowingStream { continuation in
+            let task = Task {
+                do {
+                    while let update = try await w.next() {
+                        continuation.yield(update)
+                        if case .compacted = update { break }
+                    }
+                    continuation.finish()
+                } catch {
+                    continuation.finish(throwing: error)
+                }
+            }
+            continuation.onTermination = { _ in
+                w.cancel()
+                task.cancel()
+            }
+        }
+    }
+
+    public func count(prefix: [UInt8]) async throws -> Int64 {
+        var r = RangeRequest(key: prefix, rangeEnd: prefixRangeEnd(prefix))
+        r.countOnly = true
+        return try range(r).count
+    }
+
+    public func compact(_ revision: Int64) async throws {
+        _ = try await compact(revision, physical: false)
+    }
+
+    public func currentRevision() async throws -> Int64 { revision }
+
+    public func grantLease(ttl: Int64) async throws -> Int64 {
+        try await leaseGrant(ttl: ttl).id
+    }
+}

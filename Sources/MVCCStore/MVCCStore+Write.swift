@@ -1,0 +1,435 @@
+import Foundation
+import LSMTree
+
+// The write pipeline. Callers queue requests; one writer task drains the
+// queue, applies each request in order against the latest state (the engine
+// plus an overlay of what this group already wrote), commits the whole group
+// as one engine batch (one fdatasync), then publishes and answers.
+
+enum WriteOp: Sendable {
+    case txn(TxnRequest)
+    case compact(Int64)
+    case leaseGrant(id: Int64, ttl: Int64)
+    case leaseRevoke(Int64)
+    case disarm(Alarm)
+}
+
+enum WriteResult: Sendable {
+    case txn(TxnResponse)
+    case compacted(header: Int64)
+    case leaseGranted(id: Int64, ttl: Int64, header: Int64)
+    case leaseRevoked(header: Int64)
+    case disarmed
+}
+
+/// The queue between callers and the writer task.
+final class WriteQueue: @unchecked Sendable {
+    typealias Item = (op: WriteOp, done: CheckedContinuation<WriteResult, any Error>)
+    private let lock = NSLock()
+    private var pending: [Item] = []
+    private var waiter: CheckedContinuation<Void, Never>?
+    private var closed = false
+
+    func submit(_ op: WriteOp) async throws -> WriteResult {
+        try await withCheckedThrowingContinuation { c in
+            lock.lock()
+            if closed {
+                lock.unlock()
+                c.resume(throwing: MVCCError.closed)
+                return
+            }
+            pending.append((op, c))
+            let w = waiter
+            waiter = nil
+            lock.unlock()
+            w?.resume()
+        }
+    }
+
+    /// Every queued request, waiting for one; empty once closed and drained.
+    func next() async -> [Item] {
+        while true {
+            if let items = take() { return items }
+            await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                lock.withLock {
+                    if pending.isEmpty && !closed { waiter = c } else { c.resume() }
+                }
+            }
+        }
+    }
+
+    /// The queued requests, [] when closed and drained, nil when there is nothing yet.
+    private func take() -> [Item]? {
+        lock.withLock {
+            if !pending.isEmpty {
+                let items = pending
+                pending = []
+                return items
+            }
+            return closed ? [] : nil
+        }
+    }
+
+    func close() {
+        lock.lock()
+        closed = true
+        let w = waiter
+        waiter = nil
+        lock.unlock()
+        w?.resume()
+    }
+}
+
+/// What one group has written so far.
+struct GroupContext {
+    var revision: Int64
+    /// Latest records this group wrote (tombstones included), by key.
+    var overlay: [[UInt8]: Record] = [:]
+    var batch = WriteBatch()
+    /// Events by revision, in order.
+    var events: [(Int64, [Event])] = []
+    var leaseRows: [(Int64, Int64?)] = []
+}
+
+/// Changes of one transaction before it is known to succeed.
+struct TxnContext {
+    let revision: Int64
+    var overlay: [[UInt8]: Record] = [:]
+    var writes: [([UInt8], [UInt8])] = []
+    var events: [Event] = []
+    var attach: [(lease: Int64, key: [UInt8])] = []
+    var detach: [(lease: Int64, key: [UInt8])] = []
+    var sub = 0
+    var hasChanges: Bool { !events.isEmpty }
+}
+
+extension MVCCStore {
+    func writerLoop() async {
+        while true {
+            let items = await queue.next()
+            if items.isEmpty { return }
+            await process(items)
+        }
+    }
+
+    private func process(_ items: [WriteQueue.Item]) async {
+        var group = GroupContext(revision: currentRevision)
+        var results: [Result<WriteResult, any Error>] = []
+        var alarmsNow = activeAlarms
+        for item in items {
+            do {
+                results.append(.success(try apply(item.op, &group, alarms: &alarmsNow)))
+            } catch {
+                results.append(.failure(error))
+            }
+        }
+        let changed = group.revision != currentRevision || !group.leaseRows.isEmpty || alarmsNow != activeAlarms
+        if changed {
+            var revBytes: [UInt8] = []
+            revBytes.appendBE64(UInt64(group.revision))
+            group.batch.put(Layout.metaKey("rev"), revBytes)
+            group.batch.put(Layout.metaKey("alarm"), [alarmsNow.contains(.noSpace) ? 1 : 0])
+            for (id, ttl) in group.leaseRows {
+                if let ttl {
+                    var v: [UInt8] = []
+                    v.appendBE64(UInt64(bitPattern: ttl))
+                    group.batch.put(Layout.leaseKey(id), v)
+                } else {
+                    group.batch.delete(Layout.leaseKey(id))
+                }
+            }
+            do {
+                try await db.write(group.batch)
+            } catch {
+                // Nothing of this group is acknowledged; the engine is now read-only.
+                let e = MVCCError.storage(error)
+                for (item, _) in zip(items, results) { item.done.resume(throwing: e) }
+                return
+            }
+            currentRevision = group.revision
+            setAlarms(alarmsNow)
+            setPublished(group.revision)
+            hub.publish(group.events, through: group.revision)
+        }
+        for (item, result) in zip(items, results) { item.done.resume(with: result) }
+    }
+
+    private func apply(_ op: WriteOp, _ group: inout GroupContext, alarms: inout [Alarm]) throws -> WriteResult {
+        switch op {
+        case .txn(let req):
+            if alarms.contains(.noSpace) && MVCCStore.containsPut(req) { throw MVCCError.noSpace }
+            try validate(req, depth: 0)
+            var t = TxnContext(revision: group.revision + 1)
+            let resp = try execute(req, &t, group)
+            if t.hasChanges {
+                if MVCCStore.containsPut(req) && db.statistics.diskBytes > options.quotaBytes {
+                    alarms = [.noSpace]
+                    throw MVCCError.noSpace
+                }
+                commit(t, into: &group)
+                return .txn(TxnResponse(revision: group.revision, succeeded: resp.succeeded, responses: resp.responses))
+            }
+            return .txn(TxnResponse(revision: group.revision, succeeded: resp.succeeded, responses: resp.responses))
+        case .compact(let rev):
+            if rev > group.revision { throw MVCCError.futureRevision }
+            if rev <= compactedRevision { throw MVCCError.compacted }
+            var v: [UInt8] = []
+            v.appendBE64(UInt64(rev))
+            // Durable before it takes effect: the filter must never drop history a restart would still serve.
+            try db.put(Layout.metaKey("compact"), v, sync: true)
+            setCompacted(rev)
+            hub.compacted(rev)
+            return .compacted(header: group.revision)
+        case .leaseGrant(let id, let ttl):
+            let (gid, gttl) = try lessor.grant(id: id, ttl: ttl)
+            group.leaseRows.append((gid, gttl))
+            return .leaseGranted(id: gid, ttl: gttl, header: group.revision)
+        case .leaseRevoke(let id):
+            guard let keys = lessor.keys(of: id) else { throw MVCCError.leaseNotFound }
+            var t = TxnContext(revision: group.revision + 1)
+            for key in keys.sorted(by: { $0.lexicographicallyPrecedes($1) }) {
+                _ = try deleteKeys(KeyRange(key: key, rangeEnd: []), prevKV: false, &t, group)
+            }
+            lessor.revoke(id)
+            group.leaseRows.append((id, nil))
+            if t.hasChanges { commit(t, into: &group) }
+            return .leaseRevoked(header: group.revision)
+        case .disarm(let a):
+            alarms.removeAll { $0 == a }
+            return .disarmed
+        }
+    }
+
+    private static func containsPut(_ req: TxnRequest) -> Bool {
+        (req.success + req.failure).contains { op in
+            switch op {
+            case .put: return true
+            case .txn(let t): return containsPut(t)
+            default: return false
+            }
+        }
+    }
+
+    /// etcd's checks before a txn runs: keys present, op count, no key written twice in a branch.
+    private func validate(_ req: TxnRequest, depth: Int) throws {
+        if req.compare.count > options.maxTxnOps || req.success.count > options.maxTxnOps || req.failure.count > options.maxTxnOps {
+            throw MVCCError.tooManyOps
+        }
+        for c in req.compare where c.key.isEmpty { throw MVCCError.emptyKey }
+        for branch in [req.success, req.failure] {
+            var puts: [[UInt8]] = []
+            var deletes: [KeyRange] = []
+            for op in branch {
+                switch op {
+                case .range(let r): if r.key.isEmpty { throw MVCCError.emptyKey }
+                case .put(let p):
+                    if p.key.isEmpty { throw MVCCError.emptyKey }
+                    if puts.contains(p.key) { throw MVCCError.duplicateKey }
+                    puts.append(p.key)
+                case .deleteRange(let d):
+                    if d.key.isEmpty { throw MVCCError.emptyKey }
+                    deletes.append(KeyRange(key: d.key, rangeEnd: d.rangeEnd))
+                case .txn(let t): try validate(t, depth: depth + 1)
+                }
+            }
+            for p in puts where deletes.contains(where: { $0.contains(p) }) { throw MVCCError.duplicateKey }
+        }
+    }
+
+    private func commit(_ t: TxnContext, into group: inout GroupContext) {
+        group.revision = t.revision
+        for (k, v) in t.writes { group.batch.put(k, v) }
+        for (k, r) in t.overlay { group.overlay[k] = r }
+        group.events.append((t.revision, t.events))
+        for (lease, key) in t.detach { lessor.detach(lease, key: key) }
+        for (lease, key) in t.attach { lessor.attach(lease, key: key) }
+    }
+
+    // MARK: Latest state (write path)
+
+    /// The latest record of `key` (live or tombstone) as this transaction sees it.
+    private func latest(_ key: [UInt8], _ t: TxnContext, _ group: GroupContext) throws -> Record? {
+        if let r = t.overlay[key] { return r }
+        if let r = group.overlay[key] { return r }
+        guard let raw = try db.get(Layout.currentKey(key)) else { return nil }
+        guard let (r, _) = Record.decode(raw, withSuccessor: false) else {
+            throw MVCCError.storage(LSMError(.corruption, "undecodable record for key \(key)"))
+        }
+        return r
+    }
+
+    /// Live keys in `range` as this transaction sees them, in key order.
+    private func latestRange(_ range: KeyRange, _ t: TxnContext, _ group: GroupContext) throws -> [KeyValue] {
+        if range.isSingleKey {
+            guard let r = try latest(range.start, t, group), !r.isTombstone else { return [] }
+            return [r.keyValue(range.start)]
+        }
+        var merged: [[UInt8]: Record] = [:]
+        let it = try db.makeIterator(from: Layout.currentKey(range.start),
+                                     to: range.end.map(Layout.currentKey) ?? [Layout.current + 1])
+        while let (k, v) = try it.next() {
+            if let (r, _) = Record.decode(v, withSuccessor: false) { merged[Array(k.dropFirst())] = r }
+        }
+        for (k, r) in group.overlay where range.contains(k) { merged[k] = r }
+        for (k, r) in t.overlay where range.contains(k) { merged[k] = r }
+        return merged.filter { !$0.value.isTombstone }
+            .sorted { $0.key.lexicographicallyPrecedes($1.key) }
+            .map { $0.value.keyValue($0.key) }
+    }
+
+    // MARK: Transactions
+
+    private func execute(_ req: TxnRequest, _ t: inout TxnContext, _ group: GroupContext) throws -> (succeeded: Bool, responses: [ResponseOp]) {
+        let succeeded = try req.compare.allSatisfy { try evaluate($0, t, group) }
+        var responses: [ResponseOp] = []
+        for op in succeeded ? req.success : req.failure {
+            switch op {
+            case .range(let r):
+                let header = t.revision - (t.hasChanges ? 0 : 1)
+                if r.revision > 0 && r.revision < header {
+                    let compacted = compactedRevision
+                    if r.revision < compacted { throw MVCCError.compacted }
+                    responses.append(.range(try shape(readRange(KeyRange(key: r.key, rangeEnd: r.rangeEnd), at: r.revision, snapshot: nil), r, header: header)))
+                } else {
+                    if r.revision > header { throw MVCCError.futureRevision }
+                    responses.append(.range(try shape(latestRange(KeyRange(key: r.key, rangeEnd: r.rangeEnd), t, group), r, header: header)))
+                }
+            case .put(let p):
+                responses.append(.put(try put(p, &t, group)))
+            case .deleteRange(let d):
+                responses.append(.deleteRange(try deleteKeys(KeyRange(key: d.key, rangeEnd: d.rangeEnd), prevKV: d.prevKV, &t, group)))
+            case .txn(let nested):
+                let r = try execute(nested, &t, group)
+                responses.append(.txn(TxnResponse(revision: 0, succeeded: r.succeeded, responses: r.responses)))
+            }
+        }
+        // Headers of responses inside a txn carry the txn's revision.
+        let header = t.hasChanges ? t.revision : t.revision - 1
+        return (succeeded, responses.map { $0.withHeader(header) })
+    }
+
+    private func evaluate(_ c: Compare, _ t: TxnContext, _ group: GroupContext) throws -> Bool {
+        let range = KeyRange(key: c.key, rangeEnd: c.rangeEnd)
+        let kvs: [KeyValue?]
+        if range.isSingleKey {
+            let r = try latest(c.key, t, group)
+            kvs = [r.flatMap { $0.isTombstone ? nil : $0.keyValue(c.key) }]
+        } else {
+            kvs = try latestRange(range, t, group)
+        }
+        for kv in kvs {
+            let ordering: Int
+            switch c.target {
+            case .value(let v):
+                // A value compare on a missing key is false (etcd applyCompare).
+                guard let kv else { return false }
+                ordering = kv.value.lexicographicallyPrecedes(v) ? -1 : (kv.value == v ? 0 : 1)
+            case .version(let v): ordering = cmp(kv?.version ?? 0, v)
+            case .createRevision(let v): ordering = cmp(kv?.createRevision ?? 0, v)
+            case .modRevision(let v): ordering = cmp(kv?.modRevision ?? 0, v)
+            case .lease(let v): ordering = cmp(kv?.lease ?? 0, v)
+            }
+            let ok: Bool
+            switch c.result {
+            case .equal: ok = ordering == 0
+            case .notEqual: ok = ordering != 0
+            case .less: ok = ordering < 0
+            case .greater: ok = ordering > 0
+            }
+            if !ok { return false }
+        }
+        return true
+    }
+
+    private func cmp(_ a: Int64, _ b: Int64) -> Int { a < b ? -1 : (a == b ? 0 : 1) }
+
+    private func put(_ p: PutRequest, _ t: inout TxnContext, _ group: GroupContext) throws -> PutResponse {
+        let prev = try latest(p.key, t, group)
+        let live = prev.flatMap { $0.isTombstone ? nil : $0 }
+        if (p.ignoreValue || p.ignoreLease) && live == nil { throw MVCCError.keyNotFound }
+        let value = p.ignoreValue ? live!.value : p.value
+        let lease = p.ignoreLease ? live!.lease : p.lease
+        if lease != 0 && !lessor.exists(lease) { throw MVCCError.leaseNotFound }
+        let rev = t.revision
+        let record = Record(createRevision: live?.createRevision ?? rev, modRevision: rev,
+                            version: (live?.version ?? 0) + 1, lease: lease, value: value, isTombstone: false)
+        stage(p.key, record, prev: prev, type: .put, &t)
+        if let old = live?.lease, old != 0, old != lease { t.detach.append((old, p.key)) }
+        if lease != 0 { t.attach.append((lease, p.key)) }
+        return PutResponse(revision: rev, prevKV: p.prevKV ? live?.keyValue(p.key) : nil)
+    }
+
+    private func deleteKeys(_ range: KeyRange, prevKV: Bool, _ t: inout TxnContext, _ group: GroupContext) throws -> DeleteRangeResponse {
+        let victims = try latestRange(range, t, group)
+        for kv in victims {
+            let prev = try latest(kv.key, t, group)
+            stage(kv.key, .tombstone(at: t.revision), prev: prev, type: .delete, &t)
+            if kv.lease != 0 { t.detach.append((kv.lease, kv.key)) }
+        }
+        return DeleteRangeResponse(revision: t.revision, deleted: Int64(victims.count), prevKVs: prevKV ? victims : [])
+    }
+
+    /// Stages the rows and the event of one change.
+    private func stage(_ key: [UInt8], _ record: Record, prev: Record?, type: EventType, _ t: inout TxnContext) {
+        t.overlay[key] = record
+        t.writes.append((Layout.currentKey(key), record.encode()))
+        if let prev, prev.modRevision != record.modRevision {
+            t.writes.append((Layout.historyKey(key, prev.modRevision), prev.encode(successor: record.modRevision)))
+        }
+        let live = prev.flatMap { $0.isTombstone ? nil : $0 }
+        t.writes.append((Layout.logKey(t.revision, t.sub), LogEntry(type: type, key: key, prevModRevision: live?.modRevision ?? 0).encode()))
+        t.sub += 1
+        let kv = type == .put ? record.keyValue(key)
+            : KeyValue(key: key, createRevision: 0, modRevision: record.modRevision, version: 0, value: [], lease: 0)
+        t.events.append(Event(type: type, kv: kv, prevKV: live?.keyValue(key)))
+    }
+
+    // MARK: Leases
+
+    public func leaseGrant(id: Int64 = 0, ttl: Int64) async throws -> (id: Int64, ttl: Int64) {
+        guard case .leaseGranted(let gid, let gttl, _) = try await queue.submit(.leaseGrant(id: id, ttl: ttl)) else {
+            preconditionFailure()
+        }
+        return (gid, gttl)
+    }
+
+    /// Revokes a lease and deletes its keys in one revision.
+    public func leaseRevoke(_ id: Int64) async throws -> Int64 {
+        guard case .leaseRevoked(let header) = try await queue.submit(.leaseRevoke(id)) else { preconditionFailure() }
+        return header
+    }
+
+    /// Refreshes a lease; returns its TTL, or 0 when it does not exist (etcd's keep-alive answer).
+    public func leaseKeepAlive(_ id: Int64) -> Int64 { lessor.keepAlive(id) }
+
+    /// Remaining and granted TTL and the attached keys; nil when the lease does not exist.
+    public func leaseTimeToLive(_ id: Int64) -> (ttl: Int64, granted: Int64, keys: [[UInt8]])? { lessor.timeToLive(id) }
+
+    public func leases() -> [Int64] { lessor.ids() }
+
+    /// Revokes every expired lease now (the lease loop calls this periodically).
+    public func expireLeases() async {
+        for id in lessor.expired() {
+            _ = try? await leaseRevoke(id)
+        }
+    }
+
+    func leaseLoop() async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: options.leaseCheckInterval)
+            if Task.isCancelled { return }
+            await expireLeases()
+        }
+    }
+}
+
+extension ResponseOp {
+    func withHeader(_ rev: Int64) -> ResponseOp {
+        switch self {
+        case .range(var r): r.revision = rev; return .range(r)
+        case .put(var p): p.revision = rev; return .put(p)
+        case .deleteRange(var d): d.revision = rev; return .deleteRange(d)
+        case .txn(var t): t.revision = rev; t.responses = t.responses.map { $0.withHeader(rev) }; return .txn(t)
+        }
+    }
+}

@@ -1,0 +1,324 @@
+import Foundation
+import LSMTree
+import Atomics
+
+/// Options of an MVCC store.
+public struct MVCCOptions: Sendable {
+    /// Engine options; `syncMode` .always makes every acknowledged write durable.
+    public var engine = LSMOptions()
+    /// Size of the store at which writes fail with "database space exceeded"
+    /// and a NOSPACE alarm is raised (etcd's --quota-backend-bytes).
+    public var quotaBytes: UInt64 = 2 << 30
+    /// etcd's --max-txn-ops.
+    public var maxTxnOps = 128
+    /// Leases granted with a shorter TTL get this one (etcd: 1.5 × election timeout).
+    public var minLeaseTTL: Int64 = 2
+    /// How often expired leases are looked for.
+    public var leaseCheckInterval: Duration = .milliseconds(500)
+    /// Events buffered for a watcher before it falls back to reading history from the store.
+    public var watcherBufferEvents = 1024
+    /// Seconds since an arbitrary start; leases expire by this clock (tests replace it).
+    public var clock: @Sendable () -> Double = { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
+
+    public init() {
+        engine.compression = true
+    }
+}
+
+/// Alarms, as etcd's AlarmType.
+public enum Alarm: Sendable, Equatable {
+    case noSpace
+    case corrupt
+}
+
+/// etcd's data model on the LSM engine: a store-wide revision, key history by
+/// revision, range at a revision, transactions, compaction, watch and leases.
+/// See docs/store.md for the key layout and the write pipeline.
+///
+/// Writes go through one writer task that takes every queued request,
+/// applies them in order (each write transaction gets the next revision),
+/// commits them as ONE engine batch with one fdatasync, then publishes the
+/// new revision to readers and watchers and answers the callers — group
+/// commit at the MVCC level. Reads run concurrently at the published revision.
+public final class MVCCStore: @unchecked Sendable {
+    let db: LSMTree
+    let options: MVCCOptions
+    let lock = NSLock()
+    /// Last revision applied by the writer (may not be published yet). Writer only.
+    var currentRevision: Int64 = 1
+    /// Revision readers and watchers see; guarded by `lock`.
+    private(set) var publishedRevision: Int64 = 1
+    private(set) var compactRevision: Int64 = 0
+    private let compactRevisionForFilter: ManagedAtomic<Int64>
+    private(set) var alarms: [Alarm] = []
+    let queue = WriteQueue()
+    let hub: WatchHub
+    let lessor: Lessor
+    private var writerTask: Task<Void, Never>?
+    private var leaseTask: Task<Void, Never>?
+    /// Identity reported in response headers (stable per data directory).
+    public let clusterID: UInt64
+    public let memberID: UInt64
+
+    /// Opens or creates a store in `path`.
+    public static func open(path: String, options: MVCCOptions = MVCCOptions()) throws -> MVCCStore {
+        try MVCCStore(path: path, options: options)
+    }
+
+    private init(path: String, options: MVCCOptions) throws {
+        self.options = options
+        let compactAtomic = ManagedAtomic<Int64>(0)
+        self.compactRevisionForFilter = compactAtomic
+        var engine = options.engine
+        engine.compactionFilter = MVCCCompactionFilter(compactRevision: compactAtomic)
+        db = try LSMTree.open(path: path, options: engine)
+        hub = WatchHub()
+        lessor = Lessor(clock: options.clock, minTTL: options.minLeaseTTL)
+        // Recover the counters, the identity and the leases.
+        if let r = try db.get(Layout.metaKey("rev")), r.count == 8 { currentRevision = Int64(bitPattern: r.readBE64(at: 0)) }
+        if let c = try db.get(Layout.metaKey("compact")), c.count == 8 { compactRevision = Int64(bitPattern: c.readBE64(at: 0)) }
+        if let a = try db.get(Layout.metaKey("alarm")), a.first == 1 { alarms = [.noSpace] }
+        if let id = try db.get(Layout.metaKey("id")), id.count == 16 {
+            clusterID = id.readBE64(at: 0)
+            memberID = id.readBE64(at: 8)
+        } else {
+            clusterID = UInt64.random(in: 1...UInt64.max >> 1)
+            memberID = UInt64.random(in: 1...UInt64.max >> 1)
+            var v: [UInt8] = []
+            v.appendBE64(clusterID)
+            v.appendBE64(memberID)
+            try db.put(Layout.metaKey("id"), v, sync: true)
+        }
+        compactAtomic.store(compactRevision, ordering: .relaxed)
+        publishedRevision = currentRevision
+        hub.publishedRevision = currentRevision
+        let leaseRows = try db.makeIterator(from: [Layout.lease], to: [Layout.lease + 1])
+        while let (k, v) = try leaseRows.next() {
+            guard k.count == 9 else { continue }
+            let id = Int64(bitPattern: k.readBE64(at: 1))
+            lessor.restore(id: id, ttl: Int64(bitPattern: v.count == 8 ? v.readBE64(at: 0) : 0))
+        }
+        let currentRows = try db.makeIterator(from: [Layout.current], to: [Layout.current + 1])
+        while let (k, v) = try currentRows.next() {
+            if let (r, _) = Record.decode(v, withSuccessor: false), !r.isTombstone, r.lease != 0 {
+                lessor.attach(r.lease, key: Array(k.dropFirst()))
+            }
+        }
+        writerTask = Task.detached { [self] in await writerLoop() }
+        leaseTask = Task.detached { [self] in await leaseLoop() }
+    }
+
+    /// Stops the writer and the lease clock, fails queued requests and closes the engine.
+    public func close() async throws {
+        queue.close()
+        await writerTask?.value
+        leaseTask?.cancel()
+        await leaseTask?.value
+        hub.closeAll()
+        try db.close()
+    }
+
+    /// The current (published) revision.
+    public var revision: Int64 { lock.withLock { publishedRevision } }
+
+    /// The revision below which history was compacted away.
+    public var compactedRevision: Int64 { lock.withLock { compactRevision } }
+
+    public var activeAlarms: [Alarm] { lock.withLock { alarms } }
+
+    /// Bytes the store occupies on disk.
+    public var sizeBytes: UInt64 { db.statistics.diskBytes }
+
+    public var engineStatistics: LSMStatistics { db.statistics }
+
+    // MARK: Reads
+
+    /// A range read, at `request.revision` or the current revision.
+    public func range(_ request: RangeRequest) throws -> RangeResponse {
+        let (current, compacted) = lock.withLock { (publishedRevision, compactRevision) }
+        let rev = request.revision > 0 ? request.revision : current
+        if rev > current { throw MVCCError.futureRevision }
+        if rev < compacted { throw MVCCError.compacted }
+        let snapshot = db.snapshot()
+        let found = try readRange(KeyRange(key: request.key, rangeEnd: request.rangeEnd), at: rev, snapshot: snapshot)
+        return try shape(found, request, header: current)
+    }
+
+    /// The live versions in `range` at revision `rev`, in key order.
+    func readRange(_ range: KeyRange, at rev: Int64, snapshot: Snapshot?) throws -> [KeyValue] {
+        do {
+            if range.isSingleKey {
+                guard let raw = try db.get(Layout.currentKey(range.start), snapshot: snapshot),
+                      let r = try resolve(range.start, current: raw, at: rev, snapshot: snapshot)
+                else { return [] }
+                return [r.keyValue(range.start)]
+            }
+            var out: [KeyValue] = []
+            let it = try db.makeIterator(from: Layout.currentKey(range.start),
+                                         to: range.end.map(Layout.currentKey) ?? [Layout.current + 1],
+                                         snapshot: snapshot)
+            while let (k, v) = try it.next() {
+                let key = Array(k.dropFirst())
+                if let r = try resolve(key, current: v, at: rev, snapshot: snapshot) { out.append(r.keyValue(key)) }
+            }
+            return out
+        } catch let e as MVCCError {
+            throw e
+        } catch {
+            throw MVCCError.storage(error)
+        }
+    }
+
+    /// The live version of `key` at `rev`, given its current row.
+    func resolve(_ key: [UInt8], current raw: [UInt8], at rev: Int64, snapshot: Snapshot?) throws -> Record? {
+        guard let (r, _) = Record.decode(raw, withSuccessor: false) else {
+            throw MVCCError.storage(LSMError(.corruption, "undecodable record for key \(key)"))
+        }
+        if r.modRevision <= rev { return r.isTombstone ? nil : r }
+        return try historical(key, at: rev, snapshot: snapshot)
+    }
+
+    /// The newest superseded version of `key` at or below `rev`, if live.
+    func historical(_ key: [UInt8], at rev: Int64, snapshot: Snapshot?) throws -> Record? {
+        let it = try db.makeIterator(from: Layout.historyKey(key, rev), to: prefixRangeEnd(Layout.historyPrefix(key)),
+                                     snapshot: snapshot)
+        guard let (_, v) = try it.next(), let (r, _) = Record.decode(v, withSuccessor: true) else { return nil }
+        return r.isTombstone ? nil : r
+    }
+
+    /// The version of `key` written exactly at `rev` (for watch history), if still stored.
+    func version(_ key: [UInt8], at rev: Int64) throws -> Record? {
+        if let raw = try db.get(Layout.currentKey(key)), let (r, _) = Record.decode(raw, withSuccessor: false),
+           r.modRevision == rev {
+            return r.isTombstone ? nil : r
+        }
+        guard let v = try db.get(Layout.historyKey(key, rev)), let (r, _) = Record.decode(v, withSuccessor: true),
+              r.modRevision == rev
+        else { return nil }
+        return r.isTombstone ? nil : r
+    }
+
+    /// Applies etcd's filters, sort, limit, keys-only and count-only to a range result.
+    func shape(_ all: [KeyValue], _ req: RangeRequest, header: Int64) throws -> RangeResponse {
+        var kvs = all
+        let count = Int64(kvs.count)
+        if req.minModRevision > 0 { kvs.removeAll { $0.modRevision < req.minModRevision } }
+        if req.maxModRevision > 0 { kvs.removeAll { $0.modRevision > req.maxModRevision } }
+        if req.minCreateRevision > 0 { kvs.removeAll { $0.createRevision < req.minCreateRevision } }
+        if req.maxCreateRevision > 0 { kvs.removeAll { $0.createRevision > req.maxCreateRevision } }
+        var order = req.sortOrder
+        if order == .none && req.sortTarget != .key { order = .ascend }
+        if order != .none {
+            func less(_ a: KeyValue, _ b: KeyValue) -> Bool {
+                switch req.sortTarget {
+                case .key: return a.key.lexicographicallyPrecedes(b.key)
+                case .version: return a.version < b.version
+                case .create: return a.createRevision < b.createRevision
+                case .mod: return a.modRevision < b.modRevision
+                case .value: return a.value.lexicographicallyPrecedes(b.value)
+                }
+            }
+            // Stable, so that ties keep key order as etcd's sort.SliceStable does.
+            let indexed = kvs.enumerated().sorted { x, y in
+                if less(x.element, y.element) { return order == .ascend }
+                if less(y.element, x.element) { return order == .descend }
+                return x.offset < y.offset
+            }
+            kvs = indexed.map(\.element)
+        }
+        var more = false
+        if req.limit > 0 && kvs.count > Int(req.limit) {
+            kvs.removeSubrange(Int(req.limit)...)
+            more = true
+        }
+        if req.countOnly { kvs = [] }
+        if req.keysOnly { for i in kvs.indices { kvs[i].value = [] } }
+        return RangeResponse(revision: header, kvs: kvs, more: more, count: count)
+    }
+
+    // MARK: Writes
+
+    public func put(_ request: PutRequest) async throws -> PutResponse {
+        let r = try await txn(TxnRequest(success: [.put(request)]))
+        guard case .put(let p)? = r.responses.first else { preconditionFailure("put answered with \(r)") }
+        return p
+    }
+
+    public func deleteRange(_ request: DeleteRangeRequest) async throws -> DeleteRangeResponse {
+        let r = try await txn(TxnRequest(success: [.deleteRange(request)]))
+        guard case .deleteRange(let d)? = r.responses.first else { preconditionFailure("delete answered with \(r)") }
+        return d
+    }
+
+    public func txn(_ request: TxnRequest) async throws -> TxnResponse {
+        guard case .txn(let r) = try await queue.submit(.txn(request)) else { preconditionFailure() }
+        return r
+    }
+
+    /// Makes history below `revision` unreadable; the engine drops it as it
+    /// compacts. With `physical`, waits until it is gone from disk.
+    public func compact(_ revision: Int64, physical: Bool = false) async throws -> Int64 {
+        guard case .compacted(let header) = try await queue.submit(.compact(revision)) else { preconditionFailure() }
+        if physical { try await compactStorage() }
+        return header
+    }
+
+    /// Rewrites every table so that compacted history leaves the disk now
+    /// (what etcd's Defragment achieves, without blocking reads or writes).
+    public func compactStorage() async throws {
+        let db = self.db
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
+            Thread.detachNewThread {
+                do {
+                    try db.compactRange()
+                    c.resume()
+                } catch {
+                    c.resume(throwing: MVCCError.storage(error))
+                }
+            }
+        }
+    }
+
+    /// Deactivates an alarm (etcd's Alarm DEACTIVATE).
+    public func disarm(_ alarm: Alarm) async throws {
+        _ = try await queue.submit(.disarm(alarm))
+    }
+
+    func setPublished(_ rev: Int64) {
+        lock.withLock { publishedRevision = rev }
+    }
+
+    func setCompacted(_ rev: Int64) {
+        lock.withLock { compactRevision = rev }
+        compactRevisionForFilter.store(rev, ordering: .relaxed)
+    }
+
+    func setAlarms(_ a: [Alarm]) {
+        lock.withLock { alarms = a }
+    }
+}
+
+/// Drops the rows that Compact(C) made dead (see the layout in KeyValue.swift).
+struct MVCCCompactionFilter: CompactionFilter {
+    let compactRevision: ManagedAtomic<Int64>
+
+    func shouldDrop(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) -> Bool {
+        let c = compactRevision.load(ordering: .relaxed)
+        guard c > 0, let kind = key.first else { return false }
+        switch kind {
+        case Layout.history:
+            guard let (_, _, successor) = Record.peek(value, withSuccessor: true) else { return false }
+            return successor <= c
+        case Layout.current:
+            guard let (mod, tomb, _) = Record.peek(value, withSuccessor: false) else { return false }
+            return tomb && mod <= c
+        case Layout.log:
+            guard key.count >= 9 else { return false }
+            var rev: UInt64 = 0
+            for i in 1...8 { rev = rev << 8 | UInt64(key[i]) }
+            return Int64(rev) < c
+        default:
+            return false
+        }
+    }
+}

@@ -1,0 +1,273 @@
+import Foundation
+import LSMTree
+
+/// What to watch: etcd's WatchCreateRequest.
+public struct WatchRequest: Sendable {
+    public var key: [UInt8]
+    /// Empty: the single key; [0]: every key >= key; else [key, rangeEnd).
+    public var rangeEnd: [UInt8] = []
+    /// 0: from the next revision; else replay history from this revision on.
+    public var startRevision: Int64 = 0
+    public var prevKV = false
+    public var noPut = false
+    public var noDelete = false
+
+    public init(key: [UInt8], rangeEnd: [UInt8] = [], startRevision: Int64 = 0, prevKV: Bool = false) {
+        self.key = key
+        self.rangeEnd = rangeEnd
+        self.startRevision = startRevision
+        self.prevKV = prevKV
+    }
+}
+
+public enum WatchUpdate: Sendable, Equatable {
+    /// Events of one or more whole revisions, in revision order.
+    case events([Event])
+    /// The watch fell behind compaction (or started below it) and is over;
+    /// resume with a fresh read at or after this revision.
+    case compacted(Int64)
+}
+
+/// The watchers of one store. Writers publish each committed revision's
+/// events; a watcher that is caught up ("synced") gets them pushed into a
+/// bounded buffer. A watcher that starts in the past, or whose buffer
+/// overflows because its consumer is slow, is "unsynced": its consumer reads
+/// the missing revisions from the store's revision log itself, then rejoins.
+/// Writers therefore never wait for watchers, and a watcher's memory is
+/// bounded.
+final class WatchHub: @unchecked Sendable {
+    final class State: @unchecked Sendable {  // every field is guarded by the hub lock
+        let range: KeyRange
+        let request: WatchRequest
+        /// Every revision up to this one has been delivered or queued.
+        var covered: Int64
+        var synced: Bool
+        var pending: [Event] = []
+        var waiter: CheckedContinuation<Void, Never>?
+        var canceled = false
+        var compactedAt: Int64?
+
+        init(request: WatchRequest, covered: Int64, synced: Bool) {
+            self.request = request
+            self.range = KeyRange(key: request.key, rangeEnd: request.rangeEnd)
+            self.covered = covered
+            self.synced = synced
+        }
+
+        func matches(_ e: Event) -> Bool {
+            if e.type == .put && request.noPut { return false }
+            if e.type == .delete && request.noDelete { return false }
+            if request.startRevision > 0 && e.kv.modRevision < request.startRevision { return false }
+            return range.contains(e.kv.key)
+        }
+
+        func wake() {
+            let w = waiter
+            waiter = nil
+            w?.resume()
+        }
+    }
+
+    let lock = NSLock()
+    var publishedRevision: Int64 = 0
+    var compactRevision: Int64 = 0
+    var bufferLimit = 1024
+    private var watchers: [ObjectIdentifier: State] = [:]
+
+    var count: Int { lock.withLock { watchers.count } }
+
+    func add(_ request: WatchRequest) -> State {
+        lock.withLock {
+            let s: State
+            if request.startRevision <= 0 || request.startRevision > publishedRevision {
+                s = State(request: request, covered: publishedRevision, synced: true)
+            } else {
+                s = State(request: request, covered: request.startRevision - 1, synced: false)
+            }
+            watchers[ObjectIdentifier(s)] = s
+            return s
+        }
+    }
+
+    func remove(_ s: State) {
+        lock.withLock {
+            s.canceled = true
+            watchers[ObjectIdentifier(s)] = nil
+            s.wake()
+        }
+    }
+
+    /// Called by the writer, in revision order, after the revisions are durable.
+    func publish(_ revisions: [(Int64, [Event])], through last: Int64) {
+        lock.withLock {
+            for (rev, events) in revisions {
+                for s in watchers.values where s.synced && !s.canceled {
+                    let mine = events.filter(s.matches)
+                    if !mine.isEmpty {
+                        if s.pending.count + mine.count > bufferLimit {
+                            s.synced = false  // the consumer catches up from the store
+                            continue
+                        }
+                        s.pending.append(contentsOf: mine)
+                        s.wake()
+                    }
+                    s.covered = rev
+                }
+            }
+            publishedRevision = last
+            for s in watchers.values where s.synced { s.covered = last }
+        }
+    }
+
+    func compacted(_ rev: Int64) {
+        lock.withLock {
+            compactRevision = rev
+            // Unsynced watchers that still need history below the new compaction point are over.
+            for s in watchers.values where !s.synced && s.covered + 1 < rev {
+                s.compactedAt = rev
+                s.wake()
+            }
+        }
+    }
+
+    func closeAll() {
+        lock.withLock {
+            for s in watchers.values {
+                s.canceled = true
+                s.wake()
+            }
+            watchers.removeAll()
+        }
+    }
+}
+
+/// One watch. `next()` returns updates in revision order, never splitting a
+/// revision, never repeating or skipping one; nil once canceled.
+public final class Watch: @unchecked Sendable {
+    private let store: MVCCStore
+    let state: WatchHub.State
+    /// Revisions read from the store per catch-up step.
+    private let catchUpRevisions: Int64 = 1000
+
+    init(store: MVCCStore, state: WatchHub.State) {
+        self.store = store
+        self.state = state
+    }
+
+    /// Whether every published revision has been handed to the consumer
+    /// (what etcd's progress notifications require).
+    public var isSynced: Bool {
+        store.hub.lock.withLock { state.synced && state.pending.isEmpty }
+    }
+
+    public func cancel() { store.hub.remove(state) }
+
+    private enum Step {
+        case done(WatchUpdate?)
+        case readHistory(from: Int64, through: Int64)
+        case again
+        case wait
+    }
+
+    /// Decides the next step under the hub lock.
+    private func step() -> Step {
+        let hub = store.hub
+        return hub.lock.withLock {
+            if state.canceled { return .done(nil) }
+            if let c = state.compactedAt { return .done(.compacted(c)) }
+            if !state.pending.isEmpty {
+                let events = state.pending
+                state.pending = []
+                return .done(.events(events))
+            }
+            guard !state.synced else { return .wait }
+            let from = state.covered + 1
+            if from < hub.compactRevision {
+                state.compactedAt = hub.compactRevision
+                return .done(.compacted(hub.compactRevision))
+            }
+            if from > hub.publishedRevision {
+                state.synced = true
+                return .again
+            }
+            return .readHistory(from: from, through: min(hub.publishedRevision, from + catchUpRevisions - 1))
+        }
+    }
+
+    public func next() async throws -> WatchUpdate? {
+        let hub = store.hub
+        while true {
+            switch step() {
+            case .done(let update):
+                if case .compacted = update { cancel() }
+                return update
+            case .again:
+                continue
+            case .readHistory(let from, let through):
+                let events = try store.history(from: from, through: through, for: state)
+                hub.lock.withLock { if state.covered < through { state.covered = through } }
+                if !events.isEmpty { return .events(events) }
+            case .wait:
+                try Task.checkCancellation()
+                let state = self.state
+                await withTaskCancellationHandler {
+                    await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                        hub.lock.withLock {
+                            if state.pending.isEmpty && state.synced && !state.canceled && state.compactedAt == nil
+                                && !Task.isCancelled {
+                                state.waiter = c
+                            } else {
+                                c.resume()
+                            }
+                        }
+                    }
+                } onCancel: {
+                    hub.lock.withLock { state.wake() }
+                }
+            }
+        }
+    }
+}
+
+extension MVCCStore {
+    /// Starts a watch. Throws `compacted` when the start revision is below the
+    /// compaction point (etcd answers with a canceled watch carrying it).
+    public func watch(_ request: WatchRequest) throws -> Watch {
+        let compacted = compactedRevision
+        if request.startRevision > 0 && request.startRevision < compacted { throw MVCCError.compacted }
+        return Watch(store: self, state: hub.add(request))
+    }
+
+    public var watcherCount: Int { hub.count }
+
+    /// Events of revisions [from, through] that the watcher wants, read from the revision log.
+    func history(from: Int64, through: Int64, for s: WatchHub.State) throws -> [Event] {
+        do {
+            var out: [Event] = []
+            let it = try db.makeIterator(from: Layout.logKey(from, 0), to: Layout.logKey(through + 1, 0))
+            while let (k, v) = try it.next() {
+                guard k.count == 13, let entry = LogEntry.decode(v) else { continue }
+                let rev = Int64(k.readBE64(at: 1))
+                let kv: KeyValue
+                switch entry.type {
+                case .put:
+                    guard let r = try version(entry.key, at: rev) else { continue }
+                    kv = r.keyValue(entry.key)
+                case .delete:
+                    kv = KeyValue(key: entry.key, createRevision: 0, modRevision: rev, version: 0, value: [], lease: 0)
+                }
+                var e = Event(type: entry.type, kv: kv, prevKV: nil)
+                guard s.matches(e) else { continue }
+                if s.request.prevKV && entry.prevModRevision > 0 {
+                    e.prevKV = try version(entry.key, at: entry.prevModRevision)?.keyValue(entry.key)
+                }
+                out.append(e)
+            }
+            return out
+        } catch let e as MVCCError {
+            throw e
+        } catch {
+            throw MVCCError.storage(error)
+        }
+    }
+}

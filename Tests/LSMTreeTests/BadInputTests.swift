@@ -1,0 +1,170 @@
+import Foundation
+import Testing
+@testable import LSMTree
+
+@Suite struct BadInputTests {
+    func makeStore(_ path: String) throws {
+        let db = try LSMTree.open(path: path, options: tinyOptions())
+        for i in 0..<100 { try db.put(bytes("k\(i)"), bytes("v\(i)")) }
+        try db.flush()
+        try db.put(bytes("in-wal"), bytes("yes"))
+        try db.close()
+    }
+
+    func manifestPath(_ dir: String) throws -> (path: String, number: UInt64) {
+        let current = String(decoding: readBytes(dir + "/CURRENT"), as: UTF8.self)
+        #expect(current.hasPrefix("MANIFEST-") && current.hasSuffix("\n"))
+        let number = try #require(UInt64(current.dropFirst("MANIFEST-".count).dropLast()))
+        return (manifestFileName(dir, number), number)
+    }
+
+    @Test func foreignDirectoryIsNotAStore() throws {
+        let dir = TempDir("foreign")
+        writeBytes(bytes("hello"), to: dir.sub("notes.txt"))
+        try FileManager.default.createDirectory(atPath: dir.sub("subdir"), withIntermediateDirectories: false)
+        let before = directoryContents(dir.path)
+        let e = expectLSMError(.notAStore) { try LSMTree.open(path: dir.path, options: tinyOptions()) }
+        #expect(e?.message.contains(dir.path) == true)
+        #expect(e?.message.contains("notes.txt") == true, "the message names what it found: \(e?.message ?? "")")
+        #expect(!FileManager.default.fileExists(atPath: dir.sub("LOCK")), "no LOCK file created")
+        expectUnchanged(dir.path, since: before)
+        #expect(readBytes(dir.sub("notes.txt")) == bytes("hello"))
+    }
+
+    @Test func damagedCurrentIsNotAStore() throws {
+        let dir = TempDir("current")
+        try makeStore(dir.path)
+        writeBytes(bytes("something else\n"), to: dir.sub("CURRENT"))
+        let before = directoryContents(dir.path)
+        expectLSMError(.notAStore) { try LSMTree.open(path: dir.path, options: tinyOptions()) }
+        expectUnchanged(dir.path, since: before)
+    }
+
+    @Test func missingManifestIsCorruption() throws {
+        let dir = TempDir("nomanifest")
+        try makeStore(dir.path)
+        let (path, _) = try manifestPath(dir.path)
+        try FileManager.default.removeItem(atPath: path)
+        let before = directoryContents(dir.path)
+        let e = expectLSMError(.corruption) { try LSMTree.open(path: dir.path, options: tinyOptions()) }
+        #expect(e?.message.contains(path) == true)
+        expectUnchanged(dir.path, since: before)
+    }
+
+    @Test func newerFormatIsRefusedAndNothingChanges() throws {
+        let dir = TempDir("newer")
+        try makeStore(dir.path)
+        let (path, number) = try manifestPath(dir.path)
+        let original = try LogReader.read(path: path, number: number).records
+        #expect(!original.isEmpty)
+        var edit = try VersionEdit.decode(original[0], name: path)
+        edit.formatVersion = 99
+        do {
+            let w = try LogWriter(directory: dir.path, path: path, number: number)
+            try w.addRecord(edit.encode())
+            for r in original.dropFirst() { try w.addRecord(r) }
+        }
+        let before = directoryContents(dir.path)
+        let e = expectLSMError(.newerFormat) { try LSMTree.open(path: dir.path, options: tinyOptions()) }
+        #expect(e?.message.contains("99") == true, "the message says which format: \(e?.message ?? "")")
+        expectUnchanged(dir.path, since: before)
+    }
+
+    @Test func newerFormatWithUnknownFieldsIsStillNewerFormat() throws {
+        // A newer Ballast may add edit fields; the format version (written first) must be checked
+        // before the rest of the record is parsed, or the user is told the store is corrupt.
+        let dir = TempDir("newer2")
+        try makeStore(dir.path)
+        let (path, number) = try manifestPath(dir.path)
+        var edit = VersionEdit()
+        edit.formatVersion = 99
+        var record = edit.encode()
+        record.appendVarint(42)  // a tag this build does not know
+        record.appendLengthPrefixed(bytes("field of format 99"))
+        do {
+            let w = try LogWriter(directory: dir.path, path: path, number: number)
+            try w.addRecord(record)
+        }
+        let before = directoryContents(dir.path)
+        expectLSMError(.newerFormat) { try LSMTree.open(path: dir.path, options: tinyOptions()) }
+        expectUnchanged(dir.path, since: before)
+    }
+
+    @Test func secondOpenInTheSameProcessIsLocked() throws {
+        let dir = TempDir("locked")
+        let db = try LSMTree.open(path: dir.path, options: tinyOptions())
+        try db.put(bytes("a"), bytes("1"))
+        let e = expectLSMError(.locked) { try LSMTree.open(path: dir.path, options: tinyOptions()) }
+        let message = e?.message ?? ""
+        #expect(message.contains("another process"), "\(message)")
+        #expect(message.contains("pid \(getpid())"), "the message names the holder: \(message)")
+        #expect(message.contains(dir.path))
+        // The failed open did not take the first one's lock away.
+        try db.put(bytes("b"), bytes("2"))
+        #expect(string(try db.get(bytes("a"))) == "1")
+        expectLSMError(.locked, "third open") { try LSMTree.open(path: dir.path, options: tinyOptions()) }
+        try db.close()
+        // Closed: the directory can be opened again.
+        let again = try LSMTree.open(path: dir.path, options: tinyOptions())
+        #expect(string(try again.get(bytes("b"))) == "2")
+        try again.close()
+    }
+
+    @Test func invalidOptionsAreRejectedBeforeTouchingDisk() throws {
+        let dir = TempDir("options")
+        let target = dir.sub("store")
+        var cases: [(String, LSMOptions)] = []
+        var o = LSMOptions(); o.writeBufferSize = 10; cases.append(("writeBufferSize", o))
+        o = LSMOptions(); o.blockSize = 0; cases.append(("blockSize", o))
+        o = LSMOptions(); o.blockRestartInterval = 0; cases.append(("blockRestartInterval", o))
+        o = LSMOptions(); o.maxLevels = 1; cases.append(("maxLevels", o))
+        o = LSMOptions(); o.level0SlowdownTrigger = 1; o.level0CompactionTrigger = 4; cases.append(("triggers", o))
+        o = LSMOptions(); o.bloomBitsPerKey = -1; cases.append(("bloomBitsPerKey", o))
+        for (what, options) in cases {
+            let e = expectLSMError(.invalidArgument, what) { try LSMTree.open(path: target, options: options) }
+            if what == "writeBufferSize" { #expect(e?.message.contains("writeBufferSize") == true) }
+            #expect(!FileManager.default.fileExists(atPath: target), "\(what): nothing created")
+        }
+    }
+
+    @Test func createIfMissingFalse() throws {
+        let dir = TempDir("missing")
+        var options = tinyOptions()
+        options.createIfMissing = false
+        let missing = dir.sub("does/not/exist")
+        let e = expectLSMError(.invalidArgument) { try LSMTree.open(path: missing, options: options) }
+        #expect(e?.message.contains(missing) == true)
+        #expect(!FileManager.default.fileExists(atPath: dir.sub("does")))
+        // An existing but empty directory is not a store either.
+        let empty = dir.sub("empty")
+        try FileManager.default.createDirectory(atPath: empty, withIntermediateDirectories: false)
+        expectLSMError(.invalidArgument) { try LSMTree.open(path: empty, options: options) }
+        #expect(directoryContents(empty).isEmpty)
+        // An existing store opens fine without createIfMissing.
+        try makeStore(dir.sub("store"))
+        let db = try LSMTree.open(path: dir.sub("store"), options: options)
+        #expect(string(try db.get(bytes("in-wal"))) == "yes")
+        try db.close()
+    }
+
+    @Test func errorIfExists() throws {
+        let dir = TempDir("exists")
+        try makeStore(dir.path)
+        var options = tinyOptions()
+        options.errorIfExists = true
+        let before = directoryContents(dir.path)
+        expectLSMError(.invalidArgument) { try LSMTree.open(path: dir.path, options: options) }
+        expectUnchanged(dir.path, since: before)
+    }
+
+    @Test func closedStoreRefusesWork() throws {
+        let dir = TempDir("closed")
+        let db = try LSMTree.open(path: dir.path, options: tinyOptions())
+        try db.put(bytes("a"), bytes("1"))
+        try db.close()
+        try db.close()  // idempotent
+        expectLSMError(.closed) { try db.put(bytes("b"), bytes("2")) }
+        expectLSMError(.closed) { try db.get(bytes("a")) }
+        expectLSMError(.closed) { try db.makeIterator() }
+    }
+}
