@@ -80,3 +80,11 @@ func hash64(_ bytes: UnsafeRawBufferPointer, seed: UInt64 = 0x9E37_79B9_7F4A_7C1
     h ^= h >> 33
     return h
 }
+
+/// Checksums for layers above the engine (one implementation in the package).
+public enum Checksum {
+    /// CRC-32C of `bytes`, extending `crc` (0 to start).
+    public static func crc32c(_ bytes: [UInt8], extending crc: UInt32 = 0) -> UInt32 {
+        bytes.withUnsafeBytes { CRC32C.update(crc, $0) }
+    }
+}

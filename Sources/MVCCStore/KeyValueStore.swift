@@ -117,6 +117,7 @@ extension MVCCStore: KeyValueStore {
                 do {
                     while let update = try await w.next() {
                         continuation.yield(update)
+                        w.acknowledge()
                         if case .compacted = update { break }
                     }
                     continuation.finish()

@@ -126,6 +126,9 @@ public final class MVCCStore: @unchecked Sendable {
 
     public var activeAlarms: [Alarm] { lock.withLock { alarms } }
 
+    /// The configured quota (etcd's --quota-backend-bytes).
+    public var quotaBytes: UInt64 { options.quotaBytes }
+
     /// Bytes the store occupies on disk.
     public var sizeBytes: UInt64 { db.statistics.diskBytes }
 

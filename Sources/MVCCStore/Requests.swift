@@ -37,6 +37,13 @@ public struct RangeResponse: Sendable, Equatable {
     public var more: Bool
     /// Number of keys in the range at that revision, before limit and filters.
     public var count: Int64
+
+    public init(revision: Int64, kvs: [KeyValue], more: Bool, count: Int64) {
+        self.revision = revision
+        self.kvs = kvs
+        self.more = more
+        self.count = count
+    }
 }
 
 public struct PutRequest: Sendable {
@@ -57,6 +64,11 @@ public struct PutRequest: Sendable {
 public struct PutResponse: Sendable, Equatable {
     public var revision: Int64
     public var prevKV: KeyValue?
+
+    public init(revision: Int64, prevKV: KeyValue?) {
+        self.revision = revision
+        self.prevKV = prevKV
+    }
 }
 
 public struct DeleteRangeRequest: Sendable {
@@ -75,6 +87,12 @@ public struct DeleteRangeResponse: Sendable, Equatable {
     public var revision: Int64
     public var deleted: Int64
     public var prevKVs: [KeyValue]
+
+    public init(revision: Int64, deleted: Int64, prevKVs: [KeyValue]) {
+        self.revision = revision
+        self.deleted = deleted
+        self.prevKVs = prevKVs
+    }
 }
 
 public struct Compare: Sendable {
@@ -126,4 +144,10 @@ public struct TxnResponse: Sendable, Equatable {
     public var revision: Int64
     public var succeeded: Bool
     public var responses: [ResponseOp]
+
+    public init(revision: Int64, succeeded: Bool, responses: [ResponseOp]) {
+        self.revision = revision
+        self.succeeded = succeeded
+        self.responses = responses
+    }
 }

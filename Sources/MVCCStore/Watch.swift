@@ -46,6 +46,8 @@ final class WatchHub: @unchecked Sendable {
         var waiter: CheckedContinuation<Void, Never>?
         var canceled = false
         var compactedAt: Int64?
+        /// Events were handed to the consumer and not yet acknowledged as sent on.
+        var unacknowledged = false
 
         init(request: WatchRequest, covered: Int64, synced: Bool) {
             self.request = request
@@ -154,10 +156,16 @@ public final class Watch: @unchecked Sendable {
         self.state = state
     }
 
-    /// Whether every published revision has been handed to the consumer
-    /// (what etcd's progress notifications require).
+    /// Whether every published revision has been handed to the consumer and
+    /// acknowledged (what etcd's progress notifications require: a progress
+    /// revision must never overtake an event still on its way).
     public var isSynced: Bool {
-        store.hub.lock.withLock { state.synced && state.pending.isEmpty }
+        store.hub.lock.withLock { state.synced && state.pending.isEmpty && !state.unacknowledged }
+    }
+
+    /// Tells the watch that the events `next()` returned have been sent on.
+    public func acknowledge() {
+        store.hub.lock.withLock { state.unacknowledged = false }
     }
 
     public func cancel() { store.hub.remove(state) }
@@ -178,6 +186,7 @@ public final class Watch: @unchecked Sendable {
             if !state.pending.isEmpty {
                 let events = state.pending
                 state.pending = []
+                state.unacknowledged = true
                 return .done(.events(events))
             }
             guard !state.synced else { return .wait }
@@ -205,7 +214,10 @@ public final class Watch: @unchecked Sendable {
                 continue
             case .readHistory(let from, let through):
                 let events = try store.history(from: from, through: through, for: state)
-                hub.lock.withLock { if state.covered < through { state.covered = through } }
+                hub.lock.withLock {
+                    if state.covered < through { state.covered = through }
+                    if !events.isEmpty { state.unacknowledged = true }
+                }
                 if !events.isEmpty { return .events(events) }
             case .wait:
                 try Task.checkCancellation()

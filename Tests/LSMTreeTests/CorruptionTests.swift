@@ -90,6 +90,26 @@ import Testing
         expectLSMError(.corruption, "second open") { try LSMTree.open(path: dir.path, options: options) }
     }
 
+    @Test func zeroedLogRecordFailsOpenInsteadOfDroppingLaterRecords() throws {
+        let dir = TempDir("zeroed-log")
+        let log = try walStore(dir, records: 200)
+        let offsets = try logRecordOffsets(log)
+        var b = readBytes(log)
+        for i in offsets[100]..<offsets[101] { b[i] = 0 }
+        writeBytes(b, to: log)
+        let before = directoryContents(dir.path)
+        var options = tinyOptions()
+        options.writeBufferSize = 4 << 20
+        // Opening must not silently lose records 100...199, which are intact on disk.
+        let e = expectLSMError(.corruption, "open") {
+            let db = try LSMTree.open(path: dir.path, options: options)
+            defer { try? db.close() }
+            return try db.scan().count
+        }
+        #expect(e?.message.contains(log) == true)
+        expectUnchanged(dir.path, since: before)
+    }
+
     @Test(arguments: [0, 5, 20])
     func tornLogTailKeepsEveryEarlierRecord(cutInRecord: Int) throws {
         let dir = TempDir("torn-log")

@@ -138,6 +138,20 @@ import Testing
         #expect(fileSize(path) == written)
     }
 
+    @Test func zeroedRecordFollowedByIntactRecordsIsCorruption() throws {
+        // Zeros mark the preallocated, never-written tail. Zeros with intact records of this log
+        // AFTER them are damage in the middle (the rule for any other damaged record), not the end:
+        // stopping there would silently drop every later record.
+        let dir = TempDir("wal")
+        let records = threeRecords()
+        let (path, offsets) = try writeLog(dir, records: records)
+        var b = readBytes(path)
+        for i in offsets[1]..<offsets[2] { b[i] = 0 }  // the whole middle record, header included
+        writeBytes(b, to: path)
+        let e = expectLSMError(.corruption, "zeroed middle record") { try LogReader.read(path: path, number: 7) }
+        #expect(e?.message.contains("offset \(offsets[1])") == true, "\(e?.message ?? "")")
+    }
+
     @Test func zeroTailShorterThanAHeaderIsCleanEnd() throws {
         let dir = TempDir("wal")
         let records = threeRecords()

@@ -1,0 +1,93 @@
+import Foundation
+import GRPCCore
+import MVCCStore
+import NIOConcurrencyHelpers
+
+/// Counts RPCs (an interceptor on every service) and renders Prometheus text
+/// with etcd's metric names where they exist, plus the process metrics
+/// `etcdctl check datascale` reads.
+final class Metrics: ServerInterceptor, Sendable {
+    private let store: MVCCStore
+    private let counters = NIOLockedValueBox<[String: (count: UInt64, failed: UInt64)]>([:])
+
+    init(store: MVCCStore) { self.store = store }
+
+    func intercept<Input: Sendable, Output: Sendable>(
+        request: StreamingServerRequest<Input>,
+        context: ServerContext,
+        next: @Sendable (StreamingServerRequest<Input>, ServerContext) async throws -> StreamingServerResponse<Output>
+    ) async throws -> StreamingServerResponse<Output> {
+        let name = context.descriptor.fullyQualifiedMethod
+        do {
+            let r = try await next(request, context)
+            counters.withLockedValue { $0[name, default: (0, 0)].count += 1 }
+            return r
+        } catch {
+            counters.withLockedValue { $0[name, default: (0, 0)].count += 1; $0[name, default: (0, 0)].failed += 1 }
+            throw error
+        }
+    }
+
+    var healthy: Bool { store.activeAlarms.isEmpty }
+
+    func prometheusText() -> String {
+        var out = ""
+        func metric(_ name: String, _ type: String, _ help: String, _ lines: [String]) {
+            out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
+            for l in lines { out += l + "\n" }
+        }
+        let stats = store.engineStatistics
+        metric("etcd_mvcc_db_total_size_in_bytes", "gauge", "Total size of the underlying database in bytes.",
+               ["etcd_mvcc_db_total_size_in_bytes \(stats.diskBytes)"])
+        metric("etcd_debugging_mvcc_current_revision", "gauge", "The current revision of the store.",
+               ["etcd_debugging_mvcc_current_revision \(store.revision)"])
+        metric("etcd_debugging_mvcc_compact_revision", "gauge", "The revision of the last compaction.",
+               ["etcd_debugging_mvcc_compact_revision \(store.compactedRevision)"])
+        metric("etcd_debugging_mvcc_watcher_total", "gauge", "Total number of watchers.",
+               ["etcd_debugging_mvcc_watcher_total \(store.watcherCount)"])
+        metric("etcd_server_has_leader", "gauge", "Whether a leader exists (always 1: a single member).", ["etcd_server_has_leader 1"])
+        metric("etcd_server_quota_backend_bytes", "gauge", "Current backend storage quota size in bytes.",
+               ["etcd_server_quota_backend_bytes \(store.quotaBytes)"])
+        metric("ballast_lsm_write_amplification", "gauge", "Engine write amplification.",
+               ["ballast_lsm_write_amplification \(stats.writeAmplification)"])
+        metric("ballast_lsm_wal_syncs_total", "counter", "WAL fdatasync calls (group commits that synced).",
+               ["ballast_lsm_wal_syncs_total \(stats.walSyncs)"])
+        metric("ballast_lsm_write_stalls_total", "counter", "Times writers stalled on flush or level 0.",
+               ["ballast_lsm_write_stalls_total \(stats.stallCount)"])
+        let calls = counters.withLockedValue { $0 }
+        metric("grpc_server_handled_total", "counter", "Total number of RPCs completed on the server.",
+               calls.keys.sorted().map { k in
+                   let parts = k.split(separator: "/")
+                   let service = parts.first.map(String.init) ?? k
+                   let method = parts.dropFirst().first.map(String.init) ?? ""
+                   return "grpc_server_handled_total{grpc_method=\"\(method)\",grpc_service=\"\(service)\"} \(calls[k]!.count)"
+               })
+        let (rss, cpu) = ProcessInfoReader.read()
+        metric("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", ["process_resident_memory_bytes \(rss)"])
+        metric("process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.", ["process_cpu_seconds_total \(cpu)"])
+        return out
+    }
+}
+
+/// Reads the process's resident memory and CPU time from /proc.
+enum ProcessInfoReader {
+    static func read() -> (rssBytes: UInt64, cpuSeconds: Double) {
+        var rss: UInt64 = 0
+        if let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) {
+            for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
+                let kb = line.split(separator: " ").compactMap { UInt64($0) }.first ?? 0
+                rss = kb * 1024
+            }
+        }
+        var cpu = 0.0
+        if let stat = try? String(contentsOfFile: "/proc/self/stat", encoding: .utf8),
+           let close = stat.lastIndex(of: ")") {
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            // utime and stime are fields 14 and 15 of the full line: 12 and 13 after the command.
+            if fields.count > 13, let u = Double(fields[11]), let s = Double(fields[12]) {
+                cpu = (u + s) / Double(sysconf(Int32(_SC_CLK_TCK)))
+            }
+        }
+        return (rss, cpu)
+    }
+}
