@@ -8,18 +8,25 @@
 //    open snapshot (its sequence is <= the oldest snapshot);
 //  - a tombstone visible to every snapshot, when no deeper level may hold
 //    the key (it hides nothing);
-//  - an entry the `CompactionFilter` declares dead (at the bottom it is
-//    dropped; above, it becomes a tombstone so deeper versions stay hidden).
+//  - what the `CompactionFilter` declares dead. The filter is asked only
+//    about the newest version of a key, and only when no open snapshot can
+//    see that version (its sequence is above the newest snapshot), so a
+//    snapshot never loses what it reads. A filtered version is dropped when
+//    no snapshot needs anything older and no deeper level may hold the key;
+//    otherwise it becomes a tombstone, so older versions stay hidden.
 //
 // Worked example, oldest snapshot 10, key "a" with versions 12 (put), 9
 // (delete), 5 (put): 12 is kept (newest); 9 is kept (the newest version
-// visible at snapshot 10); 5 is dropped (9 hides it from everyone).
+// visible at snapshot 10; at the bottom level with no snapshot it would go
+// too); 5 is dropped (9 hides it from everyone).
 
 /// Decides entry by entry (in internal-key order) what a flush or compaction keeps.
 struct EntryFilter {
     enum Decision { case keep, drop, keepAsDeletion }
 
     let smallestSnapshot: SequenceNumber
+    /// The newest open snapshot (0: none): the filter is asked only above it.
+    let filterFloor: SequenceNumber
     let filter: (any CompactionFilter)?
     /// Whether no deeper level may hold the key; nil: never drop tombstones (flushes).
     let isBaseLevel: ((UnsafeRawBufferPointer) -> Bool)?
@@ -28,9 +35,10 @@ struct EntryFilter {
     /// Sequence of the previous entry of the current key; UInt64.max (above any sequence) before the first.
     private var lastSequenceForKey = UInt64.max
 
-    init(smallestSnapshot: SequenceNumber, filter: (any CompactionFilter)?,
+    init(smallestSnapshot: SequenceNumber, filterFloor: SequenceNumber = 0, filter: (any CompactionFilter)?,
          isBaseLevel: ((UnsafeRawBufferPointer) -> Bool)?) {
         self.smallestSnapshot = smallestSnapshot
+        self.filterFloor = filterFloor
         self.filter = filter
         self.isBaseLevel = isBaseLevel
     }
@@ -52,8 +60,8 @@ struct EntryFilter {
             if seq <= smallestSnapshot, let isBaseLevel, isBaseLevel(userKey) { return .drop }
             return .keep
         }
-        if first, seq <= smallestSnapshot, let filter, filter.shouldDrop(key: userKey, value: value) {
-            if let isBaseLevel, isBaseLevel(userKey) { return .drop }
+        if first, seq > filterFloor, let filter, filter.shouldDrop(key: userKey, value: value) {
+            if seq <= smallestSnapshot, let isBaseLevel, isBaseLevel(userKey) { return .drop }
             return .keepAsDeletion
         }
         return .keep
@@ -68,6 +76,7 @@ struct Compaction {
     let nextInputs: [FileMetaData]
     let version: Version
     let smallestSnapshot: SequenceNumber
+    let newestSnapshot: SequenceNumber
 
     var isTrivialMove: Bool {
         level > 0 && level != outputLevel && inputs.count == 1 && nextInputs.isEmpty
@@ -126,7 +135,8 @@ extension LSMTree {
         let (lo, hi) = range(of: inputs)
         let next = outputLevel == level ? [] : v.overlapping(level: outputLevel, begin: lo, end: hi)
         return Compaction(level: level, outputLevel: outputLevel, inputs: inputs, nextInputs: next, version: v,
-                          smallestSnapshot: snapshots.oldest(otherwise: versions.lastSequence))
+                          smallestSnapshot: snapshots.oldest(otherwise: versions.lastSequence),
+                          newestSnapshot: snapshots.newest())
     }
 
     /// Picks the next compaction: a pending manual one first, else the level
@@ -197,7 +207,7 @@ extension LSMTree {
         try merged.seekToFirst()
         let version = c.version
         let outputLevel = c.outputLevel
-        var entries = EntryFilter(smallestSnapshot: c.smallestSnapshot, filter: options.compactionFilter,
+        var entries = EntryFilter(smallestSnapshot: c.smallestSnapshot, filterFloor: c.newestSnapshot, filter: options.compactionFilter,
                                   isBaseLevel: { version.isBaseLevel(for: $0, below: outputLevel) })
         let writer = TableSetWriter(db: self, splitAt: options.targetFileSize)
         do {

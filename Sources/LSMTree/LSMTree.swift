@@ -266,6 +266,11 @@ final class SnapshotList: @unchecked Sendable {
     func oldest(otherwise: UInt64) -> UInt64 {
         lock.withLock { counts.keys.min() ?? otherwise }
     }
+
+    /// The newest open snapshot, or 0 when none is open.
+    func newest() -> UInt64 {
+        lock.withLock { counts.keys.max() ?? 0 }
+    }
 }
 
 /// A consistent read view: reads through it see the store as it was when the

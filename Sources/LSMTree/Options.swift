@@ -10,8 +10,9 @@ public enum SyncMode: String, Sendable, CaseIterable {
 
 /// Lets a higher layer drop entries it knows are dead while the engine
 /// compacts (the MVCC layer drops revisions older than its compaction point).
-/// Called on background threads for the newest version of each key that no
-/// open snapshot can see past; returning true removes the key.
+/// Called on background threads for the newest version of each key, when no
+/// open snapshot can see that version; returning true removes the key.
+/// Snapshots keep reading what they saw: the filter skips what they can see.
 public protocol CompactionFilter: Sendable {
     func shouldDrop(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) -> Bool
 }

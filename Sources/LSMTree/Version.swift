@@ -194,6 +194,8 @@ struct VersionEdit {
                 case 1:
                     guard let v = r.varint(), v <= UInt64(UInt32.max) else { throw bad("format version") }
                     e.formatVersion = UInt32(v)
+                    // A newer format may reshape any field: stop here and let the caller refuse it.
+                    if v > UInt64(lsmFormatVersion) { return }
                 case 2: guard let v = r.varint() else { throw bad("log number") }; e.logNumber = v
                 case 3: guard let v = r.varint() else { throw bad("next file number") }; e.nextFileNumber = v
                 case 4: guard let v = r.varint() else { throw bad("last sequence") }; e.lastSequence = v

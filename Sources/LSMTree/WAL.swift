@@ -93,6 +93,17 @@ enum LogReader {
         return crc == loadFixed32(base) ? length : nil
     }
 
+    /// The offset of the first intact record of this log after `pos`, if any.
+    private static func firstIntactRecord(_ p: UnsafeRawBufferPointer, after pos: Int, number: UInt32) -> Int? {
+        var probe = pos + 1
+        while probe + logRecordHeaderSize <= p.count {
+            // Cheap filter first: the kind byte must match before the checksum is computed.
+            if p[probe + 8] == logRecordKindFull, intactRecord(p, at: probe, number: number) != nil { return probe }
+            probe += 1
+        }
+        return nil
+    }
+
     static func parse(_ p: UnsafeRawBufferPointer, path: String, number: UInt64) throws -> Result {
         var result = Result()
         let n32 = UInt32(truncatingIfNeeded: number)
@@ -100,7 +111,11 @@ enum LogReader {
         while pos + logRecordHeaderSize <= p.count {
             let base = p.baseAddress! + pos
             if loadFixed64(base) == 0 && loadFixed32(base + 8) == 0 && base.load(fromByteOffset: 12, as: UInt8.self) == 0 {
-                break  // preallocated space: the clean end
+                // Preallocated space, the clean end — unless intact records follow (zeroed damage).
+                if let later = firstIntactRecord(p, after: pos, number: n32) {
+                    throw LSMError.corruption(path, offset: pos, "log record is zeroed, and an intact record follows at offset \(later)")
+                }
+                break
             }
             if let length = intactRecord(p, at: pos, number: n32) {
                 result.records.append(Array(UnsafeRawBufferPointer(start: base + logRecordHeaderSize, count: length)))
@@ -113,12 +128,8 @@ enum LogReader {
                 break
             }
             // Damaged here. If an intact record of this log follows, the damage is in the middle.
-            var probe = pos + 1
-            while probe + logRecordHeaderSize <= p.count {
-                if intactRecord(p, at: probe, number: n32) != nil {
-                    throw LSMError.corruption(path, offset: pos, "log record fails its checksum or length check, and intact records follow it")
-                }
-                probe += 1
+            if let later = firstIntactRecord(p, after: pos, number: n32) {
+                throw LSMError.corruption(path, offset: pos, "log record fails its checksum or length check, and an intact record follows at offset \(later)")
             }
             result.tornTail = true
             break

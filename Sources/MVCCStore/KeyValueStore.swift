@@ -101,7 +101,8 @@ extension MVCCStore: KeyValueStore {
         return MVCCStore.conditional(r)
     }
 
-    static func conditional(_ r: TxnResponse) -> ConditionalResult {
+    /// The answer of an update or delete transaction (compare on mod revision, else range).
+    public static func conditional(_ r: TxnResponse) -> ConditionalResult {
         if r.succeeded { return .succeeded(revision: r.revision) }
         if case .range(let current)? = r.responses.first { return .conflict(current: current.kvs.first) }
         return .conflict(current: nil)
@@ -111,7 +112,17 @@ extension MVCCStore: KeyValueStore {
         var req = WatchRequest(key: prefix, rangeEnd: prefix.isEmpty ? [0] : prefixRangeEnd(prefix), startRevision: fromRevision)
         req.prevKV = true
         if prefix.isEmpty { req.key = [0] }
-        let w = try watch(req)
+        let w: Watch
+        do {
+            w = try watch(req)
+        } catch let e as MVCCError where e.code == .compacted {
+            // As over the wire: the watch ends with the compaction revision.
+            let compacted = compactedRevision
+            return AsyncThrowingStream { c in
+                c.yield(.compacted(compacted))
+                c.finish()
+            }
+        }
         return AsyncThrowingStream { continuation in
             let task = Task {
                 do {

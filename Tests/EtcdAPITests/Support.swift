@@ -9,8 +9,24 @@ func ballastBinary() -> String {
     return packageRoot.appendingPathComponent(".build/debug/ballast").path
 }
 
-/// A free TCP port on 127.0.0.1 (bound and released; good enough for tests).
+/// Ports handed out in this process, so parallel tests never get the same one.
+private let usedPorts = NSLockedSet()
+
+final class NSLockedSet: @unchecked Sendable {
+    private let lock = NSLock()
+    private var ports = Set<Int>()
+    func claim(_ p: Int) -> Bool { lock.withLock { ports.insert(p).inserted } }
+}
+
+/// A free TCP port on 127.0.0.1, never the same twice in one test process.
 func freePort() -> Int {
+    while true {
+        let p = probeFreePort()
+        if usedPorts.claim(p) { return p }
+    }
+}
+
+private func probeFreePort() -> Int {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     defer { close(fd) }
     var addr = sockaddr_in()

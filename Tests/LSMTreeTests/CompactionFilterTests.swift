@@ -56,52 +56,51 @@ struct DeadPrefixFilter: CompactionFilter {
         try again.close()
     }
 
-    @Test func snapshotTakenBeforeTheWritesProtectsThem() throws {
+    @Test func writesNewerThanEverySnapshotAreFilteredAtOnce() throws {
         let dir = TempDir("filter-snap-before")
         let db = try LSMTree.open(path: dir.path, options: options())
         try write(db, "live/", 0..<100)
-        var snap: Snapshot? = db.snapshot()
-        try write(db, "dead/", 0..<100)
-        try db.compactRange()
-        // Newer than the oldest snapshot: not filtered yet.
-        #expect(string(try db.get(bytes("dead/0042"))) == "v42")
-        #expect(try db.get(bytes("dead/0042"), snapshot: snap) == nil, "the snapshot predates the write")
-        #expect(try db.scan().count == 200)
-        snap = nil
-        try db.compactRange()
-        #expect(try db.get(bytes("dead/0042")) == nil, "filtered once no snapshot is older than the write")
-        #expect(try db.scan().count == 100)
-        try db.close()
-    }
-
-    @Test func snapshotTakenAfterTheWritesDoesNotProtectThem() throws {
-        // NOTE: this is what EntryFilter does, and contradicts Snapshot's doc comment ("whatever is
-        // written or compacted afterwards"); see the report.
-        let dir = TempDir("filter-snap-after")
-        let db = try LSMTree.open(path: dir.path, options: options())
-        try write(db, "dead/", 0..<100)
-        try write(db, "live/", 0..<100)
         let snap = db.snapshot()
-        #expect(string(try db.get(bytes("dead/0042"), snapshot: snap)) == "v42")
+        try write(db, "dead/", 0..<100)
         try db.compactRange()
+        // No snapshot can see the dead keys (they are newer than all of them): filtered now.
         #expect(try db.get(bytes("dead/0042")) == nil)
-        #expect(try db.get(bytes("dead/0042"), snapshot: snap) == nil, "the filter removed data the snapshot could see")
-        #expect(string(try db.get(bytes("live/0042"), snapshot: snap)) == "v42")
+        #expect(try db.get(bytes("dead/0042"), snapshot: snap) == nil, "the snapshot predates the write")
+        #expect(try db.scan().count == 100)
         #expect(try db.scan(snapshot: snap).count == 100)
         withExtendedLifetime(snap) {}
         try db.close()
     }
 
-    @Test func newerVersionAfterTheSnapshotKeepsTheVisibleOne() throws {
-        // dead/x written before the snapshot, overwritten after it: the newest version is newer than
-        // the snapshot, so the filter is not asked, and the snapshot keeps reading the old version.
+    @Test func snapshotKeepsWhatItSeesUntilReleased() throws {
+        let dir = TempDir("filter-snap-after")
+        let db = try LSMTree.open(path: dir.path, options: options())
+        try write(db, "dead/", 0..<100)
+        try write(db, "live/", 0..<100)
+        var snap: Snapshot? = db.snapshot()
+        #expect(string(try db.get(bytes("dead/0042"), snapshot: snap)) == "v42")
+        try db.compactRange()
+        // The snapshot can see the dead keys, so the filter is not asked about them yet.
+        #expect(string(try db.get(bytes("dead/0042"), snapshot: snap)) == "v42", "the filter removed data a snapshot could see")
+        #expect(try db.scan(snapshot: snap).count == 200)
+        snap = nil
+        try db.compactRange()
+        #expect(try db.get(bytes("dead/0042")) == nil)
+        #expect(try db.scan().count == 100)
+        try db.close()
+    }
+
+    @Test func filteredNewerVersionHidesTheOneASnapshotKeeps() throws {
+        // dead/x written before the snapshot, overwritten after it: the newer version is invisible to
+        // the snapshot, so the filter removes it — as a tombstone, because the snapshot still needs
+        // the older version and current readers must not see that one come back.
         let dir = TempDir("filter-versions")
         let db = try LSMTree.open(path: dir.path, options: options())
         try write(db, "dead/", 0..<50, "old")
         let snap = db.snapshot()
         try write(db, "dead/", 0..<50, "new")
         try db.compactRange()
-        #expect(string(try db.get(bytes("dead/0003"))) == "new3")
+        #expect(try db.get(bytes("dead/0003")) == nil)
         #expect(string(try db.get(bytes("dead/0003"), snapshot: snap)) == "old3")
         withExtendedLifetime(snap) {}
         try db.close()
@@ -146,15 +145,20 @@ struct DeadPrefixFilter: CompactionFilter {
     }
 
     @Test func entryFilterConsultsTheCompactionFilter() {
-        var bottom = EntryFilter(smallestSnapshot: 10, filter: DeadPrefixFilter(), isBaseLevel: { _ in true })
-        #expect(decide(&bottom, "dead/a", 9, .value) == .drop)
-        #expect(decide(&bottom, "dead/a", 4, .value) == .drop, "older versions go with it")
-        #expect(decide(&bottom, "dead/b", 11, .value) == .keep, "newer than the oldest snapshot: not asked")
-        #expect(decide(&bottom, "dead/b", 9, .value) == .keep, "the version the snapshot reads")
+        // A snapshot at 10 (the oldest and the newest): the filter is asked only above it.
+        var bottom = EntryFilter(smallestSnapshot: 10, filterFloor: 10, filter: DeadPrefixFilter(), isBaseLevel: { _ in true })
+        #expect(decide(&bottom, "dead/a", 12, .value) == .keepAsDeletion, "filtered, but the snapshot still reads an older version")
+        #expect(decide(&bottom, "dead/a", 9, .value) == .keep, "the version the snapshot reads")
+        #expect(decide(&bottom, "dead/a", 4, .value) == .drop, "hidden from everyone by 9")
+        #expect(decide(&bottom, "dead/b", 9, .value) == .keep, "visible to the snapshot: not asked")
         #expect(decide(&bottom, "dead/c", 9, .deletion) == .drop, "a tombstone at the bottom is dropped anyway")
-        #expect(decide(&bottom, "live/a", 9, .value) == .keep)
+        #expect(decide(&bottom, "live/a", 12, .value) == .keep)
 
-        var upper = EntryFilter(smallestSnapshot: 10, filter: DeadPrefixFilter(), isBaseLevel: { _ in false })
+        // No snapshot: filtered keys and their older versions go; above the bottom a tombstone stays.
+        var none = EntryFilter(smallestSnapshot: maxSequenceNumber, filterFloor: 0, filter: DeadPrefixFilter(), isBaseLevel: { _ in true })
+        #expect(decide(&none, "dead/a", 9, .value) == .drop)
+        #expect(decide(&none, "dead/a", 4, .value) == .drop, "older versions go with it")
+        var upper = EntryFilter(smallestSnapshot: maxSequenceNumber, filterFloor: 0, filter: DeadPrefixFilter(), isBaseLevel: { _ in false })
         #expect(decide(&upper, "dead/a", 9, .value) == .keepAsDeletion, "a deeper level may hold the key")
         #expect(decide(&upper, "dead/a", 4, .value) == .drop)
         #expect(decide(&upper, "live/a", 9, .value) == .keep)

@@ -1,0 +1,216 @@
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import MVCCStore
+
+/// `KeyValueStore` over the etcd v3 API of any etcd cluster (or `ballast
+/// store serve`): the API server's way to scale past one machine. The gRPC
+/// client reconnects by itself and fails over between endpoints (pick-first);
+/// watches resume after a broken stream from the revision after the last one
+/// delivered, so the consumer sees no gap and no duplicate.
+public final class EtcdClient: KeyValueStore, Sendable {
+    private let grpc: GRPCClient<HTTP2ClientTransport.Posix>
+    private let connections: Task<Void, any Error>
+    private let kv: Etcdserverpb_KV.Client<HTTP2ClientTransport.Posix>
+    private let watchService: Etcdserverpb_Watch.Client<HTTP2ClientTransport.Posix>
+    private let lease: Etcdserverpb_Lease.Client<HTTP2ClientTransport.Posix>
+    private let callOptions: CallOptions
+
+    /// Connects to `endpoints` ("http://127.0.0.1:2379", …). Calls time out after `timeout`.
+    public init(endpoints: [String], timeout: Duration = .seconds(10)) throws {
+        let parsed = try endpoints.map { e -> (String, Int) in
+            guard e.hasPrefix("http://"), let rest = e.dropFirst(7).split(separator: "/").first,
+                  let colon = rest.lastIndex(of: ":"), let port = Int(rest[rest.index(after: colon)...])
+            else {
+                throw EtcdClientError("etcd endpoint \(e): expected http://HOST:PORT (TLS endpoints are not supported yet)")
+            }
+            return (String(rest[..<colon]), port)
+        }
+        guard !parsed.isEmpty else { throw EtcdClientError("no etcd endpoints given: pass at least one http://HOST:PORT") }
+        let target: any ResolvableTarget
+        if parsed.allSatisfy({ $0.0.split(separator: ".").count == 4 && $0.0.allSatisfy { $0.isNumber || $0 == "." } }) {
+            target = ResolvableTargets.IPv4(addresses: parsed.map { SocketAddress.IPv4(host: $0.0, port: $0.1) })
+        } else {
+            target = ResolvableTargets.DNS(host: parsed[0].0, port: parsed[0].1)
+        }
+        var config = HTTP2ClientTransport.Posix.Config.defaults
+        config.connection.maxIdleTime = nil
+        let transport = try HTTP2ClientTransport.Posix(target: target, transportSecurity: .plaintext, config: config)
+        grpc = GRPCClient(transport: transport)
+        let client = grpc
+        connections = Task { try await client.runConnections() }
+        kv = Etcdserverpb_KV.Client(wrapping: grpc)
+        watchService = Etcdserverpb_Watch.Client(wrapping: grpc)
+        lease = Etcdserverpb_Lease.Client(wrapping: grpc)
+        var options = CallOptions.defaults
+        options.timeout = timeout
+        callOptions = options
+    }
+
+    /// Closes the connections once running calls finish.
+    public func close() {
+        grpc.beginGracefulShutdown()
+    }
+
+    /// Runs a call, turning etcd's errors back into the store's (matched on
+    /// code and message, as etcd's own client does).
+    private func call<T>(_ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch let e as RPCError {
+            throw EtcdClient.storeError(e)
+        }
+    }
+
+    static func storeError(_ e: RPCError) -> any Error {
+        let known: [MVCCError] = [.compacted, .futureRevision, .emptyKey, .keyNotFound, .duplicateKey, .tooManyOps,
+                                  .requestTooLarge, .noSpace, .leaseNotFound, .leaseExists, .leaseTTLTooLarge]
+        if let m = known.first(where: { $0.message == e.message }) { return m }
+        return e
+    }
+
+    // MARK: etcd-shaped calls
+
+    public func range(_ r: RangeRequest) async throws -> RangeResponse {
+        try await call { try await kv.range(Etcdserverpb_RangeRequest(r), options: callOptions).model }
+    }
+
+    public func txn(_ t: TxnRequest) async throws -> TxnResponse {
+        try await call { try await kv.txn(Etcdserverpb_TxnRequest(t), options: callOptions).model }
+    }
+
+    // MARK: KeyValueStore
+
+    public func get(_ key: [UInt8]) async throws -> (kv: KeyValue?, revision: Int64) {
+        let r = try await range(RangeRequest(key: key))
+        return (r.kvs.first, r.revision)
+    }
+
+    public func list(prefix: [UInt8], limit: Int64, continueAfter: [UInt8]?, revision: Int64) async throws -> ListResult {
+        let end = prefixRangeEnd(prefix)
+        let start = continueAfter.map { $0 + [0] } ?? prefix
+        let page = try await range(RangeRequest(key: start, rangeEnd: end, limit: limit, revision: revision))
+        let rev = revision > 0 ? revision : page.revision
+        var total = page.count
+        if continueAfter != nil {
+            var r = RangeRequest(key: prefix, rangeEnd: end, revision: rev)
+            r.countOnly = true
+            total = try await range(r).count
+        }
+        return ListResult(kvs: page.kvs, more: page.more, count: total, revision: rev)
+    }
+
+    public func create(_ key: [UInt8], value: [UInt8], lease: Int64) async throws -> Int64 {
+        let r = try await txn(TxnRequest(compare: [Compare(key: key, .modRevision(0), .equal)],
+                                         success: [.put(PutRequest(key: key, value: value, lease: lease))]))
+        guard r.succeeded else { throw KeyValueStoreError.alreadyExists(key: key) }
+        return r.revision
+    }
+
+    public func update(_ key: [UInt8], value: [UInt8], expectedModRevision: Int64, lease: Int64) async throws -> ConditionalResult {
+        let r = try await txn(TxnRequest(compare: [Compare(key: key, .modRevision(expectedModRevision), .equal)],
+                                         success: [.put(PutRequest(key: key, value: value, lease: lease))],
+                                         failure: [.range(RangeRequest(key: key))]))
+        return MVCCStore.conditional(r)
+    }
+
+    public func delete(_ key: [UInt8], expectedModRevision: Int64?) async throws -> ConditionalResult {
+        let compare = expectedModRevision.map { [Compare(key: key, .modRevision($0), .equal)] } ?? []
+        let r = try await txn(TxnRequest(compare: compare, success: [.deleteRange(DeleteRangeRequest(key: key))],
+                                         failure: [.range(RangeRequest(key: key))]))
+        return MVCCStore.conditional(r)
+    }
+
+    public func count(prefix: [UInt8]) async throws -> Int64 {
+        var r = RangeRequest(key: prefix, rangeEnd: prefixRangeEnd(prefix))
+        r.countOnly = true
+        return try await range(r).count
+    }
+
+    public func compact(_ revision: Int64) async throws {
+        var req = Etcdserverpb_CompactionRequest()
+        req.revision = revision
+        _ = try await call { try await kv.compact(req, options: callOptions) }
+    }
+
+    public func currentRevision() async throws -> Int64 {
+        try await range(RangeRequest(key: [0])).revision
+    }
+
+    public func grantLease(ttl: Int64) async throws -> Int64 {
+        var req = Etcdserverpb_LeaseGrantRequest()
+        req.ttl = ttl
+        return try await call { try await lease.leaseGrant(req, options: callOptions).id }
+    }
+
+    /// Watches `prefix` from `fromRevision` (0: now). When the stream breaks,
+    /// the watch is re-created from the revision after the last delivered one.
+    public func watch(prefix: [UInt8], fromRevision: Int64) async throws -> AsyncThrowingStream<WatchUpdate, any Error> {
+        let start: Int64 = fromRevision > 0 ? fromRevision : try await currentRevision() + 1
+        let service = watchService
+        return AsyncThrowingStream { continuation in
+            let task = Task {
+                final class Progress: @unchecked Sendable {  // touched by one watch call at a time
+                    var next: Int64 = 0
+                    var failures = 0
+                }
+                let progress = Progress()
+                progress.next = start
+                while !Task.isCancelled {
+                    do {
+                        let finished = try await EtcdClient.watchOnce(service, prefix: prefix, from: progress.next) { update, lastRevision in
+                            continuation.yield(update)
+                            if let lastRevision { progress.next = lastRevision + 1 }
+                            progress.failures = 0
+                        }
+                        if finished { break }
+                    } catch is CancellationError {
+                        break
+                    } catch {
+                        // A broken stream: resume after a short backoff (capped at 2 s).
+                        progress.failures += 1
+                        try? await Task.sleep(for: .milliseconds(min(2000, 50 << min(progress.failures, 6))))
+                    }
+                }
+                continuation.finish()
+            }
+            continuation.onTermination = { _ in task.cancel() }
+        }
+    }
+
+    /// One Watch stream; returns true when the watch ended for good (compacted or canceled).
+    private static func watchOnce(
+        _ service: Etcdserverpb_Watch.Client<HTTP2ClientTransport.Posix>, prefix: [UInt8], from: Int64,
+        deliver: @escaping @Sendable (WatchUpdate, Int64?) -> Void
+    ) async throws -> Bool {
+        var create = Etcdserverpb_WatchCreateRequest()
+        create.key = Data(prefix.isEmpty ? [0] : prefix)
+        create.rangeEnd = Data(prefix.isEmpty ? [0] : prefixRangeEnd(prefix))
+        create.startRevision = from
+        create.prevKv = true
+        var request = Etcdserverpb_WatchRequest()
+        request.createRequest = create
+        let req = request
+        return try await service.watch(metadata: ["hasleader": "true"], requestProducer: { writer in
+            try await writer.write(req)
+            // Keep the request stream open for the life of the watch.
+            while !Task.isCancelled { try await Task.sleep(for: .seconds(3600)) }
+        }, onResponse: { response in
+            for try await message in response.messages {
+                if message.canceled {
+                    if message.compactRevision > 0 { deliver(.compacted(message.compactRevision), nil) }
+                    return true
+                }
+                guard !message.events.isEmpty else { continue }
+                let events = message.events.map(\.model)
+                deliver(.events(events), events.last?.kv.modRevision)
+            }
+            throw EtcdClientError("the watch stream ended")
+        })
+    }
+}
+
+public struct EtcdClientError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    public init(_ d: String) { description = d }
+}
