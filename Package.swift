@@ -54,6 +54,7 @@ let package = Package(
             name: "Ballast",
             dependencies: [
                 "LSMTree", "CSQLite", "MVCCStore", "EtcdAPI",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

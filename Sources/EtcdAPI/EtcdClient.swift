@@ -75,6 +75,13 @@ public final class EtcdClient: KeyValueStore, Sendable {
         try await call { try await kv.range(Etcdserverpb_RangeRequest(r), options: callOptions).model }
     }
 
+    public func put(_ p: PutRequest) async throws -> PutResponse {
+        try await call {
+            let r = try await kv.put(Etcdserverpb_PutRequest(p), options: callOptions)
+            return PutResponse(revision: r.header.revision, prevKV: r.hasPrevKv ? r.prevKv.model : nil)
+        }
+    }
+
     public func txn(_ t: TxnRequest) async throws -> TxnResponse {
         try await call { try await kv.txn(Etcdserverpb_TxnRequest(t), options: callOptions).model }
     }

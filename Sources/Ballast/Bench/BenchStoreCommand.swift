@@ -2,7 +2,7 @@
 import ArgumentParser
 import Foundation
 
-struct BenchStoreCommand: ParsableCommand {
+struct BenchStoreCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "store",
         abstract: "Benchmark Ballast's LSM engine beside SQLite: fill, random reads, full scan.",
@@ -14,6 +14,9 @@ struct BenchStoreCommand: ParsableCommand {
             MB = 10^6 bytes) and latency percentiles per phase, then disk bytes, compression \
             ratio, write amplification and peak RSS per engine. Fill ops/s counts keys; fill \
             latency is per write-batch call. Progress goes to stderr.
+            With --via etcd, --keys puts of --value-size random bytes go through the etcd v3 gRPC \
+            API from --clients connections to `ballast store serve` (and, with --compare-etcd, \
+            to a real etcd), every put fsynced; it prints puts/s, latency and server CPU per put.
             """
     )
 
@@ -59,6 +62,15 @@ struct BenchStoreCommand: ParsableCommand {
     @Option(help: "Seed for the key order, values and read keys.")
     var seed: UInt64 = 42
 
+    @Option(help: "local: the engines in this process; etcd: puts through the etcd v3 gRPC API of `ballast store serve`.")
+    var via: BenchVia = .local
+
+    @Option(help: "With --via etcd: concurrent client connections.")
+    var clients = 1
+
+    @Flag(help: "With --via etcd: also measure a real etcd (Debian's etcd-server), started by the benchmark.")
+    var compareEtcd = false
+
     func validate() throws {
         guard keys >= 1 else { throw ValidationError("--keys must be at least 1") }
         guard (1...1024).contains(keySize) else { throw ValidationError("--key-size must be 1...1024") }
@@ -71,9 +83,16 @@ struct BenchStoreCommand: ParsableCommand {
         guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
         guard (1...keys).contains(writers) else { throw ValidationError("--writers must be 1...\(keys) (one key per writer at least)") }
         if let reads, reads < 0 { throw ValidationError("--reads must not be negative") }
+        guard clients >= 1 && clients <= keys else { throw ValidationError("--clients must be 1...\(keys)") }
     }
 
-    func run() throws {
+    func run() async throws {
+        if via == .etcd {
+            let bench = EtcdPutBenchmark(puts: keys, clients: clients, keySize: keySize, valueSize: valueSize,
+                                         compareEtcd: compareEtcd, progress: ProgressLine())
+            print(EtcdPutBenchmark.report(try await bench.run(), clients: clients, valueSize: valueSize), terminator: "")
+            return
+        }
         let workload = StoreWorkload(
             keys: keys, keySize: keySize, valueSize: valueSize, compressibility: compressibility,
             order: order, batch: batch, writers: writers, sync: sync,

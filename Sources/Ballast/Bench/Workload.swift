@@ -15,6 +15,11 @@ enum BenchSyncMode: String, CaseIterable, ExpressibleByArgument, Sendable {
     case none
 }
 
+/// Where the store benchmark sends its writes.
+enum BenchVia: String, CaseIterable, ExpressibleByArgument, Sendable {
+    case local, etcd
+}
+
 /// Which engines a run measures.
 enum EngineChoice: String, CaseIterable, ExpressibleByArgument, Sendable {
     case lsm, sqlite, all
