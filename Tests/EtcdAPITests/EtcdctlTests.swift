@@ -26,6 +26,14 @@ struct EtcdctlTests {
         #expect(future.status != 0 && future.stderr.contains("etcdserver: mvcc: required revision is a future revision"))
     }
 
+    @Test func oversizedRequestIsRefusedWithEtcdsMessage() throws {
+        let s = try StoreServer()
+        let big = String(repeating: "x", count: 1_600_000)  // over the 1.5 MiB request limit
+        let r = try s.etcdctl(["put", "big"], input: big)
+        #expect(r.status != 0 && r.stderr.contains("etcdserver: request is too large"), "got: \(r.stderr)")
+        #expect(try s.etcdctl(["get", "big"]).stdout == "")
+    }
+
     @Test func interactiveTxn() throws {
         let s = try StoreServer()
         try s.etcdctl(["put", "k", "v1"])
