@@ -44,6 +44,8 @@ public final class EtcdClient: KeyValueStore, Sendable {
         lease = Etcdserverpb_Lease.Client(wrapping: grpc)
         var options = CallOptions.defaults
         options.timeout = timeout
+        // As etcd's clientv3: a call waits (up to its timeout) for a connection instead of failing at once.
+        options.waitForReady = true
         callOptions = options
     }
 
