@@ -83,6 +83,8 @@ final class WriteQueue: @unchecked Sendable {
 /// What one group has written so far.
 struct GroupContext {
     var revision: Int64
+    /// The store's size when the group started (read once per group: it takes the engine's locks).
+    var diskBytes: UInt64
     /// Latest records this group wrote (tombstones included), by key.
     var overlay: [[UInt8]: Record] = [:]
     var batch = WriteBatch()
@@ -113,7 +115,7 @@ extension MVCCStore {
     }
 
     private func process(_ items: [WriteQueue.Item]) async {
-        var group = GroupContext(revision: currentRevision)
+        var group = GroupContext(revision: currentRevision, diskBytes: db.statistics.diskBytes)
         var results: [Result<WriteResult, any Error>] = []
         var alarmsNow = activeAlarms
         for item in items {
@@ -162,7 +164,7 @@ extension MVCCStore {
             var t = TxnContext(revision: group.revision + 1)
             let resp = try execute(req, &t, group)
             if t.hasChanges {
-                if MVCCStore.containsPut(req) && db.statistics.diskBytes > options.quotaBytes {
+                if MVCCStore.containsPut(req) && group.diskBytes > options.quotaBytes {
                     alarms = [.noSpace]
                     throw MVCCError.noSpace
                 }
