@@ -8,7 +8,7 @@ import MVCCStore
 /// client reconnects by itself and fails over between endpoints (pick-first);
 /// watches resume after a broken stream from the revision after the last one
 /// delivered, so the consumer sees no gap and no duplicate.
-public final class EtcdClient: KeyValueStore, Sendable {
+public final class EtcdClient: EtcdShapedStore, Sendable {
     private let grpc: GRPCClient<HTTP2ClientTransport.Posix>
     private let connections: Task<Void, any Error>
     private let kv: Etcdserverpb_KV.Client<HTTP2ClientTransport.Posix>
@@ -89,52 +89,6 @@ public final class EtcdClient: KeyValueStore, Sendable {
     }
 
     // MARK: KeyValueStore
-
-    public func get(_ key: [UInt8]) async throws -> (kv: KeyValue?, revision: Int64) {
-        let r = try await range(RangeRequest(key: key))
-        return (r.kvs.first, r.revision)
-    }
-
-    public func list(prefix: [UInt8], limit: Int64, continueAfter: [UInt8]?, revision: Int64) async throws -> ListResult {
-        let end = prefixRangeEnd(prefix)
-        let start = continueAfter.map { $0 + [0] } ?? prefix
-        let page = try await range(RangeRequest(key: start, rangeEnd: end, limit: limit, revision: revision))
-        let rev = revision > 0 ? revision : page.revision
-        var total = page.count
-        if continueAfter != nil {
-            var r = RangeRequest(key: prefix, rangeEnd: end, revision: rev)
-            r.countOnly = true
-            total = try await range(r).count
-        }
-        return ListResult(kvs: page.kvs, more: page.more, count: total, revision: rev)
-    }
-
-    public func create(_ key: [UInt8], value: [UInt8], lease: Int64) async throws -> Int64 {
-        let r = try await txn(TxnRequest(compare: [Compare(key: key, .modRevision(0), .equal)],
-                                         success: [.put(PutRequest(key: key, value: value, lease: lease))]))
-        guard r.succeeded else { throw KeyValueStoreError.alreadyExists(key: key) }
-        return r.revision
-    }
-
-    public func update(_ key: [UInt8], value: [UInt8], expectedModRevision: Int64, lease: Int64) async throws -> ConditionalResult {
-        let r = try await txn(TxnRequest(compare: [Compare(key: key, .modRevision(expectedModRevision), .equal)],
-                                         success: [.put(PutRequest(key: key, value: value, lease: lease))],
-                                         failure: [.range(RangeRequest(key: key))]))
-        return MVCCStore.conditional(r)
-    }
-
-    public func delete(_ key: [UInt8], expectedModRevision: Int64?) async throws -> ConditionalResult {
-        let compare = expectedModRevision.map { [Compare(key: key, .modRevision($0), .equal)] } ?? []
-        let r = try await txn(TxnRequest(compare: compare, success: [.deleteRange(DeleteRangeRequest(key: key))],
-                                         failure: [.range(RangeRequest(key: key))]))
-        return MVCCStore.conditional(r)
-    }
-
-    public func count(prefix: [UInt8]) async throws -> Int64 {
-        var r = RangeRequest(key: prefix, rangeEnd: prefixRangeEnd(prefix))
-        r.countOnly = true
-        return try await range(r).count
-    }
 
     public func compact(_ revision: Int64) async throws {
         var req = Etcdserverpb_CompactionRequest()

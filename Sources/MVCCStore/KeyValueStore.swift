@@ -64,22 +64,36 @@ public enum KeyValueStoreError: Error, Equatable, Sendable {
     case alreadyExists(key: [UInt8])
 }
 
-extension MVCCStore: KeyValueStore {
+/// A store that speaks etcd's Range and Txn: the KeyValueStore operations
+/// are built from those two calls exactly as Kubernetes' storage layer
+/// issues them, for the embedded store and for a remote etcd alike.
+public protocol EtcdShapedStore: KeyValueStore {
+    func range(_ request: RangeRequest) async throws -> RangeResponse
+    func txn(_ request: TxnRequest) async throws -> TxnResponse
+}
+
+extension EtcdShapedStore {
     public func get(_ key: [UInt8]) async throws -> (kv: KeyValue?, revision: Int64) {
-        let r = try range(RangeRequest(key: key))
+        let r = try await range(RangeRequest(key: key))
         return (r.kvs.first, r.revision)
     }
 
+    /// A page after `continueAfter`; the total count is taken at the same revision.
     public func list(prefix: [UInt8], limit: Int64, continueAfter: [UInt8]?, revision: Int64) async throws -> ListResult {
         let end = prefixRangeEnd(prefix)
         let start = continueAfter.map { $0 + [0] } ?? prefix
-        let page = try range(RangeRequest(key: start, rangeEnd: end, limit: limit, revision: revision))
+        let page = try await range(RangeRequest(key: start, rangeEnd: end, limit: limit, revision: revision))
         let rev = revision > 0 ? revision : page.revision
-        let total = continueAfter == nil ? page.count
-            : try range({ var r = RangeRequest(key: prefix, rangeEnd: end, revision: rev); r.countOnly = true; return r }()).count
+        var total = page.count
+        if continueAfter != nil {
+            var r = RangeRequest(key: prefix, rangeEnd: end, revision: rev)
+            r.countOnly = true
+            total = try await range(r).count
+        }
         return ListResult(kvs: page.kvs, more: page.more, count: total, revision: rev)
     }
 
+    /// Txn(If mod_revision(key) == 0 Then Put): Kubernetes' create.
     public func create(_ key: [UInt8], value: [UInt8], lease: Int64) async throws -> Int64 {
         let r = try await txn(TxnRequest(compare: [Compare(key: key, .modRevision(0), .equal)],
                                          success: [.put(PutRequest(key: key, value: value, lease: lease))]))
@@ -87,27 +101,36 @@ extension MVCCStore: KeyValueStore {
         return r.revision
     }
 
+    /// Txn(If mod_revision(key) == rev Then Put Else Range): Kubernetes' update.
     public func update(_ key: [UInt8], value: [UInt8], expectedModRevision: Int64, lease: Int64) async throws -> ConditionalResult {
         let r = try await txn(TxnRequest(compare: [Compare(key: key, .modRevision(expectedModRevision), .equal)],
                                          success: [.put(PutRequest(key: key, value: value, lease: lease))],
                                          failure: [.range(RangeRequest(key: key))]))
-        return MVCCStore.conditional(r)
+        return Self.conditional(r)
     }
 
+    /// Txn(If mod_revision(key) == rev Then DeleteRange Else Range): Kubernetes' delete.
     public func delete(_ key: [UInt8], expectedModRevision: Int64?) async throws -> ConditionalResult {
         let compare = expectedModRevision.map { [Compare(key: key, .modRevision($0), .equal)] } ?? []
         let r = try await txn(TxnRequest(compare: compare, success: [.deleteRange(DeleteRangeRequest(key: key))],
                                          failure: [.range(RangeRequest(key: key))]))
-        return MVCCStore.conditional(r)
+        return Self.conditional(r)
     }
 
-    /// The answer of an update or delete transaction (compare on mod revision, else range).
-    public static func conditional(_ r: TxnResponse) -> ConditionalResult {
+    static func conditional(_ r: TxnResponse) -> ConditionalResult {
         if r.succeeded { return .succeeded(revision: r.revision) }
         if case .range(let current)? = r.responses.first { return .conflict(current: current.kvs.first) }
         return .conflict(current: nil)
     }
 
+    public func count(prefix: [UInt8]) async throws -> Int64 {
+        var r = RangeRequest(key: prefix, rangeEnd: prefixRangeEnd(prefix))
+        r.countOnly = true
+        return try await range(r).count
+    }
+}
+
+extension MVCCStore: EtcdShapedStore {
     public func watch(prefix: [UInt8], fromRevision: Int64) async throws -> AsyncThrowingStream<WatchUpdate, any Error> {
         var req = WatchRequest(key: prefix, rangeEnd: prefix.isEmpty ? [0] : prefixRangeEnd(prefix), startRevision: fromRevision)
         req.prevKV = true
@@ -143,11 +166,6 @@ extension MVCCStore: KeyValueStore {
         }
     }
 
-    public func count(prefix: [UInt8]) async throws -> Int64 {
-        var r = RangeRequest(key: prefix, rangeEnd: prefixRangeEnd(prefix))
-        r.countOnly = true
-        return try range(r).count
-    }
 
     public func compact(_ revision: Int64) async throws {
         _ = try await compact(revision, physical: false)
