@@ -1,5 +1,6 @@
 import Foundation
 import GRPCCore
+import GRPCNIOTransportCore
 import GRPCNIOTransportHTTP2
 import Logging
 import MVCCStore
@@ -18,6 +19,12 @@ public struct EtcdServerConfiguration: Sendable {
     public var maxRequestBytes = 1_572_864
     /// Periodic progress notifications for watches that ask for them.
     public var progressNotifyInterval: Duration = .seconds(600)
+    /// A separate HTTP listener for /metrics and /health (etcd's
+    /// --listen-metrics-urls). When set, gRPC is served directly on the client
+    /// port, without the protocol sniffer and its extra hop; the client port
+    /// then answers gRPC only.
+    public var metricsHost: String?
+    public var metricsPort: Int?
 
     public init() {}
 }
@@ -49,9 +56,10 @@ public final class EtcdServer: Sendable {
         metrics = Metrics(store: store)
         var transportConfig = HTTP2ServerTransport.Posix.Config.defaults
         transportConfig.rpc.maxRequestPayloadSize = configuration.maxRequestBytes + 512 * 1024
+        let address: GRPCNIOTransportCore.SocketAddress = configuration.metricsPort == nil
+            ? .unixDomainSocket(path: grpcSocket) : .ipv4(host: configuration.host, port: configuration.port)
         grpcServer = GRPCServer(
-            transport: .http2NIOPosix(address: .unixDomainSocket(path: grpcSocket),
-                                      transportSecurity: .plaintext, config: transportConfig),
+            transport: .http2NIOPosix(address: address, transportSecurity: .plaintext, config: transportConfig),
             services: [
                 KVService(store: store, headers: headers, limits: ServerLimits(maxRequestBytes: configuration.maxRequestBytes)),
                 WatchService(store: store, headers: headers, progressInterval: configuration.progressNotifyInterval),
@@ -69,8 +77,10 @@ public final class EtcdServer: Sendable {
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await self.grpcServer.serve() }
             _ = try await grpcServer.listeningAddress
-            let front = try await FrontDoor.bind(host: configuration.host, port: configuration.port,
-                                                 grpcSocket: grpcSocket, group: group, metrics: metrics)
+            let direct = configuration.metricsPort != nil
+            let front = try await FrontDoor.bind(host: direct ? configuration.metricsHost ?? configuration.host : configuration.host,
+                                                 port: configuration.metricsPort ?? configuration.port,
+                                                 grpcSocket: direct ? nil : grpcSocket, group: group, metrics: metrics)
             frontChannel.withLockedValue { $0 = front }
             logger.info("serving etcd v3 API", metadata: ["address": "\(configuration.host):\(configuration.port)",
                                                           "revision": "\(store.revision)"])

@@ -5,8 +5,9 @@ import NIOPosix
 
 /// The public listener: HTTP/2 (gRPC) connections are spliced to the gRPC
 /// server's unix socket; HTTP/1.1 requests get /metrics, /health, /version.
+/// Without a gRPC socket it is a plain HTTP/1.1 metrics listener.
 enum FrontDoor {
-    static func bind(host: String, port: Int, grpcSocket: String, group: EventLoopGroup, metrics: Metrics) async throws -> Channel {
+    static func bind(host: String, port: Int, grpcSocket: String?, group: EventLoopGroup, metrics: Metrics) async throws -> Channel {
         try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -21,12 +22,12 @@ enum FrontDoor {
 /// Buffers the first bytes of a connection and decides what it speaks.
 final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
-    private let grpcSocket: String
+    private let grpcSocket: String?
     private let metrics: Metrics
     private var buffered: ByteBuffer?
     private static let preface = Array("PRI * HTTP/2.0".utf8)
 
-    init(grpcSocket: String, metrics: Metrics) {
+    init(grpcSocket: String?, metrics: Metrics) {
         self.grpcSocket = grpcSocket
         self.metrics = metrics
     }
@@ -36,7 +37,7 @@ final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
         if buffered == nil { buffered = incoming } else { buffered!.writeBuffer(&incoming) }
         let bytes = buffered!.readableBytesView
         let n = min(bytes.count, Self.preface.count)
-        if Array(bytes.prefix(n)) == Array(Self.preface.prefix(n)) {
+        if grpcSocket != nil, Array(bytes.prefix(n)) == Array(Self.preface.prefix(n)) {
             guard bytes.count >= Self.preface.count else { return }  // need more to decide
             splice(context: context)
         } else {
@@ -54,7 +55,7 @@ final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
         let peerBound = NIOLoopBound(peerGlue, eventLoop: context.eventLoop)
         ClientBootstrap(group: context.eventLoop)
             .channelInitializer { channel in channel.pipeline.addHandler(peerBound.value) }
-            .connect(unixDomainSocketPath: grpcSocket)
+            .connect(unixDomainSocketPath: grpcSocket!)
             .whenComplete { result in
                 let (context, sniffer, localGlue) = loopBound.value
                 switch result {

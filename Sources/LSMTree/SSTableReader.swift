@@ -51,7 +51,9 @@ final class TableReader: @unchecked Sendable {
         }
         func handle(_ i: Int) throws -> BlockHandle {
             let h = BlockHandle(offset: decodeFixed64(footer, at: 16 * i), size: decodeFixed64(footer, at: 16 * i + 8))
-            guard h.offset + h.size + UInt64(blockTrailerSize) <= UInt64(fileSize - footerSize) else {
+            let limit = UInt64(fileSize - footerSize)
+            // Checked so that a crafted footer cannot overflow: offset + size + trailer <= limit.
+            guard h.offset <= limit, h.size <= limit - h.offset, UInt64(blockTrailerSize) <= limit - h.offset - h.size else {
                 throw LSMError.corruption(path, offset: fileSize - footerSize, "footer points past the end of the file")
             }
             return h
@@ -69,6 +71,9 @@ final class TableReader: @unchecked Sendable {
 
     /// Reads, verifies and (when compressed) decompresses one block.
     func readBlockBytes(_ h: BlockHandle) throws -> [UInt8] {
+        guard h.offset <= UInt64(fileSize), h.size <= UInt64(fileSize) - h.offset else {
+            throw LSMError.corruption(path, offset: Int(clamping: h.offset), "block handle points past the end of the file")
+        }
         let n = Int(h.size) + blockTrailerSize
         let raw = try FileIO.read(fd, count: n, at: Int(h.offset), path: path)
         guard raw.count == n else {

@@ -26,6 +26,14 @@ struct EtcdctlTests {
         #expect(future.status != 0 && future.stderr.contains("etcdserver: mvcc: required revision is a future revision"))
     }
 
+    @Test func separateMetricsListener() throws {
+        let metricsPort = freePort()
+        let s = try StoreServer(extraArgs: ["--listen-metrics-urls", "http://127.0.0.1:\(metricsPort)"], healthPort: metricsPort)
+        #expect(try s.etcdctl(["put", "a", "b"]).stdout == "OK\n")
+        let metrics = try run("curl", ["-s", "http://127.0.0.1:\(metricsPort)/metrics"]).stdout
+        #expect(metrics.contains("etcd_debugging_mvcc_current_revision 2"))
+    }
+
     @Test func oversizedRequestIsRefusedWithEtcdsMessage() throws {
         let s = try StoreServer()
         let big = String(repeating: "x", count: 1_600_000)  // over the 1.5 MiB request limit

@@ -88,14 +88,22 @@ final class StoreServer {
 
     var endpoint: String { "http://127.0.0.1:\(port)" }
 
-    init(dataDir: String? = nil, extraArgs: [String] = []) throws {
+    /// Port that answers /health (the client port unless metrics have their own).
+    private let healthPort: Int?
+
+    init(dataDir: String? = nil, extraArgs: [String] = [], healthPort: Int? = nil) throws {
         port = freePort()
+        self.healthPort = healthPort
         ownsDir = dataDir == nil
         self.dataDir = dataDir ?? FileManager.default.temporaryDirectory.path + "/ballast-etcd-\(UUID().uuidString.prefix(8))"
         try start(extraArgs)
     }
 
-    func start(_ extraArgs: [String] = []) throws {
+    private var lastArgs: [String] = []
+
+    func start(_ extraArgs: [String]? = nil) throws {
+        let extraArgs = extraArgs ?? lastArgs
+        lastArgs = extraArgs
         let p = Process()
         p.executableURL = URL(fileURLWithPath: ballastBinary())
         p.arguments = ["store", "serve", "--data-dir", dataDir, "--listen-client-urls", endpoint] + extraArgs
@@ -106,7 +114,8 @@ final class StoreServer {
         // Ready when the port answers /health.
         let deadline = Date().addingTimeInterval(20)
         while Date() < deadline {
-            if let r = try? run("curl", ["-s", "--max-time", "1", "\(endpoint)/health"], timeout: 3), r.stdout.contains("health") { return }
+            let health = healthPort.map { "http://127.0.0.1:\($0)" } ?? endpoint
+            if let r = try? run("curl", ["-s", "--max-time", "1", "\(health)/health"], timeout: 3), r.stdout.contains("health") { return }
             if !p.isRunning { throw TestFailure("ballast store serve exited with \(p.terminationStatus) before it served") }
             usleep(50_000)
         }

@@ -27,6 +27,9 @@ struct StoreServeCommand: AsyncParsableCommand {
     @Option(help: "URL to listen on for clients, http://HOST:PORT (one).")
     var listenClientUrls: String = "http://127.0.0.1:2379"
 
+    @Option(help: "Serve /metrics and /health on this URL instead of the client port; gRPC then listens on the client port directly, one hop shorter.")
+    var listenMetricsUrls: String?
+
     @Option(help: "Client URLs advertised in MemberList (comma-separated).")
     var advertiseClientUrls: String?
 
@@ -51,6 +54,9 @@ struct StoreServeCommand: AsyncParsableCommand {
     func validate() throws {
         guard parseURL(listenClientUrls) != nil else {
             throw ValidationError("--listen-client-urls \(listenClientUrls): expected one URL like http://127.0.0.1:2379 (https is not supported yet)")
+        }
+        if let m = listenMetricsUrls, parseURL(m) == nil {
+            throw ValidationError("--listen-metrics-urls \(m): expected one URL like http://127.0.0.1:2381")
         }
         guard SyncMode(rawValue: sync) != nil else {
             throw ValidationError("--sync \(sync): expected always or none")
@@ -81,6 +87,10 @@ struct StoreServeCommand: AsyncParsableCommand {
         config.name = name
         config.maxRequestBytes = maxRequestBytes
         config.progressNotifyInterval = .seconds(progressNotifyInterval)
+        if let m = listenMetricsUrls.flatMap(parseURL) {
+            config.metricsHost = m.0
+            config.metricsPort = m.1
+        }
         config.advertiseClientURLs = advertiseClientUrls.map { $0.split(separator: ",").map(String.init) } ?? []
         let server = EtcdServer(store: store, configuration: config, socketDirectory: dataDir, logger: logger)
         let signals = [SIGTERM, SIGINT].map { sig -> DispatchSourceSignal in
