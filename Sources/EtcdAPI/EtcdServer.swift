@@ -49,7 +49,10 @@ public final class EtcdServer: Sendable {
         self.store = store
         self.configuration = configuration
         self.logger = logger
-        self.grpcSocket = socketDirectory + "/grpc-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).sock"
+        let name = "grpc-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).sock"
+        // A unix socket path must fit in sun_path (108 bytes): fall back to /tmp for deep data dirs.
+        let preferred = socketDirectory + "/" + name
+        self.grpcSocket = preferred.utf8.count < 100 ? preferred : "/tmp/ballast-" + name
         let headers = HeaderFactory(clusterID: store.clusterID, memberID: store.memberID)
         let urls = configuration.advertiseClientURLs.isEmpty
             ? ["http://\(configuration.host):\(configuration.port)"] : configuration.advertiseClientURLs
