@@ -57,11 +57,28 @@ public final class EtcdClient: EtcdShapedStore, Sendable {
     /// Runs a call, turning etcd's errors back into the store's (matched on
     /// code and message, as etcd's own client does).
     private func call<T>(_ body: () async throws -> T) async throws -> T {
-        do {
-            return try await body()
-        } catch let e as RPCError {
-            throw EtcdClient.storeError(e)
+        var attempt = 0
+        while true {
+            do {
+                return try await body()
+            } catch let e as RPCError where EtcdClient.notSent(e) && attempt < 50 {
+                // The connection was being re-established: nothing was sent, so retrying is safe.
+                attempt += 1
+                try await Task.sleep(for: .milliseconds(min(200, 5 << min(attempt, 5))))
+            } catch let e as RPCError {
+                throw EtcdClient.storeError(e)
+            }
         }
+    }
+
+    /// Errors raised before a request left the client (no connection ready).
+    /// grpc-swift's client closes a connection after many RST_STREAM frames
+    /// (its denial-of-service guard: 200 in 10 s), and etcd's Go server sends
+    /// one after each unary call it answers before the client half-closes;
+    /// the connection is then re-established, and calls made meanwhile fail
+    /// with these. See docs/store.md.
+    static func notSent(_ e: RPCError) -> Bool {
+        e.code == .unavailable && e.message.contains("isn't ready")
     }
 
     static func storeError(_ e: RPCError) -> any Error {

@@ -141,7 +141,9 @@ extension MVCCStore {
                 }
             }
             do {
-                try await db.write(group.batch)
+                // Blocking on purpose: the writer task owns this step, and an async hand-off to the
+                // engine's commit thread costs two thread switches per group (measured).
+                try commitBlocking(group.batch)
             } catch {
                 // Nothing of this group is acknowledged; the engine is now read-only.
                 let e = MVCCError.storage(error)
@@ -154,6 +156,11 @@ extension MVCCStore {
             hub.publish(group.events, through: group.revision)
         }
         for (item, result) in zip(items, results) { item.done.resume(with: result) }
+    }
+
+    /// The engine's blocking write (a synchronous context picks it over the async overload).
+    private func commitBlocking(_ batch: WriteBatch) throws {
+        try db.write(batch)
     }
 
     private func apply(_ op: WriteOp, _ group: inout GroupContext, alarms: inout [Alarm]) throws -> WriteResult {

@@ -71,6 +71,9 @@ struct BenchStoreCommand: AsyncParsableCommand {
     @Flag(help: "With --via etcd: also measure a real etcd (Debian's etcd-server), started by the benchmark.")
     var compareEtcd = false
 
+    @Option(help: "With --via etcd: measure this running server (http://127.0.0.1:PORT) instead of starting one.")
+    var endpoint: String?
+
     func validate() throws {
         guard keys >= 1 else { throw ValidationError("--keys must be at least 1") }
         guard (1...1024).contains(keySize) else { throw ValidationError("--key-size must be 1...1024") }
@@ -89,7 +92,7 @@ struct BenchStoreCommand: AsyncParsableCommand {
     func run() async throws {
         if via == .etcd {
             let bench = EtcdPutBenchmark(puts: keys, clients: clients, keySize: keySize, valueSize: valueSize,
-                                         compareEtcd: compareEtcd, progress: ProgressLine())
+                                         compareEtcd: compareEtcd, endpoint: endpoint, progress: ProgressLine())
             print(EtcdPutBenchmark.report(try await bench.run(), clients: clients, valueSize: valueSize), terminator: "")
             return
         }
