@@ -40,10 +40,12 @@ public struct LSMOptions: Sendable {
     /// Open table files kept in memory.
     public var maxOpenTables = 500
     /// Level-0 table count that starts a compaction, slows writers (1 ms per
-    /// write group) and stops them.
+    /// write group) and stops them. RocksDB's values for 64 MiB memtables:
+    /// LevelDB's 8/12 suit its 4 MiB memtables and stalled writers for up to
+    /// a second here while one compaction of several level-0 tables ran.
     public var level0CompactionTrigger = 4
-    public var level0SlowdownTrigger = 8
-    public var level0StopTrigger = 12
+    public var level0SlowdownTrigger = 20
+    public var level0StopTrigger = 36
     /// Target size of level 1; each deeper level is `levelMultiplier` times larger.
     public var levelBaseBytes = 256 << 20
     public var levelMultiplier = 10
