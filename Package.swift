@@ -62,6 +62,10 @@ let package = Package(
         ),
         .testTarget(name: "LSMTreeTests", dependencies: ["LSMTree"]),
         .testTarget(name: "MVCCStoreTests", dependencies: ["MVCCStore"]),
-        .testTarget(name: "EtcdAPITests", dependencies: ["EtcdAPI", "MVCCStore"]),
+        .testTarget(name: "EtcdAPITests", dependencies: [
+            "EtcdAPI", "MVCCStore",
+            .product(name: "GRPCCore", package: "grpc-swift-2"),
+            .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+        ]),
     ]
 )

@@ -6,7 +6,9 @@ final class LRUCache<Key: Hashable & Sendable, Value>: @unchecked Sendable {
         let key: Key
         var value: Value
         var charge: Int
-        var prev: Node?
+        /// Weak: with both links strong, the list would be a chain of retain
+        /// cycles and a dropped cache would leak every entry (and open file).
+        weak var prev: Node?
         var next: Node?
         init(key: Key, value: Value, charge: Int) { self.key = key; self.value = value; self.charge = charge }
     }

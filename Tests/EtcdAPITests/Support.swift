@@ -122,6 +122,15 @@ final class StoreServer {
         throw TestFailure("ballast store serve did not answer on \(endpoint) within 20 s")
     }
 
+    /// Stops the server and returns its exit status.
+    func stopAndReturnStatus(signal sig: Int32) -> Int32 {
+        guard let p = process else { return -1 }
+        if p.isRunning { kill(p.processIdentifier, sig) }
+        p.waitUntilExit()
+        process = nil
+        return p.terminationStatus
+    }
+
     func stop(signal sig: Int32 = SIGTERM) {
         guard let p = process else { return }
         if p.isRunning { kill(p.processIdentifier, sig) }

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import LSMTree
 
@@ -31,5 +32,40 @@ import Testing
         let stats = db.statistics
         #expect(stats.levels[0].files == 0)
         try db.close()
+    }
+}
+
+@Suite struct ResourceTests {
+    static func openFileDescriptors() -> Int {
+        (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? 0
+    }
+
+    /// Closing a store releases its table cache: no open table file outlives it
+    /// (the LRU list once held its entries in retain cycles).
+    @Test func closingReleasesOpenTables() throws {
+        let dir = TempDir("fds")
+        // Twenty level-0 tables (no compaction), so the table cache's shards hold several each.
+        var options = tinyOptions()
+        options.level0CompactionTrigger = 100
+        options.level0SlowdownTrigger = 200
+        options.level0StopTrigger = 300
+        options.maxOpenTables = 64
+        do {
+            let db = try LSMTree.open(path: dir.path, options: options)
+            for i in 0..<3000 {
+                try db.put(bytes("k\(i)"), bytes("v\(i)"))
+                if i % 150 == 149 { try db.flush() }
+            }
+            #expect(db.statistics.levels[0].files >= 20)
+            try db.close()
+        }
+        let before = Self.openFileDescriptors()
+        for _ in 0..<5 {
+            let db = try LSMTree.open(path: dir.path, options: options)
+            #expect(try db.scan().count == 3000)  // opens every table
+            try db.close()
+        }
+        // Other tests run in parallel and open files too: allow a little noise, not 5 stores' worth of tables.
+        #expect(Self.openFileDescriptors() <= before + 8, "table files stay open after close")
     }
 }
