@@ -70,8 +70,9 @@ final class Metrics: ServerInterceptor, Sendable {
 }
 
 /// Reads the process's resident memory and CPU time from /proc.
-enum ProcessInfoReader {
-    static func read() -> (rssBytes: UInt64, cpuSeconds: Double) {
+public enum ProcessInfoReader {
+    /// Resident memory of this process and its CPU time so far.
+    public static func read() -> (rssBytes: UInt64, cpuSeconds: Double) {
         var rss: UInt64 = 0
         if let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) {
             for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
@@ -79,15 +80,16 @@ enum ProcessInfoReader {
                 rss = kb * 1024
             }
         }
-        var cpu = 0.0
-        if let stat = try? String(contentsOfFile: "/proc/self/stat", encoding: .utf8),
-           let close = stat.lastIndex(of: ")") {
-            let fields = stat[stat.index(after: close)...].split(separator: " ")
-            // utime and stime are fields 14 and 15 of the full line: 12 and 13 after the command.
-            if fields.count > 13, let u = Double(fields[11]), let s = Double(fields[12]) {
-                cpu = (u + s) / Double(sysconf(Int32(_SC_CLK_TCK)))
-            }
-        }
-        return (rss, cpu)
+        return (rss, cpuSeconds(pid: "self") ?? 0)
+    }
+
+    /// User + system CPU seconds of a process (`"self"` or a pid), from /proc.
+    public static func cpuSeconds(pid: String) -> Double? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return nil }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        // utime and stime are fields 14 and 15 of the full line: 12 and 13 after the command.
+        guard fields.count > 13, let u = Double(fields[11]), let s = Double(fields[12]) else { return nil }
+        return (u + s) / Double(sysconf(Int32(_SC_CLK_TCK)))
     }
 }

@@ -193,11 +193,8 @@ final class ServerProcess {
 
     /// User + system CPU seconds of the server process so far.
     func cpuSeconds() -> Double {
-        guard process.isRunning, let stat = try? String(contentsOfFile: "/proc/\(process.processIdentifier)/stat", encoding: .utf8),
-              let close = stat.lastIndex(of: ")") else { return 0 }
-        let fields = stat[stat.index(after: close)...].split(separator: " ")
-        guard fields.count > 13, let u = Double(fields[11]), let s = Double(fields[12]) else { return 0 }
-        return (u + s) / Double(sysconf(Int32(_SC_CLK_TCK)))
+        guard process.isRunning else { return 0 }
+        return ProcessInfoReader.cpuSeconds(pid: String(process.processIdentifier)) ?? 0
     }
 
     func stop() {
