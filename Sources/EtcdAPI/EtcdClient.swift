@@ -19,12 +19,10 @@ public final class EtcdClient: EtcdShapedStore, Sendable {
     /// Connects to `endpoints` ("http://127.0.0.1:2379", …). Calls time out after `timeout`.
     public init(endpoints: [String], timeout: Duration = .seconds(10)) throws {
         let parsed = try endpoints.map { e -> (String, Int) in
-            guard e.hasPrefix("http://"), let rest = e.dropFirst(7).split(separator: "/").first,
-                  let colon = rest.lastIndex(of: ":"), let port = Int(rest[rest.index(after: colon)...])
-            else {
+            guard let hostPort = parseClientURL(e) else {
                 throw EtcdClientError("etcd endpoint \(e): expected http://HOST:PORT (TLS endpoints are not supported yet)")
             }
-            return (String(rest[..<colon]), port)
+            return hostPort
         }
         guard !parsed.isEmpty else { throw EtcdClientError("no etcd endpoints given: pass at least one http://HOST:PORT") }
         let target: any ResolvableTarget
@@ -193,4 +191,16 @@ public final class EtcdClient: EtcdShapedStore, Sendable {
 public struct EtcdClientError: Error, CustomStringConvertible, Sendable {
     public let description: String
     public init(_ d: String) { description = d }
+}
+
+/// "http://host:port[/…]" → (host, port): the URL form of etcd's client flags
+/// and endpoints (only the first of a comma-separated list).
+public func parseClientURL(_ s: String) -> (host: String, port: Int)? {
+    let first = s.split(separator: ",").first.map(String.init) ?? s
+    guard first.hasPrefix("http://") else { return nil }
+    let rest = first.dropFirst("http://".count).split(separator: "/").first.map(String.init) ?? ""
+    guard let colon = rest.lastIndex(of: ":"), let port = Int(rest[rest.index(after: colon)...]), (0...65535).contains(port) else {
+        return nil
+    }
+    return (String(rest[..<colon]), port)
 }

@@ -29,7 +29,7 @@ struct KVService: Etcdserverpb_KV.SimpleServiceProtocol {
 
     func txn(request: Etcdserverpb_TxnRequest, context: ServerContext) async throws -> Etcdserverpb_TxnResponse {
         try await ErrorMapping.mapping {
-            try limits.check((try request.serializedBytes() as [UInt8]).count)
+            try limits.check(KVService.payloadBytes(request))
             return headers.txn(try await store.txn(request.model))
         }
     }
@@ -41,6 +41,24 @@ struct KVService: Etcdserverpb_KV.SimpleServiceProtocol {
             r.header = headers.header(header)
             return r
         }
+    }
+}
+
+extension KVService {
+    /// Key, value and range bytes a txn carries (what the request-size limit is
+    /// about), summed without serialising the request again.
+    static func payloadBytes(_ t: Etcdserverpb_TxnRequest) -> Int {
+        var n = t.compare.reduce(0) { $0 + $1.key.count + $1.rangeEnd.count + $1.value.count }
+        for op in t.success + t.failure {
+            switch op.request {
+            case .requestPut(let p): n += p.key.count + p.value.count
+            case .requestRange(let r): n += r.key.count + r.rangeEnd.count
+            case .requestDeleteRange(let d): n += d.key.count + d.rangeEnd.count
+            case .requestTxn(let inner): n += payloadBytes(inner)
+            case nil: break
+            }
+        }
+        return n
     }
 }
 

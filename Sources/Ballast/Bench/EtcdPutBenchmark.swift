@@ -34,7 +34,7 @@ struct EtcdPutBenchmark {
     func run() async throws -> [Result] {
         var results: [Result] = []
         if let endpoint {
-            guard let port = endpoint.split(separator: ":").last.flatMap({ Int($0) }) else {
+            guard let port = parseClientURL(endpoint)?.port else {
                 throw BenchError(description: "--endpoint \(endpoint): expected http://127.0.0.1:PORT")
             }
             return [try await measure(ServerProcess.external(port: port))]

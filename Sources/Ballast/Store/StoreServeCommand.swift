@@ -52,10 +52,10 @@ struct StoreServeCommand: AsyncParsableCommand {
     var sync: String = "always"
 
     func validate() throws {
-        guard parseURL(listenClientUrls) != nil else {
+        guard parseClientURL(listenClientUrls) != nil else {
             throw ValidationError("--listen-client-urls \(listenClientUrls): expected one URL like http://127.0.0.1:2379 (https is not supported yet)")
         }
-        if let m = listenMetricsUrls, parseURL(m) == nil {
+        if let m = listenMetricsUrls, parseClientURL(m) == nil {
             throw ValidationError("--listen-metrics-urls \(m): expected one URL like http://127.0.0.1:2381")
         }
         guard SyncMode(rawValue: sync) != nil else {
@@ -69,7 +69,7 @@ struct StoreServeCommand: AsyncParsableCommand {
     func run() async throws {
         var logger = Logger(label: "ballast.store")
         logger.logLevel = .info
-        let (host, port) = parseURL(listenClientUrls)!
+        let (host, port) = parseClientURL(listenClientUrls)!
         var options = MVCCOptions()
         options.engine.syncMode = SyncMode(rawValue: sync)!
         options.quotaBytes = quotaBackendBytes
@@ -87,7 +87,7 @@ struct StoreServeCommand: AsyncParsableCommand {
         config.name = name
         config.maxRequestBytes = maxRequestBytes
         config.progressNotifyInterval = .seconds(progressNotifyInterval)
-        if let m = listenMetricsUrls.flatMap(parseURL) {
+        if let m = listenMetricsUrls.flatMap({ parseClientURL($0) }) {
             config.metricsHost = m.0
             config.metricsPort = m.1
         }
@@ -113,15 +113,4 @@ struct StoreServeCommand: AsyncParsableCommand {
         try await store.close()
         logger.info("stopped", metadata: ["revision": "\(store.revision)"])
     }
-}
-
-/// "http://host:port" → (host, port).
-func parseURL(_ s: String) -> (String, Int)? {
-    let first = s.split(separator: ",").first.map(String.init) ?? s
-    guard first.hasPrefix("http://") else { return nil }
-    let rest = first.dropFirst("http://".count).split(separator: "/").first.map(String.init) ?? ""
-    guard let colon = rest.lastIndex(of: ":"), let port = Int(rest[rest.index(after: colon)...]), (0...65535).contains(port) else {
-        return nil
-    }
-    return (String(rest[..<colon]), port)
 }
