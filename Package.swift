@@ -34,6 +34,24 @@ let package = Package(
             name: "MVCCStore",
             dependencies: ["LSMTree", .product(name: "Atomics", package: "swift-atomics")]
         ),
+        .target(name: "SQLite", dependencies: ["CSQLite"]),
+        .target(
+            name: "HTTPKit",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "CloudProvider",
+            dependencies: [
+                "SQLite", "HTTPKit",
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .target(
             name: "EtcdAPI",
             dependencies: [
@@ -53,7 +71,7 @@ let package = Package(
         .executableTarget(
             name: "Ballast",
             dependencies: [
-                "LSMTree", "CSQLite", "MVCCStore", "EtcdAPI",
+                "LSMTree", "CSQLite", "SQLite", "MVCCStore", "EtcdAPI", "CloudProvider", "HTTPKit",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -62,8 +80,10 @@ let package = Package(
         ),
         .testTarget(name: "LSMTreeTests", dependencies: ["LSMTree"]),
         .testTarget(name: "MVCCStoreTests", dependencies: ["MVCCStore"]),
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "CloudProviderTests", dependencies: ["CloudProvider", "HTTPKit", "TestSupport"]),
         .testTarget(name: "EtcdAPITests", dependencies: [
-            "EtcdAPI", "MVCCStore",
+            "EtcdAPI", "MVCCStore", "TestSupport",
             .product(name: "GRPCCore", package: "grpc-swift-2"),
             .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
         ]),

@@ -2,6 +2,7 @@ import EtcdAPI
 import Foundation
 import MVCCStore
 import Testing
+import TestSupport
 
 /// A real etcd (Debian's etcd-server) on free loopback ports in a temporary
 /// data dir, killed and removed at the end.

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// The real etcdctl (Debian's etcd-client, v3.4) against `ballast store serve`,
 /// asserting on what etcdctl prints.

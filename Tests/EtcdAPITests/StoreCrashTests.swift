@@ -2,6 +2,7 @@ import EtcdAPI
 import Foundation
 import MVCCStore
 import Testing
+import TestSupport
 
 /// SIGKILL `ballast store serve` while several clients run transactions,
 /// restart it, and check that every acknowledged write is there at the

@@ -3,6 +3,7 @@ import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import Testing
+import TestSupport
 
 /// Watch progress over the wire, as Kubernetes' API server uses it
 /// (RequestWatchProgress for consistent reads from its watch cache).

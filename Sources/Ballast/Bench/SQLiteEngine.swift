@@ -7,6 +7,7 @@
 // WAL auto-checkpoint every 1000 pages).
 
 import CSQLite
+import SQLite
 
 /// SQLite as a benchmark engine: a database `bench.db` in the engine's directory.
 final class SQLiteBenchEngine: BenchEngine {

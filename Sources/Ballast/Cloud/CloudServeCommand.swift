@@ -1,0 +1,123 @@
+import ArgumentParser
+import CloudProvider
+import Foundation
+import HTTPKit
+import Logging
+
+/// `ballast cloud …`: the simulated cloud.
+struct CloudCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cloud",
+        abstract: "The simulated cloud: disks as sparse files, attached as loop devices.",
+        subcommands: [CloudServeCommand.self]
+    )
+}
+
+/// `ballast cloud serve`: the simulated cloud's HTTP JSON API (docs/cloud-api.md). State in
+/// SQLite under --state-dir, disks under --volumes-dir. Stops cleanly on SIGTERM and SIGINT after
+/// the operations in progress; after a SIGKILL the next start resumes them.
+struct CloudServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "serve", abstract: "Serve the simulated cloud's API.")
+
+    @Option(help: "HOST:PORT to listen on.")
+    var listen: String = "127.0.0.1:7070"
+
+    @Option(help: "Directory of the disks' backing files (<zone>/<disk-id>.img) and snapshots.")
+    var volumesDir: String = "volumes"
+
+    @Option(help: "Directory of the state database and the generated admin key.")
+    var stateDir: String = ".ballast/cloud"
+
+    @Option(help: "File of key,role lines (roles admin, read-only); without it an admin key is generated into STATE_DIR/admin.key.")
+    var apiKeysFile: String?
+
+    @Option(help: "Name of the region; its zones are REGION + a, b, ….")
+    var region: String = "ballast-1"
+
+    @Option(help: "Number of zones (1–26).")
+    var zones: Int = 2
+
+    @Option(help: "Capacity of each zone: the most its disks may add up to (bytes, or with a suffix: 500Gi, 2Ti).")
+    var zoneCapacity: String = "1Ti"
+
+    @Option(help: "Largest disk (bytes, or with a suffix: 100Gi).")
+    var maxDiskSize: String = "1Ti"
+
+    @Option(help: "Attach limit of instances registered without one.")
+    var attachLimit: Int = 16
+
+    @Option(help: "Time each action's work takes, e.g. attach=200ms,detach=200ms,create=100ms.")
+    var latency: String = "create=100ms,attach=200ms,detach=200ms,resize=100ms,snapshot=200ms"
+
+    @Option(help: "Share of requests that fail with Throttled or Internal, per action, e.g. attach=0.1,create=0.05.")
+    var faults: String = ""
+
+    @Option(help: "Seed of the fault dice, for reproducible runs.")
+    var faultSeed: UInt64?
+
+    func validate() throws {
+        guard parseHostPort(listen) != nil else { throw ValidationError("--listen \(listen): expected HOST:PORT, like 127.0.0.1:7070") }
+        guard (1...26).contains(zones) else { throw ValidationError("--zones \(zones): expected 1 to 26") }
+        guard (1...256).contains(attachLimit) else { throw ValidationError("--attach-limit \(attachLimit): expected 1 to 256") }
+        for (name, value) in [("--zone-capacity", zoneCapacity), ("--max-disk-size", maxDiskSize)] where parseBytes(value) == nil {
+            throw ValidationError("\(name) \(value): expected a size in bytes, or with Mi, Gi or Ti")
+        }
+    }
+
+    func run() async throws {
+        var logger = Logger(label: "ballast.cloud")
+        logger.logLevel = .info
+        let (host, port) = parseHostPort(listen)!
+        var configuration = SimulatorConfiguration(region: region, zoneCount: zones, zoneCapacityBytes: parseBytes(zoneCapacity)!,
+                                                   maxDiskBytes: parseBytes(maxDiskSize)!, defaultAttachLimit: attachLimit)
+        do {
+            configuration.latency = try SimulatorConfiguration.parseLatencies(latency)
+            configuration.faults = try SimulatorConfiguration.parseFaults(faults)
+        } catch {
+            throw ValidationError("\(error)")
+        }
+        configuration.faultSeed = faultSeed
+        try FileManager.default.createDirectory(atPath: stateDir, withIntermediateDirectories: true)
+        let keys = try apiKeysFile.map(APIKeys.load(file:)) ?? APIKeys.adminKey(stateDir: stateDir)
+        let devices = try LoopDeviceBackend(root: URL(fileURLWithPath: volumesDir))
+        let cloud = try CloudSimulator(configuration: configuration, statePath: stateDir + "/cloud.db", devices: devices, logger: logger)
+        try await cloud.start()
+        let service = CloudHTTPService(cloud: cloud, keys: keys)
+        let server = try await HTTPServer(host: host, port: port, maxBodyBytes: 1 << 20, logger: logger, handler: service.handle)
+        logger.info("serving", metadata: ["listen": "\(host):\(server.port)", "volumes": "\(devices.root.path)",
+                                          "zones": "\(configuration.zones.joined(separator: ","))",
+                                          "key": "\(apiKeysFile ?? stateDir + "/admin.key")"])
+        let signals = [SIGTERM, SIGINT].map { sig -> DispatchSourceSignal in
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig)
+            source.setEventHandler {
+                logger.info("stopping", metadata: ["signal": "\(sig)"])
+                server.close()
+            }
+            source.resume()
+            return source
+        }
+        defer { signals.forEach { $0.cancel() } }
+        try await server.run()
+        await cloud.drain()
+        logger.info("stopped")
+    }
+}
+
+/// "127.0.0.1:7070" → ("127.0.0.1", 7070).
+func parseHostPort(_ text: String) -> (String, Int)? {
+    guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+          (0...65535).contains(port), colon != text.startIndex else { return nil }
+    return (String(text[..<colon]), port)
+}
+
+/// "1Ti", "500Gi", "64Mi", "1048576" → bytes.
+func parseBytes(_ text: String) -> Int64? {
+    let units: [(String, Int64)] = [("Ti", 1 << 40), ("Gi", 1 << 30), ("Mi", 1 << 20), ("Ki", 1 << 10)]
+    for (suffix, factor) in units where text.hasSuffix(suffix) {
+        guard let number = Int64(text.dropLast(2)), number > 0, number <= Int64.max / factor else { return nil }
+        return number * factor
+    }
+    guard let number = Int64(text), number > 0 else { return nil }
+    return number
+}

@@ -1,0 +1,82 @@
+// The cloud as the cluster sees it: the cloud controller manager and the CSI controller plugin
+// reach disks and instances only through this protocol. Implemented by `CloudClient` (the
+// simulator's HTTP API) and by `CloudSimulator` itself (in-process, used by tests through
+// `CloudSimulator.inMemory()`).
+//
+// Slow work — creating, deleting, resizing, attaching and detaching disks, snapshots — is
+// asynchronous as on a real cloud: the call returns an `Operation` at once, the resource shows
+// its intermediate state (creating, attaching, …), and `wait(for:)` polls the operation.
+import Foundation
+
+public protocol CloudProvider: Sendable {
+    /// The region's name and its zones with their capacity.
+    func describeRegion() async throws -> (region: String, zones: [Zone])
+
+    func registerInstance(_ request: RegisterInstanceRequest) async throws -> Instance
+    func describeInstance(id: String) async throws -> Instance
+    /// The non-terminated instance called `name`, or the latest terminated one; nil when none.
+    func findInstance(name: String) async throws -> Instance?
+    func listInstances(_ page: PageRequest) async throws -> Page<Instance>
+    /// Stops, starts or terminates an instance. Terminating detaches its disks.
+    func setInstanceState(id: String, to state: InstanceState) async throws -> Instance
+
+    func createDisk(_ request: CreateDiskRequest) async throws -> Operation
+    func describeDisk(id: String) async throws -> Disk
+    func listDisks(_ filter: DiskFilter, _ page: PageRequest) async throws -> Page<Disk>
+    /// Refused while the disk is attached.
+    func deleteDisk(id: String) async throws -> Operation
+    /// Grows a disk (never shrinks it); an attached disk's device sees the new size.
+    func resizeDisk(id: String, sizeBytes: Int64) async throws -> Operation
+    /// Attaching a disk that is already attached to that instance returns a finished operation.
+    func attachDisk(id: String, instanceId: String) async throws -> Operation
+    /// Refused while the device is mounted unless `force`; detaching a detached disk succeeds.
+    func detachDisk(id: String, instanceId: String, force: Bool) async throws -> Operation
+
+    func createSnapshot(_ request: CreateSnapshotRequest) async throws -> Operation
+    func describeSnapshot(id: String) async throws -> Snapshot
+    func listSnapshots(sourceDiskId: String?, _ page: PageRequest) async throws -> Page<Snapshot>
+    func deleteSnapshot(id: String) async throws -> Operation
+
+    func describeOperation(id: String) async throws -> Operation
+}
+
+extension CloudProvider {
+    /// Polls `operation` until it is done; throws its error when it failed, and
+    /// `CloudError(.internal…)` when it has not finished within `timeout`.
+    @discardableResult
+    public func wait(for operation: Operation, timeout: Duration = .seconds(120),
+                     pollInterval: Duration = .milliseconds(20)) async throws -> Operation {
+        var current = operation
+        let deadline = ContinuousClock.now + timeout
+        var interval = pollInterval
+        while !current.isDone {
+            guard ContinuousClock.now < deadline else {
+                throw CloudError(.internal, "operation \(operation.id) (\(operation.kind) of \(operation.targetId)) still running after \(timeout)")
+            }
+            try await Task.sleep(for: interval)
+            interval = min(interval * 2, .milliseconds(500))
+            current = try await describeOperation(id: operation.id)
+        }
+        if current.state == .failed, let error = current.error { throw CloudError(body: error) }
+        return current
+    }
+
+    /// The attachment of disk `id` to `instanceId`, or one in state `detached` when there is none.
+    public func describeAttachment(diskId: String, instanceId: String) async throws -> Attachment {
+        let disk = try await describeDisk(id: diskId)
+        return disk.attachments.first { $0.instanceId == instanceId }
+            ?? Attachment(diskId: diskId, instanceId: instanceId, state: .detached, devicePath: nil)
+    }
+
+    /// Every disk matching `filter`, all pages.
+    public func allDisks(_ filter: DiskFilter = DiskFilter()) async throws -> [Disk] {
+        var disks: [Disk] = []
+        var token: String?
+        repeat {
+            let page = try await listDisks(filter, PageRequest(limit: 1000, pageToken: token))
+            disks += page.items
+            token = page.nextPageToken
+        } while token != nil
+        return disks
+    }
+}

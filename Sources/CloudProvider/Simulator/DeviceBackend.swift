@@ -1,0 +1,176 @@
+// Where the simulator's disks physically are. `LoopDeviceBackend` keeps each disk as a sparse
+// file under the volumes dir and attaches it with losetup; `MemoryDeviceBackend` only pretends,
+// for tests of the code above the cloud. Paths are built here from validated ids only.
+import Foundation
+
+public protocol DeviceBackend: Sendable {
+    /// Makes the disk's backing file: a sparse file of `sizeBytes`, or a copy of `source`
+    /// (grown to `sizeBytes`). Idempotent: an existing file is replaced.
+    func createDisk(zone: String, diskId: String, sizeBytes: Int64, copying source: DataSource?) async throws
+    func deleteDisk(zone: String, diskId: String) async throws
+    func diskExists(zone: String, diskId: String) -> Bool
+    /// Grows the backing file, and tells the loop device at `devicePath` (if any) to see it.
+    func resizeDisk(zone: String, diskId: String, sizeBytes: Int64, devicePath: String?) async throws
+    /// Attaches the disk and returns its device path; reuses a device that already backs it.
+    func attach(zone: String, diskId: String) async throws -> String
+    /// Removes the device; refuses with InUse when it is mounted, unless `force`.
+    func detach(devicePath: String, zone: String, diskId: String, force: Bool) async throws
+    /// Why the device cannot be detached now ("mounted at /x"), or nil when it is free.
+    func busyReason(devicePath: String) -> String?
+    /// True when `devicePath` exists and is backed by the disk's file.
+    func deviceBacks(devicePath: String, zone: String, diskId: String) -> Bool
+    func createSnapshot(snapshotId: String, zone: String, diskId: String, devicePath: String?) async throws
+    func deleteSnapshot(snapshotId: String) async throws
+    func snapshotExists(snapshotId: String) -> Bool
+}
+
+/// What a new disk's data comes from.
+public enum DataSource: Sendable, Equatable {
+    case snapshot(String)
+    case disk(zone: String, id: String)
+}
+
+/// Disks as sparse files under `root` (`<zone>/<disk-id>.img`, `snapshots/<snap-id>.img`),
+/// attached as loop devices.
+public struct LoopDeviceBackend: DeviceBackend {
+    public let root: URL
+
+    public init(root: URL) throws {
+        self.root = root.standardizedFileURL
+        try FileManager.default.createDirectory(at: self.root.appendingPathComponent("snapshots"), withIntermediateDirectories: true)
+    }
+
+    public func diskPath(zone: String, diskId: String) -> String {
+        root.appendingPathComponent(zone).appendingPathComponent(diskId + ".img").path
+    }
+
+    public func snapshotPath(_ snapshotId: String) -> String {
+        root.appendingPathComponent("snapshots").appendingPathComponent(snapshotId + ".img").path
+    }
+
+    public func createDisk(zone: String, diskId: String, sizeBytes: Int64, copying source: DataSource?) async throws {
+        let path = diskPath(zone: zone, diskId: diskId)
+        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        let temporary = path + ".tmp"
+        unlink(temporary)
+        switch source {
+        case nil:
+            try FileSystem.createSparseFile(temporary, size: sizeBytes)
+        case .snapshot(let snapshotId):
+            try await FileSystem.copy(snapshotPath(snapshotId), to: temporary)
+            try FileSystem.grow(temporary, to: sizeBytes)
+        case .disk(let sourceZone, let sourceId):
+            try await FileSystem.copy(diskPath(zone: sourceZone, diskId: sourceId), to: temporary)
+            try FileSystem.grow(temporary, to: sizeBytes)
+        }
+        try FileSystem.commit(temporary, to: path)
+    }
+
+    public func deleteDisk(zone: String, diskId: String) async throws {
+        try FileSystem.remove(diskPath(zone: zone, diskId: diskId))
+    }
+
+    public func diskExists(zone: String, diskId: String) -> Bool {
+        FileManager.default.fileExists(atPath: diskPath(zone: zone, diskId: diskId))
+    }
+
+    public func resizeDisk(zone: String, diskId: String, sizeBytes: Int64, devicePath: String?) async throws {
+        try FileSystem.grow(diskPath(zone: zone, diskId: diskId), to: sizeBytes)
+        if let devicePath { try await SystemCommand.check(["losetup", "--set-capacity", devicePath]) }
+    }
+
+    public func attach(zone: String, diskId: String) async throws -> String {
+        let path = diskPath(zone: zone, diskId: diskId)
+        if let existing = try await LoopDevices.devices(backing: path).first { return existing }
+        let device = try await SystemCommand.check(["losetup", "--find", "--show", path])
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        guard device.hasPrefix("/dev/loop") else { throw CloudError(.internal, "losetup printed \"\(device)\" instead of a loop device") }
+        return device
+    }
+
+    public func detach(devicePath: String, zone: String, diskId: String, force: Bool) async throws {
+        guard deviceBacks(devicePath: devicePath, zone: zone, diskId: diskId) else { return }
+        if !force, let reason = busyReason(devicePath: devicePath) {
+            throw CloudError(.inUse, "disk \(diskId) is in use on \(devicePath) (\(reason)): unmount it first, or detach with force")
+        }
+        try await SystemCommand.check(["losetup", "--detach", devicePath])
+    }
+
+    public func busyReason(devicePath: String) -> String? {
+        LoopDevices.busyReason(devicePath)
+    }
+
+    public func deviceBacks(devicePath: String, zone: String, diskId: String) -> Bool {
+        LoopDevices.backingFile(of: devicePath) == diskPath(zone: zone, diskId: diskId)
+    }
+
+    public func createSnapshot(snapshotId: String, zone: String, diskId: String, devicePath: String?) async throws {
+        if let devicePath { LoopDevices.flush(devicePath) }
+        let path = snapshotPath(snapshotId)
+        let temporary = path + ".tmp"
+        unlink(temporary)
+        try await FileSystem.copy(diskPath(zone: zone, diskId: diskId), to: temporary)
+        try FileSystem.commit(temporary, to: path)
+    }
+
+    public func deleteSnapshot(snapshotId: String) async throws {
+        try FileSystem.remove(snapshotPath(snapshotId))
+    }
+
+    public func snapshotExists(snapshotId: String) -> Bool {
+        FileManager.default.fileExists(atPath: snapshotPath(snapshotId))
+    }
+}
+
+/// No files, no devices: attachments get made-up device paths. For tests of the layers above.
+public final class MemoryDeviceBackend: DeviceBackend, @unchecked Sendable {
+    private let lock = NSLock()
+    private var disks: [String: Int64] = [:]
+    private var snapshots: Set<String> = []
+    private var devices: [String: String] = [:]  // device path -> disk id
+    private var nextDevice = 0
+    /// Device paths a test has declared mounted: detaching them needs force.
+    public var mounted: Set<String> {
+        get { lock.withLock { _mounted } }
+        set { lock.withLock { _mounted = newValue } }
+    }
+    private var _mounted: Set<String> = []
+
+    public init() {}
+
+    public func createDisk(zone: String, diskId: String, sizeBytes: Int64, copying source: DataSource?) async throws {
+        lock.withLock { disks[diskId] = sizeBytes }
+    }
+    public func deleteDisk(zone: String, diskId: String) async throws { _ = lock.withLock { disks.removeValue(forKey: diskId) } }
+    public func diskExists(zone: String, diskId: String) -> Bool { lock.withLock { disks[diskId] != nil } }
+    public func resizeDisk(zone: String, diskId: String, sizeBytes: Int64, devicePath: String?) async throws {
+        lock.withLock { disks[diskId] = sizeBytes }
+    }
+    public func attach(zone: String, diskId: String) async throws -> String {
+        lock.withLock {
+            if let existing = devices.first(where: { $0.value == diskId })?.key { return existing }
+            nextDevice += 1
+            let path = "/dev/memory\(nextDevice)"
+            devices[path] = diskId
+            return path
+        }
+    }
+    public func detach(devicePath: String, zone: String, diskId: String, force: Bool) async throws {
+        try lock.withLock {
+            if !force, _mounted.contains(devicePath) {
+                throw CloudError(.inUse, "disk \(diskId) is in use on \(devicePath) (mounted): unmount it first, or detach with force")
+            }
+            devices.removeValue(forKey: devicePath)
+        }
+    }
+    public func busyReason(devicePath: String) -> String? { lock.withLock { _mounted.contains(devicePath) ? "mounted" : nil } }
+    public func deviceBacks(devicePath: String, zone: String, diskId: String) -> Bool { lock.withLock { devices[devicePath] == diskId } }
+    public func createSnapshot(snapshotId: String, zone: String, diskId: String, devicePath: String?) async throws {
+        _ = lock.withLock { snapshots.insert(snapshotId) }
+    }
+    public func deleteSnapshot(snapshotId: String) async throws { _ = lock.withLock { snapshots.remove(snapshotId) } }
+    public func snapshotExists(snapshotId: String) -> Bool { lock.withLock { snapshots.contains(snapshotId) } }
+
+    /// Forgets every device, as a reboot would.
+    public func simulateReboot() { lock.withLock { devices.removeAll() } }
+}
