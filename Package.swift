@@ -53,6 +53,18 @@ let package = Package(
             ]
         ),
         .target(
+            name: "CSIDriver",
+            dependencies: [
+                "CloudProvider",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        .target(
             name: "EtcdAPI",
             dependencies: [
                 "MVCCStore", "LSMTree",
@@ -71,7 +83,7 @@ let package = Package(
         .executableTarget(
             name: "Ballast",
             dependencies: [
-                "LSMTree", "CSQLite", "SQLite", "MVCCStore", "EtcdAPI", "CloudProvider", "HTTPKit",
+                "LSMTree", "CSQLite", "SQLite", "MVCCStore", "EtcdAPI", "CloudProvider", "HTTPKit", "CSIDriver",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -82,6 +94,13 @@ let package = Package(
         .testTarget(name: "MVCCStoreTests", dependencies: ["MVCCStore"]),
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "CloudProviderTests", dependencies: ["CloudProvider", "HTTPKit", "TestSupport"]),
+        .testTarget(name: "CSIDriverTests", dependencies: [
+            "CSIDriver", "CloudProvider", "TestSupport",
+            .product(name: "GRPCCore", package: "grpc-swift-2"),
+            .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .testTarget(name: "EtcdAPITests", dependencies: [
             "EtcdAPI", "MVCCStore", "TestSupport",
             .product(name: "GRPCCore", package: "grpc-swift-2"),

@@ -10,19 +10,28 @@ command -v protoc >/dev/null || { echo "protoc not found: apt-get install -y pro
 swift build --product protoc-gen-swift >/dev/null
 swift build --product protoc-gen-grpc-swift-2 >/dev/null
 bin=$(swift build --show-bin-path)
-out=Sources/EtcdAPI/Generated
 check=false
 [ "${1:-}" = "--check" ] && check=true
-dest=$out
-if $check; then dest=$(mktemp -d); fi
-mkdir -p "$dest"
-protoc -I Protos \
-  --plugin=protoc-gen-swift="$bin/protoc-gen-swift" \
-  --plugin=protoc-gen-grpc-swift-2="$bin/protoc-gen-grpc-swift-2" \
-  --swift_out="$dest" --swift_opt=Visibility=Public,FileNaming=PathToUnderscores \
-  --grpc-swift-2_out="$dest" --grpc-swift-2_opt=Visibility=Public,FileNaming=PathToUnderscores,Server=true,Client=true \
-  Protos/etcd/mvccpb/kv.proto Protos/etcd/etcdserverpb/rpc.proto
-if $check; then
-  diff -r "$out" "$dest" && echo "generated code is up to date"
-  rm -rf "$dest"
-fi
+status=0
+
+# generate OUTPUT_DIR PROTO...: one module's generated code from its protos.
+generate() {
+  local out=$1; shift
+  local dest=$out
+  if $check; then dest=$(mktemp -d); fi
+  mkdir -p "$dest"
+  protoc -I Protos \
+    --plugin=protoc-gen-swift="$bin/protoc-gen-swift" \
+    --plugin=protoc-gen-grpc-swift-2="$bin/protoc-gen-grpc-swift-2" \
+    --swift_out="$dest" --swift_opt=Visibility=Public,FileNaming=PathToUnderscores \
+    --grpc-swift-2_out="$dest" --grpc-swift-2_opt=Visibility=Public,FileNaming=PathToUnderscores,Server=true,Client=true \
+    "$@"
+  if $check; then
+    if diff -r "$out" "$dest"; then echo "$out is up to date"; else status=1; fi
+    rm -rf "$dest"
+  fi
+}
+
+generate Sources/EtcdAPI/Generated Protos/etcd/mvccpb/kv.proto Protos/etcd/etcdserverpb/rpc.proto
+generate Sources/CSIDriver/Generated Protos/csi/csi.proto
+exit $status

@@ -60,7 +60,7 @@ public struct CloudClient: CloudProvider {
         return try await call(.POST, "/v1/instances/\(try pathID(id, .instance))/\(action)")
     }
 
-    public func createDisk(_ request: CreateDiskRequest) async throws -> Operation {
+    public func createDisk(_ request: CreateDiskRequest) async throws -> CloudOperation {
         try await call(.POST, "/v1/disks", body: request)
     }
 
@@ -77,23 +77,23 @@ public struct CloudClient: CloudProvider {
         return try await call(.GET, "/v1/disks", query: parameters)
     }
 
-    public func deleteDisk(id: String) async throws -> Operation {
+    public func deleteDisk(id: String) async throws -> CloudOperation {
         try await call(.DELETE, "/v1/disks/\(try pathID(id, .disk))")
     }
 
-    public func resizeDisk(id: String, sizeBytes: Int64) async throws -> Operation {
+    public func resizeDisk(id: String, sizeBytes: Int64) async throws -> CloudOperation {
         try await call(.POST, "/v1/disks/\(try pathID(id, .disk))/resize", body: ResizeRequest(sizeBytes: sizeBytes))
     }
 
-    public func attachDisk(id: String, instanceId: String) async throws -> Operation {
-        try await call(.POST, "/v1/disks/\(try pathID(id, .disk))/attach", body: AttachRequest(instanceId: instanceId))
+    public func attachDisk(id: String, instanceId: String, readOnly: Bool) async throws -> CloudOperation {
+        try await call(.POST, "/v1/disks/\(try pathID(id, .disk))/attach", body: AttachRequest(instanceId: instanceId, readOnly: readOnly))
     }
 
-    public func detachDisk(id: String, instanceId: String, force: Bool) async throws -> Operation {
+    public func detachDisk(id: String, instanceId: String, force: Bool) async throws -> CloudOperation {
         try await call(.POST, "/v1/disks/\(try pathID(id, .disk))/detach", body: DetachRequest(instanceId: instanceId, force: force))
     }
 
-    public func createSnapshot(_ request: CreateSnapshotRequest) async throws -> Operation {
+    public func createSnapshot(_ request: CreateSnapshotRequest) async throws -> CloudOperation {
         try await call(.POST, "/v1/snapshots", body: request)
     }
 
@@ -107,11 +107,11 @@ public struct CloudClient: CloudProvider {
         return try await call(.GET, "/v1/snapshots", query: parameters)
     }
 
-    public func deleteSnapshot(id: String) async throws -> Operation {
+    public func deleteSnapshot(id: String) async throws -> CloudOperation {
         try await call(.DELETE, "/v1/snapshots/\(try pathID(id, .snapshot))")
     }
 
-    public func describeOperation(id: String) async throws -> Operation {
+    public func describeOperation(id: String) async throws -> CloudOperation {
         try await call(.GET, "/v1/operations/\(try pathID(id, .operation))")
     }
 

@@ -4,7 +4,7 @@
 // `CloudSimulator.inMemory()`).
 //
 // Slow work — creating, deleting, resizing, attaching and detaching disks, snapshots — is
-// asynchronous as on a real cloud: the call returns an `Operation` at once, the resource shows
+// asynchronous as on a real cloud: the call returns an `CloudOperation` at once, the resource shows
 // its intermediate state (creating, attaching, …), and `wait(for:)` polls the operation.
 import Foundation
 
@@ -20,32 +20,38 @@ public protocol CloudProvider: Sendable {
     /// Stops, starts or terminates an instance. Terminating detaches its disks.
     func setInstanceState(id: String, to state: InstanceState) async throws -> Instance
 
-    func createDisk(_ request: CreateDiskRequest) async throws -> Operation
+    func createDisk(_ request: CreateDiskRequest) async throws -> CloudOperation
     func describeDisk(id: String) async throws -> Disk
     func listDisks(_ filter: DiskFilter, _ page: PageRequest) async throws -> Page<Disk>
     /// Refused while the disk is attached.
-    func deleteDisk(id: String) async throws -> Operation
+    func deleteDisk(id: String) async throws -> CloudOperation
     /// Grows a disk (never shrinks it); an attached disk's device sees the new size.
-    func resizeDisk(id: String, sizeBytes: Int64) async throws -> Operation
-    /// Attaching a disk that is already attached to that instance returns a finished operation.
-    func attachDisk(id: String, instanceId: String) async throws -> Operation
+    func resizeDisk(id: String, sizeBytes: Int64) async throws -> CloudOperation
+    /// Attaching a disk that is already attached to that instance the same way returns a finished
+    /// operation; attached the other way (read-only or not) is AlreadyExists.
+    func attachDisk(id: String, instanceId: String, readOnly: Bool) async throws -> CloudOperation
     /// Refused while the device is mounted unless `force`; detaching a detached disk succeeds.
-    func detachDisk(id: String, instanceId: String, force: Bool) async throws -> Operation
+    func detachDisk(id: String, instanceId: String, force: Bool) async throws -> CloudOperation
 
-    func createSnapshot(_ request: CreateSnapshotRequest) async throws -> Operation
+    func createSnapshot(_ request: CreateSnapshotRequest) async throws -> CloudOperation
     func describeSnapshot(id: String) async throws -> Snapshot
     func listSnapshots(sourceDiskId: String?, _ page: PageRequest) async throws -> Page<Snapshot>
-    func deleteSnapshot(id: String) async throws -> Operation
+    func deleteSnapshot(id: String) async throws -> CloudOperation
 
-    func describeOperation(id: String) async throws -> Operation
+    func describeOperation(id: String) async throws -> CloudOperation
 }
 
 extension CloudProvider {
+    /// Attaches read-write.
+    public func attachDisk(id: String, instanceId: String) async throws -> CloudOperation {
+        try await attachDisk(id: id, instanceId: instanceId, readOnly: false)
+    }
+
     /// Polls `operation` until it is done; throws its error when it failed, and
     /// `CloudError(.internal…)` when it has not finished within `timeout`.
     @discardableResult
-    public func wait(for operation: Operation, timeout: Duration = .seconds(120),
-                     pollInterval: Duration = .milliseconds(20)) async throws -> Operation {
+    public func wait(for operation: CloudOperation, timeout: Duration = .seconds(120),
+                     pollInterval: Duration = .milliseconds(20)) async throws -> CloudOperation {
         var current = operation
         let deadline = ContinuousClock.now + timeout
         var interval = pollInterval

@@ -87,13 +87,16 @@ public struct Attachment: Codable, Sendable, Equatable {
     public var devicePath: String?
     /// The device's serial as the instance sees it: the disk id.
     public var serial: String
+    /// Attached read-only: the device refuses writes.
+    public var readOnly: Bool
 
-    public init(diskId: String, instanceId: String, state: AttachmentState, devicePath: String?) {
+    public init(diskId: String, instanceId: String, state: AttachmentState, devicePath: String?, readOnly: Bool = false) {
         self.diskId = diskId
         self.instanceId = instanceId
         self.state = state
         self.devicePath = devicePath
         self.serial = diskId
+        self.readOnly = readOnly
     }
 }
 
@@ -134,7 +137,7 @@ public enum OperationState: String, Codable, Sendable {
 }
 
 /// Asynchronous work the cloud accepted: poll it until it is done.
-public struct Operation: Codable, Sendable, Equatable {
+public struct CloudOperation: Codable, Sendable, Equatable {
     public var id: String
     /// "disk.create", "disk.delete", "disk.resize", "disk.attach", "disk.detach",
     /// "snapshot.create", "snapshot.delete".

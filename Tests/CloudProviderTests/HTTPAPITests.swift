@@ -45,7 +45,7 @@ private func raw(_ port: Int, _ method: HTTPMethod, _ path: String, key: String?
             let disk = try await client.describeDisk(id: create.targetId)
             #expect(disk.sizeBytes == 10 << 20)
             #expect(disk.tags == ["k": "v"])
-            try await client.wait(for: try await client.attachDisk(id: disk.id, instanceId: node.id))
+            try await client.wait(for: try await client.attachDisk(id: disk.id, instanceId: node.id, readOnly: false))
             let attachment = try await client.describeAttachment(diskId: disk.id, instanceId: node.id)
             #expect(attachment.state == .attached)
             try await client.wait(for: try await client.resizeDisk(id: disk.id, sizeBytes: 20 << 20))
@@ -114,7 +114,7 @@ private func raw(_ port: Int, _ method: HTTPMethod, _ path: String, key: String?
         try await withCloudServer(configuration) { port, _ in
             let (status, body) = try await raw(port, .POST, "/v1/disks", body: #"{"name":"d","zone":"ballast-1a","sizeBytes":1048576}"#)
             #expect(status == 202)
-            let operation = try CloudJSON.decoder().decode(Operation.self, from: Data(body.utf8))
+            let operation = try CloudJSON.decoder().decode(CloudOperation.self, from: Data(body.utf8))
             #expect(operation.state == .running)
             let (pollStatus, pollBody) = try await raw(port, .GET, "/v1/operations/\(operation.id)")
             #expect(pollStatus == 200)

@@ -110,8 +110,8 @@ private func deviceBytes(_ device: String) throws -> Int64 {
     return (Int64(sectors) ?? 0) * 512
 }
 
-private func attach(_ client: CloudClient, _ disk: String, to instance: String) async throws -> String {
-    try await client.wait(for: try await client.attachDisk(id: disk, instanceId: instance))
+private func attach(_ client: CloudClient, _ disk: String, to instance: String, readOnly: Bool = false) async throws -> String {
+    try await client.wait(for: try await client.attachDisk(id: disk, instanceId: instance, readOnly: readOnly))
     let attachment = try await client.describeAttachment(diskId: disk, instanceId: instance)
     #expect(attachment.state == .attached)
     return try #require(attachment.devicePath)
@@ -155,6 +155,13 @@ struct LoopDeviceTests {
         #expect(try readPattern(restoredDevice, offset: 4 << 20, seed: 7), "the snapshot carried the data")
         #expect(try readPattern(cloneDevice, offset: 4 << 20, seed: 7), "the clone carried the data")
         #expect(try deviceBytes(cloneDevice) == 96 << 20, "a clone may be larger than its source")
+
+        // Read-only: the device itself refuses writes.
+        try await client.wait(for: try await client.detachDisk(id: restore.targetId, instanceId: nodeB.id, force: false))
+        let readOnlyDevice = try await attach(client, restore.targetId, to: nodeB.id, readOnly: true)
+        #expect(LoopDevices.isReadOnly(readOnlyDevice))
+        #expect(FileHandle(forWritingAtPath: readOnlyDevice) == nil, "a read-only device opens for reading only")
+        #expect(try readPattern(readOnlyDevice, offset: 4 << 20, seed: 7))
 
         try await client.wait(for: try await client.resizeDisk(id: clone.targetId, sizeBytes: 128 << 20))
         #expect(try deviceBytes(cloneDevice) == 128 << 20, "the attached device sees the new size")
@@ -220,7 +227,7 @@ struct LoopDeviceTests {
         #expect(disk.state == .available)
         #expect(FileManager.default.fileExists(atPath: server.volumesDir + "/ballast-1a/\(disk.id).img"))
 
-        let attach = try await client.attachDisk(id: disk.id, instanceId: node.id)
+        let attach = try await client.attachDisk(id: disk.id, instanceId: node.id, readOnly: false)
         #expect(try await client.describeAttachment(diskId: disk.id, instanceId: node.id).state == .attaching)
         server.stop(signal: SIGKILL)
         try server.start()

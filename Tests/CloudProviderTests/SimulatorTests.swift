@@ -75,7 +75,7 @@ private func expectCloudError(_ code: CloudErrorCode, parameter: String? = nil, 
     @Test func terminatingAnInstanceDetachesItsDisks() async throws {
         let (cloud, a, _) = try await cloudWithInstances()
         let disk = try await makeDisk(cloud)
-        try await cloud.wait(for: try await cloud.attachDisk(id: disk.id, instanceId: a.id))
+        try await cloud.wait(for: try await cloud.attachDisk(id: disk.id, instanceId: a.id, readOnly: false))
         let stopped = try await cloud.setInstanceState(id: a.id, to: .stopped)
         #expect(stopped.state == .stopped)
         #expect(try await cloud.describeDisk(id: disk.id).attachments.count == 1, "a stopped instance keeps its disks")
@@ -208,17 +208,17 @@ private func expectCloudError(_ code: CloudErrorCode, parameter: String? = nil, 
         configuration.latency[.detach] = .milliseconds(150)
         let (cloud, a, _) = try await cloudWithInstances(configuration)
         let disk = try await makeDisk(cloud)
-        let attach = try await cloud.attachDisk(id: disk.id, instanceId: a.id)
+        let attach = try await cloud.attachDisk(id: disk.id, instanceId: a.id, readOnly: false)
         #expect(try await cloud.describeAttachment(diskId: disk.id, instanceId: a.id).state == .attaching)
         #expect(try await cloud.describeDisk(id: disk.id).state == .inUse)
-        let retried = try await cloud.attachDisk(id: disk.id, instanceId: a.id)
+        let retried = try await cloud.attachDisk(id: disk.id, instanceId: a.id, readOnly: false)
         #expect(retried.id == attach.id, "a retry while attaching returns the running operation")
         try await cloud.wait(for: attach)
         let attachment = try await cloud.describeAttachment(diskId: disk.id, instanceId: a.id)
         #expect(attachment.state == .attached)
         #expect(attachment.serial == disk.id)
         #expect(attachment.devicePath?.hasPrefix("/dev/") == true)
-        let again = try await cloud.attachDisk(id: disk.id, instanceId: a.id)
+        let again = try await cloud.attachDisk(id: disk.id, instanceId: a.id, readOnly: false)
         #expect(again.state == .succeeded, "attaching an attached disk is a finished no-op")
         #expect(try await cloud.listDisks(DiskFilter(instanceId: a.id), PageRequest()).items.map(\.id) == [disk.id])
 
@@ -235,17 +235,26 @@ private func expectCloudError(_ code: CloudErrorCode, parameter: String? = nil, 
         #expect(a.zone == "ballast-1a")
         #expect(b.zone == "ballast-1b")
         let disk = try await makeDisk(cloud)
-        await expectCloudError(.invalidParameter, parameter: "instanceId") { _ = try await cloud.attachDisk(id: disk.id, instanceId: b.id) }
+        await expectCloudError(.invalidParameter, parameter: "instanceId") { _ = try await cloud.attachDisk(id: disk.id, instanceId: b.id, readOnly: false) }
         let a2 = try await cloud.registerInstance(RegisterInstanceRequest(name: "node-c", zone: "ballast-1a"))
-        try await cloud.wait(for: try await cloud.attachDisk(id: disk.id, instanceId: a.id))
-        await expectCloudError(.inUse) { _ = try await cloud.attachDisk(id: disk.id, instanceId: a2.id) }
+        try await cloud.wait(for: try await cloud.attachDisk(id: disk.id, instanceId: a.id, readOnly: false))
+        await expectCloudError(.inUse) { _ = try await cloud.attachDisk(id: disk.id, instanceId: a2.id, readOnly: false) }
         await expectCloudError(.inUse) { _ = try await cloud.deleteDisk(id: disk.id) }
         let shared = try await makeDisk(cloud, name: "shared", multiAttach: true)
-        try await cloud.wait(for: try await cloud.attachDisk(id: shared.id, instanceId: a.id))
-        try await cloud.wait(for: try await cloud.attachDisk(id: shared.id, instanceId: a2.id))
+        try await cloud.wait(for: try await cloud.attachDisk(id: shared.id, instanceId: a.id, readOnly: false))
+        try await cloud.wait(for: try await cloud.attachDisk(id: shared.id, instanceId: a2.id, readOnly: false))
         #expect(try await cloud.describeDisk(id: shared.id).attachments.count == 2)
         await expectCloudError(.notFound) { _ = try await cloud.attachDisk(id: disk.id, instanceId: "i-0123456789abcdef0") }
         await expectCloudError(.invalidParameter, parameter: "instanceId") { _ = try await cloud.attachDisk(id: disk.id, instanceId: "node-a") }
+    }
+
+    @Test func readOnlyAttachmentsAreNotSilentlyMadeWritable() async throws {
+        let (cloud, a, _) = try await cloudWithInstances()
+        let disk = try await makeDisk(cloud)
+        try await cloud.wait(for: try await cloud.attachDisk(id: disk.id, instanceId: a.id, readOnly: true))
+        #expect(try await cloud.describeAttachment(diskId: disk.id, instanceId: a.id).readOnly)
+        #expect(try await cloud.attachDisk(id: disk.id, instanceId: a.id, readOnly: true).state == .succeeded)
+        await expectCloudError(.alreadyExists) { _ = try await cloud.attachDisk(id: disk.id, instanceId: a.id, readOnly: false) }
     }
 
     @Test func attachLimitIsEnforced() async throws {
@@ -265,7 +274,7 @@ private func expectCloudError(_ code: CloudErrorCode, parameter: String? = nil, 
         let devices = MemoryDeviceBackend()
         let (cloud, a, _) = try await cloudWithInstances(devices: devices)
         let disk = try await makeDisk(cloud)
-        try await cloud.wait(for: try await cloud.attachDisk(id: disk.id, instanceId: a.id))
+        try await cloud.wait(for: try await cloud.attachDisk(id: disk.id, instanceId: a.id, readOnly: false))
         let path = try #require(try await cloud.describeAttachment(diskId: disk.id, instanceId: a.id).devicePath)
         devices.mounted = [path]
         await expectCloudError(.inUse) { _ = try await cloud.detachDisk(id: disk.id, instanceId: a.id, force: false) }
@@ -370,7 +379,7 @@ private func expectCloudError(_ code: CloudErrorCode, parameter: String? = nil, 
         let node = try await cloud.registerInstance(RegisterInstanceRequest(name: "node-a", zone: "ballast-1a"))
         let attached = try await makeDisk(cloud, name: "attached")
         let doomed = try await makeDisk(cloud, name: "doomed")
-        try await cloud.wait(for: try await cloud.attachDisk(id: attached.id, instanceId: node.id))
+        try await cloud.wait(for: try await cloud.attachDisk(id: attached.id, instanceId: node.id, readOnly: false))
         let before = try await cloud.describeAttachment(diskId: attached.id, instanceId: node.id).devicePath
 
         devices.simulateReboot()

@@ -35,7 +35,7 @@ final class CloudDatabase {
             CREATE TABLE IF NOT EXISTS attachments(
                 disk_id TEXT NOT NULL REFERENCES disks(id) ON DELETE CASCADE,
                 instance_id TEXT NOT NULL, state TEXT NOT NULL, device_path TEXT,
-                PRIMARY KEY(disk_id, instance_id));
+                read_only INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(disk_id, instance_id));
             CREATE TABLE IF NOT EXISTS snapshots(
                 id TEXT PRIMARY KEY, name TEXT NOT NULL, source_disk TEXT NOT NULL, source_zone TEXT NOT NULL,
                 size_bytes INTEGER NOT NULL, state TEXT NOT NULL, tags TEXT NOT NULL, created_at INTEGER NOT NULL);
@@ -172,26 +172,28 @@ final class CloudDatabase {
     // MARK: Attachments
 
     func attachments(diskId: String) throws -> [Attachment] {
-        try connection.query("SELECT disk_id, instance_id, state, device_path FROM attachments WHERE disk_id = ? ORDER BY instance_id",
+        try connection.query("SELECT disk_id, instance_id, state, device_path, read_only FROM attachments WHERE disk_id = ? ORDER BY instance_id",
                              [.text(diskId)], row: attachment)
     }
 
     func attachments(instanceId: String) throws -> [Attachment] {
-        try connection.query("SELECT disk_id, instance_id, state, device_path FROM attachments WHERE instance_id = ? ORDER BY disk_id",
+        try connection.query("SELECT disk_id, instance_id, state, device_path, read_only FROM attachments WHERE instance_id = ? ORDER BY disk_id",
                              [.text(instanceId)], row: attachment)
     }
 
     private func attachment(_ row: SQLiteStatement) -> Attachment {
         Attachment(diskId: row.text(0) ?? "", instanceId: row.text(1) ?? "",
-                   state: AttachmentState(rawValue: row.text(2) ?? "") ?? .lost, devicePath: row.optionalText(3))
+                   state: AttachmentState(rawValue: row.text(2) ?? "") ?? .lost, devicePath: row.optionalText(3),
+                   readOnly: row.integer(4) != 0)
     }
 
     func upsert(_ attachment: Attachment) throws {
         try connection.run("""
-            INSERT INTO attachments(disk_id, instance_id, state, device_path) VALUES (?, ?, ?, ?)
-            ON CONFLICT(disk_id, instance_id) DO UPDATE SET state = excluded.state, device_path = excluded.device_path
+            INSERT INTO attachments(disk_id, instance_id, state, device_path, read_only) VALUES (?, ?, ?, ?, ?)
+            ON CONFLICT(disk_id, instance_id) DO UPDATE
+            SET state = excluded.state, device_path = excluded.device_path, read_only = excluded.read_only
             """, [.text(attachment.diskId), .text(attachment.instanceId), .text(attachment.state.rawValue),
-                  attachment.devicePath.map(SQLiteValue.text) ?? .null])
+                  attachment.devicePath.map(SQLiteValue.text) ?? .null, .integer(attachment.readOnly ? 1 : 0)])
     }
 
     func deleteAttachment(diskId: String, instanceId: String) throws {
@@ -247,33 +249,33 @@ final class CloudDatabase {
 
     private static let operationColumns = "id, kind, target_id, instance_id, state, error, created_at, done_at, argument"
 
-    private func operationRow(_ row: SQLiteStatement) throws -> (Operation, Int64?) {
+    private func operationRow(_ row: SQLiteStatement) throws -> (CloudOperation, Int64?) {
         let error = try row.optionalText(5).map { try decoder.decode(CloudErrorBody.self, from: Data($0.utf8)) }
-        let operation = Operation(id: row.text(0) ?? "", kind: row.text(1) ?? "", targetId: row.text(2) ?? "",
+        let operation = CloudOperation(id: row.text(0) ?? "", kind: row.text(1) ?? "", targetId: row.text(2) ?? "",
                                   instanceId: row.optionalText(3), state: OperationState(rawValue: row.text(4) ?? "") ?? .failed,
                                   error: error, createdAt: date(row.integer(6)), doneAt: row.optionalInteger(7).map(date))
         return (operation, row.optionalInteger(8))
     }
 
     /// The operation and its argument (new size of a resize, 1 for a forced detach).
-    func operation(id: String) throws -> (Operation, argument: Int64?)? {
+    func operation(id: String) throws -> (CloudOperation, argument: Int64?)? {
         try connection.query("SELECT \(Self.operationColumns) FROM operations WHERE id = ?", [.text(id)], row: operationRow).first
     }
 
-    func runningOperations() throws -> [(Operation, argument: Int64?)] {
+    func runningOperations() throws -> [(CloudOperation, argument: Int64?)] {
         try connection.query("SELECT \(Self.operationColumns) FROM operations WHERE state = 'running' ORDER BY created_at",
                              row: operationRow)
     }
 
     /// The running operation on `targetId` (for `instanceId`), if there is one.
-    func runningOperation(targetId: String, instanceId: String? = nil) throws -> Operation? {
+    func runningOperation(targetId: String, instanceId: String? = nil) throws -> CloudOperation? {
         try connection.query("""
             SELECT \(Self.operationColumns) FROM operations
             WHERE state = 'running' AND target_id = ? AND coalesce(instance_id, '') = ? ORDER BY created_at DESC LIMIT 1
             """, [.text(targetId), .text(instanceId ?? "")], row: operationRow).first?.0
     }
 
-    func insert(_ operation: Operation, argument: Int64? = nil) throws {
+    func insert(_ operation: CloudOperation, argument: Int64? = nil) throws {
         try connection.run("INSERT INTO operations(\(Self.operationColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", [
             .text(operation.id), .text(operation.kind), .text(operation.targetId),
             operation.instanceId.map(SQLiteValue.text) ?? .null, .text(operation.state.rawValue),

@@ -124,7 +124,7 @@ public struct CloudHTTPService: Sendable {
             return accepted(try await cloud.deleteDisk(id: id))
         case (.POST, "disks/{id}/attach"):
             let body = try decode(AttachRequest.self, request)
-            return accepted(try await cloud.attachDisk(id: id, instanceId: body.instanceId))
+            return accepted(try await cloud.attachDisk(id: id, instanceId: body.instanceId, readOnly: body.readOnly ?? false))
         case (.POST, "disks/{id}/detach"):
             let body = try decode(DetachRequest.self, request)
             return accepted(try await cloud.detachDisk(id: id, instanceId: body.instanceId, force: body.force ?? false))
@@ -148,7 +148,7 @@ public struct CloudHTTPService: Sendable {
     }
 
     /// 202 for work still running, 200 when it had nothing to do.
-    private func accepted(_ operation: Operation) -> HTTPResponse {
+    private func accepted(_ operation: CloudOperation) -> HTTPResponse {
         json(operation, status: operation.isDone ? .ok : .accepted)
     }
 
@@ -200,6 +200,7 @@ public struct RegionResponse: Codable, Sendable {
 
 struct AttachRequest: Codable {
     var instanceId: String
+    var readOnly: Bool?
 }
 
 struct DetachRequest: Codable {

@@ -80,7 +80,8 @@ public actor CloudSimulator: CloudProvider {
                     "disk": "\(disk.id)", "instance": "\(attachment.instanceId)", "device": "\(attachment.devicePath ?? "-")"])
                 let operation = newOperation("disk.attach", target: disk.id, instance: attachment.instanceId)
                 try database.transaction {
-                    try database.upsert(Attachment(diskId: disk.id, instanceId: attachment.instanceId, state: .attaching, devicePath: nil))
+                    try database.upsert(Attachment(diskId: disk.id, instanceId: attachment.instanceId, state: .attaching, devicePath: nil,
+                                                   readOnly: attachment.readOnly))
                     try database.insert(operation)
                 }
             }
@@ -168,7 +169,7 @@ public actor CloudSimulator: CloudProvider {
 
     // MARK: - Disks
 
-    public func createDisk(_ request: CreateDiskRequest) async throws -> Operation {
+    public func createDisk(_ request: CreateDiskRequest) async throws -> CloudOperation {
         try injectFault(.create)
         try CloudValidation.checkName(request.name, parameter: "name")
         try checkZone(request.zone, parameter: "zone")
@@ -242,7 +243,7 @@ public actor CloudSimulator: CloudProvider {
         return paged(try database.disks(filter, after: after, limit: limit + 1), limit: limit, id: \.id)
     }
 
-    public func deleteDisk(id: String) async throws -> Operation {
+    public func deleteDisk(id: String) async throws -> CloudOperation {
         try injectFault(.delete)
         let disk = try disk(id, parameter: "id")
         if disk.state == .deleting, let running = try database.runningOperation(targetId: id) { return running }
@@ -262,7 +263,7 @@ public actor CloudSimulator: CloudProvider {
         return operation
     }
 
-    public func resizeDisk(id: String, sizeBytes: Int64) async throws -> Operation {
+    public func resizeDisk(id: String, sizeBytes: Int64) async throws -> CloudOperation {
         try injectFault(.resize)
         let disk = try disk(id, parameter: "id")
         let size = try CloudValidation.checkSize(sizeBytes, maximum: configuration.maxDiskBytes)
@@ -288,11 +289,14 @@ public actor CloudSimulator: CloudProvider {
         return operation
     }
 
-    public func attachDisk(id: String, instanceId: String) async throws -> Operation {
+    public func attachDisk(id: String, instanceId: String, readOnly: Bool) async throws -> CloudOperation {
         try injectFault(.attach)
         let disk = try disk(id, parameter: "id")
         let instance = try instance(instanceId, parameter: "instanceId")
         if let existing = disk.attachments.first(where: { $0.instanceId == instanceId }) {
+            if existing.readOnly != readOnly, [.attaching, .attached].contains(existing.state) {
+                throw CloudError(.alreadyExists, "disk \(id) is attached to \(instanceId) \(existing.readOnly ? "read-only" : "read-write"); detach it before attaching it \(readOnly ? "read-only" : "read-write")")
+            }
             switch existing.state {
             case .attached: return try finishedOperation("disk.attach", target: id, instance: instanceId)
             case .attaching:
@@ -322,7 +326,7 @@ public actor CloudSimulator: CloudProvider {
             guard attached.count < instance.attachLimit else {
                 throw CloudError(.attachLimitExceeded, "instance \(instanceId) already has \(attached.count) of \(instance.attachLimit) disks attached; detach one first")
             }
-            try database.upsert(Attachment(diskId: id, instanceId: instanceId, state: .attaching, devicePath: nil))
+            try database.upsert(Attachment(diskId: id, instanceId: instanceId, state: .attaching, devicePath: nil, readOnly: readOnly))
             try database.refreshDiskState(id)
             try database.insert(operation)
         }
@@ -330,14 +334,14 @@ public actor CloudSimulator: CloudProvider {
         return operation
     }
 
-    public func detachDisk(id: String, instanceId: String, force: Bool) async throws -> Operation {
+    public func detachDisk(id: String, instanceId: String, force: Bool) async throws -> CloudOperation {
         try injectFault(.detach)
         try CloudValidation.checkID(instanceId, .instance, parameter: "instanceId")
         _ = try disk(id, parameter: "id")
         return try await startDetach(diskId: id, instanceId: instanceId, force: force)
     }
 
-    private func startDetach(diskId id: String, instanceId: String, force: Bool) async throws -> Operation {
+    private func startDetach(diskId id: String, instanceId: String, force: Bool) async throws -> CloudOperation {
         let disk = try disk(id, parameter: "id")
         guard let existing = disk.attachments.first(where: { $0.instanceId == instanceId }) else {
             return try finishedOperation("disk.detach", target: id, instance: instanceId)
@@ -358,7 +362,8 @@ public actor CloudSimulator: CloudProvider {
         }
         let operation = newOperation("disk.detach", target: id, instance: instanceId)
         try database.transaction {
-            try database.upsert(Attachment(diskId: id, instanceId: instanceId, state: .detaching, devicePath: existing.devicePath))
+            try database.upsert(Attachment(diskId: id, instanceId: instanceId, state: .detaching, devicePath: existing.devicePath,
+                                           readOnly: existing.readOnly))
             try database.insert(operation, argument: force ? 1 : 0)
         }
         launch(operation.id, delay: configuration.latency[.detach])
@@ -367,7 +372,7 @@ public actor CloudSimulator: CloudProvider {
 
     // MARK: - Snapshots
 
-    public func createSnapshot(_ request: CreateSnapshotRequest) async throws -> Operation {
+    public func createSnapshot(_ request: CreateSnapshotRequest) async throws -> CloudOperation {
         try injectFault(.snapshot)
         try CloudValidation.checkName(request.name, parameter: "name")
         try CloudValidation.checkTags(request.tags)
@@ -403,7 +408,7 @@ public actor CloudSimulator: CloudProvider {
         return paged(try database.snapshots(sourceDiskId: sourceDiskId, after: after, limit: limit + 1), limit: limit, id: \.id)
     }
 
-    public func deleteSnapshot(id: String) async throws -> Operation {
+    public func deleteSnapshot(id: String) async throws -> CloudOperation {
         try injectFault(.deleteSnapshot)
         let snapshot = try snapshot(id, parameter: "id")
         if snapshot.state == .deleting, let running = try database.runningOperation(targetId: id) { return running }
@@ -419,7 +424,7 @@ public actor CloudSimulator: CloudProvider {
         return operation
     }
 
-    public func describeOperation(id: String) async throws -> Operation {
+    public func describeOperation(id: String) async throws -> CloudOperation {
         try CloudValidation.checkID(id, .operation, parameter: "id")
         guard let (operation, _) = try database.operation(id: id) else { throw CloudError.notFound("operation", id) }
         return operation
@@ -456,7 +461,7 @@ public actor CloudSimulator: CloudProvider {
     }
 
     /// Does the work of `operation` and records its result. Safe to run again after a crash.
-    private func execute(_ operation: Operation, argument: Int64?) async throws {
+    private func execute(_ operation: CloudOperation, argument: Int64?) async throws {
         let id = operation.targetId
         switch operation.kind {
         case "disk.create":
@@ -482,10 +487,11 @@ public actor CloudSimulator: CloudProvider {
             let device = disk.attachments.compactMap(\.devicePath).first
             try await devices.resizeDisk(zone: disk.zone, diskId: id, sizeBytes: disk.sizeBytes, devicePath: device)
         case "disk.attach":
-            guard let disk = try database.disk(id: id), let instanceId = operation.instanceId else { return }
-            let device = try await devices.attach(zone: disk.zone, diskId: id)
+            guard let disk = try database.disk(id: id), let instanceId = operation.instanceId,
+                  let attachment = disk.attachments.first(where: { $0.instanceId == instanceId }) else { return }
+            let device = try await devices.attach(zone: disk.zone, diskId: id, readOnly: attachment.readOnly)
             try database.transaction {
-                try database.upsert(Attachment(diskId: id, instanceId: instanceId, state: .attached, devicePath: device))
+                try database.upsert(Attachment(diskId: id, instanceId: instanceId, state: .attached, devicePath: device, readOnly: attachment.readOnly))
                 try database.refreshDiskState(id)
             }
         case "disk.detach":
@@ -516,7 +522,7 @@ public actor CloudSimulator: CloudProvider {
     }
 
     /// Puts the target back into a consistent state after its work failed.
-    private func rollBack(_ operation: Operation, argument: Int64?, reason: String) throws {
+    private func rollBack(_ operation: CloudOperation, argument: Int64?, reason: String) throws {
         let id = operation.targetId
         switch operation.kind {
         case "disk.create", "disk.delete":
@@ -531,7 +537,8 @@ public actor CloudSimulator: CloudProvider {
         case "disk.detach":
             if let instanceId = operation.instanceId,
                let attachment = try database.attachments(diskId: id).first(where: { $0.instanceId == instanceId }) {
-                try database.upsert(Attachment(diskId: id, instanceId: instanceId, state: .attached, devicePath: attachment.devicePath))
+                try database.upsert(Attachment(diskId: id, instanceId: instanceId, state: .attached, devicePath: attachment.devicePath,
+                                               readOnly: attachment.readOnly))
             }
         case "snapshot.create":
             try database.setSnapshotState(id, .failed)
@@ -544,13 +551,13 @@ public actor CloudSimulator: CloudProvider {
 
     // MARK: - Helpers
 
-    private func newOperation(_ kind: String, target: String, instance: String? = nil) -> Operation {
-        Operation(id: CloudValidation.newID(.operation), kind: kind, targetId: target, instanceId: instance,
+    private func newOperation(_ kind: String, target: String, instance: String? = nil) -> CloudOperation {
+        CloudOperation(id: CloudValidation.newID(.operation), kind: kind, targetId: target, instanceId: instance,
                   state: .running, error: nil, createdAt: CloudJSON.now(), doneAt: nil)
     }
 
     /// Records and returns an operation that had nothing to do.
-    private func finishedOperation(_ kind: String, target: String, instance: String?) throws -> Operation {
+    private func finishedOperation(_ kind: String, target: String, instance: String?) throws -> CloudOperation {
         var operation = newOperation(kind, target: target, instance: instance)
         operation.state = .succeeded
         operation.doneAt = operation.createdAt
@@ -559,7 +566,7 @@ public actor CloudSimulator: CloudProvider {
     }
 
     /// The operation a token was first used for, when `request` matches; AlreadyExists when not.
-    private func replay<R: Encodable>(token: String, request: R) throws -> Operation? {
+    private func replay<R: Encodable>(token: String, request: R) throws -> CloudOperation? {
         guard let recorded = try database.token(token) else { return nil }
         guard recorded.request == (try tokenKey(request)) else {
             throw CloudError(.alreadyExists, "clientToken \(token) was used for \(recorded.resourceId) with other parameters; use a new token for a different request")

@@ -11,8 +11,9 @@ public protocol DeviceBackend: Sendable {
     func diskExists(zone: String, diskId: String) -> Bool
     /// Grows the backing file, and tells the loop device at `devicePath` (if any) to see it.
     func resizeDisk(zone: String, diskId: String, sizeBytes: Int64, devicePath: String?) async throws
-    /// Attaches the disk and returns its device path; reuses a device that already backs it.
-    func attach(zone: String, diskId: String) async throws -> String
+    /// Attaches the disk and returns its device path; reuses a device that already backs it the
+    /// same way (read-only or not).
+    func attach(zone: String, diskId: String, readOnly: Bool) async throws -> String
     /// Removes the device; refuses with InUse when it is mounted, unless `force`.
     func detach(devicePath: String, zone: String, diskId: String, force: Bool) async throws
     /// Why the device cannot be detached now ("mounted at /x"), or nil when it is free.
@@ -79,10 +80,12 @@ public struct LoopDeviceBackend: DeviceBackend {
         if let devicePath { try await SystemCommand.check(["losetup", "--set-capacity", devicePath]) }
     }
 
-    public func attach(zone: String, diskId: String) async throws -> String {
+    public func attach(zone: String, diskId: String, readOnly: Bool) async throws -> String {
         let path = diskPath(zone: zone, diskId: diskId)
-        if let existing = try await LoopDevices.devices(backing: path).first { return existing }
-        let device = try await SystemCommand.check(["losetup", "--find", "--show", path])
+        if let existing = try await LoopDevices.devices(backing: path).first(where: { LoopDevices.isReadOnly($0) == readOnly }) {
+            return existing
+        }
+        let device = try await SystemCommand.check(["losetup", "--find", "--show"] + (readOnly ? ["--read-only"] : []) + [path])
             .trimmingCharacters(in: .whitespacesAndNewlines)
         guard device.hasPrefix("/dev/loop") else { throw CloudError(.internal, "losetup printed \"\(device)\" instead of a loop device") }
         return device
@@ -146,7 +149,7 @@ public final class MemoryDeviceBackend: DeviceBackend, @unchecked Sendable {
     public func resizeDisk(zone: String, diskId: String, sizeBytes: Int64, devicePath: String?) async throws {
         lock.withLock { disks[diskId] = sizeBytes }
     }
-    public func attach(zone: String, diskId: String) async throws -> String {
+    public func attach(zone: String, diskId: String, readOnly: Bool) async throws -> String {
         lock.withLock {
             if let existing = devices.first(where: { $0.value == diskId })?.key { return existing }
             nextDevice += 1

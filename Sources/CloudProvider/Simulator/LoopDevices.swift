@@ -23,13 +23,16 @@ public enum LoopDevices {
         return text.trimmingCharacters(in: .newlines)
     }
 
+    /// True when the loop device refuses writes.
+    public static func isReadOnly(_ devicePath: String) -> Bool {
+        guard let name = loopName(devicePath) else { return false }
+        return (try? String(contentsOfFile: "/sys/block/\(name)/ro", encoding: .utf8))?.hasPrefix("1") == true
+    }
+
     /// Why `devicePath` is busy — mounted (directly or bind-mounted as a device node), held by
     /// another device, or opened exclusively — or nil when nothing uses it.
     public static func busyReason(_ devicePath: String) -> String? {
-        guard let name = loopName(devicePath) else { return nil }
-        var info = stat()
-        guard stat(devicePath, &info) == 0 else { return nil }
-        let majorMinor = "\(major(info.st_rdev)):\(minor(info.st_rdev))"
+        guard let name = loopName(devicePath), let majorMinor = majorMinor(of: devicePath) else { return nil }
         for mount in Mounts.current() {
             if mount.majorMinor == majorMinor { return "mounted at \(mount.mountPoint)" }
             if ["devtmpfs", "tmpfs"].contains(mount.fsType), mount.root == "/" + name {
@@ -43,6 +46,21 @@ public enum LoopDevices {
         if fd < 0 { return errno == EBUSY ? "opened exclusively by another program" : nil }
         close(fd)
         return nil
+    }
+
+    /// "7:3" for a block device node, as /proc/self/mountinfo writes device numbers.
+    public static func majorMinor(of devicePath: String) -> String? {
+        var info = stat()
+        guard stat(devicePath, &info) == 0, (info.st_mode & S_IFMT) == S_IFBLK else { return nil }
+        return "\(major(info.st_rdev)):\(minor(info.st_rdev))"
+    }
+
+    /// Size of a block device in bytes, from /sys (loop devices) or 0 when unknown.
+    public static func sizeBytes(of devicePath: String) -> Int64 {
+        guard let name = devicePath.hasPrefix("/dev/") ? String(devicePath.dropFirst(5)) : nil,
+              let text = try? String(contentsOfFile: "/sys/block/\(name)/size", encoding: .utf8),
+              let sectors = Int64(text.trimmingCharacters(in: .whitespacesAndNewlines)) else { return 0 }
+        return sectors * 512
     }
 
     /// Writes the device's dirty pages through to its backing file.
