@@ -71,13 +71,40 @@ enum Mounter {
         }
     }
 
-    /// Grows the file system to the device's size (no-op when it already fills it).
+    /// Grows the mounted file system to the device's size (no-op when it already fills it).
+    /// ext4 grows online only with CAP_SYS_RESOURCE; without it the error says so, and the file
+    /// system grows offline at the next stage (`growUnmountedExt4`).
     static func growFileSystem(device: String, mountPath: String, fsType: String) async throws {
         switch fsType {
-        case "ext4": try await run(["resize2fs", device])
+        case "ext4":
+            let result = try await SystemCommand.run(["resize2fs", device])
+            guard result.status == 0 else {
+                if result.stderr.contains("Permission denied") {
+                    throw CSIError(.failedPrecondition, "the ext4 file system on \(device) cannot grow while mounted: online resize needs CAP_SYS_RESOURCE, which this node plugin lacks; it grows when the volume is next staged (restart the pod)")
+                }
+                throw CSIError(.internalError, CommandError(command: ["resize2fs", device], result: result).description)
+            }
         case "xfs": try await run(["xfs_growfs", mountPath])
         default: break
         }
+    }
+
+    /// Grows an unmounted ext4 file system that is smaller than its device (after a check, as
+    /// resize2fs asks). Offline, it needs no privilege beyond writing the device.
+    static func growUnmountedExt4(_ device: String) async throws {
+        let header = try await SystemCommand.run(["dumpe2fs", "-h", device])
+        guard header.status == 0 else { return }
+        func field(_ name: String) -> Int64? {
+            header.stdout.split(separator: "\n").first { $0.hasPrefix(name + ":") }
+                .flatMap { Int64($0.dropFirst(name.count + 1).trimmingCharacters(in: .whitespaces)) }
+        }
+        guard let blocks = field("Block count"), let blockSize = field("Block size"),
+              blocks * blockSize < LoopDevices.sizeBytes(of: device) else { return }
+        let check = try await SystemCommand.run(["e2fsck", "-f", "-p", device])
+        guard check.status <= 1 else {
+            throw CSIError(.internalError, "e2fsck -f -p \(device) found errors it could not fix (status \(check.status)): \(check.stderr)")
+        }
+        try await run(["resize2fs", device])
     }
 
     /// Makes a loop device see its backing file's current size.

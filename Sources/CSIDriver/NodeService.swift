@@ -76,11 +76,12 @@ struct NodeService: Csi_V1_Node.SimpleServiceProtocol {
         default:
             break
         }
+        if fsType == "ext4", !readOnly { try await Mounter.growUnmountedExt4(device) }
         var options = flags
         if readOnly { options += fsType == "ext4" ? ["ro", "noload"] : ["ro", "norecovery"] }
         if fsType == "xfs" { options.append("nouuid") }
         try await Mounter.mount(device: device, at: staging, fsType: fsType, options: options)
-        if !readOnly {
+        if !readOnly, fsType == "xfs" {
             do {
                 try await Mounter.growFileSystem(device: device, mountPath: staging, fsType: fsType)
             } catch {

@@ -81,6 +81,11 @@ final class DriverHarness: @unchecked Sendable {
         var logger = Logger(label: "test.csi")
         logger.logLevel = .warning
         (server, serving) = try await Self.start(configuration, cloud: cloud, nodeID: node.id, logger: logger)
+        // The client backs off after losing the socket: wait until it is connected again.
+        let deadline = ContinuousClock.now + .seconds(10)
+        while (try? await identity.probe(Csi_V1_ProbeRequest())) == nil && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+        }
     }
 
     /// Stops everything and removes what the test made; records an issue for leftovers.

@@ -12,6 +12,11 @@ public struct CommandError: Error, CustomStringConvertible, Sendable {
     public var command: [String]
     public var result: CommandResult
 
+    public init(command: [String], result: CommandResult) {
+        self.command = command
+        self.result = result
+    }
+
     public var description: String {
         let output = result.stderr.trimmingCharacters(in: .whitespacesAndNewlines)
         return "`\(command.joined(separator: " "))` exited with status \(result.status)" + (output.isEmpty ? "" : ": \(output)")
