@@ -16,7 +16,12 @@ BENCH_FLAGS ?=
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 RELEASE_BIN = $(shell $(SWIFT) build -c release $(SWIFT_FLAGS) --show-bin-path)
 
-.PHONY: deps build test run bench clean
+# Python packages of the interop tests (gRPC stubs generated from our protos), in .venv.
+PYTHON ?= python3
+VENV := .venv
+PY_PACKAGES := grpcio grpcio-tools
+
+.PHONY: deps pydeps build test run bench clean
 
 ## deps: install the missing Debian packages of DEB_PACKAGES (apt-get only if one is missing)
 deps:
@@ -30,12 +35,19 @@ deps:
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; \
 	fi
 
+## pydeps: a virtualenv in .venv with grpcio and grpcio-tools (only when one is missing)
+pydeps:
+	@if ! $(VENV)/bin/python -c "import grpc, grpc_tools" 2>/dev/null; then \
+	  echo "installing into $(VENV): $(PY_PACKAGES)"; \
+	  $(PYTHON) -m venv $(VENV) && $(VENV)/bin/pip install --quiet $(PY_PACKAGES); \
+	fi
+
 ## build: debug build of everything
 build: deps
 	$(SWIFT) build $(SWIFT_FLAGS)
 
 ## test: build the tests, then run them (XCTest and Swift Testing)
-test: deps
+test: deps pydeps
 	$(SWIFT) build --build-tests $(SWIFT_FLAGS) && $(SWIFT) test --skip-build $(SWIFT_FLAGS) $(SWIFT_TEST_FLAGS)
 
 ## run: release build, then a short store benchmark (LSM beside SQLite, 200k keys)
