@@ -34,6 +34,7 @@ let package = Package(
             name: "MVCCStore",
             dependencies: ["LSMTree", .product(name: "Atomics", package: "swift-atomics")]
         ),
+        .target(name: "ClusterAPI"),
         .target(name: "SQLite", dependencies: ["CSQLite"]),
         .target(
             name: "HTTPKit",
@@ -92,6 +93,7 @@ let package = Package(
         ),
         .testTarget(name: "LSMTreeTests", dependencies: ["LSMTree"]),
         .testTarget(name: "MVCCStoreTests", dependencies: ["MVCCStore"]),
+        .testTarget(name: "ClusterAPITests", dependencies: ["ClusterAPI"]),
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "CloudProviderTests", dependencies: ["CloudProvider", "HTTPKit", "TestSupport"]),
         .testTarget(name: "CSIDriverTests", dependencies: [

@@ -1,0 +1,227 @@
+// Namespace, Node, Event, Service and Endpoints defaulting and validation
+// (core/v1 defaults.go, the resource strategies, core validation.go and events.go).
+
+extension Namespace {
+    /// The label Kubernetes sets to a namespace's own name.
+    public static let nameLabel = "kubernetes.io/metadata.name"
+
+    /// `SetDefaults_Namespace` (the name label) and the strategy's create defaults:
+    /// `spec.finalizers: [kubernetes]`, `status.phase: Active`.
+    public mutating func applyDefaults() {
+        if let name = metadata.name, !name.isEmpty {
+            var labels = metadata.labels ?? [:]
+            labels[Self.nameLabel] = name
+            metadata.labels = labels
+        }
+        if spec.finalizers == nil { spec.finalizers = ["kubernetes"] }
+        if (status.phase ?? "").isEmpty { status.phase = "Active" }
+    }
+
+    /// Create validation (`ValidateNamespace`): the name is a DNS label.
+    public func validate() -> [FieldError] {
+        var errors = Validation.objectMeta(metadata, namespaced: false, name: Validation.nameIsDNSLabel)
+        for finalizer in spec.finalizers ?? [] {
+            errors += Validation.qualifiedName(finalizer, "spec.finalizers")
+            errors += Validation.kubeFinalizerName(finalizer, "spec.finalizers")
+        }
+        return errors.deduplicated()
+    }
+
+    /// Update validation (`ValidateNamespaceUpdate`); spec and status changes are ignored by
+    /// a plain update, as in Kubernetes (they go through `finalize` and `status`).
+    public func validateUpdate(old: Namespace) -> [FieldError] {
+        (Validation.objectMetaUpdate(metadata, old.metadata) + validate()).deduplicated()
+    }
+}
+
+extension Node {
+    /// `SetDefaults_NodeStatus` (allocatable from capacity) and the v1 conversion that keeps
+    /// `podCIDR` and `podCIDRs` in step.
+    public mutating func applyDefaults() {
+        if status.allocatable == nil, let capacity = status.capacity { status.allocatable = capacity }
+        if let cidr = spec.podCIDR, !cidr.isEmpty, (spec.podCIDRs ?? []).isEmpty { spec.podCIDRs = [cidr] }
+        if (spec.podCIDR ?? "").isEmpty, let first = spec.podCIDRs?.first { spec.podCIDR = first }
+    }
+
+    /// Create validation (`ValidateNode`). Taint errors use the path `metadata.taints`, as
+    /// Kubernetes reports them.
+    public func validate() -> [FieldError] {
+        var errors = Validation.objectMeta(metadata, namespaced: false, name: Validation.nameIsDNSSubdomain)
+        var seen: [String: Set<String>] = [:]
+        for (index, taint) in (spec.taints ?? []).enumerated() {
+            let path = FieldPath("metadata").child("taints").index(index)
+            errors += Validation.qualifiedName(taint.key, path.child("key"))
+            let valueErrors = LabelValidation.labelValueErrors(taint.value ?? "")
+            if !valueErrors.isEmpty {
+                errors.append(.invalid(path.child("value"), taint.value ?? "", valueErrors.joined(separator: ";")))
+            }
+            if taint.effect.isEmpty {
+                errors.append(.required(path.child("effect")))
+            } else if !PodSpec.taintEffects.contains(taint.effect) {
+                errors.append(.notSupported(path.child("effect"), taint.effect, PodSpec.taintEffects))
+            }
+            if seen[taint.effect, default: []].contains(taint.key) {
+                var duplicate = FieldError.duplicate(path, compactJSON(taint), style: .literal)
+                duplicate.detail = "taints must be unique by key and effect pair"
+                errors.append(duplicate)
+                continue
+            }
+            seen[taint.effect, default: []].insert(taint.key)
+        }
+        for (list, name) in [(status.capacity, "capacity"), (status.allocatable, "allocatable")] {
+            for key in (list ?? [:]).keys.sorted() {
+                let path = FieldPath("status").child(name).key(key)
+                errors += Validation.qualifiedName(key, path)
+                errors += Validation.nonNegativeQuantity(list![key]!, path)
+            }
+        }
+        let cidrs = spec.podCIDRs ?? []
+        for (index, cidr) in cidrs.enumerated() where !Validation.isValidCIDR(cidr) {
+            errors.append(.invalid(FieldPath("spec.podCIDRs").index(index), literal: goStringSlice(cidrs), "must be valid CIDR"))
+        }
+        if cidrs.count > 2 || (cidrs.count == 2 && cidrs[0].contains(":") == cidrs[1].contains(":")) {
+            errors.append(
+                .invalid("spec.podCIDRs", literal: goStringSlice(cidrs), "may specify no more than one CIDR for each IP family"))
+        }
+        return errors.deduplicated()
+    }
+
+    /// Update validation (`ValidateNodeUpdate`): `podCIDRs` and `providerID` may only be set
+    /// when they were empty.
+    public func validateUpdate(old: Node) -> [FieldError] {
+        var errors = Validation.objectMetaUpdate(metadata, old.metadata) + validate()
+        let oldCIDRs = old.spec.podCIDRs ?? []
+        if !oldCIDRs.isEmpty && oldCIDRs != (spec.podCIDRs ?? []) {
+            errors.append(.forbidden("spec.podCIDRs", "node updates may not change podCIDR except from \"\" to valid"))
+        }
+        if let previous = old.spec.providerID, !previous.isEmpty, previous != spec.providerID {
+            errors.append(.forbidden("spec.providerID", "node updates may not change providerID except from \"\" to valid"))
+        }
+        return errors.deduplicated()
+    }
+}
+
+extension Event {
+    /// Sets `count: 1` when it is missing, and `firstTimestamp`/`lastTimestamp` to each other
+    /// when only one is set.
+    public mutating func applyDefaults() {
+        if count == nil { count = 1 }
+        if firstTimestamp == nil { firstTimestamp = lastTimestamp }
+        if lastTimestamp == nil { lastTimestamp = firstTimestamp }
+    }
+
+    /// Create validation as the core/v1 endpoint runs it (`legacyValidateEvent`): the
+    /// involved object's namespace must match the event's.
+    public func validate() -> [FieldError] {
+        var errors: [FieldError] = []
+        let namespace = metadata.namespace ?? ""
+        let involvedNamespace = involvedObject.namespace ?? ""
+        let mismatch = FieldError.invalid("involvedObject.namespace", involvedNamespace, "does not match event.namespace")
+        if eventTime == nil {
+            if involvedNamespace.isEmpty {
+                if !namespace.isEmpty && namespace != "default" { errors.append(mismatch) }
+            } else if namespace != involvedNamespace {
+                errors.append(mismatch)
+            }
+        } else {
+            if involvedNamespace.isEmpty && namespace != "default" && namespace != "kube-system" { errors.append(mismatch) }
+            let controller = reportingComponent ?? ""
+            if controller.isEmpty { errors.append(.required("reportingComponent")) }
+            errors += Validation.qualifiedName(controller, "reportingComponent")
+            let instance = reportingInstance ?? ""
+            if instance.isEmpty { errors.append(.required("reportingInstance")) }
+            if instance.utf8.count > 128 { errors.append(.invalid("reportingInstance", "", "can have at most 128 characters")) }
+            let action = action ?? ""
+            if action.isEmpty { errors.append(.required("action")) }
+            if action.utf8.count > 128 { errors.append(.invalid("action", "", "can have at most 128 characters")) }
+            let reason = reason ?? ""
+            if reason.isEmpty { errors.append(.required("reason")) }
+            if reason.utf8.count > 128 { errors.append(.invalid("reason", "", "can have at most 128 characters")) }
+            if (message ?? "").utf8.count > 1024 { errors.append(.invalid("message", "", "can have at most 1024 characters")) }
+        }
+        errors += LabelValidation.dns1123SubdomainErrors(namespace).map { .invalid("namespace", namespace, $0) }
+        return errors.deduplicated()
+    }
+
+    /// Update validation: the same checks as on create, plus metadata rules.
+    public func validateUpdate(old: Event) -> [FieldError] {
+        (Validation.objectMetaUpdate(metadata, old.metadata) + validate()).deduplicated()
+    }
+}
+
+extension Service {
+    /// `SetDefaults_Service` on the raw spec: `type: ClusterIP`, `sessionAffinity: None`,
+    /// `internalTrafficPolicy: Cluster`, and per port `protocol: TCP`, `targetPort = port`.
+    public mutating func applyDefaults() {
+        var spec = self.spec ?? [:]
+        guard case .object = spec else { return }
+        if spec["type"] == nil { spec["type"] = "ClusterIP" }
+        if spec["sessionAffinity"] == nil { spec["sessionAffinity"] = "None" }
+        let type = spec["type"]?.stringValue ?? ""
+        if spec["internalTrafficPolicy"] == nil && ["ClusterIP", "NodePort", "LoadBalancer"].contains(type) {
+            spec["internalTrafficPolicy"] = "Cluster"
+        }
+        if case .array(var ports)? = spec["ports"] {
+            for index in ports.indices {
+                guard case .object = ports[index] else { continue }
+                if ports[index]["protocol"] == nil { ports[index]["protocol"] = "TCP" }
+                if ports[index]["targetPort"] == nil, let port = ports[index]["port"] { ports[index]["targetPort"] = port }
+            }
+            spec["ports"] = .array(ports)
+        }
+        self.spec = spec
+    }
+
+    /// Metadata validation; service names are DNS-1035 labels.
+    public func validate() -> [FieldError] {
+        Validation.objectMeta(metadata, namespaced: true, name: Validation.nameIsDNS1035Label).deduplicated()
+    }
+
+    /// Metadata update rules plus create validation.
+    public func validateUpdate(old: Service) -> [FieldError] {
+        (Validation.objectMetaUpdate(metadata, old.metadata) + validate()).deduplicated()
+    }
+}
+
+extension Endpoints {
+    /// Endpoints have no defaults beyond those of their subsets, which are kept raw.
+    public mutating func applyDefaults() {}
+
+    /// Metadata validation; the name is a DNS subdomain.
+    public func validate() -> [FieldError] {
+        Validation.objectMeta(metadata, namespaced: true, name: Validation.nameIsDNSSubdomain).deduplicated()
+    }
+
+    /// Metadata update rules plus create validation.
+    public func validateUpdate(old: Endpoints) -> [FieldError] {
+        (Validation.objectMetaUpdate(metadata, old.metadata) + validate()).deduplicated()
+    }
+}
+
+extension Lease {
+    /// Leases have no defaults.
+    public mutating func applyDefaults() {}
+
+    /// Create validation (`ValidateLease`).
+    public func validate() -> [FieldError] {
+        var errors = Validation.objectMeta(metadata, namespaced: true, name: Validation.nameIsDNSSubdomain)
+        if let duration = spec.leaseDurationSeconds, duration <= 0 {
+            errors.append(.invalid("spec.leaseDurationSeconds", number: duration, "must be greater than 0"))
+        }
+        if let transitions = spec.leaseTransitions, transitions < 0 {
+            errors.append(.invalid("spec.leaseTransitions", number: transitions, "must be greater than or equal to 0"))
+        }
+        if let strategy = spec.strategy, strategy != "OldestEmulationVersion" {
+            errors.append(.notSupported("spec.strategy", strategy, ["OldestEmulationVersion"]))
+        }
+        if let holder = spec.preferredHolder, !holder.isEmpty, (spec.strategy ?? "").isEmpty {
+            errors.append(.forbidden("spec.preferredHolder", "may only be specified if `strategy` is defined"))
+        }
+        return errors.deduplicated()
+    }
+
+    /// Update validation (`ValidateLeaseUpdate`): metadata rules plus the spec checks.
+    public func validateUpdate(old: Lease) -> [FieldError] {
+        (Validation.objectMetaUpdate(metadata, old.metadata) + validate()).deduplicated()
+    }
+}

@@ -1,0 +1,366 @@
+#!/usr/bin/env python3
+"""Writes the Codable boilerplate of the object model (Sources/ClusterAPI/Models/*.swift).
+
+Each struct keeps unknown JSON members in `unknownFields`. Field modes:
+  optional  (type ends in '?')  decoded if present, encoded when non-nil
+  always    non-optional, decoded with a default when absent, always encoded
+  omitEmpty non-optional struct, decoded as empty when absent, encoded when not empty
+Run from the package root: python3 scripts/generate-cluster-models.py
+"""
+import os
+
+KEYWORDS = {"operator", "default", "protocol", "internal", "in", "is", "type"}
+
+def ident(name):
+    return f"`{name}`" if name in KEYWORDS else name
+
+class F:
+    def __init__(self, name, type, doc, mode=None, default=None, json=None):
+        self.name, self.type, self.doc = name, type, doc
+        self.json = json or name
+        if mode is None:
+            mode = "optional" if type.endswith("?") else "always"
+        self.mode = mode
+        if default is None:
+            if mode == "optional":
+                default = "nil"
+            elif type == "String":
+                default = '""'
+            elif type == "Bool":
+                default = "false"
+            elif type in ("Int32", "Int64"):
+                default = "0"
+            elif type.startswith("["):
+                default = "[]"
+            else:
+                default = f"{type}()"
+        self.default = default
+
+class T:
+    def __init__(self, name, doc, fields, top=None):
+        self.name, self.doc, self.fields, self.top = name, doc, fields, top
+
+def obj(name, doc, api, kind, namespaced, fields):
+    head = [
+        F("apiVersion", "String?", f"`apiVersion`, normally `{api}`.", default=f'"{api}"'),
+        F("kind", "String?", f"`kind`, normally `{kind}`.", default=f'"{kind}"'),
+        F("metadata", "ObjectMeta", "Standard object metadata."),
+    ]
+    return T(name, doc, head + fields, top=(api, kind, namespaced))
+
+def render(t):
+    out = []
+    proto = "APIObject" if t.top else "Sendable, Hashable, Codable, PreservesUnknownFields"
+    out.append(f"/// {t.doc}")
+    out.append(f"public struct {t.name}: {proto} {{")
+    if t.top:
+        api, kind, ns = t.top
+        out.append(f"    /// The `apiVersion` this type is served as.")
+        out.append(f'    public static let defaultAPIVersion = "{api}"')
+        out.append(f"    /// The `kind` of this type.")
+        out.append(f'    public static let defaultKind = "{kind}"')
+        out.append(f"    /// Whether objects of this type live in a namespace.")
+        out.append(f"    public static let isNamespaced = {'true' if ns else 'false'}")
+        out.append("")
+    for f in t.fields:
+        out.append(f"    /// {f.doc}")
+        out.append(f"    public var {ident(f.name)}: {f.type}")
+    out.append("    /// Members not modelled above, written back verbatim.")
+    out.append("    public var unknownFields: [String: JSONValue]")
+    out.append("")
+    # init
+    out.append(f"    /// Creates a value; every field defaults to absent or empty.")
+    params = ",\n        ".join(f"{ident(f.name)}: {f.type} = {f.default}" for f in t.fields)
+    out.append(f"    public init(\n        {params}\n    ) {{")
+    for f in t.fields:
+        out.append(f"        self.{ident(f.name)} = {ident(f.name)}")
+    out.append("        self.unknownFields = [:]")
+    out.append("    }")
+    out.append("")
+    keys = ", ".join(f'"{f.json}"' for f in t.fields)
+    out.append(f"    static let knownKeys: Set<String> = [{keys}]")
+    out.append("")
+    out.append("    /// Decodes, keeping unknown members.")
+    out.append("    public init(from decoder: any Decoder) throws {")
+    out.append("        let container = try decoder.container(keyedBy: JSONKey.self)")
+    for f in t.fields:
+        if f.mode == "optional":
+            base = f.type[:-1]
+            out.append(f'        {ident(f.name)} = try container.decodeIfPresent({base}.self, forKey: "{f.json}")')
+        else:
+            out.append(f'        {ident(f.name)} = try container.decodeIfPresent({f.type}.self, forKey: "{f.json}") ?? {f.default}')
+    out.append("        unknownFields = try container.unknownFields(excluding: Self.knownKeys)")
+    out.append("    }")
+    out.append("")
+    out.append("    /// Encodes set fields plus unknown members.")
+    out.append("    public func encode(to encoder: any Encoder) throws {")
+    out.append("        var container = encoder.container(keyedBy: JSONKey.self)")
+    out.append("        try container.encodeUnknownFields(unknownFields, excluding: Self.knownKeys)")
+    for f in t.fields:
+        if f.mode == "optional":
+            out.append(f'        try container.encodeIfPresent({ident(f.name)}, forKey: "{f.json}")')
+        elif f.mode == "omitEmpty":
+            out.append(f'        if {ident(f.name)} != {f.default} {{ try container.encode({ident(f.name)}, forKey: "{f.json}") }}')
+        else:
+            out.append(f'        try container.encode({ident(f.name)}, forKey: "{f.json}")')
+    out.append("    }")
+    out.append("}")
+    return "\n".join(out)
+
+S = "String?"
+Q = "[String: Quantity]?"
+SM = "[String: String]?"
+SA = "[String]?"
+J = "JSONValue?"
+
+def cond(name, doc, probe=True):
+    fs = [F("type", S, "`type` of the condition."), F("status", S, "`status`: `True`, `False` or `Unknown`.")]
+    if probe:
+        fs.append(F("lastProbeTime", "Time?", "`lastProbeTime`."))
+    else:
+        fs.append(F("lastHeartbeatTime", "Time?", "`lastHeartbeatTime`."))
+    fs += [F("lastTransitionTime", "Time?", "`lastTransitionTime`."), F("reason", S, "`reason`: machine-readable cause."),
+           F("message", S, "`message`: human-readable detail.")]
+    return T(name, doc, fs)
+
+core = [
+    T("ObjectReference", "A reference to another object (core/v1 `ObjectReference`).", [
+        F("kind", S, "`kind` of the referent."), F("namespace", S, "`namespace` of the referent."),
+        F("name", S, "`name` of the referent."), F("uid", S, "`uid` of the referent."),
+        F("apiVersion", S, "`apiVersion` of the referent."), F("resourceVersion", S, "`resourceVersion` of the referent."),
+        F("fieldPath", S, "`fieldPath`: a piece of the referent, e.g. `spec.containers{app}`.")]),
+    T("LocalObjectReference", "A reference to an object in the same namespace (core/v1 `LocalObjectReference`).", [
+        F("name", S, "`name` of the referent.")]),
+    T("TypedLocalObjectReference", "A typed reference in the same namespace (core/v1 `TypedLocalObjectReference`).", [
+        F("apiGroup", S, "`apiGroup`; absent for the core group."), F("kind", S, "`kind`."), F("name", S, "`name`.")]),
+    T("TypedObjectReference", "A typed reference, possibly cross-namespace (core/v1 `TypedObjectReference`).", [
+        F("apiGroup", S, "`apiGroup`; absent for the core group."), F("kind", S, "`kind`."), F("name", S, "`name`."),
+        F("namespace", S, "`namespace`.")]),
+    T("SecretReference", "A reference to a Secret by name and namespace (core/v1 `SecretReference`).", [
+        F("name", S, "`name`."), F("namespace", S, "`namespace`.")]),
+    # Namespace
+    T("NamespaceSpec", "Namespace spec (core/v1 `NamespaceSpec`).", [
+        F("finalizers", SA, "`finalizers` that must be emptied before the namespace is removed.")]),
+    T("NamespaceStatus", "Namespace status (core/v1 `NamespaceStatus`).", [
+        F("phase", S, "`phase`: `Active` or `Terminating`."), F("conditions", "[JSONValue]?", "`conditions`, kept as raw JSON.")]),
+    obj("Namespace", "A namespace (core/v1 `Namespace`).", "v1", "Namespace", False, [
+        F("spec", "NamespaceSpec", "`spec`.", mode="omitEmpty"), F("status", "NamespaceStatus", "`status`.", mode="omitEmpty")]),
+    # Node
+    T("Taint", "A node taint (core/v1 `Taint`).", [
+        F("key", "String", "`key`."), F("value", S, "`value`."), F("effect", "String", "`effect`: `NoSchedule`, `PreferNoSchedule` or `NoExecute`."),
+        F("timeAdded", "Time?", "`timeAdded`, for `NoExecute` taints.")]),
+    T("NodeSpec", "Node spec (core/v1 `NodeSpec`).", [
+        F("podCIDR", S, "`podCIDR`."), F("podCIDRs", SA, "`podCIDRs`."), F("providerID", S, "`providerID`."),
+        F("unschedulable", "Bool?", "`unschedulable`: cordoned."), F("taints", "[Taint]?", "`taints`.")]),
+    cond("NodeCondition", "A node condition (core/v1 `NodeCondition`).", probe=False),
+    T("NodeAddress", "A node address (core/v1 `NodeAddress`).", [
+        F("type", "String", "`type`, e.g. `InternalIP` or `Hostname`."), F("address", "String", "`address`.")]),
+    T("NodeSystemInfo", "Facts the kubelet reports about its machine (core/v1 `NodeSystemInfo`).", [
+        F("machineID", S, "`machineID`."), F("systemUUID", S, "`systemUUID`."), F("bootID", S, "`bootID`."),
+        F("kernelVersion", S, "`kernelVersion`."), F("osImage", S, "`osImage`."),
+        F("containerRuntimeVersion", S, "`containerRuntimeVersion`."), F("kubeletVersion", S, "`kubeletVersion`."),
+        F("kubeProxyVersion", S, "`kubeProxyVersion`."), F("operatingSystem", S, "`operatingSystem`."),
+        F("architecture", S, "`architecture`.")]),
+    T("AttachedVolume", "A volume attached to a node (core/v1 `AttachedVolume`).", [
+        F("name", "String", "`name`, e.g. `kubernetes.io/csi/driver^handle`."), F("devicePath", "String", "`devicePath`.")]),
+    T("NodeStatus", "Node status (core/v1 `NodeStatus`).", [
+        F("capacity", Q, "`capacity`: total resources."), F("allocatable", Q, "`allocatable`: resources available to pods."),
+        F("phase", S, "`phase` (deprecated)."), F("conditions", "[NodeCondition]?", "`conditions`."),
+        F("addresses", "[NodeAddress]?", "`addresses`."), F("daemonEndpoints", J, "`daemonEndpoints`, raw JSON."),
+        F("nodeInfo", "NodeSystemInfo?", "`nodeInfo`."), F("images", "[JSONValue]?", "`images`, raw JSON."),
+        F("volumesInUse", SA, "`volumesInUse`."), F("volumesAttached", "[AttachedVolume]?", "`volumesAttached`.")]),
+    obj("Node", "A node (core/v1 `Node`).", "v1", "Node", False, [
+        F("spec", "NodeSpec", "`spec`.", mode="omitEmpty"), F("status", "NodeStatus", "`status`.", mode="omitEmpty")]),
+    # Pod
+    T("ContainerPort", "A port exposed by a container (core/v1 `ContainerPort`).", [
+        F("name", S, "`name`: an IANA service name."), F("hostPort", "Int32?", "`hostPort`."),
+        F("containerPort", "Int32", "`containerPort`."), F("protocol", S, "`protocol`: `TCP`, `UDP` or `SCTP`."),
+        F("hostIP", S, "`hostIP`.")]),
+    T("EnvVar", "An environment variable (core/v1 `EnvVar`).", [
+        F("name", "String", "`name`."), F("value", S, "`value`."), F("valueFrom", J, "`valueFrom`, raw JSON.")]),
+    T("ResourceRequirements", "Container compute resources (core/v1 `ResourceRequirements`).", [
+        F("limits", Q, "`limits`."), F("requests", Q, "`requests`."), F("claims", "[JSONValue]?", "`claims`, raw JSON.")]),
+    T("VolumeMount", "A volume mounted into a container (core/v1 `VolumeMount`).", [
+        F("name", "String", "`name` of the pod volume."), F("readOnly", "Bool?", "`readOnly`."),
+        F("recursiveReadOnly", S, "`recursiveReadOnly`."), F("mountPath", "String", "`mountPath`."),
+        F("subPath", S, "`subPath`."), F("mountPropagation", S, "`mountPropagation`."), F("subPathExpr", S, "`subPathExpr`.")]),
+    T("VolumeDevice", "A raw block volume mapped into a container (core/v1 `VolumeDevice`).", [
+        F("name", "String", "`name` of the pod volume (a claim)."), F("devicePath", "String", "`devicePath`.")]),
+    T("Container", "A container in a pod (core/v1 `Container`).", [
+        F("name", "String", "`name`: a DNS label unique in the pod."), F("image", S, "`image`."),
+        F("command", SA, "`command`."), F("args", SA, "`args`."), F("workingDir", S, "`workingDir`."),
+        F("ports", "[ContainerPort]?", "`ports`."), F("envFrom", "[JSONValue]?", "`envFrom`, raw JSON."),
+        F("env", "[EnvVar]?", "`env`."), F("resources", "ResourceRequirements?", "`resources`."),
+        F("resizePolicy", "[JSONValue]?", "`resizePolicy`, raw JSON."), F("restartPolicy", S, "`restartPolicy` (init containers only)."),
+        F("volumeMounts", "[VolumeMount]?", "`volumeMounts`."), F("volumeDevices", "[VolumeDevice]?", "`volumeDevices`."),
+        F("livenessProbe", J, "`livenessProbe`, raw JSON."), F("readinessProbe", J, "`readinessProbe`, raw JSON."),
+        F("startupProbe", J, "`startupProbe`, raw JSON."), F("lifecycle", J, "`lifecycle`, raw JSON."),
+        F("terminationMessagePath", S, "`terminationMessagePath`."), F("terminationMessagePolicy", S, "`terminationMessagePolicy`."),
+        F("imagePullPolicy", S, "`imagePullPolicy`: `Always`, `IfNotPresent` or `Never`."),
+        F("securityContext", J, "`securityContext`, raw JSON."), F("stdin", "Bool?", "`stdin`."),
+        F("stdinOnce", "Bool?", "`stdinOnce`."), F("tty", "Bool?", "`tty`.")]),
+    T("PersistentVolumeClaimVolumeSource", "A pod volume backed by a claim (core/v1 `PersistentVolumeClaimVolumeSource`).", [
+        F("claimName", "String", "`claimName`."), F("readOnly", "Bool?", "`readOnly`.")]),
+    T("EmptyDirVolumeSource", "A scratch directory (core/v1 `EmptyDirVolumeSource`).", [
+        F("medium", S, "`medium`: empty or `Memory`."), F("sizeLimit", "Quantity?", "`sizeLimit`.")]),
+    T("HostPathVolumeSource", "A directory on the host (core/v1 `HostPathVolumeSource`).", [
+        F("path", "String", "`path`."), F("type", S, "`type`, e.g. `DirectoryOrCreate`.")]),
+    T("Volume", "A pod volume (core/v1 `Volume`). Sources not modelled here stay in `unknownFields`.", [
+        F("name", "String", "`name`: a DNS label unique in the pod."),
+        F("persistentVolumeClaim", "PersistentVolumeClaimVolumeSource?", "`persistentVolumeClaim`."),
+        F("emptyDir", "EmptyDirVolumeSource?", "`emptyDir`."), F("hostPath", "HostPathVolumeSource?", "`hostPath`."),
+        F("configMap", J, "`configMap`, raw JSON."), F("secret", J, "`secret`, raw JSON."),
+        F("csi", J, "`csi` (inline CSI volume), raw JSON."), F("ephemeral", J, "`ephemeral`, raw JSON."),
+        F("projected", J, "`projected`, raw JSON."), F("downwardAPI", J, "`downwardAPI`, raw JSON.")]),
+    T("Toleration", "A pod toleration (core/v1 `Toleration`).", [
+        F("key", S, "`key`; empty with `Exists` matches every taint."), F("operator", S, "`operator`: `Equal` or `Exists`."),
+        F("value", S, "`value`."), F("effect", S, "`effect`; empty matches every effect."),
+        F("tolerationSeconds", "Int64?", "`tolerationSeconds`, for `NoExecute`.")]),
+    T("PodSpec", "Pod spec (core/v1 `PodSpec`).", [
+        F("volumes", "[Volume]?", "`volumes`."), F("initContainers", "[Container]?", "`initContainers`."),
+        F("containers", "[Container]", "`containers`."), F("ephemeralContainers", "[JSONValue]?", "`ephemeralContainers`, raw JSON."),
+        F("restartPolicy", S, "`restartPolicy`: `Always`, `OnFailure` or `Never`."),
+        F("terminationGracePeriodSeconds", "Int64?", "`terminationGracePeriodSeconds`."),
+        F("activeDeadlineSeconds", "Int64?", "`activeDeadlineSeconds`."), F("dnsPolicy", S, "`dnsPolicy`."),
+        F("nodeSelector", SM, "`nodeSelector`."), F("serviceAccountName", S, "`serviceAccountName`."),
+        F("serviceAccount", S, "`serviceAccount` (deprecated alias of `serviceAccountName`)."),
+        F("automountServiceAccountToken", "Bool?", "`automountServiceAccountToken`."), F("nodeName", S, "`nodeName`."),
+        F("hostNetwork", "Bool?", "`hostNetwork`."), F("hostPID", "Bool?", "`hostPID`."), F("hostIPC", "Bool?", "`hostIPC`."),
+        F("securityContext", J, "`securityContext`, raw JSON."),
+        F("imagePullSecrets", "[LocalObjectReference]?", "`imagePullSecrets`."), F("hostname", S, "`hostname`."),
+        F("subdomain", S, "`subdomain`."), F("affinity", J, "`affinity`, raw JSON."), F("schedulerName", S, "`schedulerName`."),
+        F("tolerations", "[Toleration]?", "`tolerations`."), F("priorityClassName", S, "`priorityClassName`."),
+        F("priority", "Int32?", "`priority`."), F("preemptionPolicy", S, "`preemptionPolicy`."),
+        F("runtimeClassName", S, "`runtimeClassName`."), F("enableServiceLinks", "Bool?", "`enableServiceLinks`."),
+        F("overhead", Q, "`overhead`."), F("schedulingGates", "[JSONValue]?", "`schedulingGates`, raw JSON.")]),
+    cond("PodCondition", "A pod condition (core/v1 `PodCondition`)."),
+    T("PodStatus", "Pod status (core/v1 `PodStatus`).", [
+        F("phase", S, "`phase`: `Pending`, `Running`, `Succeeded`, `Failed` or `Unknown`."),
+        F("conditions", "[PodCondition]?", "`conditions`."), F("message", S, "`message`."), F("reason", S, "`reason`."),
+        F("nominatedNodeName", S, "`nominatedNodeName`."), F("hostIP", S, "`hostIP`."),
+        F("hostIPs", "[JSONValue]?", "`hostIPs`, raw JSON."), F("podIP", S, "`podIP`."),
+        F("podIPs", "[JSONValue]?", "`podIPs`, raw JSON."), F("startTime", "Time?", "`startTime`."),
+        F("initContainerStatuses", "[JSONValue]?", "`initContainerStatuses`, raw JSON."),
+        F("containerStatuses", "[JSONValue]?", "`containerStatuses`, raw JSON."), F("qosClass", S, "`qosClass`.")]),
+    obj("Pod", "A pod (core/v1 `Pod`).", "v1", "Pod", True, [
+        F("spec", "PodSpec", "`spec`.", mode="omitEmpty"), F("status", "PodStatus", "`status`.", mode="omitEmpty")]),
+    # PersistentVolume
+    T("CSIPersistentVolumeSource", "A volume provided by a CSI driver (core/v1 `CSIPersistentVolumeSource`).", [
+        F("driver", "String", "`driver`: the CSI driver name."), F("volumeHandle", "String", "`volumeHandle`: the driver's volume ID."),
+        F("readOnly", "Bool?", "`readOnly`."), F("fsType", S, "`fsType`."), F("volumeAttributes", SM, "`volumeAttributes`."),
+        F("controllerPublishSecretRef", "SecretReference?", "`controllerPublishSecretRef`."),
+        F("nodeStageSecretRef", "SecretReference?", "`nodeStageSecretRef`."),
+        F("nodePublishSecretRef", "SecretReference?", "`nodePublishSecretRef`."),
+        F("controllerExpandSecretRef", "SecretReference?", "`controllerExpandSecretRef`."),
+        F("nodeExpandSecretRef", "SecretReference?", "`nodeExpandSecretRef`.")]),
+    T("PersistentVolumeSpec", "PersistentVolume spec (core/v1 `PersistentVolumeSpec`). Volume sources not modelled here stay in `unknownFields`.", [
+        F("capacity", Q, "`capacity`; only `storage` is allowed."), F("hostPath", "HostPathVolumeSource?", "`hostPath` source."),
+        F("csi", "CSIPersistentVolumeSource?", "`csi` source."),
+        F("accessModes", SA, "`accessModes`."), F("claimRef", "ObjectReference?", "`claimRef`: the bound claim."),
+        F("persistentVolumeReclaimPolicy", S, "`persistentVolumeReclaimPolicy`: `Retain`, `Delete` or `Recycle`."),
+        F("storageClassName", S, "`storageClassName`."), F("mountOptions", SA, "`mountOptions`."),
+        F("volumeMode", S, "`volumeMode`: `Filesystem` or `Block`."), F("nodeAffinity", J, "`nodeAffinity`, raw JSON."),
+        F("volumeAttributesClassName", S, "`volumeAttributesClassName`.")]),
+    T("PersistentVolumeStatus", "PersistentVolume status (core/v1 `PersistentVolumeStatus`).", [
+        F("phase", S, "`phase`: `Pending`, `Available`, `Bound`, `Released` or `Failed`."), F("message", S, "`message`."),
+        F("reason", S, "`reason`."), F("lastPhaseTransitionTime", "Time?", "`lastPhaseTransitionTime`.")]),
+    obj("PersistentVolume", "A persistent volume (core/v1 `PersistentVolume`).", "v1", "PersistentVolume", False, [
+        F("spec", "PersistentVolumeSpec", "`spec`.", mode="omitEmpty"), F("status", "PersistentVolumeStatus", "`status`.", mode="omitEmpty")]),
+    # PVC
+    T("VolumeResourceRequirements", "Storage requested by a claim (core/v1 `VolumeResourceRequirements`).", [
+        F("limits", Q, "`limits`."), F("requests", Q, "`requests`; `storage` is required.")]),
+    T("PersistentVolumeClaimSpec", "PersistentVolumeClaim spec (core/v1 `PersistentVolumeClaimSpec`).", [
+        F("accessModes", SA, "`accessModes`."), F("selector", "LabelSelectorSpec?", "`selector` over volumes."),
+        F("resources", "VolumeResourceRequirements?", "`resources`."), F("volumeName", S, "`volumeName`: the bound volume."),
+        F("storageClassName", S, "`storageClassName`; empty string means no class."),
+        F("volumeMode", S, "`volumeMode`: `Filesystem` or `Block`."), F("dataSource", "TypedLocalObjectReference?", "`dataSource`."),
+        F("dataSourceRef", "TypedObjectReference?", "`dataSourceRef`."),
+        F("volumeAttributesClassName", S, "`volumeAttributesClassName`.")]),
+    cond("PersistentVolumeClaimCondition", "A claim condition (core/v1 `PersistentVolumeClaimCondition`)."),
+    T("PersistentVolumeClaimStatus", "PersistentVolumeClaim status (core/v1 `PersistentVolumeClaimStatus`).", [
+        F("phase", S, "`phase`: `Pending`, `Bound` or `Lost`."), F("accessModes", SA, "`accessModes` of the bound volume."),
+        F("capacity", Q, "`capacity` of the bound volume."), F("conditions", "[PersistentVolumeClaimCondition]?", "`conditions`."),
+        F("allocatedResources", Q, "`allocatedResources`."), F("allocatedResourceStatuses", SM, "`allocatedResourceStatuses`."),
+        F("currentVolumeAttributesClassName", S, "`currentVolumeAttributesClassName`."),
+        F("modifyVolumeStatus", J, "`modifyVolumeStatus`, raw JSON.")]),
+    obj("PersistentVolumeClaim", "A persistent volume claim (core/v1 `PersistentVolumeClaim`).", "v1", "PersistentVolumeClaim", True, [
+        F("spec", "PersistentVolumeClaimSpec", "`spec`.", mode="omitEmpty"),
+        F("status", "PersistentVolumeClaimStatus", "`status`.", mode="omitEmpty")]),
+    # Event
+    T("EventSource", "The component that reported an event (core/v1 `EventSource`).", [
+        F("component", S, "`component`."), F("host", S, "`host`.")]),
+    obj("Event", "An event (core/v1 `Event`).", "v1", "Event", True, [
+        F("involvedObject", "ObjectReference", "`involvedObject`: what the event is about.", mode="omitEmpty"),
+        F("reason", S, "`reason`: short machine-readable cause."), F("message", S, "`message`."),
+        F("source", "EventSource?", "`source`."), F("firstTimestamp", "Time?", "`firstTimestamp`."),
+        F("lastTimestamp", "Time?", "`lastTimestamp`."), F("count", "Int32?", "`count`: times it occurred."),
+        F("type", S, "`type`: `Normal` or `Warning`."), F("eventTime", "MicroTime?", "`eventTime`."),
+        F("series", J, "`series`, raw JSON."), F("action", S, "`action`."), F("related", "ObjectReference?", "`related`."),
+        F("reportingComponent", S, "`reportingComponent`."), F("reportingInstance", S, "`reportingInstance`.")]),
+    # Service, Endpoints
+    obj("Service", "A service (core/v1 `Service`), with `spec` and `status` kept as raw JSON.", "v1", "Service", True, [
+        F("spec", J, "`spec`, raw JSON."), F("status", J, "`status`, raw JSON.")]),
+    obj("Endpoints", "Service endpoints (core/v1 `Endpoints`), with `subsets` kept as raw JSON.", "v1", "Endpoints", True, [
+        F("subsets", "[JSONValue]?", "`subsets`, raw JSON.")]),
+]
+
+storage = [
+    obj("StorageClass", "A storage class (storage.k8s.io/v1 `StorageClass`).", "storage.k8s.io/v1", "StorageClass", False, [
+        F("provisioner", "String", "`provisioner`: the driver that provisions volumes."), F("parameters", SM, "`parameters`."),
+        F("reclaimPolicy", S, "`reclaimPolicy`: `Delete` or `Retain`."), F("mountOptions", SA, "`mountOptions`."),
+        F("allowVolumeExpansion", "Bool?", "`allowVolumeExpansion`."),
+        F("volumeBindingMode", S, "`volumeBindingMode`: `Immediate` or `WaitForFirstConsumer`."),
+        F("allowedTopologies", "[JSONValue]?", "`allowedTopologies`, raw JSON.")]),
+    T("VolumeAttachmentSource", "What a VolumeAttachment attaches (storage.k8s.io/v1 `VolumeAttachmentSource`).", [
+        F("persistentVolumeName", S, "`persistentVolumeName`."),
+        F("inlineVolumeSpec", "PersistentVolumeSpec?", "`inlineVolumeSpec`: a migrated in-tree inline volume.")]),
+    T("VolumeAttachmentSpec", "VolumeAttachment spec (storage.k8s.io/v1 `VolumeAttachmentSpec`).", [
+        F("attacher", "String", "`attacher`: the CSI driver name."), F("source", "VolumeAttachmentSource", "`source`."),
+        F("nodeName", "String", "`nodeName`.")]),
+    T("VolumeError", "An attach or detach error (storage.k8s.io/v1 `VolumeError`).", [
+        F("time", "Time?", "`time`."), F("message", S, "`message`."), F("errorCode", "Int32?", "`errorCode`.")]),
+    T("VolumeAttachmentStatus", "VolumeAttachment status (storage.k8s.io/v1 `VolumeAttachmentStatus`).", [
+        F("attached", "Bool", "`attached`."), F("attachmentMetadata", SM, "`attachmentMetadata`."),
+        F("attachError", "VolumeError?", "`attachError`."), F("detachError", "VolumeError?", "`detachError`.")]),
+    obj("VolumeAttachment", "A volume attachment (storage.k8s.io/v1 `VolumeAttachment`).", "storage.k8s.io/v1", "VolumeAttachment", False, [
+        F("spec", "VolumeAttachmentSpec", "`spec`.", mode="omitEmpty"), F("status", "VolumeAttachmentStatus?", "`status`.")]),
+    T("CSIDriverSpec", "CSIDriver spec (storage.k8s.io/v1 `CSIDriverSpec`).", [
+        F("attachRequired", "Bool?", "`attachRequired`."), F("podInfoOnMount", "Bool?", "`podInfoOnMount`."),
+        F("volumeLifecycleModes", SA, "`volumeLifecycleModes`: `Persistent` and/or `Ephemeral`."),
+        F("storageCapacity", "Bool?", "`storageCapacity`."), F("fsGroupPolicy", S, "`fsGroupPolicy`."),
+        F("tokenRequests", "[JSONValue]?", "`tokenRequests`, raw JSON."), F("requiresRepublish", "Bool?", "`requiresRepublish`."),
+        F("seLinuxMount", "Bool?", "`seLinuxMount`."),
+        F("nodeAllocatableUpdatePeriodSeconds", "Int64?", "`nodeAllocatableUpdatePeriodSeconds`.")]),
+    obj("CSIDriver", "A CSI driver registration (storage.k8s.io/v1 `CSIDriver`).", "storage.k8s.io/v1", "CSIDriver", False, [
+        F("spec", "CSIDriverSpec", "`spec`.")]),
+    T("VolumeNodeResources", "Per-node volume limits of a driver (storage.k8s.io/v1 `VolumeNodeResources`).", [
+        F("count", "Int32?", "`count`: maximum volumes of this driver on the node.")]),
+    T("CSINodeDriver", "A CSI driver installed on a node (storage.k8s.io/v1 `CSINodeDriver`).", [
+        F("name", "String", "`name` of the driver."), F("nodeID", "String", "`nodeID`: the node as the driver knows it."),
+        F("topologyKeys", SA, "`topologyKeys`."), F("allocatable", "VolumeNodeResources?", "`allocatable`.")]),
+    T("CSINodeSpec", "CSINode spec (storage.k8s.io/v1 `CSINodeSpec`).", [
+        F("drivers", "[CSINodeDriver]", "`drivers`.")]),
+    obj("CSINode", "The CSI drivers on a node (storage.k8s.io/v1 `CSINode`).", "storage.k8s.io/v1", "CSINode", False, [
+        F("spec", "CSINodeSpec", "`spec`.")]),
+]
+
+coordination = [
+    T("LeaseSpec", "Lease spec (coordination.k8s.io/v1 `LeaseSpec`).", [
+        F("holderIdentity", S, "`holderIdentity`."), F("leaseDurationSeconds", "Int32?", "`leaseDurationSeconds`."),
+        F("acquireTime", "MicroTime?", "`acquireTime`."), F("renewTime", "MicroTime?", "`renewTime`."),
+        F("leaseTransitions", "Int32?", "`leaseTransitions`."), F("strategy", S, "`strategy`."),
+        F("preferredHolder", S, "`preferredHolder`.")]),
+    obj("Lease", "A lease (coordination.k8s.io/v1 `Lease`).", "coordination.k8s.io/v1", "Lease", True, [
+        F("spec", "LeaseSpec", "`spec`.", mode="omitEmpty")]),
+]
+
+HEADER = "// Generated by scripts/generate-cluster-models.py; edit the field tables there, not this file.\n\n"
+
+def write(path, types):
+    with open(path, "w") as f:
+        f.write(HEADER + "\n\n".join(render(t) for t in types) + "\n")
+
+os.makedirs("Sources/ClusterAPI/Models", exist_ok=True)
+write("Sources/ClusterAPI/Models/CoreV1.swift", core)
+write("Sources/ClusterAPI/Models/StorageV1.swift", storage)
+write("Sources/ClusterAPI/Models/CoordinationV1.swift", coordination)
