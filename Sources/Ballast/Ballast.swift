@@ -17,10 +17,10 @@ struct BallastCommand: AsyncParsableCommand {
 }
 
 /// `ballast bench …`: benchmarks that print Ballast's figures beside a peer's, from the same run.
-struct BenchCommand: ParsableCommand {
+struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks that run Ballast beside a peer in the same process.",
-        subcommands: [BenchStoreCommand.self]
+        subcommands: [BenchStoreCommand.self, BenchProvisionCommand.self]
     )
 }

@@ -115,6 +115,12 @@ public struct CloudClient: CloudProvider {
         try await call(.GET, "/v1/operations/\(try pathID(id, .operation))")
     }
 
+    public func waitForOperation(id: String, timeout: Duration) async throws -> CloudOperation {
+        let seconds = Double(min(timeout, .seconds(30)).components.seconds) + Double(min(timeout, .seconds(30)).components.attoseconds) / 1e18
+        return try await send(.GET, "/v1/operations/\(try pathID(id, .operation))", query: ["wait": String(format: "%.3f", seconds)],
+                              body: Data(), timeout: .seconds(40))
+    }
+
     // MARK: - Transport
 
     /// Ids go into paths only once they have the shape of an id.
@@ -138,11 +144,12 @@ public struct CloudClient: CloudProvider {
         try await send(method, path, query: [:], body: try CloudJSON.encoder().encode(body))
     }
 
-    private func send<Response: Decodable>(_ method: HTTPMethod, _ path: String, query: [String: String], body: Data) async throws -> Response {
+    private func send<Response: Decodable>(_ method: HTTPMethod, _ path: String, query: [String: String], body: Data,
+                                           timeout: Duration = .seconds(30)) async throws -> Response {
         var headers: HTTPHeaders = ["Authorization": "Bearer \(key)", "Accept": "application/json"]
         if !body.isEmpty { headers.add(name: "Content-Type", value: "application/json") }
         let request = HTTPRequest(method: method, path: path, query: query, headers: headers, body: body)
-        let client = HTTPClient(host: host, port: port)
+        let client = HTTPClient(host: host, port: port, timeout: timeout)
         var backoff = initialBackoff
         var attempt = 1
         while true {

@@ -39,6 +39,9 @@ public protocol CloudProvider: Sendable {
     func deleteSnapshot(id: String) async throws -> CloudOperation
 
     func describeOperation(id: String) async throws -> CloudOperation
+    /// The operation once it is done, or as it is when `timeout` (at most 30 s) has passed:
+    /// a long poll, so a caller learns of the end at once without polling.
+    func waitForOperation(id: String, timeout: Duration) async throws -> CloudOperation
 }
 
 extension CloudProvider {
@@ -47,21 +50,18 @@ extension CloudProvider {
         try await attachDisk(id: id, instanceId: instanceId, readOnly: false)
     }
 
-    /// Polls `operation` until it is done; throws its error when it failed, and
+    /// Waits (long polls) until `operation` is done; throws its error when it failed, and
     /// `CloudError(.internal…)` when it has not finished within `timeout`.
     @discardableResult
-    public func wait(for operation: CloudOperation, timeout: Duration = .seconds(120),
-                     pollInterval: Duration = .milliseconds(20)) async throws -> CloudOperation {
+    public func wait(for operation: CloudOperation, timeout: Duration = .seconds(120)) async throws -> CloudOperation {
         var current = operation
         let deadline = ContinuousClock.now + timeout
-        var interval = pollInterval
         while !current.isDone {
-            guard ContinuousClock.now < deadline else {
+            let left = deadline - ContinuousClock.now
+            guard left > .zero else {
                 throw CloudError(.internal, "operation \(operation.id) (\(operation.kind) of \(operation.targetId)) still running after \(timeout)")
             }
-            try await Task.sleep(for: interval)
-            interval = min(interval * 2, .milliseconds(500))
-            current = try await describeOperation(id: operation.id)
+            current = try await waitForOperation(id: operation.id, timeout: min(left, .seconds(30)))
         }
         if current.state == .failed, let error = current.error { throw CloudError(body: error) }
         return current

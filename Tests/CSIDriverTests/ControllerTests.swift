@@ -10,6 +10,10 @@ import Testing
 
 private typealias H = DriverHarness
 
+private func outcome<T>(_ body: () async throws -> T) async -> Result<T, any Error> {
+    do { return .success(try await body()) } catch { return .failure(error) }
+}
+
 @Suite struct IdentityTests {
     @Test func pluginInfoCapabilitiesAndProbe() async throws {
         try await withDriver { driver in
@@ -96,11 +100,16 @@ private typealias H = DriverHarness
         var simulator = SimulatorConfiguration()
         simulator.latency[.create] = .milliseconds(300)
         try await withDriver(simulator: simulator) { driver in
-            let first = Task { try await driver.createVolume("race") }
-            try await Task.sleep(for: .milliseconds(50))
-            await expectCode(.aborted) { _ = try await driver.createVolume("race") }
-            let created = try await first.value
-            #expect(try await driver.createVolume("race").volumeID == created.volumeID)
+            // Two creates of one name at once: one makes the volume, the other is ABORTED (in
+            // whichever order they arrive); a retry afterwards finds the same volume.
+            async let first = outcome { try await driver.createVolume("race") }
+            async let second = outcome { try await driver.createVolume("race") }
+            let results = await [first, second]
+            let created = results.compactMap { try? $0.get() }
+            let aborted = results.filter { if case .failure(let error as RPCError) = $0 { error.code == .aborted } else { false } }
+            #expect(created.count == 1 && aborted.count == 1, "\(results)")
+            let retried = try await driver.createVolume("race")
+            #expect(retried.volumeID == created.first?.volumeID)
             #expect(try await driver.cloud.allDisks().count == 1)
         }
     }

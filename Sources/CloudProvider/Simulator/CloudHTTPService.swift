@@ -141,7 +141,11 @@ public struct CloudHTTPService: Sendable {
             return accepted(try await cloud.deleteSnapshot(id: id))
 
         case (.GET, "operations/{id}"):
-            return json(try await cloud.describeOperation(id: id))
+            guard let wait = query["wait"] else { return json(try await cloud.describeOperation(id: id)) }
+            guard let seconds = Double(wait), (0...30).contains(seconds) else {
+                throw CloudError.invalid("wait", "\"\(CloudValidation.printable(wait))\" is not a number of seconds from 0 to 30")
+            }
+            return json(try await cloud.waitForOperation(id: id, timeout: .milliseconds(Int64(seconds * 1000))))
         default:
             throw CloudError(.notFound, "no route for \(request.method.rawValue) \(request.path); see docs/cloud-api.md")
         }

@@ -430,6 +430,16 @@ public actor CloudSimulator: CloudProvider {
         return operation
     }
 
+    public func waitForOperation(id: String, timeout: Duration) async throws -> CloudOperation {
+        let deadline = ContinuousClock.now + min(timeout, .seconds(30))
+        var operation = try await describeOperation(id: id)
+        while !operation.isDone && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(2))
+            operation = try await describeOperation(id: id)
+        }
+        return operation
+    }
+
     // MARK: - The asynchronous work
 
     private func launch(_ operationId: String, delay: Duration?) {
@@ -443,8 +453,11 @@ public actor CloudSimulator: CloudProvider {
         defer { work[operationId] = nil }
         guard let (operation, argument) = try? database.operation(id: operationId), operation.state == .running else { return }
         do {
-            try await execute(operation, argument: argument)
-            try database.transaction { try database.finish(operationId: operationId, error: nil, at: CloudJSON.now()) }
+            let record = try await execute(operation, argument: argument)
+            try database.transaction {
+                try record()
+                try database.finish(operationId: operationId, error: nil, at: CloudJSON.now())
+            }
             logger.info("operation done", metadata: ["operation": "\(operationId)", "kind": "\(operation.kind)", "target": "\(operation.targetId)"])
         } catch {
             let body = (error as? CloudError)?.body ?? CloudErrorBody(code: .internal, message: "\(error)")
@@ -460,12 +473,14 @@ public actor CloudSimulator: CloudProvider {
         }
     }
 
-    /// Does the work of `operation` and records its result. Safe to run again after a crash.
-    private func execute(_ operation: CloudOperation, argument: Int64?) async throws {
+    /// Does the work of `operation` (safe to run again after a crash) and returns how to record
+    /// its result, which `perform` commits in one transaction with the operation's end.
+    private func execute(_ operation: CloudOperation, argument: Int64?) async throws -> () throws -> Void {
+        let database = self.database
         let id = operation.targetId
         switch operation.kind {
         case "disk.create":
-            guard let disk = try database.disk(id: id) else { return }
+            guard let disk = try database.disk(id: id) else { return {} }
             let source: DataSource? = try disk.sourceSnapshotId.map { .snapshot($0) }
                 ?? disk.sourceDiskId.map { sourceId in
                     guard let sourceDisk = try database.disk(id: sourceId) else {
@@ -477,45 +492,46 @@ public actor CloudSimulator: CloudProvider {
                 throw CloudError(.notFound, "snapshot \(snapshotId) was deleted while disk \(id) was being created from it")
             }
             try await devices.createDisk(zone: disk.zone, diskId: id, sizeBytes: disk.sizeBytes, copying: source)
-            try database.transaction { try database.setDiskState(id, .available) }
+            return { try database.setDiskState(id, .available) }
         case "disk.delete":
-            guard let disk = try database.disk(id: id) else { return }
+            guard let disk = try database.disk(id: id) else { return {} }
             try await devices.deleteDisk(zone: disk.zone, diskId: id)
-            try database.transaction { try database.deleteDisk(id) }
+            return { try database.deleteDisk(id) }
         case "disk.resize":
-            guard let disk = try database.disk(id: id) else { return }
+            guard let disk = try database.disk(id: id) else { return {} }
             let device = disk.attachments.compactMap(\.devicePath).first
             try await devices.resizeDisk(zone: disk.zone, diskId: id, sizeBytes: disk.sizeBytes, devicePath: device)
+            return {}
         case "disk.attach":
             guard let disk = try database.disk(id: id), let instanceId = operation.instanceId,
-                  let attachment = disk.attachments.first(where: { $0.instanceId == instanceId }) else { return }
+                  let attachment = disk.attachments.first(where: { $0.instanceId == instanceId }) else { return {} }
             let device = try await devices.attach(zone: disk.zone, diskId: id, readOnly: attachment.readOnly)
-            try database.transaction {
+            return {
                 try database.upsert(Attachment(diskId: id, instanceId: instanceId, state: .attached, devicePath: device, readOnly: attachment.readOnly))
                 try database.refreshDiskState(id)
             }
         case "disk.detach":
             guard let disk = try database.disk(id: id), let instanceId = operation.instanceId,
-                  let attachment = disk.attachments.first(where: { $0.instanceId == instanceId }) else { return }
+                  let attachment = disk.attachments.first(where: { $0.instanceId == instanceId }) else { return {} }
             let sharedDevice = disk.attachments.contains { $0.instanceId != instanceId && $0.devicePath == attachment.devicePath }
             if let path = attachment.devicePath, !sharedDevice {
                 try await devices.detach(devicePath: path, zone: disk.zone, diskId: id, force: argument == 1)
             }
-            try database.transaction {
+            return {
                 try database.deleteAttachment(diskId: id, instanceId: instanceId)
                 try database.refreshDiskState(id)
             }
         case "snapshot.create":
-            guard let snapshot = try database.snapshot(id: id), let zone = try database.snapshotSourceZone(id: id) else { return }
+            guard let snapshot = try database.snapshot(id: id), let zone = try database.snapshotSourceZone(id: id) else { return {} }
             guard let disk = try database.disk(id: snapshot.sourceDiskId) else {
                 throw CloudError(.notFound, "disk \(snapshot.sourceDiskId) was deleted before snapshot \(id) was taken")
             }
             try await devices.createSnapshot(snapshotId: id, zone: zone, diskId: disk.id,
                                              devicePath: disk.attachments.compactMap(\.devicePath).first)
-            try database.transaction { try database.setSnapshotState(id, .completed) }
+            return { try database.setSnapshotState(id, .completed) }
         case "snapshot.delete":
             try await devices.deleteSnapshot(snapshotId: id)
-            try database.transaction { try database.deleteSnapshot(id) }
+            return { try database.deleteSnapshot(id) }
         default:
             throw CloudError(.internal, "unknown operation kind \(operation.kind)")
         }
