@@ -54,6 +54,10 @@ let package = Package(
             ]
         ),
         .target(
+            name: "CloudControllerManager",
+            dependencies: ["ClusterAPI", "CloudProvider", .product(name: "Logging", package: "swift-log")]
+        ),
+        .target(
             name: "CSIDriver",
             dependencies: [
                 "CloudProvider",
@@ -97,6 +101,9 @@ let package = Package(
         .testTarget(name: "ClusterAPITests", dependencies: ["ClusterAPI"]),
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "CloudProviderTests", dependencies: ["CloudProvider", "HTTPKit", "TestSupport"]),
+        .testTarget(name: "CloudControllerManagerTests", dependencies: [
+            "CloudControllerManager", "CloudProvider", "ClusterAPI", .product(name: "Logging", package: "swift-log"),
+        ]),
         .testTarget(name: "CSIDriverTests", dependencies: [
             "CSIDriver", "CloudProvider", "TestSupport",
             .product(name: "GRPCCore", package: "grpc-swift-2"),

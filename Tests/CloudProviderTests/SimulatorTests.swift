@@ -248,6 +248,22 @@ private func expectCloudError(_ code: CloudErrorCode, parameter: String? = nil, 
         await expectCloudError(.invalidParameter, parameter: "instanceId") { _ = try await cloud.attachDisk(id: disk.id, instanceId: "node-a") }
     }
 
+    @Test func aForcedDetachWhileAttachingUndoesTheAttach() async throws {
+        var configuration = SimulatorConfiguration()
+        configuration.latency[.attach] = .milliseconds(200)
+        let devices = MemoryDeviceBackend()
+        let (cloud, a, _) = try await cloudWithInstances(configuration, devices: devices)
+        let disk = try await makeDisk(cloud)
+        let attach = try await cloud.attachDisk(id: disk.id, instanceId: a.id, readOnly: false)
+        await expectCloudError(.incorrectState) { _ = try await cloud.detachDisk(id: disk.id, instanceId: a.id, force: false) }
+        let detach = try await cloud.detachDisk(id: disk.id, instanceId: a.id, force: true)
+        try await cloud.wait(for: attach)
+        try await cloud.wait(for: detach)
+        #expect(try await cloud.describeAttachment(diskId: disk.id, instanceId: a.id).state == .detached)
+        #expect(devices.attachedDevices.isEmpty, "no device is left behind")
+        #expect(try await cloud.describeDisk(id: disk.id).state == .available)
+    }
+
     @Test func readOnlyAttachmentsAreNotSilentlyMadeWritable() async throws {
         let (cloud, a, _) = try await cloudWithInstances()
         let disk = try await makeDisk(cloud)

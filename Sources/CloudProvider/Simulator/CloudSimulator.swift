@@ -17,6 +17,8 @@ public actor CloudSimulator: CloudProvider {
     private let devices: DeviceBackend
     private let logger: Logger
     private var work: [String: Task<Void, Never>] = [:]
+    /// The last operation queued on each target.
+    private var tails: [String: (operationId: String, task: Task<Void, Never>)] = [:]
     private var dice: SplitMix64
 
     /// Opens (creating if needed) the state database at `statePath`. Call `start()` before serving.
@@ -46,7 +48,7 @@ public actor CloudSimulator: CloudProvider {
         try reconcile()
         for (operation, _) in try database.runningOperations() {
             logger.info("resuming operation", metadata: ["operation": "\(operation.id)", "kind": "\(operation.kind)", "target": "\(operation.targetId)"])
-            launch(operation.id, delay: nil)
+            launch(operation, delay: nil)
         }
         try database.pruneOperations(olderThan: CloudJSON.now().addingTimeInterval(-24 * 3600))
     }
@@ -224,7 +226,7 @@ public actor CloudSimulator: CloudProvider {
             }
         }
         logger.info("creating disk", metadata: ["disk": "\(disk.id)", "name": "\(disk.name)", "zone": "\(disk.zone)", "bytes": "\(size)"])
-        launch(operation.id, delay: configuration.latency[.create])
+        launch(operation, delay: configuration.latency[.create])
         return operation
     }
 
@@ -259,7 +261,7 @@ public actor CloudSimulator: CloudProvider {
             try database.setDiskState(id, .deleting)
             try database.insert(operation)
         }
-        launch(operation.id, delay: configuration.latency[.delete])
+        launch(operation, delay: configuration.latency[.delete])
         return operation
     }
 
@@ -285,7 +287,7 @@ public actor CloudSimulator: CloudProvider {
             try database.setDiskSize(id, size)
             try database.insert(operation, argument: disk.sizeBytes)
         }
-        launch(operation.id, delay: configuration.latency[.resize])
+        launch(operation, delay: configuration.latency[.resize])
         return operation
     }
 
@@ -330,7 +332,7 @@ public actor CloudSimulator: CloudProvider {
             try database.refreshDiskState(id)
             try database.insert(operation)
         }
-        launch(operation.id, delay: configuration.latency[.attach])
+        launch(operation, delay: configuration.latency[.attach])
         return operation
     }
 
@@ -353,7 +355,7 @@ public actor CloudSimulator: CloudProvider {
             guard force else {
                 throw CloudError(.incorrectState, "disk \(id) is still attaching to \(instanceId); wait for that, then detach")
             }
-            work[try database.runningOperation(targetId: id, instanceId: instanceId)?.id ?? ""]?.cancel()
+            // The detach is queued behind the attach and undoes it.
         case .attached, .lost, .detached:
             break
         }
@@ -366,7 +368,7 @@ public actor CloudSimulator: CloudProvider {
                                            readOnly: existing.readOnly))
             try database.insert(operation, argument: force ? 1 : 0)
         }
-        launch(operation.id, delay: configuration.latency[.detach])
+        launch(operation, delay: configuration.latency[.detach])
         return operation
     }
 
@@ -392,7 +394,7 @@ public actor CloudSimulator: CloudProvider {
                 try database.insertToken(token, request: try tokenKey(request), resourceId: snapshot.id, operationId: operation.id)
             }
         }
-        launch(operation.id, delay: configuration.latency[.snapshot])
+        launch(operation, delay: configuration.latency[.snapshot])
         return operation
     }
 
@@ -420,7 +422,7 @@ public actor CloudSimulator: CloudProvider {
             try database.setSnapshotState(id, .deleting)
             try database.insert(operation)
         }
-        launch(operation.id, delay: configuration.latency[.deleteSnapshot])
+        launch(operation, delay: configuration.latency[.deleteSnapshot])
         return operation
     }
 
@@ -442,15 +444,25 @@ public actor CloudSimulator: CloudProvider {
 
     // MARK: - The asynchronous work
 
-    private func launch(_ operationId: String, delay: Duration?) {
-        work[operationId] = Task {
+    /// Runs the operation's work after `delay`, and after the operations already queued on the
+    /// same disk or snapshot: work on one target happens in the order it was asked for (a
+    /// detach never overtakes the attach it undoes).
+    private func launch(_ operation: CloudOperation, delay: Duration?) {
+        let previous = tails[operation.targetId]?.task
+        let task = Task {
+            await previous?.value
             if let delay, delay > .zero { try? await Task.sleep(for: delay) }
-            await self.perform(operationId)
+            await self.perform(operation.id)
         }
+        work[operation.id] = task
+        tails[operation.targetId] = (operation.id, task)
     }
 
     private func perform(_ operationId: String) async {
-        defer { work[operationId] = nil }
+        defer {
+            work[operationId] = nil
+            if let target = tails.first(where: { $0.value.operationId == operationId })?.key { tails[target] = nil }
+        }
         guard let (operation, argument) = try? database.operation(id: operationId), operation.state == .running else { return }
         do {
             let record = try await execute(operation, argument: argument)
@@ -507,7 +519,10 @@ public actor CloudSimulator: CloudProvider {
                   let attachment = disk.attachments.first(where: { $0.instanceId == instanceId }) else { return {} }
             let device = try await devices.attach(zone: disk.zone, diskId: id, readOnly: attachment.readOnly)
             return {
-                try database.upsert(Attachment(diskId: id, instanceId: instanceId, state: .attached, devicePath: device, readOnly: attachment.readOnly))
+                // A forced detach queued meanwhile keeps the attachment "detaching".
+                let state = try database.attachments(diskId: id).first { $0.instanceId == instanceId }?.state == .detaching
+                    ? AttachmentState.detaching : .attached
+                try database.upsert(Attachment(diskId: id, instanceId: instanceId, state: state, devicePath: device, readOnly: attachment.readOnly))
                 try database.refreshDiskState(id)
             }
         case "disk.detach":

@@ -174,6 +174,9 @@ public final class MemoryDeviceBackend: DeviceBackend, @unchecked Sendable {
     public func deleteSnapshot(snapshotId: String) async throws { _ = lock.withLock { snapshots.remove(snapshotId) } }
     public func snapshotExists(snapshotId: String) -> Bool { lock.withLock { snapshots.contains(snapshotId) } }
 
+    /// The made-up device paths now attached.
+    public var attachedDevices: [String] { lock.withLock { devices.keys.sorted() } }
+
     /// Forgets every device, as a reboot would.
     public func simulateReboot() { lock.withLock { devices.removeAll() } }
 }
