@@ -22,6 +22,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
     ],
     targets: [
         .systemLibrary(name: "CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
@@ -39,6 +40,7 @@ let package = Package(
         .target(
             name: "HTTPKit",
             dependencies: [
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -54,8 +56,16 @@ let package = Package(
             ]
         ),
         .target(
+            name: "APIClient",
+            dependencies: [
+                "ClusterAPI", "HTTPKit",
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
             name: "CloudControllerManager",
-            dependencies: ["ClusterAPI", "CloudProvider", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["ClusterAPI", "CloudProvider", "APIClient", .product(name: "Logging", package: "swift-log")]
         ),
         .target(
             name: "CSIDriver",
@@ -89,6 +99,7 @@ let package = Package(
             name: "Ballast",
             dependencies: [
                 "LSMTree", "CSQLite", "SQLite", "MVCCStore", "EtcdAPI", "CloudProvider", "HTTPKit", "CSIDriver",
+                "APIClient", "CloudControllerManager",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -101,6 +112,7 @@ let package = Package(
         .testTarget(name: "ClusterAPITests", dependencies: ["ClusterAPI"]),
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "CloudProviderTests", dependencies: ["CloudProvider", "HTTPKit", "TestSupport"]),
+        .testTarget(name: "APIClientTests", dependencies: ["APIClient", "ClusterAPI", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "CloudControllerManagerTests", dependencies: [
             "CloudControllerManager", "CloudProvider", "ClusterAPI", .product(name: "Logging", package: "swift-log"),
         ]),

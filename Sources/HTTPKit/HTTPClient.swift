@@ -1,51 +1,53 @@
-// A minimal HTTP/1.1 client on SwiftNIO: one connection per request, the whole body in memory.
-// What a JSON API client on loopback needs, without another package to build.
+// A minimal HTTP/1.1 client on SwiftNIO: one connection per request, plain or TLS (trusting
+// given CA certificates), the whole body in memory — or, for long-lived answers such as a
+// Kubernetes watch, the body as a stream of chunks. What a JSON API client needs, without
+// another package to build.
 import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 
 public struct HTTPClient: Sendable {
     public let host: String
     public let port: Int
-    /// Time allowed for connecting and for the whole exchange.
+    /// Time allowed for connecting and for the whole exchange (`send`), or for connecting and
+    /// the response head (`stream`).
     public var timeout: Duration
+    private let tls: NIOSSLContext?
 
+    /// A plain HTTP client.
     public init(host: String, port: Int, timeout: Duration = .seconds(30)) {
         self.host = host
         self.port = port
         self.timeout = timeout
+        self.tls = nil
+    }
+
+    /// An HTTPS client that trusts the CA certificates in `trustRootsPEM` (the system's when
+    /// nil) and verifies the server's certificate against `host` (a name or an IP address).
+    public init(host: String, port: Int, trustRootsPEM: [UInt8]?, timeout: Duration = .seconds(30)) throws {
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        if let trustRootsPEM {
+            configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(trustRootsPEM))
+        }
+        configuration.applicationProtocols = ["http/1.1"]
+        self.host = host
+        self.port = port
+        self.timeout = timeout
+        self.tls = try NIOSSLContext(configuration: configuration)
     }
 
     /// Sends `request` and returns the response. Throws `HTTPClientError` when no response
     /// arrives (connection refused, reset, timeout).
     public func send(_ request: HTTPRequest) async throws -> HTTPResponse {
-        let channel: NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>
-        do {
-            channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-                .connectTimeout(.nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000))
-                .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
-                .connect(host: host, port: port) { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                        return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(wrappingChannelSynchronously: channel)
-                    }
-                }
-        } catch {
-            throw HTTPClientError.connect(host: host, port: port, underlying: "\(error)")
-        }
+        let channel = try await connect()
         let deadline = timeout
+        let (host, port) = (self.host, self.port)
         return try await withThrowingTaskGroup(of: HTTPResponse?.self) { group in
             group.addTask {
                 try await channel.executeThenClose { inbound, outbound in
-                    var headers = request.headers
-                    headers.replaceOrAdd(name: "Host", value: "\(host):\(port)")
-                    headers.replaceOrAdd(name: "Content-Length", value: String(request.body.count))
-                    headers.replaceOrAdd(name: "Connection", value: "close")
-                    try await outbound.write(.head(HTTPRequestHead(version: .http1_1, method: request.method,
-                                                                    uri: request.uri, headers: headers)))
-                    if !request.body.isEmpty { try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: request.body)))) }
-                    try await outbound.write(.end(nil))
+                    try await Self.write(request, host: host, port: port, keepAlive: false, to: outbound)
                     var head: HTTPResponseHead?
                     var body = ByteBuffer()
                     for try await part in inbound {
@@ -72,6 +74,84 @@ public struct HTTPClient: Sendable {
             return response
         }
     }
+
+    /// Sends `request` and returns the response head at once and its body as it arrives. The
+    /// connection closes when the body ends, or when the consumer stops iterating it.
+    public func stream(_ request: HTTPRequest) async throws -> HTTPStreamingResponse {
+        let channel = try await connect()
+        let (host, port) = (self.host, self.port)
+        let (body, chunks) = AsyncThrowingStream<Data, any Error>.makeStream()
+        let head: HTTPResponseHead = try await withCheckedThrowingContinuation { headContinuation in
+            let reader = Task {
+                var headDelivered = false
+                do {
+                    try await channel.executeThenClose { inbound, outbound in
+                        try await Self.write(request, host: host, port: port, keepAlive: false, to: outbound)
+                        for try await part in inbound {
+                            switch part {
+                            case .head(let responseHead):
+                                headDelivered = true
+                                headContinuation.resume(returning: responseHead)
+                            case .body(let chunk):
+                                chunks.yield(Data(chunk.readableBytesView))
+                            case .end:
+                                chunks.finish()
+                                return
+                            }
+                        }
+                        throw HTTPClientError.closed(host: host, port: port)
+                    }
+                } catch {
+                    if headDelivered { chunks.finish(throwing: error) } else { headContinuation.resume(throwing: error) }
+                }
+            }
+            chunks.onTermination = { _ in
+                reader.cancel()
+                channel.channel.close(promise: nil)
+            }
+        }
+        return HTTPStreamingResponse(status: head.status, headers: head.headers, body: body)
+    }
+
+    private func connect() async throws -> NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart> {
+        let tls = self.tls
+        let serverName = host.contains(":") || host.allSatisfy({ $0.isNumber || $0 == "." }) ? nil : host
+        do {
+            return try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .connectTimeout(.nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000))
+                .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+                .connect(host: host, port: port) { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        if let tls {
+                            try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: tls, serverHostname: serverName))
+                        }
+                        try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                        return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(wrappingChannelSynchronously: channel)
+                    }
+                }
+        } catch {
+            throw HTTPClientError.connect(host: host, port: port, underlying: "\(error)")
+        }
+    }
+
+    private static func write(_ request: HTTPRequest, host: String, port: Int, keepAlive: Bool,
+                              to outbound: NIOAsyncChannelOutboundWriter<HTTPClientRequestPart>) async throws {
+        var headers = request.headers
+        headers.replaceOrAdd(name: "Host", value: "\(host):\(port)")
+        headers.replaceOrAdd(name: "Content-Length", value: String(request.body.count))
+        headers.replaceOrAdd(name: "Connection", value: keepAlive ? "keep-alive" : "close")
+        try await outbound.write(.head(HTTPRequestHead(version: .http1_1, method: request.method, uri: request.uri, headers: headers)))
+        if !request.body.isEmpty { try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: request.body)))) }
+        try await outbound.write(.end(nil))
+    }
+}
+
+/// A response whose body arrives chunk by chunk.
+public struct HTTPStreamingResponse: Sendable {
+    public var status: HTTPResponseStatus
+    public var headers: HTTPHeaders
+    /// The body's chunks as they arrive (not aligned to any framing of the content).
+    public var body: AsyncThrowingStream<Data, any Error>
 }
 
 public enum HTTPClientError: Error, CustomStringConvertible, Equatable {

@@ -1,0 +1,216 @@
+// An informer: a local, indexable cache of one resource kept current by list-then-watch, as
+// controllers are written in Kubernetes. It lists, watches from the list's resourceVersion,
+// resumes the watch from the last version it saw, lists again when the server says that version
+// is gone (410), and replays its whole cache every `resync` so handlers repair what they missed.
+import ClusterAPI
+import Foundation
+import Logging
+
+/// Where an informer gets its objects: the API server (`KubeClient`) or a test's fake.
+public protocol ListWatchSource<Object>: Sendable {
+    associatedtype Object: APIObject
+    func list() async throws -> List<Object>
+    func watch(from resourceVersion: String) async throws -> AsyncThrowingStream<WatchEvent<Object>, any Error>
+}
+
+/// A resource of the API server, optionally narrowed to a namespace and selectors.
+public struct ResourceSource<Object: APIObject>: ListWatchSource {
+    public let client: KubeClient
+    public var namespace: String?
+    public var labelSelector: String?
+    public var fieldSelector: String?
+
+    public init(_ client: KubeClient, _ type: Object.Type, namespace: String? = nil, labelSelector: String? = nil, fieldSelector: String? = nil) {
+        self.client = client
+        self.namespace = namespace
+        self.labelSelector = labelSelector
+        self.fieldSelector = fieldSelector
+    }
+
+    public func list() async throws -> List<Object> {
+        try await client.list(Object.self, namespace: namespace, labelSelector: labelSelector, fieldSelector: fieldSelector)
+    }
+
+    public func watch(from resourceVersion: String) async throws -> AsyncThrowingStream<WatchEvent<Object>, any Error> {
+        try await client.watch(Object.self, namespace: namespace, labelSelector: labelSelector, fieldSelector: fieldSelector,
+                               resourceVersion: resourceVersion, timeoutSeconds: 1800)
+    }
+}
+
+/// What changed in an informer's cache.
+public enum InformerEvent<Object: APIObject>: Sendable {
+    case added(Object)
+    case updated(old: Object, new: Object)
+    case deleted(Object)
+    /// The periodic replay of an object already known.
+    case resync(Object)
+
+    /// The object as it is now (the last state of a deleted one).
+    public var object: Object {
+        switch self {
+        case .added(let object), .deleted(let object), .resync(let object): object
+        case .updated(_, let new): new
+        }
+    }
+}
+
+public actor Informer<Object: APIObject> {
+    private let source: any ListWatchSource<Object>
+    private let resync: Duration
+    private let logger: Logger
+    private var cache: [String: Object] = [:]
+    private var indexers: [String: @Sendable (Object) -> [String]] = [:]
+    private var subscribers: [UUID: AsyncStream<InformerEvent<Object>>.Continuation] = [:]
+    private var synced = false
+    private var syncWaiters: [CheckedContinuation<Void, Never>] = []
+    private var lastResourceVersion = ""
+
+    public init(_ source: any ListWatchSource<Object>, resync: Duration = .seconds(300), logger: Logger) {
+        self.source = source
+        self.resync = resync
+        self.logger = logger
+    }
+
+    /// The cache key of an object: "namespace/name", or "name" for cluster-scoped ones.
+    public static func key(_ object: Object) -> String {
+        key(name: object.metadata.name ?? "", namespace: object.metadata.namespace)
+    }
+
+    public static func key(name: String, namespace: String?) -> String {
+        namespace.map { $0.isEmpty ? name : "\($0)/\(name)" } ?? name
+    }
+
+    /// Events from now on. Subscribe before `run()` to see the first list as `added` events.
+    public func events() -> AsyncStream<InformerEvent<Object>> {
+        let id = UUID()
+        let (stream, continuation) = AsyncStream<InformerEvent<Object>>.makeStream(bufferingPolicy: .unbounded)
+        subscribers[id] = continuation
+        continuation.onTermination = { _ in Task { await self.unsubscribe(id) } }
+        return stream
+    }
+
+    private func unsubscribe(_ id: UUID) { subscribers[id] = nil }
+
+    public func get(_ key: String) -> Object? { cache[key] }
+
+    public func get(name: String, namespace: String? = nil) -> Object? { cache[Self.key(name: name, namespace: namespace)] }
+
+    public func list() -> [Object] { cache.keys.sorted().compactMap { cache[$0] } }
+
+    /// Indexes the cache by the values `keys` computes from each object.
+    public func addIndex(_ name: String, _ keys: @escaping @Sendable (Object) -> [String]) {
+        indexers[name] = keys
+    }
+
+    /// Objects whose index `name` holds `value`.
+    public func byIndex(_ name: String, _ value: String) -> [Object] {
+        guard let keys = indexers[name] else { return [] }
+        return list().filter { keys($0).contains(value) }
+    }
+
+    public var hasSynced: Bool { synced }
+
+    /// Returns once the first list is in the cache.
+    public func waitForSync() async {
+        if synced { return }
+        await withCheckedContinuation { syncWaiters.append($0) }
+    }
+
+    /// Lists and watches until the task is cancelled, recovering from every failure with a
+    /// back-off (200 ms doubling to 30 s).
+    public func run() async {
+        var backoff: Duration = .milliseconds(200)
+        var needsList = true
+        let resyncTask = Task { [resync] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: resync)
+                if Task.isCancelled { break }
+                self.replay()
+            }
+        }
+        defer {
+            resyncTask.cancel()
+            for subscriber in subscribers.values { subscriber.finish() }
+        }
+        while !Task.isCancelled {
+            do {
+                if needsList {
+                    try await relist()
+                    needsList = false
+                }
+                let stream = try await source.watch(from: lastResourceVersion)
+                for try await event in stream {
+                    if try apply(event) == .relist {
+                        needsList = true
+                        break
+                    }
+                }
+                backoff = .milliseconds(200)
+            } catch let error as APIError where error.isGone {
+                logger.info("watch expired; listing again", metadata: ["kind": "\(Object.defaultKind)"])
+                needsList = true
+            } catch {
+                if Task.isCancelled { break }
+                logger.warning("list/watch failed; retrying", metadata: ["kind": "\(Object.defaultKind)", "error": "\(error)", "in": "\(backoff)"])
+                try? await Task.sleep(for: backoff)
+                backoff = min(backoff * 2, .seconds(30))
+            }
+        }
+    }
+
+    private enum Applied { case ok, relist }
+
+    private func apply(_ event: WatchEvent<Object>) throws -> Applied {
+        switch event.kind {
+        case .error:
+            if event.status?.code == 410 { return .relist }
+            throw APIError.status(code: Int(event.status?.code ?? 500), status: event.status ?? Status())
+        case .bookmark:
+            if let version = event.object?.metadata.resourceVersion { lastResourceVersion = version }
+        case .added, .modified:
+            guard let object = event.object else { return .ok }
+            let key = Self.key(object)
+            let old = cache[key]
+            cache[key] = object
+            publish(old.map { .updated(old: $0, new: object) } ?? .added(object))
+            lastResourceVersion = object.metadata.resourceVersion ?? lastResourceVersion
+        case .deleted:
+            guard let object = event.object else { return .ok }
+            let key = Self.key(object)
+            cache[key] = nil
+            publish(.deleted(object))
+            lastResourceVersion = object.metadata.resourceVersion ?? lastResourceVersion
+        }
+        return .ok
+    }
+
+    /// Replaces the cache with a fresh list, publishing the differences.
+    private func relist() async throws {
+        let list = try await source.list()
+        var fresh: [String: Object] = [:]
+        for object in list.items { fresh[Self.key(object)] = object }
+        for (key, old) in cache where fresh[key] == nil { publish(.deleted(old)) }
+        for (key, object) in fresh.sorted(by: { $0.key < $1.key }) {
+            if let old = cache[key] {
+                if old != object { publish(.updated(old: old, new: object)) }
+            } else {
+                publish(.added(object))
+            }
+        }
+        cache = fresh
+        lastResourceVersion = list.metadata.resourceVersion ?? ""
+        if !synced {
+            synced = true
+            for waiter in syncWaiters { waiter.resume() }
+            syncWaiters.removeAll()
+        }
+    }
+
+    private func replay() {
+        for key in cache.keys.sorted() { if let object = cache[key] { publish(.resync(object)) } }
+    }
+
+    private func publish(_ event: InformerEvent<Object>) {
+        for subscriber in subscribers.values { subscriber.yield(event) }
+    }
+}

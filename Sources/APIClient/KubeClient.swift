@@ -1,0 +1,204 @@
+// A typed client of the Kubernetes REST API: get, list, create, update (and status), patch,
+// delete and watch, for every `APIObject` type, over HTTPS with a bearer token.
+import ClusterAPI
+import Foundation
+import HTTPKit
+import NIOHTTP1
+
+/// One event of a watch.
+public struct WatchEvent<Object: APIObject>: Sendable {
+    public enum Kind: String, Sendable { case added = "ADDED", modified = "MODIFIED", deleted = "DELETED", bookmark = "BOOKMARK", error = "ERROR" }
+    public var kind: Kind
+    /// The object (for a bookmark, only its resourceVersion is meaningful); nil for errors.
+    public var object: Object?
+    /// For ERROR events: the Status (410 Gone when the resource version was compacted).
+    public var status: Status?
+
+    public init(kind: Kind, object: Object?, status: Status? = nil) {
+        self.kind = kind
+        self.object = object
+        self.status = status
+    }
+}
+
+/// One line of a watch: `{"type": "ADDED", "object": {…}}`.
+private struct WatchEnvelope: Decodable {
+    var type: String
+    var object: JSONValue
+}
+
+public struct KubeClient: Sendable {
+    public let connection: Connection
+    private let http: HTTPClient
+    private let streaming: HTTPClient
+
+    public init(_ connection: Connection) throws {
+        guard let host = connection.server.host, let scheme = connection.server.scheme, ["http", "https"].contains(scheme) else {
+            throw APIError.configuration("server \(connection.server) is not http(s)://HOST:PORT")
+        }
+        let port = connection.server.port ?? (scheme == "https" ? 443 : 80)
+        self.connection = connection
+        if scheme == "https" {
+            http = try HTTPClient(host: host, port: port, trustRootsPEM: connection.certificateAuthorityPEM, timeout: connection.timeout)
+        } else {
+            http = HTTPClient(host: host, port: port, timeout: connection.timeout)
+        }
+        streaming = http
+    }
+
+    // MARK: Typed calls
+
+    public func get<T: APIObject>(_ type: T.Type, name: String, namespace: String? = nil) async throws -> T {
+        try await call(.GET, ResourcePath.object(type, name: name, namespace: namespace))
+    }
+
+    public func list<T: APIObject>(_ type: T.Type, namespace: String? = nil, labelSelector: String? = nil, fieldSelector: String? = nil,
+                                   limit: Int? = nil, continueToken: String? = nil, resourceVersion: String? = nil) async throws -> List<T> {
+        var query: [String: String] = [:]
+        query["labelSelector"] = labelSelector
+        query["fieldSelector"] = fieldSelector
+        query["limit"] = limit.map(String.init)
+        query["continue"] = continueToken
+        query["resourceVersion"] = resourceVersion
+        return try await call(.GET, ResourcePath.collection(type, namespace: namespace), query: query)
+    }
+
+    public func create<T: APIObject>(_ object: T) async throws -> T {
+        try await call(.POST, ResourcePath.collection(T.self, namespace: object.metadata.namespace), body: try encode(object))
+    }
+
+    /// Replaces the object; 409 Conflict (`isConflict`) when its resourceVersion is stale.
+    public func update<T: APIObject>(_ object: T) async throws -> T {
+        try await call(.PUT, ResourcePath.object(T.self, name: try name(of: object), namespace: object.metadata.namespace), body: try encode(object))
+    }
+
+    /// Replaces the object's status (the `status` subresource).
+    public func updateStatus<T: APIObject>(_ object: T) async throws -> T {
+        try await call(.PUT, ResourcePath.object(T.self, name: try name(of: object), namespace: object.metadata.namespace) + "/status",
+                       body: try encode(object))
+    }
+
+    /// A JSON merge patch (RFC 7386).
+    public func mergePatch<T: APIObject>(_ type: T.Type, name: String, namespace: String? = nil, patch: JSONValue,
+                                         subresource: String? = nil) async throws -> T {
+        let path = ResourcePath.object(type, name: name, namespace: namespace) + (subresource.map { "/" + $0 } ?? "")
+        return try await call(.PATCH, path, body: try JSONEncoder().encode(patch), contentType: "application/merge-patch+json")
+    }
+
+    public func delete<T: APIObject>(_ type: T.Type, name: String, namespace: String? = nil) async throws {
+        let _: JSONValue = try await call(.DELETE, ResourcePath.object(type, name: name, namespace: namespace))
+    }
+
+    /// Changes from `resourceVersion` on (empty: the current state first, as ADDED events).
+    /// The stream ends when the server closes the watch; an expired version arrives as an ERROR
+    /// event with a 410 Status, or as `APIError` 410 when the watch starts.
+    public func watch<T: APIObject>(_ type: T.Type, namespace: String? = nil, labelSelector: String? = nil, fieldSelector: String? = nil,
+                                    resourceVersion: String? = nil, bookmarks: Bool = true,
+                                    timeoutSeconds: Int? = nil) async throws -> AsyncThrowingStream<WatchEvent<T>, any Error> {
+        var query = ["watch": "true"]
+        query["labelSelector"] = labelSelector
+        query["fieldSelector"] = fieldSelector
+        query["resourceVersion"] = resourceVersion
+        query["timeoutSeconds"] = timeoutSeconds.map(String.init)
+        if bookmarks { query["allowWatchBookmarks"] = "true" }
+        let response: HTTPStreamingResponse
+        do {
+            response = try await streaming.stream(request(.GET, ResourcePath.collection(type, namespace: namespace), query: query, body: Data()))
+        } catch let error as HTTPClientError {
+            throw APIError.transport(error.description)
+        }
+        guard (200..<300).contains(response.status.code) else {
+            var body = Data()
+            for try await chunk in response.body { body.append(chunk) }
+            throw failure(Int(response.status.code), body)
+        }
+        return AsyncThrowingStream { continuation in
+            let reader = Task {
+                var buffer = Data()
+                do {
+                    for try await chunk in response.body {
+                        buffer.append(chunk)
+                        while let newline = buffer.firstIndex(of: 0x0A) {
+                            let line = buffer[buffer.startIndex..<newline]
+                            buffer = Data(buffer[buffer.index(after: newline)...])
+                            if !line.allSatisfy({ $0 == 0x20 || $0 == 0x0D }) { continuation.yield(try Self.event(Data(line))) }
+                        }
+                    }
+                    if !buffer.isEmpty { continuation.yield(try Self.event(buffer)) }
+                    continuation.finish()
+                } catch {
+                    continuation.finish(throwing: error)
+                }
+            }
+            continuation.onTermination = { _ in reader.cancel() }
+        }
+    }
+
+    /// Any call, for subresources without a typed method (a pod's binding, a log).
+    public func send(_ method: HTTPMethod, _ path: String, query: [String: String] = [:], json body: Data = Data(),
+                     contentType: String = "application/json") async throws -> HTTPResponse {
+        do {
+            return try await http.send(request(method, path, query: query, body: body, contentType: contentType))
+        } catch let error as HTTPClientError {
+            throw APIError.transport(error.description)
+        } catch let error as APIError {
+            throw error
+        } catch {
+            throw APIError.transport("\(error)")
+        }
+    }
+
+    // MARK: Plumbing
+
+    private static func event<T: APIObject>(_ line: Data) throws -> WatchEvent<T> {
+        let envelope = try JSONDecoder().decode(WatchEnvelope.self, from: line)
+        guard let kind = WatchEvent<T>.Kind(rawValue: envelope.type) else {
+            throw APIError.transport("unknown watch event type \(envelope.type)")
+        }
+        let object = try JSONEncoder().encode(envelope.object)
+        if kind == .error {
+            return WatchEvent(kind: kind, object: nil, status: try JSONDecoder().decode(Status.self, from: object))
+        }
+        return WatchEvent(kind: kind, object: try JSONDecoder().decode(T.self, from: object), status: nil)
+    }
+
+    private func call<R: Decodable>(_ method: HTTPMethod, _ path: String, query: [String: String] = [:], body: Data = Data(),
+                                    contentType: String = "application/json") async throws -> R {
+        let response = try await send(method, path, query: query, json: body, contentType: contentType)
+        guard (200..<300).contains(response.status.code) else { throw failure(Int(response.status.code), response.body) }
+        do {
+            return try JSONDecoder().decode(R.self, from: response.body)
+        } catch {
+            throw APIError.transport("\(method.rawValue) \(path): the answer is not a \(R.self): \(error)")
+        }
+    }
+
+    private func request(_ method: HTTPMethod, _ path: String, query: [String: String], body: Data,
+                         contentType: String = "application/json") -> HTTPRequest {
+        var headers: HTTPHeaders = ["Accept": "application/json", "User-Agent": "ballast/0.1"]
+        if let token = connection.token { headers.add(name: "Authorization", value: "Bearer \(token)") }
+        if !body.isEmpty { headers.add(name: "Content-Type", value: contentType) }
+        return HTTPRequest(method: method, path: path, query: query, headers: headers, body: body)
+    }
+
+    private func failure(_ code: Int, _ body: Data) -> APIError {
+        if let status = try? JSONDecoder().decode(Status.self, from: body), status.kind == "Status" || status.reason != nil {
+            return .status(code: code, status: status)
+        }
+        var status = Status()
+        status.code = Int32(code)
+        status.message = String(decoding: body.prefix(512), as: UTF8.self)
+        return .status(code: code, status: status)
+    }
+
+    private func encode<T: Encodable>(_ value: T) throws -> Data {
+        try JSONEncoder().encode(value)
+    }
+
+    private func name<T: APIObject>(of object: T) throws -> String {
+        guard let name = object.metadata.name, !name.isEmpty else {
+            throw APIError.configuration("\(T.defaultKind) has no metadata.name; set it before updating")
+        }
+        return name
+    }
+}
