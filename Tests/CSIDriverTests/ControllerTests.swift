@@ -98,7 +98,7 @@ private func outcome<T>(_ body: () async throws -> T) async -> Result<T, any Err
 
     @Test func concurrentCreatesOfOneNameMakeOneVolume() async throws {
         var simulator = SimulatorConfiguration()
-        simulator.latency[.create] = .milliseconds(300)
+        simulator.latency[.create] = .seconds(1)
         try await withDriver(simulator: simulator) { driver in
             // Two creates of one name at once: one makes the volume, the other is ABORTED (in
             // whichever order they arrive); a retry afterwards finds the same volume.

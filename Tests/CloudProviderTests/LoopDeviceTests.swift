@@ -221,7 +221,7 @@ struct LoopDeviceTests {
     }
 
     @Test func sigkillDuringCreateAndAttachThenRestart() async throws {
-        let server = try CloudServerProcess(["--latency", "create=1500ms,attach=1500ms"])
+        let server = try CloudServerProcess(["--latency", "create=3s,attach=3s"])
         defer { server.cleanUp() }
         var client = try server.client()
         let node = try await client.registerInstance(RegisterInstanceRequest(name: "node-a", zone: "ballast-1a"))

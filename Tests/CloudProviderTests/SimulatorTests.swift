@@ -96,7 +96,7 @@ private func expectCloudError(_ code: CloudErrorCode, parameter: String? = nil, 
 @Suite struct DiskTests {
     @Test func createGoesThroughCreatingAndRoundsUpToMiB() async throws {
         var configuration = SimulatorConfiguration()
-        configuration.latency[.create] = .milliseconds(150)
+        configuration.latency[.create] = .seconds(1)
         let cloud = try await CloudSimulator.inMemory(configuration)
         let operation = try await cloud.createDisk(CreateDiskRequest(name: "pvc-1", zone: "ballast-1a", sizeBytes: 1, tags: ["owner": "test"]))
         #expect(operation.state == .running)
@@ -204,8 +204,8 @@ private func expectCloudError(_ code: CloudErrorCode, parameter: String? = nil, 
 @Suite struct AttachmentTests {
     @Test func attachGoesThroughAttachingAndIsIdempotent() async throws {
         var configuration = SimulatorConfiguration()
-        configuration.latency[.attach] = .milliseconds(150)
-        configuration.latency[.detach] = .milliseconds(150)
+        configuration.latency[.attach] = .seconds(1)
+        configuration.latency[.detach] = .seconds(1)
         let (cloud, a, _) = try await cloudWithInstances(configuration)
         let disk = try await makeDisk(cloud)
         let attach = try await cloud.attachDisk(id: disk.id, instanceId: a.id, readOnly: false)
@@ -250,7 +250,7 @@ private func expectCloudError(_ code: CloudErrorCode, parameter: String? = nil, 
 
     @Test func aForcedDetachWhileAttachingUndoesTheAttach() async throws {
         var configuration = SimulatorConfiguration()
-        configuration.latency[.attach] = .milliseconds(200)
+        configuration.latency[.attach] = .seconds(1)
         let devices = MemoryDeviceBackend()
         let (cloud, a, _) = try await cloudWithInstances(configuration, devices: devices)
         let disk = try await makeDisk(cloud)
