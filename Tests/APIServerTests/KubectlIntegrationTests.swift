@@ -215,4 +215,27 @@ let manifest = packageRoot.appendingPathComponent("fixtures/apiserver/app.yaml")
         // The file's node token and the generated admin token both work; the admin may do it.
         #expect(try server.ok("label", "node", "node-b", "zone=b").contains("labeled"))
     }
+
+    /// The same API over the etcd v3 protocol: `ballast store serve` stands in for an etcd cluster.
+    @Test func overAnEtcdEndpoint() throws {
+        let storeDir = FileManager.default.temporaryDirectory.appendingPathComponent("ballast-etcd-\(UUID().uuidString)").path
+        let storePort = freePort()
+        let store = Process()
+        store.executableURL = URL(fileURLWithPath: ballastBinary())
+        store.arguments = ["store", "serve", "--data-dir", storeDir, "--listen-client-urls", "http://127.0.0.1:\(storePort)"]
+        store.standardOutput = FileHandle.nullDevice
+        store.standardError = FileHandle.nullDevice
+        try store.run()
+        defer {
+            if store.isRunning { store.terminate() }
+            store.waitUntilExit()
+            try? FileManager.default.removeItem(atPath: storeDir)
+        }
+        let server = try ServerProcess { _ in ["--etcd-servers", "http://127.0.0.1:\(storePort)"] }
+        defer { server.stop() }
+        #expect(try server.ok("apply", "-f", manifest).contains("persistentvolumeclaim/data created"))
+        #expect(try server.ok("get", "pvc", "data", "-o", "jsonpath={.spec.resources.requests.storage}") == "1Gi")
+        #expect(try server.ok("delete", "pvc", "data").contains("deleted"))
+        #expect(try server.kubectl(["get", "pvc", "data"]).stderr.contains("NotFound"))
+    }
 }
