@@ -53,6 +53,15 @@ final class ServerProcess: @unchecked Sendable {
         return r.stdout
     }
 
+    /// Sends SIGTERM and returns the exit status (the directory stays until `stop()`).
+    func terminate() -> Int32 {
+        if process.isRunning { process.terminate() }
+        let deadline = Date().addingTimeInterval(15)
+        while process.isRunning && Date() < deadline { usleep(50_000) }
+        if process.isRunning { return -1 }
+        return process.terminationStatus
+    }
+
     func stop() {
         if process.isRunning {
             process.terminate()
@@ -214,6 +223,21 @@ let manifest = packageRoot.appendingPathComponent("fixtures/apiserver/app.yaml")
         #expect(createPod.status != 0 && createPod.stderr.contains("Forbidden"))
         // The file's node token and the generated admin token both work; the admin may do it.
         #expect(try server.ok("label", "node", "node-b", "zone=b").contains("labeled"))
+
+        // Health without credentials; metrics for the admin; bodies over 3 MiB refused with a Status.
+        let ca = server.directory + "/pki/ca.crt"
+        let base = "https://127.0.0.1:\(server.port)"
+        #expect(try run("curl", ["-s", "--cacert", ca, base + "/healthz"]).stdout == "ok")
+        let unauthorized = try run("curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert", ca, base + "/api/v1/pods"])
+        #expect(unauthorized.stdout == "401")
+        #expect(try server.ok("get", "--raw", "/metrics").contains("apiserver_request_total{verb=\"PATCH\",resource=\"nodes\",code=\"403\"} 1"))
+        let big = server.directory + "/big.json"
+        try Data(repeating: 0x20, count: 4 << 20).write(to: URL(fileURLWithPath: big))
+        let token = try String(contentsOfFile: server.directory + "/pki/admin.token", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        let tooLarge = try run("curl", ["-s", "--cacert", ca, "-H", "Authorization: Bearer \(token)", "-H", "Content-Type: application/json",
+                                        "--data-binary", "@" + big, base + "/api/v1/namespaces/default/pods"])
+        #expect(tooLarge.stdout.contains("\"code\":413") && tooLarge.stdout.contains("RequestEntityTooLarge"), "\(tooLarge.stdout)")
+        #expect(server.terminate() == 0, "SIGTERM stops the server cleanly")
     }
 
     /// The same API over the etcd v3 protocol: `ballast store serve` stands in for an etcd cluster.
