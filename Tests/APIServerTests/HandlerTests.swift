@@ -275,4 +275,34 @@ let pvcJSON = """
             #expect(await f.request(.GET, "/openapi/v2").code == 404)
         }
     }
+
+    @Test func pythonClientShapesAndEventLeases() async throws {
+        try await withFixture { f in
+            // The Python client sends no Content-Type and omits apiVersion/kind.
+            let response = await f.handler.handle(HTTPRequest(
+                method: .POST, uri: "/api/v1/namespaces/default/pods",
+                headers: ["Authorization": "Bearer \(HandlerFixture.adminToken)"],
+                body: Data(#"{"metadata":{"name":"py1"},"spec":{"containers":[{"name":"c","image":"busybox"}]}}"#.utf8)))
+            #expect(response.status == .created)
+            let created = try JSONDecoder().decode(JSONValue.self, from: response.body)
+            #expect(created["kind"] == "Pod" && created["apiVersion"] == "v1")
+            #expect(created["metadata"]?["namespace"] == "default")
+            // generateName
+            let generated = await f.request(.POST, "/api/v1/namespaces/default/pods",
+                                            body: #"{"metadata":{"generateName":"web-"},"spec":{"containers":[{"name":"c","image":"busybox"}]}}"#)
+            let name = generated.body["metadata"]?["name"]?.stringValue ?? ""
+            #expect(name.hasPrefix("web-") && name.count == 9)
+            // Events live under a store lease (they expire after an hour).
+            let event = await f.request(.POST, "/api/v1/namespaces/default/events",
+                                        body: #"{"metadata":{"name":"e1"},"involvedObject":{"kind":"Pod","name":"py1","namespace":"default"},"reason":"Test","message":"m"}"#)
+            #expect(event.code == 201)
+            let stored = try await f.store.get(Array("/registry/events/default/e1".utf8))
+            #expect((stored.kv?.lease ?? 0) != 0)
+            #expect(stored.kv.map { String(decoding: $0.value, as: UTF8.self).contains("resourceVersion") } == false,
+                    "the stored JSON has no resourceVersion: the mod revision is the version")
+            // The delete returns the object, not a Status (the Python client parses it as a Pod).
+            let deleted = await f.request(.DELETE, "/api/v1/namespaces/default/pods/py1")
+            #expect(deleted.body["kind"] == "Pod")
+        }
+    }
 }

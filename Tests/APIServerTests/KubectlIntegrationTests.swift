@@ -13,9 +13,18 @@ final class ServerProcess: @unchecked Sendable {
 
     /// `prepare` gets the data directory before the start and returns extra arguments.
     init(prepare: (String) throws -> [String] = { _ in [] }) throws {
+        guard (try? run("kubectl", ["version", "--client"]))?.status == 0 else {
+            throw TestFailure("kubectl is not on the PATH: these tests drive the real kubectl (Debian package kubectl, or google-cloud-cli's)")
+        }
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("ballast-apiserver-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let extraArguments = try prepare(directory)
+        let extraArguments: [String]
+        do {
+            extraArguments = try prepare(directory)
+        } catch {
+            try? FileManager.default.removeItem(atPath: directory)
+            throw error
+        }
         port = freePort()
         process = Process()
         process.executableURL = URL(fileURLWithPath: ballastBinary())
