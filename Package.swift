@@ -23,6 +23,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
     ],
     targets: [
         .systemLibrary(name: "CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
@@ -95,11 +97,25 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
+        .target(
+            name: "APIServer",
+            dependencies: [
+                "ClusterAPI", "MVCCStore", "HTTPKit",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .executableTarget(
             name: "Ballast",
             dependencies: [
                 "LSMTree", "CSQLite", "SQLite", "MVCCStore", "EtcdAPI", "CloudProvider", "HTTPKit", "CSIDriver",
-                "APIClient", "CloudControllerManager",
+                "APIClient", "CloudControllerManager", "APIServer",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -110,9 +126,13 @@ let package = Package(
         .testTarget(name: "LSMTreeTests", dependencies: ["LSMTree"]),
         .testTarget(name: "MVCCStoreTests", dependencies: ["MVCCStore"]),
         .testTarget(name: "ClusterAPITests", dependencies: ["ClusterAPI"]),
+        .testTarget(name: "APIServerTests", dependencies: ["APIServer", "ClusterAPI", "MVCCStore", "HTTPKit", "TestSupport"]),
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "CloudProviderTests", dependencies: ["CloudProvider", "HTTPKit", "TestSupport"]),
-        .testTarget(name: "APIClientTests", dependencies: ["APIClient", "ClusterAPI", .product(name: "Logging", package: "swift-log")]),
+        .testTarget(name: "APIClientTests", dependencies: [
+            "APIClient", "ClusterAPI", "HTTPKit",
+            .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
+        ]),
         .testTarget(name: "CloudControllerManagerTests", dependencies: [
             "CloudControllerManager", "CloudProvider", "ClusterAPI", .product(name: "Logging", package: "swift-log"),
         ]),

@@ -13,13 +13,18 @@ public struct HTTPRequest: Sendable {
     public var query: [String: String]
     public var headers: HTTPHeaders
     public var body: Data
+    /// The query exactly as received, still percent-encoded ("" when there is none), for
+    /// servers that decode it by other rules (form encoding, where "+" is a space).
+    public var rawQuery: String
 
-    public init(method: HTTPMethod, path: String, query: [String: String] = [:], headers: HTTPHeaders = [:], body: Data = Data()) {
+    public init(method: HTTPMethod, path: String, query: [String: String] = [:], headers: HTTPHeaders = [:], body: Data = Data(),
+                rawQuery: String = "") {
         self.method = method
         self.path = path
         self.query = query
         self.headers = headers
         self.body = body
+        self.rawQuery = rawQuery
     }
 
     /// Splits a request target ("/v1/disks?limit=2") into path and decoded query.
@@ -27,8 +32,10 @@ public struct HTTPRequest: Sendable {
         let components = URLComponents(string: uri)
         var query: [String: String] = [:]
         for item in components?.queryItems ?? [] { query[item.name] = item.value ?? "" }
-        let rawPath = uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? uri
-        self.init(method: method, path: rawPath, query: query, headers: headers, body: body)
+        let parts = uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
+        let rawPath = parts.first.map(String.init) ?? uri
+        let rawQuery = parts.count > 1 ? String(parts[1]) : ""
+        self.init(method: method, path: rawPath, query: query, headers: headers, body: body, rawQuery: rawQuery)
     }
 
     /// The path's segments, each percent-decoded ("/v1/disks/a%2Fb" → ["v1", "disks", "a/b"]).
@@ -53,16 +60,41 @@ public struct HTTPRequest: Sendable {
     }
 }
 
+/// Writes the chunks of a streamed response body; each write is flushed to the client at once.
+public struct HTTPBodyWriter: Sendable {
+    private let sink: @Sendable (Data) async throws -> Void
+
+    public init(_ sink: @escaping @Sendable (Data) async throws -> Void) { self.sink = sink }
+
+    /// Sends `bytes` as one chunk. Throws once the client has gone.
+    public func write(_ bytes: Data) async throws { try await sink(bytes) }
+}
+
+/// Produces a streamed body. It runs until it returns, throws, or is cancelled because the
+/// client closed the connection or the server is shutting down.
+public typealias HTTPBodyStream = @Sendable (HTTPBodyWriter) async throws -> Void
+
 /// An HTTP response.
 public struct HTTPResponse: Sendable {
     public var status: HTTPResponseStatus
     public var headers: HTTPHeaders
     public var body: Data
+    /// When set, the body is streamed with chunked transfer encoding instead of `body`
+    /// (a watch: one event per chunk, for as long as the stream runs).
+    public var stream: HTTPBodyStream?
 
     public init(status: HTTPResponseStatus, headers: HTTPHeaders = [:], body: Data = Data()) {
         self.status = status
         self.headers = headers
         self.body = body
+        self.stream = nil
+    }
+
+    /// A response whose body `stream` writes chunk by chunk.
+    public static func streaming(status: HTTPResponseStatus = .ok, headers: HTTPHeaders, stream: @escaping HTTPBodyStream) -> HTTPResponse {
+        var response = HTTPResponse(status: status, headers: headers)
+        response.stream = stream
+        return response
     }
 
     /// A JSON response of an Encodable value; the default encoder sorts keys, so output is stable.

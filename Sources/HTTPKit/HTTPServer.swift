@@ -6,9 +6,13 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Synchronization
 
 /// Answers one request. Runs concurrently for different connections.
 public typealias HTTPHandler = @Sendable (HTTPRequest) async -> HTTPResponse
+
+/// Adds handlers to a new connection's pipeline before the HTTP codec, e.g. a TLS handler.
+public typealias HTTPChannelInitializer = @Sendable (Channel) throws -> Void
 
 public final class HTTPServer: Sendable {
     /// The address actually bound (the port is the kernel's choice when 0 was asked for).
@@ -16,13 +20,20 @@ public final class HTTPServer: Sendable {
     private let serverChannel: NIOAsyncChannel<NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>, Never>
     private let handler: HTTPHandler
     private let maxBodyBytes: Int
+    private let tooLarge: HTTPResponse?
     private let logger: Logger
+    private let shutdownGrace = Mutex<Duration?>(nil)
 
     /// Binds `host:port`. Call `run()` to serve, `close()` to stop.
+    /// `channelInitializer` runs first on every accepted connection (TLS goes there);
+    /// `tooLargeResponse` replaces the plain-text 413 sent for bodies over `maxBodyBytes`.
     public init(host: String, port: Int, maxBodyBytes: Int = 3 << 20, logger: Logger,
-                group: MultiThreadedEventLoopGroup = .singleton, handler: @escaping HTTPHandler) async throws {
+                group: MultiThreadedEventLoopGroup = .singleton,
+                channelInitializer: HTTPChannelInitializer? = nil, tooLargeResponse: HTTPResponse? = nil,
+                handler: @escaping HTTPHandler) async throws {
         self.handler = handler
         self.maxBodyBytes = maxBodyBytes
+        self.tooLarge = tooLargeResponse
         self.logger = logger
         serverChannel = try await ServerBootstrap(group: group)
             .serverChannelOption(ChannelOptions.backlog, value: 256)
@@ -30,6 +41,7 @@ public final class HTTPServer: Sendable {
             .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
             .bind(host: host, port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    try channelInitializer?(channel)
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
                     return try NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>(wrappingChannelSynchronously: channel)
                 }
@@ -45,17 +57,38 @@ public final class HTTPServer: Sendable {
 
     /// Serves connections until `close()` is called or the task is cancelled.
     public func run() async throws {
-        try await withThrowingDiscardingTaskGroup { group in
-            try await serverChannel.executeThenClose { connections in
-                for try await connection in connections {
-                    group.addTask { await self.serve(connection) }
+        do {
+            try await withThrowingDiscardingTaskGroup { group in
+                try await serverChannel.executeThenClose { connections in
+                    for try await connection in connections {
+                        group.addTask { await self.serve(connection) }
+                    }
+                }
+                if let grace = shutdownGrace.withLock({ $0 }) {
+                    // Connections still open after the grace period (idle keep-alives, watches)
+                    // are cancelled: the deadline task's error cancels the whole group.
+                    group.addTask {
+                        try await Task.sleep(for: grace)
+                        throw ShutdownDeadline()
+                    }
                 }
             }
+        } catch is ShutdownDeadline {
+            logger.debug("closed the connections left open at shutdown")
         }
     }
 
+    private struct ShutdownDeadline: Error {}
+
     /// Stops accepting connections; `run()` returns once the open ones have finished.
     public func close() {
+        serverChannel.channel.close(promise: nil)
+    }
+
+    /// Stops accepting connections and gives the open ones `grace` to finish; then the ones
+    /// still open (idle keep-alive connections, streams) are cancelled and `run()` returns.
+    public func shutdown(grace: Duration) {
+        shutdownGrace.withLock { $0 = grace }
         serverChannel.channel.close(promise: nil)
     }
 
@@ -78,14 +111,20 @@ public final class HTTPServer: Sendable {
                         guard let requestHead = head else { continue }
                         let response: HTTPResponse
                         if tooLarge {
-                            response = .text("request body over \(maxBodyBytes) bytes: send a smaller body\n", status: .payloadTooLarge)
+                            response = self.tooLarge
+                                ?? .text("request body over \(maxBodyBytes) bytes: send a smaller body\n", status: .payloadTooLarge)
                         } else {
                             let request = HTTPRequest(method: requestHead.method, uri: requestHead.uri,
                                                       headers: requestHead.headers, body: Data(body.readableBytesView))
                             response = await handler(request)
                         }
                         let keepAlive = requestHead.isKeepAlive && !tooLarge
-                        try await write(response, keepAlive: keepAlive, version: requestHead.version, to: outbound)
+                        if let stream = response.stream {
+                            try await writeStreaming(response, stream: stream, keepAlive: keepAlive, version: requestHead.version,
+                                                     to: outbound, closed: connection.channel.closeFuture)
+                        } else {
+                            try await write(response, keepAlive: keepAlive, version: requestHead.version, to: outbound)
+                        }
                         head = nil
                         if !keepAlive { return }
                     }
@@ -104,6 +143,32 @@ public final class HTTPServer: Sendable {
         try await outbound.write(.head(HTTPResponseHead(version: version, status: response.status, headers: headers)))
         if !response.body.isEmpty {
             try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: response.body))))
+        }
+        try await outbound.write(.end(nil))
+    }
+}
+
+extension HTTPServer {
+    /// Writes the head, then the chunks `stream` produces, then the end. The stream is
+    /// cancelled when the connection closes (client gone, or shutdown).
+    fileprivate func writeStreaming(_ response: HTTPResponse, stream: @escaping HTTPBodyStream, keepAlive: Bool, version: HTTPVersion,
+                                    to outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>,
+                                    closed: EventLoopFuture<Void>) async throws {
+        var headers = response.headers
+        headers.remove(name: "Content-Length")
+        headers.replaceOrAdd(name: "Transfer-Encoding", value: "chunked")
+        headers.replaceOrAdd(name: "Connection", value: keepAlive ? "keep-alive" : "close")
+        try await outbound.write(.head(HTTPResponseHead(version: version, status: response.status, headers: headers)))
+        let writer = HTTPBodyWriter { data in
+            try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: data))))
+        }
+        // The stream is cancelled when the connection closes under it (client gone, shutdown).
+        let task = Task { try await stream(writer) }
+        closed.whenComplete { _ in task.cancel() }
+        try await withTaskCancellationHandler {
+            try await task.value
+        } onCancel: {
+            task.cancel()
         }
         try await outbound.write(.end(nil))
     }

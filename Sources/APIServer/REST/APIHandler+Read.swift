@@ -1,0 +1,115 @@
+import ClusterAPI
+import Foundation
+import HTTPKit
+
+extension APIHandler {
+    func key(_ info: ResourceInfo, _ c: RequestContext) -> String {
+        info.key(namespace: c.attributes.namespace, name: c.attributes.name)
+    }
+
+    /// The stored object named by the request, or 404.
+    func load(_ info: ResourceInfo, namespace: String?, name: String) async throws(APIError) -> ObjectStore.Stored {
+        guard let stored = try await store.get(info.key(namespace: namespace, name: name)) else {
+            throw APIError.notFound(info, name)
+        }
+        return stored
+    }
+
+    func get(_ c: RequestContext, _ info: ResourceInfo) async throws -> HTTPResponse {
+        let stored = try await load(info, namespace: c.attributes.namespace, name: c.attributes.name)
+        if c.wantsTable {
+            let meta: JSONValue = ["resourceVersion": stored.object["metadata"]?["resourceVersion"] ?? ""]
+            return Self.json(TablePrinter.table(kind: info.kind, objects: [stored.object], listMeta: meta, include: c.include))
+        }
+        return Self.json(stored.object)
+    }
+
+    /// `{"v":"meta.k8s.io/v1","rv":N,"start":"<key after the prefix>"}`, base64 — Kubernetes' token shape.
+    static func continueToken(revision: Int64, lastKey: [UInt8], prefix: String) -> String {
+        let start = String(decoding: lastKey.dropFirst(prefix.utf8.count), as: UTF8.self)
+        let token: JSONValue = ["v": "meta.k8s.io/v1", "rv": .integer(revision), "start": .string(start)]
+        return encode(token).base64EncodedString()
+    }
+
+    static func parseContinue(_ token: String, prefix: String) throws(APIError) -> (revision: Int64, after: [UInt8]) {
+        guard let data = Data(base64Encoded: token), let value = try? JSONDecoder().decode(JSONValue.self, from: data),
+              let rev = value["rv"]?.int64Value, let start = value["start"]?.stringValue, !start.contains("..") else {
+            throw APIError.badRequest("continue key is not valid: pass the continue token of the previous list response unchanged")
+        }
+        return (rev, Array((prefix + start).utf8))
+    }
+
+    func list(_ c: RequestContext, _ info: ResourceInfo) async throws -> HTTPResponse {
+        let selection = try Selection(resource: info, labelSelector: c.query["labelSelector"], fieldSelector: c.query["fieldSelector"])
+        let prefix = info.listPrefix(namespace: c.attributes.namespace)
+        let limit = Int(c.query["limit"] ?? "") ?? 0
+        var revision: Int64 = 0
+        var after: [UInt8]?
+        if let token = c.query["continue"], !token.isEmpty {
+            (revision, after) = try Self.parseContinue(token, prefix: prefix)
+        } else if let rv = c.query["resourceVersion"], !rv.isEmpty, rv != "0" {
+            guard let n = Int64(rv), n > 0 else {
+                throw APIError.badRequest("resourceVersion \"\(rv)\" is not a resource version: expected a positive integer")
+            }
+            if c.query["resourceVersionMatch"] == "Exact" {
+                revision = n
+            } else if try await store.currentRevision() < n {
+                throw APIError(.timeout, "Too large resource version: \(n), current: \(try await store.currentRevision())")
+            }
+        }
+        let page: (items: [JSONValue], revision: Int64, lastKey: [UInt8]?, remaining: Int64?)
+        do {
+            page = try await store.list(prefix: prefix, limit: max(0, limit), continueAfter: after, revision: revision) {
+                selection.matches($0)
+            }
+        } catch {
+            guard error.code == .expired, c.query["continue"] != nil else { throw error }
+            throw APIError(.expired, "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.")
+        }
+        var meta: JSONValue = ["resourceVersion": .string(String(page.revision))]
+        if let last = page.lastKey { meta["continue"] = .string(Self.continueToken(revision: page.revision, lastKey: last, prefix: prefix)) }
+        if c.wantsTable {
+            return Self.json(TablePrinter.table(kind: info.kind, objects: page.items, listMeta: meta, include: c.include))
+        }
+        return Self.json(["kind": .string(info.kind + "List"), "apiVersion": .string(info.groupVersion), "metadata": meta,
+                          "items": .array(page.items)])
+    }
+
+    /// `pods/{name}/log`: the pod must exist; logs come from kubelets, which are not running yet.
+    func podLog(_ c: RequestContext, _ info: ResourceInfo) async throws -> HTTPResponse {
+        let stored = try await load(info, namespace: c.attributes.namespace, name: c.attributes.name)
+        let node = stored.object["spec"]?["nodeName"]?.stringValue ?? ""
+        if node.isEmpty {
+            throw APIError.badRequest("pod \(c.attributes.name) is not scheduled to a node yet, so it has no logs; wait until it is bound (kubectl get pod \(c.attributes.name) -o wide)")
+        }
+        throw APIError(.serviceUnavailable,
+                       "logs of pod \(c.attributes.namespace ?? "")/\(c.attributes.name) are served by the kubelet of node \"\(node)\", and no kubelet is connected to this API server yet; retry once the node's kubelet runs")
+    }
+
+    // MARK: Bodies
+
+    /// The request body as a JSON object (JSON, or kubectl's protobuf envelope).
+    func bodyObject(_ c: RequestContext) throws(APIError) -> JSONValue {
+        let contentType = (c.request.headers.first(name: "Content-Type") ?? "application/json").lowercased()
+        let bytes = c.request.body
+        if contentType.hasPrefix("application/vnd.kubernetes.protobuf") {
+            do {
+                return try ProtobufBody.decode(Array(bytes))
+            } catch {
+                throw APIError(.unsupportedMediaType, error.message)
+            }
+        }
+        guard contentType.hasPrefix("application/json") || contentType.hasPrefix("*/*") || contentType.isEmpty
+              || contentType.hasPrefix("application/apply-patch") || contentType.contains("patch+json") else {
+            throw APIError(.unsupportedMediaType,
+                           "the body of the request was in an unknown format (\(contentType)) - accepted media types include: application/json, application/vnd.kubernetes.protobuf")
+        }
+        let value: JSONValue
+        do {
+            value = try JSONDecoder().decode(JSONValue.self, from: bytes)
+        } catch {
+            throw APIError.badRequest("the request body is not valid JSON: \(describeDecodingError(error))")
+        }
+        return value
+    }
+}

@@ -1,0 +1,369 @@
+import ClusterAPI
+import Foundation
+import HTTPKit
+
+extension APIHandler {
+    static let protectedNamespaces: Set<String> = ["default", "kube-system", "kube-public"]
+
+    // MARK: Create
+
+    func create(_ c: RequestContext, _ info: ResourceInfo) async throws -> HTTPResponse {
+        let created = try await createObject(try bodyObject(c), info: info, c: c)
+        return Self.json(created, status: .created)
+    }
+
+    func createObject(_ body: JSONValue, info: ResourceInfo, c: RequestContext) async throws(APIError) -> JSONValue {
+        if body["metadata"]?["resourceVersion"]?.stringValue.map({ !$0.isEmpty }) == true {
+            throw APIError.badRequest("resourceVersion should not be set on objects to be created: remove metadata.resourceVersion")
+        }
+        let object = try Mutation.prepareCreate(body, info: info, namespace: c.attributes.namespace)
+        let name = object["metadata"]?["name"]?.stringValue ?? ""
+        let namespace = object["metadata"]?["namespace"]?.stringValue
+        if info.namespaced, let namespace { try await requireNamespace(namespace) }
+        try NodeRestriction.admit(user: c.user, attributes: c.attributes, resource: info, old: nil, new: object)
+        if c.dryRun { return object }
+        let lease = info.resource == "events" ? try await leases.lease() : 0
+        return try await store.create(info.key(namespace: namespace, name: name), object, lease: lease,
+                                      alreadyExists: APIError.alreadyExists(info, name))
+    }
+
+    /// New content needs an existing namespace that is not being deleted.
+    func requireNamespace(_ namespace: String) async throws(APIError) {
+        let namespaces = registry.lookup(group: "", version: "v1", resource: "namespaces")!
+        guard let ns = try await store.get(namespaces.key(namespace: nil, name: namespace)) else {
+            throw APIError.notFound(namespaces, namespace)
+        }
+        if ns.object["metadata"]?["deletionTimestamp"] != nil {
+            throw APIError(.forbidden, "unable to create new content in namespace \(namespace) because it is being terminated",
+                           details: StatusDetails(name: namespace, kind: "namespaces"))
+        }
+    }
+
+    // MARK: Update
+
+    /// Reads, transforms and compare-and-swaps one object until it sticks. `precondition`
+    /// is the resource version the client demands (a mismatch is a 409); without one,
+    /// conflicts with concurrent writers are retried. A result equal to the stored object
+    /// is not written (no new resource version). Returns the result and whether it changed.
+    func guaranteedUpdate(_ info: ResourceInfo, namespace: String?, name: String, c: RequestContext, precondition: String?,
+                          transform: (JSONValue) throws(APIError) -> JSONValue) async throws(APIError) -> JSONValue {
+        let key = info.key(namespace: namespace, name: name)
+        for _ in 0..<16 {
+            guard let stored = try await store.get(key) else { throw APIError.notFound(info, name) }
+            let currentRV = String(stored.modRevision)
+            if let precondition, !precondition.isEmpty, precondition != currentRV { throw APIError.conflict(info, name) }
+            let candidate = try transform(stored.object)
+            let updated = try Mutation.prepareUpdate(candidate, old: stored.object, info: info, subresource: c.attributes.subresource)
+            try NodeRestriction.admit(user: c.user, attributes: c.attributes, resource: info, old: stored.object, new: updated)
+            if Mutation.sameObject(updated, stored.object) { return stored.object }
+            if c.dryRun { return updated }
+            if Self.readyToRemove(updated) {
+                // The last finalizer of an object being deleted went: the delete completes.
+                guard try await store.delete(key, expected: stored.modRevision) != nil else { continue }
+                await objectRemoved(info, namespace: namespace)
+                return updated
+            }
+            if let result = try await store.update(key, updated, expected: stored.modRevision) { return result }
+            if let precondition, !precondition.isEmpty { throw APIError.conflict(info, name) }
+        }
+        throw APIError(.conflict, "Operation cannot be fulfilled on \(info.qualifiedResource) \"\(name)\": too many concurrent writers; retry")
+    }
+
+    /// An object with a deletion timestamp, no finalizers and no grace period left.
+    static func readyToRemove(_ object: JSONValue) -> Bool {
+        guard object["metadata"]?["deletionTimestamp"] != nil else { return false }
+        if !(object["metadata"]?["finalizers"]?.arrayValue ?? []).isEmpty { return false }
+        return (object["metadata"]?["deletionGracePeriodSeconds"]?.int64Value ?? 0) == 0
+    }
+
+    func update(_ c: RequestContext, _ info: ResourceInfo) async throws -> HTTPResponse {
+        let body = try bodyObject(c)
+        let precondition = body["metadata"]?["resourceVersion"]?.stringValue
+        let result = try await guaranteedUpdate(info, namespace: c.attributes.namespace, name: c.attributes.name, c: c,
+                                                precondition: precondition) { current throws(APIError) in
+            var new = body
+            if case .object = new {} else { throw APIError.badRequest("the body must be a JSON object describing one \(info.kind)") }
+            new["metadata"]?["resourceVersion"] = current["metadata"]?["resourceVersion"]
+            return new
+        }
+        return Self.json(result)
+    }
+
+    // MARK: Patch
+
+    func patch(_ c: RequestContext, _ info: ResourceInfo) async throws -> HTTPResponse {
+        let contentType = (c.request.headers.first(name: "Content-Type") ?? "").lowercased()
+        let patchBody: JSONValue
+        do {
+            patchBody = try JSONDecoder().decode(JSONValue.self, from: c.request.body)
+        } catch {
+            if contentType.hasPrefix("application/apply-patch+yaml") {
+                throw APIError(.unsupportedMediaType,
+                               "this server reads apply patches as JSON (a subset of YAML), and the body is not JSON: \(describeDecodingError(error)); send the manifest as JSON")
+            }
+            throw APIError.badRequest("the patch is not valid JSON: \(describeDecodingError(error))")
+        }
+        let kind = info.kind
+        let transform: (JSONValue) throws(APIError) -> JSONValue
+        if contentType.hasPrefix("application/merge-patch+json") {
+            transform = { current in JSONMergePatch.apply(patchBody, to: current) }
+        } else if contentType.hasPrefix("application/json-patch+json") {
+            transform = { current throws(APIError) in
+                do { return try JSONPatch.apply(patchBody, to: current) } catch {
+                    throw APIError(.invalid, "the JSON patch could not be applied: \(error)")
+                }
+            }
+        } else if contentType.hasPrefix("application/strategic-merge-patch+json") {
+            transform = { current throws(APIError) in
+                do { return try StrategicMergePatch.apply(patchBody, to: current, kind: kind) } catch {
+                    throw APIError.badRequest("the strategic merge patch could not be applied: \(error)")
+                }
+            }
+        } else if contentType.hasPrefix("application/apply-patch+yaml") {
+            return try await serverSideApply(c, info, patchBody)
+        } else {
+            throw APIError(.unsupportedMediaType,
+                           "the patch content type \"\(contentType)\" is not supported: use application/merge-patch+json, application/json-patch+json, application/strategic-merge-patch+json or application/apply-patch+yaml")
+        }
+        // A resourceVersion inside the patch is a precondition, as in Kubernetes.
+        let precondition = patchBody["metadata"]?["resourceVersion"]?.stringValue
+        let result = try await guaranteedUpdate(info, namespace: c.attributes.namespace, name: c.attributes.name, c: c,
+                                                precondition: precondition, transform: transform)
+        return Self.json(result)
+    }
+
+    /// Server-side apply: create the object if it is absent (201), otherwise merge the
+    /// applied configuration into it (keyed lists by their merge keys). Fields dropped from
+    /// the configuration are not pruned: Ballast keeps no managedFields.
+    func serverSideApply(_ c: RequestContext, _ info: ResourceInfo, _ applied: JSONValue) async throws -> HTTPResponse {
+        guard case .object = applied else { throw APIError.badRequest("an apply patch must be one object (apiVersion, kind, metadata, …)") }
+        if c.query["fieldManager"].map({ $0.isEmpty }) ?? true {
+            throw APIError.badRequest("PATCH requests of type application/apply-patch+yaml need a fieldManager query parameter")
+        }
+        let name = applied["metadata"]?["name"]?.stringValue ?? ""
+        if !name.isEmpty && name != c.attributes.name {
+            throw APIError.badRequest("the name of the object (\(name)) does not match the name on the URL (\(c.attributes.name))")
+        }
+        var config = applied
+        if config["metadata"]?["name"] == nil { config["metadata"]?["name"] = .string(c.attributes.name) }
+        if try await store.get(key(info, c)) == nil {
+            do {
+                let created = try await createObject(config, info: info, c: c)
+                return Self.json(created, status: .created)
+            } catch {
+                // Created concurrently: merge into it below.
+                guard error.code == .alreadyExists else { throw error }
+            }
+        }
+        let precondition = applied["metadata"]?["resourceVersion"]?.stringValue
+        let kind = info.kind
+        let result = try await guaranteedUpdate(info, namespace: c.attributes.namespace, name: c.attributes.name, c: c,
+                                                precondition: precondition) { current throws(APIError) in
+            var typeChecked = config
+            try Mutation.checkType(&typeChecked, info)
+            do { return try StrategicMergePatch.apply(typeChecked, to: current, kind: kind) } catch {
+                throw APIError.badRequest("the applied configuration could not be merged: \(error)")
+            }
+        }
+        return Self.json(result)
+    }
+
+    // MARK: Binding
+
+    /// `pods/{name}/binding`: assigns the pod to a node, once.
+    func bind(_ c: RequestContext, _ info: ResourceInfo) async throws -> HTTPResponse {
+        let binding = try bodyObject(c)
+        guard let target = binding["target"]?["name"]?.stringValue, !target.isEmpty else {
+            throw APIError.invalid(info, c.attributes.name, [FieldError(type: .required, field: "target.name")])
+        }
+        if let kind = binding["target"]?["kind"]?.stringValue, !kind.isEmpty, kind != "Node" {
+            throw APIError.invalid(info, c.attributes.name,
+                                   [FieldError(type: .notSupported, field: "target.kind", badValue: kind, detail: "supported values: \"Node\"")])
+        }
+        let name = c.attributes.name
+        let key = info.key(namespace: c.attributes.namespace, name: name)
+        for _ in 0..<16 {
+            guard let stored = try await store.get(key) else { throw APIError.notFound(info, name) }
+            var pod = stored.object
+            if pod["metadata"]?["deletionTimestamp"] != nil {
+                throw APIError(.conflict, "Operation cannot be fulfilled on pods/binding \"\(name)\": pod \(name) is being deleted, cannot be assigned to a host")
+            }
+            if let current = pod["spec"]?["nodeName"]?.stringValue, !current.isEmpty {
+                throw APIError(.conflict, "Operation cannot be fulfilled on pods/binding \"\(name)\": pod \(name) is already assigned to node \"\(current)\"")
+            }
+            if let uid = binding["metadata"]?["uid"]?.stringValue, !uid.isEmpty, uid != pod["metadata"]?["uid"]?.stringValue {
+                throw APIError(.conflict, "Operation cannot be fulfilled on pods/binding \"\(name)\": the UID in the binding does not match the pod's")
+            }
+            pod["spec"]?["nodeName"] = .string(target)
+            var conditions = pod["status"]?["conditions"]?.arrayValue ?? []
+            conditions.removeAll { $0["type"]?.stringValue == "PodScheduled" }
+            conditions.append(["type": "PodScheduled", "status": "True", "lastTransitionTime": .string(Time.now().rfc3339)])
+            pod["status"]?["conditions"] = .array(conditions)
+            if c.dryRun { break }
+            if try await store.update(key, pod, expected: stored.modRevision) != nil { break }
+        }
+        return Self.json(Self.successStatus(code: 201), status: .created)
+    }
+
+    // MARK: Delete
+
+    struct DeleteOptions {
+        var gracePeriodSeconds: Int64?
+        var preconditionUID: String?
+        var preconditionRV: String?
+        var dryRun = false
+    }
+
+    func deleteOptions(_ c: RequestContext) throws(APIError) -> DeleteOptions {
+        var options = DeleteOptions()
+        if !c.request.body.isEmpty {
+            let body = try bodyObject(c)
+            options.gracePeriodSeconds = body["gracePeriodSeconds"]?.int64Value
+            options.preconditionUID = body["preconditions"]?["uid"]?.stringValue
+            options.preconditionRV = body["preconditions"]?["resourceVersion"]?.stringValue
+            if let dry = body["dryRun"]?.arrayValue, dry.contains("All") { options.dryRun = true }
+        }
+        if let g = c.query["gracePeriodSeconds"], let n = Int64(g) { options.gracePeriodSeconds = n }
+        if c.dryRun { options.dryRun = true }
+        return options
+    }
+
+    func delete(_ c: RequestContext, _ info: ResourceInfo) async throws -> HTTPResponse {
+        let options = try deleteOptions(c)
+        let result = try await deleteObject(info, namespace: c.attributes.namespace, name: c.attributes.name, options: options, c: c)
+        return Self.json(result)
+    }
+
+    /// Deletes one object: at once, or gracefully (a deletion timestamp) while finalizers
+    /// remain or a bound pod's grace period runs. Returns the object's last state.
+    func deleteObject(_ info: ResourceInfo, namespace: String?, name: String, options: DeleteOptions,
+                      c: RequestContext) async throws(APIError) -> JSONValue {
+        if info.resource == "namespaces" {
+            if Self.protectedNamespaces.contains(name) {
+                throw APIError(.forbidden, "namespaces \"\(name)\" is forbidden: this namespace may not be deleted",
+                               details: StatusDetails(name: name, kind: "namespaces"))
+            }
+            return try await deleteNamespace(name, options: options, c: c)
+        }
+        let key = info.key(namespace: namespace, name: name)
+        for _ in 0..<16 {
+            guard let stored = try await store.get(key) else { throw APIError.notFound(info, name) }
+            var object = stored.object
+            let meta = object["metadata"]
+            if let uid = options.preconditionUID, uid != meta?["uid"]?.stringValue {
+                throw APIError(.conflict, "Precondition failed: UID in precondition: \(uid), UID in object meta: \(meta?["uid"]?.stringValue ?? "")")
+            }
+            if let rv = options.preconditionRV, rv != String(stored.modRevision) {
+                throw APIError(.conflict, "Precondition failed: ResourceVersion in precondition: \(rv), ResourceVersion in object meta: \(stored.modRevision)")
+            }
+            try NodeRestriction.admit(user: c.user, attributes: c.attributes, resource: info, old: object, new: nil)
+            let finalizers = meta?["finalizers"]?.arrayValue ?? []
+            var grace: Int64 = 0
+            if info.resource == "pods", !(object["spec"]?["nodeName"]?.stringValue ?? "").isEmpty,
+               object["status"]?["phase"]?.stringValue != "Succeeded", object["status"]?["phase"]?.stringValue != "Failed" {
+                grace = options.gracePeriodSeconds ?? object["spec"]?["terminationGracePeriodSeconds"]?.int64Value ?? 30
+                if grace < 0 { grace = 1 }
+            }
+            if !finalizers.isEmpty || grace > 0 {
+                // Graceful: mark it; the finalizers' owners (or the kubelet) finish the job.
+                let deleting = meta?["deletionTimestamp"] != nil
+                let existingGrace = meta?["deletionGracePeriodSeconds"]?.int64Value ?? 0
+                if deleting && grace >= existingGrace { return object }  // nothing to shorten
+                object["metadata"]?["deletionTimestamp"] = .string(Time(Date().addingTimeInterval(Double(grace))).rfc3339)
+                object["metadata"]?["deletionGracePeriodSeconds"] = .integer(grace)
+                if options.dryRun { return object }
+                guard let updated = try await store.update(key, object, expected: stored.modRevision) else { continue }
+                return updated
+            }
+            if options.dryRun { return object }
+            guard let rev = try await store.delete(key, expected: stored.modRevision) else { continue }
+            object["metadata"]?["resourceVersion"] = .string(String(rev))
+            await objectRemoved(info, namespace: namespace)
+            return object
+        }
+        throw APIError(.conflict, "Operation cannot be fulfilled on \(info.qualifiedResource) \"\(name)\": too many concurrent writers; retry")
+    }
+
+    func deleteCollection(_ c: RequestContext, _ info: ResourceInfo) async throws -> HTTPResponse {
+        let options = try deleteOptions(c)
+        let selection = try Selection(resource: info, labelSelector: c.query["labelSelector"], fieldSelector: c.query["fieldSelector"])
+        let page = try await store.list(prefix: info.listPrefix(namespace: c.attributes.namespace), limit: 0, continueAfter: nil,
+                                        revision: 0) { selection.matches($0) }
+        var deleted: [JSONValue] = []
+        for object in page.items {
+            let meta = object["metadata"]
+            do {
+                deleted.append(try await deleteObject(info, namespace: meta?["namespace"]?.stringValue, name: meta?["name"]?.stringValue ?? "",
+                                                       options: options, c: c))
+            } catch {
+                if error.code == .notFound { continue }
+                throw error
+            }
+        }
+        return Self.json(["kind": .string(info.kind + "List"), "apiVersion": .string(info.groupVersion),
+                          "metadata": ["resourceVersion": .string(String(page.revision))], "items": .array(deleted)])
+    }
+
+    // MARK: Namespaces
+
+    /// Marks the namespace Terminating, deletes its content, and removes it once empty
+    /// (objects held by finalizers keep it Terminating until they go).
+    func deleteNamespace(_ name: String, options: DeleteOptions, c: RequestContext) async throws(APIError) -> JSONValue {
+        let info = registry.lookup(group: "", version: "v1", resource: "namespaces")!
+        let key = info.key(namespace: nil, name: name)
+        var marked: JSONValue?
+        for _ in 0..<16 {
+            guard let stored = try await store.get(key) else { throw APIError.notFound(info, name) }
+            if let uid = options.preconditionUID, uid != stored.object["metadata"]?["uid"]?.stringValue {
+                throw APIError(.conflict, "Precondition failed: UID in precondition: \(uid), UID in object meta: \(stored.object["metadata"]?["uid"]?.stringValue ?? "")")
+            }
+            if stored.object["metadata"]?["deletionTimestamp"] != nil {
+                marked = stored.object
+                break
+            }
+            var object = stored.object
+            object["metadata"]?["deletionTimestamp"] = .string(Time.now().rfc3339)
+            object["metadata"]?["deletionGracePeriodSeconds"] = .integer(0)
+            object["status"]?["phase"] = "Terminating"
+            if options.dryRun { return object }
+            if let updated = try await store.update(key, object, expected: stored.modRevision) {
+                marked = updated
+                break
+            }
+        }
+        guard let marked else { throw APIError.conflict(info, name) }
+        let contentOptions = DeleteOptions(gracePeriodSeconds: nil)
+        for resource in registry.resources where resource.namespaced {
+            let page = try await store.list(prefix: resource.listPrefix(namespace: name), limit: 0, continueAfter: nil, revision: 0) { _ in true }
+            for object in page.items {
+                _ = try? await deleteObject(resource, namespace: name, name: object["metadata"]?["name"]?.stringValue ?? "",
+                                            options: contentOptions, c: c)
+            }
+        }
+        await finalizeNamespace(name)
+        return marked
+    }
+
+    /// Called after an object is removed from storage: finishes a Terminating namespace
+    /// that has become empty.
+    func objectRemoved(_ info: ResourceInfo, namespace: String?) async {
+        guard info.namespaced, let namespace else { return }
+        let namespaces = registry.lookup(group: "", version: "v1", resource: "namespaces")!
+        guard let ns = try? await store.get(namespaces.key(namespace: nil, name: namespace)),
+              ns.object["metadata"]?["deletionTimestamp"] != nil else { return }
+        await finalizeNamespace(namespace)
+    }
+
+    func finalizeNamespace(_ name: String) async {
+        for resource in registry.resources where resource.namespaced {
+            let count = (try? await store.kv.count(prefix: Array(resource.listPrefix(namespace: name).utf8))) ?? 1
+            if count > 0 { return }
+        }
+        let namespaces = registry.lookup(group: "", version: "v1", resource: "namespaces")!
+        let key = namespaces.key(namespace: nil, name: name)
+        if let ns = try? await store.get(key), ns.object["metadata"]?["deletionTimestamp"] != nil,
+           (ns.object["metadata"]?["finalizers"]?.arrayValue ?? []).isEmpty {
+            _ = try? await store.delete(key, expected: ns.modRevision)
+        }
+    }
+}

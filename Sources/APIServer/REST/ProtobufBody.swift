@@ -1,0 +1,126 @@
+import ClusterAPI
+
+// Kubernetes' protobuf envelope, as `kubectl create namespace` sends it:
+//
+//   "k8s\0" magic | runtime.Unknown {
+//       1: TypeMeta { 1: apiVersion, 2: kind }
+//       2: raw        -> the object, e.g. Namespace { 1: ObjectMeta, 2: spec, 3: status }
+//       3: contentEncoding, 4: contentType }
+//   ObjectMeta { 1: name, 2: generateName, 3: namespace,
+//                11: labels (map entries {1: key, 2: value}), 12: annotations (same) }
+//
+// Only the type and the object's metadata are decoded: that is all a generated
+// Namespace carries. A body with anything in spec/status is refused with a
+// message that says to send JSON.
+
+/// Decodes the protobuf bodies kubectl's `create <generator>` commands send.
+enum ProtobufBody {
+    static let magic: [UInt8] = [0x6B, 0x38, 0x73, 0x00]
+
+    struct Failure: Error { let message: String }
+
+    /// The object as JSON (`apiVersion`, `kind`, `metadata`).
+    static func decode(_ bytes: [UInt8]) throws(Failure) -> JSONValue {
+        guard bytes.starts(with: magic) else { throw Failure(message: "protobuf body without the k8s\\0 envelope") }
+        var unknown = Reader(bytes: bytes, position: 4)
+        var apiVersion = "", kind = ""
+        var raw: [UInt8] = []
+        while let (field, value) = try unknown.next() {
+            switch (field, value) {
+            case (1, .bytes(let typeMeta)):
+                var r = Reader(bytes: typeMeta, position: 0)
+                while let (f, v) = try r.next() {
+                    if case .bytes(let s) = v {
+                        if f == 1 { apiVersion = String(decoding: s, as: UTF8.self) }
+                        if f == 2 { kind = String(decoding: s, as: UTF8.self) }
+                    }
+                }
+            case (2, .bytes(let r)): raw = r
+            default: break
+            }
+        }
+        var object: JSONValue = ["apiVersion": .string(apiVersion), "kind": .string(kind)]
+        var reader = Reader(bytes: raw, position: 0)
+        while let (field, value) = try reader.next() {
+            guard case .bytes(let payload) = value else { continue }
+            switch field {
+            case 1: object["metadata"] = try decodeObjectMeta(payload)
+            default:
+                if !payload.isEmpty && kind != "Namespace" {
+                    throw Failure(message: "this server decodes only the metadata of protobuf bodies; send the \(kind) as JSON (Content-Type: application/json)")
+                }
+            }
+        }
+        return object
+    }
+
+    static func decodeObjectMeta(_ bytes: [UInt8]) throws(Failure) -> JSONValue {
+        var meta: [String: JSONValue] = [:]
+        var labels: [String: JSONValue] = [:], annotations: [String: JSONValue] = [:]
+        var r = Reader(bytes: bytes, position: 0)
+        while let (field, value) = try r.next() {
+            guard case .bytes(let payload) = value else { continue }
+            switch field {
+            case 1: meta["name"] = .string(String(decoding: payload, as: UTF8.self))
+            case 2: meta["generateName"] = .string(String(decoding: payload, as: UTF8.self))
+            case 3: meta["namespace"] = .string(String(decoding: payload, as: UTF8.self))
+            case 11, 12:
+                var entry = Reader(bytes: payload, position: 0)
+                var key = "", val = ""
+                while let (f, v) = try entry.next() {
+                    if case .bytes(let s) = v {
+                        if f == 1 { key = String(decoding: s, as: UTF8.self) } else if f == 2 { val = String(decoding: s, as: UTF8.self) }
+                    }
+                }
+                if field == 11 { labels[key] = .string(val) } else { annotations[key] = .string(val) }
+            default: break
+            }
+        }
+        if !labels.isEmpty { meta["labels"] = .object(labels) }
+        if !annotations.isEmpty { meta["annotations"] = .object(annotations) }
+        for (k, v) in meta where v.stringValue == "" { meta[k] = nil }
+        return .object(meta)
+    }
+
+    enum Value { case varint(UInt64), bytes([UInt8]), fixed }
+
+    struct Reader {
+        let bytes: [UInt8]
+        var position: Int
+
+        mutating func varint() throws(Failure) -> UInt64 {
+            var result: UInt64 = 0, shift: UInt64 = 0
+            while position < bytes.count {
+                let b = bytes[position]
+                position += 1
+                result |= UInt64(b & 0x7F) << shift
+                if b < 0x80 { return result }
+                shift += 7
+                if shift > 63 { break }
+            }
+            throw Failure(message: "truncated protobuf varint")
+        }
+
+        mutating func next() throws(Failure) -> (Int, Value)? {
+            guard position < bytes.count else { return nil }
+            let tag = try varint()
+            let field = Int(tag >> 3)
+            switch tag & 7 {
+            case 0: return (field, .varint(try varint()))
+            case 1:
+                position += 8
+                return (field, .fixed)
+            case 2:
+                let length = Int(try varint())
+                guard length >= 0, position + length <= bytes.count else { throw Failure(message: "truncated protobuf field \(field)") }
+                defer { position += length }
+                return (field, .bytes(Array(bytes[position..<position + length])))
+            case 5:
+                position += 4
+                return (field, .fixed)
+            default:
+                throw Failure(message: "unsupported protobuf wire type \(tag & 7)")
+            }
+        }
+    }
+}

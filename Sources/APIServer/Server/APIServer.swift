@@ -1,0 +1,194 @@
+import ClusterAPI
+import Foundation
+import HTTPKit
+import Logging
+import MVCCStore
+import NIOCore
+import NIOSSL
+
+/// How to run an API server.
+public struct APIServerOptions: Sendable {
+    /// Holds pki/, admin.kubeconfig and (for the embedded store) store/.
+    public var dataDir: String
+    public var bindAddress = "127.0.0.1"
+    /// 0: the kernel picks (tests).
+    public var securePort = 6443
+    /// `--token-auth-file`; the generated admin token works besides.
+    public var tokenAuthFile: String?
+    /// Plain HTTP instead of HTTPS (debugging only).
+    public var insecureHTTP = false
+    /// History kept for watches: every interval, the store is compacted to the revision
+    /// it had one interval earlier (Kubernetes: 5 minutes).
+    public var compactionInterval: Duration = .seconds(300)
+    public var requestTimeout: Duration = .seconds(60)
+    public var maxBodyBytes = 3 << 20
+
+    public init(dataDir: String) { self.dataDir = dataDir }
+}
+
+/// The Kubernetes API server: REST and watch over a `KeyValueStore`, HTTPS with a
+/// generated CA, bearer tokens, node authorization. `start` binds and writes
+/// `DATA_DIR/admin.kubeconfig`; `run` serves until `shutdown`.
+public final class APIServer: Sendable {
+    public let handler: APIHandler
+    public let options: APIServerOptions
+    private let http: HTTPServer
+    private let logger: Logger
+    private let compactor: Task<Void, Never>
+    /// The admin's bearer token (also in admin.kubeconfig).
+    public let adminToken: String
+    public let kubeconfigPath: String
+
+    public var port: Int { http.port }
+
+    private init(handler: APIHandler, options: APIServerOptions, http: HTTPServer, logger: Logger,
+                 compactor: Task<Void, Never>, adminToken: String, kubeconfigPath: String) {
+        self.handler = handler
+        self.options = options
+        self.http = http
+        self.logger = logger
+        self.compactor = compactor
+        self.adminToken = adminToken
+        self.kubeconfigPath = kubeconfigPath
+    }
+
+    public static func start(options: APIServerOptions, store kv: any KeyValueStore, logger: Logger) async throws -> APIServer {
+        try FileManager.default.createDirectory(atPath: options.dataDir, withIntermediateDirectories: true)
+        let pkiDir = options.dataDir + "/pki"
+        try FileManager.default.createDirectory(atPath: pkiDir, withIntermediateDirectories: true)
+
+        var authenticator = try options.tokenAuthFile.map { try TokenAuthenticator.load(file: $0) } ?? TokenAuthenticator()
+        let adminToken = try loadOrCreateAdminToken(pkiDir + "/admin.token")
+        authenticator.add(token: adminToken, user: UserInfo(name: "admin", uid: "admin", groups: ["system:masters"]))
+
+        var ips = ["127.0.0.1"]
+        if options.bindAddress != "0.0.0.0", options.bindAddress != "127.0.0.1", PKI.ipv4Bytes(options.bindAddress) != nil {
+            ips.append(options.bindAddress)
+        }
+        let store = ObjectStore(kv)
+        let clientHost = options.bindAddress == "0.0.0.0" ? "127.0.0.1" : options.bindAddress
+        let box = HandlerBox()
+        var initializer: HTTPChannelInitializer?
+        var caPEM = ""
+        if !options.insecureHTTP {
+            let pki = try PKI.loadOrCreate(directory: pkiDir, ipAddresses: ips)
+            caPEM = pki.caCertificatePEM
+            var tls = TLSConfiguration.makeServerConfiguration(
+                certificateChain: try NIOSSLCertificate.fromPEMBytes(Array(pki.servingCertificatePEM.utf8)).map { .certificate($0) },
+                privateKey: .privateKey(try NIOSSLPrivateKey(bytes: Array(pki.servingKeyPEM.utf8), format: .pem)))
+            tls.applicationProtocols = ["http/1.1"]  // kubectl would speak HTTP/2 if offered
+            tls.minimumTLSVersion = .tlsv12
+            let context = try NIOSSLContext(configuration: tls)
+            initializer = { channel in
+                try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: context))
+            }
+        }
+        let http = try await HTTPServer(host: options.bindAddress, port: options.securePort, maxBodyBytes: options.maxBodyBytes,
+                                        logger: logger, channelInitializer: initializer,
+                                        tooLargeResponse: APIHandler.tooLargeResponse(limit: options.maxBodyBytes)) { request in
+            await box.handler!.handle(request)
+        }
+        let handler = APIHandler(store: store, serverAddress: "\(clientHost):\(http.port)", authenticator: authenticator,
+                                 logger: logger, requestTimeout: options.requestTimeout)
+        box.handler = handler
+        try await bootstrap(handler)
+        let scheme = options.insecureHTTP ? "http" : "https"
+        let kubeconfigPath = options.dataDir + "/admin.kubeconfig"
+        try writeAtomically(kubeconfigPath, kubeconfig(server: "\(scheme)://\(clientHost):\(http.port)", caPEM: caPEM, token: adminToken),
+                            mode: 0o600)
+        let interval = options.compactionInterval
+        let compactor = Task {
+            var previous: Int64 = 0
+            while !Task.isCancelled {
+                try? await Task.sleep(for: interval)
+                if Task.isCancelled { break }
+                guard let now = try? await kv.currentRevision() else { continue }
+                if previous > 0 {
+                    do {
+                        try await kv.compact(previous)
+                        logger.debug("compacted the store", metadata: ["revision": "\(previous)"])
+                    } catch {
+                        logger.debug("compaction skipped", metadata: ["error": "\(error)"])
+                    }
+                }
+                previous = now
+            }
+        }
+        logger.info("serving", metadata: ["address": "\(scheme)://\(clientHost):\(http.port)", "kubeconfig": "\(kubeconfigPath)"])
+        return APIServer(handler: handler, options: options, http: http, logger: logger, compactor: compactor,
+                         adminToken: adminToken, kubeconfigPath: kubeconfigPath)
+    }
+
+    /// Serves until `shutdown()`.
+    public func run() async throws {
+        try await http.run()
+        compactor.cancel()
+    }
+
+    /// Stops accepting connections, ends the watches, gives requests in flight a moment.
+    public func shutdown() {
+        logger.info("stopping")
+        handler.stopWatches()
+        compactor.cancel()
+        http.shutdown(grace: .seconds(2))
+    }
+
+    /// The namespaces every cluster has.
+    static func bootstrap(_ handler: APIHandler) async throws {
+        let info = handler.registry.lookup(group: "", version: "v1", resource: "namespaces")!
+        for name in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+            let object = try Mutation.prepareCreate(["apiVersion": "v1", "kind": "Namespace", "metadata": ["name": .string(name)]],
+                                                    info: info, namespace: nil)
+            let key = info.key(namespace: nil, name: name)
+            if try await handler.store.get(key) != nil { continue }
+            let created: JSONValue? = try? await handler.store.create(key, object, alreadyExists: APIError.alreadyExists(info, name))
+            if created == nil, try await handler.store.get(key) == nil {
+                throw APIError.internalError("cannot create the \(name) namespace")
+            }
+        }
+    }
+
+    static func loadOrCreateAdminToken(_ path: String) throws -> String {
+        if let existing = try? String(contentsOfFile: path, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines),
+           !existing.isEmpty {
+            return existing
+        }
+        var bytes = [UInt8](repeating: 0, count: 24)
+        var rng = SystemRandomNumberGenerator()
+        for i in bytes.indices { bytes[i] = rng.next() }
+        let token = bytes.map { String(format: "%02x", $0) }.joined()
+        try writeAtomically(path, token + "\n", mode: 0o600)
+        return token
+    }
+
+    /// A kubeconfig kubectl uses as is.
+    static func kubeconfig(server: String, caPEM: String, token: String) -> String {
+        var cluster = "    server: \(server)\n"
+        if !caPEM.isEmpty { cluster += "    certificate-authority-data: \(Data(caPEM.utf8).base64EncodedString())\n" }
+        return """
+            apiVersion: v1
+            kind: Config
+            clusters:
+            - name: ballast
+              cluster:
+            \(cluster)users:
+            - name: admin
+              user:
+                token: \(token)
+            contexts:
+            - name: ballast
+              context:
+                cluster: ballast
+                user: admin
+                namespace: default
+            current-context: ballast
+
+            """
+    }
+}
+
+/// Lets the HTTP server's closure reach the handler built after the port is known.
+final class HandlerBox: @unchecked Sendable {
+    // Written once before the first request can arrive (start() returns after), read after.
+    var handler: APIHandler?
+}

@@ -1,0 +1,92 @@
+import APIServer
+import ArgumentParser
+import EtcdAPI
+import Foundation
+import Logging
+import MVCCStore
+
+/// `ballast apiserver`: the Kubernetes API server (docs/apiserver.md). HTTPS on
+/// --bind-address:--secure-port with a CA generated into DATA_DIR/pki, objects in the
+/// embedded store (DATA_DIR/store) or an etcd cluster; writes DATA_DIR/admin.kubeconfig.
+/// Stops cleanly on SIGTERM and SIGINT.
+struct APIServerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "apiserver",
+        abstract: "Serve the Kubernetes API (kubectl works against it) over the embedded store or etcd.")
+
+    @Option(help: "Directory of the store (embedded), PKI, admin token and admin.kubeconfig.")
+    var dataDir: String = ".ballast"
+
+    @Option(help: "Port of the HTTPS API.")
+    var securePort: Int = 6443
+
+    @Option(help: "Address to listen on.")
+    var bindAddress: String = "127.0.0.1"
+
+    @Option(help: "`embedded` (the MVCC store under DATA_DIR/store, in process) or etcd endpoints: http://HOST:2379,...")
+    var etcdServers: String = "embedded"
+
+    @Option(help: "Static bearer tokens: CSV lines token,user,uid,\"group1,group2\". The generated admin token works besides.")
+    var tokenAuthFile: String?
+
+    @Flag(help: "Serve plain HTTP instead of HTTPS (debugging only; kubeconfig gets an http:// server).")
+    var insecureHttp = false
+
+    @Option(help: "Seconds between store compactions; watch history covers about one interval.")
+    var compactionInterval: Int = 300
+
+    func validate() throws {
+        guard (0...65535).contains(securePort) else { throw ValidationError("--secure-port \(securePort): expected 0 to 65535") }
+        guard compactionInterval > 0 else { throw ValidationError("--compaction-interval must be positive") }
+        if etcdServers != "embedded" {
+            for url in etcdServers.split(separator: ",") where !url.hasPrefix("http://") {
+                throw ValidationError("--etcd-servers \(url): expected http://HOST:PORT (or `embedded`)")
+            }
+        }
+    }
+
+    func run() async throws {
+        var logger = Logger(label: "ballast.apiserver")
+        logger.logLevel = .info
+        var options = APIServerOptions(dataDir: dataDir)
+        options.bindAddress = bindAddress
+        options.securePort = securePort
+        options.tokenAuthFile = tokenAuthFile
+        options.insecureHTTP = insecureHttp
+        options.compactionInterval = .seconds(compactionInterval)
+
+        let kv: any KeyValueStore
+        var embedded: MVCCStore?
+        var etcd: EtcdClient?
+        if etcdServers == "embedded" {
+            try FileManager.default.createDirectory(atPath: dataDir + "/store", withIntermediateDirectories: true)
+            let store = try MVCCStore.open(path: dataDir + "/store")
+            embedded = store
+            kv = store
+        } else {
+            let client = try EtcdClient(endpoints: etcdServers.split(separator: ",").map(String.init))
+            etcd = client
+            kv = client
+        }
+        let server: APIServer
+        do {
+            server = try await APIServer.start(options: options, store: kv, logger: logger)
+        } catch {
+            try? await embedded?.close()
+            etcd?.close()
+            throw error
+        }
+        let signals = [SIGTERM, SIGINT].map { sig -> DispatchSourceSignal in
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig)
+            source.setEventHandler { server.shutdown() }
+            source.resume()
+            return source
+        }
+        defer { signals.forEach { $0.cancel() } }
+        try await server.run()
+        try await embedded?.close()
+        etcd?.close()
+        logger.info("stopped")
+    }
+}
