@@ -130,11 +130,12 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "CloudProviderTests", dependencies: ["CloudProvider", "HTTPKit", "TestSupport"]),
         .testTarget(name: "APIClientTests", dependencies: [
-            "APIClient", "ClusterAPI", "HTTPKit",
+            "APIClient", "ClusterAPI", "HTTPKit", "TestSupport",
             .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "CloudControllerManagerTests", dependencies: [
-            "CloudControllerManager", "CloudProvider", "ClusterAPI", .product(name: "Logging", package: "swift-log"),
+            "CloudControllerManager", "CloudProvider", "ClusterAPI", "APIClient", "TestSupport",
+            .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "CSIDriverTests", dependencies: [
             "CSIDriver", "CloudProvider", "TestSupport",

@@ -1,0 +1,102 @@
+// The API client against the real `ballast apiserver` binary, over HTTPS with its generated CA
+// and admin token, read from the admin.kubeconfig it writes.
+import APIClient
+import ClusterAPI
+import Foundation
+import Logging
+import Testing
+import TestSupport
+
+@Suite(.serialized) struct AgainstAPIServerTests {
+    @Test func typedCallsWatchAndErrors() async throws {
+        let server = try ServerProcess()
+        defer { server.stop() }
+        let client = try KubeClient(try Connection.kubeconfig(at: server.kubeconfig))
+        #expect(client.connection.server.scheme == "https")
+
+        var claim = PersistentVolumeClaim(metadata: ObjectMeta(name: "data", namespace: "default", labels: ["app": "db"]))
+        claim.spec.accessModes = ["ReadWriteOnce"]
+        claim.spec.resources = VolumeResourceRequirements(requests: ["storage": try Quantity("1Gi")])
+        let created = try await client.create(claim)
+        #expect(created.metadata.uid != nil)
+        #expect(created.status.phase == "Pending", "defaulted by the server")
+
+        let fetched = try await client.get(PersistentVolumeClaim.self, name: "data", namespace: "default")
+        #expect(fetched.metadata.resourceVersion == created.metadata.resourceVersion)
+        let matching = try await client.list(PersistentVolumeClaim.self, namespace: "default", labelSelector: "app=db")
+        #expect(matching.items.count == 1)
+        let other = try await client.list(PersistentVolumeClaim.self, namespace: "default", labelSelector: "app=web")
+        #expect(other.items.isEmpty)
+
+        var labelled = fetched
+        labelled.metadata.labels?["tier"] = "storage"
+        let updated = try await client.update(labelled)
+        #expect(updated.metadata.resourceVersion != fetched.metadata.resourceVersion)
+        do {
+            _ = try await client.update(labelled)
+            Issue.record("a stale update must be refused")
+        } catch let error as APIError {
+            #expect(error.isConflict, "\(error)")
+        }
+        var bound = updated
+        bound.status.phase = "Bound"
+        let statusUpdated = try await client.updateStatus(bound)
+        #expect(statusUpdated.status.phase == "Bound")
+        let patched = try await client.mergePatch(PersistentVolumeClaim.self, name: "data", namespace: "default",
+                                                  patch: ["metadata": ["annotations": ["note": "patched"]]])
+        #expect(patched.metadata.annotations?["note"] == "patched")
+
+        let watch = try await client.watch(PersistentVolumeClaim.self, namespace: "default", resourceVersion: patched.metadata.resourceVersion)
+        try await client.delete(PersistentVolumeClaim.self, name: "data", namespace: "default")
+        var deleted = false
+        for try await event in watch where event.kind == .deleted {
+            deleted = event.object?.metadata.name == "data"
+            break
+        }
+        #expect(deleted)
+        do {
+            _ = try await client.get(PersistentVolumeClaim.self, name: "data", namespace: "default")
+            Issue.record("a deleted claim must be gone")
+        } catch let error as APIError {
+            #expect(error.isNotFound)
+        }
+
+        var wrong = try Connection.kubeconfig(at: server.kubeconfig)
+        wrong.token = "not-a-token"
+        do {
+            _ = try await KubeClient(wrong).list(Node.self)
+            Issue.record("a bad token must be refused")
+        } catch let error as APIError {
+            #expect(error.code == 401)
+        }
+    }
+
+    @Test func informerFollowsTheServer() async throws {
+        let server = try ServerProcess()
+        defer { server.stop() }
+        let client = try KubeClient(try Connection.kubeconfig(at: server.kubeconfig))
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        _ = try await client.create(Node(metadata: ObjectMeta(name: "early")))
+        let informer = Informer<Node>(ResourceSource(client, Node.self), resync: .seconds(3600), logger: logger)
+        let events = await informer.events()
+        let running = Task { await informer.run() }
+        defer { running.cancel() }
+        await informer.waitForSync()
+        #expect(await informer.get(name: "early") != nil)
+        _ = try await client.create(Node(metadata: ObjectMeta(name: "late")))
+        try await client.delete(Node.self, name: "early")
+        var seen: [String] = []
+        for await event in events {
+            switch event {
+            case .added(let node): seen.append("+" + (node.metadata.name ?? ""))
+            case .deleted(let node): seen.append("-" + (node.metadata.name ?? ""))
+            case .updated, .resync: break
+            }
+            if seen.contains("+late") && seen.contains("-early") { break }
+        }
+        #expect(seen == ["+early", "+late", "-early"])
+        let names = await informer.list().map { $0.metadata.name ?? "" }
+        #expect(names == ["late"])
+    }
+}
