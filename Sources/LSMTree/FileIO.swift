@@ -142,7 +142,7 @@ enum FileIO {
 /// SSTables being built). Not thread-safe: one owner writes it.
 final class AppendFile {
     let path: String
-    let fd: Int32
+    private(set) var fd: Int32
     private(set) var offset: Int
     private var buffer: [UInt8] = []
     private let bufferLimit: Int
@@ -165,7 +165,15 @@ final class AppendFile {
         if bufferLimit > 0 { buffer.reserveCapacity(bufferLimit) }
     }
 
-    deinit { Glibc.close(fd) }
+    deinit { close() }
+
+    /// Closes the file now (buffered bytes not yet written are dropped: sync first).
+    /// Idempotent; later calls on the file fail with EBADF.
+    func close() {
+        guard fd >= 0 else { return }
+        Glibc.close(fd)
+        fd = -1
+    }
 
     func append(_ bytes: UnsafeRawBufferPointer) throws {
         if preallocationStep > 0 && offset + bytes.count > allocatedEnd {

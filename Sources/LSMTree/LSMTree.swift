@@ -207,6 +207,10 @@ public final class LSMTree: @unchecked Sendable {
         let err = backgroundError
         lock.unlock()
         try? wal.file.trimPreallocation()
+        // Close the files now rather than whenever the last reference goes (a background
+        // thread may drop its reference only after close returns).
+        wal.close()
+        versions.close()
         directoryLock.release()
         if let err, err.code != .closed { throw err }
     }

@@ -152,6 +152,13 @@ final class VersionSet: @unchecked Sendable {
         if old != 0 && old != number { FileIO.unlinkIfPresent(manifestFileName(directory, old)) }
     }
 
+    /// Closes the manifest file. Called by the store's close once no writer or background
+    /// thread can call `logAndApply` any more.
+    func close() {
+        manifest?.close()
+        manifest = nil
+    }
+
     /// Starts a manifest for a new, empty store.
     func create(dbLock: Lock) throws {
         try writeNewManifest(current, pendingCounters: VersionEdit(), dbLock: dbLock)

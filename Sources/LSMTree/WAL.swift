@@ -62,6 +62,8 @@ final class LogWriter {
 
     func sync() throws { try file.sync(dataOnly: true) }
 
+    func close() { file.close() }
+
     var size: Int { file.size }
 }
 
