@@ -39,10 +39,12 @@ public struct KubeClient: Sendable {
         let port = connection.server.port ?? (scheme == "https" ? 443 : 80)
         self.connection = connection
         if scheme == "https" {
-            http = try HTTPClient(host: host, port: port, trustRootsPEM: connection.certificateAuthorityPEM, timeout: connection.timeout)
+            http = try HTTPClient(host: host, port: port, trustRootsPEM: connection.certificateAuthorityPEM, timeout: connection.timeout,
+                                  keepAlive: true)
         } else {
-            http = HTTPClient(host: host, port: port, timeout: connection.timeout)
+            http = HTTPClient(host: host, port: port, timeout: connection.timeout, keepAlive: true)
         }
+        // Watches hold their connection for as long as they run: never pooled.
         streaming = http
     }
 

@@ -11,6 +11,9 @@ public struct CloudClient: CloudProvider {
     /// Attempts per request, the first included.
     public var maxAttempts: Int
     public var initialBackoff: Duration
+    /// Keep-alive connections: one pool for ordinary calls, one for long polls.
+    private let http: HTTPClient
+    private let longPoll: HTTPClient
 
     /// `url` is "http://HOST:PORT"; `key` an API key of the cloud.
     public init(url: String, key: String, maxAttempts: Int = 6, initialBackoff: Duration = .milliseconds(50)) throws {
@@ -23,6 +26,8 @@ public struct CloudClient: CloudProvider {
         self.key = key.trimmingCharacters(in: .whitespacesAndNewlines)
         self.maxAttempts = max(1, maxAttempts)
         self.initialBackoff = initialBackoff
+        self.http = HTTPClient(host: host, port: port, timeout: .seconds(30), keepAlive: true)
+        self.longPoll = HTTPClient(host: host, port: port, timeout: .seconds(40), keepAlive: true)
     }
 
     /// Reads the key from `keyFile` (the simulator's STATE_DIR/admin.key).
@@ -118,10 +123,18 @@ public struct CloudClient: CloudProvider {
     public func waitForOperation(id: String, timeout: Duration) async throws -> CloudOperation {
         let seconds = Double(min(timeout, .seconds(30)).components.seconds) + Double(min(timeout, .seconds(30)).components.attoseconds) / 1e18
         return try await send(.GET, "/v1/operations/\(try pathID(id, .operation))", query: ["wait": String(format: "%.3f", seconds)],
-                              body: Data(), timeout: .seconds(40))
+                              body: Data(), client: longPoll)
     }
 
     // MARK: - Transport
+
+    /// Whether sending the request twice does what sending it once does. Reads are; so are this
+    /// API's writes (attach, detach, resize, delete and instance changes converge on a state,
+    /// registration is by name), except creates of disks and snapshots without a client token.
+    static func isRepeatable(_ method: HTTPMethod, _ path: String, _ body: Data) -> Bool {
+        guard method == .POST, path == "/v1/disks" || path == "/v1/snapshots" else { return true }
+        return (try? JSONSerialization.jsonObject(with: body) as? [String: Any])?["clientToken"] is String
+    }
 
     /// Ids go into paths only once they have the shape of an id.
     private func pathID(_ id: String, _ kind: ResourceKind) throws -> String {
@@ -145,11 +158,11 @@ public struct CloudClient: CloudProvider {
     }
 
     private func send<Response: Decodable>(_ method: HTTPMethod, _ path: String, query: [String: String], body: Data,
-                                           timeout: Duration = .seconds(30)) async throws -> Response {
+                                           client: HTTPClient? = nil) async throws -> Response {
         var headers: HTTPHeaders = ["Authorization": "Bearer \(key)", "Accept": "application/json"]
         if !body.isEmpty { headers.add(name: "Content-Type", value: "application/json") }
         let request = HTTPRequest(method: method, path: path, query: query, headers: headers, body: body)
-        let client = HTTPClient(host: host, port: port, timeout: timeout)
+        let client = client ?? http
         var backoff = initialBackoff
         var attempt = 1
         while true {
@@ -165,7 +178,11 @@ public struct CloudClient: CloudProvider {
                     failure = CloudError(.internal, "\(method.rawValue) \(path) answered \(response.status.code) without an error body")
                 }
             } catch let error as HTTPClientError {
-                guard case .connect = error else { throw CloudError(.internal, "\(method.rawValue) \(path): \(error)") }
+                // Not sent (connect) — or sent and perhaps handled, retried only when doing it
+                // twice is harmless: every call of this API but an untokened create.
+                if case .connect = error {} else if !Self.isRepeatable(method, path, body) {
+                    throw CloudError(.internal, "\(method.rawValue) \(path): \(error)")
+                }
                 failure = CloudError(.internal, "\(error)")
             }
             guard failure.isRetryable, attempt < maxAttempts else { throw failure }

@@ -15,18 +15,23 @@ public struct HTTPClient: Sendable {
     /// the response head (`stream`).
     public var timeout: Duration
     private let tls: NIOSSLContext?
+    /// Keep-alive connections reused by `send`; nil: a connection per request.
+    private let pool: ConnectionPool?
 
-    /// A plain HTTP client.
-    public init(host: String, port: Int, timeout: Duration = .seconds(30)) {
+    /// A plain HTTP client. With `keepAlive`, `send` reuses up to `maxIdle` connections.
+    public init(host: String, port: Int, timeout: Duration = .seconds(30), keepAlive: Bool = false, maxIdle: Int = 32) {
         self.host = host
         self.port = port
         self.timeout = timeout
         self.tls = nil
+        self.pool = keepAlive ? ConnectionPool(maxIdle: maxIdle) : nil
     }
 
     /// An HTTPS client that trusts the CA certificates in `trustRootsPEM` (the system's when
     /// nil) and verifies the server's certificate against `host` (a name or an IP address).
-    public init(host: String, port: Int, trustRootsPEM: [UInt8]?, timeout: Duration = .seconds(30)) throws {
+    /// With `keepAlive`, `send` reuses up to `maxIdle` connections.
+    public init(host: String, port: Int, trustRootsPEM: [UInt8]?, timeout: Duration = .seconds(30),
+                keepAlive: Bool = false, maxIdle: Int = 32) throws {
         var configuration = TLSConfiguration.makeClientConfiguration()
         if let trustRootsPEM {
             configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(trustRootsPEM))
@@ -36,11 +41,77 @@ public struct HTTPClient: Sendable {
         self.port = port
         self.timeout = timeout
         self.tls = try NIOSSLContext(configuration: configuration)
+        self.pool = keepAlive ? ConnectionPool(maxIdle: maxIdle) : nil
     }
 
     /// Sends `request` and returns the response. Throws `HTTPClientError` when no response
     /// arrives (connection refused, reset, timeout).
     public func send(_ request: HTTPRequest) async throws -> HTTPResponse {
+        do {
+            return try await exchange(request)
+        } catch let error as HTTPClientError {
+            throw error
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch {
+            // A connection that failed mid-exchange (reset, closed under us, TLS failure).
+            throw HTTPClientError.io(host: host, port: port, underlying: "\(error)")
+        }
+    }
+
+    private func exchange(_ request: HTTPRequest) async throws -> HTTPResponse {
+        guard let pool else { return try await sendOnce(request) }
+        // A reused connection may have been closed by the server while idle: an idempotent
+        // request is retried once on a new connection; others fail and are retried by their caller.
+        if let reused = pool.take() {
+            do {
+                let response = try await withTimeout(closing: reused) { try await reused.send(request) }
+                pool.give(reused)
+                return response
+            } catch let error where Self.isIdempotent(request.method) && (error as? HTTPClientError)?.isTimeout != true {
+                reused.close()
+            } catch {
+                reused.close()
+                throw error
+            }
+        }
+        let connection = PooledConnection(try await connect(), host: host, port: port)
+        do {
+            let response = try await withTimeout(closing: connection) { try await connection.send(request) }
+            pool.give(connection)
+            return response
+        } catch {
+            connection.close()
+            throw error
+        }
+    }
+
+    private static func isIdempotent(_ method: HTTPMethod) -> Bool {
+        [.GET, .HEAD, .PUT, .DELETE, .OPTIONS].contains(method)
+    }
+
+    /// Runs `body` on `connection`, giving up with `HTTPClientError.timeout` after `timeout`
+    /// (closing the connection, which ends the request in flight on it).
+    private func withTimeout(closing connection: PooledConnection,
+                             _ body: @escaping @Sendable () async throws -> HTTPResponse) async throws -> HTTPResponse {
+        let (deadline, host, port) = (timeout, self.host, self.port)
+        return try await withThrowingTaskGroup(of: HTTPResponse?.self) { group in
+            group.addTask { try await body() }
+            group.addTask {
+                try await Task.sleep(for: deadline)
+                connection.close()
+                return nil
+            }
+            defer { group.cancelAll() }
+            guard let first = try await group.next(), let response = first else {
+                throw HTTPClientError.timeout(host: host, port: port, after: deadline)
+            }
+            return response
+        }
+    }
+
+    /// One request on a new connection, closed afterwards.
+    private func sendOnce(_ request: HTTPRequest) async throws -> HTTPResponse {
         let channel = try await connect()
         let deadline = timeout
         let (host, port) = (self.host, self.port)
@@ -134,7 +205,7 @@ public struct HTTPClient: Sendable {
         }
     }
 
-    private static func write(_ request: HTTPRequest, host: String, port: Int, keepAlive: Bool,
+    static func write(_ request: HTTPRequest, host: String, port: Int, keepAlive: Bool,
                               to outbound: NIOAsyncChannelOutboundWriter<HTTPClientRequestPart>) async throws {
         var headers = request.headers
         headers.replaceOrAdd(name: "Host", value: "\(host):\(port)")
@@ -155,15 +226,21 @@ public struct HTTPStreamingResponse: Sendable {
 }
 
 public enum HTTPClientError: Error, CustomStringConvertible, Equatable {
+    /// Nothing was sent: the connection could not be made.
     case connect(host: String, port: Int, underlying: String)
     case closed(host: String, port: Int)
+    /// The connection failed during the exchange; the request may or may not have been handled.
+    case io(host: String, port: Int, underlying: String)
     case timeout(host: String, port: Int, after: Duration)
     case malformed(String)
+
+    public var isTimeout: Bool { if case .timeout = self { true } else { false } }
 
     public var description: String {
         switch self {
         case .connect(let host, let port, let underlying): "cannot connect to \(host):\(port): \(underlying); is the server running?"
         case .closed(let host, let port): "\(host):\(port) closed the connection before answering"
+        case .io(let host, let port, let underlying): "the connection to \(host):\(port) failed: \(underlying)"
         case .timeout(let host, let port, let after): "\(host):\(port) did not answer within \(after)"
         case .malformed(let what): "malformed HTTP response: \(what)"
         }

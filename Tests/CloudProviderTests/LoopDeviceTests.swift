@@ -57,9 +57,14 @@ final class CloudServerProcess {
         throw TestFailure("ballast cloud serve did not answer on port \(port) within 20 s")
     }
 
+    /// Stops the server with `signal`, and with SIGKILL if it has not exited after 10 s.
     func stop(signal: Int32 = SIGTERM) {
         guard let process else { return }
         if process.isRunning { kill(process.processIdentifier, signal) }
+        let deadline = Date().addingTimeInterval(10)
+        while process.isRunning && Date() < deadline { usleep(20_000) }
+        #expect(!process.isRunning || signal == SIGKILL, "ballast cloud serve did not stop within 10 s of signal \(signal)")
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
         process.waitUntilExit()
         self.process = nil
     }

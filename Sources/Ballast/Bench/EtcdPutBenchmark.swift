@@ -231,7 +231,7 @@ final class ServerProcess {
         return n > 0 && String(decoding: buf[0..<n], as: UTF8.self).contains("\"health\":\"true\"")
     }
 
-    private static func freePort() -> Int {
+    static func freePort() -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
         var addr = sockaddr_in()

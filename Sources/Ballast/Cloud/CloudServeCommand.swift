@@ -92,7 +92,8 @@ struct CloudServeCommand: AsyncParsableCommand {
             let source = DispatchSource.makeSignalSource(signal: sig)
             source.setEventHandler {
                 logger.info("stopping", metadata: ["signal": "\(sig)"])
-                server.close()
+                // In-flight requests get a moment; idle keep-alive connections and long polls are cut.
+                server.shutdown(grace: .seconds(2))
             }
             source.resume()
             return source

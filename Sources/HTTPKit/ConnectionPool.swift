@@ -1,0 +1,110 @@
+// Keep-alive connections for `HTTPClient`: a request takes an idle connection (or opens one),
+// and gives it back when its response has arrived, so a client that makes many requests pays
+// for a TCP (and TLS) handshake once per connection rather than once per request.
+import Foundation
+import NIOCore
+import NIOHTTP1
+
+/// One keep-alive HTTP/1.1 connection, used by one request at a time.
+final class PooledConnection: @unchecked Sendable {
+    private struct Job {
+        let request: HTTPRequest
+        let continuation: CheckedContinuation<HTTPResponse, any Error>
+    }
+
+    private let jobs: AsyncStream<Job>.Continuation
+    private let lock = NSLock()
+    private var open = true
+    private let channel: Channel
+
+    var isOpen: Bool { lock.withLock { open } && channel.isActive }
+
+    init(_ connection: NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>, host: String, port: Int) {
+        let (stream, jobs) = AsyncStream<Job>.makeStream()
+        self.jobs = jobs
+        self.channel = connection.channel
+        Task { [weak self] in
+            var pending: Job?
+            do {
+                try await connection.executeThenClose { inbound, outbound in
+                    var responses = inbound.makeAsyncIterator()
+                    for await job in stream {
+                        pending = job
+                        try await HTTPClient.write(job.request, host: host, port: port, keepAlive: true, to: outbound)
+                        var head: HTTPResponseHead?
+                        var body = ByteBuffer()
+                        reading: while true {
+                            guard let part = try await responses.next() else { throw HTTPClientError.closed(host: host, port: port) }
+                            switch part {
+                            case .head(let responseHead): head = responseHead
+                            case .body(var chunk): body.writeBuffer(&chunk)
+                            case .end: break reading
+                            }
+                        }
+                        guard let head else { throw HTTPClientError.malformed("response ended before its head") }
+                        pending = nil
+                        job.continuation.resume(returning: HTTPResponse(status: head.status, headers: head.headers, body: Data(body.readableBytesView)))
+                        if !head.isKeepAlive { break }
+                    }
+                }
+            } catch {
+                pending?.continuation.resume(throwing: error)
+                pending = nil
+            }
+            pending?.continuation.resume(throwing: HTTPClientError.closed(host: host, port: port))
+            self?.closed()
+        }
+    }
+
+    /// Sends one request on this connection; throws when the connection fails.
+    func send(_ request: HTTPRequest) async throws -> HTTPResponse {
+        try await withCheckedThrowingContinuation { continuation in
+            let accepted = lock.withLock { open }
+            guard accepted, case .enqueued = jobs.yield(Job(request: request, continuation: continuation)) else {
+                continuation.resume(throwing: HTTPClientError.closed(host: "", port: 0))
+                return
+            }
+        }
+    }
+
+    func close() {
+        closed()
+        channel.close(promise: nil)
+    }
+
+    private func closed() {
+        lock.withLock { open = false }
+        jobs.finish()
+    }
+}
+
+/// Idle connections of one client, at most `maxIdle` kept.
+final class ConnectionPool: @unchecked Sendable {
+    private let lock = NSLock()
+    private var idle: [PooledConnection] = []
+    private let maxIdle: Int
+
+    init(maxIdle: Int) { self.maxIdle = maxIdle }
+
+    func take() -> PooledConnection? {
+        lock.withLock {
+            while let connection = idle.popLast() {
+                if connection.isOpen { return connection }
+            }
+            return nil
+        }
+    }
+
+    func give(_ connection: PooledConnection) {
+        let keep = lock.withLock {
+            guard connection.isOpen, idle.count < maxIdle else { return false }
+            idle.append(connection)
+            return true
+        }
+        if !keep { connection.close() }
+    }
+
+    deinit {
+        for connection in idle { connection.close() }
+    }
+}
