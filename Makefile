@@ -16,10 +16,11 @@ BENCH_FLAGS ?=
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 RELEASE_BIN = $(shell $(SWIFT) build -c release $(SWIFT_FLAGS) --show-bin-path)
 
-# Python packages of the interop tests (gRPC stubs generated from our protos), in .venv.
+# Python packages of the interop tests, in .venv: gRPC stubs generated from our protos (CSI), and
+# the official Kubernetes client that the API server's interop test drives.
 PYTHON ?= python3
 VENV := .venv
-PY_PACKAGES := grpcio grpcio-tools
+PY_PACKAGES := grpcio grpcio-tools kubernetes
 
 .PHONY: deps pydeps build test run bench clean
 
@@ -35,11 +36,11 @@ deps:
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; \
 	fi
 
-## pydeps: a virtualenv in .venv with grpcio and grpcio-tools (only when one is missing)
+## pydeps: a virtualenv in .venv with grpcio, grpcio-tools and kubernetes (only when one is missing)
 pydeps:
-	@if ! $(VENV)/bin/python -c "import grpc, grpc_tools" 2>/dev/null; then \
+	@if ! $(VENV)/bin/python -c "import grpc, grpc_tools, kubernetes" 2>/dev/null; then \
 	  echo "installing into $(VENV): $(PY_PACKAGES)"; \
-	  $(PYTHON) -m venv $(VENV) && $(VENV)/bin/pip install --quiet $(PY_PACKAGES); \
+	  $(PYTHON) -m venv $(VENV) && $(VENV)/bin/python -m pip install --quiet $(PY_PACKAGES); \
 	fi
 
 ## build: debug build of everything

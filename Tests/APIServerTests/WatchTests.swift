@@ -96,7 +96,10 @@ final class LineCollector: Sendable {
             let started = ContinuousClock.now
             let (_, task) = try await startWatch(f, "/api/v1/pods?watch=true&timeoutSeconds=1")
             try await task.value
-            #expect(started.duration(to: .now) < .seconds(5))
+            // Without timeoutSeconds a watch lasts 30-60 min; the bound leaves room for a loaded
+            // machine (6 s was seen while the process suites ran beside it).
+            let took = started.duration(to: .now)
+            #expect(took >= .milliseconds(900) && took < .seconds(30), "\(took)")
         }
     }
 }

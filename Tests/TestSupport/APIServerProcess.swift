@@ -82,3 +82,66 @@ public final class ServerProcess: @unchecked Sendable {
     }
 }
 
+
+/// A kubectl left running (`get -w`, `wait`, `delete --wait`), its stdout and stderr in a file.
+/// `stop()` ends it if it still runs; `finish` waits for it with a bound.
+public final class BackgroundKubectl: @unchecked Sendable {
+    public let process = Process()
+    public let outputPath: String
+
+    init(server: ServerProcess, _ args: [String]) throws {
+        outputPath = server.directory + "/kubectl-\(UUID().uuidString.prefix(8)).out"
+        FileManager.default.createFile(atPath: outputPath, contents: nil)
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["kubectl", "--kubeconfig", server.kubeconfig, "--cache-dir", server.directory + "/kube-cache"] + args
+        var environment = ProcessInfo.processInfo.environment
+        environment["HOME"] = server.directory
+        process.environment = environment
+        let handle = FileHandle(forWritingAtPath: outputPath)
+        process.standardOutput = handle
+        process.standardError = handle
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+    }
+
+    public var output: String { (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "" }
+    public var isRunning: Bool { process.isRunning }
+
+    /// Waits until the output satisfies `condition` (true) or `timeout` passes (false).
+    public func waitForOutput(timeout: Double = 30, _ condition: (String) -> Bool) -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if condition(output) { return true }
+            usleep(100_000)
+        }
+        return condition(output)
+    }
+
+    /// Waits for the exit (killing it after `timeout`); returns the exit status and the output.
+    public func finish(timeout: Double = 30) -> (status: Int32, output: String) {
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { usleep(50_000) }
+        if process.isRunning {
+            stop()
+            return (-1, output)
+        }
+        return (process.terminationStatus, output)
+    }
+
+    public func stop() {
+        if process.isRunning {
+            process.terminate()
+            let deadline = Date().addingTimeInterval(5)
+            while process.isRunning && Date() < deadline { usleep(50_000) }
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        }
+        process.waitUntilExit()
+    }
+}
+
+extension ServerProcess {
+    /// Starts kubectl in the background; the caller stops it (`defer { k.stop() }`).
+    public func background(_ args: String...) throws -> BackgroundKubectl {
+        try BackgroundKubectl(server: self, args)
+    }
+}

@@ -98,38 +98,86 @@ public struct ObjectStore: Sendable {
     public func create(_ key: String, _ object: JSONValue, lease: Int64 = 0,
                        alreadyExists: @autoclosure () -> APIError) async throws(APIError) -> JSONValue {
         let bytes = try Self.encode(object)
-        do {
-            let rev = try await kv.create(Array(key.utf8), value: bytes, lease: lease)
-            var created = object
-            created["metadata"]?["resourceVersion"] = .string(String(rev))
-            return created
-        } catch is KeyValueStoreError {
-            throw alreadyExists()
-        } catch {
-            throw Self.map(error)
+        let keyBytes = Array(key.utf8)
+        var attempt = 0
+        while true {
+            do {
+                let rev = try await kv.create(keyBytes, value: bytes, lease: lease)
+                var created = object
+                created["metadata"]?["resourceVersion"] = .string(String(rev))
+                return created
+            } catch is KeyValueStoreError {
+                throw alreadyExists()
+            } catch where Self.isTransient(error) && attempt < Self.transientRetries {
+                attempt += 1
+                // The answer was lost: the create may or may not have been applied. The key
+                // holding exactly our bytes (a fresh uid is in them) means it was.
+                let current = try await call { try await kv.get(keyBytes) }
+                if let found = current.kv {
+                    guard found.value == bytes else { throw alreadyExists() }
+                    var created = object
+                    created["metadata"]?["resourceVersion"] = .string(String(found.modRevision))
+                    return created
+                }
+            } catch {
+                throw Self.map(error)
+            }
         }
     }
 
     /// Replaces `key` if its mod revision is still `expected`; nil on conflict.
     public func update(_ key: String, _ object: JSONValue, expected: Int64, lease: Int64 = 0) async throws(APIError) -> JSONValue? {
         let bytes = try Self.encode(object)
-        let result = try await call { try await kv.update(Array(key.utf8), value: bytes, expectedModRevision: expected, lease: lease) }
-        switch result {
-        case .succeeded(let rev):
-            var updated = object
-            updated["metadata"]?["resourceVersion"] = .string(String(rev))
-            return updated
-        case .conflict:
-            return nil
+        let keyBytes = Array(key.utf8)
+        var attempt = 0
+        while true {
+            do {
+                switch try await kv.update(keyBytes, value: bytes, expectedModRevision: expected, lease: lease) {
+                case .succeeded(let rev):
+                    var updated = object
+                    updated["metadata"]?["resourceVersion"] = .string(String(rev))
+                    return updated
+                case .conflict:
+                    return nil
+                }
+            } catch where Self.isTransient(error) && attempt < Self.transientRetries {
+                attempt += 1
+                // The answer was lost. Unchanged mod revision: not applied, try again. Our bytes
+                // at a newer revision: applied. Anything else: someone else wrote, a conflict.
+                let current = try await call { try await kv.get(keyBytes) }
+                guard let found = current.kv else { return nil }
+                if found.modRevision == expected { continue }
+                guard found.value == bytes else { return nil }
+                var updated = object
+                updated["metadata"]?["resourceVersion"] = .string(String(found.modRevision))
+                return updated
+            } catch {
+                throw Self.map(error)
+            }
         }
     }
 
-    /// Deletes `key` if its mod revision is still `expected`; false on conflict.
+    /// Deletes `key` if its mod revision is still `expected`; nil on conflict.
     public func delete(_ key: String, expected: Int64?) async throws(APIError) -> Int64? {
-        let result = try await call { try await kv.delete(Array(key.utf8), expectedModRevision: expected) }
-        switch result {
-        case .succeeded(let rev): return rev
-        case .conflict: return nil
+        let keyBytes = Array(key.utf8)
+        var attempt = 0
+        while true {
+            do {
+                switch try await kv.delete(keyBytes, expectedModRevision: expected) {
+                case .succeeded(let rev): return rev
+                case .conflict: return nil
+                }
+            } catch where Self.isTransient(error) && attempt < Self.transientRetries {
+                attempt += 1
+                // The answer was lost. Gone: deleted (at or before the revision read at).
+                // Still at the expected revision: not applied, try again.
+                let current = try await call { try await kv.get(keyBytes) }
+                guard let found = current.kv else { return current.revision }
+                if expected == nil || found.modRevision == expected { continue }
+                return nil
+            } catch {
+                throw Self.map(error)
+            }
         }
     }
 
@@ -139,12 +187,31 @@ public struct ObjectStore: Sendable {
 
     // MARK: Errors
 
-    /// Runs a store call, turning store errors into API errors.
+    /// How often a call that failed in transit is tried again.
+    static let transientRetries = 3
+
+    /// A failure of the transport to the store rather than an answer from it: a remote
+    /// etcd's connection dropped (grpc-swift drops its connection to etcd 3.4 every ~100
+    /// calls, failing the calls in flight with "Stream unexpectedly closed"; see
+    /// docs/store.md). The call may or may not have been applied.
+    static func isTransient(_ error: any Error) -> Bool {
+        !(error is APIError || error is MVCCError || error is KeyValueStoreError || error is CancellationError)
+    }
+
+    /// Runs a store call, turning store errors into API errors. Calls that failed in
+    /// transit are retried (reads, lease grants and watch starts, which are safe to repeat;
+    /// writes resolve a lost answer by reading the key instead).
     func call<T>(_ body: () async throws -> T) async throws(APIError) -> T {
-        do {
-            return try await body()
-        } catch {
-            throw Self.map(error)
+        var attempt = 0
+        while true {
+            do {
+                return try await body()
+            } catch where Self.isTransient(error) && attempt < Self.transientRetries {
+                attempt += 1
+                try? await Task.sleep(for: .milliseconds(20 << attempt))
+            } catch {
+                throw Self.map(error)
+            }
         }
     }
 
