@@ -211,6 +211,7 @@ public final class LSMTree: @unchecked Sendable {
         // thread may drop its reference only after close returns).
         wal.close()
         versions.close()
+        tableCache.removeAll()
         directoryLock.release()
         if let err, err.code != .closed { throw err }
     }

@@ -243,6 +243,13 @@ final class TableCache: @unchecked Sendable {
         cache.remove(number)
         blockCache?.removeAll { $0.file == number }
     }
+
+    /// Drops every open table and cached block (the store is closing): a table's file closes
+    /// once no reader holds it.
+    func removeAll() {
+        cache.removeAll { _ in true }
+        blockCache?.removeAll { _ in true }
+    }
 }
 
 func tableFileName(_ dir: String, _ number: UInt64) -> String {
