@@ -97,6 +97,26 @@ public struct KubeClient: Sendable {
     public func watch<T: APIObject>(_ type: T.Type, namespace: String? = nil, labelSelector: String? = nil, fieldSelector: String? = nil,
                                     resourceVersion: String? = nil, bookmarks: Bool = true,
                                     timeoutSeconds: Int? = nil) async throws -> AsyncThrowingStream<WatchEvent<T>, any Error> {
+        let lines = try await watchLines(type, namespace: namespace, labelSelector: labelSelector, fieldSelector: fieldSelector,
+                                         resourceVersion: resourceVersion, bookmarks: bookmarks, timeoutSeconds: timeoutSeconds)
+        return AsyncThrowingStream { continuation in
+            let reader = Task {
+                do {
+                    for try await line in lines { continuation.yield(try Self.event(line)) }
+                    continuation.finish()
+                } catch {
+                    continuation.finish(throwing: error)
+                }
+            }
+            continuation.onTermination = { _ in reader.cancel() }
+        }
+    }
+
+    /// A watch as its raw JSON lines (`{"type": …, "object": …}`), undecoded: for callers that
+    /// only look at a few bytes of each event.
+    public func watchLines<T: APIObject>(_ type: T.Type, namespace: String? = nil, labelSelector: String? = nil, fieldSelector: String? = nil,
+                                         resourceVersion: String? = nil, bookmarks: Bool = true,
+                                         timeoutSeconds: Int? = nil) async throws -> AsyncThrowingStream<Data, any Error> {
         var query = ["watch": "true"]
         query["labelSelector"] = labelSelector
         query["fieldSelector"] = fieldSelector
@@ -120,13 +140,15 @@ public struct KubeClient: Sendable {
                 do {
                     for try await chunk in response.body {
                         buffer.append(chunk)
-                        while let newline = buffer.firstIndex(of: 0x0A) {
-                            let line = buffer[buffer.startIndex..<newline]
-                            buffer = Data(buffer[buffer.index(after: newline)...])
-                            if !line.allSatisfy({ $0 == 0x20 || $0 == 0x0D }) { continuation.yield(try Self.event(Data(line))) }
+                        var start = buffer.startIndex
+                        while let newline = buffer[start...].firstIndex(of: 0x0A) {
+                            let line = buffer[start..<newline]
+                            if !line.allSatisfy({ $0 == 0x20 || $0 == 0x0D }) { continuation.yield(Data(line)) }
+                            start = buffer.index(after: newline)
                         }
+                        buffer = Data(buffer[start...])
                     }
-                    if !buffer.isEmpty { continuation.yield(try Self.event(buffer)) }
+                    if !buffer.isEmpty { continuation.yield(buffer) }
                     continuation.finish()
                 } catch {
                     continuation.finish(throwing: error)

@@ -6,7 +6,8 @@ import MVCCStore
 extension APIHandler {
     /// One item of a watch response.
     enum WatchItem: Sendable {
-        case event(type: String, object: JSONValue)
+        /// `shared` names the event ("TYPE|revision|key") for the encoded-line cache.
+        case event(type: String, object: JSONValue, shared: String?)
         case bookmark(revision: Int64)
         case end
         case failed(APIError)
@@ -46,6 +47,7 @@ extension APIHandler {
         let requested = from - 1
         let initialObjects = initial
         let hub = watchHub
+        let cache = watchCache
         let metrics = self.metrics
         return .streaming(headers: ["Content-Type": "application/json"]) { writer in
             metrics.watchStarted()
@@ -59,7 +61,7 @@ extension APIHandler {
                         switch update {
                         case .events(let events):
                             for event in events {
-                                for item in Self.translate(event, selection: selection) { sink.yield(item) }
+                                for item in Self.translate(event, selection: selection, cache: cache) { sink.yield(item) }
                             }
                         case .compacted(let compacted):
                             sink.yield(.failed(.tooOld(requested: requested, compacted: compacted)))
@@ -91,7 +93,7 @@ extension APIHandler {
                 sink.finish()
             }
             var lastRevision = requested
-            func send(_ type: String, _ object: JSONValue) async throws {
+            func line(_ type: String, _ object: JSONValue) -> Data {
                 var payload = object
                 if table, type != "ERROR", type != "BOOKMARK" {
                     payload = TablePrinter.table(kind: kind, objects: [object],
@@ -100,14 +102,21 @@ extension APIHandler {
                 }
                 var line = Self.encode(["type": .string(type), "object": payload])
                 line.append(0x0A)
-                try await writer.write(line)
+                return line
+            }
+            func send(_ type: String, _ object: JSONValue) async throws {
+                try await writer.write(line(type, object))
             }
             for object in initialObjects { try await send("ADDED", object) }
             for await item in items {
                 switch item {
-                case .event(let type, let object):
+                case .event(let type, let object, let shared):
                     if let rv = object["metadata"]?["resourceVersion"]?.stringValue.flatMap(Int64.init) { lastRevision = max(lastRevision, rv) }
-                    try await send(type, object)
+                    if let shared, !table {
+                        try await writer.write(cache.line(shared) { line(type, object) })
+                    } else {
+                        try await send(type, object)
+                    }
                 case .bookmark:
                     try await send("BOOKMARK", ["kind": .string(kind), "apiVersion": .string(groupVersion),
                                                 "metadata": ["resourceVersion": .string(String(lastRevision))]])
@@ -123,31 +132,86 @@ extension APIHandler {
 
     /// A store event as watch events, after the selectors: an object that stops matching
     /// is DELETED for this watcher, one that starts matching is ADDED.
-    static func translate(_ event: StoreEvent, selection: Selection) -> [WatchItem] {
+    static func translate(_ event: StoreEvent, selection: Selection, cache: WatchEventCache? = nil) -> [WatchItem] {
         let rv = JSONValue.string(String(event.kv.modRevision))
-        func decoded(_ kv: KeyValue?) -> JSONValue? {
-            guard let kv, !kv.value.isEmpty, var object = try? ObjectStore.decode(kv) else { return nil }
-            object["metadata"]?["resourceVersion"] = rv
-            return object
+        let name = "\(event.kv.modRevision)|" + String(decoding: event.kv.key, as: UTF8.self)
+        func decoded(_ kv: KeyValue?, _ which: String) -> JSONValue? {
+            guard let kv, !kv.value.isEmpty else { return nil }
+            func decode() -> JSONValue? {
+                guard var object = try? ObjectStore.decode(kv) else { return nil }
+                object["metadata"]?["resourceVersion"] = rv
+                return object
+            }
+            return cache.map { $0.object(which + "|" + name, decode) } ?? decode()
         }
-        let previous = decoded(event.prevKV)
+        func item(_ type: String, _ object: JSONValue) -> WatchItem {
+            .event(type: type, object: object, shared: type + "|" + name)
+        }
+        let previous = decoded(event.prevKV, "prev")
         let previousMatches = previous.map(selection.matches) ?? false
         switch event.type {
         case .delete:
             guard let previous, previousMatches else { return [] }
-            return [.event(type: "DELETED", object: previous)]
+            return [item("DELETED", previous)]
         case .put:
-            guard let current = decoded(event.kv) else { return [] }
+            guard let current = decoded(event.kv, "current") else { return [] }
             let currentMatches = selection.matches(current)
             switch (previousMatches, currentMatches) {
-            case (true, true): return [.event(type: "MODIFIED", object: current)]
-            case (false, true): return [.event(type: "ADDED", object: current)]
+            case (true, true): return [item("MODIFIED", current)]
+            case (false, true): return [item("ADDED", current)]
             case (true, false):
                 var gone = previous!
                 gone["metadata"]?["resourceVersion"] = rv
-                return [.event(type: "DELETED", object: gone)]
+                return [item("DELETED", gone)]
             case (false, false): return []
             }
+        }
+    }
+}
+
+
+/// Decoded objects and encoded watch lines shared by every watcher of an event: a write that a
+/// hundred watchers see is decoded and encoded once, not a hundred times. Entries are keyed by
+/// the event's revision and key, so they never go stale; the oldest go beyond `capacity`.
+final class WatchEventCache: @unchecked Sendable {
+    private let lock = NSLock()
+    private var objects: [String: JSONValue] = [:]
+    private var lines: [String: Data] = [:]
+    private var order: [String] = []
+    private var head = 0
+    private let capacity: Int
+
+    init(capacity: Int = 4096) { self.capacity = capacity }
+
+    func object(_ key: String, _ make: () -> JSONValue?) -> JSONValue? {
+        if let hit = lock.withLock({ objects[key] }) { return hit }
+        guard let made = make() else { return nil }
+        lock.withLock {
+            if objects.updateValue(made, forKey: key) == nil { remember("o" + key) }
+        }
+        return made
+    }
+
+    func line(_ key: String, _ make: () -> Data) -> Data {
+        if let hit = lock.withLock({ lines[key] }) { return hit }
+        let made = make()
+        lock.withLock {
+            if lines.updateValue(made, forKey: key) == nil { remember("l" + key) }
+        }
+        return made
+    }
+
+    /// Records a new entry and evicts the oldest beyond capacity (under the lock).
+    private func remember(_ tagged: String) {
+        order.append(tagged)
+        while order.count - head > capacity {
+            let oldest = order[head]
+            head += 1
+            if oldest.hasPrefix("o") { objects[String(oldest.dropFirst())] = nil } else { lines[String(oldest.dropFirst())] = nil }
+        }
+        if head > 4096, head * 2 > order.count {
+            order.removeFirst(head)
+            head = 0
         }
     }
 }

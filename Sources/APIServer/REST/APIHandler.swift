@@ -21,6 +21,8 @@ public final class APIHandler: Sendable {
     let watchTimeoutRange: ClosedRange<Int>
     /// Ends every open watch at shutdown.
     let watchHub = WatchShutdown()
+    /// Decoded objects and encoded lines shared by the watchers of one event.
+    let watchCache = WatchEventCache()
 
     public init(registry: ResourceRegistry = .standard, store: ObjectStore, serverAddress: String,
                 authenticator: TokenAuthenticator, authorizer: Authorizer = Authorizer(), metrics: APIMetrics = APIMetrics(),
