@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes the Codable boilerplate of the object model (Sources/ClusterAPI/Models/*.swift).
+"""Writes the Codable boilerplate of the object model (Sources/ClusterAPI/Generated/*.swift).
 
 Each struct keeps unknown JSON members in `unknownFields`. Field modes:
   optional  (type ends in '?')  decoded if present, encoded when non-nil
@@ -360,7 +360,7 @@ def write(path, types):
     with open(path, "w") as f:
         f.write(HEADER + "\n\n".join(render(t) for t in types) + "\n")
 
-os.makedirs("Sources/ClusterAPI/Models", exist_ok=True)
-write("Sources/ClusterAPI/Models/CoreV1.swift", core)
-write("Sources/ClusterAPI/Models/StorageV1.swift", storage)
-write("Sources/ClusterAPI/Models/CoordinationV1.swift", coordination)
+os.makedirs("Sources/ClusterAPI/Generated", exist_ok=True)
+write("Sources/ClusterAPI/Generated/CoreV1.swift", core)
+write("Sources/ClusterAPI/Generated/StorageV1.swift", storage)
+write("Sources/ClusterAPI/Generated/CoordinationV1.swift", coordination)

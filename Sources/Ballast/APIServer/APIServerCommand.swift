@@ -76,14 +76,8 @@ struct APIServerCommand: AsyncParsableCommand {
             etcd?.close()
             throw error
         }
-        let signals = [SIGTERM, SIGINT].map { sig -> DispatchSourceSignal in
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig)
-            source.setEventHandler { server.shutdown() }
-            source.resume()
-            return source
-        }
-        defer { signals.forEach { $0.cancel() } }
+        let signals = StopSignals(logger: logger) { server.shutdown() }
+        defer { signals.cancel() }
         try await server.run()
         try await embedded?.close()
         etcd?.close()

@@ -72,17 +72,8 @@ struct CSICommand: AsyncParsableCommand {
             throw ValidationError("\(error)")
         }
         let server = try CSIServer(configuration: configuration, cloud: cloud, nodeID: nodeId, logger: logger)
-        let signals = [SIGTERM, SIGINT].map { sig -> DispatchSourceSignal in
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig)
-            source.setEventHandler {
-                logger.info("stopping", metadata: ["signal": "\(sig)"])
-                server.shutdown()
-            }
-            source.resume()
-            return source
-        }
-        defer { signals.forEach { $0.cancel() } }
+        let signals = StopSignals(logger: logger) { server.shutdown() }
+        defer { signals.cancel() }
         try await server.run()
         logger.info("stopped")
     }

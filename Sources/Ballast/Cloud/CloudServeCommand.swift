@@ -87,18 +87,9 @@ struct CloudServeCommand: AsyncParsableCommand {
         logger.info("serving", metadata: ["listen": "\(host):\(server.port)", "volumes": "\(devices.root.path)",
                                           "zones": "\(configuration.zones.joined(separator: ","))",
                                           "key": "\(apiKeysFile ?? stateDir + "/admin.key")"])
-        let signals = [SIGTERM, SIGINT].map { sig -> DispatchSourceSignal in
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig)
-            source.setEventHandler {
-                logger.info("stopping", metadata: ["signal": "\(sig)"])
-                // In-flight requests get a moment; idle keep-alive connections and long polls are cut.
-                server.shutdown(grace: .seconds(2))
-            }
-            source.resume()
-            return source
-        }
-        defer { signals.forEach { $0.cancel() } }
+        // In-flight requests get a moment; idle keep-alive connections and long polls are cut.
+        let signals = StopSignals(logger: logger) { server.shutdown(grace: .seconds(2)) }
+        defer { signals.cancel() }
         try await server.run()
         await cloud.drain()
         logger.info("stopped")

@@ -45,17 +45,8 @@ struct CloudControllerManagerCommand: AsyncParsableCommand {
         let manager = CloudControllerManager(cloud: cloud, client: client,
                                              monitorPeriod: SimulatorConfiguration.parseDuration(nodeMonitorPeriod)!, logger: logger)
         let running = Task { await manager.run() }
-        let signals = [SIGTERM, SIGINT].map { sig -> DispatchSourceSignal in
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig)
-            source.setEventHandler {
-                logger.info("stopping", metadata: ["signal": "\(sig)"])
-                running.cancel()
-            }
-            source.resume()
-            return source
-        }
-        defer { signals.forEach { $0.cancel() } }
+        let signals = StopSignals(logger: logger) { running.cancel() }
+        defer { signals.cancel() }
         logger.info("running", metadata: ["server": "\(client.connection.server)", "cloud": "\(cloudUrl)"])
         await running.value
         logger.info("stopped")

@@ -93,17 +93,8 @@ struct StoreServeCommand: AsyncParsableCommand {
         }
         config.advertiseClientURLs = advertiseClientUrls.map { $0.split(separator: ",").map(String.init) } ?? []
         let server = EtcdServer(store: store, configuration: config, socketDirectory: dataDir, logger: logger)
-        let signals = [SIGTERM, SIGINT].map { sig -> DispatchSourceSignal in
-            signal(sig, SIG_IGN)
-            let s = DispatchSource.makeSignalSource(signal: sig)
-            s.setEventHandler {
-                logger.info("stopping", metadata: ["signal": "\(sig)"])
-                server.shutdown()
-            }
-            s.resume()
-            return s
-        }
-        defer { signals.forEach { $0.cancel() } }
+        let signals = StopSignals(logger: logger) { server.shutdown() }
+        defer { signals.cancel() }
         do {
             try await server.run()
         } catch {
