@@ -4,47 +4,6 @@ import MVCCStore
 import Testing
 import TestSupport
 
-/// A real etcd (Debian's etcd-server) on free loopback ports in a temporary
-/// data dir, killed and removed at the end.
-final class RealEtcd {
-    let port = freePort()
-    let peerPort = freePort()
-    let dataDir = FileManager.default.temporaryDirectory.path + "/ballast-real-etcd-\(UUID().uuidString.prefix(8))"
-    private let process = Process()
-    var endpoint: String { "http://127.0.0.1:\(port)" }
-
-    init() throws {
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["etcd", "--name", "t", "--data-dir", dataDir,
-                             "--listen-client-urls", endpoint, "--advertise-client-urls", endpoint,
-                             "--listen-peer-urls", "http://127.0.0.1:\(peerPort)",
-                             "--initial-advertise-peer-urls", "http://127.0.0.1:\(peerPort)",
-                             "--initial-cluster", "t=http://127.0.0.1:\(peerPort)"]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let deadline = Date().addingTimeInterval(20)
-        while Date() < deadline {
-            // /version names etcd itself, so a stray server on the port cannot pass for it.
-            if let r = try? run("curl", ["-s", "--max-time", "1", "\(endpoint)/version"], timeout: 3), r.stdout.contains("\"etcdserver\":\"3.4"),
-               let h = try? run("curl", ["-s", "--max-time", "1", "\(endpoint)/health"], timeout: 3), h.stdout.contains("\"health\":\"true\"") {
-                return  // etcd itself, with a leader
-            }
-            if !process.isRunning { throw TestFailure("etcd exited with \(process.terminationStatus) before it served") }
-            usleep(100_000)
-        }
-        throw TestFailure("etcd did not become healthy on \(endpoint)")
-    }
-
-    deinit {
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        process.waitUntilExit()
-        try? FileManager.default.removeItem(atPath: dataDir)
-    }
-}
-
-let haveEtcd = (try? run("etcd", ["--version"]).status) == 0
-
 /// The same scenario against any KeyValueStore: what the API server relies on.
 func exercise(_ kv: any KeyValueStore) async throws {
     let p = "/registry/pods/ns/"
@@ -94,9 +53,10 @@ func s(_ b: [UInt8]) -> String { String(decoding: b, as: UTF8.self) }
 
 @Suite(.serialized)
 struct EtcdClientTests {
-    @Test(.enabled(if: haveEtcd, "etcd is not installed: make test installs Debian's etcd-server"))
+    @Test(.enabled(if: EtcdProcess.installed, "etcd is not installed: make test installs Debian's etcd-server"))
     func againstRealEtcd() async throws {
-        let etcd = try RealEtcd()
+        let etcd = try EtcdProcess()
+        defer { etcd.stop() }
         // etcd fsyncs every write: beside the rest of the suite's disk load a call can take seconds.
         let client = try EtcdClient(endpoints: [etcd.endpoint], timeout: .seconds(60))
         defer { client.close() }
