@@ -1,14 +1,18 @@
-import GRPCCore
+import GRPCWire
 import MVCCStore
 
 /// etcdserverpb.Cluster: a one-member cluster. Member changes answer UNIMPLEMENTED.
-struct ClusterService: Etcdserverpb_Cluster.SimpleServiceProtocol {
+struct ClusterService {
     let store: MVCCStore
     let headers: HeaderFactory
     let name: String
     let clientURLs: [String]
 
-    func memberList(request: Etcdserverpb_MemberListRequest, context: ServerContext) async throws -> Etcdserverpb_MemberListResponse {
+    func register(in router: inout GRPCRouter) {
+        router.unary("/etcdserverpb.Cluster/MemberList", memberList)
+    }
+
+    @Sendable func memberList(request: Etcdserverpb_MemberListRequest) async throws -> Etcdserverpb_MemberListResponse {
         var m = Etcdserverpb_Member()
         m.id = headers.memberID
         m.name = name

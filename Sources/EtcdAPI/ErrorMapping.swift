@@ -1,10 +1,10 @@
-import GRPCCore
+import GRPCWire
 import MVCCStore
 
 /// The one table from store errors to gRPC statuses, with etcd's codes and
 /// messages (etcd api/v3rpc/rpctypes/error.go): clients match on both.
 enum ErrorMapping {
-    static func status(for code: MVCCError.Code) -> RPCError.Code {
+    static func code(for code: MVCCError.Code) -> GRPCStatus.Code {
         switch code {
         case .compacted, .futureRevision, .leaseTTLTooLarge: return .outOfRange
         case .emptyKey, .keyNotFound, .duplicateKey, .tooManyOps, .requestTooLarge: return .invalidArgument
@@ -16,18 +16,10 @@ enum ErrorMapping {
         }
     }
 
-    static func rpcError(_ error: any Error) -> RPCError {
-        if let e = error as? RPCError { return e }
-        if let e = error as? MVCCError { return RPCError(code: status(for: e.code), message: e.message) }
-        return RPCError(code: .internalError, message: "etcdserver: \(error)")
-    }
-
-    /// Runs `body`, turning any error into the matching RPCError.
-    static func mapping<T>(_ body: () async throws -> T) async throws -> T {
-        do {
-            return try await body()
-        } catch {
-            throw rpcError(error)
-        }
+    static func status(_ error: any Error) -> GRPCStatus {
+        if let s = error as? GRPCStatus { return s }
+        if let e = error as? MVCCError { return GRPCStatus(code(for: e.code), e.message) }
+        if error is CancellationError { return GRPCStatus(.cancelled, "context canceled") }
+        return GRPCStatus(.internalError, "etcdserver: \(error)")
     }
 }

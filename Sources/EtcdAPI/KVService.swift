@@ -1,44 +1,44 @@
-import GRPCCore
+import GRPCWire
 import MVCCStore
 
-/// etcdserverpb.KV over the MVCC store.
-struct KVService: Etcdserverpb_KV.SimpleServiceProtocol {
+/// etcdserverpb.KV over the MVCC store. Writes take the store's callback
+/// path: a put is decoded on the event loop, queued to the writer and
+/// answered from the writer's group commit without a task of its own.
+struct KVService {
     let store: MVCCStore
     let headers: HeaderFactory
     let limits: ServerLimits
 
-    func range(request: Etcdserverpb_RangeRequest, context: ServerContext) async throws -> Etcdserverpb_RangeResponse {
-        try await ErrorMapping.mapping {
+    func register(in router: inout GRPCRouter) {
+        let (store, headers, limits) = (self.store, self.headers, self.limits)
+        router.unary("/etcdserverpb.KV/Range") { (request: Etcdserverpb_RangeRequest) in
             if request.key.isEmpty { throw MVCCError.emptyKey }
             return headers.range(try store.range(request.model))
         }
-    }
-
-    func put(request: Etcdserverpb_PutRequest, context: ServerContext) async throws -> Etcdserverpb_PutResponse {
-        try await ErrorMapping.mapping {
+        router.write("/etcdserverpb.KV/Put") { (request: Etcdserverpb_PutRequest, done) in
             try limits.check(request.key.count + request.value.count)
-            return headers.put(try await store.put(request.model))
+            store.txn(TxnRequest(success: [.put(request.model)])) { result in
+                done(result.map { r in
+                    guard case .put(let p)? = r.responses.first else { preconditionFailure("put answered with \(r)") }
+                    return headers.put(p)
+                })
+            }
         }
-    }
-
-    func deleteRange(request: Etcdserverpb_DeleteRangeRequest, context: ServerContext) async throws -> Etcdserverpb_DeleteRangeResponse {
-        try await ErrorMapping.mapping {
-            headers.delete(try await store.deleteRange(request.model))
+        router.write("/etcdserverpb.KV/DeleteRange") { (request: Etcdserverpb_DeleteRangeRequest, done) in
+            store.txn(TxnRequest(success: [.deleteRange(request.model)])) { result in
+                done(result.map { r in
+                    guard case .deleteRange(let d)? = r.responses.first else { preconditionFailure("delete answered with \(r)") }
+                    return headers.delete(d)
+                })
+            }
         }
-    }
-
-    func txn(request: Etcdserverpb_TxnRequest, context: ServerContext) async throws -> Etcdserverpb_TxnResponse {
-        try await ErrorMapping.mapping {
+        router.write("/etcdserverpb.KV/Txn") { (request: Etcdserverpb_TxnRequest, done) in
             try limits.check(KVService.payloadBytes(request))
-            return headers.txn(try await store.txn(request.model))
+            store.txn(request.model) { done($0.map(headers.txn)) }
         }
-    }
-
-    func compact(request: Etcdserverpb_CompactionRequest, context: ServerContext) async throws -> Etcdserverpb_CompactionResponse {
-        try await ErrorMapping.mapping {
-            let header = try await store.compact(request.revision, physical: request.physical)
+        router.unary("/etcdserverpb.KV/Compact") { (request: Etcdserverpb_CompactionRequest) in
             var r = Etcdserverpb_CompactionResponse()
-            r.header = headers.header(header)
+            r.header = headers.header(try await store.compact(request.revision, physical: request.physical))
             return r
         }
     }

@@ -1,6 +1,6 @@
 import Crypto
 import Foundation
-import GRPCCore
+import GRPCWire
 import LSMTree
 import MVCCStore
 
@@ -10,11 +10,20 @@ public let reportedEtcdVersion = "3.5.21"
 
 /// etcdserverpb.Maintenance: status, alarms, defragment (a full engine
 /// compaction that never blocks reads or writes), hashes and snapshots.
-struct MaintenanceService: Etcdserverpb_Maintenance.SimpleServiceProtocol {
+struct MaintenanceService {
     let store: MVCCStore
     let headers: HeaderFactory
 
-    func status(request: Etcdserverpb_StatusRequest, context: ServerContext) async throws -> Etcdserverpb_StatusResponse {
+    func register(in router: inout GRPCRouter) {
+        router.unary("/etcdserverpb.Maintenance/Status", status)
+        router.unary("/etcdserverpb.Maintenance/Alarm", alarm)
+        router.unary("/etcdserverpb.Maintenance/Defragment", defragment)
+        router.unary("/etcdserverpb.Maintenance/Hash", hash)
+        router.unary("/etcdserverpb.Maintenance/HashKV", hashKV)
+        router.streaming("/etcdserverpb.Maintenance/Snapshot", snapshot)
+    }
+
+    @Sendable func status(request: Etcdserverpb_StatusRequest) async throws -> Etcdserverpb_StatusResponse {
         var r = Etcdserverpb_StatusResponse()
         let rev = store.revision
         r.header = headers.header(rev)
@@ -30,56 +39,48 @@ struct MaintenanceService: Etcdserverpb_Maintenance.SimpleServiceProtocol {
         return r
     }
 
-    func alarm(request: Etcdserverpb_AlarmRequest, context: ServerContext) async throws -> Etcdserverpb_AlarmResponse {
-        try await ErrorMapping.mapping {
-            if request.action == .deactivate {
-                switch request.alarm {
-                case .nospace: try await store.disarm(.noSpace)
-                case .corrupt: try await store.disarm(.corrupt)
-                default: break
-                }
+    @Sendable func alarm(request: Etcdserverpb_AlarmRequest) async throws -> Etcdserverpb_AlarmResponse {
+        if request.action == .deactivate {
+            switch request.alarm {
+            case .nospace: try await store.disarm(.noSpace)
+            case .corrupt: try await store.disarm(.corrupt)
+            default: break
             }
-            var r = Etcdserverpb_AlarmResponse()
-            r.header = headers.header(store.revision)
-            r.alarms = store.activeAlarms.map { a in
-                var m = Etcdserverpb_AlarmMember()
-                m.memberID = headers.memberID
-                m.alarm = a == .noSpace ? .nospace : .corrupt
-                return m
-            }
-            return r
         }
+        var r = Etcdserverpb_AlarmResponse()
+        r.header = headers.header(store.revision)
+        r.alarms = store.activeAlarms.map { a in
+            var m = Etcdserverpb_AlarmMember()
+            m.memberID = headers.memberID
+            m.alarm = a == .noSpace ? .nospace : .corrupt
+            return m
+        }
+        return r
     }
 
-    func defragment(request: Etcdserverpb_DefragmentRequest, context: ServerContext) async throws -> Etcdserverpb_DefragmentResponse {
-        try await ErrorMapping.mapping {
-            try await store.compactStorage()
-            var r = Etcdserverpb_DefragmentResponse()
-            r.header = headers.header(store.revision)
-            return r
-        }
+    @Sendable func defragment(request: Etcdserverpb_DefragmentRequest) async throws -> Etcdserverpb_DefragmentResponse {
+        try await store.compactStorage()
+        var r = Etcdserverpb_DefragmentResponse()
+        r.header = headers.header(store.revision)
+        return r
     }
 
-    func hash(request: Etcdserverpb_HashRequest, context: ServerContext) async throws -> Etcdserverpb_HashResponse {
-        try await ErrorMapping.mapping {
-            var r = Etcdserverpb_HashResponse()
-            let rev = store.revision
-            r.header = headers.header(rev)
-            r.hash = try contentHash(at: rev)
-            return r
-        }
+    @Sendable func hash(request: Etcdserverpb_HashRequest) async throws -> Etcdserverpb_HashResponse {
+        var r = Etcdserverpb_HashResponse()
+        let rev = store.revision
+        r.header = headers.header(rev)
+        r.hash = try contentHash(at: rev)
+        return r
     }
 
-    func hashKV(request: Etcdserverpb_HashKVRequest, context: ServerContext) async throws -> Etcdserverpb_HashKVResponse {
-        try await ErrorMapping.mapping {
-            let rev = request.revision > 0 ? request.revision : store.revision
-            var r = Etcdserverpb_HashKVResponse()
-            r.header = headers.header(store.revision)
-            r.hash = try contentHash(at: rev)
-            r.compactRevision = store.compactedRevision
-            r.hashRevision = rev
-            return r
-        }
+    @Sendable func hashKV(request: Etcdserverpb_HashKVRequest) async throws -> Etcdserverpb_HashKVResponse {
+        let rev = request.revision > 0 ? request.revision : store.revision
+        var r = Etcdserverpb_HashKVResponse()
+        r.header = headers.header(store.revision)
+        r.hash = try contentHash(at: rev)
+        r.compactRevision = store.compactedRevision
+        r.hashRevision = rev
+        return r
     }
 
     /// CRC-32C over every live key and value (with revisions) at `rev`.
@@ -98,10 +99,9 @@ struct MaintenanceService: Etcdserverpb_Maintenance.SimpleServiceProtocol {
     /// Streams a snapshot of the current key space: a Ballast dump (see
     /// docs/store.md), padded to 512-byte blocks and followed by its SHA-256,
     /// the framing `etcdctl snapshot save` checks.
-    func snapshot(
-        request: Etcdserverpb_SnapshotRequest,
-        response: RPCWriter<Etcdserverpb_SnapshotResponse>,
-        context: ServerContext
+    @Sendable func snapshot(
+        requests: AsyncThrowingMapSequence<RequestStream, Etcdserverpb_SnapshotRequest>,
+        send: @Sendable (Etcdserverpb_SnapshotResponse) async throws -> Void
     ) async throws {
         let rev = store.revision
         let all = try store.range(RangeRequest(key: [0], rangeEnd: [0], revision: rev))
@@ -123,7 +123,7 @@ struct MaintenanceService: Etcdserverpb_Maintenance.SimpleServiceProtocol {
             r.blob = Data(blob[offset..<end])
             r.remainingBytes = UInt64(blob.count - end)
             r.version = reportedEtcdVersion
-            try await response.write(r)
+            try await send(r)
             offset = end
         }
     }

@@ -1,30 +1,23 @@
 import Foundation
-import GRPCCore
+import GRPCWire
 import MVCCStore
 import NIOConcurrencyHelpers
 
-/// Counts RPCs (an interceptor on every service) and renders Prometheus text
+/// Counts RPCs (the wire server reports every call's end) and renders Prometheus text
 /// with etcd's metric names where they exist, plus the process metrics
 /// `etcdctl check datascale` reads.
-final class Metrics: ServerInterceptor, Sendable {
+final class Metrics: Sendable {
     private let store: MVCCStore
     private let counters = NIOLockedValueBox<[String: (count: UInt64, failed: UInt64)]>([:])
 
     init(store: MVCCStore) { self.store = store }
 
-    func intercept<Input: Sendable, Output: Sendable>(
-        request: StreamingServerRequest<Input>,
-        context: ServerContext,
-        next: @Sendable (StreamingServerRequest<Input>, ServerContext) async throws -> StreamingServerResponse<Output>
-    ) async throws -> StreamingServerResponse<Output> {
-        let name = context.descriptor.fullyQualifiedMethod
-        do {
-            let r = try await next(request, context)
-            counters.withLockedValue { $0[name, default: (0, 0)].count += 1 }
-            return r
-        } catch {
-            counters.withLockedValue { $0[name, default: (0, 0)].count += 1; $0[name, default: (0, 0)].failed += 1 }
-            throw error
+    /// One call ended with `code`; `path` is /package.Service/Method.
+    func observe(_ path: String, _ code: GRPCStatus.Code) {
+        let name = String(path.dropFirst())
+        counters.withLockedValue { c in
+            c[name, default: (0, 0)].count += 1
+            if code != .ok { c[name, default: (0, 0)].failed += 1 }
         }
     }
 

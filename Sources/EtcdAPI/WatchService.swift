@@ -1,28 +1,32 @@
 import Foundation
-import GRPCCore
+import GRPCWire
 import MVCCStore
 
 /// etcdserverpb.Watch: one bidirectional stream carries many watches.
-struct WatchService: Etcdserverpb_Watch.SimpleServiceProtocol {
+struct WatchService {
     let store: MVCCStore
     let headers: HeaderFactory
     /// Interval of progress notifications for watches created with progress_notify.
     let progressInterval: Duration
 
-    func watch(
-        request: RPCAsyncSequence<Etcdserverpb_WatchRequest, any Error>,
-        response: RPCWriter<Etcdserverpb_WatchResponse>,
-        context: ServerContext
+    func register(in router: inout GRPCRouter) {
+        router.streaming("/etcdserverpb.Watch/Watch", watch)
+    }
+
+    @Sendable func watch(
+        requests: AsyncThrowingMapSequence<RequestStream, Etcdserverpb_WatchRequest>,
+        send: @escaping @Sendable (Etcdserverpb_WatchResponse) async throws -> Void
     ) async throws {
         let (outbound, sink) = AsyncStream<Etcdserverpb_WatchResponse>.makeStream()
         let stream = WatchStream(store: store, headers: headers, sink: sink)
         defer { stream.close() }
+        let progressInterval = self.progressInterval
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
-                for await r in outbound { try await response.write(r) }
+                for await r in outbound { try await send(r) }
             }
             group.addTask {
-                for try await req in request { stream.handle(req) }
+                for try await req in requests { stream.handle(req) }
             }
             group.addTask {
                 while !Task.isCancelled {

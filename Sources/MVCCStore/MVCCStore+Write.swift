@@ -24,7 +24,8 @@ enum WriteResult: Sendable {
 
 /// The queue between callers and the writer task.
 final class WriteQueue: @unchecked Sendable {
-    typealias Item = (op: WriteOp, done: CheckedContinuation<WriteResult, any Error>)
+    typealias Completion = @Sendable (Result<WriteResult, any Error>) -> Void
+    typealias Item = (op: WriteOp, done: Completion)
     private let lock = NSLock()
     private var pending: [Item] = []
     private var waiter: CheckedContinuation<Void, Never>?
@@ -32,18 +33,23 @@ final class WriteQueue: @unchecked Sendable {
 
     func submit(_ op: WriteOp) async throws -> WriteResult {
         try await withCheckedThrowingContinuation { c in
-            lock.lock()
-            if closed {
-                lock.unlock()
-                c.resume(throwing: MVCCError.closed)
-                return
-            }
-            pending.append((op, c))
-            let w = waiter
-            waiter = nil
-            lock.unlock()
-            w?.resume()
+            submit(op) { c.resume(with: $0) }
         }
+    }
+
+    /// Queues `op`; `done` runs on the writer once its group is durable (or failed).
+    func submit(_ op: WriteOp, done: @escaping Completion) {
+        lock.lock()
+        if closed {
+            lock.unlock()
+            done(.failure(MVCCError.closed))
+            return
+        }
+        pending.append((op, done))
+        let w = waiter
+        waiter = nil
+        lock.unlock()
+        w?.resume()
     }
 
     /// Every queued request, waiting for one; empty once closed and drained.
@@ -147,7 +153,7 @@ extension MVCCStore {
             } catch {
                 // Nothing of this group is acknowledged; the engine is now read-only.
                 let e = MVCCError.storage(error)
-                for (item, _) in zip(items, results) { item.done.resume(throwing: e) }
+                for item in items { item.done(.failure(e)) }
                 return
             }
             currentRevision = group.revision
@@ -155,7 +161,7 @@ extension MVCCStore {
             setPublished(group.revision)
             hub.publish(group.events, through: group.revision)
         }
-        for (item, result) in zip(items, results) { item.done.resume(with: result) }
+        for (item, result) in zip(items, results) { item.done(result) }
     }
 
     /// The engine's blocking write (a synchronous context picks it over the async overload).

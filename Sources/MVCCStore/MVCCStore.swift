@@ -258,6 +258,18 @@ public final class MVCCStore: @unchecked Sendable {
         return r
     }
 
+    /// `txn` for callers that cannot wait in a task (a server's event loop):
+    /// `done` runs on the store's writer once the transaction is durable, or
+    /// has failed. It must not block: the whole group waits for it.
+    public func txn(_ request: TxnRequest, done: @escaping @Sendable (Result<TxnResponse, any Error>) -> Void) {
+        queue.submit(.txn(request)) { result in
+            done(result.map { r in
+                guard case .txn(let t) = r else { preconditionFailure("txn answered with \(r)") }
+                return t
+            })
+        }
+    }
+
     /// Makes history below `revision` unreadable; the engine drops it as it
     /// compacts. With `physical`, waits until it is gone from disk.
     public func compact(_ revision: Int64, physical: Bool = false) async throws -> Int64 {

@@ -92,7 +92,7 @@ struct StoreServeCommand: AsyncParsableCommand {
             config.metricsPort = m.1
         }
         config.advertiseClientURLs = advertiseClientUrls.map { $0.split(separator: ",").map(String.init) } ?? []
-        let server = EtcdServer(store: store, configuration: config, socketDirectory: dataDir, logger: logger)
+        let server = EtcdServer(store: store, configuration: config, logger: logger)
         let signals = StopSignals(logger: logger) { server.shutdown() }
         defer { signals.cancel() }
         do {

@@ -1,0 +1,373 @@
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHPACK
+import NIOHTTP2
+
+/// The methods a server answers, by path (`/package.Service/Method`).
+public struct GRPCRouter: Sendable {
+    public var methods: [String: GRPCMethod] = [:]
+    /// Largest request message accepted; larger ones end the call with RESOURCE_EXHAUSTED.
+    public var maxRequestMessageBytes = 4 << 20
+    /// Called once per call as it ends, with its path and status code (metrics).
+    public var observer: (@Sendable (_ path: String, _ code: GRPCStatus.Code) -> Void)?
+
+    public init() {}
+
+    public mutating func register(_ path: String, _ method: GRPCMethod) { methods[path] = method }
+}
+
+/// Answers that arrive from other threads for one connection's unary calls,
+/// delivered to its event loop in batches: the first answer of a batch
+/// schedules one task there, later ones join it, and the batch ends with a
+/// single flush.
+final class CompletionInbox: @unchecked Sendable {
+    enum Outcome {
+        case message([UInt8])
+        case status(GRPCStatus)
+    }
+
+    private let lock = NIOLock()
+    private var pending: [(HTTP2StreamID, Outcome)] = []
+    private var scheduled = false
+    private let eventLoop: any EventLoop
+    /// Touched on the event loop only; nil once the connection is gone.
+    private var connection: GRPCConnectionHandler?
+
+    init(eventLoop: any EventLoop) { self.eventLoop = eventLoop }
+
+    func attach(_ c: GRPCConnectionHandler?) {
+        eventLoop.preconditionInEventLoop()
+        connection = c
+    }
+
+    func post(_ id: HTTP2StreamID, _ outcome: Outcome) {
+        let schedule = lock.withLock {
+            pending.append((id, outcome))
+            defer { scheduled = true }
+            return !scheduled
+        }
+        if schedule { eventLoop.execute { self.drain() } }
+    }
+
+    private func drain() {
+        let batch = lock.withLock {
+            scheduled = false
+            defer { pending.removeAll(keepingCapacity: true) }
+            return pending
+        }
+        guard let connection else { return }
+        for (id, outcome) in batch { connection.answer(id, outcome) }
+        connection.flushIfNeeded()
+    }
+}
+
+/// gRPC over one HTTP/2 connection, at the frame level: no channel per
+/// stream and no task per unary call. Sits after `NIOHTTP2Handler`, which
+/// does framing, HPACK, settings, pings and outbound flow control; this
+/// handler returns inbound flow-control credit itself.
+final class GRPCConnectionHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTP2Frame
+    typealias OutboundOut = HTTP2Frame
+
+    /// Inbound credit: the connection window is raised to this at start and
+    /// topped up when half is used; streams get the same treatment at `streamWindow`.
+    static let connectionWindow = 16 << 20
+    static let streamWindow = 1 << 20
+    /// Bytes of one stream's responses allowed to wait for the socket before `send` waits.
+    static let outboundLimit = 1 << 20
+
+    private struct Call {
+        let path: String
+        let method: GRPCMethod
+        var pendingBytes = ByteBuffer()
+        var request: [UInt8]?
+        var remoteClosed = false
+        var answered = false
+        var headersSent = false
+        var requests: RequestStream.Continuation?
+        var task: Task<Void, Never>?
+        var unacknowledged = 0
+        var outstanding = 0
+        var waiters: [CheckedContinuation<Void, any Error>] = []
+        var isUnary: Bool { if case .unary = method { return true } else { return false } }
+    }
+
+    private let router: GRPCRouter
+    private var calls: [HTTP2StreamID: Call] = [:]
+    private var context: ChannelHandlerContext?
+    private var inbox: CompletionInbox?
+    private var connectionUnacknowledged = 0
+    private var needsFlush = false
+    private var draining = false
+    private var lastStreamID = HTTP2StreamID(0)
+
+    private static let responseHeaders = HPACKHeaders([(":status", "200"), ("content-type", "application/grpc")])
+
+    init(router: GRPCRouter) { self.router = router }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        let inbox = CompletionInbox(eventLoop: context.eventLoop)
+        inbox.attach(self)
+        self.inbox = inbox
+        // Raise the connection window from HTTP/2's 64 KiB in one go.
+        let increment = Self.connectionWindow - 65_535
+        context.writeAndFlush(wrapOutboundOut(HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: increment))),
+                              promise: nil)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        tearDown()
+        inbox?.attach(nil)
+        self.context = nil
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        tearDown()
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        switch frame.payload {
+        case .headers(let h):
+            if calls[frame.streamID] == nil {
+                open(frame.streamID, h.headers, endStream: h.endStream)
+            } else if h.endStream {
+                remoteClosed(frame.streamID)
+            }
+        case .data(let d):
+            receive(frame.streamID, d)
+        default:
+            break  // settings, pings, window updates: NIOHTTP2Handler's; resets arrive as StreamClosedEvent
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        flushIfNeeded()
+        context.fireChannelReadComplete()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let closed = event as? StreamClosedEvent {
+            streamClosed(closed.streamID)
+        } else if event is GRPCServer.Drain {
+            draining = true
+            context.writeAndFlush(wrapOutboundOut(HTTP2Frame(streamID: .rootStream,
+                                                            payload: .goAway(lastStreamID: lastStreamID, errorCode: .noError, opaqueData: nil))),
+                                  promise: nil)
+            if calls.isEmpty { context.close(promise: nil) }
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // A stream-level protocol error has already reset that stream; anything else ends the connection.
+        if error is NIOHTTP2Errors.StreamError { return }
+        context.close(promise: nil)
+    }
+
+    // MARK: Inbound
+
+    private func open(_ id: HTTP2StreamID, _ headers: HPACKHeaders, endStream: Bool) {
+        if id > lastStreamID { lastStreamID = id }
+        let path = headers.first(name: ":path") ?? ""
+        guard let method = router.methods[path] else {
+            let service = path.split(separator: "/").first.map(String.init) ?? path
+            let known = router.methods.keys.contains { $0.hasPrefix("/\(service)/") }
+            calls[id] = Call(path: path, method: .unary { _, _ in })
+            answer(id, .status(GRPCStatus(.unimplemented, known ? "unknown method \(path)" : "unknown service \(service)")))
+            return
+        }
+        calls[id] = Call(path: path, method: method)
+        if headers.first(name: ":method") != "POST" {
+            return answer(id, .status(GRPCStatus(.unimplemented, "gRPC needs POST, not \(headers.first(name: ":method") ?? "no method")")))
+        }
+        if let type = headers.first(name: "content-type"), !type.hasPrefix("application/grpc") {
+            return answer(id, .status(GRPCStatus(.invalidArgument, "content-type \(type) is not gRPC: use application/grpc")))
+        }
+        if let encoding = headers.first(name: "grpc-encoding"), encoding != "identity" {
+            return answer(id, .status(GRPCStatus(.unimplemented, "compressed messages (grpc-encoding \(encoding)) are not supported: send them uncompressed")))
+        }
+        if case .streaming(let body) = method {
+            let (requests, continuation) = RequestStream.makeStream()
+            calls[id]!.requests = continuation
+            let writer = ResponseWriter(connection: NIOLoopBound(self, eventLoop: context!.eventLoop), streamID: id)
+            let loop = NIOLoopBound(self, eventLoop: context!.eventLoop)
+            calls[id]!.task = Task {
+                let status: GRPCStatus
+                do {
+                    try await body(requests, writer)
+                    status = .ok
+                } catch {
+                    status = GRPCStatus(error)
+                }
+                loop.eventLoop.execute {
+                    loop.value.answer(id, .status(status))
+                    loop.value.flushIfNeeded()
+                }
+            }
+        }
+        if endStream { remoteClosed(id) }
+    }
+
+    private func receive(_ id: HTTP2StreamID, _ data: HTTP2Frame.FramePayload.Data) {
+        guard case .byteBuffer(var bytes) = data.data else { return }
+        let flowed = bytes.readableBytes + (data.paddingBytes.map { $0 + 1 } ?? 0)
+        connectionUnacknowledged += flowed
+        if connectionUnacknowledged >= Self.connectionWindow / 2 {
+            write(HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: connectionUnacknowledged)))
+            connectionUnacknowledged = 0
+        }
+        guard var call = calls[id], !call.answered else { return }
+        call.pendingBytes.writeBuffer(&bytes)
+        var failure: GRPCStatus?
+        while failure == nil, let length = call.pendingBytes.getInteger(at: call.pendingBytes.readerIndex + 1, as: UInt32.self) {
+            let compressed = call.pendingBytes.getInteger(at: call.pendingBytes.readerIndex, as: UInt8.self)!
+            if compressed != 0 {
+                failure = GRPCStatus(.unimplemented, "compressed messages are not supported: send them uncompressed")
+            } else if Int(length) > router.maxRequestMessageBytes {
+                failure = GRPCStatus(.resourceExhausted,
+                                     "grpc: received message larger than max (\(length) vs. \(router.maxRequestMessageBytes))")
+            } else if call.pendingBytes.readableBytes >= 5 + Int(length) {
+                call.pendingBytes.moveReaderIndex(forwardBy: 5)
+                let message = call.pendingBytes.readBytes(length: Int(length))!
+                if let requests = call.requests {
+                    requests.yield(message)
+                } else if call.request == nil {
+                    call.request = message
+                } else {
+                    failure = GRPCStatus(.internalError, "grpc: a unary call got more than one request message")
+                }
+            } else {
+                break
+            }
+        }
+        call.pendingBytes.discardReadBytes()
+        if !data.endStream {
+            call.unacknowledged += flowed
+            if call.unacknowledged >= Self.streamWindow / 2 {
+                write(HTTP2Frame(streamID: id, payload: .windowUpdate(windowSizeIncrement: call.unacknowledged)))
+                call.unacknowledged = 0
+            }
+        }
+        calls[id] = call
+        if let failure { return answer(id, .status(failure)) }
+        if data.endStream { remoteClosed(id) }
+    }
+
+    /// The client has sent everything: run a unary call, end a stream's requests.
+    private func remoteClosed(_ id: HTTP2StreamID) {
+        guard var call = calls[id], !call.remoteClosed else { return }
+        call.remoteClosed = true
+        calls[id] = call
+        if call.answered { return }
+        if call.pendingBytes.readableBytes > 0 {
+            return answer(id, .status(GRPCStatus(.internalError, "grpc: the request ended inside a message")))
+        }
+        switch call.method {
+        case .unary(let body):
+            guard let request = call.request else {
+                return answer(id, .status(GRPCStatus(.internalError, "grpc: a unary call ended without its request message")))
+            }
+            calls[id]!.request = nil
+            body(request, UnaryResponder(inbox: inbox!, streamID: id))
+        case .streaming:
+            call.requests?.finish()
+        }
+    }
+
+    // MARK: Outbound
+
+    /// Ends a call: its response and OK, or its status alone.
+    func answer(_ id: HTTP2StreamID, _ outcome: CompletionInbox.Outcome) {
+        guard var call = calls[id], !call.answered else { return }
+        call.answered = true
+        let status: GRPCStatus
+        switch outcome {
+        case .message(let message):
+            status = .ok
+            if !call.headersSent { write(HTTP2Frame(streamID: id, payload: .headers(.init(headers: Self.responseHeaders)))) }
+            write(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(framed(message))))))
+            write(HTTP2Frame(streamID: id, payload: .headers(.init(headers: ["grpc-status": "0"], endStream: true))))
+        case .status(let s):
+            status = s
+            var trailers: HPACKHeaders = call.headersSent ? [:] : Self.responseHeaders
+            trailers.add(name: "grpc-status", value: String(s.code.rawValue))
+            if !s.message.isEmpty { trailers.add(name: "grpc-message", value: s.percentEncodedMessage) }
+            write(HTTP2Frame(streamID: id, payload: .headers(.init(headers: trailers, endStream: true))))
+        }
+        call.headersSent = true
+        calls[id] = call
+        router.observer?(call.path, status.code)
+    }
+
+    /// One response message of a streaming call; `then` resumes when the stream has room for more.
+    func send(_ message: [UInt8], on id: HTTP2StreamID, then resume: CheckedContinuation<Void, any Error>) {
+        guard var call = calls[id], !call.answered, let context else {
+            return resume.resume(throwing: CancellationError())
+        }
+        if !call.headersSent {
+            write(HTTP2Frame(streamID: id, payload: .headers(.init(headers: Self.responseHeaders))))
+            call.headersSent = true
+        }
+        let size = message.count + 5
+        call.outstanding += size
+        let written = context.eventLoop.makePromise(of: Void.self)
+        context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(framed(message)))))), promise: written)
+        context.flush()
+        written.futureResult.assumeIsolated().whenComplete { [self] _ in drained(size, on: id) }
+        if call.outstanding <= Self.outboundLimit { resume.resume() } else { call.waiters.append(resume) }
+        calls[id] = call
+    }
+
+    private func drained(_ size: Int, on id: HTTP2StreamID) {
+        guard var call = calls[id] else { return }
+        call.outstanding -= size
+        if call.outstanding <= Self.outboundLimit {
+            for w in call.waiters { w.resume() }
+            call.waiters.removeAll()
+        }
+        calls[id] = call
+    }
+
+    private func framed(_ message: [UInt8]) -> ByteBuffer {
+        var buffer = context!.channel.allocator.buffer(capacity: message.count + 5)
+        buffer.writeInteger(UInt8(0))
+        buffer.writeInteger(UInt32(message.count))
+        buffer.writeBytes(message)
+        return buffer
+    }
+
+    private func write(_ frame: HTTP2Frame) {
+        context?.write(wrapOutboundOut(frame), promise: nil)
+        needsFlush = true
+    }
+
+    func flushIfNeeded() {
+        if needsFlush {
+            needsFlush = false
+            context?.flush()
+        }
+    }
+
+    // MARK: Ends
+
+    private func streamClosed(_ id: HTTP2StreamID) {
+        guard let call = calls.removeValue(forKey: id) else { return }
+        end(call)
+        if draining && calls.isEmpty { context?.close(promise: nil) }
+    }
+
+    private func end(_ call: Call) {
+        call.requests?.finish(throwing: CancellationError())
+        if !call.answered { call.task?.cancel() }
+        for w in call.waiters { w.resume(throwing: CancellationError()) }
+    }
+
+    private func tearDown() {
+        let all = calls.values
+        calls.removeAll()
+        for call in all { end(call) }
+    }
+}
