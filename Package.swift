@@ -126,7 +126,10 @@ let package = Package(
             name: "Ballast",
             dependencies: [
                 "LSMTree", "CSQLite", "SQLite", "MVCCStore", "EtcdAPI", "CloudProvider", "HTTPKit", "CSIDriver",
-                "APIClient", "CloudControllerManager", "APIServer",
+                "APIClient", "CloudControllerManager", "APIServer", "GRPCWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

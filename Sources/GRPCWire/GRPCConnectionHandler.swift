@@ -332,11 +332,7 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
     }
 
     private func framed(_ message: [UInt8]) -> ByteBuffer {
-        var buffer = context!.channel.allocator.buffer(capacity: message.count + 5)
-        buffer.writeInteger(UInt8(0))
-        buffer.writeInteger(UInt32(message.count))
-        buffer.writeBytes(message)
-        return buffer
+        GRPCMessage.framed(message, allocator: context!.channel.allocator)
     }
 
     private func write(_ frame: HTTP2Frame) {

@@ -138,6 +138,23 @@ enum FileIO {
     }
 }
 
+extension FileIO {
+    private static let zeros = [UInt8](repeating: 0, count: 64 << 10)
+
+    /// Writes zeros over [from, to); false if the disk refused (the caller's own write will say why).
+    static func writeZeros(_ fd: Int32, from: Int, to: Int) -> Bool {
+        var at = from
+        return zeros.withUnsafeBytes { z in
+            while at < to {
+                let n = pwrite(fd, z.baseAddress!, min(z.count, to - at), off_t(at))
+                if n <= 0 { return false }
+                at += n
+            }
+            return true
+        }
+    }
+}
+
 /// An append-only file with its own write offset (WAL segments, MANIFEST logs,
 /// SSTables being built). Not thread-safe: one owner writes it.
 final class AppendFile {
@@ -153,9 +170,11 @@ final class AppendFile {
     /// Opens `path` for appending at `offset` (0 for a new file). `bufferLimit`
     /// bytes are gathered before a write system call (0: write through).
     ///
-    /// With a `preallocationStep`, disk space (and file size) is reserved that
-    /// many bytes ahead of the writes, so that an fdatasync after an append
-    /// does not have to grow the file; the reserved tail reads as zeros.
+    /// With a `preallocationStep`, the file is extended with written zeros
+    /// that many bytes ahead of the writes, so that an fdatasync after an
+    /// append flushes data only: no file size to grow and, unlike
+    /// `fallocate`'s unwritten extents, no extent to convert (on this
+    /// machine's ext4: 37 instead of 55-69 µs of CPU per fdatasync).
     init(path: String, truncate: Bool, offset: Int = 0, bufferLimit: Int = 0, preallocationStep: Int = 0) throws {
         self.path = path
         self.fd = try FileIO.open(path, O_WRONLY | O_CREAT | (truncate ? O_TRUNC : 0))
@@ -178,7 +197,7 @@ final class AppendFile {
     func append(_ bytes: UnsafeRawBufferPointer) throws {
         if preallocationStep > 0 && offset + bytes.count > allocatedEnd {
             let end = offset + bytes.count + preallocationStep
-            if posix_fallocate(fd, off_t(allocatedEnd), off_t(end - allocatedEnd)) == 0 { allocatedEnd = end }
+            if FileIO.writeZeros(fd, from: allocatedEnd, to: end) { allocatedEnd = end }
         }
         if bufferLimit == 0 {
             try FileIO.pwriteAll(fd, bytes, at: offset, path: path)

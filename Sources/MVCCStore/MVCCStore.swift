@@ -15,6 +15,9 @@ public struct MVCCOptions: Sendable {
     public var minLeaseTTL: Int64 = 2
     /// How often expired leases are looked for.
     public var leaseCheckInterval: Duration = .milliseconds(500)
+    /// Longest a group commit waits for more concurrent writes to share its
+    /// fdatasync (only when the previous group had several; 0: never waits).
+    public var groupCommitLinger: Duration = .microseconds(500)
     /// Events buffered for a watcher before it falls back to reading history from the store.
     public var watcherBufferEvents = 1024
     /// Seconds since an arbitrary start; leases expire by this clock (tests replace it).
@@ -35,7 +38,7 @@ public enum Alarm: Sendable, Equatable {
 /// revision, range at a revision, transactions, compaction, watch and leases.
 /// See docs/store.md for the key layout and the write pipeline.
 ///
-/// Writes go through one writer task that takes every queued request,
+/// Writes go through one writer thread that takes every queued request,
 /// applies them in order (each write transaction gets the next revision),
 /// commits them as ONE engine batch with one fdatasync, then publishes the
 /// new revision to readers and watchers and answers the callers — group
@@ -54,7 +57,7 @@ public final class MVCCStore: @unchecked Sendable {
     let queue = WriteQueue()
     let hub: WatchHub
     let lessor: Lessor
-    private var writerTask: Task<Void, Never>?
+    private let writerDone = DispatchGroup()
     private var leaseTask: Task<Void, Never>?
     /// Identity reported in response headers (stable per data directory).
     public let clusterID: UInt64
@@ -104,14 +107,20 @@ public final class MVCCStore: @unchecked Sendable {
                 lessor.attach(r.lease, key: Array(k.dropFirst()))
             }
         }
-        writerTask = Task.detached { [self] in await writerLoop() }
+        writerDone.enter()
+        let writer = Thread { [self] in
+            writerLoop()
+            writerDone.leave()
+        }
+        writer.name = "mvcc-writer"
+        writer.start()
         leaseTask = Task.detached { [self] in await leaseLoop() }
     }
 
     /// Stops the writer and the lease clock, fails queued requests and closes the engine.
     public func close() async throws {
         queue.close()
-        await writerTask?.value
+        await withCheckedContinuation { c in writerDone.notify(queue: .global()) { c.resume() } }
         leaseTask?.cancel()
         await leaseTask?.value
         hub.closeAll()
