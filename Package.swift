@@ -158,6 +158,13 @@ let package = Package(
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        .testTarget(name: "GRPCWireTests", dependencies: [
+            "GRPCWire",
+            .product(name: "GRPCCore", package: "grpc-swift-2"),
+            .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+        ]),
         .testTarget(name: "EtcdAPITests", dependencies: [
             "EtcdAPI", "MVCCStore", "TestSupport",
             .product(name: "GRPCCore", package: "grpc-swift-2"),

@@ -34,8 +34,8 @@ public struct EtcdServerConfiguration: Sendable {
 public final class EtcdServer: Sendable {
     public let store: MVCCStore
     public let configuration: EtcdServerConfiguration
-    private let server: GRPCServer
-    private let metricsServer: GRPCServer?
+    private let server: GRPCWireServer
+    private let metricsServer: GRPCWireServer?
     private let logger: Logger
     private let port = NIOLockedValueBox<Int?>(nil)
     private let stopped = NIOLockedValueBox<Task<Void, Never>?>(nil)
@@ -62,8 +62,8 @@ public final class EtcdServer: Sendable {
             try ops.configureHTTPServerPipeline(position: .last)
             try ops.addHandler(HTTPEndpoints(metrics: metrics))
         }
-        server = GRPCServer(router: router, threads: configuration.eventLoops, http1: http1)
-        metricsServer = configuration.metricsPort == nil ? nil : GRPCServer(router: GRPCRouter(), threads: 1, http1: http1)
+        server = GRPCWireServer(router: router, threads: configuration.eventLoops, http1: http1)
+        metricsServer = configuration.metricsPort == nil ? nil : GRPCWireServer(router: GRPCRouter(), threads: 1, http1: http1)
     }
 
     /// Serves until `shutdown()`; returns once the listeners are closed.

@@ -151,12 +151,12 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let closed = event as? StreamClosedEvent {
             streamClosed(closed.streamID)
-        } else if event is GRPCServer.Drain {
+        } else if event is GRPCWireServer.Drain {
             draining = true
             context.writeAndFlush(wrapOutboundOut(HTTP2Frame(streamID: .rootStream,
                                                             payload: .goAway(lastStreamID: lastStreamID, errorCode: .noError, opaqueData: nil))),
                                   promise: nil)
-            if calls.isEmpty { context.close(promise: nil) }
+            if calls.isEmpty { closeSoon() }
         }
         context.fireUserInboundEventTriggered(event)
     }
@@ -282,23 +282,25 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
     /// Ends a call: its response and OK, or its status alone.
     func answer(_ id: HTTP2StreamID, _ outcome: CompletionInbox.Outcome) {
         guard var call = calls[id], !call.answered else { return }
+        let headersSent = call.headersSent
         call.answered = true
+        call.headersSent = true
+        // Stored before any write: writing END_STREAM can close the stream (and remove the call) at once.
+        calls[id] = call
         let status: GRPCStatus
         switch outcome {
         case .message(let message):
             status = .ok
-            if !call.headersSent { write(HTTP2Frame(streamID: id, payload: .headers(.init(headers: Self.responseHeaders)))) }
+            if !headersSent { write(HTTP2Frame(streamID: id, payload: .headers(.init(headers: Self.responseHeaders)))) }
             write(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(framed(message))))))
             write(HTTP2Frame(streamID: id, payload: .headers(.init(headers: ["grpc-status": "0"], endStream: true))))
         case .status(let s):
             status = s
-            var trailers: HPACKHeaders = call.headersSent ? [:] : Self.responseHeaders
+            var trailers: HPACKHeaders = headersSent ? [:] : Self.responseHeaders
             trailers.add(name: "grpc-status", value: String(s.code.rawValue))
             if !s.message.isEmpty { trailers.add(name: "grpc-message", value: s.percentEncodedMessage) }
             write(HTTP2Frame(streamID: id, payload: .headers(.init(headers: trailers, endStream: true))))
         }
-        call.headersSent = true
-        calls[id] = call
         router.observer?(call.path, status.code)
     }
 
@@ -307,18 +309,21 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
         guard var call = calls[id], !call.answered, let context else {
             return resume.resume(throwing: CancellationError())
         }
-        if !call.headersSent {
-            write(HTTP2Frame(streamID: id, payload: .headers(.init(headers: Self.responseHeaders))))
-            call.headersSent = true
-        }
+        let headersSent = call.headersSent
         let size = message.count + 5
+        call.headersSent = true
         call.outstanding += size
-        let written = context.eventLoop.makePromise(of: Void.self)
-        context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(framed(message)))))), promise: written)
-        context.flush()
-        written.futureResult.assumeIsolated().whenComplete { [self] _ in drained(size, on: id) }
-        if call.outstanding <= Self.outboundLimit { resume.resume() } else { call.waiters.append(resume) }
+        let full = call.outstanding > Self.outboundLimit
+        if full { call.waiters.append(resume) }
+        // Stored before the write: a flush can complete the write promise (and run `drained`) at once.
         calls[id] = call
+        if !headersSent { write(HTTP2Frame(streamID: id, payload: .headers(.init(headers: Self.responseHeaders)))) }
+        let written = context.eventLoop.makePromise(of: Void.self)
+        written.futureResult.assumeIsolated().whenComplete { [self] _ in drained(size, on: id) }
+        context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(framed(message)))))), promise: written)
+        needsFlush = false
+        context.flush()
+        if !full { resume.resume() }
     }
 
     private func drained(_ size: Int, on id: HTTP2StreamID) {
@@ -352,7 +357,17 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
     private func streamClosed(_ id: HTTP2StreamID) {
         guard let call = calls.removeValue(forKey: id) else { return }
         end(call)
-        if draining && calls.isEmpty { context?.close(promise: nil) }
+        if draining && calls.isEmpty { closeSoon() }
+    }
+
+    /// Closes the connection after what is being written now has been flushed
+    /// (a stream closes in the middle of the flush that carries its last frame).
+    private func closeSoon() {
+        guard let context else { return }
+        context.eventLoop.assumeIsolated().execute {
+            context.flush()
+            context.close(promise: nil)
+        }
     }
 
     private func end(_ call: Call) {

@@ -10,7 +10,7 @@ import NIOPosix
 /// A connection that does not start with the HTTP/2 preface is handed to
 /// `http1`, if given (etcd serves /metrics and /health on its client port
 /// that way); otherwise it is closed.
-public final class GRPCServer: Sendable {
+public final class GRPCWireServer: Sendable {
     /// Sent down every connection's pipeline to begin a graceful shutdown.
     struct Drain {}
 
