@@ -76,10 +76,12 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
     /// Bytes of one stream's responses allowed to wait for the socket before `send` waits.
     static let outboundLimit = 1 << 20
 
-    private struct Call {
+    /// One call's state; a class, so that the handler updates it in place.
+    private final class Call {
         let path: String
         let method: GRPCMethod
-        var pendingBytes = ByteBuffer()
+        /// The start of a message whose end has not arrived yet.
+        var pendingBytes: ByteBuffer?
         var request: [UInt8]?
         var remoteClosed = false
         var answered = false
@@ -89,7 +91,10 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
         var unacknowledged = 0
         var outstanding = 0
         var waiters: [CheckedContinuation<Void, any Error>] = []
-        var isUnary: Bool { if case .unary = method { return true } else { return false } }
+        init(path: String, method: GRPCMethod) {
+            self.path = path
+            self.method = method
+        }
     }
 
     private let router: GRPCRouter
@@ -191,10 +196,10 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
         }
         if case .streaming(let body) = method {
             let (requests, continuation) = RequestStream.makeStream()
-            calls[id]!.requests = continuation
+            calls[id]?.requests = continuation
             let writer = ResponseWriter(connection: NIOLoopBound(self, eventLoop: context!.eventLoop), streamID: id)
             let loop = NIOLoopBound(self, eventLoop: context!.eventLoop)
-            calls[id]!.task = Task {
+            calls[id]?.task = Task {
                 let status: GRPCStatus
                 do {
                     try await body(requests, writer)
@@ -219,19 +224,22 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
             write(HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: connectionUnacknowledged)))
             connectionUnacknowledged = 0
         }
-        guard var call = calls[id], !call.answered else { return }
-        call.pendingBytes.writeBuffer(&bytes)
+        guard let call = calls[id], !call.answered else { return }
+        if var pending = call.pendingBytes {
+            pending.writeBuffer(&bytes)
+            bytes = pending
+        }
         var failure: GRPCStatus?
-        while failure == nil, let length = call.pendingBytes.getInteger(at: call.pendingBytes.readerIndex + 1, as: UInt32.self) {
-            let compressed = call.pendingBytes.getInteger(at: call.pendingBytes.readerIndex, as: UInt8.self)!
+        while failure == nil, let length = bytes.getInteger(at: bytes.readerIndex + 1, as: UInt32.self) {
+            let compressed = bytes.getInteger(at: bytes.readerIndex, as: UInt8.self)!
             if compressed != 0 {
                 failure = GRPCStatus(.unimplemented, "compressed messages are not supported: send them uncompressed")
             } else if Int(length) > router.maxRequestMessageBytes {
                 failure = GRPCStatus(.resourceExhausted,
                                      "grpc: received message larger than max (\(length) vs. \(router.maxRequestMessageBytes))")
-            } else if call.pendingBytes.readableBytes >= 5 + Int(length) {
-                call.pendingBytes.moveReaderIndex(forwardBy: 5)
-                let message = call.pendingBytes.readBytes(length: Int(length))!
+            } else if bytes.readableBytes >= 5 + Int(length) {
+                bytes.moveReaderIndex(forwardBy: 5)
+                let message = bytes.readBytes(length: Int(length))!
                 if let requests = call.requests {
                     requests.yield(message)
                 } else if call.request == nil {
@@ -243,7 +251,7 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
                 break
             }
         }
-        call.pendingBytes.discardReadBytes()
+        call.pendingBytes = bytes.readableBytes > 0 ? bytes : nil
         if !data.endStream {
             call.unacknowledged += flowed
             if call.unacknowledged >= Self.streamWindow / 2 {
@@ -251,18 +259,16 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
                 call.unacknowledged = 0
             }
         }
-        calls[id] = call
         if let failure { return answer(id, .status(failure)) }
         if data.endStream { remoteClosed(id) }
     }
 
     /// The client has sent everything: run a unary call, end a stream's requests.
     private func remoteClosed(_ id: HTTP2StreamID) {
-        guard var call = calls[id], !call.remoteClosed else { return }
+        guard let call = calls[id], !call.remoteClosed else { return }
         call.remoteClosed = true
-        calls[id] = call
         if call.answered { return }
-        if call.pendingBytes.readableBytes > 0 {
+        if call.pendingBytes != nil {
             return answer(id, .status(GRPCStatus(.internalError, "grpc: the request ended inside a message")))
         }
         switch call.method {
@@ -270,7 +276,7 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
             guard let request = call.request else {
                 return answer(id, .status(GRPCStatus(.internalError, "grpc: a unary call ended without its request message")))
             }
-            calls[id]!.request = nil
+            call.request = nil
             body(request, UnaryResponder(inbox: inbox!, streamID: id))
         case .streaming:
             call.requests?.finish()
@@ -281,12 +287,10 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
 
     /// Ends a call: its response and OK, or its status alone.
     func answer(_ id: HTTP2StreamID, _ outcome: CompletionInbox.Outcome) {
-        guard var call = calls[id], !call.answered else { return }
+        guard let call = calls[id], !call.answered else { return }
         let headersSent = call.headersSent
         call.answered = true
         call.headersSent = true
-        // Stored before any write: writing END_STREAM can close the stream (and remove the call) at once.
-        calls[id] = call
         let status: GRPCStatus
         switch outcome {
         case .message(let message):
@@ -306,7 +310,7 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
 
     /// One response message of a streaming call; `then` resumes when the stream has room for more.
     func send(_ message: [UInt8], on id: HTTP2StreamID, then resume: CheckedContinuation<Void, any Error>) {
-        guard var call = calls[id], !call.answered, let context else {
+        guard let call = calls[id], !call.answered, let context else {
             return resume.resume(throwing: CancellationError())
         }
         let headersSent = call.headersSent
@@ -315,8 +319,6 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
         call.outstanding += size
         let full = call.outstanding > Self.outboundLimit
         if full { call.waiters.append(resume) }
-        // Stored before the write: a flush can complete the write promise (and run `drained`) at once.
-        calls[id] = call
         if !headersSent { write(HTTP2Frame(streamID: id, payload: .headers(.init(headers: Self.responseHeaders)))) }
         let written = context.eventLoop.makePromise(of: Void.self)
         written.futureResult.assumeIsolated().whenComplete { [self] _ in drained(size, on: id) }
@@ -327,13 +329,12 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
     }
 
     private func drained(_ size: Int, on id: HTTP2StreamID) {
-        guard var call = calls[id] else { return }
+        guard let call = calls[id] else { return }
         call.outstanding -= size
         if call.outstanding <= Self.outboundLimit {
             for w in call.waiters { w.resume() }
             call.waiters.removeAll()
         }
-        calls[id] = call
     }
 
     private func framed(_ message: [UInt8]) -> ByteBuffer {
