@@ -33,6 +33,9 @@ struct EtcdctlTests {
         #expect(try s.etcdctl(["put", "a", "b"]).stdout == "OK\n")
         let metrics = try run("curl", ["-s", "http://127.0.0.1:\(metricsPort)/metrics"]).stdout
         #expect(metrics.contains("etcd_debugging_mvcc_current_revision 2"))
+        // The client port keeps serving HTTP/1.1 next to gRPC, as etcd's does.
+        #expect(try run("curl", ["-s", "\(s.endpoint)/health"]).stdout == "{\"health\":\"true\",\"reason\":\"\"}")
+        #expect(try run("curl", ["-s", "\(s.endpoint)/metrics"]).stdout.contains("grpc_server_handled_total{grpc_method=\"Put\",grpc_service=\"etcdserverpb.KV\"} 1"))
     }
 
     @Test func oversizedRequestIsRefusedWithEtcdsMessage() throws {

@@ -27,7 +27,7 @@ struct StoreServeCommand: AsyncParsableCommand {
     @Option(help: "URL to listen on for clients, http://HOST:PORT (one).")
     var listenClientUrls: String = "http://127.0.0.1:2379"
 
-    @Option(help: "Serve /metrics and /health on this URL instead of the client port; gRPC then listens on the client port directly, one hop shorter.")
+    @Option(help: "Also serve /metrics and /health on this URL (the client port serves them too, next to gRPC).")
     var listenMetricsUrls: String?
 
     @Option(help: "Client URLs advertised in MemberList (comma-separated).")
