@@ -73,6 +73,22 @@ struct TestServer {
         return TestServer(server: server, port: port, seen: observations)
     }
 
+    /// Runs `body` with a GRPCUnaryClient connected to this server, on an event loop group of
+    /// its own, removed afterwards even when `body` throws.
+    func withLeanClient<T>(_ body: (GRPCUnaryClient, MultiThreadedEventLoopGroup) async throws -> T) async throws -> T {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        do {
+            let lean = try await GRPCUnaryClient.connect(host: "127.0.0.1", port: port, group: group)
+            let result = try await body(lean, group)
+            await lean.close()
+            try await group.shutdownGracefully()
+            return result
+        } catch {
+            try? await group.shutdownGracefully()
+            throw error
+        }
+    }
+
     /// Runs `body` with a grpc-swift client connected to this server.
     func withClient<T: Sendable>(_ body: @Sendable (GRPCClient<HTTP2ClientTransport.Posix>) async throws -> T) async throws -> T {
         let transport = try HTTP2ClientTransport.Posix(target: .ipv4(address: "127.0.0.1", port: port), transportSecurity: .plaintext)
@@ -90,31 +106,25 @@ func method(_ name: String) -> MethodDescriptor { MethodDescriptor(fullyQualifie
                                    serializer: RawBytes(), deserializer: RawBytes(), options: .defaults) { try $0.message }
         }
         #expect(reversed == Array("cba".utf8))
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let lean = try await GRPCUnaryClient.connect(host: "127.0.0.1", port: s.port, group: group)
-        let async = try await lean.call("/test.Echo/Async", [1, 2, 3]).get()
+        let async = try await s.withLeanClient { lean, _ in try await lean.call("/test.Echo/Async", [1, 2, 3]).get() }
         #expect(async == [3])
-        await lean.close()
-        try await group.shutdownGracefully()
         await s.server.shutdown()
     }
 
     @Test func manyConcurrentCallsAnsweredFromOtherThreadsEachGetTheirOwnAnswer() async throws {
         let s = try await TestServer.start()
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let lean = try await GRPCUnaryClient.connect(host: "127.0.0.1", port: s.port, group: group)
-        let futures = (0..<500).map { i in lean.call("/test.Echo/Later", Array("call \(i)".utf8)) }
-        for (i, f) in futures.enumerated() {
-            let answer = try await f.get()
-            #expect(answer == Array("call \(i)".utf8))
+        try await s.withLeanClient { lean, _ in
+            let futures = (0..<500).map { i in lean.call("/test.Echo/Later", Array("call \(i)".utf8)) }
+            for (i, f) in futures.enumerated() {
+                let answer = try await f.get()
+                #expect(answer == Array("call \(i)".utf8))
+            }
+            // Every finished call has left the connection's books: draining closes it at once
+            // instead of waiting out the 2 s grace for calls it believes are open.
+            let t0 = ContinuousClock.now
+            await s.server.shutdown()
+            #expect(ContinuousClock.now - t0 < .seconds(1.5))
         }
-        // Every finished call has left the connection's books: draining closes it at once
-        // instead of waiting out the 2 s grace for calls it believes are open.
-        let t0 = ContinuousClock.now
-        await s.server.shutdown()
-        #expect(ContinuousClock.now - t0 < .seconds(1.5))
-        await lean.close()
-        try await group.shutdownGracefully()
     }
 
     @Test func statusesReachTheClientWithTheirMessages() async throws {
@@ -202,7 +212,6 @@ func method(_ name: String) -> MethodDescriptor { MethodDescriptor(fullyQualifie
 
     @Test func aClientThatGoesAwayCancelsItsStreamsHandler() async throws {
         let s = try await TestServer.start()
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         try await s.withClient { client in
             let call = Task {
                 try await client.bidirectionalStreaming(
@@ -219,26 +228,22 @@ func method(_ name: String) -> MethodDescriptor { MethodDescriptor(fullyQualifie
             try await waitFor("the handler is cancelled (seen: \(s.seen.all))") { s.seen.all.contains("hold cancelled") }
         }
         // The server still answers on new connections.
-        let lean = try await GRPCUnaryClient.connect(host: "127.0.0.1", port: s.port, group: group)
-        #expect(try await lean.call("/test.Echo/Reverse", [1, 2]).get() == [2, 1])
-        await lean.close()
-        try await group.shutdownGracefully()
+        let answer = try await s.withLeanClient { lean, _ in try await lean.call("/test.Echo/Reverse", [1, 2]).get() }
+        #expect(answer == [2, 1])
         await s.server.shutdown()
     }
 
     @Test func shutdownLetsCallsInFlightFinishThenRefusesConnections() async throws {
         let s = try await TestServer.start()
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let lean = try await GRPCUnaryClient.connect(host: "127.0.0.1", port: s.port, group: group)
-        let inFlight = lean.call("/test.Echo/Slow", [9])
-        try await Task.sleep(for: .milliseconds(100))  // the server has it
-        await s.server.shutdown()
-        #expect(try await inFlight.get() == [9])
-        await #expect(throws: (any Error).self) {
-            _ = try await GRPCUnaryClient.connect(host: "127.0.0.1", port: s.port, group: group)
+        try await s.withLeanClient { lean, group in
+            let inFlight = lean.call("/test.Echo/Slow", [9])
+            try await Task.sleep(for: .milliseconds(100))  // the server has it
+            await s.server.shutdown()
+            #expect(try await inFlight.get() == [9])
+            await #expect(throws: (any Error).self) {
+                _ = try await GRPCUnaryClient.connect(host: "127.0.0.1", port: s.port, group: group)
+            }
         }
-        await lean.close()
-        try await group.shutdownGracefully()
     }
 }
 
