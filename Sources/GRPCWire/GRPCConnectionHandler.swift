@@ -8,7 +8,7 @@ public struct GRPCRouter: Sendable {
     public var methods: [String: GRPCMethod] = [:]
     /// Largest request message accepted; larger ones end the call with RESOURCE_EXHAUSTED.
     public var maxRequestMessageBytes = 4 << 20
-    /// Called once per call as it ends, with its path and status code (metrics).
+    /// Called once per call of a registered method as it ends, with its path and status code (metrics).
     public var observer: (@Sendable (_ path: String, _ code: GRPCStatus.Code) -> Void)?
 
     public init() {}
@@ -91,9 +91,11 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
         var unacknowledged = 0
         var outstanding = 0
         var waiters: [CheckedContinuation<Void, any Error>] = []
-        init(path: String, method: GRPCMethod) {
+        let observed: Bool
+        init(path: String, method: GRPCMethod, observed: Bool = true) {
             self.path = path
             self.method = method
+            self.observed = observed
         }
     }
 
@@ -180,7 +182,8 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
         guard let method = router.methods[path] else {
             let service = path.split(separator: "/").first.map(String.init) ?? path
             let known = router.methods.keys.contains { $0.hasPrefix("/\(service)/") }
-            calls[id] = Call(path: path, method: .unary { _, _ in })
+            // Not counted by the observer: clients choose paths, metrics must not grow with them.
+            calls[id] = Call(path: path, method: .unary { _, _ in }, observed: false)
             answer(id, .status(GRPCStatus(.unimplemented, known ? "unknown method \(path)" : "unknown service \(service)")))
             return
         }
@@ -305,7 +308,7 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
             if !s.message.isEmpty { trailers.add(name: "grpc-message", value: s.percentEncodedMessage) }
             write(HTTP2Frame(streamID: id, payload: .headers(.init(headers: trailers, endStream: true))))
         }
-        router.observer?(call.path, status.code)
+        if call.observed { router.observer?(call.path, status.code) }
     }
 
     /// One response message of a streaming call; `then` resumes when the stream has room for more.
