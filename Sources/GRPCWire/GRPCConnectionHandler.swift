@@ -16,33 +16,27 @@ public struct GRPCRouter: Sendable {
     public mutating func register(_ path: String, _ method: GRPCMethod) { methods[path] = method }
 }
 
-/// Answers that arrive from other threads for one connection's unary calls,
-/// delivered to its event loop in batches: the first answer of a batch
-/// schedules one task there, later ones join it, and the batch ends with a
-/// single flush.
+/// Answers that arrive from other threads for the unary calls of one event
+/// loop's connections, delivered in batches: the first answer of a batch
+/// schedules one task on the loop, later ones join it, and the batch ends
+/// with one flush per connection it touched. One group commit of the store
+/// thus costs each event loop one wake-up, however many connections it answers.
 final class CompletionInbox: @unchecked Sendable {
     enum Outcome {
         case message([UInt8])
         case status(GRPCStatus)
     }
 
+    let eventLoop: any EventLoop
     private let lock = NIOLock()
-    private var pending: [(HTTP2StreamID, Outcome)] = []
+    private var pending: [(NIOLoopBound<GRPCConnectionHandler>, HTTP2StreamID, Outcome)] = []
     private var scheduled = false
-    private let eventLoop: any EventLoop
-    /// Touched on the event loop only; nil once the connection is gone.
-    private var connection: GRPCConnectionHandler?
 
     init(eventLoop: any EventLoop) { self.eventLoop = eventLoop }
 
-    func attach(_ c: GRPCConnectionHandler?) {
-        eventLoop.preconditionInEventLoop()
-        connection = c
-    }
-
-    func post(_ id: HTTP2StreamID, _ outcome: Outcome) {
+    func post(_ connection: NIOLoopBound<GRPCConnectionHandler>, _ id: HTTP2StreamID, _ outcome: Outcome) {
         let schedule = lock.withLock {
-            pending.append((id, outcome))
+            pending.append((connection, id, outcome))
             defer { scheduled = true }
             return !scheduled
         }
@@ -55,9 +49,19 @@ final class CompletionInbox: @unchecked Sendable {
             defer { pending.removeAll(keepingCapacity: true) }
             return pending
         }
-        guard let connection else { return }
-        for (id, outcome) in batch { connection.answer(id, outcome) }
-        connection.flushIfNeeded()
+        var touched: [GRPCConnectionHandler] = []
+        for (bound, id, outcome) in batch {
+            let connection = bound.value
+            connection.answer(id, outcome)
+            if !connection.inFlushList {
+                connection.inFlushList = true
+                touched.append(connection)
+            }
+        }
+        for connection in touched {
+            connection.inFlushList = false
+            connection.flushIfNeeded()
+        }
     }
 }
 
@@ -102,21 +106,24 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
     private let router: GRPCRouter
     private var calls: [HTTP2StreamID: Call] = [:]
     private var context: ChannelHandlerContext?
-    private var inbox: CompletionInbox?
+    private let inbox: CompletionInbox
+    /// Set while a batch of answers is being delivered (see `CompletionInbox`).
+    var inFlushList = false
     private var connectionUnacknowledged = 0
     private var needsFlush = false
     private var draining = false
     private var lastStreamID = HTTP2StreamID(0)
 
     private static let responseHeaders = HPACKHeaders([(":status", "200"), ("content-type", "application/grpc")])
+    private static let okTrailers = HPACKHeaders([("grpc-status", "0")])
 
-    init(router: GRPCRouter) { self.router = router }
+    init(router: GRPCRouter, inbox: CompletionInbox) {
+        self.router = router
+        self.inbox = inbox
+    }
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        let inbox = CompletionInbox(eventLoop: context.eventLoop)
-        inbox.attach(self)
-        self.inbox = inbox
         // Raise the connection window from HTTP/2's 64 KiB in one go.
         let increment = Self.connectionWindow - 65_535
         context.writeAndFlush(wrapOutboundOut(HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: increment))),
@@ -125,7 +132,6 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
 
     func handlerRemoved(context: ChannelHandlerContext) {
         tearDown()
-        inbox?.attach(nil)
         self.context = nil
     }
 
@@ -280,7 +286,7 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
                 return answer(id, .status(GRPCStatus(.internalError, "grpc: a unary call ended without its request message")))
             }
             call.request = nil
-            body(request, UnaryResponder(inbox: inbox!, streamID: id))
+            body(request, UnaryResponder(inbox: inbox, connection: NIOLoopBound(self, eventLoop: inbox.eventLoop), streamID: id))
         case .streaming:
             call.requests?.finish()
         }
@@ -300,7 +306,7 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
             status = .ok
             if !headersSent { write(HTTP2Frame(streamID: id, payload: .headers(.init(headers: Self.responseHeaders)))) }
             write(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(framed(message))))))
-            write(HTTP2Frame(streamID: id, payload: .headers(.init(headers: ["grpc-status": "0"], endStream: true))))
+            write(HTTP2Frame(streamID: id, payload: .headers(.init(headers: Self.okTrailers, endStream: true))))
         case .status(let s):
             status = s
             var trailers: HPACKHeaders = headersSent ? [:] : Self.responseHeaders

@@ -44,10 +44,11 @@ extension GRPCStatus {
 /// Answers one unary call. The first answer counts; later ones are ignored.
 public struct UnaryResponder: Sendable {
     let inbox: CompletionInbox
+    let connection: NIOLoopBound<GRPCConnectionHandler>
     let streamID: HTTP2StreamID
 
-    public func succeed(_ response: [UInt8]) { inbox.post(streamID, .message(response)) }
-    public func fail(_ status: GRPCStatus) { inbox.post(streamID, .status(status)) }
+    public func succeed(_ response: [UInt8]) { inbox.post(connection, streamID, .message(response)) }
+    public func fail(_ status: GRPCStatus) { inbox.post(connection, streamID, .status(status)) }
 }
 
 /// The request messages of a streaming call, in order; it ends when the

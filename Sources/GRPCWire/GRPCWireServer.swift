@@ -19,6 +19,8 @@ public final class GRPCWireServer: Sendable {
     private let group: MultiThreadedEventLoopGroup
     private let listener: NIOLockedValueBox<(any Channel)?> = NIOLockedValueBox(nil)
     private let connections = NIOLockedValueBox<[ObjectIdentifier: any Channel]>([:])
+    /// One per event loop, shared by its connections.
+    private let inboxes: [ObjectIdentifier: CompletionInbox]
 
     /// - Parameters:
     ///   - threads: event loops; connections are spread over them.
@@ -27,7 +29,11 @@ public final class GRPCWireServer: Sendable {
                 http1: (@Sendable (ChannelPipeline.SynchronousOperations) throws -> Void)? = nil) {
         self.router = router
         self.http1 = http1
-        self.group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
+        self.group = group
+        var inboxes: [ObjectIdentifier: CompletionInbox] = [:]
+        for loop in group.makeIterator() { inboxes[ObjectIdentifier(loop)] = CompletionInbox(eventLoop: loop) }
+        self.inboxes = inboxes
     }
 
     /// Starts listening; returns the bound port (useful with port 0).
@@ -36,6 +42,7 @@ public final class GRPCWireServer: Sendable {
         let router = self.router
         let http1 = self.http1
         let connections = self.connections
+        let inboxes = self.inboxes
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -45,7 +52,8 @@ public final class GRPCWireServer: Sendable {
                 connections.withLockedValue { $0[key] = channel }
                 channel.closeFuture.whenComplete { _ in _ = connections.withLockedValue { $0.removeValue(forKey: key) } }
                 return channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(ProtocolSniffer(router: router, http1: http1))
+                    let inbox = inboxes[ObjectIdentifier(channel.eventLoop)]!
+                    try channel.pipeline.syncOperations.addHandler(ProtocolSniffer(router: router, inbox: inbox, http1: http1))
                 }
             }
             .bind(host: host, port: port).get()
@@ -78,12 +86,14 @@ public final class GRPCWireServer: Sendable {
 final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     private let router: GRPCRouter
+    private let inbox: CompletionInbox
     private let http1: (@Sendable (ChannelPipeline.SynchronousOperations) throws -> Void)?
     private var buffered: ByteBuffer?
     private static let preface = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
 
-    init(router: GRPCRouter, http1: (@Sendable (ChannelPipeline.SynchronousOperations) throws -> Void)?) {
+    init(router: GRPCRouter, inbox: CompletionInbox, http1: (@Sendable (ChannelPipeline.SynchronousOperations) throws -> Void)?) {
         self.router = router
+        self.inbox = inbox
         self.http1 = http1
     }
 
@@ -109,7 +119,7 @@ final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
                 connection.contentLengthValidation = .disabled
                 connection.headerBlockValidation = .disabled
                 try ops.addHandler(NIOHTTP2Handler(mode: .server, connectionConfiguration: connection))
-                try ops.addHandler(GRPCConnectionHandler(router: router))
+                try ops.addHandler(GRPCConnectionHandler(router: router, inbox: inbox))
             } else if let http1 {
                 try http1(ops)
             } else {
