@@ -124,10 +124,7 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        // Raise the connection window from HTTP/2's 64 KiB in one go.
-        let increment = Self.connectionWindow - 65_535
-        context.writeAndFlush(wrapOutboundOut(HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: increment))),
-                              promise: nil)
+        context.writeAndFlush(wrapOutboundOut(GRPCMessage.openingWindowUpdate), promise: nil)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {

@@ -82,9 +82,7 @@ final class GRPCClientHandler: ChannelInboundHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        let increment = GRPCConnectionHandler.connectionWindow - 65_535
-        context.writeAndFlush(wrapOutboundOut(HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: increment))),
-                              promise: nil)
+        context.writeAndFlush(wrapOutboundOut(GRPCMessage.openingWindowUpdate), promise: nil)
     }
 
     func call(_ path: String, _ request: [UInt8]) -> EventLoopFuture<[UInt8]> {
@@ -168,8 +166,14 @@ final class GRPCClientHandler: ChannelInboundHandler {
     }
 }
 
-/// gRPC's message framing: a compressed flag byte and a 4-byte big-endian length.
+/// What both ends of a connection share: gRPC's message framing (a
+/// compressed-flag byte and a 4-byte big-endian length) and the opening
+/// flow-control credit.
 enum GRPCMessage {
+    /// Raises the connection's inbound window from HTTP/2's 64 KiB to `GRPCConnectionHandler.connectionWindow` in one go.
+    static let openingWindowUpdate = HTTP2Frame(streamID: .rootStream,
+                                                payload: .windowUpdate(windowSizeIncrement: GRPCConnectionHandler.connectionWindow - 65_535))
+
     static func framed(_ message: [UInt8], allocator: ByteBufferAllocator) -> ByteBuffer {
         var buffer = allocator.buffer(capacity: message.count + 5)
         buffer.writeInteger(UInt8(0))
