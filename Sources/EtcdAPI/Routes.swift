@@ -10,13 +10,11 @@ extension GRPCRouter {
     mutating func unary<Request: Message, Response: Message>(
         _ path: String, _ body: @escaping @Sendable (Request) async throws -> Response
     ) {
-        register(path, .unary { bytes, responder in
-            Task {
-                do {
-                    responder.succeed(try encode(try await body(decode(bytes))))
-                } catch {
-                    responder.fail(ErrorMapping.status(error))
-                }
+        register(path, .unaryAsync { bytes in
+            do {
+                return try encode(try await body(decode(bytes)))
+            } catch {
+                throw ErrorMapping.status(error)
             }
         })
     }
