@@ -1,5 +1,4 @@
 import NIOCore
-import NIOHTTP2
 
 /// How the server runs one method. Messages are the serialized protobuf
 /// bytes, without gRPC's 5-byte length prefix.
@@ -45,7 +44,7 @@ extension GRPCStatus {
 public struct UnaryResponder: Sendable {
     let inbox: CompletionInbox
     let connection: NIOLoopBound<GRPCConnectionHandler>
-    let streamID: HTTP2StreamID
+    let streamID: UInt32
 
     public func succeed(_ response: [UInt8]) { inbox.post(connection, streamID, .message(response)) }
     public func fail(_ status: GRPCStatus) { inbox.post(connection, streamID, .status(status)) }
@@ -59,7 +58,7 @@ public typealias RequestStream = AsyncThrowingStream<[UInt8], any Error>
 /// Sends the response messages of a streaming call.
 public struct ResponseWriter: Sendable {
     let connection: NIOLoopBound<GRPCConnectionHandler>
-    let streamID: HTTP2StreamID
+    let streamID: UInt32
 
     /// Queues one message. Returns at once while fewer than a megabyte of this
     /// stream's messages wait to reach the socket, later otherwise (so a client

@@ -134,7 +134,7 @@ final class GRPCClientHandler: ChannelInboundHandler {
     }
 
     private func finish(_ id: HTTP2StreamID) {
-        guard var call = calls.removeValue(forKey: id) else { return }
+        guard let call = calls.removeValue(forKey: id) else { return }
         let status = call.status ?? GRPCStatus(.internalError, "the response ended without a grpc-status")
         guard status.code == .ok else { return call.promise.fail(status) }
         guard let length = call.body.getInteger(at: call.body.readerIndex + 1, as: UInt32.self), call.body.readableBytes == 5 + Int(length) else {

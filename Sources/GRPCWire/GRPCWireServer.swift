@@ -1,6 +1,5 @@
 import NIOConcurrencyHelpers
 import NIOCore
-import NIOHTTP2
 import NIOPosix
 
 /// A gRPC server for plaintext HTTP/2 (h2c) on TCP, written at the frame
@@ -108,17 +107,6 @@ final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
         do {
             let ops = context.pipeline.syncOperations
             if isHTTP2 {
-                var settings = nioDefaultSettings
-                settings.append(HTTP2Setting(parameter: .initialWindowSize, value: GRPCConnectionHandler.streamWindow))
-                settings.removeAll { $0.parameter == .maxConcurrentStreams }
-                settings.append(HTTP2Setting(parameter: .maxConcurrentStreams, value: 10_000))
-                var connection = NIOHTTP2Handler.ConnectionConfiguration()
-                connection.initialSettings = settings
-                // gRPC has no use for content-length, and the handler reads only the
-                // headers it knows: skip both per-request checks (2% of a put's CPU).
-                connection.contentLengthValidation = .disabled
-                connection.headerBlockValidation = .disabled
-                try ops.addHandler(NIOHTTP2Handler(mode: .server, connectionConfiguration: connection))
                 try ops.addHandler(GRPCConnectionHandler(router: router, inbox: inbox))
             } else if let http1 {
                 try http1(ops)
