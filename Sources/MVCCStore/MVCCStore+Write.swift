@@ -24,10 +24,15 @@ enum WriteResult: Sendable {
 
 /// The queue between callers and the writer thread.
 ///
-/// Group commit with a short linger: when the previous group showed
-/// concurrent writers, the writer waits, at most `linger`, until about as
-/// many requests as that group had are queued, so that one fdatasync covers
-/// them all. A lone writer (groups of one) never waits.
+/// Group commit with a short linger, kept only while requests keep coming:
+/// when the previous group showed concurrent writers, the writer waits
+/// until about as many requests as that group had are queued, so that one
+/// fdatasync covers them all, at most `linger` (500 µs) in all, and stops
+/// waiting as soon as a slice of `linger / slices` (25 µs) brings fewer than
+/// `minArrivals` new requests. Closed-loop clients answer a group in a
+/// burst that fills the next one; rate-limited clients (etcdctl check perf)
+/// arrive one by one, and waiting for them would only add latency. A lone
+/// writer (groups of one) never waits.
 final class WriteQueue: @unchecked Sendable {
     typealias Completion = @Sendable (Result<WriteResult, any Error>) -> Void
     typealias Item = (op: WriteOp, done: Completion)
@@ -38,6 +43,10 @@ final class WriteQueue: @unchecked Sendable {
     private var wakeAt = Int.max
     /// Requests the next group expects (decays by one per group).
     private var expected = 1
+    /// The linger is watched in this many slices; one that brings fewer
+    /// than `minArrivals` new requests ends it.
+    static let slices = 20.0
+    static let minArrivals = 2
 
     func submit(_ op: WriteOp) async throws -> WriteResult {
         try await withCheckedThrowingContinuation { c in
@@ -72,9 +81,14 @@ final class WriteQueue: @unchecked Sendable {
         }
         if linger > 0 && expected > 1 && pending.count < expected && !closed {
             let deadline = Date(timeIntervalSinceNow: linger)
+            var seen = pending.count
             while pending.count < expected && !closed {
                 wakeAt = expected
-                if !condition.wait(until: deadline) { break }
+                let slice = Date(timeIntervalSinceNow: linger / Self.slices)
+                if !condition.wait(until: min(slice, deadline)) {
+                    if pending.count - seen < Self.minArrivals || Date() >= deadline { break }
+                    seen = pending.count
+                }
             }
             wakeAt = Int.max
         }
