@@ -106,7 +106,8 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
         /// Outbound credit the client has given this stream.
         var sendWindow: Int
         /// gRPC-framed response bytes waiting for credit, then the trailers that follow them.
-        var queued = ByteBuffer()
+        var queued: ByteBuffer?
+        var queuedBytes: Int { queued?.readableBytes ?? 0 }
         var trailers: [UInt8]?
         var blocked = false
         var waiters: [CheckedContinuation<Void, any Error>] = []
@@ -507,7 +508,7 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
         case .message(let message):
             status = .ok
             sendResponseHeaders(id, call)
-            enqueue(message, on: call)
+            writeMessage(message, on: id, call)
             call.trailers = HeaderBlock.ok
         case .status(let s):
             status = s
@@ -524,10 +525,10 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
             return resume.resume(throwing: CancellationError())
         }
         sendResponseHeaders(id, call)
-        enqueue(message, on: call)
+        writeMessage(message, on: id, call)
         sendQueued(id, call)
         flushIfNeeded()
-        if call.queued.readableBytes > Self.outboundLimit || !context.channel.isWritable {
+        if call.queuedBytes > Self.outboundLimit || !context.channel.isWritable {
             call.waiters.append(resume)
         } else {
             resume.resume()
@@ -540,42 +541,53 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
         writeHeaders(id, HeaderBlock.response, endStream: false)
     }
 
-    private func enqueue(_ message: [UInt8], on call: Call) {
-        call.queued.writeInteger(UInt8(0))
-        call.queued.writeInteger(UInt32(message.count))
-        call.queued.writeBytes(message)
+    /// One gRPC-framed message: written now if the windows allow, else queued behind what waits for credit.
+    private func writeMessage(_ message: [UInt8], on id: UInt32, _ call: Call) {
+        let framedSize = 5 + message.count
+        if call.queued == nil && framedSize <= min(call.sendWindow, connectionSendWindow, peerMaxFrameSize) {
+            // The common case, a small answer with credit to spare: straight into the output.
+            out.writeFrameHeader(length: framedSize, type: .data, stream: id)
+            out.writeInteger(UInt8(0))
+            out.writeInteger(UInt32(message.count))
+            out.writeBytes(message)
+            call.sendWindow -= framedSize
+            connectionSendWindow -= framedSize
+            return
+        }
+        if call.queued == nil { call.queued = context!.channel.allocator.buffer(capacity: framedSize) }
+        call.queued!.writeInteger(UInt8(0))
+        call.queued!.writeInteger(UInt32(message.count))
+        call.queued!.writeBytes(message)
     }
 
     /// Sends as much of a stream's queued responses as the windows allow,
     /// then its trailers once nothing is left; a stream short of credit
     /// waits in `blockedStreams`.
     private func sendQueued(_ id: UInt32, _ call: Call) {
-        while call.queued.readableBytes > 0 {
-            let n = min(call.queued.readableBytes, call.sendWindow, connectionSendWindow, peerMaxFrameSize)
+        while let waiting = call.queued?.readableBytes, waiting > 0 {
+            let n = min(waiting, call.sendWindow, connectionSendWindow, peerMaxFrameSize)
             guard n > 0 else {
+                // What was sent no longer needs keeping (a stream that never drains would grow forever).
+                if call.queued!.readerIndex >= Self.outboundLimit { call.queued!.discardReadBytes() }
                 if !call.blocked {
                     call.blocked = true
                     blockedStreams.append(id)
                 }
                 return
             }
-            var chunk = call.queued.readSlice(length: n)!
+            var chunk = call.queued!.readSlice(length: n)!
             out.writeFrameHeader(length: n, type: .data, stream: id)
             out.writeBuffer(&chunk)
             call.sendWindow -= n
             connectionSendWindow -= n
         }
-        call.queued.clear()
+        call.queued = nil
         if let trailers = call.trailers {
             call.trailers = nil
             writeHeaders(id, trailers, endStream: true)
-            if call.remoteClosed {
-                closeStream(id)
-            } else {
-                // The answer is complete before the request: ask the client to stop sending (RFC 9113 §8.1).
-                out.writeRSTStream(stream: id, code: .noError)
-                closeStream(id)
-            }
+            // An answer complete before its request: ask the client to stop sending (RFC 9113 §8.1).
+            if !call.remoteClosed { out.writeRSTStream(stream: id, code: .noError) }
+            closeStream(id)
         } else {
             wakeSenders(call)
         }
@@ -594,7 +606,7 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
     }
 
     private func wakeSenders(_ call: Call) {
-        guard !call.waiters.isEmpty, call.queued.readableBytes <= Self.outboundLimit, context?.channel.isWritable == true else { return }
+        guard !call.waiters.isEmpty, call.queuedBytes <= Self.outboundLimit, context?.channel.isWritable == true else { return }
         let waiters = call.waiters
         call.waiters.removeAll()
         for w in waiters { w.resume() }

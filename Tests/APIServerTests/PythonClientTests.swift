@@ -5,8 +5,7 @@ import Foundation
 import Testing
 import TestSupport
 
-/// The interop tests' Python: BALLAST_PYTHON, or .venv/bin/python made by `make pydeps`.
-private let python = ProcessInfo.processInfo.environment["BALLAST_PYTHON"] ?? packageRoot.appendingPathComponent(".venv/bin/python").path
+private let python = interopPython
 
 extension ServerBackedSuites {
     @Suite struct PythonClientTests {

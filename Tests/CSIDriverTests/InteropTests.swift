@@ -6,8 +6,7 @@ import Foundation
 import Testing
 import TestSupport
 
-/// The interop tests' Python: BALLAST_PYTHON, or .venv/bin/python made by `make pydeps`.
-private let python = ProcessInfo.processInfo.environment["BALLAST_PYTHON"] ?? packageRoot.appendingPathComponent(".venv/bin/python").path
+private let python = interopPython
 
 @Suite(.serialized) struct CSIInteropTests {
     @Test func pythonGrpcClientDrivesTheDriver() async throws {

@@ -10,6 +10,10 @@ public func ballastBinary() -> String {
     return packageRoot.appendingPathComponent(".build/debug/ballast").path
 }
 
+/// The interop tests' Python: BALLAST_PYTHON, or .venv/bin/python made by `make pydeps`
+/// (grpcio, grpcio-tools and kubernetes).
+public let interopPython = ProcessInfo.processInfo.environment["BALLAST_PYTHON"] ?? packageRoot.appendingPathComponent(".venv/bin/python").path
+
 /// Ports handed out in this process, so parallel tests never get the same one.
 private let usedPorts = NSLockedSet()
 
