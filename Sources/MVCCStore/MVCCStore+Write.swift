@@ -335,7 +335,9 @@ extension MVCCStore {
                 if r.revision > 0 && r.revision < header {
                     let compacted = compactedRevision
                     if r.revision < compacted { throw MVCCError.compacted }
-                    responses.append(.range(try shape(readRange(KeyRange(key: r.key, rangeEnd: r.rangeEnd), at: r.revision, snapshot: nil), r, header: header)))
+                    let (found, total) = try readRange(KeyRange(key: r.key, rangeEnd: r.rangeEnd), at: r.revision, snapshot: nil,
+                                                       keep: Self.keysToKeep(r))
+                    responses.append(.range(try shape(found, r, header: header, total: total)))
                 } else {
                     if r.revision > header { throw MVCCError.futureRevision }
                     responses.append(.range(try shape(latestRange(KeyRange(key: r.key, rangeEnd: r.rangeEnd), t, group), r, header: header)))

@@ -152,33 +152,65 @@ public final class MVCCStore: @unchecked Sendable {
         if rev > current { throw MVCCError.futureRevision }
         if rev < compacted { throw MVCCError.compacted }
         let snapshot = db.snapshot()
-        let found = try readRange(KeyRange(key: request.key, rangeEnd: request.rangeEnd), at: rev, snapshot: snapshot)
-        return try shape(found, request, header: current)
+        let (found, total) = try readRange(KeyRange(key: request.key, rangeEnd: request.rangeEnd), at: rev, snapshot: snapshot,
+                                           keep: Self.keysToKeep(request))
+        return try shape(found, request, header: current, total: total)
     }
 
-    /// The live versions in `range` at revision `rev`, in key order.
-    func readRange(_ range: KeyRange, at rev: Int64, snapshot: Snapshot?) throws -> [KeyValue] {
+    /// How many of a range's live keys a request needs in full: the rest are
+    /// only counted. All of them when the result is filtered or sorted by
+    /// anything but ascending key; none for count-only.
+    static func keysToKeep(_ r: RangeRequest) -> Int {
+        if r.countOnly { return 0 }
+        let keyOrder = r.sortTarget == .key && r.sortOrder != .descend
+        let filtered = r.minModRevision > 0 || r.maxModRevision > 0 || r.minCreateRevision > 0 || r.maxCreateRevision > 0
+        return keyOrder && !filtered && r.limit > 0 ? Int(r.limit) + 1 : .max
+    }
+
+    /// The live versions in `range` at revision `rev`, in key order: the
+    /// first `keep` of them in full, and how many there are in all.
+    func readRange(_ range: KeyRange, at rev: Int64, snapshot: Snapshot?, keep: Int = .max) throws -> (kvs: [KeyValue], total: Int) {
         do {
             if range.isSingleKey {
                 guard let raw = try db.get(Layout.currentKey(range.start), snapshot: snapshot),
                       let r = try resolve(range.start, current: raw, at: rev, snapshot: snapshot)
-                else { return [] }
-                return [r.keyValue(range.start)]
+                else { return ([], 0) }
+                return (keep > 0 ? [r.keyValue(range.start)] : [], 1)
             }
             var out: [KeyValue] = []
+            var total = 0
             let it = try db.makeIterator(from: Layout.currentKey(range.start),
                                          to: range.end.map(Layout.currentKey) ?? [Layout.current + 1],
                                          snapshot: snapshot)
             while let (k, v) = try it.next() {
-                let key = Array(k.dropFirst())
-                if let r = try resolve(key, current: v, at: rev, snapshot: snapshot) { out.append(r.keyValue(key)) }
+                if out.count < keep {
+                    let key = Array(k.dropFirst())
+                    guard let r = try resolve(key, current: v, at: rev, snapshot: snapshot) else { continue }
+                    out.append(r.keyValue(key))
+                    total += 1
+                } else if try isLive(k, current: v, at: rev, snapshot: snapshot) {
+                    total += 1
+                }
             }
-            return out
+            return (out, total)
         } catch let e as MVCCError {
             throw e
         } catch {
             throw MVCCError.storage(error)
         }
+    }
+
+    /// Whether the key of current row `currentKey` is live at `rev`, without decoding values.
+    private func isLive(_ currentKey: [UInt8], current raw: [UInt8], at rev: Int64, snapshot: Snapshot?) throws -> Bool {
+        guard let c = raw.withUnsafeBytes({ Record.peek($0, withSuccessor: false) }) else {
+            throw MVCCError.storage(LSMError(.corruption, "undecodable record for key \(currentKey.dropFirst())"))
+        }
+        if c.modRevision <= rev { return !c.isTombstone }
+        let key = Array(currentKey.dropFirst())
+        let it = try db.makeIterator(from: Layout.historyKey(key, rev), to: prefixRangeEnd(Layout.historyPrefix(key)),
+                                     snapshot: snapshot)
+        guard let (_, v) = try it.next(), let h = v.withUnsafeBytes({ Record.peek($0, withSuccessor: true) }) else { return false }
+        return !h.isTombstone
     }
 
     /// The live version of `key` at `rev`, given its current row.
@@ -211,9 +243,10 @@ public final class MVCCStore: @unchecked Sendable {
     }
 
     /// Applies etcd's filters, sort, limit, keys-only and count-only to a range result.
-    func shape(_ all: [KeyValue], _ req: RangeRequest, header: Int64) throws -> RangeResponse {
+    /// `total` is the number of live keys when `all` holds only the first of them (see `keysToKeep`).
+    func shape(_ all: [KeyValue], _ req: RangeRequest, header: Int64, total: Int? = nil) throws -> RangeResponse {
         var kvs = all
-        let count = Int64(kvs.count)
+        let count = Int64(total ?? kvs.count)
         if req.minModRevision > 0 { kvs.removeAll { $0.modRevision < req.minModRevision } }
         if req.maxModRevision > 0 { kvs.removeAll { $0.modRevision > req.maxModRevision } }
         if req.minCreateRevision > 0 { kvs.removeAll { $0.createRevision < req.minCreateRevision } }

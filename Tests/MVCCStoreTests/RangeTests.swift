@@ -68,4 +68,35 @@ import Testing
             #expect(try store.get("b1", rev: 7)?.value == b("val-b1"))
         }
     }
+
+    /// A limited or count-only range reads only what it returns in full and counts
+    /// the rest: at every revision of a history with overwrites and deletes, it
+    /// must agree with the unlimited range cut to the limit.
+    @Test func limitedAndCountOnlyRangesAgreeWithTheFullRangeAtEveryRevision() async throws {
+        try await withStore { store, _ in
+            var generator = SystemRandomNumberGenerator()
+            let keys = (0..<12).map { "k\($0 < 10 ? "0" : "")\($0)" }
+            for step in 0..<80 {
+                let key = keys.randomElement(using: &generator)!
+                if step % 5 == 4 {
+                    _ = try await store.deleteRange(DeleteRangeRequest(key: b(key)))
+                } else {
+                    try await store.put(key, "v\(step)")
+                }
+            }
+            let latest = try store.range(RangeRequest(key: [0], rangeEnd: [0])).revision
+            for rev in stride(from: Int64(2), through: latest, by: 3) {
+                let full = try store.range(RangeRequest(key: b("k"), rangeEnd: b("l"), revision: rev))
+                #expect(full.count == Int64(full.kvs.count))
+                for limit in [1, 3, 7, 20] {
+                    let page = try store.range(RangeRequest(key: b("k"), rangeEnd: b("l"), limit: Int64(limit), revision: rev))
+                    #expect(page.kvs == Array(full.kvs.prefix(limit)), "rev \(rev) limit \(limit)")
+                    #expect(page.count == full.count && page.more == (full.kvs.count > limit), "rev \(rev) limit \(limit)")
+                }
+                var countOnly = RangeRequest(key: b("k"), rangeEnd: b("l"), revision: rev)
+                countOnly.countOnly = true
+                #expect(try store.range(countOnly).count == full.count, "rev \(rev)")
+            }
+        }
+    }
 }
