@@ -5,24 +5,12 @@ import Foundation
 import Testing
 import TestSupport
 
-private let python = interopPython
-
 extension ServerBackedSuites {
     @Suite struct PythonClientTests {
         @Test(arguments: Backend.allCases) func listCreateWatchPatchDelete(_ backend: Backend) throws {
-            let check = try run(python, ["-c", "import kubernetes"])
-            try #require(check.status == 0, "Python with the kubernetes client is needed at \(python): run `make pydeps` (make test does)")
             try withServer(on: backend) { server in
-                let result = try run(python, [packageRoot.appendingPathComponent("Tests/Interop/kube_client.py").path, server.kubeconfig, "py-ns"],
-                                     env: ["HOME": server.directory], timeout: 120)
-                try #require(result.status == 0, "python client failed (\(result.status)): \(result.stderr)\n\(result.stdout)")
-                var steps: [String: [String: Any]] = [:]
-                for line in result.stdout.split(separator: "\n") {
-                    let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], "not JSON: \(line)")
-                    steps[object["step"] as? String ?? ""] = object
-                }
-                try #require(steps["done"] != nil, "the script stopped early: \(result.stdout)")
-
+                let steps = try runInteropScript("kube_client.py", [server.kubeconfig, "py-ns"], needs: "kubernetes",
+                                                 env: ["HOME": server.directory])
                 #expect(steps["version"]?["git_version"] as? String == "v1.32.0-ballast")
                 #expect(steps["namespaces"]?["names"] as? [String] == ["default", "kube-node-lease", "kube-public", "kube-system"])
                 #expect(steps["list-empty"]?["count"] as? Int == 0)

@@ -7,18 +7,8 @@ import TestSupport
 /// unknown service, a watch stream and 500 concurrent calls.
 @Suite struct PythonGRPCTests {
     @Test func grpcioTalksToTheStore() throws {
-        let check = try run(interopPython, ["-c", "import grpc"])
-        try #require(check.status == 0, "Python with grpcio is needed at \(interopPython): run `make pydeps` (make test does)")
         let server = try StoreServer()
-        let result = try run(interopPython, [packageRoot.appendingPathComponent("Tests/Interop/etcd_grpc_client.py").path,
-                                             "127.0.0.1:\(server.port)"], timeout: 120)
-        try #require(result.status == 0, "python client failed (\(result.status)): \(result.stderr)\n\(result.stdout)")
-        var steps: [String: [String: Any]] = [:]
-        for line in result.stdout.split(separator: "\n") {
-            let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], "not JSON: \(line)")
-            steps[object["step"] as? String ?? ""] = object
-        }
-        try #require(steps["done"] != nil, "the script stopped early: \(result.stdout)")
+        let steps = try runInteropScript("etcd_grpc_client.py", ["127.0.0.1:\(server.port)"], needs: "grpc")
         #expect(steps["range"]?["found"] as? Bool == true)
         #expect(steps["big"]?["intact"] as? Bool == true)
         #expect(steps["unknown"]?["code"] as? String == "UNIMPLEMENTED")

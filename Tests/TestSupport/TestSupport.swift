@@ -14,6 +14,28 @@ public func ballastBinary() -> String {
 /// (grpcio, grpcio-tools and kubernetes).
 public let interopPython = ProcessInfo.processInfo.environment["BALLAST_PYTHON"] ?? packageRoot.appendingPathComponent(".venv/bin/python").path
 
+/// Runs one of Tests/Interop's Python scripts, which print one JSON object per
+/// step (`{"step": name, ...}`) and a last `done` step; returns the steps by name.
+/// Throws when `module` cannot be imported, the script fails or stops early.
+public func runInteropScript(_ script: String, _ args: [String], needs module: String,
+                             env: [String: String] = [:], timeout: Double = 120) throws -> [String: [String: Any]] {
+    guard try run(interopPython, ["-c", "import \(module)"]).status == 0 else {
+        throw TestFailure("Python with \(module) is needed at \(interopPython): run `make pydeps` (make test does)")
+    }
+    let result = try run(interopPython, [packageRoot.appendingPathComponent("Tests/Interop/\(script)").path] + args,
+                         env: env, timeout: timeout)
+    guard result.status == 0 else { throw TestFailure("\(script) failed (\(result.status)): \(result.stderr)\n\(result.stdout)") }
+    var steps: [String: [String: Any]] = [:]
+    for line in result.stdout.split(separator: "\n") {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
+            throw TestFailure("\(script) printed a line that is not a JSON object: \(line)")
+        }
+        steps[object["step"] as? String ?? ""] = object
+    }
+    guard steps["done"] != nil else { throw TestFailure("\(script) stopped early: \(result.stdout)") }
+    return steps
+}
+
 /// Ports handed out in this process, so parallel tests never get the same one.
 private let usedPorts = NSLockedSet()
 
