@@ -57,39 +57,45 @@ struct Frame {
 /// Cuts the connection's byte stream into frames: the client preface
 /// first, then 9-byte headers and their payloads.
 struct FrameReader {
-    private var buffer = ByteBuffer()
+    /// Bytes not yet cut into frames; nil once all are, so that the event
+    /// loop's pooled receive buffer is free to be reused for the next read.
+    private var buffer: ByteBuffer?
     private var prefaceRead = false
 
     mutating func append(_ bytes: inout ByteBuffer) {
-        if buffer.readableBytes == 0 {
+        if buffer == nil {
             buffer = bytes
         } else {
-            buffer.discardReadBytes()
-            buffer.writeBuffer(&bytes)
+            buffer!.discardReadBytes()
+            buffer!.writeBuffer(&bytes)
         }
     }
 
     /// The next complete frame, or nil until more bytes arrive.
     mutating func next() throws(HTTP2ConnectionError) -> Frame? {
+        guard buffer != nil else { return nil }
         if !prefaceRead {
-            guard buffer.readableBytes >= HTTP2.clientPreface.count else { return nil }
-            guard buffer.readBytes(length: HTTP2.clientPreface.count)! == HTTP2.clientPreface else {
+            guard buffer!.readableBytes >= HTTP2.clientPreface.count else { return nil }
+            guard buffer!.readBytes(length: HTTP2.clientPreface.count)! == HTTP2.clientPreface else {
                 throw HTTP2ConnectionError(.protocolError, "the connection did not start with the HTTP/2 client preface")
             }
             prefaceRead = true
         }
-        let start = buffer.readerIndex
-        guard buffer.readableBytes >= 9, let lengthAndType = buffer.getInteger(at: start, as: UInt32.self) else { return nil }
+        let start = buffer!.readerIndex
+        guard buffer!.readableBytes >= 9, let lengthAndType = buffer!.getInteger(at: start, as: UInt32.self) else {
+            if buffer!.readableBytes == 0 { buffer = nil }
+            return nil
+        }
         let length = Int(lengthAndType >> 8)
         guard length <= HTTP2.defaultMaxFrameSize else {
             throw HTTP2ConnectionError(.frameSizeError, "a frame of \(length) bytes exceeds SETTINGS_MAX_FRAME_SIZE \(HTTP2.defaultMaxFrameSize)")
         }
-        guard buffer.readableBytes >= 9 + length else { return nil }
-        let flags = buffer.getInteger(at: start + 4, as: UInt8.self)!
-        let stream = buffer.getInteger(at: start + 5, as: UInt32.self)! & 0x7FFF_FFFF
-        buffer.moveReaderIndex(forwardBy: 9)
+        guard buffer!.readableBytes >= 9 + length else { return nil }
+        let flags = buffer!.getInteger(at: start + 4, as: UInt8.self)!
+        let stream = buffer!.getInteger(at: start + 5, as: UInt32.self)! & 0x7FFF_FFFF
+        buffer!.moveReaderIndex(forwardBy: 9)
         return Frame(type: UInt8(truncatingIfNeeded: lengthAndType), flags: flags, stream: stream,
-                     payload: buffer.readSlice(length: length)!)
+                     payload: buffer!.readSlice(length: length)!)
     }
 }
 
