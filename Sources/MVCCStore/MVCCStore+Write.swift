@@ -306,21 +306,35 @@ extension MVCCStore {
 
     /// Live keys in `range` as this transaction sees them, in key order.
     private func latestRange(_ range: KeyRange, _ t: TxnContext, _ group: GroupContext) throws -> [KeyValue] {
+        try latestRecords(range, t, group).map { $0.record.keyValue($0.key) }
+    }
+
+    /// The live records in `range` as this transaction sees them, in key order.
+    private func latestRecords(_ range: KeyRange, _ t: TxnContext, _ group: GroupContext) throws -> [(key: [UInt8], record: Record)] {
         if range.isSingleKey {
             guard let r = try latest(range.start, t, group), !r.isTombstone else { return [] }
-            return [r.keyValue(range.start)]
+            return [(range.start, r)]
         }
-        var merged: [[UInt8]: Record] = [:]
         let it = try db.makeIterator(from: Layout.currentKey(range.start),
                                      to: range.end.map(Layout.currentKey) ?? [Layout.current + 1])
-        while let (k, v) = try it.next() {
-            if let (r, _) = Record.decode(v, withSuccessor: false) { merged[Array(k.dropFirst())] = r }
+        let overlaid = group.overlay.keys.contains { range.contains($0.bytes) } || t.overlay.keys.contains { range.contains($0.bytes) }
+        guard overlaid else {
+            // Nothing this group wrote is in the range: the engine's order is the answer.
+            var out: [(key: [UInt8], record: Record)] = []
+            while let (k, v) = try it.next() {
+                if let (r, _) = Record.decode(v, withSuccessor: false), !r.isTombstone { out.append((Array(k.dropFirst()), r)) }
+            }
+            return out
         }
-        for (k, r) in group.overlay where range.contains(k.bytes) { merged[k.bytes] = r }
-        for (k, r) in t.overlay where range.contains(k.bytes) { merged[k.bytes] = r }
+        var merged: [ByteKey: Record] = [:]
+        while let (k, v) = try it.next() {
+            if let (r, _) = Record.decode(v, withSuccessor: false) { merged[ByteKey(Array(k.dropFirst()))] = r }
+        }
+        for (k, r) in group.overlay where range.contains(k.bytes) { merged[k] = r }
+        for (k, r) in t.overlay where range.contains(k.bytes) { merged[k] = r }
         return merged.filter { !$0.value.isTombstone }
-            .sorted { $0.key.lexicographicallyPrecedes($1.key) }
-            .map { $0.value.keyValue($0.key) }
+            .sorted { $0.key.bytes.lexicographicallyPrecedes($1.key.bytes) }
+            .map { ($0.key.bytes, $0.value) }
     }
 
     // MARK: Transactions
@@ -408,13 +422,13 @@ extension MVCCStore {
     }
 
     private func deleteKeys(_ range: KeyRange, prevKV: Bool, _ t: inout TxnContext, _ group: GroupContext) throws -> DeleteRangeResponse {
-        let victims = try latestRange(range, t, group)
-        for kv in victims {
-            let prev = try latest(kv.key, t, group)
-            stage(kv.key, .tombstone(at: t.revision), prev: prev, type: .delete, &t)
-            if kv.lease != 0 { t.detach.append((kv.lease, kv.key)) }
+        let victims = try latestRecords(range, t, group)
+        for (key, record) in victims {
+            stage(key, .tombstone(at: t.revision), prev: record, type: .delete, &t)
+            if record.lease != 0 { t.detach.append((record.lease, key)) }
         }
-        return DeleteRangeResponse(revision: t.revision, deleted: Int64(victims.count), prevKVs: prevKV ? victims : [])
+        return DeleteRangeResponse(revision: t.revision, deleted: Int64(victims.count),
+                                   prevKVs: prevKV ? victims.map { $0.record.keyValue($0.key) } : [])
     }
 
     /// Stages the rows and the event of one change.
