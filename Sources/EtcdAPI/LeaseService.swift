@@ -16,12 +16,12 @@ struct LeaseService {
     }
 
     @Sendable func leaseGrant(request: Etcdserverpb_LeaseGrantRequest) async throws -> Etcdserverpb_LeaseGrantResponse {
-            let (id, ttl) = try await store.leaseGrant(id: request.id, ttl: request.ttl)
-            var r = Etcdserverpb_LeaseGrantResponse()
-            r.header = headers.header(store.revision)
-            r.id = id
-            r.ttl = ttl
-            return r
+        let (id, ttl) = try await store.leaseGrant(id: request.id, ttl: request.ttl)
+        var r = Etcdserverpb_LeaseGrantResponse()
+        r.header = headers.header(store.revision)
+        r.id = id
+        r.ttl = ttl
+        return r
     }
 
     @Sendable func leaseRevoke(request: Etcdserverpb_LeaseRevokeRequest) async throws -> Etcdserverpb_LeaseRevokeResponse {

@@ -206,10 +206,9 @@ public final class MVCCStore: @unchecked Sendable {
             throw MVCCError.storage(LSMError(.corruption, "undecodable record for key \(currentKey.dropFirst())"))
         }
         if c.modRevision <= rev { return !c.isTombstone }
-        let key = Array(currentKey.dropFirst())
-        let it = try db.makeIterator(from: Layout.historyKey(key, rev), to: prefixRangeEnd(Layout.historyPrefix(key)),
-                                     snapshot: snapshot)
-        guard let (_, v) = try it.next(), let h = v.withUnsafeBytes({ Record.peek($0, withSuccessor: true) }) else { return false }
+        guard let v = try historyRow(Array(currentKey.dropFirst()), at: rev, snapshot: snapshot),
+              let h = v.withUnsafeBytes({ Record.peek($0, withSuccessor: true) })
+        else { return false }
         return !h.isTombstone
     }
 
@@ -224,10 +223,15 @@ public final class MVCCStore: @unchecked Sendable {
 
     /// The newest superseded version of `key` at or below `rev`, if live.
     func historical(_ key: [UInt8], at rev: Int64, snapshot: Snapshot?) throws -> Record? {
+        guard let v = try historyRow(key, at: rev, snapshot: snapshot), let (r, _) = Record.decode(v, withSuccessor: true) else { return nil }
+        return r.isTombstone ? nil : r
+    }
+
+    /// The raw `h` row of the newest superseded version of `key` at or below `rev`.
+    private func historyRow(_ key: [UInt8], at rev: Int64, snapshot: Snapshot?) throws -> [UInt8]? {
         let it = try db.makeIterator(from: Layout.historyKey(key, rev), to: prefixRangeEnd(Layout.historyPrefix(key)),
                                      snapshot: snapshot)
-        guard let (_, v) = try it.next(), let (r, _) = Record.decode(v, withSuccessor: true) else { return nil }
-        return r.isTombstone ? nil : r
+        return try it.next()?.value
     }
 
     /// The version of `key` written exactly at `rev` (for watch history), if still stored.
