@@ -22,7 +22,16 @@ PYTHON ?= python3
 VENV := .venv
 PY_PACKAGES := grpcio grpcio-tools kubernetes
 
-.PHONY: deps pydeps build test run bench clean
+# `make fuzz`: libFuzzer over every fuzz target (or FUZZ_TARGETS="hpack wal-record") for
+# FUZZ_SECONDS each, in its own build folder (.build-fuzz) with coverage and AddressSanitizer.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?=
+FUZZER_LIB = $(firstword $(wildcard $(dir $(realpath $(shell command -v swiftc)))../lib/clang/*/lib/linux/libclang_rt.fuzzer_no_main-x86_64.a))
+FUZZ_BUILD = $(SWIFT) build -c release --scratch-path .build-fuzz --product ballast-fuzz -Xswiftc -enable-testing \
+	-Xswiftc -sanitize=address -Xswiftc -sanitize-coverage=edge,inline-8bit-counters,pc-table,trace-cmp \
+	-Xswiftc -DBALLAST_LIBFUZZER -Xlinker $(FUZZER_LIB) -Xlinker -lstdc++
+
+.PHONY: deps pydeps build test run bench fuzz clean
 
 ## deps: install the missing Debian packages of DEB_PACKAGES (apt-get only if one is missing)
 deps:
@@ -62,6 +71,18 @@ run: deps
 bench: deps
 	$(SWIFT) build -c release $(SWIFT_FLAGS) --product ballast
 	$(RELEASE_BIN)/ballast bench store $(BENCH_FLAGS)
+
+## fuzz: build ballast-fuzz with libFuzzer (.build-fuzz) and fuzz each target for FUZZ_SECONDS;
+## what it finds goes to Tests/Fuzz/Corpus/<target>/ (crashes as crash-*: keep them as regressions)
+fuzz: deps
+	@[ -n "$(FUZZER_LIB)" ] || { echo "libclang_rt.fuzzer_no_main is not in this Swift toolchain"; exit 1; }
+	$(FUZZ_BUILD)
+	@bin=$$($(FUZZ_BUILD) --show-bin-path)/ballast-fuzz; \
+	targets="$(FUZZ_TARGETS)"; [ -n "$$targets" ] || targets=$$($$bin list | cut -f1); \
+	for t in $$targets; do \
+	  echo "== fuzz $$t for $(FUZZ_SECONDS) s"; \
+	  $$bin libfuzzer $$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 || exit 1; \
+	done
 
 ## clean: remove build products (package checkouts are kept)
 clean:

@@ -10,6 +10,7 @@ let package = Package(
         .executable(name: "ballast", targets: ["Ballast"]),
         .library(name: "LSMTree", targets: ["LSMTree"]),
         .library(name: "MVCCStore", targets: ["MVCCStore"]),
+        .executable(name: "ballast-fuzz", targets: ["BallastFuzz"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -137,6 +138,18 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // The fuzz targets (one per parser facing the network or a file), their libFuzzer driver
+        // `ballast-fuzz` (`make fuzz`) and the bounded run of each in `make test`.
+        .target(
+            name: "FuzzTargets",
+            dependencies: [
+                "LSMTree", "MVCCStore", "GRPCWire", "EtcdAPI", "ClusterAPI", "APIServer", "HTTPKit",
+                "CloudProvider", "CSIDriver",
+            ],
+            path: "Tests/Fuzz/Targets"
+        ),
+        .executableTarget(name: "BallastFuzz", dependencies: ["FuzzTargets"], path: "Tests/Fuzz/Driver"),
+        .testTarget(name: "FuzzTests", dependencies: ["FuzzTargets"]),
         .testTarget(name: "LSMTreeTests", dependencies: ["LSMTree"]),
         .testTarget(name: "MVCCStoreTests", dependencies: ["MVCCStore"]),
         .testTarget(name: "ClusterAPITests", dependencies: ["ClusterAPI"]),

@@ -1,0 +1,4 @@
+// Fuzz targets of the cloud and the CSI driver: the cloud's JSON, CSI requests, mount tables.
+extension FuzzTargets {
+    static let node: [FuzzTarget] = []
+}
