@@ -155,13 +155,19 @@ let package = Package(
         .testTarget(name: "ClusterAPITests", dependencies: ["ClusterAPI"]),
         .testTarget(name: "APIServerTests", dependencies: ["APIServer", "ClusterAPI", "MVCCStore", "HTTPKit", "TestSupport"]),
         .target(name: "TestSupport", path: "Tests/TestSupport"),
+        // The real API handler on an embedded store, without sockets, for controller tests.
+        .target(
+            name: "APIServerTesting",
+            dependencies: ["APIServer", "APIClient", "MVCCStore", "HTTPKit", .product(name: "Logging", package: "swift-log")],
+            path: "Tests/APIServerTesting"
+        ),
         .testTarget(name: "CloudProviderTests", dependencies: ["CloudProvider", "HTTPKit", "TestSupport"]),
         .testTarget(name: "APIClientTests", dependencies: [
-            "APIClient", "ClusterAPI", "HTTPKit", "TestSupport",
+            "APIClient", "ClusterAPI", "HTTPKit", "TestSupport", "APIServerTesting",
             .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "CloudControllerManagerTests", dependencies: [
-            "CloudControllerManager", "CloudProvider", "ClusterAPI", "APIClient", "TestSupport",
+            "CloudControllerManager", "CloudProvider", "ClusterAPI", "APIClient", "TestSupport", "APIServerTesting",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "CSIDriverTests", dependencies: [

@@ -29,23 +29,30 @@ private struct WatchEnvelope: Decodable {
 
 public struct KubeClient: Sendable {
     public let connection: Connection
-    private let http: HTTPClient
-    private let streaming: HTTPClient
+    /// How requests reach the server: `HTTPClient` (keep-alive connections are pooled for
+    /// plain requests; each watch opens a connection of its own for as long as it runs), or
+    /// a `HandlerTransport` that calls an API handler in this process.
+    private let transport: any HTTPTransport
 
+    /// A client of the server `connection` names, over HTTP(S).
     public init(_ connection: Connection) throws {
         guard let host = connection.server.host, let scheme = connection.server.scheme, ["http", "https"].contains(scheme) else {
             throw APIError.configuration("server \(connection.server) is not http(s)://HOST:PORT")
         }
         let port = connection.server.port ?? (scheme == "https" ? 443 : 80)
-        self.connection = connection
         if scheme == "https" {
-            http = try HTTPClient(host: host, port: port, trustRootsPEM: connection.certificateAuthorityPEM, timeout: connection.timeout,
-                                  keepAlive: true)
+            self.init(connection, transport: try HTTPClient(host: host, port: port, trustRootsPEM: connection.certificateAuthorityPEM,
+                                                            timeout: connection.timeout, keepAlive: true))
         } else {
-            http = HTTPClient(host: host, port: port, timeout: connection.timeout, keepAlive: true)
+            self.init(connection, transport: HTTPClient(host: host, port: port, timeout: connection.timeout, keepAlive: true))
         }
-        // Watches hold their connection for as long as they run: never pooled.
-        streaming = http
+    }
+
+    /// A client that sends its requests through `transport`; `connection` gives the token
+    /// (and names the server in messages).
+    public init(_ connection: Connection, transport: any HTTPTransport) {
+        self.connection = connection
+        self.transport = transport
     }
 
     // MARK: Typed calls
@@ -125,7 +132,7 @@ public struct KubeClient: Sendable {
         if bookmarks { query["allowWatchBookmarks"] = "true" }
         let response: HTTPStreamingResponse
         do {
-            response = try await streaming.stream(request(.GET, ResourcePath.collection(type, namespace: namespace), query: query, body: Data()))
+            response = try await transport.stream(request(.GET, ResourcePath.collection(type, namespace: namespace), query: query, body: Data()))
         } catch let error as HTTPClientError {
             throw APIError.transport(error.description)
         }
@@ -162,7 +169,7 @@ public struct KubeClient: Sendable {
     public func send(_ method: HTTPMethod, _ path: String, query: [String: String] = [:], json body: Data = Data(),
                      contentType: String = "application/json") async throws -> HTTPResponse {
         do {
-            return try await http.send(request(method, path, query: query, body: body, contentType: contentType))
+            return try await transport.send(request(method, path, query: query, body: body, contentType: contentType))
         } catch let error as HTTPClientError {
             throw APIError.transport(error.description)
         } catch let error as APIError {

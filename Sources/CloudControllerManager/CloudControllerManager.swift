@@ -19,52 +19,41 @@ public struct CloudControllerManager: Sendable {
         self.logger = logger
     }
 
-    /// Runs until the task is cancelled.
+    /// Runs until the task is cancelled: the node controller on the shared controller runner
+    /// (a Node informer enqueues node names, one worker initialises them), and the periodic
+    /// lifecycle pass beside it.
     public func run() async {
-        let informer = Informer<Node>(ResourceSource(client, Node.self), resync: .seconds(60), logger: logger)
-        let events = await informer.events()
-        let queue = WorkQueue<String>()
-        await withTaskGroup(of: Void.self) { tasks in
-            tasks.addTask { await informer.run() }
-            tasks.addTask {
-                for await event in events {
-                    if case .deleted = event { continue }
-                    await queue.add(event.object.metadata.name ?? "")
-                }
-            }
-            tasks.addTask { await controller.run(every: monitorPeriod) }
-            tasks.addTask {
-                while let name = await queue.next() {
-                    await process(name, informer: informer, queue: queue)
-                }
-            }
-            await withTaskCancellationHandler {
-                await tasks.next()
-            } onCancel: {
-                Task { await queue.shutDown() }
-            }
-            tasks.cancelAll()
+        let informers = SharedInformers(client: client, resync: .seconds(60), logger: logger)
+        let nodes = await informers.informer(Node.self)
+        let controller = self.controller
+        let region = RegionCache(cloud: controller.cloud)
+        let initializer = Controller<String>(name: "cloud-node", logger: logger) { name in
+            guard let node = await nodes.get(name: name) else { return .done }
+            let outcome = try await controller.reconcile(node, region: try await region.get())
+            return outcome == .waitingForInstance ? .retry : .done
         }
-    }
-
-    private func process(_ name: String, informer: Informer<Node>, queue: WorkQueue<String>) async {
-        await reconcile(name, informer: informer, queue: queue)
-        await queue.done(name)
-    }
-
-    private func reconcile(_ name: String, informer: Informer<Node>, queue: WorkQueue<String>) async {
-        guard let node = await informer.get(name: name) else { return }
-        do {
-            let region = try await controller.cloud.describeRegion().region
-            let outcome = try await controller.reconcile(node, region: region)
-            if outcome == .waitingForInstance {
-                await queue.addRateLimited(name)
-            } else {
-                await queue.forget(name)
-            }
-        } catch {
-            logger.warning("cannot reconcile node; retrying", metadata: ["node": "\(name)", "error": "\(error)"])
-            await queue.addRateLimited(name)
+        await initializer.enqueue(from: nodes) { event in
+            if case .deleted = event { return [] }
+            return [event.object.metadata.name ?? ""]
         }
+        initializer.addTask { [monitorPeriod] in await controller.run(every: monitorPeriod) }
+        await informers.start()
+        await initializer.run()
+        await informers.stop()
+    }
+}
+
+/// The cloud's region, asked once and kept (it never changes while the cloud runs).
+actor RegionCache {
+    private let cloud: any CloudProvider
+    private var region: String?
+
+    init(cloud: any CloudProvider) { self.cloud = cloud }
+
+    func get() async throws -> String {
+        if let region { return region }
+        let fetched = try await cloud.describeRegion().region
+        region = fetched
+        return fetched
     }
 }

@@ -223,6 +223,12 @@ public struct HTTPStreamingResponse: Sendable {
     public var headers: HTTPHeaders
     /// The body's chunks as they arrive (not aligned to any framing of the content).
     public var body: AsyncThrowingStream<Data, any Error>
+
+    public init(status: HTTPResponseStatus, headers: HTTPHeaders, body: AsyncThrowingStream<Data, any Error>) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+    }
 }
 
 public enum HTTPClientError: Error, CustomStringConvertible, Equatable {
