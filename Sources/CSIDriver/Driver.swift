@@ -5,6 +5,7 @@ import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import Logging
+import ServiceLifecycle
 import SwiftProtobuf
 
 public enum DriverMode: String, Sendable, CaseIterable {
@@ -172,8 +173,17 @@ public final class CSIServer: Sendable {
         )
     }
 
-    /// Serves until `shutdown()`.
+    /// Serves until `shutdown()` (called too when a `ServiceGroup` it runs in shuts down
+    /// gracefully).
     public func run() async throws {
+        try await withGracefulShutdownHandler {
+            try await serve()
+        } onGracefulShutdown: {
+            self.shutdown()
+        }
+    }
+
+    private func serve() async throws {
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await self.server.serve() }
             _ = try await server.listeningAddress
@@ -194,3 +204,5 @@ public final class CSIServer: Sendable {
         server.beginGracefulShutdown()
     }
 }
+
+extension CSIServer: Service {}

@@ -5,8 +5,9 @@ import APIClient
 import ClusterAPI
 import CloudProvider
 import Logging
+import ServiceLifecycle
 
-public struct CloudControllerManager: Sendable {
+public struct CloudControllerManager: ServiceLifecycle.Service {
     public let controller: NodeController
     public let client: KubeClient
     public let monitorPeriod: Duration
@@ -19,10 +20,14 @@ public struct CloudControllerManager: Sendable {
         self.logger = logger
     }
 
-    /// Runs until the task is cancelled: the node controller on the shared controller runner
-    /// (a Node informer enqueues node names, one worker initialises them), and the periodic
-    /// lifecycle pass beside it.
+    /// Runs until the task is cancelled or the `ServiceGroup` it runs in shuts down: the
+    /// node controller on the shared controller runner (a Node informer enqueues node names,
+    /// one worker initialises them), and the periodic lifecycle pass beside it.
     public func run() async {
+        await cancelWhenGracefulShutdown { await self.runControllers() }
+    }
+
+    private func runControllers() async {
         let informers = SharedInformers(client: client, resync: .seconds(60), logger: logger)
         let nodes = await informers.informer(Node.self)
         let controller = self.controller

@@ -1,6 +1,7 @@
 import Foundation
 import GRPCWire
 import Logging
+import ServiceLifecycle
 import MVCCStore
 import NIOConcurrencyHelpers
 import NIOCore
@@ -66,8 +67,17 @@ public final class EtcdServer: Sendable {
         metricsServer = configuration.metricsPort == nil ? nil : GRPCWireServer(router: GRPCRouter(), threads: 1, http1: http1)
     }
 
-    /// Serves until `shutdown()`; returns once the listeners are closed.
+    /// Serves until `shutdown()` (called too when a `ServiceGroup` it runs in shuts down
+    /// gracefully); returns once the listeners are closed.
     public func run() async throws {
+        try await withGracefulShutdownHandler {
+            try await serve()
+        } onGracefulShutdown: {
+            self.shutdown()
+        }
+    }
+
+    private func serve() async throws {
         let bound = try await server.bind(host: configuration.host, port: configuration.port)
         port.withLockedValue { $0 = bound }
         if let metricsServer, let metricsPort = configuration.metricsPort {
@@ -92,3 +102,5 @@ public final class EtcdServer: Sendable {
         }
     }
 }
+
+extension EtcdServer: Service {}

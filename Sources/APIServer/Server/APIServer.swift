@@ -2,6 +2,7 @@ import ClusterAPI
 import Foundation
 import HTTPKit
 import Logging
+import ServiceLifecycle
 import MVCCStore
 import NIOCore
 import NIOSSL
@@ -119,9 +120,14 @@ public final class APIServer: Sendable {
                          adminToken: adminToken, kubeconfigPath: kubeconfigPath)
     }
 
-    /// Serves until `shutdown()`.
+    /// Serves until `shutdown()`, or until a `ServiceGroup` it runs in shuts down gracefully
+    /// (which calls `shutdown()`) or is cancelled.
     public func run() async throws {
-        try await http.run()
+        try await withGracefulShutdownHandler {
+            try await http.run()
+        } onGracefulShutdown: {
+            self.shutdown()
+        }
         compactor.cancel()
     }
 
@@ -186,6 +192,8 @@ public final class APIServer: Sendable {
             """
     }
 }
+
+extension APIServer: ServiceLifecycle.Service {}
 
 /// Lets the HTTP server's closure reach the handler built after the port is known.
 final class HandlerBox: @unchecked Sendable {

@@ -14,8 +14,9 @@ struct APIServerCommand: AsyncParsableCommand {
         commandName: "apiserver",
         abstract: "Serve the Kubernetes API (kubectl works against it) over the embedded store or etcd.")
 
-    @Option(help: "Directory of the store (embedded), PKI, admin token and admin.kubeconfig.")
-    var dataDir: String = ".ballast"
+    @OptionGroup var data: DataDirOptions
+    @OptionGroup var logging: LoggingOptions
+    var dataDir: String { data.dataDir }
 
     @Option(help: "Port of the HTTPS API.")
     var securePort: Int = 6443
@@ -46,8 +47,7 @@ struct APIServerCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        var logger = Logger(label: "ballast.apiserver")
-        logger.logLevel = .info
+        let logger = logging.logger("ballast.apiserver")
         var options = APIServerOptions(dataDir: dataDir)
         options.bindAddress = bindAddress
         options.securePort = securePort
@@ -76,9 +76,13 @@ struct APIServerCommand: AsyncParsableCommand {
             etcd?.close()
             throw error
         }
-        let signals = StopSignals(logger: logger) { server.shutdown() }
-        defer { signals.cancel() }
-        try await server.run()
+        do {
+            try await runServices([("apiserver", server)], logger: logger)
+        } catch {
+            try? await embedded?.close()
+            etcd?.close()
+            throw error
+        }
         try await embedded?.close()
         etcd?.close()
         logger.info("stopped")

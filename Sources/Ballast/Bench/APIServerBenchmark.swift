@@ -24,8 +24,9 @@ struct BenchAPIServerCommand: AsyncParsableCommand {
     @Option(help: "Pods each phase creates, updates and deletes (shared among the clients).")
     var pods: Int = 2000
 
-    @Flag(help: "Also run the server on a real etcd (Debian's etcd-server) in the same run.")
-    var compareEtcd = false
+    @OptionGroup var etcd: CompareEtcdOptions
+    @OptionGroup var logging: LoggingOptions
+    var compareEtcd: Bool { etcd.compareEtcd }
 
     func validate() throws {
         guard (1...256).contains(clients) else { throw ValidationError("--clients \(clients): expected 1 to 256") }

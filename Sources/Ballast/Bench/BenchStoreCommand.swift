@@ -59,8 +59,8 @@ struct BenchStoreCommand: AsyncParsableCommand {
     @Flag(help: "Print one JSON object per engine and phase (JSONL) instead of the tables.")
     var json = false
 
-    @Option(help: "Seed for the key order, values and read keys.")
-    var seed: UInt64 = 42
+    @OptionGroup var seedOptions: SeedOptions
+    var seed: UInt64 { seedOptions.seed }
 
     @Option(help: "local: the engines in this process; etcd: puts through the etcd v3 gRPC API of `ballast store serve`.")
     var via: BenchVia = .local
@@ -68,8 +68,9 @@ struct BenchStoreCommand: AsyncParsableCommand {
     @Option(help: "With --via etcd: concurrent client connections.")
     var clients = 1
 
-    @Flag(help: "With --via etcd: also measure a real etcd (Debian's etcd-server), started by the benchmark.")
-    var compareEtcd = false
+    @OptionGroup var etcd: CompareEtcdOptions
+    @OptionGroup var logging: LoggingOptions
+    var compareEtcd: Bool { etcd.compareEtcd }
 
     @Option(help: "With --via etcd: measure this running server (http://127.0.0.1:PORT) instead of starting one.")
     var endpoint: String?

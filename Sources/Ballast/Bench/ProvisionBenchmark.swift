@@ -32,6 +32,8 @@ struct BenchProvisionCommand: AsyncParsableCommand {
     @Option(help: "Directory for the volumes, mounts and sockets (a new /tmp/ballast-prov-* by default; removed at the end).")
     var dir: String?
 
+    @OptionGroup var logging: LoggingOptions
+
     func validate() throws {
         guard (1...1000).contains(volumes) else { throw ValidationError("--volumes \(volumes): expected 1 to 1000") }
         guard parseBytes(size) != nil else { throw ValidationError("--size \(size): expected bytes, or with Mi or Gi") }
@@ -45,8 +47,7 @@ struct BenchProvisionCommand: AsyncParsableCommand {
         let bytes = parseBytes(size)!
         let root = dir ?? "/tmp/ballast-prov-" + UUID().uuidString.prefix(6).lowercased()
         try FileManager.default.createDirectory(atPath: root + "/kubelet", withIntermediateDirectories: true)
-        var logger = Logger(label: "ballast.bench")
-        logger.logLevel = .warning
+        let logger = logging.logger("ballast.bench", defaultLevel: .warning)
         print("ballast bench provision: \(volumes) volumes of \(size), \(fsType), in \(root)\n")
 
         let ballast: [String: LatencyHistogram]

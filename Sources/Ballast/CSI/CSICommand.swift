@@ -25,11 +25,7 @@ struct CSICommand: AsyncParsableCommand {
     @Option(help: "Node plugin: this node's cloud instance id or name.")
     var nodeId: String?
 
-    @Option(help: "URL of the cloud's API.")
-    var cloudUrl: String = "http://127.0.0.1:7070"
-
-    @Option(help: "File holding the cloud API key (the simulator writes STATE_DIR/admin.key).")
-    var cloudKeyFile: String = ".ballast/cloud/admin.key"
+    @OptionGroup var cloudOptions: CloudOptions
 
     @Option(help: "Node plugin: the kubelet's root dir; the driver only mounts on paths under it.")
     var kubeletRoot: String = "/var/lib/kubelet"
@@ -39,6 +35,8 @@ struct CSICommand: AsyncParsableCommand {
 
     @Option(help: "Size of volumes created without a capacity range (bytes, or with Mi, Gi).")
     var defaultVolumeSize: String = "1Gi"
+
+    @OptionGroup var logging: LoggingOptions
 
     func validate() throws {
         guard DriverMode(rawValue: mode) != nil else { throw ValidationError("--mode \(mode): expected controller, node or both") }
@@ -56,8 +54,7 @@ struct CSICommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        var logger = Logger(label: "ballast.csi")
-        logger.logLevel = .info
+        let logger = logging.logger("ballast.csi")
         umask(0o077)
         let root = URL(fileURLWithPath: kubeletRoot).standardizedFileURL.path
         var configuration = DriverConfiguration(
@@ -65,16 +62,8 @@ struct CSICommand: AsyncParsableCommand {
             socketPath: try DriverConfiguration.socketPath(fromEndpoint: endpoint), kubeletRoot: root,
             stateDirectory: stateDir ?? root + "/plugins/" + driverName)
         configuration.defaultVolumeBytes = parseBytes(defaultVolumeSize)!
-        let cloud: CloudClient
-        do {
-            cloud = try CloudClient(url: cloudUrl, keyFile: cloudKeyFile)
-        } catch {
-            throw ValidationError("\(error)")
-        }
-        let server = try CSIServer(configuration: configuration, cloud: cloud, nodeID: nodeId, logger: logger)
-        let signals = StopSignals(logger: logger) { server.shutdown() }
-        defer { signals.cancel() }
-        try await server.run()
+        let server = try CSIServer(configuration: configuration, cloud: try cloudOptions.client(), nodeID: nodeId, logger: logger)
+        try await runServices([("csi", server)], logger: logger)
         logger.info("stopped")
     }
 }

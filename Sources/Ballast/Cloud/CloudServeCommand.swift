@@ -55,6 +55,8 @@ struct CloudServeCommand: AsyncParsableCommand {
     @Option(help: "Seed of the fault dice, for reproducible runs.")
     var faultSeed: UInt64?
 
+    @OptionGroup var logging: LoggingOptions
+
     func validate() throws {
         guard parseHostPort(listen) != nil else { throw ValidationError("--listen \(listen): expected HOST:PORT, like 127.0.0.1:7070") }
         guard (1...26).contains(zones) else { throw ValidationError("--zones \(zones): expected 1 to 26") }
@@ -65,8 +67,7 @@ struct CloudServeCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        var logger = Logger(label: "ballast.cloud")
-        logger.logLevel = .info
+        let logger = logging.logger("ballast.cloud")
         let (host, port) = parseHostPort(listen)!
         var configuration = SimulatorConfiguration(region: region, zoneCount: zones, zoneCapacityBytes: parseBytes(zoneCapacity)!,
                                                    maxDiskBytes: parseBytes(maxDiskSize)!, defaultAttachLimit: attachLimit)
@@ -81,17 +82,11 @@ struct CloudServeCommand: AsyncParsableCommand {
         let keys = try apiKeysFile.map(APIKeys.load(file:)) ?? APIKeys.adminKey(stateDir: stateDir)
         let devices = try LoopDeviceBackend(root: URL(fileURLWithPath: volumesDir))
         let cloud = try CloudSimulator(configuration: configuration, statePath: stateDir + "/cloud.db", devices: devices, logger: logger)
-        try await cloud.start()
-        let service = CloudHTTPService(cloud: cloud, keys: keys)
-        let server = try await HTTPServer(host: host, port: port, maxBodyBytes: 1 << 20, logger: logger, handler: service.handle)
+        let server = try await CloudServer.start(cloud: cloud, keys: keys, host: host, port: port, logger: logger)
         logger.info("serving", metadata: ["listen": "\(host):\(server.port)", "volumes": "\(devices.root.path)",
                                           "zones": "\(configuration.zones.joined(separator: ","))",
                                           "key": "\(apiKeysFile ?? stateDir + "/admin.key")"])
-        // In-flight requests get a moment; idle keep-alive connections and long polls are cut.
-        let signals = StopSignals(logger: logger) { server.shutdown(grace: .seconds(2)) }
-        defer { signals.cancel() }
-        try await server.run()
-        await cloud.drain()
+        try await runServices([("cloud", server)], logger: logger)
         logger.info("stopped")
     }
 }

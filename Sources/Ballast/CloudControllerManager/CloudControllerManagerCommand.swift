@@ -13,14 +13,9 @@ struct CloudControllerManagerCommand: AsyncParsableCommand {
         abstract: "Initialise nodes from their cloud instances and follow the instances' lifecycle."
     )
 
-    @Option(help: "kubeconfig of the API server (ballast apiserver writes DATA_DIR/admin.kubeconfig).")
-    var kubeconfig: String = ".ballast/admin.kubeconfig"
-
-    @Option(help: "URL of the cloud's API.")
-    var cloudUrl: String = "http://127.0.0.1:7070"
-
-    @Option(help: "File holding the cloud API key.")
-    var cloudKeyFile: String = ".ballast/cloud/admin.key"
+    @OptionGroup var api: KubeconfigOptions
+    @OptionGroup var cloudOptions: CloudOptions
+    @OptionGroup var logging: LoggingOptions
 
     @Option(help: "How often every node is checked against its instance (e.g. 10s, 500ms).")
     var nodeMonitorPeriod: String = "10s"
@@ -32,23 +27,13 @@ struct CloudControllerManagerCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        var logger = Logger(label: "ballast.cloud-controller-manager")
-        logger.logLevel = .info
-        let client: KubeClient
-        let cloud: CloudClient
-        do {
-            client = try KubeClient(try Connection.kubeconfig(at: kubeconfig))
-            cloud = try CloudClient(url: cloudUrl, keyFile: cloudKeyFile)
-        } catch {
-            throw ValidationError("\(error)")
-        }
+        let logger = logging.logger("ballast.cloud-controller-manager")
+        let client = try api.client()
+        let cloud = try cloudOptions.client()
         let manager = CloudControllerManager(cloud: cloud, client: client,
                                              monitorPeriod: SimulatorConfiguration.parseDuration(nodeMonitorPeriod)!, logger: logger)
-        let running = Task { await manager.run() }
-        let signals = StopSignals(logger: logger) { running.cancel() }
-        defer { signals.cancel() }
-        logger.info("running", metadata: ["server": "\(client.connection.server)", "cloud": "\(cloudUrl)"])
-        await running.value
+        logger.info("running", metadata: ["server": "\(client.connection.server)", "cloud": "\(cloudOptions.cloudUrl)"])
+        try await runServices([("cloud-controller-manager", manager)], logger: logger)
         logger.info("stopped")
     }
 }

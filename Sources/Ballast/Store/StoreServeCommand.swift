@@ -51,6 +51,8 @@ struct StoreServeCommand: AsyncParsableCommand {
     @Option(help: "Acknowledge writes only once on disk (always) or once in the page cache (none).")
     var sync: String = "always"
 
+    @OptionGroup var logging: LoggingOptions
+
     func validate() throws {
         guard parseClientURL(listenClientUrls) != nil else {
             throw ValidationError("--listen-client-urls \(listenClientUrls): expected one URL like http://127.0.0.1:2379 (https is not supported yet)")
@@ -67,8 +69,7 @@ struct StoreServeCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        var logger = Logger(label: "ballast.store")
-        logger.logLevel = .info
+        let logger = logging.logger("ballast.store")
         let (host, port) = parseClientURL(listenClientUrls)!
         var options = MVCCOptions()
         options.engine.syncMode = SyncMode(rawValue: sync)!
@@ -93,10 +94,8 @@ struct StoreServeCommand: AsyncParsableCommand {
         }
         config.advertiseClientURLs = advertiseClientUrls.map { $0.split(separator: ",").map(String.init) } ?? []
         let server = EtcdServer(store: store, configuration: config, logger: logger)
-        let signals = StopSignals(logger: logger) { server.shutdown() }
-        defer { signals.cancel() }
         do {
-            try await server.run()
+            try await runServices([("store", server)], logger: logger)
         } catch {
             try? await store.close()
             throw error

@@ -1,0 +1,88 @@
+// Options that several commands share, declared once (`@OptionGroup`), and how a long-running
+// command runs its services.
+import APIClient
+import ArgumentParser
+import CloudProvider
+import Logging
+import ServiceLifecycle
+
+extension Logger.Level: @retroactive ExpressibleByArgument {}
+
+/// `--log-level`, on every command.
+struct LoggingOptions: ParsableArguments {
+    @Option(help: "Least severe messages logged: trace, debug, info, notice, warning, error or critical (default: info for servers, warning for benchmarks).")
+    var logLevel: Logger.Level?
+
+    /// A logger for `label` at the chosen level, or at `defaultLevel`.
+    func logger(_ label: String, defaultLevel: Logger.Level = .info) -> Logger {
+        var logger = Logger(label: label)
+        logger.logLevel = logLevel ?? defaultLevel
+        return logger
+    }
+}
+
+/// `--data-dir` of the cluster's components (the store serves its own, as etcd's).
+struct DataDirOptions: ParsableArguments {
+    @Option(help: "Directory of the cluster's state: embedded store, PKI, admin.kubeconfig.")
+    var dataDir: String = ".ballast"
+}
+
+/// `--kubeconfig`, for the components that are clients of the API server.
+struct KubeconfigOptions: ParsableArguments {
+    @Option(help: "kubeconfig of the API server (ballast apiserver writes DATA_DIR/admin.kubeconfig).")
+    var kubeconfig: String = ".ballast/admin.kubeconfig"
+
+    /// A client of the API server the kubeconfig names; a usage error when it cannot be read.
+    func client() throws -> KubeClient {
+        do {
+            return try KubeClient(try Connection.kubeconfig(at: kubeconfig))
+        } catch {
+            throw ValidationError("--kubeconfig \(kubeconfig): \(error)")
+        }
+    }
+}
+
+/// `--cloud-url` and `--cloud-key-file`, for the cloud's clients.
+struct CloudOptions: ParsableArguments {
+    @Option(help: "URL of the cloud's API.")
+    var cloudUrl: String = "http://127.0.0.1:7070"
+
+    @Option(help: "File holding the cloud API key (the simulator writes STATE_DIR/admin.key).")
+    var cloudKeyFile: String = ".ballast/cloud/admin.key"
+
+    /// A client of the cloud; a usage error when the URL or the key file is wrong.
+    func client() throws -> CloudClient {
+        do {
+            return try CloudClient(url: cloudUrl, keyFile: cloudKeyFile)
+        } catch {
+            throw ValidationError("\(error)")
+        }
+    }
+}
+
+/// `--compare-etcd`, for the benchmarks that measure a real etcd in the same run.
+struct CompareEtcdOptions: ParsableArguments {
+    @Flag(help: "Also measure a real etcd (Debian's etcd-server) in the same run.")
+    var compareEtcd = false
+}
+
+/// `--seed`, for what a run draws at random.
+struct SeedOptions: ParsableArguments {
+    @Option(help: "Seed of what the run draws at random, for reproducible runs.")
+    var seed: UInt64 = 42
+}
+
+/// Runs `services` until SIGTERM or SIGINT, then shuts them down gracefully (each stops
+/// accepting work and finishes what it holds; after `grace` they are cancelled). When one
+/// service returns or fails, the others are shut down the same way, and a failure is rethrown.
+func runServices(_ services: [(name: String, service: any Service)], logger: Logger, grace: Duration = .seconds(10)) async throws {
+    var configuration = ServiceGroupConfiguration(
+        services: services.map {
+            .init(service: $0.service, successTerminationBehavior: .gracefullyShutdownGroup,
+                  failureTerminationBehavior: .gracefullyShutdownGroup, serviceName: $0.name)
+        },
+        gracefulShutdownSignals: [.sigterm, .sigint],
+        logger: logger)
+    configuration.maximumGracefulShutdownDuration = grace
+    try await ServiceGroup(configuration: configuration).run()
+}
