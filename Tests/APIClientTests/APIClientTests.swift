@@ -49,6 +49,53 @@ import Testing
         #expect(throws: APIError.self) { try Connection.kubeconfig(at: path + ".missing") }
     }
 
+    /// What kubectl's `config set-*` commands write: more fields, flow style, a tokenFile.
+    @Test func readsKubeconfigsAsKubectlWritesThem() throws {
+        let dir = NSTemporaryDirectory() + "kubeconfig-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try "from-a-file\n".write(toFile: dir + "/token", atomically: true, encoding: .utf8)
+        try """
+        apiVersion: v1
+        kind: Config
+        preferences: {}
+        clusters:
+        - cluster: {server: 'https://[::1]:6443', insecure-skip-tls-verify: true}
+          name: local   # a comment
+        contexts:
+        - context:
+            cluster: local
+            namespace: kube-system
+            user: reader
+          name: ctx
+        current-context: ctx
+        users:
+        - name: reader
+          user:
+            tokenFile: \(dir)/token
+        """.write(toFile: dir + "/config", atomically: true, encoding: .utf8)
+        let connection = try Connection.kubeconfig(at: dir + "/config")
+        #expect(connection.server.absoluteString == "https://[::1]:6443")
+        #expect(connection.token == "from-a-file")
+
+        try "clusters: [unclosed".write(toFile: dir + "/broken", atomically: true, encoding: .utf8)
+        let error = #expect(throws: APIError.self) { try Connection.kubeconfig(at: dir + "/broken") }
+        #expect("\(error!)".contains("is not a kubeconfig"), "names what is wrong: \(error!)")
+    }
+
+    /// The kubeconfig the API server writes (JSON) reads back to the same connection.
+    @Test func roundTripsTheKubeconfigModel() throws {
+        let path = NSTemporaryDirectory() + "kubeconfig-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let ca = Data("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n".utf8)
+        let config = Kubeconfig.single(server: "https://127.0.0.1:6443", certificateAuthorityData: ca.base64EncodedString(), token: "tok")
+        try JSONEncoder().encode(config).write(to: URL(fileURLWithPath: path))
+        let connection = try Connection.kubeconfig(at: path)
+        #expect(connection.server.absoluteString == "https://127.0.0.1:6443")
+        #expect(connection.token == "tok")
+        #expect(connection.certificateAuthorityPEM == Array(ca))
+    }
+
     @Test func restPaths() {
         #expect(ResourcePath.collection(Pod.self, namespace: "default") == "/api/v1/namespaces/default/pods")
         #expect(ResourcePath.collection(Pod.self, namespace: nil) == "/api/v1/pods")

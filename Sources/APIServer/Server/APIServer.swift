@@ -95,7 +95,7 @@ public final class APIServer: Sendable {
         try await bootstrap(handler)
         let scheme = options.insecureHTTP ? "http" : "https"
         let kubeconfigPath = options.dataDir + "/admin.kubeconfig"
-        try writeAtomically(kubeconfigPath, kubeconfig(server: "\(scheme)://\(clientHost):\(http.port)", caPEM: caPEM, token: adminToken),
+        try writeAtomically(kubeconfigPath, try kubeconfig(server: "\(scheme)://\(clientHost):\(http.port)", caPEM: caPEM, token: adminToken),
                             mode: 0o600)
         let interval = options.compactionInterval
         let compactor = Task {
@@ -167,29 +167,13 @@ public final class APIServer: Sendable {
         return token
     }
 
-    /// A kubeconfig kubectl uses as is.
-    static func kubeconfig(server: String, caPEM: String, token: String) -> String {
-        var cluster = "    server: \(server)\n"
-        if !caPEM.isEmpty { cluster += "    certificate-authority-data: \(Data(caPEM.utf8).base64EncodedString())\n" }
-        return """
-            apiVersion: v1
-            kind: Config
-            clusters:
-            - name: ballast
-              cluster:
-            \(cluster)users:
-            - name: admin
-              user:
-                token: \(token)
-            contexts:
-            - name: ballast
-              context:
-                cluster: ballast
-                user: admin
-                namespace: default
-            current-context: ballast
-
-            """
+    /// A kubeconfig kubectl uses as is, as JSON.
+    static func kubeconfig(server: String, caPEM: String, token: String) throws -> String {
+        let config = Kubeconfig.single(server: server, certificateAuthorityData: caPEM.isEmpty ? nil : Data(caPEM.utf8).base64EncodedString(),
+                                       token: token)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try encoder.encode(config), as: UTF8.self) + "\n"
     }
 }
 
