@@ -1,12 +1,12 @@
 // The `ballast` command: one subcommand per component (see ARCHITECTURE.md, "The command").
-// Today it has only the benchmarks; `store serve`, `apiserver`, `up` and the rest join here
-// as their modules land.
+// Each long-running subcommand runs its component as a swift-service-lifecycle `Service`
+// (`runServices` in Options.swift); `up` will run many in one group.
 import ArgumentParser
 
 /// Root of the `ballast` command line.
 ///
-/// The root is an `AsyncParsableCommand` so that long-running servers added later can be
-/// `async`; synchronous subcommands such as `bench store` run unchanged beneath it.
+/// The root is an `AsyncParsableCommand`: the servers are `async`; synchronous subcommands
+/// such as the debug helpers run unchanged beneath it.
 @main
 struct BallastCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
