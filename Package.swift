@@ -40,6 +40,8 @@ let package = Package(
             name: "MVCCStore",
             dependencies: ["LSMTree", .product(name: "Atomics", package: "swift-atomics")]
         ),
+        // Durations (Go's syntax) and byte sizes as flags, configs and query parameters write them.
+        .target(name: "Units"),
         .target(name: "ClusterAPI"),
         .target(name: "SQLite", dependencies: ["CSQLite"]),
         .target(
@@ -55,7 +57,7 @@ let package = Package(
         .target(
             name: "CloudProvider",
             dependencies: [
-                "SQLite", "HTTPKit",
+                "SQLite", "HTTPKit", "Units",
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -133,7 +135,7 @@ let package = Package(
             name: "Ballast",
             dependencies: [
                 "LSMTree", "CSQLite", "SQLite", "MVCCStore", "EtcdAPI", "CloudProvider", "HTTPKit", "CSIDriver",
-                "APIClient", "CloudControllerManager", "APIServer", "GRPCWire", "ClusterAPI",
+                "APIClient", "CloudControllerManager", "APIServer", "GRPCWire", "ClusterAPI", "Units",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
@@ -149,13 +151,14 @@ let package = Package(
             name: "FuzzTargets",
             dependencies: [
                 "LSMTree", "MVCCStore", "GRPCWire", "EtcdAPI", "ClusterAPI", "APIServer", "HTTPKit",
-                "CloudProvider", "CSIDriver",
+                "CloudProvider", "CSIDriver", "Units",
             ],
             path: "Tests/Fuzz/Targets"
         ),
         .executableTarget(name: "BallastFuzz", dependencies: ["FuzzTargets"], path: "Tests/Fuzz/Driver"),
         .testTarget(name: "FuzzTests", dependencies: ["FuzzTargets"]),
         .testTarget(name: "LSMTreeTests", dependencies: ["LSMTree"]),
+        .testTarget(name: "UnitsTests", dependencies: ["Units"]),
         .testTarget(name: "MVCCStoreTests", dependencies: ["MVCCStore"]),
         .testTarget(name: "ClusterAPITests", dependencies: ["ClusterAPI"]),
         .testTarget(name: "APIServerTests", dependencies: ["APIServer", "ClusterAPI", "MVCCStore", "HTTPKit", "TestSupport"]),

@@ -5,8 +5,33 @@ import ArgumentParser
 import CloudProvider
 import Logging
 import ServiceLifecycle
+import Units
 
 extension Logger.Level: @retroactive ExpressibleByArgument {}
+
+/// Durations in flags are written as Go writes them: `10s`, `500ms`, `1h30m`.
+extension Duration: @retroactive ExpressibleByArgument {
+    public init?(argument: String) {
+        guard let duration = GoDuration.parse(argument) else { return nil }
+        self = duration
+    }
+
+    public var defaultValueDescription: String { GoDuration.format(self) }
+}
+
+/// A size in a flag: bytes, or with a suffix (`64Mi`, `1Ti`, `500G`); never negative.
+struct ByteCount: ExpressibleByArgument, Sendable {
+    var bytes: Int64
+
+    init(_ bytes: Int64) { self.bytes = bytes }
+
+    init?(argument: String) {
+        guard let bytes = ByteSize.parse(argument) else { return nil }
+        self.bytes = bytes
+    }
+
+    var defaultValueDescription: String { ByteSize.format(bytes) }
+}
 
 /// `--log-level`, on every command.
 struct LoggingOptions: ParsableArguments {

@@ -24,7 +24,7 @@ struct BenchProvisionCommand: AsyncParsableCommand {
     var volumes: Int = 20
 
     @Option(help: "Size of each volume (bytes, or with Mi, Gi).")
-    var size: String = "64Mi"
+    var size = ByteCount(64 << 20)
 
     @Option(help: "File system: ext4 or xfs (xfs needs at least 300Mi).")
     var fsType: String = "ext4"
@@ -36,7 +36,7 @@ struct BenchProvisionCommand: AsyncParsableCommand {
 
     func validate() throws {
         guard (1...1000).contains(volumes) else { throw ValidationError("--volumes \(volumes): expected 1 to 1000") }
-        guard parseBytes(size) != nil else { throw ValidationError("--size \(size): expected bytes, or with Mi or Gi") }
+        guard size.bytes > 0 else { throw ValidationError("--size must be positive") }
         guard ["ext4", "xfs"].contains(fsType) else { throw ValidationError("--fs-type \(fsType): expected ext4 or xfs") }
         guard getuid() == 0, FileManager.default.fileExists(atPath: "/dev/loop-control") else {
             throw ValidationError("bench provision needs root and /dev/loop-control: it attaches loop devices and mounts file systems")
@@ -44,7 +44,7 @@ struct BenchProvisionCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let bytes = parseBytes(size)!
+        let bytes = size.bytes
         let root = dir ?? "/tmp/ballast-prov-" + UUID().uuidString.prefix(6).lowercased()
         try FileManager.default.createDirectory(atPath: root + "/kubelet", withIntermediateDirectories: true)
         let logger = logging.logger("ballast.bench", defaultLevel: .warning)

@@ -34,7 +34,7 @@ struct CSICommand: AsyncParsableCommand {
     var stateDir: String?
 
     @Option(help: "Size of volumes created without a capacity range (bytes, or with Mi, Gi).")
-    var defaultVolumeSize: String = "1Gi"
+    var defaultVolumeSize = ByteCount(1 << 30)
 
     @OptionGroup var logging: LoggingOptions
 
@@ -44,7 +44,7 @@ struct CSICommand: AsyncParsableCommand {
             throw ValidationError("--node-id is required in \(mode) mode: give this node's cloud instance id or name")
         }
         guard kubeletRoot.hasPrefix("/") else { throw ValidationError("--kubelet-root \(kubeletRoot): expected an absolute path") }
-        guard parseBytes(defaultVolumeSize) != nil else { throw ValidationError("--default-volume-size \(defaultVolumeSize): expected bytes, or with Mi or Gi") }
+        guard defaultVolumeSize.bytes > 0 else { throw ValidationError("--default-volume-size must be positive") }
         do {
             try DriverConfiguration.checkDriverName(driverName)
             _ = try DriverConfiguration.socketPath(fromEndpoint: endpoint)
@@ -61,7 +61,7 @@ struct CSICommand: AsyncParsableCommand {
             driverName: driverName, mode: DriverMode(rawValue: mode)!,
             socketPath: try DriverConfiguration.socketPath(fromEndpoint: endpoint), kubeletRoot: root,
             stateDirectory: stateDir ?? root + "/plugins/" + driverName)
-        configuration.defaultVolumeBytes = parseBytes(defaultVolumeSize)!
+        configuration.defaultVolumeBytes = defaultVolumeSize.bytes
         let server = try CSIServer(configuration: configuration, cloud: try cloudOptions.client(), nodeID: nodeId, logger: logger)
         try await runServices([("csi", server)], logger: logger)
         logger.info("stopped")

@@ -38,10 +38,10 @@ struct CloudServeCommand: AsyncParsableCommand {
     var zones: Int = 2
 
     @Option(help: "Capacity of each zone: the most its disks may add up to (bytes, or with a suffix: 500Gi, 2Ti).")
-    var zoneCapacity: String = "1Ti"
+    var zoneCapacity = ByteCount(1 << 40)
 
     @Option(help: "Largest disk (bytes, or with a suffix: 100Gi).")
-    var maxDiskSize: String = "1Ti"
+    var maxDiskSize = ByteCount(1 << 40)
 
     @Option(help: "Attach limit of instances registered without one.")
     var attachLimit: Int = 16
@@ -61,16 +61,16 @@ struct CloudServeCommand: AsyncParsableCommand {
         guard parseHostPort(listen) != nil else { throw ValidationError("--listen \(listen): expected HOST:PORT, like 127.0.0.1:7070") }
         guard (1...26).contains(zones) else { throw ValidationError("--zones \(zones): expected 1 to 26") }
         guard (1...256).contains(attachLimit) else { throw ValidationError("--attach-limit \(attachLimit): expected 1 to 256") }
-        for (name, value) in [("--zone-capacity", zoneCapacity), ("--max-disk-size", maxDiskSize)] where parseBytes(value) == nil {
-            throw ValidationError("\(name) \(value): expected a size in bytes, or with Mi, Gi or Ti")
+        for (name, value) in [("--zone-capacity", zoneCapacity), ("--max-disk-size", maxDiskSize)] where value.bytes <= 0 {
+            throw ValidationError("\(name) must be positive")
         }
     }
 
     func run() async throws {
         let logger = logging.logger("ballast.cloud")
         let (host, port) = parseHostPort(listen)!
-        var configuration = SimulatorConfiguration(region: region, zoneCount: zones, zoneCapacityBytes: parseBytes(zoneCapacity)!,
-                                                   maxDiskBytes: parseBytes(maxDiskSize)!, defaultAttachLimit: attachLimit)
+        var configuration = SimulatorConfiguration(region: region, zoneCount: zones, zoneCapacityBytes: zoneCapacity.bytes,
+                                                   maxDiskBytes: maxDiskSize.bytes, defaultAttachLimit: attachLimit)
         do {
             configuration.latency = try SimulatorConfiguration.parseLatencies(latency)
             configuration.faults = try SimulatorConfiguration.parseFaults(faults)
@@ -96,15 +96,4 @@ func parseHostPort(_ text: String) -> (String, Int)? {
     guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
           (0...65535).contains(port), colon != text.startIndex else { return nil }
     return (String(text[..<colon]), port)
-}
-
-/// "1Ti", "500Gi", "64Mi", "1048576" → bytes.
-func parseBytes(_ text: String) -> Int64? {
-    let units: [(String, Int64)] = [("Ti", 1 << 40), ("Gi", 1 << 30), ("Mi", 1 << 20), ("Ki", 1 << 10)]
-    for (suffix, factor) in units where text.hasSuffix(suffix) {
-        guard let number = Int64(text.dropLast(2)), number > 0, number <= Int64.max / factor else { return nil }
-        return number * factor
-    }
-    guard let number = Int64(text), number > 0 else { return nil }
-    return number
 }

@@ -18,10 +18,10 @@ struct CloudControllerManagerCommand: AsyncParsableCommand {
     @OptionGroup var logging: LoggingOptions
 
     @Option(help: "How often every node is checked against its instance (e.g. 10s, 500ms).")
-    var nodeMonitorPeriod: String = "10s"
+    var nodeMonitorPeriod: Duration = .seconds(10)
 
     func validate() throws {
-        guard SimulatorConfiguration.parseDuration(nodeMonitorPeriod).map({ $0 > .zero }) == true else {
+        guard nodeMonitorPeriod > .zero else {
             throw ValidationError("--node-monitor-period \(nodeMonitorPeriod): expected a duration like 10s or 500ms")
         }
     }
@@ -31,7 +31,7 @@ struct CloudControllerManagerCommand: AsyncParsableCommand {
         let client = try api.client()
         let cloud = try cloudOptions.client()
         let manager = CloudControllerManager(cloud: cloud, client: client,
-                                             monitorPeriod: SimulatorConfiguration.parseDuration(nodeMonitorPeriod)!, logger: logger)
+                                             monitorPeriod: nodeMonitorPeriod, logger: logger)
         logger.info("running", metadata: ["server": "\(client.connection.server)", "cloud": "\(cloudOptions.cloudUrl)"])
         try await runServices([("cloud-controller-manager", manager)], logger: logger)
         logger.info("stopped")

@@ -1,5 +1,6 @@
 // The simulator's settings: region and zones, limits, and per-action latency and fault rates.
 import Foundation
+import Units
 
 /// Requests the simulator can delay or fail on purpose (`--latency`, `--faults`).
 public enum CloudAction: String, Sendable, CaseIterable, Codable {
@@ -53,12 +54,10 @@ public struct SimulatorConfiguration: Sendable {
         try parsePairs(text, option: "--latency", parseDuration)
     }
 
-    /// "250ms", "2s", "1.5s", "0".
+    /// A latency: a Go duration ("250ms", "2s", "1.5s", "0") of at most an hour.
     public static func parseDuration(_ text: String) -> Duration? {
-        let (number, unit): (Substring, Double) =
-            text.hasSuffix("ms") ? (text.dropLast(2), 0.001) : text.hasSuffix("s") ? (text.dropLast(), 1) : (Substring(text), text == "0" ? 1 : -1)
-        guard unit > 0, let value = Double(number), value >= 0, value <= 3600 else { return nil }
-        return .milliseconds(Int64((value * unit * 1000).rounded()))
+        guard let duration = GoDuration.parse(text), duration >= .zero, duration <= .seconds(3600) else { return nil }
+        return duration
     }
 
     private static func parsePairs<T>(_ text: String, option: String, _ parse: (String) -> T?) throws -> [CloudAction: T] {
