@@ -33,5 +33,5 @@ generate() {
 }
 
 generate Sources/EtcdAPI/Generated Protos/etcd/mvccpb/kv.proto Protos/etcd/etcdserverpb/rpc.proto
-generate Sources/CSIDriver/Generated Protos/csi/csi.proto
+generate Sources/CSIProto/Generated Protos/csi/csi.proto
 exit $status
