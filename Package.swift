@@ -41,6 +41,9 @@ let package = Package(
         ),
         .target(name: "ClusterAPI"),
         .target(name: "SQLite", dependencies: ["CSQLite"]),
+        // What a node does to the kernel: child processes, loop devices, mounts, file systems.
+        .target(name: "CHostSystem"),
+        .target(name: "HostSystem", dependencies: ["CHostSystem"]),
         .target(
             name: "HTTPKit",
             dependencies: [
@@ -54,7 +57,7 @@ let package = Package(
         .target(
             name: "CloudProvider",
             dependencies: [
-                "SQLite", "HTTPKit",
+                "SQLite", "HTTPKit", "HostSystem",
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -74,7 +77,7 @@ let package = Package(
         .target(
             name: "CSIDriver",
             dependencies: [
-                "CloudProvider",
+                "CloudProvider", "HostSystem",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
@@ -127,7 +130,7 @@ let package = Package(
             name: "Ballast",
             dependencies: [
                 "LSMTree", "CSQLite", "SQLite", "MVCCStore", "EtcdAPI", "CloudProvider", "HTTPKit", "CSIDriver",
-                "APIClient", "CloudControllerManager", "APIServer", "GRPCWire",
+                "APIClient", "CloudControllerManager", "APIServer", "GRPCWire", "HostSystem",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
@@ -144,7 +147,8 @@ let package = Package(
             name: "FuzzTargets",
             dependencies: [
                 "LSMTree", "MVCCStore", "GRPCWire", "EtcdAPI", "ClusterAPI", "APIServer", "HTTPKit",
-                "CloudProvider", "CSIDriver",
+                "CloudProvider", "CSIDriver", "HostSystem",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             path: "Tests/Fuzz/Targets"
         ),
@@ -155,7 +159,8 @@ let package = Package(
         .testTarget(name: "ClusterAPITests", dependencies: ["ClusterAPI"]),
         .testTarget(name: "APIServerTests", dependencies: ["APIServer", "ClusterAPI", "MVCCStore", "HTTPKit", "TestSupport"]),
         .target(name: "TestSupport", path: "Tests/TestSupport"),
-        .testTarget(name: "CloudProviderTests", dependencies: ["CloudProvider", "HTTPKit", "TestSupport"]),
+        .testTarget(name: "HostSystemTests", dependencies: ["HostSystem"]),
+        .testTarget(name: "CloudProviderTests", dependencies: ["CloudProvider", "HostSystem", "HTTPKit", "TestSupport"]),
         .testTarget(name: "APIClientTests", dependencies: [
             "APIClient", "ClusterAPI", "HTTPKit", "TestSupport",
             .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
@@ -165,7 +170,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "CSIDriverTests", dependencies: [
-            "CSIDriver", "CloudProvider", "TestSupport",
+            "CSIDriver", "CloudProvider", "HostSystem", "TestSupport",
             .product(name: "GRPCCore", package: "grpc-swift-2"),
             .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
