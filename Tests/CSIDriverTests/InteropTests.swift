@@ -3,6 +3,7 @@
 // unix socket. The node part runs only as root with loop devices, and says so otherwise.
 import CloudProvider
 import Foundation
+import HostSystem
 import Testing
 import TestSupport
 

@@ -4,6 +4,7 @@
 // and /dev/loop-control; without them every test here is skipped, and says so.
 import CloudProvider
 import Foundation
+import HostSystem
 import Testing
 import TestSupport
 
