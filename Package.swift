@@ -170,13 +170,14 @@ let package = Package(
             path: "Tests/Fuzz/Targets"
         ),
         .executableTarget(name: "BallastFuzz", dependencies: ["FuzzTargets"], path: "Tests/Fuzz/Driver"),
-        .testTarget(name: "FuzzTests", dependencies: ["FuzzTargets"]),
-        .testTarget(name: "LSMTreeTests", dependencies: ["LSMTree"]),
+        .testTarget(name: "FuzzTests", dependencies: ["FuzzTargets", "TestSupport"]),
+        .testTarget(name: "LSMTreeTests", dependencies: ["LSMTree", "TestSupport"]),
         .testTarget(name: "UnitsTests", dependencies: ["Units"]),
+        .testTarget(name: "TestSupportTests", dependencies: ["TestSupport"]),
         .testTarget(name: "MVCCStoreTests", dependencies: ["MVCCStore"]),
         .testTarget(name: "ClusterAPITests", dependencies: ["ClusterAPI"]),
         .testTarget(name: "APIServerTests", dependencies: ["APIServer", "ClusterAPI", "MVCCStore", "HTTPKit", "TestSupport"]),
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["HostSystem"], path: "Tests/TestSupport"),
         // The real API handler on an embedded store, without sockets, for controller tests.
         .target(
             name: "APIServerTesting",

@@ -90,3 +90,11 @@ public final class ThreadExecutor: SerialExecutor, Sendable {
 func nameCurrentThread(_ name: String) {
     _ = chs_name_thread(String(decoding: name.utf8.prefix(15), as: UTF8.self))
 }
+
+/// A task executor too: `withTaskExecutorPreference(executor) { … }` runs the closure's
+/// nonisolated code on this thread, in the same task (its task-locals intact).
+extension ThreadExecutor: TaskExecutor {
+    public func asUnownedTaskExecutor() -> UnownedTaskExecutor {
+        UnownedTaskExecutor(ordinary: self)
+    }
+}

@@ -198,7 +198,7 @@ struct NodeLifecycleTests {
             var wrong = otherContext
             wrong["serial"] = nil
             await expectCode(.failedPrecondition) { try await driver.stage(volume.volumeID, context: wrong, path: staging, capability: single) }
-            let probe = try run("/usr/sbin/blkid", ["-p", try #require(otherContext["devicePath"])])
+            let probe = try await run("/usr/sbin/blkid", ["-p", try #require(otherContext["devicePath"])])
             #expect(probe.status == 2, "the other volume was not formatted")
             var mislabelled = context
             mislabelled["serial"] = other.volumeID
