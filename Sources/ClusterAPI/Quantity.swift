@@ -10,6 +10,10 @@ public struct QuantityParseError: Error, Sendable, Hashable, CustomStringConvert
         case numeric
         /// The suffix is not a known SI, binary or exponent suffix.
         case suffix
+        /// The text is longer than `Quantity.maxLength`.
+        case tooLong
+        /// The exponent is beyond ±`Quantity.maxExponent`.
+        case exponentRange
     }
 
     /// The category of failure.
@@ -26,6 +30,10 @@ public struct QuantityParseError: Error, Sendable, Hashable, CustomStringConvert
             return "unable to parse numeric part of quantity"
         case .suffix:
             return "unable to parse quantity's suffix"
+        case .tooLong:
+            return "quantities must be at most \(Quantity.maxLength) characters long, like 500m, 1.5Gi or 2e3"
+        case .exponentRange:
+            return "quantity too large: its magnitude must be below 1e\(Quantity.maxExponent + 1)"
         }
     }
 
@@ -101,6 +109,17 @@ public struct Quantity: Sendable, Hashable, Comparable, CustomStringConvertible,
         self.init(value: milli, scale: -3, format: format)
     }
 
+    /// The longest quantity text accepted. Any value a resource can hold (an int64 with nano
+    /// precision and a suffix) is under 40 characters; the bound keeps parsing, printing and
+    /// arithmetic (digit-by-digit on `BigUInt`) linear in practice: a megabyte of digits
+    /// is refused at once instead of taking a minute.
+    public static let maxLength = 100
+
+    /// Values are below `1e(maxExponent + 1)` in magnitude. Exact sums align exponents digit by
+    /// digit, so `1e2147483647 + 1` would need two billion digits; apimachinery accepts any
+    /// int32 exponent but nothing it schedules or validates needs more than a few dozen digits.
+    public static let maxExponent = 1000
+
     /// Parses Kubernetes quantity syntax such as `"1Gi"`, `"500m"`, `"1e3"` or `"-1.5"`.
     public init(_ text: String) throws(QuantityParseError) {
         self = try Self.parse(text)
@@ -152,6 +171,9 @@ public struct Quantity: Sendable, Hashable, Comparable, CustomStringConvertible,
     }
 
     private static func parse(_ text: String) throws(QuantityParseError) -> Quantity {
+        if text.utf8.count > maxLength {
+            throw QuantityParseError(kind: .tooLong, input: String(text.prefix(maxLength)) + "...")
+        }
         let bytes = Array(text.utf8)
         let end = bytes.count
         if end == 0 { throw QuantityParseError(kind: .formatWrong, input: text) }
@@ -239,6 +261,9 @@ public struct Quantity: Sendable, Hashable, Comparable, CustomStringConvertible,
         }
 
         var result = Quantity(negative: negative, magnitude: magnitude, exponent: exponent, format: format)
+        if !result.isZero && result.magnitude.decimalDigitCount + result.exponent > maxExponent + 1 {
+            throw QuantityParseError(kind: .exponentRange, input: text)
+        }
         if format == .binarySI {
             if Quantity.compareMagnitudes(result, .maxBinary) > 0 {
                 result = Quantity(negative: negative, magnitude: Quantity.maxBinary.magnitude, exponent: 0, format: format)

@@ -1,0 +1,62 @@
+import ClusterAPI
+import Foundation
+import Testing
+
+/// Parsers of the object model against what an attacker or a careless client sends: every
+/// answer is an error or a value, never a trap, and never a minute of CPU.
+@Suite struct HostileInputTests {
+    @Test(arguments: [
+        ("32s", Int64(32_000_000_000)), ("1h2m3.5s", 3_723_500_000_000), ("250ms", 250_000_000), ("-1.5us", -1_500),
+        ("0", 0), ("1µs", 1_000), ("2562047h47m16.854775807s", Int64.max), ("-2562047h47m16.854775808s", Int64.min),
+        (".5s", 500_000_000), ("1.s", 1_000_000_000),
+    ])
+    func goDurations(text: String, nanoseconds: Int64) throws {
+        #expect(try GoDuration.nanoseconds(text) == nanoseconds)
+        #expect(try GoDuration.nanoseconds(GoDuration.format(nanoseconds: nanoseconds)) == nanoseconds)
+    }
+
+    @Test(arguments: ["99999999999999999h", "2562047h47m16.854775808s", "9223372036854775808ns", "1e3s", "", "s", "1", "1x", "..5s", "+"])
+    func goDurationErrors(text: String) {
+        // The first of these trapped converting a Double to Int64 (GET /healthz?timeout=…).
+        #expect(throws: GoDurationError.self) { try GoDuration.nanoseconds(text) }
+    }
+
+    @Test func goDurationMessagesAreGos() {
+        #expect { try GoDuration.nanoseconds("99999999999999999h") } throws: { "\($0)" == #"time: invalid duration "99999999999999999h""# }
+        #expect { try GoDuration.nanoseconds("3") } throws: { "\($0)" == #"time: missing unit in duration "3""# }
+        #expect { try GoDuration.nanoseconds("3d") } throws: { "\($0)" == #"time: unknown unit "d" in duration "3d""# }
+        #expect(GoDuration.format(nanoseconds: 3_723_500_000_000) == "1h2m3.5s")
+        #expect(GoDuration.format(nanoseconds: 1_500) == "1.5µs")
+    }
+
+    @Test func aMegabyteQuantityIsRefusedAtOnce() throws {
+        // 52 s before the cap (quadratic digit-by-digit parsing and printing).
+        let huge = String(repeating: "9", count: 1_000_000)
+        let started = ContinuousClock.now
+        #expect { try Quantity(huge) } throws: { ($0 as? QuantityParseError)?.kind == .tooLong }
+        let body = Data(#"{"q":""#.utf8) + Data(huge.utf8) + Data(#""}"#.utf8)
+        #expect(throws: DecodingError.self) { try JSONDecoder().decode([String: Quantity].self, from: body) }
+        #expect(started.duration(to: .now) < .milliseconds(500))
+        let longest = "1" + String(repeating: "0", count: Quantity.maxLength - 2) + "m"
+        #expect(try Quantity(longest).description.count <= Quantity.maxLength + 2)
+    }
+
+    @Test func exponentsAreBoundedSoSumsStayCheap() throws {
+        #expect { try Quantity("1e2147483647") } throws: { ($0 as? QuantityParseError)?.kind == .exponentRange }
+        let started = ContinuousClock.now
+        let big = try Quantity("1e\(Quantity.maxExponent)")
+        let sum = big + (try Quantity("1m"))
+        #expect(sum > big && started.duration(to: .now) < .milliseconds(500))
+    }
+
+    @Test func timesSaturateInsteadOfOverflowing() {
+        // DELETE …?gracePeriodSeconds=9223372036854775807 trapped turning now + grace into a Time.
+        #expect(Time.now().adding(seconds: .max) == Time.maximum)
+        #expect(Time.now().adding(seconds: .min) == Time.minimum)
+        #expect(Time(Date(timeIntervalSince1970: 1e30)) == Time.maximum)
+        #expect(Time(Date(timeIntervalSince1970: .nan)) == Time.minimum)
+        #expect(Time.maximum.rfc3339 == "9999-12-31T23:59:59Z")
+        #expect(Time(secondsSinceEpoch: .min).rfc3339 == "0000-01-01T00:00:00Z")
+        #expect(Time(secondsSinceEpoch: 0).adding(seconds: 30).rfc3339 == "1970-01-01T00:00:30Z")
+    }
+}
