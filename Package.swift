@@ -154,7 +154,11 @@ let package = Package(
         .testTarget(name: "MVCCStoreTests", dependencies: ["MVCCStore"]),
         .testTarget(name: "ClusterAPITests", dependencies: ["ClusterAPI"]),
         .testTarget(name: "APIServerTests", dependencies: ["APIServer", "ClusterAPI", "MVCCStore", "HTTPKit", "TestSupport"]),
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: [
+            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+        ], path: "Tests/TestSupport"),
+        .testTarget(name: "HTTPKitTests", dependencies: ["HTTPKit", "TestSupport", .product(name: "Logging", package: "swift-log"),
+                                                         .product(name: "NIOHTTP1", package: "swift-nio")]),
         .testTarget(name: "CloudProviderTests", dependencies: ["CloudProvider", "HTTPKit", "TestSupport"]),
         .testTarget(name: "APIClientTests", dependencies: [
             "APIClient", "ClusterAPI", "HTTPKit", "TestSupport",
