@@ -28,6 +28,7 @@ func withServer(on backend: Backend, _ body: (ServerProcess) throws -> Void) thr
     defer { etcd?.stop() }
     let server = try ServerProcess { dir in
         try nodeATokenLine.write(toFile: dir + "/tokens.csv", atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: dir + "/tokens.csv")  // tokens are secrets
         return ["--token-auth-file", dir + "/tokens.csv"] + (etcd.map { ["--etcd-servers", $0.endpoint] } ?? [])
     }
     defer { server.stop() }

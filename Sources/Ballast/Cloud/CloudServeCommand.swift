@@ -77,13 +77,16 @@ struct CloudServeCommand: AsyncParsableCommand {
             throw ValidationError("\(error)")
         }
         configuration.faultSeed = faultSeed
-        try FileManager.default.createDirectory(atPath: stateDir, withIntermediateDirectories: true)
+        // The state dir holds the admin key and the database: private to the owner (0700, 0600).
+        try SecretFiles.makePrivateDirectory(stateDir)
+        try SecretFiles.createPrivateFile(stateDir + "/cloud.db")
         let keys = try apiKeysFile.map(APIKeys.load(file:)) ?? APIKeys.adminKey(stateDir: stateDir)
         let devices = try LoopDeviceBackend(root: URL(fileURLWithPath: volumesDir))
         let cloud = try CloudSimulator(configuration: configuration, statePath: stateDir + "/cloud.db", devices: devices, logger: logger)
         try await cloud.start()
         let service = CloudHTTPService(cloud: cloud, keys: keys)
-        let server = try await HTTPServer(host: host, port: port, maxBodyBytes: 1 << 20, logger: logger, handler: service.handle)
+        let server = try await HTTPServer(host: host, port: port, limits: HTTPServerLimits(maxBodyBytes: 1 << 20), logger: logger,
+                                          headCheck: service.checkHead, handler: service.handle)
         logger.info("serving", metadata: ["listen": "\(host):\(server.port)", "volumes": "\(devices.root.path)",
                                           "zones": "\(configuration.zones.joined(separator: ","))",
                                           "key": "\(apiKeysFile ?? stateDir + "/admin.key")"])
