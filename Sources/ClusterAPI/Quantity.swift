@@ -12,8 +12,6 @@ public struct QuantityParseError: Error, Sendable, Hashable, CustomStringConvert
         case suffix
         /// The text is longer than `Quantity.maxLength`.
         case tooLong
-        /// The exponent is beyond ±`Quantity.maxExponent`.
-        case exponentRange
     }
 
     /// The category of failure.
@@ -32,8 +30,6 @@ public struct QuantityParseError: Error, Sendable, Hashable, CustomStringConvert
             return "unable to parse quantity's suffix"
         case .tooLong:
             return "quantities must be at most \(Quantity.maxLength) characters long, like 500m, 1.5Gi or 2e3"
-        case .exponentRange:
-            return "quantity too large: its magnitude must be below 1e\(Quantity.maxExponent + 1)"
         }
     }
 
@@ -115,10 +111,11 @@ public struct Quantity: Sendable, Hashable, Comparable, CustomStringConvertible,
     /// is refused at once instead of taking a minute.
     public static let maxLength = 100
 
-    /// Values are below `1e(maxExponent + 1)` in magnitude. Exact sums align exponents digit by
-    /// digit, so `1e2147483647 + 1` would need two billion digits; apimachinery accepts any
-    /// int32 exponent but nothing it schedules or validates needs more than a few dozen digits.
-    public static let maxExponent = 1000
+    /// Sums align their operands' exponents digit by digit; operands further apart than this
+    /// many orders of magnitude are not aligned: the sum is the larger one, the smaller being
+    /// far below its precision. apimachinery accepts any int32 exponent, so `1e2147483647 + 1`
+    /// would otherwise need two billion digits.
+    public static let maxAlignment = 1000
 
     /// Parses Kubernetes quantity syntax such as `"1Gi"`, `"500m"`, `"1e3"` or `"-1.5"`.
     public init(_ text: String) throws(QuantityParseError) {
@@ -261,9 +258,6 @@ public struct Quantity: Sendable, Hashable, Comparable, CustomStringConvertible,
         }
 
         var result = Quantity(negative: negative, magnitude: magnitude, exponent: exponent, format: format)
-        if !result.isZero && result.magnitude.decimalDigitCount + result.exponent > maxExponent + 1 {
-            throw QuantityParseError(kind: .exponentRange, input: text)
-        }
         if format == .binarySI {
             if Quantity.compareMagnitudes(result, .maxBinary) > 0 {
                 result = Quantity(negative: negative, magnitude: Quantity.maxBinary.magnitude, exponent: 0, format: format)
@@ -437,6 +431,13 @@ public struct Quantity: Sendable, Hashable, Comparable, CustomStringConvertible,
             return Quantity(negative: rhsNegative, magnitude: rhs.magnitude, exponent: rhs.exponent, format: format)
         }
         let common = min(lhs.exponent, rhs.exponent)
+        if max(lhs.exponent, rhs.exponent) - common > maxAlignment {
+            let lhsOrder = lhs.magnitude.decimalDigitCount + lhs.exponent
+            let rhsOrder = rhs.magnitude.decimalDigitCount + rhs.exponent
+            return lhsOrder >= rhsOrder
+                ? Quantity(negative: lhs.negative, magnitude: lhs.magnitude, exponent: lhs.exponent, format: format)
+                : Quantity(negative: rhsNegative, magnitude: rhs.magnitude, exponent: rhs.exponent, format: format)
+        }
         var left = lhs.magnitude
         left.multiplyByPowerOfTen(lhs.exponent - common)
         var right = rhs.magnitude

@@ -121,7 +121,8 @@ public final class HTTPServer: Sendable {
                             return true
                         }
                         guard admitted else {
-                            connection.channel.close(promise: nil)
+                            // Closed at once, nothing read (executeThenClose finishes its writer).
+                            group.addTask { try? await connection.executeThenClose { _, _ in } }
                             continue
                         }
                         group.addTask {

@@ -114,26 +114,29 @@ import Testing
             // A patch that grows the object past what storage takes: 413, nothing stored.
             let big = String(repeating: "x", count: 1 << 20)
             let grown = await f.request(.PATCH, "/api/v1/nodes/node-a",
-                                        body: #"[{"op":"add","path":"/metadata/annotations","value":{"a":"\#(big)"}},{"op":"copy","from":"/metadata/annotations/a","path":"/metadata/annotations/b"}]"#,
+                                        body: #"[{"op":"add","path":"/spec","value":{"a":"\#(big)"}},{"op":"copy","from":"/spec/a","path":"/spec/b"}]"#,
                                         contentType: "application/json-patch+json")
-            #expect(grown.code == 413, "\(grown.body["message"] ?? "")")
-            #expect(await f.request(.GET, "/api/v1/nodes/node-a").body["metadata"]?["annotations"] == nil)
+            #expect(grown.code == 413, "\(grown.body)")
+            #expect(await f.request(.GET, "/api/v1/nodes/node-a").body["spec"]?["a"] == nil)
         }
     }
 
-    @Test func longKeyedListPatchesStayLinear() async throws {
-        try await withFixture { f in
-            let pod = #"{"metadata":{"name":"web"},"spec":{"containers":[{"name":"a","image":"nginx"}]}}"#
-            _ = await f.request(.POST, "/api/v1/namespaces/default/pods", body: pod)
-            // 20,000 containers merged by name into the list: a scan per element was 2·10^8 comparisons.
-            let containers = (0..<20_000).map { #"{"name":"c\#($0)","image":"i"}"# }.joined(separator: ",")
-            let order = (0..<20_000).reversed().map { #"{"name":"c\#($0)"}"# }.joined(separator: ",")
-            let started = ContinuousClock.now
-            let response = await f.request(.PATCH, "/api/v1/namespaces/default/pods/web?dryRun=All",
-                                           body: #"{"spec":{"containers":[\#(containers)],"$setElementOrder/containers":[\#(order)]}}"#,
-                                           contentType: "application/strategic-merge-patch+json")
-            #expect(started.duration(to: .now) < .seconds(10), "\(started.duration(to: .now))")
-            #expect(response.code == 200 || response.code == 422 || response.code == 413)
-        }
+    @Test func longKeyedListPatchesStayLinear() throws {
+        // 20,000 containers merged by name, then reordered: a scan per element was 4·10^8
+        // comparisons; through an index it is linear.
+        let n = 20_000
+        let pod: JSONValue = ["apiVersion": "v1", "kind": "Pod", "metadata": ["name": "web", "finalizers": ["a", "b"]],
+                              "spec": ["containers": [["name": "a", "image": "nginx"]]]]
+        let containers = JSONValue.array((0..<n).map { ["name": .string("c\($0)"), "image": "i"] })
+        let order = JSONValue.array((0..<n).reversed().map { ["name": .string("c\($0)")] })
+        let finalizers = JSONValue.array((0..<n).map { .string("f\($0)") })
+        let patch: JSONValue = ["spec": ["containers": containers, "$setElementOrder/containers": order],
+                                "metadata": ["finalizers": finalizers, "$deleteFromPrimitiveList/finalizers": finalizers]]
+        let started = ContinuousClock.now
+        let result = try StrategicMergePatch.apply(patch, to: pod, kind: "Pod")
+        #expect(started.duration(to: .now) < .seconds(5), "\(started.duration(to: .now))")
+        #expect(result["spec"]?["containers"]?.arrayValue?.count == n + 1)
+        #expect(result["spec"]?["containers"]?[0]?["name"] == .string("c\(n - 1)"))
+        #expect(result["metadata"]?["finalizers"] == ["a", "b"])
     }
 }

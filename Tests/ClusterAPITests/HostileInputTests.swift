@@ -36,17 +36,21 @@ import Testing
         #expect { try Quantity(huge) } throws: { ($0 as? QuantityParseError)?.kind == .tooLong }
         let body = Data(#"{"q":""#.utf8) + Data(huge.utf8) + Data(#""}"#.utf8)
         #expect(throws: DecodingError.self) { try JSONDecoder().decode([String: Quantity].self, from: body) }
-        #expect(started.duration(to: .now) < .milliseconds(500))
+        // Reading the megabyte of JSON itself takes a few hundred milliseconds in a debug build.
+        #expect(started.duration(to: .now) < .seconds(5))
         let longest = "1" + String(repeating: "0", count: Quantity.maxLength - 2) + "m"
         #expect(try Quantity(longest).description.count <= Quantity.maxLength + 2)
     }
 
-    @Test func exponentsAreBoundedSoSumsStayCheap() throws {
-        #expect { try Quantity("1e2147483647") } throws: { ($0 as? QuantityParseError)?.kind == .exponentRange }
+    @Test func sumsOfFarApartQuantitiesStayCheap() throws {
+        // apimachinery's int32 exponents: aligning 1e2147483647 with 1 took two billion digits.
         let started = ContinuousClock.now
-        let big = try Quantity("1e\(Quantity.maxExponent)")
-        let sum = big + (try Quantity("1m"))
-        #expect(sum > big && started.duration(to: .now) < .milliseconds(500))
+        let huge = try Quantity("1e2147483647")
+        let one = try Quantity("1")
+        #expect(huge + one == huge && one + huge == huge && one - huge == -huge)
+        let near = try Quantity("1e\(Quantity.maxAlignment)")
+        #expect(near + one > near, "within the alignment bound sums stay exact")
+        #expect(started.duration(to: .now) < .milliseconds(500))
     }
 
     @Test func timesSaturateInsteadOfOverflowing() {

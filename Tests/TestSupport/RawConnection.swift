@@ -10,10 +10,28 @@ import Synchronization
 public final class RawConnection: Sendable {
     private final class Collector: ChannelInboundHandler, Sendable {
         typealias InboundIn = ByteBuffer
+        let keep: Bool
         let received = Mutex(Data())
+        let counts = Mutex((bytes: 0, newlines: 0))
+        init(keep: Bool) { self.keep = keep }
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             let buffer = unwrapInboundIn(data)
-            received.withLock { $0.append(contentsOf: buffer.readableBytesView) }
+            // memchr: a byte-by-byte loop in a debug build kept the event loop busy for seconds.
+            let newlines = buffer.withUnsafeReadableBytes { raw -> Int in
+                guard var p = raw.baseAddress else { return 0 }
+                let end = p + raw.count
+                var n = 0
+                while p < end, let hit = memchr(p, 0x0A, end - p) {
+                    n += 1
+                    p = UnsafeRawPointer(hit) + 1
+                }
+                return n
+            }
+            counts.withLock {
+                $0.bytes += buffer.readableBytes
+                $0.newlines += newlines
+            }
+            if keep { received.withLock { $0.append(contentsOf: buffer.readableBytesView) } }
         }
     }
 
@@ -23,8 +41,10 @@ public final class RawConnection: Sendable {
     /// Connects to 127.0.0.1:`port`. With `reading: false` the socket is never read (the
     /// kernel's receive buffer fills and the server's writes stall), and its receive buffer
     /// is kept small.
-    public init(port: Int, reading: Bool = true) async throws {
-        let collector = Collector()
+    /// With `keep: false` only the bytes and newlines received are counted (a watch client that
+    /// reads everything without holding it).
+    public init(port: Int, reading: Bool = true, keep: Bool = true) async throws {
+        let collector = Collector(keep: keep)
         var bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .channelOption(ChannelOptions.autoRead, value: reading)
         if !reading {
@@ -47,6 +67,16 @@ public final class RawConnection: Sendable {
     /// Everything received so far.
     public var received: Data { collector.received.withLock { $0 } }
     public var receivedText: String { String(decoding: received, as: UTF8.self) }
+
+    /// Bytes and newlines received so far.
+    public var counts: (bytes: Int, newlines: Int) { collector.counts.withLock { $0 } }
+
+    /// Starts reading a connection made with `reading: false` (a closed connection is only
+    /// noticed by reading it).
+    public func startReading() async throws {
+        try await channel.setOption(ChannelOptions.autoRead, value: true)
+        channel.read()
+    }
 
     /// Whether the server has closed the connection (or it broke).
     public var isClosed: Bool { !channel.isActive }

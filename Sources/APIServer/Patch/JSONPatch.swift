@@ -80,27 +80,39 @@ public enum JSONPatch {
     /// the answer is only known to exceed the limit).
     static func encodedSize(_ value: JSONValue, limit: Int) -> Int {
         var total = 0
-        func visit(_ v: JSONValue) {
-            if total > limit { return }
-            switch v {
-            case .null: total += 4
-            case .bool(let b): total += b ? 4 : 5
-            case .integer(let i): total += String(i).utf8.count
-            case .number(let d): total += d.description.utf8.count
-            case .string(let s): total += s.utf8.count + 2
-            case .array(let elements):
-                total += 2 + max(0, elements.count - 1)
-                for e in elements { visit(e) }
-            case .object(let members):
-                total += 2 + max(0, members.count - 1)
-                for (k, e) in members {
-                    total += k.utf8.count + 3
-                    visit(e)
-                }
+        addEncodedSize(value, to: &total, limit: limit)
+        return total
+    }
+
+    private static func addEncodedSize(_ value: JSONValue, to total: inout Int, limit: Int) {
+        if total > limit { return }
+        switch value {
+        case .null: total += 4
+        case .bool(let b): total += b ? 4 : 5
+        case .integer(let i):
+            var digits = i < 0 ? 2 : 1
+            var rest = i.magnitude
+            while rest >= 10 {
+                rest /= 10
+                digits += 1
+            }
+            total += digits
+        case .number: total += 24  // at most, as Go prints a float64
+        case .string(let s): total += s.utf8.count + 2
+        case .array(let elements):
+            total += 1 + elements.count
+            for e in elements {
+                addEncodedSize(e, to: &total, limit: limit)
+                if total > limit { return }
+            }
+        case .object(let members):
+            total += 1 + members.count
+            for (k, e) in members {
+                total += k.utf8.count + 3
+                addEncodedSize(e, to: &total, limit: limit)
+                if total > limit { return }
             }
         }
-        visit(value)
-        return total
     }
 
     static func parsePointer(_ path: String) throws(Failure) -> [String] {
