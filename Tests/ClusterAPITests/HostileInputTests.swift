@@ -39,7 +39,14 @@ import Testing
         // Reading the megabyte of JSON itself takes a few hundred milliseconds in a debug build.
         #expect(started.duration(to: .now) < .seconds(5))
         let longest = "1" + String(repeating: "0", count: Quantity.maxLength - 2) + "m"
-        #expect(try Quantity(longest).description.count <= Quantity.maxLength + 2)
+        #expect(try Quantity(longest) == (try Quantity("1e1019")))
+        // Significant digits are bounded, and what prints parses again (found by fuzzing: a
+        // 90-digit quantity printed with two more digits and an exponent).
+        #expect { try Quantity(String(repeating: "7", count: Quantity.maxSignificantDigits + 1)) } throws: {
+            ($0 as? QuantityParseError)?.kind == .tooLong
+        }
+        let wide = try Quantity("1" + String(repeating: "9", count: Quantity.maxSignificantDigits - 1) + "e2147483647")
+        #expect(try Quantity(wide.canonicalString) == wide)
     }
 
     @Test func sumsOfFarApartQuantitiesStayCheap() throws {
@@ -62,5 +69,14 @@ import Testing
         #expect(Time.maximum.rfc3339 == "9999-12-31T23:59:59Z")
         #expect(Time(secondsSinceEpoch: .min).rfc3339 == "0000-01-01T00:00:00Z")
         #expect(Time(secondsSinceEpoch: 0).adding(seconds: 30).rfc3339 == "1970-01-01T00:00:30Z")
+    }
+}
+
+extension HostileInputTests {
+    @Test func quantitiesPrintToWhatParses() throws {
+        // Found by the quantity fuzz target: 5e2147483649 printed with an exponent no int32 holds.
+        #expect { try Quantity("500e2147483647") } throws: { ($0 as? QuantityParseError)?.kind == .numeric }
+        let largest = try Quantity("5e2147483647")
+        #expect(try Quantity(largest.canonicalString) == largest)
     }
 }
