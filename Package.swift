@@ -133,7 +133,7 @@ let package = Package(
         .target(
             name: "APIServer",
             dependencies: [
-                "ClusterAPI", "MVCCStore", "HTTPKit",
+                "ClusterAPI", "MVCCStore", "HTTPKit", "Units",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -177,7 +177,9 @@ let package = Package(
         .testTarget(name: "MVCCStoreTests", dependencies: ["MVCCStore"]),
         .testTarget(name: "ClusterAPITests", dependencies: ["ClusterAPI"]),
         .testTarget(name: "APIServerTests", dependencies: ["APIServer", "ClusterAPI", "MVCCStore", "HTTPKit", "TestSupport"]),
-        .target(name: "TestSupport", dependencies: ["HostSystem"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: [
+            "HostSystem", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+        ], path: "Tests/TestSupport"),
         // The real API handler on an embedded store, without sockets, for controller tests.
         .target(
             name: "APIServerTesting",
@@ -185,6 +187,8 @@ let package = Package(
             path: "Tests/APIServerTesting"
         ),
         .testTarget(name: "HostSystemTests", dependencies: ["HostSystem"]),
+        .testTarget(name: "HTTPKitTests", dependencies: ["HTTPKit", "TestSupport", .product(name: "Logging", package: "swift-log"),
+                                                         .product(name: "NIOHTTP1", package: "swift-nio")]),
         .testTarget(name: "CloudProviderTests", dependencies: ["CloudProvider", "HostSystem", "HTTPKit", "TestSupport"]),
         .testTarget(name: "APIClientTests", dependencies: [
             "APIClient", "ClusterAPI", "HTTPKit", "TestSupport", "APIServerTesting",
