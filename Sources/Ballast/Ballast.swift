@@ -13,6 +13,7 @@ struct BallastCommand: AsyncParsableCommand {
         commandName: "ballast",
         abstract: "A storage-centric Kubernetes: an etcd-compatible LSM store, a control plane and a CSI driver.",
         subcommands: [StoreCommand.self, APIServerCommand.self, CloudCommand.self, CloudControllerManagerCommand.self, CSICommand.self,
+                      KubeletCommand.self, KubeletShimCommand.self, ImagesCommand.self,
                       BenchCommand.self, DebugCommand.self]
     )
 }

@@ -49,7 +49,7 @@ public struct ResourceRegistry: Sendable {
                      subresources: ["status"], selectableFields: ["spec.unschedulable"], strategy: .typed(Node.self)),
         ResourceInfo(group: "", version: "v1", resource: "pods", singularName: "pod", kind: "Pod",
                      namespaced: true, shortNames: ["po"], verbs: allVerbs, categories: ["all"],
-                     subresources: ["status", "binding", "log"],
+                     subresources: ["status", "binding", "log", "exec"],
                      selectableFields: ["spec.nodeName", "spec.restartPolicy", "spec.schedulerName", "spec.serviceAccountName",
                                         "spec.hostNetwork", "status.phase", "status.podIP", "status.nominatedNodeName"],
                      strategy: .typed(Pod.self)),
