@@ -74,7 +74,10 @@ func adminClient(_ server: APIServer) -> (HTTPClient, HTTPHeaders) {
      ["Authorization": "Bearer \(server.adminToken)", "Content-Type": "application/json"])
 }
 
-@Suite(.serialized) struct ServerBoundsTests {
+/// Tests that measure this process's memory run alone (`make test` runs every suite whose name
+/// contains "MemoryBound" after the others, one at a time), so that no other test's
+/// allocations count.
+@Suite(.serialized) struct ServerMemoryBoundTests {
     @Test func aWatcherThatNeverReadsIsClosedAndMemoryStaysBounded() async throws {
         // A small memtable, so that what the store keeps of the 48 MiB written stays small and
         // the growth measured is the watchers'.
@@ -120,7 +123,9 @@ func adminClient(_ server: APIServer) -> (HTTPClient, HTTPHeaders) {
             #expect(!good.isClosed)
         }
     }
+}
 
+@Suite(.serialized) struct ServerBoundsTests {
     @Test func requestsBeyondTheInflightLimitGet429() async throws {
         let slow = Mutex<SlowStore?>(nil)
         try await withFixture(make: {
