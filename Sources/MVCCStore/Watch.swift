@@ -73,13 +73,28 @@ final class WatchHub: @unchecked Sendable {
     let lock = NSLock()
     var publishedRevision: Int64 = 0
     var compactRevision: Int64 = 0
-    var bufferLimit = 1024
+    /// Events one synced watcher may have waiting for its consumer.
+    var bufferLimit: Int
+    /// Events all watchers together may have waiting: with many slow
+    /// watchers, each goes unsynced (reads history later) before memory grows.
+    var totalBufferLimit: Int
+    /// Watchers the hub accepts at once.
+    var maxWatchers: Int
+    /// Events waiting in all buffers (the sum of every `pending.count`).
+    private(set) var buffered = 0
     private var watchers: [ObjectIdentifier: State] = [:]
+
+    init(bufferLimit: Int = 1024, totalBufferLimit: Int = 256 << 10, maxWatchers: Int = 100_000) {
+        self.bufferLimit = bufferLimit
+        self.totalBufferLimit = totalBufferLimit
+        self.maxWatchers = maxWatchers
+    }
 
     var count: Int { lock.withLock { watchers.count } }
 
-    func add(_ request: WatchRequest) -> State {
-        lock.withLock {
+    func add(_ request: WatchRequest) throws -> State {
+        try lock.withLock {
+            guard watchers.count < maxWatchers else { throw MVCCError.tooManyWatchers(limit: maxWatchers) }
             let s: State
             if request.startRevision <= 0 || request.startRevision > publishedRevision {
                 s = State(request: request, covered: publishedRevision, synced: true)
@@ -95,8 +110,18 @@ final class WatchHub: @unchecked Sendable {
         lock.withLock {
             s.canceled = true
             watchers[ObjectIdentifier(s)] = nil
+            buffered -= s.pending.count
+            s.pending = []
             s.wake()
         }
+    }
+
+    /// Hands a watcher's buffered events to its consumer. Hub lock held.
+    func take(_ s: State) -> [Event] {
+        let events = s.pending
+        buffered -= events.count
+        s.pending = []
+        return events
     }
 
     /// Called by the writer, in revision order, after the revisions are durable.
@@ -106,11 +131,12 @@ final class WatchHub: @unchecked Sendable {
                 for s in watchers.values where s.synced && !s.canceled {
                     let mine = events.filter(s.matches)
                     if !mine.isEmpty {
-                        if s.pending.count + mine.count > bufferLimit {
+                        if s.pending.count + mine.count > bufferLimit || buffered + mine.count > totalBufferLimit {
                             s.synced = false  // the consumer catches up from the store
                             continue
                         }
                         s.pending.append(contentsOf: mine)
+                        buffered += mine.count
                         s.wake()
                     }
                     s.covered = rev
@@ -136,9 +162,11 @@ final class WatchHub: @unchecked Sendable {
         lock.withLock {
             for s in watchers.values {
                 s.canceled = true
+                s.pending = []
                 s.wake()
             }
             watchers.removeAll()
+            buffered = 0
         }
     }
 }
@@ -155,6 +183,9 @@ public final class Watch: @unchecked Sendable {
         self.store = store
         self.state = state
     }
+
+    /// A watch nobody holds any more leaves the hub (and its buffer) with it.
+    deinit { store.hub.remove(state) }
 
     /// Whether every published revision has been handed to the consumer and
     /// acknowledged (what etcd's progress notifications require: a progress
@@ -184,10 +215,8 @@ public final class Watch: @unchecked Sendable {
             if state.canceled { return .done(nil) }
             if let c = state.compactedAt { return .done(.compacted(c)) }
             if !state.pending.isEmpty {
-                let events = state.pending
-                state.pending = []
                 state.unacknowledged = true
-                return .done(.events(events))
+                return .done(.events(hub.take(state)))
             }
             guard !state.synced else { return .wait }
             let from = state.covered + 1
@@ -247,7 +276,7 @@ extension MVCCStore {
     public func watch(_ request: WatchRequest) throws -> Watch {
         let compacted = compactedRevision
         if request.startRevision > 0 && request.startRevision < compacted { throw MVCCError.compacted }
-        return Watch(store: self, state: hub.add(request))
+        return Watch(store: self, state: try hub.add(request))
     }
 
     public var watcherCount: Int { hub.count }
@@ -259,7 +288,7 @@ extension MVCCStore {
             let it = try db.makeIterator(from: Layout.logKey(from, 0), to: Layout.logKey(through + 1, 0))
             while let (k, v) = try it.next() {
                 guard k.count == 13, let entry = LogEntry.decode(v) else { continue }
-                let rev = Int64(k.readBE64(at: 1))
+                guard let rev = Int64(exactly: k.readBE64(at: 1)) else { continue }
                 let kv: KeyValue
                 switch entry.type {
                 case .put:

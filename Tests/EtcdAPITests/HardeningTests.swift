@@ -1,0 +1,143 @@
+import EtcdAPI
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import MVCCStore
+import Testing
+import TestSupport
+
+/// Resident memory of a process, from /proc.
+func residentBytes(pid: Int32) -> Int {
+    guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return 0 }
+    for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
+        return (line.split(separator: " ").compactMap { Int($0) }.first ?? 0) * 1024
+    }
+    return 0
+}
+
+/// `ballast store serve` against hostile and careless clients (issue 12):
+/// every request gets an answer, the process lives, its memory stays bounded.
+@Suite(.serialized, .enabled(if: haveEtcdctl, "etcdctl is not installed: make test installs Debian's etcd-client"))
+struct StoreHardeningTests {
+    /// Finding 2: `etcdctl get k --limit 9223372036854775807` and other Int64 extremes.
+    @Test func int64ExtremesAreAnsweredNotFatal() throws {
+        let s = try StoreServer()
+        try s.etcdctl(["put", "k", "v"])
+        try s.etcdctl(["put", "k2", "v2"])
+        let max = "9223372036854775807"
+        #expect(try s.etcdctl(["get", "k", "--limit", max]).stdout == "k\nv\n")
+        #expect(try s.etcdctl(["get", "--prefix", "k", "--limit", max]).stdout == "k\nv\nk2\nv2\n")
+        #expect(try s.etcdctl(["get", "--prefix", "k", "--limit", max, "--order", "DESCEND"]).stdout == "k2\nv2\nk\nv\n")
+        #expect(try s.etcdctl(["get", "k", "--rev", max]).stderr.contains("required revision is a future revision"))
+        #expect(try s.etcdctl(["compaction", max]).stderr.contains("required revision is a future revision"))
+        #expect(try s.etcdctl(["lease", "grant", max]).stderr.contains("too large lease TTL"))
+        #expect(try s.etcdctl(["lease", "timetolive", "7fffffffffffffff"]).stdout.contains("already expired"))
+        #expect(s.process?.isRunning == true)
+        #expect(try s.etcdctl(["get", "k"]).stdout == "k\nv\n")
+    }
+
+    /// Finding 9: a full disk turns the store read-only, and /health says so (503, with the reason).
+    @Test(.enabled(if: Tmpfs.available, "mounting a tmpfs needs root"))
+    func aFullDiskIsReportedByHealth() throws {
+        let fs = try Tmpfs(size: "6m")
+        let s = try StoreServer(dataDir: fs.path + "/store")
+        defer { s.stop() }
+        let value = String(repeating: "0123456789abcdef", count: 16 << 10)  // 256 KiB
+        var failed = false
+        for i in 0..<40 {
+            let r = try s.etcdctl(["put", "big\(i)"], input: value)
+            if r.status != 0 {
+                failed = true
+                break
+            }
+        }
+        #expect(failed, "6 MiB of tmpfs took 40 puts of 256 KiB")
+        let health = try run("curl", ["-s", "-w", "\n%{http_code}", "\(s.endpoint)/health"])
+        let lines = health.stdout.split(separator: "\n")
+        #expect(lines.last == "503", "got \(health.stdout)")
+        #expect(health.stdout.contains("\"health\":\"false\"") && health.stdout.contains("read-only")
+                && health.stdout.contains("No space left on device"), "got \(health.stdout)")
+        // The member keeps answering reads and says what is wrong in its status too.
+        #expect(try s.etcdctl(["get", "big0", "--keys-only"]).stdout == "big0\n\n")
+        #expect(try s.etcdctl(["endpoint", "status"]).stdout.contains("read-only"))
+        withExtendedLifetime(fs) {}
+    }
+
+    /// Finding 10: a watcher whose client never reads costs the server a
+    /// bounded amount of memory, however much is written meanwhile.
+    @Test func aWatcherThatNeverReadsHoldsBoundedServerMemory() async throws {
+        let s = try StoreServer()
+        let pid = try #require(s.process?.processIdentifier)
+        // etcdctl watches and prints to a pipe nobody reads: it blocks, and stops reading its stream.
+        let watcher = Process()
+        watcher.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        watcher.arguments = ["etcdctl", "--endpoints", s.endpoint, "watch", "--prefix", "w/"]
+        watcher.environment = ProcessInfo.processInfo.environment.merging(["ETCDCTL_API": "3"]) { $1 }
+        let unread = Pipe()
+        watcher.standardOutput = unread
+        watcher.standardError = FileHandle.nullDevice
+        try watcher.run()
+        defer {
+            watcher.terminate()
+            _ = unread
+        }
+        try await Task.sleep(for: .milliseconds(500))
+        let client = try EtcdClient(endpoints: [s.endpoint])
+        defer { client.close() }
+        let before = residentBytes(pid: pid)
+        let peak = try await withThrowingTaskGroup(of: Int.self) { group in
+            for worker in 0..<16 {
+                group.addTask {
+                    var peak = 0
+                    for i in 0..<512 {
+                        var value = [UInt8](repeating: UInt8(truncatingIfNeeded: worker), count: 32 << 10)
+                        value[0] = UInt8(truncatingIfNeeded: i)
+                        _ = try await client.put(PutRequest(key: Array("w/\(worker)/\(i % 8)".utf8), value: value))
+                        if i % 64 == 0 { peak = max(peak, residentBytes(pid: pid)) }
+                    }
+                    return peak
+                }
+            }
+            var peak = 0
+            for try await p in group { peak = max(peak, p) }
+            return max(peak, residentBytes(pid: pid))
+        }
+        let grown = peak - before
+        // 256 MiB of events went by; the engine's memtables and caches take up to about 100 MiB of it.
+        #expect(grown < 160 << 20, "the server grew by \(grown >> 20) MiB for a watcher that does not read")
+        #expect(try s.etcdctl(["get", "w/0/0", "--keys-only"]).stdout == "w/0/0\n\n", "a well-behaved client is served")
+    }
+
+    /// Progress requests are answered together, not one task each (finding 20).
+    @Test func aFloodOfProgressRequestsIsCoalesced() async throws {
+        let s = try StoreServer()
+        let transport = try HTTP2ClientTransport.Posix(
+            target: ResolvableTargets.IPv4(addresses: [SocketAddress.IPv4(host: "127.0.0.1", port: s.port)]),
+            transportSecurity: .plaintext)
+        try await withGRPCClient(transport: transport) { grpc in
+            let watch = Etcdserverpb_Watch.Client(wrapping: grpc)
+            var create = Etcdserverpb_WatchRequest()
+            create.createRequest.key = Data("p/".utf8)
+            create.createRequest.rangeEnd = Data("p0".utf8)
+            var progress = Etcdserverpb_WatchRequest()
+            progress.progressRequest = Etcdserverpb_WatchProgressRequest()
+            let (createReq, progressReq) = (create, progress)
+            let answers: Int = try await watch.watch(requestProducer: { writer in
+                try await writer.write(createReq)
+                for _ in 0..<5000 { try await writer.write(progressReq) }
+                try await Task.sleep(for: .seconds(2))
+            }, onResponse: { response in
+                var progressAnswers = 0
+                let deadline = ContinuousClock.now + .seconds(2)
+                for try await message in response.messages {
+                    if message.watchID == -1 { progressAnswers += 1 }
+                    if ContinuousClock.now > deadline { break }
+                }
+                return progressAnswers
+            })
+            #expect(answers >= 1 && answers < 500, "\(answers) progress answers for 5000 requests")
+            grpc.beginGracefulShutdown()
+        }
+        #expect(try s.etcdctl(["put", "p/x", "1"]).stdout == "OK\n")
+    }
+}

@@ -1,0 +1,127 @@
+import Foundation
+import Testing
+@testable import MVCCStore
+
+/// Resident memory of this process, from /proc.
+func residentBytes() -> Int {
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+    for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
+        return (line.split(separator: " ").compactMap { Int($0) }.first ?? 0) * 1024
+    }
+    return 0
+}
+
+/// Threads of this process now.
+func threadCount() -> Int {
+    (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task").count) ?? 0
+}
+
+/// What a slow or hostile consumer of the store can make it hold (finding 10),
+/// and the store's own threads (findings 16, 20).
+@Suite struct BoundsTests {
+    /// A `KeyValueStore` watch whose consumer does not read: the events stay
+    /// in the store (the watch reads them back when asked), not in memory.
+    @Test func aWatchNobodyReadsHoldsABoundedBuffer() async throws {
+        var options = testOptions()
+        options.watcherBufferEvents = 16
+        // An engine that keeps little in memory itself, so that the watch's share shows.
+        options.engine.writeBufferSize = 4 << 20
+        options.engine.blockCacheCapacity = 1 << 20
+        options.engine.levelBaseBytes = 64 << 20
+        try await withStore(options) { store, _ in
+            let kv: any KeyValueStore = store
+            let stream = try await kv.watch(prefix: b("w/"), fromRevision: 0)
+            let before = residentBytes()
+            var peak = before
+            // 64 MiB of events (each value its own buffer) while nobody reads the watch.
+            for i in 0..<2048 {
+                var value = [UInt8](repeating: 0x5A, count: 32 << 10)
+                value[0] = UInt8(truncatingIfNeeded: i)
+                try await store.put(PutRequest(key: b("w/\(i % 64)"), value: value))
+                if i % 256 == 0 { peak = max(peak, residentBytes()) }
+            }
+            peak = max(peak, residentBytes())
+            print("unread watch: RSS grew by \((peak - before) >> 20) MiB while 64 MiB of events went by")
+            #expect(peak - before < 32 << 20, "RSS grew by \((peak - before) >> 20) MiB for an unread watch")
+            #expect(store.hub.buffered <= 16)
+            // The consumer, once it reads, still gets every event in order.
+            var revisions: [Int64] = []
+            for try await update in stream {
+                guard case .events(let events) = update else { break }
+                revisions += events.map(\.kv.modRevision)
+                if revisions.count >= 2048 { break }
+            }
+            #expect(revisions == Array(2...2049))
+        }
+    }
+
+    /// However many watchers are slow, the events they hold together stay under the total.
+    @Test func manySlowWatchersShareATotalBuffer() async throws {
+        var options = testOptions()
+        options.watcherBufferEvents = 100
+        options.watcherBufferEventsTotal = 250
+        try await withStore(options) { store, _ in
+            let watches = try (0..<20).map { _ in try store.watch(WatchRequest(key: [0], rangeEnd: [0])) }
+            for i in 0..<50 { try await store.put("k\(i)", "v") }
+            #expect(store.hub.buffered <= 250, "\(store.hub.buffered) events buffered")
+            // Every watcher still sees all 50 events, the ones past the total read back from history.
+            for w in watches {
+                let events = try await collect(w, events: 50)
+                #expect(events.map(\.kv.modRevision) == Array(2...51))
+                w.cancel()
+            }
+            #expect(store.hub.buffered == 0)
+        }
+    }
+
+    @Test func watchersBeyondTheLimitAreRefused() async throws {
+        var options = testOptions()
+        options.maxWatchers = 3
+        try await withStore(options) { store, _ in
+            var watches = try (0..<3).map { _ in try store.watch(WatchRequest(key: b("a"))) }
+            #expect(throws: MVCCError.self) { try store.watch(WatchRequest(key: b("a"))) }
+            watches.removeLast().cancel()
+            let again = try store.watch(WatchRequest(key: b("a")))
+            again.cancel()
+            watches.removeAll()  // dropped watches leave the hub too
+            #expect(store.watcherCount == 0)
+        }
+    }
+
+    /// Concurrent Defragments (full compactions) share one maintenance
+    /// thread: none starts a thread of its own (finding 20).
+    @Test func concurrentDefragmentsStartNoThreads() async throws {
+        try await withStore { store, _ in
+            for i in 0..<200 { try await store.put("k\(i)", String(repeating: "v", count: 100)) }
+            let before = threadCount()
+            let peak = await withTaskGroup(of: Int.self) { group in
+                for _ in 0..<48 { group.addTask { try? await store.compactStorage(); return 0 } }
+                group.addTask {
+                    var peak = 0
+                    for _ in 0..<20 {
+                        peak = max(peak, threadCount())
+                        try? await Task.sleep(for: .milliseconds(5))
+                    }
+                    return peak
+                }
+                var peak = 0
+                for await p in group { peak = max(peak, p) }
+                return peak
+            }
+            #expect(peak - before < 16, "\(peak - before) threads more during 48 Defragments")
+            #expect(try store.get("k199") != nil)
+        }
+    }
+
+    /// The `KeyValueStore` reads run on the store's reader threads, not on the cooperative pool (finding 16).
+    @Test func keyValueStoreReadsRunOnTheStoresThreads() async throws {
+        try await withStore { store, _ in
+            try await store.put("a", "1")
+            let name = try await store.offload { Thread.current.name ?? "" }
+            #expect(name.hasPrefix("mvcc-reader"), "ran on \(name)")
+            let kv: any KeyValueStore = store
+            #expect(try await kv.get(b("a")).kv?.value == b("1"))
+            #expect(try await kv.count(prefix: b("")) == 1)
+        }
+    }
+}
