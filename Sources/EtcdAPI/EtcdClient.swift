@@ -48,6 +48,11 @@ public final class EtcdClient: EtcdShapedStore, Sendable {
         options.timeout = timeout
         // As etcd's clientv3: a call waits (up to its timeout) for a connection instead of failing at once.
         options.waitForReady = true
+        // As kube-apiserver's etcd client (MaxCallRecvMsgSize math.MaxInt32): a list larger than
+        // grpc-swift's 4 MiB default must arrive. (grpc-swift applies the request limit to the
+        // decoder of responses too.)
+        options.maxRequestMessageBytes = Int(Int32.max)
+        options.maxResponseMessageBytes = Int(Int32.max)
         callOptions = options
     }
 

@@ -18,12 +18,14 @@ public struct MVCCOptions: Sendable {
     /// Longest a group commit waits for more concurrent writes to share its
     /// fdatasync (only when the previous group had several; 0: never waits).
     public var groupCommitLinger: Duration = .microseconds(500)
-    /// Events buffered for a watcher before it falls back to reading history from the store.
+    /// Events (and their bytes) buffered for a watcher before it falls back to reading history from the store.
     public var watcherBufferEvents = 1024
-    /// Events buffered for all watchers together: past it, each watcher that
-    /// gets more falls back to history too (memory stays bounded however many
-    /// watchers are slow).
+    public var watcherBufferBytes = 4 << 20
+    /// Events (and bytes) buffered for all watchers together: past it, each
+    /// watcher that gets more falls back to history too (memory stays bounded
+    /// however many watchers are slow).
     public var watcherBufferEventsTotal = 256 << 10
+    public var watcherBufferBytesTotal = 128 << 20
     /// Watchers open at once; more are refused with `tooManyWatchers`.
     public var maxWatchers = 100_000
     /// Threads that run reads for async callers and the wire server, hashes and snapshots.
@@ -87,7 +89,8 @@ public final class MVCCStore: @unchecked Sendable {
         var engine = options.engine
         engine.compactionFilter = MVCCCompactionFilter(compactRevision: compactAtomic)
         db = try LSMTree.open(path: path, options: engine)
-        hub = WatchHub(bufferLimit: options.watcherBufferEvents, totalBufferLimit: options.watcherBufferEventsTotal,
+        hub = WatchHub(bufferLimit: options.watcherBufferEvents, bufferBytesLimit: options.watcherBufferBytes,
+                       totalBufferLimit: options.watcherBufferEventsTotal, totalBufferBytesLimit: options.watcherBufferBytesTotal,
                        maxWatchers: options.maxWatchers)
         lessor = Lessor(clock: options.clock, minTTL: options.minLeaseTTL)
         readers = BlockingPool(name: "mvcc-reader", threads: max(1, options.readerThreads))

@@ -74,6 +74,33 @@ func threadCount() -> Int {
         }
     }
 
+    /// Big events count by their bytes too: a watcher holds a few megabytes, not 1,024 large values.
+    @Test func aWatchersBufferIsBoundedInBytes() async throws {
+        var options = testOptions()
+        options.watcherBufferBytes = 100 << 10
+        try await withStore(options) { store, _ in
+            let w = try store.watch(WatchRequest(key: [0], rangeEnd: [0]))
+            for i in 0..<20 { try await store.put(PutRequest(key: b("k\(i)"), value: [UInt8](repeating: 1, count: 32 << 10))) }
+            #expect(store.hub.bufferedBytes <= 100 << 10, "\(store.hub.bufferedBytes) bytes buffered")
+            let events = try await collect(w, events: 20)
+            #expect(events.map(\.kv.modRevision) == Array(2...21))
+            w.cancel()
+        }
+    }
+
+    /// A watcher catching up from history reads about a megabyte at a time, whole revisions, not 1,000 revisions at once.
+    @Test func historyIsReadInBoundedBatches() async throws {
+        try await withStore { store, _ in
+            for i in 0..<50 { try await store.put(PutRequest(key: b("k\(i)"), value: [UInt8](repeating: 2, count: 64 << 10))) }
+            let w = try store.watch(WatchRequest(key: [0], rangeEnd: [0], startRevision: 2))
+            guard case .events(let first)? = try await w.next() else { Issue.record("no events"); return }
+            #expect(first.count < 50 && first.count * (64 << 10) <= (1 << 20) + (64 << 10), "\(first.count) events in one batch")
+            let rest = try await collect(w, events: 50 - first.count)
+            #expect((first + rest).map(\.kv.modRevision) == Array(2...51))
+            w.cancel()
+        }
+    }
+
     @Test func watchersBeyondTheLimitAreRefused() async throws {
         var options = testOptions()
         options.maxWatchers = 3

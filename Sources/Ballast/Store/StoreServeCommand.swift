@@ -70,6 +70,9 @@ struct StoreServeCommand: AsyncParsableCommand {
     @Option(help: "Largest number of watches open at once in the store (all clients).")
     var maxWatchers: Int = MVCCOptions().maxWatchers
 
+    @Option(help: "Size of the engine's memtable (bytes); the engine holds up to three of them in memory.")
+    var memtableBytes: Int = MVCCOptions().engine.writeBufferSize
+
     func validate() throws {
         guard parseClientURL(listenClientUrls) != nil else {
             throw ValidationError("--listen-client-urls \(listenClientUrls): expected one URL like http://127.0.0.1:2379 (https is not supported yet)")
@@ -87,6 +90,7 @@ struct StoreServeCommand: AsyncParsableCommand {
             throw ValidationError("--max-concurrent-streams, --max-connections, --max-connection-buffered-bytes, --handshake-timeout and --max-watchers must be positive")
         }
         guard maxConnectionIdle >= 0 else { throw ValidationError("--max-connection-idle must be 0 (never) or positive") }
+        guard memtableBytes >= 1 << 20 else { throw ValidationError("--memtable-bytes \(memtableBytes): at least 1 MiB (1048576)") }
     }
 
     func run() async throws {
@@ -98,6 +102,7 @@ struct StoreServeCommand: AsyncParsableCommand {
         options.quotaBytes = quotaBackendBytes
         options.maxTxnOps = maxTxnOps
         options.maxWatchers = maxWatchers
+        options.engine.writeBufferSize = memtableBytes
         let store: MVCCStore
         do {
             // The engine creates the directory (and missing parents) itself, 0700 as etcd's.
