@@ -127,7 +127,6 @@ public final class MVCCStore: @unchecked Sendable {
         }
         writerDone.enter()
         let writer = Thread { [self] in
-            Thread.current.name = "mvcc-writer"
             writerLoop()
             writerDone.leave()
         }

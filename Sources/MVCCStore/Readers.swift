@@ -12,6 +12,15 @@ final class BlockingPool: @unchecked Sendable {
     private var stopped = false
     private var running = 0
     private let done = DispatchGroup()
+    /// Each pool thread points this thread-specific key at its pool.
+    private static let poolKey: pthread_key_t = {
+        var key = pthread_key_t()
+        pthread_key_create(&key, nil)
+        return key
+    }()
+
+    /// Whether the calling thread is one of the pool's.
+    var isPoolThread: Bool { pthread_getspecific(Self.poolKey) == Unmanaged.passUnretained(self).toOpaque() }
 
     init(name: String, threads count: Int) {
         running = count
@@ -19,10 +28,11 @@ final class BlockingPool: @unchecked Sendable {
             done.enter()
             let threadName = count == 1 ? name : "\(name)-\(i)"
             let t = Thread { [self] in
-                Thread.current.name = threadName  // set from the thread itself, or Linux keeps the creator's name
+                pthread_setspecific(Self.poolKey, Unmanaged.passUnretained(self).toOpaque())
                 loop()
                 done.leave()
             }
+            t.name = threadName
             t.start()
         }
     }
