@@ -95,20 +95,18 @@ struct StoreHardeningTests {
         _ = try await write(16, round: 0)
         for _ in 0..<2 { _ = try await client.list(prefix: Array("w/".utf8), limit: 0, continueAfter: nil, revision: 2) }
         _ = try await client.list(prefix: Array("w/".utf8), limit: 0, continueAfter: nil, revision: 0)
-        // etcdctl watches and prints to a pipe nobody reads: it blocks, and stops reading its stream.
+        // A client that opens a watch and never reads a byte of the answers, nor gives flow-control
+        // credit (etcdctl would not do: its client library keeps reading into memory of its own).
         let watcher = Process()
         watcher.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        watcher.arguments = ["etcdctl", "--endpoints", s.endpoint, "watch", "--prefix", "w/"]
-        watcher.environment = ProcessInfo.processInfo.environment.merging(["ETCDCTL_API": "3"]) { $1 }
-        let unread = Pipe()
-        watcher.standardOutput = unread
+        watcher.arguments = ["python3", "-c", Self.unreadWatchClient, String(s.port), "60"]
+        watcher.standardOutput = FileHandle.nullDevice
         watcher.standardError = FileHandle.nullDevice
         try watcher.run()
-        defer {
-            watcher.terminate()
-            _ = unread
-        }
+        defer { watcher.terminate() }
         try await Task.sleep(for: .milliseconds(500))
+        let metrics = try run("curl", ["-s", "\(s.endpoint)/metrics"]).stdout
+        #expect(metrics.contains("etcd_debugging_mvcc_watcher_total 1"), "the hostile client's watch is open")
         let before = residentBytes(pid: pid)
         let peak = try await write(32, round: 1)
         let grown = peak - before
@@ -116,6 +114,28 @@ struct StoreHardeningTests {
         #expect(grown < 64 << 20, "the server grew by \(grown >> 20) MiB for a watcher that does not read")
         #expect(try s.etcdctl(["get", "w/0/0", "--keys-only"]).stdout == "w/0/0\n\n", "a well-behaved client is served")
     }
+
+    /// Opens a Watch of the prefix w/ over raw HTTP/2 and holds it for argv[2] seconds without reading.
+    static let unreadWatchClient = #"""
+    import socket, struct, sys, time
+    port, secs = int(sys.argv[1]), float(sys.argv[2])
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect(("127.0.0.1", port))
+    def frame(kind, flags, stream, payload):
+        return struct.pack(">I", len(payload))[1:] + bytes([kind, flags]) + struct.pack(">I", stream) + payload
+    def lit(index, value):
+        v = value.encode()
+        return bytes([0x0F, index - 15]) + bytes([len(v)]) + v if index >= 15 else bytes([index, len(v)]) + v
+    path = b"/etcdserverpb.Watch/Watch"
+    block = b"\x83\x86" + bytes([0x04, len(path)]) + path + lit(1, "localhost") + lit(31, "application/grpc") \
+        + b"\x00\x02te\x08trailers"
+    create = b"\x0a\x02w/\x12\x02w0"
+    request = b"\x0a" + bytes([len(create)]) + create
+    s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, 0, 0, b"") + frame(1, 4, 1, block)
+              + frame(0, 0, 1, b"\x00" + struct.pack(">I", len(request)) + request))
+    time.sleep(secs)
+    """#
 
     /// Progress requests are answered together, not one task each (finding 20).
     @Test func aFloodOfProgressRequestsIsCoalesced() async throws {
