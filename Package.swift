@@ -165,6 +165,9 @@ let package = Package(
             dependencies: [
                 "LSMTree", "MVCCStore", "GRPCWire", "EtcdAPI", "ClusterAPI", "APIServer", "HTTPKit",
                 "CloudProvider", "CSIDriver", "Units", "HostSystem",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHPACK", package: "swift-nio-http2"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             path: "Tests/Fuzz/Targets"
@@ -174,7 +177,7 @@ let package = Package(
         .testTarget(name: "LSMTreeTests", dependencies: ["LSMTree", "TestSupport"]),
         .testTarget(name: "UnitsTests", dependencies: ["Units"]),
         .testTarget(name: "TestSupportTests", dependencies: ["TestSupport"]),
-        .testTarget(name: "MVCCStoreTests", dependencies: ["MVCCStore"]),
+        .testTarget(name: "MVCCStoreTests", dependencies: ["MVCCStore", "TestSupport"]),
         .testTarget(name: "ClusterAPITests", dependencies: ["ClusterAPI"]),
         .testTarget(name: "APIServerTests", dependencies: ["APIServer", "ClusterAPI", "MVCCStore", "HTTPKit", "TestSupport"]),
         .target(name: "TestSupport", dependencies: [
@@ -206,7 +209,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "GRPCWireTests", dependencies: [
-            "GRPCWire",
+            "GRPCWire", "TestSupport",
             .product(name: "GRPCCore", package: "grpc-swift-2"),
             .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
             .product(name: "NIOCore", package: "swift-nio"),

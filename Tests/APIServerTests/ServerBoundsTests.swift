@@ -13,16 +13,6 @@ import Testing
 import TestSupport
 @testable import APIServer
 
-/// The resident memory of this process, from /proc/self/status.
-func residentBytes() -> Int {
-    let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
-    for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
-        let kb = line.split(separator: " ").compactMap { Int($0) }.first ?? 0
-        return kb * 1024
-    }
-    return 0
-}
-
 /// glibc's `mallopt(M_MMAP_THRESHOLD, bytes)` (not in the Glibc module): allocations of at
 /// least `bytes` are mapped, and unmapped when freed.
 func setMallocMmapThreshold(_ bytes: Int32) {
