@@ -1,10 +1,11 @@
 import Foundation
 import LSMTree
 
-// The write pipeline. Callers queue requests; one writer task drains the
-// queue, applies each request in order against the latest state (the engine
-// plus an overlay of what this group already wrote), commits the whole group
-// as one engine batch (one fdatasync), then publishes and answers.
+// The write pipeline. Callers queue requests; one writer thread of its own
+// ("mvcc-writer", started by `MVCCStore.init`, not a task on Swift's pool)
+// drains the queue, applies each request in order against the latest state (the
+// engine plus an overlay of what this group already wrote), commits the whole
+// group as one engine batch (one fdatasync), then publishes and answers.
 //
 // This file holds the queue, the writer's loop and how a group's requests are
 // applied and committed; running one transaction against the latest state is in
@@ -172,7 +173,7 @@ extension MVCCStore {
                 }
             }
             do {
-                // Blocking on purpose: the writer task owns this step, and an async hand-off to the
+                // Blocking on purpose: the writer thread owns this step, and an async hand-off to the
                 // engine's commit thread costs two thread switches per group (measured).
                 try commitBlocking(group.batch)
             } catch {
