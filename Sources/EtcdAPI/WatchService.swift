@@ -58,6 +58,8 @@ final class WatchStream: @unchecked Sendable {
     private let store: MVCCStore
     private let headers: HeaderFactory
     private let sink: @Sendable (Etcdserverpb_WatchResponse) async throws -> Void
+    // Lock order: `lock`, then MVCCStore's `WatchHub.lock` (`sendPeriodicProgress` reads
+    // `Watch.isSynced` under it); nothing else is taken while it is held.
     /// Guards `entries`, `nextID`, `progressPending` and `progressTask`.
     private let lock = NSLock()
     private var entries: [Int64: Entry] = [:]

@@ -23,6 +23,14 @@ final class Lessor: @unchecked Sendable {
 
     /// etcd's MaxLeaseTTL.
     static let maxTTL: Int64 = 9_000_000_000
+    // Lock order: `lock`, then whatever the clock takes. `clock()` (`MVCCOptions.clock`) is called
+    // under it — the tests' `TestClock` takes a lock of its own there — so a clock must not call
+    // into the store. Nothing else is taken while it is held: not the store's `lock` nor
+    // `hub.lock`, no engine lock. It is taken with no other lock held: by the writer thread
+    // (`grant`, `revoke`, `keys`, `exists`, `attach`, `detach`, `undo`, between, never inside, its
+    // uses of the store's and the hub's locks), by callers (`keepAlive`, `timeToLive`, `ids`,
+    // `expired`) and by the store's open (`restore`, `attach`).
+    /// Guards `leases`.
     private let lock = NSLock()
     private var leases: [Int64: Lease] = [:]
     private let clock: @Sendable () -> Double

@@ -56,6 +56,15 @@ public enum Alarm: Sendable, Equatable {
 public final class MVCCStore: @unchecked Sendable {
     let db: LSMTree
     let options: MVCCOptions
+    // Lock order: `lock` is a leaf. Nothing is taken while it is held — not `hub.lock`, not the
+    // lessor's lock, no engine lock (no engine call), not the write queue's condition — and no
+    // callback runs under it. It may therefore be taken with any lock held; in Sources/ it is taken
+    // with none: by the writer thread in `setPublished`, `setCompacted` and `setAlarms`, each
+    // before or after, never inside, its uses of the hub and the lessor; by readers in `revision`,
+    // `compactedRevision`, `activeAlarms`, `range` and `cursor(at:)`. The engine never waits on it:
+    // the compaction filter, on the engine's threads, reads `compactRevisionForFilter` (an atomic)
+    // instead.
+    /// Guards `publishedRevision`, `compactRevision` and `alarms`.
     let lock = NSLock()
     /// Last revision applied by the writer (may not be published yet). Writer only.
     var currentRevision: Int64 = 1
