@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import MVCCStore
@@ -229,11 +230,13 @@ public final class EtcdClient: EtcdShapedStore, Sendable {
 /// `capacity` wait; `put` suspends while it is full.
 final class WatchMailbox: @unchecked Sendable {
     static let capacity = 16
-    private let lock = NSLock()
-    private var updates: [WatchUpdate] = []
-    private var finished = false
-    private var taker: CheckedContinuation<WatchUpdate?, Never>?
-    private var putter: CheckedContinuation<Void, any Error>?
+    private struct State {
+        var updates: [WatchUpdate] = []
+        var finished = false
+        var taker: CheckedContinuation<WatchUpdate?, Never>?
+        var putter: CheckedContinuation<Void, any Error>?
+    }
+    private let lock = Mutex(State())
 
     /// Cancels the watch's task when the stream that owns it goes.
     final class Owner: Sendable {
@@ -245,16 +248,16 @@ final class WatchMailbox: @unchecked Sendable {
     func put(_ update: WatchUpdate) async throws {
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
-                let (wake, proceed): (CheckedContinuation<WatchUpdate?, Never>?, Bool) = lock.withLock {
-                    if finished { return (nil, true) }
-                    if let t = taker {
-                        taker = nil
+                let (wake, proceed): (CheckedContinuation<WatchUpdate?, Never>?, Bool) = lock.withLock { state in
+                    if state.finished { return (nil, true) }
+                    if let t = state.taker {
+                        state.taker = nil
                         return (t, true)
                     }
-                    updates.append(update)
-                    if updates.count < Self.capacity { return (nil, true) }
+                    state.updates.append(update)
+                    if state.updates.count < Self.capacity { return (nil, true) }
                     if Task.isCancelled { return (nil, true) }
-                    putter = c
+                    state.putter = c
                     return (nil, false)
                 }
                 if let wake { wake.resume(returning: update) }
@@ -263,9 +266,9 @@ final class WatchMailbox: @unchecked Sendable {
                 }
             }
         } onCancel: {
-            let p: CheckedContinuation<Void, any Error>? = lock.withLock {
-                defer { putter = nil }
-                return putter
+            let p: CheckedContinuation<Void, any Error>? = lock.withLock { state in
+                defer { state.putter = nil }
+                return state.putter
             }
             p?.resume(throwing: CancellationError())
         }
@@ -275,14 +278,14 @@ final class WatchMailbox: @unchecked Sendable {
     func take(cancelling task: Task<Void, Never>) async -> WatchUpdate? {
         await withTaskCancellationHandler {
             await withCheckedContinuation { (c: CheckedContinuation<WatchUpdate?, Never>) in
-                let (now, wakePutter): (WatchUpdate??, CheckedContinuation<Void, any Error>?) = lock.withLock {
-                    if !updates.isEmpty {
-                        let u = updates.removeFirst()
-                        defer { putter = nil }
-                        return (.some(u), putter)
+                let (now, wakePutter): (WatchUpdate??, CheckedContinuation<Void, any Error>?) = lock.withLock { state in
+                    if !state.updates.isEmpty {
+                        let u = state.updates.removeFirst()
+                        defer { state.putter = nil }
+                        return (.some(u), state.putter)
                     }
-                    if finished || Task.isCancelled { return (.some(nil), nil) }
-                    taker = c
+                    if state.finished || Task.isCancelled { return (.some(nil), nil) }
+                    state.taker = c
                     return (nil, nil)
                 }
                 wakePutter?.resume()
@@ -290,20 +293,20 @@ final class WatchMailbox: @unchecked Sendable {
             }
         } onCancel: {
             task.cancel()
-            let t: CheckedContinuation<WatchUpdate?, Never>? = lock.withLock {
-                finished = true
-                defer { taker = nil }
-                return taker
+            let t: CheckedContinuation<WatchUpdate?, Never>? = lock.withLock { state in
+                state.finished = true
+                defer { state.taker = nil }
+                return state.taker
             }
             t?.resume(returning: nil)
         }
     }
 
     func finish() {
-        let (t, p): (CheckedContinuation<WatchUpdate?, Never>?, CheckedContinuation<Void, any Error>?) = lock.withLock {
-            finished = true
-            defer { taker = nil; putter = nil }
-            return (taker, putter)
+        let (t, p): (CheckedContinuation<WatchUpdate?, Never>?, CheckedContinuation<Void, any Error>?) = lock.withLock { state in
+            state.finished = true
+            defer { state.taker = nil; state.putter = nil }
+            return (state.taker, state.putter)
         }
         t?.resume(returning: nil)
         p?.resume(throwing: CancellationError())

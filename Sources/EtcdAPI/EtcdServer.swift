@@ -26,7 +26,7 @@ public struct EtcdServerConfiguration: Sendable {
     public var eventLoops = 1
     /// What clients may make the server hold or do: connections, streams per
     /// connection (--max-concurrent-streams), buffered request bytes, timeouts,
-    /// flood allowances. See docs/security-store.md.
+    /// flood allowances. See docs/security.md#store-wire-grpcwire.
     public var limits = GRPCWireLimits()
 
     public init() {}

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import GRPCWire
 import MVCCStore
 
@@ -60,15 +61,16 @@ final class WatchStream: @unchecked Sendable {
     private let sink: @Sendable (Etcdserverpb_WatchResponse) async throws -> Void
     // Lock order: `lock`, then MVCCStore's `WatchHub.lock` (`sendPeriodicProgress` reads
     // `Watch.isSynced` under it); nothing else is taken while it is held.
-    /// Guards `entries`, `nextID`, `progressPending` and `progressTask`.
-    private let lock = NSLock()
-    private var entries: [Int64: Entry] = [:]
-    private var nextID: Int64 = 0
-    /// A progress request arrived that no progress response has answered yet.
-    private var progressPending = false
-    /// Answers progress requests, one at a time (requests that arrive meanwhile share the next answer, as etcd's).
-    private var progressTask: Task<Void, Never>?
-    private var closed = false
+    private struct State {
+        var entries: [Int64: Entry] = [:]
+        var nextID: Int64 = 0
+        /// A progress request arrived that no progress response has answered yet.
+        var progressPending = false
+        /// Answers progress requests, one at a time (requests that arrive meanwhile share the next answer, as etcd's).
+        var progressTask: Task<Void, Never>?
+        var closed = false
+    }
+    private let lock = Mutex(State())
 
     init(store: MVCCStore, headers: HeaderFactory, send: @escaping @Sendable (Etcdserverpb_WatchResponse) async throws -> Void) {
         self.store = store
@@ -94,13 +96,13 @@ final class WatchStream: @unchecked Sendable {
     }
 
     private func create(_ c: Etcdserverpb_WatchCreateRequest) async throws {
-        let id: Int64? = lock.withLock {
+        let id: Int64? = lock.withLock { state in
             if c.watchID != 0 {
-                return entries[c.watchID] == nil ? c.watchID : nil
+                return state.entries[c.watchID] == nil ? c.watchID : nil
             }
-            while entries[nextID] != nil { nextID += 1 }
-            defer { nextID += 1 }
-            return nextID
+            while state.entries[state.nextID] != nil { state.nextID += 1 }
+            defer { state.nextID += 1 }
+            return state.nextID
         }
         guard let id else {
             try await send(-1) { $0.created = true; $0.canceled = true; $0.cancelReason = "etcdserver: watch ID \(c.watchID) is already in use on this stream" }
@@ -134,9 +136,9 @@ final class WatchStream: @unchecked Sendable {
         }
         // Requests are handled one at a time: a cancel of this watch comes after this registration.
         // The task starts under the lock, so that its removal (when the watch ends) follows it.
-        let accepted = lock.withLock { () -> Bool in
-            guard !closed else { return false }
-            entries[id] = Entry(watch: watch, task: Task { [self] in await forward(watch, id) }, progressNotify: c.progressNotify)
+        let accepted = lock.withLock { (state: inout State) -> Bool in
+            guard !state.closed else { return false }
+            state.entries[id] = Entry(watch: watch, task: Task { [self] in await forward(watch, id) }, progressNotify: c.progressNotify)
             return true
         }
         if !accepted { watch.cancel() }
@@ -152,14 +154,14 @@ final class WatchStream: @unchecked Sendable {
                     try await send(id, revision: max(rev ?? 0, 0) == 0 ? nil : rev) { $0.events = events.map(Mvccpb_Event.init) }
                     watch.acknowledge()
                 case .compacted(let c):
-                    lock.withLock { _ = entries.removeValue(forKey: id) }
+                    lock.withLock { state in _ = state.entries.removeValue(forKey: id) }
                     try await send(id) { $0.canceled = true; $0.compactRevision = c; $0.cancelReason = MVCCError.compacted.message }
                     return
                 }
             }
         } catch is CancellationError {
         } catch let e as MVCCError {
-            lock.withLock { _ = entries.removeValue(forKey: id) }
+            lock.withLock { state in _ = state.entries.removeValue(forKey: id) }
             watch.cancel()
             try? await send(id) { $0.canceled = true; $0.cancelReason = e.message }
         } catch {
@@ -169,7 +171,7 @@ final class WatchStream: @unchecked Sendable {
     }
 
     private func cancel(_ id: Int64, reason: String) async throws {
-        guard let e = lock.withLock({ entries.removeValue(forKey: id) }) else { return }
+        guard let e = lock.withLock({ state in state.entries.removeValue(forKey: id) }) else { return }
         e.watch.cancel()
         e.task.cancel()
         try await send(id) { $0.canceled = true; if !reason.isEmpty { $0.cancelReason = reason } }
@@ -178,28 +180,28 @@ final class WatchStream: @unchecked Sendable {
     /// Answers a WatchProgressRequest once every watch on the stream has sent
     /// everything up to the revision reported (watch_id -1, no events).
     private func requestProgress() {
-        lock.withLock {
-            progressPending = true
-            guard progressTask == nil, !closed else { return }
-            progressTask = Task { [self] in await answerProgress() }
+        lock.withLock { state in
+            state.progressPending = true
+            guard state.progressTask == nil, !state.closed else { return }
+            state.progressTask = Task { [self] in await answerProgress() }
         }
     }
 
     private func answerProgress() async {
         while !Task.isCancelled {
             // Cleared before the revision is read: a request that arrives later gets another answer.
-            lock.withLock { progressPending = false }
+            lock.withLock { state in state.progressPending = false }
             let rev = store.revision
-            let watches = lock.withLock { entries.values.map(\.watch) }
+            let watches = lock.withLock { state in state.entries.values.map(\.watch) }
             if watches.allSatisfy(\.isSynced) {
                 do {
                     try await send(-1, revision: rev)
                 } catch {
                     break
                 }
-                let more = lock.withLock { () -> Bool in
-                    if progressPending { return true }
-                    progressTask = nil
+                let more = lock.withLock { (state: inout State) -> Bool in
+                    if state.progressPending { return true }
+                    state.progressTask = nil
                     return false
                 }
                 if !more { return }
@@ -207,23 +209,23 @@ final class WatchStream: @unchecked Sendable {
                 try? await Task.sleep(for: .milliseconds(5))
             }
         }
-        lock.withLock { progressTask = nil }
+        lock.withLock { state in state.progressTask = nil }
     }
 
     /// Periodic progress for watches created with progress_notify that are caught up.
     func sendPeriodicProgress() async throws {
         let rev = store.revision
-        let due = lock.withLock { entries.filter { $0.value.progressNotify && $0.value.watch.isSynced }.map(\.key) }
+        let due = lock.withLock { state in state.entries.filter { $0.value.progressNotify && $0.value.watch.isSynced }.map(\.key) }
         for id in due.sorted() { try await send(id, revision: rev) }
     }
 
     func close() {
-        let (all, progress) = lock.withLock { () -> ([Entry], Task<Void, Never>?) in
-            closed = true
-            let a = Array(entries.values)
-            entries.removeAll()
-            defer { progressTask = nil }
-            return (a, progressTask)
+        let (all, progress) = lock.withLock { (state: inout State) -> ([Entry], Task<Void, Never>?) in
+            state.closed = true
+            let a = Array(state.entries.values)
+            state.entries.removeAll()
+            defer { state.progressTask = nil }
+            return (a, state.progressTask)
         }
         for e in all {
             e.watch.cancel()

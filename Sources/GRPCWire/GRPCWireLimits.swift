@@ -4,7 +4,7 @@ import NIOCore
 /// make the server hold or do. The port has no authentication (like etcd's
 /// client port without TLS), so every buffer a client can fill is bounded
 /// here, and floods are answered as Go's and nghttp2's servers answer them:
-/// GOAWAY with ENHANCE_YOUR_CALM, then close. See docs/security-store.md.
+/// GOAWAY with ENHANCE_YOUR_CALM, then close. See docs/security.md#store-wire-grpcwire.
 public struct GRPCWireLimits: Sendable, Equatable {
     /// Connections open at once (HTTP/2 and HTTP/1 together); the ones over
     /// it are closed as they are accepted.

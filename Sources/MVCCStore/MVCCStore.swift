@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import LSMTree
 import Atomics
 
@@ -56,23 +57,25 @@ public enum Alarm: Sendable, Equatable {
 public final class MVCCStore: @unchecked Sendable {
     let db: LSMTree
     let options: MVCCOptions
-    // Lock order: `lock` is a leaf. Nothing is taken while it is held — not `hub.lock`, not the
-    // lessor's lock, no engine lock (no engine call), not the write queue's condition — and no
+    /// What readers see of the writer's progress; written by the writer thread only.
+    struct Published {
+        /// Revision readers and watchers see.
+        var revision: Int64 = 1
+        var compactRevision: Int64 = 0
+        var alarms: [Alarm] = []
+    }
+    // Lock order: `published` is a leaf. Nothing is taken while it is held — not `hub.lock`, not
+    // the lessor's lock, no engine lock (no engine call), not the write queue's condition — and no
     // callback runs under it. It may therefore be taken with any lock held; in Sources/ it is taken
     // with none: by the writer thread in `setPublished`, `setCompacted` and `setAlarms`, each
     // before or after, never inside, its uses of the hub and the lessor; by readers in `revision`,
     // `compactedRevision`, `activeAlarms`, `range` and `cursor(at:)`. The engine never waits on it:
     // the compaction filter, on the engine's threads, reads `compactRevisionForFilter` (an atomic)
     // instead.
-    /// Guards `publishedRevision`, `compactRevision` and `alarms`.
-    let lock = NSLock()
+    let published = Mutex(Published())
     /// Last revision applied by the writer (may not be published yet). Writer only.
     var currentRevision: Int64 = 1
-    /// Revision readers and watchers see; guarded by `lock`.
-    private(set) var publishedRevision: Int64 = 1
-    private(set) var compactRevision: Int64 = 0
     private let compactRevisionForFilter: ManagedAtomic<Int64>
-    private(set) var alarms: [Alarm] = []
     let queue = WriteQueue()
     let hub: WatchHub
     let lessor: Lessor
@@ -106,8 +109,9 @@ public final class MVCCStore: @unchecked Sendable {
         maintenance = BlockingPool(name: "mvcc-maintenance", threads: 1)
         // Recover the counters, the identity and the leases.
         if let r = try db.get(Layout.metaKey("rev")), r.count == 8 { currentRevision = Int64(bitPattern: r.readBE64(at: 0)) }
-        if let c = try db.get(Layout.metaKey("compact")), c.count == 8 { compactRevision = Int64(bitPattern: c.readBE64(at: 0)) }
-        if let a = try db.get(Layout.metaKey("alarm")), a.first == 1 { alarms = [.noSpace] }
+        var recovered = Published()
+        if let c = try db.get(Layout.metaKey("compact")), c.count == 8 { recovered.compactRevision = Int64(bitPattern: c.readBE64(at: 0)) }
+        if let a = try db.get(Layout.metaKey("alarm")), a.first == 1 { recovered.alarms = [.noSpace] }
         if let id = try db.get(Layout.metaKey("id")), id.count == 16 {
             clusterID = id.readBE64(at: 0)
             memberID = id.readBE64(at: 8)
@@ -119,8 +123,9 @@ public final class MVCCStore: @unchecked Sendable {
             v.appendBE64(memberID)
             try db.put(Layout.metaKey("id"), v, sync: true)
         }
-        compactAtomic.store(compactRevision, ordering: .relaxed)
-        publishedRevision = currentRevision
+        compactAtomic.store(recovered.compactRevision, ordering: .relaxed)
+        recovered.revision = currentRevision
+        published.withLock { $0 = recovered }
         hub.publishedRevision = currentRevision
         let leaseRows = try db.makeIterator(from: [Layout.lease], to: [Layout.lease + 1])
         while let (k, v) = try leaseRows.next() {
@@ -157,12 +162,12 @@ public final class MVCCStore: @unchecked Sendable {
     }
 
     /// The current (published) revision.
-    public var revision: Int64 { lock.withLock { publishedRevision } }
+    public var revision: Int64 { published.withLock { $0.revision } }
 
     /// The revision below which history was compacted away.
-    public var compactedRevision: Int64 { lock.withLock { compactRevision } }
+    public var compactedRevision: Int64 { published.withLock { $0.compactRevision } }
 
-    public var activeAlarms: [Alarm] { lock.withLock { alarms } }
+    public var activeAlarms: [Alarm] { published.withLock { $0.alarms } }
 
     /// Unhealthy when closed, when a storage failure (a full disk, an I/O
     /// error) made the engine read-only — it stays so until the store is
@@ -194,7 +199,7 @@ public final class MVCCStore: @unchecked Sendable {
 
     /// A range read, at `request.revision` or the current revision.
     public func range(_ request: RangeRequest) throws -> RangeResponse {
-        let (current, compacted) = lock.withLock { (publishedRevision, compactRevision) }
+        let (current, compacted) = published.withLock { ($0.revision, $0.compactRevision) }
         let rev = request.revision > 0 ? request.revision : current
         if rev > current { throw MVCCError.futureRevision }
         if rev < compacted { throw MVCCError.compacted }
@@ -394,16 +399,16 @@ public final class MVCCStore: @unchecked Sendable {
     }
 
     func setPublished(_ rev: Int64) {
-        lock.withLock { publishedRevision = rev }
+        published.withLock { $0.revision = rev }
     }
 
     func setCompacted(_ rev: Int64) {
-        lock.withLock { compactRevision = rev }
+        published.withLock { $0.compactRevision = rev }
         compactRevisionForFilter.store(rev, ordering: .relaxed)
     }
 
     func setAlarms(_ a: [Alarm]) {
-        lock.withLock { alarms = a }
+        published.withLock { $0.alarms = a }
     }
 }
 

@@ -119,7 +119,7 @@ extension MVCCStore {
     /// now), in key order: a snapshot or a hash reads the whole store in
     /// batches, never all of it at once.
     public func cursor(at revision: Int64 = 0) throws -> KeyValueCursor {
-        let (current, compacted) = lock.withLock { (publishedRevision, compactRevision) }
+        let (current, compacted) = published.withLock { ($0.revision, $0.compactRevision) }
         let rev = revision > 0 ? revision : current
         if rev > current { throw MVCCError.futureRevision }
         if rev < compacted { throw MVCCError.compacted }

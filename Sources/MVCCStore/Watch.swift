@@ -81,14 +81,16 @@ final class WatchHub: @unchecked Sendable {
 
     // Lock order: EtcdAPI's `WatchStream.lock`, then `lock` (`sendPeriodicProgress` reads
     // `Watch.isSynced` under its own lock); no other lock of ours is held when it is taken. Nothing
-    // is taken while `lock` is held: not the store's `lock` nor the lessor's (the writer calls
+    // is taken while `lock` is held: not the store's `published` nor the lessor's lock (the writer calls
     // `publish` and `compacted` after releasing those), no engine lock (a watcher's history is read
     // on the reader threads with `lock` released). The only other work under it is resuming a
     // waiter (`State.wake`), which schedules the waiting task and runs none of it. `Watch` takes it
     // (`isSynced`, `acknowledge`, `next`, and `next`'s cancellation handler on the cancelling
     // thread), and so does `Watch.deinit`: dropping the last reference to a watch takes it, which
     // is safe under any lock since nothing is taken under this one.
-    /// Guards the hub's fields and every field of every `State`.
+    /// Guards the hub's fields and every field of every `State`. It stays an `NSLock` where the
+    /// rest of the project uses `Mutex`: it guards a graph (the hub and each watcher's `State`
+    /// object, which the watch's consumer holds too), not one value a `Mutex` could own.
     let lock = NSLock()
     var publishedRevision: Int64 = 0
     var compactRevision: Int64 = 0
