@@ -32,13 +32,15 @@ let package = Package(
     targets: [
         .systemLibrary(name: "CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        // The project's one seeded generator and one varint reader and writer (package access).
+        .target(name: "Primitives"),
         .target(
             name: "LSMTree",
-            dependencies: ["CLZ4", .product(name: "Atomics", package: "swift-atomics")]
+            dependencies: ["CLZ4", "Primitives", .product(name: "Atomics", package: "swift-atomics")]
         ),
         .target(
             name: "MVCCStore",
-            dependencies: ["LSMTree", .product(name: "Atomics", package: "swift-atomics")]
+            dependencies: ["LSMTree", "Primitives", .product(name: "Atomics", package: "swift-atomics")]
         ),
         // Durations (Go's syntax) and byte sizes as flags, configs and query parameters write them.
         .target(name: "Units"),
@@ -60,7 +62,7 @@ let package = Package(
         .target(
             name: "CloudProvider",
             dependencies: [
-                "SQLite", "HTTPKit", "HostSystem", "Units",
+                "SQLite", "HTTPKit", "HostSystem", "Units", "Primitives",
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -133,7 +135,7 @@ let package = Package(
         .target(
             name: "APIServer",
             dependencies: [
-                "ClusterAPI", "MVCCStore", "HTTPKit", "Units",
+                "ClusterAPI", "MVCCStore", "HTTPKit", "Units", "Primitives",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -148,7 +150,7 @@ let package = Package(
             name: "Ballast",
             dependencies: [
                 "LSMTree", "CSQLite", "SQLite", "MVCCStore", "EtcdAPI", "CloudProvider", "HTTPKit", "CSIDriver",
-                "APIClient", "CloudControllerManager", "APIServer", "GRPCWire", "ClusterAPI", "Units", "HostSystem",
+                "APIClient", "CloudControllerManager", "APIServer", "GRPCWire", "ClusterAPI", "Units", "HostSystem", "Primitives",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
@@ -164,7 +166,7 @@ let package = Package(
             name: "FuzzTargets",
             dependencies: [
                 "LSMTree", "MVCCStore", "GRPCWire", "EtcdAPI", "ClusterAPI", "APIServer", "HTTPKit",
-                "CloudProvider", "CSIDriver", "Units", "HostSystem",
+                "CloudProvider", "CSIDriver", "Units", "HostSystem", "Primitives",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHPACK", package: "swift-nio-http2"),
@@ -174,7 +176,7 @@ let package = Package(
         ),
         .executableTarget(name: "BallastFuzz", dependencies: ["FuzzTargets"], path: "Tests/Fuzz/Driver"),
         .testTarget(name: "FuzzTests", dependencies: ["FuzzTargets", "TestSupport"]),
-        .testTarget(name: "LSMTreeTests", dependencies: ["LSMTree", "TestSupport"]),
+        .testTarget(name: "LSMTreeTests", dependencies: ["LSMTree", "Primitives", "TestSupport"]),
         .testTarget(name: "UnitsTests", dependencies: ["Units"]),
         .testTarget(name: "TestSupportTests", dependencies: ["TestSupport"]),
         .testTarget(name: "MVCCStoreTests", dependencies: ["MVCCStore", "TestSupport"]),

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import TestSupport
 @testable import LSMTree
+import Primitives
 
 @Suite struct MemTableTests {
     struct Entry: Equatable {

@@ -96,6 +96,11 @@ import Testing
             }
         }
         #expect(LogEntry.decode([0] + tooBig + b("key")) == nil)
+        // A varint cut off by the end of the row, or longer than ten bytes, is damage too (it
+        // used to decode as an empty key).
+        #expect(LogEntry.decode([0, 0x80]) == nil)
+        #expect(LogEntry.decode([1] + [UInt8](repeating: 0xFF, count: 11) + [0x01] + b("key")) == nil)
+        #expect(LogEntry.decode([0, 0x05] + b("key")).map { ($0.prevModRevision, $0.key) } ?? (0, []) == (5, b("key")))
         let filter = MVCCCompactionFilter(compactRevision: .init(10))
         let key: [UInt8] = [Layout.log, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0, 0]
         key.withUnsafeBytes { k in
