@@ -1,0 +1,153 @@
+// Resizing (and the API server's expansion admission), protection, node lifecycle.
+import APIClient
+import ClusterAPI
+import ControllerManager
+import Foundation
+import Testing
+
+@Suite("Resizer, protection, node lifecycle", .timeLimit(.minutes(2)))
+struct LifecycleTests {
+    @Test("Expansion: allocatedResources, ControllerExpandVolume, PV capacity, NodeResizePending + FileSystemResizePending")
+    func expand() async throws {
+        try await withHarness(provisioning.union([.resizer])) { h in
+            _ = try await h.client.create(makeClass("growable", expansion: true))
+            _ = try await h.client.create(makePVC("data", size: "64Mi", className: "growable"))
+            await h.eventually("bound") { try await h.pvc("data").status.phase == "Bound" }
+            let volume = try await h.pvc("data").spec.volumeName ?? ""
+            _ = try await h.client.mergePatch(PersistentVolumeClaim.self, name: "data", namespace: "default",
+                                              patch: ["spec": ["resources": ["requests": ["storage": "128Mi"]]]])
+            await h.eventually("PV grown") { try await h.pv(volume).spec.capacity?["storage"] == quantity("128Mi") }
+            await h.eventually("NodeResizePending with FileSystemResizePending") {
+                let claim = try await h.pvc("data")
+                return claim.status.allocatedResourceStatuses?["storage"] == "NodeResizePending"
+                    && claim.status.allocatedResources?["storage"] == quantity("128Mi")
+                    && claim.status.conditions?.contains { $0.type == "FileSystemResizePending" && $0.status == "True" } == true
+                    && claim.metadata.annotations?[Annotation.storageResizer] == driverName
+            }
+            #expect(try await h.pvc("data").status.capacity?["storage"] == quantity("64Mi"))
+            #expect(try await h.disks().first?.sizeBytes == 128 << 20)
+            await h.eventually("events Resizing, FileSystemResizeRequired") {
+                await h.hasEvent("PersistentVolumeClaim", "data", reason: "Resizing", containing: "External resizer is resizing volume \(volume)")
+                    && (await h.hasEvent("PersistentVolumeClaim", "data", reason: "FileSystemResizeRequired"))
+            }
+        }
+    }
+
+    @Test("The API server refuses expansion without allowVolumeExpansion (403) and shrinking (422)")
+    func expansionAdmission() async throws {
+        try await withHarness(provisioning) { h in
+            _ = try await h.client.create(makeClass("fixed"))
+            _ = try await h.client.create(makeClass("growable", expansion: true))
+            _ = try await h.client.create(makePVC("fixed", size: "64Mi", className: "fixed"))
+            _ = try await h.client.create(makePVC("growable", size: "64Mi", className: "growable"))
+            await h.eventually("bound") {
+                (try await h.pvc("fixed").status.phase == "Bound") && (try await h.pvc("growable").status.phase == "Bound")
+            }
+            do {
+                _ = try await h.client.mergePatch(PersistentVolumeClaim.self, name: "fixed", namespace: "default",
+                                                  patch: ["spec": ["resources": ["requests": ["storage": "128Mi"]]]])
+                Issue.record("expansion of a fixed class was accepted")
+            } catch let error as APIError {
+                #expect(error.code == 403)
+                #expect(error.description.contains("persistentvolumeclaims \"fixed\" is forbidden: only dynamically provisioned pvc can be resized and the storageclass that provisions the pvc must support resize"))
+            }
+            do {
+                _ = try await h.client.mergePatch(PersistentVolumeClaim.self, name: "growable", namespace: "default",
+                                                  patch: ["spec": ["resources": ["requests": ["storage": "32Mi"]]]])
+                Issue.record("shrinking was accepted")
+            } catch let error as APIError {
+                #expect(error.code == 422)
+                #expect(error.description.contains("field can not be less than"))
+            }
+        }
+    }
+
+    @Test("Admission: default class filled in, protection finalizers added on create")
+    func admissionDefaults() async throws {
+        try await withHarness([], csi: false) { h in
+            var standard = makeClass("standard")
+            standard.metadata.annotations = [Annotation.defaultStorageClass: "true"]
+            _ = try await h.client.create(standard)
+            let claim = try await h.client.create(makePVC("data", className: nil))
+            #expect(claim.spec.storageClassName == "standard")
+            #expect(claim.metadata.finalizers == [Finalizer.pvcProtection])
+            let explicit = try await h.client.create(makePVC("none", className: ""))
+            #expect(explicit.spec.storageClassName == "")
+            let volume = try await h.client.create(makePV("pv-1"))
+            #expect(volume.metadata.finalizers == [Finalizer.pvProtection])
+        }
+    }
+
+    @Test("A claim deleted while its pod runs stays Terminating until the pod is gone")
+    func pvcProtection() async throws {
+        try await withHarness(.binderOnly, csi: false) { h in
+            _ = try await h.client.create(makePV("pv-1"))
+            _ = try await h.client.create(makePVC("data"))
+            await h.eventually("bound") { try await h.pvc("data").status.phase == "Bound" }
+            _ = try await h.client.create(makePod("app", claims: ["data"], node: "node-a"))
+            try await h.client.delete(PersistentVolumeClaim.self, name: "data", namespace: "default")
+            await h.stays("Terminating while the pod runs") { try await h.pvc("data").metadata.deletionTimestamp != nil }
+            #expect(try await h.pv("pv-1").status.phase == "Bound")
+            try await h.client.delete(Pod.self, name: "app", namespace: "default", options: DeleteOptions(gracePeriodSeconds: 0))
+            await h.eventually("claim gone") { !(await h.exists(PersistentVolumeClaim.self, "data", namespace: "default")) }
+            await h.eventually("volume Released") { try await h.pv("pv-1").status.phase == "Released" }
+            // pv-protection: a Released volume can be deleted.
+            try await h.client.delete(PersistentVolume.self, name: "pv-1")
+            await h.eventually("volume gone") { !(await h.exists(PersistentVolume.self, "pv-1")) }
+        }
+    }
+
+    @Test("pv-protection holds a Bound volume")
+    func pvProtection() async throws {
+        try await withHarness(.binderOnly, csi: false) { h in
+            _ = try await h.client.create(makePV("pv-1"))
+            _ = try await h.client.create(makePVC("data"))
+            await h.eventually("bound") { try await h.pvc("data").status.phase == "Bound" }
+            try await h.client.delete(PersistentVolume.self, name: "pv-1")
+            await h.stays("Terminating while Bound") { try await h.pv("pv-1").metadata.deletionTimestamp != nil }
+        }
+    }
+
+    @Test("Node lifecycle: silent node → Ready=Unknown, unreachable taints, pods evicted after their toleration; back → taints gone")
+    func nodeLifecycle() async throws {
+        try await withHarness([.nodeLifecycle], csi: false, configure: {
+            $0.nodeMonitorGracePeriod = .seconds(1)
+            $0.podEvictionTimeout = .seconds(1)
+        }) { h in
+            _ = try await h.client.create(makeNode("node-a"))
+            var lease = Lease(metadata: ObjectMeta(name: "node-a", namespace: "kube-node-lease"))
+            lease.spec = LeaseSpec(holderIdentity: "node-a", leaseDurationSeconds: 40, renewTime: MicroTime.now())
+            lease = try await h.client.create(lease)
+            _ = try await h.client.create(makePod("plain", claims: [], node: "node-a"))
+            _ = try await h.client.create(makePod("patient", claims: [], node: "node-a", tolerations: [
+                Toleration(key: Taint.unreachable, operator: "Exists", effect: "NoExecute", tolerationSeconds: 3600)]))
+            // Renewed: stays Ready.
+            for _ in 0..<6 {
+                try await Task.sleep(for: .milliseconds(300))
+                lease.spec.renewTime = MicroTime.now()
+                lease = try await h.client.update(lease)
+            }
+            #expect(try await h.client.get(Node.self, name: "node-a").readyCondition == "True")
+            // Silent: Unknown and tainted.
+            await h.eventually("Ready=Unknown") { try await h.client.get(Node.self, name: "node-a").readyCondition == "Unknown" }
+            await h.eventually("unreachable taints") {
+                let taints = try await h.client.get(Node.self, name: "node-a").spec.taints ?? []
+                return Set(taints.filter { $0.key == Taint.unreachable }.map(\.effect)) == ["NoSchedule", "NoExecute"]
+            }
+            await h.eventually("the pod without a toleration is marked for deletion") {
+                try await h.client.get(Pod.self, name: "plain", namespace: "default").metadata.deletionTimestamp != nil
+            }
+            #expect(try await h.client.get(Pod.self, name: "patient", namespace: "default").metadata.deletionTimestamp == nil)
+            #expect(await h.hasEvent("Pod", "plain", reason: "TaintManagerEviction", containing: "Marking for deletion Pod default/plain"))
+            // Back: the kubelet reports Ready and renews its lease.
+            var node = try await h.client.get(Node.self, name: "node-a")
+            node.status.conditions = [NodeCondition(type: "Ready", status: "True", lastHeartbeatTime: Time.now(), lastTransitionTime: Time.now())]
+            _ = try await h.client.updateStatus(node)
+            await h.eventually("taints removed") { (try await h.client.get(Node.self, name: "node-a").spec.taints ?? []).isEmpty }
+        }
+    }
+}
+
+extension Node {
+    var readyCondition: String? { status.conditions?.first { $0.type == "Ready" }?.status }
+}
