@@ -198,7 +198,7 @@ struct ControllerService: Csi_V1_Controller.SimpleServiceProtocol {
                         // marked) and its age, for the controller manager's orphan sweep.
                         $0.volume.volumeContext[Self.nameTag] = disk.tags[Self.nameTag]
                         $0.volume.volumeContext[Self.volumeTag] = disk.tags[Self.volumeTag]
-                        $0.volume.volumeContext[Self.createdAtContext] = disk.createdAt.formatted(.iso8601)
+                        $0.volume.volumeContext[Self.createdAtContext] = disk.createdAt.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
                         $0.status = .with {
                             $0.publishedNodeIds = disk.attachments.filter { $0.state == .attached }.map(\.instanceId)
                             $0.volumeCondition = condition(disk)

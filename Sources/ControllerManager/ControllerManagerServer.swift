@@ -10,7 +10,7 @@ import Logging
 import ServiceLifecycle
 import Synchronization
 
-public final class ControllerManagerServer: Service, Sendable {
+public final class ControllerManagerServer: ServiceLifecycle.Service, Sendable {
     public let client: KubeClient
     public let configuration: ControllerManagerConfiguration
     private let csi: (any CSIPlugin)?

@@ -210,7 +210,9 @@ struct BinderTableTests {
                     }
                 case .keeps(let expectations):
                     await h.stays(expectations.map(\.description).joined(separator: "; ")) {
-                        for expectation in expectations where try await !expectation.holds(h) { return false }
+                        for expectation in expectations {
+                            if try await !expectation.holds(h) { return false }
+                        }
                         return true
                     }
                 }

@@ -26,7 +26,7 @@ struct LeaderElectionAndEventTests {
     func handover() async throws {
         try await InProcessAPIServer.with { server in
             let client = server.client()
-            let leading = Mutex<[String]>([])
+            let leading = Locked<[String]>([])
             let a = LeaderElector(client: client, config: fastConfig("a"), logger: quietLogger())
             let b = LeaderElector(client: client, config: fastConfig("b"), logger: quietLogger())
             let runA = Task { await a.run { leading.withLock { $0.append("a") }; try? await Task.sleep(for: .seconds(60)) } }
@@ -81,7 +81,7 @@ struct LeaderElectionAndEventTests {
         try await InProcessAPIServer.with { server in
             let client = server.client()
             let a = LeaderElector(client: client, config: fastConfig("a"), logger: quietLogger())
-            let cancelled = Mutex(false)
+            let cancelled = Locked(false)
             let run = Task {
                 await a.run {
                     await withTaskCancellationHandler { try? await Task.sleep(for: .seconds(60)) } onCancel: { cancelled.withLock { $0 = true } }
@@ -136,4 +136,11 @@ struct LeaderElectionAndEventTests {
             _ = await run.value
         }
     }
+}
+
+/// A value behind a lock that closures can share.
+final class Locked<Value: Sendable>: Sendable {
+    private let mutex: Mutex<Value>
+    init(_ value: Value) { mutex = Mutex(value) }
+    func withLock<T: Sendable>(_ body: (inout Value) -> T) -> T { mutex.withLock { body(&$0) } }
 }

@@ -27,8 +27,10 @@ struct LifecycleTests {
             #expect(try await h.pvc("data").status.capacity?["storage"] == quantity("64Mi"))
             #expect(try await h.disks().first?.sizeBytes == 128 << 20)
             await h.eventually("events Resizing, FileSystemResizeRequired") {
-                await h.hasEvent("PersistentVolumeClaim", "data", reason: "Resizing", containing: "External resizer is resizing volume \(volume)")
-                    && (await h.hasEvent("PersistentVolumeClaim", "data", reason: "FileSystemResizeRequired"))
+                let resizing = await h.hasEvent("PersistentVolumeClaim", "data", reason: "Resizing",
+                                                containing: "External resizer is resizing volume \(volume)")
+                let required = await h.hasEvent("PersistentVolumeClaim", "data", reason: "FileSystemResizeRequired")
+                return resizing && required
             }
         }
     }
@@ -41,7 +43,8 @@ struct LifecycleTests {
             _ = try await h.client.create(makePVC("fixed", size: "64Mi", className: "fixed"))
             _ = try await h.client.create(makePVC("growable", size: "64Mi", className: "growable"))
             await h.eventually("bound") {
-                (try await h.pvc("fixed").status.phase == "Bound") && (try await h.pvc("growable").status.phase == "Bound")
+                let fixed = try await h.pvc("fixed").status.phase, growable = try await h.pvc("growable").status.phase
+                return fixed == "Bound" && growable == "Bound"
             }
             do {
                 _ = try await h.client.mergePatch(PersistentVolumeClaim.self, name: "fixed", namespace: "default",

@@ -87,10 +87,11 @@ struct ProvisionerTests {
             let disks = try await h.disks()
             #expect(disks.count == 1 && disks.first?.id == pv.spec.csi?.volumeHandle && disks.first?.type == "ssd")
             await h.eventually("events Provisioning, ProvisioningSucceeded") {
-                await h.hasEvent("PersistentVolumeClaim", "data", reason: "Provisioning",
-                                 containing: "External provisioner is provisioning volume for claim \"default/data\"")
-                    && (await h.hasEvent("PersistentVolumeClaim", "data", reason: "ProvisioningSucceeded",
-                                         containing: "Successfully provisioned volume \(name)"))
+                let started = await h.hasEvent("PersistentVolumeClaim", "data", reason: "Provisioning",
+                                               containing: "External provisioner is provisioning volume for claim \"default/data\"")
+                let succeeded = await h.hasEvent("PersistentVolumeClaim", "data", reason: "ProvisioningSucceeded",
+                                                 containing: "Successfully provisioned volume \(name)")
+                return started && succeeded
             }
         }
     }
@@ -118,7 +119,10 @@ struct ProvisionerTests {
             #expect(try await h.pv(name).metadata.finalizers?.contains(Finalizer.provisioner) != true)
             try await h.client.delete(PersistentVolumeClaim.self, name: "data", namespace: "default")
             await h.eventually("Released") { try await h.pv(name).status.phase == "Released" }
-            await h.stays("PV and disk kept") { (try await h.pv(name).status.phase == "Released") && (try await h.disks().count == 1) }
+            await h.stays("PV and disk kept") {
+                let phase = try await h.pv(name).status.phase, disks = try await h.disks().count
+                return phase == "Released" && disks == 1
+            }
         }
     }
 
@@ -181,7 +185,7 @@ struct ProvisionerTests {
 
     @Test("Transient CreateVolume failures are retried with the same name: one disk")
     func transientRetried() async throws {
-        let faulty = Mutex<FaultyPlugin?>(nil)
+        let faulty = Locked<FaultyPlugin?>(nil)
         try await withHarness(provisioning, wrap: { base in
             let plugin = FaultyPlugin(base, failing: ["CreateVolume": (.unavailable, 1), "ControllerModifyVolume": (.deadlineExceeded, 1)])
             faulty.withLock { $0 = plugin }

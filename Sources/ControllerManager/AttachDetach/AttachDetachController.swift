@@ -39,7 +39,7 @@ final class AttachDetachController: Sendable {
     let logger: Logger
     let controller: Controller<String>
     let statusWriter: NodeStatusWriter
-    private let state = Mutex(State())
+    let state = Mutex(State())
 
     struct State {
         /// claim "ns/name" → its volume, for mapping pod events to volume keys.
@@ -82,13 +82,13 @@ final class AttachDetachController: Sendable {
             return try await controller.sync(name)
         }
         box.value = self
-        let state = self.state
+        let shared = self
         await controller.enqueue(from: informers.volumes) { [$0.object.metadata.name ?? ""] }
         await controller.enqueue(from: informers.claims) { event in
             let claim = event.object
             let key = "\(claim.metadata.namespace ?? "")/\(claim.metadata.name ?? "")"
             let name = claim.spec.volumeName ?? ""
-            state.withLock {
+            shared.state.withLock {
                 if case .deleted = event { $0.claimVolumes[key] = nil } else if !name.isEmpty { $0.claimVolumes[key] = name }
             }
             return name.isEmpty ? [] : [name]
@@ -96,7 +96,7 @@ final class AttachDetachController: Sendable {
         await controller.enqueue(from: informers.pods) { event in
             var pods = [event.object]
             if case .updated(let old, _) = event { pods.append(old) }
-            return state.withLock { state in
+            return shared.state.withLock { state in
                 Array(Set(pods.flatMap { pod in
                     pod.claimNames.compactMap { state.claimVolumes["\(pod.metadata.namespace ?? "")/\($0)"] }
                 }))
@@ -105,7 +105,7 @@ final class AttachDetachController: Sendable {
         await controller.enqueue(from: informers.attachments) { event in
             let attachment = event.object
             guard let name = attachment.spec.source.persistentVolumeName else { return [] }
-            state.withLock {
+            shared.state.withLock {
                 if case .deleted = event {
                     $0.nodeVolumes[attachment.spec.nodeName]?.remove(name)
                     $0.reported[attachment.metadata.name ?? ""] = nil
@@ -117,7 +117,7 @@ final class AttachDetachController: Sendable {
             return [name]
         }
         await controller.enqueue(from: informers.nodes) { event in
-            state.withLock { Array($0.nodeVolumes[event.object.metadata.name ?? ""] ?? []) }
+            shared.state.withLock { Array($0.nodeVolumes[event.object.metadata.name ?? ""] ?? []) }
         }
     }
 

@@ -88,9 +88,9 @@ final class Attacher: Sendable {
     private func attach(_ attachment: VolumeAttachment) async throws {
         if attachment.status?.attached == true && (attachment.metadata.finalizers ?? []).contains(finalizer) { return }
         let pvName = attachment.spec.source.persistentVolumeName ?? ""
-        guard let volume = await volumes.get(name: pvName) ?? (try? await client.get(PersistentVolume.self, name: pvName)) else {
-            try await attachFailed(attachment, "persistentvolume \"\(pvName)\" not found")
-        }
+        var found = await volumes.get(name: pvName)
+        if found == nil { found = try? await client.get(PersistentVolume.self, name: pvName) }
+        guard let volume = found else { try await attachFailed(attachment, "persistentvolume \"\(pvName)\" not found") }
         if volume.metadata.deletionTimestamp != nil {
             try await attachFailed(attachment, "PersistentVolume \"\(pvName)\" is marked for deletion")
         }
@@ -144,8 +144,10 @@ final class Attacher: Sendable {
         guard (attachment.metadata.finalizers ?? []).contains(finalizer) else { return }
         let pvName = attachment.spec.source.persistentVolumeName ?? ""
         let volume = await volumes.get(name: pvName)
-        let nodeID = attachment.metadata.annotations?[Annotation.csiNodeID]
-            ?? (await csiNodes.get(name: attachment.spec.nodeName))?.spec.drivers.first(where: { $0.name == driver })?.nodeID
+        var nodeID = attachment.metadata.annotations?[Annotation.csiNodeID]
+        if nodeID == nil {
+            nodeID = await csiNodes.get(name: attachment.spec.nodeName)?.spec.drivers.first(where: { $0.name == driver })?.nodeID
+        }
         if let handle = volume?.spec.csi?.volumeHandle, let nodeID {
             do {
                 _ = try await csi.controllerUnpublishVolume(.with {

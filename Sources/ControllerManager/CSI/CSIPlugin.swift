@@ -42,7 +42,6 @@ public struct CSIError: Error, Sendable, CustomStringConvertible {
     /// Go's name of the code (`OutOfRange`, `DeadlineExceeded`, …).
     public var codeName: String {
         switch code {
-        case .ok: "OK"
         case .cancelled: "Canceled"
         case .unknown: "Unknown"
         case .invalidArgument: "InvalidArgument"

@@ -1,0 +1,112 @@
+// The real `ballast apiserver`, `ballast cloud serve`, `ballast csi --mode controller` and
+// `ballast controller-manager` processes, driven with kubectl and the Python kubernetes client.
+import APIClient
+import ClusterAPI
+import Foundation
+import Testing
+import TestSupport
+
+let manifest = """
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata:
+  name: fast
+provisioner: loop.csi.ballast.dev
+reclaimPolicy: Delete
+volumeBindingMode: Immediate
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata:
+  name: data
+  namespace: default
+spec:
+  accessModes: [ReadWriteOnce]
+  storageClassName: fast
+  resources:
+    requests:
+      storage: 32Mi
+"""
+
+@Suite("Controller manager processes", .serialized, .enabled(if: processTestsCanRun, "needs root, /dev/loop-control and the built ballast binary"),
+       .timeLimit(.minutes(5)))
+struct ProcessTests {
+    @Test("kubectl: apply a class and a PVC → Bound, describe shows the events, delete → PV and disk gone")
+    func kubectlEndToEnd() async throws {
+        try await withCluster(cloudFlags: ["--latency", "create=50ms,attach=50ms"]) { c in
+            let applied = try await c.kubectl("apply", "-f", "-", input: manifest)
+            #expect(applied.status == 0, "\(applied.stderr)")
+            let waited = try await c.kubectl("wait", "--for=jsonpath={.status.phase}=Bound", "pvc/data", "--timeout=60s")
+            #expect(waited.status == 0, "\(waited.stderr)")
+            let volume = try await c.kubectl("get", "pvc", "data", "-o", "jsonpath={.spec.volumeName}").stdout
+            #expect(volume.hasPrefix("pvc-"))
+            let described = try await c.kubectl("describe", "pvc", "data").stdout
+            for reason in ["ExternalProvisioning", "Provisioning", "ProvisioningSucceeded"] {
+                #expect(described.contains(reason), "describe pvc lacks \(reason):\n\(described)")
+            }
+            let pv = try await c.kubectl("get", "pv", volume, "-o", "json")
+            let handle = try JSONDecoder().decode(PersistentVolume.self, from: Data(pv.stdout.utf8)).spec.csi?.volumeHandle ?? ""
+            #expect(try await c.cloud.allDisks().map(\.id) == [handle])
+            #expect(try await c.kubectl("delete", "pvc", "data", "--timeout=60s").status == 0)
+            let gone = try await c.kubectl("wait", "--for=delete", "pv/\(volume)", "--timeout=60s")
+            #expect(gone.status == 0 || gone.stderr.contains("NotFound"), "\(gone.stderr)")
+            let deadline = ContinuousClock.now + .seconds(30)
+            while try await !c.cloud.allDisks().isEmpty && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+            #expect(try await c.cloud.allDisks().isEmpty)
+        }
+    }
+
+    @Test("The Python kubernetes client: PVC → Bound, pod → attached, delete → detached and gone")
+    func pythonClient() async throws {
+        guard FileManager.default.isExecutableFile(atPath: interopPython) else {
+            Issue.record("Python with the kubernetes client is needed at \(interopPython): run `make pydeps`")
+            return
+        }
+        try await withCluster(cloudFlags: ["--latency", "create=50ms,attach=50ms"]) { c in
+            try await c.addNode("node-a")
+            let run = try await runCommand(interopPython, [packageRoot.appendingPathComponent("Tests/Interop/controller_client.py").path,
+                                                           c.kubeconfig, "node-a"], timeout: .seconds(180))
+            #expect(run.status == 0, "controller_client.py failed: \(run.stderr)\n\(run.stdout)")
+            var steps: [String: [String: Any]] = [:]
+            for line in run.stdout.split(separator: "\n") {
+                if let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], let step = object["step"] as? String {
+                    steps[step] = object
+                }
+            }
+            #expect(steps["done"] != nil, "stopped early: \(run.stdout)\n\(run.stderr)")
+            #expect((steps["created"]?["finalizers"] as? [String]) == ["kubernetes.io/pvc-protection"])
+            #expect((steps["bound"]?["annotations"] as? [String: String])?["pv.kubernetes.io/bind-completed"] == "yes")
+            #expect((steps["bound"]?["capacity"] as? String) == "32Mi")
+            let reasons = steps["claim_events"]?["reasons"] as? [String] ?? []
+            #expect(reasons.contains("ProvisioningSucceeded") && reasons.contains("ExternalProvisioning"))
+            #expect((steps["attached"]?["finalizers"] as? [String]) == ["external-attacher/loop-csi-ballast-dev"])
+            #expect((steps["attached"]?["name"] as? String)?.hasPrefix("csi-") == true)
+            #expect(try await c.cloud.allDisks().isEmpty)
+        }
+    }
+
+    @Test("Two instances: only the leader acts; kill -9 of the leader hands over")
+    func leaderElection() async throws {
+        try await withCluster(managerFlags: ["--leader-elect-lease-duration", "3s", "--leader-elect-renew-deadline", "2s",
+                                             "--leader-elect-retry-period", "500ms"]) { c in
+            let second = Daemon("controller-manager-2", arguments: c.managerArguments, log: c.root + "/controller-manager-2.log")
+            try second.start()
+            defer { second.signal(SIGKILL) }
+            _ = try await c.kubectl("apply", "-f", "-", input: manifest)
+            #expect(try await c.kubectl("wait", "--for=jsonpath={.status.phase}=Bound", "pvc/data", "--timeout=60s").status == 0)
+            let lease = try await c.client.get(Lease.self, name: "ballast-controller-manager", namespace: "kube-system")
+            let holder = lease.spec.holderIdentity ?? ""
+            #expect(!holder.isEmpty)
+            // Kill the leader, whichever it is; the other must take over and serve a new claim.
+            let leaderLog = c.manager.output.contains("became leader") ? c.manager : second
+            let follower = leaderLog === c.manager ? second : c.manager
+            #expect(!follower.output.contains("became leader"), "both instances led")
+            await leaderLog.kill9()
+            _ = try await c.kubectl("apply", "-f", "-", input: manifest.replacingOccurrences(of: "name: data", with: "name: data-2"))
+            #expect(try await c.kubectl("wait", "--for=jsonpath={.status.phase}=Bound", "pvc/data-2", "--timeout=60s").status == 0)
+            let after = try await c.client.get(Lease.self, name: "ballast-controller-manager", namespace: "kube-system")
+            #expect(after.spec.holderIdentity != holder && (after.spec.leaseTransitions ?? 0) >= 1)
+            await follower.stop()
+        }
+    }
+}
