@@ -455,6 +455,10 @@ struct ControllerService: Csi_V1_Controller.SimpleServiceProtocol {
         }
         let wanted = required > 0 ? required : (limit > 0 ? min(limit, configuration.defaultVolumeBytes) : configuration.defaultVolumeBytes)
         let mebibyte = CloudValidation.mebibyte
+        // An absurd size (a claim of 8Ei arrives as Int64.max) must not overflow the rounding.
+        guard wanted <= Int64.max - mebibyte else {
+            throw CSIError(.outOfRange, "\(field).required_bytes \(wanted) is larger than any volume can be")
+        }
         let rounded = (wanted + mebibyte - 1) / mebibyte * mebibyte
         guard limit == 0 || rounded <= limit else {
             throw CSIError(.outOfRange, "\(field): volumes come in whole MiB, and \(rounded) bytes is over limit_bytes \(limit)")

@@ -147,7 +147,7 @@ final class Harness: @unchecked Sendable {
     }
 
     func hasEvent(_ kind: String, _ name: String, reason: String, namespace: String = "default", containing text: String = "") async -> Bool {
-        ((try? await events(kind, name, namespace: namespace)) ?? []).contains { $0.reason == reason && ($0.message ?? "").contains(text) }
+        ((try? await events(kind, name, namespace: namespace)) ?? []).contains { $0.reason == reason && (text.isEmpty || ($0.message ?? "").contains(text)) }
     }
 
     /// The cloud's disks (not deleted).

@@ -83,7 +83,9 @@ extension PersistentVolumeBinder {
         updated.status.phase = phase
         if let volume {
             updated.status.accessModes = volume.spec.accessModes
-            if let capacity = volume.capacity, claim.status.capacity?["storage"] != capacity {
+            // A volume larger than the claim's capacity is a resize in progress: the resizer (and
+            // the kubelet) set the claim's capacity when it is done.
+            if let capacity = volume.capacity, claim.status.capacity?["storage"].map({ capacity < $0 }) ?? true {
                 updated.status.capacity = volume.spec.capacity
             }
         } else {
