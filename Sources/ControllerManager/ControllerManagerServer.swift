@@ -165,6 +165,15 @@ public final class ControllerManagerServer: ServiceLifecycle.Service, Sendable {
         }
         logger.info("controllers starting", metadata: ["controllers": "\(enabled.map(\.rawValue).sorted())", "driver": "\(driver ?? "-")"])
         await informers.start()
+        // Every cache listed before any controller acts: a controller that read an informer it
+        // does not subscribe to (the attacher reads PVs, the binder classes) would otherwise
+        // take a missing object for a deleted one.
+        await informers.waitForSync()
+        if Task.isCancelled {
+            state.withLock { $0.running = false }
+            await informers.stop()
+            return
+        }
         await withTaskGroup(of: Void.self) { group in
             for recorder in recorderList { group.addTask { await recorder.run() } }
             for runner in runners { group.addTask(operation: runner) }

@@ -136,6 +136,9 @@ struct CrashSafetyTests {
             claims by phase: \(phases); PVs: \(volumes.count) \(Dictionary(grouping: volumes, by: { $0.status.phase ?? "?" }).mapValues(\.count)); \
             disks: \(disks.count); attachments: \(attachments.count) (attached \(attachments.filter { $0.status?.attached == true }.count)); \
             terminating: \(claims.filter { $0.metadata.deletionTimestamp != nil }.map { $0.metadata.name ?? "" } + volumes.filter { $0.metadata.deletionTimestamp != nil }.map { $0.metadata.name ?? "" })
+            not bound: \(volumes.filter { $0.status.phase != "Bound" }.map { "\($0.metadata.name ?? ""): \($0.status.phase ?? "") \($0.status.message ?? "") finalizers \($0.metadata.finalizers ?? [])" })
+            disks not idle: \(disks.filter { $0.state != .available }.map { "\($0.id) \($0.state) \($0.attachments.map { "\($0.instanceId) \($0.state)" })" })
+            controller manager log (last lines): \(c.manager.output.split(separator: "\n").filter { $0.contains("warning") || $0.contains("error") }.suffix(30).joined(separator: "\n"))
             """)
     }
 }

@@ -143,7 +143,14 @@ final class Attacher: Sendable {
     private func detach(_ attachment: VolumeAttachment) async throws {
         guard (attachment.metadata.finalizers ?? []).contains(finalizer) else { return }
         let pvName = attachment.spec.source.persistentVolumeName ?? ""
-        let volume = await volumes.get(name: pvName)
+        var volume = await volumes.get(name: pvName)
+        if volume == nil {
+            // The PV keeps this attacher's finalizer while the attachment exists: make sure it is
+            // really gone before detaching nothing.
+            do {
+                volume = try await client.get(PersistentVolume.self, name: pvName)
+            } catch let error as APIError where error.isNotFound {}
+        }
         var nodeID = attachment.metadata.annotations?[Annotation.csiNodeID]
         if nodeID == nil {
             nodeID = await csiNodes.get(name: attachment.spec.nodeName)?.spec.drivers.first(where: { $0.name == driver })?.nodeID
