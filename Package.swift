@@ -44,6 +44,9 @@ let package = Package(
         .target(name: "Units"),
         .target(name: "ClusterAPI"),
         .target(name: "SQLite", dependencies: ["CSQLite"]),
+        // What a node does to the kernel: child processes, loop devices, mounts, file systems.
+        .target(name: "CHostSystem"),
+        .target(name: "HostSystem", dependencies: ["CHostSystem"]),
         .target(
             name: "HTTPKit",
             dependencies: [
@@ -57,7 +60,7 @@ let package = Package(
         .target(
             name: "CloudProvider",
             dependencies: [
-                "SQLite", "HTTPKit", "Units",
+                "SQLite", "HTTPKit", "HostSystem", "Units",
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -106,7 +109,7 @@ let package = Package(
         .target(
             name: "CSIDriver",
             dependencies: [
-                "CloudProvider", "CSIProto",
+                "CloudProvider", "CSIProto", "HostSystem",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
@@ -160,7 +163,7 @@ let package = Package(
             name: "Ballast",
             dependencies: [
                 "LSMTree", "CSQLite", "SQLite", "MVCCStore", "EtcdAPI", "CloudProvider", "HTTPKit", "CSIDriver",
-                "APIClient", "CloudControllerManager", "APIServer", "GRPCWire", "ClusterAPI", "Units", "ControllerManager", "CSIProto",
+                "APIClient", "CloudControllerManager", "APIServer", "GRPCWire", "ClusterAPI", "Units", "HostSystem", "ControllerManager", "CSIProto",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
@@ -176,25 +179,28 @@ let package = Package(
             name: "FuzzTargets",
             dependencies: [
                 "LSMTree", "MVCCStore", "GRPCWire", "EtcdAPI", "ClusterAPI", "APIServer", "HTTPKit",
-                "CloudProvider", "CSIDriver", "Units",
+                "CloudProvider", "CSIDriver", "Units", "HostSystem",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             path: "Tests/Fuzz/Targets"
         ),
         .executableTarget(name: "BallastFuzz", dependencies: ["FuzzTargets"], path: "Tests/Fuzz/Driver"),
-        .testTarget(name: "FuzzTests", dependencies: ["FuzzTargets"]),
-        .testTarget(name: "LSMTreeTests", dependencies: ["LSMTree"]),
+        .testTarget(name: "FuzzTests", dependencies: ["FuzzTargets", "TestSupport"]),
+        .testTarget(name: "LSMTreeTests", dependencies: ["LSMTree", "TestSupport"]),
         .testTarget(name: "UnitsTests", dependencies: ["Units"]),
+        .testTarget(name: "TestSupportTests", dependencies: ["TestSupport"]),
         .testTarget(name: "MVCCStoreTests", dependencies: ["MVCCStore"]),
         .testTarget(name: "ClusterAPITests", dependencies: ["ClusterAPI"]),
         .testTarget(name: "APIServerTests", dependencies: ["APIServer", "ClusterAPI", "MVCCStore", "HTTPKit", "TestSupport"]),
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["HostSystem"], path: "Tests/TestSupport"),
         // The real API handler on an embedded store, without sockets, for controller tests.
         .target(
             name: "APIServerTesting",
             dependencies: ["APIServer", "APIClient", "MVCCStore", "HTTPKit", .product(name: "Logging", package: "swift-log")],
             path: "Tests/APIServerTesting"
         ),
-        .testTarget(name: "CloudProviderTests", dependencies: ["CloudProvider", "HTTPKit", "TestSupport"]),
+        .testTarget(name: "HostSystemTests", dependencies: ["HostSystem"]),
+        .testTarget(name: "CloudProviderTests", dependencies: ["CloudProvider", "HostSystem", "HTTPKit", "TestSupport"]),
         .testTarget(name: "APIClientTests", dependencies: [
             "APIClient", "ClusterAPI", "HTTPKit", "TestSupport", "APIServerTesting",
             .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
@@ -209,7 +215,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "CSIDriverTests", dependencies: [
-            "CSIDriver", "CloudProvider", "TestSupport",
+            "CSIDriver", "CloudProvider", "HostSystem", "TestSupport",
             .product(name: "GRPCCore", package: "grpc-swift-2"),
             .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),

@@ -2,6 +2,7 @@
 // Cloud errors are mapped here too, once, in the way the CSI spec asks.
 import CloudProvider
 import GRPCCore
+import HostSystem
 
 struct CSIError: Error, CustomStringConvertible {
     let code: RPCError.Code
@@ -23,6 +24,12 @@ struct CSIError: Error, CustomStringConvertible {
         invalid(field, "is required")
     }
 
+    /// `text` cut to 80 characters with control characters escaped, safe to echo in a message.
+    static func printable(_ text: String) -> String {
+        let cut = text.count > 80 ? String(text.prefix(80)) + "…" : text
+        return cut.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7f ? $0.escaped(asASCII: true) : String($0) }.joined()
+    }
+
     /// The cloud's error, as the CSI spec wants it seen. `sizeIsRange`: an invalid size is
     /// OUT_OF_RANGE (a capacity the cloud cannot serve), not a malformed request.
     init(cloud error: CloudError, sizeIsRange: Bool = true) {
@@ -38,6 +45,17 @@ struct CSIError: Error, CustomStringConvertible {
         case .requestTooLarge, .internal: self.init(.internalError, "cloud: \(error.message)")
         }
     }
+
+    /// A failure of the node's system work: a refused argument is INVALID_ARGUMENT, a busy
+    /// device or a missing privilege FAILED_PRECONDITION (the user can act), the rest INTERNAL.
+    init(host error: HostSystemError) {
+        switch error.code {
+        case .invalidArgument: self.init(.invalidArgument, error.message)
+        case .busy, .permissionDenied: self.init(.failedPrecondition, error.message)
+        case .cancelled: self.init(.cancelled, error.message)
+        default: self.init(.internalError, error.message)
+        }
+    }
 }
 
 /// Runs an RPC body and turns every error into an RPCError with a human-readable message and no
@@ -50,6 +68,11 @@ func edge<T>(_ body: () async throws -> T) async throws -> T {
     } catch let error as CloudError {
         let mapped = CSIError(cloud: error)
         throw RPCError(code: mapped.code, message: mapped.message)
+    } catch let error as HostSystemError {
+        let mapped = CSIError(host: error)
+        throw RPCError(code: mapped.code, message: mapped.message)
+    } catch let error as CommandError {
+        throw RPCError(code: .internalError, message: error.description)
     } catch let error as RPCError {
         throw error
     } catch is CancellationError {

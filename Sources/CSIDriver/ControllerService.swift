@@ -7,6 +7,7 @@ import CloudProvider
 import Crypto
 import Foundation
 import GRPCCore
+import HostSystem
 import Logging
 import SwiftProtobuf
 
@@ -33,7 +34,8 @@ struct ControllerService: Csi_V1_Controller.SimpleServiceProtocol {
             let parameters = try VolumeParameters(request.parameters)
             let capabilities = try Capability.all(request.volumeCapabilities, field: "volume_capabilities",
                                                   defaultFileSystem: parameters.fsType)
-            let size = try requestedSize(request.hasCapacityRange ? request.capacityRange : nil, field: "capacity_range")
+            let size = try RequestedSize(request.hasCapacityRange ? request.capacityRange : nil, defaultBytes: configuration.defaultVolumeBytes,
+                                         field: "capacity_range")
             let source = try contentSource(request)
             return try await inFlight.run("volume name \(request.name)") {
                 let region = try await cloud.describeRegion()
@@ -215,8 +217,12 @@ struct ControllerService: Csi_V1_Controller.SimpleServiceProtocol {
             _ = try request.volumeCapabilities.enumerated().map { try Capability($1, field: "volume_capabilities[\($0)]") }
             let zones = try await cloud.describeRegion().zones
             let wanted = request.hasAccessibleTopology ? request.accessibleTopology.segments[Topology.zoneKey] : nil
+            // Capacities come from the cloud: summed saturating, never trapping.
             let available = zones.filter { wanted == nil || $0.name == wanted }
-                .reduce(Int64(0)) { $0 + max(0, $1.capacityBytes - $1.usedBytes) }
+                .reduce(Int64(0)) { total, zone in
+                    let free = zone.capacityBytes.subtractingReportingOverflow(zone.usedBytes)
+                    return Checked.add(total, free.overflow ? 0 : max(0, free.partialValue)) ?? .max
+                }
             return Csi_V1_GetCapacityResponse.with { $0.availableCapacity = available }
         }
     }
@@ -234,7 +240,7 @@ struct ControllerService: Csi_V1_Controller.SimpleServiceProtocol {
         try await edge {
             guard !request.volumeID.isEmpty else { throw CSIError.required("volume_id") }
             guard request.hasCapacityRange else { throw CSIError.required("capacity_range") }
-            let size = try requestedSize(request.capacityRange, field: "capacity_range")
+            let size = try RequestedSize(request.capacityRange, defaultBytes: configuration.defaultVolumeBytes, field: "capacity_range")
             let capability = request.hasVolumeCapability ? try Capability(request.volumeCapability, field: "volume_capability") : nil
             return try await inFlight.run(request.volumeID) {
                 let disk = try await describeVolume(request.volumeID)
@@ -445,27 +451,6 @@ struct ControllerService: Csi_V1_Controller.SimpleServiceProtocol {
         }
     }
 
-    private func requestedSize(_ range: Csi_V1_CapacityRange?, field: String) throws -> RequestedSize {
-        let required = range?.requiredBytes ?? 0
-        let limit = range?.limitBytes ?? 0
-        guard required >= 0 else { throw CSIError.invalid("\(field).required_bytes", "must not be negative") }
-        guard limit >= 0 else { throw CSIError.invalid("\(field).limit_bytes", "must not be negative") }
-        guard limit == 0 || required <= limit else {
-            throw CSIError.invalid(field, "required_bytes \(required) is more than limit_bytes \(limit)")
-        }
-        let wanted = required > 0 ? required : (limit > 0 ? min(limit, configuration.defaultVolumeBytes) : configuration.defaultVolumeBytes)
-        let mebibyte = CloudValidation.mebibyte
-        // An absurd size (a claim of 8Ei arrives as Int64.max) must not overflow the rounding.
-        guard wanted <= Int64.max - mebibyte else {
-            throw CSIError(.outOfRange, "\(field).required_bytes \(wanted) is larger than any volume can be")
-        }
-        let rounded = (wanted + mebibyte - 1) / mebibyte * mebibyte
-        guard limit == 0 || rounded <= limit else {
-            throw CSIError(.outOfRange, "\(field): volumes come in whole MiB, and \(rounded) bytes is over limit_bytes \(limit)")
-        }
-        return RequestedSize(required: required, limit: limit, bytes: rounded)
-    }
-
     private func volume(_ disk: Disk) -> Csi_V1_Volume {
         .with {
             $0.volumeID = disk.id
@@ -530,15 +515,6 @@ enum ContentSource: Equatable {
 
     var snapshotID: String? { if case .snapshot(let id) = self { id } else { nil } }
     var volumeID: String? { if case .volume(let id) = self { id } else { nil } }
-}
-
-struct RequestedSize {
-    /// 0 when not given.
-    let required: Int64
-    /// 0 when not given.
-    let limit: Int64
-    /// What to create: at least `required`, a whole MiB.
-    let bytes: Int64
 }
 
 /// StorageClass parameters the driver understands: `type` (standard, ssd) and `fsType`

@@ -4,6 +4,7 @@ import CloudProvider
 import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
+import HostSystem
 import Logging
 import ServiceLifecycle
 import SwiftProtobuf
@@ -139,13 +140,20 @@ struct IdentityService: Csi_V1_Identity.SimpleServiceProtocol {
     }
 }
 
-/// The driver's gRPC server on its unix socket (mode 0600).
+/// The driver's gRPC server on its unix socket. The socket never exists with a wider mode than
+/// 0600: it is bound inside a private (0700) directory next to its final path, given its mode
+/// there, and only then renamed into place.
 public final class CSIServer: Sendable {
     private let server: GRPCServer<HTTP2ServerTransport.Posix>
     private let configuration: DriverConfiguration
     private let logger: Logger
+    /// The private directory the socket is bound in before it moves to its path.
+    private let bindDirectory: String
 
-    public init(configuration: DriverConfiguration, cloud: any CloudProvider, nodeID: String?, logger: Logger) throws {
+    /// `mounter` is what the node service does to the kernel: `SystemMounter` unless a test
+    /// gives a `RecordingMounter`.
+    public init(configuration: DriverConfiguration, cloud: any CloudProvider, nodeID: String?, logger: Logger,
+                mounter: any Mounter = SystemMounter()) throws {
         try DriverConfiguration.checkDriverName(configuration.driverName)
         self.configuration = configuration
         self.logger = logger
@@ -158,17 +166,23 @@ public final class CSIServer: Sendable {
         if configuration.mode.servesNode {
             guard let node else { throw CSIError.invalid("--node-id", "is required in node mode") }
             let state = try NodeState(directory: configuration.stateDirectory)
-            try state.reconcile(logger: logger)
-            services.append(NodeService(configuration: configuration, node: node, state: state, logger: logger))
+            try state.reconcile(mounter: mounter, logger: logger)
+            services.append(NodeService(configuration: configuration, node: node, state: state, mounter: mounter, logger: logger))
         }
-        // A socket left by a crashed run would make bind fail.
-        if (try? FileManager.default.attributesOfItem(atPath: configuration.socketPath)[.type] as? FileAttributeType) == .typeSocket {
-            try FileManager.default.removeItem(atPath: configuration.socketPath)
+        let socket = configuration.socketPath
+        let parent = (socket as NSString).deletingLastPathComponent
+        try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
+        // A socket left by a crashed run is replaced; anything else at the path is not ours.
+        var info = stat()
+        if lstat(socket, &info) == 0, (info.st_mode & S_IFMT) != S_IFSOCK {
+            throw CSIError.invalid("--endpoint", "\(socket) exists and is not a socket; remove it or choose another path")
         }
-        try FileManager.default.createDirectory(atPath: (configuration.socketPath as NSString).deletingLastPathComponent,
-                                                withIntermediateDirectories: true)
+        bindDirectory = parent + "/.csi-bind-\(getpid())-\(UInt32.random(in: 0 ... .max))"
+        guard mkdir(bindDirectory, 0o700) == 0 else {
+            throw CSIError(.internalError, "cannot create \(bindDirectory) to bind the socket in: \(String(cString: strerror(errno)))")
+        }
         server = GRPCServer(
-            transport: .http2NIOPosix(address: .unixDomainSocket(path: configuration.socketPath), transportSecurity: .plaintext),
+            transport: .http2NIOPosix(address: .unixDomainSocket(path: bindDirectory + "/csi.sock"), transportSecurity: .plaintext),
             services: services
         )
     }
@@ -184,20 +198,40 @@ public final class CSIServer: Sendable {
     }
 
     private func serve() async throws {
+        defer { try? FileManager.default.removeItem(atPath: bindDirectory) }
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await self.server.serve() }
             _ = try await server.listeningAddress
-            chmod(configuration.socketPath, 0o600)
+            try publishSocket()
             logger.info("serving CSI", metadata: ["driver": "\(configuration.driverName)", "mode": "\(configuration.mode.rawValue)",
                                                   "endpoint": "unix://\(configuration.socketPath)"])
             try await tasks.waitForAll()
         }
-        try? FileManager.default.removeItem(atPath: configuration.socketPath)
+        unlink(configuration.socketPath)
     }
 
-    /// Resolves once the socket accepts connections.
+    /// Gives the bound socket its mode (0600) inside the private directory, then moves it to
+    /// its path (replacing a stale socket).
+    private func publishSocket() throws {
+        let bound = bindDirectory + "/csi.sock"
+        guard chmod(bound, 0o600) == 0, rename(bound, configuration.socketPath) == 0 else {
+            let reason = String(cString: strerror(errno))
+            server.beginGracefulShutdown()
+            throw CSIError(.internalError, "cannot put the CSI socket at \(configuration.socketPath): \(reason)")
+        }
+        rmdir(bindDirectory)
+    }
+
+    /// Resolves once the socket accepts connections at its path.
     public func ready() async throws {
         _ = try await server.listeningAddress
+        let deadline = ContinuousClock.now + .seconds(10)
+        while !FileManager.default.fileExists(atPath: configuration.socketPath) {
+            guard ContinuousClock.now < deadline else {
+                throw CSIError(.internalError, "the CSI socket did not appear at \(configuration.socketPath)")
+            }
+            try await Task.sleep(for: .milliseconds(5))
+        }
     }
 
     public func shutdown() {

@@ -1,17 +1,21 @@
 // The CSI node service: stages a published loop device (formatting it only when a cache-free
-// probe finds no file system, then mounting it at the staging path), publishes it with bind
+// probe finds no signature at all, then mounting it at the staging path), publishes it with bind
 // mounts, reports usage, and grows file systems. It checks that a device is the volume it
-// expects before touching it, keeps what it did in `NodeState`, and only touches paths under the
-// kubelet root.
+// expects before touching it, and that a mount shows the volume before unmounting it; it keeps
+// what it did in `NodeState`, and only touches paths that resolve under the kubelet root
+// (`NodeService+Checks.swift`). The kernel is reached through a `Mounter`: `SystemMounter` in
+// the plugin, `RecordingMounter` in the logic tests.
 import CloudProvider
 import Foundation
 import GRPCCore
+import HostSystem
 import Logging
 
 struct NodeService: Csi_V1_Node.SimpleServiceProtocol {
     let configuration: DriverConfiguration
     let node: NodeIdentity
     let state: NodeState
+    let mounter: any Mounter
     let logger: Logger
     let inFlight = InFlight()
 
@@ -21,13 +25,13 @@ struct NodeService: Csi_V1_Node.SimpleServiceProtocol {
             guard !request.stagingTargetPath.isEmpty else { throw CSIError.required("staging_target_path") }
             guard request.hasVolumeCapability else { throw CSIError.required("volume_capability") }
             let capability = try Capability(request.volumeCapability, field: "volume_capability")
-            let staging = try checkPath(request.stagingTargetPath, field: "staging_target_path", under: configuration.kubeletRoot)
+            let staging = try confine(request.stagingTargetPath, field: "staging_target_path")
             guard VolumeID.isValid(request.volumeID) else { throw CSIError(.notFound, "volume \(request.volumeID) does not exist") }
             guard let device = request.publishContext[PublishContext.devicePath], !device.isEmpty else {
                 throw CSIError.required("publish_context.\(PublishContext.devicePath) (ControllerPublishVolume provides it)")
             }
             return try await inFlight.run(request.volumeID) {
-                try verify(device: device, isVolume: request.volumeID, serial: request.publishContext[PublishContext.serial])
+                let found = try verify(device: device, isVolume: request.volumeID, serial: request.publishContext[PublishContext.serial])
                 if let existing = state[request.volumeID], let stagedAt = existing.stagingPath {
                     guard stagedAt == staging else {
                         throw CSIError(.failedPrecondition, "volume \(request.volumeID) is already staged at \(stagedAt); unstage it there first")
@@ -36,12 +40,12 @@ struct NodeService: Csi_V1_Node.SimpleServiceProtocol {
                           capability.isBlock || existing.fsType == capability.fsType else {
                         throw CSIError(.alreadyExists, "volume \(request.volumeID) is staged at \(staging) with another capability")
                     }
-                    if capability.isBlock || Mounter.mount(at: staging).map({ Mounter.mount($0, shows: device) }) == true {
+                    if capability.isBlock || mounter.mount(at: staging).map({ mounter.mount($0, shows: device) }) == true {
                         return Csi_V1_NodeStageVolumeResponse()
                     }
                 }
                 if case .mount(let fsType, let flags) = capability.access {
-                    try await stageMount(volumeID: request.volumeID, device: device, staging: staging, fsType: fsType,
+                    try await stageMount(volumeID: request.volumeID, device: found, staging: staging, fsType: fsType,
                                          flags: flags, readOnlyMode: capability.isReadOnlyMode)
                 }
                 try state.update(request.volumeID) { record in
@@ -55,37 +59,43 @@ struct NodeService: Csi_V1_Node.SimpleServiceProtocol {
         }
     }
 
-    private func stageMount(volumeID: String, device: String, staging: String, fsType: String, flags: [String], readOnlyMode: Bool) async throws {
-        if let mounted = Mounter.mount(at: staging) {
-            guard Mounter.mount(mounted, shows: device) else {
+    private func stageMount(volumeID: String, device found: BlockDevice, staging: String, fsType: String, flags: [String],
+                            readOnlyMode: Bool) async throws {
+        let device = found.path
+        if let mounted = mounter.mount(at: staging) {
+            guard mounter.mount(mounted, shows: device) else {
                 throw CSIError(.alreadyExists, "staging path \(staging) already holds another file system (\(mounted.source)); unstage it first")
             }
             return
         }
         try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)
-        let readOnly = readOnlyMode || LoopDevices.isReadOnly(device)
-        switch try await Mounter.fileSystem(on: device) {
-        case nil:
+        let readOnly = readOnlyMode || found.readOnly
+        // Every signature counts — a partition table, a RAID or LVM member, another file system:
+        // only a device on which the probe finds nothing at all is ever formatted.
+        let signature = try await mounter.probe(device)
+        if signature.isBlank {
             guard !readOnly else {
                 throw CSIError(.failedPrecondition, "volume \(volumeID) has no file system and is staged read-only; it cannot be formatted — stage it writable once first")
             }
             logger.info("formatting volume", metadata: ["volume": "\(volumeID)", "device": "\(device)", "fsType": "\(fsType)"])
-            try await Mounter.format(device, fsType: fsType)
-        case let found? where found != fsType:
-            throw CSIError(.failedPrecondition, "volume \(volumeID) holds a \(found) file system, not \(fsType); ask for fsType \(found)")
-        default:
-            break
+            try await mounter.format(device, fsType: fsType)
+        } else if signature.type != fsType || signature.partitionTable != nil || signature.ambivalent {
+            let hint = signature.partitionTable == nil && !signature.ambivalent
+                && signature.type.map(Capability.supportedFileSystems.contains) == true
+                ? "ask for fsType \(signature.type!)"
+                : "use it as a block volume, or wipe it yourself if its data is not needed"
+            throw CSIError(.failedPrecondition, "volume \(volumeID) holds \(signature.summary), not a \(fsType) file system, and was not formatted: \(hint)")
         }
-        if fsType == "ext4", !readOnly { try await Mounter.growUnmountedExt4(device) }
+        if !readOnly { try await mounter.growUnmountedFileSystem(device: device, fsType: fsType) }
         var options = flags
         if readOnly { options += fsType == "ext4" ? ["ro", "noload"] : ["ro", "norecovery"] }
         if fsType == "xfs" { options.append("nouuid") }
-        try await Mounter.mount(device: device, at: staging, fsType: fsType, options: options)
+        try await mounter.mount(device: device, at: staging, fsType: fsType, options: options)
         if !readOnly, fsType == "xfs" {
             do {
-                try await Mounter.growFileSystem(device: device, mountPath: staging, fsType: fsType)
+                try await growFileSystem(device: device, mountPath: staging, fsType: fsType)
             } catch {
-                try? await Mounter.unmount(staging)
+                try? await mounter.unmountAll(staging)
                 throw error
             }
         }
@@ -95,15 +105,13 @@ struct NodeService: Csi_V1_Node.SimpleServiceProtocol {
         try await edge {
             guard !request.volumeID.isEmpty else { throw CSIError.required("volume_id") }
             guard !request.stagingTargetPath.isEmpty else { throw CSIError.required("staging_target_path") }
-            let staging = try checkPath(request.stagingTargetPath, field: "staging_target_path", under: configuration.kubeletRoot)
+            let staging = try confine(request.stagingTargetPath, field: "staging_target_path")
             return try await inFlight.run(request.volumeID) {
                 let record = state[request.volumeID]
                 if let record, !record.targets.isEmpty {
                     throw CSIError(.failedPrecondition, "volume \(request.volumeID) is still published at \(record.targets.keys.sorted().joined(separator: ", ")); unpublish it first")
                 }
-                if let mounted = Mounter.mount(at: staging), record.map({ Mounter.mount(mounted, shows: $0.devicePath) }) ?? true {
-                    try await Mounter.unmount(staging)
-                }
+                try await unmountVolume(request.volumeID, at: staging, field: "staging_target_path")
                 if record?.stagingPath == staging {
                     try state.update(request.volumeID) { $0 = nil }
                 }
@@ -122,8 +130,8 @@ struct NodeService: Csi_V1_Node.SimpleServiceProtocol {
             guard !request.stagingTargetPath.isEmpty else {
                 throw CSIError(.failedPrecondition, "staging_target_path is required: this driver stages volumes (STAGE_UNSTAGE_VOLUME)")
             }
-            let target = try checkPath(request.targetPath, field: "target_path", under: configuration.kubeletRoot)
-            let staging = try checkPath(request.stagingTargetPath, field: "staging_target_path", under: configuration.kubeletRoot)
+            let target = try confine(request.targetPath, field: "target_path")
+            let staging = try confine(request.stagingTargetPath, field: "staging_target_path")
             guard VolumeID.isValid(request.volumeID) else { throw CSIError(.notFound, "volume \(request.volumeID) does not exist") }
             return try await inFlight.run(request.volumeID) {
                 guard let record = state[request.volumeID], record.stagingPath == staging else {
@@ -137,10 +145,21 @@ struct NodeService: Csi_V1_Node.SimpleServiceProtocol {
                     guard recorded == readOnly, record.mode == capability.mode.rawValue else {
                         throw CSIError(.alreadyExists, "volume \(request.volumeID) is already published at \(target) with readonly=\(recorded)")
                     }
-                    if Mounter.mount(at: target) != nil { return Csi_V1_NodePublishVolumeResponse() }
+                    if mounter.mount(at: target).map({ mounter.mount($0, shows: record.devicePath) }) == true {
+                        return Csi_V1_NodePublishVolumeResponse()
+                    }
                 }
                 if !capability.allowsSeveralTargets, let other = record.targets.keys.first(where: { $0 != target }) {
                     throw CSIError(.failedPrecondition, "volume \(request.volumeID) is SINGLE_NODE_SINGLE_WRITER and already published at \(other)")
+                }
+                if let mounted = mounter.mount(at: target) {
+                    // Published before, and the answer (or the record) was lost: the same
+                    // volume the same way is done; anything else is not this call's to touch.
+                    guard mounter.mount(mounted, shows: record.devicePath), mounted.isReadOnly == readOnly else {
+                        throw CSIError(.alreadyExists, "target_path \(target) already holds another mount (\(mounted.source), \(mounted.options)); unpublish it first")
+                    }
+                    try state.update(request.volumeID) { $0?.targets[target] = readOnly }
+                    return Csi_V1_NodePublishVolumeResponse()
                 }
                 if capability.isBlock {
                     try FileManager.default.createDirectory(atPath: (target as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
@@ -164,7 +183,7 @@ struct NodeService: Csi_V1_Node.SimpleServiceProtocol {
     /// Bind-mounts, and removes the target it made when the mount fails.
     private func bindOrRemove(_ source: String, to target: String, readOnly: Bool) async throws {
         do {
-            try await Mounter.bind(source, to: target, readOnly: readOnly)
+            try await mounter.bind(source, to: target, readOnly: readOnly)
         } catch {
             try? FileManager.default.removeItem(atPath: target)
             throw error
@@ -175,9 +194,9 @@ struct NodeService: Csi_V1_Node.SimpleServiceProtocol {
         try await edge {
             guard !request.volumeID.isEmpty else { throw CSIError.required("volume_id") }
             guard !request.targetPath.isEmpty else { throw CSIError.required("target_path") }
-            let target = try checkPath(request.targetPath, field: "target_path", under: configuration.kubeletRoot)
+            let target = try confine(request.targetPath, field: "target_path")
             return try await inFlight.run(request.volumeID) {
-                try await Mounter.unmount(target)
+                try await unmountVolume(request.volumeID, at: target, field: "target_path")
                 var isDirectory: ObjCBool = false
                 if FileManager.default.fileExists(atPath: target, isDirectory: &isDirectory) {
                     // Only what this driver made: an empty directory or an empty file.
@@ -204,11 +223,11 @@ struct NodeService: Csi_V1_Node.SimpleServiceProtocol {
             guard VolumeID.isValid(request.volumeID), let record = state[request.volumeID] else {
                 throw CSIError(.notFound, "volume \(request.volumeID) is not staged on this node")
             }
-            guard request.volumePath.hasPrefix("/"), FileManager.default.fileExists(atPath: request.volumePath) else {
+            let path = try confine(request.volumePath, field: "volume_path")
+            guard FileManager.default.fileExists(atPath: path) else {
                 throw CSIError(.notFound, "volume \(request.volumeID) is not at \(request.volumePath)")
             }
-            let path = request.volumePath
-            guard let mounted = Mounter.mount(at: path), Mounter.mount(mounted, shows: record.devicePath) else {
+            guard let mounted = mounter.mount(at: path), mounter.mount(mounted, shows: record.devicePath) else {
                 return .with {
                     $0.volumeCondition = .with {
                         $0.abnormal = true
@@ -216,23 +235,24 @@ struct NodeService: Csi_V1_Node.SimpleServiceProtocol {
                     }
                 }
             }
-            let healthy = LoopDevices.backingFile(of: record.devicePath).map { ($0 as NSString).lastPathComponent == request.volumeID + ".img" } ?? false
+            let device = mounter.blockDevice(record.devicePath)
+            let healthy = device.flatMap(volumeID(of:)) == request.volumeID
             let condition = Csi_V1_VolumeCondition.with {
                 $0.abnormal = !healthy
                 $0.message = healthy ? "volume is healthy" : "device \(record.devicePath) no longer backs volume \(request.volumeID)"
             }
             if record.block {
-                let size = LoopDevices.sizeBytes(of: record.devicePath)
+                let size = device?.sizeBytes ?? 0
                 return .with {
                     $0.usage = [.with { $0.unit = .bytes; $0.total = size }]
                     $0.volumeCondition = condition
                 }
             }
-            let usage = try Mounter.usage(of: path)
+            let usage = try mounter.usage(of: path)
             return .with {
                 $0.usage = [
-                    .with { $0.unit = .bytes; $0.total = usage.bytes.total; $0.available = usage.bytes.available; $0.used = usage.bytes.used },
-                    .with { $0.unit = .inodes; $0.total = usage.inodes.total; $0.available = usage.inodes.free; $0.used = usage.inodes.used },
+                    .with { $0.unit = .bytes; $0.total = usage.totalBytes; $0.available = usage.availableBytes; $0.used = usage.usedBytes },
+                    .with { $0.unit = .inodes; $0.total = usage.totalInodes; $0.available = usage.freeInodes; $0.used = usage.usedInodes },
                 ]
                 $0.volumeCondition = condition
             }
@@ -246,17 +266,18 @@ struct NodeService: Csi_V1_Node.SimpleServiceProtocol {
             guard VolumeID.isValid(request.volumeID), let record = state[request.volumeID] else {
                 throw CSIError(.notFound, "volume \(request.volumeID) is not staged on this node")
             }
-            guard FileManager.default.fileExists(atPath: request.volumePath) else {
+            let path = try confine(request.volumePath, field: "volume_path")
+            guard FileManager.default.fileExists(atPath: path) else {
                 throw CSIError(.notFound, "volume \(request.volumeID) is not at \(request.volumePath)")
             }
             return try await inFlight.run(request.volumeID) {
-                try verify(device: record.devicePath, isVolume: request.volumeID, serial: nil)
-                try await Mounter.refreshCapacity(record.devicePath)
+                _ = try verify(device: record.devicePath, isVolume: request.volumeID, serial: nil)
+                try await mounter.refreshCapacity(record.devicePath)
                 if !record.block, let fsType = record.fsType {
-                    let mountPath = record.stagingPath ?? request.volumePath
-                    try await Mounter.growFileSystem(device: record.devicePath, mountPath: mountPath, fsType: fsType)
+                    let mountPath = record.stagingPath ?? path
+                    try await growFileSystem(device: record.devicePath, mountPath: mountPath, fsType: fsType)
                 }
-                let size = LoopDevices.sizeBytes(of: record.devicePath)
+                let size = mounter.blockDevice(record.devicePath)?.sizeBytes ?? 0
                 if request.hasCapacityRange, request.capacityRange.requiredBytes > size {
                     throw CSIError(.outOfRange, "the device holds \(size) bytes, less than the \(request.capacityRange.requiredBytes) asked; expand the volume with ControllerExpandVolume first")
                 }
@@ -279,23 +300,6 @@ struct NodeService: Csi_V1_Node.SimpleServiceProtocol {
                 $0.maxVolumesPerNode = Int64(max(1, instance.attachLimit))
                 $0.accessibleTopology = .with { $0.segments = [Topology.zoneKey: instance.zone] }
             }
-        }
-    }
-
-    /// A device is this volume when its backing file is the volume's (`<id>.img`), and the
-    /// serial, if given, is the volume id. Anything else is refused before it is touched.
-    private func verify(device: String, isVolume volumeID: String, serial: String?) throws {
-        guard device.hasPrefix("/dev/loop") else {
-            throw CSIError.invalid("publish_context.\(PublishContext.devicePath)", "\"\(device)\" is not a loop device")
-        }
-        if let serial, serial != volumeID {
-            throw CSIError(.failedPrecondition, "publish_context.serial \(serial) is not volume \(volumeID); refusing to touch \(device)")
-        }
-        guard let backing = LoopDevices.backingFile(of: device) else {
-            throw CSIError(.notFound, "device \(device) of volume \(volumeID) is not attached to this node; publish the volume again")
-        }
-        guard (backing as NSString).lastPathComponent == volumeID + ".img" else {
-            throw CSIError(.failedPrecondition, "device \(device) is \(backing), not volume \(volumeID); refusing to touch it — publish the volume again")
         }
     }
 }

@@ -2,6 +2,7 @@
 // file, fsync, rename, fsync of the directory), so that a restarted plugin knows its volumes and
 // reconciles them with the mounts it finds.
 import Foundation
+import HostSystem
 import Logging
 #if canImport(Glibc)
 import Glibc
@@ -58,15 +59,15 @@ final class NodeState: @unchecked Sendable {
     }
 
     /// Drops what the mount table no longer shows (a reboot, an unmount behind our back).
-    func reconcile(logger: Logger) throws {
+    func reconcile(mounter: any Mounter, logger: Logger) throws {
         for id in all.keys {
             try update(id) { record in
                 guard var current = record else { return }
-                if !current.block, let staging = current.stagingPath, Mounter.mount(at: staging).map({ Mounter.mount($0, shows: current.devicePath) }) != true {
+                if !current.block, let staging = current.stagingPath, mounter.mount(at: staging).map({ mounter.mount($0, shows: current.devicePath) }) != true {
                     logger.warning("staged volume is no longer mounted; forgetting it", metadata: ["volume": "\(id)", "path": "\(staging)"])
                     current.stagingPath = nil
                 }
-                for target in current.targets.keys where Mounter.mount(at: target) == nil {
+                for target in current.targets.keys where mounter.mount(at: target) == nil {
                     logger.warning("published volume is no longer mounted; forgetting it", metadata: ["volume": "\(id)", "path": "\(target)"])
                     current.targets[target] = nil
                 }

@@ -2,6 +2,7 @@
 // per-volume lock that answers ABORTED to a second concurrent call.
 import CloudProvider
 import Foundation
+import HostSystem
 
 /// A volume capability the driver supports, parsed from the request.
 struct Capability: Equatable, Sendable {
@@ -31,11 +32,9 @@ struct Capability: Equatable, Sendable {
         case .mount(let mount):
             let fsType = mount.fsType.isEmpty ? defaultFileSystem : mount.fsType.lowercased()
             guard Self.supportedFileSystems.contains(fsType) else {
-                throw CSIError.invalid("\(field).mount.fs_type", "\"\(mount.fsType)\" is not supported; use ext4 or xfs")
+                throw CSIError.invalid("\(field).mount.fs_type", "\"\(CSIError.printable(mount.fsType))\" is not supported; use ext4 or xfs")
             }
-            for flag in mount.mountFlags where flag.isEmpty || flag.contains(where: { $0.isWhitespace || $0.asciiValue.map { $0 < 0x20 } == true }) {
-                throw CSIError.invalid("\(field).mount.mount_flags", "\"\(flag)\" is not a mount option")
-            }
+            try MountFlags.check(mount.mountFlags, field: "\(field).mount.mount_flags")
             access = .mount(fsType: fsType, flags: mount.mountFlags)
         case nil:
             throw CSIError.invalid("\(field).access_type", "set block or mount")
@@ -74,21 +73,37 @@ enum VolumeID {
     }
 }
 
-/// Checks that `path` is absolute, normalised and under `root`, and returns it.
-func checkPath(_ path: String, field: String, under root: String) throws -> String {
-    guard !path.isEmpty else { throw CSIError.required(field) }
-    guard path.hasPrefix("/") else { throw CSIError.invalid(field, "\"\(path)\" is not an absolute path") }
-    guard path.utf8.count <= 4096, !path.contains("\0") else { throw CSIError.invalid(field, "is not a valid path") }
-    let components = path.split(separator: "/", omittingEmptySubsequences: true)
-    guard !components.contains(".."), !components.contains(".") else {
-        throw CSIError.invalid(field, "\"\(path)\" must not contain . or .. components")
+/// What a capacity range asks for. Sizes come from the request and are not trusted: every sum
+/// and rounding is checked, and a size that cannot be served is OUT_OF_RANGE, never a trap.
+struct RequestedSize: Equatable {
+    /// 0 when not given.
+    let required: Int64
+    /// 0 when not given.
+    let limit: Int64
+    /// What to create: at least `required`, a whole MiB.
+    let bytes: Int64
+
+    /// Parses `range` (nil: none given); `defaultBytes` is the size of a volume asked without
+    /// one. `field` names the range in errors ("capacity_range").
+    init(_ range: Csi_V1_CapacityRange?, defaultBytes: Int64, field: String) throws {
+        let required = range?.requiredBytes ?? 0
+        let limit = range?.limitBytes ?? 0
+        guard required >= 0 else { throw CSIError.invalid("\(field).required_bytes", "must not be negative, got \(required)") }
+        guard limit >= 0 else { throw CSIError.invalid("\(field).limit_bytes", "must not be negative, got \(limit)") }
+        guard limit == 0 || required <= limit else {
+            throw CSIError.invalid(field, "required_bytes \(required) is more than limit_bytes \(limit)")
+        }
+        let wanted = required > 0 ? required : (limit > 0 ? min(limit, defaultBytes) : defaultBytes)
+        guard let rounded = CloudValidation.roundUpToMebibyte(wanted) else {
+            throw CSIError(.outOfRange, "\(field).required_bytes: \(wanted) bytes is more than any volume can hold")
+        }
+        guard limit == 0 || rounded <= limit else {
+            throw CSIError(.outOfRange, "\(field): volumes come in whole MiB, and \(rounded) bytes is over limit_bytes \(limit)")
+        }
+        self.required = required
+        self.limit = limit
+        self.bytes = rounded
     }
-    let normalised = "/" + components.joined(separator: "/")
-    let base = root.hasSuffix("/") ? String(root.dropLast()) : root
-    guard normalised.hasPrefix(base + "/") else {
-        throw CSIError.invalid(field, "\"\(path)\" is outside the kubelet root \(base); the driver only touches paths under --kubelet-root")
-    }
-    return normalised
 }
 
 /// At most one call per key (a volume id, a name) at a time: a second gets ABORTED, as the

@@ -136,12 +136,23 @@ public enum OperationState: String, Codable, Sendable {
     case running, succeeded, failed
 }
 
+/// What an operation does; its JSON form is the raw value ("disk.attach").
+public enum OperationKind: String, Codable, Sendable, CaseIterable, CustomStringConvertible {
+    case diskCreate = "disk.create"
+    case diskDelete = "disk.delete"
+    case diskResize = "disk.resize"
+    case diskAttach = "disk.attach"
+    case diskDetach = "disk.detach"
+    case snapshotCreate = "snapshot.create"
+    case snapshotDelete = "snapshot.delete"
+
+    public var description: String { rawValue }
+}
+
 /// Asynchronous work the cloud accepted: poll it until it is done.
 public struct CloudOperation: Codable, Sendable, Equatable {
     public var id: String
-    /// "disk.create", "disk.delete", "disk.resize", "disk.attach", "disk.detach",
-    /// "snapshot.create", "snapshot.delete".
-    public var kind: String
+    public var kind: OperationKind
     /// The disk or snapshot it works on.
     public var targetId: String
     /// For attach and detach: the instance.

@@ -9,7 +9,7 @@ import TestSupport
 
 @Suite(.serialized) struct AgainstAPIServerTests {
     @Test func typedCallsWatchAndErrors() async throws {
-        let server = try ServerProcess()
+        let server = try await ServerProcess.start()
         defer { server.stop() }
         let client = try KubeClient(try Connection.kubeconfig(at: server.kubeconfig))
         #expect(client.connection.server.scheme == "https")
@@ -72,7 +72,7 @@ import TestSupport
     }
 
     @Test func informerFollowsTheServer() async throws {
-        let server = try ServerProcess()
+        let server = try await ServerProcess.start()
         defer { server.stop() }
         let client = try KubeClient(try Connection.kubeconfig(at: server.kubeconfig))
         var logger = Logger(label: "test")

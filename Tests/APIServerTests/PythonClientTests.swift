@@ -7,9 +7,9 @@ import TestSupport
 
 extension ServerBackedSuites {
     @Suite struct PythonClientTests {
-        @Test(arguments: Backend.allCases) func listCreateWatchPatchDelete(_ backend: Backend) throws {
-            try withServer(on: backend) { server in
-                let steps = try runInteropScript("kube_client.py", [server.kubeconfig, "py-ns"], needs: "kubernetes",
+        @Test(arguments: Backend.allCases) func listCreateWatchPatchDelete(_ backend: Backend) async throws {
+            try await withServer(on: backend) { server in
+                let steps = try await runInteropScript("kube_client.py", [server.kubeconfig, "py-ns"], needs: "kubernetes",
                                                  env: ["HOME": server.directory])
                 #expect(steps["version"]?["git_version"] as? String == "v1.32.0-ballast")
                 #expect(steps["namespaces"]?["names"] as? [String] == ["default", "kube-node-lease", "kube-public", "kube-system"])
@@ -51,7 +51,7 @@ extension ServerBackedSuites {
                 #expect(steps["list-after"]?["pvcs"] as? Int == 0 && steps["list-after"]?["pods"] as? Int == 0)
 
                 // kubectl agrees about what the Python client left behind.
-                #expect(try server.ok("get", "ns", "py-ns", "-o", "jsonpath={.status.phase}") == "Active")
+                #expect(try await server.ok("get", "ns", "py-ns", "-o", "jsonpath={.status.phase}") == "Active")
             }
         }
     }

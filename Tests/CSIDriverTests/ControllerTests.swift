@@ -351,3 +351,36 @@ private func outcome<T>(_ body: () async throws -> T) async -> Result<T, any Err
         }
     }
 }
+
+/// Issue 12 finding 5: sizes near Int64.max overflowed the MiB rounding and trapped the
+/// controller (a crash loop from one PVC). They are OUT_OF_RANGE, and the driver keeps serving.
+@Suite struct ControllerSizeTests {
+    @Test(arguments: [Int64.max, Int64.max - 1, Int64.max - (1 << 20) + 2])
+    func hugeCapacitiesAreOutOfRange(bytes: Int64) async throws {
+        try await withDriver { driver in
+            let message = await expectCode(.outOfRange) {
+                _ = try await driver.controller.createVolume(.with {
+                    $0.name = "huge"
+                    $0.capacityRange = .with { $0.requiredBytes = bytes }
+                    $0.volumeCapabilities = [DriverHarness.capability()]
+                })
+            }
+            #expect(message.contains("capacity_range"), "\(message)")
+            let volume = try await driver.createVolume("small", bytes: 1 << 20)
+            await expectCode(.outOfRange) {
+                _ = try await driver.controller.controllerExpandVolume(.with {
+                    $0.volumeID = volume.volumeID
+                    $0.capacityRange = .with { $0.requiredBytes = bytes; $0.limitBytes = bytes }
+                })
+            }
+            // A huge limit alone is fine: the default size, within it.
+            let limited = try await driver.controller.createVolume(.with {
+                $0.name = "limited"
+                $0.capacityRange = .with { $0.limitBytes = .max }
+                $0.volumeCapabilities = [DriverHarness.capability()]
+            })
+            #expect(limited.volume.capacityBytes == driver.configuration.defaultVolumeBytes)
+            _ = try await driver.identity.probe(Csi_V1_ProbeRequest())
+        }
+    }
+}

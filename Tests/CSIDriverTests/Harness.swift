@@ -6,6 +6,7 @@ import CSIDriver
 import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
+import HostSystem
 import Logging
 import Testing
 import TestSupport
@@ -39,8 +40,11 @@ final class DriverHarness: @unchecked Sendable {
     let controller: Csi_V1_Controller.Client<HTTP2ClientTransport.Posix>
     let nodeService: Csi_V1_Node.Client<HTTP2ClientTransport.Posix>
     let configuration: DriverConfiguration
+    let mounter: any Mounter
 
-    init(realDevices: Bool, simulator: SimulatorConfiguration = SimulatorConfiguration(), attachLimit: Int = 16) async throws {
+    init(realDevices: Bool, simulator: SimulatorConfiguration = SimulatorConfiguration(), attachLimit: Int = 16,
+         mounter: any Mounter = SystemMounter()) async throws {
+        self.mounter = mounter
         root = "/tmp/bcsi-" + UUID().uuidString.prefix(8).lowercased()
         kubeletRoot = root + "/kubelet"
         try FileManager.default.createDirectory(atPath: kubeletRoot, withIntermediateDirectories: true)
@@ -56,7 +60,7 @@ final class DriverHarness: @unchecked Sendable {
         configuration.attachTimeout = .seconds(20)
         configuration.operationTimeout = .seconds(30)
         self.configuration = configuration
-        (server, serving) = try await Self.start(configuration, cloud: cloud, nodeID: node.id, logger: logger)
+        (server, serving) = try await Self.start(configuration, cloud: cloud, nodeID: node.id, logger: logger, mounter: mounter)
         grpc = GRPCClient(transport: try HTTP2ClientTransport.Posix(target: .unixDomainSocket(path: configuration.socketPath),
                                                                     transportSecurity: .plaintext))
         let client = grpc
@@ -67,8 +71,8 @@ final class DriverHarness: @unchecked Sendable {
     }
 
     private static func start(_ configuration: DriverConfiguration, cloud: CloudSimulator, nodeID: String,
-                              logger: Logger) async throws -> (CSIServer, Task<Void, Error>) {
-        let server = try CSIServer(configuration: configuration, cloud: cloud, nodeID: nodeID, logger: logger)
+                              logger: Logger, mounter: any Mounter) async throws -> (CSIServer, Task<Void, Error>) {
+        let server = try CSIServer(configuration: configuration, cloud: cloud, nodeID: nodeID, logger: logger, mounter: mounter)
         let serving = Task { try await server.run() }
         try await server.ready()
         return (server, serving)
@@ -80,7 +84,7 @@ final class DriverHarness: @unchecked Sendable {
         _ = await serving.result
         var logger = Logger(label: "test.csi")
         logger.logLevel = .warning
-        (server, serving) = try await Self.start(configuration, cloud: cloud, nodeID: node.id, logger: logger)
+        (server, serving) = try await Self.start(configuration, cloud: cloud, nodeID: node.id, logger: logger, mounter: mounter)
         // The client backs off after losing the socket: wait until it is connected again.
         let deadline = ContinuousClock.now + .seconds(10)
         while (try? await identity.probe(Csi_V1_ProbeRequest())) == nil && ContinuousClock.now < deadline {
@@ -192,8 +196,8 @@ final class DriverHarness: @unchecked Sendable {
 
 /// Runs `body` with a harness and always closes it.
 func withDriver(realDevices: Bool = false, simulator: SimulatorConfiguration = SimulatorConfiguration(), attachLimit: Int = 16,
-                _ body: (DriverHarness) async throws -> Void) async throws {
-    let harness = try await DriverHarness(realDevices: realDevices, simulator: simulator, attachLimit: attachLimit)
+                mounter: any Mounter = SystemMounter(), _ body: (DriverHarness) async throws -> Void) async throws {
+    let harness = try await DriverHarness(realDevices: realDevices, simulator: simulator, attachLimit: attachLimit, mounter: mounter)
     do {
         try await body(harness)
     } catch {

@@ -5,6 +5,8 @@ import CloudProvider
 import CSIDriver
 import Foundation
 import GRPCCore
+import HostSystem
+import Logging
 import Testing
 import TestSupport
 
@@ -196,7 +198,7 @@ struct NodeLifecycleTests {
             var wrong = otherContext
             wrong["serial"] = nil
             await expectCode(.failedPrecondition) { try await driver.stage(volume.volumeID, context: wrong, path: staging, capability: single) }
-            let probe = try run("/usr/sbin/blkid", ["-p", try #require(otherContext["devicePath"])])
+            let probe = try await run("/usr/sbin/blkid", ["-p", try #require(otherContext["devicePath"])])
             #expect(probe.status == 2, "the other volume was not formatted")
             var mislabelled = context
             mislabelled["serial"] = other.volumeID
@@ -237,4 +239,97 @@ struct NodeLifecycleTests {
             try await driver.controllerUnpublish(volume.volumeID)
         }
     }
+}
+
+/// Issue 12 findings 7 and 19 on real devices and mounts.
+@Suite(.serialized, .enabled(if: loopDevicesAvailable, "needs root, /dev/loop-control, losetup, blkid, mkfs.ext4, mkfs.xfs"))
+struct NodeSafetyTests {
+    /// A volume a pod partitioned (as a block volume) and that is then staged as a file system:
+    /// blkid printed no TYPE for it, the driver read that as blank, and formatted it. Now it is
+    /// FAILED_PRECONDITION and the partition table and the data are intact.
+    @Test func aPartitionedVolumeIsNeverFormatted() async throws {
+        let sfdisk = SystemCommand.resolve("sfdisk")
+        guard FileManager.default.isExecutableFile(atPath: sfdisk) else {
+            FileHandle.standardError.write(Data("SKIPPING aPartitionedVolumeIsNeverFormatted: sfdisk (Debian package fdisk) is not installed\n".utf8))
+            return
+        }
+        try await withDriver(realDevices: true) { driver in
+            let block = H.capability(block: true)
+            let volume = try await driver.createVolume("partitioned", bytes: 64 << 20, capability: block)
+            let context = try await driver.publish(volume.volumeID, capability: block)
+            let device = try #require(context["devicePath"])
+            try await SystemCommand.check(["sfdisk", "-q", "--no-reread", device], input: Array("label: dos\n,,L\n".utf8))
+            // Data inside the partition, 2 MiB in.
+            let handle = try #require(FileHandle(forUpdatingAtPath: device))
+            try handle.seek(toOffset: 2 << 20)
+            try handle.write(contentsOf: Data("precious partition data".utf8))
+            try handle.synchronize()
+            let before = try readHead(device, bytes: 4 << 20)
+            try handle.close()
+
+            let staging = driver.kubeletRoot + "/staging/partitioned"
+            try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)
+            for fsType in ["ext4", "xfs"] {
+                let message = await expectCode(.failedPrecondition) {
+                    try await driver.stage(volume.volumeID, context: context, path: staging, capability: H.capability(fsType: fsType))
+                }
+                #expect(message.contains("dos partition table"), "\(message)")
+            }
+            #expect(Mounts.current().first { $0.mountPoint == staging } == nil)
+            #expect(try readHead(device, bytes: 4 << 20) == before, "the partition table and the data are intact")
+            let probe = try await SystemCommand.run(["blkid", "-p", "-o", "export", device])
+            #expect(probe.stdout.contains("PTTYPE=dos"))
+            try await driver.controllerUnpublish(volume.volumeID)
+        }
+    }
+
+    /// NodeUnpublish and NodeUnstage unmounted whatever was mounted at the path.
+    @Test func anotherMountAtTheTargetIsLeftAlone() async throws {
+        try await withDriver(realDevices: true) { driver in
+            let target = driver.kubeletRoot + "/pods/p/volumes/foreign"
+            try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
+            try await SystemCommand.check(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", target])
+            await expectCode(.failedPrecondition) { try await driver.nodeUnpublish("vol-0123456789abcdef0", target: target) }
+            await expectCode(.failedPrecondition) { try await driver.unstage("vol-0123456789abcdef0", staging: target) }
+            #expect(Mounts.current().last { $0.mountPoint == target }?.fsType == "tmpfs", "the tmpfs is still mounted")
+            // `close()` unmounts it.
+        }
+    }
+
+}
+
+@Suite struct CSISocketTests {
+    /// The socket was chmodded after it listened: for a moment it was open to every local
+    /// user. A watcher on another thread sees the socket's first mode.
+    @Test func theSocketNeverExistsWithAWiderMode() async throws {
+        let root = "/tmp/bcsi-sock-" + UUID().uuidString.prefix(6).lowercased()
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let socket = root + "/csi.sock"
+        let cloud = try await CloudSimulator.inMemory()
+        let firstMode = Task.detached { () -> mode_t? in
+            var info = stat()
+            let deadline = ContinuousClock.now + .seconds(20)
+            while ContinuousClock.now < deadline {
+                if lstat(socket, &info) == 0 { return info.st_mode & 0o777 }
+            }
+            return nil
+        }
+        let configuration = DriverConfiguration(driverName: "loop.csi.ballast.dev", mode: .controller, socketPath: socket,
+                                                kubeletRoot: root + "/kubelet", stateDirectory: root + "/state")
+        let server = try CSIServer(configuration: configuration, cloud: cloud, nodeID: nil, logger: Logger(label: "test"))
+        let serving = Task { try await server.run() }
+        try await server.ready()
+        #expect(await firstMode.value == 0o600)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: root) == ["csi.sock"], "the bind directory is gone")
+        server.shutdown()
+        _ = await serving.result
+        #expect(!FileManager.default.fileExists(atPath: socket))
+    }
+}
+
+private func readHead(_ device: String, bytes: Int) throws -> Data {
+    let handle = try #require(FileHandle(forReadingAtPath: device))
+    defer { try? handle.close() }
+    return try handle.read(upToCount: bytes) ?? Data()
 }

@@ -12,7 +12,7 @@ import TestSupport
 
 @Suite(.serialized) struct CloudControllerManagerAgainstAPIServerTests {
     @Test func initialisesTaintsAndDeletesNodes() async throws {
-        let server = try ServerProcess()
+        let server = try await ServerProcess.start()
         defer { server.stop() }
         let client = try KubeClient(try Connection.kubeconfig(at: server.kubeconfig))
         let cloud = try await CloudSimulator.inMemory()
@@ -36,7 +36,7 @@ import TestSupport
         let withAddresses = try await eventually { try await client.get(Node.self, name: "node-1") } until: { $0.status.addresses != nil }
         #expect(withAddresses.status.addresses?.contains { $0.type == "InternalIP" && $0.address == "127.0.0.1" } == true)
         // kubectl sees it too.
-        #expect(try server.ok("get", "node", "node-1", "-o", "jsonpath={.spec.providerID}") == "ballast://ballast-1b/\(instance.id)")
+        #expect(try await server.ok("get", "node", "node-1", "-o", "jsonpath={.spec.providerID}") == "ballast://ballast-1b/\(instance.id)")
 
         _ = try await cloud.setInstanceState(id: instance.id, to: .stopped)
         let stopped = try await eventually { try await client.get(Node.self, name: "node-1") } until: {

@@ -4,6 +4,7 @@
 // and /dev/loop-control; without them every test here is skipped, and says so.
 import CloudProvider
 import Foundation
+import HostSystem
 import Testing
 import TestSupport
 
@@ -23,50 +24,48 @@ let loopDevicesAvailable: Bool = {
 }()
 
 /// `ballast cloud serve` on a free loopback port with its own volumes and state dirs.
-final class CloudServerProcess {
+final class CloudServerProcess: @unchecked Sendable {
     let port: Int
     let root: String
     var volumesDir: String { root + "/volumes" }
     var stateDir: String { root + "/state" }
-    private var process: Process?
+    // Written only by `start` and `stop`, which a test calls from one task.
+    private var process: TestProcess?
     private let arguments: [String]
 
-    init(_ extraArguments: [String] = []) throws {
+    private init(_ extraArguments: [String]) {
         port = freePort()
         root = FileManager.default.temporaryDirectory.path + "/ballast-cloud-\(UUID().uuidString.prefix(8))"
         arguments = extraArguments
-        try start()
     }
 
-    func start() throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: ballastBinary())
-        process.arguments = ["cloud", "serve", "--listen", "127.0.0.1:\(port)", "--volumes-dir", volumesDir,
-                             "--state-dir", stateDir, "--zones", "2"] + arguments
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
+    static func start(_ extraArguments: [String] = []) async throws -> CloudServerProcess {
+        let server = CloudServerProcess(extraArguments)
+        try await server.start()
+        return server
+    }
+
+    func start() async throws {
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        let process = try TestProcess([ballastBinary(), "cloud", "serve", "--listen", "127.0.0.1:\(port)", "--volumes-dir", volumesDir,
+                                       "--state-dir", stateDir, "--zones", "2"] + arguments, logPath: root + "/cloud.log")
         self.process = process
-        let deadline = Date().addingTimeInterval(20)
-        while Date() < deadline {
-            if let result = try? run("curl", ["-s", "--max-time", "1", "http://127.0.0.1:\(port)/healthz"], timeout: 3),
-               result.stdout.hasPrefix("ok") { return }
-            if !process.isRunning { throw TestFailure("ballast cloud serve exited with \(process.terminationStatus) before serving") }
-            usleep(50_000)
+        let answered = await waitUntil(timeout: .seconds(20)) {
+            guard process.isRunning else { return true }
+            return (try? await run("curl", ["-s", "--max-time", "1", "http://127.0.0.1:\(port)/healthz"], timeout: 3))?.stdout.hasPrefix("ok") == true
         }
-        throw TestFailure("ballast cloud serve did not answer on port \(port) within 20 s")
+        if let ended = process.child.termination { throw TestFailure("ballast cloud serve \(ended) before serving: \(process.log.suffix(2000))") }
+        guard answered else { throw TestFailure("ballast cloud serve did not answer on port \(port) within 20 s") }
     }
 
     /// Stops the server with `signal`, and with SIGKILL if it has not exited after 10 s.
-    func stop(signal: Int32 = SIGTERM) {
+    func stop(signal: Int32 = SIGTERM) async {
         guard let process else { return }
-        if process.isRunning { kill(process.processIdentifier, signal) }
-        let deadline = Date().addingTimeInterval(10)
-        while process.isRunning && Date() < deadline { usleep(20_000) }
-        #expect(!process.isRunning || signal == SIGKILL, "ballast cloud serve did not stop within 10 s of signal \(signal)")
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        process.waitUntilExit()
         self.process = nil
+        process.signal(signal)
+        let ended = await process.waitForExit(timeout: .seconds(10))
+        #expect(ended != nil || signal == SIGKILL, "ballast cloud serve did not stop within 10 s of signal \(signal)")
+        if ended == nil { await process.terminate(grace: .zero) }
     }
 
     func client() throws -> CloudClient {
@@ -84,9 +83,9 @@ final class CloudServerProcess {
 
     /// Stops the server, detaches its loop devices and removes its files; records an issue when
     /// a loop device cannot be removed.
-    func cleanUp() {
-        stop(signal: SIGKILL)
-        for device in loopDevices() { _ = try? run("/usr/sbin/losetup", ["--detach", device]) }
+    func cleanUp() async {
+        await stop(signal: SIGKILL)
+        for device in loopDevices() { _ = try? await run("/usr/sbin/losetup", ["--detach", device]) }
         #expect(loopDevices().isEmpty, "loop devices left behind: \(loopDevices())")
         try? FileManager.default.removeItem(atPath: root)
         #expect(!FileManager.default.fileExists(atPath: root))
@@ -134,157 +133,167 @@ private func attach(_ client: CloudClient, _ disk: String, to instance: String, 
 @Suite(.serialized, .enabled(if: loopDevicesAvailable, "needs root, /dev/loop-control and losetup"))
 struct LoopDeviceTests {
     @Test func diskLifecycleWithDataThroughTheDevice() async throws {
-        let server = try CloudServerProcess(["--latency", "attach=50ms,detach=50ms"])
-        defer { server.cleanUp() }
-        let client = try server.client()
-        let nodeA = try await client.registerInstance(RegisterInstanceRequest(name: "node-a", zone: "ballast-1a"))
-        let nodeB = try await client.registerInstance(RegisterInstanceRequest(name: "node-b", zone: "ballast-1b"))
+        let server = try await CloudServerProcess.start(["--latency", "attach=50ms,detach=50ms"])
+        try await withCleanup {
+            let client = try server.client()
+            let nodeA = try await client.registerInstance(RegisterInstanceRequest(name: "node-a", zone: "ballast-1a"))
+            let nodeB = try await client.registerInstance(RegisterInstanceRequest(name: "node-b", zone: "ballast-1b"))
 
-        let create = try await client.createDisk(CreateDiskRequest(name: "data", zone: "ballast-1a", sizeBytes: 64 << 20))
-        try await client.wait(for: create)
-        let diskId = create.targetId
-        let file = server.volumesDir + "/ballast-1a/\(diskId).img"
-        var info = stat()
-        #expect(stat(file, &info) == 0)
-        #expect(info.st_size == 64 << 20)
-        #expect(info.st_blocks * 512 < 1 << 20, "a new disk is a sparse file")
+            let create = try await client.createDisk(CreateDiskRequest(name: "data", zone: "ballast-1a", sizeBytes: 64 << 20))
+            try await client.wait(for: create)
+            let diskId = create.targetId
+            let file = server.volumesDir + "/ballast-1a/\(diskId).img"
+            var info = stat()
+            #expect(stat(file, &info) == 0)
+            #expect(info.st_size == 64 << 20)
+            #expect(info.st_blocks * 512 < 1 << 20, "a new disk is a sparse file")
 
-        let device = try await attach(client, diskId, to: nodeA.id)
-        #expect(LoopDevices.backingFile(of: device) == file)
-        #expect(try deviceBytes(device) == 64 << 20)
-        try writePattern(device, offset: 4 << 20, seed: 7)
-        try await client.wait(for: try await client.detachDisk(id: diskId, instanceId: nodeA.id, force: false))
-        #expect(LoopDevices.backingFile(of: device) != file, "detach removed the loop device")
+            let device = try await attach(client, diskId, to: nodeA.id)
+            #expect(LoopDevices.backingFile(of: device) == file)
+            #expect(try deviceBytes(device) == 64 << 20)
+            try writePattern(device, offset: 4 << 20, seed: 7)
+            try await client.wait(for: try await client.detachDisk(id: diskId, instanceId: nodeA.id, force: false))
+            #expect(LoopDevices.backingFile(of: device) != file, "detach removed the loop device")
 
-        let snapshot = try await client.createSnapshot(CreateSnapshotRequest(diskId: diskId, name: "snap"))
-        try await client.wait(for: snapshot)
-        #expect(FileManager.default.fileExists(atPath: server.volumesDir + "/snapshots/\(snapshot.targetId).img"))
-        let restore = try await client.createDisk(CreateDiskRequest(name: "restored", zone: "ballast-1b", sizeBytes: 64 << 20, snapshotId: snapshot.targetId))
-        let clone = try await client.createDisk(CreateDiskRequest(name: "clone", zone: "ballast-1a", sizeBytes: 96 << 20, sourceDiskId: diskId))
-        try await client.wait(for: restore)
-        try await client.wait(for: clone)
+            let snapshot = try await client.createSnapshot(CreateSnapshotRequest(diskId: diskId, name: "snap"))
+            try await client.wait(for: snapshot)
+            #expect(FileManager.default.fileExists(atPath: server.volumesDir + "/snapshots/\(snapshot.targetId).img"))
+            let restore = try await client.createDisk(CreateDiskRequest(name: "restored", zone: "ballast-1b", sizeBytes: 64 << 20, snapshotId: snapshot.targetId))
+            let clone = try await client.createDisk(CreateDiskRequest(name: "clone", zone: "ballast-1a", sizeBytes: 96 << 20, sourceDiskId: diskId))
+            try await client.wait(for: restore)
+            try await client.wait(for: clone)
 
-        let restoredDevice = try await attach(client, restore.targetId, to: nodeB.id)
-        let cloneDevice = try await attach(client, clone.targetId, to: nodeA.id)
-        #expect(try readPattern(restoredDevice, offset: 4 << 20, seed: 7), "the snapshot carried the data")
-        #expect(try readPattern(cloneDevice, offset: 4 << 20, seed: 7), "the clone carried the data")
-        #expect(try deviceBytes(cloneDevice) == 96 << 20, "a clone may be larger than its source")
+            let restoredDevice = try await attach(client, restore.targetId, to: nodeB.id)
+            let cloneDevice = try await attach(client, clone.targetId, to: nodeA.id)
+            #expect(try readPattern(restoredDevice, offset: 4 << 20, seed: 7), "the snapshot carried the data")
+            #expect(try readPattern(cloneDevice, offset: 4 << 20, seed: 7), "the clone carried the data")
+            #expect(try deviceBytes(cloneDevice) == 96 << 20, "a clone may be larger than its source")
 
-        // Read-only: the device itself refuses writes.
-        try await client.wait(for: try await client.detachDisk(id: restore.targetId, instanceId: nodeB.id, force: false))
-        let readOnlyDevice = try await attach(client, restore.targetId, to: nodeB.id, readOnly: true)
-        #expect(LoopDevices.isReadOnly(readOnlyDevice))
-        #expect(!canWrite(readOnlyDevice), "a read-only device refuses writes")
-        #expect(try readPattern(readOnlyDevice, offset: 4 << 20, seed: 7))
+            // Read-only: the device itself refuses writes.
+            try await client.wait(for: try await client.detachDisk(id: restore.targetId, instanceId: nodeB.id, force: false))
+            let readOnlyDevice = try await attach(client, restore.targetId, to: nodeB.id, readOnly: true)
+            #expect(LoopDevices.isReadOnly(readOnlyDevice))
+            #expect(!canWrite(readOnlyDevice), "a read-only device refuses writes")
+            #expect(try readPattern(readOnlyDevice, offset: 4 << 20, seed: 7))
 
-        try await client.wait(for: try await client.resizeDisk(id: clone.targetId, sizeBytes: 128 << 20))
-        #expect(try deviceBytes(cloneDevice) == 128 << 20, "the attached device sees the new size")
-        #expect(try readPattern(cloneDevice, offset: 4 << 20, seed: 7), "resizing keeps the data")
+            try await client.wait(for: try await client.resizeDisk(id: clone.targetId, sizeBytes: 128 << 20))
+            #expect(try deviceBytes(cloneDevice) == 128 << 20, "the attached device sees the new size")
+            #expect(try readPattern(cloneDevice, offset: 4 << 20, seed: 7), "resizing keeps the data")
 
-        for (disk, node) in [(restore.targetId, nodeB.id), (clone.targetId, nodeA.id)] {
-            try await client.wait(for: try await client.detachDisk(id: disk, instanceId: node, force: false))
+            for (disk, node) in [(restore.targetId, nodeB.id), (clone.targetId, nodeA.id)] {
+                try await client.wait(for: try await client.detachDisk(id: disk, instanceId: node, force: false))
+            }
+            for disk in [diskId, restore.targetId, clone.targetId] {
+                try await client.wait(for: try await client.deleteDisk(id: disk))
+            }
+            try await client.wait(for: try await client.deleteSnapshot(id: snapshot.targetId))
+            #expect(try await client.allDisks().isEmpty)
+            #expect(server.loopDevices().isEmpty)
+            let leftovers = try FileManager.default.subpathsOfDirectory(atPath: server.volumesDir).filter { $0.hasSuffix(".img") }
+            #expect(leftovers.isEmpty, "backing files left: \(leftovers)")
+        } cleanup: {
+            await server.cleanUp()
         }
-        for disk in [diskId, restore.targetId, clone.targetId] {
-            try await client.wait(for: try await client.deleteDisk(id: disk))
-        }
-        try await client.wait(for: try await client.deleteSnapshot(id: snapshot.targetId))
-        #expect(try await client.allDisks().isEmpty)
-        #expect(server.loopDevices().isEmpty)
-        let leftovers = try FileManager.default.subpathsOfDirectory(atPath: server.volumesDir).filter { $0.hasSuffix(".img") }
-        #expect(leftovers.isEmpty, "backing files left: \(leftovers)")
     }
 
     @Test func aMountedDiskIsNotDetachedUnlessForced() async throws {
-        let server = try CloudServerProcess(["--latency", "attach=0,detach=0"])
+        let server = try await CloudServerProcess.start(["--latency", "attach=0,detach=0"])
         let mountPoint = server.root + "/mnt"
-        defer {
-            _ = try? run("/usr/bin/umount", [mountPoint])
-            server.cleanUp()
-        }
-        let client = try server.client()
-        let node = try await client.registerInstance(RegisterInstanceRequest(name: "node-a", zone: "ballast-1a"))
-        let create = try await client.createDisk(CreateDiskRequest(name: "fs", zone: "ballast-1a", sizeBytes: 32 << 20))
-        try await client.wait(for: create)
-        let device = try await attach(client, create.targetId, to: node.id)
-        try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
-        let mkfs = try run("/usr/sbin/mkfs.ext4", ["-q", "-F", device])
-        try #require(mkfs.status == 0, "mkfs.ext4: \(mkfs.stderr)")
-        let mount = try run("/usr/bin/mount", [device, mountPoint])
-        try #require(mount.status == 0, "mount: \(mount.stderr)")
+        try await withCleanup {
+            let client = try server.client()
+            let node = try await client.registerInstance(RegisterInstanceRequest(name: "node-a", zone: "ballast-1a"))
+            let create = try await client.createDisk(CreateDiskRequest(name: "fs", zone: "ballast-1a", sizeBytes: 32 << 20))
+            try await client.wait(for: create)
+            let device = try await attach(client, create.targetId, to: node.id)
+            try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
+            let mkfs = try await run("/usr/sbin/mkfs.ext4", ["-q", "-F", device])
+            try #require(mkfs.status == 0, "mkfs.ext4: \(mkfs.stderr)")
+            let mount = try await run("/usr/bin/mount", [device, mountPoint])
+            try #require(mount.status == 0, "mount: \(mount.stderr)")
 
-        do {
-            _ = try await client.detachDisk(id: create.targetId, instanceId: node.id, force: false)
-            Issue.record("a mounted disk was detached")
-        } catch let error as CloudError {
-            #expect(error.code == .inUse)
-            #expect(error.message.contains("mounted at \(mountPoint)"), "\(error)")
+            do {
+                _ = try await client.detachDisk(id: create.targetId, instanceId: node.id, force: false)
+                Issue.record("a mounted disk was detached")
+            } catch let error as CloudError {
+                #expect(error.code == .inUse)
+                #expect(error.message.contains("mounted at \(mountPoint)"), "\(error)")
+            }
+            #expect(LoopDevices.backingFile(of: device) != nil)
+            #expect(try await run("/usr/bin/umount", [mountPoint]).status == 0)
+            try await client.wait(for: try await client.detachDisk(id: create.targetId, instanceId: node.id, force: false))
+            #expect(server.loopDevices().isEmpty)
+        } cleanup: {
+            _ = try? await run("/usr/bin/umount", [mountPoint])
+            await server.cleanUp()
         }
-        #expect(LoopDevices.backingFile(of: device) != nil)
-        #expect(try run("/usr/bin/umount", [mountPoint]).status == 0)
-        try await client.wait(for: try await client.detachDisk(id: create.targetId, instanceId: node.id, force: false))
-        #expect(server.loopDevices().isEmpty)
     }
 
     @Test func sigkillDuringCreateAndAttachThenRestart() async throws {
-        let server = try CloudServerProcess(["--latency", "create=3s,attach=3s"])
-        defer { server.cleanUp() }
-        var client = try server.client()
-        let node = try await client.registerInstance(RegisterInstanceRequest(name: "node-a", zone: "ballast-1a"))
+        let server = try await CloudServerProcess.start(["--latency", "create=3s,attach=3s"])
+        try await withCleanup {
+            var client = try server.client()
+            let node = try await client.registerInstance(RegisterInstanceRequest(name: "node-a", zone: "ballast-1a"))
 
-        let create = try await client.createDisk(CreateDiskRequest(name: "d", zone: "ballast-1a", sizeBytes: 16 << 20))
-        #expect(create.state == .running)
-        server.stop(signal: SIGKILL)
-        try server.start()
-        client = try server.client()
-        try await client.wait(for: create)
-        let disk = try await client.describeDisk(id: create.targetId)
-        #expect(disk.state == .available)
-        #expect(FileManager.default.fileExists(atPath: server.volumesDir + "/ballast-1a/\(disk.id).img"))
+            let create = try await client.createDisk(CreateDiskRequest(name: "d", zone: "ballast-1a", sizeBytes: 16 << 20))
+            #expect(create.state == .running)
+            await server.stop(signal: SIGKILL)
+            try await server.start()
+            client = try server.client()
+            try await client.wait(for: create)
+            let disk = try await client.describeDisk(id: create.targetId)
+            #expect(disk.state == .available)
+            #expect(FileManager.default.fileExists(atPath: server.volumesDir + "/ballast-1a/\(disk.id).img"))
 
-        let attach = try await client.attachDisk(id: disk.id, instanceId: node.id, readOnly: false)
-        #expect(try await client.describeAttachment(diskId: disk.id, instanceId: node.id).state == .attaching)
-        server.stop(signal: SIGKILL)
-        try server.start()
-        client = try server.client()
-        try await client.wait(for: attach)
-        let attachment = try await client.describeAttachment(diskId: disk.id, instanceId: node.id)
-        #expect(attachment.state == .attached)
-        let device = try #require(attachment.devicePath)
-        #expect(LoopDevices.backingFile(of: device) == server.volumesDir + "/ballast-1a/\(disk.id).img")
-        #expect(server.loopDevices().count == 1, "no duplicate loop devices: \(server.loopDevices())")
+            let attach = try await client.attachDisk(id: disk.id, instanceId: node.id, readOnly: false)
+            #expect(try await client.describeAttachment(diskId: disk.id, instanceId: node.id).state == .attaching)
+            await server.stop(signal: SIGKILL)
+            try await server.start()
+            client = try server.client()
+            try await client.wait(for: attach)
+            let attachment = try await client.describeAttachment(diskId: disk.id, instanceId: node.id)
+            #expect(attachment.state == .attached)
+            let device = try #require(attachment.devicePath)
+            #expect(LoopDevices.backingFile(of: device) == server.volumesDir + "/ballast-1a/\(disk.id).img")
+            #expect(server.loopDevices().count == 1, "no duplicate loop devices: \(server.loopDevices())")
+        } cleanup: {
+            await server.cleanUp()
+        }
     }
 
     @Test func restartReconcilesWithTheMachine() async throws {
-        let server = try CloudServerProcess(["--latency", "attach=0,detach=0"])
-        defer { server.cleanUp() }
-        var client = try server.client()
-        let node = try await client.registerInstance(RegisterInstanceRequest(name: "node-a", zone: "ballast-1a"))
-        var ids: [String] = []
-        for name in ["kept", "lost"] {
-            let create = try await client.createDisk(CreateDiskRequest(name: name, zone: "ballast-1a", sizeBytes: 8 << 20))
-            try await client.wait(for: create)
-            ids.append(create.targetId)
+        let server = try await CloudServerProcess.start(["--latency", "attach=0,detach=0"])
+        try await withCleanup {
+            var client = try server.client()
+            let node = try await client.registerInstance(RegisterInstanceRequest(name: "node-a", zone: "ballast-1a"))
+            var ids: [String] = []
+            for name in ["kept", "lost"] {
+                let create = try await client.createDisk(CreateDiskRequest(name: name, zone: "ballast-1a", sizeBytes: 8 << 20))
+                try await client.wait(for: create)
+                ids.append(create.targetId)
+            }
+            let device = try await attach(client, ids[0], to: node.id)
+            try writePattern(device, offset: 0, seed: 3)
+            await server.stop()
+            // A "reboot": the loop device goes away; and a backing file is lost.
+            #expect(try await run("/usr/sbin/losetup", ["--detach", device]).status == 0)
+            try FileManager.default.removeItem(atPath: server.volumesDir + "/ballast-1a/\(ids[1]).img")
+            try await server.start()
+            client = try server.client()
+            var attachment = try await client.describeAttachment(diskId: ids[0], instanceId: node.id)
+            let deadline = Date().addingTimeInterval(10)
+            while attachment.state != .attached && Date() < deadline {
+                try await Task.sleep(for: .milliseconds(50))
+                attachment = try await client.describeAttachment(diskId: ids[0], instanceId: node.id)
+            }
+            #expect(attachment.state == .attached)
+            let newDevice = try #require(attachment.devicePath)
+            #expect(LoopDevices.backingFile(of: newDevice) == server.volumesDir + "/ballast-1a/\(ids[0]).img")
+            #expect(try readPattern(newDevice, offset: 0, seed: 3))
+            let lost = try await client.describeDisk(id: ids[1])
+            #expect(lost.state == .failed)
+            #expect(lost.failureReason?.contains("vanished") == true)
+        } cleanup: {
+            await server.cleanUp()
         }
-        let device = try await attach(client, ids[0], to: node.id)
-        try writePattern(device, offset: 0, seed: 3)
-        server.stop()
-        // A "reboot": the loop device goes away; and a backing file is lost.
-        #expect(try run("/usr/sbin/losetup", ["--detach", device]).status == 0)
-        try FileManager.default.removeItem(atPath: server.volumesDir + "/ballast-1a/\(ids[1]).img")
-        try server.start()
-        client = try server.client()
-        var attachment = try await client.describeAttachment(diskId: ids[0], instanceId: node.id)
-        let deadline = Date().addingTimeInterval(10)
-        while attachment.state != .attached && Date() < deadline {
-            try await Task.sleep(for: .milliseconds(50))
-            attachment = try await client.describeAttachment(diskId: ids[0], instanceId: node.id)
-        }
-        #expect(attachment.state == .attached)
-        let newDevice = try #require(attachment.devicePath)
-        #expect(LoopDevices.backingFile(of: newDevice) == server.volumesDir + "/ballast-1a/\(ids[0]).img")
-        #expect(try readPattern(newDevice, offset: 0, seed: 3))
-        let lost = try await client.describeDisk(id: ids[1])
-        #expect(lost.state == .failed)
-        #expect(lost.failureReason?.contains("vanished") == true)
     }
 }

@@ -100,7 +100,7 @@ private func expectCloudError(_ code: CloudErrorCode, parameter: String? = nil, 
         let cloud = try await CloudSimulator.inMemory(configuration)
         let operation = try await cloud.createDisk(CreateDiskRequest(name: "pvc-1", zone: "ballast-1a", sizeBytes: 1, tags: ["owner": "test"]))
         #expect(operation.state == .running)
-        #expect(operation.kind == "disk.create")
+        #expect(operation.kind == .diskCreate)
         #expect(try await cloud.describeDisk(id: operation.targetId).state == .creating)
         let done = try await cloud.wait(for: operation)
         #expect(done.state == .succeeded)

@@ -53,9 +53,9 @@ func s(_ b: [UInt8]) -> String { String(decoding: b, as: UTF8.self) }
 
 @Suite(.serialized)
 struct EtcdClientTests {
-    @Test(.enabled(if: EtcdProcess.installed, "etcd is not installed: make test installs Debian's etcd-server"))
+    @Test(.enabled("etcd is not installed: make test installs Debian's etcd-server") { await EtcdProcess.isInstalled() })
     func againstRealEtcd() async throws {
-        let etcd = try EtcdProcess()
+        let etcd = try await EtcdProcess.start()
         defer { etcd.stop() }
         // etcd fsyncs every write: beside the rest of the suite's disk load a call can take seconds.
         let client = try EtcdClient(endpoints: [etcd.endpoint], timeout: .seconds(60))
@@ -64,7 +64,7 @@ struct EtcdClientTests {
     }
 
     @Test func againstBallastStoreServe() async throws {
-        let server = try StoreServer()
+        let server = try await StoreServer.start()
         let client = try EtcdClient(endpoints: [server.endpoint])
         defer { client.close() }
         try await exercise(client)
@@ -83,7 +83,7 @@ struct EtcdClientTests {
     /// The server is SIGKILLed and restarted under a live watch: the client
     /// reconnects and the watch resumes with no gap and no duplicate.
     @Test func watchResumesAcrossServerRestart() async throws {
-        let server = try StoreServer()
+        let server = try await StoreServer.start()
         let client = try EtcdClient(endpoints: [server.endpoint])
         defer { client.close() }
         for i in 0..<5 { _ = try await client.create(b("/r/k\(i)"), value: b("v"), lease: 0) }  // revs 2...6
@@ -91,8 +91,8 @@ struct EtcdClientTests {
         var iterator = stream.makeAsyncIterator()
         var revisions: [Int64] = []
         while revisions.count < 5, case .events(let e)? = try await iterator.next() { revisions += e.map(\.kv.modRevision) }
-        server.stop(signal: SIGKILL)
-        try server.start()
+        await server.stop(signal: SIGKILL)
+        try await server.start()
         for i in 5..<10 {
             // The client reconnects on its own; retry while it does.
             for attempt in 0..<50 {

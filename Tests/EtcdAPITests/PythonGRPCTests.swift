@@ -6,9 +6,9 @@ import TestSupport
 /// against `ballast store serve`: unary calls, a 100 KiB message each way, an
 /// unknown service, a watch stream and 500 concurrent calls.
 @Suite struct PythonGRPCTests {
-    @Test func grpcioTalksToTheStore() throws {
-        let server = try StoreServer()
-        let steps = try runInteropScript("etcd_grpc_client.py", ["127.0.0.1:\(server.port)"], needs: "grpc")
+    @Test func grpcioTalksToTheStore() async throws {
+        let server = try await StoreServer.start()
+        let steps = try await runInteropScript("etcd_grpc_client.py", ["127.0.0.1:\(server.port)"], needs: "grpc")
         #expect(steps["range"]?["found"] as? Bool == true)
         #expect(steps["big"]?["intact"] as? Bool == true)
         #expect(steps["unknown"]?["code"] as? String == "UNIMPLEMENTED")

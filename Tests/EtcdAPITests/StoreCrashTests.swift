@@ -19,7 +19,7 @@ struct StoreCrashTests {
 
     @Test func acknowledgedTransactionsSurviveSIGKILL() async throws {
         let cycles = Int(ProcessInfo.processInfo.environment["BALLAST_STORE_CRASH_CYCLES"] ?? "") ?? 4
-        let server = try StoreServer()
+        let server = try await StoreServer.start()
         let acks = Acks()
         var lastRevision: Int64 = 0
         for cycle in 0..<cycles {
@@ -41,10 +41,10 @@ struct StoreCrashTests {
                 }
             }
             try await Task.sleep(for: .milliseconds(300 + 150 * cycle))
-            server.stop(signal: SIGKILL)
+            await server.stop(signal: SIGKILL)
             await writers.value
             client.close()
-            try server.start()
+            try await server.start()
             let check = try EtcdClient(endpoints: [server.endpoint], timeout: .seconds(10))
             defer { check.close() }
             let revision = try await check.currentRevision()

@@ -10,7 +10,7 @@ import TestSupport
 @Suite(.serialized)
 struct WatchProgressTests {
     @Test func progressRequestAnswersWithTheCurrentRevisionAfterPendingEvents() async throws {
-        let server = try StoreServer()
+        let server = try await StoreServer.start()
         let transport = try HTTP2ClientTransport.Posix(
             target: ResolvableTargets.IPv4(addresses: [SocketAddress.IPv4(host: "127.0.0.1", port: server.port)]),
             transportSecurity: .plaintext)
@@ -52,12 +52,12 @@ struct WatchProgressTests {
         }
     }
 
-    @Test func sigtermStopsTheServerCleanly() throws {
-        let server = try StoreServer()
-        try server.etcdctl(["put", "k", "v"])
-        let status = server.stopAndReturnStatus(signal: SIGTERM)
+    @Test func sigtermStopsTheServerCleanly() async throws {
+        let server = try await StoreServer.start()
+        try await server.etcdctl(["put", "k", "v"])
+        let status = await await server.stop(signal: SIGTERM)
         #expect(status == 0, "ballast store serve exited with \(status) on SIGTERM")
-        try server.start()
-        #expect(try server.etcdctl(["get", "k"]).stdout == "k\nv\n")
+        try await server.start()
+        #expect(try await server.etcdctl(["get", "k"]).stdout == "k\nv\n")
     }
 }

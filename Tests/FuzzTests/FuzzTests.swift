@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import FuzzTargets
+import TestSupport
 
 /// Every fuzz target over its kept corpus, then over seeded mutations for a bounded time
 /// (`BALLAST_FUZZ_SECONDS`, 1 s by default; `make fuzz` runs libFuzzer for longer). A failing
@@ -12,10 +13,11 @@ import FuzzTargets
         ?? UInt64.random(in: 0 ... .max)
 
     @Test(arguments: FuzzTargets.all.map(\.name))
-    func target(_ name: String) throws {
+    func target(_ name: String) async throws {
         let target = try #require(FuzzTargets.named(name))
         print("fuzz \(name): seed \(Self.seed), \(Self.seconds) s (reproduce: ballast-fuzz run \(name) --seed \(Self.seed))")
-        let runs = runFuzzTarget(target, seconds: Self.seconds, seed: Self.seed)
+        // On a thread of its own: a second of computing would otherwise hold a pool thread.
+        let runs = try await onOwnThread { runFuzzTarget(target, seconds: Self.seconds, seed: Self.seed) }
         #expect(runs > FuzzCorpus.inputs(name).count, "the mutator ran after the corpus")
     }
 

@@ -1,4 +1,5 @@
 import Testing
+import TestSupport
 @testable import LSMTree
 
 @Suite struct CompressionTests {
@@ -39,13 +40,17 @@ import Testing
         return ratio
     }
 
-    @Test func lz4ShrinksHalfZeroValues() throws {
-        let ratio = try storedRatio(compression: true)
-        #expect(ratio <= 0.60)
+    @Test func lz4ShrinksHalfZeroValues() async throws {
+        try await onOwnThread {
+            let ratio = try storedRatio(compression: true)
+            #expect(ratio <= 0.60)
+        }
     }
 
-    @Test func withoutCompressionTablesKeepTheirSize() throws {
-        let ratio = try storedRatio(compression: false)
-        #expect(ratio > 0.90)
+    @Test func withoutCompressionTablesKeepTheirSize() async throws {
+        try await onOwnThread {
+            let ratio = try storedRatio(compression: false)
+            #expect(ratio > 0.90)
+        }
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 @testable import LSMTree
 
 /// SIGKILLs a real writer process (`ballast debug lsm-crash-writer`, writing
@@ -7,16 +8,6 @@ import Testing
 /// checks that every acknowledged write survived and nothing else changed.
 /// BALLAST_CRASH_CYCLES sets the number of cycles (default 12).
 @Suite struct CrashTests {
-    static func ballastBinary() -> String {
-        if let p = ProcessInfo.processInfo.environment["BALLAST_BIN"] { return p }
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        for candidate in [".build/debug/ballast", ".build/x86_64-unknown-linux-gnu/debug/ballast"] {
-            let p = root.appendingPathComponent(candidate).path
-            if FileManager.default.isExecutableFile(atPath: p) { return p }
-        }
-        return root.appendingPathComponent(".build/debug/ballast").path
-    }
-
     /// Same derivation as the writer's `crashValue`.
     static func expectedValue(_ key: String) -> [UInt8] {
         let k = Array(key.utf8)
@@ -24,8 +15,8 @@ import Testing
         return (0..<n).map { k[$0 % k.count] }
     }
 
-    @Test func acknowledgedWritesSurviveSIGKILL() throws {
-        let binary = Self.ballastBinary()
+    @Test func acknowledgedWritesSurviveSIGKILL() async throws {
+        let binary = ballastBinary()
         try #require(FileManager.default.isExecutableFile(atPath: binary),
                      "the crash test needs the ballast binary at \(binary): run `swift build --build-tests` first (make test does)")
         let cycles = Int(ProcessInfo.processInfo.environment["BALLAST_CRASH_CYCLES"] ?? "") ?? 12
@@ -37,19 +28,17 @@ import Testing
         var deleted = Set<String>()   // acknowledged deletes
         var totalAcks = 0
         for cycle in 0..<cycles {
-            let child = Process()
-            child.executableURL = URL(fileURLWithPath: binary)
-            child.arguments = ["debug", "lsm-crash-writer", "--dir", store, "--prefix", "c\(cycle)",
-                               "--threads", "4", "--seed", String(cycle + 1)]
-            let out = Pipe()
-            child.standardOutput = out
-            child.standardError = FileHandle.standardError
-            try child.run()
+            let child = try ChildProcess([binary, "debug", "lsm-crash-writer", "--dir", store, "--prefix", "c\(cycle)",
+                                          "--threads", "4", "--seed", String(cycle + 1)],
+                                         standardOutput: .stream, standardError: .inherit)
+            // Its acknowledgements are read while it writes (a full pipe would stall it).
+            let acknowledged = Task { try await child.standardOutput!.collect(upTo: 64 << 20) }
             // Let it write for a random while, then kill it mid-flight.
-            usleep(UInt32(80_000 + Int(rng.next() % 400_000)))
-            kill(child.processIdentifier, SIGKILL)
-            child.waitUntilExit()
-            let data = out.fileHandleForReading.readDataToEndOfFile()
+            try await Task.sleep(for: .microseconds(80_000 + Int(rng.next() % 400_000)))
+            try child.signal(SIGKILL)
+            try await child.wait()
+            let data = try await acknowledged.value.bytes
+            child.standardOutput!.close()
             for line in String(decoding: data, as: UTF8.self).split(separator: "\n") {
                 let parts = line.split(separator: " ", maxSplits: 1)
                 guard parts.count == 2 else { continue }

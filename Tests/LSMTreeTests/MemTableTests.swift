@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 @testable import LSMTree
 
 @Suite struct MemTableTests {
@@ -171,74 +172,76 @@ import Testing
     }
 
     @Test(.timeLimit(.minutes(1)))
-    func oneWriterTwoReadersSeeSortedData() throws {
-        let m = MemTable(logNumber: 1, capacityHint: 8 << 20)
-        let total = 50_000
-        let writerDone = ManagedFlag()
-        let failures = ManagedCounter()
-        let passes = ManagedCounter()
-        let group = DispatchGroup()
-        // Reader threads: iterate again and again; every pass must be sorted and never shrink.
-        for r in 0..<2 {
-            group.enter()
-            let t = Thread {
-                defer { group.leave() }
-                var lastCount = 0
-                while true {
-                    let finished = writerDone.isSet
-                    let it = m.makeIterator()
-                    it.seekToFirst()
-                    var count = 0
-                    var prevKey: [UInt8] = []
-                    var prevTrailer: UInt64 = 0
-                    while it.isValid {
-                        let k = it.userKeyBytes
-                        if count > 0 {
-                            let c = prevKey.withUnsafeBytes { compareBytes($0, k) }
-                            if c > 0 || (c == 0 && prevTrailer <= it.currentTrailer) { failures.increment() }
+    func oneWriterTwoReadersSeeSortedData() async throws {
+        try await onOwnThread {
+            let m = MemTable(logNumber: 1, capacityHint: 8 << 20)
+            let total = 50_000
+            let writerDone = ManagedFlag()
+            let failures = ManagedCounter()
+            let passes = ManagedCounter()
+            let group = DispatchGroup()
+            // Reader threads: iterate again and again; every pass must be sorted and never shrink.
+            for r in 0..<2 {
+                group.enter()
+                let t = Thread {
+                    defer { group.leave() }
+                    var lastCount = 0
+                    while true {
+                        let finished = writerDone.isSet
+                        let it = m.makeIterator()
+                        it.seekToFirst()
+                        var count = 0
+                        var prevKey: [UInt8] = []
+                        var prevTrailer: UInt64 = 0
+                        while it.isValid {
+                            let k = it.userKeyBytes
+                            if count > 0 {
+                                let c = prevKey.withUnsafeBytes { compareBytes($0, k) }
+                                if c > 0 || (c == 0 && prevTrailer <= it.currentTrailer) { failures.increment() }
+                            }
+                            prevKey.removeAll(keepingCapacity: true)
+                            prevKey.append(contentsOf: k)
+                            prevTrailer = it.currentTrailer
+                            // The value is fully written before the node is published.
+                            if it.valueBytes.count != 8 || it.valueBytes.loadUnaligned(as: UInt64.self) != trailerSequence(prevTrailer) {
+                                failures.increment()
+                            }
+                            count += 1
+                            it.next()
                         }
-                        prevKey.removeAll(keepingCapacity: true)
-                        prevKey.append(contentsOf: k)
-                        prevTrailer = it.currentTrailer
-                        // The value is fully written before the node is published.
-                        if it.valueBytes.count != 8 || it.valueBytes.loadUnaligned(as: UInt64.self) != trailerSequence(prevTrailer) {
-                            failures.increment()
+                        if count < lastCount { failures.increment() }
+                        lastCount = count
+                        passes.increment()
+                        if r == 0, count > 0 {
+                            // Point reads of a random key seen so far must hit.
+                            _ = prevKey.withUnsafeBytes { m.get($0, seq: maxSequenceNumber) }
                         }
-                        count += 1
-                        it.next()
-                    }
-                    if count < lastCount { failures.increment() }
-                    lastCount = count
-                    passes.increment()
-                    if r == 0, count > 0 {
-                        // Point reads of a random key seen so far must hit.
-                        _ = prevKey.withUnsafeBytes { m.get($0, seq: maxSequenceNumber) }
-                    }
-                    if finished {
-                        if count != total { failures.increment() }
-                        break
+                        if finished {
+                            if count != total { failures.increment() }
+                            break
+                        }
                     }
                 }
+                t.stackSize = 1 << 20
+                t.start()
             }
-            t.stackSize = 1 << 20
-            t.start()
+            // The writer (this thread): keys in a scrambled order, value = sequence number.
+            var rng = SplitMix64(seed: 3)
+            for seq in 1...UInt64(total) {
+                let key = bytes(String(format: "%08x", UInt32(truncatingIfNeeded: rng.next())))
+                var v = seq
+                key.withUnsafeBytes { k in withUnsafeBytes(of: &v) { m.add(seq, EntryKind.value.rawValue, k, $0) } }
+            }
+            writerDone.set()
+            await withCheckedContinuation { done in group.notify(queue: .global()) { done.resume() } }
+            #expect(failures.value == 0)
+            #expect(passes.value >= 2)
+            #expect(m.count == total)
+            var keys = collect(m.makeIterator())
+            #expect(keys.count == total)
+            keys.sort { compareInternalKeys($0, $1) < 0 }
+            #expect(keys == collect(m.makeIterator()))
         }
-        // The writer (this thread): keys in a scrambled order, value = sequence number.
-        var rng = SplitMix64(seed: 3)
-        for seq in 1...UInt64(total) {
-            let key = bytes(String(format: "%08x", UInt32(truncatingIfNeeded: rng.next())))
-            var v = seq
-            key.withUnsafeBytes { k in withUnsafeBytes(of: &v) { m.add(seq, EntryKind.value.rawValue, k, $0) } }
-        }
-        writerDone.set()
-        group.wait()
-        #expect(failures.value == 0)
-        #expect(passes.value >= 2)
-        #expect(m.count == total)
-        var keys = collect(m.makeIterator())
-        #expect(keys.count == total)
-        keys.sort { compareInternalKeys($0, $1) < 0 }
-        #expect(keys == collect(m.makeIterator()))
     }
 }
 

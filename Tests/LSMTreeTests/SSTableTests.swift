@@ -1,4 +1,5 @@
 import Testing
+import TestSupport
 @testable import LSMTree
 
 @Suite struct SSTableTests {
@@ -59,149 +60,155 @@ import Testing
         return out
     }
 
-    @Test func roundTrip() throws {
-        let dir = TempDir("sst")
-        let input = makeInput()
-        let path = dir.sub("000005.sst")
-        let size = try buildTable(input, at: path)
-        #expect(size == fileSize(path))
-        let t = try TableReader(path: path, fileNumber: 5, blockCache: nil)
+    @Test func roundTrip() async throws {
+        try await onOwnThread {
+            let dir = TempDir("sst")
+            let input = makeInput()
+            let path = dir.sub("000005.sst")
+            let size = try buildTable(input, at: path)
+            #expect(size == fileSize(path))
+            let t = try TableReader(path: path, fileNumber: 5, blockCache: nil)
 
-        // Properties.
-        let p = t.properties
-        #expect(p.entries == 10_000)
-        #expect(p.deletions == UInt64(input.deletions))
-        #expect(p.rawKeyBytes == UInt64(input.rawKeyBytes))
-        #expect(p.rawValueBytes == UInt64(input.rawValueBytes))
-        #expect(p.smallestSequence == input.entries.map { trailerSequence($0.key.trailer) }.min())
-        #expect(p.largestSequence == input.entries.map { trailerSequence($0.key.trailer) }.max())
-        #expect(p.rawDataBytes > UInt64(input.rawKeyBytes + input.rawValueBytes) / 2)
-        #expect(p.storedDataBytes < p.rawDataBytes, "some blocks compressed")
-        #expect(p.storedDataBytes < UInt64(size))
-        #expect(t.index.restartCount > 100, "1 KiB blocks: hundreds of index entries")
+            // Properties.
+            let p = t.properties
+            #expect(p.entries == 10_000)
+            #expect(p.deletions == UInt64(input.deletions))
+            #expect(p.rawKeyBytes == UInt64(input.rawKeyBytes))
+            #expect(p.rawValueBytes == UInt64(input.rawValueBytes))
+            #expect(p.smallestSequence == input.entries.map { trailerSequence($0.key.trailer) }.min())
+            #expect(p.largestSequence == input.entries.map { trailerSequence($0.key.trailer) }.max())
+            #expect(p.rawDataBytes > UInt64(input.rawKeyBytes + input.rawValueBytes) / 2)
+            #expect(p.storedDataBytes < p.rawDataBytes, "some blocks compressed")
+            #expect(p.storedDataBytes < UInt64(size))
+            #expect(t.index.restartCount > 100, "1 KiB blocks: hundreds of index entries")
 
-        // Forward and backward iteration equal the input.
-        let forward = try scanForward(t)
-        #expect(forward.count == input.entries.count)
-        #expect(forward.map(\.0) == input.entries.map(\.key))
-        #expect(forward.map(\.1) == input.entries.map(\.value))
-        let it = t.makeIterator()
-        try it.seekToLast()
-        var backward: [[UInt8]] = []
-        while it.isValid { backward.append(it.key); try it.prev() }
-        #expect(backward == input.entries.map(\.key).reversed())
+            // Forward and backward iteration equal the input.
+            let forward = try scanForward(t)
+            #expect(forward.count == input.entries.count)
+            #expect(forward.map(\.0) == input.entries.map(\.key))
+            #expect(forward.map(\.1) == input.entries.map(\.value))
+            let it = t.makeIterator()
+            try it.seekToLast()
+            var backward: [[UInt8]] = []
+            while it.isValid { backward.append(it.key); try it.prev() }
+            #expect(backward == input.entries.map(\.key).reversed())
 
-        // get of every key returns its newest version.
-        var newest: [[UInt8]: (UInt8, [UInt8])] = [:]
-        for e in input.entries.reversed() { newest[Array(e.key.userKeyPart)] = (trailerKind(e.key.trailer), e.value) }
-        var wrong = 0
-        for user in input.userKeys {
-            let (kind, value) = newest[user]!
-            switch try lookup(t, user) {
-            case .found(let v): if kind != 1 || v != value { wrong += 1 }
-            case .deleted: if kind != 0 { wrong += 1 }
-            case .notFound: wrong += 1
-            }
-        }
-        #expect(wrong == 0)
-        // Absent keys.
-        for user in [bytes("table/key/0000000x"), bytes("a"), bytes("zzz"), bytes("table/key/")] {
-            if case .notFound = try lookup(t, user) {} else { Issue.record("\(string(user)!) should be absent") }
-        }
-        // The older version is found at an older sequence.
-        let twoVersions = input.entries.firstIndex { e in
-            input.entries.filter { Array($0.key.userKeyPart) == Array(e.key.userKeyPart) }.count == 2
-        }!
-        let older = input.entries[twoVersions + 1]
-        let olderSeq = trailerSequence(older.key.trailer)
-        if case .found(let v) = try lookup(t, Array(older.key.userKeyPart), seq: olderSeq) {
-            #expect(v == older.value)
-        } else {
-            Issue.record("the older version is not visible at its own sequence")
-        }
-        if case .notFound = try lookup(t, Array(older.key.userKeyPart), seq: olderSeq - 1) {} else {
-            Issue.record("nothing is visible before the oldest version")
-        }
-        // Bloom filter: every present key may be contained.
-        for user in input.userKeys { #expect(user.withUnsafeBytes { t.mayContain($0) }) }
-    }
-
-    @Test func seekAcrossBlocks() throws {
-        let dir = TempDir("sst")
-        let input = makeInput(count: 3000)
-        let path = dir.sub("000001.sst")
-        _ = try buildTable(input, at: path, compression: false)
-        let t = try TableReader(path: path, fileNumber: 1, blockCache: nil)
-        let keys = input.entries.map(\.key)
-        let it = t.makeIterator()
-        var rng = SplitMix64(seed: 5)
-        for _ in 0..<300 {
-            let i = Int(rng.next() % UInt64(keys.count))
-            let user = Array(keys[i].userKeyPart)
-            let targets = [keys[i], makeInternalKey(user + [0], maxSequenceNumber, EntryKind.seek),
-                           makeInternalKey(user, 0, 0)]
-            for target in targets {
-                let ge = keys.firstIndex { compareInternalKeys($0, target) >= 0 }
-                try it.seek(target)
-                #expect(it.isValid == (ge != nil))
-                if let ge, it.isValid { #expect(it.key == keys[ge]) }
-                let le = keys.lastIndex { compareInternalKeys($0, target) <= 0 }
-                try it.seekForPrev(target)
-                #expect(it.isValid == (le != nil))
-                if let le, it.isValid {
-                    #expect(it.key == keys[le])
-                    try it.prev()
-                    if le > 0 { #expect(it.isValid && it.key == keys[le - 1]) }
+            // get of every key returns its newest version.
+            var newest: [[UInt8]: (UInt8, [UInt8])] = [:]
+            for e in input.entries.reversed() { newest[Array(e.key.userKeyPart)] = (trailerKind(e.key.trailer), e.value) }
+            var wrong = 0
+            for user in input.userKeys {
+                let (kind, value) = newest[user]!
+                switch try lookup(t, user) {
+                case .found(let v): if kind != 1 || v != value { wrong += 1 }
+                case .deleted: if kind != 0 { wrong += 1 }
+                case .notFound: wrong += 1
                 }
             }
+            #expect(wrong == 0)
+            // Absent keys.
+            for user in [bytes("table/key/0000000x"), bytes("a"), bytes("zzz"), bytes("table/key/")] {
+                if case .notFound = try lookup(t, user) {} else { Issue.record("\(string(user)!) should be absent") }
+            }
+            // The older version is found at an older sequence.
+            let twoVersions = input.entries.firstIndex { e in
+                input.entries.filter { Array($0.key.userKeyPart) == Array(e.key.userKeyPart) }.count == 2
+            }!
+            let older = input.entries[twoVersions + 1]
+            let olderSeq = trailerSequence(older.key.trailer)
+            if case .found(let v) = try lookup(t, Array(older.key.userKeyPart), seq: olderSeq) {
+                #expect(v == older.value)
+            } else {
+                Issue.record("the older version is not visible at its own sequence")
+            }
+            if case .notFound = try lookup(t, Array(older.key.userKeyPart), seq: olderSeq - 1) {} else {
+                Issue.record("nothing is visible before the oldest version")
+            }
+            // Bloom filter: every present key may be contained.
+            for user in input.userKeys { #expect(user.withUnsafeBytes { t.mayContain($0) }) }
         }
-        try it.seekForPrev(makeInternalKey(bytes("a"), 1, 1))
-        #expect(!it.isValid)
-        try it.seekForPrev(makeInternalKey(bytes("zzz"), 1, 1))
-        #expect(it.key == keys.last!)
-        try it.seek(makeInternalKey(bytes("zzz"), 1, 1))
-        #expect(!it.isValid)
+    }
+
+    @Test func seekAcrossBlocks() async throws {
+        try await onOwnThread {
+            let dir = TempDir("sst")
+            let input = makeInput(count: 3000)
+            let path = dir.sub("000001.sst")
+            _ = try buildTable(input, at: path, compression: false)
+            let t = try TableReader(path: path, fileNumber: 1, blockCache: nil)
+            let keys = input.entries.map(\.key)
+            let it = t.makeIterator()
+            var rng = SplitMix64(seed: 5)
+            for _ in 0..<300 {
+                let i = Int(rng.next() % UInt64(keys.count))
+                let user = Array(keys[i].userKeyPart)
+                let targets = [keys[i], makeInternalKey(user + [0], maxSequenceNumber, EntryKind.seek),
+                               makeInternalKey(user, 0, 0)]
+                for target in targets {
+                    let ge = keys.firstIndex { compareInternalKeys($0, target) >= 0 }
+                    try it.seek(target)
+                    #expect(it.isValid == (ge != nil))
+                    if let ge, it.isValid { #expect(it.key == keys[ge]) }
+                    let le = keys.lastIndex { compareInternalKeys($0, target) <= 0 }
+                    try it.seekForPrev(target)
+                    #expect(it.isValid == (le != nil))
+                    if let le, it.isValid {
+                        #expect(it.key == keys[le])
+                        try it.prev()
+                        if le > 0 { #expect(it.isValid && it.key == keys[le - 1]) }
+                    }
+                }
+            }
+            try it.seekForPrev(makeInternalKey(bytes("a"), 1, 1))
+            #expect(!it.isValid)
+            try it.seekForPrev(makeInternalKey(bytes("zzz"), 1, 1))
+            #expect(it.key == keys.last!)
+            try it.seek(makeInternalKey(bytes("zzz"), 1, 1))
+            #expect(!it.isValid)
+        }
     }
 
     @Test(arguments: [true, false])
-    func flippedDataByteIsCorruptionNeverWrongData(compression: Bool) throws {
-        let dir = TempDir("sst")
-        let input = makeInput()
-        let path = dir.sub("000005.sst")
-        _ = try buildTable(input, at: path, compression: compression)
-        let filterOffset = Int(decodeFixed64(readBytes(path), at: fileSize(path) - footerSize))
-        // One byte in the first data block, one in the middle of the data region.
-        for offset in [100, filterOffset / 2] {
-            let damaged = dir.sub("damaged-\(offset).sst")
-            writeBytes(readBytes(path), to: damaged)
-            flipByte(in: damaged, at: offset)
-            let t = try TableReader(path: damaged, fileNumber: 6, blockCache: nil)
-            // The newest version of each key: its value, or nil for a tombstone.
-            var newest: [[UInt8]: [UInt8]?] = [:]
-            for e in input.entries.reversed() {
-                newest[Array(e.key.userKeyPart)] = trailerKind(e.key.trailer) == 1 ? .some(e.value) : .some(nil)
-            }
-            var corrupt = 0
-            for user in input.userKeys {
-                do {
-                    switch try lookup(t, user) {
-                    case .found(let v): #expect(newest[user]! == v, "wrong data for \(string(user)!)")
-                    case .deleted: #expect(newest[user]! == nil, "\(string(user)!) reads as deleted")
-                    case .notFound: Issue.record("\(string(user)!) vanished instead of failing")
-                    }
-                } catch let e as LSMError {
-                    #expect(e.code == .corruption)
-                    #expect(e.message.contains(damaged))
-                    corrupt += 1
+    func flippedDataByteIsCorruptionNeverWrongData(compression: Bool) async throws {
+        try await onOwnThread {
+            let dir = TempDir("sst")
+            let input = makeInput()
+            let path = dir.sub("000005.sst")
+            _ = try buildTable(input, at: path, compression: compression)
+            let filterOffset = Int(decodeFixed64(readBytes(path), at: fileSize(path) - footerSize))
+            // One byte in the first data block, one in the middle of the data region.
+            for offset in [100, filterOffset / 2] {
+                let damaged = dir.sub("damaged-\(offset).sst")
+                writeBytes(readBytes(path), to: damaged)
+                flipByte(in: damaged, at: offset)
+                let t = try TableReader(path: damaged, fileNumber: 6, blockCache: nil)
+                // The newest version of each key: its value, or nil for a tombstone.
+                var newest: [[UInt8]: [UInt8]?] = [:]
+                for e in input.entries.reversed() {
+                    newest[Array(e.key.userKeyPart)] = trailerKind(e.key.trailer) == 1 ? .some(e.value) : .some(nil)
                 }
-            }
-            #expect(corrupt > 0, "the damaged block's keys fail their reads")
-            #expect(corrupt < 100, "only the damaged block fails")
-            expectLSMError(.corruption, "forward scan") { try scanForward(t) }
-            expectLSMError(.corruption, "backward scan") {
-                let it = t.makeIterator()
-                try it.seekToLast()
-                while it.isValid { try it.prev() }
+                var corrupt = 0
+                for user in input.userKeys {
+                    do {
+                        switch try lookup(t, user) {
+                        case .found(let v): #expect(newest[user]! == v, "wrong data for \(string(user)!)")
+                        case .deleted: #expect(newest[user]! == nil, "\(string(user)!) reads as deleted")
+                        case .notFound: Issue.record("\(string(user)!) vanished instead of failing")
+                        }
+                    } catch let e as LSMError {
+                        #expect(e.code == .corruption)
+                        #expect(e.message.contains(damaged))
+                        corrupt += 1
+                    }
+                }
+                #expect(corrupt > 0, "the damaged block's keys fail their reads")
+                #expect(corrupt < 100, "only the damaged block fails")
+                expectLSMError(.corruption, "forward scan") { try scanForward(t) }
+                expectLSMError(.corruption, "backward scan") {
+                    let it = t.makeIterator()
+                    try it.seekToLast()
+                    while it.isValid { try it.prev() }
+                }
             }
         }
     }

@@ -1,4 +1,5 @@
 import Testing
+import TestSupport
 @testable import LSMTree
 
 @Suite struct VersionTests {
@@ -146,37 +147,39 @@ import Testing
         return o
     }
 
-    @Test func reopenKeepsTheLevelLayout() throws {
-        let dir = TempDir("layout")
-        let options = layoutOptions()
-        var before: [(Int, UInt64)] = []
-        do {
-            let db = try LSMTree.open(path: dir.path, options: options)
-            let value = [UInt8](repeating: 0x61, count: 30) + (0..<70).map { UInt8($0) }
-            for round in 0..<2 {
-                var batch = WriteBatch()
-                for i in 0..<3000 {
-                    batch.put(bytes("key\(String(format: "%06d", i * 2 + round))"), value)
-                    if batch.count == 100 { try db.write(batch); batch = WriteBatch() }
+    @Test func reopenKeepsTheLevelLayout() async throws {
+        try await onOwnThread {
+            let dir = TempDir("layout")
+            let options = layoutOptions()
+            var before: [(Int, UInt64)] = []
+            do {
+                let db = try LSMTree.open(path: dir.path, options: options)
+                let value = [UInt8](repeating: 0x61, count: 30) + (0..<70).map { UInt8($0) }
+                for round in 0..<2 {
+                    var batch = WriteBatch()
+                    for i in 0..<3000 {
+                        batch.put(bytes("key\(String(format: "%06d", i * 2 + round))"), value)
+                        if batch.count == 100 { try db.write(batch); batch = WriteBatch() }
+                    }
+                    try db.compactRange()
                 }
-                try db.compactRange()
+                // A level-0 table on top of the compacted levels.
+                for i in 0..<50 { try db.put(bytes("late\(i)"), value) }
+                try db.flush()
+                try db.waitForCompactions()
+                let stats = db.statistics
+                before = stats.levels.map { ($0.files, $0.bytes) }
+                let nonEmpty = stats.levels.filter { $0.files > 0 }.count
+                #expect(nonEmpty >= 2, "the test needs a layout over several levels: \(stats)")
+                try db.close()
             }
-            // A level-0 table on top of the compacted levels.
-            for i in 0..<50 { try db.put(bytes("late\(i)"), value) }
-            try db.flush()
-            try db.waitForCompactions()
-            let stats = db.statistics
-            before = stats.levels.map { ($0.files, $0.bytes) }
-            let nonEmpty = stats.levels.filter { $0.files > 0 }.count
-            #expect(nonEmpty >= 2, "the test needs a layout over several levels: \(stats)")
+            let db = try LSMTree.open(path: dir.path, options: options)
+            let after = db.statistics.levels.map { ($0.files, $0.bytes) }
+            #expect(after.map(\.0) == before.map(\.0), "files per level")
+            #expect(after.map(\.1) == before.map(\.1), "bytes per level")
+            #expect(try db.scan().count == 6050)
             try db.close()
         }
-        let db = try LSMTree.open(path: dir.path, options: options)
-        let after = db.statistics.levels.map { ($0.files, $0.bytes) }
-        #expect(after.map(\.0) == before.map(\.0), "files per level")
-        #expect(after.map(\.1) == before.map(\.1), "bytes per level")
-        #expect(try db.scan().count == 6050)
-        try db.close()
     }
 
     @Test func rangedCompactRangeKeepsNewerLevel0VersionsOnTop() throws {

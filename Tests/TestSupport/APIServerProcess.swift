@@ -2,146 +2,115 @@
 import Foundation
 
 /// A `ballast apiserver` process on 127.0.0.1 with a temporary data directory, and
-/// kubectl pointed at its admin.kubeconfig. `stop()` ends the server with SIGTERM and
-/// removes the directory.
-public final class ServerProcess: @unchecked Sendable {
+/// kubectl pointed at its admin.kubeconfig. `stop()` kills it and removes the directory
+/// (without waiting: use it in a `defer`); `terminate()` stops it with SIGTERM and awaits it.
+public final class ServerProcess: Sendable {
     public let directory: String
     public let port: Int
-    public let process: Process
+    public let process: TestProcess
     public var kubeconfig: String { directory + "/admin.kubeconfig" }
 
-    /// `prepare` gets the data directory before the start and returns extra arguments.
-    public init(prepare: (String) throws -> [String] = { _ in [] }) throws {
-        guard (try? run("kubectl", ["version", "--client"]))?.status == 0 else {
+    private init(directory: String, port: Int, process: TestProcess) {
+        self.directory = directory
+        self.port = port
+        self.process = process
+    }
+
+    /// Starts a server and waits until /readyz answers. `prepare` gets the data directory
+    /// before the start and returns extra arguments.
+    public static func start(prepare: (String) throws -> [String] = { _ in [] }) async throws -> ServerProcess {
+        guard (try? await run("kubectl", ["version", "--client"]))?.status == 0 else {
             throw TestFailure("kubectl is not on the PATH: these tests drive the real kubectl (Debian package kubectl, or google-cloud-cli's)")
         }
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("ballast-apiserver-\(UUID().uuidString)").path
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ballast-apiserver-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let extraArguments: [String]
+        let port = freePort()
+        let server: ServerProcess
         do {
-            extraArguments = try prepare(directory)
+            let arguments = ["apiserver", "--data-dir", directory, "--secure-port", String(port), "--bind-address", "127.0.0.1"]
+                + (try prepare(directory))
+            server = ServerProcess(directory: directory, port: port,
+                                   process: try TestProcess([ballastBinary()] + arguments, logPath: directory + "/server.log"))
         } catch {
             try? FileManager.default.removeItem(atPath: directory)
             throw error
         }
-        port = freePort()
-        process = Process()
-        process.executableURL = URL(fileURLWithPath: ballastBinary())
-        process.arguments = ["apiserver", "--data-dir", directory, "--secure-port", String(port), "--bind-address", "127.0.0.1"]
-            + extraArguments
-        let log = FileHandle(forWritingAtPath: directory + "/server.log") ?? {
-            FileManager.default.createFile(atPath: directory + "/server.log", contents: nil)
-            return FileHandle(forWritingAtPath: directory + "/server.log")!
-        }()
-        process.standardOutput = log
-        process.standardError = log
-        try process.run()
-        let deadline = Date().addingTimeInterval(30)
-        while Date() < deadline {
-            if FileManager.default.fileExists(atPath: kubeconfig), (try? kubectl(["get", "--raw", "/readyz"]))?.status == 0 { return }
-            if !process.isRunning { break }
-            usleep(100_000)
+        let ready = await waitUntil(timeout: .seconds(30), interval: .milliseconds(100)) {
+            guard server.process.isRunning else { return true }
+            guard FileManager.default.fileExists(atPath: server.kubeconfig) else { return false }
+            return (try? await server.kubectl(["get", "--raw", "/readyz"]))?.status == 0
         }
-        let output = (try? String(contentsOfFile: directory + "/server.log", encoding: .utf8)) ?? ""
-        stop()
-        throw TestFailure("ballast apiserver did not become ready on port \(port): \(output)")
+        guard ready, server.process.isRunning else {
+            let output = server.process.log
+            server.stop()
+            throw TestFailure("ballast apiserver did not become ready on port \(port): \(output)")
+        }
+        return server
     }
 
     /// Runs kubectl with this server's kubeconfig and a private discovery cache.
     @discardableResult
-    public func kubectl(_ args: [String], input: String? = nil, timeout: Double = 60) throws -> CommandResult {
-        try run("kubectl", ["--kubeconfig", kubeconfig, "--cache-dir", directory + "/kube-cache"] + args, input: input,
-                env: ["HOME": directory], timeout: timeout)
+    public func kubectl(_ args: [String], input: String? = nil, timeout: Double = 60) async throws -> CommandResult {
+        try await run("kubectl", ["--kubeconfig", kubeconfig, "--cache-dir", directory + "/kube-cache"] + args, input: input,
+                      env: ["HOME": directory], timeout: timeout)
     }
 
     /// kubectl that must succeed; returns its stdout.
-    public func ok(_ args: String..., input: String? = nil) throws -> String {
-        let r = try kubectl(args, input: input)
+    public func ok(_ args: String..., input: String? = nil) async throws -> String {
+        let r = try await kubectl(args, input: input)
         guard r.status == 0 else { throw TestFailure("kubectl \(args.joined(separator: " ")) failed (\(r.status)): \(r.stderr)\(r.stdout)") }
         return r.stdout
     }
 
-    /// Sends SIGTERM and returns the exit status (the directory stays until `stop()`).
-    public func terminate() -> Int32 {
-        if process.isRunning { process.terminate() }
-        let deadline = Date().addingTimeInterval(15)
-        while process.isRunning && Date() < deadline { usleep(50_000) }
-        if process.isRunning { return -1 }
-        return process.terminationStatus
+    /// Sends SIGTERM and returns the exit status, or -1 if it has not exited within 15 s
+    /// (the directory stays until `stop()`).
+    public func terminate() async -> Int32 {
+        process.signal(SIGTERM)
+        guard let ended = await process.waitForExit(timeout: .seconds(15)) else { return -1 }
+        return ended.shellStatus
     }
 
+    /// Kills the server (if it still runs) and removes its directory.
     public func stop() {
-        if process.isRunning {
-            process.terminate()
-            let deadline = Date().addingTimeInterval(15)
-            while process.isRunning && Date() < deadline { usleep(50_000) }
-            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        }
-        process.waitUntilExit()
+        process.kill()
         try? FileManager.default.removeItem(atPath: directory)
     }
-}
 
-
-/// A kubectl left running (`get -w`, `wait`, `delete --wait`), its stdout and stderr in a file.
-/// `stop()` ends it if it still runs; `finish` waits for it with a bound.
-public final class BackgroundKubectl: @unchecked Sendable {
-    public let process = Process()
-    public let outputPath: String
-
-    init(server: ServerProcess, _ args: [String]) throws {
-        outputPath = server.directory + "/kubectl-\(UUID().uuidString.prefix(8)).out"
-        FileManager.default.createFile(atPath: outputPath, contents: nil)
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["kubectl", "--kubeconfig", server.kubeconfig, "--cache-dir", server.directory + "/kube-cache"] + args
-        var environment = ProcessInfo.processInfo.environment
-        environment["HOME"] = server.directory
-        process.environment = environment
-        let handle = FileHandle(forWritingAtPath: outputPath)
-        process.standardOutput = handle
-        process.standardError = handle
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-    }
-
-    public var output: String { (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "" }
-    public var isRunning: Bool { process.isRunning }
-
-    /// Waits until the output satisfies `condition` (true) or `timeout` passes (false).
-    public func waitForOutput(timeout: Double = 30, _ condition: (String) -> Bool) -> Bool {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            if condition(output) { return true }
-            usleep(100_000)
-        }
-        return condition(output)
-    }
-
-    /// Waits for the exit (killing it after `timeout`); returns the exit status and the output.
-    public func finish(timeout: Double = 30) -> (status: Int32, output: String) {
-        let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning && Date() < deadline { usleep(50_000) }
-        if process.isRunning {
-            stop()
-            return (-1, output)
-        }
-        return (process.terminationStatus, output)
-    }
-
-    public func stop() {
-        if process.isRunning {
-            process.terminate()
-            let deadline = Date().addingTimeInterval(5)
-            while process.isRunning && Date() < deadline { usleep(50_000) }
-            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        }
-        process.waitUntilExit()
-    }
-}
-
-extension ServerProcess {
     /// Starts kubectl in the background; the caller stops it (`defer { k.stop() }`).
     public func background(_ args: String...) throws -> BackgroundKubectl {
         try BackgroundKubectl(server: self, args)
     }
+}
+
+/// A kubectl left running (`get -w`, `wait`, `delete --wait`), its stdout and stderr in a file.
+/// `stop()` kills it if it still runs; `finish` waits for it with a bound.
+public final class BackgroundKubectl: Sendable {
+    public let process: TestProcess
+    public var outputPath: String { process.logPath }
+
+    init(server: ServerProcess, _ args: [String]) throws {
+        let path = server.directory + "/kubectl-\(UUID().uuidString.prefix(8)).out"
+        process = try TestProcess(["kubectl", "--kubeconfig", server.kubeconfig, "--cache-dir", server.directory + "/kube-cache"] + args,
+                                  environment: ["HOME": server.directory], logPath: path)
+    }
+
+    public var output: String { process.log }
+    public var isRunning: Bool { process.isRunning }
+
+    /// Waits until the output satisfies `condition` (true) or `timeout` seconds pass (false).
+    public func waitForOutput(timeout: Double = 30, _ condition: @escaping (String) -> Bool) async -> Bool {
+        await waitUntil(timeout: .milliseconds(Int64(timeout * 1000)), interval: .milliseconds(100)) { condition(output) }
+    }
+
+    /// Waits for the exit (killing it after `timeout` seconds); returns the exit status (-1
+    /// when it had to be killed) and the output.
+    public func finish(timeout: Double = 30) async -> (status: Int32, output: String) {
+        guard let ended = await process.waitForExit(timeout: .milliseconds(Int64(timeout * 1000))) else {
+            await process.terminate(grace: .seconds(5))
+            return (-1, output)
+        }
+        return (ended.shellStatus, output)
+    }
+
+    public func stop() { process.kill() }
 }

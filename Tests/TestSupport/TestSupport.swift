@@ -1,6 +1,11 @@
 // Helpers shared by the test targets that drive the built `ballast` binary and real tools:
-// free loopback ports, running commands with a timeout, the binary's path.
+// free loopback ports, commands run to completion with a timeout, polling with a deadline, the
+// binary's path. Everything here is async and never blocks a thread of the cooperative pool
+// (which has two threads on a two-core machine, shared by every suite running in parallel):
+// processes are awaited through HostSystem's ChildProcess, waits are Task.sleep.
+@_exported import HostSystem
 import Foundation
+import Synchronization
 
 /// The repository root (for the built `ballast` binary).
 public let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
@@ -18,12 +23,12 @@ public let interopPython = ProcessInfo.processInfo.environment["BALLAST_PYTHON"]
 /// step (`{"step": name, ...}`) and a last `done` step; returns the steps by name.
 /// Throws when `module` cannot be imported, the script fails or stops early.
 public func runInteropScript(_ script: String, _ args: [String], needs module: String,
-                             env: [String: String] = [:], timeout: Double = 120) throws -> [String: [String: Any]] {
-    guard try run(interopPython, ["-c", "import \(module)"]).status == 0 else {
+                             env: [String: String] = [:], timeout: Double = 120) async throws -> [String: [String: Any]] {
+    guard try await run(interopPython, ["-c", "import \(module)"]).status == 0 else {
         throw TestFailure("Python with \(module) is needed at \(interopPython): run `make pydeps` (make test does)")
     }
-    let result = try run(interopPython, [packageRoot.appendingPathComponent("Tests/Interop/\(script)").path] + args,
-                         env: env, timeout: timeout)
+    let result = try await run(interopPython, [packageRoot.appendingPathComponent("Tests/Interop/\(script)").path] + args,
+                               env: env, timeout: timeout)
     guard result.status == 0 else { throw TestFailure("\(script) failed (\(result.status)): \(result.stderr)\n\(result.stdout)") }
     var steps: [String: [String: Any]] = [:]
     for line in result.stdout.split(separator: "\n") {
@@ -37,19 +42,13 @@ public func runInteropScript(_ script: String, _ args: [String], needs module: S
 }
 
 /// Ports handed out in this process, so parallel tests never get the same one.
-private let usedPorts = NSLockedSet()
-
-final class NSLockedSet: @unchecked Sendable {
-    private let lock = NSLock()
-    private var ports = Set<Int>()
-    func claim(_ p: Int) -> Bool { lock.withLock { ports.insert(p).inserted } }
-}
+private let usedPorts = Mutex(Set<Int>())
 
 /// A free TCP port on 127.0.0.1, never the same twice in one test process.
 public func freePort() -> Int {
     while true {
         let p = probeFreePort()
-        if usedPorts.claim(p) { return p }
+        if usedPorts.withLock({ $0.insert(p).inserted }) { return p }
     }
 }
 
@@ -66,43 +65,33 @@ private func probeFreePort() -> Int {
     return Int(UInt16(bigEndian: addr.sin_port))
 }
 
-public struct CommandResult: Sendable {
-    public let status: Int32
-    public let stdout: String
-    public let stderr: String
-}
-
-/// Runs a command to completion with a timeout, feeding `input` to stdin.
+/// Runs a command to completion, feeding `input` to stdin; past `timeout` seconds it is
+/// stopped (SIGTERM, then SIGKILL) and its result returned with the signal's status.
+/// `executable` is a path or a name looked up in the PATH; `env` is added to this process's
+/// environment.
 @discardableResult
-public func run(_ executable: String, _ args: [String], input: String? = nil, env: [String: String] = [:], timeout: Double = 30) throws -> CommandResult {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: executable.hasPrefix("/") ? executable : "/usr/bin/env")
-    p.arguments = executable.hasPrefix("/") ? args : [executable] + args
+public func run(_ executable: String, _ args: [String], input: String? = nil, env: [String: String] = [:],
+                timeout: Double = 30) async throws -> CommandResult {
     var environment = ProcessInfo.processInfo.environment
     for (k, v) in env { environment[k] = v }
-    p.environment = environment
-    let out = Pipe(), err = Pipe(), inp = Pipe()
-    p.standardOutput = out
-    p.standardError = err
-    p.standardInput = inp
-    try p.run()
-    if let input { inp.fileHandleForWriting.write(Data(input.utf8)) }
-    try? inp.fileHandleForWriting.close()
-    let deadline = Date().addingTimeInterval(timeout)
-    final class Box: @unchecked Sendable { var data = Data() }
-    let outBox = Box(), errBox = Box()
-    let group = DispatchGroup()
-    group.enter()
-    DispatchQueue.global().async { outBox.data = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-    group.enter()
-    DispatchQueue.global().async { errBox.data = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-    while p.isRunning && Date() < deadline { usleep(10_000) }
-    if p.isRunning { p.terminate() }
-    p.waitUntilExit()
-    group.wait()
-    let outData = outBox.data, errData = errBox.data
-    return CommandResult(status: p.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                         stderr: String(decoding: errData, as: UTF8.self))
+    do {
+        return try await SystemCommand.run([executable] + args, input: input.map { Array($0.utf8) }, environment: environment,
+                                           timeout: .milliseconds(Int64(timeout * 1000)))
+    } catch let error as CommandError where error.timedOut != nil {
+        return error.result
+    }
+}
+
+/// Polls `condition` every `interval` until it holds or `timeout` passes; returns whether it held.
+@discardableResult
+public func waitUntil(timeout: Duration = .seconds(30), interval: Duration = .milliseconds(50),
+                      _ condition: () async throws -> Bool) async rethrows -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while true {
+        if try await condition() { return true }
+        if ContinuousClock.now >= deadline { return false }
+        try? await Task.sleep(for: interval)
+    }
 }
 
 public struct TestFailure: Error, CustomStringConvertible {
@@ -110,3 +99,25 @@ public struct TestFailure: Error, CustomStringConvertible {
     public init(_ d: String) { description = d }
 }
 
+/// Runs `body`, then `cleanup`, awaited, also when `body` throws: the async `defer` that Swift
+/// does not have (tests that detach loop devices or unmount with system tools use it).
+public func withCleanup<T>(_ body: () async throws -> T, cleanup: () async -> Void) async throws -> T {
+    let result: T
+    do {
+        result = try await body()
+    } catch {
+        await cleanup()
+        throw error
+    }
+    await cleanup()
+    return result
+}
+
+/// Runs `body` on a thread of its own instead of the cooperative pool, in the same task (so
+/// `#expect` still reports to the running test): for test bodies that compute for seconds or
+/// wait in blocking calls (an engine's flushes and compactions), which would otherwise hold
+/// one of the pool's threads — two on this machine — and stall every suite running beside them.
+public func onOwnThread<T>(_ body: () async throws -> T) async throws -> T {
+    let executor = ThreadExecutor(name: "test-own-thread")
+    return try await withTaskExecutorPreference(executor) { try await body() }
+}

@@ -48,9 +48,7 @@ struct BenchAPIServerCommand: AsyncParsableCommand {
         var outcomes: [Outcome] = []
         outcomes.append(try await measure(backend: "embedded", etcd: nil))
         if compareEtcd {
-            let etcd = try ServerProcess.etcd()
-            defer { etcd.stop() }
-            outcomes.append(try await measure(backend: "etcd", etcd: "http://127.0.0.1:\(etcd.port)"))
+            outcomes.append(try await BenchServer.etcd().using { etcd in try await measure(backend: "etcd", etcd: etcd.endpoint) })
         }
         var table = TextTable([("backend", .left), ("phase", .left), ("requests/s", .right), ("p50 ms", .right), ("p99 ms", .right),
                                ("seconds", .right)])
@@ -74,8 +72,12 @@ struct BenchAPIServerCommand: AsyncParsableCommand {
     }
 
     private func measure(backend: String, etcd: String?) async throws -> Outcome {
-        let server = try APIServerProcess(etcd: etcd)
-        defer { server.stop() }
+        try await BenchServer.apiserver(etcd: etcd, logLevel: logging.logLevel ?? .warning).using { server in
+            try await measure(backend: backend, server: server)
+        }
+    }
+
+    private func measure(backend: String, server: BenchServer) async throws -> Outcome {
         let client = try KubeClient(try Connection.kubeconfig(at: server.directory + "/admin.kubeconfig"))
         _ = try await client.create(Namespace(metadata: ObjectMeta(name: "bench")))
         var outcome = Outcome(backend: backend)
@@ -193,43 +195,4 @@ private final class AckTimes: @unchecked Sendable {
     }
 
     func time(of key: String) -> UInt64? { lock.withLock { times[key] } }
-}
-
-/// `ballast apiserver` (this binary) on a free loopback port in a temporary directory.
-private final class APIServerProcess {
-    let directory: String
-    let process = Process()
-
-    init(etcd: String?) throws {
-        directory = try BenchStoreCommand.makeTemporaryDirectory()
-        let port = ServerProcess.freePort()
-        process.executableURL = URL(fileURLWithPath: "/proc/self/exe")
-        process.arguments = ["apiserver", "--data-dir", directory, "--secure-port", String(port), "--bind-address", "127.0.0.1"]
-            + (etcd.map { ["--etcd-servers", $0] } ?? [])
-        process.standardOutput = FileHandle.nullDevice
-        FileManager.default.createFile(atPath: directory + ".log", contents: nil)
-        process.standardError = FileHandle(forWritingAtPath: directory + ".log")
-        try process.run()
-        let deadline = Date().addingTimeInterval(30)
-        while Date() < deadline {
-            if FileManager.default.fileExists(atPath: directory + "/admin.kubeconfig") { usleep(200_000); return }
-            guard process.isRunning else { break }
-            usleep(50_000)
-        }
-        stop()
-        throw ValidationError("ballast apiserver did not start; see \(directory).log")
-    }
-
-    func cpuSeconds() -> Double {
-        ProcessInfoReader.cpuSeconds(pid: String(process.processIdentifier)) ?? 0
-    }
-
-    func stop() {
-        if process.isRunning {
-            process.terminate()
-            process.waitUntilExit()
-        }
-        try? FileManager.default.removeItem(atPath: directory)
-        try? FileManager.default.removeItem(atPath: directory + ".log")
-    }
 }

@@ -92,8 +92,9 @@ struct BenchStoreCommand: AsyncParsableCommand {
 
     func run() async throws {
         if via == .etcd {
-            let bench = EtcdPutBenchmark(puts: keys, clients: clients, keySize: keySize, valueSize: valueSize,
+            var bench = EtcdPutBenchmark(puts: keys, clients: clients, keySize: keySize, valueSize: valueSize,
                                          compareEtcd: compareEtcd, endpoint: endpoint, progress: ProgressLine())
+            bench.logLevel = logging.logLevel ?? .warning
             print(EtcdPutBenchmark.report(try await bench.run(), clients: clients, valueSize: valueSize), terminator: "")
             return
         }

@@ -7,6 +7,7 @@
 // machine's two cores.
 import EtcdAPI
 import Foundation
+import Logging
 import GRPCWire
 import NIOCore
 import NIOPosix
@@ -68,6 +69,8 @@ struct EtcdPutBenchmark {
     let compareEtcd: Bool
     /// Measure this running server instead of starting `ballast store serve`.
     let endpoint: String?
+    /// The log level of the servers it starts.
+    var logLevel: Logger.Level = .warning
     let progress: ProgressLine
 
     struct Result {
@@ -86,22 +89,16 @@ struct EtcdPutBenchmark {
             guard let port = parseClientURL(endpoint)?.port else {
                 throw BenchError(description: "--endpoint \(endpoint): expected http://127.0.0.1:PORT")
             }
-            return [try await measure(ServerProcess.external(port: port))]
+            return [try await measure(BenchServer.external(port: port))]
         }
-        do {
-            let ballast = try ServerProcess.ballast()
-            defer { ballast.stop() }
-            results.append(try await measure(ballast))
-        }
+        results.append(try await BenchServer.ballastStore(logLevel: logLevel).using { try await measure($0) })
         if compareEtcd {
-            let etcd = try ServerProcess.etcd()
-            defer { etcd.stop() }
-            results.append(try await measure(etcd))
+            results.append(try await BenchServer.etcd().using { try await measure($0) })
         }
         return results
     }
 
-    private func measure(_ server: ServerProcess) async throws -> Result {
+    private func measure(_ server: BenchServer) async throws -> Result {
         progress.note("\(server.name): \(puts) puts from \(clients) connections to \(server.endpoint)")
         // Two event loops drive every connection with callbacks: the client must cost
         // the shared cores as little as possible (grpc-swift's cost 100-150 µs a put).
@@ -116,7 +113,7 @@ struct EtcdPutBenchmark {
         }
     }
 
-    private func measure(_ server: ServerProcess, on group: MultiThreadedEventLoopGroup) async throws -> Result {
+    private func measure(_ server: BenchServer, on group: MultiThreadedEventLoopGroup) async throws -> Result {
         var connections: [GRPCUnaryClient] = []
         for _ in 0..<clients {
             connections.append(try await GRPCUnaryClient.connect(host: "127.0.0.1", port: server.port, group: group))
@@ -172,117 +169,5 @@ struct EtcdPutBenchmark {
                           results[0].cpuMicrosPerPut / results[1].cpuMicrosPerPut)
         }
         return out
-    }
-}
-
-/// A server the benchmark starts on a free loopback port and removes afterwards.
-final class ServerProcess {
-    let name: String
-    let port: Int
-    let dataDir: String
-    private let process: Process
-    var endpoint: String { "http://127.0.0.1:\(port)" }
-
-    private init(name: String, executable: String, arguments: (Int, Int, String) -> [String]) throws {
-        self.name = name
-        port = ServerProcess.freePort()
-        let peer = ServerProcess.freePort()
-        dataDir = try BenchStoreCommand.makeTemporaryDirectory()
-        process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments(port, peer, dataDir)
-        process.standardOutput = FileHandle.nullDevice
-        FileManager.default.createFile(atPath: dataDir + ".log", contents: nil)
-        process.standardError = FileHandle(forWritingAtPath: dataDir + ".log")
-        try process.run()
-        let deadline = Date().addingTimeInterval(30)
-        while Date() < deadline {
-            if ServerProcess.healthy(port) { return }
-            if !process.isRunning { break }
-            usleep(50_000)
-        }
-        let log = (try? String(contentsOfFile: dataDir + ".log", encoding: .utf8))?.split(separator: "\n").suffix(3).joined(separator: "\n") ?? ""
-        stop()
-        throw BenchError(description: "\(name) did not start on 127.0.0.1:\(port) (is it installed? etcd comes from Debian's etcd-server); its last words: \(log)")
-    }
-
-    /// A server the benchmark did not start (no CPU figure, nothing to stop).
-    static func external(port: Int) throws -> ServerProcess {
-        try ServerProcess(name: "external", port: port)
-    }
-
-    private init(name: String, port: Int) throws {
-        self.name = name
-        self.port = port
-        dataDir = ""
-        process = Process()
-    }
-
-    static func ballast() throws -> ServerProcess {
-        try ServerProcess(name: "ballast", executable: "/proc/self/exe") { port, _, dir in
-            ["store", "serve", "--data-dir", dir, "--listen-client-urls", "http://127.0.0.1:\(port)", "--sync", "always"]
-        }
-    }
-
-    static func etcd() throws -> ServerProcess {
-        let path = ["/usr/bin/etcd", "/usr/local/bin/etcd"].first { FileManager.default.isExecutableFile(atPath: $0) } ?? "/usr/bin/etcd"
-        return try ServerProcess(name: "etcd", executable: path) { port, peer, dir in
-            ["--name", "bench", "--data-dir", dir,
-             "--listen-client-urls", "http://127.0.0.1:\(port)", "--advertise-client-urls", "http://127.0.0.1:\(port)",
-             "--listen-peer-urls", "http://127.0.0.1:\(peer)", "--initial-advertise-peer-urls", "http://127.0.0.1:\(peer)",
-             "--initial-cluster", "bench=http://127.0.0.1:\(peer)"]
-        }
-    }
-
-    /// User + system CPU seconds of the server process so far.
-    func cpuSeconds() -> Double {
-        guard process.isRunning else { return 0 }
-        return ProcessInfoReader.cpuSeconds(pid: String(process.processIdentifier)) ?? 0
-    }
-
-    func stop() {
-        guard !dataDir.isEmpty else { return }
-        if process.isRunning {
-            kill(process.processIdentifier, SIGTERM)
-            let deadline = Date().addingTimeInterval(10)
-            while process.isRunning && Date() < deadline { usleep(20_000) }
-            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        }
-        process.waitUntilExit()
-        try? FileManager.default.removeItem(atPath: dataDir)
-        if ProcessInfo.processInfo.environment["BALLAST_BENCH_KEEP_LOGS"] == nil { try? FileManager.default.removeItem(atPath: dataDir + ".log") }
-    }
-
-    private static func healthy(_ port: Int) -> Bool {
-        // A TCP connect plus an HTTP GET /health, without extra dependencies.
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = in_port_t(UInt16(port).bigEndian)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let ok = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-            connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } } == 0
-        guard ok else { return false }
-        let req = Array("GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".utf8)
-        _ = req.withUnsafeBytes { write(fd, $0.baseAddress!, $0.count) }
-        var buf = [UInt8](repeating: 0, count: 512)
-        var tv = timeval(tv_sec: 1, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
-        return n > 0 && String(decoding: buf[0..<n], as: UTF8.self).contains("\"health\":\"true\"")
-    }
-
-    static func freePort() -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
-        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
-        return Int(UInt16(bigEndian: addr.sin_port))
     }
 }

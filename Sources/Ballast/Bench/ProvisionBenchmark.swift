@@ -12,6 +12,7 @@ import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import HTTPKit
+import HostSystem
 import Logging
 
 struct BenchProvisionCommand: AsyncParsableCommand {

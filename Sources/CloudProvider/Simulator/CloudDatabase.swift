@@ -12,6 +12,8 @@ final class CloudDatabase {
         return encoder
     }()
     private let decoder = JSONDecoder()
+    /// How many times `operation(id:)` ran (tests check that the long poll does not poll).
+    private(set) var operationLookups = 0
 
     init(path: String) throws {
         connection = try SQLiteConnection(path: path)
@@ -255,7 +257,10 @@ final class CloudDatabase {
 
     private func operationRow(_ row: SQLiteStatement) throws -> (CloudOperation, Int64?) {
         let error = try row.optionalText(5).map { try decoder.decode(CloudErrorBody.self, from: Data($0.utf8)) }
-        let operation = CloudOperation(id: row.text(0) ?? "", kind: row.text(1) ?? "", targetId: row.text(2) ?? "",
+        guard let kind = OperationKind(rawValue: row.text(1) ?? "") else {
+            throw CloudError(.internal, "operation \(row.text(0) ?? "?") in the state database has an unknown kind \(row.text(1) ?? "")")
+        }
+        let operation = CloudOperation(id: row.text(0) ?? "", kind: kind, targetId: row.text(2) ?? "",
                                   instanceId: row.optionalText(3), state: OperationState(rawValue: row.text(4) ?? "") ?? .failed,
                                   error: error, createdAt: date(row.integer(6)), doneAt: row.optionalInteger(7).map(date))
         return (operation, row.optionalInteger(8))
@@ -263,7 +268,8 @@ final class CloudDatabase {
 
     /// The operation and its argument (new size of a resize, 1 for a forced detach).
     func operation(id: String) throws -> (CloudOperation, argument: Int64?)? {
-        try connection.query("SELECT \(Self.operationColumns) FROM operations WHERE id = ?", [.text(id)], row: operationRow).first
+        operationLookups += 1
+        return try connection.query("SELECT \(Self.operationColumns) FROM operations WHERE id = ?", [.text(id)], row: operationRow).first
     }
 
     func runningOperations() throws -> [(CloudOperation, argument: Int64?)] {
@@ -281,7 +287,7 @@ final class CloudDatabase {
 
     func insert(_ operation: CloudOperation, argument: Int64? = nil) throws {
         try connection.run("INSERT INTO operations(\(Self.operationColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", [
-            .text(operation.id), .text(operation.kind), .text(operation.targetId),
+            .text(operation.id), .text(operation.kind.rawValue), .text(operation.targetId),
             operation.instanceId.map(SQLiteValue.text) ?? .null, .text(operation.state.rawValue),
             try operation.error.map { .text(try json($0)) } ?? .null, .integer(millis(operation.createdAt)),
             operation.doneAt.map { .integer(millis($0)) } ?? .null, argument.map(SQLiteValue.integer) ?? .null,

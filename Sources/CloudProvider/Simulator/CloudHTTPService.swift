@@ -2,6 +2,7 @@
 // mapping of CloudError to HTTP status, all in one place at the edge.
 import Foundation
 import HTTPKit
+import HostSystem
 import NIOHTTP1
 
 /// API keys and what they may do.

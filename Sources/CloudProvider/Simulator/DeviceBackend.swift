@@ -2,6 +2,7 @@
 // file under the volumes dir and attaches it with losetup; `MemoryDeviceBackend` only pretends,
 // for tests of the code above the cloud. Paths are built here from validated ids only.
 import Foundation
+import HostSystem
 
 public protocol DeviceBackend: Sendable {
     /// Makes the disk's backing file: a sparse file of `sizeBytes`, or a copy of `source`
@@ -42,7 +43,20 @@ public struct LoopDeviceBackend: DeviceBackend {
     }
 
     public func diskPath(zone: String, diskId: String) -> String {
-        root.appendingPathComponent(zone).appendingPathComponent(diskId + ".img").path
+        root.appendingPathComponent(zone).appendingPathComponent(diskId + Self.diskSuffix).path
+    }
+
+    private static let diskSuffix = ".img"
+
+    /// The disk whose backing file is `path` (`<volumes>/<zone>/<disk-id>.img`), or nil for any
+    /// other file (a snapshot, a temporary copy, a deleted file shown as "… (deleted)"). The one
+    /// place that reads this naming back: the CSI node plugin asks it which volume a loop
+    /// device holds.
+    public static func diskID(backingFile path: String) -> String? {
+        let name = (path as NSString).lastPathComponent
+        guard name.hasSuffix(diskSuffix), (path as NSString).deletingLastPathComponent.hasSuffix("/snapshots") == false else { return nil }
+        let id = String(name.dropLast(diskSuffix.count))
+        return (try? CloudValidation.checkID(id, .disk, parameter: "backing file")) != nil ? id : nil
     }
 
     public func snapshotPath(_ snapshotId: String) -> String {
@@ -54,17 +68,22 @@ public struct LoopDeviceBackend: DeviceBackend {
         try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         let temporary = path + ".tmp"
         unlink(temporary)
-        switch source {
-        case nil:
-            try FileSystem.createSparseFile(temporary, size: sizeBytes)
-        case .snapshot(let snapshotId):
-            try await FileSystem.copy(snapshotPath(snapshotId), to: temporary)
-            try FileSystem.grow(temporary, to: sizeBytes)
-        case .disk(let sourceZone, let sourceId):
-            try await FileSystem.copy(diskPath(zone: sourceZone, diskId: sourceId), to: temporary)
-            try FileSystem.grow(temporary, to: sizeBytes)
+        do {
+            switch source {
+            case nil:
+                try FileSystem.createSparseFile(temporary, size: sizeBytes)
+            case .snapshot(let snapshotId):
+                try await FileSystem.copy(snapshotPath(snapshotId), to: temporary)
+                try FileSystem.grow(temporary, to: sizeBytes)
+            case .disk(let sourceZone, let sourceId):
+                try await FileSystem.copy(diskPath(zone: sourceZone, diskId: sourceId), to: temporary)
+                try FileSystem.grow(temporary, to: sizeBytes)
+            }
+            try FileSystem.commit(temporary, to: path)
+        } catch {
+            unlink(temporary)  // a failed copy leaves no half-made file behind
+            throw error
         }
-        try FileSystem.commit(temporary, to: path)
     }
 
     public func deleteDisk(zone: String, diskId: String) async throws {
@@ -82,7 +101,7 @@ public struct LoopDeviceBackend: DeviceBackend {
 
     public func attach(zone: String, diskId: String, readOnly: Bool) async throws -> String {
         let path = diskPath(zone: zone, diskId: diskId)
-        if let existing = try await LoopDevices.devices(backing: path).first(where: { LoopDevices.isReadOnly($0) == readOnly }) {
+        if let existing = LoopDevices.devices(backing: path).first(where: { LoopDevices.isReadOnly($0) == readOnly }) {
             return existing
         }
         let device = try await SystemCommand.check(["losetup", "--find", "--show"] + (readOnly ? ["--read-only"] : []) + [path])
@@ -112,8 +131,13 @@ public struct LoopDeviceBackend: DeviceBackend {
         let path = snapshotPath(snapshotId)
         let temporary = path + ".tmp"
         unlink(temporary)
-        try await FileSystem.copy(diskPath(zone: zone, diskId: diskId), to: temporary)
-        try FileSystem.commit(temporary, to: path)
+        do {
+            try await FileSystem.copy(diskPath(zone: zone, diskId: diskId), to: temporary)
+            try FileSystem.commit(temporary, to: path)
+        } catch {
+            unlink(temporary)
+            throw error
+        }
     }
 
     public func deleteSnapshot(snapshotId: String) async throws {

@@ -1,0 +1,198 @@
+// The parent's ends of a child's pipes: `ChildOutput`, an async sequence of what the child
+// writes to stdout or stderr, read while it runs; and `ChildInput`, which writes to its stdin.
+// Both are non-blocking descriptors waited on by the reactor thread, so a reader or writer
+// suspends instead of holding a thread, and a pipe never fills up behind a child's back as long
+// as someone reads it.
+import Foundation
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One descriptor owned by the parent: closed once, by whoever gets there first (end of file,
+/// `close()`, or deinit), and removed from the reactor before it is closed.
+final class OwnedDescriptor: Sendable {
+    private let fd: Mutex<Int32?>
+    /// A task is reading or writing it (one at a time).
+    private let busy = Mutex(false)
+
+    init(_ fd: Int32) { self.fd = Mutex(fd) }
+
+    var current: Int32? { fd.withLock { $0 } }
+
+    func close() {
+        guard let closing = fd.withLock({ fd -> Int32? in defer { fd = nil }; return fd }) else { return }
+        Reactor.shared.forget(closing)
+        _ = Glibc.close(closing)
+    }
+
+    /// Runs `body` as the only task using the descriptor; a second concurrent user is refused.
+    func exclusively<T>(_ what: String, _ body: () async throws -> T) async throws -> T {
+        let claimed = busy.withLock { busy -> Bool in defer { busy = true }; return !busy }
+        guard claimed else { throw HostSystemError(.invalidArgument, "two tasks \(what) one child pipe at once; use one consumer per stream") }
+        defer { busy.withLock { $0 = false } }
+        return try await body()
+    }
+
+    deinit { close() }
+}
+
+/// What a child writes to one of its outputs (`ChildProcess.Output.stream`), as chunks of bytes
+/// in order, read while the child runs. The sequence ends at end of file: when the child and
+/// every process that inherited the pipe have closed it.
+///
+/// Consume it (or `close()` it): a pipe nobody reads fills up after 64 KiB and the child then
+/// blocks writing. One consumer at a time.
+public struct ChildOutput: AsyncSequence, Sendable {
+    public typealias Element = [UInt8]
+    let descriptor: OwnedDescriptor
+
+    init(_ fd: Int32) { descriptor = OwnedDescriptor(fd) }
+
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        let descriptor: OwnedDescriptor
+
+        /// The next chunk (at most 64 KiB), or nil at end of file or after `close()`.
+        public mutating func next() async throws -> [UInt8]? {
+            try await ChildOutput.read(descriptor)
+        }
+    }
+
+    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(descriptor: descriptor) }
+
+    /// Stops reading: the child gets EPIPE (or SIGPIPE) on its next write.
+    public func close() { descriptor.close() }
+
+    /// Reads to end of file, keeping the first `limit` bytes and discarding the rest (still read,
+    /// so that the child never blocks). Cancellation ends the read early with what was kept.
+    public func collect(upTo limit: Int) async throws -> CollectedOutput {
+        var bytes: [UInt8] = []
+        var total = 0
+        do {
+            for try await chunk in self {
+                total += chunk.count
+                if bytes.count < limit { bytes += chunk.prefix(limit - bytes.count) }
+            }
+        } catch is CancellationError {}
+        return CollectedOutput(bytes: bytes, totalBytes: total)
+    }
+
+    /// The output as lines of text (without their "\n"); a last line without one is included.
+    /// Invalid UTF-8 is repaired.
+    public var lines: Lines { Lines(base: self) }
+
+    public struct Lines: AsyncSequence, Sendable {
+        public typealias Element = String
+        let base: ChildOutput
+
+        public struct AsyncIterator: AsyncIteratorProtocol {
+            var chunks: ChildOutput.AsyncIterator
+            var pending: [UInt8] = []
+            var finished = false
+
+            public mutating func next() async throws -> String? {
+                while true {
+                    if let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
+                        let line = String(decoding: pending[..<newline], as: UTF8.self)
+                        pending.removeSubrange(...newline)
+                        return line
+                    }
+                    if finished {
+                        guard !pending.isEmpty else { return nil }
+                        defer { pending = [] }
+                        return String(decoding: pending, as: UTF8.self)
+                    }
+                    if let chunk = try await chunks.next() { pending += chunk } else { finished = true }
+                }
+            }
+        }
+
+        public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(chunks: base.makeAsyncIterator()) }
+    }
+
+    static func read(_ descriptor: OwnedDescriptor) async throws -> [UInt8]? {
+        try await descriptor.exclusively("read") {
+            while true {
+                guard let fd = descriptor.current else { return nil }
+                var failure: Int32 = 0
+                let chunk = [UInt8](unsafeUninitializedCapacity: 65536) { buffer, count in
+                    let read = Glibc.read(fd, buffer.baseAddress, buffer.count)
+                    count = Swift.max(read, 0)
+                    if read < 0 { failure = errno } else if read == 0 { failure = -1 }
+                }
+                if !chunk.isEmpty { return chunk }
+                switch failure {
+                case -1:
+                    descriptor.close()
+                    return nil
+                case EINTR:
+                    continue
+                case EAGAIN:
+                    do {
+                        try await Reactor.shared.wait(fd, .readable)
+                    } catch let error as HostSystemError where error.code == .closed {
+                        return nil
+                    }
+                default:
+                    throw HostSystemError.system("read a child's output", errno: failure)
+                }
+            }
+        }
+    }
+}
+
+/// What `ChildOutput.collect(upTo:)` kept.
+public struct CollectedOutput: Sendable, Equatable {
+    /// The first bytes, up to the limit.
+    public var bytes: [UInt8]
+    /// How many bytes the child wrote in all.
+    public var totalBytes: Int
+    /// True when bytes beyond the limit were discarded.
+    public var truncated: Bool { totalBytes > bytes.count }
+    /// The kept bytes as text (invalid UTF-8 repaired).
+    public var text: String { String(decoding: bytes, as: UTF8.self) }
+}
+
+/// The parent's end of a child's stdin (`ChildProcess.Input.pipe`).
+public struct ChildInput: Sendable {
+    let descriptor: OwnedDescriptor
+
+    init(_ fd: Int32) {
+        ChildInput.ignoreBrokenPipes
+        descriptor = OwnedDescriptor(fd)
+    }
+
+    /// Writes all of `bytes`, suspending while the pipe is full. Throws `.closed` when the child
+    /// no longer reads its input (it exited or closed stdin).
+    public func write(_ bytes: some Sequence<UInt8>) async throws {
+        let bytes = Array(bytes)
+        try await descriptor.exclusively("write") {
+            var offset = 0
+            while offset < bytes.count {
+                guard let fd = descriptor.current else { throw HostSystemError(.closed, "the child's input was closed") }
+                let written = bytes[offset...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+                if written >= 0 {
+                    offset += written
+                    continue
+                }
+                switch errno {
+                case EINTR: continue
+                case EAGAIN: try await Reactor.shared.wait(fd, .writable)
+                case EPIPE: throw HostSystemError(.closed, "the child stopped reading its input after \(offset) of \(bytes.count) bytes", errno: EPIPE)
+                default: throw HostSystemError.system("write to a child's input")
+                }
+            }
+        }
+    }
+
+    /// Writes `text` as UTF-8.
+    public func write(_ text: String) async throws { try await write(Array(text.utf8)) }
+
+    /// Closes the pipe: the child reads end of file.
+    public func close() { descriptor.close() }
+
+    /// A write to a pipe whose reader is gone raises SIGPIPE, which kills the process by
+    /// default: ignored once, process-wide, before the first input pipe exists (children get
+    /// the default disposition back, see `ChildProcess`).
+    private static let ignoreBrokenPipes: Void = { _ = signal(SIGPIPE, SIG_IGN) }()
+}
