@@ -12,10 +12,10 @@ private func quietLogger() -> Logger {
     return logger
 }
 
-private func fastConfig(_ identity: String) -> LeaderElectionConfig {
+private func fastConfig(_ identity: String, leaseDuration: Duration = .milliseconds(1500)) -> LeaderElectionConfig {
     var config = LeaderElectionConfig(namespace: "kube-system", name: "test-lock", identity: identity)
-    config.leaseDuration = .milliseconds(1500)
-    config.renewDeadline = .milliseconds(1000)
+    config.leaseDuration = leaseDuration
+    config.renewDeadline = leaseDuration * 2 / 3
     config.retryPeriod = .milliseconds(200)
     return config
 }
@@ -27,8 +27,9 @@ struct LeaderElectionAndEventTests {
         try await InProcessAPIServer.with { server in
             let client = server.client()
             let leading = Locked<[String]>([])
-            let a = LeaderElector(client: client, config: fastConfig("a"), logger: quietLogger())
-            let b = LeaderElector(client: client, config: fastConfig("b"), logger: quietLogger())
+            // A long lease: a handover well under it can only come from the release.
+            let a = LeaderElector(client: client, config: fastConfig("a", leaseDuration: .seconds(6)), logger: quietLogger())
+            let b = LeaderElector(client: client, config: fastConfig("b", leaseDuration: .seconds(6)), logger: quietLogger())
             let runA = Task { await a.run { leading.withLock { $0.append("a") }; try? await Task.sleep(for: .seconds(60)) } }
             try await Task.sleep(for: .milliseconds(300))
             let runB = Task { await b.run { leading.withLock { $0.append("b") }; try? await Task.sleep(for: .seconds(60)) } }
@@ -36,15 +37,15 @@ struct LeaderElectionAndEventTests {
             #expect(leading.withLock { $0 } == ["a"])
             #expect(a.isLeader && !b.isLeader)
             let lease = try await client.get(Lease.self, name: "test-lock", namespace: "kube-system")
-            #expect(lease.spec.holderIdentity == "a" && lease.spec.leaseDurationSeconds == 1)
+            #expect(lease.spec.holderIdentity == "a" && lease.spec.leaseDurationSeconds == 6)
             let stopped = ContinuousClock.now
             runA.cancel()
             _ = await runA.value
-            let deadline = ContinuousClock.now + .seconds(3)
+            let deadline = ContinuousClock.now + .seconds(5)
             while !b.isLeader && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
             #expect(b.isLeader)
             // Released: b did not wait for the lease to expire.
-            #expect(ContinuousClock.now - stopped < .milliseconds(1400))
+            #expect(ContinuousClock.now - stopped < .seconds(4))
             let after = try await client.get(Lease.self, name: "test-lock", namespace: "kube-system")
             #expect(after.spec.holderIdentity == "b" && after.spec.leaseTransitions == 1)
             runB.cancel()
@@ -118,8 +119,9 @@ struct LeaderElectionAndEventTests {
             var pv = PersistentVolume(metadata: ObjectMeta(name: "pv-1"))
             pv.metadata.uid = "u"
             recorder.event(pv, .normal, "VolumeDelete", "cluster-scoped")
-            let deadline = ContinuousClock.now + .seconds(5)
+            let deadline = ContinuousClock.now + .seconds(30)
             while recorder.pendingCount > 0 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+            #expect(recorder.pendingCount == 0)
             let events = try await client.list(Event.self, namespace: "default").items
             let failed = events.filter { $0.reason == "ProvisioningFailed" }
             #expect(failed.count == 1 && failed.first?.count == 3 && failed.first?.type == "Warning")

@@ -29,6 +29,7 @@ struct OrphanSweepTests {
             await h.eventually("PV gone") { !(await h.exists(PersistentVolume.self, keptVolume)) }
 
             // What a provisioner that died after CreateVolume leaves: a disk, no PV, no claim.
+            let made = ContinuousClock.now
             let orphan = try await h.plugin!.createVolume(.with {
                 $0.name = "pvc-0b1e2c3d-0000-4000-8000-00000000dead"
                 $0.capacityRange = .with { $0.requiredBytes = 16 << 20 }
@@ -37,7 +38,6 @@ struct OrphanSweepTests {
                     $0.accessMode = .with { $0.mode = .singleNodeWriter }
                 }]
             }).volume.volumeID
-            let made = ContinuousClock.now
             await h.eventually("the orphan is swept", timeout: .seconds(10)) { try await !h.disks().contains { $0.id == orphan } }
             #expect(ContinuousClock.now - made >= .milliseconds(900), "swept before its grace period")
             await h.stays("the Retain disk is kept") { try await h.disks().contains { $0.id == keptHandle } }

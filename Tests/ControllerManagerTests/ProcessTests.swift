@@ -58,22 +58,9 @@ struct ProcessTests {
 
     @Test("The Python kubernetes client: PVC → Bound, pod → attached, delete → detached and gone")
     func pythonClient() async throws {
-        guard FileManager.default.isExecutableFile(atPath: interopPython) else {
-            Issue.record("Python with the kubernetes client is needed at \(interopPython): run `make pydeps`")
-            return
-        }
         try await withCluster(cloudFlags: ["--latency", "create=50ms,attach=50ms"]) { c in
             try await c.addNode("node-a")
-            let run = try await runCommand(interopPython, [packageRoot.appendingPathComponent("Tests/Interop/controller_client.py").path,
-                                                           c.kubeconfig, "node-a"], timeout: .seconds(180))
-            #expect(run.status == 0, "controller_client.py failed: \(run.stderr)\n\(run.stdout)")
-            var steps: [String: [String: Any]] = [:]
-            for line in run.stdout.split(separator: "\n") {
-                if let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], let step = object["step"] as? String {
-                    steps[step] = object
-                }
-            }
-            #expect(steps["done"] != nil, "stopped early: \(run.stdout)\n\(run.stderr)")
+            let steps = try await runInteropScript("controller_client.py", [c.kubeconfig, "node-a"], needs: "kubernetes", timeout: 180)
             #expect((steps["created"]?["finalizers"] as? [String]) == ["kubernetes.io/pvc-protection"])
             #expect((steps["bound"]?["annotations"] as? [String: String])?["pv.kubernetes.io/bind-completed"] == "yes")
             #expect((steps["bound"]?["capacity"] as? String) == "32Mi")

@@ -58,8 +58,12 @@ def main():
     emit("bound", volume=bound.spec.volume_name, seconds=time.time() - started,
          annotations=bound.metadata.annotations, capacity=bound.status.capacity.get("storage"))
 
-    events = core.list_namespaced_event("default", field_selector="involvedObject.name=py-data").items
-    emit("claim_events", reasons=sorted({e.reason for e in events}))
+    # Events are written in the background: wait for the last one of provisioning.
+    def reasons():
+        events = core.list_namespaced_event("default", field_selector="involvedObject.name=py-data").items
+        found = sorted({e.reason for e in events})
+        return found if "ProvisioningSucceeded" in found else None
+    emit("claim_events", reasons=wait_for("the ProvisioningSucceeded event", reasons, timeout=20))
 
     core.create_namespaced_pod("default", client.V1Pod(
         metadata=client.V1ObjectMeta(name="py-app"),
