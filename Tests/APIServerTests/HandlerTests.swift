@@ -24,7 +24,7 @@ final class HandlerFixture: Sendable {
         auth.add(token: Self.adminToken, user: UserInfo(name: "admin", groups: ["system:masters"]))
         auth.add(token: Self.nodeToken, user: UserInfo(name: "system:node:node-a", groups: ["system:nodes"]))
         handler = APIHandler(store: ObjectStore(store), serverAddress: "127.0.0.1:0", authenticator: auth,
-                             logger: Logger(label: "test"))
+                             logger: Logger(label: "test"), disabledAdmissionPlugins: ["StorageObjectInUseProtection"])
         try await APIServer.bootstrap(handler)
     }
 

@@ -12,7 +12,10 @@
 import ClusterAPI
 import Foundation
 
-enum StorageAdmission {
+public enum StorageAdmission {
+    /// The plugin names, as kube-apiserver's `--disable-admission-plugins` takes them.
+    public static let plugins: Set<String> = ["DefaultStorageClass", "StorageObjectInUseProtection", "PersistentVolumeClaimResize"]
+
     static let pvcProtectionFinalizer = "kubernetes.io/pvc-protection"
     static let pvProtectionFinalizer = "kubernetes.io/pv-protection"
     static let defaultClassAnnotation = "storageclass.kubernetes.io/is-default-class"
@@ -20,18 +23,19 @@ enum StorageAdmission {
     static let betaClassAnnotation = "volume.beta.kubernetes.io/storage-class"
 
     /// The mutating plugins on create. `classes` lists the StorageClasses (read only when needed).
-    static func admitCreate(_ object: JSONValue, resource: String,
+    static func admitCreate(_ object: JSONValue, resource: String, disabled: Set<String> = [],
                             classes: () async throws(APIError) -> [JSONValue]) async throws(APIError) -> JSONValue {
         var object = object
+        let protect = !disabled.contains("StorageObjectInUseProtection")
         switch resource {
         case "persistentvolumeclaims":
-            if object["spec"]?["storageClassName"] == nil, object["metadata"]?["annotations"]?[betaClassAnnotation] == nil,
+            if !disabled.contains("DefaultStorageClass"), object["spec"]?["storageClassName"] == nil, object["metadata"]?["annotations"]?[betaClassAnnotation] == nil,
                let name = defaultClass(try await classes()) {
                 object["spec"]?["storageClassName"] = .string(name)
             }
-            addFinalizer(pvcProtectionFinalizer, to: &object)
+            if protect { addFinalizer(pvcProtectionFinalizer, to: &object) }
         case "persistentvolumes":
-            addFinalizer(pvProtectionFinalizer, to: &object)
+            if protect { addFinalizer(pvProtectionFinalizer, to: &object) }
         default:
             break
         }
@@ -87,7 +91,7 @@ extension APIHandler {
     /// Runs the storage admission plugins on a new object (see `StorageAdmission`).
     func admitCreate(_ object: JSONValue, info: ResourceInfo) async throws(APIError) -> JSONValue {
         guard info.group.isEmpty, ["persistentvolumeclaims", "persistentvolumes"].contains(info.resource) else { return object }
-        return try await StorageAdmission.admitCreate(object, resource: info.resource) { () async throws(APIError) -> [JSONValue] in
+        return try await StorageAdmission.admitCreate(object, resource: info.resource, disabled: disabledAdmissionPlugins) { () async throws(APIError) -> [JSONValue] in
             guard let classes = registry.lookup(group: "storage.k8s.io", version: "v1", resource: "storageclasses") else { return [] }
             return try await store.list(prefix: classes.listPrefix(namespace: nil), limit: 0, continueAfter: nil, revision: 0) { _ in true }.items
         }
@@ -95,7 +99,8 @@ extension APIHandler {
 
     /// Runs the storage admission plugins on an update (see `StorageAdmission`).
     func admitUpdate(old: JSONValue, new: JSONValue, info: ResourceInfo, subresource: String) async throws(APIError) {
-        guard info.group.isEmpty, info.resource == "persistentvolumeclaims" else { return }
+        guard info.group.isEmpty, info.resource == "persistentvolumeclaims",
+              !disabledAdmissionPlugins.contains("PersistentVolumeClaimResize") else { return }
         try await StorageAdmission.admitUpdate(old: old, new: new, resource: info.resource, subresource: subresource) {
             name throws(APIError) -> JSONValue? in
             guard let classes = registry.lookup(group: "storage.k8s.io", version: "v1", resource: "storageclasses") else { return nil }

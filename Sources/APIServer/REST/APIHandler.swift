@@ -17,6 +17,8 @@ public final class APIHandler: Sendable {
     let leases: EventLeases
     /// Longest a non-watch request may run.
     let requestTimeout: Duration
+    /// Admission plugins turned off (kube-apiserver's `--disable-admission-plugins`).
+    let disabledAdmissionPlugins: Set<String>
     /// Default watch duration range, seconds (Kubernetes picks 30–60 minutes at random).
     let watchTimeoutRange: ClosedRange<Int>
     /// Ends every open watch at shutdown.
@@ -26,7 +28,8 @@ public final class APIHandler: Sendable {
 
     public init(registry: ResourceRegistry = .standard, store: ObjectStore, serverAddress: String,
                 authenticator: TokenAuthenticator, authorizer: Authorizer = Authorizer(), metrics: APIMetrics = APIMetrics(),
-                logger: Logger, requestTimeout: Duration = .seconds(60), watchTimeoutRange: ClosedRange<Int> = 1800...3600) {
+                logger: Logger, requestTimeout: Duration = .seconds(60), watchTimeoutRange: ClosedRange<Int> = 1800...3600,
+                disabledAdmissionPlugins: Set<String> = []) {
         self.registry = registry
         self.store = store
         self.discovery = Discovery(registry: registry, serverAddress: serverAddress)
@@ -36,6 +39,7 @@ public final class APIHandler: Sendable {
         self.logger = logger
         self.leases = EventLeases(store: store)
         self.requestTimeout = requestTimeout
+        self.disabledAdmissionPlugins = disabledAdmissionPlugins
         self.watchTimeoutRange = watchTimeoutRange
     }
 

@@ -23,6 +23,8 @@ public struct APIServerOptions: Sendable {
     public var compactionInterval: Duration = .seconds(300)
     public var requestTimeout: Duration = .seconds(60)
     public var maxBodyBytes = 3 << 20
+    /// Admission plugins turned off (`StorageAdmission.plugins`).
+    public var disabledAdmissionPlugins: Set<String> = []
 
     public init(dataDir: String) { self.dataDir = dataDir }
 }
@@ -90,7 +92,8 @@ public final class APIServer: Sendable {
             await box.handler!.handle(request)
         }
         let handler = APIHandler(store: store, serverAddress: "\(clientHost):\(http.port)", authenticator: authenticator,
-                                 logger: logger, requestTimeout: options.requestTimeout)
+                                 logger: logger, requestTimeout: options.requestTimeout,
+                                 disabledAdmissionPlugins: options.disabledAdmissionPlugins)
         box.handler = handler
         try await bootstrap(handler)
         let scheme = options.insecureHTTP ? "http" : "https"

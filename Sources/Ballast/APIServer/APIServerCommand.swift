@@ -33,12 +33,19 @@ struct APIServerCommand: AsyncParsableCommand {
     @Flag(help: "Serve plain HTTP instead of HTTPS (debugging only; kubeconfig gets an http:// server).")
     var insecureHttp = false
 
+    @Option(help: "Admission plugins to turn off, comma-separated: DefaultStorageClass, StorageObjectInUseProtection, PersistentVolumeClaimResize.")
+    var disableAdmissionPlugins: String = ""
+
     @Option(help: "Seconds between store compactions; watch history covers about one interval.")
     var compactionInterval: Int = 300
 
     func validate() throws {
         guard (0...65535).contains(securePort) else { throw ValidationError("--secure-port \(securePort): expected 0 to 65535") }
         guard compactionInterval > 0 else { throw ValidationError("--compaction-interval must be positive") }
+        for plugin in disableAdmissionPlugins.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) })
+            where !StorageAdmission.plugins.contains(plugin) {
+            throw ValidationError("--disable-admission-plugins: \(plugin) is not an admission plugin; known: \(StorageAdmission.plugins.sorted().joined(separator: ", "))")
+        }
         if etcdServers != "embedded" {
             for url in etcdServers.split(separator: ",") where !url.hasPrefix("http://") {
                 throw ValidationError("--etcd-servers \(url): expected http://HOST:PORT (or `embedded`)")
@@ -54,6 +61,7 @@ struct APIServerCommand: AsyncParsableCommand {
         options.tokenAuthFile = tokenAuthFile
         options.insecureHTTP = insecureHttp
         options.compactionInterval = .seconds(compactionInterval)
+        options.disabledAdmissionPlugins = Set(disableAdmissionPlugins.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
 
         let kv: any KeyValueStore
         var embedded: MVCCStore?

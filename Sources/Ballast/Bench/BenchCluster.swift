@@ -67,6 +67,7 @@ final class BenchCluster: @unchecked Sendable {
     private(set) var apiserver: BenchProcess!
     private var instances: [String: String] = [:]
     private var nodeNames: [String] = []
+    private var nodeZones: [String: String] = [:]
     let driver = "loop.csi.ballast.dev"
 
     init(root: String, logger: Logger) {
@@ -125,6 +126,7 @@ final class BenchCluster: @unchecked Sendable {
             let instance = try await cloud.registerInstance(RegisterInstanceRequest(name: name, zone: zone))
             instances[name] = instance.id
             nodeNames.append(name)
+            nodeZones[name] = zone
             var node = Node(metadata: ObjectMeta(name: name, labels: ["topology.kubernetes.io/zone": zone],
                                                  annotations: [Annotation.controllerManagedAttachDetach: "true"]))
             node.status.conditions = [NodeCondition(type: "Ready", status: "True", lastHeartbeatTime: Time.now(), lastTransitionTime: Time.now())]
@@ -223,11 +225,23 @@ final class BenchCluster: @unchecked Sendable {
         for claim in try await client.list(PersistentVolumeClaim.self, namespace: "default").items {
             volumes[claim.metadata.name ?? ""] = claim.spec.volumeName
         }
+        // Each pod goes to a node of its volume's zone, as the scheduler would place it.
+        var zones: [String: String] = [:]
+        for volume in try await client.list(PersistentVolume.self).items {
+            zones[volume.metadata.name ?? ""] = volume.spec.nodeAffinity?.required?.nodeSelectorTerms.first?.matchExpressions?
+                .first { $0.key == "topology.kubernetes.io/zone" }?.values?.first
+        }
+        let nodesByZone = Dictionary(grouping: nodeNames, by: { nodeZones[$0] ?? "" })
+        let placement: [String] = (0..<count).map { index in
+            let zone = volumes["bench-\(index)"].flatMap { zones[$0] } ?? ""
+            let candidates = nodesByZone[zone] ?? nodeNames
+            return candidates[index % candidates.count]
+        }
         let podStarts = try await paced(count: count, rate: rate) { index -> ContinuousClock.Instant in
             var pod = Pod(metadata: ObjectMeta(name: "bench-\(index)", namespace: "default"))
             pod.spec.containers = [Container(name: "app", image: "busybox")]
             pod.spec.volumes = [Volume(name: "data", persistentVolumeClaim: PersistentVolumeClaimVolumeSource(claimName: "bench-\(index)"))]
-            pod.spec.nodeName = self.nodeNames[index % self.nodeNames.count]
+            pod.spec.nodeName = placement[index]
             let started = ContinuousClock.now
             _ = try await self.client.create(pod)
             return started
