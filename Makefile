@@ -62,10 +62,12 @@ build: deps
 ## await processes and timers without holding a thread of the cooperative pool, and CPU-heavy
 ## test bodies run on threads of their own (`onOwnThread`). TEST_WIDTH bounds how many tests run
 ## at once: with all of them started together, the pool's queue grows so long that the tests
-## which wait on a clock starve (4 keeps a 2-core machine busy without that)
+## which wait on a clock starve (4 keeps a 2-core machine busy without that). Suites that
+## measure this process's memory ("MemoryBound" in their names) run afterwards, alone.
 test: deps pydeps
-	$(SWIFT) build --build-tests $(SWIFT_FLAGS) && \
-	  $(SWIFT) test --skip-build --experimental-maximum-parallelization-width $(TEST_WIDTH) $(SWIFT_FLAGS) $(SWIFT_TEST_FLAGS)
+	$(SWIFT) build --build-tests $(SWIFT_FLAGS)
+	$(SWIFT) test --skip-build --experimental-maximum-parallelization-width $(TEST_WIDTH) --skip MemoryBound $(SWIFT_FLAGS) $(SWIFT_TEST_FLAGS)
+	$(SWIFT) test --skip-build --no-parallel --filter MemoryBound $(SWIFT_FLAGS) $(SWIFT_TEST_FLAGS)
 
 ## run: release build, then a short store benchmark (LSM beside SQLite, 200k keys)
 run: deps

@@ -148,7 +148,7 @@ let package = Package(
         .target(
             name: "APIServer",
             dependencies: [
-                "ClusterAPI", "MVCCStore", "HTTPKit",
+                "ClusterAPI", "MVCCStore", "HTTPKit", "Units",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -180,6 +180,9 @@ let package = Package(
             dependencies: [
                 "LSMTree", "MVCCStore", "GRPCWire", "EtcdAPI", "ClusterAPI", "APIServer", "HTTPKit",
                 "CloudProvider", "CSIDriver", "Units", "HostSystem",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHPACK", package: "swift-nio-http2"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             path: "Tests/Fuzz/Targets"
@@ -189,10 +192,12 @@ let package = Package(
         .testTarget(name: "LSMTreeTests", dependencies: ["LSMTree", "TestSupport"]),
         .testTarget(name: "UnitsTests", dependencies: ["Units"]),
         .testTarget(name: "TestSupportTests", dependencies: ["TestSupport"]),
-        .testTarget(name: "MVCCStoreTests", dependencies: ["MVCCStore"]),
+        .testTarget(name: "MVCCStoreTests", dependencies: ["MVCCStore", "TestSupport"]),
         .testTarget(name: "ClusterAPITests", dependencies: ["ClusterAPI"]),
         .testTarget(name: "APIServerTests", dependencies: ["APIServer", "ClusterAPI", "MVCCStore", "HTTPKit", "TestSupport"]),
-        .target(name: "TestSupport", dependencies: ["HostSystem"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: [
+            "HostSystem", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+        ], path: "Tests/TestSupport"),
         // The real API handler on an embedded store, without sockets, for controller tests.
         .target(
             name: "APIServerTesting",
@@ -200,6 +205,8 @@ let package = Package(
             path: "Tests/APIServerTesting"
         ),
         .testTarget(name: "HostSystemTests", dependencies: ["HostSystem"]),
+        .testTarget(name: "HTTPKitTests", dependencies: ["HTTPKit", "TestSupport", .product(name: "Logging", package: "swift-log"),
+                                                         .product(name: "NIOHTTP1", package: "swift-nio")]),
         .testTarget(name: "CloudProviderTests", dependencies: ["CloudProvider", "HostSystem", "HTTPKit", "TestSupport"]),
         .testTarget(name: "APIClientTests", dependencies: [
             "APIClient", "ClusterAPI", "HTTPKit", "TestSupport", "APIServerTesting",
@@ -222,7 +229,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "GRPCWireTests", dependencies: [
-            "GRPCWire",
+            "GRPCWire", "TestSupport",
             .product(name: "GRPCCore", package: "grpc-swift-2"),
             .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
             .product(name: "NIOCore", package: "swift-nio"),

@@ -12,7 +12,7 @@ extension Logger.Level: @retroactive ExpressibleByArgument {}
 /// Durations in flags are written as Go writes them: `10s`, `500ms`, `1h30m`.
 extension Duration: @retroactive ExpressibleByArgument {
     public init?(argument: String) {
-        guard let duration = GoDuration.parse(argument) else { return nil }
+        guard let duration = try? GoDuration.parse(argument) else { return nil }
         self = duration
     }
 

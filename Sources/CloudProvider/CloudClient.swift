@@ -32,7 +32,13 @@ public struct CloudClient: CloudProvider {
 
     /// Reads the key from `keyFile` (the simulator's STATE_DIR/admin.key).
     public init(url: String, keyFile: String) throws {
-        guard let key = try? String(contentsOfFile: keyFile, encoding: .utf8), !key.isEmpty else {
+        let secret: String?
+        do {
+            secret = try SecretFiles.readText(keyFile)  // refused when group or others can read it
+        } catch {
+            throw CloudError.invalid("--cloud-key-file", "\(error)")
+        }
+        guard let key = secret, !key.isEmpty else {
             throw CloudError.invalid("--cloud-key-file", "cannot read an API key from \(keyFile); the simulator writes its admin key to STATE_DIR/admin.key")
         }
         try self.init(url: url, key: key)

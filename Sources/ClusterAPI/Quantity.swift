@@ -10,6 +10,9 @@ public struct QuantityParseError: Error, Sendable, Hashable, CustomStringConvert
         case numeric
         /// The suffix is not a known SI, binary or exponent suffix.
         case suffix
+        /// The text is longer than `Quantity.maxLength`, or has more than
+        /// `Quantity.maxSignificantDigits` significant digits.
+        case tooLong
     }
 
     /// The category of failure.
@@ -26,6 +29,8 @@ public struct QuantityParseError: Error, Sendable, Hashable, CustomStringConvert
             return "unable to parse numeric part of quantity"
         case .suffix:
             return "unable to parse quantity's suffix"
+        case .tooLong:
+            return "quantities must be at most \(Quantity.maxLength) characters long with at most \(Quantity.maxSignificantDigits) significant digits, like 500m, 1.5Gi or 2e3"
         }
     }
 
@@ -101,6 +106,22 @@ public struct Quantity: Sendable, Hashable, Comparable, CustomStringConvertible,
         self.init(value: milli, scale: -3, format: format)
     }
 
+    /// The longest quantity text accepted: a megabyte of digits is refused at once instead of
+    /// costing a minute of quadratic digit-by-digit work (parsing, printing).
+    public static let maxLength = 1024
+
+    /// The most significant digits (leading and trailing zeros aside) a quantity may have. Any
+    /// value a resource holds (an int64 with nano precision) has under 30; the bound is on
+    /// significant digits, not characters, because what a quantity prints must parse again:
+    /// the canonical form of an accepted quantity has the same significant digits.
+    public static let maxSignificantDigits = 100
+
+    /// Sums align their operands' exponents digit by digit; operands further apart than this
+    /// many orders of magnitude are not aligned: the sum is the larger one, the smaller being
+    /// far below its precision. apimachinery accepts any int32 exponent, so `1e2147483647 + 1`
+    /// would otherwise need two billion digits.
+    public static let maxAlignment = 1000
+
     /// Parses Kubernetes quantity syntax such as `"1Gi"`, `"500m"`, `"1e3"` or `"-1.5"`.
     public init(_ text: String) throws(QuantityParseError) {
         self = try Self.parse(text)
@@ -152,6 +173,9 @@ public struct Quantity: Sendable, Hashable, Comparable, CustomStringConvertible,
     }
 
     private static func parse(_ text: String) throws(QuantityParseError) -> Quantity {
+        if text.utf8.count > maxLength {
+            throw QuantityParseError(kind: .tooLong, input: String(text.prefix(maxLength)) + "...")
+        }
         let bytes = Array(text.utf8)
         let end = bytes.count
         if end == 0 { throw QuantityParseError(kind: .formatWrong, input: text) }
@@ -221,9 +245,17 @@ public struct Quantity: Sendable, Hashable, Comparable, CustomStringConvertible,
             }
         }
 
-        // Exact value: (numerator.denominator) × base^suffixExponent.
-        var magnitude = BigUInt(decimalDigits: numerator + denominator)
+        // Exact value: (numerator.denominator) × base^suffixExponent. Zeros at either end of the
+        // digits go into the exponent before the digits are counted and converted.
+        var digits = (numerator + denominator)[...]
         var exponent = -denominator.count
+        while digits.first == UInt8(ascii: "0") { digits = digits.dropFirst() }
+        while digits.last == UInt8(ascii: "0") {
+            digits = digits.dropLast()
+            exponent += 1
+        }
+        if digits.count > maxSignificantDigits { throw QuantityParseError(kind: .tooLong, input: text) }
+        var magnitude = BigUInt(decimalDigits: Array(digits))
         if base == 10 {
             exponent += suffixExponent
         } else {
@@ -239,6 +271,10 @@ public struct Quantity: Sendable, Hashable, Comparable, CustomStringConvertible,
         }
 
         var result = Quantity(negative: negative, magnitude: magnitude, exponent: exponent, format: format)
+        if result.exponent > Int(Int32.max) {
+            // "500e2147483647" is 5e2147483649: no int32 exponent writes it (found by fuzzing).
+            throw QuantityParseError(kind: .numeric, input: text)
+        }
         if format == .binarySI {
             if Quantity.compareMagnitudes(result, .maxBinary) > 0 {
                 result = Quantity(negative: negative, magnitude: Quantity.maxBinary.magnitude, exponent: 0, format: format)
@@ -412,6 +448,13 @@ public struct Quantity: Sendable, Hashable, Comparable, CustomStringConvertible,
             return Quantity(negative: rhsNegative, magnitude: rhs.magnitude, exponent: rhs.exponent, format: format)
         }
         let common = min(lhs.exponent, rhs.exponent)
+        if max(lhs.exponent, rhs.exponent) - common > maxAlignment {
+            let lhsOrder = lhs.magnitude.decimalDigitCount + lhs.exponent
+            let rhsOrder = rhs.magnitude.decimalDigitCount + rhs.exponent
+            return lhsOrder >= rhsOrder
+                ? Quantity(negative: lhs.negative, magnitude: lhs.magnitude, exponent: lhs.exponent, format: format)
+                : Quantity(negative: rhsNegative, magnitude: rhs.magnitude, exponent: rhs.exponent, format: format)
+        }
         var left = lhs.magnitude
         left.multiplyByPowerOfTen(lhs.exponent - common)
         var right = rhs.magnitude

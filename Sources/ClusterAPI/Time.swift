@@ -24,9 +24,30 @@ public struct Time: Sendable, Hashable, Comparable, Codable, CustomStringConvert
         self.secondsSinceEpoch = secondsSinceEpoch
     }
 
-    /// The given date truncated to the whole second at or before it.
+    /// The first instant RFC 3339 (and Go's `Time.MarshalJSON`) can write: 0000-01-01T00:00:00Z.
+    public static let minimum = Time(secondsSinceEpoch: -62_167_219_200)
+    /// The last one: 9999-12-31T23:59:59Z.
+    public static let maximum = Time(secondsSinceEpoch: 253_402_300_799)
+
+    /// The given date truncated to the whole second at or before it, clamped to
+    /// `minimum...maximum` (a NaN date is `minimum`): never a trapping conversion.
     public init(_ date: Date) {
-        self.secondsSinceEpoch = Int64(date.timeIntervalSince1970.rounded(.down))
+        let seconds = date.timeIntervalSince1970.rounded(.down)
+        if !(seconds >= Double(Self.minimum.secondsSinceEpoch)) {
+            self = .minimum
+        } else if seconds > Double(Self.maximum.secondsSinceEpoch) {
+            self = .maximum
+        } else {
+            self.secondsSinceEpoch = Int64(seconds)
+        }
+    }
+
+    /// `seconds` later (earlier when negative), saturating at `minimum` and `maximum`: a
+    /// grace period of `Int64.max` seconds is "the end of time", not an overflow.
+    public func adding(seconds: Int64) -> Time {
+        let (sum, overflow) = secondsSinceEpoch.addingReportingOverflow(seconds)
+        if overflow { return seconds > 0 ? .maximum : .minimum }
+        return Time(secondsSinceEpoch: min(max(sum, Self.minimum.secondsSinceEpoch), Self.maximum.secondsSinceEpoch))
     }
 
     /// The current time, truncated to the second.
@@ -103,10 +124,12 @@ public struct Time: Sendable, Hashable, Comparable, Codable, CustomStringConvert
         secondsSinceEpoch = Int64(days) * 86_400 + Int64(hour * 3600 + minute * 60 + second) - Int64(offsetSeconds)
     }
 
-    /// The RFC 3339 UTC form with second precision, e.g. `2026-11-29T13:00:00Z`.
+    /// The RFC 3339 UTC form with second precision, e.g. `2026-11-29T13:00:00Z`. Instants
+    /// outside `minimum...maximum` print as the nearest of the two (four-digit years only).
     public var rfc3339: String {
-        let days = Int(secondsSinceEpoch >= 0 ? secondsSinceEpoch / 86_400 : (secondsSinceEpoch - 86_399) / 86_400)
-        let secondsOfDay = Int(secondsSinceEpoch - Int64(days) * 86_400)
+        let clamped = min(max(secondsSinceEpoch, Self.minimum.secondsSinceEpoch), Self.maximum.secondsSinceEpoch)
+        let days = Int(clamped >= 0 ? clamped / 86_400 : (clamped - 86_399) / 86_400)
+        let secondsOfDay = Int(clamped - Int64(days) * 86_400)
         let (year, month, day) = Self.civilDate(daysSinceEpoch: days)
         func pad(_ value: Int, _ width: Int) -> String {
             let digits = String(value)

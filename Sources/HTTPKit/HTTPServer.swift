@@ -1,6 +1,14 @@
 // A small HTTP/1.1 server on SwiftNIO's async channels: one task per connection, keep-alive,
 // whole bodies up to a limit, one handler closure. Enough for JSON APIs such as the simulated
 // cloud's; it listens where it is told (tests use 127.0.0.1).
+//
+// Bounds (HTTPServerLimits): a connection must deliver a whole request head (TLS handshake
+// included) within `readHeaderTimeout` and its body within `readBodyTimeout`; an idle
+// keep-alive connection is closed after `idleTimeout`; at most `maxConnections` are open
+// (more are closed as they are accepted); a body over `maxBodyBytes` is refused from its
+// Content-Length before a byte of it is read, or as soon as a chunked body passes the limit;
+// `headCheck` sees each request head before its body is read (authentication goes there).
+// Request heads are bounded by NIO's decoder (80 KiB of header fields).
 import Foundation
 import Logging
 import NIOCore
@@ -14,25 +22,65 @@ public typealias HTTPHandler = @Sendable (HTTPRequest) async -> HTTPResponse
 /// Adds handlers to a new connection's pipeline before the HTTP codec, e.g. a TLS handler.
 public typealias HTTPChannelInitializer = @Sendable (Channel) throws -> Void
 
+/// The bounds of an `HTTPServer` (see the top of this file).
+public struct HTTPServerLimits: Sendable, Equatable {
+    /// Largest request body; larger ones are answered 413 without being read.
+    public var maxBodyBytes: Int
+    /// From accepting a connection (TLS handshake included) to a complete request head
+    /// (Kubernetes: 32 s).
+    public var readHeaderTimeout: Duration
+    /// From a request head to the end of its body.
+    public var readBodyTimeout: Duration
+    /// How long a keep-alive connection may wait for its next request (Kubernetes: 90 s).
+    public var idleTimeout: Duration
+    /// Most connections open at once; 0: no limit.
+    public var maxConnections: Int
+
+    public init(maxBodyBytes: Int = 3 << 20, readHeaderTimeout: Duration = .seconds(32), readBodyTimeout: Duration = .seconds(60),
+                idleTimeout: Duration = .seconds(90), maxConnections: Int = 4096) {
+        self.maxBodyBytes = maxBodyBytes
+        self.readHeaderTimeout = readHeaderTimeout
+        self.readBodyTimeout = readBodyTimeout
+        self.idleTimeout = idleTimeout
+        self.maxConnections = maxConnections
+    }
+}
+
+/// Looks at a request before its body is read (`body` is empty): a response refuses it (the
+/// body is then never read), nil lets it through. Authentication from headers goes here.
+public typealias HTTPHeadCheck = @Sendable (HTTPRequest) -> HTTPResponse?
+
 public final class HTTPServer: Sendable {
     /// The address actually bound (the port is the kernel's choice when 0 was asked for).
     public let localAddress: SocketAddress
     private let serverChannel: NIOAsyncChannel<NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>, Never>
     private let handler: HTTPHandler
-    private let maxBodyBytes: Int
+    public let limits: HTTPServerLimits
+    private let headCheck: HTTPHeadCheck?
     private let tooLarge: HTTPResponse?
     private let logger: Logger
     private let shutdownGrace = Mutex<Duration?>(nil)
+    private let connections = Mutex((open: 0, refused: 0))
 
     /// Binds `host:port`. Call `run()` to serve, `close()` to stop.
     /// `channelInitializer` runs first on every accepted connection (TLS goes there);
     /// `tooLargeResponse` replaces the plain-text 413 sent for bodies over `maxBodyBytes`.
-    public init(host: String, port: Int, maxBodyBytes: Int = 3 << 20, logger: Logger,
+    public convenience init(host: String, port: Int, maxBodyBytes: Int = 3 << 20, logger: Logger,
+                            group: MultiThreadedEventLoopGroup = .singleton,
+                            channelInitializer: HTTPChannelInitializer? = nil, tooLargeResponse: HTTPResponse? = nil,
+                            handler: @escaping HTTPHandler) async throws {
+        try await self.init(host: host, port: port, limits: HTTPServerLimits(maxBodyBytes: maxBodyBytes), logger: logger, group: group,
+                            channelInitializer: channelInitializer, tooLargeResponse: tooLargeResponse, handler: handler)
+    }
+
+    /// Binds `host:port` with `limits`; `headCheck` may refuse a request from its head.
+    public init(host: String, port: Int, limits: HTTPServerLimits, logger: Logger,
                 group: MultiThreadedEventLoopGroup = .singleton,
                 channelInitializer: HTTPChannelInitializer? = nil, tooLargeResponse: HTTPResponse? = nil,
-                handler: @escaping HTTPHandler) async throws {
+                headCheck: HTTPHeadCheck? = nil, handler: @escaping HTTPHandler) async throws {
         self.handler = handler
-        self.maxBodyBytes = maxBodyBytes
+        self.limits = limits
+        self.headCheck = headCheck
         self.tooLarge = tooLargeResponse
         self.logger = logger
         serverChannel = try await ServerBootstrap(group: group)
@@ -52,6 +100,9 @@ public final class HTTPServer: Sendable {
         localAddress = address
     }
 
+    /// Connections open now, and connections closed at once because `maxConnections` were open.
+    public var connectionCounts: (open: Int, refused: Int) { connections.withLock { $0 } }
+
     /// The bound port.
     public var port: Int { localAddress.port ?? 0 }
 
@@ -61,7 +112,23 @@ public final class HTTPServer: Sendable {
             try await withThrowingDiscardingTaskGroup { group in
                 try await serverChannel.executeThenClose { connections in
                     for try await connection in connections {
-                        group.addTask { await self.serve(connection) }
+                        let admitted = self.connections.withLock { c -> Bool in
+                            if self.limits.maxConnections > 0 && c.open >= self.limits.maxConnections {
+                                c.refused += 1
+                                return false
+                            }
+                            c.open += 1
+                            return true
+                        }
+                        guard admitted else {
+                            // Closed at once, nothing read (executeThenClose finishes its writer).
+                            group.addTask { try? await connection.executeThenClose { _, _ in } }
+                            continue
+                        }
+                        group.addTask {
+                            await self.serve(connection)
+                            self.connections.withLock { $0.open -= 1 }
+                        }
                     }
                 }
                 if let grace = shutdownGrace.withLock({ $0 }) {
@@ -93,32 +160,70 @@ public final class HTTPServer: Sendable {
     }
 
     private func serve(_ connection: NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>) async {
+        let deadline = ConnectionDeadline(connection.channel)
+        deadline.set(limits.readHeaderTimeout)
+        defer { deadline.set(nil) }
         do {
             try await connection.executeThenClose { inbound, outbound in
                 var head: HTTPRequestHead?
                 var body = ByteBuffer()
-                var tooLarge = false
+                // A refusal decided from the head of a request without a body, sent at its end.
+                var refusal: HTTPResponse?
+                // After refusing a request with a body: bytes of it read and dropped. A little of
+                // what is in flight is read so that closing does not reset the connection before
+                // the client has read the answer (as Go's server does).
+                var draining: Int?
+                func refuse(_ response: HTTPResponse, version: HTTPVersion) async throws {
+                    try await write(response, keepAlive: false, version: version, to: outbound)
+                    draining = 0
+                    deadline.set(Self.drainTime)
+                }
                 for try await part in inbound {
+                    if let dropped = draining {
+                        guard case .body(let chunk) = part, dropped + chunk.readableBytes <= Self.drainBytes else { return }
+                        draining = dropped + chunk.readableBytes
+                        continue
+                    }
                     switch part {
                     case .head(let requestHead):
+                        deadline.set(limits.readBodyTimeout)
                         head = requestHead
                         body.clear()
-                        tooLarge = false
+                        refusal = nil
+                        let hasBody = Self.declaresBody(requestHead)
+                        if let length = requestHead.headers.first(name: "Content-Length").flatMap({ Int($0) }), length > limits.maxBodyBytes {
+                            // Refused before reading: the body is not read and the connection closes.
+                            try await refuse(tooLargeResponse, version: requestHead.version)
+                            continue
+                        }
+                        if let headCheck, let refused = headCheck(HTTPRequest(method: requestHead.method, uri: requestHead.uri,
+                                                                             headers: requestHead.headers, body: Data())) {
+                            guard !hasBody else {
+                                try await refuse(refused, version: requestHead.version)
+                                continue
+                            }
+                            refusal = refused
+                        }
                     case .body(var chunk):
-                        if body.readableBytes + chunk.readableBytes > maxBodyBytes { tooLarge = true }
-                        if !tooLarge { body.writeBuffer(&chunk) }
+                        guard let requestHead = head, refusal == nil else { continue }
+                        if body.readableBytes + chunk.readableBytes > limits.maxBodyBytes {
+                            // A chunked body past the limit: refused now, the rest not kept.
+                            try await refuse(tooLargeResponse, version: requestHead.version)
+                            continue
+                        }
+                        body.writeBuffer(&chunk)
                     case .end:
                         guard let requestHead = head else { continue }
+                        deadline.set(nil)
                         let response: HTTPResponse
-                        if tooLarge {
-                            response = self.tooLarge
-                                ?? .text("request body over \(maxBodyBytes) bytes: send a smaller body\n", status: .payloadTooLarge)
+                        if let refusal {
+                            response = refusal
                         } else {
                             let request = HTTPRequest(method: requestHead.method, uri: requestHead.uri,
                                                       headers: requestHead.headers, body: Data(body.readableBytesView))
                             response = await handler(request)
                         }
-                        let keepAlive = requestHead.isKeepAlive && !tooLarge
+                        let keepAlive = requestHead.isKeepAlive
                         if let stream = response.stream {
                             try await writeStreaming(response, stream: stream, keepAlive: keepAlive, version: requestHead.version,
                                                      to: outbound, closed: connection.channel.closeFuture)
@@ -126,13 +231,29 @@ public final class HTTPServer: Sendable {
                             try await write(response, keepAlive: keepAlive, version: requestHead.version, to: outbound)
                         }
                         head = nil
+                        refusal = nil
                         if !keepAlive { return }
+                        deadline.set(limits.idleTimeout)
                     }
                 }
             }
         } catch {
             logger.debug("HTTP connection ended with an error", metadata: ["error": "\(error)"])
         }
+    }
+
+    /// After a refusal: how long, and how much of the refused body, is read before closing.
+    static let drainTime: Duration = .seconds(1)
+    static let drainBytes = 256 << 10
+
+    private var tooLargeResponse: HTTPResponse {
+        tooLarge ?? .text("request body over \(limits.maxBodyBytes) bytes: send a smaller body\n", status: .payloadTooLarge)
+    }
+
+    /// Whether a request head announces a body (a positive Content-Length, or chunked).
+    static func declaresBody(_ head: HTTPRequestHead) -> Bool {
+        if let length = head.headers.first(name: "Content-Length").flatMap({ Int($0) }) { return length > 0 }
+        return head.headers[canonicalForm: "Transfer-Encoding"].contains { $0.lowercased() == "chunked" }
     }
 
     private func write(_ response: HTTPResponse, keepAlive: Bool, version: HTTPVersion,
@@ -171,6 +292,41 @@ extension HTTPServer {
             task.cancel()
         }
         try await outbound.write(.end(nil))
+    }
+}
+
+/// Closes a connection that has not reached its next step in time: the one scheduled close
+/// is replaced at each step (head, end of body, response written), cancelled while a
+/// request is being handled.
+final class ConnectionDeadline: Sendable {
+    private let channel: any Channel
+    private let scheduled = Mutex<Scheduled<Void>?>(nil)
+
+    init(_ channel: any Channel) { self.channel = channel }
+
+    /// Closes the connection `timeout` from now (nil: never), replacing the previous deadline.
+    func set(_ timeout: Duration?) {
+        let channel = self.channel
+        let next = timeout.map { t in
+            channel.eventLoop.scheduleTask(in: .nanoseconds(t.nanosecondsClamped)) { channel.close(promise: nil) }
+        }
+        let previous = scheduled.withLock { current -> Scheduled<Void>? in
+            let old = current
+            current = next
+            return old
+        }
+        previous?.cancel()
+    }
+}
+
+extension Duration {
+    /// Whole nanoseconds, saturating at `Int64.max`.
+    var nanosecondsClamped: Int64 {
+        let (seconds, attoseconds) = components
+        let (product, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        if overflow { return seconds < 0 ? .min : .max }
+        let (sum, overflow2) = product.addingReportingOverflow(attoseconds / 1_000_000_000)
+        return overflow2 ? .max : sum
     }
 }
 

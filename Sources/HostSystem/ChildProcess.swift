@@ -198,8 +198,9 @@ final class ExitState: Sendable {
     }
 
     let pid: pid_t
-    // Lock order: taken alone; held across kill/pidfd_send_signal and the reaping waitpid so
-    // that no signal can reach a recycled pid.
+    // Lock order: before the reactor's lock (reaping removes the pidfd from epoll while holding
+    // it), never after. Held across kill/pidfd_send_signal and the reaping waitpid, so that no
+    // signal can reach a recycled pid.
     private let state = Mutex(State())
 
     init(pid: pid_t) { self.pid = pid }

@@ -158,9 +158,13 @@ struct Record: Equatable {
             guard let s = uv() else { return nil }
             successor = s
         }
-        let r = Record(createRevision: Int64(create), modRevision: Int64(mod), version: Int64(version),
+        // Revisions and versions this store writes are positive Int64s; anything above is damage, not a value.
+        guard let create = Int64(exactly: create), let mod = Int64(exactly: mod), let version = Int64(exactly: version),
+              let successor = Int64(exactly: successor)
+        else { return nil }
+        let r = Record(createRevision: create, modRevision: mod, version: version,
                        lease: Int64(bitPattern: lease), value: Array(bytes[p...]), isTombstone: flags & 1 != 0)
-        return (r, Int64(successor))
+        return (r, successor)
     }
 
     static func decode(_ bytes: [UInt8], withSuccessor: Bool) -> (Record, successor: Int64)? {
@@ -202,7 +206,8 @@ struct LogEntry {
             if b < 0x80 { break }
             shift += 7
         }
-        return LogEntry(type: bytes[0] == 0 ? .put : .delete, key: Array(bytes[p...]), prevModRevision: Int64(prev))
+        guard let prevModRevision = Int64(exactly: prev) else { return nil }  // damage, not a revision
+        return LogEntry(type: bytes[0] == 0 ? .put : .delete, key: Array(bytes[p...]), prevModRevision: prevModRevision)
     }
 }
 

@@ -10,6 +10,17 @@ final class Lessor: @unchecked Sendable {
         var keys: Set<[UInt8]> = []
     }
 
+    /// A change the writer made for a group not yet durable, and how to take
+    /// it back if the group's commit fails: the lessor then matches the
+    /// disk again (no lease granted, revoked, attached or detached by writes
+    /// the client was told failed).
+    enum Change {
+        case granted(Int64)
+        case revoked(Int64, Lease)
+        case attached(Int64, [UInt8])
+        case detached(Int64, [UInt8])
+    }
+
     /// etcd's MaxLeaseTTL.
     static let maxTTL: Int64 = 9_000_000_000
     private let lock = NSLock()
@@ -45,11 +56,32 @@ final class Lessor: @unchecked Sendable {
 
     func keys(of id: Int64) -> Set<[UInt8]>? { lock.withLock { leases[id]?.keys } }
 
-    func revoke(_ id: Int64) { lock.withLock { _ = leases.removeValue(forKey: id) } }
+    func revoke(_ id: Int64) -> Change? {
+        lock.withLock { leases.removeValue(forKey: id).map { .revoked(id, $0) } }
+    }
 
-    func attach(_ id: Int64, key: [UInt8]) { lock.withLock { _ = leases[id]?.keys.insert(key) } }
+    /// Attaches `key`; the change, if it made one.
+    func attach(_ id: Int64, key: [UInt8]) -> Change? {
+        lock.withLock { leases[id]?.keys.insert(key).inserted == true ? .attached(id, key) : nil }
+    }
 
-    func detach(_ id: Int64, key: [UInt8]) { lock.withLock { _ = leases[id]?.keys.remove(key) } }
+    func detach(_ id: Int64, key: [UInt8]) -> Change? {
+        lock.withLock { leases[id]?.keys.remove(key) != nil ? .detached(id, key) : nil }
+    }
+
+    /// Takes back `changes` (made in this order), newest first.
+    func undo(_ changes: [Change]) {
+        lock.withLock {
+            for change in changes.reversed() {
+                switch change {
+                case .granted(let id): leases[id] = nil
+                case .revoked(let id, let lease): leases[id] = lease
+                case .attached(let id, let key): leases[id]?.keys.remove(key)
+                case .detached(let id, let key): leases[id]?.keys.insert(key)
+                }
+            }
+        }
+    }
 
     func keepAlive(_ id: Int64) -> Int64 {
         lock.withLock {

@@ -125,6 +125,8 @@ struct GroupContext {
     /// Events by revision, in order.
     var events: [(Int64, [Event])] = []
     var leaseRows: [(Int64, Int64?)] = []
+    /// What the group changed in the lessor, undone if its commit fails.
+    var lessorChanges: [Lessor.Change] = []
 }
 
 /// Changes of one transaction before it is known to succeed.
@@ -182,7 +184,10 @@ extension MVCCStore {
                 // engine's commit thread costs two thread switches per group (measured).
                 try commitBlocking(group.batch)
             } catch {
-                // Nothing of this group is acknowledged; the engine is now read-only.
+                // Nothing of this group is acknowledged, and nothing of it may stay in memory:
+                // the lessor goes back to what the disk holds. The engine is now read-only
+                // (`health()` says why) until the store is reopened.
+                lessor.undo(group.lessorChanges)
                 let e = MVCCError.storage(error)
                 for item in items { item.done(.failure(e)) }
                 return
@@ -205,7 +210,7 @@ extension MVCCStore {
         case .txn(let req):
             if alarms.contains(.noSpace) && MVCCStore.containsPut(req) { throw MVCCError.noSpace }
             try validate(req, depth: 0)
-            var t = TxnContext(revision: group.revision + 1)
+            var t = TxnContext(revision: try Self.next(group.revision))
             let resp = try execute(req, &t, group)
             if t.hasChanges {
                 if MVCCStore.containsPut(req) && group.diskBytes > options.quotaBytes {
@@ -228,15 +233,16 @@ extension MVCCStore {
             return .compacted(header: group.revision)
         case .leaseGrant(let id, let ttl):
             let (gid, gttl) = try lessor.grant(id: id, ttl: ttl)
+            group.lessorChanges.append(.granted(gid))
             group.leaseRows.append((gid, gttl))
             return .leaseGranted(id: gid, ttl: gttl, header: group.revision)
         case .leaseRevoke(let id):
             guard let keys = lessor.keys(of: id) else { throw MVCCError.leaseNotFound }
-            var t = TxnContext(revision: group.revision + 1)
+            var t = TxnContext(revision: try Self.next(group.revision))
             for key in keys.sorted(by: { $0.lexicographicallyPrecedes($1) }) {
                 _ = try deleteKeys(KeyRange(key: key, rangeEnd: []), prevKV: false, &t, group)
             }
-            lessor.revoke(id)
+            if let change = lessor.revoke(id) { group.lessorChanges.append(change) }
             group.leaseRows.append((id, nil))
             if t.hasChanges { commit(t, into: &group) }
             return .leaseRevoked(header: group.revision)
@@ -244,6 +250,15 @@ extension MVCCStore {
             alarms.removeAll { $0 == a }
             return .disarmed
         }
+    }
+
+    /// `n + 1` for revisions and versions, which are read back from disk: a
+    /// damaged counter at Int64.max fails the write instead of trapping.
+    static func next(_ n: Int64) throws -> Int64 {
+        guard n < .max else {
+            throw MVCCError(.storage, "etcdserver: storage error: a revision or version counter is at Int64.max (damaged store?); no further writes are possible")
+        }
+        return n + 1
     }
 
     private static func containsPut(_ req: TxnRequest) -> Bool {
@@ -287,8 +302,8 @@ extension MVCCStore {
         for (k, v) in t.writes { group.batch.put(k, v) }
         for (k, r) in t.overlay { group.overlay[k] = r }
         group.events.append((t.revision, t.events))
-        for (lease, key) in t.detach { lessor.detach(lease, key: key) }
-        for (lease, key) in t.attach { lessor.attach(lease, key: key) }
+        for (lease, key) in t.detach { if let c = lessor.detach(lease, key: key) { group.lessorChanges.append(c) } }
+        for (lease, key) in t.attach { if let c = lessor.attach(lease, key: key) { group.lessorChanges.append(c) } }
     }
 
     // MARK: Latest state (write path)
@@ -414,7 +429,7 @@ extension MVCCStore {
         if lease != 0 && !lessor.exists(lease) { throw MVCCError.leaseNotFound }
         let rev = t.revision
         let record = Record(createRevision: live?.createRevision ?? rev, modRevision: rev,
-                            version: (live?.version ?? 0) + 1, lease: lease, value: value, isTombstone: false)
+                            version: try Self.next(live?.version ?? 0), lease: lease, value: value, isTombstone: false)
         stage(p.key, record, prev: prev, type: .put, &t)
         if let old = live?.lease, old != 0, old != lease { t.detach.append((old, p.key)) }
         if lease != 0 { t.attach.append((lease, p.key)) }

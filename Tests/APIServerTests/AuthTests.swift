@@ -38,8 +38,11 @@ private func attrs(_ method: String, _ path: String, query: [String: String] = [
 
     @Test(arguments: [
         ("GET", "/api/v1/pods", true),
-        ("GET", "/api/v1/namespaces/default/persistentvolumeclaims/data", true),
-        ("GET", "/apis/storage.k8s.io/v1/volumeattachments", true),
+        ("GET", "/api/v1/namespaces/default/persistentvolumeclaims", false),
+        ("GET", "/api/v1/persistentvolumes", false),
+        ("GET", "/apis/storage.k8s.io/v1/volumeattachments", false),
+        ("GET", "/api/v1/namespaces/default/events", false),
+        ("GET", "/apis/storage.k8s.io/v1/storageclasses", false),
         ("PATCH", "/api/v1/nodes/node-a/status", true),
         ("PUT", "/api/v1/nodes/node-a", true),
         ("PATCH", "/api/v1/nodes/node-b/status", false),
@@ -58,6 +61,18 @@ private func attrs(_ method: String, _ path: String, query: [String: String] = [
     func nodeRules(method: String, path: String, allowed: Bool) {
         let decision = authorizer.authorize(nodeA, attrs(method, path))
         #expect((decision == .allow) == allowed, "\(method) \(path): \(decision)")
+    }
+
+    @Test func nodeReadsOfVolumesDependOnTheirPods() {
+        #expect(authorizer.authorize(nodeA, attrs("GET", "/api/v1/namespaces/default/persistentvolumeclaims/data"))
+            == .allowIfRelated(node: "node-a", .claim(namespace: "default", name: "data")))
+        #expect(authorizer.authorize(nodeA, attrs("GET", "/api/v1/persistentvolumes/pv-1")) == .allowIfRelated(node: "node-a", .volume(name: "pv-1")))
+        #expect(authorizer.authorize(nodeA, attrs("GET", "/apis/storage.k8s.io/v1/volumeattachments/va-1"))
+            == .allowIfRelated(node: "node-a", .attachment(name: "va-1")))
+        #expect(authorizer.authorize(nodeA, attrs("PATCH", "/api/v1/namespaces/default/persistentvolumeclaims/data/status"))
+            == .allowIfRelated(node: "node-a", .claim(namespace: "default", name: "data")))
+        #expect(authorizer.authorize(nodeA, attrs("GET", "/api/v1/namespaces/default/persistentvolumeclaims"))
+            == .deny("can only get individual resources of this type"))
     }
 
     @Test func otherUsersReadOnlyDiscovery() {

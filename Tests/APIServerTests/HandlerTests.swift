@@ -16,17 +16,24 @@ final class HandlerFixture: Sendable {
     static let adminToken = "admin-token"
     static let nodeToken = "node-a-token"
 
-    init() async throws {
+    /// `wrap` puts a test double around the store (slow, failing, reporting its health).
+    init(wrap: (MVCCStore) -> any KeyValueStore = { $0 }, watchBuffer: WatchBufferLimits = WatchBufferLimits(),
+         maxRequestsInflight: Int = 400, maxMutatingRequestsInflight: Int = 200) async throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("apiserver-test-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         store = try MVCCStore.open(path: directory)
         var auth = TokenAuthenticator()
         auth.add(token: Self.adminToken, user: UserInfo(name: "admin", groups: ["system:masters"]))
         auth.add(token: Self.nodeToken, user: UserInfo(name: "system:node:node-a", groups: ["system:nodes"]))
-        handler = APIHandler(store: ObjectStore(store), serverAddress: "127.0.0.1:0", authenticator: auth,
-                             logger: Logger(label: "test"), disabledAdmissionPlugins: ["StorageObjectInUseProtection"])
+        auth.add(token: Self.userToken, user: UserInfo(name: "alice", groups: ["devs"]))
+        handler = APIHandler(store: ObjectStore(wrap(store)), serverAddress: "127.0.0.1:0", authenticator: auth,
+                             logger: Logger(label: "test"), watchBuffer: watchBuffer, maxRequestsInflight: maxRequestsInflight,
+                             maxMutatingRequestsInflight: maxMutatingRequestsInflight,
+                             disabledAdmissionPlugins: ["StorageObjectInUseProtection"])
         try await APIServer.bootstrap(handler)
     }
+
+    static let userToken = "alice-token"
 
     func close() async {
         try? await store.close()
@@ -44,7 +51,12 @@ final class HandlerFixture: Sendable {
 }
 
 func withFixture(_ body: (HandlerFixture) async throws -> Void) async throws {
-    let f = try await HandlerFixture()
+    try await withFixture(make: { try await HandlerFixture() }, body)
+}
+
+/// A fixture made by `make` (with options), always closed.
+func withFixture(make: () async throws -> HandlerFixture, _ body: (HandlerFixture) async throws -> Void) async throws {
+    let f = try await make()
     do {
         try await body(f)
     } catch {

@@ -105,6 +105,7 @@ let manifest = packageRoot.appendingPathComponent("fixtures/apiserver/app.yaml")
     @Test func authenticationAndNodeAuthorization() async throws {
         let server = try await ServerProcess.start { dir in
             try "node-a-secret,system:node:node-a,node-a,system:nodes\n".write(toFile: dir + "/tokens.csv", atomically: true, encoding: .utf8)
+            try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: dir + "/tokens.csv")  // tokens are secrets
             return ["--token-auth-file", dir + "/tokens.csv"]
         }
         defer { server.stop() }

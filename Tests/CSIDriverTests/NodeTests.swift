@@ -318,6 +318,7 @@ struct NodeSafetyTests {
         let configuration = DriverConfiguration(driverName: "loop.csi.ballast.dev", mode: .controller, socketPath: socket,
                                                 kubeletRoot: root + "/kubelet", stateDirectory: root + "/state")
         let server = try CSIServer(configuration: configuration, cloud: cloud, nodeID: nil, logger: Logger(label: "test"))
+        defer { server.shutdown() }
         let serving = Task { try await server.run() }
         try await server.ready()
         #expect(await firstMode.value == 0o600)

@@ -163,8 +163,13 @@ private func raw(_ port: Int, _ method: HTTPMethod, _ path: String, key: String?
         #expect((attributes[.posixPermissions] as? Int) == 0o600)
         #expect(try APIKeys.adminKey(stateDir: directory).roles == generated.roles, "the key is kept across restarts")
         try "# keys\n\(adminKey),admin\n\(readerKey), read-only\n".write(toFile: directory + "/keys", atomically: true, encoding: .utf8)
+        // A key file others can read is refused, saying how to fix it (as ssh does).
+        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: directory + "/keys")
+        #expect { try APIKeys.load(file: directory + "/keys") } throws: { "\($0)".contains("chmod 600 \(directory)/keys") }
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: directory + "/keys")
         #expect(try APIKeys.load(file: directory + "/keys").roles == [adminKey: .admin, readerKey: .readOnly])
         try "short,admin\n".write(toFile: directory + "/bad", atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: directory + "/bad")
         #expect(throws: CloudError.self) { try APIKeys.load(file: directory + "/bad") }
         #expect(throws: CloudError.self) { try APIKeys.load(file: directory + "/missing") }
     }

@@ -10,12 +10,13 @@ import Foundation
 import Synchronization
 import TestSupport
 
-/// A child process; `kill(signal)` and `waitForExit` never block a thread.
+/// One of the cluster's processes (a `TestProcess` of `ballast`), which can be started again
+/// after it ended; its output is appended to `log` across restarts.
 final class Daemon: Sendable {
     let name: String
     let arguments: [String]
     let log: String
-    private let state = Mutex<(process: Process?, exited: Bool, status: Int32)>((nil, true, 0))
+    private let process = Mutex<TestProcess?>(nil)
 
     init(_ name: String, arguments: [String], log: String) {
         self.name = name
@@ -24,78 +25,33 @@ final class Daemon: Sendable {
     }
 
     func start() throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: ballastBinary())
-        process.arguments = arguments
-        if !FileManager.default.fileExists(atPath: log) { FileManager.default.createFile(atPath: log, contents: nil) }
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-        handle.seekToEndOfFile()
-        process.standardOutput = handle
-        process.standardError = handle
-        process.standardInput = FileHandle.nullDevice
-        process.terminationHandler = { [self] finished in self.state.withLock { $0.exited = true; $0.status = finished.terminationStatus } }
-        state.withLock { $0 = (process, false, 0) }
-        try process.run()
+        let started = try TestProcess([ballastBinary()] + arguments, logPath: log)
+        process.withLock { $0 = started }
     }
 
-    var isRunning: Bool { !state.withLock { $0.exited } }
-    var pid: Int32 { state.withLock { $0.process?.processIdentifier ?? 0 } }
+    private var current: TestProcess? { process.withLock { $0 } }
+    var isRunning: Bool { current?.isRunning ?? false }
+    var pid: Int32 { current?.pid ?? 0 }
 
-    func signal(_ signal: Int32) {
-        if isRunning { kill(pid, signal) }
-    }
+    func signal(_ signal: Int32) { current?.signal(signal) }
 
     /// SIGTERM, then SIGKILL after `grace`.
     func stop(grace: Duration = .seconds(10)) async {
-        signal(SIGTERM)
-        let deadline = ContinuousClock.now + grace
-        while isRunning && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(20)) }
-        if isRunning { await kill9() }
+        if let current { await current.terminate(grace: grace) }
     }
 
+    /// SIGKILL, and waits until it is gone.
     func kill9() async {
-        signal(SIGKILL)
-        while isRunning { try? await Task.sleep(for: .milliseconds(10)) }
+        if let current { await current.terminate(grace: .zero) }
     }
 
     var output: String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
 }
 
-/// The result of a command run to its end.
-struct Finished {
-    var status: Int32
-    var stdout: String
-    var stderr: String
-}
-
-/// Runs a command to completion (killed after `timeout`), its output through files.
+/// kubectl, losetup…: `TestSupport.run` with a `Duration` timeout.
 func runCommand(_ executable: String, _ arguments: [String], env: [String: String] = [:], input: String? = nil,
-                timeout: Duration = .seconds(60)) async throws -> Finished {
-    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("bcm-cmd-\(UUID().uuidString.prefix(8))").path
-    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-    defer { try? FileManager.default.removeItem(atPath: directory) }
-    for name in ["out", "err", "in"] { FileManager.default.createFile(atPath: "\(directory)/\(name)", contents: nil) }
-    if let input { try input.write(toFile: "\(directory)/in", atomically: true, encoding: .utf8) }
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable.hasPrefix("/") ? executable : "/usr/bin/env")
-    process.arguments = executable.hasPrefix("/") ? arguments : [executable] + arguments
-    var environment = ProcessInfo.processInfo.environment
-    for (key, value) in env { environment[key] = value }
-    process.environment = environment
-    process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: "\(directory)/out"))
-    process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: "\(directory)/err"))
-    process.standardInput = try FileHandle(forReadingFrom: URL(fileURLWithPath: "\(directory)/in"))
-    let status = Mutex<Int32?>(nil)
-    process.terminationHandler = { finished in status.withLock { $0 = finished.terminationStatus } }
-    try process.run()
-    let deadline = ContinuousClock.now + timeout
-    while status.withLock({ $0 }) == nil {
-        if ContinuousClock.now > deadline { kill(process.processIdentifier, SIGKILL) }
-        try await Task.sleep(for: .milliseconds(20))
-    }
-    return Finished(status: status.withLock { $0! },
-                    stdout: (try? String(contentsOfFile: "\(directory)/out", encoding: .utf8)) ?? "",
-                    stderr: (try? String(contentsOfFile: "\(directory)/err", encoding: .utf8)) ?? "")
+                timeout: Duration = .seconds(60)) async throws -> CommandResult {
+    try await run(executable, arguments, input: input, env: env, timeout: Double(timeout.components.seconds))
 }
 
 final class ProcessCluster: @unchecked Sendable {
@@ -169,7 +125,7 @@ final class ProcessCluster: @unchecked Sendable {
     }
 
     /// kubectl against this cluster, with a private discovery cache.
-    func kubectl(_ arguments: String..., input: String? = nil) async throws -> Finished {
+    func kubectl(_ arguments: String..., input: String? = nil) async throws -> CommandResult {
         try await runCommand("kubectl", ["--kubeconfig", kubeconfig, "--cache-dir", root + "/kube-cache"] + arguments,
                              env: ["HOME": root], input: input)
     }

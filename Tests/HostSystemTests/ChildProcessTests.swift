@@ -189,6 +189,17 @@ func temporaryDirectory() throws -> String {
         #expect(ContinuousClock.now - start < .seconds(5))
     }
 
+    /// A tool that leaves a daemon holding its stdout: the command ends with the tool, with
+    /// what it printed, instead of waiting for the daemon to close the pipe.
+    @Test func aDaemonHoldingThePipesDoesNotHoldTheCommand() async throws {
+        let start = ContinuousClock.now
+        let result = try await SystemCommand.run(["sh", "-c", "sleep 30 & echo $!"], timeout: .seconds(20))
+        let daemon = try #require(pid_t(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)))
+        kill(daemon, SIGKILL)
+        #expect(result.status == 0)
+        #expect(ContinuousClock.now - start < .seconds(5), "took \(ContinuousClock.now - start)")
+    }
+
     @Test func childrenInheritNoDescriptorButTheStandardOnes() async throws {
         // A long-running child with pipes open in this process must not lend them to the next.
         let holder = try ChildProcess(["sleep", "30"], standardInput: .pipe, standardOutput: .stream, standardError: .stream)

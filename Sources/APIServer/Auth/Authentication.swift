@@ -1,4 +1,5 @@
 import Foundation
+import HTTPKit
 
 /// Who made a request.
 public struct UserInfo: Sendable, Hashable {
@@ -59,14 +60,16 @@ public struct TokenAuthenticator: Sendable {
         return TokenAuthenticator(tokens: tokens)
     }
 
+    /// Reads a token file; one that group or others can read is refused (tokens are secrets).
     public static func load(file path: String) throws(LoadError) -> TokenAuthenticator {
-        let text: String
+        let data: Data?
         do {
-            text = try String(contentsOfFile: path, encoding: .utf8)
+            data = try SecretFiles.read(path)
         } catch {
-            throw .unreadable(path: path, reason: "\(error.localizedDescription)")
+            throw .unreadable(path: path, reason: "\(error)")
         }
-        return try parse(text, path: path)
+        guard let data else { throw .unreadable(path: path, reason: "no such file") }
+        return try parse(String(decoding: data, as: UTF8.self), path: path)
     }
 
     /// Adds (or replaces) one token.

@@ -5,23 +5,27 @@ public enum AuthorizationDecision: Sendable, Equatable {
     case allow
     /// Denied, with an optional reason appended to the 403 message.
     case deny(String?)
+    /// Allowed when the object is related to the requesting node (Kubernetes' node authorizer
+    /// graph: node → its pods → their claims → the claims' volumes; attachments to the node).
+    /// `APIHandler` settles it by reading the store (`NodeGraph`).
+    case allowIfRelated(node: String, NodeRelation)
+}
+
+/// An object a node may read only when its pods use it.
+public enum NodeRelation: Sendable, Equatable {
+    case claim(namespace: String, name: String)
+    case volume(name: String)
+    case attachment(name: String)
 }
 
 /// Ballast's authorizer: `system:masters` may do anything; a kubelet
-/// (`system:node:<name>` in `system:nodes`) may read what it needs and write its own
-/// Node, Lease, CSINode, events, and the pods bound to it (the object checks are in
-/// `NodeRestriction`); any other authenticated user may only read discovery, version and
-/// health endpoints.
+/// (`system:node:<name>` in `system:nodes`) gets what Kubernetes' Node authorizer and the
+/// `system:node` rules give it (the object checks are in `NodeRestriction`); any other
+/// authenticated user may only read discovery, version and health endpoints.
 public struct Authorizer: Sendable {
     public init() {}
 
     public static let nodeLeaseNamespace = "kube-node-lease"
-
-    /// Resources a kubelet reads (get, list, watch).
-    static let nodeReadable: Set<String> = [
-        "nodes", "pods", "services", "endpoints", "persistentvolumes", "persistentvolumeclaims", "namespaces",
-        "storageclasses", "volumeattachments", "csidrivers", "csinodes", "leases", "events",
-    ]
 
     /// Non-resource paths every authenticated user may GET.
     static func isPublicPath(_ path: String) -> Bool {
@@ -47,6 +51,14 @@ public struct Authorizer: Sendable {
         return authorizeNode(node, a)
     }
 
+    /// Kubernetes' `authorizeGet`: one object by name, no subresource, related to the node.
+    private func relatedGet(_ node: String, _ a: RequestAttributes, _ relation: NodeRelation) -> AuthorizationDecision {
+        if a.verb != "get" { return .deny("can only get individual resources of this type") }
+        if !a.subresource.isEmpty { return .deny("cannot get subresource") }
+        if a.name.isEmpty { return .deny("No Object name found") }
+        return .allowIfRelated(node: node, relation)
+    }
+
     private func authorizeNode(_ node: String, _ a: RequestAttributes) -> AuthorizationDecision {
         let read = ["get", "list", "watch"].contains(a.verb)
         let own = a.name == node
@@ -63,26 +75,44 @@ public struct Authorizer: Sendable {
             if a.subresource == "status" && ["get", "update", "patch"].contains(a.verb) { return .allow }  // bound pods only: admission
             if a.verb == "delete" && a.subresource.isEmpty { return .allow }  // bound pods only: admission
             return .deny(a.verb == "create" ? "node '\(node)' cannot create pods" : nil)
+        case ("", "persistentvolumeclaims"):
+            if a.subresource == "status" {
+                // Expansion: a node reports a claim's new capacity (NodeRestriction limits what changes).
+                guard ["update", "patch"].contains(a.verb) else { return .deny("can only get/update/patch this type") }
+                if a.name.isEmpty { return .deny("No Object name found") }
+                return .allowIfRelated(node: node, .claim(namespace: a.namespace ?? "", name: a.name))
+            }
+            return relatedGet(node, a, .claim(namespace: a.namespace ?? "", name: a.name))
+        case ("", "persistentvolumes"):
+            return relatedGet(node, a, .volume(name: a.name))
+        case ("storage.k8s.io", "volumeattachments"):
+            return relatedGet(node, a, .attachment(name: a.name))
         case ("", "events"):
-            return read || ["create", "update", "patch"].contains(a.verb) ? .allow : .deny(nil)
+            return ["create", "update", "patch"].contains(a.verb) ? .allow : .deny(nil)
+        case ("", "services"):
+            return read && a.subresource.isEmpty ? .allow : .deny(nil)
+        case ("", "endpoints"):
+            return a.verb == "get" && a.subresource.isEmpty ? .allow : .deny(nil)
+        case ("storage.k8s.io", "csidrivers"):
+            return read && a.subresource.isEmpty ? .allow : .deny(nil)
         case ("coordination.k8s.io", "leases"):
+            guard ["get", "create", "update", "patch", "delete"].contains(a.verb) else {
+                return .deny("can only get, create, update, patch, or delete a node lease")
+            }
             guard a.namespace == Self.nodeLeaseNamespace else {
-                return .deny("a node may only use leases in the \(Self.nodeLeaseNamespace) namespace")
+                return .deny("can only access leases in the \"\(Self.nodeLeaseNamespace)\" system namespace")
             }
-            if a.verb == "create" { return .allow }  // the body's name is checked on admission
-            if ["get", "update", "patch", "delete"].contains(a.verb) {
-                return own ? .allow : .deny("node '\(node)' cannot access the lease of node '\(a.name)'")
-            }
-            return .deny(nil)
+            // The name of a created lease is checked on admission.
+            if a.verb != "create" && !own { return .deny("can only access node lease with the same name as the requesting node") }
+            return .allow
         case ("storage.k8s.io", "csinodes"):
-            if read { return .allow }
-            if a.verb == "create" { return .allow }
-            if ["update", "patch", "delete"].contains(a.verb) {
-                return own ? .allow : .deny("node '\(node)' cannot modify CSINode '\(a.name)'")
+            guard ["get", "create", "update", "patch", "delete"].contains(a.verb) else {
+                return .deny("can only get, create, update, patch, or delete a CSINode")
             }
-            return .deny(nil)
+            if !a.subresource.isEmpty { return .deny("cannot authorize CSINode subresources") }
+            if a.verb != "create" && !own { return .deny("can only access CSINode with the same name as the requesting node") }
+            return .allow
         default:
-            if read && a.subresource.isEmpty && Self.nodeReadable.contains(a.resource) { return .allow }
             return .deny(nil)
         }
     }
@@ -106,7 +136,7 @@ struct NodeRestriction {
         case ("", "nodes"):
             if name != node { throw deny("node '\(node)' cannot modify node '\(name)'") }
         case ("coordination.k8s.io", "leases"):
-            if name != node { throw deny("node '\(node)' cannot access the lease of node '\(name)'") }
+            if name != node { throw deny("can only access node lease with the same name as the requesting node") }
         case ("storage.k8s.io", "csinodes"):
             if name != node { throw deny("node '\(node)' cannot modify CSINode '\(name)'") }
         case ("", "pods"):
@@ -116,6 +146,27 @@ struct NodeRestriction {
             }
             if let new, let old, new["spec"] != old["spec"] {
                 throw deny("node '\(node)' cannot change the spec of pod '\(name)'")
+            }
+            // Through pods/status a node changes status; it may not relabel the pod (owner
+            // references are kept by the status strategy for everyone, see Mutation).
+            if let new, let old, a.subresource == "status", new["metadata"]?["labels"] != old["metadata"]?["labels"] {
+                throw deny("node \"\(node)\" cannot update labels through pod status")
+            }
+        case ("", "persistentvolumeclaims"):
+            // A node may report expansion (status.capacity, status.conditions) and nothing else.
+            if let new, let old {
+                func rest(_ claim: JSONValue) -> JSONValue {
+                    var c = claim
+                    c["metadata"]?["resourceVersion"] = nil
+                    c["status"]?["capacity"] = nil
+                    c["status"]?["conditions"] = nil
+                    c["status"]?["allocatedResourceStatuses"] = nil
+                    c["status"]?["allocatedResources"] = nil
+                    return c
+                }
+                if rest(new) != rest(old) {
+                    throw deny("node \"\(node)\" is not allowed to update fields other than status.capacity and status.conditions")
+                }
             }
         default:
             break

@@ -116,7 +116,8 @@ public enum StrategicMergePatch {
         }
         for (field, removed) in deletions {
             if case .array(let elements)? = result[field] {
-                result[field] = .array(elements.filter { !removed.contains($0) })
+                let gone = Set(removed)
+                result[field] = .array(elements.filter { !gone.contains($0) })
             }
         }
         for (field, order) in orders {
@@ -141,10 +142,17 @@ public enum StrategicMergePatch {
             return try patch.map { e throws(Failure) in try stripDirectives(e, path: path, kind: kind) }
         case .mergePrimitives:
             var result = original ?? []
-            for element in patch where !result.contains(element) { result.append(element) }
+            var present = Set(result)
+            for element in patch where present.insert(element).inserted { result.append(element) }
             return result
         case .mergeByKey(let key):
-            var result = original ?? []
+            // Elements are found by their merge key through an index, not a scan: a patch of
+            // n elements costs O(n), however long the list.
+            var slots: [JSONValue?] = (original ?? []).map { $0 }
+            var positions: [JSONValue: [Int]] = [:]
+            for (i, e) in slots.enumerated() {
+                if let k = e?[key] { positions[k, default: []].append(i) }
+            }
             for element in patch {
                 guard case .object(let members) = element else {
                     throw Failure("\(display(path)): expected objects with merge key \"\(key)\", found \(element)")
@@ -152,19 +160,25 @@ public enum StrategicMergePatch {
                 guard let keyValue = members[key] else {
                     throw Failure("\(display(path)): element \(element) has no merge key \"\(key)\"")
                 }
-                let index = result.firstIndex { $0[key] == keyValue }
                 if members["$patch"]?.stringValue == "delete" {
-                    result.removeAll { $0[key] == keyValue }
+                    for i in positions.removeValue(forKey: keyValue) ?? [] { slots[i] = nil }
                     continue
                 }
-                if let index {
-                    let merged = try mergeMap(result[index].objectValue ?? [:], members, path: path, kind: kind)
-                    if let merged { result[index] = .object(merged) } else { result.remove(at: index) }
+                if let index = positions[keyValue]?.first {
+                    let merged = try mergeMap(slots[index]?.objectValue ?? [:], members, path: path, kind: kind)
+                    if let merged {
+                        slots[index] = .object(merged)
+                    } else {
+                        slots[index] = nil
+                        positions[keyValue]?.removeFirst()
+                        if positions[keyValue]?.isEmpty == true { positions[keyValue] = nil }
+                    }
                 } else if let stripped = try mergeMap([:], members, path: path, kind: kind) {
-                    result.append(.object(stripped))
+                    positions[keyValue, default: []].append(slots.count)
+                    slots.append(.object(stripped))
                 }
             }
-            return result
+            return slots.compactMap { $0 }
         }
     }
 
@@ -174,13 +188,19 @@ public enum StrategicMergePatch {
             if case .mergeByKey(let key) = strategy { return e[key] ?? e }
             return e
         }
-        let orderKeys = order.map(identity)
-        var remaining = elements
+        var byIdentity: [JSONValue: [Int]] = [:]
+        for (i, e) in elements.enumerated() { byIdentity[identity(e), default: []].append(i) }
+        var taken = [Bool](repeating: false, count: elements.count)
         var result: [JSONValue] = []
-        for k in orderKeys {
-            if let i = remaining.firstIndex(where: { identity($0) == k }) { result.append(remaining.remove(at: i)) }
+        for k in order.map(identity) {
+            guard var indices = byIdentity[k], !indices.isEmpty else { continue }
+            let i = indices.removeFirst()
+            byIdentity[k] = indices
+            taken[i] = true
+            result.append(elements[i])
         }
-        return result + remaining
+        for (i, e) in elements.enumerated() where !taken[i] { result.append(e) }
+        return result
     }
 
     /// A value with every directive removed (for values that replace wholesale).

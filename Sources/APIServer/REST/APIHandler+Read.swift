@@ -33,16 +33,28 @@ extension APIHandler {
 
     static func parseContinue(_ token: String, prefix: String) throws(APIError) -> (revision: Int64, after: [UInt8]) {
         guard let data = Data(base64Encoded: token), let value = try? JSONDecoder().decode(JSONValue.self, from: data),
-              let rev = value["rv"]?.int64Value, let start = value["start"]?.stringValue, !start.contains("..") else {
+              let rev = value["rv"]?.int64Value, rev > 0, let start = value["start"]?.stringValue, !start.isEmpty,
+              !start.contains("..") else {
             throw APIError.badRequest("continue key is not valid: pass the continue token of the previous list response unchanged")
         }
         return (rev, Array((prefix + start).utf8))
     }
 
+    /// `limit=`: any int64, as in Kubernetes (zero or negative: no limit). The store is read in
+    /// pages of a bounded size whatever the limit (`ObjectStore.list`), so a huge limit is only
+    /// "everything".
+    static func listLimit(_ text: String?) throws(APIError) -> Int {
+        guard let text, !text.isEmpty else { return 0 }
+        guard let limit = Int64(text) else {
+            throw APIError.badRequest("limit \"\(text)\" is not valid: expected an integer (the most items to return)")
+        }
+        return Int(max(0, limit))
+    }
+
     func list(_ c: RequestContext, _ info: ResourceInfo) async throws -> HTTPResponse {
         let selection = try Selection(resource: info, labelSelector: c.query["labelSelector"], fieldSelector: c.query["fieldSelector"])
         let prefix = info.listPrefix(namespace: c.attributes.namespace)
-        let limit = Int(c.query["limit"] ?? "") ?? 0
+        let limit = try Self.listLimit(c.query["limit"])
         var revision: Int64 = 0
         var after: [UInt8]?
         if let token = c.query["continue"], !token.isEmpty {
@@ -95,8 +107,10 @@ extension APIHandler {
         if contentType.hasPrefix("application/vnd.kubernetes.protobuf") {
             do {
                 return try ProtobufBody.decode(Array(bytes))
-            } catch {
+            } catch where error.unsupported {
                 throw APIError(.unsupportedMediaType, error.message)
+            } catch {
+                throw APIError.badRequest("the protobuf body could not be decoded: \(error.message); send the object as JSON (Content-Type: application/json) or as kubectl encodes it")
             }
         }
         guard contentType.hasPrefix("application/json") || contentType.hasPrefix("*/*") || contentType.isEmpty

@@ -111,7 +111,8 @@ extension APIHandler {
             transform = { current in JSONMergePatch.apply(patchBody, to: current) }
         } else if contentType.hasPrefix("application/json-patch+json") {
             transform = { current throws(APIError) in
-                do { return try JSONPatch.apply(patchBody, to: current) } catch {
+                do throws(JSONPatch.Failure) { return try JSONPatch.apply(patchBody, to: current) } catch {
+                    if error.kind == .tooManyOperations { throw APIError(.requestEntityTooLarge, error.description) }
                     throw APIError(.invalid, "the JSON patch could not be applied: \(error)")
                 }
             }
@@ -225,7 +226,12 @@ extension APIHandler {
             options.preconditionRV = body["preconditions"]?["resourceVersion"]?.stringValue
             if let dry = body["dryRun"]?.arrayValue, dry.contains("All") { options.dryRun = true }
         }
-        if let g = c.query["gracePeriodSeconds"], let n = Int64(g) { options.gracePeriodSeconds = n }
+        if let g = c.query["gracePeriodSeconds"], !g.isEmpty {
+            guard let n = Int64(g) else {
+                throw APIError.badRequest("gracePeriodSeconds \"\(g)\" is not valid: expected a whole number of seconds (0 deletes at once)")
+            }
+            options.gracePeriodSeconds = n
+        }
         if c.dryRun { options.dryRun = true }
         return options
     }
@@ -271,7 +277,7 @@ extension APIHandler {
                 let deleting = meta?["deletionTimestamp"] != nil
                 let existingGrace = meta?["deletionGracePeriodSeconds"]?.int64Value ?? 0
                 if deleting && grace >= existingGrace { return object }  // nothing to shorten
-                object["metadata"]?["deletionTimestamp"] = .string(Time(Date().addingTimeInterval(Double(grace))).rfc3339)
+                object["metadata"]?["deletionTimestamp"] = .string(Time.now().adding(seconds: grace).rfc3339)
                 object["metadata"]?["deletionGracePeriodSeconds"] = .integer(grace)
                 if options.dryRun { return object }
                 guard let updated = try await store.update(key, object, expected: stored.modRevision) else { continue }

@@ -3,6 +3,7 @@ import Foundation
 import HTTPKit
 import Logging
 import NIOHTTP1
+import Units
 
 /// The REST front door: authenticates, authorizes, routes and answers every request, and
 /// maps each `APIError` to a metav1 Status response (the only place that happens).
@@ -23,13 +24,20 @@ public final class APIHandler: Sendable {
     let watchTimeoutRange: ClosedRange<Int>
     /// Ends every open watch at shutdown.
     let watchHub = WatchShutdown()
+    /// `--max-requests-inflight`, `--max-mutating-requests-inflight`.
+    let inflight: InflightLimiter
     /// Decoded objects and encoded lines shared by the watchers of one event.
     let watchCache = WatchEventCache()
+    /// How far one watch's client may fall behind before the watch is closed.
+    let watchBuffer: WatchBufferLimits
+    /// `/healthz`, `/livez`, `/readyz`.
+    let health: HealthChecks
 
     public init(registry: ResourceRegistry = .standard, store: ObjectStore, serverAddress: String,
                 authenticator: TokenAuthenticator, authorizer: Authorizer = Authorizer(), metrics: APIMetrics = APIMetrics(),
                 logger: Logger, requestTimeout: Duration = .seconds(60), watchTimeoutRange: ClosedRange<Int> = 1800...3600,
-                disabledAdmissionPlugins: Set<String> = []) {
+                watchBuffer: WatchBufferLimits = WatchBufferLimits(), maxRequestsInflight: Int = 400,
+                maxMutatingRequestsInflight: Int = 200, disabledAdmissionPlugins: Set<String> = []) {
         self.registry = registry
         self.store = store
         self.discovery = Discovery(registry: registry, serverAddress: serverAddress)
@@ -41,6 +49,10 @@ public final class APIHandler: Sendable {
         self.requestTimeout = requestTimeout
         self.disabledAdmissionPlugins = disabledAdmissionPlugins
         self.watchTimeoutRange = watchTimeoutRange
+        self.watchBuffer = watchBuffer
+        self.inflight = InflightLimiter(readOnly: maxRequestsInflight, mutating: maxMutatingRequestsInflight)
+        let hub = watchHub
+        self.health = HealthChecks(store: store, shuttingDown: { hub.isStopped })
     }
 
     /// Ends the open watches (their clients see the stream close and re-watch elsewhere).
@@ -48,6 +60,18 @@ public final class APIHandler: Sendable {
 
     /// Paths that answer without credentials, as Kubernetes' `system:public-info-viewer` allows.
     static let anonymousPaths: Set<String> = ["/healthz", "/livez", "/readyz", "/version", "/version/"]
+
+    /// Refuses, from its head alone, a request whose credentials are missing or unknown, so
+    /// that its body is never read (the HTTP server's head check). nil lets it through.
+    public func checkHead(_ request: HTTPRequest) -> HTTPResponse? {
+        do {
+            _ = try authenticate(request)
+            return nil
+        } catch {
+            metrics.record(verb: request.method.rawValue, resource: APIMetrics.unauthenticatedResource, code: 401, seconds: 0)
+            return Self.statusResponse(error)
+        }
+    }
 
     /// Answers one request.
     public func handle(_ request: HTTPRequest) async -> HTTPResponse {
@@ -57,25 +81,49 @@ public final class APIHandler: Sendable {
         let attributes = RequestAttributes.parse(method: request.method.rawValue, segments: request.pathSegments,
                                                  path: request.path, query: query)
         let response: HTTPResponse
+        var authenticated = false
         do {
             let user = try authenticate(request)
+            authenticated = true
+            let longRunning = attributes.verb == "watch" || (attributes.subresource == "log" && query["follow"] == "true")
+            var seat: InflightLimiter.Kind?
+            if !longRunning && !user.groups.contains("system:masters") {
+                let kind = InflightLimiter.kind(verb: attributes.verb)
+                guard inflight.acquire(kind) else {
+                    metrics.dropped(kind.rawValue)
+                    throw APIError(.tooManyRequests, "Too many requests, please try again later.",
+                                   details: StatusDetails(retryAfterSeconds: 1))
+                }
+                seat = kind
+                metrics.inflightChanged(kind.rawValue, by: 1)
+            }
+            defer {
+                if let seat {
+                    inflight.release(seat)
+                    metrics.inflightChanged(seat.rawValue, by: -1)
+                }
+            }
             switch authorizer.authorize(user, attributes) {
             case .allow: break
             case .deny(let reason): throw APIError.forbidden(attributes, user: user, reason: reason)
+            case .allowIfRelated(let node, let relation):
+                guard try await NodeGraph(store: store, registry: registry).related(node: node, relation) else {
+                    throw APIError.forbidden(attributes, user: user, reason: "no relationship found between node '\(node)' and this object")
+                }
             }
             let context = RequestContext(request: request, query: query, attributes: attributes, user: user)
-            if attributes.verb == "watch" || (attributes.subresource == "log" && query["follow"] == "true") {
+            if longRunning {
                 response = try await route(context)
             } else {
-                response = try await withDeadline(timeout(query)) { try await self.route(context) }
+                response = try await withDeadline(try timeout(query)) { try await self.route(context) }
             }
         } catch let error as APIError {
             response = Self.statusResponse(error)
         } catch {
             response = Self.statusResponse(APIError.internalError("\(error)"))
         }
-        metrics.record(verb: attributes.isResourceRequest ? attributes.verb : request.method.rawValue,
-                       resource: attributes.isResourceRequest ? attributes.qualifiedResource : "",
+        metrics.record(verb: attributes.isResourceRequest && authenticated ? attributes.verb : request.method.rawValue,
+                       resource: metricResource(attributes, authenticated: authenticated),
                        code: Int(response.status.code), seconds: started.duration(to: .now).seconds)
         if response.status.code >= 500 {
             logger.warning("request failed", metadata: ["method": "\(request.method.rawValue)", "path": "\(request.path)",
@@ -84,10 +132,26 @@ public final class APIHandler: Sendable {
         return response
     }
 
-    /// The request's own `timeout=` (kubectl sends `32s` on discovery), capped at the server's limit.
-    private func timeout(_ query: [String: String]) -> Duration {
-        guard let text = query["timeout"], let d = parseGoDuration(text), d > .zero else { return requestTimeout }
-        return min(d, requestTimeout)
+    /// The `resource` label of a request: only registered resources name themselves.
+    private func metricResource(_ a: RequestAttributes, authenticated: Bool) -> String {
+        guard authenticated else { return APIMetrics.unauthenticatedResource }
+        guard a.isResourceRequest else { return "" }
+        guard registry.lookup(group: a.group, version: a.version, resource: a.resource) != nil else { return APIMetrics.unknownResource }
+        return a.qualifiedResource
+    }
+
+    /// The request's own `timeout=` (kubectl sends `32s` on discovery), clamped to the server's
+    /// limit as Kubernetes' `WithRequestDeadline` does: zero, negative or longer than the limit
+    /// means the limit; a malformed duration (an overflowing one included) is 400.
+    func timeout(_ query: [String: String]) throws(APIError) -> Duration {
+        guard let text = query["timeout"], !text.isEmpty else { return requestTimeout }
+        let requested: Duration
+        do {
+            requested = try GoDuration.parse(text)
+        } catch {
+            throw APIError.badRequest("invalid timeout specified in the request URL - \(error.message)")
+        }
+        return requested > .zero && requested < requestTimeout ? requested : requestTimeout
     }
 
     private func withDeadline(_ limit: Duration, _ body: @escaping @Sendable () async throws -> HTTPResponse) async throws -> HTTPResponse {
@@ -181,10 +245,7 @@ public final class APIHandler: Sendable {
         case "/api": return Self.json(discovery.apiVersions)
         case "/apis": return Self.json(discovery.apiGroupList)
         case "/healthz", "/livez", "/readyz":
-            if path == "/readyz" {
-                do { _ = try await store.currentRevision() } catch { throw APIError(.serviceUnavailable, "[-]etcd failed: \(error.message)") }
-            }
-            return .init(status: .ok, headers: ["Content-Type": "text/plain; charset=utf-8"], body: Data("ok".utf8))
+            return await health.respond(endpoint: String(path.dropFirst()), check: nil, query: c.query) ?? Self.statusResponse(.unknownPath)
         case "/metrics":
             return .init(status: .ok, headers: ["Content-Type": "text/plain; version=0.0.4"], body: Data(metrics.render().utf8))
         case "/openapi/v3": return Self.json(discovery.openAPIIndex)
@@ -200,8 +261,9 @@ public final class APIHandler: Sendable {
         if path.hasPrefix("/openapi/v3/"), let doc = discovery.openAPIDocument(path: String(path.dropFirst("/openapi/v3/".count))) {
             return Self.json(doc)
         }
-        if path.hasPrefix("/healthz/") || path.hasPrefix("/livez/") || path.hasPrefix("/readyz/") {
-            return .init(status: .ok, headers: ["Content-Type": "text/plain; charset=utf-8"], body: Data("ok".utf8))
+        if ["healthz", "livez", "readyz"].contains(segments.first ?? ""), segments.count == 2,
+           let answer = await health.respond(endpoint: segments[0], check: segments[1], query: c.query) {
+            return answer
         }
         throw APIError.unknownPath
     }
@@ -227,7 +289,9 @@ public final class APIHandler: Sendable {
     /// The Status response of an error: the single mapping from `APIError` to HTTP.
     static func statusResponse(_ error: APIError) -> HTTPResponse {
         let body = (try? JSONValue(encoding: error.status)) ?? ["kind": "Status", "message": .string(error.message)]
-        return json(body, status: HTTPResponseStatus(statusCode: Int(error.code.httpCode)))
+        var response = json(body, status: HTTPResponseStatus(statusCode: Int(error.code.httpCode)))
+        if let retry = error.details?.retryAfterSeconds { response.headers.replaceOrAdd(name: "Retry-After", value: String(retry)) }
+        return response
     }
 
     static func successStatus(_ message: String? = nil, code: Int32 = 200, details: StatusDetails? = nil) -> JSONValue {
@@ -244,41 +308,4 @@ public final class APIHandler: Sendable {
 
 extension Duration {
     var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
-}
-
-/// Go's `time.ParseDuration` for the forms clients send (`32s`, `5m0s`, `1h`, `250ms`).
-func parseGoDuration(_ text: String) -> Duration? {
-    var total: Double = 0
-    var number = ""
-    var unit = ""
-    var sawAny = false
-    func flush() -> Bool {
-        guard let value = Double(number) else { return false }
-        let factor: Double
-        switch unit {
-        case "h": factor = 3600
-        case "m": factor = 60
-        case "s", "": factor = 1
-        case "ms": factor = 0.001
-        case "us", "µs": factor = 0.000001
-        case "ns": factor = 0.000000001
-        default: return false
-        }
-        total += value * factor
-        number = ""
-        unit = ""
-        sawAny = true
-        return true
-    }
-    for ch in text {
-        if ch.isNumber || ch == "." {
-            if !unit.isEmpty { guard flush() else { return nil } }
-            number.append(ch)
-        } else {
-            unit.append(ch)
-        }
-    }
-    if !number.isEmpty { guard flush() else { return nil } }
-    guard sawAny else { return nil }
-    return .milliseconds(Int64(total * 1000))
 }

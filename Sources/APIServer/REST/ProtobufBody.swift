@@ -14,13 +14,17 @@ import ClusterAPI
 // message that says to send JSON.
 
 /// Decodes the protobuf bodies kubectl's `create <generator>` commands send.
-enum ProtobufBody {
-    static let magic: [UInt8] = [0x6B, 0x38, 0x73, 0x00]
+package enum ProtobufBody {
+    package static let magic: [UInt8] = [0x6B, 0x38, 0x73, 0x00]
 
-    struct Failure: Error { let message: String }
+    package struct Failure: Error {
+        package let message: String
+        /// A well-formed body this decoder does not handle (415); otherwise the body is malformed (400).
+        var unsupported = false
+    }
 
     /// The object as JSON (`apiVersion`, `kind`, `metadata`).
-    static func decode(_ bytes: [UInt8]) throws(Failure) -> JSONValue {
+    package static func decode(_ bytes: [UInt8]) throws(Failure) -> JSONValue {
         guard bytes.starts(with: magic) else { throw Failure(message: "protobuf body without the k8s\\0 envelope") }
         var unknown = Reader(bytes: bytes, position: 4)
         var apiVersion = "", kind = ""
@@ -47,7 +51,8 @@ enum ProtobufBody {
             case 1: object["metadata"] = try decodeObjectMeta(payload)
             default:
                 if !payload.isEmpty && kind != "Namespace" {
-                    throw Failure(message: "this server decodes only the metadata of protobuf bodies; send the \(kind) as JSON (Content-Type: application/json)")
+                    throw Failure(message: "this server decodes only the metadata of protobuf bodies; send the \(kind) as JSON (Content-Type: application/json)",
+                                  unsupported: true)
                 }
             }
         }
@@ -101,6 +106,11 @@ enum ProtobufBody {
             throw Failure(message: "truncated protobuf varint")
         }
 
+        mutating func skip(_ count: Int, field: Int) throws(Failure) {
+            guard count <= bytes.count - position else { throw Failure(message: "truncated protobuf field \(field)") }
+            position += count
+        }
+
         mutating func next() throws(Failure) -> (Int, Value)? {
             guard position < bytes.count else { return nil }
             let tag = try varint()
@@ -108,18 +118,22 @@ enum ProtobufBody {
             switch tag & 7 {
             case 0: return (field, .varint(try varint()))
             case 1:
-                position += 8
+                try skip(8, field: field)
                 return (field, .fixed)
             case 2:
-                let length = Int(try varint())
-                guard length >= 0, position + length <= bytes.count else { throw Failure(message: "truncated protobuf field \(field)") }
-                defer { position += length }
-                return (field, .bytes(Array(bytes[position..<position + length])))
+                // Compared as unsigned before any conversion: a 10-byte varint length is up to 2^64-1.
+                let length = try varint()
+                guard length <= UInt64(bytes.count - position) else {
+                    throw Failure(message: "truncated protobuf field \(field): \(length) bytes declared, \(bytes.count - position) left")
+                }
+                let start = position
+                position += Int(length)
+                return (field, .bytes(Array(bytes[start..<position])))
             case 5:
-                position += 4
+                try skip(4, field: field)
                 return (field, .fixed)
             default:
-                throw Failure(message: "unsupported protobuf wire type \(tag & 7)")
+                throw Failure(message: "unsupported protobuf wire type \(tag & 7) in field \(field)")
             }
         }
     }

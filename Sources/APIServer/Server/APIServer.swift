@@ -23,6 +23,14 @@ public struct APIServerOptions: Sendable {
     public var compactionInterval: Duration = .seconds(300)
     public var requestTimeout: Duration = .seconds(60)
     public var maxBodyBytes = 3 << 20
+    /// `--max-requests-inflight`: read-only requests served at once (0: no limit).
+    public var maxRequestsInflight = 400
+    /// `--max-mutating-requests-inflight`: mutating requests served at once (0: no limit).
+    public var maxMutatingRequestsInflight = 200
+    /// Connection bounds of the HTTPS server (`maxBodyBytes` above wins over the one in here).
+    public var http = HTTPServerLimits()
+    /// How far a watch's client may fall behind before the watch is closed.
+    public var watchBuffer = WatchBufferLimits()
     /// Admission plugins turned off (`StorageAdmission.plugins`).
     public var disabledAdmissionPlugins: Set<String> = []
 
@@ -56,9 +64,9 @@ public final class APIServer: Sendable {
     }
 
     public static func start(options: APIServerOptions, store kv: any KeyValueStore, logger: Logger) async throws -> APIServer {
-        try FileManager.default.createDirectory(atPath: options.dataDir, withIntermediateDirectories: true)
+        try SecretFiles.makePrivateDirectory(options.dataDir)
         let pkiDir = options.dataDir + "/pki"
-        try FileManager.default.createDirectory(atPath: pkiDir, withIntermediateDirectories: true)
+        try SecretFiles.makePrivateDirectory(pkiDir)
 
         var authenticator = try options.tokenAuthFile.map { try TokenAuthenticator.load(file: $0) } ?? TokenAuthenticator()
         let adminToken = try loadOrCreateAdminToken(pkiDir + "/admin.token")
@@ -86,13 +94,18 @@ public final class APIServer: Sendable {
                 try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: context))
             }
         }
-        let http = try await HTTPServer(host: options.bindAddress, port: options.securePort, maxBodyBytes: options.maxBodyBytes,
+        var limits = options.http
+        limits.maxBodyBytes = options.maxBodyBytes
+        let http = try await HTTPServer(host: options.bindAddress, port: options.securePort, limits: limits,
                                         logger: logger, channelInitializer: initializer,
-                                        tooLargeResponse: APIHandler.tooLargeResponse(limit: options.maxBodyBytes)) { request in
+                                        tooLargeResponse: APIHandler.tooLargeResponse(limit: options.maxBodyBytes),
+                                        headCheck: { request in box.handler!.checkHead(request) }) { request in
             await box.handler!.handle(request)
         }
         let handler = APIHandler(store: store, serverAddress: "\(clientHost):\(http.port)", authenticator: authenticator,
-                                 logger: logger, requestTimeout: options.requestTimeout,
+                                 logger: logger, requestTimeout: options.requestTimeout, watchBuffer: options.watchBuffer,
+                                 maxRequestsInflight: options.maxRequestsInflight,
+                                 maxMutatingRequestsInflight: options.maxMutatingRequestsInflight,
                                  disabledAdmissionPlugins: options.disabledAdmissionPlugins)
         box.handler = handler
         try await bootstrap(handler)
@@ -158,8 +171,7 @@ public final class APIServer: Sendable {
     }
 
     static func loadOrCreateAdminToken(_ path: String) throws -> String {
-        if let existing = try? String(contentsOfFile: path, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines),
-           !existing.isEmpty {
+        if let existing = try SecretFiles.readText(path), !existing.isEmpty {
             return existing
         }
         var bytes = [UInt8](repeating: 0, count: 24)

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import HTTPKit
 import SwiftASN1
 import X509
 
@@ -28,13 +29,15 @@ public struct PKI: Sendable {
     /// Loads the PKI from `directory`, creating whatever is missing.
     public static func loadOrCreate(directory: String, ipAddresses: [String] = ["127.0.0.1"],
                                     dnsNames: [String] = ["localhost"], now: Date = Date()) throws -> PKI {
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try SecretFiles.makePrivateDirectory(directory)
         let caCertPath = directory + "/ca.crt", caKeyPath = directory + "/ca.key"
         let certPath = directory + "/apiserver.crt", keyPath = directory + "/apiserver.key"
         let caKey: P256.Signing.PrivateKey
         let caCert: Certificate
-        if let keyPEM = try? String(contentsOfFile: caKeyPath, encoding: .utf8),
-           let certPEM = try? String(contentsOfFile: caCertPath, encoding: .utf8) {
+        // Keys are read only when private to their owner (SecretFiles.read throws otherwise):
+        // an exposed CA key is a reason to stop, not to regenerate silently.
+        if let keyData = try SecretFiles.read(caKeyPath), let certPEM = try? String(contentsOfFile: caCertPath, encoding: .utf8) {
+            let keyPEM = String(decoding: keyData, as: UTF8.self)
             do {
                 caKey = try P256.Signing.PrivateKey(pemRepresentation: keyPEM)
                 caCert = try Certificate(pemEncoded: certPEM)
@@ -61,7 +64,7 @@ public struct PKI: Sendable {
             try? FileManager.default.removeItem(atPath: certPath)
         }
         if let certPEM = try? String(contentsOfFile: certPath, encoding: .utf8),
-           let keyPEM = try? String(contentsOfFile: keyPath, encoding: .utf8),
+           let keyPEM = try SecretFiles.read(keyPath).map({ String(decoding: $0, as: UTF8.self) }),
            let cert = try? Certificate(pemEncoded: certPEM),
            cert.notValidAfter > now.addingTimeInterval(30 * 86400),
            cert.issuer == caCert.subject,
@@ -110,41 +113,7 @@ public struct PKI: Sendable {
     }
 }
 
-/// Writes a file atomically: a temporary file, fsync, rename, fsync of the directory.
+/// Writes a file atomically with its final mode from the start (`SecretFiles.write`).
 func writeAtomically(_ path: String, _ text: String, mode: mode_t) throws {
-    let directory = (path as NSString).deletingLastPathComponent
-    let temporary = path + ".tmp-\(getpid())"
-    let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, mode)
-    guard fd >= 0 else { throw POSIXWriteError(path: temporary, errno: errno) }
-    let bytes = Array(text.utf8)
-    var written = 0
-    while written < bytes.count {
-        let n = bytes[written...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-        if n < 0 {
-            if errno == EINTR { continue }
-            let e = errno
-            close(fd)
-            throw POSIXWriteError(path: temporary, errno: e)
-        }
-        written += n
-    }
-    fchmod(fd, mode)
-    guard fsync(fd) == 0 else {
-        let e = errno
-        close(fd)
-        throw POSIXWriteError(path: temporary, errno: e)
-    }
-    close(fd)
-    guard rename(temporary, path) == 0 else { throw POSIXWriteError(path: path, errno: errno) }
-    let dfd = open(directory.isEmpty ? "." : directory, O_RDONLY)
-    if dfd >= 0 {
-        fsync(dfd)
-        close(dfd)
-    }
-}
-
-struct POSIXWriteError: Error, CustomStringConvertible {
-    let path: String
-    let errno: Int32
-    var description: String { "cannot write \(path): \(String(cString: strerror(errno))); check the data directory's permissions and free space" }
+    try SecretFiles.write(path, text: text, mode: mode)
 }

@@ -27,6 +27,9 @@ final class WatchShutdown: Sendable {
         _ = state.withLock { $0.callbacks.removeValue(forKey: token) }
     }
 
+    /// Whether `shutdown()` has run (the server is stopping: `/readyz` fails).
+    var isStopped: Bool { state.withLock { $0.stopped } }
+
     func shutdown() {
         let callbacks = state.withLock { s -> [@Sendable () -> Void] in
             s.stopped = true
@@ -52,46 +55,5 @@ final class EventLeases: Sendable {
         let id = try await store.call { try await store.kv.grantLease(ttl: Self.ttl + 60) }
         current.withLock { $0 = (id, now) }
         return id
-    }
-}
-
-/// Prometheus counters of the API server (`/metrics`).
-public final class APIMetrics: Sendable {
-    private struct Counters {
-        var requests: [String: Int] = [:]
-        var durationSum: [String: Double] = [:]
-        var durationCount: [String: Int] = [:]
-        var watches = 0
-    }
-
-    private let counters = Mutex(Counters())
-
-    public init() {}
-
-    func record(verb: String, resource: String, code: Int, seconds: Double) {
-        let requestKey = "verb=\"\(verb.uppercased())\",resource=\"\(resource)\",code=\"\(code)\""
-        let durationKey = "verb=\"\(verb.uppercased())\",resource=\"\(resource)\""
-        counters.withLock {
-            $0.requests[requestKey, default: 0] += 1
-            $0.durationSum[durationKey, default: 0] += seconds
-            $0.durationCount[durationKey, default: 0] += 1
-        }
-    }
-
-    func watchStarted() { counters.withLock { $0.watches += 1 } }
-    func watchEnded() { counters.withLock { $0.watches -= 1 } }
-
-    /// The Prometheus text exposition.
-    public func render() -> String {
-        let c = counters.withLock { $0 }
-        var out = "# HELP apiserver_request_total Requests by verb, resource and HTTP code.\n# TYPE apiserver_request_total counter\n"
-        for (k, v) in c.requests.sorted(by: { $0.key < $1.key }) { out += "apiserver_request_total{\(k)} \(v)\n" }
-        out += "# HELP apiserver_request_duration_seconds Time to answer requests (watches: until the stream opened).\n# TYPE apiserver_request_duration_seconds summary\n"
-        for (k, v) in c.durationSum.sorted(by: { $0.key < $1.key }) {
-            out += "apiserver_request_duration_seconds_sum{\(k)} \(v)\n"
-            out += "apiserver_request_duration_seconds_count{\(k)} \(c.durationCount[k] ?? 0)\n"
-        }
-        out += "# HELP apiserver_registered_watchers Open watch streams.\n# TYPE apiserver_registered_watchers gauge\napiserver_registered_watchers \(c.watches)\n"
-        return out
     }
 }

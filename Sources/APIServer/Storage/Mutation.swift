@@ -3,14 +3,14 @@ import Foundation
 
 /// The system fields the server owns, applied to objects before they are stored
 /// (Kubernetes' `rest.BeforeCreate` / `BeforeUpdate` and the resources' strategies).
-enum Mutation {
+package enum Mutation {
     /// Resources whose create resets `status` (their strategies' `PrepareForCreate`).
     static let statusResetOnCreate: Set<String> = ["pods", "persistentvolumeclaims", "persistentvolumes", "volumeattachments",
                                                    "namespaces", "services"]
 
     /// Fills in type, namespace, name (from generateName), uid, creation time and
     /// generation of a new object, then defaults and validates it.
-    static func prepareCreate(_ body: JSONValue, info: ResourceInfo, namespace: String?, now: Date = Date()) throws(APIError) -> JSONValue {
+    package static func prepareCreate(_ body: JSONValue, info: ResourceInfo, namespace: String?, now: Date = Date()) throws(APIError) -> JSONValue {
         guard case .object = body else { throw APIError.badRequest("the body must be a JSON object describing one \(info.kind)") }
         var object = body
         try checkType(&object, info)
@@ -42,7 +42,7 @@ enum Mutation {
     /// Builds the object an update stores: `new` with the system fields of `old`, the old
     /// status (main resource) or the old everything-but-status (status subresource), the
     /// generation bumped when anything outside metadata and status changed; then validated.
-    static func prepareUpdate(_ new: JSONValue, old: JSONValue, info: ResourceInfo, subresource: String) throws(APIError) -> JSONValue {
+    package static func prepareUpdate(_ new: JSONValue, old: JSONValue, info: ResourceInfo, subresource: String) throws(APIError) -> JSONValue {
         guard case .object = new else { throw APIError.badRequest("the body must be a JSON object describing one \(info.kind)") }
         var object = new
         try checkType(&object, info)
@@ -73,6 +73,11 @@ enum Mutation {
             var merged = old
             merged["metadata"] = object["metadata"]
             merged["status"] = object["status"]
+            if info.resource == "pods" {
+                // Kubernetes' pod status strategy: owner references are not the status writer's
+                // (old kubelets corrupted them, breaking garbage collection).
+                merged["metadata"]?["ownerReferences"] = old["metadata"]?["ownerReferences"]
+            }
             object = merged
         } else if info.hasStatus {
             object["status"] = old["status"]

@@ -27,14 +27,25 @@ public struct ObjectStore: Sendable {
 
     // MARK: Encoding
 
+    /// The largest object stored: etcd's default `--max-request-bytes` (1.5 MiB), so that what
+    /// the embedded store accepts an etcd cluster accepts too, and so that a patch cannot
+    /// grow an object without bound.
+    static let maxObjectBytes = 1_572_864
+
     static func encode(_ object: JSONValue) throws(APIError) -> [UInt8] {
         var stripped = object
         stripped["metadata"]?["resourceVersion"] = nil
+        let bytes: [UInt8]
         do {
-            return Array(try storageEncoder.encode(stripped))
+            bytes = Array(try storageEncoder.encode(stripped))
         } catch {
             throw APIError.internalError("cannot encode the object: \(error)")
         }
+        if bytes.count > maxObjectBytes {
+            throw APIError(.requestEntityTooLarge,
+                           "Request entity too large: the object would take \(bytes.count) bytes in storage, over the limit of \(maxObjectBytes) bytes (etcd's request size limit); make it smaller")
+        }
+        return bytes
     }
 
     static func decode(_ kv: KeyValue) throws(APIError) -> JSONValue {
@@ -70,8 +81,10 @@ public struct ObjectStore: Sendable {
         var after = continueAfter
         var rev = revision
         let prefixBytes = Array(prefix.utf8)
-        // Pages are fetched until `limit` objects matched (selectors can reject many).
-        let pageSize: Int64 = limit > 0 ? Int64(max(limit, 50)) : 0
+        // Pages are fetched until `limit` objects matched (selectors can reject many). A page is
+        // never larger than `maxPageSize`, whatever the client's limit: the store sees only
+        // bounded limits.
+        let pageSize: Int64 = limit > 0 ? Int64(min(max(limit, 50), Self.maxPageSize)) : 0
         while true {
             let r = try await call { try await kv.list(prefix: prefixBytes, limit: pageSize, continueAfter: after, revision: rev) }
             rev = r.revision
@@ -91,6 +104,9 @@ public struct ObjectStore: Sendable {
             after = last.key
         }
     }
+
+    /// The largest page asked of the store for a list with a limit.
+    static let maxPageSize = 10_000
 
     // MARK: Writes
 

@@ -2,6 +2,7 @@ import APIServer
 import ArgumentParser
 import EtcdAPI
 import Foundation
+import HTTPKit
 import Logging
 import MVCCStore
 
@@ -39,12 +40,34 @@ struct APIServerCommand: AsyncParsableCommand {
     @Option(help: "Seconds between store compactions; watch history covers about one interval.")
     var compactionInterval: Int = 300
 
+    @Option(help: "Most read-only requests served at once (watches excepted); more get 429. 0: no limit.")
+    var maxRequestsInflight: Int = 400
+
+    @Option(help: "Most mutating requests served at once; more get 429. 0: no limit.")
+    var maxMutatingRequestsInflight: Int = 200
+
+    @Option(help: "Most client connections open at once; more are closed as they are accepted. 0: no limit.")
+    var maxConnections: Int = 4096
+
+    @Option(help: "Seconds a connection has to send a complete request head, TLS handshake included.")
+    var readHeaderTimeout: Int = 32
+
+    @Option(help: "Seconds an idle keep-alive connection is kept open.")
+    var idleTimeout: Int = 90
+
     func validate() throws {
         guard (0...65535).contains(securePort) else { throw ValidationError("--secure-port \(securePort): expected 0 to 65535") }
         guard compactionInterval > 0 else { throw ValidationError("--compaction-interval must be positive") }
         for plugin in disableAdmissionPlugins.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) })
             where !StorageAdmission.plugins.contains(plugin) {
             throw ValidationError("--disable-admission-plugins: \(plugin) is not an admission plugin; known: \(StorageAdmission.plugins.sorted().joined(separator: ", "))")
+        }
+        for (flag, value) in [("--max-requests-inflight", maxRequestsInflight), ("--max-mutating-requests-inflight", maxMutatingRequestsInflight),
+                              ("--max-connections", maxConnections)] where value < 0 {
+            throw ValidationError("\(flag) \(value): expected 0 (no limit) or a positive number")
+        }
+        for (flag, value) in [("--read-header-timeout", readHeaderTimeout), ("--idle-timeout", idleTimeout)] where !(1...86_400).contains(value) {
+            throw ValidationError("\(flag) \(value): expected 1 to 86400 seconds")
         }
         if etcdServers != "embedded" {
             for url in etcdServers.split(separator: ",") where !url.hasPrefix("http://") {
@@ -61,13 +84,18 @@ struct APIServerCommand: AsyncParsableCommand {
         options.tokenAuthFile = tokenAuthFile
         options.insecureHTTP = insecureHttp
         options.compactionInterval = .seconds(compactionInterval)
+        options.maxRequestsInflight = maxRequestsInflight
+        options.maxMutatingRequestsInflight = maxMutatingRequestsInflight
+        options.http.maxConnections = maxConnections
+        options.http.readHeaderTimeout = .seconds(readHeaderTimeout)
+        options.http.idleTimeout = .seconds(idleTimeout)
         options.disabledAdmissionPlugins = Set(disableAdmissionPlugins.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
 
         let kv: any KeyValueStore
         var embedded: MVCCStore?
         var etcd: EtcdClient?
         if etcdServers == "embedded" {
-            try FileManager.default.createDirectory(atPath: dataDir + "/store", withIntermediateDirectories: true)
+            try SecretFiles.makePrivateDirectory(dataDir + "/store")  // 0700, as etcd keeps its data dir
             let store = try MVCCStore.open(path: dataDir + "/store")
             embedded = store
             kv = store

@@ -6,54 +6,31 @@ import ClusterAPI
 import CloudProvider
 import ControllerManager
 import CSIProto
+import EtcdAPI
 import Foundation
+import HostSystem
 import Logging
-import Synchronization
 
-/// A child process of the benchmark; `stop()` sends SIGTERM, then SIGKILL after 10 s.
+/// A child process of the benchmark (HostSystem's `ChildProcess`, in a session of its own);
+/// `stop()` sends SIGTERM, then SIGKILL after 10 s.
 final class BenchProcess: Sendable {
     let name: String
-    let process: Process
-    private let exited = Mutex(false)
+    private let child: ChildProcess
 
     init(_ name: String, arguments: [String], log: String) throws {
         self.name = name
-        process = Process()
-        process.executableURL = URL(fileURLWithPath: BenchProcess.binary)
-        process.arguments = arguments
-        FileManager.default.createFile(atPath: log, contents: nil)
-        let handle = FileHandle(forWritingAtPath: log)
-        process.standardOutput = handle
-        process.standardError = handle
-        process.standardInput = FileHandle.nullDevice
-        process.terminationHandler = { [self] _ in self.exited.withLock { $0 = true } }
-        try process.run()
+        child = try ChildProcess(["/proc/self/exe"] + arguments, newSession: true,
+                                 standardOutput: .file(log), standardError: .sameAsOutput)
     }
 
-    /// This executable.
-    static var binary: String { Bundle.main.executablePath ?? CommandLine.arguments[0] }
+    var pid: Int32 { child.pid }
+    var isRunning: Bool { child.termination == nil }
 
-    var pid: Int32 { process.processIdentifier }
-    var isRunning: Bool { !exited.withLock { $0 } }
-
-    /// User + system CPU seconds so far (/proc/PID/stat).
-    var cpuSeconds: Double {
-        guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-              let close = text.lastIndex(of: ")") else { return 0 }
-        let fields = text[text.index(after: close)...].split(separator: " ")
-        guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
-        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
-    }
+    /// User + system CPU seconds so far.
+    var cpuSeconds: Double { ProcessInfoReader.cpuSeconds(pid: String(pid)) ?? 0 }
 
     func stop() async {
-        guard isRunning else { return }
-        kill(pid, SIGTERM)
-        let deadline = ContinuousClock.now + .seconds(10)
-        while isRunning && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(20)) }
-        if isRunning {
-            kill(pid, SIGKILL)
-            while isRunning { try? await Task.sleep(for: .milliseconds(20)) }
-        }
+        await child.terminate(grace: .seconds(10))
     }
 }
 

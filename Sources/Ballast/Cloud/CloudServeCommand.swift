@@ -78,7 +78,9 @@ struct CloudServeCommand: AsyncParsableCommand {
             throw ValidationError("\(error)")
         }
         configuration.faultSeed = faultSeed
-        try FileManager.default.createDirectory(atPath: stateDir, withIntermediateDirectories: true)
+        // The state dir holds the admin key and the database: private to the owner (0700, 0600).
+        try SecretFiles.makePrivateDirectory(stateDir)
+        try SecretFiles.createPrivateFile(stateDir + "/cloud.db")
         let keys = try apiKeysFile.map(APIKeys.load(file:)) ?? APIKeys.adminKey(stateDir: stateDir)
         let devices = try LoopDeviceBackend(root: URL(fileURLWithPath: volumesDir))
         let cloud = try CloudSimulator(configuration: configuration, statePath: stateDir + "/cloud.db", devices: devices, logger: logger)

@@ -14,9 +14,16 @@ public struct APIKeys: Sendable {
 
     /// Reads `key,role` lines (roles admin and read-only; blank lines and # comments skipped).
     public static func load(file: String) throws -> APIKeys {
-        guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
+        let data: Data?
+        do {
+            data = try SecretFiles.read(file)  // refused when group or others can read it
+        } catch {
+            throw CloudError.invalid("--api-keys-file", "\(error)")
+        }
+        guard let data else {
             throw CloudError.invalid("--api-keys-file", "cannot read \(file); give a file of key,role lines")
         }
+        let text = String(decoding: data, as: UTF8.self)
         var roles: [String: Role] = [:]
         for (number, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let trimmed = line.trimmingCharacters(in: .whitespaces)
@@ -31,19 +38,16 @@ public struct APIKeys: Sendable {
         return APIKeys(roles: roles)
     }
 
-    /// The admin key in `stateDir/admin.key`, created (mode 0600) on first start.
+    /// The admin key in `stateDir/admin.key`, created on first start with mode 0600 from the
+    /// start (written atomically); an existing one that group or others can read is refused.
     public static func adminKey(stateDir: String) throws -> APIKeys {
         let path = stateDir + "/admin.key"
-        if let existing = try? String(contentsOfFile: path, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines), !existing.isEmpty {
+        if let existing = try SecretFiles.readText(path), !existing.isEmpty {
             return APIKeys(roles: [existing: .admin])
         }
         var generator = SystemRandomNumberGenerator()
         let key = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
-        let temporary = path + ".tmp"
-        guard FileManager.default.createFile(atPath: temporary, contents: Data((key + "\n").utf8), attributes: [.posixPermissions: 0o600]) else {
-            throw CloudError(.internal, "cannot write \(temporary): check that the state dir is writable")
-        }
-        try FileSystem.commit(temporary, to: path)
+        try SecretFiles.write(path, text: key + "\n")
         return APIKeys(roles: [key: .admin])
     }
 
@@ -60,6 +64,13 @@ public struct CloudHTTPService: Sendable {
     public init(cloud: CloudSimulator, keys: APIKeys) {
         self.cloud = cloud
         self.keys = keys
+    }
+
+    /// Refuses a request without a valid key from its head alone, before its body is read
+    /// (the HTTP server's head check).
+    public func checkHead(_ request: HTTPRequest) -> HTTPResponse? {
+        if request.pathSegments == ["healthz"] || keys.role(of: request.bearerToken) != nil { return nil }
+        return error(CloudError(.unauthorized, "missing or unknown API key: send Authorization: Bearer <key> (the admin key is in STATE_DIR/admin.key)"))
     }
 
     public func handle(_ request: HTTPRequest) async -> HTTPResponse {

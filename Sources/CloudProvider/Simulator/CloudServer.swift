@@ -23,7 +23,8 @@ public final class CloudServer: Service {
     public static func start(cloud: CloudSimulator, keys: APIKeys, host: String, port: Int, logger: Logger) async throws -> CloudServer {
         try await cloud.start()
         let service = CloudHTTPService(cloud: cloud, keys: keys)
-        let http = try await HTTPServer(host: host, port: port, maxBodyBytes: 1 << 20, logger: logger, handler: service.handle)
+        let http = try await HTTPServer(host: host, port: port, limits: HTTPServerLimits(maxBodyBytes: 1 << 20), logger: logger,
+                                        headCheck: service.checkHead, handler: service.handle)
         return CloudServer(cloud: cloud, http: http, logger: logger)
     }
 

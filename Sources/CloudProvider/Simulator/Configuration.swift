@@ -56,7 +56,7 @@ public struct SimulatorConfiguration: Sendable {
 
     /// A latency: a Go duration ("250ms", "2s", "1.5s", "0") of at most an hour.
     public static func parseDuration(_ text: String) -> Duration? {
-        guard let duration = GoDuration.parse(text), duration >= .zero, duration <= .seconds(3600) else { return nil }
+        guard let duration = try? GoDuration.parse(text), duration >= .zero, duration <= .seconds(3600) else { return nil }
         return duration
     }
 

@@ -1,0 +1,130 @@
+import Synchronization
+
+/// How much one watch may hold between the store and its client.
+public struct WatchBufferLimits: Sendable, Equatable {
+    /// Events waiting to be written (Kubernetes' cacheWatcher channel holds up to 1000).
+    public var events: Int
+    /// Bytes of the stored objects behind those events.
+    public var bytes: Int
+
+    public init(events: Int = 1024, bytes: Int = 16 << 20) {
+        self.events = events
+        self.bytes = bytes
+    }
+}
+
+/// The events on their way from the store's watch to one watch response: a bounded FIFO.
+/// The store side pushes without waiting (it must never hold up the store); the HTTP side
+/// pops and writes, and writing waits while the client does not read. When the client falls
+/// `limits` behind, `push` refuses and the queue reports an overflow: the watch is closed
+/// and the client re-lists, as Kubernetes closes a watcher whose buffer is full. Control
+/// items (the end, an error) always fit.
+final class WatchQueue<Item: Sendable>: Sendable {
+    private struct State {
+        var items: [(item: Item, cost: Int)] = []
+        var head = 0
+        var bytes = 0
+        var waiter: CheckedContinuation<Item?, Never>?
+        var finished = false
+        var overflowed = false
+        var onOverflow: (@Sendable () -> Void)?
+    }
+
+    let limits: WatchBufferLimits
+    private let state = Mutex(State())
+
+    init(limits: WatchBufferLimits) { self.limits = limits }
+
+    /// Adds an event of `cost` bytes. False when the queue is over its limits (the watch is
+    /// then over: `overflowed` is set and the overflow handler has run) or finished.
+    @discardableResult
+    func push(_ item: Item, cost: Int) -> Bool {
+        let (accepted, waiter, overflow) = state.withLock { s -> (Bool, CheckedContinuation<Item?, Never>?, (@Sendable () -> Void)?) in
+            if s.finished { return (false, nil, nil) }
+            let pending = s.items.count - s.head
+            if pending > 0 && (pending + 1 > limits.events || s.bytes + cost > limits.bytes) {
+                s.overflowed = true
+                s.finished = true
+                let handler = s.onOverflow
+                s.onOverflow = nil
+                let w = s.waiter
+                s.waiter = nil
+                return (false, w, handler)
+            }
+            if let w = s.waiter {
+                s.waiter = nil
+                return (true, w, nil)
+            }
+            s.items.append((item, cost))
+            s.bytes += cost
+            return (true, nil, nil)
+        }
+        if accepted {
+            waiter?.resume(returning: item)
+        } else {
+            waiter?.resume(returning: nil)
+            overflow?()
+        }
+        return accepted
+    }
+
+    /// Adds `last` (the end, an error) regardless of the limits and accepts nothing after it.
+    func finish(with last: Item? = nil) {
+        let waiter = state.withLock { s -> CheckedContinuation<Item?, Never>? in
+            if s.finished { return nil }
+            s.finished = true
+            if let last, s.waiter == nil { s.items.append((last, 0)) }
+            let w = s.waiter
+            s.waiter = nil
+            return w
+        }
+        waiter?.resume(returning: last)
+    }
+
+    /// Runs `handler` once if the queue overflows (at once if it already has).
+    func onOverflow(_ handler: @escaping @Sendable () -> Void) {
+        let already = state.withLock { s -> Bool in
+            if s.overflowed { return true }
+            s.onOverflow = handler
+            return false
+        }
+        if already { handler() }
+    }
+
+    var overflowed: Bool { state.withLock { $0.overflowed } }
+
+    /// Events and bytes waiting.
+    var pending: (events: Int, bytes: Int) { state.withLock { ($0.items.count - $0.head, $0.bytes) } }
+
+    /// The next item; nil once the queue is finished and drained, overflowed, or the task is cancelled.
+    func next() async -> Item? {
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Item?, Never>) in
+                let ready: Item?? = state.withLock { s in
+                    if s.overflowed || Task.isCancelled { return .some(nil) }
+                    if s.head < s.items.count {
+                        let (item, cost) = s.items[s.head]
+                        s.head += 1
+                        s.bytes -= cost
+                        if s.head >= 1024 && s.head * 2 >= s.items.count {
+                            s.items.removeFirst(s.head)
+                            s.head = 0
+                        }
+                        return .some(item)
+                    }
+                    if s.finished { return .some(nil) }
+                    s.waiter = continuation
+                    return .none
+                }
+                if case .some(let item) = ready { continuation.resume(returning: item) }
+            }
+        } onCancel: {
+            let waiter = state.withLock { s -> CheckedContinuation<Item?, Never>? in
+                let w = s.waiter
+                s.waiter = nil
+                return w
+            }
+            waiter?.resume(returning: nil)
+        }
+    }
+}
