@@ -4,6 +4,7 @@ import APIClient
 import ClusterAPI
 import CloudProvider
 import ControllerManager
+import Synchronization
 import Testing
 
 let attaching: Set<ControllerName> = [.persistentVolumeBinder, .provisioner, .attachDetach, .attacher, .pvcProtection, .pvProtection]
@@ -110,6 +111,47 @@ struct AttachDetachTests {
         }
     }
 
+    @Test("Two pods on two nodes want one unattached ReadWriteOnce volume at once: one VolumeAttachment ever")
+    func oneAttachmentForTwoNodes() async throws {
+        try await withHarness(attaching) { h in
+            try await h.addNode("node-a")
+            try await h.addNode("node-b")
+            _ = try await h.client.create(makeClass("fast"))
+            let watch = try await AttachmentWatch.start(h.client)
+            defer { watch.stop() }
+            // Round 1: both pods exist before their claim is bound, so the pass that follows the
+            // bind sees both nodes wanting the volume.
+            _ = try await h.client.create(makePod("first", claims: ["data"], node: "node-a"))
+            _ = try await h.client.create(makePod("second", claims: ["data"], node: "node-b"))
+            _ = try await h.client.create(makePVC("data", size: "16Mi", className: "fast"))
+            await h.eventually("bound") { try await h.pvc("data").status.phase == "Bound" }
+            let volume = try await h.pvc("data").spec.volumeName ?? ""
+            await h.eventually("attached to one node") { try await h.attachments(of: volume).first?.status?.attached == true }
+            await h.eventually("Multi-Attach error on the pod of the other node") {
+                let first = await h.hasEvent("Pod", "first", reason: "FailedAttachVolume", containing: "Multi-Attach error for volume \"\(volume)\"")
+                let second = await h.hasEvent("Pod", "second", reason: "FailedAttachVolume", containing: "Multi-Attach error for volume \"\(volume)\"")
+                return first || second
+            }
+            await h.stays("one attachment") { try await h.attachments(of: volume).count == 1 }
+            #expect(try await h.attachedTo(volume).count == 1)
+            #expect(watch.distinct(volume) == 1, "VolumeAttachments seen: \(watch.seen(volume))")
+
+            // Round 2: both pods go, then come back at the same moment (passes may now run
+            // before the informer shows the attachment the previous pass made).
+            for name in ["first", "second"] {
+                try await h.client.delete(Pod.self, name: name, namespace: "default", options: DeleteOptions(gracePeriodSeconds: 0))
+            }
+            await h.eventually("detached") { try await h.attachments(of: volume).isEmpty }
+            async let first = h.client.create(makePod("first-again", claims: ["data"], node: "node-a"))
+            async let second = h.client.create(makePod("second-again", claims: ["data"], node: "node-b"))
+            _ = try await (first, second)
+            await h.eventually("attached again") { try await h.attachments(of: volume).first?.status?.attached == true }
+            await h.stays("one attachment") { try await h.attachments(of: volume).count == 1 }
+            #expect(try await h.attachedTo(volume).count == 1)
+            #expect(watch.mostAtOnce(volume) == 1, "VolumeAttachments seen: \(watch.seen(volume))")
+        }
+    }
+
     @Test("An unhealthy node still using a volume: detached after --max-wait-for-unmount")
     func forcedDetachAfterTimeout() async throws {
         try await withHarness(attaching, configure: { $0.maxWaitForUnmount = .seconds(1) }) { h in
@@ -147,4 +189,71 @@ struct AttachDetachTests {
 
 extension PersistentVolume {
     var uniqueName: String { "kubernetes.io/csi/\(spec.csi?.driver ?? "")^\(spec.csi?.volumeHandle ?? "")" }
+}
+
+/// Every VolumeAttachment that ever existed, per volume, and the most that existed at once,
+/// from a watch running for the whole test (a list at the end would miss one that came and went).
+final class AttachmentWatch: Sendable {
+    private struct State {
+        var ever: [String: Set<String>] = [:]
+        var live: [String: Set<String>] = [:]
+        var mostAtOnce: [String: Int] = [:]
+    }
+
+    private let state = Mutex(State())
+    private let task = Mutex<Task<Void, Never>?>(nil)
+
+    static func start(_ client: KubeClient) async throws -> AttachmentWatch {
+        let watch = AttachmentWatch()
+        let events = try await client.watch(VolumeAttachment.self)
+        let reader = Task {
+            do {
+                for try await event in events { watch.record(event) }
+            } catch {}
+        }
+        watch.task.withLock { $0 = reader }
+        return watch
+    }
+
+    private func record(_ event: WatchEvent<VolumeAttachment>) {
+        guard let attachment = event.object, let volume = attachment.spec.source.persistentVolumeName else { return }
+        let id = "\(attachment.metadata.name ?? "")@\(attachment.spec.nodeName)#\(attachment.metadata.uid ?? "")"
+        state.withLock { state in
+            switch event.kind {
+            case .added, .modified:
+                state.ever[volume, default: []].insert(id)
+                state.live[volume, default: []].insert(id)
+            case .deleted:
+                state.live[volume]?.remove(id)
+            case .bookmark, .error:
+                return
+            }
+            state.mostAtOnce[volume] = max(state.mostAtOnce[volume] ?? 0, state.live[volume]?.count ?? 0)
+        }
+    }
+
+    func seen(_ volume: String) -> [String] { state.withLock { ($0.ever[volume] ?? []).sorted() } }
+    func distinct(_ volume: String) -> Int { state.withLock { $0.ever[volume]?.count ?? 0 } }
+    func mostAtOnce(_ volume: String) -> Int { state.withLock { $0.mostAtOnce[volume] ?? 0 } }
+    func stop() { task.withLock { $0?.cancel() } }
+}
+
+@Suite("Access modes")
+struct AccessModeTests {
+    /// Kubernetes' IsMultiAttachAllowed: a PV's access modes list every way it can be used, so
+    /// ReadWriteMany or ReadOnlyMany anywhere in them allows several nodes, ReadWriteOnce beside
+    /// them or not (kubernetes/kubernetes#85166 proposed refusing then, and was closed for that).
+    @Test("Multi-attach is allowed exactly when the PV lists ReadWriteMany or ReadOnlyMany", arguments: [
+        (["ReadWriteOnce"], false),
+        (["ReadWriteOncePod"], false),
+        (["ReadWriteMany"], true),
+        (["ReadOnlyMany"], true),
+        (["ReadWriteOnce", "ReadWriteMany"], true),
+        (["ReadWriteOnce", "ReadOnlyMany"], true),
+        (["ReadOnlyMany", "ReadWriteMany"], true),
+        ([], false),
+    ])
+    func multiAttach(_ modes: [String], _ allowed: Bool) {
+        #expect(AccessModes.allowsMultiAttach(modes) == allowed, "\(modes)")
+    }
 }

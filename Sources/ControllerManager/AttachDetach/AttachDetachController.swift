@@ -4,6 +4,12 @@
 // what it reports in `node.status.volumesAttached`. One key per volume, so that the operations
 // on one volume are serialized across nodes; every pass detaches before it attaches.
 //
+// A pass decides from the informer's VolumeAttachments overlaid with the ones this controller
+// created that the informer has not shown yet (`State.created`), and adds each one it creates to
+// its own view before looking at the next node: otherwise two pods on two nodes wanting an
+// unattached ReadWriteOnce volume in one pass — or a pass that runs before the informer shows
+// the attachment the previous one made — would each get a VolumeAttachment.
+//
 // | volume on node N                                   | action                                              |
 // |----------------------------------------------------|-----------------------------------------------------|
 // | wanted, no VolumeAttachment                        | create `csi-<sha256(handle+driver+node)>`           |
@@ -52,7 +58,20 @@ final class AttachDetachController: Sendable {
         var reported: [String: String] = [:]
         /// "volume|node" pairs whose Multi-Attach error was reported.
         var multiAttachReported: Set<String> = []
+        /// attachment name → an attachment this controller created that the informer may not
+        /// show yet (dropped once it does, once it is seen deleted, or once the API server says
+        /// it is gone).
+        var created: [String: Created] = [:]
     }
+
+    struct Created {
+        var attachment: VolumeAttachment
+        var at: ContinuousClock.Instant
+    }
+
+    /// How long a created attachment the informer still does not show is trusted before the
+    /// API server is asked whether it still exists.
+    static let createdConfirmAfter: Duration = .seconds(5)
 
     struct Informers {
         var pods: Informer<Pod>
@@ -110,6 +129,9 @@ final class AttachDetachController: Sendable {
                     $0.nodeVolumes[attachment.spec.nodeName]?.remove(name)
                     $0.reported[attachment.metadata.name ?? ""] = nil
                     $0.detachWanted[attachment.metadata.name ?? ""] = nil
+                    if let mine = $0.created[attachment.metadata.name ?? ""], mine.attachment.metadata.uid == attachment.metadata.uid {
+                        $0.created[attachment.metadata.name ?? ""] = nil
+                    }
                 } else {
                     $0.nodeVolumes[attachment.spec.nodeName, default: []].insert(name)
                 }
@@ -132,7 +154,7 @@ final class AttachDetachController: Sendable {
     func sync(_ volumeName: String) async throws -> SyncResult {
         let volume = await volumes.get(name: volumeName)
         let desired = await desiredNodes(volume)
-        let existing = await attachments.list().filter { $0.spec.source.persistentVolumeName == volumeName }
+        var existing = try await currentAttachments(of: volumeName)
         var requeue: Duration?
 
         // Detach first.
@@ -147,6 +169,8 @@ final class AttachDetachController: Sendable {
                 try await report(attachment, volume: volume, pods: pods)
                 continue
             }
+            // Attached, attaching or still detaching elsewhere (a deleted attachment holds the
+            // volume until the attacher has unpublished it).
             let elsewhere = existing.filter { $0.spec.nodeName != node }
             if !multiAttach && !elsewhere.isEmpty {
                 await reportMultiAttach(volume: volume, node: node, pods: pods, otherNodes: Set(elsewhere.map(\.spec.nodeName)))
@@ -159,13 +183,54 @@ final class AttachDetachController: Sendable {
                                                                          nodeName: node))
             clearMultiAttach(volume: volumeName)
             do {
-                _ = try await client.create(attachment)
+                let written = try await client.create(attachment)
+                state.withLock { $0.created[name] = Created(attachment: written, at: .now) }
+                existing.append(written)
                 logger.info("attaching", metadata: ["volume": "\(volumeName)", "node": "\(node)", "attachment": "\(name)"])
             } catch let error as APIError where error.isAlreadyExists {
-                // Made by an earlier pass whose answer was lost; the informer shows it soon.
+                // Made by an earlier pass whose answer was lost, or still being deleted: it is
+                // there all the same, and the informer shows it soon.
+                existing.append(attachment)
             }
         }
         return requeue.map { .requeue(after: $0) } ?? .done
+    }
+
+    static func version(_ object: VolumeAttachment) -> Int64 { Int64(object.metadata.resourceVersion ?? "") ?? 0 }
+
+    /// The volume's attachments: the informer's, and those this controller created that the
+    /// informer does not show yet (one it has not confirmed for a while is looked up).
+    private func currentAttachments(of volumeName: String) async throws -> [VolumeAttachment] {
+        let all = await attachments.list()
+        let seen = Dictionary(all.map { ($0.metadata.name ?? "", $0) }, uniquingKeysWith: { first, _ in first })
+        let pending = state.withLock { state -> [Created] in
+            for (name, mine) in state.created {
+                // The informer has caught up: it shows this object, or a later one of the same name.
+                if let shown = seen[name], shown.metadata.uid == mine.attachment.metadata.uid
+                    || Self.version(shown) >= Self.version(mine.attachment) {
+                    state.created[name] = nil
+                }
+            }
+            return state.created.values.filter { $0.attachment.spec.source.persistentVolumeName == volumeName }
+        }
+        var result = all.filter { $0.spec.source.persistentVolumeName == volumeName }
+        for mine in pending {
+            let name = mine.attachment.metadata.name ?? ""
+            if ContinuousClock.now - mine.at > Self.createdConfirmAfter {
+                do {
+                    let live = try await client.get(VolumeAttachment.self, name: name)
+                    state.withLock { $0.created[name] = Created(attachment: live, at: .now) }
+                    result.append(live)
+                } catch let error as APIError where error.isNotFound {
+                    state.withLock { state in
+                        if state.created[name]?.attachment.metadata.uid == mine.attachment.metadata.uid { state.created[name] = nil }
+                    }
+                }
+                continue
+            }
+            result.append(mine.attachment)
+        }
+        return result
     }
 
     /// Nodes that need the volume, with the pods that need it there.
@@ -215,7 +280,13 @@ final class AttachDetachController: Sendable {
         // Stop reporting it attached before it goes, so the node never uses a detaching volume.
         try await statusWriter.update(nodeName, excluding: [attachment.metadata.uid ?? ""])
         do {
-            try await client.delete(VolumeAttachment.self, name: name, options: DeleteOptions(preconditionUID: attachment.metadata.uid))
+            let left = try await client.delete(VolumeAttachment.self, name: name, options: DeleteOptions(preconditionUID: attachment.metadata.uid))
+            if let left {
+                // Held by the attacher's finalizer until it has unpublished: still counts as attached.
+                state.withLock { state in if state.created[name] != nil { state.created[name] = Created(attachment: left, at: .now) } }
+            } else {
+                state.withLock { state in if state.created[name]?.attachment.metadata.uid == attachment.metadata.uid { state.created[name] = nil } }
+            }
             logger.info("detaching", metadata: ["volume": "\(volume?.metadata.name ?? "")", "node": "\(nodeName)", "attachment": "\(name)"])
         } catch let error as APIError where error.isNotFound {}
         return nil

@@ -62,14 +62,21 @@ extension PersistentVolume {
     }
 }
 
-enum AccessModes {
+public enum AccessModes {
     /// Whether `volume` offers every mode `claim` asks for.
-    static func satisfied(claim: [String], volume: [String]) -> Bool {
+    public static func satisfied(claim: [String], volume: [String]) -> Bool {
         Set(claim).isSubset(of: Set(volume))
     }
 
-    /// Whether a volume with these modes may be attached to several nodes at once.
-    static func allowsMultiAttach(_ modes: [String]) -> Bool {
+    /// Whether a volume with these modes may be attached to several nodes at once: Kubernetes'
+    /// `IsMultiAttachAllowed` (pkg/volume/util, used by the attach/detach reconciler) — allowed
+    /// as soon as the PV lists ReadWriteMany or ReadOnlyMany, *even beside* ReadWriteOnce, since
+    /// a PV's access modes say every way it can be used, not how one claim uses it (a change to
+    /// refuse when ReadWriteOnce is listed, kubernetes/kubernetes#85166, was rejected for that
+    /// reason). One difference: a PV with no access modes is refused here, where upstream lets
+    /// the attacher decide — upstream's validation never lets such a PV exist, this API server's
+    /// does, and the safe answer for a disk is one node.
+    public static func allowsMultiAttach(_ modes: [String]) -> Bool {
         modes.contains("ReadWriteMany") || modes.contains("ReadOnlyMany")
     }
 }
