@@ -14,6 +14,9 @@ final class FaultyPlugin: CSIPlugin {
     let base: any CSIPlugin
     let failures = Mutex<[String: (code: RPCError.Code, left: Int)]>([:])
     let calls = Mutex<[String: Int]>([:])
+    /// Runs before each CreateVolume (with its 1-based call number): a test's way to change the
+    /// world while the call is in flight.
+    let beforeCreate = Locked<(@Sendable (Int) async throws -> Void)?>(nil)
 
     init(_ base: any CSIPlugin, failing: [String: (RPCError.Code, Int)] = [:]) {
         self.base = base
@@ -24,6 +27,10 @@ final class FaultyPlugin: CSIPlugin {
 
     private func check(_ name: String) throws {
         calls.withLock { $0[name, default: 0] += 1 }
+        try fault(name)
+    }
+
+    private func fault(_ name: String) throws {
         let code: RPCError.Code? = failures.withLock { state in
             guard let failure = state[name], failure.left > 0 else { return nil }
             state[name] = (failure.code, failure.left - 1)
@@ -35,9 +42,19 @@ final class FaultyPlugin: CSIPlugin {
     func getPluginInfo() async throws -> Csi_V1_GetPluginInfoResponse { try await base.getPluginInfo() }
     func controllerGetCapabilities() async throws -> Csi_V1_ControllerGetCapabilitiesResponse { try await base.controllerGetCapabilities() }
     func createVolume(_ request: Csi_V1_CreateVolumeRequest) async throws -> Csi_V1_CreateVolumeResponse {
-        try check("CreateVolume")
+        let call = calls.withLock { calls -> Int in
+            calls["CreateVolume", default: 0] += 1
+            return calls["CreateVolume"]!
+        }
+        if let hook = beforeCreate.withLock({ $0 }) { try await hook(call) }
+        try fault("CreateVolume")
         return try await base.createVolume(request)
     }
+    /// Fails the next `count` calls of `name` with `code` (replacing what was left of an earlier fault).
+    func fail(_ name: String, with code: RPCError.Code, times count: Int) {
+        failures.withLock { $0[name] = (code, count) }
+    }
+
     func deleteVolume(_ request: Csi_V1_DeleteVolumeRequest) async throws -> Csi_V1_DeleteVolumeResponse {
         try check("DeleteVolume")
         return try await base.deleteVolume(request)
@@ -183,6 +200,117 @@ struct ProvisionerTests {
         }
     }
 
+    @Test("A negative or zero size is refused by the API server (422) and the controllers go on serving others")
+    func nonPositiveSize() async throws {
+        try await withHarness(provisioning) { h in
+            _ = try await h.client.create(makeClass("fast"))
+            for size in ["-1Gi", "0"] {
+                do {
+                    _ = try await h.client.create(makePVC("bad", size: size, className: "fast"))
+                    Issue.record("a claim of \(size) was accepted")
+                } catch let error as APIError {
+                    #expect(error.code == 422)
+                    #expect(error.description.contains("spec.resources[storage]") && error.description.contains("must be greater than zero"),
+                            "\(error)")
+                }
+            }
+            _ = try await h.client.create(makePVC("fine", size: "16Mi", className: "fast"))
+            await h.eventually("fine is bound") { try await h.pvc("fine").status.phase == "Bound" }
+            #expect(try await h.disks().count == 1)
+        }
+    }
+
+    @Test("A failed DeleteVolume: the PV is Failed with the error, VolumeFailedDelete, retried; gone once the fault clears")
+    func deleteFailsThenSucceeds() async throws {
+        let faulty = Locked<FaultyPlugin?>(nil)
+        try await withHarness(provisioning, wrap: { base in
+            let plugin = FaultyPlugin(base)
+            faulty.withLock { $0 = plugin }
+            return plugin
+        }) { h in
+            _ = try await h.client.create(makeClass("fast", reclaim: "Delete"))
+            let claim = try await h.client.create(makePVC("data", size: "16Mi", className: "fast"))
+            let name = "pvc-\(claim.metadata.uid!)"
+            await h.eventually("bound") { try await h.pvc("data").status.phase == "Bound" }
+            faulty.withLock { $0!.fail("DeleteVolume", with: .internalError, times: 2) }
+            try await h.client.delete(PersistentVolumeClaim.self, name: "data", namespace: "default")
+            await h.eventually("PV Failed with the plugin's error") {
+                let pv = try await h.pv(name)
+                return pv.status.phase == "Failed" && (pv.status.message ?? "").contains("rpc error: code = Internal desc = injected DeleteVolume failure")
+            }
+            await h.eventually("VolumeFailedDelete on the PV") {
+                await h.hasEvent("PersistentVolume", name, reason: "VolumeFailedDelete", containing: "injected DeleteVolume failure")
+            }
+            #expect(try await h.disks().count == 1, "the disk went although DeleteVolume failed")
+            // The fault clears after two failures: the retry deletes the disk, then the PV.
+            await h.eventually("PV gone", timeout: .seconds(20)) { !(await h.exists(PersistentVolume.self, name)) }
+            #expect(try await h.disks().isEmpty)
+            #expect(faulty.withLock { $0!.count("DeleteVolume") } >= 3)
+        }
+    }
+
+    @Test("A selected node without CSINode: ProvisioningFailed, no CreateVolume; provisioned once the CSINode is there")
+    func selectedNodeWithoutTopology() async throws {
+        var simulator = SimulatorConfiguration()
+        simulator.zones = ["ballast-1a", "ballast-1b"]
+        let faulty = Locked<FaultyPlugin?>(nil)
+        try await withHarness(provisioning, simulator: simulator, wrap: { base in
+            let plugin = FaultyPlugin(base)
+            faulty.withLock { $0 = plugin }
+            return plugin
+        }) { h in
+            _ = try await h.client.create(makeClass("late", binding: "WaitForFirstConsumer"))
+            _ = try await h.client.create(makeNode("node-b", zone: "ballast-1b"))
+            _ = try await h.client.create(makePVC("data", size: "16Mi", className: "late", annotations: [Annotation.selectedNode: "node-b"]))
+            await h.eventually("ProvisioningFailed: no topology for the selected node") {
+                await h.hasEvent("PersistentVolumeClaim", "data", reason: "ProvisioningFailed",
+                                 containing: "failed to provision volume with StorageClass \"late\": error generating accessibility requirements: error getting CSINode for selected node \"node-b\"")
+            }
+            #expect(faulty.withLock { $0!.count("CreateVolume") } == 0, "CreateVolume was called without the node's topology")
+            #expect(try await h.disks().isEmpty)
+            #expect(try await h.pvc("data").metadata.annotations?[Annotation.selectedNode] == "node-b", "a missing CSINode is no reason to reschedule")
+            // The node's driver registers: the retry provisions in its zone.
+            _ = try await h.client.create(makeCSINode("node-b", nodeID: "i-00000000000000001"))
+            await h.eventually("bound", timeout: .seconds(15)) { try await h.pvc("data").status.phase == "Bound" }
+            #expect(try await h.disks().map(\.zone) == ["ballast-1b"])
+        }
+    }
+
+    @Test("Removing selected-node carries the resourceVersion: a node the scheduler chose again meanwhile is kept")
+    func rescheduleKeepsANewerChoice() async throws {
+        var simulator = SimulatorConfiguration()
+        simulator.zones = ["ballast-1a", "ballast-1b"]
+        let client = Locked<KubeClient?>(nil)
+        try await withHarness(provisioning, simulator: simulator, wrap: { base in
+            let plugin = FaultyPlugin(base)
+            plugin.beforeCreate.withLock { hook in
+                hook = { call in
+                    guard call == 1, let client = client.withLock({ $0 }) else { return }
+                    // While the first CreateVolume runs, the scheduler picks node-b instead; then
+                    // the call fails with ResourceExhausted.
+                    _ = try await client.mergePatch(PersistentVolumeClaim.self, name: "data", namespace: "default",
+                                                    patch: ["metadata": ["annotations": .object([Annotation.selectedNode: "node-b"])]])
+                    throw RPCError(code: .resourceExhausted, message: "injected: zone ballast-1a is full")
+                }
+            }
+            return plugin
+        }) { h in
+            client.withLock { $0 = h.client }
+            _ = try await h.client.create(makeClass("late", binding: "WaitForFirstConsumer"))
+            for (node, zone) in [("node-a", "ballast-1a"), ("node-b", "ballast-1b")] {
+                _ = try await h.client.create(makeNode(node, zone: zone))
+                _ = try await h.client.create(makeCSINode(node, nodeID: node == "node-a" ? "i-00000000000000001" : "i-00000000000000002"))
+            }
+            _ = try await h.client.create(makePVC("data", size: "16Mi", className: "late", annotations: [Annotation.selectedNode: "node-a"]))
+            await h.eventually("ProvisioningFailed for node-a") {
+                await h.hasEvent("PersistentVolumeClaim", "data", reason: "ProvisioningFailed", containing: "injected: zone ballast-1a is full")
+            }
+            await h.eventually("bound on the node chosen again", timeout: .seconds(15)) { try await h.pvc("data").status.phase == "Bound" }
+            #expect(try await h.pvc("data").metadata.annotations?[Annotation.selectedNode] == "node-b")
+            #expect(try await h.disks().map(\.zone) == ["ballast-1b"])
+        }
+    }
+
     @Test("Transient CreateVolume failures are retried with the same name: one disk")
     func transientRetried() async throws {
         let faulty = Locked<FaultyPlugin?>(nil)
@@ -196,7 +324,9 @@ struct ProvisionerTests {
             await h.eventually("bound after a retry", timeout: .seconds(15)) { try await h.pvc("data").status.phase == "Bound" }
             #expect(faulty.withLock { $0!.count("CreateVolume") } >= 2)
             #expect(try await h.disks().count == 1)
-            #expect(await h.hasEvent("PersistentVolumeClaim", "data", reason: "ProvisioningFailed", containing: "code = Unavailable"))
+            await h.eventually("ProvisioningFailed with Unavailable") {
+                await h.hasEvent("PersistentVolumeClaim", "data", reason: "ProvisioningFailed", containing: "code = Unavailable")
+            }
         }
     }
 
@@ -212,14 +342,18 @@ struct ProvisionerTests {
             await h.eventually("selected-node removed for a missing node") {
                 try await h.pvc("orphaned").metadata.annotations?[Annotation.selectedNode] == nil
             }
-            #expect(await h.hasEvent("PersistentVolumeClaim", "orphaned", reason: "ProvisioningFailed", containing: "nodes \"node-gone\" not found"))
+            await h.eventually("ProvisioningFailed for the missing node") {
+                await h.hasEvent("PersistentVolumeClaim", "orphaned", reason: "ProvisioningFailed", containing: "nodes \"node-gone\" not found")
+            }
             _ = try await h.client.create(makeNode("node-a"))
             _ = try await h.client.create(makeCSINode("node-a", nodeID: "i-00000000000000001"))
             _ = try await h.client.create(makePVC("full", size: "128Mi", className: "late", annotations: [Annotation.selectedNode: "node-a"]))
             await h.eventually("selected-node removed on ResourceExhausted") {
                 try await h.pvc("full").metadata.annotations?[Annotation.selectedNode] == nil
             }
-            #expect(await h.hasEvent("PersistentVolumeClaim", "full", reason: "ProvisioningFailed", containing: "code = ResourceExhausted"))
+            await h.eventually("ProvisioningFailed with ResourceExhausted") {
+                await h.hasEvent("PersistentVolumeClaim", "full", reason: "ProvisioningFailed", containing: "code = ResourceExhausted")
+            }
             #expect(try await h.disks().isEmpty)
         }
     }

@@ -48,12 +48,53 @@ enum VolumeRequest {
         (storageClass.parameters ?? [:]).filter { !$0.key.hasPrefix(provisionerPrefix) }
     }
 
-    /// Topology requirements. A selected node (WaitForFirstConsumer): its topology, requisite
-    /// and preferred. Otherwise the class's allowedTopologies (each term expanded to every
-    /// combination of its values), or else every topology of the nodes running the driver; the
-    /// preferred list is the requisite one rotated by a hash of the claim's name, to spread volumes.
-    static func topology(selectedNode: Node?, csiNode: CSINode?, driver: String, storageClass: StorageClass,
-                         allNodes: [(Node, CSINode)], claimName: String) -> Csi_V1_TopologyRequirement? {
+    /// Why the topology of a selected node cannot be computed, in external-provisioner's words
+    /// (GenerateAccessibilityRequirements with strict topology).
+    struct TopologyError: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    /// The topology of the node the scheduler selected (WaitForFirstConsumer), requisite and
+    /// preferred: the node's labels for the topology keys its CSINode lists for `driver`. Throws
+    /// when its CSINode is missing, lists no keys, or the node lacks one of the labels, or when
+    /// the class's allowedTopologies exclude it: provisioning must not go ahead without it.
+    static func selectedNodeTopology(_ node: Node, csiNode: CSINode?, driver: String,
+                                     storageClass: StorageClass) throws(TopologyError) -> Csi_V1_TopologyRequirement {
+        let name = node.metadata.name ?? ""
+        let prefix = "error generating accessibility requirements: "
+        guard let csiNode else {
+            throw TopologyError(description: prefix + "error getting CSINode for selected node \"\(name)\": csinode.storage.k8s.io \"\(name)\" not found")
+        }
+        let keys = csiNode.spec.drivers.first(where: { $0.name == driver })?.topologyKeys ?? []
+        guard !keys.isEmpty else {
+            throw TopologyError(description: prefix + "no topology key found on CSINode \(name)")
+        }
+        var own: [String: String] = [:]
+        for key in keys {
+            guard let value = node.metadata.labels?[key] else {
+                throw TopologyError(description: prefix + "topology labels from selected node \(node.metadata.labels ?? [:]) does not match topology keys from CSINode \(keys)")
+            }
+            own[key] = value
+        }
+        if let allowed = storageClass.allowedTopologies, !allowed.isEmpty {
+            let terms = expand(allowed)
+            if !terms.contains(where: { term in term.allSatisfy { own[$0.key] == $0.value } }) {
+                throw TopologyError(description: prefix + "selected node \"\(name)\" topology \(own) is not in allowed topologies: \(terms)")
+            }
+        }
+        let topology = Csi_V1_Topology.with { $0.segments = own }
+        return .with {
+            $0.requisite = [topology]
+            $0.preferred = [topology]
+        }
+    }
+
+    /// Topology requirements without a selected node (Immediate binding): the class's
+    /// allowedTopologies (each term expanded to every combination of its values), or else every
+    /// topology of the nodes running the driver; the preferred list is the requisite one rotated
+    /// by a hash of the claim's name, to spread volumes. Nil when nothing is known.
+    static func topology(driver: String, storageClass: StorageClass, allNodes: [(Node, CSINode)],
+                         claimName: String) -> Csi_V1_TopologyRequirement? {
         func segments(_ node: Node, _ csiNode: CSINode?) -> [String: String]? {
             guard let keys = csiNode?.spec.drivers.first(where: { $0.name == driver })?.topologyKeys, !keys.isEmpty else { return nil }
             var result: [String: String] = [:]
@@ -62,18 +103,6 @@ enum VolumeRequest {
                 result[key] = value
             }
             return result
-        }
-        if let selectedNode {
-            guard let own = segments(selectedNode, csiNode) else { return nil }
-            if let allowed = storageClass.allowedTopologies, !allowed.isEmpty,
-               !expand(allowed).contains(where: { term in term.allSatisfy { own[$0.key] == $0.value } }) {
-                return nil
-            }
-            let topology = Csi_V1_Topology.with { $0.segments = own }
-            return .with {
-                $0.requisite = [topology]
-                $0.preferred = [topology]
-            }
         }
         var requisite: [[String: String]]
         if let allowed = storageClass.allowedTopologies, !allowed.isEmpty {

@@ -7,15 +7,18 @@
 // | bound, deleted, other provisioner, its PV exists    | nothing                                           |
 // | class WaitForFirstConsumer without selected-node    | nothing (the scheduler picks a node)              |
 // | selected node gone                                  | remove selected-node (reschedule), ProvisioningFailed |
+// | selected node without CSINode / topology labels     | ProvisioningFailed, retried (no CreateVolume)     |
 // | otherwise                                           | event Provisioning, CreateVolume `pvc-<uid>`      |
 // |   OK                                                | PV written, disk marked, ProvisioningSucceeded    |
 // |   DeadlineExceeded/Unavailable/Canceled/Aborted     | ProvisioningFailed, retried with the same name    |
 // |   ResourceExhausted with a selected node            | selected-node removed (reschedule), ProvisioningFailed |
 // |   any other error                                   | ProvisioningFailed, retried with back-off         |
 //
-// Retries back off from 1 s doubling to 5 min, per claim. CreateVolume is idempotent by name,
-// so a retry (or a restart) after a crash between CreateVolume and the PV write finds the same
-// volume; a claim deleted meanwhile leaves a disk only the orphan sweep finds (OrphanSweep.swift).
+// Removing selected-node is a patch with the resourceVersion read, so a node the scheduler chose
+// again meanwhile is never erased. Retries back off from 1 s doubling to 5 min, per claim.
+// CreateVolume is idempotent by name, so a retry (or a restart) after a crash between
+// CreateVolume and the PV write finds the same volume; a claim deleted meanwhile leaves a disk
+// only the orphan sweep finds (OrphanSweep.swift).
 import APIClient
 import ClusterAPI
 import CSIProto
@@ -124,7 +127,17 @@ final class Provisioner: Sendable {
             selectedCSINode = await csiNodes.get(name: nodeName)
         }
         recorder.event(claim, .normal, "Provisioning", "External provisioner is provisioning volume for claim \"\(claim.key)\"")
-        let request = try await createVolumeRequest(claim, storageClass, selectedNode: selectedNode, csiNode: selectedCSINode)
+        let request: Csi_V1_CreateVolumeRequest
+        do {
+            request = try await createVolumeRequest(claim, storageClass, selectedNode: selectedNode, csiNode: selectedCSINode)
+        } catch {
+            // The selected node's topology cannot be computed (its CSINode is missing or lacks
+            // the driver's topology keys): no CreateVolume without it. Retried with back-off —
+            // the node's driver may still be registering.
+            recorder.event(claim, .warning, "ProvisioningFailed",
+                           "failed to provision volume with StorageClass \"\(storageClass.metadata.name ?? "")\": \(error)")
+            throw error
+        }
         let response: Csi_V1_CreateVolumeResponse
         do {
             response = try await csi.createVolume(request)
@@ -170,14 +183,18 @@ final class Provisioner: Sendable {
     private func createVolumeRequest(_ claim: PersistentVolumeClaim, _ storageClass: StorageClass, selectedNode: Node?,
                                      csiNode: CSINode?) async throws -> Csi_V1_CreateVolumeRequest {
         let bytes = claim.requestedStorage?.value ?? 0
-        var allNodes: [(Node, CSINode)] = []
-        if selectedNode == nil && (storageClass.allowedTopologies ?? []).isEmpty {
-            for csiNode in await csiNodes.list() where csiNode.spec.drivers.contains(where: { $0.name == driver }) {
-                if let node = await nodes.get(name: csiNode.metadata.name ?? "") { allNodes.append((node, csiNode)) }
+        let topology: Csi_V1_TopologyRequirement?
+        if let selectedNode {
+            topology = try VolumeRequest.selectedNodeTopology(selectedNode, csiNode: csiNode, driver: driver, storageClass: storageClass)
+        } else {
+            var allNodes: [(Node, CSINode)] = []
+            if (storageClass.allowedTopologies ?? []).isEmpty {
+                for csiNode in await csiNodes.list() where csiNode.spec.drivers.contains(where: { $0.name == driver }) {
+                    if let node = await nodes.get(name: csiNode.metadata.name ?? "") { allNodes.append((node, csiNode)) }
+                }
             }
+            topology = VolumeRequest.topology(driver: driver, storageClass: storageClass, allNodes: allNodes, claimName: claim.key)
         }
-        let topology = VolumeRequest.topology(selectedNode: selectedNode, csiNode: csiNode, driver: driver, storageClass: storageClass,
-                                              allNodes: allNodes, claimName: claim.key)
         return .with {
             $0.name = VolumeRequest.volumeName(claim)
             $0.capacityRange = .with { $0.requiredBytes = bytes }
@@ -209,11 +226,16 @@ final class Provisioner: Sendable {
                 nodeAffinity: VolumeRequest.nodeAffinity(response.volume.accessibleTopology)))
     }
 
-    /// Removes `selected-node` so the scheduler picks a node again.
+    /// Removes `selected-node` so the scheduler picks a node again, by a patch that carries the
+    /// resourceVersion the decision was made on (as external-provisioner's Update does): if the
+    /// scheduler chose a node again meanwhile, the patch fails with a conflict instead of erasing
+    /// that choice, and the retry looks at the new node.
     private func reschedule(_ claim: PersistentVolumeClaim, because reason: String) async throws {
         recorder.event(claim, .warning, "ProvisioningFailed", reason)
+        var metadata: [String: JSONValue] = ["annotations": .object([Annotation.selectedNode: .null])]
+        if let version = claim.metadata.resourceVersion { metadata["resourceVersion"] = .string(version) }
         _ = try await client.mergePatch(PersistentVolumeClaim.self, name: claim.metadata.name ?? "", namespace: claim.metadata.namespace,
-                                        patch: ["metadata": ["annotations": .object([Annotation.selectedNode: .null])]])
+                                        patch: .object(["metadata": .object(metadata)]))
         logger.info("selected node removed; the scheduler picks again", metadata: ["claim": "\(claim.key)", "reason": "\(reason)"])
     }
 }
