@@ -1,6 +1,7 @@
 // Resizing (and the API server's expansion admission), protection, node lifecycle.
 import APIClient
 import ClusterAPI
+import CloudProvider
 import ControllerManager
 import Foundation
 import Testing
@@ -32,6 +33,51 @@ struct LifecycleTests {
                 let required = await h.hasEvent("PersistentVolumeClaim", "data", reason: "FileSystemResizeRequired")
                 return resizing && required
             }
+        }
+    }
+
+    @Test("ControllerResizeInfeasible: a size the cloud refuses sets the status and VolumeResizeFailed, is not retried; a smaller request then succeeds")
+    func resizeInfeasible() async throws {
+        var simulator = SimulatorConfiguration()
+        simulator.maxDiskBytes = 256 << 20
+        let plugin = Locked<FaultyPlugin?>(nil)
+        try await withHarness(provisioning.union([.resizer]), simulator: simulator, wrap: { base in
+            let counting = FaultyPlugin(base)
+            plugin.withLock { $0 = counting }
+            return counting
+        }) { h in
+            _ = try await h.client.create(makeClass("growable", expansion: true))
+            _ = try await h.client.create(makePVC("data", size: "64Mi", className: "growable"))
+            await h.eventually("bound") { try await h.pvc("data").status.phase == "Bound" }
+            let volume = try await h.pvc("data").spec.volumeName ?? ""
+            _ = try await h.client.mergePatch(PersistentVolumeClaim.self, name: "data", namespace: "default",
+                                              patch: ["spec": ["resources": ["requests": ["storage": "1Gi"]]]])
+            await h.eventually("ControllerResizeInfeasible") {
+                let claim = try await h.pvc("data")
+                return claim.status.allocatedResourceStatuses?["storage"] == "ControllerResizeInfeasible"
+                    && claim.status.allocatedResources?["storage"] == quantity("1Gi")
+                    && !(claim.status.conditions ?? []).contains { $0.type == "Resizing" }
+            }
+            await h.eventually("VolumeResizeFailed with the cloud's refusal") {
+                await h.hasEvent("PersistentVolumeClaim", "data", reason: "VolumeResizeFailed",
+                                 containing: "resize volume \"\(volume)\" by resizer \"\(driverName)\" failed: rpc error: code = OutOfRange")
+            }
+            #expect(try await h.pv(volume).spec.capacity?["storage"] == quantity("64Mi"))
+            #expect(try await h.pvc("data").status.capacity?["storage"] == quantity("64Mi"))
+            #expect(try await h.disks().first?.sizeBytes == 64 << 20)
+            let calls = plugin.withLock { $0!.count("ControllerExpandVolume") }
+            await h.stays("not retried while the request is unchanged") {
+                plugin.withLock { $0!.count("ControllerExpandVolume") } == calls
+            }
+            // The user asks for less (still more than the capacity): the resizer tries again.
+            _ = try await h.client.mergePatch(PersistentVolumeClaim.self, name: "data", namespace: "default",
+                                              patch: ["spec": ["resources": ["requests": ["storage": "128Mi"]]]])
+            await h.eventually("expanded to the new request") {
+                let claim = try await h.pvc("data")
+                return claim.status.allocatedResourceStatuses?["storage"] == "NodeResizePending"
+                    && claim.status.allocatedResources?["storage"] == quantity("128Mi")
+            }
+            #expect(try await h.pv(volume).spec.capacity?["storage"] == quantity("128Mi"))
         }
     }
 
@@ -111,6 +157,50 @@ struct LifecycleTests {
         }
     }
 
+    @Test("Toleration time: the smallest tolerationSeconds among the matching tolerations; forever only when none has one")
+    func tolerationTime() {
+        let taint = ClusterAPI.Taint(key: Taint.unreachable, effect: "NoExecute")
+        let forever = Toleration(key: Taint.unreachable, operator: "Exists", effect: "NoExecute")
+        func seconds(_ tolerations: [Toleration], _ taint: ClusterAPI.Taint = taint) -> Int64? {
+            NodeLifecycleController.tolerationSeconds(tolerations, taint, defaultSeconds: 300)
+        }
+        #expect(seconds([forever]) == nil)
+        #expect(seconds([forever, Toleration(operator: "Exists", tolerationSeconds: 60)]) == 60)
+        #expect(seconds([Toleration(operator: "Exists", tolerationSeconds: 600), forever,
+                         Toleration(key: Taint.unreachable, operator: "Exists", tolerationSeconds: 30)]) == 30)
+        #expect(seconds([Toleration(operator: "Exists", tolerationSeconds: -5), forever]) == 0)
+        // Tolerations of other taints or effects do not count.
+        #expect(seconds([forever, Toleration(key: Taint.notReady, operator: "Exists", tolerationSeconds: 5),
+                         Toleration(operator: "Exists", effect: "NoSchedule", tolerationSeconds: 5)]) == nil)
+        // None matching: the default for unreachable/not-ready, not tolerated otherwise.
+        #expect(seconds([]) == 300)
+        #expect(seconds([], ClusterAPI.Taint(key: Taint.outOfService, value: "nodeshutdown", effect: "NoExecute")) == 0)
+    }
+
+    @Test("A pod tolerating the unreachable taint forever and for 1 s is evicted after 1 s")
+    func minimumTolerationEvicts() async throws {
+        try await withHarness([.nodeLifecycle], csi: false, configure: {
+            $0.nodeMonitorGracePeriod = .milliseconds(500)
+            $0.podEvictionTimeout = .seconds(3600)
+        }) { h in
+            _ = try await h.client.create(makeNode("node-a"))
+            _ = try await h.client.create(makePod("mixed", claims: [], node: "node-a", tolerations: [
+                Toleration(key: Taint.unreachable, operator: "Exists", effect: "NoExecute"),
+                Toleration(operator: "Exists", effect: "NoExecute", tolerationSeconds: 1)]))
+            _ = try await h.client.create(makePod("forever", claims: [], node: "node-a", tolerations: [
+                Toleration(key: Taint.unreachable, operator: "Exists", effect: "NoExecute")]))
+            await h.eventually("unreachable NoExecute taint") {
+                (try await h.client.get(Node.self, name: "node-a").spec.taints ?? []).contains { $0.key == Taint.unreachable && $0.effect == "NoExecute" }
+            }
+            await h.eventually("the pod with a 1 s toleration is marked for deletion") {
+                try await h.client.get(Pod.self, name: "mixed", namespace: "default").metadata.deletionTimestamp != nil
+            }
+            await h.stays("the pod tolerating it forever stays") {
+                try await h.client.get(Pod.self, name: "forever", namespace: "default").metadata.deletionTimestamp == nil
+            }
+        }
+    }
+
     @Test("Node lifecycle: silent node → Ready=Unknown, unreachable taints, pods evicted after their toleration; back → taints gone")
     func nodeLifecycle() async throws {
         try await withHarness([.nodeLifecycle], csi: false, configure: {
@@ -141,7 +231,9 @@ struct LifecycleTests {
                 try await h.client.get(Pod.self, name: "plain", namespace: "default").metadata.deletionTimestamp != nil
             }
             #expect(try await h.client.get(Pod.self, name: "patient", namespace: "default").metadata.deletionTimestamp == nil)
-            #expect(await h.hasEvent("Pod", "plain", reason: "TaintManagerEviction", containing: "Marking for deletion Pod default/plain"))
+            await h.eventually("TaintManagerEviction on the evicted pod") {
+                await h.hasEvent("Pod", "plain", reason: "TaintManagerEviction", containing: "Marking for deletion Pod default/plain")
+            }
             // Back: the kubelet reports Ready and renews its lease.
             var node = try await h.client.get(Node.self, name: "node-a")
             node.status.conditions = [NodeCondition(type: "Ready", status: "True", lastHeartbeatTime: Time.now(), lastTransitionTime: Time.now())]

@@ -19,7 +19,7 @@ import ClusterAPI
 import Logging
 import Synchronization
 
-final class NodeLifecycleController: Sendable {
+public final class NodeLifecycleController: Sendable {
     let client: KubeClient
     let nodes: Informer<Node>
     let leases: Informer<Lease>
@@ -160,17 +160,26 @@ final class NodeLifecycleController: Sendable {
 
     /// How long `pod` tolerates `taint` (nil: forever; 0: not at all).
     func tolerationSeconds(_ pod: Pod, _ taint: ClusterAPI.Taint) -> Int64? {
-        let matching = (pod.spec.tolerations ?? []).filter { Self.tolerates($0, taint) }
+        Self.tolerationSeconds(pod.spec.tolerations ?? [], taint, defaultSeconds: podEvictionTimeout.components.seconds)
+    }
+
+    /// The taint eviction controller's `getMinTolerationTime` over the tolerations that match
+    /// `taint`: the smallest `tolerationSeconds` among those that have one (0 when it is not
+    /// positive); forever (nil) only when none of them has one. No matching toleration: not
+    /// tolerated (0), except the unreachable and not-ready taints, tolerated for
+    /// `defaultSeconds` (what the DefaultTolerationSeconds admission would have added).
+    public static func tolerationSeconds(_ tolerations: [Toleration], _ taint: ClusterAPI.Taint, defaultSeconds: Int64) -> Int64? {
+        let matching = tolerations.filter { tolerates($0, taint) }
         if matching.isEmpty {
-            if taint.key == Taint.unreachable || taint.key == Taint.notReady { return podEvictionTimeout.components.seconds }
+            if taint.key == Taint.unreachable || taint.key == Taint.notReady { return defaultSeconds }
             return 0
         }
-        if matching.contains(where: { $0.tolerationSeconds == nil }) { return nil }
-        return matching.compactMap(\.tolerationSeconds).map { max(0, $0) }.min()
+        guard let shortest = matching.compactMap(\.tolerationSeconds).min() else { return nil }
+        return max(0, shortest)
     }
 
     /// Kubernetes' `Toleration.ToleratesTaint`.
-    static func tolerates(_ toleration: Toleration, _ taint: ClusterAPI.Taint) -> Bool {
+    public static func tolerates(_ toleration: Toleration, _ taint: ClusterAPI.Taint) -> Bool {
         if let effect = toleration.effect, !effect.isEmpty, effect != taint.effect { return false }
         let key = toleration.key ?? ""
         if !key.isEmpty && key != taint.key { return false }
