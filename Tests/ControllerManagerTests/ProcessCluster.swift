@@ -40,9 +40,12 @@ final class Daemon: Sendable {
         if let current { await current.terminate(grace: grace) }
     }
 
-    /// SIGKILL, and waits until it is gone.
+    /// SIGKILL (no SIGTERM first: a crash, not a shutdown) to it and its group, and waits until
+    /// it is gone.
     func kill9() async {
-        if let current { await current.terminate(grace: .zero) }
+        guard let current else { return }
+        current.kill()
+        _ = await current.waitForExit(timeout: .seconds(30))
     }
 
     var output: String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
@@ -57,14 +60,27 @@ func runCommand(_ executable: String, _ arguments: [String], env: [String: Strin
 final class ProcessCluster: @unchecked Sendable {
     let root: String
     let apiserver: Daemon
-    let cloudDaemon: Daemon
     let csi: Daemon
-    private(set) var manager: Daemon
     let managerArguments: [String]
+    let cloudArguments: [String]
     private(set) var client: KubeClient!
-    private(set) var cloud: CloudClient!
     let cloudPort: Int
     var kubeconfig: String { root + "/api/admin.kubeconfig" }
+
+    /// What chaos replaces while a test reads it from other tasks.
+    private struct Replaceable {
+        var manager: Daemon
+        var cloudDaemon: Daemon
+        var cloud: CloudClient?
+    }
+    private let replaceable: Mutex<Replaceable>
+
+    /// The controller manager process (a new one after `restartManager`).
+    var manager: Daemon { replaceable.withLock { $0.manager } }
+    /// The cloud process (a new one after `restartCloud`).
+    var cloudDaemon: Daemon { replaceable.withLock { $0.cloudDaemon } }
+    /// The cloud's API (the same URL and key across restarts of the cloud).
+    var cloud: CloudClient! { replaceable.withLock { $0.cloud } }
 
     init(cloudFlags: [String] = [], managerFlags: [String] = []) {
         root = "/tmp/bcmp-" + UUID().uuidString.prefix(8).lowercased()
@@ -73,15 +89,16 @@ final class ProcessCluster: @unchecked Sendable {
         cloudPort = freePort()
         apiserver = Daemon("apiserver", arguments: ["apiserver", "--data-dir", root + "/api", "--secure-port", "\(apiPort)",
                                                      "--bind-address", "127.0.0.1", "--log-level", "warning"], log: root + "/apiserver.log")
-        cloudDaemon = Daemon("cloud", arguments: ["cloud", "serve", "--listen", "127.0.0.1:\(cloudPort)", "--volumes-dir", root + "/volumes",
-                                                  "--state-dir", root + "/cloud", "--attach-limit", "128", "--log-level", "warning"] + cloudFlags,
-                             log: root + "/cloud.log")
+        cloudArguments = ["cloud", "serve", "--listen", "127.0.0.1:\(cloudPort)", "--volumes-dir", root + "/volumes",
+                          "--state-dir", root + "/cloud", "--attach-limit", "128", "--log-level", "warning"]
+        let cloudDaemon = Daemon("cloud", arguments: cloudArguments + cloudFlags, log: root + "/cloud.log")
         csi = Daemon("csi", arguments: ["csi", "--mode", "controller", "--endpoint", "unix://\(root)/csi.sock", "--driver-name", driverName,
                                         "--cloud-url", "http://127.0.0.1:\(cloudPort)", "--cloud-key-file", root + "/cloud/admin.key",
                                         "--log-level", "warning"], log: root + "/csi.log")
         managerArguments = ["controller-manager", "--kubeconfig", root + "/api/admin.kubeconfig", "--csi-endpoint", "unix://\(root)/csi.sock",
                             "--resync", "2s", "--log-level", "info"] + managerFlags
-        manager = Daemon("controller-manager", arguments: managerArguments, log: root + "/controller-manager.log")
+        let manager = Daemon("controller-manager", arguments: managerArguments, log: root + "/controller-manager.log")
+        replaceable = Mutex(Replaceable(manager: manager, cloudDaemon: cloudDaemon, cloud: nil))
     }
 
     /// Starts the four processes, each once the one before is ready.
@@ -102,16 +119,31 @@ final class ProcessCluster: @unchecked Sendable {
 
     func waitForCloud() async throws {
         try await until("the cloud is ready", cloudDaemon) {
-            guard let cloud = try? CloudClient(url: "http://127.0.0.1:\(self.cloudPort)", keyFile: self.root + "/cloud/admin.key") else { return false }
-            self.cloud = cloud
-            return (try? await cloud.describeRegion()) != nil
+            var cloud = self.cloud
+            if cloud == nil {
+                guard let made = try? CloudClient(url: "http://127.0.0.1:\(self.cloudPort)", keyFile: self.root + "/cloud/admin.key") else { return false }
+                self.replaceable.withLock { $0.cloud = made }
+                cloud = made
+            }
+            return (try? await cloud?.describeRegion()) != nil
         }
     }
 
     /// A new controller manager process (the old one must have exited).
     func restartManager() throws {
-        manager = Daemon("controller-manager", arguments: managerArguments, log: root + "/controller-manager.log")
+        let manager = Daemon("controller-manager", arguments: managerArguments, log: root + "/controller-manager.log")
+        replaceable.withLock { $0.manager = manager }
         try manager.start()
+    }
+
+    /// Stops the cloud and starts it again with `flags` (its state, port and key are kept), and
+    /// waits until it answers.
+    func restartCloud(flags: [String] = []) async throws {
+        await cloudDaemon.stop(grace: .seconds(5))
+        let daemon = Daemon("cloud", arguments: cloudArguments + flags, log: root + "/cloud.log")
+        replaceable.withLock { $0.cloudDaemon = daemon }
+        try daemon.start()
+        try await waitForCloud()
     }
 
     private func until(_ what: String, _ daemon: Daemon, timeout: Duration = .seconds(60), _ ready: () async -> Bool) async throws {

@@ -56,6 +56,33 @@ struct ProcessTests {
         }
     }
 
+    @Test("cloud serve --faults delete=1: the PV is Failed with the cloud's error and VolumeFailedDelete; once the fault clears, disk and PV go")
+    func cloudFaultsOnDelete() async throws {
+        try await withCluster(cloudFlags: ["--latency", "create=20ms,delete=20ms", "--faults", "delete=1", "--fault-seed", "7"]) { c in
+            #expect(try await c.kubectl("apply", "-f", "-", input: manifest).status == 0)
+            #expect(try await c.kubectl("wait", "--for=jsonpath={.status.phase}=Bound", "pvc/data", "--timeout=60s").status == 0)
+            let volume = try await c.kubectl("get", "pvc", "data", "-o", "jsonpath={.spec.volumeName}").stdout
+            #expect(volume.hasPrefix("pvc-"))
+            #expect(try await c.kubectl("delete", "pvc", "data", "--wait=false").status == 0)
+            // Every DeleteVolume fails in the cloud (after the cloud client's own retries).
+            let failed = await waitUntil(timeout: .seconds(60), interval: .milliseconds(100)) {
+                guard let pv = try? await c.client.get(PersistentVolume.self, name: volume) else { return false }
+                return pv.status.phase == "Failed" && (pv.status.message ?? "").contains("injected fault")
+            }
+            let status = (try? await c.client.get(PersistentVolume.self, name: volume)).map { "\($0.status)" } ?? "gone"
+            #expect(failed, "the PV never became Failed with the cloud's error: \(status)")
+            let described = try await c.kubectl("describe", "pv", volume).stdout
+            #expect(described.contains("VolumeFailedDelete") && described.contains("injected fault"), "\(described)")
+            #expect(try await c.cloud.allDisks().count == 1, "the disk went although every delete failed")
+            // The fault clears: the provisioner's retry deletes the disk, then the PV.
+            try await c.restartCloud()
+            let gone = try await c.kubectl("wait", "--for=delete", "pv/\(volume)", "--timeout=90s")
+            #expect(gone.status == 0 || gone.stderr.contains("NotFound"), "\(gone.stderr)")
+            let disksGone = await waitUntil(timeout: .seconds(30)) { (try? await c.cloud.allDisks().isEmpty) == true }
+            #expect(disksGone)
+        }
+    }
+
     @Test("The Python kubernetes client: PVC → Bound, pod → attached, delete → detached and gone")
     func pythonClient() async throws {
         try await withCluster(cloudFlags: ["--latency", "create=50ms,attach=50ms"]) { c in
