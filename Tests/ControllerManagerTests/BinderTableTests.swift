@@ -15,6 +15,8 @@ enum Expect: Sendable, CustomStringConvertible {
     case event(kind: String, name: String, reason: String, containing: String)
     case volumeUnclaimed(String)
     case volumeGone(String)
+    /// The volume's claimRef names the claim, without a uid (a user's reservation).
+    case volumeReservedFor(String, claim: String)
 
     var description: String {
         switch self {
@@ -26,6 +28,7 @@ enum Expect: Sendable, CustomStringConvertible {
         case .event(let kind, let name, let reason, let text): "\(kind) \(name) has event \(reason) \"\(text)\""
         case .volumeUnclaimed(let v): "volume \(v) has no claimRef"
         case .volumeGone(let v): "volume \(v) is gone"
+        case .volumeReservedFor(let v, let c): "volume \(v) reserved for claim \(c) (claimRef without uid)"
         }
     }
 
@@ -49,6 +52,9 @@ enum Expect: Sendable, CustomStringConvertible {
             return try await h.pv(volume).spec.claimRef == nil
         case .volumeGone(let volume):
             return !(await h.exists(PersistentVolume.self, volume))
+        case .volumeReservedFor(let volume, let claim):
+            let ref = try await h.pv(volume).spec.claimRef
+            return ref?.name == claim && (ref?.uid ?? "").isEmpty
         }
     }
 }
@@ -59,6 +65,9 @@ enum Step: Sendable {
     case volumes([PersistentVolume])
     case claims([PersistentVolumeClaim])
     case deleteClaim(String)
+    /// An administrator deletes the volume and strips its finalizers (pv-protection would hold
+    /// a Bound volume forever).
+    case forceDeleteVolume(String)
     case expect([Expect])
     /// Must still hold after a while (the binder must not act).
     case keeps([Expect])
@@ -181,6 +190,32 @@ let binderRows: [BinderRow] = [
         .volumes([makePV("pv-b", size: "1Gi", claim: ("claim-1", "UID-OF:claim-1"), annotations: [Annotation.boundByController: "yes"])]),
         .expect([.volumeUnclaimed("pv-b"), .volumePhase("pv-b", "Available"), .boundTo(claim: "claim-1", volume: "pv-a")]),
     ]),
+    BinderRow(name: "a volume pre-bound by the user to a claim bound elsewhere keeps its reservation, without uid", steps: [
+        .volumes([makePV("pv-a", size: "1Gi")]),
+        .claims([makePVC("claim-1", size: "1Gi")]),
+        .expect([.boundTo(claim: "claim-1", volume: "pv-a")]),
+        .volumes([makePV("pv-b", size: "1Gi", claim: ("claim-1", "UID-OF:claim-1"))]),
+        .expect([.volumeReservedFor("pv-b", claim: "claim-1"), .volumePhase("pv-b", "Available"),
+                 .volumeAnnotation("pv-b", Annotation.boundByController, present: false), .boundTo(claim: "claim-1", volume: "pv-a")]),
+        .keeps([.volumeReservedFor("pv-b", claim: "claim-1"), .boundTo(claim: "claim-1", volume: "pv-a")]),
+    ]),
+    BinderRow(name: "bind-completed repair: a bound claim whose volume lost its claimRef is bound again", steps: [
+        .volumes([makePV("pv-1", size: "1Gi")]),
+        .expect([.volumePhase("pv-1", "Available")]),
+        .claims([makePVC("claim-1", size: "1Gi", volumeName: "pv-1", annotations: [Annotation.bindCompleted: "yes"])]),
+        .expect([.boundTo(claim: "claim-1", volume: "pv-1"), .volumeAnnotation("pv-1", Annotation.boundByController, present: true)]),
+        .keeps([.boundTo(claim: "claim-1", volume: "pv-1")]),
+    ]),
+    BinderRow(name: "a really bound volume deleted: its claim is Lost", steps: [
+        .volumes([makePV("pv-1", size: "1Gi")]),
+        .claims([makePVC("claim-1", size: "1Gi")]),
+        .expect([.boundTo(claim: "claim-1", volume: "pv-1")]),
+        .forceDeleteVolume("pv-1"),
+        .expect([.claimPhase("claim-1", "Lost"),
+                 .event(kind: "PersistentVolumeClaim", name: "claim-1", reason: "ClaimLost",
+                        containing: "Bound claim has lost its PersistentVolume. Data on the volume is lost!")]),
+        .keeps([.claimPhase("claim-1", "Lost")]),
+    ]),
 ]
 
 @Suite("PV binder table", .timeLimit(.minutes(2)))
@@ -204,6 +239,13 @@ struct BinderTableTests {
                 case .deleteClaim(let name):
                     try await h.client.delete(PersistentVolumeClaim.self, name: name, namespace: "default")
                     await h.eventually("claim \(name) is gone") { !(await h.exists(PersistentVolumeClaim.self, name, namespace: "default")) }
+                case .forceDeleteVolume(let name):
+                    try await h.client.delete(PersistentVolume.self, name: name)
+                    await h.eventually("volume \(name) is gone") {
+                        guard let volume = try? await h.pv(name) else { return true }
+                        _ = try? await h.client.setFinalizers(of: volume, to: [])
+                        return false
+                    }
                 case .expect(let expectations):
                     for expectation in expectations {
                         await h.eventually(expectation.description) { try await expectation.holds(h) }
