@@ -50,6 +50,11 @@ struct BenchControllersCommand: AsyncParsableCommand {
         }
     }
 
+    /// The cloud's CreateVolume latency this run asked for (none when `--latency` omits create).
+    var createLatency: Duration {
+        ((try? SimulatorConfiguration.parseLatencies(latency)) ?? [:])[.create] ?? .zero
+    }
+
     func run() async throws {
         let root = dir ?? "/tmp/ballast-bench-cm-" + UUID().uuidString.prefix(6).lowercased()
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
@@ -69,6 +74,8 @@ struct BenchControllersCommand: AsyncParsableCommand {
         await cluster.stop()
         if dir == nil { try? FileManager.default.removeItem(atPath: root) }
         print(result.report(pvcs: pvcs, latency: latency))
+        print("")
+        print(result.targets(createLatency: createLatency, pvcs: pvcs, rate: rate))
         if let plot {
             try result.svg().write(toFile: plot, atomically: true, encoding: .utf8)
             print("\nlatency CDFs written to \(plot)")
@@ -107,6 +114,36 @@ struct ControllersBenchResult {
         var text = table.render()
         text += "\nCPU per PVC (bind, attach, detach, delete): controller manager \(fixed(managerCPU / Double(pvcs) * 1000, 2)) ms, "
         text += "API server \(fixed(apiserverCPU / Double(pvcs) * 1000, 2)) ms  (whole controller phase \(fixed(elapsed, 1)) s)"
+        return text
+    }
+
+    /// The issue's targets (defined at 200 PVCs created at 20/s) beside this run's figures, each
+    /// with whether it is met: PVC→Bound p50 ≤ the cloud's create latency + 100 ms, PVC→Bound
+    /// p99 ≤ 1 s, and the overhead over the direct CSI floor at p50 ≤ 1.5× (PVC→Bound against
+    /// CreateVolume; shown for attach against ControllerPublish too).
+    func targets(createLatency: Duration, pvcs: Int, rate: Double) -> String {
+        let bound50 = Self.percentile(bound, 0.5), bound99 = Self.percentile(bound, 0.99)
+        let create50 = Self.percentile(floorCreate, 0.5)
+        let attached50 = Self.percentile(attached, 0.5), publish50 = Self.percentile(floorPublish, 0.5)
+        func ms(_ value: Double?) -> String { value.map { fixed($0 * 1000, 1) + " ms" } ?? "-" }
+        func verdict(_ value: Double?, _ limit: Double) -> String {
+            guard let value else { return "no data" }
+            return value <= limit ? "met" : "NOT met"
+        }
+        let createLimit = createLatency.seconds + 0.1
+        let boundOverhead = bound50.flatMap { b in create50.flatMap { $0 > 0 ? b / $0 : nil } }
+        let attachOverhead = attached50.flatMap { a in publish50.flatMap { $0 > 0 ? a / $0 : nil } }
+        var table = TextTable([("target (issue 14)", .left), ("limit", .right), ("this run", .right), ("", .left)])
+        table.append(["PVC → Bound p50 ≤ cloud create latency + 100 ms", ms(createLimit), ms(bound50), verdict(bound50, createLimit)])
+        table.append(["PVC → Bound p99 ≤ 1 s", ms(1), ms(bound99), verdict(bound99, 1)])
+        table.append(["overhead over the direct CSI floor at p50 ≤ 1.5× (Bound / CreateVolume)", "1.50×",
+                      ratio(boundOverhead, suffix: "×"), verdict(boundOverhead, 1.5)])
+        table.append(["  the same for attach (attached / ControllerPublish)", "1.50×",
+                      ratio(attachOverhead, suffix: "×"), verdict(attachOverhead, 1.5)])
+        var text = table.render()
+        if pvcs != 200 || rate != 20 {
+            text += "\n(the targets are defined at --pvcs 200 --rate 20; this run used --pvcs \(pvcs) --rate \(fixed(rate, 1)))"
+        }
         return text
     }
 
