@@ -87,6 +87,8 @@ let binderRows: [BinderRow] = [
     ]),
     BinderRow(name: "the smallest Available volume that fits wins", steps: [
         .volumes([makePV("pv-5g", size: "5Gi"), makePV("pv-2g", size: "2Gi"), makePV("pv-1g", size: "1Gi")]),
+        // The binder chooses among the volumes its cache holds: all three, once it has made them Available.
+        .expect([.volumePhase("pv-5g", "Available"), .volumePhase("pv-2g", "Available"), .volumePhase("pv-1g", "Available")]),
         .claims([makePVC("claim-1", size: "1500Mi")]),
         .expect([.boundTo(claim: "claim-1", volume: "pv-2g"), .volumePhase("pv-5g", "Available"), .volumePhase("pv-1g", "Available")]),
     ]),
@@ -106,6 +108,7 @@ let binderRows: [BinderRow] = [
     ]),
     BinderRow(name: "a volume pre-bound to a claim wins over a smaller fit", steps: [
         .volumes([makePV("pv-small", size: "1Gi"), makePV("pv-reserved", size: "10Gi", claim: ("claim-1", nil))]),
+        .expect([.volumePhase("pv-small", "Available"), .volumePhase("pv-reserved", "Available")]),
         .claims([makePVC("claim-1", size: "1Gi")]),
         .expect([.boundTo(claim: "claim-1", volume: "pv-reserved"), .volumeAnnotation("pv-reserved", Annotation.boundByController, present: false),
                  .volumePhase("pv-small", "Available")]),

@@ -63,6 +63,7 @@ struct CrashSafetyTests {
             monitorTask.cancel()
             await monitorTask.value
             let kills = chaos.kills
+            print("crash safety, \(target.rawValue) killed: \(kills.count) kills \(kills); the monitor looked \(monitor.polls) times")
             for phase in Self.phases {
                 #expect(kills.contains { $0.phase == phase }, "no kill while the \(phase) phase was processed: \(kills)")
             }

@@ -204,7 +204,8 @@ struct LifecycleTests {
     @Test("Node lifecycle: silent node → Ready=Unknown, unreachable taints, pods evicted after their toleration; back → taints gone")
     func nodeLifecycle() async throws {
         try await withHarness([.nodeLifecycle], csi: false, configure: {
-            $0.nodeMonitorGracePeriod = .seconds(1)
+            // Wide enough that a renewal delayed by a loaded machine is not silence.
+            $0.nodeMonitorGracePeriod = .seconds(3)
             $0.podEvictionTimeout = .seconds(1)
         }) { h in
             _ = try await h.client.create(makeNode("node-a"))
@@ -214,9 +215,9 @@ struct LifecycleTests {
             _ = try await h.client.create(makePod("plain", claims: [], node: "node-a"))
             _ = try await h.client.create(makePod("patient", claims: [], node: "node-a", tolerations: [
                 Toleration(key: Taint.unreachable, operator: "Exists", effect: "NoExecute", tolerationSeconds: 3600)]))
-            // Renewed: stays Ready.
-            for _ in 0..<6 {
-                try await Task.sleep(for: .milliseconds(300))
+            // Renewed for longer than the grace period: stays Ready.
+            for _ in 0..<12 {
+                try await Task.sleep(for: .milliseconds(400))
                 lease.spec.renewTime = MicroTime.now()
                 lease = try await h.client.update(lease)
             }
