@@ -232,7 +232,7 @@ struct ProvisionerTests {
             let claim = try await h.client.create(makePVC("data", size: "16Mi", className: "fast"))
             let name = "pvc-\(claim.metadata.uid!)"
             await h.eventually("bound") { try await h.pvc("data").status.phase == "Bound" }
-            faulty.withLock { $0!.fail("DeleteVolume", with: .internalError, times: 2) }
+            faulty.withLock { $0!.fail("DeleteVolume", with: .internalError, times: 1000) }
             try await h.client.delete(PersistentVolumeClaim.self, name: "data", namespace: "default")
             await h.eventually("PV Failed with the plugin's error") {
                 let pv = try await h.pv(name)
@@ -242,10 +242,12 @@ struct ProvisionerTests {
                 await h.hasEvent("PersistentVolume", name, reason: "VolumeFailedDelete", containing: "injected DeleteVolume failure")
             }
             #expect(try await h.disks().count == 1, "the disk went although DeleteVolume failed")
-            // The fault clears after two failures: the retry deletes the disk, then the PV.
-            await h.eventually("PV gone", timeout: .seconds(20)) { !(await h.exists(PersistentVolume.self, name)) }
+            await h.eventually("retried") { faulty.withLock { $0!.count("DeleteVolume") } >= 2 }
+            #expect(try await h.pv(name).status.phase == "Failed")
+            // The fault clears: the next retry deletes the disk, then the PV.
+            faulty.withLock { $0!.fail("DeleteVolume", with: .internalError, times: 0) }
+            await h.eventually("PV gone", timeout: .seconds(30)) { !(await h.exists(PersistentVolume.self, name)) }
             #expect(try await h.disks().isEmpty)
-            #expect(faulty.withLock { $0!.count("DeleteVolume") } >= 3)
         }
     }
 
@@ -271,7 +273,7 @@ struct ProvisionerTests {
             #expect(try await h.pvc("data").metadata.annotations?[Annotation.selectedNode] == "node-b", "a missing CSINode is no reason to reschedule")
             // The node's driver registers: the retry provisions in its zone.
             _ = try await h.client.create(makeCSINode("node-b", nodeID: "i-00000000000000001"))
-            await h.eventually("bound", timeout: .seconds(15)) { try await h.pvc("data").status.phase == "Bound" }
+            await h.eventually("bound", timeout: .seconds(30)) { try await h.pvc("data").status.phase == "Bound" }
             #expect(try await h.disks().map(\.zone) == ["ballast-1b"])
         }
     }
@@ -305,7 +307,7 @@ struct ProvisionerTests {
             await h.eventually("ProvisioningFailed for node-a") {
                 await h.hasEvent("PersistentVolumeClaim", "data", reason: "ProvisioningFailed", containing: "injected: zone ballast-1a is full")
             }
-            await h.eventually("bound on the node chosen again", timeout: .seconds(15)) { try await h.pvc("data").status.phase == "Bound" }
+            await h.eventually("bound on the node chosen again", timeout: .seconds(30)) { try await h.pvc("data").status.phase == "Bound" }
             #expect(try await h.pvc("data").metadata.annotations?[Annotation.selectedNode] == "node-b")
             #expect(try await h.disks().map(\.zone) == ["ballast-1b"])
         }
