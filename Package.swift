@@ -83,6 +83,21 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // The PV binder, the built-in CSI sidecars (provisioner, attacher, resizer), attach/detach,
+        // protection and node lifecycle: between the API server (APIClient) and a CSI controller socket.
+        .target(
+            name: "ControllerManager",
+            dependencies: [
+                "ClusterAPI", "APIClient", "CSIProto",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         // The CSI v1 protos, generated (scripts/generate-protos.sh) and committed.
         .target(
             name: "CSIProto",
@@ -150,7 +165,7 @@ let package = Package(
             name: "Ballast",
             dependencies: [
                 "LSMTree", "CSQLite", "SQLite", "MVCCStore", "EtcdAPI", "CloudProvider", "HTTPKit", "CSIDriver",
-                "APIClient", "CloudControllerManager", "APIServer", "GRPCWire", "ClusterAPI", "Units", "HostSystem", "Primitives",
+                "APIClient", "CloudControllerManager", "APIServer", "GRPCWire", "ClusterAPI", "Units", "HostSystem", "Primitives", "ControllerManager", "CSIProto",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
@@ -201,6 +216,11 @@ let package = Package(
         ]),
         .testTarget(name: "CloudControllerManagerTests", dependencies: [
             "CloudControllerManager", "CloudProvider", "ClusterAPI", "APIClient", "TestSupport", "APIServerTesting",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .testTarget(name: "ControllerManagerTests", dependencies: [
+            "ControllerManager", "APIClient", "ClusterAPI", "CSIDriver", "CSIProto", "CloudProvider", "TestSupport", "APIServerTesting",
+            .product(name: "GRPCCore", package: "grpc-swift-2"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "CSIDriverTests", dependencies: [

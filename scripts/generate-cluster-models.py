@@ -258,6 +258,18 @@ core = [
         F("containerStatuses", "[JSONValue]?", "`containerStatuses`, raw JSON."), F("qosClass", S, "`qosClass`.")]),
     obj("Pod", "A pod (core/v1 `Pod`).", "v1", "Pod", True, [
         F("spec", "PodSpec", "`spec`.", mode="omitEmpty"), F("status", "PodStatus", "`status`.", mode="omitEmpty")]),
+    # Node selectors (PV node affinity; the scheduler's pod affinity will use them too)
+    T("NodeSelectorRequirement", "A label (or field) requirement of a node selector term (core/v1 `NodeSelectorRequirement`).", [
+        F("key", "String", "`key`: the label key (or field name) it selects on."),
+        F("operator", "String", "`operator`: `In`, `NotIn`, `Exists`, `DoesNotExist`, `Gt` or `Lt`."),
+        F("values", SA, "`values`: for `In`/`NotIn` one or more, for `Gt`/`Lt` one integer, otherwise none.")]),
+    T("NodeSelectorTerm", "Requirements that must all hold (core/v1 `NodeSelectorTerm`).", [
+        F("matchExpressions", "[NodeSelectorRequirement]?", "`matchExpressions` over node labels."),
+        F("matchFields", "[NodeSelectorRequirement]?", "`matchFields` over node fields (`metadata.name`).")]),
+    T("NodeSelector", "Terms of which at least one must hold (core/v1 `NodeSelector`).", [
+        F("nodeSelectorTerms", "[NodeSelectorTerm]", "`nodeSelectorTerms`, ORed.")]),
+    T("VolumeNodeAffinity", "The nodes a volume can be used from (core/v1 `VolumeNodeAffinity`).", [
+        F("required", "NodeSelector?", "`required`: nodes that can access the volume.")]),
     # PersistentVolume
     T("CSIPersistentVolumeSource", "A volume provided by a CSI driver (core/v1 `CSIPersistentVolumeSource`).", [
         F("driver", "String", "`driver`: the CSI driver name."), F("volumeHandle", "String", "`volumeHandle`: the driver's volume ID."),
@@ -273,7 +285,7 @@ core = [
         F("accessModes", SA, "`accessModes`."), F("claimRef", "ObjectReference?", "`claimRef`: the bound claim."),
         F("persistentVolumeReclaimPolicy", S, "`persistentVolumeReclaimPolicy`: `Retain`, `Delete` or `Recycle`."),
         F("storageClassName", S, "`storageClassName`."), F("mountOptions", SA, "`mountOptions`."),
-        F("volumeMode", S, "`volumeMode`: `Filesystem` or `Block`."), F("nodeAffinity", J, "`nodeAffinity`, raw JSON."),
+        F("volumeMode", S, "`volumeMode`: `Filesystem` or `Block`."), F("nodeAffinity", "VolumeNodeAffinity?", "`nodeAffinity`: the nodes that can use the volume."),
         F("volumeAttributesClassName", S, "`volumeAttributesClassName`.")]),
     T("PersistentVolumeStatus", "PersistentVolume status (core/v1 `PersistentVolumeStatus`).", [
         F("phase", S, "`phase`: `Pending`, `Available`, `Bound`, `Released` or `Failed`."), F("message", S, "`message`."),
@@ -319,12 +331,17 @@ core = [
 ]
 
 storage = [
+    T("TopologySelectorLabelRequirement", "One topology label and its allowed values (core/v1 `TopologySelectorLabelRequirement`).", [
+        F("key", "String", "`key`: the topology label, e.g. `topology.kubernetes.io/zone`."),
+        F("values", "[String]", "`values`: the allowed values, ORed.")]),
+    T("TopologySelectorTerm", "Topology requirements that must all hold (core/v1 `TopologySelectorTerm`).", [
+        F("matchLabelExpressions", "[TopologySelectorLabelRequirement]?", "`matchLabelExpressions`, ANDed.")]),
     obj("StorageClass", "A storage class (storage.k8s.io/v1 `StorageClass`).", "storage.k8s.io/v1", "StorageClass", False, [
         F("provisioner", "String", "`provisioner`: the driver that provisions volumes."), F("parameters", SM, "`parameters`."),
         F("reclaimPolicy", S, "`reclaimPolicy`: `Delete` or `Retain`."), F("mountOptions", SA, "`mountOptions`."),
         F("allowVolumeExpansion", "Bool?", "`allowVolumeExpansion`."),
         F("volumeBindingMode", S, "`volumeBindingMode`: `Immediate` or `WaitForFirstConsumer`."),
-        F("allowedTopologies", "[JSONValue]?", "`allowedTopologies`, raw JSON.")]),
+        F("allowedTopologies", "[TopologySelectorTerm]?", "`allowedTopologies`: where volumes of the class may be provisioned, ORed terms.")]),
     T("VolumeAttachmentSource", "What a VolumeAttachment attaches (storage.k8s.io/v1 `VolumeAttachmentSource`).", [
         F("persistentVolumeName", S, "`persistentVolumeName`."),
         F("inlineVolumeSpec", "PersistentVolumeSpec?", "`inlineVolumeSpec`: a migrated in-tree inline volume.")]),

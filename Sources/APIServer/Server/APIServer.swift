@@ -31,6 +31,8 @@ public struct APIServerOptions: Sendable {
     public var http = HTTPServerLimits()
     /// How far a watch's client may fall behind before the watch is closed.
     public var watchBuffer = WatchBufferLimits()
+    /// Admission plugins turned off (`StorageAdmission.plugins`).
+    public var disabledAdmissionPlugins: Set<String> = []
 
     public init(dataDir: String) { self.dataDir = dataDir }
 }
@@ -103,7 +105,8 @@ public final class APIServer: Sendable {
         let handler = APIHandler(store: store, serverAddress: "\(clientHost):\(http.port)", authenticator: authenticator,
                                  logger: logger, requestTimeout: options.requestTimeout, watchBuffer: options.watchBuffer,
                                  maxRequestsInflight: options.maxRequestsInflight,
-                                 maxMutatingRequestsInflight: options.maxMutatingRequestsInflight)
+                                 maxMutatingRequestsInflight: options.maxMutatingRequestsInflight,
+                                 disabledAdmissionPlugins: options.disabledAdmissionPlugins)
         box.handler = handler
         try await bootstrap(handler)
         let scheme = options.insecureHTTP ? "http" : "https"
