@@ -94,9 +94,11 @@ struct StoreHardeningTests {
             watcher.kill()
             try? FileManager.default.removeItem(atPath: watcher.logPath)
         }
-        try await Task.sleep(for: .milliseconds(500))
-        let metrics = try await run("curl", ["-s", "\(s.endpoint)/metrics"]).stdout
-        #expect(metrics.contains("etcd_debugging_mvcc_watcher_total 1"), "the hostile client's watch is open")
+        // Python starts slowly on a loaded machine: wait for the watch rather than a fixed time.
+        let opened = await waitUntil(timeout: .seconds(30)) {
+            (try? await run("curl", ["-s", "\(s.endpoint)/metrics"]))?.stdout.contains("etcd_debugging_mvcc_watcher_total 1") == true
+        }
+        #expect(opened, "the hostile client's watch is open (its log: \(watcher.log))")
         let before = residentBytes(pid: pid)
         let peak = try await write(32, round: 1)
         let grown = peak - before
