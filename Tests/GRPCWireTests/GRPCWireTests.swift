@@ -1,3 +1,4 @@
+import Synchronization
 import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
@@ -16,17 +17,14 @@ struct RawBytes: MessageSerializer, MessageDeserializer {
 }
 
 /// Records what streaming handlers saw, for assertions after the call.
-final class Observations: @unchecked Sendable {
-    private let lock = NSLock()
-    private var items: [String] = []
-    private var running = 0
-    private var peak = 0
-    func add(_ s: String) { lock.withLock { items.append(s) } }
-    var all: [String] { lock.withLock { items } }
+final class Observations: Sendable {
+    private let state = Mutex<(items: [String], running: Int, peak: Int)>(([], 0, 0))
+    func add(_ s: String) { state.withLock { $0.items.append(s) } }
+    var all: [String] { state.withLock { $0.items } }
     /// A handler started / finished: `peakRunning` is the most that ran at once.
-    func enter() { lock.withLock { running += 1; peak = max(peak, running) } }
-    func leave() { lock.withLock { running -= 1 } }
-    var peakRunning: Int { lock.withLock { peak } }
+    func enter() { state.withLock { $0.running += 1; $0.peak = max($0.peak, $0.running) } }
+    func leave() { state.withLock { $0.running -= 1 } }
+    var peakRunning: Int { state.withLock { $0.peak } }
 }
 
 /// A server with test methods on a free loopback port.
