@@ -160,9 +160,7 @@ struct AttachDetachTests {
             _ = try await h.client.create(makePod("app", claims: ["data"], node: "node-a"))
             await h.eventually("attached") { try await h.attachments(of: volume).first?.status?.attached == true }
             try await h.setVolumesInUse("node-a", [try await h.pv(volume).uniqueName])
-            var node = try await h.client.get(Node.self, name: "node-a")
-            node.status.conditions?[0].status = "Unknown"
-            _ = try await h.client.updateStatus(node)
+            try await h.modifyNode("node-a", status: true) { $0.status.conditions?[0].status = "Unknown" }
             let started = ContinuousClock.now
             try await h.client.delete(Pod.self, name: "app", namespace: "default", options: DeleteOptions(gracePeriodSeconds: 0))
             await h.eventually("detached anyway") { try await h.attachments(of: volume).isEmpty }
@@ -178,9 +176,9 @@ struct AttachDetachTests {
             _ = try await h.client.create(makePod("app", claims: ["data"], node: "node-a"))
             await h.eventually("attached") { try await h.attachments(of: volume).first?.status?.attached == true }
             try await h.setVolumesInUse("node-a", [try await h.pv(volume).uniqueName])
-            var node = try await h.client.get(Node.self, name: "node-a")
-            node.spec.taints = [ClusterAPI.Taint(key: Taint.outOfService, value: "nodeshutdown", effect: "NoExecute")]
-            _ = try await h.client.update(node)
+            try await h.modifyNode("node-a") {
+                $0.spec.taints = [ClusterAPI.Taint(key: Taint.outOfService, value: "nodeshutdown", effect: "NoExecute")]
+            }
             try await h.client.delete(Pod.self, name: "app", namespace: "default", options: DeleteOptions(gracePeriodSeconds: 0))
             await h.eventually("detached", timeout: .seconds(5)) { try await h.attachments(of: volume).isEmpty }
         }

@@ -175,3 +175,20 @@ extension Set where Element == ControllerName {
     static let all = Set(ControllerName.allCases)
     static let binderOnly: Set<ControllerName> = [.persistentVolumeBinder, .pvcProtection, .pvProtection]
 }
+
+extension Harness {
+    /// Reads the node, applies `change` and writes it back (its status subresource when `status`),
+    /// again on a 409: the controllers write the same node (volumesAttached, taints) meanwhile.
+    func modifyNode(_ name: String, status: Bool = false, _ change: (inout Node) -> Void) async throws {
+        for attempt in 1... {
+            var node = try await client.get(Node.self, name: name)
+            change(&node)
+            do {
+                _ = status ? try await client.updateStatus(node) : try await client.update(node)
+                return
+            } catch let error as APIError where error.isConflict && attempt < 20 {
+                continue
+            }
+        }
+    }
+}

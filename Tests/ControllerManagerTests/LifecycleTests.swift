@@ -236,9 +236,9 @@ struct LifecycleTests {
                 await h.hasEvent("Pod", "plain", reason: "TaintManagerEviction", containing: "Marking for deletion Pod default/plain")
             }
             // Back: the kubelet reports Ready and renews its lease.
-            var node = try await h.client.get(Node.self, name: "node-a")
-            node.status.conditions = [NodeCondition(type: "Ready", status: "True", lastHeartbeatTime: Time.now(), lastTransitionTime: Time.now())]
-            _ = try await h.client.updateStatus(node)
+            try await h.modifyNode("node-a", status: true) {
+                $0.status.conditions = [NodeCondition(type: "Ready", status: "True", lastHeartbeatTime: Time.now(), lastTransitionTime: Time.now())]
+            }
             await h.eventually("taints removed") { (try await h.client.get(Node.self, name: "node-a").spec.taints ?? []).isEmpty }
         }
     }
