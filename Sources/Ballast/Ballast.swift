@@ -12,7 +12,7 @@ struct BallastCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ballast",
         abstract: "A storage-centric Kubernetes: an etcd-compatible LSM store, a control plane and a CSI driver.",
-        subcommands: [StoreCommand.self, APIServerCommand.self, CloudCommand.self, CloudControllerManagerCommand.self, ControllerManagerCommand.self, CSICommand.self,
+        subcommands: [StoreCommand.self, APIServerCommand.self, CloudCommand.self, CloudControllerManagerCommand.self, ControllerManagerCommand.self, SchedulerCommand.self, CSICommand.self,
                       BenchCommand.self, DebugCommand.self]
     )
 }

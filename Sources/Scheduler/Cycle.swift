@@ -1,0 +1,125 @@
+// The scheduling cycle (decide, assume) and the binding cycle (PreBind, Bind), and how each
+// reports: `PodScheduled=False` with reason `Unschedulable` and event `FailedScheduling` when no
+// node fits, reason `SchedulerError` when a cycle fails, event `Scheduled` on success.
+import APIClient
+import ClusterAPI
+import Foundation
+import Logging
+
+struct BindJob: Sendable {
+    var pod: Pod
+    var pending: PendingPod
+    var node: String
+    var plan: VolumePlan
+}
+
+struct Cycle: Sendable {
+    let server: SchedulerServer
+    let cache: SchedulerCache
+    let queue: SchedulingQueue
+    let recorder: EventRecorder
+    let jobs: AsyncStream<BindJob>.Continuation
+
+    var client: KubeClient { server.client }
+    var logger: Logger { server.logger }
+
+    // MARK: Scheduling cycle
+
+    func scheduleOne(_ key: String) async {
+        guard let pod = cache.pendingPod(key) else {
+            await queue.remove(key)
+            return
+        }
+        let pending: PendingPod
+        do {
+            pending = try PendingPod(pod)
+        } catch {
+            await report(pod, reason: SchedulerNames.reasonSchedulerError, message: error.description)
+            await queue.failed(key)
+            return
+        }
+        for _ in 0..<3 {
+            let decision = Algorithm.decide(pending, cache.snapshot(), weights: server.configuration.weights,
+                                            random: { server.randomIndex($0) })
+            switch decision {
+            case .unschedulable(let fit):
+                logger.debug("unschedulable", metadata: ["pod": "\(key)", "why": "\(fit.message)"])
+                await report(pod, reason: SchedulerNames.reasonUnschedulable, message: fit.message)
+                await queue.unschedulable(key)
+                return
+            case .node(let node, _):
+                // The copy decided; the current state must agree before the pod counts there.
+                if let plan = cache.assume(pending, on: node) {
+                    jobs.yield(BindJob(pod: pod, pending: pending, node: node, plan: plan))
+                    return
+                }
+            }
+        }
+        await queue.failed(key)
+    }
+
+    // MARK: Binding cycle
+
+    func bindingCycle(_ job: BindJob) async {
+        let key = job.pending.info.key
+        do {
+            if !job.plan.isEmpty { try await preBind(job) }
+            try await bind(job)
+            cache.releaseReservations(of: key)
+            server.countScheduled()
+            recorder.event(job.pod, .normal, SchedulerNames.eventScheduled,
+                           "Successfully assigned \(job.pending.info.namespace)/\(job.pending.info.name) to \(job.node)")
+            await queue.remove(key)
+        } catch is CancellationError {
+            cache.forget(key)
+        } catch {
+            cache.forget(key)
+            let message = "\(error)"
+            logger.info("binding failed", metadata: ["pod": "\(key)", "node": "\(job.node)", "error": "\(message)"])
+            // The pod may be gone or bound by someone else; report only if it still waits.
+            if let pod = cache.pendingPod(key) {
+                await report(pod, reason: SchedulerNames.reasonSchedulerError, message: message)
+                await queue.failed(key)
+            } else {
+                await queue.remove(key)
+            }
+        }
+    }
+
+    /// `POST pods/{name}/binding`.
+    func bind(_ job: BindJob) async throws {
+        let info = job.pending.info
+        let binding: JSONValue = [
+            "apiVersion": "v1", "kind": "Binding",
+            "metadata": ["name": .string(info.name), "namespace": .string(info.namespace), "uid": .string(info.uid)],
+            "target": ["apiVersion": "v1", "kind": "Node", "name": .string(job.node)],
+        ]
+        let path = ResourcePath.object(Pod.self, name: info.name, namespace: info.namespace) + "/binding"
+        let response = try await client.send(.POST, path, json: try JSONEncoder().encode(binding))
+        guard (200..<300).contains(response.status.code) else {
+            let status = try? JSONDecoder().decode(Status.self, from: response.body)
+            throw SchedulingError("binding rejected: \(status?.message ?? String(decoding: response.body.prefix(300), as: UTF8.self))")
+        }
+    }
+
+    // MARK: Reporting
+
+    /// Event `FailedScheduling` and condition `PodScheduled=False` (written only when it changes).
+    func report(_ pod: Pod, reason: String, message: String) async {
+        recorder.event(pod, .warning, SchedulerNames.eventFailedScheduling, message)
+        var conditions = pod.status.conditions ?? []
+        let old = conditions.first { $0.type == SchedulerNames.podScheduled }
+        if old?.status == "False" && old?.reason == reason && old?.message == message { return }
+        conditions.removeAll { $0.type == SchedulerNames.podScheduled }
+        conditions.append(PodCondition(type: SchedulerNames.podScheduled, status: "False",
+                                       lastTransitionTime: old?.status == "False" ? old?.lastTransitionTime : Time.now(),
+                                       reason: reason, message: message))
+        do {
+            let patch: JSONValue = ["status": ["conditions": try JSONValue(encoding: conditions)]]
+            _ = try await client.mergePatch(Pod.self, name: pod.metadata.name ?? "", namespace: pod.metadata.namespace,
+                                            patch: patch, subresource: "status")
+        } catch {
+            logger.info("could not write the pod's PodScheduled condition", metadata: ["pod": "\(PodInfo(pod).key)", "error": "\(error)"])
+        }
+    }
+}
