@@ -89,17 +89,7 @@ struct Cycle: Sendable {
     /// `POST pods/{name}/binding`.
     func bind(_ job: BindJob) async throws {
         let info = job.pending.info
-        let binding: JSONValue = [
-            "apiVersion": "v1", "kind": "Binding",
-            "metadata": ["name": .string(info.name), "namespace": .string(info.namespace), "uid": .string(info.uid)],
-            "target": ["apiVersion": "v1", "kind": "Node", "name": .string(job.node)],
-        ]
-        let path = ResourcePath.object(Pod.self, name: info.name, namespace: info.namespace) + "/binding"
-        let response = try await client.send(.POST, path, json: try JSONEncoder().encode(binding))
-        guard (200..<300).contains(response.status.code) else {
-            let status = try? JSONDecoder().decode(Status.self, from: response.body)
-            throw SchedulingError("binding rejected: \(status?.message ?? String(decoding: response.body.prefix(300), as: UTF8.self))")
-        }
+        try await client.bind(pod: info.name, namespace: info.namespace, uid: info.uid, to: job.node)
     }
 
     // MARK: Reporting

@@ -22,9 +22,6 @@ final class SchedulerCache: Sendable {
 
     func pendingPod(_ key: String) -> Pod? { pending.withLock { $0[key] } }
 
-    /// Runs `body` on the state under the lock (no awaits inside).
-    func withState<T>(_ body: (inout ClusterState) -> T) -> T { state.withLock { body(&$0) } }
-
     // MARK: Pods
 
     /// Whether `pod` waits for this scheduler.
