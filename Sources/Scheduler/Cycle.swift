@@ -105,7 +105,8 @@ struct Cycle: Sendable {
                                        lastTransitionTime: old?.status == "False" ? old?.lastTransitionTime : Time.now(),
                                        reason: reason, message: message))
         do {
-            let patch: JSONValue = ["status": ["conditions": try JSONValue(encoding: conditions)]]
+            let encoded = try JSONValue(encoding: conditions)
+            let patch: JSONValue = ["status": ["conditions": encoded]]
             _ = try await client.mergePatch(Pod.self, name: pod.metadata.name ?? "", namespace: pod.metadata.namespace,
                                             patch: patch, subresource: "status")
         } catch {

@@ -20,8 +20,10 @@ final class Harness: Sendable {
     private let binder: Task<Void, Never>?
 
     init(configure: (inout SchedulerConfiguration) -> Void = { _ in }, stubBinder: Bool = false) async throws {
-        api = try await InProcessAPIServer.start()
-        client = api.client()
+        let api = try await InProcessAPIServer.start()
+        let client = api.client()
+        self.api = api
+        self.client = client
         var logger = Logger(label: "test.scheduler")
         logger.logLevel = ProcessInfo.processInfo.environment["BALLAST_TEST_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .warning
         var configuration = SchedulerConfiguration()
@@ -36,7 +38,6 @@ final class Harness: Sendable {
         let scheduler = SchedulerServer(client: client, configuration: configuration, logger: logger)
         self.scheduler = scheduler
         running = Task { try await scheduler.run() }
-        let client = self.client
         binder = stubBinder ? Task { await StubVolumeBinder(client: client).run() } : nil
     }
 

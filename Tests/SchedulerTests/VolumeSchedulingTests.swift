@@ -87,6 +87,30 @@ struct VolumeSchedulingTests {
         }
     }
 
+    @Test("Two pods racing for one static volume: it is never double-booked")
+    func staticVolumeReserved() async throws {
+        try await withHarness(stubBinder: true) { h in
+            try await twoZones(h)
+            try await h.add(makeClass("local", provisioner: "kubernetes.io/no-provisioner"))
+            try await h.add(makePV("only", size: "1Gi", className: "local", zone: "zone-a"))
+            try await h.add(makePVC("data-1", className: "local"))
+            try await h.add(makePVC("data-2", className: "local"))
+            try await h.add(makePod("p1", claims: ["data-1"]))
+            try await h.add(makePod("p2", claims: ["data-2"]))
+            let bound = try await h.waitFor {
+                let pods = try await [h.pod("p1"), h.pod("p2")]
+                return pods.contains { !($0.spec.nodeName ?? "").isEmpty }
+            }
+            #expect(bound)
+            try await Task.sleep(for: .milliseconds(500))
+            let pods = try await [h.pod("p1"), h.pod("p2")]
+            #expect(pods.filter { !($0.spec.nodeName ?? "").isEmpty }.count == 1)
+            let loser = pods.first { ($0.spec.nodeName ?? "").isEmpty }
+            let condition = loser?.status.conditions?.first { $0.type == "PodScheduled" }
+            #expect(condition?.message == "0/2 nodes are available: 2 node(s) didn't find available persistent volumes to bind.")
+        }
+    }
+
     @Test("An attach limit of 2 leaves the third volume pod Pending with max volume count")
     func attachLimit() async throws {
         try await withHarness { h in

@@ -121,7 +121,7 @@ struct PodInfo: Sendable {
             for port in container.ports ?? [] {
                 guard let hostPort = port.hostPort, hostPort > 0 else { continue }
                 let ip = port.hostIP.flatMap { $0.isEmpty ? nil : $0 } ?? "0.0.0.0"
-                ports.append(HostPort(proto: port.protocol ?? "TCP", ip: ip, port: hostPort))
+                ports.append(HostPort(proto: port.`protocol` ?? "TCP", ip: ip, port: hostPort))
             }
         }
         hostPorts = ports

@@ -63,22 +63,22 @@ struct PendingPod: Sendable {
             guard requirement.key == "metadata.name" else {
                 throw SchedulingError("\(path): matchFields key \"\(requirement.key)\" is not supported; only metadata.name is")
             }
-            guard requirement.operator == "In" || requirement.operator == "NotIn", values.count == 1 else {
+            guard requirement.`operator` == "In" || requirement.`operator` == "NotIn", values.count == 1 else {
                 throw SchedulingError("\(path): matchFields on metadata.name takes In or NotIn with exactly one value")
             }
             return
         }
-        switch requirement.operator {
+        switch requirement.`operator` {
         case "In", "NotIn":
-            if values.isEmpty { throw SchedulingError("\(path): \(requirement.key) \(requirement.operator): values must be non-empty") }
+            if values.isEmpty { throw SchedulingError("\(path): \(requirement.key) \(requirement.`operator`): values must be non-empty") }
         case "Exists", "DoesNotExist":
-            if !values.isEmpty { throw SchedulingError("\(path): \(requirement.key) \(requirement.operator): values must be empty") }
+            if !values.isEmpty { throw SchedulingError("\(path): \(requirement.key) \(requirement.`operator`): values must be empty") }
         case "Gt", "Lt":
             if values.count != 1 || Int64(values[0]) == nil {
-                throw SchedulingError("\(path): \(requirement.key) \(requirement.operator): needs exactly one integer value")
+                throw SchedulingError("\(path): \(requirement.key) \(requirement.`operator`): needs exactly one integer value")
             }
         default:
-            throw SchedulingError("\(path): \"\(requirement.operator)\" is not a valid node selector operator (In, NotIn, Exists, DoesNotExist, Gt, Lt)")
+            throw SchedulingError("\(path): \"\(requirement.`operator`)\" is not a valid node selector operator (In, NotIn, Exists, DoesNotExist, Gt, Lt)")
         }
     }
 }
@@ -103,14 +103,14 @@ enum NodeSelectorMatch {
     static func matches(_ requirement: NodeSelectorRequirement, _ labels: [String: String]) -> Bool {
         let value = labels[requirement.key]
         let values = requirement.values ?? []
-        switch requirement.operator {
+        switch requirement.`operator` {
         case "In": return value.map(values.contains) ?? false
         case "NotIn": return value.map { !values.contains($0) } ?? true
         case "Exists": return value != nil
         case "DoesNotExist": return value == nil
         case "Gt", "Lt":
             guard let value, let actual = Int64(value), values.count == 1, let bound = Int64(values[0]) else { return false }
-            return requirement.operator == "Gt" ? actual > bound : actual < bound
+            return requirement.`operator` == "Gt" ? actual > bound : actual < bound
         default: return false
         }
     }
@@ -132,7 +132,7 @@ enum Tolerations {
     static func tolerates(_ toleration: Toleration, _ taint: Taint) -> Bool {
         if let effect = toleration.effect, !effect.isEmpty, effect != taint.effect { return false }
         if let key = toleration.key, !key.isEmpty, key != taint.key { return false }
-        switch toleration.operator ?? "Equal" {
+        switch toleration.`operator` ?? "Equal" {
         case "Exists": return true
         case "Equal", "": return (toleration.value ?? "") == (taint.value ?? "")
         default: return false

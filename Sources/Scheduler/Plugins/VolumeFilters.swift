@@ -194,11 +194,11 @@ enum VolumeFilters {
     static func csiVolumes(_ keys: [String], _ state: ClusterState, into result: inout [String: Set<String>]) {
         for key in keys {
             guard let claim = state.claims[key] else { continue }
-            if let name = claim.spec.volumeName, !name.isEmpty, let (driver, handle) = state.volumes[name]?.csiHandle {
-                result[driver, default: []].insert(handle)
+            if let name = claim.spec.volumeName, !name.isEmpty, let csi = state.volumes[name]?.csiHandle {
+                result[csi.driver, default: []].insert(csi.handle)
             } else if let reservation = state.reservations[key], let volume = reservation.volume,
-                      let (driver, handle) = state.volumes[volume]?.csiHandle {
-                result[driver, default: []].insert(handle)
+                      let csi = state.volumes[volume]?.csiHandle {
+                result[csi.driver, default: []].insert(csi.handle)
             } else if let provisioner = state.classes[claim.className]?.provisioner, !provisioner.isEmpty {
                 result[provisioner, default: []].insert("pvc:" + key)
             }
@@ -231,7 +231,7 @@ enum LabelMatch {
         for requirement in selector.matchExpressions ?? [] {
             let value = labels[requirement.key]
             let values = requirement.values ?? []
-            switch requirement.operator.rawValue {
+            switch requirement.`operator`.rawValue {
             case "In": if !(value.map(values.contains) ?? false) { return false }
             case "NotIn": if let value, values.contains(value) { return false }
             case "Exists": if value == nil { return false }
