@@ -111,6 +111,37 @@ struct VolumeSchedulingTests {
         }
     }
 
+    @Test("Provisioning gives up (selected-node removed): the pod is unreserved, reported and scheduled again")
+    func provisioningFailureRequeues() async throws {
+        try await withHarness { h in
+            try await h.add(makeNode("n1"))
+            try await h.add(makeClass("any"))
+            try await h.add(makePVC("data", className: "any"))
+            try await h.add(makePod("p", claims: ["data"]))
+            // The provisioner's answer to a node that cannot take the volume: selected-node removed.
+            let selected = try await h.waitFor {
+                try await h.client.get(PersistentVolumeClaim.self, name: "data", namespace: "default")
+                    .metadata.annotations?[SchedulerNames.selectedNode] == "n1"
+            }
+            #expect(selected)
+            var claim = try await h.client.get(PersistentVolumeClaim.self, name: "data", namespace: "default")
+            claim.metadata.annotations?[SchedulerNames.selectedNode] = nil
+            _ = try await h.client.update(claim)
+            let condition = try await h.unschedulable("p")
+            #expect(condition?.reason == "SchedulerError")
+            #expect(condition?.message == "selectedNode annotation reset for PVC \"data\"")
+            // Retried after its backoff: selected-node is written again, and this time it is provisioned.
+            let again = try await h.waitFor {
+                try await h.client.get(PersistentVolumeClaim.self, name: "data", namespace: "default")
+                    .metadata.annotations?[SchedulerNames.selectedNode] == "n1"
+            }
+            #expect(again)
+            let binder = Task { await StubVolumeBinder(client: h.client).run() }
+            defer { binder.cancel() }
+            #expect(try await h.boundNode("p") == "n1")
+        }
+    }
+
     @Test("An attach limit of 2 leaves the third volume pod Pending with max volume count")
     func attachLimit() async throws {
         try await withHarness { h in
