@@ -45,7 +45,8 @@ struct ProcessTests {
             let out = (try? await server.ok("describe", "pod", "huge")) ?? ""
             return out.contains("0/1 nodes are available: 1 Insufficient cpu.") && out.contains("FailedScheduling")
         }
-        #expect(reported, "\((try? await server.ok("describe", "pod", "huge")) ?? "")")
+        let described = (try? await server.ok("describe", "pod", "huge")) ?? ""
+        #expect(reported, "\(described)")
         let events = try await server.ok("get", "events", "--field-selector", "involvedObject.name=small", "-o", "jsonpath={.items[*].message}")
         #expect(events.contains("Successfully assigned default/small to n1"))
     }
