@@ -7,7 +7,16 @@ import ClusterAPI
 
 /// A node and what is placed on it.
 struct NodeInfo: Sendable {
-    var node: Node?
+    var node: Node? {
+        didSet {
+            allocatable = ResourceAmounts(node?.status.allocatable)
+            allowedPodNumber = node?.status.allocatable?["pods"]?.value ?? 0
+        }
+    }
+    /// `status.allocatable`, converted once per node version.
+    private(set) var allocatable = ResourceAmounts()
+    /// `status.allocatable.pods` (0 when the node states none: no pod fits).
+    private(set) var allowedPodNumber: Int64 = 0
     var pods: [String: PodInfo] = [:]
     /// Sum of the requests of `pods`.
     var requested = ResourceAmounts()
@@ -15,11 +24,6 @@ struct NodeInfo: Sendable {
     var nonZeroMemory: Int64 = 0
 
     var name: String { node?.metadata.name ?? "" }
-
-    var allocatable: ResourceAmounts { ResourceAmounts(node?.status.allocatable) }
-
-    /// `status.allocatable.pods` (0 when the node states none: no pod fits).
-    var allowedPodNumber: Int64 { node?.status.allocatable?["pods"]?.value ?? 0 }
 
     mutating func add(_ pod: PodInfo) {
         if let old = pods[pod.key] { remove(old) }
@@ -60,6 +64,8 @@ struct ClusterState: Sendable {
     var csiNodes: [String: CSINode] = [:]
     /// Volume names (PV) attached to each node, from VolumeAttachments that say so.
     var attachments: [String: (volume: String, node: String)] = [:]
+    /// The names of the nodes that exist, sorted (kept with `nodes`).
+    private(set) var nodeNames: [String] = []
     /// Reservations of in-flight cycles, by claim key.
     var reservations: [String: VolumeReservation] = [:]
     /// Volume name → claim key, for the reserved static volumes.
@@ -90,16 +96,17 @@ struct ClusterState: Sendable {
     // MARK: Nodes
 
     mutating func setNode(_ node: Node) {
-        nodes[node.metadata.name ?? "", default: NodeInfo()].node = node
+        let name = node.metadata.name ?? ""
+        if nodes[name]?.node == nil { nodeNames.insert(name, at: nodeNames.firstIndex { $0 > name } ?? nodeNames.endIndex) }
+        nodes[name, default: NodeInfo()].node = node
     }
 
     mutating func removeNode(_ name: String) {
+        guard nodes[name]?.node != nil else { return }
+        nodeNames.removeAll { $0 == name }
         nodes[name]?.node = nil
         if nodes[name]?.pods.isEmpty == true { nodes[name] = nil }
     }
-
-    /// The nodes that exist, by name.
-    var nodeNames: [String] { nodes.compactMap { $0.value.node == nil ? nil : $0.key }.sorted() }
 
     /// Volumes attached to `node` (PV names).
     func attachedVolumes(on node: String) -> Set<String> {
