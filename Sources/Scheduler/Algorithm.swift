@@ -55,7 +55,13 @@ enum Algorithm {
         }
         var feasible: [(name: String, plan: VolumePlan)] = []
         var failures: [String: [String]] = [:]
-        for name in names {
+        // As upstream, stop once enough feasible nodes are found (percentageOfNodesToScore's
+        // adaptive default), starting at a random node so that every node gets its turn.
+        let wanted = feasibleNodesToFind(names.count)
+        let start = names.isEmpty ? 0 : random(names.count)
+        for offset in names.indices {
+            if feasible.count >= wanted { break }
+            let name = names[(start + offset) % names.count]
             let info = state.nodes[name]!
             switch filter(pod, volumes, info, state) {
             case .success(let plan): feasible.append((name, plan))
@@ -69,6 +75,14 @@ enum Algorithm {
         let top = feasible.indices.filter { scores[$0] == best }
         let pick = top[top.count == 1 ? 0 : random(top.count)]
         return .node(feasible[pick].name, feasible[pick].plan)
+    }
+
+    /// kube-scheduler's `numFeasibleNodesToFind` with the adaptive percentage: every node below
+    /// 100; above, 50% less 1% per 125 nodes (at least 5%), and never fewer than 100.
+    static func feasibleNodesToFind(_ count: Int) -> Int {
+        if count < 100 { return count }
+        let percentage = max(50 - count / 125, 5)
+        return max(count * percentage / 100, 100)
     }
 
     struct Reasons: Error { var reasons: [String] }

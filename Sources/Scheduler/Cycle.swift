@@ -53,8 +53,10 @@ struct Cycle: Sendable {
                     jobs.yield(BindJob(pod: pod, pending: pending, node: node, plan: plan))
                     return
                 }
+                logger.debug("the node no longer fits in the current state; deciding again", metadata: ["pod": "\(key)", "node": "\(node)"])
             }
         }
+        logger.info("the chosen node changed under three cycles in a row; backing off", metadata: ["pod": "\(key)"])
         await queue.failed(key)
     }
 

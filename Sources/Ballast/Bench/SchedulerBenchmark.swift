@@ -178,9 +178,9 @@ final class SchedulerBenchRun: @unchecked Sendable {
         configuration.leaderElect = false
         configuration.parallelism = parallelism
         configuration.seed = 42
-        var quiet = logger
-        quiet.logLevel = .error
-        let scheduler = SchedulerServer(client: client, configuration: configuration, logger: quiet)
+        var schedulerLogger = Logger(label: "ballast.scheduler")
+        schedulerLogger.logLevel = logger.logLevel == .warning ? .error : logger.logLevel
+        let scheduler = SchedulerServer(client: client, configuration: configuration, logger: schedulerLogger)
         tasks.append(Task { try? await scheduler.run() })
         if workload == "wffc" { tasks.append(Task { await self.stubProvisioner() }) }
         while !scheduler.isRunning { try await Task.sleep(for: .milliseconds(50)) }
