@@ -32,15 +32,16 @@ extension Cycle {
             written["pvc/" + claimKey] = Int64(updated.metadata.resourceVersion ?? "") ?? 0
         }
         let deadline = ContinuousClock.now + server.configuration.bindTimeout
+        let keys = job.plan.staticBindings.map(\.claimKey) + job.plan.provisions
         while true {
             try Task.checkCancellation()
-            let generation = cache.volumeChanges.generation
+            let generation = cache.claimChanges.generation(keys)
             if try bindingsDone(job, written: written) { return }
             let left = deadline - .now
             if left <= .zero {
                 throw SchedulingError("binding volumes: timed out waiting for the condition (pod \(info.key), \(server.configuration.bindTimeout))")
             }
-            await cache.volumeChanges.wait(since: generation, timeout: min(left, .seconds(5)))
+            await cache.claimChanges.wait(for: keys, since: generation, timeout: min(left, .seconds(5)))
         }
     }
 

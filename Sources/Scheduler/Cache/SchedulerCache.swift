@@ -10,8 +10,8 @@ final class SchedulerCache: Sendable {
     private let state = Mutex(ClusterState())
     /// Pods of this scheduler without a node, by key.
     private let pending = Mutex([String: Pod]())
-    /// Wakes the PreBind waits when claims or volumes change.
-    let volumeChanges = ChangeSignal()
+    /// Wakes the PreBind waits when their claims, or the volumes that name them, change.
+    let claimChanges = ClaimSignal()
 
     init(schedulerName: String) {
         self.schedulerName = schedulerName
@@ -95,22 +95,25 @@ final class SchedulerCache: Sendable {
 
     func claimChanged(_ claim: PersistentVolumeClaim) {
         state.withLock { $0.claims[claim.cacheKey] = claim }
-        volumeChanges.fire()
+        claimChanges.fire(claim.cacheKey)
     }
 
     func claimDeleted(_ claim: PersistentVolumeClaim) {
         state.withLock { $0.claims[claim.cacheKey] = nil }
-        volumeChanges.fire()
+        claimChanges.fire(claim.cacheKey)
     }
 
     func volumeChanged(_ volume: PersistentVolume) {
-        state.withLock { $0.volumes[volume.metadata.name ?? ""] = volume }
-        volumeChanges.fire()
+        let old = state.withLock { state -> PersistentVolume? in
+            defer { state.volumes[volume.metadata.name ?? ""] = volume }
+            return state.volumes[volume.metadata.name ?? ""]
+        }
+        for claim in Set([old?.claimKey, volume.claimKey].compactMap { $0 }) { claimChanges.fire(claim) }
     }
 
     func volumeDeleted(_ volume: PersistentVolume) {
         state.withLock { $0.volumes[volume.metadata.name ?? ""] = nil }
-        volumeChanges.fire()
+        if let claim = volume.claimKey { claimChanges.fire(claim) }
     }
 
     func classChanged(_ storageClass: StorageClass, deleted: Bool = false) {
@@ -133,29 +136,44 @@ final class SchedulerCache: Sendable {
     }
 }
 
-/// A broadcast "something changed" that waiters can sleep on with a bound: the PreBind wait is
-/// woken by the watch, not by polling.
-final class ChangeSignal: Sendable {
+/// "This claim changed", per claim key ("namespace/name"), that PreBind waits on with a bound:
+/// woken by the watch, not by polling, and only for its own claims — one PV or claim event wakes
+/// the one binding cycle it concerns, not all of them (with thousands waiting, a broadcast made
+/// every event cost as many re-checks).
+final class ClaimSignal: Sendable {
     private struct State {
-        var generation: UInt64 = 0
+        var generations: [String: UInt64] = [:]
         var waiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
+        var byKey: [String: Set<UInt64>] = [:]
+        var keysOf: [UInt64: [String]] = [:]
         var nextID: UInt64 = 0
+
+        mutating func remove(_ id: UInt64) -> CheckedContinuation<Void, Never>? {
+            for key in keysOf.removeValue(forKey: id) ?? [] {
+                byKey[key]?.remove(id)
+                if byKey[key]?.isEmpty == true { byKey[key] = nil }
+            }
+            return waiters.removeValue(forKey: id)
+        }
     }
     private let state = Mutex(State())
 
-    var generation: UInt64 { state.withLock { $0.generation } }
-
-    func fire() {
-        let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
-            state.generation += 1
-            defer { state.waiters.removeAll() }
-            return Array(state.waiters.values)
-        }
-        for waiter in waiters { waiter.resume() }
+    /// A number that changes whenever one of `keys` changes.
+    func generation(_ keys: [String]) -> UInt64 {
+        state.withLock { state in keys.reduce(0) { $0 &+ (state.generations[$1] ?? 0) } }
     }
 
-    /// Returns once the generation moved past `generation`, after `timeout`, or on cancellation.
-    func wait(since generation: UInt64, timeout: Duration) async {
+    func fire(_ key: String) {
+        let woken = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            state.generations[key, default: 0] &+= 1
+            return (state.byKey[key] ?? []).compactMap { state.remove($0) }
+        }
+        for waiter in woken { waiter.resume() }
+    }
+
+    /// Returns once one of `keys` changed after `generation` was read, after `timeout`, or on
+    /// cancellation.
+    func wait(for keys: [String], since generation: UInt64, timeout: Duration) async {
         let id = state.withLock { state -> UInt64 in
             state.nextID += 1
             return state.nextID
@@ -165,14 +183,17 @@ final class ChangeSignal: Sendable {
                 await withTaskCancellationHandler {
                     await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
                         let resumeNow = self.state.withLock { state -> Bool in
-                            if state.generation != generation || Task.isCancelled { return true }
+                            let current = keys.reduce(UInt64(0)) { $0 &+ (state.generations[$1] ?? 0) }
+                            if current != generation || Task.isCancelled { return true }
                             state.waiters[id] = continuation
+                            state.keysOf[id] = keys
+                            for key in keys { state.byKey[key, default: []].insert(id) }
                             return false
                         }
                         if resumeNow { continuation.resume() }
                     }
                 } onCancel: {
-                    self.state.withLock { $0.waiters.removeValue(forKey: id) }?.resume()
+                    self.state.withLock { $0.remove(id) }?.resume()
                 }
             }
             group.addTask { try? await Task.sleep(for: timeout) }

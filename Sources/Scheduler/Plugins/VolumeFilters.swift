@@ -60,6 +60,11 @@ extension PersistentVolume {
         return NodeSelectorMatch.matches(required, node)
     }
 
+    /// "namespace/name" of the claim its claimRef names.
+    var claimKey: String? {
+        spec.claimRef.map { "\($0.namespace ?? "default")/\($0.name ?? "")" }
+    }
+
     /// `driver` and `handle` of a CSI volume.
     var csiHandle: (driver: String, handle: String)? {
         spec.csi.map { ($0.driver, $0.volumeHandle) }
