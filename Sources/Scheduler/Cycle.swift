@@ -78,8 +78,11 @@ struct Cycle: Sendable {
             cache.forget(key)
             let message = "\(error)"
             logger.info("binding failed", metadata: ["pod": "\(key)", "node": "\(job.node)", "error": "\(message)"])
-            // The pod may be gone or bound by someone else; report only if it still waits.
-            if let pod = cache.pendingPod(key) {
+            // The pod may be gone or bound by someone else (409 from the binding: already
+            // assigned, or being deleted); report only if it still waits.
+            if (error as? APIError)?.code == 409 {
+                await queue.failed(key)
+            } else if let pod = cache.pendingPod(key) {
                 await report(pod, reason: SchedulerNames.reasonSchedulerError, message: message)
                 await queue.failed(key)
             } else {
