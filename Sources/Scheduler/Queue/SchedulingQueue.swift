@@ -26,6 +26,10 @@ actor SchedulingQueue {
     let initialBackoff: Duration
     let maxBackoff: Duration
     private var entries: [String: Entry] = [:]
+    /// The keys in the unschedulable place and in flight, so that a cluster event (many per
+    /// second under load) touches only them, not every pending pod.
+    private var unschedulableKeys: Set<String> = []
+    private var inFlightKeys: Set<String> = []
     private var active: [String] = []
     private var head = 0
     private var waiters: [CheckedContinuation<String?, Never>] = []
@@ -70,6 +74,8 @@ actor SchedulingQueue {
     /// The pod is gone or bound: forget it.
     func remove(_ key: String) {
         entries[key] = nil
+        unschedulableKeys.remove(key)
+        inFlightKeys.remove(key)
         timers.removeValue(forKey: key)?.cancel()
     }
 
@@ -89,6 +95,7 @@ actor SchedulingQueue {
                 entry.attempts += 1
                 entry.touchedInFlight = false
                 entries[key] = entry
+                inFlightKeys.insert(key)
                 return key
             }
             let key = await withCheckedContinuation { waiters.append($0) }
@@ -100,6 +107,7 @@ actor SchedulingQueue {
     /// No node fits: wait for an event that may help (or backoff, when one came meanwhile).
     func unschedulable(_ key: String) {
         guard var entry = entries[key], entry.place == .inFlight else { return }
+        inFlightKeys.remove(key)
         entry.lastFailure = .now
         if entry.touchedInFlight {
             entries[key] = entry
@@ -108,12 +116,14 @@ actor SchedulingQueue {
             entry.place = .unschedulable
             entry.unschedulableSince = .now
             entries[key] = entry
+            unschedulableKeys.insert(key)
         }
     }
 
     /// The cycle failed with an error: retry after the backoff.
     func failed(_ key: String) {
         guard entries[key]?.place == .inFlight else { return }
+        inFlightKeys.remove(key)
         entries[key]?.lastFailure = .now
         toBackoff(key)
     }
@@ -121,20 +131,15 @@ actor SchedulingQueue {
     /// A cluster event that may make unschedulable pods fit: every one moves on, to activeQ or
     /// to backoffQ while its backoff runs; pods in flight will go to backoff if they fail.
     func moveAll() {
-        for (key, entry) in entries {
-            switch entry.place {
-            case .unschedulable: requeue(key)
-            case .inFlight: entries[key]?.touchedInFlight = true
-            default: break
-            }
-        }
+        for key in unschedulableKeys { requeue(key) }
+        for key in inFlightKeys { entries[key]?.touchedInFlight = true }
     }
 
     /// Moves the pods unschedulable for longer than `age` (upstream's 5-minute flush).
     func flushUnschedulable(olderThan age: Duration) {
         let now = ContinuousClock.now
-        for (key, entry) in entries where entry.place == .unschedulable {
-            if let since = entry.unschedulableSince, now - since >= age { requeue(key) }
+        for key in unschedulableKeys {
+            if let since = entries[key]?.unschedulableSince, now - since >= age { requeue(key) }
         }
     }
 
@@ -159,6 +164,7 @@ actor SchedulingQueue {
     // MARK: Internals
 
     private func requeue(_ key: String) {
+        unschedulableKeys.remove(key)
         guard let entry = entries[key] else { return }
         if let last = entry.lastFailure, last + backoff(attempts: entry.attempts) > .now {
             toBackoff(key)
@@ -195,6 +201,7 @@ actor SchedulingQueue {
             entry.attempts += 1
             entry.touchedInFlight = false
             entries[key] = entry
+            inFlightKeys.insert(key)
             waiter.resume(returning: key)
             return
         }
