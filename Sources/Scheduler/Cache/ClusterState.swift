@@ -59,7 +59,13 @@ struct ClusterState: Sendable {
     /// How many placed pods use each claim ("namespace/name"): VolumeRestrictions' RWOP check.
     var claimUsers: [String: Int] = [:]
     var claims: [String: PersistentVolumeClaim] = [:]
+    /// Set through `setVolume`/`removeVolume`, which keep the two indexes below.
     var volumes: [String: PersistentVolume] = [:]
+    /// Names of the volumes without a claimRef, by class: where a WFFC claim's static
+    /// candidates come from, without scanning every volume for every pod.
+    var freeVolumes: [String: Set<String>] = [:]
+    /// Names of the volumes whose claimRef names a claim, by claim key.
+    var volumesByClaim: [String: Set<String>] = [:]
     var classes: [String: StorageClass] = [:]
     var csiNodes: [String: CSINode] = [:]
     /// Volume names (PV) attached to each node, from VolumeAttachments that say so.
@@ -111,6 +117,30 @@ struct ClusterState: Sendable {
     /// Volumes attached to `node` (PV names).
     func attachedVolumes(on node: String) -> Set<String> {
         Set(attachments.values.filter { $0.node == node }.map(\.volume))
+    }
+
+    // MARK: Volumes
+
+    mutating func setVolume(_ volume: PersistentVolume) {
+        let name = volume.metadata.name ?? ""
+        removeVolume(name)
+        volumes[name] = volume
+        if let claim = volume.claimKey {
+            volumesByClaim[claim, default: []].insert(name)
+        } else {
+            freeVolumes[volume.className, default: []].insert(name)
+        }
+    }
+
+    mutating func removeVolume(_ name: String) {
+        guard let old = volumes.removeValue(forKey: name) else { return }
+        if let claim = old.claimKey {
+            volumesByClaim[claim]?.remove(name)
+            if volumesByClaim[claim]?.isEmpty == true { volumesByClaim[claim] = nil }
+        } else {
+            freeVolumes[old.className]?.remove(name)
+            if freeVolumes[old.className]?.isEmpty == true { freeVolumes[old.className] = nil }
+        }
     }
 
     // MARK: Reservations

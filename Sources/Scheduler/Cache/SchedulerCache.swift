@@ -105,14 +105,14 @@ final class SchedulerCache: Sendable {
 
     func volumeChanged(_ volume: PersistentVolume) {
         let old = state.withLock { state -> PersistentVolume? in
-            defer { state.volumes[volume.metadata.name ?? ""] = volume }
+            defer { state.setVolume(volume) }
             return state.volumes[volume.metadata.name ?? ""]
         }
         for claim in Set([old?.claimKey, volume.claimKey].compactMap { $0 }) { claimChanges.fire(claim) }
     }
 
     func volumeDeleted(_ volume: PersistentVolume) {
-        state.withLock { $0.volumes[volume.metadata.name ?? ""] = nil }
+        state.withLock { $0.removeVolume(volume.metadata.name ?? "") }
         if let claim = volume.claimKey { claimChanges.fire(claim) }
     }
 

@@ -124,7 +124,8 @@ enum VolumeFilters {
         let wanted = claim.spec.resources?.requests?["storage"] ?? Quantity.zero
         let modes = Set(claim.spec.accessModes ?? [])
         let mode = claim.spec.volumeMode ?? "Filesystem"
-        let found = state.volumes.values.filter { volume in
+        let names = (state.freeVolumes[className] ?? []).union(state.volumesByClaim[claim.cacheKey] ?? [])
+        let found = names.compactMap { state.volumes[$0] }.filter { volume in
             guard volume.className == className, volume.metadata.deletionTimestamp == nil else { return false }
             if let ref = volume.spec.claimRef {
                 guard ref.name == claim.metadata.name, ref.namespace == claim.metadata.namespace,
