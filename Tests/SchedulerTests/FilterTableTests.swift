@@ -95,6 +95,15 @@ let filterCases: [FilterCase] = [
     FilterCase(name: "VolumeBinding: a missing claim",
                nodes: [makeNode("n1")], pod: makePod("p", claims: ["nope"]),
                expect: .unschedulable("0/1 nodes are available: persistentvolumeclaim \"nope\" not found.")),
+    FilterCase(name: "VolumeBinding: a generic ephemeral volume's claim not made yet",
+               nodes: [makeNode("n1")],
+               pod: {
+                   var pod = makePod("p")
+                   pod.spec.volumes = [Volume(name: "scratch", ephemeral: ["volumeClaimTemplate": ["spec": [
+                       "accessModes": ["ReadWriteOnce"], "resources": ["requests": ["storage": "1Gi"]]]]])]
+                   return pod
+               }(),
+               expect: .unschedulable("0/1 nodes are available: waiting for ephemeral volume controller to create the persistentvolumeclaim \"p-scratch\".")),
     FilterCase(name: "VolumeBinding: an unbound Immediate claim",
                nodes: [makeNode("n1")],
                setup: { h in

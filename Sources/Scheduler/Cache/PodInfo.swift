@@ -76,8 +76,11 @@ struct PodInfo: Sendable {
     let nonZeroCPU: Int64
     let nonZeroMemory: Int64
     let hostPorts: [HostPort]
-    /// The claims the pod mounts (names, in its namespace).
+    /// The claims the pod mounts (names, in its namespace), generic ephemeral volumes' included
+    /// (`<pod>-<volume>`, made by the ephemeral volume controller).
     let claims: [String]
+    /// Those of `claims` that are generic ephemeral volumes'.
+    let ephemeralClaims: Set<String>
     /// Succeeded or Failed: holds nothing on its node.
     let isTerminal: Bool
 
@@ -125,7 +128,19 @@ struct PodInfo: Sendable {
             }
         }
         hostPorts = ports
-        claims = (pod.spec.volumes ?? []).compactMap { $0.persistentVolumeClaim?.claimName }
+        var claims: [String] = []
+        var ephemeral: Set<String> = []
+        for volume in pod.spec.volumes ?? [] {
+            if let claim = volume.persistentVolumeClaim?.claimName {
+                claims.append(claim)
+            } else if let spec = volume.ephemeral, !spec.isNull {
+                let claim = "\(name)-\(volume.name)"
+                claims.append(claim)
+                ephemeral.insert(claim)
+            }
+        }
+        self.claims = claims
+        ephemeralClaims = ephemeral
         isTerminal = pod.status.phase == "Succeeded" || pod.status.phase == "Failed"
     }
 

@@ -95,7 +95,12 @@ enum VolumeFilters {
         var volumes = PodVolumes()
         for name in pod.info.claims {
             let key = "\(pod.info.namespace)/\(name)"
-            guard let claim = state.claims[key] else { return .reject("persistentvolumeclaim \"\(name)\" not found") }
+            guard let claim = state.claims[key] else {
+                if pod.info.ephemeralClaims.contains(name) {
+                    return .reject("waiting for ephemeral volume controller to create the persistentvolumeclaim \"\(name)\"")
+                }
+                return .reject("persistentvolumeclaim \"\(name)\" not found")
+            }
             if claim.metadata.deletionTimestamp != nil { return .reject("persistentvolumeclaim \"\(name)\" is being deleted") }
             if claim.status.phase == "Lost" {
                 return .reject("persistentvolumeclaim \"\(name)\" bound to non-existent persistentvolume \"\(claim.spec.volumeName ?? "")\"")
