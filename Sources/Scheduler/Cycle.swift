@@ -76,6 +76,9 @@ struct Cycle: Sendable {
             cache.forget(key)
         } catch {
             cache.forget(key)
+            // What the pod held on its node (and its volume reservations) is free again: pods
+            // found unschedulable meanwhile may fit now, as upstream moves them after a forget.
+            await queue.moveAll()
             let message = "\(error)"
             logger.info("binding failed", metadata: ["pod": "\(key)", "node": "\(job.node)", "error": "\(message)"])
             // The pod may be gone or bound by someone else (409 from the binding: already
