@@ -98,6 +98,16 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // kube-scheduler's framework on APIClient: filters, scores, the scheduling queue and the
+        // volume-aware plugins (VolumeBinding, NodeVolumeLimits, VolumeRestrictions); binds pods.
+        .target(
+            name: "Scheduler",
+            dependencies: [
+                "ClusterAPI", "APIClient",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         // The CSI v1 protos, generated (scripts/generate-protos.sh) and committed.
         .target(
             name: "CSIProto",
@@ -165,7 +175,7 @@ let package = Package(
             name: "Ballast",
             dependencies: [
                 "LSMTree", "CSQLite", "SQLite", "MVCCStore", "EtcdAPI", "CloudProvider", "HTTPKit", "CSIDriver",
-                "APIClient", "CloudControllerManager", "APIServer", "GRPCWire", "ClusterAPI", "Units", "HostSystem", "Primitives", "ControllerManager", "CSIProto",
+                "APIClient", "CloudControllerManager", "APIServer", "GRPCWire", "ClusterAPI", "Units", "HostSystem", "Primitives", "ControllerManager", "Scheduler", "CSIProto",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
@@ -221,6 +231,10 @@ let package = Package(
         .testTarget(name: "ControllerManagerTests", dependencies: [
             "ControllerManager", "APIClient", "ClusterAPI", "CSIDriver", "CSIProto", "CloudProvider", "TestSupport", "APIServerTesting",
             .product(name: "GRPCCore", package: "grpc-swift-2"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .testTarget(name: "SchedulerTests", dependencies: [
+            "Scheduler", "APIClient", "ClusterAPI", "TestSupport", "APIServerTesting",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "CSIDriverTests", dependencies: [

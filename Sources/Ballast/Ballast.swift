@@ -12,8 +12,8 @@ import ArgumentParser
 struct BallastCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ballast",
-        abstract: "A storage-centric Kubernetes: an etcd-compatible LSM store, an API server, the controller manager, a simulated cloud and its cloud controller manager, a CSI driver, and benchmarks.",
-        subcommands: [StoreCommand.self, APIServerCommand.self, CloudCommand.self, CloudControllerManagerCommand.self, ControllerManagerCommand.self, CSICommand.self,
+        abstract: "A storage-centric Kubernetes: an etcd-compatible LSM store, an API server, the controller manager, the scheduler, a simulated cloud and its cloud controller manager, a CSI driver, and benchmarks.",
+        subcommands: [StoreCommand.self, APIServerCommand.self, CloudCommand.self, CloudControllerManagerCommand.self, ControllerManagerCommand.self, SchedulerCommand.self, CSICommand.self,
                       BenchCommand.self, DebugCommand.self]
     )
 }
@@ -28,6 +28,6 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks that measure Ballast beside a peer (SQLite, a real etcd, the kernel tools) in the same run.",
-        subcommands: [BenchStoreCommand.self, BenchProvisionCommand.self, BenchAPIServerCommand.self, BenchControllersCommand.self]
+        subcommands: [BenchStoreCommand.self, BenchProvisionCommand.self, BenchAPIServerCommand.self, BenchControllersCommand.self, BenchSchedulerCommand.self]
     )
 }
