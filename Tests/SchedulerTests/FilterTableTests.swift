@@ -152,7 +152,7 @@ struct FilterTableTests {
                 }
                 #expect(scheduled, "event Scheduled")
             case .unschedulable(let message):
-                let condition = try await h.unschedulable(name)
+                let condition = try await h.unschedulable(name, message: message)
                 #expect(condition?.reason == "Unschedulable")
                 #expect(condition?.message == message)
                 let failed = try await h.waitFor {

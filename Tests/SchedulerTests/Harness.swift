@@ -88,11 +88,15 @@ final class Harness: Sendable {
     }
 
     /// The pod's PodScheduled=False condition, once written.
-    func unschedulable(_ name: String, timeout: Duration = .seconds(15)) async throws -> PodCondition? {
+    /// The pod's PodScheduled=False condition, once it has one (with `message`, when given: the
+    /// scheduler may first decide on a cache that has not seen every object the test wrote, and
+    /// decides again when the object's event arrives); the last one seen if none matched in time.
+    func unschedulable(_ name: String, message: String? = nil, timeout: Duration = .seconds(15)) async throws -> PodCondition? {
         var found: PodCondition?
         _ = try await waitFor(timeout: timeout) {
             found = try await self.pod(name).status.conditions?.first { $0.type == "PodScheduled" && $0.status == "False" }
-            return found != nil
+            guard let found else { return false }
+            return message == nil || found.message == message
         }
         return found
     }
