@@ -104,10 +104,22 @@ enum StoreFuzz {
 
     // MARK: etcd requests
 
-    /// One store for the process, on disk in a temporary directory (the fuzzer runs millions of inputs).
+    /// One store for the process, on disk in a temporary directory (the fuzzer runs millions of
+    /// inputs), removed when the process exits; directories of processes that died without
+    /// exiting (a crash the fuzzer found) are removed by the next one.
     static let store: MVCCStore = {
-        let dir = FileManager.default.temporaryDirectory.path + "/ballast-fuzz-store-\(getpid())"
+        let prefix = "ballast-fuzz-store-"
+        let temporary = FileManager.default.temporaryDirectory.path
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: temporary)) ?? [] where entry.hasPrefix(prefix) {
+            if let pid = pid_t(entry.dropFirst(prefix.count)), kill(pid, 0) != 0, errno == ESRCH {
+                try? FileManager.default.removeItem(atPath: temporary + "/" + entry)
+            }
+        }
+        let dir = temporary + "/" + prefix + "\(getpid())"
         try? FileManager.default.removeItem(atPath: dir)
+        atexit {
+            try? FileManager.default.removeItem(atPath: FileManager.default.temporaryDirectory.path + "/ballast-fuzz-store-\(getpid())")
+        }
         var options = MVCCOptions()
         options.engine.syncMode = .none
         options.engine.writeBufferSize = 256 << 10
