@@ -65,7 +65,7 @@ func adminClient(_ server: APIServer) -> (HTTPClient, HTTPHeaders) {
 }
 
 /// Tests that measure this process's memory run alone (`make test` runs every suite whose name
-/// contains "MemoryBound" after the others, one at a time), so that no other test's
+/// contains "MemoryBound" after the others, each in a test process of its own), so that no other test's
 /// allocations count.
 @Suite(.serialized) struct ServerMemoryBoundTests {
     @Test func aWatcherThatNeverReadsIsClosedAndMemoryStaysBounded() async throws {

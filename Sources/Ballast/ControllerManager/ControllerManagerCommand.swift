@@ -43,27 +43,14 @@ struct ControllerManagerCommand: AsyncParsableCommand {
     @Option(help: "Longest a single CSI call may take.")
     var csiTimeout: Duration = .seconds(15)
 
-    @Option(help: "Hold the kube-system/ballast-controller-manager Lease, so that of several instances only one acts (true or false).")
-    var leaderElect: Bool = true
-
-    @Option(help: "Leader election: how long the lease is held without renewal.")
-    var leaderElectLeaseDuration: Duration = .seconds(15)
-
-    @Option(help: "Leader election: how long the leader keeps trying to renew before it stops.")
-    var leaderElectRenewDeadline: Duration = .seconds(10)
-
-    @Option(help: "Leader election: how often candidates try to acquire and the leader renews.")
-    var leaderElectRetryPeriod: Duration = .seconds(2)
+    @OptionGroup var leaderElection: LeaderElectionOptions
 
     func validate() throws {
         do { _ = try ControllerManagerConfiguration.parseControllers(controllers) } catch { throw ValidationError("\(error)") }
         for (flag, value) in [("--resync", resync), ("--max-wait-for-unmount", maxWaitForUnmount),
                               ("--node-monitor-grace-period", nodeMonitorGracePeriod), ("--node-monitor-period", nodeMonitorPeriod),
-                              ("--csi-timeout", csiTimeout), ("--leader-elect-retry-period", leaderElectRetryPeriod)] where value <= .zero {
+                              ("--csi-timeout", csiTimeout)] where value <= .zero {
             throw ValidationError("\(flag) \(value): expected a positive duration like 15s")
-        }
-        if leaderElect && !(leaderElectRetryPeriod < leaderElectRenewDeadline && leaderElectRenewDeadline < leaderElectLeaseDuration) {
-            throw ValidationError("leader election needs --leader-elect-retry-period < --leader-elect-renew-deadline < --leader-elect-lease-duration")
         }
     }
 
@@ -78,10 +65,8 @@ struct ControllerManagerCommand: AsyncParsableCommand {
         configuration.nodeMonitorPeriod = nodeMonitorPeriod
         configuration.podEvictionTimeout = podEvictionTimeout
         configuration.orphanGracePeriod = orphanGracePeriod
-        configuration.leaderElect = leaderElect
-        configuration.leaderElection.leaseDuration = leaderElectLeaseDuration
-        configuration.leaderElection.renewDeadline = leaderElectRenewDeadline
-        configuration.leaderElection.retryPeriod = leaderElectRetryPeriod
+        configuration.leaderElect = leaderElection.leaderElect
+        leaderElection.apply(to: &configuration.leaderElection)
         var plugin: GRPCCSIPlugin?
         if let csiEndpoint {
             do { plugin = try GRPCCSIPlugin(endpoint: csiEndpoint, timeout: csiTimeout) } catch { throw ValidationError("\(error)") }
@@ -90,7 +75,7 @@ struct ControllerManagerCommand: AsyncParsableCommand {
         }
         let server = ControllerManagerServer(client: client, csi: plugin, configuration: configuration, logger: logger)
         logger.info("running", metadata: ["server": "\(client.connection.server)", "csi": "\(csiEndpoint ?? "-")",
-                                          "leaderElect": "\(leaderElect)"])
+                                          "leaderElect": "\(leaderElection.leaderElect)"])
         try await runServices([("controller-manager", server)], logger: logger)
         plugin?.close()
         logger.info("stopped")

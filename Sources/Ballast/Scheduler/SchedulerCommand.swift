@@ -27,25 +27,12 @@ struct SchedulerCommand: AsyncParsableCommand {
     @Option(help: "Seed of the tie-break between nodes of equal score (default: from the clock).")
     var seed: UInt64?
 
-    @Option(help: "Hold the kube-system/ballast-scheduler Lease, so that of several instances only one acts (true or false).")
-    var leaderElect: Bool = true
-
-    @Option(help: "Leader election: how long the lease is held without renewal.")
-    var leaderElectLeaseDuration: Duration = .seconds(15)
-
-    @Option(help: "Leader election: how long the leader keeps trying to renew before it stops.")
-    var leaderElectRenewDeadline: Duration = .seconds(10)
-
-    @Option(help: "Leader election: how often candidates try to acquire and the leader renews.")
-    var leaderElectRetryPeriod: Duration = .seconds(2)
+    @OptionGroup var leaderElection: LeaderElectionOptions
 
     func validate() throws {
         if schedulerName.isEmpty { throw ValidationError("--scheduler-name must not be empty") }
         if parallelism < 1 { throw ValidationError("--parallelism \(parallelism): expected at least 1") }
         if bindTimeout <= .zero { throw ValidationError("--bind-timeout \(bindTimeout): expected a positive duration like 10m") }
-        if leaderElect && !(leaderElectRetryPeriod < leaderElectRenewDeadline && leaderElectRenewDeadline < leaderElectLeaseDuration) {
-            throw ValidationError("leader election needs --leader-elect-retry-period < --leader-elect-renew-deadline < --leader-elect-lease-duration")
-        }
     }
 
     func run() async throws {
@@ -56,13 +43,11 @@ struct SchedulerCommand: AsyncParsableCommand {
         configuration.parallelism = parallelism
         configuration.bindTimeout = bindTimeout
         configuration.seed = seed
-        configuration.leaderElect = leaderElect
-        configuration.leaderElection.leaseDuration = leaderElectLeaseDuration
-        configuration.leaderElection.renewDeadline = leaderElectRenewDeadline
-        configuration.leaderElection.retryPeriod = leaderElectRetryPeriod
+        configuration.leaderElect = leaderElection.leaderElect
+        leaderElection.apply(to: &configuration.leaderElection)
         let server = SchedulerServer(client: client, configuration: configuration, logger: logger)
         logger.info("running", metadata: ["server": "\(client.connection.server)", "name": "\(schedulerName)",
-                                          "leaderElect": "\(leaderElect)"])
+                                          "leaderElect": "\(leaderElection.leaderElect)"])
         try await runServices([("scheduler", server)], logger: logger)
         logger.info("stopped")
     }

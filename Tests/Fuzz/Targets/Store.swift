@@ -1,6 +1,7 @@
 // Fuzz targets of the engine, the store and its wire: WAL records, SSTable blocks and
 // footers, the MANIFEST, HTTP/2 frames and HPACK blocks, gRPC message framing, etcd requests.
 import Foundation
+import Synchronization
 import NIOCore
 import NIOEmbedded
 import NIOHPACK
@@ -163,17 +164,11 @@ enum StoreFuzz {
             default:
                 let l = try Etcdserverpb_LeaseGrantRequest(serializedBytes: bytes)
                 // Through the writer's queue with a callback: no task, so nothing waits on the cooperative pool.
-                let done = DispatchSemaphore(value: 0)
-                store.queue.submit(.leaseGrant(id: l.id, ttl: l.ttl)) { result in
-                    if case .success(.leaseGranted(let id, _, _)) = result {
-                        _ = store.leaseTimeToLive(id)
-                        _ = store.leaseKeepAlive(id)
-                        store.queue.submit(.leaseRevoke(id)) { _ in done.signal() }
-                    } else {
-                        done.signal()
-                    }
+                if case .leaseGranted(let id, _, _) = try answer({ store.queue.submit(.leaseGrant(id: l.id, ttl: l.ttl), done: $0) }) {
+                    _ = store.leaseTimeToLive(id)
+                    _ = store.leaseKeepAlive(id)
+                    _ = try answer { store.queue.submit(.leaseRevoke(id), done: $0) }
                 }
-                done.wait()
             }
         } catch {
             // Undecodable or refused: the server answers with a status.
@@ -181,23 +176,21 @@ enum StoreFuzz {
     }
 
     private static func runTxn(_ request: TxnRequest) throws -> TxnResponse {
-        let box = ResultBox()
-        store.txn(request) { box.set($0) }
-        return try box.wait()
+        try answer { store.txn(request, done: $0) }
     }
 
-    /// Waits (outside any task) for the writer's answer.
-    final class ResultBox: @unchecked Sendable {
-        private let semaphore = DispatchSemaphore(value: 0)
-        private var result: Result<TxnResponse, any Error>?
-        func set(_ r: Result<TxnResponse, any Error>) {
-            result = r
-            semaphore.signal()
+    /// Starts a request on the store's writer thread and waits for its answer. A fuzz target is
+    /// synchronous (libFuzzer calls it on its own thread, `FuzzTests` on one of its own through
+    /// `onOwnThread`), so this wait never holds a thread of the cooperative pool.
+    private static func answer<T: Sendable>(_ start: (@escaping @Sendable (Result<T, any Error>) -> Void) -> Void) throws -> T {
+        let answered = DispatchSemaphore(value: 0)
+        let result = Mutex<Result<T, any Error>?>(nil)
+        start { r in
+            result.withLock { $0 = r }
+            answered.signal()
         }
-        func wait() throws -> TxnResponse {
-            semaphore.wait()
-            return try result!.get()
-        }
+        answered.wait()
+        return try result.withLock { $0! }.get()
     }
 
     // MARK: The engine's files
