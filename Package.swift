@@ -32,13 +32,15 @@ let package = Package(
     targets: [
         .systemLibrary(name: "CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        // The project's one seeded generator and one varint reader and writer (package access).
+        .target(name: "Primitives"),
         .target(
             name: "LSMTree",
-            dependencies: ["CLZ4", .product(name: "Atomics", package: "swift-atomics")]
+            dependencies: ["CLZ4", "Primitives", .product(name: "Atomics", package: "swift-atomics")]
         ),
         .target(
             name: "MVCCStore",
-            dependencies: ["LSMTree", .product(name: "Atomics", package: "swift-atomics")]
+            dependencies: ["LSMTree", "Primitives", .product(name: "Atomics", package: "swift-atomics")]
         ),
         // Durations (Go's syntax) and byte sizes as flags, configs and query parameters write them.
         .target(name: "Units"),
@@ -62,7 +64,7 @@ let package = Package(
         .target(
             name: "CloudProvider",
             dependencies: [
-                "SQLite", "HTTPKit", "HostSystem", "Units",
+                "SQLite", "HTTPKit", "HostSystem", "Units", "Primitives",
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -80,6 +82,31 @@ let package = Package(
             name: "CloudControllerManager",
             dependencies: [
                 "ClusterAPI", "CloudProvider", "APIClient", .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // The PV binder, the built-in CSI sidecars (provisioner, attacher, resizer), attach/detach,
+        // protection and node lifecycle: between the API server (APIClient) and a CSI controller socket.
+        .target(
+            name: "ControllerManager",
+            dependencies: [
+                "ClusterAPI", "APIClient", "CSIProto",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // kube-scheduler's framework on APIClient: filters, scores, the scheduling queue and the
+        // volume-aware plugins (VolumeBinding, NodeVolumeLimits, VolumeRestrictions); binds pods.
+        .target(
+            name: "Scheduler",
+            dependencies: [
+                "ClusterAPI", "APIClient",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
@@ -135,7 +162,7 @@ let package = Package(
         .target(
             name: "APIServer",
             dependencies: [
-                "ClusterAPI", "MVCCStore", "HTTPKit", "Units",
+                "ClusterAPI", "MVCCStore", "HTTPKit", "Units", "Primitives",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -173,7 +200,7 @@ let package = Package(
             name: "Ballast",
             dependencies: [
                 "LSMTree", "CSQLite", "SQLite", "MVCCStore", "EtcdAPI", "CloudProvider", "HTTPKit", "CSIDriver",
-                "APIClient", "CloudControllerManager", "APIServer", "GRPCWire", "ClusterAPI", "Units", "HostSystem",
+                "APIClient", "CloudControllerManager", "APIServer", "GRPCWire", "ClusterAPI", "Units", "HostSystem", "Primitives", "ControllerManager", "Scheduler", "CSIProto",
                 "Kubelet",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -190,17 +217,20 @@ let package = Package(
             name: "FuzzTargets",
             dependencies: [
                 "LSMTree", "MVCCStore", "GRPCWire", "EtcdAPI", "ClusterAPI", "APIServer", "HTTPKit",
-                "CloudProvider", "CSIDriver", "Units", "HostSystem",
+                "CloudProvider", "CSIDriver", "Units", "HostSystem", "Primitives",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHPACK", package: "swift-nio-http2"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             path: "Tests/Fuzz/Targets"
         ),
         .executableTarget(name: "BallastFuzz", dependencies: ["FuzzTargets"], path: "Tests/Fuzz/Driver"),
         .testTarget(name: "FuzzTests", dependencies: ["FuzzTargets", "TestSupport"]),
-        .testTarget(name: "LSMTreeTests", dependencies: ["LSMTree", "TestSupport"]),
+        .testTarget(name: "LSMTreeTests", dependencies: ["LSMTree", "Primitives", "TestSupport"]),
         .testTarget(name: "UnitsTests", dependencies: ["Units"]),
         .testTarget(name: "TestSupportTests", dependencies: ["TestSupport"]),
-        .testTarget(name: "MVCCStoreTests", dependencies: ["MVCCStore"]),
+        .testTarget(name: "MVCCStoreTests", dependencies: ["MVCCStore", "TestSupport"]),
         .testTarget(name: "ClusterAPITests", dependencies: ["ClusterAPI"]),
         .testTarget(name: "APIServerTests", dependencies: ["APIServer", "ClusterAPI", "MVCCStore", "HTTPKit", "TestSupport"]),
         .target(name: "TestSupport", dependencies: [
@@ -224,6 +254,15 @@ let package = Package(
             "CloudControllerManager", "CloudProvider", "ClusterAPI", "APIClient", "TestSupport", "APIServerTesting",
             .product(name: "Logging", package: "swift-log"),
         ]),
+        .testTarget(name: "ControllerManagerTests", dependencies: [
+            "ControllerManager", "APIClient", "ClusterAPI", "CSIDriver", "CSIProto", "CloudProvider", "TestSupport", "APIServerTesting",
+            .product(name: "GRPCCore", package: "grpc-swift-2"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .testTarget(name: "SchedulerTests", dependencies: [
+            "Scheduler", "APIClient", "ClusterAPI", "TestSupport", "APIServerTesting",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .testTarget(name: "CSIDriverTests", dependencies: [
             "CSIDriver", "CloudProvider", "HostSystem", "TestSupport",
             .product(name: "GRPCCore", package: "grpc-swift-2"),
@@ -240,7 +279,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "GRPCWireTests", dependencies: [
-            "GRPCWire",
+            "GRPCWire", "TestSupport",
             .product(name: "GRPCCore", package: "grpc-swift-2"),
             .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
             .product(name: "NIOCore", package: "swift-nio"),

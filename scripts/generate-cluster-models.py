@@ -5,6 +5,9 @@ Each struct keeps unknown JSON members in `unknownFields`. Field modes:
   optional  (type ends in '?')  decoded if present, encoded when non-nil
   always    non-optional, decoded with a default when absent, always encoded
   omitEmpty non-optional struct, decoded as empty when absent, encoded when not empty
+Options: F(required=True) leaves the parameter without a default in the generated init (the
+decoder still defaults it); T(init=False) generates no init, for a type whose init is
+hand-written in an extension. A doc with newlines becomes several `///` lines.
 Run from the package root: python3 scripts/generate-cluster-models.py
 """
 import os
@@ -15,9 +18,10 @@ def ident(name):
     return f"`{name}`" if name in KEYWORDS else name
 
 class F:
-    def __init__(self, name, type, doc, mode=None, default=None, json=None):
+    def __init__(self, name, type, doc, mode=None, default=None, json=None, required=False):
         self.name, self.type, self.doc = name, type, doc
         self.json = json or name
+        self.required = required
         if mode is None:
             mode = "optional" if type.endswith("?") else "always"
         self.mode = mode
@@ -37,8 +41,12 @@ class F:
         self.default = default
 
 class T:
-    def __init__(self, name, doc, fields, top=None):
+    def __init__(self, name, doc, fields, top=None, init=True):
         self.name, self.doc, self.fields, self.top = name, doc, fields, top
+        self.init = init
+
+def docs(text, indent=""):
+    return [f"{indent}///" + (f" {line}" if line else "") for line in text.split("\n")]
 
 def obj(name, doc, api, kind, namespaced, fields):
     head = [
@@ -51,7 +59,7 @@ def obj(name, doc, api, kind, namespaced, fields):
 def render(t):
     out = []
     proto = "APIObject" if t.top else "Sendable, Hashable, Codable, PreservesUnknownFields"
-    out.append(f"/// {t.doc}")
+    out += docs(t.doc)
     out.append(f"public struct {t.name}: {proto} {{")
     if t.top:
         api, kind, ns = t.top
@@ -63,20 +71,26 @@ def render(t):
         out.append(f"    public static let isNamespaced = {'true' if ns else 'false'}")
         out.append("")
     for f in t.fields:
-        out.append(f"    /// {f.doc}")
+        out += docs(f.doc, "    ")
         out.append(f"    public var {ident(f.name)}: {f.type}")
     out.append("    /// Members not modelled above, written back verbatim.")
     out.append("    public var unknownFields: [String: JSONValue]")
     out.append("")
-    # init
-    out.append(f"    /// Creates a value; every field defaults to absent or empty.")
-    params = ",\n        ".join(f"{ident(f.name)}: {f.type} = {f.default}" for f in t.fields)
-    out.append(f"    public init(\n        {params}\n    ) {{")
-    for f in t.fields:
-        out.append(f"        self.{ident(f.name)} = {ident(f.name)}")
-    out.append("        self.unknownFields = [:]")
-    out.append("    }")
-    out.append("")
+    if t.init:
+        required = [f for f in t.fields if f.required]
+        if required:
+            names = ", ".join(f"`{f.name}`" for f in required)
+            out.append(f"    /// Creates a value; every field but {names} defaults to absent or empty.")
+        else:
+            out.append(f"    /// Creates a value; every field defaults to absent or empty.")
+        params = ",\n        ".join(
+            f"{ident(f.name)}: {f.type}" + ("" if f.required else f" = {f.default}") for f in t.fields)
+        out.append(f"    public init(\n        {params}\n    ) {{")
+        for f in t.fields:
+            out.append(f"        self.{ident(f.name)} = {ident(f.name)}")
+        out.append("        self.unknownFields = [:]")
+        out.append("    }")
+        out.append("")
     keys = ", ".join(f'"{f.json}"' for f in t.fields)
     out.append(f"    static let knownKeys: Set<String> = [{keys}]")
     out.append("")
@@ -244,6 +258,18 @@ core = [
         F("containerStatuses", "[JSONValue]?", "`containerStatuses`, raw JSON."), F("qosClass", S, "`qosClass`.")]),
     obj("Pod", "A pod (core/v1 `Pod`).", "v1", "Pod", True, [
         F("spec", "PodSpec", "`spec`.", mode="omitEmpty"), F("status", "PodStatus", "`status`.", mode="omitEmpty")]),
+    # Node selectors (PV node affinity; the scheduler's pod affinity will use them too)
+    T("NodeSelectorRequirement", "A label (or field) requirement of a node selector term (core/v1 `NodeSelectorRequirement`).", [
+        F("key", "String", "`key`: the label key (or field name) it selects on."),
+        F("operator", "String", "`operator`: `In`, `NotIn`, `Exists`, `DoesNotExist`, `Gt` or `Lt`."),
+        F("values", SA, "`values`: for `In`/`NotIn` one or more, for `Gt`/`Lt` one integer, otherwise none.")]),
+    T("NodeSelectorTerm", "Requirements that must all hold (core/v1 `NodeSelectorTerm`).", [
+        F("matchExpressions", "[NodeSelectorRequirement]?", "`matchExpressions` over node labels."),
+        F("matchFields", "[NodeSelectorRequirement]?", "`matchFields` over node fields (`metadata.name`).")]),
+    T("NodeSelector", "Terms of which at least one must hold (core/v1 `NodeSelector`).", [
+        F("nodeSelectorTerms", "[NodeSelectorTerm]", "`nodeSelectorTerms`, ORed.")]),
+    T("VolumeNodeAffinity", "The nodes a volume can be used from (core/v1 `VolumeNodeAffinity`).", [
+        F("required", "NodeSelector?", "`required`: nodes that can access the volume.")]),
     # PersistentVolume
     T("CSIPersistentVolumeSource", "A volume provided by a CSI driver (core/v1 `CSIPersistentVolumeSource`).", [
         F("driver", "String", "`driver`: the CSI driver name."), F("volumeHandle", "String", "`volumeHandle`: the driver's volume ID."),
@@ -259,7 +285,7 @@ core = [
         F("accessModes", SA, "`accessModes`."), F("claimRef", "ObjectReference?", "`claimRef`: the bound claim."),
         F("persistentVolumeReclaimPolicy", S, "`persistentVolumeReclaimPolicy`: `Retain`, `Delete` or `Recycle`."),
         F("storageClassName", S, "`storageClassName`."), F("mountOptions", SA, "`mountOptions`."),
-        F("volumeMode", S, "`volumeMode`: `Filesystem` or `Block`."), F("nodeAffinity", J, "`nodeAffinity`, raw JSON."),
+        F("volumeMode", S, "`volumeMode`: `Filesystem` or `Block`."), F("nodeAffinity", "VolumeNodeAffinity?", "`nodeAffinity`: the nodes that can use the volume."),
         F("volumeAttributesClassName", S, "`volumeAttributesClassName`.")]),
     T("PersistentVolumeStatus", "PersistentVolume status (core/v1 `PersistentVolumeStatus`).", [
         F("phase", S, "`phase`: `Pending`, `Available`, `Bound`, `Released` or `Failed`."), F("message", S, "`message`."),
@@ -305,12 +331,17 @@ core = [
 ]
 
 storage = [
+    T("TopologySelectorLabelRequirement", "One topology label and its allowed values (core/v1 `TopologySelectorLabelRequirement`).", [
+        F("key", "String", "`key`: the topology label, e.g. `topology.kubernetes.io/zone`."),
+        F("values", "[String]", "`values`: the allowed values, ORed.")]),
+    T("TopologySelectorTerm", "Topology requirements that must all hold (core/v1 `TopologySelectorTerm`).", [
+        F("matchLabelExpressions", "[TopologySelectorLabelRequirement]?", "`matchLabelExpressions`, ANDed.")]),
     obj("StorageClass", "A storage class (storage.k8s.io/v1 `StorageClass`).", "storage.k8s.io/v1", "StorageClass", False, [
         F("provisioner", "String", "`provisioner`: the driver that provisions volumes."), F("parameters", SM, "`parameters`."),
         F("reclaimPolicy", S, "`reclaimPolicy`: `Delete` or `Retain`."), F("mountOptions", SA, "`mountOptions`."),
         F("allowVolumeExpansion", "Bool?", "`allowVolumeExpansion`."),
         F("volumeBindingMode", S, "`volumeBindingMode`: `Immediate` or `WaitForFirstConsumer`."),
-        F("allowedTopologies", "[JSONValue]?", "`allowedTopologies`, raw JSON.")]),
+        F("allowedTopologies", "[TopologySelectorTerm]?", "`allowedTopologies`: where volumes of the class may be provisioned, ORed terms.")]),
     T("VolumeAttachmentSource", "What a VolumeAttachment attaches (storage.k8s.io/v1 `VolumeAttachmentSource`).", [
         F("persistentVolumeName", S, "`persistentVolumeName`."),
         F("inlineVolumeSpec", "PersistentVolumeSpec?", "`inlineVolumeSpec`: a migrated in-tree inline volume.")]),
@@ -354,6 +385,52 @@ coordination = [
         F("spec", "LeaseSpec", "`spec`.", mode="omitEmpty")]),
 ]
 
+meta = [
+    T("TypeMeta", "The `apiVersion`/`kind` pair every Kubernetes object carries (metav1 `TypeMeta`).\n\n"
+      "Decoding a whole object as `TypeMeta` reads its type and keeps everything else in\n`unknownFields`.", [
+        F("apiVersion", S, "`apiVersion`, e.g. `v1` or `apps/v1`."), F("kind", S, "`kind`, e.g. `Pod`.")]),
+    T("OwnerReference", "A reference from an object to its owner (metav1 `OwnerReference`).", [
+        F("apiVersion", "String", "The owner's `apiVersion`.", required=True),
+        F("kind", "String", "The owner's `kind`.", required=True),
+        F("name", "String", "The owner's `name`.", required=True),
+        F("uid", "String", "The owner's `uid`.", required=True),
+        F("controller", "Bool?", "Whether the owner is the managing controller (`controller`)."),
+        F("blockOwnerDeletion", "Bool?", "Whether the owner's deletion waits for this object (`blockOwnerDeletion`).")]),
+    T("ObjectMeta", "Standard object metadata (metav1 `ObjectMeta`). Only non-nil fields are encoded.", [
+        F("name", S, "`name`."), F("generateName", S, "`generateName`: prefix for a server-generated name."),
+        F("namespace", S, "`namespace`."), F("uid", S, "`uid`."),
+        F("resourceVersion", S, "`resourceVersion`: opaque concurrency token."),
+        F("generation", "Int64?", "`generation`: sequence number of spec changes."),
+        F("creationTimestamp", "Time?", "`creationTimestamp`."),
+        F("deletionTimestamp", "Time?", "`deletionTimestamp`: when graceful deletion was requested."),
+        F("deletionGracePeriodSeconds", "Int64?", "`deletionGracePeriodSeconds`."),
+        F("labels", SM, "`labels`."), F("annotations", SM, "`annotations`."),
+        F("ownerReferences", "[OwnerReference]?", "`ownerReferences`."), F("finalizers", SA, "`finalizers`."),
+        F("managedFields", "[JSONValue]?", "`managedFields`, kept as raw JSON.")]),
+    T("ListMeta", "List metadata (metav1 `ListMeta`). Only non-nil fields are encoded.", [
+        F("resourceVersion", S, "`resourceVersion` of the list."),
+        F("continueToken", S, "The `continue` token for fetching the next page.", json="continue"),
+        F("remainingItemCount", "Int64?", "`remainingItemCount`: approximate items left after this page.")]),
+    T("StatusCause", "One reason a request failed, usually tied to a field (metav1 `StatusCause`).", [
+        F("reason", S, "Machine-readable cause, e.g. `FieldValueInvalid` (`reason`)."),
+        F("message", S, "Human-readable description (`message`)."),
+        F("field", S, "The field path at fault, e.g. `spec.replicas` (`field`).")]),
+    T("StatusDetails", "Extra data about a failure (metav1 `StatusDetails`).", [
+        F("name", S, "Name of the affected object (`name`)."), F("group", S, "API group of the affected object (`group`)."),
+        F("kind", S, "Kind (or resource) of the affected object (`kind`)."), F("uid", S, "UID of the affected object (`uid`)."),
+        F("causes", "[StatusCause]?", "Individual causes (`causes`)."),
+        F("retryAfterSeconds", "Int32?", "Seconds the client should wait before retrying (`retryAfterSeconds`).")]),
+    # The init (fixed `kind: Status`, `apiVersion: v1`), the reasons and makeFailure are in Status.swift.
+    T("Status", "The result of an API call that does not return an object, usually an error\n"
+      "(metav1 `Status`, `kind: Status`, `apiVersion: v1`).\n\n"
+      "`metadata` is always encoded (as `{}` when empty), as Kubernetes does; other fields only\nwhen non-nil.", [
+        F("apiVersion", S, "`apiVersion`, normally `v1`."), F("kind", S, "`kind`, normally `Status`."),
+        F("metadata", "ListMeta", "`metadata`."), F("status", S, "`status`: `Success` or `Failure`."),
+        F("message", S, "`message`: human-readable description."),
+        F("reason", S, "`reason`: machine-readable reason, see `Status.Reason`."),
+        F("details", "StatusDetails?", "`details`."), F("code", "Int32?", "`code`: the HTTP status code.")], init=False),
+]
+
 HEADER = "// Generated by scripts/generate-cluster-models.py; edit the field tables there, not this file.\n\n"
 
 def write(path, types):
@@ -364,3 +441,4 @@ os.makedirs("Sources/ClusterAPI/Generated", exist_ok=True)
 write("Sources/ClusterAPI/Generated/CoreV1.swift", core)
 write("Sources/ClusterAPI/Generated/StorageV1.swift", storage)
 write("Sources/ClusterAPI/Generated/CoordinationV1.swift", coordination)
+write("Sources/ClusterAPI/Generated/MetaV1.swift", meta)

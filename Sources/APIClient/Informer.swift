@@ -62,7 +62,7 @@ public actor Informer<Object: APIObject> {
     private var indexers: [String: @Sendable (Object) -> [String]] = [:]
     private var subscribers: [UUID: AsyncStream<InformerEvent<Object>>.Continuation] = [:]
     private var synced = false
-    private var syncWaiters: [CheckedContinuation<Void, Never>] = []
+    private var syncWaiters: [UUID: CheckedContinuation<Void, Never>] = [:]
     private var lastResourceVersion = ""
 
     public init(_ source: any ListWatchSource<Object>, resync: Duration = .seconds(300), logger: Logger) {
@@ -110,10 +110,25 @@ public actor Informer<Object: APIObject> {
 
     public var hasSynced: Bool { synced }
 
-    /// Returns once the first list is in the cache.
+    /// Returns once the first list is in the cache, or when the calling task is cancelled.
     public func waitForSync() async {
         if synced { return }
-        await withCheckedContinuation { syncWaiters.append($0) }
+        let id = UUID()
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                if Task.isCancelled || synced {
+                    continuation.resume()
+                } else {
+                    syncWaiters[id] = continuation
+                }
+            }
+        } onCancel: {
+            Task { await self.releaseWaiter(id) }
+        }
+    }
+
+    private func releaseWaiter(_ id: UUID) {
+        syncWaiters.removeValue(forKey: id)?.resume()
     }
 
     /// Lists and watches until the task is cancelled, recovering from every failure with a
@@ -201,7 +216,7 @@ public actor Informer<Object: APIObject> {
         lastResourceVersion = list.metadata.resourceVersion ?? ""
         if !synced {
             synced = true
-            for waiter in syncWaiters { waiter.resume() }
+            for waiter in syncWaiters.values { waiter.resume() }
             syncWaiters.removeAll()
         }
     }

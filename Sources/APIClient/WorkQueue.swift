@@ -1,7 +1,9 @@
 // A controller's work queue, with Kubernetes' semantics: a key is queued at most once however
 // often it is added; a key being processed is not handed out again until `done`, and is queued
 // again then if it was added meanwhile; failed keys come back after a per-key exponential
-// back-off (`addRateLimited`) until `forget`.
+// back-off (`addRateLimited`) until `forget`. Delayed adds (`add(_:after:)`) wait in tasks the
+// queue owns: one per key (the earliest wins, as client-go's delaying queue keeps the earliest),
+// all cancelled by `shutDown`, so a stopped controller leaves nothing sleeping behind it.
 import Foundation
 
 public actor WorkQueue<Key: Hashable & Sendable> {
@@ -12,6 +14,9 @@ public actor WorkQueue<Key: Hashable & Sendable> {
     private var waiters: [CheckedContinuation<Key?, Never>] = []
     private var failures: [Key: Int] = [:]
     private var shuttingDown = false
+    /// key → the task that adds it later, and when.
+    private var delayed: [Key: (due: ContinuousClock.Instant, id: UInt64, task: Task<Void, Never>)] = [:]
+    private var nextDelayID: UInt64 = 0
     private let baseDelay: Duration
     private let maxDelay: Duration
 
@@ -36,14 +41,35 @@ public actor WorkQueue<Key: Hashable & Sendable> {
         }
     }
 
-    /// Adds `key` after `delay`.
+    /// Adds `key` after `delay`. A key already waiting to be added earlier keeps its time; one
+    /// waiting longer is moved to the earlier time. Nothing is added once the queue shuts down.
     public func add(_ key: Key, after delay: Duration) {
+        guard !shuttingDown else { return }
         guard delay > .zero else { return add(key) }
-        Task {
-            try? await Task.sleep(for: delay)
-            self.add(key)
+        let due = ContinuousClock.now + delay
+        if let waiting = delayed[key] {
+            if waiting.due <= due { return }
+            waiting.task.cancel()
         }
+        nextDelayID &+= 1
+        let id = nextDelayID
+        let task = Task {
+            try? await Task.sleep(until: due)
+            self.fire(key, id: id)
+        }
+        delayed[key] = (due, id, task)
     }
+
+    /// A delayed add whose time came (or that was cancelled: then it only forgets itself).
+    private func fire(_ key: Key, id: UInt64) {
+        guard delayed[key]?.id == id else { return }
+        let cancelled = delayed[key]?.task.isCancelled ?? true
+        delayed[key] = nil
+        if !cancelled { add(key) }
+    }
+
+    /// Keys waiting for a delayed add.
+    public var delayedCount: Int { delayed.count }
 
     /// Adds `key` after its back-off: `baseDelay` doubled for each failure since `forget`.
     public func addRateLimited(_ key: Key) {
@@ -92,10 +118,13 @@ public actor WorkQueue<Key: Hashable & Sendable> {
         }
     }
 
-    /// Stops handing out keys: `next()` returns nil to every waiter.
+    /// Stops handing out keys: `next()` returns nil to every waiter, and the delayed adds are
+    /// cancelled (their tasks end at once instead of sleeping out their back-off).
     public func shutDown() {
         shuttingDown = true
         for waiter in waiters { waiter.resume(returning: nil) }
         waiters.removeAll()
+        for waiting in delayed.values { waiting.task.cancel() }
+        delayed.removeAll()
     }
 }

@@ -97,6 +97,39 @@ struct SeedOptions: ParsableArguments {
     var seed: UInt64 = 42
 }
 
+/// `--leader-elect` and its timings (kube-controller-manager's and kube-scheduler's flags), for
+/// the components of which several may run and only one may act: the holder of the component's
+/// Lease in kube-system.
+struct LeaderElectionOptions: ParsableArguments {
+    @Option(help: "Hold this component's Lease in kube-system (ballast-controller-manager, ballast-scheduler), so that of several instances only one acts (true or false).")
+    var leaderElect: Bool = true
+
+    @Option(help: "Leader election: how long the lease is held without renewal.")
+    var leaderElectLeaseDuration: Duration = .seconds(15)
+
+    @Option(help: "Leader election: how long the leader keeps trying to renew before it stops.")
+    var leaderElectRenewDeadline: Duration = .seconds(10)
+
+    @Option(help: "Leader election: how often candidates try to acquire and the leader renews.")
+    var leaderElectRetryPeriod: Duration = .seconds(2)
+
+    func validate() throws {
+        guard leaderElectRetryPeriod > .zero else {
+            throw ValidationError("--leader-elect-retry-period \(leaderElectRetryPeriod): expected a positive duration like 2s")
+        }
+        if leaderElect && !(leaderElectRetryPeriod < leaderElectRenewDeadline && leaderElectRenewDeadline < leaderElectLeaseDuration) {
+            throw ValidationError("leader election needs --leader-elect-retry-period < --leader-elect-renew-deadline < --leader-elect-lease-duration")
+        }
+    }
+
+    /// The timings in `config` (whose namespace and name the component chose).
+    func apply(to config: inout LeaderElectionConfig) {
+        config.leaseDuration = leaderElectLeaseDuration
+        config.renewDeadline = leaderElectRenewDeadline
+        config.retryPeriod = leaderElectRetryPeriod
+    }
+}
+
 /// Runs `services` until SIGTERM or SIGINT, then shuts them down gracefully (each stops
 /// accepting work and finishes what it holds; after `grace` they are cancelled). When one
 /// service returns or fails, the others are shut down the same way, and a failure is rethrown.

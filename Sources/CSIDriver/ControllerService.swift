@@ -21,6 +21,10 @@ struct ControllerService: Csi_V1_Controller.SimpleServiceProtocol {
     static let nameTag = "csi.ballast.dev/name"
     /// Tag naming the driver that made the disk; ListVolumes lists only these.
     static let driverTag = "csi.ballast.dev/driver"
+    /// Tag naming the PV of the volume (ControllerModifyVolume's one mutable parameter).
+    static let volumeTag = "csi.ballast.dev/pv"
+    /// volume_context key of ListVolumes: when the disk was created (RFC 3339).
+    static let createdAtContext = "csi.ballast.dev/created-at"
 
     // MARK: - Volumes
 
@@ -192,6 +196,11 @@ struct ControllerService: Csi_V1_Controller.SimpleServiceProtocol {
                 $0.entries = page.items.map { disk in
                     .with {
                         $0.volume = volume(disk)
+                        // Listing also says what made the volume: its CSI name, its PV (once
+                        // marked) and its age, for the controller manager's orphan sweep.
+                        $0.volume.volumeContext[Self.nameTag] = disk.tags[Self.nameTag]
+                        $0.volume.volumeContext[Self.volumeTag] = disk.tags[Self.volumeTag]
+                        $0.volume.volumeContext[Self.createdAtContext] = disk.createdAt.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
                         $0.status = .with {
                             $0.publishedNodeIds = disk.attachments.filter { $0.state == .attached }.map(\.instanceId)
                             $0.volumeCondition = condition(disk)
@@ -222,7 +231,7 @@ struct ControllerService: Csi_V1_Controller.SimpleServiceProtocol {
         let types: [Csi_V1_ControllerServiceCapability.RPC.TypeEnum] = [
             .createDeleteVolume, .publishUnpublishVolume, .listVolumes, .getCapacity, .createDeleteSnapshot,
             .listSnapshots, .cloneVolume, .publishReadonly, .expandVolume, .listVolumesPublishedNodes,
-            .volumeCondition, .getVolume, .singleNodeMultiWriter, .getSnapshot,
+            .volumeCondition, .getVolume, .singleNodeMultiWriter, .getSnapshot, .modifyVolume,
         ]
         return .with { $0.capabilities = types.map { type in .with { $0.rpc = .with { $0.type = type } } } }
     }
@@ -267,8 +276,19 @@ struct ControllerService: Csi_V1_Controller.SimpleServiceProtocol {
         }
     }
 
+    /// The one mutable parameter: `csi.ballast.dev/pv`, the PV written for the volume, kept as a tag
+    /// on the disk (the controller manager's orphan sweep never deletes a volume that had a PV).
     func controllerModifyVolume(request: Csi_V1_ControllerModifyVolumeRequest, context: ServerContext) async throws -> Csi_V1_ControllerModifyVolumeResponse {
-        throw RPCError(code: .unimplemented, message: "ControllerModifyVolume is not supported: loop volumes have no mutable parameters")
+        try await edge {
+            guard !request.volumeID.isEmpty else { throw CSIError.required("volume_id") }
+            guard VolumeID.isValid(request.volumeID) else { throw CSIError(.notFound, "volume \(request.volumeID) does not exist") }
+            for key in request.mutableParameters.keys.sorted() where key != Self.volumeTag {
+                throw CSIError.invalid("mutable_parameters", "\"\(key)\" is not mutable; the only mutable parameter is \(Self.volumeTag)")
+            }
+            guard !request.mutableParameters.isEmpty else { return Csi_V1_ControllerModifyVolumeResponse() }
+            _ = try await cloud.tagDisk(id: request.volumeID, tags: request.mutableParameters)
+            return Csi_V1_ControllerModifyVolumeResponse()
+        }
     }
 
     // MARK: - Snapshots

@@ -8,6 +8,7 @@ import HostSystem
 import Logging
 import ServiceLifecycle
 import SwiftProtobuf
+import Synchronization
 
 public enum DriverMode: String, Sendable, CaseIterable {
     case controller, node, both
@@ -65,11 +66,10 @@ public struct DriverConfiguration: Sendable {
 }
 
 /// The cloud instance this node plugin runs on, looked up once and remembered.
-public final class NodeIdentity: @unchecked Sendable {
+public final class NodeIdentity: Sendable {
     private let cloud: any CloudProvider
     private let nodeID: String
-    private let lock = NSLock()
-    private var cached: Instance?
+    private let cached = Mutex<Instance?>(nil)
 
     /// `nodeID` is an instance id or an instance name.
     public init(cloud: any CloudProvider, nodeID: String) {
@@ -78,7 +78,7 @@ public final class NodeIdentity: @unchecked Sendable {
     }
 
     func instance() async throws -> Instance {
-        if let cached = lock.withLock({ cached }) { return cached }
+        if let known = cached.withLock({ $0 }) { return known }
         let found: Instance?
         if (try? CloudValidation.checkID(nodeID, .instance, parameter: "node-id")) != nil {
             found = try await cloud.describeInstance(id: nodeID)
@@ -88,7 +88,7 @@ public final class NodeIdentity: @unchecked Sendable {
         guard let instance = found, instance.state != .terminated else {
             throw CSIError(.failedPrecondition, "no running cloud instance \(nodeID); register it with the cloud or fix --node-id")
         }
-        lock.withLock { cached = instance }
+        cached.withLock { $0 = instance }
         return instance
     }
 }

@@ -2,6 +2,7 @@
 // file, fsync, rename, fsync of the directory), so that a restarted plugin knows its volumes and
 // reconciles them with the mounts it finds.
 import Foundation
+import Synchronization
 import HostSystem
 import Logging
 #if canImport(Glibc)
@@ -20,10 +21,10 @@ struct NodeVolume: Codable, Equatable, Sendable {
     var targets: [String: Bool] = [:]
 }
 
-final class NodeState: @unchecked Sendable {
+final class NodeState: Sendable {
     private let path: String
-    private let lock = NSLock()
-    private var volumes: [String: NodeVolume]
+    /// The records; held while the file is written, so that the file and memory agree.
+    private let volumes: Mutex<[String: NodeVolume]>
 
     /// Loads `directory/node-state.json` (empty when absent).
     init(directory: String) throws {
@@ -31,24 +32,24 @@ final class NodeState: @unchecked Sendable {
         path = directory + "/node-state.json"
         if let data = FileManager.default.contents(atPath: path) {
             do {
-                volumes = try JSONDecoder().decode([String: NodeVolume].self, from: data)
+                volumes = Mutex(try JSONDecoder().decode([String: NodeVolume].self, from: data))
             } catch {
                 throw CSIError(.internalError, "\(path) is not a node state file (\(error)); move it away to start afresh")
             }
         } else {
-            volumes = [:]
+            volumes = Mutex([:])
         }
     }
 
     subscript(volumeID: String) -> NodeVolume? {
-        lock.withLock { volumes[volumeID] }
+        volumes.withLock { $0[volumeID] }
     }
 
-    var all: [String: NodeVolume] { lock.withLock { volumes } }
+    var all: [String: NodeVolume] { volumes.withLock { $0 } }
 
     /// Changes one volume's record (nil removes it) and writes the file before returning.
     func update(_ volumeID: String, _ change: (inout NodeVolume?) -> Void) throws {
-        try lock.withLock {
+        try volumes.withLock { volumes in
             var record = volumes[volumeID]
             change(&record)
             var next = volumes

@@ -3,6 +3,7 @@
 import CloudProvider
 import Foundation
 import HostSystem
+import Synchronization
 
 /// A volume capability the driver supports, parsed from the request.
 struct Capability: Equatable, Sendable {
@@ -108,14 +109,13 @@ struct RequestedSize: Equatable {
 
 /// At most one call per key (a volume id, a name) at a time: a second gets ABORTED, as the
 /// spec allows, and the CO retries it.
-final class InFlight: @unchecked Sendable {
-    private let lock = NSLock()
-    private var keys: Set<String> = []
+final class InFlight: Sendable {
+    private let keys = Mutex<Set<String>>([])
 
     func run<T>(_ key: String, _ body: () async throws -> T) async throws -> T {
-        let claimed = lock.withLock { keys.insert(key).inserted }
+        let claimed = keys.withLock { $0.insert(key).inserted }
         guard claimed else { throw CSIError(.aborted, "an operation on \(key) is already in progress; retry later") }
-        defer { _ = lock.withLock { keys.remove(key) } }
+        defer { _ = keys.withLock { $0.remove(key) } }
         return try await body()
     }
 }

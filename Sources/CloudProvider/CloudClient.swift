@@ -92,6 +92,10 @@ public struct CloudClient: CloudProvider {
         try await call(.DELETE, "/v1/disks/\(try pathID(id, .disk))")
     }
 
+    public func tagDisk(id: String, tags: [String: String]) async throws -> Disk {
+        try await call(.POST, "/v1/disks/\(try pathID(id, .disk))/tags", body: TagRequest(tags: tags))
+    }
+
     public func resizeDisk(id: String, sizeBytes: Int64) async throws -> CloudOperation {
         try await call(.POST, "/v1/disks/\(try pathID(id, .disk))/resize", body: ResizeRequest(sizeBytes: sizeBytes))
     }

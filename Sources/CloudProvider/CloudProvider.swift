@@ -25,6 +25,8 @@ public protocol CloudProvider: Sendable {
     func listDisks(_ filter: DiskFilter, _ page: PageRequest) async throws -> Page<Disk>
     /// Refused while the disk is attached.
     func deleteDisk(id: String) async throws -> CloudOperation
+    /// Adds `tags` to the disk's tags (a key already there gets the new value); at once, no operation.
+    func tagDisk(id: String, tags: [String: String]) async throws -> Disk
     /// Grows a disk (never shrinks it); an attached disk's device sees the new size.
     func resizeDisk(id: String, sizeBytes: Int64) async throws -> CloudOperation
     /// Attaching a disk that is already attached to that instance the same way returns a finished

@@ -1,107 +1,8 @@
-/// One reason a request failed, usually tied to a field (metav1 `StatusCause`).
-public struct StatusCause: Sendable, Hashable, Codable, PreservesUnknownFields {
-    /// Machine-readable cause, e.g. `FieldValueInvalid` (`reason`).
-    public var reason: String?
-    /// Human-readable description (`message`).
-    public var message: String?
-    /// The field path at fault, e.g. `spec.replicas` (`field`).
-    public var field: String?
-    /// Members not modelled above.
-    public var unknownFields: [String: JSONValue]
+// The fields and Codable conformance of `Status`, `StatusDetails` and `StatusCause` are
+// generated (Generated/MetaV1.swift, by scripts/generate-cluster-models.py); this file
+// keeps what is behaviour rather than shape.
 
-    /// Creates a cause.
-    public init(reason: String? = nil, message: String? = nil, field: String? = nil) {
-        self.reason = reason
-        self.message = message
-        self.field = field
-        self.unknownFields = [:]
-    }
-
-    private static let knownKeys: Set<String> = ["reason", "message", "field"]
-
-    /// Decodes, keeping unknown members.
-    public init(from decoder: any Decoder) throws {
-        let container = try decoder.container(keyedBy: JSONKey.self)
-        reason = try container.decodeIfPresent(String.self, forKey: "reason")
-        message = try container.decodeIfPresent(String.self, forKey: "message")
-        field = try container.decodeIfPresent(String.self, forKey: "field")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
-    }
-
-    /// Encodes non-nil fields plus unknown members.
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: JSONKey.self)
-        try container.encodeUnknownFields(unknownFields, excluding: Self.knownKeys)
-        try container.encodeIfPresent(reason, forKey: "reason")
-        try container.encodeIfPresent(message, forKey: "message")
-        try container.encodeIfPresent(field, forKey: "field")
-    }
-}
-
-/// Extra data about a failure (metav1 `StatusDetails`).
-public struct StatusDetails: Sendable, Hashable, Codable, PreservesUnknownFields {
-    /// Name of the affected object (`name`).
-    public var name: String?
-    /// API group of the affected object (`group`).
-    public var group: String?
-    /// Kind (or resource) of the affected object (`kind`).
-    public var kind: String?
-    /// UID of the affected object (`uid`).
-    public var uid: String?
-    /// Individual causes (`causes`).
-    public var causes: [StatusCause]?
-    /// Seconds the client should wait before retrying (`retryAfterSeconds`).
-    public var retryAfterSeconds: Int32?
-    /// Members not modelled above.
-    public var unknownFields: [String: JSONValue]
-
-    /// Creates details.
-    public init(
-        name: String? = nil, group: String? = nil, kind: String? = nil, uid: String? = nil,
-        causes: [StatusCause]? = nil, retryAfterSeconds: Int32? = nil
-    ) {
-        self.name = name
-        self.group = group
-        self.kind = kind
-        self.uid = uid
-        self.causes = causes
-        self.retryAfterSeconds = retryAfterSeconds
-        self.unknownFields = [:]
-    }
-
-    private static let knownKeys: Set<String> = ["name", "group", "kind", "uid", "causes", "retryAfterSeconds"]
-
-    /// Decodes, keeping unknown members.
-    public init(from decoder: any Decoder) throws {
-        let container = try decoder.container(keyedBy: JSONKey.self)
-        name = try container.decodeIfPresent(String.self, forKey: "name")
-        group = try container.decodeIfPresent(String.self, forKey: "group")
-        kind = try container.decodeIfPresent(String.self, forKey: "kind")
-        uid = try container.decodeIfPresent(String.self, forKey: "uid")
-        causes = try container.decodeIfPresent([StatusCause].self, forKey: "causes")
-        retryAfterSeconds = try container.decodeIfPresent(Int32.self, forKey: "retryAfterSeconds")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
-    }
-
-    /// Encodes non-nil fields plus unknown members.
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: JSONKey.self)
-        try container.encodeUnknownFields(unknownFields, excluding: Self.knownKeys)
-        try container.encodeIfPresent(name, forKey: "name")
-        try container.encodeIfPresent(group, forKey: "group")
-        try container.encodeIfPresent(kind, forKey: "kind")
-        try container.encodeIfPresent(uid, forKey: "uid")
-        try container.encodeIfPresent(causes, forKey: "causes")
-        try container.encodeIfPresent(retryAfterSeconds, forKey: "retryAfterSeconds")
-    }
-}
-
-/// The result of an API call that does not return an object, usually an error
-/// (metav1 `Status`, `kind: Status`, `apiVersion: v1`).
-///
-/// `metadata` is always encoded (as `{}` when empty), as Kubernetes does; other fields only
-/// when non-nil.
-public struct Status: Sendable, Hashable, Codable, PreservesUnknownFields {
+extension Status {
     /// `status` value for success.
     public static let success = "Success"
     /// `status` value for failure.
@@ -147,25 +48,6 @@ public struct Status: Sendable, Hashable, Codable, PreservesUnknownFields {
         public static let serviceUnavailable = "ServiceUnavailable"
     }
 
-    /// `apiVersion`, normally `v1`.
-    public var apiVersion: String?
-    /// `kind`, normally `Status`.
-    public var kind: String?
-    /// `metadata`.
-    public var metadata: ListMeta
-    /// `status`: `Success` or `Failure`.
-    public var status: String?
-    /// `message`: human-readable description.
-    public var message: String?
-    /// `reason`: machine-readable reason, see `Status.Reason`.
-    public var reason: String?
-    /// `details`.
-    public var details: StatusDetails?
-    /// `code`: the HTTP status code.
-    public var code: Int32?
-    /// Members not modelled above.
-    public var unknownFields: [String: JSONValue]
-
     /// Creates a status object with `kind: Status` and `apiVersion: v1`.
     public init(
         status: String? = nil, message: String? = nil, reason: String? = nil,
@@ -187,37 +69,5 @@ public struct Status: Sendable, Hashable, Codable, PreservesUnknownFields {
         code: Int32, reason: String, message: String, details: StatusDetails? = nil
     ) -> Status {
         Status(status: failure, message: message, reason: reason, details: details, code: code)
-    }
-
-    private static let knownKeys: Set<String> = [
-        "apiVersion", "kind", "metadata", "status", "message", "reason", "details", "code",
-    ]
-
-    /// Decodes, keeping unknown members; a missing `metadata` decodes as empty.
-    public init(from decoder: any Decoder) throws {
-        let container = try decoder.container(keyedBy: JSONKey.self)
-        apiVersion = try container.decodeIfPresent(String.self, forKey: "apiVersion")
-        kind = try container.decodeIfPresent(String.self, forKey: "kind")
-        metadata = try container.decodeIfPresent(ListMeta.self, forKey: "metadata") ?? ListMeta()
-        status = try container.decodeIfPresent(String.self, forKey: "status")
-        message = try container.decodeIfPresent(String.self, forKey: "message")
-        reason = try container.decodeIfPresent(String.self, forKey: "reason")
-        details = try container.decodeIfPresent(StatusDetails.self, forKey: "details")
-        code = try container.decodeIfPresent(Int32.self, forKey: "code")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
-    }
-
-    /// Encodes `metadata` always, other fields when non-nil, plus unknown members.
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: JSONKey.self)
-        try container.encodeUnknownFields(unknownFields, excluding: Self.knownKeys)
-        try container.encodeIfPresent(apiVersion, forKey: "apiVersion")
-        try container.encodeIfPresent(kind, forKey: "kind")
-        try container.encode(metadata, forKey: "metadata")
-        try container.encodeIfPresent(status, forKey: "status")
-        try container.encodeIfPresent(message, forKey: "message")
-        try container.encodeIfPresent(reason, forKey: "reason")
-        try container.encodeIfPresent(details, forKey: "details")
-        try container.encodeIfPresent(code, forKey: "code")
     }
 }

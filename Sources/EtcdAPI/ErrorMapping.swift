@@ -8,7 +8,7 @@ enum ErrorMapping {
         switch code {
         case .compacted, .futureRevision, .leaseTTLTooLarge: return .outOfRange
         case .emptyKey, .keyNotFound, .duplicateKey, .tooManyOps, .requestTooLarge: return .invalidArgument
-        case .noSpace: return .resourceExhausted
+        case .noSpace, .tooManyWatchers: return .resourceExhausted
         case .leaseNotFound: return .notFound
         case .leaseExists: return .failedPrecondition
         case .closed: return .unavailable

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import MVCCStore
@@ -14,7 +15,9 @@ public final class EtcdClient: EtcdShapedStore, Sendable {
     private let kv: Etcdserverpb_KV.Client<HTTP2ClientTransport.Posix>
     private let watchService: Etcdserverpb_Watch.Client<HTTP2ClientTransport.Posix>
     private let lease: Etcdserverpb_Lease.Client<HTTP2ClientTransport.Posix>
+    private let maintenance: Etcdserverpb_Maintenance.Client<HTTP2ClientTransport.Posix>
     private let callOptions: CallOptions
+    private let endpoints: [String]
 
     /// Connects to `endpoints` ("http://127.0.0.1:2379", …). Calls time out after `timeout`.
     public init(endpoints: [String], timeout: Duration = .seconds(10)) throws {
@@ -40,10 +43,17 @@ public final class EtcdClient: EtcdShapedStore, Sendable {
         kv = Etcdserverpb_KV.Client(wrapping: grpc)
         watchService = Etcdserverpb_Watch.Client(wrapping: grpc)
         lease = Etcdserverpb_Lease.Client(wrapping: grpc)
+        maintenance = Etcdserverpb_Maintenance.Client(wrapping: grpc)
+        self.endpoints = endpoints
         var options = CallOptions.defaults
         options.timeout = timeout
         // As etcd's clientv3: a call waits (up to its timeout) for a connection instead of failing at once.
         options.waitForReady = true
+        // As kube-apiserver's etcd client (MaxCallRecvMsgSize math.MaxInt32): a list larger than
+        // grpc-swift's 4 MiB default must arrive. (grpc-swift applies the request limit to the
+        // decoder of responses too.)
+        options.maxRequestMessageBytes = Int(Int32.max)
+        options.maxResponseMessageBytes = Int(Int32.max)
         callOptions = options
     }
 
@@ -105,6 +115,23 @@ public final class EtcdClient: EtcdShapedStore, Sendable {
 
     // MARK: KeyValueStore
 
+    /// Asks the cluster for its status, with a 2 s timeout: unhealthy when it
+    /// does not answer (the reason names the endpoints and the error) or
+    /// reports errors (alarms such as NOSPACE; a Ballast store's storage failure).
+    public func health() async -> StoreHealth {
+        var options = callOptions
+        options.timeout = .seconds(2)
+        do {
+            let status = try await maintenance.status(Etcdserverpb_StatusRequest(), options: options)
+            if !status.errors.isEmpty {
+                return .unhealthy(reason: "etcd at \(endpoints.joined(separator: ",")) reports: \(status.errors.joined(separator: "; "))")
+            }
+            return .healthy
+        } catch {
+            return .unhealthy(reason: "etcd at \(endpoints.joined(separator: ",")) does not answer: \(error)")
+        }
+    }
+
     public func compact(_ revision: Int64) async throws {
         var req = Etcdserverpb_CompactionRequest()
         req.revision = revision
@@ -124,42 +151,53 @@ public final class EtcdClient: EtcdShapedStore, Sendable {
     /// Watches `prefix` from `fromRevision` (0: now). When the stream breaks,
     /// the watch is re-created from the revision after the last delivered one.
     public func watch(prefix: [UInt8], fromRevision: Int64) async throws -> AsyncThrowingStream<WatchUpdate, any Error> {
-        let start: Int64 = fromRevision > 0 ? fromRevision : try await currentRevision() + 1
-        let service = watchService
-        return AsyncThrowingStream { continuation in
-            let task = Task {
-                final class Progress: @unchecked Sendable {  // touched by one watch call at a time
-                    var next: Int64 = 0
-                    var failures = 0
-                }
-                let progress = Progress()
-                progress.next = start
-                while !Task.isCancelled {
-                    do {
-                        let finished = try await EtcdClient.watchOnce(service, prefix: prefix, from: progress.next) { update, lastRevision in
-                            continuation.yield(update)
-                            if let lastRevision { progress.next = lastRevision + 1 }
-                            progress.failures = 0
-                        }
-                        if finished { break }
-                    } catch is CancellationError {
-                        break
-                    } catch {
-                        // A broken stream: resume after a short backoff (capped at 2 s).
-                        progress.failures += 1
-                        try? await Task.sleep(for: .milliseconds(min(2000, 50 << min(progress.failures, 6))))
-                    }
-                }
-                continuation.finish()
-            }
-            continuation.onTermination = { _ in task.cancel() }
+        var start = fromRevision
+        if start <= 0 {
+            let now = try await currentRevision()  // from a server: Int64.max must not trap
+            start = now == .max ? now : now + 1
         }
+        let first = start
+        let service = watchService
+        // The updates wait in a mailbox of a few; while it is full the stream is not read, so HTTP/2
+        // flow control holds the server back and its watcher catches up from history later: a
+        // consumer that falls behind costs memory on neither side.
+        let mailbox = WatchMailbox()
+        let task = Task {
+            final class Progress: @unchecked Sendable {  // touched by one watch call at a time
+                var next: Int64 = 0
+                var failures = 0
+            }
+            let progress = Progress()
+            progress.next = first
+            while !Task.isCancelled {
+                do {
+                    let finished = try await EtcdClient.watchOnce(service, prefix: prefix, from: progress.next) { update, lastRevision in
+                        try await mailbox.put(update)
+                        if let lastRevision { progress.next = lastRevision == .max ? lastRevision : lastRevision + 1 }
+                        progress.failures = 0
+                    }
+                    if finished { break }
+                } catch is CancellationError {
+                    break
+                } catch {
+                    // A broken stream: resume after a short backoff (capped at 2 s).
+                    progress.failures += 1
+                    try? await Task.sleep(for: .milliseconds(min(2000, 50 << min(progress.failures, 6))))
+                }
+            }
+            mailbox.finish()
+        }
+        let owner = WatchMailbox.Owner(task: task)
+        return AsyncThrowingStream(unfolding: {
+            withExtendedLifetime(owner) {}  // the stream owns the task: dropping it cancels the watch
+            return await mailbox.take(cancelling: task)
+        })
     }
 
     /// One Watch stream; returns true when the watch ended for good (compacted or canceled).
     private static func watchOnce(
         _ service: Etcdserverpb_Watch.Client<HTTP2ClientTransport.Posix>, prefix: [UInt8], from: Int64,
-        deliver: @escaping @Sendable (WatchUpdate, Int64?) -> Void
+        deliver: @escaping @Sendable (WatchUpdate, Int64?) async throws -> Void
     ) async throws -> Bool {
         var create = Etcdserverpb_WatchCreateRequest()
         create.key = Data(prefix.isEmpty ? [0] : prefix)
@@ -176,15 +214,102 @@ public final class EtcdClient: EtcdShapedStore, Sendable {
         }, onResponse: { response in
             for try await message in response.messages {
                 if message.canceled {
-                    if message.compactRevision > 0 { deliver(.compacted(message.compactRevision), nil) }
+                    if message.compactRevision > 0 { try await deliver(.compacted(message.compactRevision), nil) }
                     return true
                 }
                 guard !message.events.isEmpty else { continue }
                 let events = message.events.map(\.model)
-                deliver(.events(events), events.last?.kv.modRevision)
+                try await deliver(.events(events), events.last?.kv.modRevision)
             }
             throw EtcdClientError("the watch stream ended")
         })
+    }
+}
+
+/// A watch's updates between the task reading its gRPC stream and the consumer: at most
+/// `capacity` wait; `put` suspends while it is full.
+final class WatchMailbox: @unchecked Sendable {
+    static let capacity = 16
+    private struct State {
+        var updates: [WatchUpdate] = []
+        var finished = false
+        var taker: CheckedContinuation<WatchUpdate?, Never>?
+        var putter: CheckedContinuation<Void, any Error>?
+    }
+    private let lock = Mutex(State())
+
+    /// Cancels the watch's task when the stream that owns it goes.
+    final class Owner: Sendable {
+        let task: Task<Void, Never>
+        init(task: Task<Void, Never>) { self.task = task }
+        deinit { task.cancel() }
+    }
+
+    func put(_ update: WatchUpdate) async throws {
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
+                let (wake, proceed): (CheckedContinuation<WatchUpdate?, Never>?, Bool) = lock.withLock { state in
+                    if state.finished { return (nil, true) }
+                    if let t = state.taker {
+                        state.taker = nil
+                        return (t, true)
+                    }
+                    state.updates.append(update)
+                    if state.updates.count < Self.capacity { return (nil, true) }
+                    if Task.isCancelled { return (nil, true) }
+                    state.putter = c
+                    return (nil, false)
+                }
+                if let wake { wake.resume(returning: update) }
+                if proceed {
+                    if Task.isCancelled { c.resume(throwing: CancellationError()) } else { c.resume() }
+                }
+            }
+        } onCancel: {
+            let p: CheckedContinuation<Void, any Error>? = lock.withLock { state in
+                defer { state.putter = nil }
+                return state.putter
+            }
+            p?.resume(throwing: CancellationError())
+        }
+    }
+
+    /// The next update; nil once the watch is over or the consumer's task is cancelled (which ends the watch).
+    func take(cancelling task: Task<Void, Never>) async -> WatchUpdate? {
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (c: CheckedContinuation<WatchUpdate?, Never>) in
+                let (now, wakePutter): (WatchUpdate??, CheckedContinuation<Void, any Error>?) = lock.withLock { state in
+                    if !state.updates.isEmpty {
+                        let u = state.updates.removeFirst()
+                        defer { state.putter = nil }
+                        return (.some(u), state.putter)
+                    }
+                    if state.finished || Task.isCancelled { return (.some(nil), nil) }
+                    state.taker = c
+                    return (nil, nil)
+                }
+                wakePutter?.resume()
+                if let now { c.resume(returning: now) }
+            }
+        } onCancel: {
+            task.cancel()
+            let t: CheckedContinuation<WatchUpdate?, Never>? = lock.withLock { state in
+                state.finished = true
+                defer { state.taker = nil }
+                return state.taker
+            }
+            t?.resume(returning: nil)
+        }
+    }
+
+    func finish() {
+        let (t, p): (CheckedContinuation<WatchUpdate?, Never>?, CheckedContinuation<Void, any Error>?) = lock.withLock { state in
+            state.finished = true
+            defer { state.taker = nil; state.putter = nil }
+            return (state.taker, state.putter)
+        }
+        t?.resume(returning: nil)
+        p?.resume(throwing: CancellationError())
     }
 }
 

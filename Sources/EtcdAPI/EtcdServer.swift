@@ -24,6 +24,10 @@ public struct EtcdServerConfiguration: Sendable {
     public var metricsPort: Int?
     /// Event-loop threads serving connections.
     public var eventLoops = 1
+    /// What clients may make the server hold or do: connections, streams per
+    /// connection (--max-concurrent-streams), buffered request bytes, timeouts,
+    /// flood allowances. See docs/security.md#store-wire-grpcwire.
+    public var limits = GRPCWireLimits()
 
     public init() {}
 }
@@ -63,8 +67,9 @@ public final class EtcdServer: Sendable {
             try ops.configureHTTPServerPipeline(position: .last)
             try ops.addHandler(HTTPEndpoints(metrics: metrics))
         }
-        server = GRPCWireServer(router: router, threads: configuration.eventLoops, http1: http1)
-        metricsServer = configuration.metricsPort == nil ? nil : GRPCWireServer(router: GRPCRouter(), threads: 1, http1: http1)
+        server = GRPCWireServer(router: router, threads: configuration.eventLoops, limits: configuration.limits, http1: http1)
+        metricsServer = configuration.metricsPort == nil ? nil
+            : GRPCWireServer(router: GRPCRouter(), threads: 1, limits: configuration.limits, http1: http1)
     }
 
     /// Serves until `shutdown()` (called too when a `ServiceGroup` it runs in shuts down

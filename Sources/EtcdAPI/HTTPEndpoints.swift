@@ -1,5 +1,24 @@
+import Foundation
+import MVCCStore
 import NIOCore
 import NIOHTTP1
+
+/// A JSON string literal of `s` (quotes, backslashes and control characters escaped).
+func jsonString(_ s: String) -> String {
+    var out = "\""
+    for u in s.unicodeScalars {
+        switch u {
+        case "\"": out += "\\\""
+        case "\\": out += "\\\\"
+        case "\n": out += "\\n"
+        case "\r": out += "\\r"
+        case "\t": out += "\\t"
+        case _ where u.value < 0x20: out += String(format: "\\u%04x", u.value)
+        default: out.unicodeScalars.append(u)
+        }
+    }
+    return out + "\""
+}
 
 /// /metrics (Prometheus text), /health and /version over HTTP/1.1.
 final class HTTPEndpoints: ChannelInboundHandler {
@@ -19,9 +38,10 @@ final class HTTPEndpoints: ChannelInboundHandler {
             switch path {
             case "/metrics": (status, type, body) = (.ok, "text/plain; version=0.0.4", metrics.prometheusText())
             case "/health", "/livez", "/readyz":
-                let ok = metrics.healthy
-                (status, type, body) = (ok ? .ok : .serviceUnavailable, "application/json",
-                                        ok ? "{\"health\":\"true\",\"reason\":\"\"}" : "{\"health\":\"false\",\"reason\":\"ALARM NOSPACE\"}")
+                // etcd's shape: {"health":"true","reason":""}, or 503 with why (an alarm, a storage failure).
+                let health = metrics.health
+                (status, type, body) = (health.isHealthy ? .ok : .serviceUnavailable, "application/json",
+                                        "{\"health\":\"\(health.isHealthy)\",\"reason\":\(jsonString(health.reason ?? ""))}")
             case "/version":
                 (status, type, body) = (.ok, "application/json", "{\"etcdserver\":\"\(reportedEtcdVersion)\",\"etcdcluster\":\"3.5.0\"}")
             default: (status, type, body) = (.notFound, "text/plain", "404 page not found\n")

@@ -11,9 +11,9 @@ struct KVService {
 
     func register(in router: inout GRPCRouter) {
         let (store, headers, limits) = (self.store, self.headers, self.limits)
-        router.unary("/etcdserverpb.KV/Range") { (request: Etcdserverpb_RangeRequest) in
+        router.read("/etcdserverpb.KV/Range") { (request: Etcdserverpb_RangeRequest, isCancelled, done) in
             if request.key.isEmpty { throw MVCCError.emptyKey }
-            return headers.range(try store.range(request.model))
+            store.range(request.model, isCancelled: isCancelled) { done($0.map(headers.range)) }
         }
         router.write("/etcdserverpb.KV/Put") { (request: Etcdserverpb_PutRequest, done) in
             try limits.check(request.key.count + request.value.count)

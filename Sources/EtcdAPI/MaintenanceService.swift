@@ -36,6 +36,9 @@ struct MaintenanceService {
         r.raftAppliedIndex = UInt64(rev)
         r.raftTerm = 1
         r.errors = store.activeAlarms.map { "memberID:\(headers.memberID) alarm:\($0 == .noSpace ? "NOSPACE" : "CORRUPT") " }
+        if let reason = store.currentHealth.reason, store.activeAlarms.isEmpty {
+            r.errors.append(reason)  // a storage failure: `etcdctl endpoint status` shows it, EtcdClient.health() reports it
+        }
         return r
     }
 
@@ -69,7 +72,7 @@ struct MaintenanceService {
         var r = Etcdserverpb_HashResponse()
         let rev = store.revision
         r.header = headers.header(rev)
-        r.hash = try contentHash(at: rev)
+        r.hash = try await contentHash(at: rev)
         return r
     }
 
@@ -77,54 +80,107 @@ struct MaintenanceService {
         let rev = request.revision > 0 ? request.revision : store.revision
         var r = Etcdserverpb_HashKVResponse()
         r.header = headers.header(store.revision)
-        r.hash = try contentHash(at: rev)
+        r.hash = try await contentHash(at: rev)
         r.compactRevision = store.compactedRevision
         r.hashRevision = rev
         return r
     }
 
-    /// CRC-32C over every live key and value (with revisions) at `rev`.
-    private func contentHash(at rev: Int64) throws -> UInt32 {
-        let all = try store.range(RangeRequest(key: [0], rangeEnd: [0], revision: rev))
+    /// Bytes of keys and values read per batch by hashes and snapshots.
+    static let batchBytes = 1 << 20
+
+    /// CRC-32C over every live key and value (with revisions) at `rev`,
+    /// read in batches on the store's reader threads.
+    private func contentHash(at rev: Int64) async throws -> UInt32 {
+        let cursor = try store.cursor(at: rev)
         var crc: UInt32 = 0
-        for kv in all.kvs {
-            var rec = kv.key
-            rec.append(contentsOf: kv.value)
-            withUnsafeBytes(of: kv.modRevision.littleEndian) { rec.append(contentsOf: $0) }
-            crc = Checksum.crc32c(rec, extending: crc)
+        while !cursor.isFinished {
+            crc = try await store.offload { [crc] in
+                var crc = crc
+                for kv in try cursor.next(maxBytes: Self.batchBytes) {
+                    var rec = kv.key
+                    rec.append(contentsOf: kv.value)
+                    withUnsafeBytes(of: kv.modRevision.littleEndian) { rec.append(contentsOf: $0) }
+                    crc = Checksum.crc32c(rec, extending: crc)
+                }
+                return crc
+            }
         }
         return crc
     }
 
-    /// Streams a snapshot of the current key space: a Ballast dump (see
-    /// docs/store.md), padded to 512-byte blocks and followed by its SHA-256,
-    /// the framing `etcdctl snapshot save` checks.
+    /// Streams a snapshot of the key space at one revision: a Ballast dump
+    /// (see docs/store.md), padded to 512-byte blocks and followed by its
+    /// SHA-256, the framing `etcdctl snapshot save` checks. Read in batches
+    /// on the store's reader threads and sent as it is read: the server
+    /// holds one batch, whatever the size of the store. A first pass counts
+    /// the bytes, so that every response says how many remain.
     @Sendable func snapshot(
         requests: AsyncThrowingMapSequence<RequestStream, Etcdserverpb_SnapshotRequest>,
         send: @Sendable (Etcdserverpb_SnapshotResponse) async throws -> Void
     ) async throws {
         let rev = store.revision
-        let all = try store.range(RangeRequest(key: [0], rangeEnd: [0], revision: rev))
-        var blob = Array("BALLAST-SNAPSHOT 1 revision \(rev)\n".utf8)
-        for kv in all.kvs {
-            let p = Mvccpb_KeyValue(kv)
-            let bytes: [UInt8] = try p.serializedBytes()
-            withUnsafeBytes(of: UInt32(bytes.count).bigEndian) { blob.append(contentsOf: $0) }
-            blob.append(contentsOf: bytes)
+        let header = Array("BALLAST-SNAPSHOT 1 revision \(rev)\n".utf8)
+        let sizing = try store.cursor(at: rev)
+        var size = header.count
+        while !sizing.isFinished {
+            size += try await store.offload {
+                try sizing.next(maxBytes: Self.batchBytes).reduce(0) { n, kv in n + 4 + (try Mvccpb_KeyValue(kv).serializedBytes() as [UInt8]).count }
+            }
         }
-        if blob.count % 512 != 0 { blob.append(contentsOf: repeatElement(0, count: 512 - blob.count % 512)) }
-        blob.append(contentsOf: SHA256.hash(data: blob))
-        let chunk = 32 << 10
-        var offset = 0
-        while offset < blob.count {
-            let end = min(blob.count, offset + chunk)
+        let padded = (size + 511) / 512 * 512
+        let total = padded + SHA256.byteCount
+        let cursor = try store.cursor(at: rev)
+        var hasher = SHA256()
+        var sent = 0
+        var pending = header
+        func emit(_ bytes: [UInt8]) async throws {
+            hasher.update(data: bytes)
+            sent += bytes.count
             var r = Etcdserverpb_SnapshotResponse()
             r.header = headers.header(rev)
-            r.blob = Data(blob[offset..<end])
-            r.remainingBytes = UInt64(blob.count - end)
+            r.blob = Data(bytes)
+            r.remainingBytes = UInt64(max(0, total - sent))
             r.version = reportedEtcdVersion
             try await send(r)
-            offset = end
         }
+        let chunk = 32 << 10
+        while !cursor.isFinished {
+            let records = try await store.offload { () -> [UInt8] in
+                var out: [UInt8] = []
+                for kv in try cursor.next(maxBytes: Self.batchBytes) {
+                    let bytes: [UInt8] = try Mvccpb_KeyValue(kv).serializedBytes()
+                    withUnsafeBytes(of: UInt32(bytes.count).bigEndian) { out.append(contentsOf: $0) }
+                    out.append(contentsOf: bytes)
+                }
+                return out
+            }
+            pending.append(contentsOf: records)
+            var offset = 0
+            while pending.count - offset >= chunk {
+                try await emit(Array(pending[offset..<(offset + chunk)]))
+                offset += chunk
+            }
+            pending.removeFirst(offset)
+        }
+        let padding = padded - sent - pending.count
+        guard (0..<512).contains(padding) else {
+            throw GRPCStatus(.internalError, "etcdserver: the snapshot changed between its two passes (\(size) bytes counted); retry")
+        }
+        pending.append(contentsOf: repeatElement(0, count: padding))
+        var offset = 0
+        while offset < pending.count {
+            let n = min(chunk, pending.count - offset)
+            try await emit(Array(pending[offset..<(offset + n)]))
+            offset += n
+        }
+        let digest = Array(hasher.finalize())
+        sent += digest.count
+        var last = Etcdserverpb_SnapshotResponse()
+        last.header = headers.header(rev)
+        last.blob = Data(digest)
+        last.remainingBytes = 0
+        last.version = reportedEtcdVersion
+        try await send(last)
     }
 }

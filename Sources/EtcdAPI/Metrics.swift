@@ -21,7 +21,7 @@ final class Metrics: Sendable {
         }
     }
 
-    var healthy: Bool { store.activeAlarms.isEmpty }
+    var health: StoreHealth { store.currentHealth }
 
     func prometheusText() -> String {
         var out = ""

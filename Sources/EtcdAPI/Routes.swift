@@ -41,6 +41,31 @@ extension GRPCRouter {
         })
     }
 
+    /// A unary method whose work blocks (a read of the store): the request is
+    /// decoded on the event loop and `body` hands the work to the store's
+    /// reader threads, which answer through `done`. `isCancelled` tells the
+    /// work that the client reset the call (a queued read then never runs).
+    mutating func read<Request: Message, Response: Message>(
+        _ path: String,
+        _ body: @escaping @Sendable (Request, _ isCancelled: @escaping @Sendable () -> Bool,
+                                     _ done: @escaping @Sendable (Result<Response, any Error>) -> Void) throws -> Void
+    ) {
+        register(path, .unary { bytes, responder in
+            do {
+                let cancellation = responder.cancellation
+                try body(try decode(bytes), { cancellation.isCancelled }) { result in
+                    do {
+                        responder.succeed(try encode(try result.get()))
+                    } catch {
+                        responder.fail(ErrorMapping.status(error))
+                    }
+                }
+            } catch {
+                responder.fail(ErrorMapping.status(error))
+            }
+        })
+    }
+
     /// A streaming method: decoded requests in, typed responses out.
     mutating func streaming<Request: Message, Response: Message>(
         _ path: String,

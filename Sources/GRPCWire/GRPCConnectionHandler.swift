@@ -8,24 +8,33 @@ import NIOHPACK
 ///
 /// What it does of HTTP/2: the preface and SETTINGS exchange, PING, GOAWAY
 /// (both ways), RST_STREAM, header blocks split over CONTINUATION, padding,
-/// flow control in both directions (outbound DATA waits for the peer's
-/// credit; inbound credit is given back in bulk), and stream and connection
-/// errors as RFC 9113 words them. Server push and priorities are not used.
+/// flow control in both directions, and stream and connection errors as RFC
+/// 9113 words them. Server push and priorities are not used.
+///
+/// Bounds (`GRPCWireLimits`): inbound credit is given back as requests are
+/// answered or consumed, so what one connection holds of requests never
+/// exceeds `maxConnectionBufferedBytes`; calls (reset ones whose work still
+/// runs included) never exceed `maxConcurrentStreams`; resets and refused
+/// streams beyond a token bucket, and control frames piling up unread, end
+/// the connection with ENHANCE_YOUR_CALM; the handshake and idleness are
+/// timed. The connection stops being read while its output waits for the
+/// socket (`BackPressureHandler` before this handler).
 final class GRPCConnectionHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
-    /// Inbound credit: the connection window is raised to this at start and
-    /// topped up when half is used; streams get the same treatment at `streamWindow`.
-    static let connectionWindow = 16 << 20
+    /// Inbound credit per stream: raised to this by SETTINGS; given back on
+    /// arrival for unary calls (whose one message must arrive whole anyway,
+    /// up to the router's limit) and on consumption for streaming calls.
     static let streamWindow = 1 << 20
     /// Bytes of one stream's responses allowed to wait for flow-control credit before `send` waits.
     static let outboundLimit = 1 << 20
-    static let maxConcurrentStreams = 10_000
     static let maxHeaderListSize = 16 << 10
+    /// Answered control frames between two checks of the socket.
+    static let controlFramesPerCheck = 256
 
     /// One call's state; a class, so that the handler updates it in place.
-    private final class Call {
+    final class Call {
         let path: String
         let method: GRPCMethod
         let observed: Bool
@@ -36,10 +45,14 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
         /// The call's outcome is known: its trailers are sent or queued.
         var answered = false
         var headersSent = false
-        var requests: RequestStream.Continuation?
+        var requests: InboundMessages?
         var task: Task<Void, Never>?
-        /// Inbound bytes not yet credited back to the client.
+        /// Set once a unary call is handed to its handler.
+        var cancellation: CallCancellation?
+        /// Inbound bytes not yet credited back to the client on this stream.
         var unacknowledged = 0
+        /// Request bytes of this call counted in the connection's `held`.
+        var held = 0
         /// Outbound credit the client has given this stream.
         var sendWindow: Int
         /// gRPC-framed response bytes waiting for credit, then the trailers that follow them.
@@ -47,7 +60,7 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
         var queuedBytes: Int { queued?.readableBytes ?? 0 }
         var trailers: [UInt8]?
         var blocked = false
-        var waiters: [CheckedContinuation<Void, any Error>] = []
+        var waiters: [(ticket: SendTicket, continuation: CheckedContinuation<Void, any Error>)] = []
 
         init(path: String, method: GRPCMethod, observed: Bool = true, sendWindow: Int) {
             self.path = path
@@ -57,36 +70,60 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
         }
     }
 
-    private let router: GRPCRouter
-    private let inbox: CompletionInbox
-    private var context: ChannelHandlerContext?
-    private var calls: [UInt32: Call] = [:]
+    let router: GRPCRouter
+    let inbox: CompletionInbox
+    let limits: GRPCWireLimits
+    /// `limits.maxConnectionBufferedBytes`, raised to hold two of the largest requests.
+    let bufferLimit: Int
+    let connectionWindow: Int
+    var context: ChannelHandlerContext?
+    var calls: [UInt32: Call] = [:]
+    /// Unary calls the client reset while their handler works: stream → bytes they hold.
+    /// They count against `maxConcurrentStreams` until their answer arrives.
+    var abandoned: [UInt32: Int] = [:]
     /// Set while a batch of answers is being delivered (see `CompletionInbox`).
     var inFlushList = false
 
-    private var reader = FrameReader()
-    private var decoder: HPACKDecoder
+    var reader = FrameReader()
+    var decoder: HPACKDecoder
     /// A header block waiting for its CONTINUATION frames.
-    private var partialBlock: (stream: UInt32, endStream: Bool, bytes: ByteBuffer)?
-    private var settingsReceived = false
+    var partialBlock: (stream: UInt32, endStream: Bool, bytes: ByteBuffer)?
+    var settingsReceived = false
     /// Frames written since the last flush.
-    private var out = ByteBuffer()
+    var out = ByteBuffer()
 
-    private var peerInitialWindow = HTTP2.defaultWindow
-    private var peerMaxFrameSize = HTTP2.defaultMaxFrameSize
-    private var connectionSendWindow = HTTP2.defaultWindow
-    private var tableSizeUpdatePending = false
+    var peerInitialWindow = HTTP2.defaultWindow
+    var peerMaxFrameSize = HTTP2.defaultMaxFrameSize
+    var connectionSendWindow = HTTP2.defaultWindow
+    var tableSizeUpdatePending = false
     /// Streams with responses waiting for credit, oldest first.
-    private var blockedStreams: [UInt32] = []
-    private var connectionUnacknowledged = 0
-    private var lastStreamID: UInt32 = 0
-    /// We sent GOAWAY (server shutdown), or the client did: close once the calls are done.
-    private var draining = false
-    private var closed = false
+    var blockedStreams: [UInt32] = []
+    /// Request bytes received and not yet answered or consumed (every call's `held`).
+    var held = 0
+    /// Bytes received on the connection whose credit the client has not got back.
+    var connectionOwed = 0
+    var lastStreamID: UInt32 = 0
+    /// We sent GOAWAY (server shutdown, idleness), or the client did: close once the calls are done.
+    var draining = false
+    var closed = false
+    /// Resets of running calls and refused streams the client may still cause.
+    var resets: TokenBucket
+    /// Control frames answered since the socket was last seen writable.
+    var controlFrames = 0
+    var handshakeTimer: Scheduled<Void>?
+    var idleTimer: Scheduled<Void>?
+    /// When the connection last had no call open.
+    var idleSince = NIODeadline.now()
 
-    init(router: GRPCRouter, inbox: CompletionInbox) {
+    init(router: GRPCRouter, inbox: CompletionInbox, limits: GRPCWireLimits) {
         self.router = router
         self.inbox = inbox
+        self.limits = limits
+        bufferLimit = max(limits.maxConnectionBufferedBytes, 2 * (router.maxRequestMessageBytes + 5))
+        var l = limits
+        l.maxConnectionBufferedBytes = bufferLimit
+        connectionWindow = l.connectionWindow
+        resets = TokenBucket(burst: limits.resetBurst, perSecond: limits.resetsPerSecond)
         var decoder = HPACKDecoder(allocator: ByteBufferAllocator())
         decoder.maxHeaderListSize = Self.maxHeaderListSize
         self.decoder = decoder
@@ -96,10 +133,15 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
         self.context = context
         out = context.channel.allocator.buffer(capacity: 256)
         // The server preface: our SETTINGS, then the connection window raised in one go.
-        out.writeSettings([(0x3, UInt32(Self.maxConcurrentStreams)), (0x4, UInt32(Self.streamWindow)),
+        out.writeSettings([(0x3, UInt32(clamping: limits.maxConcurrentStreams)), (0x4, UInt32(Self.streamWindow)),
                            (0x6, UInt32(Self.maxHeaderListSize))])
-        out.writeWindowUpdate(stream: 0, increment: Self.connectionWindow - HTTP2.defaultWindow)
+        out.writeWindowUpdate(stream: 0, increment: connectionWindow - HTTP2.defaultWindow)
         flushIfNeeded()
+        let loop = context.eventLoop.assumeIsolated()
+        handshakeTimer = loop.scheduleTask(in: limits.handshakeTimeout) { [self] in
+            fail(HTTP2ConnectionError(.protocolError, "no SETTINGS frame within \(limits.handshakeTimeout.nanoseconds / 1_000_000_000) s of the preface"))
+        }
+        if let idle = limits.idleTimeout { scheduleIdleCheck(in: idle) }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -132,6 +174,7 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         if context.channel.isWritable {
+            controlFrames = 0
             for call in calls.values { wakeSenders(call) }
         }
         context.fireChannelWritabilityChanged()
@@ -175,12 +218,19 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
                 var payload = frame.payload
                 out.writeFrameHeader(length: 8, type: .ping, flags: FrameFlag.ack, stream: 0)
                 out.writeBuffer(&payload)
+                try controlFrameQueued()
             }
         case .rstStream:
             guard frame.stream != 0 else { throw HTTP2ConnectionError(.protocolError, "RST_STREAM on stream 0") }
             guard frame.payload.readableBytes == 4 else { throw HTTP2ConnectionError(.frameSizeError, "RST_STREAM of \(frame.payload.readableBytes) bytes, not 4") }
             guard frame.stream <= lastStreamID else { throw HTTP2ConnectionError(.protocolError, "RST_STREAM on idle stream \(frame.stream)") }
-            if let call = calls.removeValue(forKey: frame.stream) { end(call) }
+            if let call = calls.removeValue(forKey: frame.stream) {
+                if !call.answered {
+                    // Work started for nothing: the token bucket decides when that is a flood (rapid reset).
+                    try chargeReset("streams reset while the server was working on them")
+                }
+                abandon(frame.stream, call)
+            }
             closeIfDrained()
         case .goAway:
             guard frame.stream == 0 else { throw HTTP2ConnectionError(.protocolError, "GOAWAY on stream \(frame.stream)") }
@@ -204,7 +254,11 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
         guard frame.payload.readableBytes % 6 == 0 else {
             throw HTTP2ConnectionError(.frameSizeError, "SETTINGS of \(frame.payload.readableBytes) bytes, not a multiple of 6")
         }
-        settingsReceived = true
+        if !settingsReceived {
+            settingsReceived = true
+            handshakeTimer?.cancel()
+            handshakeTimer = nil
+        }
         var payload = frame.payload
         while let id = payload.readInteger(as: UInt16.self), let value = payload.readInteger(as: UInt32.self) {
             switch id {
@@ -229,6 +283,7 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
             }
         }
         out.writeFrameHeader(length: 0, type: .settings, flags: FrameFlag.ack, stream: 0)
+        try controlFrameQueued()
         sendBlocked()
     }
 
@@ -303,8 +358,10 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
         guard stream % 2 == 1 else { throw HTTP2ConnectionError(.protocolError, "stream \(stream): clients open odd-numbered streams") }
         guard stream > lastStreamID else { return }  // trailers of a stream this server already ended
         lastStreamID = stream
-        if draining || calls.count >= Self.maxConcurrentStreams {
-            return out.writeRSTStream(stream: stream, code: .refusedStream)
+        if draining || calls.count + abandoned.count >= limits.maxConcurrentStreams {
+            if !draining { try chargeReset("streams opened beyond SETTINGS_MAX_CONCURRENT_STREAMS \(limits.maxConcurrentStreams)") }
+            out.writeRSTStream(stream: stream, code: .refusedStream)
+            return try controlFrameQueued()
         }
         open(stream, headers, endStream: endStream)
     }
@@ -313,305 +370,58 @@ final class GRPCConnectionHandler: ChannelInboundHandler {
         guard frame.stream != 0 else { throw HTTP2ConnectionError(.protocolError, "DATA on stream 0") }
         let flowed = frame.payload.readableBytes
         var bytes = try frame.unpadded()
-        connectionUnacknowledged += flowed
-        if connectionUnacknowledged >= Self.connectionWindow / 2 {
-            out.writeWindowUpdate(stream: 0, increment: connectionUnacknowledged)
-            connectionUnacknowledged = 0
+        connectionOwed += flowed
+        guard connectionOwed <= connectionWindow else {
+            throw HTTP2ConnectionError(.flowControlError, "the client sent \(connectionOwed) bytes on a connection window of \(connectionWindow)")
         }
+        defer { returnConnectionCredit() }
         guard let call = calls[frame.stream] else {
             guard frame.stream <= lastStreamID else { throw HTTP2ConnectionError(.protocolError, "DATA on idle stream \(frame.stream)") }
-            return  // a stream this server already ended
+            return  // a stream this server already ended: nothing is kept, the credit comes back
         }
         guard !call.remoteClosed else { return reset(frame.stream, .streamClosed) }
         let endStream = frame.has(FrameFlag.endStream)
+        if call.answered {
+            // Its outcome is known (RST_STREAM NO_ERROR asked the client to stop): nothing is kept.
+            if endStream { remoteClosed(frame.stream) }
+            return
+        }
+        // The payload is held (by the call) until the call is answered or the message consumed; padding is not.
+        call.held += bytes.readableBytes
+        held += bytes.readableBytes
         if !endStream {
-            call.unacknowledged += flowed
+            call.unacknowledged += call.requests == nil ? flowed : flowed - bytes.readableBytes
             if call.unacknowledged >= Self.streamWindow / 2 {
                 out.writeWindowUpdate(stream: frame.stream, increment: call.unacknowledged)
                 call.unacknowledged = 0
+                try controlFrameQueued()
             }
         }
-        if !call.answered, let failure = receive(call, &bytes) {
+        if let failure = receive(call, &bytes) {
             return answer(frame.stream, .status(failure))
         }
         if endStream { remoteClosed(frame.stream) }
     }
 
-    // MARK: Calls
-
-    private func open(_ id: UInt32, _ headers: HPACKHeaders, endStream: Bool) {
-        let path = headers.first(name: ":path") ?? ""
-        guard let method = router.methods[path] else {
-            let service = path.split(separator: "/").first.map(String.init) ?? path
-            let known = router.methods.keys.contains { $0.hasPrefix("/\(service)/") }
-            // Not counted by the observer: clients choose paths, metrics must not grow with them.
-            calls[id] = Call(path: path, method: .unary { _, _ in }, observed: false, sendWindow: peerInitialWindow)
-            if endStream { calls[id]?.remoteClosed = true }
-            return answer(id, .status(GRPCStatus(.unimplemented, known ? "unknown method \(path)" : "unknown service \(service)")))
-        }
-        let call = Call(path: path, method: method, sendWindow: peerInitialWindow)
-        calls[id] = call
-        if headers.first(name: ":method") != "POST" {
-            call.remoteClosed = endStream
-            return answer(id, .status(GRPCStatus(.unimplemented, "gRPC needs POST, not \(headers.first(name: ":method") ?? "no method")")))
-        }
-        if let type = headers.first(name: "content-type"), !type.hasPrefix("application/grpc") {
-            call.remoteClosed = endStream
-            return answer(id, .status(GRPCStatus(.invalidArgument, "content-type \(type) is not gRPC: use application/grpc")))
-        }
-        if let encoding = headers.first(name: "grpc-encoding"), encoding != "identity" {
-            call.remoteClosed = endStream
-            return answer(id, .status(GRPCStatus(.unimplemented, "compressed messages (grpc-encoding \(encoding)) are not supported: send them uncompressed")))
-        }
-        if case .streaming(let body) = method {
-            let (requests, continuation) = RequestStream.makeStream()
-            call.requests = continuation
-            let loop = NIOLoopBound(self, eventLoop: context!.eventLoop)
-            let writer = ResponseWriter(connection: loop, streamID: id)
-            call.task = Task {
-                let status: GRPCStatus
-                do {
-                    try await body(requests, writer)
-                    status = .ok
-                } catch {
-                    status = GRPCStatus(error)
-                }
-                loop.eventLoop.execute {
-                    loop.value.answer(id, .status(status))
-                    loop.value.flushIfNeeded()
-                }
-            }
-        }
-        if endStream { remoteClosed(id) }
-    }
-
-    /// Takes the gRPC messages out of a DATA frame's payload; returns the status to end the call with if they are bad.
-    private func receive(_ call: Call, _ incoming: inout ByteBuffer) -> GRPCStatus? {
-        var bytes = incoming
-        if var pending = call.pendingBytes {
-            pending.writeBuffer(&bytes)
-            bytes = pending
-        }
-        defer { call.pendingBytes = bytes.readableBytes > 0 ? bytes : nil }
-        while let length = bytes.getInteger(at: bytes.readerIndex + 1, as: UInt32.self) {
-            if bytes.getInteger(at: bytes.readerIndex, as: UInt8.self)! != 0 {
-                return GRPCStatus(.unimplemented, "compressed messages are not supported: send them uncompressed")
-            }
-            if Int(length) > router.maxRequestMessageBytes {
-                return GRPCStatus(.resourceExhausted, "grpc: received message larger than max (\(length) vs. \(router.maxRequestMessageBytes))")
-            }
-            guard bytes.readableBytes >= 5 + Int(length) else { break }
-            bytes.moveReaderIndex(forwardBy: 5)
-            let message = bytes.readBytes(length: Int(length))!
-            if let requests = call.requests {
-                requests.yield(message)
-            } else if call.request == nil {
-                call.request = message
-            } else {
-                return GRPCStatus(.internalError, "grpc: a unary call got more than one request message")
-            }
-        }
-        return nil
-    }
-
-    /// The client has sent everything: run a unary call, end a stream's requests.
-    private func remoteClosed(_ id: UInt32) {
-        guard let call = calls[id], !call.remoteClosed else { return }
-        call.remoteClosed = true
-        if call.answered { return }  // its trailers wait for credit; the stream closes once they are sent
-        if call.pendingBytes != nil {
-            return answer(id, .status(GRPCStatus(.internalError, "grpc: the request ended inside a message")))
-        }
-        switch call.method {
-        case .unary(let body):
-            guard let request = call.request else {
-                return answer(id, .status(GRPCStatus(.internalError, "grpc: a unary call ended without its request message")))
-            }
-            call.request = nil
-            body(request, UnaryResponder(inbox: inbox, connection: NIOLoopBound(self, eventLoop: inbox.eventLoop), streamID: id))
-        case .streaming:
-            call.requests?.finish()
+    /// Counts a reset of a running call or a refused stream against the
+    /// client's allowance; past it, the connection ends (ENHANCE_YOUR_CALM).
+    private func chargeReset(_ what: String) throws(HTTP2ConnectionError) {
+        guard resets.take() else {
+            throw HTTP2ConnectionError(.enhanceYourCalm, "too many \(what): more than \(limits.resetBurst) at once or \(Int(limits.resetsPerSecond))/s")
         }
     }
 
-    // MARK: Frames out
-
-    /// Ends a call: its response and OK, or its status alone.
-    func answer(_ id: UInt32, _ outcome: CompletionInbox.Outcome) {
-        guard let call = calls[id], !call.answered else { return }
-        call.answered = true
-        let status: GRPCStatus
-        switch outcome {
-        case .message(let message):
-            status = .ok
-            sendResponseHeaders(id, call)
-            writeMessage(message, on: id, call)
-            call.trailers = HeaderBlock.ok
-        case .status(let s):
-            status = s
-            call.trailers = HeaderBlock.trailers(s, withResponseHeaders: !call.headersSent)
-            call.headersSent = true
-        }
-        sendQueued(id, call)
-        if call.observed { router.observer?(call.path, status.code) }
-    }
-
-    /// One response message of a streaming call; `then` resumes when the stream has room for more.
-    func send(_ message: [UInt8], on id: UInt32, then resume: CheckedContinuation<Void, any Error>) {
-        guard let call = calls[id], !call.answered, let context else {
-            return resume.resume(throwing: CancellationError())
-        }
-        sendResponseHeaders(id, call)
-        writeMessage(message, on: id, call)
-        sendQueued(id, call)
+    /// Counts a frame written only to answer the client. Every few of them the
+    /// output is flushed and the socket looked at: while the client does not
+    /// read, they may pile up only to `maxQueuedControlFrames`.
+    func controlFrameQueued() throws(HTTP2ConnectionError) {
+        controlFrames += 1
+        guard controlFrames % Self.controlFramesPerCheck == 0, let context else { return }
         flushIfNeeded()
-        if call.queuedBytes > Self.outboundLimit || !context.channel.isWritable {
-            call.waiters.append(resume)
-        } else {
-            resume.resume()
+        if context.channel.isWritable {
+            controlFrames = 0
+        } else if controlFrames > limits.maxQueuedControlFrames {
+            throw HTTP2ConnectionError(.enhanceYourCalm, "more than \(limits.maxQueuedControlFrames) frames to acknowledge while the client reads none")
         }
-    }
-
-    private func sendResponseHeaders(_ id: UInt32, _ call: Call) {
-        guard !call.headersSent else { return }
-        call.headersSent = true
-        writeHeaders(id, HeaderBlock.response, endStream: false)
-    }
-
-    /// One gRPC-framed message: written now if the windows allow, else queued behind what waits for credit.
-    private func writeMessage(_ message: [UInt8], on id: UInt32, _ call: Call) {
-        let framedSize = 5 + message.count
-        if call.queued == nil && framedSize <= min(call.sendWindow, connectionSendWindow, peerMaxFrameSize) {
-            // The common case, a small answer with credit to spare: straight into the output.
-            out.writeFrameHeader(length: framedSize, type: .data, stream: id)
-            out.writeInteger(UInt8(0))
-            out.writeInteger(UInt32(message.count))
-            out.writeBytes(message)
-            call.sendWindow -= framedSize
-            connectionSendWindow -= framedSize
-            return
-        }
-        if call.queued == nil { call.queued = context!.channel.allocator.buffer(capacity: framedSize) }
-        call.queued!.writeInteger(UInt8(0))
-        call.queued!.writeInteger(UInt32(message.count))
-        call.queued!.writeBytes(message)
-    }
-
-    /// Sends as much of a stream's queued responses as the windows allow,
-    /// then its trailers once nothing is left; a stream short of credit
-    /// waits in `blockedStreams`.
-    private func sendQueued(_ id: UInt32, _ call: Call) {
-        while let waiting = call.queued?.readableBytes, waiting > 0 {
-            let n = min(waiting, call.sendWindow, connectionSendWindow, peerMaxFrameSize)
-            guard n > 0 else {
-                // What was sent no longer needs keeping (a stream that never drains would grow forever).
-                if call.queued!.readerIndex >= Self.outboundLimit { call.queued!.discardReadBytes() }
-                if !call.blocked {
-                    call.blocked = true
-                    blockedStreams.append(id)
-                }
-                return
-            }
-            var chunk = call.queued!.readSlice(length: n)!
-            out.writeFrameHeader(length: n, type: .data, stream: id)
-            out.writeBuffer(&chunk)
-            call.sendWindow -= n
-            connectionSendWindow -= n
-        }
-        call.queued = nil
-        if let trailers = call.trailers {
-            call.trailers = nil
-            writeHeaders(id, trailers, endStream: true)
-            // An answer complete before its request: ask the client to stop sending (RFC 9113 §8.1).
-            if !call.remoteClosed { out.writeRSTStream(stream: id, code: .noError) }
-            closeStream(id)
-        } else {
-            wakeSenders(call)
-        }
-    }
-
-    /// Gives streams waiting for credit another go, oldest first.
-    private func sendBlocked() {
-        guard connectionSendWindow > 0, !blockedStreams.isEmpty else { return }
-        let waiting = blockedStreams
-        blockedStreams.removeAll()
-        for id in waiting {
-            guard let call = calls[id] else { continue }
-            call.blocked = false
-            sendQueued(id, call)
-        }
-    }
-
-    private func wakeSenders(_ call: Call) {
-        guard !call.waiters.isEmpty, call.queuedBytes <= Self.outboundLimit, context?.channel.isWritable == true else { return }
-        let waiters = call.waiters
-        call.waiters.removeAll()
-        for w in waiters { w.resume() }
-    }
-
-    private func writeHeaders(_ id: UInt32, _ block: [UInt8], endStream: Bool) {
-        if tableSizeUpdatePending {
-            tableSizeUpdatePending = false
-            out.writeHeaders(stream: id, block: [HeaderBlock.emptyTable] + block, endStream: endStream, maxFrameSize: peerMaxFrameSize)
-        } else {
-            out.writeHeaders(stream: id, block: block, endStream: endStream, maxFrameSize: peerMaxFrameSize)
-        }
-    }
-
-    /// Ends a stream with RST_STREAM (a stream error, RFC 9113 §5.4.2).
-    private func reset(_ id: UInt32, _ code: HTTP2ErrorCode) {
-        out.writeRSTStream(stream: id, code: code)
-        closeStream(id)
-    }
-
-    func flushIfNeeded() {
-        guard out.readableBytes > 0, let context else { return }
-        let bytes = out
-        out = context.channel.allocator.buffer(capacity: 256)
-        context.writeAndFlush(wrapOutboundOut(bytes), promise: nil)
-    }
-
-    // MARK: Ends
-
-    private func closeStream(_ id: UInt32) {
-        guard let call = calls.removeValue(forKey: id) else { return }
-        end(call)
-        closeIfDrained()
-    }
-
-    private func closeIfDrained() {
-        if draining && calls.isEmpty { closeSoon() }
-    }
-
-    /// A connection error: GOAWAY with its code and reason, then close.
-    private func fail(_ error: HTTP2ConnectionError) {
-        guard !closed, let context else { return }
-        closed = true
-        out.writeGoAway(lastStream: lastStreamID, code: error.code, message: error.message)
-        flushIfNeeded()
-        context.close(promise: nil)
-    }
-
-    /// Closes the connection after what is being written now has been flushed.
-    private func closeSoon() {
-        guard let context, !closed else { return }
-        closed = true
-        context.eventLoop.assumeIsolated().execute { [self] in
-            flushIfNeeded()
-            context.close(promise: nil)
-        }
-    }
-
-    private func end(_ call: Call) {
-        call.requests?.finish(throwing: CancellationError())
-        if !call.answered { call.task?.cancel() }
-        for w in call.waiters { w.resume(throwing: CancellationError()) }
-        call.waiters.removeAll()
-    }
-
-    private func tearDown() {
-        let all = calls.values
-        calls.removeAll()
-        for call in all { end(call) }
     }
 }

@@ -1,3 +1,4 @@
+import NIOConcurrencyHelpers
 import NIOCore
 
 /// How the server runs one method. Messages are the serialized protobuf
@@ -14,15 +15,17 @@ public enum GRPCMethod: Sendable {
     case streaming(@Sendable (_ requests: RequestStream, _ responses: ResponseWriter) async throws -> Void)
 
     /// A unary method whose handler is async: it runs as a task.
+    /// The task is cancelled when the client resets the call (or the connection goes).
     public static func unaryAsync(_ body: @escaping @Sendable (_ request: [UInt8]) async throws -> [UInt8]) -> GRPCMethod {
         .unary { request, responder in
-            Task {
+            let task = Task {
                 do {
                     responder.succeed(try await body(request))
                 } catch {
                     responder.fail(GRPCStatus(error))
                 }
             }
+            responder.cancellation.onCancel { task.cancel() }
         }
     }
 }
@@ -41,10 +44,14 @@ extension GRPCStatus {
 }
 
 /// Answers one unary call. The first answer counts; later ones are ignored.
+/// Every call must be answered, even a cancelled one: the answer releases
+/// what the call holds of its connection's bounds.
 public struct UnaryResponder: Sendable {
     let inbox: CompletionInbox
     let connection: NIOLoopBound<GRPCConnectionHandler>
     let streamID: UInt32
+    /// Cancelled when the client resets the call or the connection closes.
+    public let cancellation: CallCancellation
 
     public func succeed(_ response: [UInt8]) { inbox.post(connection, streamID, .message(response)) }
     public func fail(_ status: GRPCStatus) { inbox.post(connection, streamID, .status(status)) }
@@ -63,14 +70,27 @@ public struct ResponseWriter: Sendable {
     /// Queues one message. Returns at once while fewer than a megabyte of this
     /// stream's messages wait to reach the socket, later otherwise (so a client
     /// that stops reading slows its stream's producer, never the server).
-    /// Throws `CancellationError` once the stream is gone.
+    /// Throws `CancellationError` once the stream is gone, or when the
+    /// calling task is cancelled while it waits (the message stays queued).
     public func send(_ message: [UInt8]) async throws {
         let connection = self.connection
         let id = streamID
-        try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
-            connection.eventLoop.execute {
-                connection.value.send(message, on: id, then: c)
+        let ticket = SendTicket()
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
+                connection.eventLoop.execute {
+                    connection.value.send(message, on: id, ticket: ticket, then: c)
+                }
             }
+        } onCancel: {
+            ticket.cancelled.withLockedValue { $0 = true }
+            connection.eventLoop.execute { connection.value.cancelWait(on: id, ticket: ticket) }
         }
     }
+}
+
+/// Identifies one waiting `send`, so that its task's cancellation ends that wait alone
+/// (also when the cancellation comes first).
+final class SendTicket: Sendable {
+    let cancelled = NIOLockedValueBox(false)
 }

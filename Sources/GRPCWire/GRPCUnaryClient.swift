@@ -119,7 +119,7 @@ final class GRPCClientHandler: ChannelInboundHandler {
         case .data(let d):
             guard case .byteBuffer(var bytes) = d.data else { return }
             unacknowledged += bytes.readableBytes
-            if unacknowledged >= GRPCConnectionHandler.connectionWindow / 2 {
+            if unacknowledged >= GRPCMessage.clientWindow / 2 {
                 context.write(wrapOutboundOut(HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: unacknowledged))),
                               promise: nil)
                 unacknowledged = 0
@@ -170,9 +170,11 @@ final class GRPCClientHandler: ChannelInboundHandler {
 /// compressed-flag byte and a 4-byte big-endian length) and the opening
 /// flow-control credit.
 enum GRPCMessage {
-    /// Raises the connection's inbound window from HTTP/2's 64 KiB to `GRPCConnectionHandler.connectionWindow` in one go.
+    /// The client's inbound connection window (credit is given back as responses arrive).
+    static let clientWindow = 16 << 20
+    /// Raises the connection's inbound window from HTTP/2's 64 KiB to `clientWindow` in one go.
     static let openingWindowUpdate = HTTP2Frame(streamID: .rootStream,
-                                                payload: .windowUpdate(windowSizeIncrement: GRPCConnectionHandler.connectionWindow - 65_535))
+                                                payload: .windowUpdate(windowSizeIncrement: GRPCMessage.clientWindow - 65_535))
 
     static func framed(_ message: [UInt8], allocator: ByteBufferAllocator) -> ByteBuffer {
         var buffer = allocator.buffer(capacity: message.count + 5)

@@ -4,20 +4,20 @@
 import Foundation
 import NIOCore
 import NIOHTTP1
+import Synchronization
 
 /// One keep-alive HTTP/1.1 connection, used by one request at a time.
-final class PooledConnection: @unchecked Sendable {
+final class PooledConnection: Sendable {
     private struct Job {
         let request: HTTPRequest
         let continuation: CheckedContinuation<HTTPResponse, any Error>
     }
 
     private let jobs: AsyncStream<Job>.Continuation
-    private let lock = NSLock()
-    private var open = true
+    private let open = Mutex(true)
     private let channel: Channel
 
-    var isOpen: Bool { lock.withLock { open } && channel.isActive }
+    var isOpen: Bool { open.withLock { $0 } && channel.isActive }
 
     init(_ connection: NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>, host: String, port: Int) {
         let (stream, jobs) = AsyncStream<Job>.makeStream()
@@ -59,7 +59,7 @@ final class PooledConnection: @unchecked Sendable {
     /// Sends one request on this connection; throws when the connection fails.
     func send(_ request: HTTPRequest) async throws -> HTTPResponse {
         try await withCheckedThrowingContinuation { continuation in
-            let accepted = lock.withLock { open }
+            let accepted = open.withLock { $0 }
             guard accepted, case .enqueued = jobs.yield(Job(request: request, continuation: continuation)) else {
                 continuation.resume(throwing: HTTPClientError.closed(host: "", port: 0))
                 return
@@ -73,21 +73,20 @@ final class PooledConnection: @unchecked Sendable {
     }
 
     private func closed() {
-        lock.withLock { open = false }
+        open.withLock { $0 = false }
         jobs.finish()
     }
 }
 
 /// Idle connections of one client, at most `maxIdle` kept.
-final class ConnectionPool: @unchecked Sendable {
-    private let lock = NSLock()
-    private var idle: [PooledConnection] = []
+final class ConnectionPool: Sendable {
+    private let idle = Mutex<[PooledConnection]>([])
     private let maxIdle: Int
 
     init(maxIdle: Int) { self.maxIdle = maxIdle }
 
     func take() -> PooledConnection? {
-        lock.withLock {
+        idle.withLock { idle in
             while let connection = idle.popLast() {
                 if connection.isOpen { return connection }
             }
@@ -96,7 +95,7 @@ final class ConnectionPool: @unchecked Sendable {
     }
 
     func give(_ connection: PooledConnection) {
-        let keep = lock.withLock {
+        let keep = idle.withLock { idle in
             guard connection.isOpen, idle.count < maxIdle else { return false }
             idle.append(connection)
             return true
@@ -105,6 +104,6 @@ final class ConnectionPool: @unchecked Sendable {
     }
 
     deinit {
-        for connection in idle { connection.close() }
+        for connection in idle.withLock({ $0 }) { connection.close() }
     }
 }

@@ -1,6 +1,8 @@
-// A minimal HTTP/1.1 client on SwiftNIO: one connection per request, plain or TLS (trusting
-// given CA certificates), the whole body in memory — or, for long-lived answers such as a
-// Kubernetes watch, the body as a stream of chunks. What a JSON API client needs, without
+// A minimal HTTP/1.1 client on SwiftNIO, plain or TLS (trusting given CA certificates): `send`
+// returns the whole body in memory, over a keep-alive connection from the client's
+// `ConnectionPool` when made with `keepAlive` (one connection per request otherwise); `stream`,
+// for long-lived answers such as a Kubernetes watch, opens a connection of its own, never
+// pooled, and returns the body as a stream of chunks. What a JSON API client needs, without
 // another package to build.
 import Foundation
 import NIOCore

@@ -1,5 +1,6 @@
 #if canImport(Glibc)
 import Glibc
+import Primitives
 #endif
 
 // A block is a run of sorted entries with prefix-compressed keys and restart

@@ -1,5 +1,6 @@
 #if canImport(Glibc)
 import Glibc
+import Primitives
 #endif
 
 // Little-endian fixed-width integers and LEB128 varints, the two encodings every
@@ -18,16 +19,6 @@ extension Array where Element == UInt8 {
     mutating func appendFixed64(_ v: UInt64) {
         appendFixed32(UInt32(truncatingIfNeeded: v))
         appendFixed32(UInt32(truncatingIfNeeded: v >> 32))
-    }
-
-    @inline(__always)
-    mutating func appendVarint(_ v: UInt64) {
-        var v = v
-        while v >= 0x80 {
-            append(UInt8(truncatingIfNeeded: v) | 0x80)
-            v >>= 7
-        }
-        append(UInt8(v))
     }
 
     @inline(__always)
@@ -82,16 +73,7 @@ struct ByteReader {
 
     @inline(__always)
     mutating func varint() -> UInt64? {
-        var result: UInt64 = 0
-        var shift: UInt64 = 0
-        while offset < bytes.count && shift <= 63 {
-            let b = bytes[offset]
-            offset += 1
-            result |= UInt64(b & 0x7F) << shift
-            if b < 0x80 { return result }
-            shift += 7
-        }
-        return nil
+        readVarint(bytes, at: &offset)
     }
 
     @inline(__always)

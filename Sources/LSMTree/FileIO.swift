@@ -9,9 +9,16 @@ enum FileIO {
         LSMError(.io, "\(call) \(path): \(String(cString: strerror(err)))")
     }
 
-    static func open(_ path: String, _ flags: Int32, mode: mode_t = 0o644) throws -> Int32 {
+    /// Files of a store are the owner's alone (etcd's 0600), and created so:
+    /// `open` gets the final mode, there is no window before a chmod.
+    static let fileMode: mode_t = 0o600
+    /// Store directories, as etcd's data directory: 0700.
+    static let directoryMode: mode_t = 0o700
+
+    static func open(_ path: String, _ flags: Int32, mode: mode_t = fileMode) throws -> Int32 {
         let fd = Glibc.open(path, flags | O_CLOEXEC, mode)
         guard fd >= 0 else { throw errnoError("open", path) }
+        if flags & O_CREAT != 0 { DurabilityTrace.record(.created(path)) }
         return fd
     }
 
@@ -72,20 +79,24 @@ enum FileIO {
 
     static func fsync(_ fd: Int32, path: String) throws {
         guard Glibc.fsync(fd) == 0 else { throw errnoError("fsync", path) }
+        DurabilityTrace.record(.synced(path))
     }
 
     static func fdatasync(_ fd: Int32, path: String) throws {
         guard Glibc.fdatasync(fd) == 0 else { throw errnoError("fdatasync", path) }
+        DurabilityTrace.record(.synced(path))
     }
 
     static func syncDirectory(_ dir: String) throws {
         let fd = try open(dir, O_RDONLY | O_DIRECTORY)
         defer { close(fd) }
-        try fsync(fd, path: dir)
+        guard Glibc.fsync(fd) == 0 else { throw errnoError("fsync", dir) }
+        DurabilityTrace.record(.directorySynced(dir))
     }
 
     static func rename(_ from: String, _ to: String) throws {
         guard Glibc.rename(from, to) == 0 else { throw errnoError("rename \(from) to", to) }
+        DurabilityTrace.record(.renamed(from, to))
     }
 
     static func truncate(_ fd: Int32, to size: Int, path: String) throws {
@@ -93,14 +104,14 @@ enum FileIO {
     }
 
     static func unlinkIfPresent(_ path: String) {
-        _ = unlink(path)
+        if unlink(path) == 0 { DurabilityTrace.record(.unlinked(path)) }
     }
 
     static func makeDirectory(_ path: String) throws {
         var partial = path.hasPrefix("/") ? "" : "."
         for part in path.split(separator: "/") {
             partial += "/" + part
-            if mkdir(partial, 0o755) != 0 && errno != EEXIST {
+            if mkdir(partial, directoryMode) != 0 && errno != EEXIST {
                 throw errnoError("mkdir", partial)
             }
         }

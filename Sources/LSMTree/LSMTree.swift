@@ -59,10 +59,24 @@ public final class LSMTree: @unchecked Sendable {
             }
             try FileIO.makeDirectory(path)
         }
-        let entries = try FileIO.listDirectory(path)
+        var entries = try FileIO.listDirectory(path)
+        var heldLock: DirectoryLock?
+        if !entries.contains("CURRENT"), options.createIfMissing, isInterruptedCreation(entries) {
+            // A creation interrupted before CURRENT was in place leaves a MANIFEST and maybe
+            // CURRENT.tmp, and nothing else: no write was ever acknowledged there. Under the lock
+            // (another process may be creating it right now), start it again.
+            let lock = try DirectoryLock(path: path + "/LOCK")
+            entries = try FileIO.listDirectory(path)
+            if !entries.contains("CURRENT"), isInterruptedCreation(entries) {
+                for name in entries where name != "LOCK" { FileIO.unlinkIfPresent(path + "/" + name) }
+                entries = try FileIO.listDirectory(path)
+            }
+            heldLock = lock
+        }
         if !entries.contains("CURRENT") {
             let foreign = entries.filter { $0 != "LOCK" }
             guard foreign.isEmpty else {
+                heldLock?.release()
                 let sample = foreign.sorted().prefix(3).joined(separator: ", ")
                 throw LSMError(.notAStore, "\(path) is not a Ballast store: it holds \(foreign.count) file(s) (\(sample)) but no CURRENT file; point Ballast at an empty directory or an existing store")
             }
@@ -71,15 +85,22 @@ public final class LSMTree: @unchecked Sendable {
             }
             isNew = true
         } else if options.errorIfExists {
+            heldLock?.release()
             throw LSMError(.invalidArgument, "a store already exists at \(path) and errorIfExists is set")
         }
-        let dirLock = try DirectoryLock(path: path + "/LOCK")
+        let dirLock = try heldLock ?? DirectoryLock(path: path + "/LOCK")
         do {
             return try LSMTree(path: path, options: options, isNew: isNew, directoryLock: dirLock)
         } catch {
             dirLock.release()
             throw error
         }
+    }
+
+    /// Only what creating a store writes before CURRENT exists: MANIFEST-NNNNNN, CURRENT.tmp (and LOCK).
+    private static func isInterruptedCreation(_ entries: [String]) -> Bool {
+        let rest = entries.filter { $0 != "LOCK" }
+        return !rest.isEmpty && rest.allSatisfy { $0 == "CURRENT.tmp" || ($0.hasPrefix("MANIFEST-") && UInt64($0.dropFirst(9)) != nil) }
     }
 
     private init(path: String, options: LSMOptions, isNew: Bool, directoryLock: DirectoryLock) throws {
@@ -242,6 +263,18 @@ public final class LSMTree: @unchecked Sendable {
         }
         return out
     }
+
+    /// The failure that made the store read-only (a write, flush or
+    /// compaction that hit a full disk or an I/O error); nil while it is
+    /// writable. Reads keep working; writes fail until the store is reopened
+    /// once the cause is fixed (recovery replays the WAL up to its last intact
+    /// record). Also nil once closed.
+    public var failure: LSMError? {
+        lock.withLock { closed ? nil : backgroundError }
+    }
+
+    /// Whether `close()` was called.
+    public var isClosed: Bool { lock.withLock { closed } }
 
     func checkWritable() throws {
         if closed { throw LSMError(.closed, "the store at \(path) is closed") }

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Primitives
 
 // SSTable file format (version 1). See docs/sstable-format.md.
 //

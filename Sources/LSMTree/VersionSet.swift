@@ -106,6 +106,14 @@ final class VersionSet: @unchecked Sendable {
         }
         let name = manifestFileName(directory, manifestNumber)
         let next = try base.applying(edit, name: name)
+        // New tables were fsynced by their writer, but their directory entries are durable only
+        // once the directory is: before the MANIFEST names them (and before a flush unlinks the
+        // WAL whose data they hold). One sync covers every table of the edit; a table moved to
+        // another level is already named by the manifest and needs none.
+        let existing = Set(base.levels.joined().map(\.number))
+        if edit.newFiles.contains(where: { !existing.contains($0.1.number) }) {
+            try FileIO.syncDirectory(directory)
+        }
         if manifest == nil || manifest!.size > manifestRollBytes {
             try writeNewManifest(next, pendingCounters: edit, dbLock: dbLock)
         } else {

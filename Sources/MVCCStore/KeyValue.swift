@@ -1,4 +1,5 @@
 import LSMTree
+import Primitives
 
 /// One version of a key, as etcd's `mvccpb.KeyValue`.
 public struct KeyValue: Equatable, Sendable {
@@ -125,11 +126,11 @@ struct Record: Equatable {
         var out: [UInt8] = []
         out.reserveCapacity(value.count + 24)
         out.append(isTombstone ? 1 : 0)
-        out.appendUVarint(UInt64(modRevision))
-        out.appendUVarint(UInt64(createRevision))
-        out.appendUVarint(UInt64(version))
-        out.appendUVarint(UInt64(bitPattern: lease))
-        if let successor { out.appendUVarint(UInt64(successor)) }
+        out.appendVarint(UInt64(modRevision))
+        out.appendVarint(UInt64(createRevision))
+        out.appendVarint(UInt64(version))
+        out.appendVarint(UInt64(bitPattern: lease))
+        if let successor { out.appendVarint(UInt64(successor)) }
         out.append(contentsOf: value)
         return out
     }
@@ -137,18 +138,7 @@ struct Record: Equatable {
     /// Decodes a record; `withSuccessor` for "h" rows.
     static func decode(_ bytes: UnsafeRawBufferPointer, withSuccessor: Bool) -> (Record, successor: Int64)? {
         var p = 0
-        func uv() -> UInt64? {
-            var result: UInt64 = 0
-            var shift: UInt64 = 0
-            while p < bytes.count && shift <= 63 {
-                let b = bytes[p]
-                p += 1
-                result |= UInt64(b & 0x7F) << shift
-                if b < 0x80 { return result }
-                shift += 7
-            }
-            return nil
-        }
+        func uv() -> UInt64? { readVarint(bytes, at: &p) }
         guard bytes.count >= 1 else { return nil }
         let flags = bytes[0]
         p = 1
@@ -158,9 +148,13 @@ struct Record: Equatable {
             guard let s = uv() else { return nil }
             successor = s
         }
-        let r = Record(createRevision: Int64(create), modRevision: Int64(mod), version: Int64(version),
+        // Revisions and versions this store writes are positive Int64s; anything above is damage, not a value.
+        guard let create = Int64(exactly: create), let mod = Int64(exactly: mod), let version = Int64(exactly: version),
+              let successor = Int64(exactly: successor)
+        else { return nil }
+        let r = Record(createRevision: create, modRevision: mod, version: version,
                        lease: Int64(bitPattern: lease), value: Array(bytes[p...]), isTombstone: flags & 1 != 0)
-        return (r, Int64(successor))
+        return (r, successor)
     }
 
     static func decode(_ bytes: [UInt8], withSuccessor: Bool) -> (Record, successor: Int64)? {
@@ -185,7 +179,7 @@ struct LogEntry {
 
     func encode() -> [UInt8] {
         var out: [UInt8] = [type == .put ? 0 : 1]
-        out.appendUVarint(UInt64(prevModRevision))
+        out.appendVarint(UInt64(prevModRevision))
         out.append(contentsOf: key)
         return out
     }
@@ -193,16 +187,10 @@ struct LogEntry {
     static func decode(_ bytes: [UInt8]) -> LogEntry? {
         guard bytes.count >= 2 else { return nil }
         var p = 1
-        var prev: UInt64 = 0
-        var shift: UInt64 = 0
-        while p < bytes.count {
-            let b = bytes[p]
-            p += 1
-            prev |= UInt64(b & 0x7F) << shift
-            if b < 0x80 { break }
-            shift += 7
-        }
-        return LogEntry(type: bytes[0] == 0 ? .put : .delete, key: Array(bytes[p...]), prevModRevision: Int64(prev))
+        // A varint cut off by the end of the row, or longer than ten bytes, is damage.
+        guard let prev = bytes.withUnsafeBytes({ readVarint($0, at: &p) }),
+              let prevModRevision = Int64(exactly: prev) else { return nil }  // damage, not a revision
+        return LogEntry(type: bytes[0] == 0 ? .put : .delete, key: Array(bytes[p...]), prevModRevision: prevModRevision)
     }
 }
 
@@ -213,15 +201,6 @@ extension Array where Element == UInt8 {
 
     mutating func appendBE32(_ v: UInt32) {
         for i in stride(from: 24, through: 0, by: -8) { append(UInt8(truncatingIfNeeded: v >> UInt32(i))) }
-    }
-
-    mutating func appendUVarint(_ v: UInt64) {
-        var v = v
-        while v >= 0x80 {
-            append(UInt8(truncatingIfNeeded: v) | 0x80)
-            v >>= 7
-        }
-        append(UInt8(v))
     }
 
     func readBE64(at offset: Int) -> UInt64 {

@@ -36,6 +36,39 @@ public protocol KeyValueStore: Sendable {
 
     /// A lease of `ttl` seconds for keys that should expire (events).
     func grantLease(ttl: Int64) async throws -> Int64
+
+    /// Whether the store serves reads and writes now, and if not, why: what
+    /// a readiness or health endpoint reports (503 with the reason). Never
+    /// throws and returns promptly (a remote store is asked with a short timeout).
+    func health() async -> StoreHealth
+}
+
+/// A store's answer to "are you healthy, and if not, why".
+public enum StoreHealth: Sendable, Equatable, CustomStringConvertible {
+    case healthy
+    /// Not serving (some) requests; `reason` says what failed and what to do.
+    case unhealthy(reason: String)
+
+    public var isHealthy: Bool { self == .healthy }
+
+    public var reason: String? {
+        if case .unhealthy(let r) = self { return r }
+        return nil
+    }
+
+    public var description: String { reason.map { "unhealthy: \($0)" } ?? "healthy" }
+}
+
+extension KeyValueStore {
+    /// A store that knows nothing better answers by reading its revision.
+    public func health() async -> StoreHealth {
+        do {
+            _ = try await currentRevision()
+            return .healthy
+        } catch {
+            return .unhealthy(reason: "the store does not answer reads: \(error)")
+        }
+    }
 }
 
 public struct ListResult: Sendable, Equatable {
@@ -70,11 +103,18 @@ public enum KeyValueStoreError: Error, Equatable, Sendable {
 public protocol EtcdShapedStore: KeyValueStore {
     func range(_ request: RangeRequest) async throws -> RangeResponse
     func txn(_ request: TxnRequest) async throws -> TxnResponse
+    /// The Range the operations below are built from. A store whose `range`
+    /// blocks (the embedded one) runs it off the cooperative pool here.
+    func read(_ request: RangeRequest) async throws -> RangeResponse
 }
 
 extension EtcdShapedStore {
+    public func read(_ request: RangeRequest) async throws -> RangeResponse {
+        try await range(request)
+    }
+
     public func get(_ key: [UInt8]) async throws -> (kv: KeyValue?, revision: Int64) {
-        let r = try await range(RangeRequest(key: key))
+        let r = try await read(RangeRequest(key: key))
         return (r.kvs.first, r.revision)
     }
 
@@ -82,13 +122,13 @@ extension EtcdShapedStore {
     public func list(prefix: [UInt8], limit: Int64, continueAfter: [UInt8]?, revision: Int64) async throws -> ListResult {
         let end = prefixRangeEnd(prefix)
         let start = continueAfter.map { $0 + [0] } ?? prefix
-        let page = try await range(RangeRequest(key: start, rangeEnd: end, limit: limit, revision: revision))
+        let page = try await read(RangeRequest(key: start, rangeEnd: end, limit: limit, revision: revision))
         let rev = revision > 0 ? revision : page.revision
         var total = page.count
         if continueAfter != nil {
             var r = RangeRequest(key: prefix, rangeEnd: end, revision: rev)
             r.countOnly = true
-            total = try await range(r).count
+            total = try await read(r).count
         }
         return ListResult(kvs: page.kvs, more: page.more, count: total, revision: rev)
     }
@@ -126,7 +166,7 @@ extension EtcdShapedStore {
     public func count(prefix: [UInt8]) async throws -> Int64 {
         var r = RangeRequest(key: prefix, rangeEnd: prefixRangeEnd(prefix))
         r.countOnly = true
-        return try await range(r).count
+        return try await read(r).count
     }
 }
 
@@ -146,26 +186,20 @@ extension MVCCStore: EtcdShapedStore {
                 c.finish()
             }
         }
-        return AsyncThrowingStream { continuation in
-            let task = Task {
-                do {
-                    while let update = try await w.next() {
-                        continuation.yield(update)
-                        w.acknowledge()
-                        if case .compacted = update { break }
-                    }
-                    continuation.finish()
-                } catch {
-                    continuation.finish(throwing: error)
-                }
-            }
-            continuation.onTermination = { _ in
+        // Pulled, not pushed: each `next()` of the consumer asks the watch for the next update, so
+        // nothing queues up between them. A consumer that falls behind leaves its events in the
+        // store; the watch reads them back from history when asked (see `Watch`).
+        return AsyncThrowingStream(unfolding: {
+            w.acknowledge()  // what the previous `next()` returned has been taken
+            do {
+                guard let update = try await w.next() else { return nil }
+                return update
+            } catch is CancellationError {
                 w.cancel()
-                task.cancel()
+                return nil  // the consumer's task was cancelled: the stream ends, as a pushed one would
             }
-        }
+        })
     }
-
 
     public func compact(_ revision: Int64) async throws {
         _ = try await compact(revision, physical: false)

@@ -4,7 +4,7 @@ public struct MVCCError: Error, Equatable, CustomStringConvertible, Sendable {
     public enum Code: Sendable, Equatable {
         case compacted, futureRevision, emptyKey, keyNotFound, duplicateKey, tooManyOps
         case requestTooLarge, noSpace, leaseNotFound, leaseExists, leaseTTLTooLarge
-        case storage, closed
+        case storage, closed, tooManyWatchers
     }
 
     public let code: Code
@@ -30,4 +30,7 @@ public struct MVCCError: Error, Equatable, CustomStringConvertible, Sendable {
     public static let leaseTTLTooLarge = MVCCError(.leaseTTLTooLarge, "etcdserver: too large lease TTL")
     static func storage(_ error: any Error) -> MVCCError { MVCCError(.storage, "etcdserver: storage error: \(error)") }
     static let closed = MVCCError(.closed, "etcdserver: server stopped")
+    static func tooManyWatchers(limit: Int) -> MVCCError {
+        MVCCError(.tooManyWatchers, "etcdserver: too many watchers: the store serves at most \(limit) at once; cancel unused watches or raise MVCCOptions.maxWatchers")
+    }
 }

@@ -1,10 +1,15 @@
 import Foundation
 import LSMTree
 
-// The write pipeline. Callers queue requests; one writer task drains the
-// queue, applies each request in order against the latest state (the engine
-// plus an overlay of what this group already wrote), commits the whole group
-// as one engine batch (one fdatasync), then publishes and answers.
+// The write pipeline. Callers queue requests; one writer thread of its own
+// ("mvcc-writer", started by `MVCCStore.init`, not a task on Swift's pool)
+// drains the queue, applies each request in order against the latest state (the
+// engine plus an overlay of what this group already wrote), commits the whole
+// group as one engine batch (one fdatasync), then publishes and answers.
+//
+// This file holds the queue, the writer's loop and how a group's requests are
+// applied and committed; running one transaction against the latest state is in
+// MVCCStore+Txn.swift, the lease calls in MVCCStore+Leases.swift.
 
 enum WriteOp: Sendable {
     case txn(TxnRequest)
@@ -125,18 +130,8 @@ struct GroupContext {
     /// Events by revision, in order.
     var events: [(Int64, [Event])] = []
     var leaseRows: [(Int64, Int64?)] = []
-}
-
-/// Changes of one transaction before it is known to succeed.
-struct TxnContext {
-    let revision: Int64
-    var overlay: [ByteKey: Record] = [:]
-    var writes: [([UInt8], [UInt8])] = []
-    var events: [Event] = []
-    var attach: [(lease: Int64, key: [UInt8])] = []
-    var detach: [(lease: Int64, key: [UInt8])] = []
-    var sub = 0
-    var hasChanges: Bool { !events.isEmpty }
+    /// What the group changed in the lessor, undone if its commit fails.
+    var lessorChanges: [Lessor.Change] = []
 }
 
 extension MVCCStore {
@@ -178,11 +173,14 @@ extension MVCCStore {
                 }
             }
             do {
-                // Blocking on purpose: the writer task owns this step, and an async hand-off to the
+                // Blocking on purpose: the writer thread owns this step, and an async hand-off to the
                 // engine's commit thread costs two thread switches per group (measured).
                 try commitBlocking(group.batch)
             } catch {
-                // Nothing of this group is acknowledged; the engine is now read-only.
+                // Nothing of this group is acknowledged, and nothing of it may stay in memory:
+                // the lessor goes back to what the disk holds. The engine is now read-only
+                // (`health()` says why) until the store is reopened.
+                lessor.undo(group.lessorChanges)
                 let e = MVCCError.storage(error)
                 for item in items { item.done(.failure(e)) }
                 return
@@ -205,7 +203,7 @@ extension MVCCStore {
         case .txn(let req):
             if alarms.contains(.noSpace) && MVCCStore.containsPut(req) { throw MVCCError.noSpace }
             try validate(req, depth: 0)
-            var t = TxnContext(revision: group.revision + 1)
+            var t = TxnContext(revision: try Self.next(group.revision))
             let resp = try execute(req, &t, group)
             if t.hasChanges {
                 if MVCCStore.containsPut(req) && group.diskBytes > options.quotaBytes {
@@ -228,15 +226,16 @@ extension MVCCStore {
             return .compacted(header: group.revision)
         case .leaseGrant(let id, let ttl):
             let (gid, gttl) = try lessor.grant(id: id, ttl: ttl)
+            group.lessorChanges.append(.granted(gid))
             group.leaseRows.append((gid, gttl))
             return .leaseGranted(id: gid, ttl: gttl, header: group.revision)
         case .leaseRevoke(let id):
             guard let keys = lessor.keys(of: id) else { throw MVCCError.leaseNotFound }
-            var t = TxnContext(revision: group.revision + 1)
+            var t = TxnContext(revision: try Self.next(group.revision))
             for key in keys.sorted(by: { $0.lexicographicallyPrecedes($1) }) {
                 _ = try deleteKeys(KeyRange(key: key, rangeEnd: []), prevKV: false, &t, group)
             }
-            lessor.revoke(id)
+            if let change = lessor.revoke(id) { group.lessorChanges.append(change) }
             group.leaseRows.append((id, nil))
             if t.hasChanges { commit(t, into: &group) }
             return .leaseRevoked(header: group.revision)
@@ -244,6 +243,15 @@ extension MVCCStore {
             alarms.removeAll { $0 == a }
             return .disarmed
         }
+    }
+
+    /// `n + 1` for revisions and versions, which are read back from disk: a
+    /// damaged counter at Int64.max fails the write instead of trapping.
+    static func next(_ n: Int64) throws -> Int64 {
+        guard n < .max else {
+            throw MVCCError(.storage, "etcdserver: storage error: a revision or version counter is at Int64.max (damaged store?); no further writes are possible")
+        }
+        return n + 1
     }
 
     private static func containsPut(_ req: TxnRequest) -> Bool {
@@ -287,211 +295,7 @@ extension MVCCStore {
         for (k, v) in t.writes { group.batch.put(k, v) }
         for (k, r) in t.overlay { group.overlay[k] = r }
         group.events.append((t.revision, t.events))
-        for (lease, key) in t.detach { lessor.detach(lease, key: key) }
-        for (lease, key) in t.attach { lessor.attach(lease, key: key) }
-    }
-
-    // MARK: Latest state (write path)
-
-    /// The latest record of `key` (live or tombstone) as this transaction sees it.
-    private func latest(_ key: [UInt8], _ t: TxnContext, _ group: GroupContext) throws -> Record? {
-        if let r = t.overlay[ByteKey(key)] { return r }
-        if let r = group.overlay[ByteKey(key)] { return r }
-        guard let raw = try db.get(Layout.currentKey(key)) else { return nil }
-        guard let (r, _) = Record.decode(raw, withSuccessor: false) else {
-            throw MVCCError.storage(LSMError(.corruption, "undecodable record for key \(key)"))
-        }
-        return r
-    }
-
-    /// Live keys in `range` as this transaction sees them, in key order.
-    private func latestRange(_ range: KeyRange, _ t: TxnContext, _ group: GroupContext) throws -> [KeyValue] {
-        try latestRecords(range, t, group).map { $0.record.keyValue($0.key) }
-    }
-
-    /// The live records in `range` as this transaction sees them, in key order.
-    private func latestRecords(_ range: KeyRange, _ t: TxnContext, _ group: GroupContext) throws -> [(key: [UInt8], record: Record)] {
-        if range.isSingleKey {
-            guard let r = try latest(range.start, t, group), !r.isTombstone else { return [] }
-            return [(range.start, r)]
-        }
-        let it = try db.makeIterator(from: Layout.currentKey(range.start),
-                                     to: range.end.map(Layout.currentKey) ?? [Layout.current + 1])
-        let overlaid = group.overlay.keys.contains { range.contains($0.bytes) } || t.overlay.keys.contains { range.contains($0.bytes) }
-        guard overlaid else {
-            // Nothing this group wrote is in the range: the engine's order is the answer.
-            var out: [(key: [UInt8], record: Record)] = []
-            while let (k, v) = try it.next() {
-                if let (r, _) = Record.decode(v, withSuccessor: false), !r.isTombstone { out.append((Array(k.dropFirst()), r)) }
-            }
-            return out
-        }
-        var merged: [ByteKey: Record] = [:]
-        while let (k, v) = try it.next() {
-            if let (r, _) = Record.decode(v, withSuccessor: false) { merged[ByteKey(Array(k.dropFirst()))] = r }
-        }
-        for (k, r) in group.overlay where range.contains(k.bytes) { merged[k] = r }
-        for (k, r) in t.overlay where range.contains(k.bytes) { merged[k] = r }
-        return merged.filter { !$0.value.isTombstone }
-            .sorted { $0.key.bytes.lexicographicallyPrecedes($1.key.bytes) }
-            .map { ($0.key.bytes, $0.value) }
-    }
-
-    // MARK: Transactions
-
-    private func execute(_ req: TxnRequest, _ t: inout TxnContext, _ group: GroupContext) throws -> (succeeded: Bool, responses: [ResponseOp]) {
-        let succeeded = try req.compare.allSatisfy { try evaluate($0, t, group) }
-        var responses: [ResponseOp] = []
-        for op in succeeded ? req.success : req.failure {
-            switch op {
-            case .range(let r):
-                let header = t.revision - (t.hasChanges ? 0 : 1)
-                if r.revision > 0 && r.revision < header {
-                    let compacted = compactedRevision
-                    if r.revision < compacted { throw MVCCError.compacted }
-                    let (found, total) = try readRange(KeyRange(key: r.key, rangeEnd: r.rangeEnd), at: r.revision, snapshot: nil,
-                                                       keep: Self.keysToKeep(r))
-                    responses.append(.range(try shape(found, r, header: header, total: total)))
-                } else {
-                    if r.revision > header { throw MVCCError.futureRevision }
-                    responses.append(.range(try shape(latestRange(KeyRange(key: r.key, rangeEnd: r.rangeEnd), t, group), r, header: header)))
-                }
-            case .put(let p):
-                responses.append(.put(try put(p, &t, group)))
-            case .deleteRange(let d):
-                responses.append(.deleteRange(try deleteKeys(KeyRange(key: d.key, rangeEnd: d.rangeEnd), prevKV: d.prevKV, &t, group)))
-            case .txn(let nested):
-                let r = try execute(nested, &t, group)
-                responses.append(.txn(TxnResponse(revision: 0, succeeded: r.succeeded, responses: r.responses)))
-            }
-        }
-        // Headers of responses inside a txn carry the txn's revision.
-        let header = t.hasChanges ? t.revision : t.revision - 1
-        return (succeeded, responses.map { $0.withHeader(header) })
-    }
-
-    private func evaluate(_ c: Compare, _ t: TxnContext, _ group: GroupContext) throws -> Bool {
-        let range = KeyRange(key: c.key, rangeEnd: c.rangeEnd)
-        let kvs: [KeyValue?]
-        if range.isSingleKey {
-            let r = try latest(c.key, t, group)
-            kvs = [r.flatMap { $0.isTombstone ? nil : $0.keyValue(c.key) }]
-        } else {
-            kvs = try latestRange(range, t, group)
-        }
-        for kv in kvs {
-            let ordering: Int
-            switch c.target {
-            case .value(let v):
-                // A value compare on a missing key is false (etcd applyCompare).
-                guard let kv else { return false }
-                ordering = kv.value.lexicographicallyPrecedes(v) ? -1 : (kv.value == v ? 0 : 1)
-            case .version(let v): ordering = cmp(kv?.version ?? 0, v)
-            case .createRevision(let v): ordering = cmp(kv?.createRevision ?? 0, v)
-            case .modRevision(let v): ordering = cmp(kv?.modRevision ?? 0, v)
-            case .lease(let v): ordering = cmp(kv?.lease ?? 0, v)
-            }
-            let ok: Bool
-            switch c.result {
-            case .equal: ok = ordering == 0
-            case .notEqual: ok = ordering != 0
-            case .less: ok = ordering < 0
-            case .greater: ok = ordering > 0
-            }
-            if !ok { return false }
-        }
-        return true
-    }
-
-    private func cmp(_ a: Int64, _ b: Int64) -> Int { a < b ? -1 : (a == b ? 0 : 1) }
-
-    private func put(_ p: PutRequest, _ t: inout TxnContext, _ group: GroupContext) throws -> PutResponse {
-        let prev = try latest(p.key, t, group)
-        let live = prev.flatMap { $0.isTombstone ? nil : $0 }
-        if (p.ignoreValue || p.ignoreLease) && live == nil { throw MVCCError.keyNotFound }
-        let value = p.ignoreValue ? live!.value : p.value
-        let lease = p.ignoreLease ? live!.lease : p.lease
-        if lease != 0 && !lessor.exists(lease) { throw MVCCError.leaseNotFound }
-        let rev = t.revision
-        let record = Record(createRevision: live?.createRevision ?? rev, modRevision: rev,
-                            version: (live?.version ?? 0) + 1, lease: lease, value: value, isTombstone: false)
-        stage(p.key, record, prev: prev, type: .put, &t)
-        if let old = live?.lease, old != 0, old != lease { t.detach.append((old, p.key)) }
-        if lease != 0 { t.attach.append((lease, p.key)) }
-        return PutResponse(revision: rev, prevKV: p.prevKV ? live?.keyValue(p.key) : nil)
-    }
-
-    private func deleteKeys(_ range: KeyRange, prevKV: Bool, _ t: inout TxnContext, _ group: GroupContext) throws -> DeleteRangeResponse {
-        let victims = try latestRecords(range, t, group)
-        for (key, record) in victims {
-            stage(key, .tombstone(at: t.revision), prev: record, type: .delete, &t)
-            if record.lease != 0 { t.detach.append((record.lease, key)) }
-        }
-        return DeleteRangeResponse(revision: t.revision, deleted: Int64(victims.count),
-                                   prevKVs: prevKV ? victims.map { $0.record.keyValue($0.key) } : [])
-    }
-
-    /// Stages the rows and the event of one change.
-    private func stage(_ key: [UInt8], _ record: Record, prev: Record?, type: EventType, _ t: inout TxnContext) {
-        t.overlay[ByteKey(key)] = record
-        t.writes.append((Layout.currentKey(key), record.encode()))
-        if let prev, prev.modRevision != record.modRevision {
-            t.writes.append((Layout.historyKey(key, prev.modRevision), prev.encode(successor: record.modRevision)))
-        }
-        let live = prev.flatMap { $0.isTombstone ? nil : $0 }
-        t.writes.append((Layout.logKey(t.revision, t.sub), LogEntry(type: type, key: key, prevModRevision: live?.modRevision ?? 0).encode()))
-        t.sub += 1
-        let kv = type == .put ? record.keyValue(key)
-            : KeyValue(key: key, createRevision: 0, modRevision: record.modRevision, version: 0, value: [], lease: 0)
-        t.events.append(Event(type: type, kv: kv, prevKV: live?.keyValue(key)))
-    }
-
-    // MARK: Leases
-
-    public func leaseGrant(id: Int64 = 0, ttl: Int64) async throws -> (id: Int64, ttl: Int64) {
-        guard case .leaseGranted(let gid, let gttl, _) = try await queue.submit(.leaseGrant(id: id, ttl: ttl)) else {
-            preconditionFailure()
-        }
-        return (gid, gttl)
-    }
-
-    /// Revokes a lease and deletes its keys in one revision.
-    public func leaseRevoke(_ id: Int64) async throws -> Int64 {
-        guard case .leaseRevoked(let header) = try await queue.submit(.leaseRevoke(id)) else { preconditionFailure() }
-        return header
-    }
-
-    /// Refreshes a lease; returns its TTL, or 0 when it does not exist (etcd's keep-alive answer).
-    public func leaseKeepAlive(_ id: Int64) -> Int64 { lessor.keepAlive(id) }
-
-    /// Remaining and granted TTL and the attached keys; nil when the lease does not exist.
-    public func leaseTimeToLive(_ id: Int64) -> (ttl: Int64, granted: Int64, keys: [[UInt8]])? { lessor.timeToLive(id) }
-
-    public func leases() -> [Int64] { lessor.ids() }
-
-    /// Revokes every expired lease now (the lease loop calls this periodically).
-    public func expireLeases() async {
-        for id in lessor.expired() {
-            _ = try? await leaseRevoke(id)
-        }
-    }
-
-    func leaseLoop() async {
-        while !Task.isCancelled {
-            try? await Task.sleep(for: options.leaseCheckInterval)
-            if Task.isCancelled { return }
-            await expireLeases()
-        }
-    }
-}
-
-extension ResponseOp {
-    func withHeader(_ rev: Int64) -> ResponseOp {
-        switch self {
-        case .range(var r): r.revision = rev; return .range(r)
-        case .put(var p): p.revision = rev; return .put(p)
-        case .deleteRange(var d): d.revision = rev; return .deleteRange(d)
-        case .txn(var t): t.revision = rev; t.responses = t.responses.map { $0.withHeader(rev) }; return .txn(t)
-        }
+        for (lease, key) in t.detach { if let c = lessor.detach(lease, key: key) { group.lessorChanges.append(c) } }
+        for (lease, key) in t.attach { if let c = lessor.attach(lease, key: key) { group.lessorChanges.append(c) } }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import LSMTree
 import Atomics
 
@@ -18,8 +19,18 @@ public struct MVCCOptions: Sendable {
     /// Longest a group commit waits for more concurrent writes to share its
     /// fdatasync (only when the previous group had several; 0: never waits).
     public var groupCommitLinger: Duration = .microseconds(500)
-    /// Events buffered for a watcher before it falls back to reading history from the store.
+    /// Events (and their bytes) buffered for a watcher before it falls back to reading history from the store.
     public var watcherBufferEvents = 1024
+    public var watcherBufferBytes = 4 << 20
+    /// Events (and bytes) buffered for all watchers together: past it, each
+    /// watcher that gets more falls back to history too (memory stays bounded
+    /// however many watchers are slow).
+    public var watcherBufferEventsTotal = 256 << 10
+    public var watcherBufferBytesTotal = 128 << 20
+    /// Watchers open at once; more are refused with `tooManyWatchers`.
+    public var maxWatchers = 100_000
+    /// Threads that run reads for async callers and the wire server, hashes and snapshots.
+    public var readerThreads = max(2, ProcessInfo.processInfo.activeProcessorCount)
     /// Seconds since an arbitrary start; leases expire by this clock (tests replace it).
     public var clock: @Sendable () -> Double = { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
 
@@ -46,17 +57,32 @@ public enum Alarm: Sendable, Equatable {
 public final class MVCCStore: @unchecked Sendable {
     let db: LSMTree
     let options: MVCCOptions
-    let lock = NSLock()
+    /// What readers see of the writer's progress; written by the writer thread only.
+    struct Published {
+        /// Revision readers and watchers see.
+        var revision: Int64 = 1
+        var compactRevision: Int64 = 0
+        var alarms: [Alarm] = []
+    }
+    // Lock order: `published` is a leaf. Nothing is taken while it is held — not `hub.lock`, not
+    // the lessor's lock, no engine lock (no engine call), not the write queue's condition — and no
+    // callback runs under it. It may therefore be taken with any lock held; in Sources/ it is taken
+    // with none: by the writer thread in `setPublished`, `setCompacted` and `setAlarms`, each
+    // before or after, never inside, its uses of the hub and the lessor; by readers in `revision`,
+    // `compactedRevision`, `activeAlarms`, `range` and `cursor(at:)`. The engine never waits on it:
+    // the compaction filter, on the engine's threads, reads `compactRevisionForFilter` (an atomic)
+    // instead.
+    let published = Mutex(Published())
     /// Last revision applied by the writer (may not be published yet). Writer only.
     var currentRevision: Int64 = 1
-    /// Revision readers and watchers see; guarded by `lock`.
-    private(set) var publishedRevision: Int64 = 1
-    private(set) var compactRevision: Int64 = 0
     private let compactRevisionForFilter: ManagedAtomic<Int64>
-    private(set) var alarms: [Alarm] = []
     let queue = WriteQueue()
     let hub: WatchHub
     let lessor: Lessor
+    /// Blocking reads off the cooperative pool (see `BlockingPool`).
+    let readers: BlockingPool
+    /// Full compactions (Defragment), one at a time, on one thread of their own.
+    let maintenance: BlockingPool
     private let writerDone = DispatchGroup()
     private var leaseTask: Task<Void, Never>?
     /// Identity reported in response headers (stable per data directory).
@@ -75,12 +101,17 @@ public final class MVCCStore: @unchecked Sendable {
         var engine = options.engine
         engine.compactionFilter = MVCCCompactionFilter(compactRevision: compactAtomic)
         db = try LSMTree.open(path: path, options: engine)
-        hub = WatchHub()
+        hub = WatchHub(bufferLimit: options.watcherBufferEvents, bufferBytesLimit: options.watcherBufferBytes,
+                       totalBufferLimit: options.watcherBufferEventsTotal, totalBufferBytesLimit: options.watcherBufferBytesTotal,
+                       maxWatchers: options.maxWatchers)
         lessor = Lessor(clock: options.clock, minTTL: options.minLeaseTTL)
+        readers = BlockingPool(name: "mvcc-reader", threads: max(1, options.readerThreads))
+        maintenance = BlockingPool(name: "mvcc-maintenance", threads: 1)
         // Recover the counters, the identity and the leases.
         if let r = try db.get(Layout.metaKey("rev")), r.count == 8 { currentRevision = Int64(bitPattern: r.readBE64(at: 0)) }
-        if let c = try db.get(Layout.metaKey("compact")), c.count == 8 { compactRevision = Int64(bitPattern: c.readBE64(at: 0)) }
-        if let a = try db.get(Layout.metaKey("alarm")), a.first == 1 { alarms = [.noSpace] }
+        var recovered = Published()
+        if let c = try db.get(Layout.metaKey("compact")), c.count == 8 { recovered.compactRevision = Int64(bitPattern: c.readBE64(at: 0)) }
+        if let a = try db.get(Layout.metaKey("alarm")), a.first == 1 { recovered.alarms = [.noSpace] }
         if let id = try db.get(Layout.metaKey("id")), id.count == 16 {
             clusterID = id.readBE64(at: 0)
             memberID = id.readBE64(at: 8)
@@ -92,8 +123,9 @@ public final class MVCCStore: @unchecked Sendable {
             v.appendBE64(memberID)
             try db.put(Layout.metaKey("id"), v, sync: true)
         }
-        compactAtomic.store(compactRevision, ordering: .relaxed)
-        publishedRevision = currentRevision
+        compactAtomic.store(recovered.compactRevision, ordering: .relaxed)
+        recovered.revision = currentRevision
+        published.withLock { $0 = recovered }
         hub.publishedRevision = currentRevision
         let leaseRows = try db.makeIterator(from: [Layout.lease], to: [Layout.lease + 1])
         while let (k, v) = try leaseRows.next() {
@@ -104,7 +136,7 @@ public final class MVCCStore: @unchecked Sendable {
         let currentRows = try db.makeIterator(from: [Layout.current], to: [Layout.current + 1])
         while let (k, v) = try currentRows.next() {
             if let (r, _) = Record.decode(v, withSuccessor: false), !r.isTombstone, r.lease != 0 {
-                lessor.attach(r.lease, key: Array(k.dropFirst()))
+                _ = lessor.attach(r.lease, key: Array(k.dropFirst()))
             }
         }
         writerDone.enter()
@@ -124,16 +156,36 @@ public final class MVCCStore: @unchecked Sendable {
         leaseTask?.cancel()
         await leaseTask?.value
         hub.closeAll()
+        await readers.stop()
+        await maintenance.stop()
         try db.close()
     }
 
     /// The current (published) revision.
-    public var revision: Int64 { lock.withLock { publishedRevision } }
+    public var revision: Int64 { published.withLock { $0.revision } }
 
     /// The revision below which history was compacted away.
-    public var compactedRevision: Int64 { lock.withLock { compactRevision } }
+    public var compactedRevision: Int64 { published.withLock { $0.compactRevision } }
 
-    public var activeAlarms: [Alarm] { lock.withLock { alarms } }
+    public var activeAlarms: [Alarm] { published.withLock { $0.alarms } }
+
+    /// Unhealthy when closed, when a storage failure (a full disk, an I/O
+    /// error) made the engine read-only — it stays so until the store is
+    /// reopened once the cause is fixed — or when an alarm is active (etcd's
+    /// /health words it "ALARM NOSPACE"). Reads work in all but the first case.
+    public var currentHealth: StoreHealth {
+        if db.isClosed { return .unhealthy(reason: "the store is closed") }
+        if let failure = db.failure {
+            return .unhealthy(reason: "the store is read-only after a storage failure (\(failure)); free space or fix the disk, then restart the store to recover")
+        }
+        if let alarm = activeAlarms.first {
+            return .unhealthy(reason: alarm == .noSpace ? "ALARM NOSPACE" : "ALARM CORRUPT")
+        }
+        return .healthy
+    }
+
+    /// `currentHealth`, for `KeyValueStore` users.
+    public func health() async -> StoreHealth { currentHealth }
 
     /// The configured quota (etcd's --quota-backend-bytes).
     public var quotaBytes: UInt64 { options.quotaBytes }
@@ -147,7 +199,7 @@ public final class MVCCStore: @unchecked Sendable {
 
     /// A range read, at `request.revision` or the current revision.
     public func range(_ request: RangeRequest) throws -> RangeResponse {
-        let (current, compacted) = lock.withLock { (publishedRevision, compactRevision) }
+        let (current, compacted) = published.withLock { ($0.revision, $0.compactRevision) }
         let rev = request.revision > 0 ? request.revision : current
         if rev > current { throw MVCCError.futureRevision }
         if rev < compacted { throw MVCCError.compacted }
@@ -164,7 +216,9 @@ public final class MVCCStore: @unchecked Sendable {
         if r.countOnly { return 0 }
         let keyOrder = r.sortTarget == .key && r.sortOrder != .descend
         let filtered = r.minModRevision > 0 || r.maxModRevision > 0 || r.minCreateRevision > 0 || r.maxCreateRevision > 0
-        return keyOrder && !filtered && r.limit > 0 ? Int(r.limit) + 1 : .max
+        guard keyOrder && !filtered, let limit = r.positiveLimit else { return .max }
+        // One more than the limit, to know whether the limit cut the result ("more").
+        return limit == .max ? .max : limit + 1
     }
 
     /// The live versions in `range` at revision `rev`, in key order: the
@@ -276,8 +330,8 @@ public final class MVCCStore: @unchecked Sendable {
             kvs = indexed.map(\.element)
         }
         var more = false
-        if req.limit > 0 && kvs.count > Int(req.limit) {
-            kvs.removeSubrange(Int(req.limit)...)
+        if let limit = req.positiveLimit, kvs.count > limit {
+            kvs.removeSubrange(limit...)
             more = true
         }
         if req.countOnly { kvs = [] }
@@ -326,16 +380,15 @@ public final class MVCCStore: @unchecked Sendable {
 
     /// Rewrites every table so that compacted history leaves the disk now
     /// (what etcd's Defragment achieves, without blocking reads or writes).
+    /// Runs on the store's maintenance thread, one at a time: concurrent
+    /// calls queue (none starts a thread of its own).
     public func compactStorage() async throws {
         let db = self.db
-        try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
-            Thread.detachNewThread {
-                do {
-                    try db.compactRange()
-                    c.resume()
-                } catch {
-                    c.resume(throwing: MVCCError.storage(error))
-                }
+        try await maintenance.run {
+            do {
+                try db.compactRange()
+            } catch {
+                throw MVCCError.storage(error)
             }
         }
     }
@@ -346,16 +399,16 @@ public final class MVCCStore: @unchecked Sendable {
     }
 
     func setPublished(_ rev: Int64) {
-        lock.withLock { publishedRevision = rev }
+        published.withLock { $0.revision = rev }
     }
 
     func setCompacted(_ rev: Int64) {
-        lock.withLock { compactRevision = rev }
+        published.withLock { $0.compactRevision = rev }
         compactRevisionForFilter.store(rev, ordering: .relaxed)
     }
 
     func setAlarms(_ a: [Alarm]) {
-        lock.withLock { alarms = a }
+        published.withLock { $0.alarms = a }
     }
 }
 
@@ -377,7 +430,8 @@ struct MVCCCompactionFilter: CompactionFilter {
             guard key.count >= 9 else { return false }
             var rev: UInt64 = 0
             for i in 1...8 { rev = rev << 8 | UInt64(key[i]) }
-            return Int64(rev) < c
+            // A revision above Int64.max is not one this store wrote: keep the row.
+            return rev < UInt64(c)
         default:
             return false
         }

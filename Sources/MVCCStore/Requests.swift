@@ -27,6 +27,11 @@ public struct RangeRequest: Sendable {
         self.limit = limit
         self.revision = revision
     }
+
+    /// The limit as a count of keys, nil when there is none (0 or negative, as
+    /// etcd reads it). Clients send any Int64: one above `Int.max` is no limit
+    /// either, since no range can hold more keys than that.
+    var positiveLimit: Int? { limit > 0 ? Int(clamping: limit) : nil }
 }
 
 public struct RangeResponse: Sendable, Equatable {

@@ -20,6 +20,13 @@ public struct WatchRequest: Sendable {
     }
 }
 
+extension Event {
+    /// What an event holds in memory while it waits in a watcher's buffer (roughly).
+    var bufferedSize: Int {
+        64 + kv.key.count + kv.value.count + (prevKV.map { $0.key.count + $0.value.count } ?? 0)
+    }
+}
+
 public enum WatchUpdate: Sendable, Equatable {
     /// Events of one or more whole revisions, in revision order.
     case events([Event])
@@ -43,6 +50,8 @@ final class WatchHub: @unchecked Sendable {
         var covered: Int64
         var synced: Bool
         var pending: [Event] = []
+        /// `Event.bufferedSize` of `pending`.
+        var pendingBytes = 0
         var waiter: CheckedContinuation<Void, Never>?
         var canceled = false
         var compactedAt: Int64?
@@ -70,16 +79,50 @@ final class WatchHub: @unchecked Sendable {
         }
     }
 
+    // Lock order: EtcdAPI's `WatchStream.lock`, then `lock` (`sendPeriodicProgress` reads
+    // `Watch.isSynced` under its own lock); no other lock of ours is held when it is taken. Nothing
+    // is taken while `lock` is held: not the store's `published` nor the lessor's lock (the writer calls
+    // `publish` and `compacted` after releasing those), no engine lock (a watcher's history is read
+    // on the reader threads with `lock` released). The only other work under it is resuming a
+    // waiter (`State.wake`), which schedules the waiting task and runs none of it. `Watch` takes it
+    // (`isSynced`, `acknowledge`, `next`, and `next`'s cancellation handler on the cancelling
+    // thread), and so does `Watch.deinit`: dropping the last reference to a watch takes it, which
+    // is safe under any lock since nothing is taken under this one.
+    /// Guards the hub's fields and every field of every `State`. It stays an `NSLock` where the
+    /// rest of the project uses `Mutex`: it guards a graph (the hub and each watcher's `State`
+    /// object, which the watch's consumer holds too), not one value a `Mutex` could own.
     let lock = NSLock()
     var publishedRevision: Int64 = 0
     var compactRevision: Int64 = 0
-    var bufferLimit = 1024
+    /// Events one synced watcher may have waiting for its consumer, and their bytes.
+    var bufferLimit: Int
+    var bufferBytesLimit: Int
+    /// Events all watchers together may have waiting, and their bytes: with
+    /// many slow watchers, each goes unsynced (reads history later) before
+    /// memory grows. (Watchers share the bytes of one event; counted once each.)
+    var totalBufferLimit: Int
+    var totalBufferBytesLimit: Int
+    /// Watchers the hub accepts at once.
+    var maxWatchers: Int
+    /// Events waiting in all buffers (the sum of every `pending.count`), and their bytes.
+    private(set) var buffered = 0
+    private(set) var bufferedBytes = 0
     private var watchers: [ObjectIdentifier: State] = [:]
+
+    init(bufferLimit: Int = 1024, bufferBytesLimit: Int = 4 << 20, totalBufferLimit: Int = 256 << 10,
+         totalBufferBytesLimit: Int = 128 << 20, maxWatchers: Int = 100_000) {
+        self.bufferLimit = bufferLimit
+        self.bufferBytesLimit = bufferBytesLimit
+        self.totalBufferLimit = totalBufferLimit
+        self.totalBufferBytesLimit = totalBufferBytesLimit
+        self.maxWatchers = maxWatchers
+    }
 
     var count: Int { lock.withLock { watchers.count } }
 
-    func add(_ request: WatchRequest) -> State {
-        lock.withLock {
+    func add(_ request: WatchRequest) throws -> State {
+        try lock.withLock {
+            guard watchers.count < maxWatchers else { throw MVCCError.tooManyWatchers(limit: maxWatchers) }
             let s: State
             if request.startRevision <= 0 || request.startRevision > publishedRevision {
                 s = State(request: request, covered: publishedRevision, synced: true)
@@ -95,8 +138,22 @@ final class WatchHub: @unchecked Sendable {
         lock.withLock {
             s.canceled = true
             watchers[ObjectIdentifier(s)] = nil
+            buffered -= s.pending.count
+            bufferedBytes -= s.pendingBytes
+            s.pending = []
+            s.pendingBytes = 0
             s.wake()
         }
+    }
+
+    /// Hands a watcher's buffered events to its consumer. Hub lock held.
+    func take(_ s: State) -> [Event] {
+        let events = s.pending
+        buffered -= events.count
+        bufferedBytes -= s.pendingBytes
+        s.pending = []
+        s.pendingBytes = 0
+        return events
     }
 
     /// Called by the writer, in revision order, after the revisions are durable.
@@ -106,11 +163,17 @@ final class WatchHub: @unchecked Sendable {
                 for s in watchers.values where s.synced && !s.canceled {
                     let mine = events.filter(s.matches)
                     if !mine.isEmpty {
-                        if s.pending.count + mine.count > bufferLimit {
+                        let bytes = mine.reduce(0) { $0 + $1.bufferedSize }
+                        if s.pending.count + mine.count > bufferLimit || buffered + mine.count > totalBufferLimit
+                            || (!s.pending.isEmpty && s.pendingBytes + bytes > bufferBytesLimit)
+                            || (buffered > 0 && bufferedBytes + bytes > totalBufferBytesLimit) {
                             s.synced = false  // the consumer catches up from the store
                             continue
                         }
                         s.pending.append(contentsOf: mine)
+                        s.pendingBytes += bytes
+                        buffered += mine.count
+                        bufferedBytes += bytes
                         s.wake()
                     }
                     s.covered = rev
@@ -136,9 +199,13 @@ final class WatchHub: @unchecked Sendable {
         lock.withLock {
             for s in watchers.values {
                 s.canceled = true
+                s.pending = []
+                s.pendingBytes = 0
                 s.wake()
             }
             watchers.removeAll()
+            buffered = 0
+            bufferedBytes = 0
         }
     }
 }
@@ -148,13 +215,18 @@ final class WatchHub: @unchecked Sendable {
 public final class Watch: @unchecked Sendable {
     private let store: MVCCStore
     let state: WatchHub.State
-    /// Revisions read from the store per catch-up step.
+    /// Revisions read from the store per catch-up step (etcd's watchBatchMaxRevs)...
     private let catchUpRevisions: Int64 = 1000
+    /// ...or fewer, once their events hold this many bytes (whole revisions only).
+    static let catchUpBytes = 1 << 20
 
     init(store: MVCCStore, state: WatchHub.State) {
         self.store = store
         self.state = state
     }
+
+    /// A watch nobody holds any more leaves the hub (and its buffer) with it.
+    deinit { store.hub.remove(state) }
 
     /// Whether every published revision has been handed to the consumer and
     /// acknowledged (what etcd's progress notifications require: a progress
@@ -184,10 +256,8 @@ public final class Watch: @unchecked Sendable {
             if state.canceled { return .done(nil) }
             if let c = state.compactedAt { return .done(.compacted(c)) }
             if !state.pending.isEmpty {
-                let events = state.pending
-                state.pending = []
                 state.unacknowledged = true
-                return .done(.events(events))
+                return .done(.events(hub.take(state)))
             }
             guard !state.synced else { return .wait }
             let from = state.covered + 1
@@ -213,9 +283,13 @@ public final class Watch: @unchecked Sendable {
             case .again:
                 continue
             case .readHistory(let from, let through):
-                let events = try store.history(from: from, through: through, for: state)
+                // On the store's reader threads: a history read blocks on the engine.
+                let (store, state) = (self.store, self.state)
+                let (events, covered) = try await store.readers.run {
+                    try store.history(from: from, through: through, for: state, maxBytes: Watch.catchUpBytes)
+                }
                 hub.lock.withLock {
-                    if state.covered < through { state.covered = through }
+                    if state.covered < covered { state.covered = covered }
                     if !events.isEmpty { state.unacknowledged = true }
                 }
                 if !events.isEmpty { return .events(events) }
@@ -247,19 +321,27 @@ extension MVCCStore {
     public func watch(_ request: WatchRequest) throws -> Watch {
         let compacted = compactedRevision
         if request.startRevision > 0 && request.startRevision < compacted { throw MVCCError.compacted }
-        return Watch(store: self, state: hub.add(request))
+        return Watch(store: self, state: try hub.add(request))
     }
 
     public var watcherCount: Int { hub.count }
 
-    /// Events of revisions [from, through] that the watcher wants, read from the revision log.
-    func history(from: Int64, through: Int64, for s: WatchHub.State) throws -> [Event] {
+    /// Events of revisions [from, through] that the watcher wants, read from
+    /// the revision log, stopping after the first revision that brings them
+    /// to `maxBytes` (a revision is never split); with the last revision read.
+    func history(from: Int64, through: Int64, for s: WatchHub.State, maxBytes: Int = .max) throws -> (events: [Event], through: Int64) {
         do {
             var out: [Event] = []
+            var bytes = 0
+            var last = from - 1
             let it = try db.makeIterator(from: Layout.logKey(from, 0), to: Layout.logKey(through + 1, 0))
             while let (k, v) = try it.next() {
                 guard k.count == 13, let entry = LogEntry.decode(v) else { continue }
-                let rev = Int64(k.readBE64(at: 1))
+                guard let rev = Int64(exactly: k.readBE64(at: 1)) else { continue }
+                if rev != last {
+                    if bytes >= maxBytes { return (out, last) }
+                    last = rev
+                }
                 let kv: KeyValue
                 switch entry.type {
                 case .put:
@@ -274,8 +356,9 @@ extension MVCCStore {
                     e.prevKV = try version(entry.key, at: entry.prevModRevision)?.keyValue(entry.key)
                 }
                 out.append(e)
+                bytes += e.bufferedSize
             }
-            return out
+            return (out, through)
         } catch let e as MVCCError {
             throw e
         } catch {

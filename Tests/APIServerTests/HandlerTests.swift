@@ -28,7 +28,8 @@ final class HandlerFixture: Sendable {
         auth.add(token: Self.userToken, user: UserInfo(name: "alice", groups: ["devs"]))
         handler = APIHandler(store: ObjectStore(wrap(store)), serverAddress: "127.0.0.1:0", authenticator: auth,
                              logger: Logger(label: "test"), watchBuffer: watchBuffer, maxRequestsInflight: maxRequestsInflight,
-                             maxMutatingRequestsInflight: maxMutatingRequestsInflight)
+                             maxMutatingRequestsInflight: maxMutatingRequestsInflight,
+                             disabledAdmissionPlugins: ["StorageObjectInUseProtection"])
         try await APIServer.bootstrap(handler)
     }
 

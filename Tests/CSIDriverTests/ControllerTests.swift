@@ -35,11 +35,31 @@ private func outcome<T>(_ body: () async throws -> T) async -> Result<T, any Err
         }
     }
 
-    @Test func unservedServicesAnswerUnimplemented() async throws {
+    /// ControllerModifyVolume has one mutable parameter, the PV mark the controller manager's
+    /// orphan sweep reads back from ListVolumes.
+    @Test func modifyVolumeMarksThePVOnly() async throws {
         try await withDriver { driver in
-            await expectCode(.unimplemented) {
-                _ = try await driver.controller.controllerModifyVolume(.with { $0.volumeID = "vol-0123456789abcdef0" })
+            let volume = try await driver.createVolume("pvc-mark")
+            await expectCode(.invalidArgument) {
+                _ = try await driver.controller.controllerModifyVolume(.with {
+                    $0.volumeID = volume.volumeID
+                    $0.mutableParameters = ["type": "ssd"]
+                })
             }
+            await expectCode(.notFound) {
+                _ = try await driver.controller.controllerModifyVolume(.with {
+                    $0.volumeID = "vol-0123456789abcdef0"
+                    $0.mutableParameters = ["csi.ballast.dev/pv": "pvc-mark"]
+                })
+            }
+            _ = try await driver.controller.controllerModifyVolume(.with {
+                $0.volumeID = volume.volumeID
+                $0.mutableParameters = ["csi.ballast.dev/pv": "pvc-mark"]
+            })
+            let listed = try await driver.controller.listVolumes(Csi_V1_ListVolumesRequest()).entries.first { $0.volume.volumeID == volume.volumeID }
+            #expect(listed?.volume.volumeContext["csi.ballast.dev/pv"] == "pvc-mark")
+            #expect(listed?.volume.volumeContext["csi.ballast.dev/name"] == "pvc-mark")
+            #expect(listed?.volume.volumeContext["csi.ballast.dev/created-at"] != nil)
         }
     }
 }

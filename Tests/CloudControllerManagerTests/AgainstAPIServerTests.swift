@@ -19,7 +19,7 @@ import TestSupport
         let instance = try await cloud.registerInstance(RegisterInstanceRequest(name: "node-1", zone: "ballast-1b", type: "sim.large"))
         var logger = Logger(label: "test.ccm")
         logger.logLevel = .warning
-        let manager = CloudControllerManager(cloud: cloud, client: client, monitorPeriod: .milliseconds(200), logger: logger)
+        let manager = CloudControllerManagerServer(cloud: cloud, client: client, monitorPeriod: .milliseconds(200), logger: logger)
         let running = Task { await manager.run() }
         defer { running.cancel() }
 

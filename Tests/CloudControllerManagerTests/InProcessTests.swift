@@ -18,7 +18,7 @@ import Testing
             let early = try await cloud.registerInstance(RegisterInstanceRequest(name: "node-a", zone: "ballast-1a", type: "sim.small"))
             var logger = Logger(label: "test.ccm")
             logger.logLevel = .critical
-            let manager = CloudControllerManager(cloud: cloud, client: client, monitorPeriod: .seconds(30), logger: logger)
+            let manager = CloudControllerManagerServer(cloud: cloud, client: client, monitorPeriod: .seconds(30), logger: logger)
             let running = Task { await manager.run() }
             defer { running.cancel() }
 

@@ -1,3 +1,4 @@
+import Synchronization
 import EtcdAPI
 import Foundation
 import MVCCStore
@@ -10,11 +11,10 @@ import TestSupport
 /// BALLAST_STORE_CRASH_CYCLES sets the number of cycles (default 4).
 @Suite(.serialized)
 struct StoreCrashTests {
-    final class Acks: @unchecked Sendable {
-        private let lock = NSLock()
-        private(set) var writes: [String: Int64] = [:]
-        func add(_ key: String, _ rev: Int64) { lock.withLock { writes[key] = rev } }
-        var snapshot: [String: Int64] { lock.withLock { writes } }
+    final class Acks: Sendable {
+        private let writes = Mutex<[String: Int64]>([:])
+        func add(_ key: String, _ rev: Int64) { writes.withLock { $0[key] = rev } }
+        var snapshot: [String: Int64] { writes.withLock { $0 } }
     }
 
     @Test func acknowledgedTransactionsSurviveSIGKILL() async throws {

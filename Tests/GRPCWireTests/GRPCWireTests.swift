@@ -1,3 +1,4 @@
+import Synchronization
 import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
@@ -16,11 +17,14 @@ struct RawBytes: MessageSerializer, MessageDeserializer {
 }
 
 /// Records what streaming handlers saw, for assertions after the call.
-final class Observations: @unchecked Sendable {
-    private let lock = NSLock()
-    private var items: [String] = []
-    func add(_ s: String) { lock.withLock { items.append(s) } }
-    var all: [String] { lock.withLock { items } }
+final class Observations: Sendable {
+    private let state = Mutex<(items: [String], running: Int, peak: Int)>(([], 0, 0))
+    func add(_ s: String) { state.withLock { $0.items.append(s) } }
+    var all: [String] { state.withLock { $0.items } }
+    /// A handler started / finished: `peakRunning` is the most that ran at once.
+    func enter() { state.withLock { $0.running += 1; $0.peak = max($0.peak, $0.running) } }
+    func leave() { state.withLock { $0.running -= 1 } }
+    var peakRunning: Int { state.withLock { $0.peak } }
 }
 
 /// A server with test methods on a free loopback port.
@@ -30,7 +34,7 @@ struct TestServer {
     /// What the streaming handlers saw.
     let seen: Observations
 
-    static func start(maxRequest: Int = 8 << 20) async throws -> TestServer {
+    static func start(maxRequest: Int = 8 << 20, limits: GRPCWireLimits = GRPCWireLimits()) async throws -> TestServer {
         let observations = Observations()
         var router = GRPCRouter()
         router.maxRequestMessageBytes = maxRequest
@@ -68,7 +72,23 @@ struct TestServer {
                 observations.add("hold cancelled")
             }
         })
-        let server = GRPCWireServer(router: router)
+        router.register("/test.Echo/Sleepy", .unaryAsync { request in
+            do {
+                try await Task.sleep(for: .seconds(30))
+            } catch {
+                observations.add("sleepy cancelled")
+                throw error
+            }
+            return request
+        })
+        router.register("/test.Echo/Gauge", .unary { request, responder in
+            observations.enter()
+            DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(200)) {
+                observations.leave()
+                responder.succeed(request)
+            }
+        })
+        let server = GRPCWireServer(router: router, limits: limits)
         let port = try await server.bind(host: "127.0.0.1", port: 0)
         return TestServer(server: server, port: port, seen: observations)
     }

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 @testable import GRPCWire
 import NIOCore
 import NIOHPACK
@@ -10,15 +11,18 @@ import Testing
 // windows, protocol errors) but are entitled to.
 
 /// One frame the server sent.
-struct ReceivedFrame {
+struct ReceivedFrame: Sendable {
     var type: FrameType?
     var flags: UInt8
     var stream: UInt32
     var payload: ByteBuffer
 }
 
-/// A TCP connection that speaks HTTP/2 one frame at a time.
-final class RawHTTP2Connection {
+/// A TCP connection that speaks HTTP/2 one frame at a time. Used by one
+/// task at a time (or by `frames(for:)`'s reader alone).
+final class RawHTTP2Connection: @unchecked Sendable {
+    /// What `frames(for:)`'s background reader collected.
+    let collected = Mutex<(frames: [ReceivedFrame], reading: Bool, closed: Bool)>(([], false, false))
     private let outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
     private var inbound: NIOAsyncChannelInboundStream<ByteBuffer>.AsyncIterator
     private var buffer = ByteBuffer()
@@ -27,19 +31,25 @@ final class RawHTTP2Connection {
     private init(_ channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>) {
         inbound = channel.inbound.makeAsyncIterator()
         outbound = channel.outbound
+        self.channel = channel.channel
     }
+
+    deinit { outbound.finish() }
 
     /// Starts a test server, connects to it, runs `body`, and removes the
     /// connection, its event loop and the server, even when `body` throws.
     static func withServer(_ body: (RawHTTP2Connection) async throws -> Void) async throws {
-        let server = try await TestServer.start()
+        try await withServer(limits: GRPCWireLimits()) { connection, _ in try await body(connection) }
+    }
+
+    /// The same with the server's limits given, and the server (for more connections and observations).
+    static func withServer(limits: GRPCWireLimits, _ body: (RawHTTP2Connection, TestServer) async throws -> Void) async throws {
+        let server = try await TestServer.start(limits: limits)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         do {
-            let channel = try await ClientBootstrap(group: group).connect(host: "127.0.0.1", port: server.port) { channel in
-                channel.eventLoop.makeCompletedFuture { try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel) }
-            }
-            try await body(RawHTTP2Connection(channel))
-            try? await channel.channel.close()
+            let connection = try await connect(port: server.port, group: group)
+            try await body(connection, server)
+            try? await connection.channel.close()
         } catch {
             try? await group.shutdownGracefully()
             await server.server.shutdown()
@@ -47,6 +57,19 @@ final class RawHTTP2Connection {
         }
         try await group.shutdownGracefully()
         await server.server.shutdown()
+    }
+
+    let channel: any Channel
+
+    static func connect(port: Int, group: MultiThreadedEventLoopGroup) async throws -> RawHTTP2Connection {
+        let channel = try await ClientBootstrap(group: group).connect(host: "127.0.0.1", port: port) { channel in
+            channel.eventLoop.makeCompletedFuture { try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel) }
+        }
+        return RawHTTP2Connection(channel)
+    }
+
+    func sendBuffer(_ bytes: ByteBuffer) async throws {
+        try await outbound.write(bytes)
     }
 
     func send(_ build: (inout ByteBuffer) -> Void) async throws {
@@ -148,7 +171,7 @@ struct HTTP2ConnectionTests {
                 }
             }
             #expect(settings[0x4] == 1 << 20, "SETTINGS_INITIAL_WINDOW_SIZE")
-            #expect(settings[0x3] == 10_000, "SETTINGS_MAX_CONCURRENT_STREAMS")
+            #expect(settings[0x3] == 1000, "SETTINGS_MAX_CONCURRENT_STREAMS")
             #expect(connectionCredit == UInt32((16 << 20) - 65_535))
             #expect(acknowledged)
             #expect(pong == [1, 2, 3, 4, 5, 6, 7, 8])

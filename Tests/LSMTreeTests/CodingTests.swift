@@ -1,5 +1,6 @@
 import Testing
 @testable import LSMTree
+import Primitives
 
 @Suite struct CodingTests {
     static let varintCases: [(UInt64, Int)] = [

@@ -1,5 +1,6 @@
 import Testing
 @testable import LSMTree
+import Primitives
 
 /// Drops every key that starts with "dead/".
 struct DeadPrefixFilter: CompactionFilter {

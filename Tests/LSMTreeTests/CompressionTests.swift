@@ -1,6 +1,7 @@
 import Testing
 import TestSupport
 @testable import LSMTree
+import Primitives
 
 @Suite struct CompressionTests {
     /// Writes 20k entries (16-byte keys, 100-byte values: 50 random bytes then 50 zeros), compacts

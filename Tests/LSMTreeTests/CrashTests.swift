@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import TestSupport
 @testable import LSMTree
+import Primitives
 
 /// SIGKILLs a real writer process (`ballast debug lsm-crash-writer`, writing
 /// with sync always from 4 threads) at random moments, reopens the store and

@@ -1,6 +1,7 @@
 import Testing
 import TestSupport
 @testable import LSMTree
+import Primitives
 
 /// Thousands of random operations — puts, deletes, batches, gets, scans in
 /// both directions with random bounds, snapshots, flushes, compactions and

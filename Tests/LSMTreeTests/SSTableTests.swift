@@ -1,6 +1,7 @@
 import Testing
 import TestSupport
 @testable import LSMTree
+import Primitives
 
 @Suite struct SSTableTests {
     struct Input {

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import LSMTree
+import Primitives
 
 /// A temporary directory removed when the value is dropped, even if a test fails.
 final class TempDir {
@@ -51,19 +52,6 @@ extension LSMTree {
         var out: [(String, String)] = []
         while let (k, v) = try it.next() { out.append((string(k)!, string(v)!)) }
         return out
-    }
-}
-
-/// A seeded generator, so that failing model runs can be replayed.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
 

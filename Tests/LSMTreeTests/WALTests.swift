@@ -1,5 +1,6 @@
 import Testing
 @testable import LSMTree
+import Primitives
 
 @Suite struct WALTests {
     /// Writes `records` as log `number` and returns the path and the offset of each record, plus the end.

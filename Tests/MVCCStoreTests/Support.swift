@@ -1,3 +1,4 @@
+import Synchronization
 import Foundation
 import LSMTree
 @testable import MVCCStore
@@ -12,11 +13,10 @@ final class TempDir {
 }
 
 /// A clock the test moves by hand, for lease expiry.
-final class TestClock: @unchecked Sendable {
-    private let lock = NSLock()
-    private var now: Double = 1000
-    func advance(_ seconds: Double) { lock.withLock { now += seconds } }
-    var read: @Sendable () -> Double { { [self] in lock.withLock { now } } }
+final class TestClock: Sendable {
+    private let now = Mutex<Double>(1000)
+    func advance(_ seconds: Double) { now.withLock { $0 += seconds } }
+    var read: @Sendable () -> Double { { [self] in now.withLock { $0 } } }
 }
 
 func b(_ s: String) -> [UInt8] { Array(s.utf8) }

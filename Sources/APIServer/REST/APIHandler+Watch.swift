@@ -2,6 +2,7 @@ import ClusterAPI
 import Foundation
 import HTTPKit
 import MVCCStore
+import Synchronization
 
 extension APIHandler {
     /// One item of a watch response.
@@ -217,13 +218,31 @@ extension APIHandler {
 /// the event's revision and key, so they never go stale; the oldest go beyond `capacity`
 /// entries or `byteCapacity` bytes (objects counted by their stored size, lines by theirs),
 /// so that large objects cannot make the cache hold gigabytes.
-final class WatchEventCache: @unchecked Sendable {
-    private let lock = NSLock()
-    private var objects: [String: JSONValue] = [:]
-    private var lines: [String: Data] = [:]
-    private var order: [(key: String, cost: Int)] = []
-    private var head = 0
-    private var bytes = 0
+final class WatchEventCache: Sendable {
+    private struct Entries {
+        var objects: [String: JSONValue] = [:]
+        var lines: [String: Data] = [:]
+        var order: [(key: String, cost: Int)] = []
+        var head = 0
+        var bytes = 0
+
+        /// Records a new entry and evicts the oldest beyond the capacities.
+        mutating func remember(_ tagged: String, cost: Int, capacity: Int, byteCapacity: Int) {
+            order.append((tagged, cost))
+            bytes += cost
+            while order.count - head > capacity || (bytes > byteCapacity && order.count - head > 1) {
+                let (oldest, oldestCost) = order[head]
+                head += 1
+                bytes -= oldestCost
+                if oldest.hasPrefix("o") { objects[String(oldest.dropFirst())] = nil } else { lines[String(oldest.dropFirst())] = nil }
+            }
+            if head > 4096, head * 2 > order.count {
+                order.removeFirst(head)
+                head = 0
+            }
+        }
+    }
+    private let entries = Mutex(Entries())
     private let capacity: Int
     private let byteCapacity: Int
 
@@ -234,39 +253,27 @@ final class WatchEventCache: @unchecked Sendable {
 
     /// The decoded object of `key`, made by `make` the first time; `cost` is its stored size.
     func object(_ key: String, cost: Int = 0, _ make: () -> JSONValue?) -> JSONValue? {
-        if let hit = lock.withLock({ objects[key] }) { return hit }
+        if let hit = entries.withLock({ $0.objects[key] }) { return hit }
         guard let made = make() else { return nil }
-        lock.withLock {
-            if objects.updateValue(made, forKey: key) == nil { remember("o" + key, cost: cost) }
+        entries.withLock {
+            if $0.objects.updateValue(made, forKey: key) == nil {
+                $0.remember("o" + key, cost: cost, capacity: capacity, byteCapacity: byteCapacity)
+            }
         }
         return made
     }
 
     func line(_ key: String, _ make: () -> Data) -> Data {
-        if let hit = lock.withLock({ lines[key] }) { return hit }
+        if let hit = entries.withLock({ $0.lines[key] }) { return hit }
         let made = make()
-        lock.withLock {
-            if lines.updateValue(made, forKey: key) == nil { remember("l" + key, cost: made.count) }
+        entries.withLock {
+            if $0.lines.updateValue(made, forKey: key) == nil {
+                $0.remember("l" + key, cost: made.count, capacity: capacity, byteCapacity: byteCapacity)
+            }
         }
         return made
     }
 
-    /// Records a new entry and evicts the oldest beyond the capacities (under the lock).
-    private func remember(_ tagged: String, cost: Int) {
-        order.append((tagged, cost))
-        bytes += cost
-        while order.count - head > capacity || (bytes > byteCapacity && order.count - head > 1) {
-            let (oldest, oldestCost) = order[head]
-            head += 1
-            bytes -= oldestCost
-            if oldest.hasPrefix("o") { objects[String(oldest.dropFirst())] = nil } else { lines[String(oldest.dropFirst())] = nil }
-        }
-        if head > 4096, head * 2 > order.count {
-            order.removeFirst(head)
-            head = 0
-        }
-    }
-
     /// Entries and bytes held.
-    var size: (entries: Int, bytes: Int) { lock.withLock { (order.count - head, bytes) } }
+    var size: (entries: Int, bytes: Int) { entries.withLock { ($0.order.count - $0.head, $0.bytes) } }
 }

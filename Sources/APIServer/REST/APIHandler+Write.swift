@@ -16,11 +16,12 @@ extension APIHandler {
         if body["metadata"]?["resourceVersion"]?.stringValue.map({ !$0.isEmpty }) == true {
             throw APIError.badRequest("resourceVersion should not be set on objects to be created: remove metadata.resourceVersion")
         }
-        let object = try Mutation.prepareCreate(body, info: info, namespace: c.attributes.namespace)
+        var object = try Mutation.prepareCreate(body, info: info, namespace: c.attributes.namespace)
         let name = object["metadata"]?["name"]?.stringValue ?? ""
         let namespace = object["metadata"]?["namespace"]?.stringValue
         if info.namespaced, let namespace { try await requireNamespace(namespace) }
         try NodeRestriction.admit(user: c.user, attributes: c.attributes, resource: info, old: nil, new: object)
+        object = try await admitCreate(object, info: info)
         if c.dryRun { return object }
         let lease = info.resource == "events" ? try await leases.lease() : 0
         return try await store.create(info.key(namespace: namespace, name: name), object, lease: lease,
@@ -55,6 +56,7 @@ extension APIHandler {
             let candidate = try transform(stored.object)
             let updated = try Mutation.prepareUpdate(candidate, old: stored.object, info: info, subresource: c.attributes.subresource)
             try NodeRestriction.admit(user: c.user, attributes: c.attributes, resource: info, old: stored.object, new: updated)
+            try await admitUpdate(old: stored.object, new: updated, info: info, subresource: c.attributes.subresource)
             if Mutation.sameObject(updated, stored.object) { return stored.object }
             if c.dryRun { return updated }
             if Self.readyToRemove(updated) {

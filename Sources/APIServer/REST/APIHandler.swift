@@ -18,6 +18,8 @@ public final class APIHandler: Sendable {
     let leases: EventLeases
     /// Longest a non-watch request may run.
     let requestTimeout: Duration
+    /// Admission plugins turned off (kube-apiserver's `--disable-admission-plugins`).
+    let disabledAdmissionPlugins: Set<String>
     /// Default watch duration range, seconds (Kubernetes picks 30–60 minutes at random).
     let watchTimeoutRange: ClosedRange<Int>
     /// Ends every open watch at shutdown.
@@ -37,7 +39,7 @@ public final class APIHandler: Sendable {
                 authenticator: TokenAuthenticator, authorizer: Authorizer = Authorizer(), metrics: APIMetrics = APIMetrics(),
                 logger: Logger, requestTimeout: Duration = .seconds(60), watchTimeoutRange: ClosedRange<Int> = 1800...3600,
                 watchBuffer: WatchBufferLimits = WatchBufferLimits(), maxRequestsInflight: Int = 400,
-                maxMutatingRequestsInflight: Int = 200) {
+                maxMutatingRequestsInflight: Int = 200, disabledAdmissionPlugins: Set<String> = []) {
         self.registry = registry
         self.store = store
         self.discovery = Discovery(registry: registry, serverAddress: serverAddress)
@@ -47,6 +49,7 @@ public final class APIHandler: Sendable {
         self.logger = logger
         self.leases = EventLeases(store: store)
         self.requestTimeout = requestTimeout
+        self.disabledAdmissionPlugins = disabledAdmissionPlugins
         self.watchTimeoutRange = watchTimeoutRange
         self.watchBuffer = watchBuffer
         self.inflight = InflightLimiter(readOnly: maxRequestsInflight, mutating: maxMutatingRequestsInflight)

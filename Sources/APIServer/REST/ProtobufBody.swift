@@ -1,4 +1,5 @@
 import ClusterAPI
+import Primitives
 
 // Kubernetes' protobuf envelope, as `kubectl create namespace` sends it:
 //
@@ -94,16 +95,12 @@ package enum ProtobufBody {
         var position: Int
 
         mutating func varint() throws(Failure) -> UInt64 {
-            var result: UInt64 = 0, shift: UInt64 = 0
-            while position < bytes.count {
-                let b = bytes[position]
-                position += 1
-                result |= UInt64(b & 0x7F) << shift
-                if b < 0x80 { return result }
-                shift += 7
-                if shift > 63 { break }
+            var at = position
+            guard let value = bytes.withUnsafeBytes({ readVarint($0, at: &at) }) else {
+                throw Failure(message: "truncated protobuf varint")
             }
-            throw Failure(message: "truncated protobuf varint")
+            position = at
+            return value
         }
 
         mutating func skip(_ count: Int, field: Int) throws(Failure) {

@@ -31,9 +31,14 @@ public struct APIServerOptions: Sendable {
     public var http = HTTPServerLimits()
     /// How far a watch's client may fall behind before the watch is closed.
     public var watchBuffer = WatchBufferLimits()
+<<<<<<< HEAD
     /// The token presented to kubelets (`pods/log`, `pods/exec`); nil: `pki/kubelet-client.token`,
     /// generated on first start (give it to kubelets as --authentication-token-file).
     public var kubeletClientTokenFile: String?
+=======
+    /// Admission plugins turned off (`StorageAdmission.plugins`).
+    public var disabledAdmissionPlugins: Set<String> = []
+>>>>>>> main
 
     public init(dataDir: String) { self.dataDir = dataDir }
 }
@@ -107,7 +112,8 @@ public final class APIServer: Sendable {
         let handler = APIHandler(store: store, serverAddress: "\(clientHost):\(http.port)", authenticator: authenticator,
                                  logger: logger, requestTimeout: options.requestTimeout, watchBuffer: options.watchBuffer,
                                  maxRequestsInflight: options.maxRequestsInflight,
-                                 maxMutatingRequestsInflight: options.maxMutatingRequestsInflight)
+                                 maxMutatingRequestsInflight: options.maxMutatingRequestsInflight,
+                                 disabledAdmissionPlugins: options.disabledAdmissionPlugins)
         box.handler = handler
         if let file = options.kubeletClientTokenFile {
             guard let token = try SecretFiles.readText(file)?.trimmingCharacters(in: .whitespacesAndNewlines), !token.isEmpty else {

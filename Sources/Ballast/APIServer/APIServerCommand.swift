@@ -37,6 +37,9 @@ struct APIServerCommand: AsyncParsableCommand {
     @Flag(help: "Serve plain HTTP instead of HTTPS (debugging only; kubeconfig gets an http:// server).")
     var insecureHttp = false
 
+    @Option(help: "Admission plugins to turn off, comma-separated: DefaultStorageClass, StorageObjectInUseProtection, PersistentVolumeClaimResize.")
+    var disableAdmissionPlugins: String = ""
+
     @Option(help: "Seconds between store compactions; watch history covers about one interval.")
     var compactionInterval: Int = 300
 
@@ -58,6 +61,10 @@ struct APIServerCommand: AsyncParsableCommand {
     func validate() throws {
         guard (0...65535).contains(securePort) else { throw ValidationError("--secure-port \(securePort): expected 0 to 65535") }
         guard compactionInterval > 0 else { throw ValidationError("--compaction-interval must be positive") }
+        for plugin in disableAdmissionPlugins.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) })
+            where !StorageAdmission.plugins.contains(plugin) {
+            throw ValidationError("--disable-admission-plugins: \(plugin) is not an admission plugin; known: \(StorageAdmission.plugins.sorted().joined(separator: ", "))")
+        }
         for (flag, value) in [("--max-requests-inflight", maxRequestsInflight), ("--max-mutating-requests-inflight", maxMutatingRequestsInflight),
                               ("--max-connections", maxConnections)] where value < 0 {
             throw ValidationError("\(flag) \(value): expected 0 (no limit) or a positive number")
@@ -86,6 +93,7 @@ struct APIServerCommand: AsyncParsableCommand {
         options.http.maxConnections = maxConnections
         options.http.readHeaderTimeout = .seconds(readHeaderTimeout)
         options.http.idleTimeout = .seconds(idleTimeout)
+        options.disabledAdmissionPlugins = Set(disableAdmissionPlugins.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
 
         let kv: any KeyValueStore
         var embedded: MVCCStore?

@@ -8,6 +8,7 @@ import ArgumentParser
 import ClusterAPI
 import EtcdAPI
 import Foundation
+import Synchronization
 
 struct BenchAPIServerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -185,14 +186,13 @@ extension BenchAPIServerCommand {
 }
 
 /// When each write was acknowledged, by "EVENT name".
-private final class AckTimes: @unchecked Sendable {
-    private let lock = NSLock()
-    private var times: [String: UInt64] = [:]
+private final class AckTimes: Sendable {
+    private let times = Mutex<[String: UInt64]>([:])
 
     func record(_ key: String) {
         let now = monotonicNanos()
-        lock.withLock { times[key] = now }
+        times.withLock { $0[key] = now }
     }
 
-    func time(of key: String) -> UInt64? { lock.withLock { times[key] } }
+    func time(of key: String) -> UInt64? { times.withLock { $0[key] } }
 }

@@ -1,5 +1,6 @@
 // One engine's run of the store benchmark: fill, settle, read, scan, then the disk figures.
 import Foundation
+import Primitives
 
 /// Everything measured for one engine.
 struct EngineReport: Sendable {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Primitives
 
 /// The order in which the fill phase writes keys.
 enum KeyOrder: String, CaseIterable, ExpressibleByArgument, Sendable {

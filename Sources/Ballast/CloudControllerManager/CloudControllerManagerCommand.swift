@@ -30,7 +30,7 @@ struct CloudControllerManagerCommand: AsyncParsableCommand {
         let logger = logging.logger("ballast.cloud-controller-manager")
         let client = try api.client()
         let cloud = try cloudOptions.client()
-        let manager = CloudControllerManager(cloud: cloud, client: client,
+        let manager = CloudControllerManagerServer(cloud: cloud, client: client,
                                              monitorPeriod: nodeMonitorPeriod, logger: logger)
         logger.info("running", metadata: ["server": "\(client.connection.server)", "cloud": "\(cloudOptions.cloudUrl)"])
         try await runServices([("cloud-controller-manager", manager)], logger: logger)

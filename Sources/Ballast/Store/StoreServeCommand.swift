@@ -1,6 +1,7 @@
 import ArgumentParser
 import EtcdAPI
 import Foundation
+import GRPCWire
 import Logging
 import LSMTree
 import MVCCStore
@@ -51,6 +52,27 @@ struct StoreServeCommand: AsyncParsableCommand {
     @Option(help: "Acknowledge writes only once on disk (always) or once in the page cache (none).")
     var sync: String = "always"
 
+    @Option(help: "Largest number of concurrent calls (streams) per client connection, as etcd's flag; reset calls still running count.")
+    var maxConcurrentStreams: Int = GRPCWireLimits().maxConcurrentStreams
+
+    @Option(help: "Largest number of client connections open at once (gRPC and HTTP together); more are closed as accepted.")
+    var maxConnections: Int = GRPCWireLimits().maxConnections
+
+    @Option(help: "Request bytes one connection may make the server hold (received, not yet answered); its client waits beyond it.")
+    var maxConnectionBufferedBytes: Int = GRPCWireLimits().maxConnectionBufferedBytes
+
+    @Option(help: "Seconds a new connection has to send the HTTP/2 preface and SETTINGS (or an HTTP/1 request).")
+    var handshakeTimeout: Int = 10
+
+    @Option(help: "Seconds after which a connection with no call open is sent GOAWAY and closed (0: never).")
+    var maxConnectionIdle: Int = 300
+
+    @Option(help: "Largest number of watches open at once in the store (all clients).")
+    var maxWatchers: Int = MVCCOptions().maxWatchers
+
+    @Option(help: "Size of the engine's memtable (bytes); the engine holds up to three of them in memory.")
+    var memtableBytes: Int = MVCCOptions().engine.writeBufferSize
+
     @OptionGroup var logging: LoggingOptions
 
     func validate() throws {
@@ -66,6 +88,11 @@ struct StoreServeCommand: AsyncParsableCommand {
         guard maxRequestBytes > 0, maxTxnOps > 0, progressNotifyInterval > 0 else {
             throw ValidationError("--max-request-bytes, --max-txn-ops and --progress-notify-interval must be positive")
         }
+        guard maxConcurrentStreams > 0, maxConnections > 0, maxConnectionBufferedBytes > 0, handshakeTimeout > 0, maxWatchers > 0 else {
+            throw ValidationError("--max-concurrent-streams, --max-connections, --max-connection-buffered-bytes, --handshake-timeout and --max-watchers must be positive")
+        }
+        guard maxConnectionIdle >= 0 else { throw ValidationError("--max-connection-idle must be 0 (never) or positive") }
+        guard memtableBytes >= 1 << 20 else { throw ValidationError("--memtable-bytes \(memtableBytes): at least 1 MiB (1048576)") }
     }
 
     func run() async throws {
@@ -75,9 +102,11 @@ struct StoreServeCommand: AsyncParsableCommand {
         options.engine.syncMode = SyncMode(rawValue: sync)!
         options.quotaBytes = quotaBackendBytes
         options.maxTxnOps = maxTxnOps
+        options.maxWatchers = maxWatchers
+        options.engine.writeBufferSize = memtableBytes
         let store: MVCCStore
         do {
-            try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
+            // The engine creates the directory (and missing parents) itself, 0700 as etcd's.
             store = try MVCCStore.open(path: dataDir, options: options)
         } catch {
             throw ValidationError("cannot open the store in --data-dir \(dataDir): \(error)")
@@ -88,6 +117,11 @@ struct StoreServeCommand: AsyncParsableCommand {
         config.name = name
         config.maxRequestBytes = maxRequestBytes
         config.progressNotifyInterval = .seconds(progressNotifyInterval)
+        config.limits.maxConcurrentStreams = maxConcurrentStreams
+        config.limits.maxConnections = maxConnections
+        config.limits.maxConnectionBufferedBytes = maxConnectionBufferedBytes
+        config.limits.handshakeTimeout = .seconds(Int64(handshakeTimeout))
+        config.limits.idleTimeout = maxConnectionIdle == 0 ? nil : .seconds(Int64(maxConnectionIdle))
         if let m = listenMetricsUrls.flatMap({ parseClientURL($0) }) {
             config.metricsHost = m.0
             config.metricsPort = m.1

@@ -153,6 +153,10 @@ final class CloudDatabase {
                            [.text(state.rawValue), failure.map(SQLiteValue.text) ?? .null, .text(id)])
     }
 
+    func setDiskTags(_ id: String, _ tags: [String: String]) throws {
+        try connection.run("UPDATE disks SET tags = ? WHERE id = ?", [.text(json(tags)), .text(id)])
+    }
+
     func setDiskSize(_ id: String, _ size: Int64) throws {
         try connection.run("UPDATE disks SET size_bytes = ? WHERE id = ?", [.integer(size), .text(id)])
     }

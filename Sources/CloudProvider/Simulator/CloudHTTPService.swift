@@ -140,6 +140,8 @@ public struct CloudHTTPService: Sendable {
         case (.POST, "disks/{id}/detach"):
             let body = try decode(DetachRequest.self, request)
             return accepted(try await cloud.detachDisk(id: id, instanceId: body.instanceId, force: body.force ?? false))
+        case (.POST, "disks/{id}/tags"):
+            return json(try await cloud.tagDisk(id: id, tags: try decode(TagRequest.self, request).tags))
         case (.POST, "disks/{id}/resize"):
             return accepted(try await cloud.resizeDisk(id: id, sizeBytes: try decode(ResizeRequest.self, request).sizeBytes))
 
@@ -226,4 +228,9 @@ struct DetachRequest: Codable {
 
 struct ResizeRequest: Codable {
     var sizeBytes: Int64
+}
+
+/// `POST /v1/disks/{id}/tags`: tags added to (or changed on) the disk.
+struct TagRequest: Codable {
+    var tags: [String: String]
 }

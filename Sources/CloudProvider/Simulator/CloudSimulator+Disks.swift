@@ -64,6 +64,16 @@ extension CloudSimulator {
         return paged(try database.disks(filter, after: after, limit: limit + 1), limit: limit, id: \.id)
     }
 
+    public func tagDisk(id: String, tags: [String: String]) async throws -> Disk {
+        try injectFault(.describe)
+        try CloudValidation.checkTags(tags)
+        let disk = try disk(id, parameter: "id")
+        let merged = disk.tags.merging(tags) { $1 }
+        try CloudValidation.checkTags(merged)
+        try database.transaction { try database.setDiskTags(id, merged) }
+        return try self.disk(id, parameter: "id")
+    }
+
     public func deleteDisk(id: String) async throws -> CloudOperation {
         try injectFault(.delete)
         let disk = try disk(id, parameter: "id")

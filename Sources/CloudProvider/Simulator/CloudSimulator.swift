@@ -18,6 +18,7 @@
 import Foundation
 import HostSystem
 import Logging
+import Primitives
 
 public actor CloudSimulator: CloudProvider {
     public let configuration: SimulatorConfiguration

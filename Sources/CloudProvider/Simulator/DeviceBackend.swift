@@ -3,6 +3,7 @@
 // for tests of the code above the cloud. Paths are built here from validated ids only.
 import Foundation
 import HostSystem
+import Synchronization
 
 public protocol DeviceBackend: Sendable {
     /// Makes the disk's backing file: a sparse file of `sizeBytes`, or a copy of `source`
@@ -150,57 +151,60 @@ public struct LoopDeviceBackend: DeviceBackend {
 }
 
 /// No files, no devices: attachments get made-up device paths. For tests of the layers above.
-public final class MemoryDeviceBackend: DeviceBackend, @unchecked Sendable {
-    private let lock = NSLock()
-    private var disks: [String: Int64] = [:]
-    private var snapshots: Set<String> = []
-    private var devices: [String: String] = [:]  // device path -> disk id
-    private var nextDevice = 0
+public final class MemoryDeviceBackend: DeviceBackend, Sendable {
+    private struct State {
+        var disks: [String: Int64] = [:]
+        var snapshots: Set<String> = []
+        var devices: [String: String] = [:]  // device path -> disk id
+        var nextDevice = 0
+        var mounted: Set<String> = []
+    }
+    private let state = Mutex(State())
+
     /// Device paths a test has declared mounted: detaching them needs force.
     public var mounted: Set<String> {
-        get { lock.withLock { _mounted } }
-        set { lock.withLock { _mounted = newValue } }
+        get { state.withLock { $0.mounted } }
+        set { state.withLock { $0.mounted = newValue } }
     }
-    private var _mounted: Set<String> = []
 
     public init() {}
 
     public func createDisk(zone: String, diskId: String, sizeBytes: Int64, copying source: DataSource?) async throws {
-        lock.withLock { disks[diskId] = sizeBytes }
+        state.withLock { $0.disks[diskId] = sizeBytes }
     }
-    public func deleteDisk(zone: String, diskId: String) async throws { _ = lock.withLock { disks.removeValue(forKey: diskId) } }
-    public func diskExists(zone: String, diskId: String) -> Bool { lock.withLock { disks[diskId] != nil } }
+    public func deleteDisk(zone: String, diskId: String) async throws { _ = state.withLock { $0.disks.removeValue(forKey: diskId) } }
+    public func diskExists(zone: String, diskId: String) -> Bool { state.withLock { $0.disks[diskId] != nil } }
     public func resizeDisk(zone: String, diskId: String, sizeBytes: Int64, devicePath: String?) async throws {
-        lock.withLock { disks[diskId] = sizeBytes }
+        state.withLock { $0.disks[diskId] = sizeBytes }
     }
     public func attach(zone: String, diskId: String, readOnly: Bool) async throws -> String {
-        lock.withLock {
-            if let existing = devices.first(where: { $0.value == diskId })?.key { return existing }
-            nextDevice += 1
-            let path = "/dev/memory\(nextDevice)"
-            devices[path] = diskId
+        state.withLock { state in
+            if let existing = state.devices.first(where: { $0.value == diskId })?.key { return existing }
+            state.nextDevice += 1
+            let path = "/dev/memory\(state.nextDevice)"
+            state.devices[path] = diskId
             return path
         }
     }
     public func detach(devicePath: String, zone: String, diskId: String, force: Bool) async throws {
-        try lock.withLock {
-            if !force, _mounted.contains(devicePath) {
+        try state.withLock { state in
+            if !force, state.mounted.contains(devicePath) {
                 throw CloudError(.inUse, "disk \(diskId) is in use on \(devicePath) (mounted): unmount it first, or detach with force")
             }
-            devices.removeValue(forKey: devicePath)
+            state.devices.removeValue(forKey: devicePath)
         }
     }
-    public func busyReason(devicePath: String) -> String? { lock.withLock { _mounted.contains(devicePath) ? "mounted" : nil } }
-    public func deviceBacks(devicePath: String, zone: String, diskId: String) -> Bool { lock.withLock { devices[devicePath] == diskId } }
+    public func busyReason(devicePath: String) -> String? { state.withLock { $0.mounted.contains(devicePath) ? "mounted" : nil } }
+    public func deviceBacks(devicePath: String, zone: String, diskId: String) -> Bool { state.withLock { $0.devices[devicePath] == diskId } }
     public func createSnapshot(snapshotId: String, zone: String, diskId: String, devicePath: String?) async throws {
-        _ = lock.withLock { snapshots.insert(snapshotId) }
+        _ = state.withLock { $0.snapshots.insert(snapshotId) }
     }
-    public func deleteSnapshot(snapshotId: String) async throws { _ = lock.withLock { snapshots.remove(snapshotId) } }
-    public func snapshotExists(snapshotId: String) -> Bool { lock.withLock { snapshots.contains(snapshotId) } }
+    public func deleteSnapshot(snapshotId: String) async throws { _ = state.withLock { $0.snapshots.remove(snapshotId) } }
+    public func snapshotExists(snapshotId: String) -> Bool { state.withLock { $0.snapshots.contains(snapshotId) } }
 
     /// The made-up device paths now attached.
-    public var attachedDevices: [String] { lock.withLock { devices.keys.sorted() } }
+    public var attachedDevices: [String] { state.withLock { $0.devices.keys.sorted() } }
 
     /// Forgets every device, as a reboot would.
-    public func simulateReboot() { lock.withLock { devices.removeAll() } }
+    public func simulateReboot() { state.withLock { $0.devices.removeAll() } }
 }

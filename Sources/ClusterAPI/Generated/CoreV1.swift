@@ -1955,6 +1955,152 @@ public struct Pod: APIObject {
     }
 }
 
+/// A label (or field) requirement of a node selector term (core/v1 `NodeSelectorRequirement`).
+public struct NodeSelectorRequirement: Sendable, Hashable, Codable, PreservesUnknownFields {
+    /// `key`: the label key (or field name) it selects on.
+    public var key: String
+    /// `operator`: `In`, `NotIn`, `Exists`, `DoesNotExist`, `Gt` or `Lt`.
+    public var `operator`: String
+    /// `values`: for `In`/`NotIn` one or more, for `Gt`/`Lt` one integer, otherwise none.
+    public var values: [String]?
+    /// Members not modelled above, written back verbatim.
+    public var unknownFields: [String: JSONValue]
+
+    /// Creates a value; every field defaults to absent or empty.
+    public init(
+        key: String = "",
+        `operator`: String = "",
+        values: [String]? = nil
+    ) {
+        self.key = key
+        self.`operator` = `operator`
+        self.values = values
+        self.unknownFields = [:]
+    }
+
+    static let knownKeys: Set<String> = ["key", "operator", "values"]
+
+    /// Decodes, keeping unknown members.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: JSONKey.self)
+        key = try container.decodeIfPresent(String.self, forKey: "key") ?? ""
+        `operator` = try container.decodeIfPresent(String.self, forKey: "operator") ?? ""
+        values = try container.decodeIfPresent([String].self, forKey: "values")
+        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+    }
+
+    /// Encodes set fields plus unknown members.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: JSONKey.self)
+        try container.encodeUnknownFields(unknownFields, excluding: Self.knownKeys)
+        try container.encode(key, forKey: "key")
+        try container.encode(`operator`, forKey: "operator")
+        try container.encodeIfPresent(values, forKey: "values")
+    }
+}
+
+/// Requirements that must all hold (core/v1 `NodeSelectorTerm`).
+public struct NodeSelectorTerm: Sendable, Hashable, Codable, PreservesUnknownFields {
+    /// `matchExpressions` over node labels.
+    public var matchExpressions: [NodeSelectorRequirement]?
+    /// `matchFields` over node fields (`metadata.name`).
+    public var matchFields: [NodeSelectorRequirement]?
+    /// Members not modelled above, written back verbatim.
+    public var unknownFields: [String: JSONValue]
+
+    /// Creates a value; every field defaults to absent or empty.
+    public init(
+        matchExpressions: [NodeSelectorRequirement]? = nil,
+        matchFields: [NodeSelectorRequirement]? = nil
+    ) {
+        self.matchExpressions = matchExpressions
+        self.matchFields = matchFields
+        self.unknownFields = [:]
+    }
+
+    static let knownKeys: Set<String> = ["matchExpressions", "matchFields"]
+
+    /// Decodes, keeping unknown members.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: JSONKey.self)
+        matchExpressions = try container.decodeIfPresent([NodeSelectorRequirement].self, forKey: "matchExpressions")
+        matchFields = try container.decodeIfPresent([NodeSelectorRequirement].self, forKey: "matchFields")
+        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+    }
+
+    /// Encodes set fields plus unknown members.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: JSONKey.self)
+        try container.encodeUnknownFields(unknownFields, excluding: Self.knownKeys)
+        try container.encodeIfPresent(matchExpressions, forKey: "matchExpressions")
+        try container.encodeIfPresent(matchFields, forKey: "matchFields")
+    }
+}
+
+/// Terms of which at least one must hold (core/v1 `NodeSelector`).
+public struct NodeSelector: Sendable, Hashable, Codable, PreservesUnknownFields {
+    /// `nodeSelectorTerms`, ORed.
+    public var nodeSelectorTerms: [NodeSelectorTerm]
+    /// Members not modelled above, written back verbatim.
+    public var unknownFields: [String: JSONValue]
+
+    /// Creates a value; every field defaults to absent or empty.
+    public init(
+        nodeSelectorTerms: [NodeSelectorTerm] = []
+    ) {
+        self.nodeSelectorTerms = nodeSelectorTerms
+        self.unknownFields = [:]
+    }
+
+    static let knownKeys: Set<String> = ["nodeSelectorTerms"]
+
+    /// Decodes, keeping unknown members.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: JSONKey.self)
+        nodeSelectorTerms = try container.decodeIfPresent([NodeSelectorTerm].self, forKey: "nodeSelectorTerms") ?? []
+        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+    }
+
+    /// Encodes set fields plus unknown members.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: JSONKey.self)
+        try container.encodeUnknownFields(unknownFields, excluding: Self.knownKeys)
+        try container.encode(nodeSelectorTerms, forKey: "nodeSelectorTerms")
+    }
+}
+
+/// The nodes a volume can be used from (core/v1 `VolumeNodeAffinity`).
+public struct VolumeNodeAffinity: Sendable, Hashable, Codable, PreservesUnknownFields {
+    /// `required`: nodes that can access the volume.
+    public var required: NodeSelector?
+    /// Members not modelled above, written back verbatim.
+    public var unknownFields: [String: JSONValue]
+
+    /// Creates a value; every field defaults to absent or empty.
+    public init(
+        required: NodeSelector? = nil
+    ) {
+        self.required = required
+        self.unknownFields = [:]
+    }
+
+    static let knownKeys: Set<String> = ["required"]
+
+    /// Decodes, keeping unknown members.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: JSONKey.self)
+        required = try container.decodeIfPresent(NodeSelector.self, forKey: "required")
+        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+    }
+
+    /// Encodes set fields plus unknown members.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: JSONKey.self)
+        try container.encodeUnknownFields(unknownFields, excluding: Self.knownKeys)
+        try container.encodeIfPresent(required, forKey: "required")
+    }
+}
+
 /// A volume provided by a CSI driver (core/v1 `CSIPersistentVolumeSource`).
 public struct CSIPersistentVolumeSource: Sendable, Hashable, Codable, PreservesUnknownFields {
     /// `driver`: the CSI driver name.
@@ -2061,8 +2207,8 @@ public struct PersistentVolumeSpec: Sendable, Hashable, Codable, PreservesUnknow
     public var mountOptions: [String]?
     /// `volumeMode`: `Filesystem` or `Block`.
     public var volumeMode: String?
-    /// `nodeAffinity`, raw JSON.
-    public var nodeAffinity: JSONValue?
+    /// `nodeAffinity`: the nodes that can use the volume.
+    public var nodeAffinity: VolumeNodeAffinity?
     /// `volumeAttributesClassName`.
     public var volumeAttributesClassName: String?
     /// Members not modelled above, written back verbatim.
@@ -2079,7 +2225,7 @@ public struct PersistentVolumeSpec: Sendable, Hashable, Codable, PreservesUnknow
         storageClassName: String? = nil,
         mountOptions: [String]? = nil,
         volumeMode: String? = nil,
-        nodeAffinity: JSONValue? = nil,
+        nodeAffinity: VolumeNodeAffinity? = nil,
         volumeAttributesClassName: String? = nil
     ) {
         self.capacity = capacity
@@ -2110,7 +2256,7 @@ public struct PersistentVolumeSpec: Sendable, Hashable, Codable, PreservesUnknow
         storageClassName = try container.decodeIfPresent(String.self, forKey: "storageClassName")
         mountOptions = try container.decodeIfPresent([String].self, forKey: "mountOptions")
         volumeMode = try container.decodeIfPresent(String.self, forKey: "volumeMode")
-        nodeAffinity = try container.decodeIfPresent(JSONValue.self, forKey: "nodeAffinity")
+        nodeAffinity = try container.decodeIfPresent(VolumeNodeAffinity.self, forKey: "nodeAffinity")
         volumeAttributesClassName = try container.decodeIfPresent(String.self, forKey: "volumeAttributesClassName")
         unknownFields = try container.unknownFields(excluding: Self.knownKeys)
     }

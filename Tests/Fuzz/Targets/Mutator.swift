@@ -1,18 +1,6 @@
 // A seeded mutator for the targets, so that `make test` fuzzes without libFuzzer and a failure
 // is reproduced exactly by its seed (`ballast-fuzz run TARGET --seed S`).
-
-/// SplitMix64 (Steele, Lea, Flood 2014): small, fast, seeded.
-public struct FuzzRandom: RandomNumberGenerator, Sendable {
-    private var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+import Primitives
 
 /// Mutates corpus inputs the way libFuzzer's default mutators do, in a simpler form: bit and
 /// byte flips, inserted and erased runs, "interesting" integers (0, -1, the extremes, as
@@ -20,12 +8,12 @@ public struct FuzzRandom: RandomNumberGenerator, Sendable {
 public struct FuzzMutator: Sendable {
     public let corpus: [[UInt8]]
     public let maxLength: Int
-    public var random: FuzzRandom
+    package var random: SplitMix64
 
     public init(corpus: [[UInt8]], maxLength: Int, seed: UInt64) {
         self.corpus = corpus.isEmpty ? [[]] : corpus
         self.maxLength = max(1, maxLength)
-        self.random = FuzzRandom(seed: seed)
+        self.random = SplitMix64(seed: seed)
     }
 
     static let interesting: [[UInt8]] = [

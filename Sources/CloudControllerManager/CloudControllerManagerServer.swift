@@ -7,7 +7,7 @@ import CloudProvider
 import Logging
 import ServiceLifecycle
 
-public struct CloudControllerManager: ServiceLifecycle.Service {
+public struct CloudControllerManagerServer: ServiceLifecycle.Service {
     public let controller: NodeController
     public let client: KubeClient
     public let monitorPeriod: Duration

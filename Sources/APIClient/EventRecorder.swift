@@ -1,0 +1,233 @@
+// core/v1 Events as client-go's tools/record writes them, so `kubectl describe` shows what a
+// controller did in Kubernetes' words.
+//
+//   recorder.event(pvc, .warning, "ProvisioningFailed", "…")      never blocks, never throws
+//        │  (bounded buffer of 1000; full: the event is dropped and counted)
+//        v
+//   writer task ── correlator ──┬─ first time: POST  name = <object>.<hex unix nanos>, count 1
+//                               └─ repeat (same source, object, type, reason, message):
+//                                  PATCH count+1, lastTimestamp (404: POST a new one)
+//
+// The correlator is client-go's: an LRU of the events written (key: source, involved object,
+// type, reason, message) that turns a repeat into a count patch, and an aggregator that, after
+// 10 events of one object and reason with different messages within 10 minutes, writes further
+// ones as a single "(combined from similar events): …" event. Transport failures are retried
+// (12 tries, 10 s apart by default, as client-go); a refusal from the server is not.
+import ClusterAPI
+import Foundation
+import Logging
+import Synchronization
+
+/// `Normal` or `Warning`.
+public enum EventType: String, Sendable {
+    case normal = "Normal"
+    case warning = "Warning"
+}
+
+/// An object reference for `involvedObject`: kind, namespace, name, uid, apiVersion and
+/// resourceVersion of `object`.
+public func objectReference<T: APIObject>(_ object: T) -> ObjectReference {
+    ObjectReference(kind: T.defaultKind, namespace: object.metadata.namespace, name: object.metadata.name,
+                    uid: object.metadata.uid, apiVersion: T.defaultAPIVersion, resourceVersion: object.metadata.resourceVersion)
+}
+
+/// Writes core/v1 Events for one component (`source.component`) on one host.
+public final class EventRecorder: Sendable {
+    /// How the recorder retries and aggregates (client-go's values by default).
+    public struct Options: Sendable {
+        /// Events waiting to be written before new ones are dropped.
+        public var bufferSize = 1000
+        /// Write attempts per event when the API server cannot be reached.
+        public var maxTries = 12
+        /// Pause between attempts.
+        public var retryInterval: Duration = .seconds(10)
+        /// Distinct messages of one object and reason before they are combined.
+        public var maxSimilarEvents = 10
+        /// Window in which similar events are counted.
+        public var similarEventsWindow: Duration = .seconds(600)
+        /// Events remembered for count patches.
+        public var cacheSize = 4096
+
+        public init() {}
+    }
+
+    public let component: String
+    public let host: String
+    private let client: KubeClient
+    private let options: Options
+    private let logger: Logger
+    private let stream: AsyncStream<Event>
+    private let continuation: AsyncStream<Event>.Continuation
+    private let state = Mutex(State())
+
+    private struct State {
+        var dropped = 0
+        var written = 0
+        var pending = 0
+    }
+
+    public init(client: KubeClient, component: String, host: String = ProcessInfo.processInfo.hostName,
+                options: Options = Options(), logger: Logger) {
+        self.client = client
+        self.component = component
+        self.host = host
+        self.options = options
+        self.logger = logger
+        (stream, continuation) = AsyncStream<Event>.makeStream(bufferingPolicy: .bufferingOldest(options.bufferSize))
+    }
+
+    /// Records an event about `object`. Returns at once; the event is written in the background.
+    public func event<T: APIObject>(_ object: T, _ type: EventType, _ reason: String, _ message: String) {
+        event(reference: objectReference(object), type, reason, message)
+    }
+
+    /// Records an event about the object `reference` names.
+    public func event(reference: ObjectReference, _ type: EventType, _ reason: String, _ message: String) {
+        let now = Date()
+        let name = "\(reference.name ?? "").\(String(UInt64(max(0, now.timeIntervalSince1970 * 1e9)), radix: 16))"
+        // Events about cluster-scoped objects live in `default`, as client-go puts them.
+        let namespace = (reference.namespace ?? "").isEmpty ? "default" : reference.namespace!
+        let event = Event(metadata: ObjectMeta(name: name, namespace: namespace), involvedObject: reference, reason: reason,
+                          message: String(message.prefix(1024)), source: EventSource(component: component, host: host),
+                          firstTimestamp: Time(now), lastTimestamp: Time(now), count: 1, type: type.rawValue,
+                          reportingComponent: component, reportingInstance: host)
+        state.withLock { $0.pending += 1 }
+        if case .dropped = continuation.yield(event) {
+            state.withLock {
+                $0.dropped += 1
+                $0.pending -= 1
+            }
+            logger.warning("event buffer full; event dropped", metadata: ["reason": "\(reason)", "object": "\(reference.name ?? "")"])
+        }
+    }
+
+    /// Events dropped because the buffer was full.
+    public var droppedCount: Int { state.withLock { $0.dropped } }
+    /// Events written (created or patched).
+    public var writtenCount: Int { state.withLock { $0.written } }
+    /// Events recorded but not yet written or given up.
+    public var pendingCount: Int { state.withLock { $0.pending } }
+
+    /// Writes recorded events until the task is cancelled.
+    public func run() async {
+        var correlator = EventCorrelator(options: options)
+        for await event in stream {
+            if Task.isCancelled { break }
+            let (correlated, patch) = correlator.correlate(event)
+            for attempt in 1...max(1, options.maxTries) {
+                if let written = await write(correlated, patch: patch) {
+                    if let written { correlator.remember(written) }
+                    break
+                }
+                if attempt == options.maxTries || Task.isCancelled {
+                    logger.warning("giving up writing an event", metadata: ["reason": "\(event.reason ?? "")"])
+                    break
+                }
+                try? await Task.sleep(for: options.retryInterval)
+            }
+            state.withLock { $0.pending -= 1 }
+        }
+    }
+
+    /// Stops accepting events; `run` returns once the buffer is written.
+    public func finish() { continuation.finish() }
+
+    /// nil: retry (transport failure); .some(nil): done without a stored event; .some(event): written.
+    private func write(_ event: Event, patch: Bool) async -> Event?? {
+        do {
+            if patch {
+                do {
+                    let written = try await client.mergePatch(Event.self, name: event.metadata.name ?? "", namespace: event.metadata.namespace,
+                                                              patch: ["count": .integer(Int64(event.count ?? 1)),
+                                                                      "lastTimestamp": .string(event.lastTimestamp?.rfc3339 ?? ""),
+                                                                      "message": .string(event.message ?? "")])
+                    state.withLock { $0.written += 1 }
+                    return .some(written)
+                } catch let error as APIError where error.isNotFound {
+                    // Expired or deleted: write it anew below.
+                }
+            }
+            var fresh = event
+            fresh.metadata.resourceVersion = nil
+            let written = try await client.create(fresh)
+            state.withLock { $0.written += 1 }
+            return .some(written)
+        } catch let error as APIError {
+            if case .status = error {
+                if !error.isAlreadyExists {
+                    logger.warning("server rejected event (will not retry)", metadata: ["reason": "\(event.reason ?? "")", "error": "\(error)"])
+                }
+                return .some(nil)
+            }
+            return nil
+        } catch {
+            return nil
+        }
+    }
+}
+
+/// client-go's EventCorrelator: aggregation of similar events and count patches of repeats.
+struct EventCorrelator {
+    private let options: EventRecorder.Options
+    /// Full key (with message) → the last event written under it.
+    private var seen: [String: Event] = [:]
+    private var order: [String] = []
+    /// Key without message → messages seen in the window and when the last came.
+    private var similar: [String: (messages: Set<String>, last: ContinuousClock.Instant)] = [:]
+
+    init(options: EventRecorder.Options) { self.options = options }
+
+    static func key(_ event: Event, message: Bool = true) -> String {
+        let object = event.involvedObject
+        var parts = [event.source?.component ?? "", event.source?.host ?? "", object.kind ?? "", object.namespace ?? "", object.name ?? "",
+                     object.uid ?? "", object.apiVersion ?? "", event.type ?? "", event.reason ?? ""]
+        if message { parts.append(event.message ?? "") }
+        return parts.joined(separator: "\u{0}")
+    }
+
+    /// The event to write and whether it patches an earlier one.
+    mutating func correlate(_ incoming: Event) -> (Event, patch: Bool) {
+        var event = incoming
+        let group = Self.key(event, message: false)
+        let now = ContinuousClock.now
+        var record = similar[group] ?? (messages: [], last: now)
+        if now - record.last > options.similarEventsWindow { record.messages = [] }
+        record.messages.insert(event.message ?? "")
+        record.last = now
+        var key = Self.key(event)
+        if record.messages.count >= options.maxSimilarEvents {
+            record.messages.remove(event.message ?? "")
+            event.message = "(combined from similar events): " + (event.message ?? "")
+            key = group
+        }
+        similar[group] = record
+        if let last = seen[key] {
+            event.count = (last.count ?? 1) + 1
+            event.firstTimestamp = last.firstTimestamp
+            event.metadata.name = last.metadata.name
+            event.metadata.resourceVersion = last.metadata.resourceVersion
+            seen[key] = event
+            return (event, true)
+        }
+        store(key, event)
+        return (event, false)
+    }
+
+    /// Keeps the server's copy (its name and count) for the next repeat.
+    mutating func remember(_ written: Event) {
+        let key = Self.key(written)
+        if seen[key] != nil || written.message?.hasPrefix("(combined from similar events): ") == true {
+            let stored = written.message?.hasPrefix("(combined from similar events): ") == true ? Self.key(written, message: false) : key
+            seen[stored] = written
+        }
+    }
+
+    private mutating func store(_ key: String, _ event: Event) {
+        if seen[key] == nil { order.append(key) }
+        seen[key] = event
+        if order.count > options.cacheSize {
+            let evicted = order.removeFirst()
+            seen[evicted] = nil
+        }
+    }
+}

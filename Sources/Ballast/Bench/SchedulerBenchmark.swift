@@ -1,0 +1,402 @@
+// `ballast bench scheduler`: scheduler_perf's shape on this machine. A real `ballast apiserver`
+// (embedded store) per workload; fake Nodes and CSINodes written by the benchmark (no kubelets);
+// the scheduler (`SchedulerServer`) in this process; pods created 32 at a time while it runs.
+// Workloads: `basic` (pods with requests), `csi-pvs` (each pod with a pre-bound CSI PV, attach
+// limit 39 per node), `wffc` (each pod with an unbound WaitForFirstConsumer claim; a stub in
+// this process answers provisioning). The floor, measured in the same API server first: the
+// same number of pods bound directly with `POST pods/{name}/binding`, no decision.
+import APIClient
+import ArgumentParser
+import ClusterAPI
+import Foundation
+import Logging
+import Scheduler
+
+struct BenchSchedulerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "scheduler",
+        abstract: "Pods scheduled per second and per-pod latency (basic, csi-pvs, wffc), beside the API server's own bind throughput."
+    )
+
+    @Option(help: "Fake nodes.")
+    var nodes: Int = 500
+
+    @Option(help: "Pods per workload.")
+    var pods: Int = 2000
+
+    @Option(help: "Workloads, comma-separated: basic, csi-pvs, wffc.")
+    var workloads: String = "basic,csi-pvs,wffc"
+
+    @Option(help: "The scheduler's --parallelism.")
+    var parallelism: Int = 16
+
+    @Option(help: "Write pods scheduled over time to this SVG file.")
+    var plot: String?
+
+    @Option(help: "Working directory (a new /tmp/ballast-bench-sched-* by default; removed at the end).")
+    var dir: String?
+
+    @OptionGroup var logging: LoggingOptions
+
+    static let known = ["basic", "csi-pvs", "wffc"]
+
+    func validate() throws {
+        guard (1...5000).contains(nodes) else { throw ValidationError("--nodes \(nodes): expected 1 to 5000") }
+        guard (1...20000).contains(pods) else { throw ValidationError("--pods \(pods): expected 1 to 20000") }
+        for name in selected where !Self.known.contains(name) {
+            throw ValidationError("--workloads: \"\(name)\" is not one of \(Self.known.joined(separator: ", "))")
+        }
+    }
+
+    var selected: [String] { workloads.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }
+
+    func run() async throws {
+        let root = dir ?? "/tmp/ballast-bench-sched-" + UUID().uuidString.prefix(6).lowercased()
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        let logger = logging.logger("ballast.bench", defaultLevel: .warning)
+        print("ballast bench scheduler: \(nodes) nodes, \(pods) pods per workload, parallelism \(parallelism), in \(root)\n")
+        var results: [SchedulerBenchResult] = []
+        for workload in selected {
+            let run = SchedulerBenchRun(root: "\(root)/\(workload)", workload: workload, nodes: nodes, pods: pods,
+                                        parallelism: parallelism, logger: logger)
+            do {
+                results.append(try await run.run())
+            } catch {
+                await run.stop()
+                throw error
+            }
+            await run.stop()
+        }
+        if dir == nil { try? FileManager.default.removeItem(atPath: root) }
+        print(SchedulerBenchResult.report(results, nodes: nodes, pods: pods))
+        if let plot {
+            try SchedulerBenchResult.svg(results).write(toFile: plot, atomically: true, encoding: .utf8)
+            print("\npods scheduled over time written to \(plot)")
+        }
+    }
+}
+
+struct SchedulerBenchResult {
+    var workload: String
+    var podsPerSecond: Double
+    var latencies: [Double]
+    var floorPerSecond: Double
+    /// Seconds from the first creation at which each pod was seen bound, in order.
+    var boundTimes: [Double]
+
+    static func percentile(_ values: [Double], _ q: Double) -> Double? {
+        ControllersBenchResult.percentile(values, q)
+    }
+
+    static func report(_ results: [SchedulerBenchResult], nodes: Int, pods: Int) -> String {
+        var table = TextTable([("workload", .left), ("pods/s", .right), ("p50", .right), ("p99", .right), ("bind floor/s", .right),
+                               ("vs floor", .right), ("target", .left), ("met", .left)])
+        for result in results {
+            let ratio = result.floorPerSecond > 0 ? result.podsPerSecond / result.floorPerSecond : 0
+            let target: Double = result.workload == "basic" ? 300 : result.workload == "csi-pvs" ? 100 : 0
+            let met = result.podsPerSecond >= target && ratio >= 0.5
+            table.append([result.workload, fixed(result.podsPerSecond, 1),
+                          percentile(result.latencies, 0.5).map { fixed($0 * 1000, 1) + " ms" } ?? "-",
+                          percentile(result.latencies, 0.99).map { fixed($0 * 1000, 1) + " ms" } ?? "-",
+                          fixed(result.floorPerSecond, 1), fixed(ratio, 2) + "×",
+                          target > 0 ? "≥ \(Int(target)) pods/s, ≥ 0.5× floor" : "≥ 0.5× floor", met ? "yes" : "NO"])
+        }
+        var text = table.render()
+        if nodes != 500 || pods != 2000 {
+            text += "\n(the targets are defined at --nodes 500 --pods 2000; this run used --nodes \(nodes) --pods \(pods))"
+        }
+        return text
+    }
+
+    static func svg(_ results: [SchedulerBenchResult]) -> String {
+        let width = 640.0, height = 360.0, margin = 50.0
+        let colors = ["#1f77b4", "#d62728", "#2ca02c"]
+        let maxTime = max(results.flatMap(\.boundTimes).max() ?? 1, 0.001)
+        let maxCount = Double(results.map(\.boundTimes.count).max() ?? 1)
+        var out = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(height))\" font-family=\"sans-serif\" font-size=\"11\">\n"
+        out += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
+        let x0 = margin, y0 = height - margin, plotWidth = width - 2 * margin, plotHeight = height - 2 * margin
+        out += "<text x=\"\(x0)\" y=\"20\" font-weight=\"bold\">pods scheduled over time</text>\n"
+        out += "<line x1=\"\(x0)\" y1=\"\(y0)\" x2=\"\(x0 + plotWidth)\" y2=\"\(y0)\" stroke=\"black\"/>\n"
+        out += "<line x1=\"\(x0)\" y1=\"\(y0)\" x2=\"\(x0)\" y2=\"\(y0 - plotHeight)\" stroke=\"black\"/>\n"
+        for tick in 0...4 {
+            out += "<text x=\"\(x0 + plotWidth * Double(tick) / 4 - 10)\" y=\"\(y0 + 15)\">\(fixed(maxTime * Double(tick) / 4, 1)) s</text>\n"
+            out += "<text x=\"\(x0 - 40)\" y=\"\(y0 - plotHeight * Double(tick) / 4 + 4)\">\(Int(maxCount * Double(tick) / 4))</text>\n"
+        }
+        for (index, result) in results.enumerated() {
+            let color = colors[index % colors.count]
+            let points = result.boundTimes.enumerated().map { rank, time in
+                "\(fixed(x0 + plotWidth * time / maxTime, 1)),\(fixed(y0 - plotHeight * Double(rank + 1) / maxCount, 1))"
+            }
+            out += "<polyline fill=\"none\" stroke=\"\(color)\" stroke-width=\"1.5\" points=\"\(points.joined(separator: " "))\"/>\n"
+            out += "<text x=\"\(x0 + 10)\" y=\"\(y0 - plotHeight + 14 * Double(index))\" fill=\"\(color)\">\(result.workload)</text>\n"
+        }
+        return out + "</svg>\n"
+    }
+}
+
+/// One workload on a fresh API server.
+final class SchedulerBenchRun: @unchecked Sendable {
+    let root: String
+    let workload: String
+    let nodeCount: Int
+    let podCount: Int
+    let parallelism: Int
+    let logger: Logger
+    private var apiserver: BenchProcess?
+    private var client: KubeClient!
+    private var tasks: [Task<Void, Never>] = []
+    let driver = "loop.csi.ballast.dev"
+
+    init(root: String, workload: String, nodes: Int, pods: Int, parallelism: Int, logger: Logger) {
+        self.root = root
+        self.workload = workload
+        nodeCount = nodes
+        podCount = pods
+        self.parallelism = parallelism
+        self.logger = logger
+    }
+
+    func stop() async {
+        for task in tasks { task.cancel() }
+        for task in tasks { await task.value }
+        tasks.removeAll()
+        await apiserver?.stop()
+        apiserver = nil
+    }
+
+    func run() async throws -> SchedulerBenchResult {
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        try await startAPIServer()
+        print("[\(workload)] nodes…")
+        try await concurrently(nodeCount, width: 16) { index in try await self.makeNode(index) }
+        print("[\(workload)] floor: \(podCount) pods bound directly…")
+        let floor = try await measureFloor()
+        print("[\(workload)] storage objects…")
+        try await makeStorage()
+        var configuration = SchedulerConfiguration()
+        configuration.leaderElect = false
+        configuration.parallelism = parallelism
+        configuration.seed = 42
+        var schedulerLogger = Logger(label: "ballast.scheduler")
+        schedulerLogger.logLevel = logger.logLevel == .warning ? .error : logger.logLevel
+        let scheduler = SchedulerServer(client: client, configuration: configuration, logger: schedulerLogger)
+        tasks.append(Task { try? await scheduler.run() })
+        if workload == "wffc" { tasks.append(Task { await self.stubProvisioner() }) }
+        while !scheduler.isRunning { try await Task.sleep(for: .milliseconds(50)) }
+        let watcher = BoundWatcher(client: client, namespace: "default", prefix: "pod-")
+        tasks.append(Task { await watcher.run() })
+        try await Task.sleep(for: .milliseconds(200))
+        print("[\(workload)] scheduling \(podCount) pods…")
+        let start = ContinuousClock.now
+        let created = LockedInstants()
+        try await concurrently(podCount, width: 32) { index in
+            _ = try await self.client.create(self.makePod(index))
+            created.set("pod-\(index)", .now)
+        }
+        let deadline = ContinuousClock.now + .seconds(600)
+        while await watcher.count < podCount {
+            guard ContinuousClock.now < deadline else {
+                throw BenchFailure("\(workload): only \(await watcher.count) of \(podCount) pods bound after 10 minutes")
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        let bound = await watcher.bound
+        let last = bound.values.max() ?? start
+        let createdAt = created.all
+        let latencies = bound.compactMap { name, at in createdAt[name].map { max((at - $0).seconds, 0) } }
+        return SchedulerBenchResult(workload: workload, podsPerSecond: Double(podCount) / max((last - start).seconds, 0.001),
+                                    latencies: latencies, floorPerSecond: floor,
+                                    boundTimes: bound.values.map { ($0 - start).seconds }.sorted())
+    }
+
+    private func startAPIServer() async throws {
+        let port = BenchCluster.freePort()
+        let process = try BenchProcess("apiserver", arguments: ["apiserver", "--data-dir", root + "/api", "--secure-port", "\(port)",
+                                                                "--bind-address", "127.0.0.1", "--log-level", "warning"],
+                                       log: root + "/apiserver.log")
+        apiserver = process
+        let kubeconfig = root + "/api/admin.kubeconfig"
+        let deadline = ContinuousClock.now + .seconds(60)
+        while ContinuousClock.now < deadline, process.isRunning {
+            if FileManager.default.fileExists(atPath: kubeconfig), let client = try? KubeClient(try Connection.kubeconfig(at: kubeconfig)),
+               (try? await client.send(.GET, "/readyz"))?.status.code == 200 {
+                self.client = client
+                return
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw BenchFailure("the API server did not become ready: see \(root)/apiserver.log")
+    }
+
+    private func makeNode(_ index: Int) async throws {
+        let name = "node-\(index)"
+        let zone = "zone-\(index % 3)"
+        var node = Node(metadata: ObjectMeta(name: name, labels: ["topology.kubernetes.io/zone": zone, "kubernetes.io/hostname": name]))
+        let resources = ["cpu": try Quantity("32"), "memory": try Quantity("128Gi"), "pods": try Quantity("110")]
+        let created = try await client.create(node)
+        node = created
+        node.status.capacity = resources
+        node.status.allocatable = resources
+        node.status.conditions = [NodeCondition(type: "Ready", status: "True", lastHeartbeatTime: Time.now(), lastTransitionTime: Time.now())]
+        _ = try await client.updateStatus(node)
+        _ = try await client.create(CSINode(metadata: ObjectMeta(name: name), spec: CSINodeSpec(drivers: [
+            CSINodeDriver(name: driver, nodeID: name, topologyKeys: ["topology.kubernetes.io/zone"], allocatable: VolumeNodeResources(count: 39)),
+        ])))
+    }
+
+    /// Pods of no scheduler, bound straight to nodes round robin: what the API server can do alone.
+    private func measureFloor() async throws -> Double {
+        try await concurrently(podCount, width: 32) { index in
+            var pod = Pod(metadata: ObjectMeta(name: "floor-\(index)", namespace: "default"))
+            pod.spec.containers = [Container(name: "app", image: "busybox")]
+            pod.spec.schedulerName = "bench-floor"
+            _ = try await self.client.create(pod)
+        }
+        let start = ContinuousClock.now
+        try await concurrently(podCount, width: 32) { index in
+            try await self.client.bind(pod: "floor-\(index)", namespace: "default", uid: nil, to: "node-\(index % self.nodeCount)")
+        }
+        return Double(podCount) / max((ContinuousClock.now - start).seconds, 0.001)
+    }
+
+    private func makeStorage() async throws {
+        switch workload {
+        case "csi-pvs":
+            try await concurrently(podCount, width: 16) { index in
+                var claim = PersistentVolumeClaim(metadata: ObjectMeta(name: "claim-\(index)", namespace: "default",
+                                                                       annotations: [SchedulerNames.bindCompleted: "yes"]))
+                claim.spec.accessModes = ["ReadWriteOnce"]
+                claim.spec.resources = VolumeResourceRequirements(requests: ["storage": try Quantity("1Gi")])
+                claim.spec.storageClassName = ""
+                claim.spec.volumeName = "pv-\(index)"
+                let created = try await self.client.create(claim)
+                var volume = PersistentVolume(metadata: ObjectMeta(name: "pv-\(index)"))
+                volume.spec.capacity = ["storage": try Quantity("1Gi")]
+                volume.spec.accessModes = ["ReadWriteOnce"]
+                volume.spec.storageClassName = ""
+                volume.spec.persistentVolumeReclaimPolicy = "Retain"
+                volume.spec.csi = CSIPersistentVolumeSource(driver: self.driver, volumeHandle: "disk-\(index)")
+                volume.spec.claimRef = ObjectReference(kind: "PersistentVolumeClaim", namespace: "default", name: "claim-\(index)",
+                                                       uid: created.metadata.uid, apiVersion: "v1")
+                _ = try await self.client.create(volume)
+            }
+        case "wffc":
+            _ = try await client.create(StorageClass(metadata: ObjectMeta(name: "wffc"), provisioner: driver, reclaimPolicy: "Delete",
+                                                     volumeBindingMode: "WaitForFirstConsumer"))
+            try await concurrently(podCount, width: 16) { index in
+                var claim = PersistentVolumeClaim(metadata: ObjectMeta(name: "claim-\(index)", namespace: "default"))
+                claim.spec.accessModes = ["ReadWriteOnce"]
+                claim.spec.resources = VolumeResourceRequirements(requests: ["storage": try Quantity("1Gi")])
+                claim.spec.storageClassName = "wffc"
+                _ = try await self.client.create(claim)
+            }
+        default:
+            break
+        }
+    }
+
+    private func makePod(_ index: Int) throws -> Pod {
+        var pod = Pod(metadata: ObjectMeta(name: "pod-\(index)", namespace: "default"))
+        var container = Container(name: "app", image: "busybox")
+        container.resources = ResourceRequirements(requests: ["cpu": try Quantity("100m"), "memory": try Quantity("500Mi")])
+        pod.spec.containers = [container]
+        if workload != "basic" {
+            pod.spec.volumes = [Volume(name: "data", persistentVolumeClaim: PersistentVolumeClaimVolumeSource(claimName: "claim-\(index)"))]
+        }
+        return pod
+    }
+
+    /// Answers provisioning as a CSI provisioner and the PV binder would: a claim with
+    /// `selected-node` gets a PV in that node's zone, bound to it.
+    private func stubProvisioner() async {
+        var done: Set<String> = []
+        while !Task.isCancelled {
+            do {
+                let stream = try await client.watch(PersistentVolumeClaim.self, namespace: "default")
+                for try await event in stream {
+                    guard let claim = event.object, let node = claim.metadata.annotations?[SchedulerNames.selectedNode],
+                          (claim.spec.volumeName ?? "").isEmpty, let name = claim.metadata.name, !done.contains(name) else { continue }
+                    done.insert(name)
+                    var volume = PersistentVolume(metadata: ObjectMeta(name: "pv-\(name)"))
+                    volume.spec.capacity = ["storage": try Quantity("1Gi")]
+                    volume.spec.accessModes = ["ReadWriteOnce"]
+                    volume.spec.storageClassName = "wffc"
+                    volume.spec.persistentVolumeReclaimPolicy = "Delete"
+                    volume.spec.csi = CSIPersistentVolumeSource(driver: driver, volumeHandle: "disk-\(name)")
+                    volume.spec.claimRef = ObjectReference(kind: "PersistentVolumeClaim", namespace: "default", name: name,
+                                                           uid: claim.metadata.uid, apiVersion: "v1")
+                    volume.spec.nodeAffinity = VolumeNodeAffinity(required: NodeSelector(nodeSelectorTerms: [NodeSelectorTerm(
+                        matchExpressions: [NodeSelectorRequirement(key: "kubernetes.io/hostname", operator: "In", values: [node])])]))
+                    let client = self.client!
+                    Task {
+                        _ = try? await client.create(volume)
+                        var bound = claim
+                        bound.spec.volumeName = "pv-\(name)"
+                        bound.metadata.annotations?[SchedulerNames.bindCompleted] = "yes"
+                        _ = try? await client.update(bound)
+                    }
+                }
+            } catch {
+                try? await Task.sleep(for: .milliseconds(200))
+            }
+        }
+    }
+
+    /// Runs `body` for 0..<count, at most `width` at once.
+    private func concurrently(_ count: Int, width: Int, _ body: @escaping @Sendable (Int) async throws -> Void) async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            var next = 0
+            while next < min(width, count) {
+                let index = next
+                group.addTask { try await body(index) }
+                next += 1
+            }
+            while try await group.next() != nil {
+                if next < count {
+                    let index = next
+                    group.addTask { try await body(index) }
+                    next += 1
+                }
+            }
+        }
+    }
+}
+
+/// When each pod named `prefix…` was first seen with a node (by watching).
+actor BoundWatcher {
+    let client: KubeClient
+    let namespace: String
+    let prefix: String
+    private(set) var bound: [String: ContinuousClock.Instant] = [:]
+
+    init(client: KubeClient, namespace: String, prefix: String) {
+        self.client = client
+        self.namespace = namespace
+        self.prefix = prefix
+    }
+
+    var count: Int { bound.count }
+
+    func run() async {
+        while !Task.isCancelled {
+            do {
+                let stream = try await client.watch(Pod.self, namespace: namespace)
+                for try await event in stream {
+                    guard let pod = event.object, let name = pod.metadata.name, name.hasPrefix(prefix),
+                          !(pod.spec.nodeName ?? "").isEmpty, bound[name] == nil else { continue }
+                    bound[name] = .now
+                }
+            } catch {
+                try? await Task.sleep(for: .milliseconds(200))
+            }
+        }
+    }
+}
+
+final class LockedInstants: @unchecked Sendable {
+    private let lock = NSLock()
+    private var values: [String: ContinuousClock.Instant] = [:]
+    func set(_ key: String, _ value: ContinuousClock.Instant) { lock.withLock { values[key] = value } }
+    var all: [String: ContinuousClock.Instant] { lock.withLock { values } }
+}

@@ -1,0 +1,83 @@
+import APIClient
+import ArgumentParser
+import ControllerManager
+import Foundation
+import Logging
+
+/// `ballast controller-manager`: the PV binder, the built-in CSI sidecars (provisioner,
+/// attacher, resizer), attach/detach, protection and node lifecycle, between the API server
+/// (through a kubeconfig) and a CSI controller plugin (through its socket).
+struct ControllerManagerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "controller-manager",
+        abstract: "Bind, provision, attach, resize and protect volumes; watch node health (see docs/controllers.md)."
+    )
+
+    @OptionGroup var api: KubeconfigOptions
+    @OptionGroup var logging: LoggingOptions
+
+    @Option(help: "The CSI controller plugin's socket, unix:///path/csi.sock (needed by csi-provisioner, csi-attacher, csi-resizer).")
+    var csiEndpoint: String?
+
+    @Option(help: "Controllers to run: * for all, a name to add one, -name to remove one (\(ControllerName.allCases.map(\.rawValue).sorted().joined(separator: ", "))).")
+    var controllers: String = "*"
+
+    @Option(help: "How often every object is looked at again, missed events or not.")
+    var resync: Duration = .seconds(15)
+
+    @Option(help: "How long to wait for an unhealthy node to unmount a volume before detaching it anyway.")
+    var maxWaitForUnmount: Duration = .seconds(360)
+
+    @Option(help: "How long a node may go without renewing its Lease before it is marked Ready=Unknown.")
+    var nodeMonitorGracePeriod: Duration = .seconds(40)
+
+    @Option(help: "How often node health is checked.")
+    var nodeMonitorPeriod: Duration = .seconds(5)
+
+    @Option(help: "How long pods without their own toleration stay on an unreachable or not-ready node.")
+    var podEvictionTimeout: Duration = .seconds(300)
+
+    @Option(help: "A volume that never got a PV and whose claim is gone is deleted once older than this.")
+    var orphanGracePeriod: Duration = .seconds(600)
+
+    @Option(help: "Longest a single CSI call may take.")
+    var csiTimeout: Duration = .seconds(15)
+
+    @OptionGroup var leaderElection: LeaderElectionOptions
+
+    func validate() throws {
+        do { _ = try ControllerManagerConfiguration.parseControllers(controllers) } catch { throw ValidationError("\(error)") }
+        for (flag, value) in [("--resync", resync), ("--max-wait-for-unmount", maxWaitForUnmount),
+                              ("--node-monitor-grace-period", nodeMonitorGracePeriod), ("--node-monitor-period", nodeMonitorPeriod),
+                              ("--csi-timeout", csiTimeout)] where value <= .zero {
+            throw ValidationError("\(flag) \(value): expected a positive duration like 15s")
+        }
+    }
+
+    func run() async throws {
+        let logger = logging.logger("ballast.controller-manager")
+        let client = try api.client()
+        var configuration = ControllerManagerConfiguration()
+        configuration.controllers = try ControllerManagerConfiguration.parseControllers(controllers)
+        configuration.resync = resync
+        configuration.maxWaitForUnmount = maxWaitForUnmount
+        configuration.nodeMonitorGracePeriod = nodeMonitorGracePeriod
+        configuration.nodeMonitorPeriod = nodeMonitorPeriod
+        configuration.podEvictionTimeout = podEvictionTimeout
+        configuration.orphanGracePeriod = orphanGracePeriod
+        configuration.leaderElect = leaderElection.leaderElect
+        leaderElection.apply(to: &configuration.leaderElection)
+        var plugin: GRPCCSIPlugin?
+        if let csiEndpoint {
+            do { plugin = try GRPCCSIPlugin(endpoint: csiEndpoint, timeout: csiTimeout) } catch { throw ValidationError("\(error)") }
+        } else if configuration.controllers.contains(where: \.needsCSI) {
+            throw ValidationError("--csi-endpoint is needed by \(configuration.controllers.filter(\.needsCSI).map(\.rawValue).sorted().joined(separator: ", ")); give it, or leave them out with --controllers '*,-csi-provisioner,-csi-attacher,-csi-resizer'")
+        }
+        let server = ControllerManagerServer(client: client, csi: plugin, configuration: configuration, logger: logger)
+        logger.info("running", metadata: ["server": "\(client.connection.server)", "csi": "\(csiEndpoint ?? "-")",
+                                          "leaderElect": "\(leaderElection.leaderElect)"])
+        try await runServices([("controller-manager", server)], logger: logger)
+        plugin?.close()
+        logger.info("stopped")
+    }
+}

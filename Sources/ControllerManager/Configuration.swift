@@ -1,0 +1,78 @@
+// What `ballast controller-manager` runs and how: the controllers (kube-controller-manager's
+// `--controllers` syntax), their timings and the leader election.
+import APIClient
+
+/// The controllers, by the names `--controllers` takes.
+public enum ControllerName: String, CaseIterable, Sendable, Comparable {
+    case persistentVolumeBinder = "persistentvolume-binder"
+    case provisioner = "csi-provisioner"
+    case attachDetach = "attachdetach"
+    case attacher = "csi-attacher"
+    case resizer = "csi-resizer"
+    case pvcProtection = "pvc-protection"
+    case pvProtection = "pv-protection"
+    case nodeLifecycle = "nodelifecycle"
+
+    public static func < (a: ControllerName, b: ControllerName) -> Bool { a.rawValue < b.rawValue }
+
+    /// Whether it needs the CSI controller socket.
+    public var needsCSI: Bool { [.provisioner, .attacher, .resizer].contains(self) }
+}
+
+/// A `--controllers` value could not be read.
+public struct ControllerSelectionError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+}
+
+public struct ControllerManagerConfiguration: Sendable {
+    /// The controllers that run.
+    public var controllers: Set<ControllerName> = Set(ControllerName.allCases)
+    /// How often every informer replays its cache (every object is looked at again).
+    public var resync: Duration = .seconds(15)
+    /// How long the attach/detach controller waits for an unhealthy node to unmount before it
+    /// detaches anyway.
+    public var maxWaitForUnmount: Duration = .seconds(360)
+    /// How long a node may stay silent before it is Ready=Unknown.
+    public var nodeMonitorGracePeriod: Duration = .seconds(40)
+    /// How often the node lifecycle controller looks at every node.
+    public var nodeMonitorPeriod: Duration = .seconds(5)
+    /// How long pods without their own toleration stay on an unreachable or not-ready node.
+    public var podEvictionTimeout: Duration = .seconds(300)
+    /// A disk without a PV and without a claim is swept only when older than this.
+    public var orphanGracePeriod: Duration = .seconds(600)
+    /// How often the orphan sweep runs.
+    public var orphanSweepPeriod: Duration = .seconds(60)
+    /// Concurrent provisioning calls (external-provisioner's `--worker-threads`).
+    public var provisionerWorkers = 16
+    /// Concurrent attach calls (external-attacher's `--worker-threads`).
+    public var attacherWorkers = 10
+    /// Hold a Lease in kube-system so that only one instance acts.
+    public var leaderElect = true
+    public var leaderElection = LeaderElectionConfig(name: "ballast-controller-manager")
+    /// Event retry timings (client-go's by default).
+    public var events = EventRecorder.Options()
+
+    public init() {}
+
+    /// kube-controller-manager's `--controllers`: a comma-separated list where `*` means every
+    /// controller, `name` adds one and `-name` removes one (`*,-nodelifecycle`).
+    public static func parseControllers(_ text: String) throws -> Set<ControllerName> {
+        var selected: Set<ControllerName> = []
+        var removed: Set<ControllerName> = []
+        for raw in text.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !raw.isEmpty {
+            if raw == "*" {
+                selected.formUnion(ControllerName.allCases)
+                continue
+            }
+            let negated = raw.hasPrefix("-")
+            let name = negated ? String(raw.dropFirst()) : raw
+            guard let controller = ControllerName(rawValue: name) else {
+                throw ControllerSelectionError(description: "--controllers: \"\(name)\" is not a known controller; known: \(ControllerName.allCases.map(\.rawValue).sorted().joined(separator: ", "))")
+            }
+            if negated { removed.insert(controller) } else { selected.insert(controller) }
+        }
+        return selected.subtracting(removed)
+    }
+}
+
+import Foundation

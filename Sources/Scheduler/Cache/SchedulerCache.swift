@@ -1,0 +1,204 @@
+// The scheduler's cache: `ClusterState` behind a lock, fed by the informers' events, plus the
+// pods waiting for this scheduler. Assumed pods count on their node from the moment a cycle
+// chooses it until the informer shows the binding (or the binding fails and they are
+// forgotten). Every change to volumes or claims wakes the binding cycles waiting in PreBind.
+import ClusterAPI
+import Synchronization
+
+final class SchedulerCache: Sendable {
+    let schedulerName: String
+    private let state = Mutex(ClusterState())
+    /// Pods of this scheduler without a node, by key.
+    private let pending = Mutex([String: Pod]())
+    /// Wakes the PreBind waits when their claims, or the volumes that name them, change.
+    let claimChanges = ClaimSignal()
+
+    init(schedulerName: String) {
+        self.schedulerName = schedulerName
+    }
+
+    /// A copy of the state (copy-on-write: cheap until either side changes).
+    func snapshot() -> ClusterState { state.withLock { $0 } }
+
+    func pendingPod(_ key: String) -> Pod? { pending.withLock { $0[key] } }
+
+    // MARK: Pods
+
+    /// Whether `pod` waits for this scheduler.
+    func isPending(_ pod: Pod) -> Bool {
+        (pod.spec.nodeName ?? "").isEmpty && (pod.spec.schedulerName ?? SchedulerNames.defaultScheduler) == schedulerName
+            && pod.metadata.deletionTimestamp == nil && pod.status.phase != "Succeeded" && pod.status.phase != "Failed"
+            && (pod.spec.schedulingGates ?? []).isEmpty
+    }
+
+    /// A pod was added or changed. Returns whether it now waits for this scheduler.
+    @discardableResult
+    func podChanged(_ pod: Pod) -> Bool {
+        let info = PodInfo(pod)
+        if isPending(pod) {
+            pending.withLock { $0[info.key] = pod }
+            return true
+        }
+        pending.withLock { $0[info.key] = nil }
+        state.withLock { state in
+            if info.nodeName.isEmpty {
+                // Our own status write on an assumed pod, before the binding shows: keep it.
+                if !state.assumed.contains(info.key) { state.unplace(info.key) }
+                return
+            }
+            // A terminal pod frees its node (place() drops it); one being deleted still holds it.
+            state.place(info)
+        }
+        return false
+    }
+
+    func podDeleted(_ pod: Pod) {
+        let key = PodInfo(pod).key
+        pending.withLock { $0[key] = nil }
+        state.withLock { $0.unplace(key) }
+    }
+
+    /// Places `pod` on `node` before the binding is written, with its volume reservations.
+    /// Fails (nil) when the node no longer fits it in the current state.
+    func assume(_ pod: PendingPod, on node: String) -> VolumePlan? {
+        state.withLock { state in
+            guard let plan = Algorithm.recheck(pod, node: node, state) else { return nil }
+            var info = pod.info
+            info.nodeName = node
+            state.place(info)
+            state.assumed.insert(info.key)
+            for (claim, volume) in plan.staticBindings {
+                state.reserve(VolumeReservation(claimKey: claim, volume: volume, node: node, podKey: info.key))
+            }
+            for claim in plan.provisions { state.reserve(VolumeReservation(claimKey: claim, volume: nil, node: node, podKey: info.key)) }
+            return plan
+        }
+    }
+
+    /// The binding failed: the pod and its reservations are no longer counted.
+    func forget(_ podKey: String) {
+        state.withLock { state in
+            if state.assumed.contains(podKey) { state.unplace(podKey) }
+            state.releaseReservations(of: podKey)
+        }
+    }
+
+    /// PreBind finished: the claims are bound and the informers show it.
+    func releaseReservations(of podKey: String) {
+        state.withLock { $0.releaseReservations(of: podKey) }
+    }
+
+    // MARK: Other objects
+
+    func nodeChanged(_ node: Node) { state.withLock { $0.setNode(node) } }
+    func nodeDeleted(_ node: Node) { state.withLock { $0.removeNode(node.metadata.name ?? "") } }
+
+    func claimChanged(_ claim: PersistentVolumeClaim) {
+        state.withLock { $0.claims[claim.cacheKey] = claim }
+        claimChanges.fire(claim.cacheKey)
+    }
+
+    func claimDeleted(_ claim: PersistentVolumeClaim) {
+        state.withLock { $0.claims[claim.cacheKey] = nil }
+        claimChanges.fire(claim.cacheKey)
+    }
+
+    func volumeChanged(_ volume: PersistentVolume) {
+        let old = state.withLock { state -> PersistentVolume? in
+            defer { state.setVolume(volume) }
+            return state.volumes[volume.metadata.name ?? ""]
+        }
+        for claim in Set([old?.claimKey, volume.claimKey].compactMap { $0 }) { claimChanges.fire(claim) }
+    }
+
+    func volumeDeleted(_ volume: PersistentVolume) {
+        state.withLock { $0.removeVolume(volume.metadata.name ?? "") }
+        if let claim = volume.claimKey { claimChanges.fire(claim) }
+    }
+
+    func classChanged(_ storageClass: StorageClass, deleted: Bool = false) {
+        state.withLock { $0.classes[storageClass.metadata.name ?? ""] = deleted ? nil : storageClass }
+    }
+
+    func csiNodeChanged(_ csiNode: CSINode, deleted: Bool = false) {
+        state.withLock { $0.csiNodes[csiNode.metadata.name ?? ""] = deleted ? nil : csiNode }
+    }
+
+    func attachmentChanged(_ attachment: VolumeAttachment, deleted: Bool = false) {
+        let name = attachment.metadata.name ?? ""
+        state.withLock { state in
+            if deleted || attachment.status?.attached != true || attachment.spec.source.persistentVolumeName == nil {
+                state.attachments[name] = nil
+            } else {
+                state.attachments[name] = (attachment.spec.source.persistentVolumeName!, attachment.spec.nodeName)
+            }
+        }
+    }
+}
+
+/// "This claim changed", per claim key ("namespace/name"), that PreBind waits on with a bound:
+/// woken by the watch, not by polling, and only for its own claims — one PV or claim event wakes
+/// the one binding cycle it concerns, not all of them (with thousands waiting, a broadcast made
+/// every event cost as many re-checks).
+final class ClaimSignal: Sendable {
+    private struct State {
+        var generations: [String: UInt64] = [:]
+        var waiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
+        var byKey: [String: Set<UInt64>] = [:]
+        var keysOf: [UInt64: [String]] = [:]
+        var nextID: UInt64 = 0
+
+        mutating func remove(_ id: UInt64) -> CheckedContinuation<Void, Never>? {
+            for key in keysOf.removeValue(forKey: id) ?? [] {
+                byKey[key]?.remove(id)
+                if byKey[key]?.isEmpty == true { byKey[key] = nil }
+            }
+            return waiters.removeValue(forKey: id)
+        }
+    }
+    private let state = Mutex(State())
+
+    /// A number that changes whenever one of `keys` changes.
+    func generation(_ keys: [String]) -> UInt64 {
+        state.withLock { state in keys.reduce(0) { $0 &+ (state.generations[$1] ?? 0) } }
+    }
+
+    func fire(_ key: String) {
+        let woken = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            state.generations[key, default: 0] &+= 1
+            return (state.byKey[key] ?? []).compactMap { state.remove($0) }
+        }
+        for waiter in woken { waiter.resume() }
+    }
+
+    /// Returns once one of `keys` changed after `generation` was read, after `timeout`, or on
+    /// cancellation.
+    func wait(for keys: [String], since generation: UInt64, timeout: Duration) async {
+        let id = state.withLock { state -> UInt64 in
+            state.nextID += 1
+            return state.nextID
+        }
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                await withTaskCancellationHandler {
+                    await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                        let resumeNow = self.state.withLock { state -> Bool in
+                            let current = keys.reduce(UInt64(0)) { $0 &+ (state.generations[$1] ?? 0) }
+                            if current != generation || Task.isCancelled { return true }
+                            state.waiters[id] = continuation
+                            state.keysOf[id] = keys
+                            for key in keys { state.byKey[key, default: []].insert(id) }
+                            return false
+                        }
+                        if resumeNow { continuation.resume() }
+                    }
+                } onCancel: {
+                    self.state.withLock { $0.remove(id) }?.resume()
+                }
+            }
+            group.addTask { try? await Task.sleep(for: timeout) }
+            await group.next()
+            group.cancelAll()
+        }
+    }
+}

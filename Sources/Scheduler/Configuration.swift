@@ -1,0 +1,30 @@
+// What `ballast scheduler` runs and how: its name, parallelism, queue timings, PreBind's bound,
+// the score weights and the leader election.
+import APIClient
+
+public struct SchedulerConfiguration: Sendable {
+    /// Pods whose `spec.schedulerName` is this (absent: `default-scheduler`) are scheduled.
+    public var schedulerName = SchedulerNames.defaultScheduler
+    /// Scheduling cycles run at once, each on its own copy of the state (assumes re-check
+    /// against the current state, so they never over-commit). Bindings run beside them.
+    public var parallelism = 16
+    /// The first retry delay of a pod (doubling with each attempt up to `maxBackoff`).
+    public var initialBackoff: Duration = .seconds(1)
+    public var maxBackoff: Duration = .seconds(10)
+    /// Unschedulable pods are retried after this long even without an event (upstream's
+    /// `podMaxInUnschedulablePodsDuration`).
+    public var unschedulableFlush: Duration = .seconds(300)
+    /// How long PreBind waits for the claims it started binding (upstream's `bindTimeoutSeconds`).
+    public var bindTimeout: Duration = .seconds(600)
+    /// Informers replay their caches this often.
+    public var resync: Duration = .seconds(300)
+    /// The tie-break between equal scores is random from this seed (nil: from the clock).
+    public var seed: UInt64?
+    /// Hold a Lease in kube-system so that only one instance acts.
+    public var leaderElect = true
+    public var leaderElection = LeaderElectionConfig(name: "ballast-scheduler")
+    public var events = EventRecorder.Options()
+    var weights = ScoreWeights()
+
+    public init() {}
+}
