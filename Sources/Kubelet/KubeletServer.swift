@@ -55,7 +55,7 @@ public struct KubeletConfiguration: Sendable {
     public static let version = "v1.32.0-ballast"
 }
 
-public final class KubeletServer: Service, Sendable {
+public final class KubeletServer: ServiceLifecycle.Service, Sendable {
     public let configuration: KubeletConfiguration
     let client: KubeClient
     let logger: Logger
@@ -124,8 +124,9 @@ public final class KubeletServer: Service, Sendable {
                     let server = try await KubeletHTTPServer(kubelet: self)
                     group.addTask { try await server.run() }
                 }
-                try await group.next()
-                group.cancelAll()
+                // Until shutdown: tasks that finish (the CSI registration) end quietly; the first
+                // that fails ends the kubelet, and the group cancels the others.
+                for try await _ in group {}
             }
         }
         csi?.close()

@@ -74,7 +74,7 @@ final class RuntimeHarness: Sendable {
     func close() async {
         for record in runtime.records() {
             _ = await runtime.stop(record.id, grace: .seconds(1))
-            try? await runtime.remove(record.id)
+            do { try await runtime.remove(record.id) } catch { Issue.record("cannot remove container \(record.id): \(error)") }
         }
         let podsDirectory = root + "/kubelet/pods"
         for pod in (try? FileManager.default.contentsOfDirectory(atPath: podsDirectory)) ?? [] {

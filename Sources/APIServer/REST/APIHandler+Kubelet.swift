@@ -47,8 +47,8 @@ extension APIHandler {
             throw APIError(.serviceUnavailable, "pod \(namespace)/\(name) is on node \"\(node)\", which is not registered: its kubelet has not started")
         }
         let addresses = object["status"]?["addresses"]?.arrayValue ?? []
-        let internal = addresses.first { $0["type"]?.stringValue == "InternalIP" } ?? addresses.first
-        guard let host = internal?["address"]?.stringValue,
+        let internalIP = addresses.first { $0["type"]?.stringValue == "InternalIP" } ?? addresses.first
+        guard let host = internalIP?["address"]?.stringValue,
               let port = object["status"]?["daemonEndpoints"]?["kubeletEndpoint"]?["Port"]?.int64Value, port > 0, port < 65536 else {
             throw APIError(.serviceUnavailable, "node \"\(node)\" reports no kubelet address (status.addresses, status.daemonEndpoints); is its kubelet running?")
         }
@@ -139,11 +139,11 @@ extension APIHandler {
         let container = (try? container(query, pod: stored.object, name: attributes.name)) ?? ""
         let offered = (request.headers.first(name: "Sec-WebSocket-Protocol") ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
         guard let subprotocol = ["v5.channel.k8s.io", "v4.channel.k8s.io"].first(where: offered.contains) else { return nil }
-        var kubeletQuery = request.rawQuery.split(separator: "&").filter { !$0.hasPrefix("container=") }.joined(separator: "&")
-        if kubeletQuery.isEmpty { kubeletQuery = "" }
+        let kubeletQuery = request.rawQuery.split(separator: "&").filter { !$0.hasPrefix("container=") }.joined(separator: "&")
         let uri = "/exec/\(Self.escape(namespace))/\(Self.escape(attributes.name))/\(Self.escape(container))?\(kubeletQuery)"
-        var headers: HTTPHeaders = [:]
-        if let token = kubelets.token { headers.add(name: "Authorization", value: "Bearer \(token)") }
+        var kubeletHeaders: HTTPHeaders = [:]
+        if let token = kubelets.token { kubeletHeaders.add(name: "Authorization", value: "Bearer \(token)") }
+        let headers = kubeletHeaders
         let tls = kubelets.tls
         let logger = self.logger
         return WebSocketAcceptance(subprotocol: subprotocol) { client in

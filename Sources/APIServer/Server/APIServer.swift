@@ -31,14 +31,11 @@ public struct APIServerOptions: Sendable {
     public var http = HTTPServerLimits()
     /// How far a watch's client may fall behind before the watch is closed.
     public var watchBuffer = WatchBufferLimits()
-<<<<<<< HEAD
     /// The token presented to kubelets (`pods/log`, `pods/exec`); nil: `pki/kubelet-client.token`,
     /// generated on first start (give it to kubelets as --authentication-token-file).
     public var kubeletClientTokenFile: String?
-=======
     /// Admission plugins turned off (`StorageAdmission.plugins`).
     public var disabledAdmissionPlugins: Set<String> = []
->>>>>>> main
 
     public init(dataDir: String) { self.dataDir = dataDir }
 }

@@ -45,21 +45,25 @@ extension PodWorker {
         let ip = context.settings.nodeIP
         let id = record.id
         let ports = container.ports ?? []
-        slot.probes = Task { [weak self] in
+        // The worker is held weakly: probes never keep a finished pod's worker alive.
+        let report: @Sendable (ProbeKind, ProbeOutcome) async -> Void = { [weak self] kind, outcome in
+            await self?.probeResult(name: name, id: id, kind: kind, outcome: outcome)
+        }
+        slot.probes = Task {
             if let startup {
                 let passed = await Self.runUntilDecided(startup, kind: .startup, id: id, ip: ip, ports: ports, context: context) { outcome in
-                    await self?.probeResult(name: name, id: id, kind: .startup, outcome: outcome)
+                    await report(.startup, outcome)
                 }
                 guard passed, !Task.isCancelled else { return }
             } else {
-                await self?.probeResult(name: name, id: id, kind: .startup, outcome: .passed)
+                await report(.startup, .passed)
             }
             await withTaskGroup(of: Void.self) { group in
                 for (probe, kind) in [(liveness, ProbeKind.liveness), (readiness, ProbeKind.readiness)] {
                     guard let probe else { continue }
                     group.addTask {
                         _ = await Self.runUntilDecided(probe, kind: kind, id: id, ip: ip, ports: ports, context: context, forever: true) { outcome in
-                            await self?.probeResult(name: name, id: id, kind: kind, outcome: outcome)
+                            await report(kind, outcome)
                         }
                     }
                 }

@@ -62,12 +62,20 @@ public struct ContainerConfig: Sendable, Equatable {
         self.specHash = specHash
     }
 
+    /// Open files allowed to a container: the kubelet's own hard limit (at most 1,048,576, what
+    /// containerd gives): a container cannot be given more than the runtime has.
+    static let openFilesLimit: UInt64 = {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 1024 }
+        return min(UInt64(limit.rlim_max), 1_048_576)
+    }()
+
     /// The bundle's config.json for a root file system at `rootfs` and cgroup `cgroupsPath`.
     public func ociSpec(rootfs: String, cgroupsPath: String) -> OCISpec {
         let capabilities = OCISpec.Capabilities(bounding: OCISpec.defaultCapabilities, effective: OCISpec.defaultCapabilities,
                                                 permitted: OCISpec.defaultCapabilities, ambient: nil)
         let process = OCISpec.Process(args: args, env: env, cwd: workingDir.isEmpty ? "/" : workingDir, capabilities: capabilities,
-                                      rlimits: [OCISpec.Rlimit(type: "RLIMIT_NOFILE", hard: 1_048_576, soft: 1_048_576)],
+                                      rlimits: [OCISpec.Rlimit(type: "RLIMIT_NOFILE", hard: Self.openFilesLimit, soft: Self.openFilesLimit)],
                                       noNewPrivileges: false, oomScoreAdj: nil)
         var namespaces = [
             OCISpec.Namespace(type: "mount", path: nil),

@@ -52,8 +52,9 @@ extension KubeletHTTPServer {
         let runtime = kubelet.runtime
         let recordID = records.first { $0.attempt == attempt }?.id
         let initialOffset = text.utf8.count
+        let head = Data(body.utf8)
         return .streaming(headers: headers) { writer in
-            if !body.isEmpty { try await writer.write(Data(body.utf8)) }
+            if !head.isEmpty { try await writer.write(head) }
             var offset = initialOffset
             var pending = Data()
             var idleAfterEnd = 0

@@ -194,7 +194,7 @@ extension KubeletHTTPServer {
             let thread = Thread {
                 var buffer = [UInt8](repeating: 0, count: 32 * 1024)
                 while true {
-                    let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                    let count = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
                     if count > 0 {
                         continuation.yield(Array(buffer[..<count]))
                     } else if count < 0 && errno == EINTR {

@@ -24,8 +24,9 @@ actor KeyedLock {
         }
     }
 
-    /// Runs `body` holding `key`.
-    nonisolated func with<T: Sendable>(_ key: String, _ body: () async throws -> T) async throws -> T {
+    /// Runs `body` holding `key`, on the caller's actor.
+    func with<T: Sendable>(_ key: String, isolation: isolated (any Actor)? = #isolation,
+                                       _ body: () async throws -> T) async throws -> T {
         await lock(key)
         do {
             let result = try await body()
