@@ -172,6 +172,11 @@ extension PodWorker {
             slots[name] = slot
             kick()
         case (.liveness, .failed), (.startup, .failed):
+            // Probing stops until the container runs again (its new run starts new probes), as
+            // upstream puts the worker on hold: one kill, not one per failure during the grace.
+            slot.probes?.cancel()
+            slot.probes = nil
+            slots[name] = slot
             await context.events.pod(pod, reason: "Killing",
                                      message: "Container \(name) failed \(kind.rawValue.lowercased()) probe, will be restarted", fieldPath: path)
             let grace = Duration.seconds(max(1, pod.spec.terminationGracePeriodSeconds ?? 30))
