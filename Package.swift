@@ -242,6 +242,12 @@ let package = Package(
             dependencies: ["APIServer", "APIClient", "MVCCStore", "HTTPKit", .product(name: "Logging", package: "swift-log")],
             path: "Tests/APIServerTesting"
         ),
+        // Clusters of real `ballast` processes (API server, cloud, CSI, controllers, kubelets).
+        .target(
+            name: "ClusterTesting",
+            dependencies: ["TestSupport", "APIClient", "ClusterAPI", "CloudProvider", "HostSystem", "Kubelet"],
+            path: "Tests/ClusterTesting"
+        ),
         .testTarget(name: "HostSystemTests", dependencies: ["HostSystem"]),
         .testTarget(name: "HTTPKitTests", dependencies: ["HTTPKit", "TestSupport", .product(name: "Logging", package: "swift-log"),
                                                          .product(name: "NIOHTTP1", package: "swift-nio")]),
@@ -255,7 +261,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "ControllerManagerTests", dependencies: [
-            "ControllerManager", "APIClient", "ClusterAPI", "CSIDriver", "CSIProto", "CloudProvider", "TestSupport", "APIServerTesting",
+            "ControllerManager", "APIClient", "ClusterAPI", "CSIDriver", "CSIProto", "CloudProvider", "TestSupport", "APIServerTesting", "ClusterTesting",
             .product(name: "GRPCCore", package: "grpc-swift-2"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -271,7 +277,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "KubeletTests", dependencies: [
-            "Kubelet", "ClusterAPI", "APIClient", "HostSystem", "HTTPKit", "TestSupport", "APIServerTesting", "CSIProto", "CloudProvider",
+            "Kubelet", "ClusterAPI", "APIClient", "HostSystem", "HTTPKit", "TestSupport", "APIServerTesting", "CSIProto", "CloudProvider", "ClusterTesting",
             .product(name: "GRPCCore", package: "grpc-swift-2"),
             .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
             .product(name: "NIOCore", package: "swift-nio"),

@@ -37,15 +37,6 @@ int ckl_set_window_size(int fd, unsigned short columns, unsigned short rows) {
     return ioctl(fd, TIOCSWINSZ, &size);
 }
 
-int ckl_default_termios(int fd) {
-    struct termios t;
-    if (tcgetattr(fd, &t) != 0) return -1;
-    t.c_iflag |= ICRNL | IXON;
-    t.c_oflag |= OPOST | ONLCR;
-    t.c_lflag |= ISIG | ICANON | ECHO | ECHOE | ECHOK;
-    return tcsetattr(fd, TCSANOW, &t);
-}
-
 int ckl_make_whiteout(const char *path) {
     return mknod(path, S_IFCHR | 0000, makedev(0, 0));
 }

@@ -18,8 +18,6 @@ int ckl_open_pty(char *slave_path, size_t length);
 int ckl_set_window_size(int fd, unsigned short columns, unsigned short rows);
 
 
-/// Sets the terminal behind `fd` to the usual cooked defaults with echo (a login terminal's).
-int ckl_default_termios(int fd);
 
 /// mknod(path, S_IFCHR, makedev(0, 0)): an overlayfs whiteout; -1 with errno.
 int ckl_make_whiteout(const char *path);

@@ -261,36 +261,30 @@ public final class OCIRuntime: Sendable {
     // MARK: Exec
 
     /// Starts `command` in container `id` (`runc exec`, with the container's environment and
-    /// working directory). With `tty`, its stdio is a new pseudo-terminal whose master is
-    /// returned; otherwise its stdin is a pipe (when `stdin`) and its stdout and stderr are
-    /// streamed.
+    /// working directory). With `tty`, `runc exec --tty` gives the command a terminal of the
+    /// container's and relays it to its own stdio, a new pseudo-terminal whose master is
+    /// returned (a size set on the master reaches the command when runc gets SIGWINCH);
+    /// otherwise its stdin is a pipe (when `stdin`) and its stdout and stderr are streamed.
     public func exec(_ id: String, command: [String], stdin: Bool, tty: Bool) throws -> ExecSession {
-        let arguments = [binary, "--root", stateDirectory, "exec", id] + command
-        if tty {
-            var name = [CChar](repeating: 0, count: 128)
-            let master = ckl_open_pty(&name, name.count)
-            guard master >= 0 else { throw KubeletError(.runtime, "cannot open a pseudo-terminal: \(String(cString: strerror(errno)))") }
-            let slave = String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            let slaveFD = open(slave, O_RDWR | O_NOCTTY | O_CLOEXEC)
-            if slaveFD >= 0 {
-                _ = ckl_default_termios(slaveFD)
-            }
+        guard tty else {
             do {
-                let child = try ChildProcess(arguments, newSession: true, standardInput: .file(slave),
-                                             standardOutput: .file(slave, append: true), standardError: .sameAsOutput)
-                if slaveFD >= 0 { close(slaveFD) }
-                return ExecSession(process: child, terminal: master)
+                let child = try ChildProcess([binary, "--root", stateDirectory, "exec", id] + command, newSession: true,
+                                             standardInput: stdin ? .pipe : .null, standardOutput: .stream, standardError: .stream)
+                return ExecSession(process: child, terminal: nil)
             } catch {
-                if slaveFD >= 0 { close(slaveFD) }
-                close(master)
                 throw KubeletError(.runtime, "cannot run \(name) exec: \(error)", cause: error)
             }
         }
+        var path = [CChar](repeating: 0, count: 128)
+        let master = ckl_open_pty(&path, path.count)
+        guard master >= 0 else { throw KubeletError(.runtime, "cannot open a pseudo-terminal: \(String(cString: strerror(errno)))") }
+        let slave = String(decoding: path.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         do {
-            let child = try ChildProcess(arguments, newSession: true, standardInput: stdin ? .pipe : .null,
-                                         standardOutput: .stream, standardError: .stream)
-            return ExecSession(process: child, terminal: nil)
+            let child = try ChildProcess([binary, "--root", stateDirectory, "exec", "--tty", id] + command, newSession: true,
+                                         standardInput: .file(slave), standardOutput: .file(slave, append: true), standardError: .sameAsOutput)
+            return ExecSession(process: child, terminal: master)
         } catch {
+            close(master)
             throw KubeletError(.runtime, "cannot run \(name) exec: \(error)", cause: error)
         }
     }

@@ -105,7 +105,10 @@ extension KubeletHTTPServer {
                         }
                     case ExecChannel.resize:
                         if let terminal = session.terminal, let size = try? JSONDecoder().decode(TerminalSize.self, from: Data(data)) {
+                            // runc relays the size of its terminal when told (it has no controlling terminal
+                            // to get SIGWINCH from).
                             _ = ckl_set_window_size(terminal, size.Width, size.Height)
+                            try? process.signal(SIGWINCH)
                         }
                     case ExecChannel.close where v5 && data.first == ExecChannel.stdin:
                         if let terminal = session.terminal {

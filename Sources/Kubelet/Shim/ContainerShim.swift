@@ -136,23 +136,13 @@ public enum ContainerShim {
 
     /// Waits for `pid` (reparented to this subreaper) on a thread of its own.
     static func waitForChild(_ pid: Int32) async -> ChildStatus {
-        await withCheckedContinuation { continuation in
-            let thread = Thread {
-                var status: Int32 = 0
-                var result: Int32
-                repeat { result = waitpid(pid, &status, 0) } while result < 0 && errno == EINTR
-                if result != pid {
-                    continuation.resume(returning: ChildStatus(code: 255, signal: nil))
-                    return
-                }
-                let low = status & 0x7f
-                if low == 0 {
-                    continuation.resume(returning: ChildStatus(code: (status >> 8) & 0xff, signal: nil))
-                } else {
-                    continuation.resume(returning: ChildStatus(code: 128 + low, signal: low))
-                }
-            }
-            thread.start()
+        await onOwnThread(named: "wait for the container") {
+            var status: Int32 = 0
+            var result: Int32
+            repeat { result = waitpid(pid, &status, 0) } while result < 0 && errno == EINTR
+            guard result == pid else { return ChildStatus(code: 255, signal: nil) }
+            let low = status & 0x7f
+            return low == 0 ? ChildStatus(code: (status >> 8) & 0xff, signal: nil) : ChildStatus(code: 128 + low, signal: low)
         }
     }
 }
