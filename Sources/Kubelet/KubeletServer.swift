@@ -25,7 +25,7 @@ public struct KubeletConfiguration: Sendable {
     public var podPidsLimit: Int64?
     /// The shim's command: the `ballast` binary and `kubelet-shim`.
     public var shimCommand: [String]
-    /// The token the API server presents to the kubelet's server (nil: no server auth, tests).
+    /// The token the API server presents to the kubelet's server; nil: every request to it is refused (401).
     public var authenticationToken: String?
     public var volumeTimeout: Duration = .seconds(120)
     public var backoffInitial: Duration = .seconds(10)

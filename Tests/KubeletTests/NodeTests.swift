@@ -226,7 +226,19 @@ struct NodeTests {
                   - {name: d, persistentVolumeClaim: {claimName: data-\(node.index)}}
                 """
             }.joined(separator: "\n---\n")
-            try await c.apply(manifest)
+            try await c.apply(manifest + """
+
+                ---
+                apiVersion: v1
+                kind: Pod
+                metadata: {name: done}
+                spec:
+                  nodeName: \(first.name)
+                  restartPolicy: Never
+                  containers:
+                  - {name: c, image: busybox, command: ["sh", "-c", "exit 3"]}
+                """)
+            try await c.waitForPod("done", "Failed") { $0.status.phase == "Failed" }
             let before = try await c.waitForPod("app-1", "Running", timeout: .seconds(90)) { $0.isRunning("c") && $0.isReady }
             try await c.waitForPod("app-2", "Running", timeout: .seconds(90)) { $0.isRunning("c") && $0.isReady }
             let mountsBefore = first.leftovers().mounts
@@ -241,6 +253,10 @@ struct NodeTests {
             #expect(after.containerID("c") == before.containerID("c"), "the running container was adopted, not restarted")
             #expect(after.restartCount("c") == 0)
             #expect(first.leftovers().mounts == mountsBefore)
+            // A pod that ended before the restart keeps the status it ended with.
+            let done = try await c.pod("done")
+            #expect(done.status.phase == "Failed")
+            #expect(done.containerStatus("c")?["state"]?["terminated"]?["exitCode"]?.int64Value == 3, "\(done.status.containerStatuses ?? [])")
             let exec = try await c.kubectl("exec", "app-1", "--", "sh", "-c", "test -s /data/log && echo ok")
             #expect(exec.stdout == "ok\n", "\(exec)")
 

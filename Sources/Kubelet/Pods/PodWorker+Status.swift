@@ -153,6 +153,11 @@ extension PodWorker {
     /// Writes the status when it changed since the last write.
     func writeStatus() async {
         guard !removedFromAPI else { return }
+        // A pod that ended before this kubelet started has had its containers removed: the
+        // status written then (exit codes, reasons) is the last word, not rewritten as waiting.
+        let endedEarlier = ["Succeeded", "Failed"].contains(pod.status.phase ?? "")
+            && slots.values.allSatisfy { $0.record == nil && $0.exit == nil && $0.previous == nil }
+        guard !endedEarlier else { return }
         let status = computeStatus()
         guard status.withoutTimes != written?.withoutTimes else { return }
         do {

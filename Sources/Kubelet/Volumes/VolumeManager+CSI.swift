@@ -188,11 +188,16 @@ extension VolumeManager {
         var status = claim.status
         status.capacity = (status.capacity ?? [:]).merging(["storage": wanted ?? Quantity(response.capacityBytes)]) { $1 }
         status.conditions = (status.conditions ?? []).filter { $0.type != "FileSystemResizePending" && $0.type != "Resizing" }
-        if var statuses = status.allocatedResourceStatuses {
-            statuses["storage"] = nil
-            status.allocatedResourceStatuses = statuses
+        let resizing = status.allocatedResourceStatuses?["storage"] != nil
+        status.allocatedResourceStatuses?["storage"] = nil
+        var patched = try JSONValue(encoding: status)
+        // A merge patch keeps a key it does not name: the resize status is removed with null.
+        if resizing {
+            var statuses = patched["allocatedResourceStatuses"] ?? [:]
+            statuses["storage"] = .null
+            patched["allocatedResourceStatuses"] = statuses
         }
-        let patch: JSONValue = ["status": try JSONValue(encoding: status)]
+        let patch: JSONValue = ["status": patched]
         _ = try await client.mergePatch(PersistentVolumeClaim.self, name: claim.metadata.name ?? "", namespace: claim.metadata.namespace,
                                         patch: patch, subresource: "status")
         logger.info("expanded volume", metadata: ["volume": "\(volume.pvName)", "bytes": "\(response.capacityBytes)"])
