@@ -156,6 +156,32 @@ struct NodeTests {
                   volumes:
                   - {name: v, nfs: {server: 127.0.0.1, path: /export}}
                 """)
+            manifest.append("""
+                apiVersion: v1
+                kind: ConfigMap
+                metadata: {name: settings}
+                data: {mode: fast}
+                ---
+                apiVersion: v1
+                kind: Secret
+                metadata: {name: creds}
+                stringData: {password: s3cret}
+                ---
+                apiVersion: v1
+                kind: Pod
+                metadata: {name: keyed}
+                spec:
+                  nodeName: \(node.name)
+                  restartPolicy: Never
+                  containers:
+                  - name: c
+                    image: busybox
+                    command: ["sh", "-c", "cat /cfg/mode /creds/password; touch /cfg/x 2>/dev/null || echo ' read-only'"]
+                    volumeMounts: [{name: cfg, mountPath: /cfg}, {name: creds, mountPath: /creds}]
+                  volumes:
+                  - {name: cfg, configMap: {name: settings}}
+                  - {name: creds, secret: {secretName: creds}}
+                """)
             try await c.apply(manifest.joined(separator: "\n---\n"))
 
             try await c.waitForPod("crash", "in CrashLoopBackOff", timeout: .seconds(60)) {
@@ -186,6 +212,9 @@ struct NodeTests {
             let nfsEvents = (try? await c.events(of: "nfs")) ?? []
             #expect(mountFailed, "no FailedMount event naming the volume type: \(nfsEvents)")
             try await c.waitForPod("healthy", "ready") { $0.isReady }
+            try await c.waitForPod("keyed", "Succeeded") { $0.status.phase == "Succeeded" }
+            let keyed = try await c.kubectl("logs", "keyed").stdout
+            #expect(keyed == "fasts3cret read-only\n", "\(keyed)")
 
             // Every pod deleted: nothing of them is left on the node.
             #expect(try await c.kubectl(["delete", "pods", "--all", "--wait=true"], timeout: .seconds(90)).status == 0)
