@@ -56,6 +56,8 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -171,11 +173,35 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // The kubelet's C shim: subreaper, pseudo-terminals, whiteouts (variadic calls and macros).
+        .target(name: "CKubelet"),
+        // The node agent: registration, pod workers, volumes through CSI, the OCI runtime driver
+        // and its per-container shim, images, logs and exec.
+        .target(
+            name: "Kubelet",
+            dependencies: [
+                "ClusterAPI", "APIClient", "HostSystem", "HTTPKit", "CSIProto", "CKubelet", "Units",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         .executableTarget(
             name: "Ballast",
             dependencies: [
                 "LSMTree", "CSQLite", "SQLite", "MVCCStore", "EtcdAPI", "CloudProvider", "HTTPKit", "CSIDriver",
                 "APIClient", "CloudControllerManager", "APIServer", "GRPCWire", "ClusterAPI", "Units", "HostSystem", "Primitives", "ControllerManager", "Scheduler", "CSIProto",
+                "Kubelet",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
@@ -216,6 +242,12 @@ let package = Package(
             dependencies: ["APIServer", "APIClient", "MVCCStore", "HTTPKit", .product(name: "Logging", package: "swift-log")],
             path: "Tests/APIServerTesting"
         ),
+        // Clusters of real `ballast` processes (API server, cloud, CSI, controllers, kubelets).
+        .target(
+            name: "ClusterTesting",
+            dependencies: ["TestSupport", "APIClient", "ClusterAPI", "CloudProvider", "HostSystem", "Kubelet"],
+            path: "Tests/ClusterTesting"
+        ),
         .testTarget(name: "HostSystemTests", dependencies: ["HostSystem"]),
         .testTarget(name: "HTTPKitTests", dependencies: ["HTTPKit", "TestSupport", .product(name: "Logging", package: "swift-log"),
                                                          .product(name: "NIOHTTP1", package: "swift-nio")]),
@@ -229,7 +261,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "ControllerManagerTests", dependencies: [
-            "ControllerManager", "APIClient", "ClusterAPI", "CSIDriver", "CSIProto", "CloudProvider", "TestSupport", "APIServerTesting",
+            "ControllerManager", "APIClient", "ClusterAPI", "CSIDriver", "CSIProto", "CloudProvider", "TestSupport", "APIServerTesting", "ClusterTesting",
             .product(name: "GRPCCore", package: "grpc-swift-2"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -242,6 +274,14 @@ let package = Package(
             .product(name: "GRPCCore", package: "grpc-swift-2"),
             .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .testTarget(name: "KubeletTests", dependencies: [
+            "Kubelet", "ClusterAPI", "APIClient", "HostSystem", "HTTPKit", "TestSupport", "APIServerTesting", "CSIProto", "CloudProvider", "ClusterTesting",
+            .product(name: "GRPCCore", package: "grpc-swift-2"),
+            .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "GRPCWireTests", dependencies: [

@@ -328,6 +328,14 @@ core = [
         F("spec", J, "`spec`, raw JSON."), F("status", J, "`status`, raw JSON.")]),
     obj("Endpoints", "Service endpoints (core/v1 `Endpoints`), with `subsets` kept as raw JSON.", "v1", "Endpoints", True, [
         F("subsets", "[JSONValue]?", "`subsets`, raw JSON.")]),
+    # ConfigMap, Secret: what configMap and secret volumes (and env) of pods read
+    obj("ConfigMap", "Configuration data (core/v1 `ConfigMap`).", "v1", "ConfigMap", True, [
+        F("data", SM, "`data`: UTF-8 values by key."), F("binaryData", SM, "`binaryData`: base64 values by key."),
+        F("immutable", "Bool?", "`immutable`: data can no longer change.")]),
+    obj("Secret", "Secret data (core/v1 `Secret`).", "v1", "Secret", True, [
+        F("data", SM, "`data`: base64 values by key."),
+        F("stringData", SM, "`stringData`: plain values merged into `data` when written; never read back."),
+        F("type", S, "`type`: `Opaque` unless said otherwise."), F("immutable", "Bool?", "`immutable`: data can no longer change.")]),
 ]
 
 storage = [

@@ -12,8 +12,9 @@ import ArgumentParser
 struct BallastCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ballast",
-        abstract: "A storage-centric Kubernetes: an etcd-compatible LSM store, an API server, the controller manager, the scheduler, a simulated cloud and its cloud controller manager, a CSI driver, and benchmarks.",
+        abstract: "A storage-centric Kubernetes: an etcd-compatible LSM store, an API server, the controller manager, the scheduler, a simulated cloud and its cloud controller manager, a CSI driver, the kubelet, and benchmarks.",
         subcommands: [StoreCommand.self, APIServerCommand.self, CloudCommand.self, CloudControllerManagerCommand.self, ControllerManagerCommand.self, SchedulerCommand.self, CSICommand.self,
+                      KubeletCommand.self, KubeletShimCommand.self, ImagesCommand.self,
                       BenchCommand.self, DebugCommand.self]
     )
 }

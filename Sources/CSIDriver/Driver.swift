@@ -91,6 +91,20 @@ public final class NodeIdentity: Sendable {
         cached.withLock { $0 = instance }
         return instance
     }
+
+    /// Checks with the cloud that disk `volumeID` is attached to this node's instance: several
+    /// nodes of one machine share its loop devices, and a device that holds the volume (checked
+    /// by `verify`) may have been attached for another node. FAILED_PRECONDITION otherwise.
+    func checkAttached(_ volumeID: String) async throws {
+        let instance = try await instance()
+        let disk = try await cloud.describeDisk(id: volumeID)
+        guard disk.attachments.contains(where: { $0.instanceId == instance.id && $0.state == .attached }) else {
+            let elsewhere = disk.attachments.map { "\($0.instanceId) (\($0.state.rawValue))" }
+            throw CSIError(.failedPrecondition, "volume \(volumeID) is not attached to this node's instance \(instance.id)"
+                + (elsewhere.isEmpty ? "" : " but to \(elsewhere.joined(separator: ", "))")
+                + "; refusing to stage it — ControllerPublishVolume it to this node first")
+        }
+    }
 }
 
 struct IdentityService: Csi_V1_Identity.SimpleServiceProtocol {

@@ -32,6 +32,7 @@ struct NodeService: Csi_V1_Node.SimpleServiceProtocol {
             }
             return try await inFlight.run(request.volumeID) {
                 let found = try verify(device: device, isVolume: request.volumeID, serial: request.publishContext[PublishContext.serial])
+                try await node.checkAttached(request.volumeID)
                 if let existing = state[request.volumeID], let stagedAt = existing.stagingPath {
                     guard stagedAt == staging else {
                         throw CSIError(.failedPrecondition, "volume \(request.volumeID) is already staged at \(stagedAt); unstage it there first")

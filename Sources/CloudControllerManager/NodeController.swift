@@ -35,6 +35,11 @@ public enum CloudTaint {
     public static let shutdown = "node.cloudprovider.kubernetes.io/shutdown"
 }
 
+public enum CloudAnnotation {
+    /// The address a kubelet was given with --node-ip (set with an external cloud provider).
+    public static let providedNodeIP = "alpha.kubernetes.io/provided-node-ip"
+}
+
 public enum CloudLabel {
     public static let region = "topology.kubernetes.io/region"
     public static let zone = "topology.kubernetes.io/zone"
@@ -153,7 +158,8 @@ public struct NodeController: Sendable {
             updated = try await nodes.updateNode(updated)
         }
         if case .initialized = outcome {
-            let addresses = instance.addresses.map { NodeAddress(type: $0.type, address: $0.address) }
+            let addresses = addresses(instance.addresses.map { NodeAddress(type: $0.type, address: $0.address) },
+                                           providedIP: node.metadata.annotations?[CloudAnnotation.providedNodeIP], node: name)
             if updated.status.addresses != addresses {
                 updated.status.addresses = addresses
                 _ = try await nodes.updateNodeStatus(updated)
@@ -161,6 +167,21 @@ public struct NodeController: Sendable {
             logger.info("initialized node", metadata: ["node": "\(name)", "instance": "\(instance.id)", "zone": "\(instance.zone)"])
         }
         return outcome
+    }
+
+    /// The cloud's addresses of a node whose kubelet was given `--node-ip` (the
+    /// `alpha.kubernetes.io/provided-node-ip` annotation): as upstream, that address is the
+    /// node's only one of its type, first in the list. The simulated cloud may not know it (an
+    /// instance registered without addresses gets 127.0.0.1): the provided address then
+    /// replaces the cloud's InternalIPs, with a warning, since it is the one the kubelet serves on.
+    func addresses(_ cloud: [NodeAddress], providedIP: String?, node: String) -> [NodeAddress] {
+        guard let providedIP, !providedIP.isEmpty else { return cloud }
+        if let match = cloud.first(where: { $0.address == providedIP && $0.type != "Hostname" }) {
+            return [match] + cloud.filter { $0.type != match.type }
+        }
+        logger.warning("the node's provided IP is not an address of its cloud instance; using it as the InternalIP",
+                       metadata: ["node": "\(node)", "providedIP": "\(providedIP)", "cloud": "\(cloud.map(\.address))"])
+        return [NodeAddress(type: "InternalIP", address: providedIP)] + cloud.filter { $0.type != "InternalIP" }
     }
 
     /// The node's instance: by providerID once it has one, else by the node's name.

@@ -46,6 +46,17 @@ public struct HTTPClient: Sendable {
         self.pool = keepAlive ? ConnectionPool(maxIdle: maxIdle) : nil
     }
 
+    /// An HTTPS client with its own TLS configuration (e.g. a server whose self-signed
+    /// certificate is not verified, as the API server reaches kubelets).
+    public init(host: String, port: Int, tls: TLSConfiguration, timeout: Duration = .seconds(30), keepAlive: Bool = false,
+                maxIdle: Int = 32) throws {
+        self.host = host
+        self.port = port
+        self.timeout = timeout
+        self.tls = try NIOSSLContext(configuration: tls)
+        self.pool = keepAlive ? ConnectionPool(maxIdle: maxIdle) : nil
+    }
+
     /// Sends `request` and returns the response. Throws `HTTPClientError` when no response
     /// arrives (connection refused, reset, timeout).
     public func send(_ request: HTTPRequest) async throws -> HTTPResponse {

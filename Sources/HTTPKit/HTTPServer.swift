@@ -14,6 +14,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOWebSocket
 import Synchronization
 
 /// Answers one request. Runs concurrently for different connections.
@@ -53,7 +54,7 @@ public typealias HTTPHeadCheck = @Sendable (HTTPRequest) -> HTTPResponse?
 public final class HTTPServer: Sendable {
     /// The address actually bound (the port is the kernel's choice when 0 was asked for).
     public let localAddress: SocketAddress
-    private let serverChannel: NIOAsyncChannel<NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>, Never>
+    private let serverChannel: NIOAsyncChannel<PendingConnection, Never>
     private let handler: HTTPHandler
     public let limits: HTTPServerLimits
     private let headCheck: HTTPHeadCheck?
@@ -73,11 +74,13 @@ public final class HTTPServer: Sendable {
                             channelInitializer: channelInitializer, tooLargeResponse: tooLargeResponse, handler: handler)
     }
 
-    /// Binds `host:port` with `limits`; `headCheck` may refuse a request from its head.
+    /// Binds `host:port` with `limits`; `headCheck` may refuse a request from its head;
+    /// `webSocket` may take the first request of a connection over as a WebSocket (see
+    /// `WebSocketRoute`).
     public init(host: String, port: Int, limits: HTTPServerLimits, logger: Logger,
                 group: MultiThreadedEventLoopGroup = .singleton,
                 channelInitializer: HTTPChannelInitializer? = nil, tooLargeResponse: HTTPResponse? = nil,
-                headCheck: HTTPHeadCheck? = nil, handler: @escaping HTTPHandler) async throws {
+                headCheck: HTTPHeadCheck? = nil, webSocket: WebSocketRoute? = nil, handler: @escaping HTTPHandler) async throws {
         self.handler = handler
         self.limits = limits
         self.headCheck = headCheck
@@ -90,8 +93,13 @@ public final class HTTPServer: Sendable {
             .bind(host: host, port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channelInitializer?(channel)
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                    return try NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>(wrappingChannelSynchronously: channel)
+                    guard let webSocket else {
+                        try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                        let http = try NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>(wrappingChannelSynchronously: channel)
+                        return PendingConnection(channel: channel, connection: channel.eventLoop.makeSucceededFuture(.http(http)))
+                    }
+                    return PendingConnection(channel: channel,
+                                             connection: try WebSocketUpgrade.configure(channel, route: webSocket, headCheck: headCheck))
                 }
             }
         guard let address = serverChannel.channel.localAddress else {
@@ -111,7 +119,7 @@ public final class HTTPServer: Sendable {
         do {
             try await withThrowingDiscardingTaskGroup { group in
                 try await serverChannel.executeThenClose { connections in
-                    for try await connection in connections {
+                    for try await accepted in connections {
                         let admitted = self.connections.withLock { c -> Bool in
                             if self.limits.maxConnections > 0 && c.open >= self.limits.maxConnections {
                                 c.refused += 1
@@ -121,13 +129,19 @@ public final class HTTPServer: Sendable {
                             return true
                         }
                         guard admitted else {
-                            // Closed at once, nothing read (executeThenClose finishes its writer).
-                            group.addTask { try? await connection.executeThenClose { _, _ in } }
+                            // Closed at once, nothing read.
+                            accepted.channel.close(promise: nil)
                             continue
                         }
                         group.addTask {
-                            await self.serve(connection)
-                            self.connections.withLock { $0.open -= 1 }
+                            defer { self.connections.withLock { $0.open -= 1 } }
+                            guard let connection = try? await accepted.connection.get() else { return }
+                            switch connection {
+                            case .http(let http):
+                                await self.serve(http)
+                            case .webSocket(let socket, let acceptance):
+                                await WebSocketUpgrade.serve(socket, acceptance: acceptance, logger: self.logger)
+                            }
                         }
                     }
                 }

@@ -79,8 +79,11 @@ struct Spawner {
         }
 
         /// Opens `path` here (so that an error names it) and gives it to the child as `target`.
+        /// O_NOCTTY: a terminal opened for a child (the kubelet's exec) must never become the
+        /// controlling terminal of this process when it leads a session, or its hangup would
+        /// SIGHUP this process.
         func open(_ path: String, _ flags: Int32, mode: mode_t, as target: Int32, purpose: String) throws(HostSystemError) {
-            let fd = Glibc.open(path, flags | O_CLOEXEC, mode)
+            let fd = Glibc.open(path, flags | O_CLOEXEC | O_NOCTTY, mode)
             guard fd >= 0 else { throw failing(.system("open \(path) for the \(purpose) of \(name)")) }
             childEnds.append(fd)
             posix_spawn_file_actions_adddup2(&actions, fd, target)

@@ -273,6 +273,7 @@ extension ServerBackedSuites {
                 let table = rows(try await server.ok("api-resources"))
                 #expect(table.first == "NAME SHORTNAMES APIVERSION NAMESPACED KIND")
                 let expected = [
+                    "configmaps cm v1 true ConfigMap",
                     "endpoints ep v1 true Endpoints",
                     "events ev v1 true Event",
                     "namespaces ns v1 false Namespace",
@@ -280,6 +281,7 @@ extension ServerBackedSuites {
                     "persistentvolumeclaims pvc v1 true PersistentVolumeClaim",
                     "persistentvolumes pv v1 false PersistentVolume",
                     "pods po v1 true Pod",
+                    "secrets v1 true Secret",
                     "services svc v1 true Service",
                     "leases coordination.k8s.io/v1 true Lease",
                     "csidrivers storage.k8s.io/v1 false CSIDriver",
@@ -289,7 +291,7 @@ extension ServerBackedSuites {
                 ]
                 #expect(Array(table.dropFirst()) == expected)
                 #expect(try await server.ok("api-resources", "--namespaced=true", "--api-group=", "-o", "name")
-                        == "endpoints\nevents\npersistentvolumeclaims\npods\nservices\n")
+                        == "configmaps\nendpoints\nevents\npersistentvolumeclaims\npods\nsecrets\nservices\n")
                 let wide = rows(try await server.ok("api-resources", "--api-group=storage.k8s.io", "-o", "wide"))
                 #expect(wide.contains("storageclasses sc storage.k8s.io/v1 false StorageClass create,delete,deletecollection,get,list,patch,update,watch"),
                         "\(wide)")

@@ -2,6 +2,7 @@
 // kernel recorded. What is formatted and what never is, which mounts may be unmounted, mount
 // flags, path confinement through symlinks, and injected failures. The same rules run for real
 // in NodeTests (root, loop devices).
+import CloudProvider
 import CSIDriver
 import Foundation
 import GRPCCore
@@ -10,15 +11,21 @@ import Testing
 
 private typealias H = DriverHarness
 
-/// A fake loop device holding volume `volumeID` (its backing file named as the cloud names it).
-private func fakeVolume(_ mounter: RecordingMounter, _ volumeID: String, number: Int = 900, signature: DeviceSignature = .blank,
-                        readOnly: Bool = false) -> [String: String] {
+/// A disk of the cloud attached to the driver's node, seen through a fake loop device (its
+/// backing file named as the cloud names it): NodeStage checks both.
+private func fakeVolume(_ driver: DriverHarness, _ mounter: RecordingMounter, number: Int = 900, signature: DeviceSignature = .blank,
+                        readOnly: Bool = false) async throws -> (id: String, context: [String: String]) {
+    let created = try await driver.cloud.wait(for: try await driver.cloud.createDisk(CreateDiskRequest(name: "fake-\(number)", zone: "ballast-1a",
+                                                                                                         sizeBytes: 64 << 20)))
+    let volumeID = created.targetId
+    _ = try await driver.cloud.wait(for: try await driver.cloud.attachDisk(id: volumeID, instanceId: driver.node.id))
     let device = "/dev/loop\(number)"
     mounter.add(BlockDevice(path: device, majorMinor: "7:\(number)", sizeBytes: 64 << 20, readOnly: readOnly,
                             backingFile: "/var/lib/ballast/volumes/ballast-1a/\(volumeID).img"), signature: signature)
-    return ["devicePath": device, "serial": volumeID]
+    return (volumeID, ["devicePath": device, "serial": volumeID])
 }
 
+/// Volumes the cloud does not know (refused before any cloud call).
 private let volumeA = "vol-0a1b2c3d4e5f60718"
 private let volumeB = "vol-1b2c3d4e5f6071829"
 
@@ -26,7 +33,7 @@ private let volumeB = "vol-1b2c3d4e5f6071829"
     @Test func aBlankDeviceIsFormattedOnceAndStagedIdempotently() async throws {
         let mounter = RecordingMounter()
         try await withDriver(mounter: mounter) { driver in
-            let context = fakeVolume(mounter, volumeA)
+            let (volumeA, context) = try await fakeVolume(driver, mounter)
             let staging = driver.kubeletRoot + "/staging/a"
             try await driver.stage(volumeA, context: context, path: staging, capability: H.capability(fsType: "ext4"))
             try await driver.stage(volumeA, context: context, path: staging, capability: H.capability(fsType: "ext4"))
@@ -49,7 +56,7 @@ private let volumeB = "vol-1b2c3d4e5f6071829"
     func aDeviceWithAnySignatureButTheFileSystemIsNeverFormatted(signature: DeviceSignature) async throws {
         let mounter = RecordingMounter()
         try await withDriver(mounter: mounter) { driver in
-            let context = fakeVolume(mounter, volumeA, signature: signature)
+            let (volumeA, context) = try await fakeVolume(driver, mounter, signature: signature)
             let staging = driver.kubeletRoot + "/staging/a"
             let message = await expectCode(.failedPrecondition) {
                 try await driver.stage(volumeA, context: context, path: staging, capability: H.capability(fsType: "ext4"))
@@ -63,7 +70,7 @@ private let volumeB = "vol-1b2c3d4e5f6071829"
     @Test func aReadOnlyBlankDeviceIsNotFormatted() async throws {
         let mounter = RecordingMounter()
         try await withDriver(mounter: mounter) { driver in
-            let context = fakeVolume(mounter, volumeA, readOnly: true)
+            let (volumeA, context) = try await fakeVolume(driver, mounter, readOnly: true)
             await expectCode(.failedPrecondition) {
                 try await driver.stage(volumeA, context: context, path: driver.kubeletRoot + "/staging/a")
             }
@@ -71,10 +78,27 @@ private let volumeB = "vol-1b2c3d4e5f6071829"
         }
     }
 
+    /// Issue 16: the kubelets of one machine share its loop devices; a node must not stage a
+    /// volume the cloud attached to another node's instance, though the device holds it.
+    @Test func aVolumeAttachedToAnotherInstanceIsNotStaged() async throws {
+        let mounter = RecordingMounter()
+        try await withDriver(mounter: mounter) { driver in
+            let (volume, context) = try await fakeVolume(driver, mounter)
+            _ = try await driver.cloud.wait(for: try await driver.cloud.detachDisk(id: volume, instanceId: driver.node.id, force: false))
+            _ = try await driver.cloud.wait(for: try await driver.cloud.attachDisk(id: volume, instanceId: driver.otherNode.id))
+            let message = await expectCode(.failedPrecondition) {
+                try await driver.stage(volume, context: context, path: driver.kubeletRoot + "/staging/a")
+            }
+            #expect(message.contains("not attached to this node's instance \(driver.node.id)") && message.contains(driver.otherNode.id), "\(message)")
+            #expect(mounter.calls(.format).isEmpty && mounter.calls(.mount).isEmpty)
+        }
+    }
+
     @Test func anotherVolumesDeviceIsRefusedBeforeItIsProbed() async throws {
         let mounter = RecordingMounter()
         try await withDriver(mounter: mounter) { driver in
-            var context = fakeVolume(mounter, volumeB)
+            let (volumeB, made) = try await fakeVolume(driver, mounter)
+            var context = made
             context["serial"] = nil
             let message = await expectCode(.failedPrecondition) {
                 try await driver.stage(volumeA, context: context, path: driver.kubeletRoot + "/staging/a")
@@ -91,8 +115,8 @@ private let volumeB = "vol-1b2c3d4e5f6071829"
     @Test func onlyTheVolumesOwnMountsAreUnmounted() async throws {
         let mounter = RecordingMounter()
         try await withDriver(mounter: mounter) { driver in
-            _ = fakeVolume(mounter, volumeA)
-            _ = fakeVolume(mounter, volumeB, number: 901)
+            let (volumeA, _) = try await fakeVolume(driver, mounter)
+            let (volumeB, _) = try await fakeVolume(driver, mounter, number: 901)
             let target = driver.kubeletRoot + "/pods/p/volumes/v"
             let staging = driver.kubeletRoot + "/staging/a"
             try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
@@ -116,7 +140,7 @@ private let volumeB = "vol-1b2c3d4e5f6071829"
     @Test func mountFlagsAreCheckedAgainstTheAllowlist() async throws {
         let mounter = RecordingMounter()
         try await withDriver(mounter: mounter) { driver in
-            let context = fakeVolume(mounter, volumeA)
+            let (volumeA, context) = try await fakeVolume(driver, mounter)
             let staging = driver.kubeletRoot + "/staging/a"
             for flag in ["noatime,exec", "bind", "remount", "errors=panic", "context=system_u:object_r:tmp_t", "data=foo", "norecovery", "x-mount.mkdir", "no atime", ""] {
                 let message = await expectCode(.invalidArgument) {
@@ -138,7 +162,7 @@ private let volumeB = "vol-1b2c3d4e5f6071829"
     @Test func symlinksOutOfTheKubeletRootAreRefused() async throws {
         let mounter = RecordingMounter()
         try await withDriver(mounter: mounter) { driver in
-            let context = fakeVolume(mounter, volumeA)
+            let (volumeA, context) = try await fakeVolume(driver, mounter)
             let outside = driver.root + "/outside"
             try FileManager.default.createDirectory(atPath: outside, withIntermediateDirectories: true)
             try FileManager.default.createSymbolicLink(atPath: driver.kubeletRoot + "/escape", withDestinationPath: outside)
@@ -173,7 +197,7 @@ private let volumeB = "vol-1b2c3d4e5f6071829"
     @Test func aFailedMountRecordsNothingAndARetrySucceeds() async throws {
         let mounter = RecordingMounter()
         try await withDriver(mounter: mounter) { driver in
-            let context = fakeVolume(mounter, volumeA)
+            let (volumeA, context) = try await fakeVolume(driver, mounter)
             let staging = driver.kubeletRoot + "/staging/a"
             mounter.fail(.mount, with: HostSystemError(.commandFailed, "mount: injected failure"))
             let message = await expectCode(.internalError) { try await driver.stage(volumeA, context: context, path: staging) }

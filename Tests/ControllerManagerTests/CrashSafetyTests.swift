@@ -6,6 +6,7 @@
 // polls the cloud and the API server: no disk may ever be attached (or attaching, or detaching)
 // to two instances, and no volume may ever have two VolumeAttachments. Afterwards: every
 // remaining claim Bound, no leaked disk (the cloud's API), no orphan PV, no stuck finalizer.
+import ClusterTesting
 import APIClient
 import ClusterAPI
 import CloudProvider

@@ -1,5 +1,6 @@
 // The real `ballast apiserver`, `ballast cloud serve`, `ballast csi --mode controller` and
 // `ballast controller-manager` processes, driven with kubectl and the Python kubernetes client.
+import ClusterTesting
 import APIClient
 import ClusterAPI
 import Foundation

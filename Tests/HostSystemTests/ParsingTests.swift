@@ -24,6 +24,16 @@ import Testing
         _ = Mounts.parse(table: line + "\n" + line)
     }
 
+    @Test("kernel files are read to their end, not to the first page Foundation's size-0 read returns")
+    func virtualFilesAreReadWhole() throws {
+        // /proc/self/maps of a Swift test process runs well past 4 KiB; its last line is the vsyscall page.
+        let maps = try #require(FileSystem.readVirtualFile("/proc/self/maps"))
+        #expect(maps.utf8.count > 8192, "\(maps.utf8.count) bytes")
+        #expect(maps.hasSuffix("\n"))
+        #expect(maps.split(separator: "\n").last?.contains("[vsyscall]") == true || maps.contains("[stack]"))
+        #expect(FileSystem.readVirtualFile("/proc/no/such/file") == nil)
+    }
+
     @Test func theRealTableHasTheRootMount() {
         let mounts = Mounts.current()
         #expect(mounts.contains { $0.mountPoint == "/" }, "/proc/self/mountinfo parses: \(mounts.count) mounts")

@@ -16,6 +16,8 @@ public enum NodeRelation: Sendable, Equatable {
     case claim(namespace: String, name: String)
     case volume(name: String)
     case attachment(name: String)
+    /// A secret or config map a pod of the node refers to (volumes, env, imagePullSecrets).
+    case podReference(resource: String, namespace: String, name: String)
 }
 
 /// Ballast's authorizer: `system:masters` may do anything; a kubelet
@@ -87,6 +89,8 @@ public struct Authorizer: Sendable {
             return relatedGet(node, a, .volume(name: a.name))
         case ("storage.k8s.io", "volumeattachments"):
             return relatedGet(node, a, .attachment(name: a.name))
+        case ("", "secrets"), ("", "configmaps"):
+            return relatedGet(node, a, .podReference(resource: a.resource, namespace: a.namespace ?? "", name: a.name))
         case ("", "events"):
             return ["create", "update", "patch"].contains(a.verb) ? .allow : .deny(nil)
         case ("", "services"):

@@ -8,6 +8,7 @@ import ClusterAPI
 ///                                           or <pod>-<volume> for ephemeral volumes)
 ///                                      └── volume (the claim's spec.volumeName)
 ///     node ── volumeattachment (spec.nodeName)
+///     node ── pod ── secret, configmap (volumes, projected sources, env, envFrom, imagePullSecrets)
 struct NodeGraph: Sendable {
     let store: ObjectStore
     let registry: ResourceRegistry
@@ -18,6 +19,12 @@ struct NodeGraph: Sendable {
             let attachments = registry.lookup(group: "storage.k8s.io", version: "v1", resource: "volumeattachments")!
             guard let va = try await store.get(attachments.key(namespace: nil, name: name)) else { return false }
             return va.object["spec"]?["nodeName"]?.stringValue == node
+        case .podReference(let resource, let namespace, let name):
+            let pods = registry.lookup(group: "", version: "v1", resource: "pods")!
+            let page = try await store.list(prefix: pods.listPrefix(namespace: namespace), limit: 0, continueAfter: nil, revision: 0) {
+                $0["spec"]?["nodeName"]?.stringValue == node
+            }
+            return page.items.contains { Self.references($0["spec"] ?? .null, resource: resource).contains(name) }
         case .claim(let namespace, let name):
             return try await claims(of: node, in: namespace).contains(name)
         case .volume(let name):
@@ -31,6 +38,36 @@ struct NodeGraph: Sendable {
                   pvc.object["spec"]?["volumeName"]?.stringValue == name else { return false }
             return try await self.claims(of: node, in: namespace).contains(claimName)
         }
+    }
+
+    /// The secrets (`resource` "secrets") or config maps a pod spec names.
+    static func references(_ spec: JSONValue, resource: String) -> Set<String> {
+        let secret = resource == "secrets"
+        let volumeKey = secret ? "secret" : "configMap", nameKey = secret ? "secretName" : "name"
+        let refKey = secret ? "secretKeyRef" : "configMapKeyRef", fromKey = secret ? "secretRef" : "configMapRef"
+        var names: Set<String> = []
+        for volume in spec["volumes"]?.arrayValue ?? [] {
+            if let name = volume[volumeKey]?[nameKey]?.stringValue { names.insert(name) }
+            for source in volume["projected"]?["sources"]?.arrayValue ?? [] {
+                if let name = source[volumeKey]?["name"]?.stringValue { names.insert(name) }
+            }
+        }
+        let containers = (spec["containers"]?.arrayValue ?? []) + (spec["initContainers"]?.arrayValue ?? [])
+            + (spec["ephemeralContainers"]?.arrayValue ?? [])
+        for container in containers {
+            for variable in container["env"]?.arrayValue ?? [] {
+                if let name = variable["valueFrom"]?[refKey]?["name"]?.stringValue { names.insert(name) }
+            }
+            for source in container["envFrom"]?.arrayValue ?? [] {
+                if let name = source[fromKey]?["name"]?.stringValue { names.insert(name) }
+            }
+        }
+        if secret {
+            for reference in spec["imagePullSecrets"]?.arrayValue ?? [] {
+                if let name = reference["name"]?.stringValue { names.insert(name) }
+            }
+        }
+        return names
     }
 
     /// The claims that pods bound to `node` in `namespace` mount.

@@ -60,6 +60,7 @@ public struct Discovery: Sendable {
                 case "status": (r.kind, ["get", "patch", "update"], nil, nil)
                 case "binding": ("Binding", ["create"], nil, nil)
                 case "log": ("Pod", ["get"], nil, nil)
+                case "exec": ("PodExecOptions", ["create", "get"], nil, nil)
                 default: (r.kind, ["get"], nil, nil)
                 }
                 var subEntry: JSONValue = ["name": .string(r.resource + "/" + sub), "singularName": "",

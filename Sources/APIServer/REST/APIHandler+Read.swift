@@ -87,17 +87,6 @@ extension APIHandler {
                           "items": .array(page.items)])
     }
 
-    /// `pods/{name}/log`: the pod must exist; logs come from kubelets, which are not running yet.
-    func podLog(_ c: RequestContext, _ info: ResourceInfo) async throws -> HTTPResponse {
-        let stored = try await load(info, namespace: c.attributes.namespace, name: c.attributes.name)
-        let node = stored.object["spec"]?["nodeName"]?.stringValue ?? ""
-        if node.isEmpty {
-            throw APIError.badRequest("pod \(c.attributes.name) is not scheduled to a node yet, so it has no logs; wait until it is bound (kubectl get pod \(c.attributes.name) -o wide)")
-        }
-        throw APIError(.serviceUnavailable,
-                       "logs of pod \(c.attributes.namespace ?? "")/\(c.attributes.name) are served by the kubelet of node \"\(node)\", and no kubelet is connected to this API server yet; retry once the node's kubelet runs")
-    }
-
     // MARK: Bodies
 
     /// The request body as a JSON object (JSON, or kubectl's protobuf envelope).

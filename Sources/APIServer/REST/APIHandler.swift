@@ -32,6 +32,8 @@ public final class APIHandler: Sendable {
     let watchBuffer: WatchBufferLimits
     /// `/healthz`, `/livez`, `/readyz`.
     let health: HealthChecks
+    /// How `pods/log` and `pods/exec` reach kubelets.
+    public let kubelets = KubeletProxy()
 
     public init(registry: ResourceRegistry = .standard, store: ObjectStore, serverAddress: String,
                 authenticator: TokenAuthenticator, authorizer: Authorizer = Authorizer(), metrics: APIMetrics = APIMetrics(),
@@ -216,6 +218,7 @@ public final class APIHandler: Sendable {
         }
         switch (a.verb, a.subresource) {
         case ("get", "log"): return try await podLog(c, info)
+        case ("get", "exec"), ("create", "exec"): return try podExecWithoutUpgrade()
         case ("get", _): return try await get(c, info)
         case ("list", _): return try await list(c, info)
         case ("watch", _): return try await watch(c, info)

@@ -31,6 +31,9 @@ public struct APIServerOptions: Sendable {
     public var http = HTTPServerLimits()
     /// How far a watch's client may fall behind before the watch is closed.
     public var watchBuffer = WatchBufferLimits()
+    /// The token presented to kubelets (`pods/log`, `pods/exec`); nil: `pki/kubelet-client.token`,
+    /// generated on first start (give it to kubelets as --authentication-token-file).
+    public var kubeletClientTokenFile: String?
     /// Admission plugins turned off (`StorageAdmission.plugins`).
     public var disabledAdmissionPlugins: Set<String> = []
 
@@ -99,7 +102,8 @@ public final class APIServer: Sendable {
         let http = try await HTTPServer(host: options.bindAddress, port: options.securePort, limits: limits,
                                         logger: logger, channelInitializer: initializer,
                                         tooLargeResponse: APIHandler.tooLargeResponse(limit: options.maxBodyBytes),
-                                        headCheck: { request in box.handler!.checkHead(request) }) { request in
+                                        headCheck: { request in box.handler!.checkHead(request) },
+                                        webSocket: { request in await box.handler!.webSocket(request) }) { request in
             await box.handler!.handle(request)
         }
         let handler = APIHandler(store: store, serverAddress: "\(clientHost):\(http.port)", authenticator: authenticator,
@@ -108,6 +112,14 @@ public final class APIServer: Sendable {
                                  maxMutatingRequestsInflight: options.maxMutatingRequestsInflight,
                                  disabledAdmissionPlugins: options.disabledAdmissionPlugins)
         box.handler = handler
+        if let file = options.kubeletClientTokenFile {
+            guard let token = try SecretFiles.readText(file)?.trimmingCharacters(in: .whitespacesAndNewlines), !token.isEmpty else {
+                throw PKI.Failure.unreadable(file, "the kubelet client token file is missing or empty")
+            }
+            handler.kubelets.token = token
+        } else {
+            handler.kubelets.token = try loadOrCreateAdminToken(pkiDir + "/kubelet-client.token")
+        }
         try await bootstrap(handler)
         let scheme = options.insecureHTTP ? "http" : "https"
         let kubeconfigPath = options.dataDir + "/admin.kubeconfig"

@@ -81,6 +81,10 @@ public enum TablePrinter {
                     col("Selector", priority: 1)]
         case "Endpoints":
             return [nameColumn, col("Endpoints"), ageColumn]
+        case "ConfigMap":
+            return [nameColumn, col("Data", "integer"), ageColumn]
+        case "Secret":
+            return [nameColumn, col("Type"), col("Data", "integer"), ageColumn]
         default:
             return [nameColumn, ageColumn]
         }
@@ -128,6 +132,10 @@ public enum TablePrinter {
         case "Lease":
             return [name, .string(o["spec"]?["holderIdentity"]?.stringValue ?? "<unknown>"), age]
         case "Service": return serviceCells(o, name: name, age: age)
+        case "ConfigMap":
+            return [name, .integer(Int64((o["data"]?.objectValue?.count ?? 0) + (o["binaryData"]?.objectValue?.count ?? 0))), age]
+        case "Secret":
+            return [name, .string(o["type"]?.stringValue ?? ""), .integer(Int64(o["data"]?.objectValue?.count ?? 0)), age]
         case "Endpoints":
             var endpoints: [String] = []
             for subset in o["subsets"]?.arrayValue ?? [] {

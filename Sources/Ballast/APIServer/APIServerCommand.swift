@@ -31,6 +31,9 @@ struct APIServerCommand: AsyncParsableCommand {
     @Option(help: "Static bearer tokens: CSV lines token,user,uid,\"group1,group2\". The generated admin token works besides.")
     var tokenAuthFile: String?
 
+    @Option(help: "File with the token presented to kubelets for pods/log and pods/exec (default: DATA_DIR/pki/kubelet-client.token, generated; give it to kubelets as --authentication-token-file).")
+    var kubeletClientTokenFile: String?
+
     @Flag(help: "Serve plain HTTP instead of HTTPS (debugging only; kubeconfig gets an http:// server).")
     var insecureHttp = false
 
@@ -82,6 +85,7 @@ struct APIServerCommand: AsyncParsableCommand {
         options.bindAddress = bindAddress
         options.securePort = securePort
         options.tokenAuthFile = tokenAuthFile
+        options.kubeletClientTokenFile = kubeletClientTokenFile
         options.insecureHTTP = insecureHttp
         options.compactionInterval = .seconds(compactionInterval)
         options.maxRequestsInflight = maxRequestsInflight

@@ -3001,3 +3001,147 @@ public struct Endpoints: APIObject {
         try container.encodeIfPresent(subsets, forKey: "subsets")
     }
 }
+
+/// Configuration data (core/v1 `ConfigMap`).
+public struct ConfigMap: APIObject {
+    /// The `apiVersion` this type is served as.
+    public static let defaultAPIVersion = "v1"
+    /// The `kind` of this type.
+    public static let defaultKind = "ConfigMap"
+    /// Whether objects of this type live in a namespace.
+    public static let isNamespaced = true
+
+    /// `apiVersion`, normally `v1`.
+    public var apiVersion: String?
+    /// `kind`, normally `ConfigMap`.
+    public var kind: String?
+    /// Standard object metadata.
+    public var metadata: ObjectMeta
+    /// `data`: UTF-8 values by key.
+    public var data: [String: String]?
+    /// `binaryData`: base64 values by key.
+    public var binaryData: [String: String]?
+    /// `immutable`: data can no longer change.
+    public var immutable: Bool?
+    /// Members not modelled above, written back verbatim.
+    public var unknownFields: [String: JSONValue]
+
+    /// Creates a value; every field defaults to absent or empty.
+    public init(
+        apiVersion: String? = "v1",
+        kind: String? = "ConfigMap",
+        metadata: ObjectMeta = ObjectMeta(),
+        data: [String: String]? = nil,
+        binaryData: [String: String]? = nil,
+        immutable: Bool? = nil
+    ) {
+        self.apiVersion = apiVersion
+        self.kind = kind
+        self.metadata = metadata
+        self.data = data
+        self.binaryData = binaryData
+        self.immutable = immutable
+        self.unknownFields = [:]
+    }
+
+    static let knownKeys: Set<String> = ["apiVersion", "kind", "metadata", "data", "binaryData", "immutable"]
+
+    /// Decodes, keeping unknown members.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: JSONKey.self)
+        apiVersion = try container.decodeIfPresent(String.self, forKey: "apiVersion")
+        kind = try container.decodeIfPresent(String.self, forKey: "kind")
+        metadata = try container.decodeIfPresent(ObjectMeta.self, forKey: "metadata") ?? ObjectMeta()
+        data = try container.decodeIfPresent([String: String].self, forKey: "data")
+        binaryData = try container.decodeIfPresent([String: String].self, forKey: "binaryData")
+        immutable = try container.decodeIfPresent(Bool.self, forKey: "immutable")
+        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+    }
+
+    /// Encodes set fields plus unknown members.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: JSONKey.self)
+        try container.encodeUnknownFields(unknownFields, excluding: Self.knownKeys)
+        try container.encodeIfPresent(apiVersion, forKey: "apiVersion")
+        try container.encodeIfPresent(kind, forKey: "kind")
+        try container.encode(metadata, forKey: "metadata")
+        try container.encodeIfPresent(data, forKey: "data")
+        try container.encodeIfPresent(binaryData, forKey: "binaryData")
+        try container.encodeIfPresent(immutable, forKey: "immutable")
+    }
+}
+
+/// Secret data (core/v1 `Secret`).
+public struct Secret: APIObject {
+    /// The `apiVersion` this type is served as.
+    public static let defaultAPIVersion = "v1"
+    /// The `kind` of this type.
+    public static let defaultKind = "Secret"
+    /// Whether objects of this type live in a namespace.
+    public static let isNamespaced = true
+
+    /// `apiVersion`, normally `v1`.
+    public var apiVersion: String?
+    /// `kind`, normally `Secret`.
+    public var kind: String?
+    /// Standard object metadata.
+    public var metadata: ObjectMeta
+    /// `data`: base64 values by key.
+    public var data: [String: String]?
+    /// `stringData`: plain values merged into `data` when written; never read back.
+    public var stringData: [String: String]?
+    /// `type`: `Opaque` unless said otherwise.
+    public var `type`: String?
+    /// `immutable`: data can no longer change.
+    public var immutable: Bool?
+    /// Members not modelled above, written back verbatim.
+    public var unknownFields: [String: JSONValue]
+
+    /// Creates a value; every field defaults to absent or empty.
+    public init(
+        apiVersion: String? = "v1",
+        kind: String? = "Secret",
+        metadata: ObjectMeta = ObjectMeta(),
+        data: [String: String]? = nil,
+        stringData: [String: String]? = nil,
+        `type`: String? = nil,
+        immutable: Bool? = nil
+    ) {
+        self.apiVersion = apiVersion
+        self.kind = kind
+        self.metadata = metadata
+        self.data = data
+        self.stringData = stringData
+        self.`type` = `type`
+        self.immutable = immutable
+        self.unknownFields = [:]
+    }
+
+    static let knownKeys: Set<String> = ["apiVersion", "kind", "metadata", "data", "stringData", "type", "immutable"]
+
+    /// Decodes, keeping unknown members.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: JSONKey.self)
+        apiVersion = try container.decodeIfPresent(String.self, forKey: "apiVersion")
+        kind = try container.decodeIfPresent(String.self, forKey: "kind")
+        metadata = try container.decodeIfPresent(ObjectMeta.self, forKey: "metadata") ?? ObjectMeta()
+        data = try container.decodeIfPresent([String: String].self, forKey: "data")
+        stringData = try container.decodeIfPresent([String: String].self, forKey: "stringData")
+        `type` = try container.decodeIfPresent(String.self, forKey: "type")
+        immutable = try container.decodeIfPresent(Bool.self, forKey: "immutable")
+        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+    }
+
+    /// Encodes set fields plus unknown members.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: JSONKey.self)
+        try container.encodeUnknownFields(unknownFields, excluding: Self.knownKeys)
+        try container.encodeIfPresent(apiVersion, forKey: "apiVersion")
+        try container.encodeIfPresent(kind, forKey: "kind")
+        try container.encode(metadata, forKey: "metadata")
+        try container.encodeIfPresent(data, forKey: "data")
+        try container.encodeIfPresent(stringData, forKey: "stringData")
+        try container.encodeIfPresent(`type`, forKey: "type")
+        try container.encodeIfPresent(immutable, forKey: "immutable")
+    }
+}

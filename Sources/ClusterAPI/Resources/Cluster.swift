@@ -1,5 +1,7 @@
-// Namespace, Node, Event, Service and Endpoints defaulting and validation
+// Namespace, Node, Event, Service, Endpoints, ConfigMap and Secret defaulting and validation
 // (core/v1 defaults.go, the resource strategies, core validation.go and events.go).
+
+import Foundation
 
 extension Namespace {
     /// The label Kubernetes sets to a namespace's own name.
@@ -223,5 +225,98 @@ extension Lease {
     /// Update validation (`ValidateLeaseUpdate`): metadata rules plus the spec checks.
     public func validateUpdate(old: Lease) -> [FieldError] {
         (Validation.objectMetaUpdate(metadata, old.metadata) + validate()).deduplicated()
+    }
+}
+
+/// What ConfigMaps and Secrets share (apimachinery's `ValidateConfigMap`, `ValidateSecret`):
+/// keys of `[-._a-zA-Z0-9]+` up to 253 bytes, not "." or "..", at most 1 MiB of data in all, and
+/// no change to the data of an immutable object.
+enum KeyedData {
+    static let maxTotalBytes = 1 << 20
+
+    static func validateKeys(_ maps: [(FieldPath, [String: String]?)]) -> [FieldError] {
+        var errors: [FieldError] = []
+        var seen: Set<String> = []
+        for (path, map) in maps {
+            for key in (map ?? [:]).keys.sorted() {
+                if key.isEmpty || key.utf8.count > 253 || key == "." || key == ".."
+                    || !key.utf8.allSatisfy({ $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "_")
+                        || (UInt8(ascii: "a")...UInt8(ascii: "z")).contains($0) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains($0)
+                        || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }) {
+                    errors.append(.invalid(path, key, "a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')"))
+                }
+                if !seen.insert(key).inserted { errors.append(.invalid(path, key, "duplicate of key present in another map")) }
+            }
+        }
+        return errors
+    }
+
+    static func immutableUpdate(_ old: Bool?, _ new: Bool?, dataChanged: Bool) -> [FieldError] {
+        guard old == true else { return [] }
+        var errors: [FieldError] = []
+        if new != true { errors.append(.forbidden("immutable", "field is immutable when `immutable` is set")) }
+        if dataChanged { errors.append(.forbidden("data", "field is immutable when `immutable` is set")) }
+        return errors
+    }
+}
+
+extension ConfigMap {
+    /// ConfigMaps have no defaults.
+    public mutating func applyDefaults() {}
+
+    /// Create validation (`ValidateConfigMap`).
+    public func validate() -> [FieldError] {
+        var errors = Validation.objectMeta(metadata, namespaced: true, name: Validation.nameIsDNSSubdomain)
+        errors += KeyedData.validateKeys([(FieldPath("data"), data), (FieldPath("binaryData"), binaryData)])
+        for (key, value) in binaryData ?? [:] where Data(base64Encoded: value) == nil {
+            errors.append(.invalid(FieldPath("binaryData").key(key), "<value omitted>", "illegal base64 data"))
+        }
+        let total = (data ?? [:]).values.reduce(0) { $0 + $1.utf8.count } + (binaryData ?? [:]).values.reduce(0) { $0 + $1.utf8.count * 3 / 4 }
+        if total > KeyedData.maxTotalBytes {
+            errors.append(.tooLong("", max: KeyedData.maxTotalBytes))
+        }
+        return errors.deduplicated()
+    }
+
+    /// Metadata update rules, create validation, and immutability.
+    public func validateUpdate(old: ConfigMap) -> [FieldError] {
+        (Validation.objectMetaUpdate(metadata, old.metadata) + validate()
+            + KeyedData.immutableUpdate(old.immutable, immutable, dataChanged: data != old.data || binaryData != old.binaryData)).deduplicated()
+    }
+}
+
+extension Secret {
+    /// `stringData` merged into `data` (base64) and dropped, as the API server does on every
+    /// write; `type` defaults to `Opaque`.
+    public mutating func applyDefaults() {
+        if let plain = stringData {
+            var merged = data ?? [:]
+            for (key, value) in plain { merged[key] = Data(value.utf8).base64EncodedString() }
+            data = merged
+            stringData = nil
+        }
+        if (type ?? "").isEmpty { type = "Opaque" }
+    }
+
+    /// Create validation (`ValidateSecret`).
+    public func validate() -> [FieldError] {
+        var errors = Validation.objectMeta(metadata, namespaced: true, name: Validation.nameIsDNSSubdomain)
+        errors += KeyedData.validateKeys([(FieldPath("data"), data)])
+        var total = 0
+        for (key, value) in data ?? [:] {
+            if let bytes = Data(base64Encoded: value) { total += bytes.count } else {
+                errors.append(.invalid(FieldPath("data").key(key), "<secret contents redacted>", "illegal base64 data"))
+            }
+        }
+        if total > KeyedData.maxTotalBytes { errors.append(.tooLong("data", max: KeyedData.maxTotalBytes)) }
+        return errors.deduplicated()
+    }
+
+    /// Metadata update rules, create validation, immutability, and `type` never changing.
+    public func validateUpdate(old: Secret) -> [FieldError] {
+        var errors = Validation.objectMetaUpdate(metadata, old.metadata) + validate()
+        if type != old.type { errors.append(.invalid("type", type ?? "", "field is immutable")) }
+        errors += KeyedData.immutableUpdate(old.immutable, immutable, dataChanged: data != old.data)
+        return errors.deduplicated()
     }
 }

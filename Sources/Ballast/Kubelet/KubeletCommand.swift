@@ -1,0 +1,82 @@
+import ArgumentParser
+import ClusterAPI
+import Foundation
+import HTTPKit
+import Kubelet
+import Logging
+
+/// `ballast kubelet`: the node agent. Pods bound to the node run in runc (or crun) containers,
+/// with their CSI volumes staged and published through the node plugin.
+struct KubeletCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kubelet",
+        abstract: "Run a node: register it, run the pods bound to it in OCI containers, mount their volumes through CSI, serve logs and exec."
+    )
+
+    @Option(help: "This node's name (the Node object, spec.nodeName of its pods).") var nodeName: String
+    @OptionGroup var api: KubeconfigOptions
+    @Option(help: "The kubelet's root directory: pods, volumes, containers, the runtime's state.") var rootDir: String = "/var/lib/kubelet"
+    @Option(help: "The CSI node plugin's socket, unix:///path/csi.sock (none: only local volumes).") var csiEndpoint: String?
+    @Option(help: "The node's IP address: the kubelet listens on it, and pods share it until pod networking exists.") var nodeIp: String = "127.0.0.1"
+    @Option(help: "The port of the kubelet's HTTPS server (logs, exec).") var port: Int = 10250
+    @Option(help: "The OCI runtime: runc or crun.") var containerRuntime: String = "runc"
+    @OptionGroup var images: ImageDirOptions
+    @Option(help: "Where container logs go: <dir>/<namespace>_<pod>_<uid>/<container>/<restart>.log.") var podLogsDir: String = "/var/log/pods"
+    @Option(help: "The node's capacity, e.g. cpu=4,memory=8Gi,pods=110 (default: the machine's CPUs and memory, 110 pods).") var capacity: String?
+    @Option(help: "\"external\": register with the node.cloudprovider.kubernetes.io/uninitialized taint that the cloud controller manager removes.") var cloudProvider: String?
+    @Option(help: "File with the token the API server presents to this kubelet (mode 0600).") var authenticationTokenFile: String?
+    @Option(help: "Most processes per container (pids cgroup); -1: no limit.") var podMaxPids: Int64 = 4096
+    @OptionGroup var logging: LoggingOptions
+
+    func validate() throws {
+        guard rootDir.hasPrefix("/") || !rootDir.isEmpty else { throw ValidationError("--root-dir must be a directory") }
+        guard (1...65535).contains(port) else { throw ValidationError("--port \(port): expected 1-65535") }
+        guard ["runc", "crun"].contains(containerRuntime) else { throw ValidationError("--container-runtime \(containerRuntime): expected runc or crun") }
+        if let cloudProvider, cloudProvider != "external" && !cloudProvider.isEmpty {
+            throw ValidationError("--cloud-provider \(cloudProvider): only external is supported")
+        }
+        _ = try parsedCapacity()
+    }
+
+    func parsedCapacity() throws -> [String: Quantity] {
+        var result: [String: Quantity] = [:]
+        for entry in (capacity ?? "").split(separator: ",") where !entry.isEmpty {
+            let parts = entry.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, !parts[0].isEmpty else { throw ValidationError("--capacity \(capacity ?? ""): expected name=quantity,… (cpu=4,memory=8Gi,pods=110)") }
+            do { result[parts[0]] = try Quantity(parts[1]) } catch {
+                throw ValidationError("--capacity \(parts[0])=\(parts[1]): \(error)")
+            }
+        }
+        return result
+    }
+
+    func run() async throws {
+        let logger = logging.logger("ballast.kubelet")
+        let absolute = { (path: String) in URL(fileURLWithPath: path).standardizedFileURL.path }
+        var token: String?
+        if let file = authenticationTokenFile {
+            do {
+                guard let data = try SecretFiles.read(file) else { throw ValidationError("--authentication-token-file \(file) does not exist") }
+                token = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            } catch let error as ValidationError {
+                throw error
+            } catch {
+                throw ValidationError("--authentication-token-file: \(error)")
+            }
+        }
+        let executable = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL.path
+        let binary = FileManager.default.isExecutableFile(atPath: executable) ? executable : (Bundle.main.executablePath ?? executable)
+        let configuration = KubeletConfiguration(
+            nodeName: nodeName, nodeIP: nodeIp, port: port, rootDirectory: absolute(rootDir), csiEndpoint: csiEndpoint,
+            containerRuntime: containerRuntime, imageDirectory: absolute(images.imageDir), podLogsDirectory: absolute(podLogsDir),
+            capacity: try parsedCapacity(), externalCloudProvider: cloudProvider == "external", podPidsLimit: podMaxPids > 0 ? podMaxPids : nil,
+            shimCommand: [binary, "kubelet-shim"], authenticationToken: token)
+        let kubelet: KubeletServer
+        do {
+            kubelet = try await KubeletServer(configuration: configuration, client: try api.client(), logger: logger)
+        } catch let error as KubeletError {
+            throw ValidationError(error.message)
+        }
+        try await runServices([("kubelet", kubelet)], logger: logger)
+    }
+}

@@ -1,0 +1,48 @@
+// The few Linux calls the kubelet and its container shim need that Swift cannot reach through
+// Glibc (variadic prctl and ioctl, pseudo-terminal set-up): becoming a child subreaper (so that a
+// container's init, orphaned when `runc create` exits, is reparented to the shim, which can then
+// learn its exit status), opening a pty pair for `kubectl exec -t`, and resizing it.
+#ifndef CKUBELET_H
+#define CKUBELET_H
+
+#include <sys/types.h>
+
+/// prctl(PR_SET_CHILD_SUBREAPER, 1): orphaned descendants are reparented to the caller; -1 with errno.
+int ckl_set_child_subreaper(void);
+
+/// Opens a new pseudo-terminal: the master descriptor (close-on-exec) and the path of its
+/// slave in `slave_path` (at most `length` bytes); -1 with errno.
+int ckl_open_pty(char *slave_path, size_t length);
+
+/// Sets the window size of the terminal behind `fd` (TIOCSWINSZ); -1 with errno.
+int ckl_set_window_size(int fd, unsigned short columns, unsigned short rows);
+
+
+
+/// mknod(path, S_IFCHR, makedev(0, 0)): an overlayfs whiteout; -1 with errno.
+int ckl_make_whiteout(const char *path);
+
+/// setxattr(path, "trusted.overlay.opaque", "y"): an overlayfs opaque directory; -1 with errno.
+int ckl_make_opaque(const char *path);
+
+/// makedev(major, minor) and its inverse, which are macros in C.
+unsigned long long ckl_makedev(unsigned int major, unsigned int minor);
+unsigned int ckl_major(unsigned long long device);
+unsigned int ckl_minor(unsigned long long device);
+
+/// mount(2) of a file system without a device: `fstype` ("overlay", "tmpfs") at `target` with
+/// the comma-separated `data`; nosuid and nodev when `nosuid_nodev`; -1 with errno.
+int ckl_mount_fs(const char *fstype, const char *target, const char *data, int nosuid_nodev);
+
+/// A bind mount (recursive when `recursive`) of `source` at `target`, remounted read-only when
+/// `readonly` (the bind is undone when that fails); -1 with errno.
+int ckl_bind_mount(const char *source, const char *target, int recursive, int readonly);
+
+/// umount2(target, UMOUNT_NOFOLLOW), lazily (MNT_DETACH) when `detach`; -1 with errno.
+int ckl_unmount(const char *target, int detach);
+
+/// Makes the mount at `target` (and those under it) private: mounts made below it are not
+/// propagated elsewhere, nor into it; -1 with errno.
+int ckl_make_private(const char *target);
+
+#endif

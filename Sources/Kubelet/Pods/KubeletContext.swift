@@ -1,0 +1,48 @@
+// What every pod worker shares: the API client, the runtime, the image store, the volume
+// manager, the event recorder and the node's settings.
+import APIClient
+import ClusterAPI
+import Foundation
+import Logging
+
+/// The node's settings the pod workers need.
+public struct PodSettings: Sendable {
+    public var nodeName: String
+    public var nodeIP: String
+    /// The kubelet's root directory.
+    public var root: String
+    /// `--pod-logs-dir`.
+    public var podLogsDirectory: String
+    /// `--pod-max-pids` (nil: no limit).
+    public var podPidsLimit: Int64?
+    /// How long volumes may take before FailedMount is reported (Kubernetes: 2 min).
+    public var volumeTimeout: Duration
+    /// Back-off of restarted containers: first delay and ceiling (Kubernetes: 10 s, 5 min).
+    public var backoffInitial: Duration
+    public var backoffMax: Duration
+
+    public init(nodeName: String, nodeIP: String, root: String, podLogsDirectory: String, podPidsLimit: Int64? = nil,
+                volumeTimeout: Duration = .seconds(120), backoffInitial: Duration = .seconds(10), backoffMax: Duration = .seconds(300)) {
+        self.nodeName = nodeName
+        self.nodeIP = nodeIP
+        self.root = root
+        self.podLogsDirectory = podLogsDirectory
+        self.podPidsLimit = podPidsLimit
+        self.volumeTimeout = volumeTimeout
+        self.backoffInitial = backoffInitial
+        self.backoffMax = backoffMax
+    }
+}
+
+struct KubeletContext: Sendable {
+    let client: KubeClient
+    let runtime: OCIRuntime
+    let images: ImageStore
+    let volumes: VolumeManager
+    let events: EventRecorder
+    let settings: PodSettings
+    let logger: Logger
+
+    func podDirectory(_ uid: String) -> String { settings.root + "/pods/" + uid }
+    func sandbox(_ uid: String) -> PodSandbox { PodSandbox(directory: podDirectory(uid) + "/sandbox") }
+}

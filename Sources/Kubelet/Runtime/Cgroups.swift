@@ -1,0 +1,106 @@
+// The node's cgroups as the OCI runtime lays them out with its cgroupfs driver: a container's
+// `linux.cgroupsPath` (`/ballast/<node>/pod<uid>/<container id>`) is a directory of that path in
+// every v1 hierarchy under /sys/fs/cgroup (cgroup v1, or the hybrid layout this machine has), or
+// in the one unified hierarchy (cgroup v2, when /sys/fs/cgroup/cgroup.controllers exists).
+// The runtime makes and removes a container's own directory; the kubelet removes what is left
+// of a pod's (and reads the OOM kill counter before the runtime removes a container's).
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The cgroup layout of this machine.
+public struct Cgroups: Sendable, Equatable {
+    public enum Version: String, Sendable { case v1, v2 }
+    public let version: Version
+    /// /sys/fs/cgroup (or a test's root).
+    public let root: String
+
+    /// Looks at `root` (/sys/fs/cgroup): v2 when it is the unified hierarchy, v1 otherwise.
+    public static func detect(root: String = "/sys/fs/cgroup") -> Cgroups {
+        let unified = FileManager.default.fileExists(atPath: root + "/cgroup.controllers")
+        return Cgroups(version: unified ? .v2 : .v1, root: root)
+    }
+
+    /// The path of a container (what `linux.cgroupsPath` says).
+    public static func containerPath(node: String, podUID: String, containerID: String) -> String {
+        podPath(node: node, podUID: podUID) + "/" + containerID
+    }
+
+    /// The parent of a pod's containers.
+    public static func podPath(node: String, podUID: String) -> String {
+        "/ballast/\(node)/pod\(podUID.replacingOccurrences(of: "-", with: "_"))"
+    }
+
+    /// The directories that hold `path`: one per v1 hierarchy, or the one v2 directory.
+    public func directories(of path: String) -> [String] {
+        switch version {
+        case .v2:
+            return [root + path]
+        case .v1:
+            let hierarchies = (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []
+            return hierarchies.sorted().compactMap { name in
+                var info = stat()
+                let base = root + "/" + name
+                guard lstat(base, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR else { return nil }
+                return base + path
+            }
+        }
+    }
+
+    /// How many times the OOM killer killed a process of the cgroup `path`; nil when unknown.
+    public func oomKills(_ path: String) -> Int? {
+        let file: String
+        switch version {
+        case .v2: file = root + path + "/memory.events"
+        case .v1: file = root + "/memory" + path + "/memory.oom_control"
+        }
+        guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { return nil }
+        for line in text.split(separator: "\n") {
+            let fields = line.split(separator: " ")
+            if fields.count == 2 && fields[0] == "oom_kill" { return Int(fields[1]) }
+        }
+        return nil
+    }
+
+    /// Whether a memory limit was ever hit in `path` (v1 `memory.failcnt`, v2 `max` events):
+    /// with an exit by SIGKILL, what an OOM kill looks like on kernels without `oom_kill`.
+    public func memoryLimitHit(_ path: String) -> Bool {
+        switch version {
+        case .v2:
+            guard let text = try? String(contentsOfFile: root + path + "/memory.events", encoding: .utf8) else { return false }
+            return text.split(separator: "\n").contains { $0.hasPrefix("max ") && $0 != "max 0" }
+        case .v1:
+            let text = (try? String(contentsOfFile: root + "/memory" + path + "/memory.failcnt", encoding: .utf8)) ?? "0"
+            return (Int(text.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0) > 0
+        }
+    }
+
+    /// Removes the directories of `path` and everything below it (children first) in every
+    /// hierarchy; a directory with processes left stays (EBUSY), and is reported.
+    @discardableResult
+    public func remove(_ path: String) -> [String] {
+        var busy: [String] = []
+        for directory in directories(of: path) where FileManager.default.fileExists(atPath: directory) {
+            busy += removeTree(directory)
+        }
+        return busy
+    }
+
+    private func removeTree(_ directory: String) -> [String] {
+        var busy: [String] = []
+        let children = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        for child in children {
+            var info = stat()
+            let path = directory + "/" + child
+            if lstat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR { busy += removeTree(path) }
+        }
+        if rmdir(directory) != 0 && errno != ENOENT { busy.append(directory) }
+        return busy
+    }
+
+    /// Whether any directory of `path` exists.
+    public func exists(_ path: String) -> Bool {
+        directories(of: path).contains { FileManager.default.fileExists(atPath: $0) }
+    }
+}

@@ -1,0 +1,82 @@
+// What a container leaves on disk, so that a restarted kubelet knows it: the kubelet writes
+// `meta.json` before it starts the shim; the shim writes `state.json` once the container runs
+// and `exit.json` once it has ended. All three are written atomically (temporary file, fsync,
+// rename).
+//
+//     <root>/containers/<id>/
+//       meta.json      ContainerRecord (kubelet)
+//       config.json    the OCI bundle's spec (kubelet)
+//       rootfs/        overlayfs: image layers + upper/ (kubelet mounts, unmounts)
+//       upper/ work/   the container's writable layer
+//       state.json     ContainerStarted (shim)
+//       exit.json      ContainerExit (shim)
+//       pid            the container's init pid (runtime)
+//       runtime.log    the runtime's own messages, JSON lines (runtime)
+//       shim.log       the shim's messages
+import Foundation
+import HostSystem
+
+/// A container as the kubelet started it.
+public struct ContainerRecord: Codable, Sendable, Equatable {
+    /// 32 hex digits; also the runtime's container id.
+    public var id: String
+    public var podUID: String
+    public var podNamespace: String
+    public var podName: String
+    /// The container's name in the pod spec.
+    public var name: String
+    /// The restart count it was started with (its log is `<attempt>.log`).
+    public var attempt: Int
+    public var isInit: Bool
+    /// The normalised image reference and the image id reported in status.
+    public var image: String
+    public var imageID: String
+    public var logPath: String
+    public var cgroupsPath: String
+    public var createdAt: Date
+    /// A hash of the container's spec, to see that the pod spec asks for something else.
+    public var specHash: String
+}
+
+/// Written by the shim once the container's process runs.
+public struct ContainerStarted: Codable, Sendable, Equatable {
+    public var pid: Int32
+    public var startedAt: Date
+}
+
+/// Written by the shim once the container has ended (or failed to start).
+public struct ContainerExit: Codable, Sendable, Equatable {
+    /// The exit status; 128 + the signal when a signal ended it; 128 when it never started.
+    public var exitCode: Int32
+    public var signal: Int32?
+    public var oomKilled: Bool
+    public var startedAt: Date?
+    public var finishedAt: Date
+    /// Why it never started (the runtime's message), for reason `StartError`.
+    public var startFailure: String?
+}
+
+/// Reading and writing the records.
+enum RecordFiles {
+    static let meta = "meta.json"
+    static let started = "state.json"
+    static let exit = "exit.json"
+
+    static func write<T: Encodable>(_ value: T, to path: String) throws {
+        let temporary = path + ".tmp-" + UUID().uuidString.prefix(8)
+        let data = try JSONEncoder().encode(value)
+        guard FileManager.default.createFile(atPath: temporary, contents: data) else {
+            throw KubeletError(.runtime, "cannot write \(temporary)")
+        }
+        if let handle = FileHandle(forWritingAtPath: temporary) {
+            try? handle.synchronize()
+            try? handle.close()
+        }
+        try FileSystem.commit(temporary, to: path)
+    }
+
+    static func read<T: Decodable>(_ type: T.Type, from path: String) -> T? {
+        guard let data = FileManager.default.contents(atPath: path) else { return nil }
+        return try? JSONDecoder().decode(T.self, from: data)
+    }
+}

@@ -1,0 +1,317 @@
+// The OCI runtime driver: containers of `runc` (or `crun`) as bundles under
+// `<root>/containers/<id>` with overlayfs roots, each owned by a shim process
+// (`ContainerShim`). The kubelet asks it to start, signal, wait for, exec into and remove
+// containers; everything it knows is on disk (`ContainerRecord`), so a restarted kubelet adopts
+// what runs.
+import CKubelet
+import Crypto
+import Foundation
+import HostSystem
+import Logging
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A container's state as the runtime sees it.
+public enum ContainerState: Sendable, Equatable {
+    /// Its shim runs it.
+    case running(ContainerStarted)
+    /// It ended (or never started: `startFailure`).
+    case exited(ContainerExit)
+    /// Neither: its shim is gone without a word (killed, or the machine rebooted).
+    case unknown
+}
+
+public final class OCIRuntime: Sendable {
+    /// `runc` or `crun`.
+    public let name: String
+    /// The runtime's executable.
+    public let binary: String
+    /// The kubelet's root directory.
+    public let root: String
+    /// The runtime's state directory (`--root` of runc): per kubelet, so that two kubelets of
+    /// one machine never see each other's containers.
+    public let stateDirectory: String
+    public var containersDirectory: String { root + "/containers" }
+    /// How to start a shim: the `ballast` executable and its hidden subcommand.
+    public let shimCommand: [String]
+    public let cgroups: Cgroups
+    public let nodeName: String
+    private let logger: Logger
+    /// Shims this process started, by container id (adopted ones are not here).
+    private let shims = Mutex<[String: ChildProcess]>([:])
+
+    public init(name: String, root: String, nodeName: String, shimCommand: [String], cgroups: Cgroups = .detect(), logger: Logger) throws {
+        guard ["runc", "crun"].contains(name) else {
+            throw KubeletError(.configuration, "--container-runtime \(name) is not supported: use runc or crun")
+        }
+        let binary = SystemCommand.resolve(name)
+        guard FileManager.default.isExecutableFile(atPath: binary) else {
+            throw KubeletError(.configuration, "the container runtime \(name) is not installed (looked for \(binary)): run `make deps` (apt-get install \(name))")
+        }
+        self.name = name
+        self.binary = binary
+        self.root = root
+        self.stateDirectory = root + "/runtime/" + name
+        self.shimCommand = shimCommand
+        self.cgroups = cgroups
+        self.nodeName = nodeName
+        self.logger = logger
+        for path in [root + "/containers", stateDirectory] {
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        }
+    }
+
+    /// "runc 1.1.5" for `nodeInfo.containerRuntimeVersion` (as `runc://1.1.5`).
+    public func version() async -> String {
+        let output = (try? await SystemCommand.run([binary, "--version"], timeout: .seconds(10)))?.stdout ?? ""
+        let first = output.split(separator: "\n").first ?? ""
+        let version = first.split(separator: " ").last.map(String.init) ?? "unknown"
+        return version.split(separator: "+").first.map(String.init) ?? version
+    }
+
+    /// The directory of container `id`.
+    public func directory(_ id: String) -> String { containersDirectory + "/" + id }
+
+    // MARK: Starting
+
+    /// Makes the bundle (overlayfs root over `layers`, config.json), starts the shim and waits
+    /// until the container runs. Throws `.containerCreate` with the runtime's message when it
+    /// does not start; the container's directory then stays (with its `exit.json`) for the
+    /// kubelet to report and remove.
+    public func start(_ config: ContainerConfig, layers: [String]) async throws -> ContainerRecord {
+        let id = Self.newID()
+        let dir = directory(id)
+        let cgroupsPath = Cgroups.containerPath(node: nodeName, podUID: config.podUID, containerID: id)
+        let record = ContainerRecord(id: id, podUID: config.podUID, podNamespace: config.podNamespace, podName: config.podName,
+                                     name: config.name, attempt: config.attempt, isInit: config.isInit, image: config.image.reference,
+                                     imageID: config.image.imageID, logPath: config.logPath, cgroupsPath: cgroupsPath,
+                                     createdAt: Date(), specHash: config.specHash)
+        for sub in ["rootfs", "upper", "work"] {
+            try FileManager.default.createDirectory(atPath: dir + "/" + sub, withIntermediateDirectories: true)
+        }
+        try RecordFiles.write(record, to: dir + "/" + RecordFiles.meta)
+        let options = "lowerdir=\(layers.joined(separator: ":")),upperdir=\(dir)/upper,workdir=\(dir)/work"
+        guard ckl_mount_fs("overlay", dir + "/rootfs", options, 0) == 0 else {
+            let reason = String(cString: strerror(errno))
+            throw KubeletError(.containerCreate, "cannot mount the container's root file system (overlayfs over \(layers.count) layers): \(reason)")
+        }
+        let spec = config.ociSpec(rootfs: dir + "/rootfs", cgroupsPath: cgroupsPath)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        try encoder.encode(spec).write(to: URL(fileURLWithPath: dir + "/config.json"))
+        if let previous = try? FileManager.default.attributesOfItem(atPath: config.logPath), (previous[.size] as? NSNumber)?.intValue ?? 0 > 0 {
+            try? FileManager.default.removeItem(atPath: config.logPath)   // a log of this attempt from an earlier kubelet run
+        }
+        let shim: ChildProcess
+        do {
+            shim = try ChildProcess(shimCommand + ["--runtime", binary, "--runtime-root", stateDirectory, "--id", id, "--directory", dir,
+                                                   "--log", config.logPath, "--cgroup", cgroupsPath, "--cgroup-root", cgroups.root],
+                                    newSession: true, standardOutput: .stream, standardError: .file(dir + "/shim.log"))
+        } catch {
+            throw KubeletError(.runtime, "cannot start the container shim \(shimCommand.joined(separator: " ")): \(error)", cause: error)
+        }
+        shims.withLock { $0[id] = shim }
+        var answer = ""
+        if let output = shim.standardOutput {
+            do {
+                for try await line in output.lines {
+                    answer = line
+                    break
+                }
+            } catch {}
+            output.close()
+        }
+        guard answer == "started" else {
+            if answer.isEmpty { _ = await shim.wait(timeout: .seconds(5)) }
+            let exit = RecordFiles.read(ContainerExit.self, from: dir + "/" + RecordFiles.exit)
+            let message = exit?.startFailure ?? (answer.hasPrefix("failed: ") ? String(answer.dropFirst(8)) : "the container shim ended without starting it (see \(dir)/shim.log)")
+            if exit == nil {
+                try? RecordFiles.write(ContainerExit(exitCode: 128, signal: nil, oomKilled: false, startedAt: nil, finishedAt: Date(),
+                                                     startFailure: message), to: dir + "/" + RecordFiles.exit)
+            }
+            throw KubeletError(.containerCreate, message)
+        }
+        return record
+    }
+
+    /// A fresh container id: 32 random hex digits.
+    static func newID() -> String {
+        var generator = SystemRandomNumberGenerator()
+        return (0..<16).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
+    }
+
+    // MARK: Looking
+
+    /// Every container on disk.
+    public func records() -> [ContainerRecord] {
+        let ids = (try? FileManager.default.contentsOfDirectory(atPath: containersDirectory)) ?? []
+        return ids.compactMap { RecordFiles.read(ContainerRecord.self, from: directory($0) + "/" + RecordFiles.meta) }
+    }
+
+    /// What container `id` is doing, from its files and its shim.
+    public func state(_ id: String) -> ContainerState {
+        let dir = directory(id)
+        if let exit = RecordFiles.read(ContainerExit.self, from: dir + "/" + RecordFiles.exit) { return .exited(exit) }
+        let started = RecordFiles.read(ContainerStarted.self, from: dir + "/" + RecordFiles.started)
+        if shimAlive(id) {
+            return started.map { .running($0) } ?? .unknown
+        }
+        // Checked again: the shim may have written exit.json and ended since.
+        if let exit = RecordFiles.read(ContainerExit.self, from: dir + "/" + RecordFiles.exit) { return .exited(exit) }
+        return .unknown
+    }
+
+    /// Whether the shim of `id` still runs: a child of ours, or (adopted) a process whose
+    /// command line names the container's directory.
+    func shimAlive(_ id: String) -> Bool {
+        if let shim = shims.withLock({ $0[id] }) { return shim.termination == nil }
+        let dir = directory(id)
+        let processes = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        for pid in processes where pid.allSatisfy(\.isNumber) {
+            guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { continue }
+            let arguments = data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+            if arguments.contains("kubelet-shim") && arguments.contains(dir) { return true }
+        }
+        return false
+    }
+
+    /// Waits until container `id` has ended; its exit. A shim of ours is awaited; an adopted
+    /// one is watched through its files.
+    public func waitForExit(_ id: String) async throws -> ContainerExit {
+        if let shim = shims.withLock({ $0[id] }) {
+            try await shim.wait()
+            shims.withLock { _ = $0.removeValue(forKey: id) }
+        }
+        while true {
+            switch state(id) {
+            case .exited(let exit): return exit
+            case .unknown:
+                // The shim is gone without an exit record: the container cannot be running.
+                if !shimAlive(id) {
+                    let exit = ContainerExit(exitCode: 255, signal: nil, oomKilled: false, startedAt: nil, finishedAt: Date(),
+                                             startFailure: nil)
+                    try? RecordFiles.write(exit, to: directory(id) + "/" + RecordFiles.exit)
+                    return exit
+                }
+            case .running: break
+            }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+    }
+
+    // MARK: Stopping
+
+    /// Sends `signal` (e.g. "TERM", "KILL") to container `id`'s processes.
+    public func kill(_ id: String, signal: String) async {
+        let result = try? await SystemCommand.run([binary, "--root", stateDirectory, "kill", id, signal], timeout: .seconds(30))
+        if let result, result.status != 0 {
+            logger.debug("runtime kill failed", metadata: ["container": "\(id)", "signal": "\(signal)", "stderr": "\(result.stderr)"])
+        }
+    }
+
+    /// SIGTERM, up to `grace` for the container to end, then SIGKILL; returns its exit.
+    public func stop(_ id: String, grace: Duration) async -> ContainerExit? {
+        if case .exited(let exit) = state(id) { return exit }
+        await kill(id, signal: "TERM")
+        let ended = await withTaskGroup(of: ContainerExit?.self) { group -> ContainerExit? in
+            group.addTask { try? await self.waitForExit(id) }
+            group.addTask {
+                try? await Task.sleep(for: grace)
+                return nil
+            }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            return first
+        }
+        if let ended { return ended }
+        await kill(id, signal: "KILL")
+        return try? await withThrowingTaskGroup(of: ContainerExit?.self) { group in
+            group.addTask { try await self.waitForExit(id) }
+            group.addTask {
+                try await Task.sleep(for: .seconds(30))
+                return nil
+            }
+            let first = try await group.next() ?? nil
+            group.cancelAll()
+            return first
+        }
+    }
+
+    /// Removes an ended container: the runtime's state (if any is left), its root file
+    /// system, its directory and its cgroup. Its log stays.
+    public func remove(_ id: String) async throws {
+        let dir = directory(id)
+        let record = RecordFiles.read(ContainerRecord.self, from: dir + "/" + RecordFiles.meta)
+        _ = try? await SystemCommand.run([binary, "--root", stateDirectory, "delete", "--force", id], timeout: .seconds(30))
+        for _ in 0..<4 where Mounts.current().contains(where: { $0.mountPoint == dir + "/rootfs" }) {
+            if ckl_unmount(dir + "/rootfs", 0) != 0 && errno == EBUSY {
+                _ = ckl_unmount(dir + "/rootfs", 1)
+            }
+        }
+        if Mounts.current().contains(where: { $0.mountPoint == dir + "/rootfs" }) {
+            throw KubeletError(.runtime, "cannot unmount the root file system of container \(id): \(String(cString: strerror(errno)))")
+        }
+        if let record { cgroups.remove(record.cgroupsPath) }
+        shims.withLock { _ = $0.removeValue(forKey: id) }
+        try? FileManager.default.removeItem(atPath: dir)
+    }
+
+    // MARK: Exec
+
+    /// Starts `command` in container `id` (`runc exec`, with the container's environment and
+    /// working directory). With `tty`, `runc exec --tty` gives the command a terminal of the
+    /// container's and relays it to its own stdio, a new pseudo-terminal whose master is
+    /// returned (a size set on the master reaches the command when runc gets SIGWINCH);
+    /// otherwise its stdin is a pipe (when `stdin`) and its stdout and stderr are streamed.
+    public func exec(_ id: String, command: [String], stdin: Bool, tty: Bool) throws -> ExecSession {
+        guard tty else {
+            do {
+                let child = try ChildProcess([binary, "--root", stateDirectory, "exec", id] + command, newSession: true,
+                                             standardInput: stdin ? .pipe : .null, standardOutput: .stream, standardError: .stream)
+                return ExecSession(process: child, terminal: nil)
+            } catch {
+                throw KubeletError(.runtime, "cannot run \(name) exec: \(error)", cause: error)
+            }
+        }
+        var path = [CChar](repeating: 0, count: 128)
+        let master = ckl_open_pty(&path, path.count)
+        guard master >= 0 else { throw KubeletError(.runtime, "cannot open a pseudo-terminal: \(String(cString: strerror(errno)))") }
+        let slave = String(decoding: path.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        do {
+            let child = try ChildProcess([binary, "--root", stateDirectory, "exec", "--tty", id] + command, newSession: true,
+                                         standardInput: .file(slave), standardOutput: .file(slave, append: true), standardError: .sameAsOutput)
+            return ExecSession(process: child, terminal: master)
+        } catch {
+            close(master)
+            throw KubeletError(.runtime, "cannot run \(name) exec: \(error)", cause: error)
+        }
+    }
+
+    /// Runs `command` in container `id` to its end, at most `timeout` (exec probes); its exit
+    /// status and the first 10 KiB of its output.
+    public func execSync(_ id: String, command: [String], timeout: Duration) async throws -> (status: Int32, output: String) {
+        do {
+            let result = try await SystemCommand.run([binary, "--root", stateDirectory, "exec", id] + command, timeout: timeout,
+                                                     outputLimit: 10 * 1024)
+            return (result.status, result.stdout + result.stderr)
+        } catch let error as CommandError where error.timedOut != nil {
+            throw KubeletError(.timeout, "command \(command) timed out after \(timeout)")
+        }
+    }
+}
+
+/// A process started by `exec`, and its terminal's master side when it has one.
+public struct ExecSession: Sendable {
+    public let process: ChildProcess
+    /// The pseudo-terminal's master descriptor (the caller closes it), for `tty`.
+    public let terminal: Int32?
+}
+
+extension ContainerConfig {
+    /// A stable hash of what the container runs, to notice that the pod spec changed.
+    public static func hash(_ parts: [String]) -> String {
+        SHA256.hash(data: Data(parts.joined(separator: "\u{0}").utf8)).prefix(8).map { String(format: "%02x", $0) }.joined()
+    }
+}

@@ -1,0 +1,79 @@
+// The kubelet's client of the CSI node plugin (`ballast csi --mode node`): grpc-swift over the
+// plugin's unix socket, one connection for the kubelet's life, reconnecting when the plugin
+// restarts.
+import CSIProto
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
+
+/// The node plugin's unix socket and its node service.
+public final class CSINodeClient: Sendable {
+    public let socketPath: String
+    private let client: GRPCClient<HTTP2ClientTransport.Posix>
+    private let connections: Task<Void, any Error>
+    let node: Csi_V1_Node.Client<HTTP2ClientTransport.Posix>
+    let identity: Csi_V1_Identity.Client<HTTP2ClientTransport.Posix>
+
+    /// A client of `endpoint` (`unix:///path/csi.sock`).
+    public init(endpoint: String) throws {
+        guard endpoint.hasPrefix("unix://"), endpoint.dropFirst(7).hasPrefix("/") else {
+            throw KubeletError(.configuration, "--csi-endpoint \(endpoint): expected unix:///absolute/path.sock")
+        }
+        socketPath = String(endpoint.dropFirst(7))
+        let client = GRPCClient(transport: try HTTP2ClientTransport.Posix(target: .unixDomainSocket(path: socketPath),
+                                                                          transportSecurity: .plaintext))
+        self.client = client
+        connections = Task { try await client.runConnections() }
+        node = Csi_V1_Node.Client(wrapping: client)
+        identity = Csi_V1_Identity.Client(wrapping: client)
+    }
+
+    /// Closes the connection.
+    public func close() {
+        client.beginGracefulShutdown()
+        connections.cancel()
+    }
+
+    /// The plugin's name (GetPluginInfo).
+    public func driverName() async throws -> String {
+        try await identity.getPluginInfo(Csi_V1_GetPluginInfoRequest()).name
+    }
+
+    /// NodeGetInfo.
+    public func info() async throws -> Csi_V1_NodeGetInfoResponse {
+        try await node.nodeGetInfo(Csi_V1_NodeGetInfoRequest())
+    }
+
+    /// The node service's capabilities (NodeGetCapabilities).
+    public func capabilities() async throws -> Set<Csi_V1_NodeServiceCapability.RPC.TypeEnum> {
+        let response = try await node.nodeGetCapabilities(Csi_V1_NodeGetCapabilitiesRequest())
+        return Set(response.capabilities.compactMap { capability -> Csi_V1_NodeServiceCapability.RPC.TypeEnum? in
+            if case .rpc(let rpc)? = capability.type { return rpc.type }
+            return nil
+        })
+    }
+}
+
+extension RPCError {
+    /// "rpc error: code = FailedPrecondition desc = …", as Kubernetes prints CSI errors.
+    var kubernetesDescription: String {
+        let name: String
+        switch code {
+        case .invalidArgument: name = "InvalidArgument"
+        case .notFound: name = "NotFound"
+        case .alreadyExists: name = "AlreadyExists"
+        case .failedPrecondition: name = "FailedPrecondition"
+        case .aborted: name = "Aborted"
+        case .outOfRange: name = "OutOfRange"
+        case .unimplemented: name = "Unimplemented"
+        case .internalError: name = "Internal"
+        case .unavailable: name = "Unavailable"
+        case .deadlineExceeded: name = "DeadlineExceeded"
+        case .resourceExhausted: name = "ResourceExhausted"
+        case .permissionDenied: name = "PermissionDenied"
+        case .unauthenticated: name = "Unauthenticated"
+        default: name = "\(code)"
+        }
+        return "rpc error: code = \(name) desc = \(message)"
+    }
+}

@@ -1,0 +1,37 @@
+import Foundation
+import Kubelet
+import Testing
+
+@Suite("CRI log format")
+struct CRILogTests {
+    @Test("lines are written full, long ones cut into partial pieces, and rendered back")
+    func writeAndRender() async throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("crilog-\(UUID().uuidString)/0.log").path
+        defer { try? FileManager.default.removeItem(atPath: (path as NSString).deletingLastPathComponent) }
+        let writer = try CRILogWriter(path: path)
+        let long = String(repeating: "x", count: CRILogWriter.maxLineBytes + 10)
+        let chunks = AsyncThrowingStream<[UInt8], any Error> { continuation in
+            continuation.yield(Array("one\ntw".utf8))
+            continuation.yield(Array("o\n\(long)\nlast".utf8))
+            continuation.finish()
+        }
+        await writer.pump(chunks, stream: "stdout")
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        let entries = CRILog.select(text, tailLines: nil, since: nil)
+        #expect(entries.map(\.partial) == [false, false, true, false, false])
+        #expect(CRILog.render(entries, timestamps: false) == "one\ntwo\n\(long)\nlast\n")
+        #expect(CRILog.render(CRILog.select(text, tailLines: 2, since: nil), timestamps: false) == "\(long)\nlast\n")
+        #expect(CRILog.select(text, tailLines: 0, since: nil).isEmpty)
+        let stamped = CRILog.render(CRILog.select(text, tailLines: 1, since: nil), timestamps: true)
+        #expect(stamped.hasSuffix("Z last\n"))
+    }
+
+    @Test("timestamps are RFC 3339 in UTC with trimmed nanoseconds, and compare in time order")
+    func timestamps() {
+        #expect(CRILog.timestamp(Date(timeIntervalSince1970: 0)) == "1970-01-01T00:00:00Z")
+        #expect(CRILog.timestamp(Date(timeIntervalSince1970: 1.5)) == "1970-01-01T00:00:01.5Z")
+        let entries = CRILog.select("2024-01-01T00:00:01.5Z stdout F a\n2024-01-01T00:00:02Z stdout F b\n", tailLines: nil,
+                                    since: "2024-01-01T00:00:01.6Z")
+        #expect(entries.map(\.content) == ["b"])
+    }
+}

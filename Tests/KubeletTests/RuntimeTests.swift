@@ -1,0 +1,122 @@
+// The OCI runtime driver with the real runc, busybox built from busybox-static, overlayfs roots
+// and the shim: exit codes, CRI logs, limits (OOM), stop with a grace period, exec, and a
+// restarted driver adopting a running container.
+import Foundation
+import HostSystem
+import Kubelet
+import Testing
+import TestSupport
+
+@Suite("OCI runtime", .enabled(if: runtimeAvailable))
+struct RuntimeTests {
+    @Test("a busybox container's exit code and its output in the CRI log")
+    func exitCodeAndLogs() async throws {
+        let node = try RuntimeHarness()
+        try await withCleanup {
+            let (config, layers) = try await node.config(["sh", "-c", "echo out; echo err >&2; echo \"host=$(hostname)\"; exit 3"])
+            let record = try await node.runtime.start(config, layers: layers)
+            let exit = try await node.runtime.waitForExit(record.id)
+            #expect(exit.exitCode == 3)
+            #expect(exit.signal == nil)
+            #expect(!exit.oomKilled)
+            let log = try String(contentsOfFile: config.logPath, encoding: .utf8)
+            let entries = CRILog.select(log, tailLines: nil, since: nil)
+            // stdout and stderr are two pipes: their lines interleave in no fixed order.
+            #expect(CRILog.render(entries.filter { $0.stream == "stdout" }, timestamps: false) == "out\nhost=pod1\n")
+            #expect(CRILog.render(entries.filter { $0.stream == "stderr" }, timestamps: false) == "err\n")
+            try await node.runtime.remove(record.id)
+            #expect(!FileManager.default.fileExists(atPath: node.runtime.directory(record.id)))
+        } cleanup: {
+            await node.close()
+        }
+    }
+
+    @Test("a command missing from the image is a start failure with the runtime's message")
+    func missingCommand() async throws {
+        let node = try RuntimeHarness()
+        try await withCleanup {
+            let (config, layers) = try await node.config(["/no/such/binary"])
+            await #expect(throws: KubeletError.self) { try await node.runtime.start(config, layers: layers) }
+            let record = try #require(node.runtime.records().first)
+            guard case .exited(let exit) = node.runtime.state(record.id) else { Issue.record("not exited"); return }
+            #expect(exit.exitCode == 128)
+            #expect(exit.startFailure?.contains("no such file") == true || exit.startFailure?.contains("not found") == true,
+                    "\(exit.startFailure ?? "")")
+        } cleanup: {
+            await node.close()
+        }
+    }
+
+    @Test("a memory limit ends a hungry container as OOMKilled")
+    func oomKilled() async throws {
+        let node = try RuntimeHarness()
+        try await withCleanup {
+            let (config, layers) = try await node.config(["sh", "-c", "x=$(head -c 100000000 /dev/zero | tr '\\0' a); echo survived"],
+                                                         memoryLimit: 24 << 20)
+            let record = try await node.runtime.start(config, layers: layers)
+            let exit = try await node.runtime.waitForExit(record.id)
+            #expect(exit.oomKilled, "exit \(exit)")
+            #expect(exit.exitCode == 137)
+        } cleanup: {
+            await node.close()
+        }
+    }
+
+    @Test("stop: SIGTERM, then SIGKILL after the grace period (PID 1 ignores SIGTERM without a handler)")
+    func stopWithGrace() async throws {
+        let node = try RuntimeHarness()
+        try await withCleanup {
+            let (config, layers) = try await node.config(["sleep", "1000"])
+            let record = try await node.runtime.start(config, layers: layers)
+            guard case .running = node.runtime.state(record.id) else { Issue.record("not running"); return }
+            let started = ContinuousClock.now
+            let exit = await node.runtime.stop(record.id, grace: .seconds(1))
+            #expect(exit?.exitCode == 137)
+            #expect(ContinuousClock.now - started >= .seconds(1))
+
+            let (trapping, _) = try await node.config(["sh", "-c", "trap 'echo bye; exit 0' TERM; while true; do sleep 0.1; done"],
+                                                      name: "t")
+            let second = try await node.runtime.start(trapping, layers: layers)
+            try await Task.sleep(for: .milliseconds(300))
+            let graceful = await node.runtime.stop(second.id, grace: .seconds(10))
+            #expect(graceful?.exitCode == 0)
+            #expect(try String(contentsOfFile: trapping.logPath, encoding: .utf8).contains("stdout F bye"))
+        } cleanup: {
+            await node.close()
+        }
+    }
+
+    @Test("exec runs a command in the container's namespaces and returns its status")
+    func exec() async throws {
+        let node = try RuntimeHarness()
+        try await withCleanup {
+            let (config, layers) = try await node.config(["sh", "-c", "echo hi > /tmp/mark; sleep 1000"])
+            let record = try await node.runtime.start(config, layers: layers)
+            try await Task.sleep(for: .milliseconds(200))
+            let result = try await node.runtime.execSync(record.id, command: ["sh", "-c", "cat /tmp/mark; hostname; exit 4"],
+                                                         timeout: .seconds(10))
+            #expect(result.status == 4)
+            #expect(result.output == "hi\npod1\n")
+        } cleanup: {
+            await node.close()
+        }
+    }
+
+    @Test("a restarted driver adopts a running container, stops it and learns its exit")
+    func adoption() async throws {
+        let node = try RuntimeHarness()
+        try await withCleanup {
+            let (config, layers) = try await node.config(["sh", "-c", "trap 'exit 7' TERM; while true; do sleep 0.1; done"])
+            let record = try await node.runtime.start(config, layers: layers)
+            let restarted = try node.restartedRuntime()
+            #expect(restarted.records().map(\.id) == [record.id])
+            guard case .running(let started) = restarted.state(record.id) else { Issue.record("adopted container not running"); return }
+            #expect(started.pid > 0)
+            let exit = await restarted.stop(record.id, grace: .seconds(10))
+            #expect(exit?.exitCode == 7)
+            try await restarted.remove(record.id)
+        } cleanup: {
+            await node.close()
+        }
+    }
+}
