@@ -129,8 +129,11 @@ public final class HTTPServer: Sendable {
                             return true
                         }
                         guard admitted else {
-                            // Closed at once, nothing read.
+                            // Closed at once, nothing read; the async channel, once made, is closed
+                            // through executeThenClose, which finishes its writer (NIO traps on a
+                            // writer dropped unfinished).
                             accepted.channel.close(promise: nil)
+                            group.addTask { await accepted.discard() }
                             continue
                         }
                         group.addTask {

@@ -124,6 +124,15 @@ enum AcceptedConnection: Sendable {
 struct PendingConnection: Sendable {
     let channel: any Channel
     let connection: EventLoopFuture<AcceptedConnection>
+
+    /// Closes a connection that will not be served (its channel closed already).
+    func discard() async {
+        switch try? await connection.get() {
+        case .http(let http)?: try? await http.executeThenClose { _, _ in }
+        case .webSocket(let socket, _)?: try? await socket.executeThenClose { _, _ in }
+        case nil: break
+        }
+    }
 }
 
 enum WebSocketUpgrade {

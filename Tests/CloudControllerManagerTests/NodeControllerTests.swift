@@ -12,9 +12,10 @@ actor MemoryNodeStore: NodeStore {
     private var nodes: [String: Node] = [:]
     private var version = 0
 
-    func add(_ name: String, taints: [Taint] = [Taint(key: CloudTaint.uninitialized, value: "true", effect: "NoSchedule")]) -> Node {
+    func add(_ name: String, taints: [Taint] = [Taint(key: CloudTaint.uninitialized, value: "true", effect: "NoSchedule")],
+             annotations: [String: String]? = nil) -> Node {
         version += 1
-        var node = Node(metadata: ObjectMeta(name: name, resourceVersion: String(version)))
+        var node = Node(metadata: ObjectMeta(name: name, resourceVersion: String(version), annotations: annotations))
         node.spec.taints = taints
         nodes[name] = node
         return node
@@ -84,6 +85,22 @@ private func controller() async throws -> (NodeController, CloudSimulator, Memor
         let version = node.metadata.resourceVersion
         #expect(try await ccm.reconcileAll()["node-a"]?.get() == .unchanged)
         #expect(await store.node("node-a")?.metadata.resourceVersion == version)
+    }
+
+    @Test("a kubelet's --node-ip (provided-node-ip) is the node's InternalIP, whether or not the cloud knows it")
+    func providedNodeIP() async throws {
+        let (ccm, cloud, store) = try await controller()
+        _ = try await cloud.registerInstance(RegisterInstanceRequest(name: "known", zone: "ballast-1a", addresses: [
+            InstanceAddress(type: "InternalIP", address: "127.0.1.9"), InstanceAddress(type: "InternalIP", address: "127.0.1.5")]))
+        _ = try await cloud.registerInstance(RegisterInstanceRequest(name: "unknown", zone: "ballast-1a"))
+        _ = await store.add("known", annotations: [CloudAnnotation.providedNodeIP: "127.0.1.5"])
+        _ = await store.add("unknown", annotations: [CloudAnnotation.providedNodeIP: "127.0.1.7"])
+        _ = try await ccm.reconcileAll()
+        let known = try #require(await store.node("known"))
+        #expect(known.status.addresses?.filter { $0.type == "InternalIP" }.map(\.address) == ["127.0.1.5"])
+        let unknown = try #require(await store.node("unknown"))
+        #expect(unknown.status.addresses?.first == NodeAddress(type: "InternalIP", address: "127.0.1.7"))
+        #expect(unknown.status.addresses?.filter { $0.type == "InternalIP" }.count == 1)
     }
 
     @Test func aNodeWithoutAnInstanceWaits() async throws {
