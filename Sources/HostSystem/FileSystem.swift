@@ -7,6 +7,27 @@ import Glibc
 #endif
 
 public enum FileSystem {
+    /// The whole of a kernel-generated file (/proc, /sys), read to its end. Foundation's
+    /// `String(contentsOfFile:)` trusts the size such files report (0) and returns only the
+    /// first page: a mount table of more than ~25 entries came back cut short.
+    public static func readVirtualFile(_ path: String) -> String? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count > 0 {
+                bytes += buffer[..<count]
+            } else if count == 0 {
+                return String(decoding: bytes, as: UTF8.self)
+            } else if errno != EINTR {
+                return nil
+            }
+        }
+    }
+
     /// Creates (or truncates) `path` as a sparse file of `size` bytes, mode 0600, synced.
     public static func createSparseFile(_ path: String, size: Int64) throws(HostSystemError) {
         guard size >= 0 else { throw HostSystemError(.invalidArgument, "cannot size \(path) to \(size) bytes") }

@@ -43,7 +43,7 @@ public struct MountInfo: Sendable, Equatable {
 public enum Mounts {
     /// The mount table of this process's mount namespace, in mount order.
     public static func current() -> [MountInfo] {
-        guard let text = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) else { return [] }
+        guard let text = FileSystem.readVirtualFile("/proc/self/mountinfo") else { return [] }
         return parse(table: text)
     }
 
