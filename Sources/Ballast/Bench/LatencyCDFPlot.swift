@@ -32,7 +32,9 @@ enum LatencyCDFPlot {
                     let y = y0 - plotHeight * Double(rank + 1) / Double(sorted.count)
                     points.append("\(fixed(x, 1)),\(fixed(y, 1))")
                 }
-                out += "<polyline fill=\"none\" stroke=\"\(color)\" stroke-width=\"1.5\" stroke-dasharray=\"\(dash)\" points=\"\(points.joined(separator: " "))\"/>\n"
+                // No stroke-dasharray at all for a solid line: an empty one is invalid SVG.
+                let dashes = dash.isEmpty ? "" : " stroke-dasharray=\"\(dash)\""
+                out += "<polyline fill=\"none\" stroke=\"\(color)\" stroke-width=\"1.5\"\(dashes) points=\"\(points.joined(separator: " "))\"/>\n"
                 out += "<text x=\"\(x0 + plotWidth - 110)\" y=\"\(y0 - plotHeight + 14 * Double(row))\" fill=\"\(color)\">\(label)</text>\n"
             }
         }
