@@ -22,13 +22,15 @@ struct BallastCommand: AsyncParsableCommand {
 /// `ballast bench …`: benchmarks that print Ballast's figures beside a peer's, from the same run:
 /// `store` (the LSM engine beside SQLite in this process; with `--via etcd`, puts through
 /// `ballast store serve` and, with `--compare-etcd`, a real etcd, each a child process),
-/// `provision` (the CSI driver's path beside the same kernel work done directly with the tools)
-/// and `apiserver` (`ballast apiserver` on the embedded store and, with `--compare-etcd`, on a
-/// real etcd).
+/// `provision` (the CSI driver's path beside the same kernel work done directly with the tools),
+/// `apiserver` (`ballast apiserver` on the embedded store and, with `--compare-etcd`, on a
+/// real etcd), `controllers`, `scheduler` and `kubelet` (pods through a real kubelet beside
+/// `runc run` of the same bundles).
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks that measure Ballast beside a peer (SQLite, a real etcd, the kernel tools) in the same run.",
-        subcommands: [BenchStoreCommand.self, BenchProvisionCommand.self, BenchAPIServerCommand.self, BenchControllersCommand.self, BenchSchedulerCommand.self]
+        subcommands: [BenchStoreCommand.self, BenchProvisionCommand.self, BenchAPIServerCommand.self, BenchControllersCommand.self, BenchSchedulerCommand.self,
+                      BenchKubeletCommand.self]
     )
 }

@@ -19,8 +19,9 @@ extension Duration: @retroactive ExpressibleByArgument {
     public var defaultValueDescription: String { GoDuration.format(self) }
 }
 
-/// A size in a flag: bytes, or with a suffix (`64Mi`, `1Ti`, `500G`); never negative.
-struct ByteCount: ExpressibleByArgument, Sendable {
+/// A size in a flag: bytes, or with a suffix (`64Mi`, `1Ti`, `500G`); never negative. Printed
+/// as a flag writes it (`64Mi`).
+struct ByteCount: ExpressibleByArgument, CustomStringConvertible, Sendable {
     var bytes: Int64
 
     init(_ bytes: Int64) { self.bytes = bytes }
@@ -31,6 +32,7 @@ struct ByteCount: ExpressibleByArgument, Sendable {
     }
 
     var defaultValueDescription: String { ByteSize.format(bytes) }
+    var description: String { ByteSize.format(bytes) }
 }
 
 /// `--log-level`, on every command.

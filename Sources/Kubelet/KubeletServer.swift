@@ -122,7 +122,9 @@ public final class KubeletServer: ServiceLifecycle.Service, Sendable {
                 }
                 if self.configuration.serve {
                     let server = try await KubeletHTTPServer(kubelet: self)
-                    group.addTask { try await server.run() }
+                    group.addTask {
+                        do { try await server.run() } catch is CancellationError {}   // shutdown, not a failure
+                    }
                 }
                 // Until shutdown: tasks that finish (the CSI registration) end quietly; the first
                 // that fails ends the kubelet, and the group cancels the others.

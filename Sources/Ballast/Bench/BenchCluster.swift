@@ -42,6 +42,8 @@ final class BenchCluster: @unchecked Sendable {
     private(set) var cloud: CloudClient!
     private(set) var csi: GRPCCSIPlugin!
     private(set) var apiserver: BenchProcess!
+    /// The simulated cloud's address, once started.
+    private(set) var cloudURL = ""
     private var instances: [String: String] = [:]
     private var nodeNames: [String] = []
     private var nodeZones: [String: String] = [:]
@@ -52,14 +54,19 @@ final class BenchCluster: @unchecked Sendable {
         self.logger = logger
     }
 
-    private func spawn(_ name: String, _ arguments: [String]) throws -> BenchProcess {
+    /// The API server's admin kubeconfig (written by `ballast apiserver`).
+    var kubeconfig: String { root + "/api/admin.kubeconfig" }
+    var cloudKeyFile: String { root + "/cloud/admin.key" }
+
+    /// Starts this binary with `arguments`, its output in ROOT/NAME.log; `stop()` ends it.
+    func spawn(_ name: String, _ arguments: [String]) throws -> BenchProcess {
         let process = try BenchProcess(name, arguments: arguments, log: "\(root)/\(name).log")
         processes.append(process)
         return process
     }
 
     /// Polls `ready` until it holds, failing with the process's log after 60 s or when it exits.
-    private func wait(for process: BenchProcess, _ ready: () async -> Bool) async throws {
+    func wait(for process: BenchProcess, _ ready: () async -> Bool) async throws {
         let deadline = ContinuousClock.now + .seconds(60)
         while ContinuousClock.now < deadline {
             if await ready() { return }
@@ -74,7 +81,6 @@ final class BenchCluster: @unchecked Sendable {
         let apiPort = Self.freePort(), cloudPort = Self.freePort()
         apiserver = try spawn("apiserver", ["apiserver", "--data-dir", root + "/api", "--secure-port", "\(apiPort)", "--bind-address", "127.0.0.1",
                                             "--log-level", "warning"])
-        let kubeconfig = root + "/api/admin.kubeconfig"
         try await wait(for: apiserver) {
             guard FileManager.default.fileExists(atPath: kubeconfig), let client = try? KubeClient(try Connection.kubeconfig(at: kubeconfig)) else {
                 return false
@@ -82,17 +88,18 @@ final class BenchCluster: @unchecked Sendable {
             self.client = client
             return (try? await client.send(.GET, "/readyz"))?.status.code == 200
         }
+        cloudURL = "http://127.0.0.1:\(cloudPort)"
         let cloudProcess = try spawn("cloud", ["cloud", "serve", "--listen", "127.0.0.1:\(cloudPort)", "--volumes-dir", root + "/volumes",
                                                "--state-dir", root + "/cloud", "--latency", latency, "--attach-limit", "256",
                                                "--log-level", "warning"])
         try await wait(for: cloudProcess) {
-            guard let cloud = try? CloudClient(url: "http://127.0.0.1:\(cloudPort)", keyFile: self.root + "/cloud/admin.key") else { return false }
+            guard let cloud = try? CloudClient(url: self.cloudURL, keyFile: self.cloudKeyFile) else { return false }
             self.cloud = cloud
             return (try? await cloud.describeRegion()) != nil
         }
         let socket = root + "/csi.sock"
         let csiProcess = try spawn("csi", ["csi", "--mode", "controller", "--endpoint", "unix://" + socket, "--driver-name", driver,
-                                           "--cloud-url", "http://127.0.0.1:\(cloudPort)", "--cloud-key-file", root + "/cloud/admin.key",
+                                           "--cloud-url", cloudURL, "--cloud-key-file", cloudKeyFile,
                                            "--log-level", "warning"])
         csi = try GRPCCSIPlugin(endpoint: "unix://" + socket, timeout: .seconds(60))
         try await wait(for: csiProcess) { (try? await self.csi.getPluginInfo()) != nil }
@@ -167,13 +174,22 @@ final class BenchCluster: @unchecked Sendable {
         return result
     }
 
-    /// PVCs → Bound, pods → attached, deletes → disks gone, through the controllers.
-    func measureControllers(count: Int, rate: Double, size: Int64, floor: ControllersBenchResult) async throws -> ControllersBenchResult {
-        var result = floor
-        let manager = processes.first { $0.name == "controller-manager" }!
+    /// The controller manager process, once started.
+    var controllerManager: BenchProcess? { processes.first { $0.name == "controller-manager" } }
+
+    /// Waits until the controller manager holds its leader lease (its controllers run).
+    func waitForControllerManager() async throws {
+        guard let manager = controllerManager else { throw BenchFailure("the controller manager was not started") }
         try await wait(for: manager) {
             (try? await self.client.get(Lease.self, name: "ballast-controller-manager", namespace: "kube-system"))?.spec.holderIdentity.map { !$0.isEmpty } == true
         }
+    }
+
+    /// PVCs → Bound, pods → attached, deletes → disks gone, through the controllers.
+    func measureControllers(count: Int, rate: Double, size: Int64, floor: ControllersBenchResult) async throws -> ControllersBenchResult {
+        var result = floor
+        try await waitForControllerManager()
+        let manager = controllerManager!
         _ = try await client.create(StorageClass(metadata: ObjectMeta(name: "bench"), provisioner: driver, reclaimPolicy: "Delete",
                                                  volumeBindingMode: "Immediate"))
         try await Task.sleep(for: .milliseconds(500))
@@ -256,8 +272,9 @@ final class BenchCluster: @unchecked Sendable {
         return result
     }
 
-    /// Runs `body` for 0..<count, starting one every 1/rate seconds, all concurrently; results in order.
-    private func paced<T: Sendable>(count: Int, rate: Double, _ body: @escaping @Sendable (Int) async throws -> T) async throws -> [T] {
+    /// Runs `body` for 0..<count, starting one every 1/rate seconds (all at once for an
+    /// infinite rate), all concurrently; results in order.
+    func paced<T: Sendable>(count: Int, rate: Double, _ body: @escaping @Sendable (Int) async throws -> T) async throws -> [T] {
         try await withThrowingTaskGroup(of: (Int, T).self) { group in
             let start = ContinuousClock.now
             for index in 0..<count {

@@ -102,13 +102,12 @@ struct ControllersBenchResult {
     }
 
     func report(pvcs: Int, latency: String) -> String {
-        func ms(_ value: Double?) -> String { value.map { fixed($0 * 1000, 1) + " ms" } ?? "-" }
         var table = TextTable([("measurement", .left), ("controllers p50", .right), ("p99", .right), ("direct CSI floor p50", .right), ("p99", .right), ("p50 ratio", .right)])
         for (name, mine, floor) in [("PVC → Bound  vs  CreateVolume", bound, floorCreate),
                                     ("pod → VolumeAttachment attached  vs  ControllerPublish", attached, floorPublish),
                                     ("PVC delete → disk gone  vs  DeleteVolume", deleted, floorDelete)] {
             let p50 = Self.percentile(mine, 0.5), floor50 = Self.percentile(floor, 0.5)
-            table.append([name, ms(p50), ms(Self.percentile(mine, 0.99)), ms(floor50), ms(Self.percentile(floor, 0.99)),
+            table.append([name, milliseconds(p50), milliseconds(Self.percentile(mine, 0.99)), milliseconds(floor50), milliseconds(Self.percentile(floor, 0.99)),
                           ratio(p50.flatMap { a in floor50.map { a / $0 } }, suffix: "×")])
         }
         var text = table.render()
@@ -125,21 +124,16 @@ struct ControllersBenchResult {
         let bound50 = Self.percentile(bound, 0.5), bound99 = Self.percentile(bound, 0.99)
         let create50 = Self.percentile(floorCreate, 0.5)
         let attached50 = Self.percentile(attached, 0.5), publish50 = Self.percentile(floorPublish, 0.5)
-        func ms(_ value: Double?) -> String { value.map { fixed($0 * 1000, 1) + " ms" } ?? "-" }
-        func verdict(_ value: Double?, _ limit: Double) -> String {
-            guard let value else { return "no data" }
-            return value <= limit ? "met" : "NOT met"
-        }
         let createLimit = createLatency.seconds + 0.1
         let boundOverhead = bound50.flatMap { b in create50.flatMap { $0 > 0 ? b / $0 : nil } }
         let attachOverhead = attached50.flatMap { a in publish50.flatMap { $0 > 0 ? a / $0 : nil } }
         var table = TextTable([("target (issue 14)", .left), ("limit", .right), ("this run", .right), ("", .left)])
-        table.append(["PVC → Bound p50 ≤ cloud create latency + 100 ms", ms(createLimit), ms(bound50), verdict(bound50, createLimit)])
-        table.append(["PVC → Bound p99 ≤ 1 s", ms(1), ms(bound99), verdict(bound99, 1)])
+        table.append(["PVC → Bound p50 ≤ cloud create latency + 100 ms", milliseconds(createLimit), milliseconds(bound50), verdict(bound50, atMost: createLimit)])
+        table.append(["PVC → Bound p99 ≤ 1 s", milliseconds(1), milliseconds(bound99), verdict(bound99, atMost: 1)])
         table.append(["overhead over the direct CSI floor at p50 ≤ 1.5× (Bound / CreateVolume)", "1.50×",
-                      ratio(boundOverhead, suffix: "×"), verdict(boundOverhead, 1.5)])
+                      ratio(boundOverhead, suffix: "×"), verdict(boundOverhead, atMost: 1.5)])
         table.append(["  the same for attach (attached / ControllerPublish)", "1.50×",
-                      ratio(attachOverhead, suffix: "×"), verdict(attachOverhead, 1.5)])
+                      ratio(attachOverhead, suffix: "×"), verdict(attachOverhead, atMost: 1.5)])
         var text = table.render()
         if pvcs != 200 || rate != 20 {
             text += "\n(the targets are defined at --pvcs 200 --rate 20; this run used --pvcs \(pvcs) --rate \(fixed(rate, 1)))"
@@ -149,39 +143,9 @@ struct ControllersBenchResult {
 
     /// Cumulative distributions, controllers (solid) against the floor (dashed), one panel each.
     func svg() -> String {
-        let panels: [(String, [Double], [Double])] = [("PVC → Bound vs CreateVolume", bound, floorCreate),
-                                                      ("VolumeAttachment attached vs ControllerPublish", attached, floorPublish),
-                                                      ("delete → disk gone vs DeleteVolume", deleted, floorDelete)]
-        let width = 420.0, height = 300.0, margin = 50.0
-        var out = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width * 3))\" height=\"\(Int(height))\" font-family=\"sans-serif\" font-size=\"11\">\n"
-        out += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
-        for (index, (title, mine, floor)) in panels.enumerated() {
-            let x0 = Double(index) * width + margin, y0 = height - margin, plotWidth = width - margin - 20, plotHeight = height - 2 * margin
-            let maxValue = max((mine + floor).max() ?? 1, 0.001)
-            out += "<text x=\"\(x0)\" y=\"20\" font-weight=\"bold\">\(title)</text>\n"
-            out += "<line x1=\"\(x0)\" y1=\"\(y0)\" x2=\"\(x0 + plotWidth)\" y2=\"\(y0)\" stroke=\"black\"/>\n"
-            out += "<line x1=\"\(x0)\" y1=\"\(y0)\" x2=\"\(x0)\" y2=\"\(y0 - plotHeight)\" stroke=\"black\"/>\n"
-            for tick in 0...4 {
-                let value = maxValue * Double(tick) / 4
-                let x = x0 + plotWidth * Double(tick) / 4
-                out += "<text x=\"\(x - 10)\" y=\"\(y0 + 15)\">\(fixed(value * 1000, 0))</text>\n"
-                let y = y0 - plotHeight * Double(tick) / 4
-                out += "<text x=\"\(x0 - 35)\" y=\"\(y + 4)\">\(fixed(Double(tick) / 4, 2))</text>\n"
-            }
-            out += "<text x=\"\(x0 + plotWidth / 2 - 30)\" y=\"\(y0 + 32)\">latency (ms)</text>\n"
-            for (values, color, dash, label, row) in [(mine, "#1f77b4", "", "controllers", 0), (floor, "#d62728", "6,4", "direct CSI floor", 1)] {
-                let sorted = values.sorted()
-                guard !sorted.isEmpty else { continue }
-                var points: [String] = []
-                for (rank, value) in sorted.enumerated() {
-                    let x = x0 + plotWidth * value / maxValue
-                    let y = y0 - plotHeight * Double(rank + 1) / Double(sorted.count)
-                    points.append("\(fixed(x, 1)),\(fixed(y, 1))")
-                }
-                out += "<polyline fill=\"none\" stroke=\"\(color)\" stroke-width=\"1.5\" stroke-dasharray=\"\(dash)\" points=\"\(points.joined(separator: " "))\"/>\n"
-                out += "<text x=\"\(x0 + plotWidth - 110)\" y=\"\(y0 - plotHeight + 14 * Double(row))\" fill=\"\(color)\">\(label)</text>\n"
-            }
-        }
-        return out + "</svg>\n"
+        LatencyCDFPlot.svg([("PVC → Bound vs CreateVolume", bound, floorCreate),
+                            ("VolumeAttachment attached vs ControllerPublish", attached, floorPublish),
+                            ("delete → disk gone vs DeleteVolume", deleted, floorDelete)],
+                           measured: "controllers", floor: "direct CSI floor")
     }
 }

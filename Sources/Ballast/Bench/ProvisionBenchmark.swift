@@ -57,10 +57,10 @@ struct BenchProvisionCommand: AsyncParsableCommand {
             ballast = try await measureDriver(root: root, bytes: bytes, logger: logger)
             direct = try await measureDirect(root: root + "/direct", bytes: bytes)
         } catch {
-            await cleanUp(root)
+            await BenchCleanup.sweep(root)
             throw error
         }
-        await cleanUp(root)
+        await BenchCleanup.sweep(root)
 
         var table = TextTable([("step", .left), ("ballast p50 ms", .right), ("ballast p99 ms", .right),
                                ("direct p50 ms", .right), ("direct p99 ms", .right), ("ballast/direct p50", .right)])
@@ -183,19 +183,10 @@ struct BenchProvisionCommand: AsyncParsableCommand {
             let target = root + "/target-\(index)"
             try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)
             try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
-            try await timed("create") {
-                let fd = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-                guard fd >= 0, ftruncate(fd, off_t(bytes)) == 0, fsync(fd) == 0 else { throw CleanExit.message("cannot create \(file)") }
-                close(fd)
-            }
-            let device = try await timed("attach") {
-                try await SystemCommand.check(["losetup", "--find", "--show", file]).trimmingCharacters(in: .whitespacesAndNewlines)
-            }
-            try await timed("stage") {
-                try await SystemCommand.check(fsType == "ext4" ? ["mkfs.ext4", "-F", "-q", "-m0", device] : ["mkfs.xfs", "-f", "-q", device])
-                try await SystemCommand.check(["mount", "-t", fsType, device, staging])
-            }
-            try await timed("publish") { try await SystemCommand.check(["mount", "--bind", staging, target]) }
+            try await timed("create") { try DirectVolume.create(file, bytes: bytes) }
+            let device = try await timed("attach") { try await DirectVolume.attach(file) }
+            try await timed("stage") { try await DirectVolume.stage(device, fsType: fsType, at: staging) }
+            try await timed("publish") { try await DirectVolume.publish(staging, at: target) }
             try await timed("unpublish") { try await SystemCommand.check(["umount", target]) }
             try await timed("unstage") { try await SystemCommand.check(["umount", staging]) }
             try await timed("detach") { try await SystemCommand.check(["losetup", "--detach", device]) }
@@ -208,16 +199,29 @@ struct BenchProvisionCommand: AsyncParsableCommand {
         FileHandle.standardError.write(Data("\r\(side): volume \(index + 1)/\(volumes)   ".utf8))
         if index + 1 == volumes { FileHandle.standardError.write(Data("\n".utf8)) }
     }
+}
 
-    /// Unmounts, detaches and removes whatever is left under `root`.
-    private func cleanUp(_ root: String) async {
-        for mount in Mounts.current().reversed() where mount.mountPoint.hasPrefix(root + "/") {
-            _ = try? await SystemCommand.run(["umount", mount.mountPoint])
-        }
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: "/sys/block")) ?? []
-        for name in names where LoopDevices.backingFile(of: "/dev/" + name)?.hasPrefix(root + "/") == true {
-            _ = try? await SystemCommand.run(["losetup", "--detach", "/dev/" + name])
-        }
-        try? FileManager.default.removeItem(atPath: root)
+/// A volume's kernel work done with the tools alone, what any CSI driver pays: a sparse file,
+/// `losetup`, `mkfs` and `mount`, a bind mount (`bench provision`'s and `bench kubelet`'s floor).
+enum DirectVolume {
+    /// The disk: a sparse file of `bytes`, synced.
+    static func create(_ file: String, bytes: Int64) throws {
+        try FileSystem.createSparseFile(file, size: bytes)
+    }
+
+    /// Attaches `file` as a loop device; its path.
+    static func attach(_ file: String) async throws -> String {
+        try await SystemCommand.check(["losetup", "--find", "--show", file]).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// Makes the file system and mounts it at `staging` (an existing directory).
+    static func stage(_ device: String, fsType: String, at staging: String) async throws {
+        try await SystemCommand.check(fsType == "ext4" ? ["mkfs.ext4", "-F", "-q", "-m0", device] : ["mkfs.xfs", "-f", "-q", device])
+        try await SystemCommand.check(["mount", "-t", fsType, device, staging])
+    }
+
+    /// Bind-mounts `staging` at `target` (an existing directory).
+    static func publish(_ staging: String, at target: String) async throws {
+        try await SystemCommand.check(["mount", "--bind", staging, target])
     }
 }

@@ -184,7 +184,7 @@ final class SchedulerBenchRun: @unchecked Sendable {
         tasks.append(Task { try? await scheduler.run() })
         if workload == "wffc" { tasks.append(Task { await self.stubProvisioner() }) }
         while !scheduler.isRunning { try await Task.sleep(for: .milliseconds(50)) }
-        let watcher = BoundWatcher(client: client, namespace: "default", prefix: "pod-")
+        let watcher = PodWatcher(client: client, namespace: "default", prefix: "pod-")
         tasks.append(Task { await watcher.run() })
         try await Task.sleep(for: .milliseconds(200))
         print("[\(workload)] scheduling \(podCount) pods…")
@@ -201,7 +201,7 @@ final class SchedulerBenchRun: @unchecked Sendable {
             }
             try await Task.sleep(for: .milliseconds(50))
         }
-        let bound = await watcher.bound
+        let bound = await watcher.seen
         let last = bound.values.max() ?? start
         let createdAt = created.all
         let latencies = bound.compactMap { name, at in createdAt[name].map { max((at - $0).seconds, 0) } }
@@ -363,20 +363,24 @@ final class SchedulerBenchRun: @unchecked Sendable {
     }
 }
 
-/// When each pod named `prefix…` was first seen with a node (by watching).
-actor BoundWatcher {
+/// When each pod named `prefix…` was first seen in the state `reached` tests (by watching):
+/// bound to a node by default.
+actor PodWatcher {
     let client: KubeClient
     let namespace: String
     let prefix: String
-    private(set) var bound: [String: ContinuousClock.Instant] = [:]
+    let reached: @Sendable (Pod) -> Bool
+    private(set) var seen: [String: ContinuousClock.Instant] = [:]
 
-    init(client: KubeClient, namespace: String, prefix: String) {
+    init(client: KubeClient, namespace: String, prefix: String,
+         reached: @escaping @Sendable (Pod) -> Bool = { !($0.spec.nodeName ?? "").isEmpty }) {
         self.client = client
         self.namespace = namespace
         self.prefix = prefix
+        self.reached = reached
     }
 
-    var count: Int { bound.count }
+    var count: Int { seen.count }
 
     func run() async {
         while !Task.isCancelled {
@@ -384,8 +388,8 @@ actor BoundWatcher {
                 let stream = try await client.watch(Pod.self, namespace: namespace)
                 for try await event in stream {
                     guard let pod = event.object, let name = pod.metadata.name, name.hasPrefix(prefix),
-                          !(pod.spec.nodeName ?? "").isEmpty, bound[name] == nil else { continue }
-                    bound[name] = .now
+                          seen[name] == nil, reached(pod) else { continue }
+                    seen[name] = .now
                 }
             } catch {
                 try? await Task.sleep(for: .milliseconds(200))

@@ -80,6 +80,17 @@ func microseconds(_ nanos: Double?) -> String {
     return grouped(us)
 }
 
+/// A latency in milliseconds, from seconds: "153.0 ms", or "-".
+func milliseconds(_ seconds: Double?) -> String {
+    seconds.map { fixed($0 * 1000, 1) + " ms" } ?? "-"
+}
+
+/// Whether a figure meets a target's upper limit: "met", "NOT met", or "no data".
+func verdict(_ value: Double?, atMost limit: Double?) -> String {
+    guard let value, let limit else { return "no data" }
+    return value <= limit ? "met" : "NOT met"
+}
+
 /// A ratio such as a compression ratio or speed-up, or "n/a".
 func ratio(_ value: Double?, decimals: Int = 2, suffix: String = "") -> String {
     guard let value, value.isFinite else { return "n/a" }

@@ -47,7 +47,10 @@ struct CloudServeCommand: AsyncParsableCommand {
     var attachLimit: Int = 16
 
     @Option(help: "Time each action's work takes, e.g. attach=200ms,detach=200ms,create=100ms.")
-    var latency: String = "create=100ms,attach=200ms,detach=200ms,resize=100ms,snapshot=200ms"
+    var latency: String = Self.defaultLatency
+
+    /// The latencies of a cloud started without `--latency` (what `bench kubelet` uses too).
+    static let defaultLatency = "create=100ms,attach=200ms,detach=200ms,resize=100ms,snapshot=200ms"
 
     @Option(help: "Share of requests that fail with Throttled or Internal, per action, e.g. attach=0.1,create=0.05.")
     var faults: String = ""

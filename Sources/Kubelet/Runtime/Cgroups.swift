@@ -23,6 +23,12 @@ public struct Cgroups: Sendable, Equatable {
     }
 
     /// The path of a container (what `linux.cgroupsPath` says).
+    /// cgroup v1 hierarchies beside a v2 one at `unified` (systemd's hybrid layout, this
+    /// machine's): runc drives it, crun refuses it.
+    public var isHybrid: Bool {
+        version == .v1 && FileManager.default.fileExists(atPath: root + "/unified/cgroup.procs")
+    }
+
     public static func containerPath(node: String, podUID: String, containerID: String) -> String {
         podPath(node: node, podUID: podUID) + "/" + containerID
     }

@@ -50,6 +50,9 @@ public final class OCIRuntime: Sendable {
         guard FileManager.default.isExecutableFile(atPath: binary) else {
             throw KubeletError(.configuration, "the container runtime \(name) is not installed (looked for \(binary)): run `make deps` (apt-get install \(name))")
         }
+        if name == "crun" && cgroups.isHybrid {
+            throw KubeletError(.configuration, "crun does not run containers on this machine's hybrid cgroup layout (cgroup v1 hierarchies with a v2 one at \(cgroups.root)/unified): use --container-runtime runc, or boot with cgroup v2 only")
+        }
         self.name = name
         self.binary = binary
         self.root = root

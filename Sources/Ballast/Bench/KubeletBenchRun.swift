@@ -1,0 +1,338 @@
+// The run behind `ballast bench kubelet`: BenchCluster's processes (API server, cloud, CSI
+// controller plugin, controller manager) plus a CSI node plugin and `ballast kubelet` for one
+// node, the floor's containers (`RuncFloor`), the two phases, and the teardown that leaves
+// nothing behind: pods and claims deleted through the cluster while it runs, then the
+// processes stopped and the working directory swept (containers, shims, mounts, loop devices,
+// cgroups).
+import APIClient
+import ClusterAPI
+import CloudProvider
+import ControllerManager
+import Foundation
+import HostSystem
+import Kubelet
+import Logging
+
+final class KubeletBenchRun: @unchecked Sendable {
+    let root: String
+    let podCount: Int
+    let volumePodCount: Int
+    /// Creations per second (infinity: all at once).
+    let rate: Double
+    let latency: String
+    let latencies: [CloudAction: Duration]
+    let size: Int64
+    let cluster: BenchCluster
+    /// The kubelet's node, and the one the floor's cgroups are named after.
+    let nodeName: String
+    let floorNode: String
+    let namespace = "default"
+    var kubeletRoot: String { root + "/kubelet" }
+    var floorDirectory: String { root + "/floor" }
+    private var kubelet: BenchProcess?
+
+    init(root: String, suffix: String, pods: Int, volumePods: Int, rate: Double, latency: String, size: Int64, logger: Logger) {
+        self.root = root
+        podCount = pods
+        volumePodCount = volumePods
+        self.rate = rate
+        self.latency = latency
+        latencies = (try? SimulatorConfiguration.parseLatencies(latency)) ?? [:]
+        self.size = size
+        cluster = BenchCluster(root: root, logger: logger)
+        nodeName = "kbench-" + suffix
+        floorNode = "kbench-floor-" + suffix
+    }
+
+    private var client: KubeClient { cluster.client }
+
+    func measure() async throws -> KubeletBenchResult {
+        progress("starting the API server, the cloud, the CSI controller plugin and the controller manager…")
+        try await cluster.start(latency: latency, nodes: 0)
+        let images = try ImageStore(directory: root + "/images")
+        let image = try await images.resolve("busybox")
+        let floor = RuncFloor(directory: floorDirectory, node: floorNode, image: image, layers: try await images.layerDirectories(of: image))
+        progress("starting the CSI node plugin and the kubelet of node \(nodeName)…")
+        let zone = try await startNode()
+        try await cluster.waitForControllerManager()
+        var result = KubeletBenchResult()
+        try await measurePlain(floor, into: &result)
+        if volumePodCount > 0 { try await measureVolumes(floor, zone: zone, into: &result) }
+        return result
+    }
+
+    // MARK: The node
+
+    /// Registers the node's cloud instance, starts its CSI node plugin and its kubelet, and
+    /// waits until the node is Ready with the driver in its CSINode; the instance's zone.
+    private func startNode() async throws -> String {
+        let zone = try await cluster.cloud.describeRegion().zones[0].name
+        let instance = try await cluster.cloud.registerInstance(RegisterInstanceRequest(name: nodeName, zone: zone))
+        let socket = root + "/csi-node.sock"
+        let plugin = try cluster.spawn("csi-node", ["csi", "--mode", "node", "--endpoint", "unix://" + socket, "--driver-name", cluster.driver,
+                                                    "--node-id", instance.id, "--kubelet-root", kubeletRoot, "--cloud-url", cluster.cloudURL,
+                                                    "--cloud-key-file", cluster.cloudKeyFile, "--log-level", "warning"])
+        let csi = try GRPCCSIPlugin(endpoint: "unix://" + socket, timeout: .seconds(10))
+        defer { csi.close() }
+        try await cluster.wait(for: plugin) { (try? await csi.getPluginInfo()) != nil }
+        let kubelet = try cluster.spawn("kubelet", ["kubelet", "--node-name", nodeName, "--kubeconfig", cluster.kubeconfig, "--root-dir", kubeletRoot,
+                                                    "--csi-endpoint", "unix://" + socket, "--node-ip", "127.0.0.1",
+                                                    "--port", "\(BenchCluster.freePort())", "--image-dir", root + "/images",
+                                                    "--pod-logs-dir", root + "/pod-logs", "--log-level", "warning"])
+        self.kubelet = kubelet
+        try await cluster.wait(for: kubelet) {
+            guard let node = try? await self.client.get(Node.self, name: self.nodeName),
+                  node.status.conditions?.contains(where: { $0.type == "Ready" && $0.status == "True" }) == true,
+                  let csiNode = try? await self.client.get(CSINode.self, name: self.nodeName) else { return false }
+            return csiNode.spec.drivers.contains { $0.name == self.cluster.driver }
+        }
+        // The kubelet lists its pods right after registering: let its informer sync.
+        try await Task.sleep(for: .milliseconds(500))
+        return zone
+    }
+
+    // MARK: Phase 1: pods without volumes
+
+    private func measurePlain(_ floor: RuncFloor, into result: inout KubeletBenchResult) async throws {
+        progress("floor: \(podCount) × runc run -d…")
+        result.floorRun = try await cluster.paced(count: podCount, rate: rate) { index in try await floor.start("run-\(index)") }
+        await floor.removeAll()
+        let kubelet = kubelet!
+        let watcher = PodWatcher(client: client, namespace: namespace, prefix: "plain-", reached: { KubeletBenchRun.isRunning($0) })
+        let watching = Task { await watcher.run() }
+        defer { watching.cancel() }
+        try await Task.sleep(for: .milliseconds(300))
+        progress("kubelet: creating \(podCount) pods without volumes…")
+        let cpuBefore = kubelet.cpuSeconds
+        let starts = try await cluster.paced(count: podCount, rate: rate) { index -> ContinuousClock.Instant in
+            let started = ContinuousClock.now
+            _ = try await self.client.create(self.pod("plain-\(index)"))
+            return started
+        }
+        let running = try await waitForRunning(watcher, count: podCount, what: "kubelet, no volume")
+        result.running = (0..<podCount).map { (running["plain-\($0)"]! - starts[$0]).seconds }
+        result.kubeletCPU = kubelet.cpuSeconds - cpuBefore
+        progress("deleting the pods…")
+        try await deletePods()
+    }
+
+    // MARK: Phase 2: pods with a fresh PVC each
+
+    private func measureVolumes(_ floor: RuncFloor, zone: String, into result: inout KubeletBenchResult) async throws {
+        progress("floor: \(volumePodCount) × disk file, losetup, mkfs.ext4, mount, bind mount, runc run -d…")
+        let cloudLatency = (latencies[.create] ?? .zero) + (latencies[.attach] ?? .zero)
+        result.floorVolumeLatency = cloudLatency
+        result.floorVolume = try await cluster.paced(count: volumePodCount, rate: rate) { index in
+            let directory = self.floorDirectory + "/disk-\(index)"
+            for sub in ["staging", "target"] {
+                try FileManager.default.createDirectory(atPath: directory + "/" + sub, withIntermediateDirectories: true)
+            }
+            let started = ContinuousClock.now
+            try DirectVolume.create(directory + "/disk.img", bytes: self.size)
+            let device = try await DirectVolume.attach(directory + "/disk.img")
+            try await DirectVolume.stage(device, fsType: "ext4", at: directory + "/staging")
+            try await DirectVolume.publish(directory + "/staging", at: directory + "/target")
+            let volume = OCISpec.Mount(destination: "/data", type: "bind", source: directory + "/target", options: ["rbind", "rprivate", "rw"])
+            let direct = (ContinuousClock.now - started).seconds
+            return direct + (try await floor.start("vol-\(index)", mounts: [volume])) + cloudLatency.seconds
+        }
+        await floor.removeAll()
+
+        _ = try await client.create(StorageClass(
+            metadata: ObjectMeta(name: "kbench"), provisioner: cluster.driver, parameters: ["csi.storage.k8s.io/fstype": "ext4"],
+            reclaimPolicy: "Delete", volumeBindingMode: "Immediate",
+            allowedTopologies: [TopologySelectorTerm(matchLabelExpressions: [
+                TopologySelectorLabelRequirement(key: "topology.kubernetes.io/zone", values: [zone])])]))
+        let kubelet = kubelet!
+        let steps = BenchWatcher(client: client)
+        let watcher = PodWatcher(client: client, namespace: namespace, prefix: "vol-", reached: { KubeletBenchRun.isRunning($0) })
+        let watching = [Task { await watcher.run() }, Task { await steps.run() }]
+        defer { for task in watching { task.cancel() } }
+        try await Task.sleep(for: .milliseconds(300))
+        progress("kubelet: creating \(volumePodCount) pods with a fresh PVC each…")
+        let cpuBefore = kubelet.cpuSeconds
+        let starts = try await cluster.paced(count: volumePodCount, rate: rate) { index -> ContinuousClock.Instant in
+            var claim = PersistentVolumeClaim(metadata: ObjectMeta(name: "vol-\(index)", namespace: self.namespace))
+            claim.spec.accessModes = ["ReadWriteOnce"]
+            claim.spec.storageClassName = "kbench"
+            claim.spec.resources = VolumeResourceRequirements(requests: ["storage": Quantity(self.size, format: .binarySI)])
+            let started = ContinuousClock.now
+            _ = try await self.client.create(claim)
+            _ = try await self.client.create(self.pod("vol-\(index)", claim: "vol-\(index)"))
+            return started
+        }
+        let running = try await waitForRunning(watcher, count: volumePodCount, what: "kubelet, fresh PVC")
+        result.kubeletVolumeCPU = kubelet.cpuSeconds - cpuBefore
+        result.volumeRunning = (0..<volumePodCount).map { (running["vol-\($0)"]! - starts[$0]).seconds }
+        let bound = await steps.bound, attached = await steps.attached
+        var volumes: [String: String] = [:]
+        for claim in try await client.list(PersistentVolumeClaim.self, namespace: namespace).items {
+            volumes[claim.metadata.name ?? ""] = claim.spec.volumeName
+        }
+        result.volumeBound = (0..<volumePodCount).compactMap { index in bound["vol-\(index)"].map { ($0 - starts[index]).seconds } }
+        result.volumeAttached = (0..<volumePodCount).compactMap { index in
+            volumes["vol-\(index)"].flatMap { attached[$0] }.map { ($0 - starts[index]).seconds }
+        }
+    }
+
+    // MARK: Pods
+
+    /// A busybox pod bound to the node that sleeps, with `claim` mounted at /data.
+    private func pod(_ name: String, claim: String? = nil) -> Pod {
+        var pod = Pod(metadata: ObjectMeta(name: name, namespace: namespace))
+        var container = Container(name: "app", image: "busybox")
+        container.command = RuncFloor.command
+        if let claim {
+            container.volumeMounts = [VolumeMount(name: "data", mountPath: "/data")]
+            pod.spec.volumes = [Volume(name: "data", persistentVolumeClaim: PersistentVolumeClaimVolumeSource(claimName: claim))]
+        }
+        pod.spec.containers = [container]
+        pod.spec.nodeName = nodeName
+        pod.spec.terminationGracePeriodSeconds = 1
+        return pod
+    }
+
+    /// Phase Running with every container running.
+    static func isRunning(_ pod: Pod) -> Bool {
+        guard pod.status.phase == "Running", let statuses = pod.status.containerStatuses, statuses.count == pod.spec.containers.count else {
+            return false
+        }
+        return statuses.allSatisfy { $0["state"]?["running"]?.objectValue != nil }
+    }
+
+    /// Waits until `count` pods were seen Running (progress on stderr); when each was.
+    private func waitForRunning(_ watcher: PodWatcher, count: Int, what: String) async throws -> [String: ContinuousClock.Instant] {
+        let deadline = ContinuousClock.now + .seconds(120) + .seconds(Double(count) / (rate.isFinite ? rate : 10))
+        var shown = -1
+        while true {
+            let seen = await watcher.count
+            if seen != shown {
+                FileHandle.standardError.write(Data("\r\(what): \(seen)/\(count) pods Running   \(seen >= count ? "\n" : "")".utf8))
+                shown = seen
+            }
+            if seen >= count { return await watcher.seen }
+            guard kubelet?.isRunning == true else { throw BenchFailure("the kubelet exited: \(logTail("kubelet"))") }
+            guard ContinuousClock.now < deadline else {
+                let pending = try await client.list(Pod.self, namespace: namespace).items.filter { !Self.isRunning($0) }
+                    .map { "\($0.metadata.name ?? "") (\($0.status.phase ?? "no status"))" }
+                throw BenchFailure("\(what): only \(seen) of \(count) pods Running in time; not running: \(pending.prefix(10).joined(separator: ", ")); see \(root)/kubelet.log")
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    /// Deletes every pod of the namespace (grace 1 s) and waits until the kubelet has
+    /// terminated them and removed them from the API, at most `timeout`.
+    private func deletePods(timeout: Duration = .seconds(90)) async throws {
+        let names = try await client.list(Pod.self, namespace: namespace).items.compactMap(\.metadata.name)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for name in names {
+                group.addTask {
+                    do {
+                        try await self.client.delete(Pod.self, name: name, namespace: self.namespace, options: DeleteOptions(gracePeriodSeconds: 1))
+                    } catch let error as APIError where error.isNotFound {}
+                }
+            }
+            try await group.waitForAll()
+        }
+        let deadline = ContinuousClock.now + timeout
+        while try await !client.list(Pod.self, namespace: namespace).items.isEmpty {
+            guard ContinuousClock.now < deadline else { throw BenchFailure("the kubelet did not terminate the pods in \(timeout); see \(root)/kubelet.log") }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+    }
+
+    // MARK: Teardown
+
+    /// Deletes the pods through the cluster while it runs (the kubelet stops their containers
+    /// and unpublishes and unstages their volumes: at most 90 s), stops the processes, then
+    /// removes whatever is left — containers, shims, mounts, the cloud's loop devices, cgroups —
+    /// and, with `removeDirectory`, the working directory. The claims are not deleted: their
+    /// disks are files of the cloud's under the working directory, and the deleter waits for
+    /// the detach with back-off (tens of seconds).
+    func tearDown(removeDirectory: Bool) async {
+        if kubelet?.isRunning == true, cluster.client != nil {
+            progress("deleting the pods…")
+            do {
+                try await deletePods()
+            } catch {
+                progress("cannot delete them through the kubelet (\(error)); removing what is left directly")
+            }
+        }
+        progress("stopping the processes and removing containers, mounts, devices and cgroups…")
+        await cluster.stop()
+        await BenchCleanup.sweep(root, runtimeRoots: [kubeletRoot + "/runtime/runc", floorDirectory + "/runc"],
+                                 cgroups: ["/ballast/" + nodeName, "/ballast/" + floorNode], removeDirectory: removeDirectory)
+    }
+
+    private func logTail(_ name: String) -> String {
+        String(((try? String(contentsOfFile: "\(root)/\(name).log", encoding: .utf8)) ?? "").suffix(2000))
+    }
+
+    private func progress(_ line: String) {
+        FileHandle.standardError.write(Data((line + "\n").utf8))
+    }
+}
+
+/// The floor's containers: each a bundle of its own — an overlayfs root over the same image
+/// layers the kubelet uses, the config.json the kubelet would write for the same container
+/// (`ContainerConfig.ociSpec`, with new UTS and IPC namespaces instead of a pod's pinned ones)
+/// — started with `runc run -d`, no shim, no kubelet.
+final class RuncFloor: Sendable {
+    /// What every container of the benchmark runs.
+    static let command = ["sleep", "3600"]
+    let directory: String
+    let node: String
+    let image: ResolvedImage
+    let layers: [String]
+    let binary = SystemCommand.resolve("runc")
+    var stateRoot: String { directory + "/runc" }
+
+    init(directory: String, node: String, image: ResolvedImage, layers: [String]) {
+        self.directory = directory
+        self.node = node
+        self.image = image
+        self.layers = layers
+    }
+
+    /// Makes the bundle of container `name` (with `mounts`) and starts it; the seconds taken.
+    func start(_ name: String, mounts: [OCISpec.Mount] = []) async throws -> Double {
+        let started = ContinuousClock.now
+        let bundle = directory + "/" + name
+        for sub in ["rootfs", "upper", "work"] {
+            try FileManager.default.createDirectory(atPath: bundle + "/" + sub, withIntermediateDirectories: true)
+        }
+        let options = "lowerdir=\(layers.joined(separator: ":")),upperdir=\(bundle)/upper,workdir=\(bundle)/work"
+        guard options.withCString({ mount("overlay", bundle + "/rootfs", "overlay", 0, $0) }) == 0 else {
+            throw BenchFailure("cannot mount overlayfs at \(bundle)/rootfs: \(String(cString: strerror(errno)))")
+        }
+        try "127.0.0.1\tlocalhost\n127.0.0.1\t\(name)\n".write(toFile: bundle + "/hosts", atomically: false, encoding: .utf8)
+        try (name + "\n").write(toFile: bundle + "/hostname", atomically: false, encoding: .utf8)
+        let files = [OCISpec.Mount(destination: "/etc/hosts", type: "bind", source: bundle + "/hosts", options: ["rbind", "rprivate", "rw"]),
+                     OCISpec.Mount(destination: "/etc/hostname", type: "bind", source: bundle + "/hostname", options: ["rbind", "rprivate", "rw"]),
+                     OCISpec.Mount(destination: "/etc/resolv.conf", type: "bind", source: "/etc/resolv.conf", options: ["rbind", "rprivate", "ro"])]
+        let config = ContainerConfig(podUID: name, podNamespace: "default", podName: name, name: "app", attempt: 0, isInit: false,
+                                     image: image, args: Self.command, env: image.config.config?.Env ?? [], workingDir: "/",
+                                     mounts: mounts + files, devices: [], pidsLimit: 4096, hostname: name,
+                                     sandbox: PodSandbox(directory: bundle + "/sandbox"), logPath: bundle + "/log", specHash: "")
+        var spec = config.ociSpec(rootfs: bundle + "/rootfs", cgroupsPath: Cgroups.containerPath(node: node, podUID: name, containerID: name))
+        for index in spec.linux.namespaces.indices { spec.linux.namespaces[index].path = nil }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        try encoder.encode(spec).write(to: URL(fileURLWithPath: bundle + "/config.json"))
+        let runc = try ChildProcess([binary, "--root", stateRoot, "run", "--detach", "--bundle", bundle, name],
+                                    standardOutput: .file(bundle + "/output.log"), standardError: .sameAsOutput)
+        let termination = try await runc.wait()
+        guard termination.isSuccess else {
+            let output = (try? String(contentsOfFile: bundle + "/output.log", encoding: .utf8)) ?? ""
+            throw BenchFailure("runc run \(name) \(termination): \(output.suffix(1000))")
+        }
+        return (ContinuousClock.now - started).seconds
+    }
+
+    /// Deletes every container (killing it), unmounts the bundles and the volumes, detaches
+    /// the floor's loop devices and removes its cgroups and files.
+    func removeAll() async {
+        await BenchCleanup.sweep(directory, runtimeRoots: [stateRoot], cgroups: ["/ballast/" + node])
+    }
+}
