@@ -276,6 +276,7 @@ let package = Package(
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        .testTarget(name: "EndToEndTests", dependencies: ["ClusterTesting", "TestSupport", "HostSystem"]),
         .testTarget(name: "KubeletTests", dependencies: [
             "Kubelet", "ClusterAPI", "APIClient", "HostSystem", "HTTPKit", "TestSupport", "APIServerTesting", "CSIProto", "CloudProvider", "ClusterTesting",
             .product(name: "GRPCCore", package: "grpc-swift-2"),

@@ -1,0 +1,78 @@
+// What `ballast up` was asked for, kept in DATA_DIR/cluster.json: a later `up` on the same data
+// dir reads it back (a flag that contradicts it is an error naming it), `down --purge` knows the
+// volumes dir from it. Paths are absolute: the supervisor's children may run elsewhere.
+import Foundation
+
+struct ClusterSpec: Codable, Equatable {
+    var dataDir: String
+    var volumesDir: String
+    var nodes: Int
+    var zones: Int
+    var attachLimit: Int
+    var cloudLatency: String
+    var cloudFaults: String?
+    var etcdServers: String
+    var apiPort: Int
+    var cloudPort: Int
+    var kubeletPort: Int
+
+    static let fileName = "cluster.json"
+
+    /// The kubeconfig the API server writes.
+    var kubeconfig: String { dataDir + "/admin.kubeconfig" }
+    var cloudURL: String { "http://127.0.0.1:\(cloudPort)" }
+    var cloudKeyFile: String { dataDir + "/cloud/admin.key" }
+    var logsDirectory: String { dataDir + "/logs" }
+    var controllerSocket: String { dataDir + "/csi/controller.sock" }
+    var pidFile: String { dataDir + "/up.pid" }
+    var readyFile: String { dataDir + "/up.ready" }
+
+    func nodeName(_ index: Int) -> String { "node-\(index)" }
+    func nodeIP(_ index: Int) -> String { "127.0.1.\(index)" }
+    func nodeDirectory(_ index: Int) -> String { dataDir + "/nodes/" + nodeName(index) }
+
+    static func read(dataDir: String) throws -> ClusterSpec? {
+        let path = dataDir + "/" + fileName
+        guard let data = FileManager.default.contents(atPath: path) else { return nil }
+        do {
+            return try JSONDecoder().decode(ClusterSpec.self, from: data)
+        } catch {
+            throw UpFailure("\(path) cannot be read (\(error)): fix it, or remove the data dir with `ballast down --purge`")
+        }
+    }
+
+    func write() throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try encoder.encode(self).write(to: URL(fileURLWithPath: dataDir + "/" + Self.fileName), options: .atomic)
+    }
+}
+
+/// One line to the user, written at once (unbuffered: a detached supervisor's log shows its
+/// progress as it happens).
+func say(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+}
+
+/// A failure of `up`, `down` or `status`, said to the user as is.
+struct UpFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+extension String {
+    /// This path made absolute against the working directory, without a trailing slash.
+    var absolutePath: String {
+        let url = hasPrefix("/") ? URL(fileURLWithPath: self) : URL(fileURLWithPath: FileManager.default.currentDirectoryPath).appendingPathComponent(self)
+        return url.standardizedFileURL.path
+    }
+}
+
+/// The pid in DATA_DIR/up.pid when that process still runs `ballast`.
+func runningSupervisor(_ spec: ClusterSpec) -> Int32? {
+    guard let text = try? String(contentsOfFile: spec.pidFile, encoding: .utf8),
+          let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 0, kill(pid, 0) == 0,
+          let command = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return nil }
+    let arguments = command.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+    return arguments.contains("up") && arguments.contains(where: { $0.hasSuffix("ballast") || $0 == "/proc/self/exe" }) ? pid : nil
+}

@@ -1,0 +1,82 @@
+// `ballast down`: stops the cluster `ballast up --detach` left running (its supervisor stops
+// every component, the containers, mounts and loop devices); `--purge` also removes the data and
+// volumes dirs. `ballast status`: whether it runs, and its nodes.
+import APIClient
+import ArgumentParser
+import ClusterAPI
+import Foundation
+import HostSystem
+
+struct DownCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "down",
+        abstract: "Stop the cluster `ballast up` runs on a data dir; --purge also deletes its data and volumes."
+    )
+
+    @Option(help: "The cluster's data dir.")
+    var dataDir: String = ".ballast"
+
+    @Flag(help: "Also delete the data dir and the volumes dir: nothing of the cluster is left.")
+    var purge = false
+
+    func run() async throws {
+        let dataDir = self.dataDir.absolutePath
+        guard let spec = try ClusterSpec.read(dataDir: dataDir) else {
+            throw UpFailure("no cluster in \(dataDir) (no \(ClusterSpec.fileName)): nothing to stop")
+        }
+        if let pid = runningSupervisor(spec) {
+            say("stopping the cluster (supervisor pid \(pid))…")
+            kill(pid, SIGTERM)
+            let deadline = ContinuousClock.now + .seconds(180)
+            while kill(pid, 0) == 0 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(200)) }
+            guard kill(pid, 0) != 0 else {
+                throw UpFailure("the supervisor (pid \(pid)) did not stop within 180 s; see \(spec.logsDirectory)/up.log")
+            }
+        } else {
+            say("no supervisor runs on \(dataDir)")
+        }
+        guard purge else {
+            say("stopped; the data stays in \(spec.dataDir) and \(spec.volumesDir)")
+            return
+        }
+        // What a supervisor that died without stopping may have left, then the files.
+        await BenchCleanup.sweep(spec.dataDir, runtimeRoots: (1...max(1, spec.nodes)).map { spec.nodeDirectory($0) + "/kubelet/runtime/runc" },
+                                 cgroups: (1...max(1, spec.nodes)).map { "/ballast/" + spec.nodeName($0) })
+        await BenchCleanup.sweep(spec.volumesDir)
+        say("purged \(spec.dataDir) and \(spec.volumesDir)")
+    }
+}
+
+struct StatusCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Whether the cluster of a data dir runs, and its nodes; exit 1 when it does not run or a node is not Ready."
+    )
+
+    @Option(help: "The cluster's data dir.")
+    var dataDir: String = ".ballast"
+
+    func run() async throws {
+        let dataDir = self.dataDir.absolutePath
+        guard let spec = try ClusterSpec.read(dataDir: dataDir) else {
+            throw UpFailure("no cluster in \(dataDir) (no \(ClusterSpec.fileName)): start one with `ballast up`")
+        }
+        guard let pid = runningSupervisor(spec) else {
+            say("not running (data in \(dataDir)); start it with `ballast up --data-dir \(self.dataDir)`")
+            throw ExitCode(1)
+        }
+        say("running: supervisor pid \(pid), API server https://127.0.0.1:\(spec.apiPort) (KUBECONFIG=\(spec.kubeconfig))")
+        let client = try KubeClient(try Connection.kubeconfig(at: spec.kubeconfig))
+        let nodes = try await client.list(Node.self).items
+        var allReady = nodes.count == spec.nodes
+        for node in nodes.sorted(by: { ($0.metadata.name ?? "") < ($1.metadata.name ?? "") }) {
+            let ready = node.status.conditions?.first { $0.type == "Ready" }?.status ?? "Unknown"
+            if ready != "True" { allReady = false }
+            say("  \(node.metadata.name ?? "")  Ready=\(ready)  zone=\(node.metadata.labels?["topology.kubernetes.io/zone"] ?? "-")  volumes in use=\(node.status.volumesInUse?.count ?? 0)")
+        }
+        let volumes = try await client.list(PersistentVolume.self).items.count
+        let attachments = try await client.list(VolumeAttachment.self).items.count
+        say("  \(volumes) persistent volume\(volumes == 1 ? "" : "s"), \(attachments) attachment\(attachments == 1 ? "" : "s")")
+        if !allReady { throw ExitCode(1) }
+    }
+}
