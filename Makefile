@@ -75,21 +75,21 @@ test: deps pydeps
 	    $(SWIFT) test --skip-build --filter "$$suite/" $(SWIFT_FLAGS) $(SWIFT_TEST_FLAGS) || exit 1; \
 	  done
 
-## run: release build, then a short store benchmark (LSM beside SQLite, 200k keys)
+## run: release build, then `ballast up` in the foreground (a 3-node cluster in .ballast/ and volumes/) with fixtures/demo/ applied once it is ready; Ctrl-C stops it, the data stays
 run: deps
 	$(SWIFT) build -c release $(SWIFT_FLAGS) --product ballast
-	@$(RELEASE_BIN)/ballast up --data-dir .ballast --volumes-dir volumes & up=$$!; \
-	while [ ! -f .ballast/up.ready ]; do kill -0 $$up 2>/dev/null || exit 1; sleep 0.5; done; \
-	if command -v kubectl >/dev/null; then \
-	  kubectl --kubeconfig .ballast/admin.kubeconfig apply -f fixtures/demo/ && \
-	  echo "demo applied: a pod writing every second to its volume. Try:" && \
-	  echo "  export KUBECONFIG=$$PWD/.ballast/admin.kubeconfig" && \
-	  echo "  kubectl get pvc,pv,volumeattachments,pods -o wide" && \
-	  echo "  kubectl exec demo-writer -- tail -3 /data/log" && \
-	  echo "  kubectl exec demo-writer -- df -h /data" && \
-	  echo "Ctrl-C stops the cluster (the data stays for the next make run)."; \
-	else echo "kubectl is not on the PATH: the demo (fixtures/demo/) is not applied"; fi; \
-	wait $$up
+	@rm -f .ballast/up.ready; \
+	( while [ ! -f .ballast/up.ready ]; do kill -0 $$$$ 2>/dev/null || exit 0; sleep 0.5; done; \
+	  if command -v kubectl >/dev/null; then \
+	    kubectl --kubeconfig .ballast/admin.kubeconfig apply -f fixtures/demo/ && \
+	    echo "demo applied: a pod writing every second to its volume. Try:" && \
+	    echo "  export KUBECONFIG=$$PWD/.ballast/admin.kubeconfig" && \
+	    echo "  kubectl get pvc,pv,volumeattachments,pods -o wide" && \
+	    echo "  kubectl exec demo-writer -- tail -3 /data/log" && \
+	    echo "  kubectl exec demo-writer -- df -h /data" && \
+	    echo "Ctrl-C stops the cluster (the data stays for the next make run)."; \
+	  else echo "kubectl is not on the PATH: the demo (fixtures/demo/) is not applied"; fi ) & \
+	exec $(RELEASE_BIN)/ballast up --data-dir .ballast --volumes-dir volumes
 
 ## bench: release build, then the full default store benchmark (1M keys)
 bench: deps

@@ -261,7 +261,7 @@ final class KubeletBenchRun: @unchecked Sendable {
         }
         progress("stopping the processes and removing containers, mounts, devices and cgroups…")
         await cluster.stop()
-        await BenchCleanup.sweep(root, runtimeRoots: [kubeletRoot + "/runtime/runc", floorDirectory + "/runc"],
+        await HostCleanup.sweep(root, runtimeRoots: [kubeletRoot + "/runtime/runc", floorDirectory + "/runc"],
                                  cgroups: ["/ballast/" + nodeName, "/ballast/" + floorNode], removeDirectory: removeDirectory)
     }
 
@@ -333,6 +333,6 @@ final class RuncFloor: Sendable {
     /// Deletes every container (killing it), unmounts the bundles and the volumes, detaches
     /// the floor's loop devices and removes its cgroups and files.
     func removeAll() async {
-        await BenchCleanup.sweep(directory, runtimeRoots: [stateRoot], cgroups: ["/ballast/" + node])
+        await HostCleanup.sweep(directory, runtimeRoots: [stateRoot], cgroups: ["/ballast/" + node])
     }
 }

@@ -57,10 +57,10 @@ struct BenchProvisionCommand: AsyncParsableCommand {
             ballast = try await measureDriver(root: root, bytes: bytes, logger: logger)
             direct = try await measureDirect(root: root + "/direct", bytes: bytes)
         } catch {
-            await BenchCleanup.sweep(root)
+            await HostCleanup.sweep(root)
             throw error
         }
-        await BenchCleanup.sweep(root)
+        await HostCleanup.sweep(root)
 
         var table = TextTable([("step", .left), ("ballast p50 ms", .right), ("ballast p99 ms", .right),
                                ("direct p50 ms", .right), ("direct p99 ms", .right), ("ballast/direct p50", .right)])

@@ -40,9 +40,15 @@ struct DownCommand: AsyncParsableCommand {
             return
         }
         // What a supervisor that died without stopping may have left, then the files.
-        await BenchCleanup.sweep(spec.dataDir, runtimeRoots: (1...max(1, spec.nodes)).map { spec.nodeDirectory($0) + "/kubelet/runtime/runc" },
+        await HostCleanup.sweep(spec.dataDir, runtimeRoots: (1...max(1, spec.nodes)).map { spec.nodeDirectory($0) + "/kubelet/runtime/runc" },
                                  cgroups: (1...max(1, spec.nodes)).map { "/ballast/" + spec.nodeName($0) })
-        await BenchCleanup.sweep(spec.volumesDir)
+        // The volumes dir may be the repository's `volumes/`, whose README stays.
+        await HostCleanup.sweep(spec.volumesDir, removeDirectory: false)
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: spec.volumesDir)) ?? []
+        for entry in entries where entry != "README.md" {
+            try? FileManager.default.removeItem(atPath: spec.volumesDir + "/" + entry)
+        }
+        if entries.allSatisfy({ $0 != "README.md" }) { try? FileManager.default.removeItem(atPath: spec.volumesDir) }
         say("purged \(spec.dataDir) and \(spec.volumesDir)")
     }
 }

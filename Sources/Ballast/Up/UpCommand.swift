@@ -295,7 +295,7 @@ struct UpCluster: Sendable {
             runtimeRoots.append(spec.nodeDirectory(index) + "/kubelet/runtime/runc")
             cgroups.append("/ballast/" + spec.nodeName(index))
         }
-        await BenchCleanup.sweep(spec.dataDir + "/nodes", runtimeRoots: runtimeRoots, cgroups: cgroups, removeDirectory: false)
-        await BenchCleanup.sweep(spec.volumesDir, removeDirectory: false)
+        await HostCleanup.sweep(spec.dataDir + "/nodes", runtimeRoots: runtimeRoots, cgroups: cgroups, removeDirectory: false)
+        await HostCleanup.sweep(spec.volumesDir, removeDirectory: false)
     }
 }

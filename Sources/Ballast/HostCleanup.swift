@@ -1,13 +1,13 @@
-// What the benchmarks that touch the kernel leave must go, however they end: a sweep of their
-// working directory (containers, the processes still running from it, mounts, loop devices,
-// cgroups, the files) and a SIGINT / SIGTERM handler that turns Ctrl-C into a cancellation,
+// What the benchmarks that touch the kernel and `ballast up`/`down` leave must go, however they
+// end: a sweep of a directory (containers, the processes still running from it, mounts, loop
+// devices, cgroups, the files) and a SIGINT / SIGTERM handler that turns Ctrl-C into an event,
 // so that the sweep runs instead of the process dying with its mounts in place.
 import Dispatch
 import Foundation
 import HostSystem
 import Kubelet
 
-enum BenchCleanup {
+enum HostCleanup {
     /// Removes what a run left under `root`: the containers of the OCI runtime state
     /// directories `runtimeRoots` (deleted with `--force`, which kills them), the processes
     /// whose command line names a path under `root` (the kubelet's shims), the mounts under
