@@ -255,8 +255,13 @@ final class AttachDetachController: Sendable {
     private func detach(_ attachment: VolumeAttachment, _ volume: PersistentVolume?) async throws -> Duration? {
         let name = attachment.metadata.name ?? ""
         let nodeName = attachment.spec.nodeName
-        let node = await nodes.get(name: nodeName)
         let unique = volume?.uniqueVolumeName ?? ""
+        var node = await nodes.get(name: nodeName)
+        if let cached = node, !(cached.status.volumesInUse ?? []).contains(unique) {
+            // The informer may lag behind the kubelet's latest report (it marks a volume in use
+            // before staging it): a detach is decided on a fresh read of the node.
+            if let fresh = try? await client.get(Node.self, name: nodeName) { node = fresh }
+        }
         let wantedSince = state.withLock { state in
             if let since = state.detachWanted[name] { return since }
             state.detachWanted[name] = .now
