@@ -1,6 +1,7 @@
 // `ballast up --detach` as a user runs it: a two-node cluster on temporary dirs, a PVC and a pod
-// applied with kubectl, the pod writing to its loop-device volume, `ballast status`, then
-// `ballast down --purge`, which must leave no process, mount or loop device behind.
+// applied with kubectl, the pod writing to its loop-device volume, `ballast status`, a kubelet
+// crash (`ballast node kill`), then `ballast down --purge`, which must leave no process, mount or
+// loop device behind.
 import ClusterTesting
 import Foundation
 import HostSystem
@@ -57,6 +58,16 @@ struct UpTests {
             let status = try await runCommand(ballast, ["status", "--data-dir", data])
             #expect(status.status == 0, "\(status)")
             #expect(status.stdout.contains("node-1  Ready=True") && status.stdout.contains("1 persistent volume"), "\(status.stdout)")
+            // A kubelet crash (`ballast node kill`): the supervisor starts it again, which adopts the
+            // running container: exec reaches it through the new kubelet, no restart counted.
+            let node = try await kubectl(["get", "pod", "writer", "-o", "jsonpath={.spec.nodeName}"], nil).stdout
+            let killed = try await runCommand(ballast, ["node", "kill", node, "--data-dir", data])
+            #expect(killed.status == 0, "\(killed)")
+            #expect(await waitUntil(timeout: .seconds(30), interval: .milliseconds(500)) {
+                (try? await kubectl(["exec", "writer", "--", "cat", "/data/f"], nil))?.stdout == "hello\n"
+            })
+            let restarts = try await kubectl(["get", "pod", "writer", "-o", "jsonpath={.status.containerStatuses[0].restartCount}"], nil)
+            #expect(restarts.stdout == "0", "\(restarts)")
         } catch {
             await purge()
             throw error

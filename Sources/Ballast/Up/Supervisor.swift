@@ -2,7 +2,8 @@
 // with its subcommand, in a session of its own (Ctrl-C reaches only the supervisor, which stops
 // them in order), its output appended to DATA_DIR/logs/<component>.log. A component that dies
 // while the cluster runs is started again after a back-off (1 s doubling to 30 s, reset after a
-// minute of running), and that is logged.
+// minute of running), and that is logged — unless it is held: a file `<logs>/<name>.held`
+// (`ballast node stop`) keeps it stopped until the file goes (`ballast node start`).
 import Foundation
 import HostSystem
 import Logging
@@ -31,6 +32,8 @@ final class Supervisor: Sendable {
     }
 
     func logPath(_ name: String) -> String { logsDirectory + "/" + name + ".log" }
+    func holdPath(_ name: String) -> String { logsDirectory + "/" + name + ".held" }
+    private func isHeld(_ name: String) -> Bool { FileManager.default.fileExists(atPath: holdPath(name)) }
 
     /// Starts `component` and restarts it whenever it ends, until `stopAll`.
     func start(_ component: Component) throws {
@@ -60,10 +63,16 @@ final class Supervisor: Sendable {
             let termination = (try? await child.wait()) ?? .unknown
             if state.withLock({ $0.stopping }) { return }
             if ContinuousClock.now - started > .seconds(60) { backoff = .seconds(1) }
+            if isHeld(component.name) {
+                logger.info("component stopped and held (ballast node stop)", metadata: ["component": "\(component.name)"])
+                while isHeld(component.name) && !state.withLock({ $0.stopping }) { try? await Task.sleep(for: .milliseconds(500)) }
+                if state.withLock({ $0.stopping }) { return }
+                backoff = .zero
+            }
             logger.warning("component ended; restarting it", metadata: ["component": "\(component.name)", "status": "\(termination)",
                                                                         "in": "\(backoff)", "log": "\(logPath(component.name))"])
             try? await Task.sleep(for: backoff)
-            backoff = min(backoff * 2, .seconds(30))
+            backoff = min(max(backoff * 2, .seconds(1)), .seconds(30))
             if state.withLock({ $0.stopping }) { return }
             do {
                 child = try spawn(component)

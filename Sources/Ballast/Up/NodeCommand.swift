@@ -1,0 +1,71 @@
+// `ballast node stop|start|kill NODE`: node failures of a cluster `ballast up` runs. `stop`
+// holds the node's kubelet and CSI node plugin stopped (the node goes NotReady as a dead machine
+// would; its containers keep running, as a kubelet's do when it dies); `start` lets the
+// supervisor start them again; `kill` SIGKILLs the kubelet, which the supervisor restarts (a
+// crash).
+import ArgumentParser
+import Foundation
+
+struct NodeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "node",
+        abstract: "Stop, start or kill a node's kubelet in a cluster `ballast up` runs."
+    )
+
+    @Argument(help: "stop, start or kill.")
+    var action: String
+
+    @Argument(help: "The node: node-N.")
+    var node: String
+
+    @Option(help: "The cluster's data dir.")
+    var dataDir: String = ".ballast"
+
+    func run() async throws {
+        guard ["stop", "start", "kill"].contains(action) else {
+            throw ValidationError("\(action): the action is stop, start or kill")
+        }
+        let dataDir = self.dataDir.absolutePath
+        guard let spec = try ClusterSpec.read(dataDir: dataDir) else {
+            throw UpFailure("no cluster in \(dataDir) (no \(ClusterSpec.fileName)): start one with `ballast up`")
+        }
+        guard let index = (1...spec.nodes).first(where: { spec.nodeName($0) == node }) else {
+            throw ValidationError("\(node) is not a node of this cluster: node-1 … node-\(spec.nodes)")
+        }
+        guard runningSupervisor(spec) != nil else {
+            throw UpFailure("the cluster of \(dataDir) is not running: start it with `ballast up --data-dir \(self.dataDir)`")
+        }
+        let components = ["kubelet-" + node, "csi-" + node]
+        switch action {
+        case "stop":
+            for name in components {
+                FileManager.default.createFile(atPath: spec.logsDirectory + "/" + name + ".held", contents: nil)
+                signal(processesOf: name, spec: spec, index: index, SIGTERM)
+            }
+            say("\(node): kubelet and CSI node plugin stopped (held until `ballast node start \(node)`); its containers keep running")
+        case "start":
+            for name in components { try? FileManager.default.removeItem(atPath: spec.logsDirectory + "/" + name + ".held") }
+            say("\(node): the supervisor starts its kubelet and CSI node plugin again")
+        default:
+            let killed = signal(processesOf: components[0], spec: spec, index: index, SIGKILL)
+            guard killed > 0 else { throw UpFailure("\(node)'s kubelet is not running (stopped with `ballast node stop`?)") }
+            say("\(node): kubelet killed (SIGKILL); the supervisor starts it again")
+        }
+    }
+
+    /// Sends `signal` to the processes of component `name` (by their command line); how many.
+    @discardableResult
+    func signal(processesOf name: String, spec: ClusterSpec, index: Int, _ number: Int32) -> Int {
+        let socket = spec.nodeDirectory(index) + "/csi.sock"
+        var count = 0
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+            guard let pid = Int32(entry), let data = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline") else { continue }
+            let arguments = data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+            let matches = name.hasPrefix("kubelet-")
+                ? arguments.contains("kubelet") && arguments.contains(spec.nodeDirectory(index) + "/kubelet")
+                : arguments.contains("csi") && arguments.contains("unix://" + socket)
+            if matches && kill(pid, number) == 0 { count += 1 }
+        }
+        return count
+    }
+}
