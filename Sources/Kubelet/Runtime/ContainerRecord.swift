@@ -61,6 +61,8 @@ enum RecordFiles {
     static let meta = "meta.json"
     static let started = "state.json"
     static let exit = "exit.json"
+    /// The shim's pid, so that a restarted kubelet checks one process, not all of /proc.
+    static let shimPID = "shim.pid"
 
     static func write<T: Encodable>(_ value: T, to path: String) throws {
         let temporary = path + ".tmp-" + UUID().uuidString.prefix(8)

@@ -166,11 +166,18 @@ public final class OCIRuntime: Sendable {
         return .unknown
     }
 
-    /// Whether the shim of `id` still runs: a child of ours, or (adopted) a process whose
-    /// command line names the container's directory.
+    /// Whether the shim of `id` still runs: a child of ours, or (adopted) the process of the pid
+    /// it recorded when that process is still a shim of this container (a pid is reused), or,
+    /// for a shim that recorded none, a process whose command line names the directory.
     func shimAlive(_ id: String) -> Bool {
         if let shim = shims.withLock({ $0[id] }) { return shim.termination == nil }
         let dir = directory(id)
+        if let text = try? String(contentsOfFile: dir + "/" + RecordFiles.shimPID, encoding: .utf8),
+           let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 0 {
+            guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
+            let arguments = data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+            return arguments.contains("kubelet-shim") && arguments.contains(dir)
+        }
         let processes = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
         for pid in processes where pid.allSatisfy(\.isNumber) {
             guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { continue }

@@ -43,6 +43,7 @@ public enum ContainerShim {
         guard ckl_set_child_subreaper() == 0 else {
             return fail(options, "the shim cannot become a child subreaper: \(String(cString: strerror(errno)))")
         }
+        try? "\(getpid())\n".write(toFile: options.directory + "/" + RecordFiles.shimPID, atomically: true, encoding: .utf8)
         let runtime = [options.runtime, "--root", options.runtimeRoot, "--log", options.directory + "/runtime.log", "--log-format", "json"]
         let log: CRILogWriter
         do {
