@@ -37,14 +37,20 @@ final class RuntimeHarness: Sendable {
     let node: String
 
     init(runtimeName: String = "runc") throws {
-        root = "/tmp/bkl-" + UUID().uuidString.prefix(8).lowercased()
+        let root = "/tmp/bkl-" + UUID().uuidString.prefix(8).lowercased()
+        self.root = root
         node = "test-" + UUID().uuidString.prefix(6).lowercased()
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         images = try ImageStore(directory: root + "/images")
         var logger = Logger(label: "test.runtime")
         logger.logLevel = .warning
-        runtime = try OCIRuntime(name: runtimeName, root: root + "/kubelet", nodeName: node,
-                                 shimCommand: [ballastBinary(), "kubelet-shim"], logger: logger)
+        do {
+            runtime = try OCIRuntime(name: runtimeName, root: root + "/kubelet", nodeName: node,
+                                     shimCommand: [ballastBinary(), "kubelet-shim"], logger: logger)
+        } catch {
+            try? FileManager.default.removeItem(atPath: root)   // a runtime refused at start leaves nothing
+            throw error
+        }
     }
 
     /// A second driver over the same root: what a restarted kubelet has.
