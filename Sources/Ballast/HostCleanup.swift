@@ -42,13 +42,7 @@ enum HostCleanup {
     /// by pid, then up to 5 s for them to be gone.
     static func killProcesses(under root: String) async {
         func matching() -> [Int32] {
-            let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
-            return entries.compactMap { entry -> Int32? in
-                guard let pid = Int32(entry), pid != getpid(),
-                      let data = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline") else { return nil }
-                let arguments = data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
-                return arguments.contains { $0.hasPrefix(root + "/") || $0.contains("=" + root + "/") } ? pid : nil
-            }
+            ProcessTable.pids { $0.contains { $0.hasPrefix(root + "/") || $0.contains("=" + root + "/") } }
         }
         let deadline = ContinuousClock.now + .seconds(5)
         var pids = matching()

@@ -66,12 +66,7 @@ public final class ClusterNode: Sendable {
             }
         }
         // The shims of this node's containers end once their containers are gone; any left is killed.
-        let processes = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
-        for pid in processes where pid.allSatisfy(\.isNumber) {
-            guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { continue }
-            let arguments = data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
-            if arguments.contains("kubelet-shim") && arguments.contains(where: { $0.hasPrefix(root + "/") }) { kill(Int32(pid)!, SIGKILL) }
-        }
+        for pid in shims() { kill(pid, SIGKILL) }
         let mounts = Mounts.current().map(\.mountPoint).filter { $0.hasPrefix(root + "/") }
         for mount in mounts.reversed() { _ = try? await runCommand("umount", ["-l", mount], timeout: .seconds(30)) }
         Cgroups.detect().remove("/ballast/\(name)")
@@ -84,13 +79,12 @@ public final class ClusterNode: Sendable {
         let cgroupDirectories = Cgroups.detect().directories(of: "/ballast/\(name)").flatMap { directory in
             ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { $0.hasPrefix("pod") }.map { directory + "/" + $0 }
         }
-        var shims = 0
-        for pid in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] where pid.allSatisfy(\.isNumber) {
-            guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { continue }
-            let arguments = data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
-            if arguments.contains("kubelet-shim") && arguments.contains(where: { $0.hasPrefix(root + "/") }) { shims += 1 }
-        }
-        return (mounts, cgroupDirectories, shims)
+        return (mounts, cgroupDirectories, shims().count)
+    }
+
+    /// The shims of this node's containers still running.
+    func shims() -> [Int32] {
+        ProcessTable.pids { $0.contains("kubelet-shim") && $0.contains(where: { $0.hasPrefix(root + "/") }) }
     }
 }
 

@@ -76,10 +76,7 @@ struct UpTests {
         #expect(down.status == 0, "\(down)")
         #expect(Mounts.current().allSatisfy { !$0.mountPoint.hasPrefix(root + "/") }, "mounts left under \(root)")
         #expect(LoopDevices.all().allSatisfy { LoopDevices.backingFile(of: $0)?.hasPrefix(root + "/") != true }, "loop devices left")
-        let processes = (try? FileManager.default.contentsOfDirectory(atPath: "/proc"))?.filter { pid in
-            guard pid.allSatisfy(\.isNumber), let line = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
-            return String(decoding: line, as: UTF8.self).contains(root + "/")
-        } ?? []
+        let processes = ProcessTable.pids { $0.contains { $0.contains(root + "/") } }
         #expect(processes.isEmpty, "processes left: \(processes)")
         #expect(!FileManager.default.fileExists(atPath: data))
         try? FileManager.default.removeItem(atPath: root)

@@ -57,10 +57,7 @@ struct BenchKubeletTests {
         #expect(mounts.isEmpty, "mounts left behind: \(mounts)")
         let loops = LoopDevices.all().filter { LoopDevices.backingFile(of: $0)?.hasPrefix(root + "/") == true }
         #expect(loops.isEmpty, "loop devices left behind: \(loops)")
-        let processes = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).filter { entry in
-            guard Int32(entry) != nil, let data = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline") else { return false }
-            return String(decoding: data, as: UTF8.self).contains(root + "/")
-        }
+        let processes = ProcessTable.pids { $0.contains { $0.contains(root + "/") } }
         #expect(processes.isEmpty, "processes left behind: \(processes)")
         let after = Set(cgroups.directories(of: "/ballast").flatMap { (try? FileManager.default.contentsOfDirectory(atPath: $0)) ?? [] })
         let left = after.subtracting(before).filter { $0.hasPrefix("kbench-") }

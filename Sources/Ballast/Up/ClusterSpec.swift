@@ -2,6 +2,7 @@
 // dir reads it back (a flag that contradicts it is an error naming it), `down --purge` knows the
 // volumes dir from it. Paths are absolute: the supervisor's children may run elsewhere.
 import Foundation
+import HostSystem
 
 struct ClusterSpec: Codable, Equatable {
     var dataDir: String
@@ -71,8 +72,7 @@ extension String {
 /// The pid in DATA_DIR/up.pid when that process still runs `ballast`.
 func runningSupervisor(_ spec: ClusterSpec) -> Int32? {
     guard let text = try? String(contentsOfFile: spec.pidFile, encoding: .utf8),
-          let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 0, kill(pid, 0) == 0,
-          let command = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return nil }
-    let arguments = command.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+          let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 0,
+          let arguments = ProcessTable.arguments(of: pid) else { return nil }
     return arguments.contains("up") && arguments.contains(where: { $0.hasSuffix("ballast") || $0 == "/proc/self/exe" }) ? pid : nil
 }

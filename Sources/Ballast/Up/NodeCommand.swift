@@ -5,6 +5,7 @@
 // crash).
 import ArgumentParser
 import Foundation
+import HostSystem
 
 struct NodeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -57,15 +58,11 @@ struct NodeCommand: AsyncParsableCommand {
     @discardableResult
     func signal(processesOf name: String, spec: ClusterSpec, index: Int, _ number: Int32) -> Int {
         let socket = spec.nodeDirectory(index) + "/csi.sock"
-        var count = 0
-        for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
-            guard let pid = Int32(entry), let data = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline") else { continue }
-            let arguments = data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
-            let matches = name.hasPrefix("kubelet-")
+        let pids = ProcessTable.pids { arguments in
+            name.hasPrefix("kubelet-")
                 ? arguments.contains("kubelet") && arguments.contains(spec.nodeDirectory(index) + "/kubelet")
                 : arguments.contains("csi") && arguments.contains("unix://" + socket)
-            if matches && kill(pid, number) == 0 { count += 1 }
         }
-        return count
+        return pids.filter { kill($0, number) == 0 }.count
     }
 }

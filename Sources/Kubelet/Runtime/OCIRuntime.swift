@@ -174,17 +174,13 @@ public final class OCIRuntime: Sendable {
         let dir = directory(id)
         if let text = try? String(contentsOfFile: dir + "/" + RecordFiles.shimPID, encoding: .utf8),
            let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 0 {
-            guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
-            let arguments = data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
-            return arguments.contains("kubelet-shim") && arguments.contains(dir)
+            return ProcessTable.arguments(of: pid).map { Self.isShim($0, of: dir) } ?? false
         }
-        let processes = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
-        for pid in processes where pid.allSatisfy(\.isNumber) {
-            guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { continue }
-            let arguments = data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
-            if arguments.contains("kubelet-shim") && arguments.contains(dir) { return true }
-        }
-        return false
+        return !ProcessTable.pids { Self.isShim($0, of: dir) }.isEmpty
+    }
+
+    static func isShim(_ arguments: [String], of directory: String) -> Bool {
+        arguments.contains("kubelet-shim") && arguments.contains(directory)
     }
 
     /// Waits until container `id` has ended; its exit. A shim of ours is awaited; an adopted
