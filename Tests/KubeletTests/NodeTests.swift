@@ -217,7 +217,9 @@ struct NodeTests {
             #expect(keyed == "fasts3cret read-only\n", "\(keyed)")
 
             // Every pod deleted: nothing of them is left on the node.
-            #expect(try await c.kubectl(["delete", "pods", "--all", "--wait=true"], timeout: .seconds(90)).status == 0)
+            let deleted = try await c.kubectl(["delete", "pods", "--all", "--wait=true"], timeout: .seconds(90))
+            let remaining = (try? await c.kubectl("get", "pods", "-o", "wide"))?.stdout ?? ""
+            #expect(deleted.status == 0, "\(deleted)\npods left:\n\(remaining)\n\(node.kubelet.output.suffix(3000))")
             #expect(await waitUntil(timeout: .seconds(30)) {
                 let left = node.leftovers()
                 return left.mounts.isEmpty && left.cgroups.isEmpty && left.shims == 0
