@@ -73,25 +73,35 @@ func threadCount() -> Int {
 
     /// Concurrent Defragments (full compactions) share one maintenance
     /// thread: none starts a thread of its own (finding 20).
+    ///
+    /// Threads are counted for the whole test process, where other suites
+    /// open stores and servers at the same time; so a round that sees 16
+    /// threads more is tried again, up to three times. A Defragment that
+    /// started a thread would show about 48 more in every round.
     @Test func concurrentDefragmentsStartNoThreads() async throws {
         try await withStore { store, _ in
             for i in 0..<200 { try await store.put("k\(i)", String(repeating: "v", count: 100)) }
-            let before = threadCount()
-            let peak = await withTaskGroup(of: Int.self) { group in
-                for _ in 0..<48 { group.addTask { try? await store.compactStorage(); return 0 } }
-                group.addTask {
-                    var peak = 0
-                    for _ in 0..<20 {
-                        peak = max(peak, threadCount())
-                        try? await Task.sleep(for: .milliseconds(5))
+            var extra: [Int] = []
+            for _ in 0..<3 {
+                let before = threadCount()
+                let peak = await withTaskGroup(of: Int.self) { group in
+                    for _ in 0..<48 { group.addTask { try? await store.compactStorage(); return 0 } }
+                    group.addTask {
+                        var peak = 0
+                        for _ in 0..<20 {
+                            peak = max(peak, threadCount())
+                            try? await Task.sleep(for: .milliseconds(5))
+                        }
+                        return peak
                     }
+                    var peak = 0
+                    for await p in group { peak = max(peak, p) }
                     return peak
                 }
-                var peak = 0
-                for await p in group { peak = max(peak, p) }
-                return peak
+                extra.append(peak - before)
+                if peak - before < 16 { break }
             }
-            #expect(peak - before < 16, "\(peak - before) threads more during 48 Defragments")
+            #expect(extra.contains { $0 < 16 }, "threads more during 48 Defragments, per round: \(extra)")
             #expect(try store.get("k199") != nil)
         }
     }

@@ -18,6 +18,16 @@ public final class Tmpfs: @unchecked Sendable {
         }
     }
 
+    /// Gives the file system a new size, as an operator who adds space to a full disk would.
+    public func resize(to size: String) throws {
+        let remounted = "size=\(size),mode=0700".withCString {
+            mount("tmpfs", path, "tmpfs", UInt(MS_REMOUNT), $0)
+        }
+        guard remounted == 0 else {
+            throw TmpfsError(reason: "mount -o remount,size=\(size) \(path): \(String(cString: strerror(errno)))")
+        }
+    }
+
     deinit {
         umount2(path, 2)  // MNT_DETACH: even if something still has a file open there
         rmdir(path)
