@@ -25,6 +25,16 @@ enum HostCleanup {
             }
         }
         await killProcesses(under: root)
+        // What still runs in the cgroups (a container's processes the runtime did not reap)
+        // would keep the mounts busy: killed, and waited for, before they are unmounted.
+        let hierarchy = Cgroups.detect()
+        let deadline = ContinuousClock.now + .seconds(5)
+        var left = Set(cgroups.flatMap { hierarchy.processes($0) })
+        while !left.isEmpty && ContinuousClock.now < deadline {
+            for pid in left { kill(pid, SIGKILL) }
+            try? await Task.sleep(for: .milliseconds(100))
+            left = Set(cgroups.flatMap { hierarchy.processes($0) })
+        }
         for mount in Mounts.current().reversed() where mount.mountPoint.hasPrefix(root + "/") {
             if (try? await SystemCommand.run(["umount", mount.mountPoint]))?.status != 0 {
                 _ = try? await SystemCommand.run(["umount", "-l", mount.mountPoint])
@@ -33,7 +43,6 @@ enum HostCleanup {
         for device in LoopDevices.all() where LoopDevices.backingFile(of: device)?.hasPrefix(root + "/") == true {
             _ = try? await SystemCommand.run(["losetup", "--detach", device])
         }
-        let hierarchy = Cgroups.detect()
         for path in cgroups { hierarchy.remove(path) }
         if removeDirectory { try? FileManager.default.removeItem(atPath: root) }
     }

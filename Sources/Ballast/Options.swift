@@ -77,10 +77,16 @@ struct CloudOptions: ParsableArguments {
     @Option(help: "File holding the cloud API key (the simulator writes STATE_DIR/admin.key).")
     var cloudKeyFile: String = ".ballast/cloud/admin.key"
 
+    @Option(help: "Attempts per cloud request when the cloud is throttled or fails inside (1: no retry here, the caller retries).")
+    var cloudAttempts: Int = 6
+
     /// A client of the cloud; a usage error when the URL or the key file is wrong.
     func client() throws -> CloudClient {
+        guard (1...20).contains(cloudAttempts) else { throw ValidationError("--cloud-attempts \(cloudAttempts): between 1 and 20") }
         do {
-            return try CloudClient(url: cloudUrl, keyFile: cloudKeyFile)
+            var client = try CloudClient(url: cloudUrl, keyFile: cloudKeyFile)
+            client.maxAttempts = cloudAttempts
+            return client
         } catch {
             throw ValidationError("\(error)")
         }

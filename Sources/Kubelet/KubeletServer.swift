@@ -23,6 +23,8 @@ public struct KubeletConfiguration: Sendable {
     public var capacity: [String: Quantity]
     public var externalCloudProvider: Bool
     public var podPidsLimit: Int64?
+    /// The cgroup under which each node's pods go, as `<root>/<node>/pod<uid>`.
+    public var cgroupRoot = "/ballast"
     /// The shim's command: the `ballast` binary and `kubelet-shim`.
     public var shimCommand: [String]
     /// The token the API server presents to the kubelet's server; nil: every request to it is refused (401).
@@ -75,7 +77,7 @@ public final class KubeletServer: ServiceLifecycle.Service, Sendable {
             try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         }
         runtime = try OCIRuntime(name: configuration.containerRuntime, root: configuration.rootDirectory, nodeName: configuration.nodeName,
-                                 shimCommand: configuration.shimCommand, logger: logger)
+                                 cgroupRoot: configuration.cgroupRoot, shimCommand: configuration.shimCommand, logger: logger)
         images = try ImageStore(directory: configuration.imageDirectory)
         csi = try configuration.csiEndpoint.map { try CSINodeClient(endpoint: $0) }
         let runtimeVersion = await runtime.version()

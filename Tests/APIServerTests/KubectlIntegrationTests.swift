@@ -72,6 +72,16 @@ let manifest = packageRoot.appendingPathComponent("fixtures/apiserver/app.yaml")
         // Protobuf create, then deletes.
         #expect(try await server.ok("create", "namespace", "scratch").contains("namespace/scratch created"))
         #expect(try await server.ok("get", "ns").contains("scratch"))
+        // kubectl create configmap|secret send protobuf too: data, binary data, type.
+        let binary = FileManager.default.temporaryDirectory.path + "/ballast-binary-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: binary) }
+        #expect(FileManager.default.createFile(atPath: binary, contents: Data([0x00, 0xFF, 0x01])))
+        #expect(try await server.ok("create", "configmap", "settings", "--from-literal=mode=fast", "--from-file=blob=" + binary)
+            .contains("configmap/settings created"))
+        #expect(try await server.ok("get", "configmap", "settings", "-o", "jsonpath={.data.mode} {.binaryData.blob}") == "fast AP8B")
+        #expect(try await server.ok("create", "secret", "generic", "token", "--from-literal=key=s3cret", "--type=example.com/token")
+            .contains("secret/token created"))
+        #expect(try await server.ok("get", "secret", "token", "-o", "jsonpath={.data.key} {.type}") == "czNjcmV0 example.com/token")
         let deleted = try await server.ok("delete", "-f", manifest)
         #expect(deleted.contains("pod \"db\" deleted") && deleted.contains("persistentvolumeclaim \"data\" deleted"))
         #expect(try await server.ok("get", "pvc", "-o", "name").isEmpty)

@@ -69,14 +69,14 @@ public final class ClusterNode: Sendable {
         for pid in shims() { kill(pid, SIGKILL) }
         let mounts = Mounts.current().map(\.mountPoint).filter { $0.hasPrefix(root + "/") }
         for mount in mounts.reversed() { _ = try? await runCommand("umount", ["-l", mount], timeout: .seconds(30)) }
-        Cgroups.detect().remove("/ballast/\(name)")
+        Cgroups.detect().remove(Cgroups.nodePath(node: name))
     }
 
     /// What this node leaves on the machine: mounts under its root, cgroups, processes of its
     /// containers (empty lists when it cleaned up after its pods).
     public func leftovers() -> (mounts: [String], cgroups: [String], shims: Int) {
         let mounts = Mounts.current().map(\.mountPoint).filter { $0.hasPrefix(root + "/") && !$0.hasPrefix(root + "/plugins/") }
-        let cgroupDirectories = Cgroups.detect().directories(of: "/ballast/\(name)").flatMap { directory in
+        let cgroupDirectories = Cgroups.detect().directories(of: Cgroups.nodePath(node: name)).flatMap { directory in
             ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { $0.hasPrefix("pod") }.map { directory + "/" + $0 }
         }
         return (mounts, cgroupDirectories, shims().count)

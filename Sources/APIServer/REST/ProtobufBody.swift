@@ -1,4 +1,5 @@
 import ClusterAPI
+import Foundation
 import Primitives
 
 // Kubernetes' protobuf envelope, as `kubectl create namespace` sends it:
@@ -10,9 +11,10 @@ import Primitives
 //   ObjectMeta { 1: name, 2: generateName, 3: namespace,
 //                11: labels (map entries {1: key, 2: value}), 12: annotations (same) }
 //
-// Only the type and the object's metadata are decoded: that is all a generated
-// Namespace carries. A body with anything in spec/status is refused with a
-// message that says to send JSON.
+// Decoded: the type, the object's metadata, and the fields `kubectl create
+// configmap|secret` fill in (ConfigMap data, binaryData, immutable; Secret data,
+// type, stringData, immutable). Any other content is refused (415) with a message
+// that says to send JSON.
 
 /// Decodes the protobuf bodies kubectl's `create <generator>` commands send.
 package enum ProtobufBody {
@@ -45,19 +47,40 @@ package enum ProtobufBody {
             }
         }
         var object: JSONValue = ["apiVersion": .string(apiVersion), "kind": .string(kind)]
+        var maps: [String: [String: JSONValue]] = [:]
         var reader = Reader(bytes: raw, position: 0)
         while let (field, value) = try reader.next() {
-            guard case .bytes(let payload) = value else { continue }
-            switch field {
-            case 1: object["metadata"] = try decodeObjectMeta(payload)
+            switch (kind, field, value) {
+            case (_, 1, .bytes(let payload)): object["metadata"] = try decodeObjectMeta(payload)
+            case ("Namespace", _, _): break  // spec and status: what the server sets itself
+            // ConfigMap { 2: data map<string, string>, 3: binaryData map<string, bytes>, 4: immutable }
+            case ("ConfigMap", 2, .bytes(let entry)): try addEntry(entry, to: &maps, "data", binary: false)
+            case ("ConfigMap", 3, .bytes(let entry)): try addEntry(entry, to: &maps, "binaryData", binary: true)
+            case ("ConfigMap", 4, .varint(let flag)), ("Secret", 5, .varint(let flag)): object["immutable"] = .bool(flag != 0)
+            // Secret { 2: data map<string, bytes>, 3: type, 4: stringData map<string, string>, 5: immutable }
+            case ("Secret", 2, .bytes(let entry)): try addEntry(entry, to: &maps, "data", binary: true)
+            case ("Secret", 3, .bytes(let type)): object["type"] = .string(String(decoding: type, as: UTF8.self))
+            case ("Secret", 4, .bytes(let entry)): try addEntry(entry, to: &maps, "stringData", binary: false)
+            case (_, _, .bytes(let payload)) where payload.isEmpty: break
             default:
-                if !payload.isEmpty && kind != "Namespace" {
-                    throw Failure(message: "this server decodes only the metadata of protobuf bodies; send the \(kind) as JSON (Content-Type: application/json)",
-                                  unsupported: true)
-                }
+                throw Failure(message: "this server decodes protobuf bodies of Namespaces, ConfigMaps and Secrets only; send the \(kind) as JSON (Content-Type: application/json)",
+                              unsupported: true)
             }
         }
+        for (name, entries) in maps { object[name] = .object(entries) }
         return object
+    }
+
+    /// A map entry { 1: key, 2: value } into `maps[name]`: the value as a string, or base64 when `binary`.
+    static func addEntry(_ bytes: [UInt8], to maps: inout [String: [String: JSONValue]], _ name: String, binary: Bool) throws(Failure) {
+        var entry = Reader(bytes: bytes, position: 0)
+        var key = "", value: [UInt8] = []
+        while let (f, v) = try entry.next() {
+            if case .bytes(let s) = v {
+                if f == 1 { key = String(decoding: s, as: UTF8.self) } else if f == 2 { value = s }
+            }
+        }
+        maps[name, default: [:]][key] = .string(binary ? Data(value).base64EncodedString() : String(decoding: value, as: UTF8.self))
     }
 
     static func decodeObjectMeta(_ bytes: [UInt8]) throws(Failure) -> JSONValue {

@@ -262,7 +262,7 @@ final class KubeletBenchRun: @unchecked Sendable {
         progress("stopping the processes and removing containers, mounts, devices and cgroups…")
         await cluster.stop()
         await HostCleanup.sweep(root, runtimeRoots: [kubeletRoot + "/runtime/runc", floorDirectory + "/runc"],
-                                 cgroups: ["/ballast/" + nodeName, "/ballast/" + floorNode], removeDirectory: removeDirectory)
+                                 cgroups: [Cgroups.nodePath(node: nodeName), Cgroups.nodePath(node: floorNode)], removeDirectory: removeDirectory)
     }
 
     private func logTail(_ name: String) -> String {
@@ -315,7 +315,7 @@ final class RuncFloor: Sendable {
                                      image: image, args: Self.command, env: image.config.config?.Env ?? [], workingDir: "/",
                                      mounts: mounts + files, devices: [], pidsLimit: 4096, hostname: name,
                                      sandbox: PodSandbox(directory: bundle + "/sandbox"), logPath: bundle + "/log", specHash: "")
-        var spec = config.ociSpec(rootfs: bundle + "/rootfs", cgroupsPath: Cgroups.containerPath(node: node, podUID: name, containerID: name))
+        var spec = config.ociSpec(rootfs: bundle + "/rootfs", cgroupsPath: Cgroups.containerPath(parent: Cgroups.nodePath(node: node), podUID: name, containerID: name))
         for index in spec.linux.namespaces.indices { spec.linux.namespaces[index].path = nil }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
@@ -333,6 +333,6 @@ final class RuncFloor: Sendable {
     /// Deletes every container (killing it), unmounts the bundles and the volumes, detaches
     /// the floor's loop devices and removes its cgroups and files.
     func removeAll() async {
-        await HostCleanup.sweep(directory, runtimeRoots: [stateRoot], cgroups: ["/ballast/" + node])
+        await HostCleanup.sweep(directory, runtimeRoots: [stateRoot], cgroups: [Cgroups.nodePath(node: node)])
     }
 }

@@ -26,11 +26,15 @@ struct KubeletCommand: AsyncParsableCommand {
     @Option(help: "\"external\": register with the node.cloudprovider.kubernetes.io/uninitialized taint that the cloud controller manager removes.") var cloudProvider: String?
     @Option(help: "File with the token the API server presents to this kubelet (mode 0600).") var authenticationTokenFile: String?
     @Option(help: "Most processes per container (pids cgroup); -1: no limit.") var podMaxPids: Int64 = 4096
+    @Option(help: "The cgroup that holds the node's pods, as <root>/<node-name>/pod<uid> (two clusters on one machine need different roots).") var cgroupRoot: String = "/ballast"
     @OptionGroup var logging: LoggingOptions
 
     func validate() throws {
         guard rootDir.hasPrefix("/") || !rootDir.isEmpty else { throw ValidationError("--root-dir must be a directory") }
         guard (1...65535).contains(port) else { throw ValidationError("--port \(port): expected 1-65535") }
+        guard cgroupRoot.hasPrefix("/"), !cgroupRoot.split(separator: "/").contains(".."), !cgroupRoot.contains(",") else {
+            throw ValidationError("--cgroup-root \(cgroupRoot): expected an absolute cgroup path such as /ballast")
+        }
         guard ["runc", "crun"].contains(containerRuntime) else { throw ValidationError("--container-runtime \(containerRuntime): expected runc or crun") }
         if let cloudProvider, cloudProvider != "external" && !cloudProvider.isEmpty {
             throw ValidationError("--cloud-provider \(cloudProvider): only external is supported")
@@ -66,11 +70,12 @@ struct KubeletCommand: AsyncParsableCommand {
         }
         let executable = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL.path
         let binary = FileManager.default.isExecutableFile(atPath: executable) ? executable : (Bundle.main.executablePath ?? executable)
-        let configuration = KubeletConfiguration(
+        var configuration = KubeletConfiguration(
             nodeName: nodeName, nodeIP: nodeIp, port: port, rootDirectory: absolute(rootDir), csiEndpoint: csiEndpoint,
             containerRuntime: containerRuntime, imageDirectory: absolute(images.imageDir), podLogsDirectory: absolute(podLogsDir),
             capacity: try parsedCapacity(), externalCloudProvider: cloudProvider == "external", podPidsLimit: podMaxPids > 0 ? podMaxPids : nil,
             shimCommand: [binary, "kubelet-shim"], authenticationToken: token)
+        configuration.cgroupRoot = cgroupRoot
         let kubelet: KubeletServer
         do {
             kubelet = try await KubeletServer(configuration: configuration, client: try api.client(), logger: logger)

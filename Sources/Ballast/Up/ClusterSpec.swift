@@ -3,6 +3,7 @@
 // volumes dir from it. Paths are absolute: the supervisor's children may run elsewhere.
 import Foundation
 import HostSystem
+import Kubelet
 
 struct ClusterSpec: Codable, Equatable {
     var dataDir: String
@@ -16,6 +17,8 @@ struct ClusterSpec: Codable, Equatable {
     var apiPort: Int
     var cloudPort: Int
     var kubeletPort: Int
+    /// The kubelets' `--cgroup-root`, a cgroup of this cluster's own under /ballast; nil: /ballast.
+    var cgroupRoot: String?
 
     static let fileName = "cluster.json"
 
@@ -31,6 +34,22 @@ struct ClusterSpec: Codable, Equatable {
     func nodeName(_ index: Int) -> String { "node-\(index)" }
     func nodeIP(_ index: Int) -> String { "127.0.1.\(index)" }
     func nodeDirectory(_ index: Int) -> String { dataDir + "/nodes/" + nodeName(index) }
+    /// The cgroup of node `index`'s pods.
+    func nodeCgroup(_ index: Int) -> String { Cgroups.nodePath(root: cgroupRoot ?? "/ballast", node: nodeName(index)) }
+    /// The cgroups the nodes' pods live in, for cleanup: the cluster's own root when it has one
+    /// (nothing else lives there), else each node's cgroup under /ballast.
+    var cgroups: [String] {
+        if let cgroupRoot { return [cgroupRoot] }
+        return (1...max(1, nodes)).map(nodeCgroup)
+    }
+    /// The supervised components, in start order (their logs are `<logs>/<name>.log`).
+    var components: [String] {
+        ["apiserver", "cloud", "csi-controller", "cloud-controller-manager", "controller-manager", "scheduler"]
+            + (1...max(1, nodes)).flatMap { ["csi-" + nodeName($0), "kubelet-" + nodeName($0)] }
+    }
+    /// The kubelets' runtime state roots.
+    var runtimeRoots: [String] { (1...max(1, nodes)).map(runtimeRoot) }
+    func runtimeRoot(_ index: Int) -> String { nodeDirectory(index) + "/kubelet/runtime/runc" }
 
     static func read(dataDir: String) throws -> ClusterSpec? {
         let path = dataDir + "/" + fileName

@@ -40,8 +40,7 @@ struct DownCommand: AsyncParsableCommand {
             return
         }
         // What a supervisor that died without stopping may have left, then the files.
-        await HostCleanup.sweep(spec.dataDir, runtimeRoots: (1...max(1, spec.nodes)).map { spec.nodeDirectory($0) + "/kubelet/runtime/runc" },
-                                 cgroups: (1...max(1, spec.nodes)).map { "/ballast/" + spec.nodeName($0) })
+        await HostCleanup.sweep(spec.dataDir, runtimeRoots: spec.runtimeRoots, cgroups: spec.cgroups)
         // The volumes dir may be the repository's `volumes/`, whose README stays.
         await HostCleanup.sweep(spec.volumesDir, removeDirectory: false)
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: spec.volumesDir)) ?? []
@@ -50,39 +49,5 @@ struct DownCommand: AsyncParsableCommand {
         }
         if entries.allSatisfy({ $0 != "README.md" }) { try? FileManager.default.removeItem(atPath: spec.volumesDir) }
         say("purged \(spec.dataDir) and \(spec.volumesDir)")
-    }
-}
-
-struct StatusCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "status",
-        abstract: "Whether the cluster of a data dir runs, and its nodes; exit 1 when it does not run or a node is not Ready."
-    )
-
-    @Option(help: "The cluster's data dir.")
-    var dataDir: String = ".ballast"
-
-    func run() async throws {
-        let dataDir = self.dataDir.absolutePath
-        guard let spec = try ClusterSpec.read(dataDir: dataDir) else {
-            throw UpFailure("no cluster in \(dataDir) (no \(ClusterSpec.fileName)): start one with `ballast up`")
-        }
-        guard let pid = runningSupervisor(spec) else {
-            say("not running (data in \(dataDir)); start it with `ballast up --data-dir \(self.dataDir)`")
-            throw ExitCode(1)
-        }
-        say("running: supervisor pid \(pid), API server https://127.0.0.1:\(spec.apiPort) (KUBECONFIG=\(spec.kubeconfig))")
-        let client = try KubeClient(try Connection.kubeconfig(at: spec.kubeconfig))
-        let nodes = try await client.list(Node.self).items
-        var allReady = nodes.count == spec.nodes
-        for node in nodes.sorted(by: { ($0.metadata.name ?? "") < ($1.metadata.name ?? "") }) {
-            let ready = node.status.conditions?.first { $0.type == "Ready" }?.status ?? "Unknown"
-            if ready != "True" { allReady = false }
-            say("  \(node.metadata.name ?? "")  Ready=\(ready)  zone=\(node.metadata.labels?["topology.kubernetes.io/zone"] ?? "-")  volumes in use=\(node.status.volumesInUse?.count ?? 0)")
-        }
-        let volumes = try await client.list(PersistentVolume.self).items.count
-        let attachments = try await client.list(VolumeAttachment.self).items.count
-        say("  \(volumes) persistent volume\(volumes == 1 ? "" : "s"), \(attachments) attachment\(attachments == 1 ? "" : "s")")
-        if !allReady { throw ExitCode(1) }
     }
 }

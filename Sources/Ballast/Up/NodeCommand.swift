@@ -1,8 +1,9 @@
-// `ballast node stop|start|kill NODE`: node failures of a cluster `ballast up` runs. `stop`
-// holds the node's kubelet and CSI node plugin stopped (the node goes NotReady as a dead machine
-// would; its containers keep running, as a kubelet's do when it dies); `start` lets the
-// supervisor start them again; `kill` SIGKILLs the kubelet, which the supervisor restarts (a
-// crash).
+// `ballast node stop|start|kill NODE`: node failures of a cluster `ballast up` runs. `stop` is a
+// power loss: the node's kubelet and CSI node plugin are killed and held stopped, its containers
+// killed, its mounts and cgroups gone (the node goes NotReady; its disks stay attached in the
+// cloud, as a dead instance's do); `start` boots it again: the supervisor starts the kubelet and
+// the plugin, which bring back the pods still bound to the node. `kill` SIGKILLs the kubelet
+// alone, which the supervisor restarts (a crash: the containers keep running and are adopted).
 import ArgumentParser
 import Foundation
 import HostSystem
@@ -10,7 +11,7 @@ import HostSystem
 struct NodeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "node",
-        abstract: "Stop, start or kill a node's kubelet in a cluster `ballast up` runs."
+        abstract: "Power a node of a cluster `ballast up` runs off (stop) or on (start), or crash its kubelet (kill)."
     )
 
     @Argument(help: "stop, start or kill.")
@@ -41,12 +42,15 @@ struct NodeCommand: AsyncParsableCommand {
         case "stop":
             for name in components {
                 FileManager.default.createFile(atPath: spec.logsDirectory + "/" + name + ".held", contents: nil)
-                signal(processesOf: name, spec: spec, index: index, SIGTERM)
             }
-            say("\(node): kubelet and CSI node plugin stopped (held until `ballast node start \(node)`); its containers keep running")
+            // Power off: the kubelet and the plugin die with the containers (all of them are
+            // processes naming the node's directory), then the mounts and cgroups go.
+            await HostCleanup.sweep(spec.nodeDirectory(index), runtimeRoots: [spec.runtimeRoot(index)], cgroups: [spec.nodeCgroup(index)],
+                                    removeDirectory: false)
+            say("\(node) is off: kubelet, CSI node plugin and containers killed, mounts gone (held until `ballast node start \(node)`)")
         case "start":
             for name in components { try? FileManager.default.removeItem(atPath: spec.logsDirectory + "/" + name + ".held") }
-            say("\(node): the supervisor starts its kubelet and CSI node plugin again")
+            say("\(node): booting; the supervisor starts its kubelet and CSI node plugin, which bring back its pods")
         default:
             let killed = signal(processesOf: components[0], spec: spec, index: index, SIGKILL)
             guard killed > 0 else { throw UpFailure("\(node)'s kubelet is not running (stopped with `ballast node stop`?)") }

@@ -3,7 +3,8 @@
 // them in order), its output appended to DATA_DIR/logs/<component>.log. A component that dies
 // while the cluster runs is started again after a back-off (1 s doubling to 30 s, reset after a
 // minute of running), and that is logged — unless it is held: a file `<logs>/<name>.held`
-// (`ballast node stop`) keeps it stopped until the file goes (`ballast node start`).
+// (`ballast node stop`) keeps it stopped until the file goes (`ballast node start`). The pid of
+// each component's current process is in `<logs>/<name>.pid` (read by `ballast status`).
 import Foundation
 import HostSystem
 import Logging
@@ -33,6 +34,7 @@ final class Supervisor: Sendable {
 
     func logPath(_ name: String) -> String { logsDirectory + "/" + name + ".log" }
     func holdPath(_ name: String) -> String { logsDirectory + "/" + name + ".held" }
+    static func pidPath(logsDirectory: String, _ name: String) -> String { logsDirectory + "/" + name + ".pid" }
     private func isHeld(_ name: String) -> Bool { FileManager.default.fileExists(atPath: holdPath(name)) }
 
     /// Starts `component` and restarts it whenever it ends, until `stopAll`.
@@ -48,8 +50,10 @@ final class Supervisor: Sendable {
 
     private func spawn(_ component: Component) throws -> ChildProcess {
         do {
-            return try ChildProcess(["/proc/self/exe"] + component.arguments, newSession: true,
-                                    standardOutput: .file(logPath(component.name)), standardError: .sameAsOutput)
+            let child = try ChildProcess(["/proc/self/exe"] + component.arguments, newSession: true,
+                                         standardOutput: .file(logPath(component.name)), standardError: .sameAsOutput)
+            try? "\(child.pid)\n".write(toFile: Self.pidPath(logsDirectory: logsDirectory, component.name), atomically: true, encoding: .utf8)
+            return child
         } catch {
             throw UpFailure("cannot start \(component.name): \(error)")
         }
@@ -106,5 +110,6 @@ final class Supervisor: Sendable {
             logger.info("stopping", metadata: ["component": "\(name)"])
             await child.terminate(grace: grace)
         }
+        for name in order { try? FileManager.default.removeItem(atPath: Self.pidPath(logsDirectory: logsDirectory, name)) }
     }
 }

@@ -51,6 +51,9 @@ struct UpCommand: AsyncParsableCommand {
     @Option(help: "The kubelets' port, each on its node's IP 127.0.1.N (default 10250).")
     var kubeletPort: Int?
 
+    @Option(help: "A cgroup of this cluster's own for the nodes' pods, /ballast/<name> (default: /ballast; two clusters on one machine need their own).")
+    var cgroupRoot: String?
+
     @Flag(help: "Return once the cluster is ready and leave it running (its supervisor's pid in DATA_DIR/up.pid).")
     var detach = false
 
@@ -79,10 +82,21 @@ struct UpCommand: AsyncParsableCommand {
             etcdServers: try pick("etcd-servers", etcdServers, earlier?.etcdServers, "embedded"),
             apiPort: apiPort ?? earlier?.apiPort ?? 6443,
             cloudPort: cloudPort ?? earlier?.cloudPort ?? 7070,
-            kubeletPort: kubeletPort ?? earlier?.kubeletPort ?? 10250)
+            kubeletPort: kubeletPort ?? earlier?.kubeletPort ?? 10250,
+            cgroupRoot: cgroupRoot ?? earlier?.cgroupRoot)
+        if let earlier, let given = cgroupRoot, given != earlier.cgroupRoot {
+            throw ValidationError("--cgroup-root \(given) contradicts this data dir's cluster (\(earlier.cgroupRoot ?? "/ballast"), in \(dataDir)/\(ClusterSpec.fileName)): drop the flag, or start afresh with `ballast down --purge --data-dir \(self.dataDir)`")
+        }
         guard (1...50).contains(spec.nodes) else { throw ValidationError("--nodes \(spec.nodes): between 1 and 50") }
         guard (1...26).contains(spec.zones) else { throw ValidationError("--zones \(spec.zones): between 1 and 26") }
         guard (1...256).contains(spec.attachLimit) else { throw ValidationError("--attach-limit \(spec.attachLimit): between 1 and 256") }
+        if let root = spec.cgroupRoot {
+            let parts = root.split(separator: "/", omittingEmptySubsequences: false)
+            guard parts.count == 3, parts[0].isEmpty, parts[1] == "ballast",
+                  !parts[2].isEmpty, parts[2].allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) else {
+                throw ValidationError("--cgroup-root \(root): expected /ballast/<name> (letters, digits, - and _), a cgroup of this cluster's own")
+            }
+        }
         for (flag, port) in [("api-port", spec.apiPort), ("cloud-port", spec.cloudPort), ("kubelet-port", spec.kubeletPort)] {
             guard (1...65535).contains(port) else { throw ValidationError("--\(flag) \(port): a TCP port, 1 to 65535") }
         }
@@ -209,7 +223,10 @@ struct UpCluster: Sendable {
                                                                          addresses: [InstanceAddress(type: "InternalIP", address: spec.nodeIP(index))]))
         }
         say("starting the CSI controller plugin, the cloud controller manager, the controller manager and the scheduler…")
+        // With injected faults, the CSI plugins hand each one to Kubernetes, whose controllers
+        // retry with back-off and record it in an event, instead of absorbing it themselves.
         let cloudFlags = ["--cloud-url", spec.cloudURL, "--cloud-key-file", spec.cloudKeyFile]
+            + (spec.cloudFaults.map { $0.isEmpty ? [] : ["--cloud-attempts", "1"] } ?? [])
         try supervisor.start(.init(name: "csi-controller", arguments: ["csi", "--mode", "controller", "--endpoint", "unix://" + spec.controllerSocket,
                                                                        "--driver-name", Self.driver] + cloudFlags))
         try supervisor.start(.init(name: "cloud-controller-manager", arguments: ["cloud-controller-manager", "--kubeconfig", spec.kubeconfig] + cloudFlags))
@@ -227,7 +244,8 @@ struct UpCluster: Sendable {
                 "kubelet", "--node-name", name, "--kubeconfig", spec.kubeconfig, "--root-dir", directory + "/kubelet",
                 "--csi-endpoint", "unix://\(directory)/csi.sock", "--node-ip", spec.nodeIP(index), "--port", "\(spec.kubeletPort)",
                 "--image-dir", spec.dataDir + "/images", "--pod-logs-dir", directory + "/logs", "--cloud-provider", "external",
-                "--authentication-token-file", spec.dataDir + "/pki/kubelet-client.token"]))
+                "--authentication-token-file", spec.dataDir + "/pki/kubelet-client.token",
+                "--cgroup-root", spec.cgroupRoot ?? "/ballast"]))
         }
         try await install(client)
         var reported = -1
@@ -290,12 +308,7 @@ struct UpCluster: Sendable {
     /// starts them again from the API's objects and the cloud's records.
     func stop() async {
         await supervisor.stopAll()
-        var runtimeRoots: [String] = [], cgroups: [String] = []
-        for index in 1...spec.nodes {
-            runtimeRoots.append(spec.nodeDirectory(index) + "/kubelet/runtime/runc")
-            cgroups.append("/ballast/" + spec.nodeName(index))
-        }
-        await HostCleanup.sweep(spec.dataDir + "/nodes", runtimeRoots: runtimeRoots, cgroups: cgroups, removeDirectory: false)
+        await HostCleanup.sweep(spec.dataDir + "/nodes", runtimeRoots: spec.runtimeRoots, cgroups: spec.cgroups, removeDirectory: false)
         await HostCleanup.sweep(spec.volumesDir, removeDirectory: false)
     }
 }

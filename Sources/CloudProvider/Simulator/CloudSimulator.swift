@@ -161,10 +161,11 @@ public actor CloudSimulator: CloudProvider {
         guard let rate = configuration.faults[action], rate > 0 else { return }
         let roll = Double(dice.next() >> 11) / Double(1 << 53)
         guard roll < rate else { return }
-        if dice.next() & 1 == 0 {
-            throw CloudError(.throttled, "injected fault: too many \(action.rawValue) requests; retry after a pause")
-        }
-        throw CloudError(.internal, "injected fault: \(action.rawValue) failed inside the cloud; retry")
+        let fault = dice.next() & 1 == 0
+            ? CloudError(.throttled, "injected fault: too many \(action.rawValue) requests; retry after a pause")
+            : CloudError(.internal, "injected fault: \(action.rawValue) failed inside the cloud; retry")
+        logger.warning("injected fault", metadata: ["action": "\(action.rawValue)", "error": "\(fault.code)"])
+        throw fault
     }
 
     func instance(_ id: String, parameter: String) throws -> Instance {

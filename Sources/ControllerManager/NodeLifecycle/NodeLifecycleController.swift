@@ -9,6 +9,7 @@
 // | Ready False                                                  | taints node.kubernetes.io/not-ready NoSchedule + NoExecute |
 // | Ready True                                                   | those taints removed                        |
 // | NoExecute taint, pod not tolerating it (longer)              | pod deleted, event TaintManagerEviction     |
+// | not Ready and tainted node.kubernetes.io/out-of-service       | its terminating pods deleted at once (pod GC) |
 //
 // Silence is judged by this controller's own clock: the time it last saw the Lease's renewTime
 // (or the Ready heartbeat) change, never the remote timestamps. A pod without a toleration of
@@ -91,7 +92,23 @@ public final class NodeLifecycleController: Sendable {
         }
         node = try await reconcileTaints(node)
         try await evictPods(from: node)
+        try await deleteTerminatingPods(onOutOfService: node)
         return .done
+    }
+
+    /// Kubernetes' pod GC of terminating pods on an out-of-service node: the node is not Ready
+    /// and its operator tainted it `node.kubernetes.io/out-of-service` (it is shut down), so its
+    /// kubelet will never finish its terminating pods. They are deleted at once, which lets the
+    /// attach/detach controller detach their volumes and their replacements start elsewhere.
+    private func deleteTerminatingPods(onOutOfService node: Node) async throws {
+        guard node.readyStatus != "True", node.hasTaint(Taint.outOfService), let name = node.metadata.name else { return }
+        for pod in await pods.list() where pod.spec.nodeName == name && pod.metadata.deletionTimestamp != nil {
+            do {
+                try await client.delete(Pod.self, name: pod.metadata.name ?? "", namespace: pod.metadata.namespace,
+                                        options: DeleteOptions(preconditionUID: pod.metadata.uid, gracePeriodSeconds: 0))
+                logger.warning("terminating pod deleted from an out-of-service node", metadata: ["pod": "\(pod.key)", "node": "\(name)"])
+            } catch let error as APIError where error.isNotFound || error.isConflict {}
+        }
     }
 
     /// Every condition to Unknown, as the controller does when the kubelet goes silent.

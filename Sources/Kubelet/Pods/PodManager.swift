@@ -2,7 +2,8 @@
 // this node) starts a worker for a new pod, hands it each new version, and tells it when the
 // pod is gone. At start, after the first list, what earlier runs left behind for pods that no
 // longer exist — containers, volumes, namespaces, cgroups — is removed; housekeeping repeats
-// that for pod directories nobody owns and unstages devices no pod uses.
+// that for pod directories nobody owns and unstages devices no pod uses, and grows the file
+// systems of running pods' claims resized online.
 import APIClient
 import ClusterAPI
 import Foundation
@@ -31,6 +32,7 @@ actor PodManager {
             try? await Task.sleep(for: .seconds(10))
             if Task.isCancelled { break }
             await cleanUpOrphans(known: Set(await informer.list().map(\.uid)))
+            await expandVolumes()
         }
         feed.cancel()
         for (_, entry) in workers { entry.task.cancel() }
@@ -51,6 +53,14 @@ actor PodManager {
                 let task = Task { await worker.run() }
                 workers[uid] = (worker, task)
             }
+        }
+    }
+
+    /// Online expansion of every running pod's claims (each worker checks its own).
+    func expandVolumes() async {
+        let running = workers.values.map(\.worker)
+        await withTaskGroup(of: Void.self) { group in
+            for worker in running { group.addTask { await worker.expandVolumesIfPending() } }
         }
     }
 
@@ -83,7 +93,7 @@ actor PodManager {
             do {
                 try await context.sandbox(uid).remove()
                 try await context.volumes.tearDown(podUID: uid)
-                context.runtime.cgroups.remove(Cgroups.podPath(node: context.settings.nodeName, podUID: uid))
+                context.runtime.cgroups.remove(Cgroups.podPath(parent: context.runtime.cgroupParent, podUID: uid))
                 logger.info("cleaned up an orphaned pod", metadata: ["uid": "\(uid)"])
             } catch {
                 logger.warning("cannot clean up an orphaned pod", metadata: ["uid": "\(uid)", "error": "\(error)"])

@@ -42,7 +42,7 @@ extension PodWorker {
             kick(after: .seconds(2))
             return
         }
-        context.runtime.cgroups.remove(Cgroups.podPath(node: context.settings.nodeName, podUID: uid))
+        context.runtime.cgroups.remove(Cgroups.podPath(parent: context.runtime.cgroupParent, podUID: uid))
         try? FileManager.default.removeItem(atPath: ContainerBuilder.logDirectory(base: context.settings.podLogsDirectory, pod: pod))
         if !removedFromAPI {
             do {

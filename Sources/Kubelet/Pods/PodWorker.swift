@@ -177,6 +177,22 @@ actor PodWorker {
         return false
     }
 
+    /// Online expansion, asked by housekeeping: grows the file systems of this running pod's
+    /// claims whose resize waits for the node, and says so in the pod's events.
+    func expandVolumesIfPending() async {
+        guard volumesReady, !terminating, !removedFromAPI, pod.metadata.deletionTimestamp == nil, !isEnded else { return }
+        let result = await context.volumes.expandPending(pod)
+        let node = context.settings.nodeName
+        for volume in result.expanded {
+            await context.events.pod(pod, type: "Normal", reason: "FileSystemResizeSuccessful",
+                                     message: "MountVolume.NodeExpandVolume succeeded for volume \"\(volume)\" \(node)")
+        }
+        for (volume, message) in result.failed.sorted(by: { $0.key < $1.key }) {
+            await context.events.pod(pod, type: "Warning", reason: "FileSystemResizeFailed",
+                                     message: message.hasPrefix("MountVolume") ? message : "MountVolume.NodeExpandVolume failed for volume \"\(volume)\" : \(message)")
+        }
+    }
+
     /// The phase the pod has reached: ended when no container will run again.
     var isEnded: Bool {
         let phase = computePhase()
@@ -191,7 +207,7 @@ actor PodWorker {
         do {
             try await context.sandbox(uid).remove()
             try await context.volumes.tearDown(podUID: uid)
-            context.runtime.cgroups.remove(Cgroups.podPath(node: context.settings.nodeName, podUID: uid))
+            context.runtime.cgroups.remove(Cgroups.podPath(parent: context.runtime.cgroupParent, podUID: uid))
             released = true
             sandboxReady = false
             volumesReady = false

@@ -29,13 +29,18 @@ public struct Cgroups: Sendable, Equatable {
         version == .v1 && FileManager.default.fileExists(atPath: root + "/unified/cgroup.procs")
     }
 
-    public static func containerPath(node: String, podUID: String, containerID: String) -> String {
-        podPath(node: node, podUID: podUID) + "/" + containerID
+    public static func containerPath(parent: String, podUID: String, containerID: String) -> String {
+        podPath(parent: parent, podUID: podUID) + "/" + containerID
     }
 
-    /// The parent of a pod's containers.
-    public static func podPath(node: String, podUID: String) -> String {
-        "/ballast/\(node)/pod\(podUID.replacingOccurrences(of: "-", with: "_"))"
+    /// The parent of a pod's containers, under its node's cgroup (`nodePath`).
+    public static func podPath(parent: String, podUID: String) -> String {
+        "\(parent)/pod\(podUID.replacingOccurrences(of: "-", with: "_"))"
+    }
+
+    /// The cgroup of a node's pods: `<root>/<node>` (`--cgroup-root`, `/ballast` by default).
+    public static func nodePath(root: String = "/ballast", node: String) -> String {
+        (root.hasSuffix("/") ? String(root.dropLast()) : root) + "/" + node
     }
 
     /// The directories that hold `path`: one per v1 hierarchy, or the one v2 directory.
@@ -103,6 +108,22 @@ public struct Cgroups: Sendable, Equatable {
         }
         if rmdir(directory) != 0 && errno != ENOENT { busy.append(directory) }
         return busy
+    }
+
+    /// The processes in `path` and the cgroups below it (every hierarchy's view, merged).
+    public func processes(_ path: String) -> Set<Int32> {
+        var pids = Set<Int32>()
+        func collect(_ directory: String) {
+            let text = (try? String(contentsOfFile: directory + "/cgroup.procs", encoding: .utf8)) ?? ""
+            for line in text.split(separator: "\n") { if let pid = Int32(line) { pids.insert(pid) } }
+            for child in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] {
+                var info = stat()
+                let path = directory + "/" + child
+                if lstat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR { collect(path) }
+            }
+        }
+        for directory in directories(of: path) { collect(directory) }
+        return pids
     }
 
     /// Whether any directory of `path` exists.

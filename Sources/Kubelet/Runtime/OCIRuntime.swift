@@ -38,11 +38,14 @@ public final class OCIRuntime: Sendable {
     public let shimCommand: [String]
     public let cgroups: Cgroups
     public let nodeName: String
+    /// The cgroup of this node's pods (`Cgroups.nodePath`).
+    public let cgroupParent: String
     private let logger: Logger
     /// Shims this process started, by container id (adopted ones are not here).
     private let shims = Mutex<[String: ChildProcess]>([:])
 
-    public init(name: String, root: String, nodeName: String, shimCommand: [String], cgroups: Cgroups = .detect(), logger: Logger) throws {
+    public init(name: String, root: String, nodeName: String, cgroupRoot: String = "/ballast", shimCommand: [String],
+                cgroups: Cgroups = .detect(), logger: Logger) throws {
         guard ["runc", "crun"].contains(name) else {
             throw KubeletError(.configuration, "--container-runtime \(name) is not supported: use runc or crun")
         }
@@ -60,6 +63,7 @@ public final class OCIRuntime: Sendable {
         self.shimCommand = shimCommand
         self.cgroups = cgroups
         self.nodeName = nodeName
+        self.cgroupParent = Cgroups.nodePath(root: cgroupRoot, node: nodeName)
         self.logger = logger
         for path in [root + "/containers", stateDirectory] {
             try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
@@ -86,7 +90,7 @@ public final class OCIRuntime: Sendable {
     public func start(_ config: ContainerConfig, layers: [String]) async throws -> ContainerRecord {
         let id = Self.newID()
         let dir = directory(id)
-        let cgroupsPath = Cgroups.containerPath(node: nodeName, podUID: config.podUID, containerID: id)
+        let cgroupsPath = Cgroups.containerPath(parent: cgroupParent, podUID: config.podUID, containerID: id)
         let record = ContainerRecord(id: id, podUID: config.podUID, podNamespace: config.podNamespace, podName: config.podName,
                                      name: config.name, attempt: config.attempt, isInit: config.isInit, image: config.image.reference,
                                      imageID: config.image.imageID, logPath: config.logPath, cgroupsPath: cgroupsPath,

@@ -29,16 +29,23 @@ extension VolumeManager {
         var unique: String { VolumePaths.uniqueName(driver: driver, handle: handle) }
     }
 
-    func setUpClaim(pod: Pod, volume name: String, claim source: PersistentVolumeClaimVolumeSource) async throws -> ClaimState {
+    /// What a pod's claim resolves to: its CSI volume, or why it cannot be mounted yet.
+    enum Resolved {
+        case volume(CSIVolume, CSINodeClient)
+        case waiting(String)
+    }
+
+    /// The claim, its PersistentVolume and the CSI driver that mounts it.
+    func resolve(pod: Pod, claim source: PersistentVolumeClaimVolumeSource) async throws -> Resolved {
         let namespace = pod.metadata.namespace ?? "default"
         let claim: PersistentVolumeClaim
         do {
             claim = try await client.get(PersistentVolumeClaim.self, name: source.claimName, namespace: namespace)
         } catch let error as APIError where error.isNotFound {
-            return .waiting("persistentvolumeclaim \"\(source.claimName)\" not found", attach: false)
+            return .waiting("persistentvolumeclaim \"\(source.claimName)\" not found")
         }
         guard claim.status.phase == "Bound", let pvName = claim.spec.volumeName, !pvName.isEmpty else {
-            return .waiting("PVC \(namespace)/\(source.claimName) is not bound", attach: false)
+            return .waiting("PVC \(namespace)/\(source.claimName) is not bound")
         }
         let pv = try await client.get(PersistentVolume.self, name: pvName)
         guard let csiSource = pv.spec.csi else {
@@ -61,6 +68,16 @@ extension VolumeManager {
         let target = CSIVolume(pvName: pvName, driver: csiSource.driver, handle: csiSource.volumeHandle, block: block,
                                readOnly: (source.readOnly ?? false) || (csiSource.readOnly ?? false), capability: capability,
                                attributes: csiSource.volumeAttributes ?? [:], claim: claim, volume: pv)
+        return .volume(target, csi)
+    }
+
+    func setUpClaim(pod: Pod, volume name: String, claim source: PersistentVolumeClaimVolumeSource) async throws -> ClaimState {
+        let (target, csi): (CSIVolume, CSINodeClient)
+        switch try await resolve(pod: pod, claim: source) {
+        case .waiting(let reason): return .waiting(reason, attach: false)
+        case .volume(let volume, let client): (target, csi) = (volume, client)
+        }
+        let pvName = target.pvName, block = target.block
         try await markInUse(target.unique, pod: pod.uid)
         return try await locks.with(target.unique) {
             var publishContext: [String: String] = [:]
@@ -163,13 +180,43 @@ extension VolumeManager {
         return PodVolume(kind: volume.block ? .block(target) : .path(target), readOnly: volume.readOnly)
     }
 
-    /// NodeExpandVolume when the claim's storage is `NodeResizePending` (or it has the
-    /// FileSystemResizePending condition), then the claim's new capacity in its status.
+    /// Online expansion: NodeExpandVolume for the pod's mounted file-system claims whose resize
+    /// waits for the node. Returns the volumes grown, and the ones that failed with why.
+    public func expandPending(_ pod: Pod) async -> (expanded: [String], failed: [String: String]) {
+        var expanded: [String] = [], failed: [String: String] = [:]
+        for volume in pod.spec.volumes ?? [] {
+            guard let source = volume.persistentVolumeClaim else { continue }
+            do {
+                guard case .volume(let target, let csi) = try await resolve(pod: pod, claim: source),
+                      !target.block, Self.resizePending(target.claim) else { continue }
+                let grown = try await locks.with(target.unique) {
+                    // Still published: the pod may have been torn down while this waited.
+                    guard mounter.isMountPoint(paths.csiPublish(pod: pod.uid, pv: target.pvName)) else { return false }
+                    try await expandIfPending(target, pod: pod.uid, csi: csi)
+                    return true
+                }
+                if grown { expanded.append(target.pvName) }
+            } catch let error as KubeletError {
+                failed[volume.name] = error.message
+            } catch {
+                failed[volume.name] = "\(error)"
+            }
+        }
+        return (expanded, failed)
+    }
+
+    /// Whether the claim's storage is `NodeResizePending` (or it has the FileSystemResizePending
+    /// condition): the controller grew the disk, the node must grow the file system.
+    static func resizePending(_ claim: PersistentVolumeClaim) -> Bool {
+        claim.status.allocatedResourceStatuses?["storage"] == "NodeResizePending"
+            || (claim.status.conditions ?? []).contains { $0.type == "FileSystemResizePending" && $0.status == "True" }
+    }
+
+    /// NodeExpandVolume when the claim's resize waits for the node, then the claim's new
+    /// capacity in its status.
     private func expandIfPending(_ volume: CSIVolume, pod uid: String, csi: CSINodeClient) async throws {
         let claim = volume.claim
-        let pendingStatus = claim.status.allocatedResourceStatuses?["storage"] == "NodeResizePending"
-        let pendingCondition = (claim.status.conditions ?? []).contains { $0.type == "FileSystemResizePending" && $0.status == "True" }
-        guard pendingStatus || pendingCondition else { return }
+        guard Self.resizePending(claim) else { return }
         let wanted = volume.volume.spec.capacity?["storage"] ?? claim.spec.resources?.requests?["storage"]
         let bytes = wanted?.value ?? 0
         let staging = stageUnstage == true ? paths.csiStaging(driver: volume.driver, handle: volume.handle) : ""

@@ -1,0 +1,208 @@
+// A cluster as users start it, `ballast up --detach`, on temporary dirs, free ports and a cgroup
+// root of its own (so that several run at once beside the other suites), driven with kubectl;
+// `close()` runs `ballast down --purge` and says what it left behind. `SharedCluster` lends one
+// cluster to the scenarios that can share it, and stops it when the last one is done.
+import ClusterTesting
+import Foundation
+import HostSystem
+import Testing
+import TestSupport
+
+/// Whether the end-to-end suites can run here: root, loop devices, runc.
+let endToEndCanRun: Bool = {
+    let can = processTestsCanRun && FileManager.default.isExecutableFile(atPath: "/usr/sbin/runc")
+    if !can { print("⚠️  SKIPPED: the end-to-end suites need root, /dev/loop-control and runc (make deps)") }
+    return can
+}()
+
+final class TestCluster: Sendable {
+    let root: String
+    let data: String
+    let volumes: String
+    let nodes: Int
+    var kubeconfig: String { data + "/admin.kubeconfig" }
+
+    /// `ballast up --detach --nodes N --zones Z` plus `flags`; throws with up's output when it fails.
+    static func start(nodes: Int, zones: Int, flags: [String] = []) async throws -> TestCluster {
+        let id = UUID().uuidString.prefix(8).lowercased()
+        let cluster = TestCluster(root: "/tmp/bup-" + id, nodes: nodes)
+        let up = try await cluster.ballast(["up", "--detach", "--volumes-dir", cluster.volumes, "--nodes", "\(nodes)", "--zones", "\(zones)",
+                                            "--api-port", "\(freePort())", "--cloud-port", "\(freePort())", "--kubelet-port", "\(freePort())",
+                                            "--cgroup-root", "/ballast/e2e-" + id, "--log-level", "info"] + flags, timeout: .seconds(300))
+        guard up.status == 0, up.stdout.contains("Ballast is ready") else {
+            _ = await cluster.close()
+            throw TestClusterError("ballast up failed (\(up.status)):\n\(up.stdout)\(up.stderr)")
+        }
+        return cluster
+    }
+
+    init(root: String, nodes: Int) {
+        self.root = root
+        self.data = root + "/data"
+        self.volumes = root + "/volumes"
+        self.nodes = nodes
+    }
+
+    /// `ballast ARGS --data-dir DATA`.
+    func ballast(_ arguments: [String], timeout: Duration = .seconds(60)) async throws -> CommandResult {
+        try await runCommand(ballastBinary(), arguments + ["--data-dir", data], timeout: timeout)
+    }
+
+    func kubectl(_ arguments: [String], input: String? = nil, timeout: Duration = .seconds(60)) async throws -> CommandResult {
+        try await runCommand("kubectl", ["--kubeconfig", kubeconfig, "--cache-dir", root + "/kube-cache"] + arguments,
+                             env: ["HOME": root], input: input, timeout: timeout)
+    }
+
+    /// kubectl that must succeed: its stdout, or an error with its output.
+    @discardableResult
+    func ok(_ arguments: [String], input: String? = nil, timeout: Duration = .seconds(60)) async throws -> String {
+        let result = try await kubectl(arguments, input: input, timeout: timeout)
+        guard result.status == 0 else {
+            throw TestClusterError("kubectl \(arguments.joined(separator: " ")) failed (\(result.status)): \(result.stderr)\(result.stdout)")
+        }
+        return result.stdout
+    }
+
+    /// `kubectl get … -o jsonpath=PATH`, "" when it fails.
+    func get(_ resource: String, namespace: String? = nil, _ path: String) async -> String {
+        let scope = namespace.map { ["-n", $0] } ?? []
+        return (try? await kubectl(["get", resource, "-o", "jsonpath=" + path] + scope))?.stdout ?? ""
+    }
+
+    /// Waits until `condition` holds; on timeout records an issue with `what` and the namespace's
+    /// pods, claims and events, and returns false.
+    @discardableResult
+    func waitFor(_ what: String, namespace: String, timeout: Duration = .seconds(120), interval: Duration = .milliseconds(500),
+                 sourceLocation: SourceLocation = #_sourceLocation, _ condition: () async throws -> Bool) async -> Bool {
+        if await waitUntil(timeout: timeout, interval: interval, { (try? await condition()) ?? false }) { return true }
+        Issue.record("\(what): not within \(timeout)\n\(await diagnostics(namespace))", sourceLocation: sourceLocation)
+        return false
+    }
+
+    /// Pod `name` Ready, or an issue recorded with what the cluster says about it.
+    @discardableResult
+    func waitReady(_ pod: String, namespace: String, timeout: Duration = .seconds(120),
+                   sourceLocation: SourceLocation = #_sourceLocation) async -> Bool {
+        await waitFor("pod \(namespace)/\(pod) Ready", namespace: namespace, timeout: timeout, sourceLocation: sourceLocation) {
+            await get("pod/" + pod, namespace: namespace, "{.status.conditions[?(@.type==\"Ready\")].status}") == "True"
+        }
+    }
+
+    /// What a failing scenario needs to be understood: pods, claims, volumes, attachments, events.
+    func diagnostics(_ namespace: String) async -> String {
+        var text = ""
+        for arguments in [["get", "pods,pvc", "-n", namespace, "-o", "wide"], ["get", "pv,volumeattachments,nodes"],
+                          ["get", "volumeattachments", "-o", "jsonpath={range .items[*]}{.metadata.name} {.spec.nodeName} {.metadata.deletionTimestamp} {.status}{\"\\n\"}{end}"],
+                          ["get", "events", "-n", namespace, "--sort-by=.lastTimestamp"]] {
+            let result = try? await kubectl(arguments)
+            text += "$ kubectl \(arguments.joined(separator: " "))\n\(result?.stdout ?? "")\(result?.stderr ?? "")\n"
+        }
+        return text
+    }
+
+    /// A namespace of the scenario's own.
+    func namespace(_ name: String) async throws -> String {
+        try await ok(["create", "namespace", name])
+        return name
+    }
+
+    func apply(_ yaml: String, namespace: String) async throws {
+        try await ok(["apply", "-n", namespace, "-f", "-"], input: yaml)
+    }
+
+    /// `ballast down --purge`; what it left behind (processes, mounts, loop devices, cgroups,
+    /// files), empty when nothing.
+    func close() async -> [String] {
+        let down = try? await ballast(["down", "--purge"], timeout: .seconds(240))
+        var left: [String] = []
+        if down?.status != 0 { left.append("ballast down --purge failed: \(down?.stdout ?? "")\(down?.stderr ?? "")") }
+        left += Mounts.current().filter { $0.mountPoint.hasPrefix(root + "/") }.map { "mount \($0.mountPoint)" }
+        left += LoopDevices.all().filter { LoopDevices.backingFile(of: $0)?.hasPrefix(root + "/") == true }.map { "loop device \($0)" }
+        left += ProcessTable.pids { $0.contains { $0.contains(root + "/") } }.map { "process \($0)" }
+        if FileManager.default.fileExists(atPath: data) { left.append("data dir \(data)") }
+        try? FileManager.default.removeItem(atPath: root)
+        return left
+    }
+}
+
+struct TestClusterError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// One cluster lent to the scenarios that share it: the first to come starts it, the last to
+/// leave stops it (a later one starts another).
+actor SharedCluster {
+    private let nodes: Int
+    private let zones: Int
+    private var starting: Task<TestCluster, any Error>?
+    private var users = 0
+
+    init(nodes: Int, zones: Int) {
+        self.nodes = nodes
+        self.zones = zones
+    }
+
+    /// Runs `body` with the cluster; records what the cluster left behind when it stops.
+    func with(_ body: (TestCluster) async throws -> Void) async throws {
+        users += 1
+        let task = starting ?? Task { [nodes, zones] in try await TestCluster.start(nodes: nodes, zones: zones) }
+        starting = task
+        let outcome: Result<Void, any Error>
+        do {
+            let cluster = try await task.value
+            do {
+                try await body(cluster)
+                outcome = .success(())
+            } catch {
+                outcome = .failure(error)
+            }
+        } catch {
+            outcome = .failure(error)
+        }
+        users -= 1
+        if users == 0, let done = starting {
+            starting = nil
+            if let cluster = try? await done.value {
+                let left = await cluster.close()
+                #expect(left.isEmpty, "ballast down --purge left: \(left)")
+            }
+        }
+        try outcome.get()
+    }
+}
+
+/// A busybox pod with claim `claim` mounted at /data (or, `block`, its device at /dev/xvda),
+/// running `command`, on `node` when given.
+func podYAML(_ name: String, claim: String, node: String? = nil, command: String, block: Bool = false, extraSpec: String = "") -> String {
+    let placement = node.map { "  nodeSelector: {kubernetes.io/hostname: \($0)}\n" } ?? ""
+    let attach = block ? "volumeDevices: [{name: d, devicePath: /dev/xvda}]" : "volumeMounts: [{name: d, mountPath: /data}]"
+    return """
+        apiVersion: v1
+        kind: Pod
+        metadata: {name: \(name)}
+        spec:
+          terminationGracePeriodSeconds: 1
+        \(placement)\(extraSpec)  containers:
+          - name: c
+            image: busybox
+            command: ["sh", "-c", "\(command)"]
+            \(attach)
+          volumes:
+          - {name: d, persistentVolumeClaim: {claimName: \(claim)}}
+
+        """
+}
+
+/// A claim of `size` in class `storageClass` (nil: the default class).
+func claimYAML(_ name: String, size: String = "32Mi", storageClass: String? = nil, accessMode: String = "ReadWriteOnce", block: Bool = false) -> String {
+    """
+    apiVersion: v1
+    kind: PersistentVolumeClaim
+    metadata: {name: \(name)}
+    spec:
+      accessModes: [\(accessMode)]
+      resources: {requests: {storage: \(size)}}
+    \(storageClass.map { "  storageClassName: \($0)\n" } ?? "")\(block ? "  volumeMode: Block\n" : "")
+    """
+}
