@@ -30,7 +30,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks that measure Ballast beside a peer (SQLite, a real etcd, the kernel tools) in the same run.",
-        subcommands: [BenchStoreCommand.self, BenchProvisionCommand.self, BenchAPIServerCommand.self, BenchControllersCommand.self, BenchSchedulerCommand.self,
+        subcommands: [BenchStoreCommand.self, BenchProvisionCommand.self, BenchAPIServerCommand.self, BenchControllersCommand.self, BenchSchedulerCommand.self, BenchE2ECommand.self,
                       BenchKubeletCommand.self]
     )
 }

@@ -133,7 +133,7 @@ final class BenchCluster: @unchecked Sendable {
         var result = ControllersBenchResult()
         let capability = benchCapability
         let region = try await cloud.describeRegion()
-        let created = try await paced(count: count, rate: rate) { index -> (String, String, Double) in
+        let created = try await Self.paced(count: count, rate: rate) { index -> (String, String, Double) in
             let node = self.nodeNames[index % self.nodeNames.count]
             let zone = region.zones[(index % self.nodeNames.count) % region.zones.count].name
             let started = ContinuousClock.now
@@ -149,7 +149,7 @@ final class BenchCluster: @unchecked Sendable {
             return (volume, node, (ContinuousClock.now - started).seconds)
         }
         result.floorCreate = created.map(\.2)
-        result.floorPublish = try await paced(count: count, rate: rate) { index -> Double in
+        result.floorPublish = try await Self.paced(count: count, rate: rate) { index -> Double in
             let (volume, node, _) = created[index]
             let started = ContinuousClock.now
             _ = try await self.csi.controllerPublishVolume(.with {
@@ -159,13 +159,13 @@ final class BenchCluster: @unchecked Sendable {
             })
             return (ContinuousClock.now - started).seconds
         }
-        _ = try await paced(count: count, rate: rate * 4) { index -> Void in
+        _ = try await Self.paced(count: count, rate: rate * 4) { index -> Void in
             _ = try await self.csi.controllerUnpublishVolume(.with {
                 $0.volumeID = created[index].0
                 $0.nodeID = self.instances[created[index].1]!
             })
         }
-        result.floorDelete = try await paced(count: count, rate: rate) { index -> Double in
+        result.floorDelete = try await Self.paced(count: count, rate: rate) { index -> Double in
             let started = ContinuousClock.now
             _ = try await self.csi.deleteVolume(.with { $0.volumeID = created[index].0 })
             while (try? await self.cloud.describeDisk(id: created[index].0)) != nil { try await Task.sleep(for: .milliseconds(10)) }
@@ -201,7 +201,7 @@ final class BenchCluster: @unchecked Sendable {
         try await Task.sleep(for: .milliseconds(200))
 
         // PVC → Bound.
-        let claimStarts = try await paced(count: count, rate: rate) { index -> ContinuousClock.Instant in
+        let claimStarts = try await Self.paced(count: count, rate: rate) { index -> ContinuousClock.Instant in
             var claim = PersistentVolumeClaim(metadata: ObjectMeta(name: "bench-\(index)", namespace: "default"))
             claim.spec.accessModes = ["ReadWriteOnce"]
             claim.spec.storageClassName = "bench"
@@ -230,7 +230,7 @@ final class BenchCluster: @unchecked Sendable {
             let candidates = nodesByZone[zone] ?? nodeNames
             return candidates[index % candidates.count]
         }
-        let podStarts = try await paced(count: count, rate: rate) { index -> ContinuousClock.Instant in
+        let podStarts = try await Self.paced(count: count, rate: rate) { index -> ContinuousClock.Instant in
             var pod = Pod(metadata: ObjectMeta(name: "bench-\(index)", namespace: "default"))
             pod.spec.containers = [Container(name: "app", image: "busybox")]
             pod.spec.volumes = [Volume(name: "data", persistentVolumeClaim: PersistentVolumeClaimVolumeSource(claimName: "bench-\(index)"))]
@@ -247,10 +247,10 @@ final class BenchCluster: @unchecked Sendable {
         // Delete → disk gone.
         var handles: [String: String] = [:]
         for volume in try await client.list(PersistentVolume.self).items { handles[volume.metadata.name ?? ""] = volume.spec.csi?.volumeHandle }
-        _ = try await paced(count: count, rate: rate * 4) { index -> Void in
+        _ = try await Self.paced(count: count, rate: rate * 4) { index -> Void in
             try await self.client.delete(Pod.self, name: "bench-\(index)", namespace: "default", options: DeleteOptions(gracePeriodSeconds: 0))
         }
-        let deleteStarts = try await paced(count: count, rate: rate) { index -> ContinuousClock.Instant in
+        let deleteStarts = try await Self.paced(count: count, rate: rate) { index -> ContinuousClock.Instant in
             let started = ContinuousClock.now
             try await self.client.delete(PersistentVolumeClaim.self, name: "bench-\(index)", namespace: "default")
             return started
@@ -274,7 +274,7 @@ final class BenchCluster: @unchecked Sendable {
 
     /// Runs `body` for 0..<count, starting one every 1/rate seconds (all at once for an
     /// infinite rate), all concurrently; results in order.
-    func paced<T: Sendable>(count: Int, rate: Double, _ body: @escaping @Sendable (Int) async throws -> T) async throws -> [T] {
+    static func paced<T: Sendable>(count: Int, rate: Double, _ body: @escaping @Sendable (Int) async throws -> T) async throws -> [T] {
         try await withThrowingTaskGroup(of: (Int, T).self) { group in
             let start = ContinuousClock.now
             for index in 0..<count {

@@ -95,7 +95,7 @@ final class KubeletBenchRun: @unchecked Sendable {
 
     private func measurePlain(_ floor: RuncFloor, into result: inout KubeletBenchResult) async throws {
         progress("floor: \(podCount) × runc run -d…")
-        result.floorRun = try await cluster.paced(count: podCount, rate: rate) { index in try await floor.start("run-\(index)") }
+        result.floorRun = try await BenchCluster.paced(count: podCount, rate: rate) { index in try await floor.start("run-\(index)") }
         await floor.removeAll()
         let kubelet = kubelet!
         let watcher = PodWatcher(client: client, namespace: namespace, prefix: "plain-", reached: { KubeletBenchRun.isRunning($0) })
@@ -104,7 +104,7 @@ final class KubeletBenchRun: @unchecked Sendable {
         try await Task.sleep(for: .milliseconds(300))
         progress("kubelet: creating \(podCount) pods without volumes…")
         let cpuBefore = kubelet.cpuSeconds
-        let starts = try await cluster.paced(count: podCount, rate: rate) { index -> ContinuousClock.Instant in
+        let starts = try await BenchCluster.paced(count: podCount, rate: rate) { index -> ContinuousClock.Instant in
             let started = ContinuousClock.now
             _ = try await self.client.create(self.pod("plain-\(index)"))
             return started
@@ -122,7 +122,7 @@ final class KubeletBenchRun: @unchecked Sendable {
         progress("floor: \(volumePodCount) × disk file, losetup, mkfs.ext4, mount, bind mount, runc run -d…")
         let cloudLatency = (latencies[.create] ?? .zero) + (latencies[.attach] ?? .zero)
         result.floorVolumeLatency = cloudLatency
-        result.floorVolume = try await cluster.paced(count: volumePodCount, rate: rate) { index in
+        result.floorVolume = try await BenchCluster.paced(count: volumePodCount, rate: rate) { index in
             let directory = self.floorDirectory + "/disk-\(index)"
             for sub in ["staging", "target"] {
                 try FileManager.default.createDirectory(atPath: directory + "/" + sub, withIntermediateDirectories: true)
@@ -151,7 +151,7 @@ final class KubeletBenchRun: @unchecked Sendable {
         try await Task.sleep(for: .milliseconds(300))
         progress("kubelet: creating \(volumePodCount) pods with a fresh PVC each…")
         let cpuBefore = kubelet.cpuSeconds
-        let starts = try await cluster.paced(count: volumePodCount, rate: rate) { index -> ContinuousClock.Instant in
+        let starts = try await BenchCluster.paced(count: volumePodCount, rate: rate) { index -> ContinuousClock.Instant in
             var claim = PersistentVolumeClaim(metadata: ObjectMeta(name: "vol-\(index)", namespace: self.namespace))
             claim.spec.accessModes = ["ReadWriteOnce"]
             claim.spec.storageClassName = "kbench"

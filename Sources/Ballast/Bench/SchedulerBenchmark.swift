@@ -109,29 +109,7 @@ struct SchedulerBenchResult {
     }
 
     static func svg(_ results: [SchedulerBenchResult]) -> String {
-        let width = 640.0, height = 360.0, margin = 50.0
-        let colors = ["#1f77b4", "#d62728", "#2ca02c"]
-        let maxTime = max(results.flatMap(\.boundTimes).max() ?? 1, 0.001)
-        let maxCount = Double(results.map(\.boundTimes.count).max() ?? 1)
-        var out = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(height))\" font-family=\"sans-serif\" font-size=\"11\">\n"
-        out += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
-        let x0 = margin, y0 = height - margin, plotWidth = width - 2 * margin, plotHeight = height - 2 * margin
-        out += "<text x=\"\(x0)\" y=\"20\" font-weight=\"bold\">pods scheduled over time</text>\n"
-        out += "<line x1=\"\(x0)\" y1=\"\(y0)\" x2=\"\(x0 + plotWidth)\" y2=\"\(y0)\" stroke=\"black\"/>\n"
-        out += "<line x1=\"\(x0)\" y1=\"\(y0)\" x2=\"\(x0)\" y2=\"\(y0 - plotHeight)\" stroke=\"black\"/>\n"
-        for tick in 0...4 {
-            out += "<text x=\"\(x0 + plotWidth * Double(tick) / 4 - 10)\" y=\"\(y0 + 15)\">\(fixed(maxTime * Double(tick) / 4, 1)) s</text>\n"
-            out += "<text x=\"\(x0 - 40)\" y=\"\(y0 - plotHeight * Double(tick) / 4 + 4)\">\(Int(maxCount * Double(tick) / 4))</text>\n"
-        }
-        for (index, result) in results.enumerated() {
-            let color = colors[index % colors.count]
-            let points = result.boundTimes.enumerated().map { rank, time in
-                "\(fixed(x0 + plotWidth * time / maxTime, 1)),\(fixed(y0 - plotHeight * Double(rank + 1) / maxCount, 1))"
-            }
-            out += "<polyline fill=\"none\" stroke=\"\(color)\" stroke-width=\"1.5\" points=\"\(points.joined(separator: " "))\"/>\n"
-            out += "<text x=\"\(x0 + 10)\" y=\"\(y0 - plotHeight + 14 * Double(index))\" fill=\"\(color)\">\(result.workload)</text>\n"
-        }
-        return out + "</svg>\n"
+        LatencyCDFPlot.overTime(title: "pods scheduled over time", series: results.map { ($0.workload, $0.boundTimes) }, unit: "pods")
     }
 }
 

@@ -323,7 +323,9 @@ extension VolumeManager {
         }
     }
 
-    /// NodeUnstage for every staged volume that no pod publishes or wants.
+    /// NodeUnstage for every staged volume that no pod publishes or wants; then, when that
+    /// changed what the node uses, volumesInUse written at once, so that the attach/detach
+    /// controller can detach without waiting for the next status update.
     public func unstageUnused() async throws {
         let wanted = Set(desired.values.flatMap { $0 })
         for staged in stagedVolumes() where !wanted.contains(staged.data.uniqueName) {
@@ -348,5 +350,6 @@ extension VolumeManager {
                 logger.info("unstaged volume", metadata: ["volume": "\(staged.data.specVolID ?? "")"])
             }
         }
+        if Set(volumesInUse()) != reported { try await writeInUse() }
     }
 }

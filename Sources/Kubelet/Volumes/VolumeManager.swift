@@ -148,10 +148,21 @@ public actor VolumeManager {
     func markInUse(_ unique: String, pod uid: String) async throws {
         desired[uid, default: []].insert(unique)
         guard !reported.contains(unique) else { return }
-        let names = volumesInUse()
-        try await reportInUse(names)
-        reported.formUnion(names)
+        try await writeInUse()
     }
+
+    /// Writes volumesInUse as it is now, one write at a time (a list computed before another
+    /// write must not land after it).
+    func writeInUse() async throws {
+        try await locks.with(Self.inUseKey) {
+            let names = volumesInUse()
+            try await reportInUse(names)
+            reported = Set(names)
+        }
+    }
+
+    /// The lock key of volumesInUse writes (no volume's unique name starts with a NUL).
+    static let inUseKey = "\u{0}volumesInUse"
 
     /// After the node status was written from elsewhere: what it said.
     public func noteReported(_ names: [String]) {

@@ -1,0 +1,515 @@
+// `ballast bench e2e`: the whole path as users drive it, on a cluster of `ballast up` (this
+// binary, on temporary dirs, free ports and a cgroup root of its own): the time `up` takes to
+// N Ready nodes; StatefulSet-style pods, each with a WaitForFirstConsumer claim of its own,
+// created at a steady rate, created → Running split into stages (scheduled, claim Bound, disk
+// attached, staged, published, Running) from watches and the mount table; then pods moved to
+// another node of their zone (delete → the new pod Running). Beside them the floor measured in
+// the same run: the kernel's part of a volume's life done directly (sparse file, losetup, mkfs,
+// mount, bind mount, as `bench provision`) plus the cloud's injected create and attach latencies.
+import APIClient
+import ArgumentParser
+import ClusterAPI
+import CloudProvider
+import Foundation
+import HostSystem
+import Kubelet
+import Logging
+
+struct BenchE2ECommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "e2e",
+        abstract: "`ballast up` to Ready nodes, pods with a fresh WaitForFirstConsumer claim each created → Running by stage, pods moved between nodes; beside the kernel's floor."
+    )
+
+    @Option(help: "Nodes of the cluster (pods move between nodes of one zone).")
+    var nodes: Int = 3
+
+    @Option(help: "Zones the nodes are spread over.")
+    var zones: Int = 2
+
+    @Option(help: "Pods, each with a claim of its own.")
+    var pods: Int = 50
+
+    @Option(help: "Pod (and claim) creations per second.")
+    var rate: Double = 5
+
+    @Option(help: "Pods moved to another node of their zone, one after another (0: none).")
+    var moves: Int = 5
+
+    @Option(help: "Size of each claim (bytes, or with Mi, Gi).")
+    var size = ByteCount(64 << 20)
+
+    @Option(help: "The cloud's latencies (ballast up --cloud-latency).")
+    var latency: String = UpCommand.defaultLatency
+
+    @Option(help: "Write SVG charts to this directory: e2e-stages.svg (latency CDFs per stage, with the floor) and e2e-running.svg (pods Running over time).")
+    var plot: String?
+
+    @Flag(help: "Print the results as one JSON object (for CI) instead of tables.")
+    var json = false
+
+    @Option(help: "Working directory (a new /tmp/ballast-bench-e2e-* by default); kept when given, the cluster purged either way.")
+    var dir: String?
+
+    @OptionGroup var logging: LoggingOptions
+
+    func validate() throws {
+        guard (1...10).contains(nodes) else { throw ValidationError("--nodes \(nodes): expected 1 to 10") }
+        guard (1...min(nodes, 26)).contains(zones) else { throw ValidationError("--zones \(zones): expected 1 to --nodes") }
+        guard (1...500).contains(pods) else { throw ValidationError("--pods \(pods): expected 1 to 500") }
+        guard rate > 0, rate.isFinite, rate <= 100 else { throw ValidationError("--rate \(rate): expected more than 0, at most 100 per second") }
+        guard (0...pods).contains(moves) else { throw ValidationError("--moves \(moves): expected 0 to --pods") }
+        guard size.bytes >= 16 << 20 else { throw ValidationError("--size \(size): expected at least 16Mi (an ext4 file system)") }
+        do { _ = try SimulatorConfiguration.parseLatencies(latency) } catch { throw ValidationError("--latency \(latency): \(error)") }
+        if moves > 0 && nodes <= zones {
+            throw ValidationError("--moves \(moves) needs a zone with two nodes: use more --nodes than --zones, or --moves 0")
+        }
+        var missing: [String] = []
+        if getuid() != 0 { missing.append("root") }
+        if !FileManager.default.fileExists(atPath: "/dev/loop-control") { missing.append("/dev/loop-control") }
+        for tool in ["runc", "losetup", "mkfs.ext4"] where !FileManager.default.isExecutableFile(atPath: SystemCommand.resolve(tool)) {
+            missing.append(tool)
+        }
+        guard missing.isEmpty else {
+            throw ValidationError("bench e2e needs \(missing.joined(separator: ", ")): it runs a whole cluster with `ballast up` (make deps)")
+        }
+    }
+
+    func run() async throws {
+        let suffix = String(UUID().uuidString.prefix(6).lowercased())
+        let root = dir.map { URL(fileURLWithPath: $0).standardizedFileURL.path } ?? "/tmp/ballast-bench-e2e-" + suffix
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        let logger = logging.logger("ballast.bench", defaultLevel: .warning)
+        let settings = E2EBenchRun.Settings(nodes: nodes, zones: zones, pods: pods, rate: rate, moves: moves, size: size.bytes,
+                                            latency: latency, logLevel: logging.logLevel?.rawValue ?? "warning")
+        if !json {
+            print("ballast bench e2e: ballast up with \(nodes) nodes in \(zones) zone\(zones == 1 ? "" : "s"), \(pods) pods with a fresh \(size) claim each at \(fixed(rate, 1))/s, \(moves) moves; cloud latency \(latency); in \(root)\n")
+        }
+        let run = E2EBenchRun(root: root, suffix: suffix, settings: settings, logger: logger)
+        let work = Task { try await run.measure() }
+        let interrupt = InterruptHandler { _ in
+            FileHandle.standardError.write(Data("\ninterrupted: stopping the cluster and removing what it made…\n".utf8))
+            work.cancel()
+        }
+        let outcome = await work.result
+        await run.tearDown(removeDirectory: dir == nil)
+        interrupt.cancel()
+        let result: E2EBenchResult
+        do {
+            result = try outcome.get()
+        } catch where work.isCancelled {
+            throw ExitCode(130)
+        }
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try encoder.encode(result.summary(settings)), as: UTF8.self))
+        } else {
+            print(result.report(settings))
+            print("")
+            print(result.targets(settings))
+        }
+        if let plot {
+            try FileManager.default.createDirectory(atPath: plot, withIntermediateDirectories: true)
+            try result.stagesSVG().write(toFile: plot + "/e2e-stages.svg", atomically: true, encoding: .utf8)
+            try result.runningSVG().write(toFile: plot + "/e2e-running.svg", atomically: true, encoding: .utf8)
+            FileHandle.standardError.write(Data("charts written to \(plot)/e2e-stages.svg and \(plot)/e2e-running.svg\n".utf8))
+        }
+    }
+}
+
+/// Latencies in seconds.
+struct E2EBenchResult {
+    /// `ballast up --detach` started → returned (every node Ready with its CSINode).
+    var upSeconds = 0.0
+    /// Per pod, from the creation of its claim and pod: each stage first seen.
+    var stages: [(name: String, values: [Double])] = []
+    /// Per pod: created → Running, and when it was seen Running since the first creation.
+    var running: [Double] = []
+    var runningAt: [Double] = []
+    /// Per move: the old pod's delete → the new pod Running on another node.
+    var moves: [Double] = []
+    /// Kernel work done directly, plus the cloud's create + attach latencies.
+    var floor: [Double] = []
+    var floorCloudLatency = 0.0
+
+    static func percentile(_ values: [Double], _ q: Double) -> Double? { ControllersBenchResult.percentile(values, q) }
+
+    struct Summary: Encodable {
+        struct Distribution: Encodable {
+            var count: Int
+            var p50Seconds: Double?
+            var p99Seconds: Double?
+        }
+        var nodes: Int
+        var pods: Int
+        var rate: Double
+        var upToReadySeconds: Double
+        var createdToRunning: Distribution
+        var stages: [String: Distribution]
+        var move: Distribution
+        var floor: Distribution
+        var floorCloudLatencySeconds: Double
+        var targets: [String: Bool]
+    }
+
+    func distribution(_ values: [Double]) -> Summary.Distribution {
+        .init(count: values.count, p50Seconds: Self.percentile(values, 0.5), p99Seconds: Self.percentile(values, 0.99))
+    }
+
+    func summary(_ settings: E2EBenchRun.Settings) -> Summary {
+        Summary(nodes: settings.nodes, pods: settings.pods, rate: settings.rate, upToReadySeconds: upSeconds,
+                createdToRunning: distribution(running),
+                stages: Dictionary(stages.map { ($0.name, distribution($0.values)) }, uniquingKeysWith: { first, _ in first }),
+                move: distribution(moves), floor: distribution(floor), floorCloudLatencySeconds: floorCloudLatency,
+                targets: Dictionary(targetRows(settings).map { ($0.name, $0.met) }, uniquingKeysWith: { first, _ in first }))
+    }
+
+    func report(_ settings: E2EBenchRun.Settings) -> String {
+        var table = TextTable([("measurement", .left), ("count", .right), ("p50", .right), ("p99", .right)])
+        table.append(["ballast up → \(settings.nodes) nodes Ready", "1", milliseconds(upSeconds), ""])
+        table.append(["pod + fresh claim: created → Running", "\(running.count)", milliseconds(Self.percentile(running, 0.5)),
+                      milliseconds(Self.percentile(running, 0.99))])
+        for stage in stages {
+            table.append(["  created → \(stage.name)", "\(stage.values.count)", milliseconds(Self.percentile(stage.values, 0.5)),
+                          milliseconds(Self.percentile(stage.values, 0.99))])
+        }
+        table.append(["floor: kernel work + cloud create and attach", "\(floor.count)", milliseconds(Self.percentile(floor, 0.5)),
+                      milliseconds(Self.percentile(floor, 0.99))])
+        if !moves.isEmpty {
+            table.append(["pod moved to another node: delete → Running", "\(moves.count)", milliseconds(Self.percentile(moves, 0.5)),
+                          milliseconds(Self.percentile(moves, 0.99))])
+        }
+        return table.render() + "\nfloor: a sparse file, losetup, mkfs.ext4, mount, bind mount, done directly in this run, plus the cloud's create and attach latencies (\(milliseconds(floorCloudLatency)));"
+            + "\nstages are first seen by watches (pod bound to a node, claim Bound, VolumeAttachment attached, pod Running) and by polling the mount table every 20 ms (staged, published)."
+    }
+
+    /// The issue's targets: up to 3 Ready nodes ≤ 10 s; created → Running p99 ≤ 5 s; p50 ≤ 2× the floor's p50.
+    func targetRows(_ settings: E2EBenchRun.Settings) -> [(name: String, limit: Double?, value: Double?, met: Bool)] {
+        let p99 = Self.percentile(running, 0.99), p50 = Self.percentile(running, 0.5), floor50 = Self.percentile(floor, 0.5)
+        func row(_ name: String, _ limit: Double?, _ value: Double?) -> (String, Double?, Double?, Bool) {
+            (name, limit, value, value.flatMap { v in limit.map { v <= $0 } } ?? false)
+        }
+        return [row("up to Ready nodes ≤ 10 s", 10, upSeconds),
+                row("created → Running p99 ≤ 5 s", 5, p99),
+                row("created → Running p50 ≤ 2× the floor's p50", floor50.map { $0 * 2 }, p50)]
+    }
+
+    func targets(_ settings: E2EBenchRun.Settings) -> String {
+        var table = TextTable([("target", .left), ("limit", .right), ("this run", .right), ("", .left)])
+        for row in targetRows(settings) {
+            table.append([row.name, milliseconds(row.limit), milliseconds(row.value), verdict(row.value, atMost: row.limit)])
+        }
+        var text = table.render()
+        if settings.nodes != 3 || settings.pods != 50 || settings.rate != 5 {
+            text += "\n(the targets are defined at --nodes 3 --pods 50 --rate 5; this run used --nodes \(settings.nodes) --pods \(settings.pods) --rate \(fixed(settings.rate, 1)))"
+        }
+        return text
+    }
+
+    func stagesSVG() -> String {
+        let series = stages.map { (label: $0.name, values: $0.values, dashed: false) }
+            + [(label: "Running", values: running, dashed: false), (label: "floor", values: floor, dashed: true)]
+        return LatencyCDFPlot.overlaid(title: "pod with a fresh claim: created → each stage (CDF), beside the floor", series: series)
+    }
+
+    func runningSVG() -> String {
+        LatencyCDFPlot.overTime(title: "pods Running over time (since the first creation)", series: [("Running", runningAt.sorted())], unit: "pods")
+    }
+}
+
+final class E2EBenchRun: @unchecked Sendable {
+    struct Settings {
+        var nodes: Int
+        var zones: Int
+        var pods: Int
+        var rate: Double
+        var moves: Int
+        var size: Int64
+        var latency: String
+        var logLevel: String
+    }
+
+    let root: String
+    let suffix: String
+    let settings: Settings
+    let logger: Logger
+    var data: String { root + "/data" }
+    var volumes: String { root + "/volumes" }
+    private var client: KubeClient!
+    private var started = false
+
+    init(root: String, suffix: String, settings: Settings, logger: Logger) {
+        self.root = root
+        self.suffix = suffix
+        self.settings = settings
+        self.logger = logger
+    }
+
+    func measure() async throws -> E2EBenchResult {
+        var result = E2EBenchResult()
+        let latencies = try SimulatorConfiguration.parseLatencies(settings.latency)
+        result.floorCloudLatency = ((latencies[.create] ?? .zero) + (latencies[.attach] ?? .zero)).seconds
+        result.floor = try await measureFloor(count: min(settings.pods, 10), cloudLatency: result.floorCloudLatency)
+        result.upSeconds = try await startCluster()
+        try await measurePods(into: &result)
+        if settings.moves > 0 { result.moves = try await measureMoves() }
+        return result
+    }
+
+    // MARK: Floor
+
+    /// `count` volumes' kernel work done directly, one after another (then undone), each plus
+    /// the cloud's latencies.
+    private func measureFloor(count: Int, cloudLatency: Double) async throws -> [Double] {
+        var values: [Double] = []
+        let directory = root + "/floor"
+        for index in 0..<count {
+            progress("floor: volume \(index + 1)/\(count) (file, losetup, mkfs.ext4, mount, bind mount)")
+            let staging = directory + "/staging-\(index)", target = directory + "/target-\(index)", file = directory + "/disk-\(index).img"
+            for path in [staging, target] { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) }
+            let start = ContinuousClock.now
+            try DirectVolume.create(file, bytes: settings.size)
+            let device = try await DirectVolume.attach(file)
+            try await DirectVolume.stage(device, fsType: "ext4", at: staging)
+            try await DirectVolume.publish(staging, at: target)
+            values.append((ContinuousClock.now - start).seconds + cloudLatency)
+            _ = try await SystemCommand.check(["umount", target])
+            _ = try await SystemCommand.check(["umount", staging])
+            _ = try await SystemCommand.check(["losetup", "--detach", device])
+            unlink(file)
+        }
+        progress("")
+        return values
+    }
+
+    // MARK: Cluster
+
+    /// `ballast up --detach`; how long until it said the cluster is ready.
+    private func startCluster() async throws -> Double {
+        progress("ballast up: starting \(settings.nodes) nodes…")
+        started = true
+        let arguments = ["/proc/self/exe", "up", "--detach", "--data-dir", data, "--volumes-dir", volumes,
+                         "--nodes", "\(settings.nodes)", "--zones", "\(settings.zones)", "--cloud-latency", settings.latency,
+                         "--api-port", "\(BenchCluster.freePort())", "--cloud-port", "\(BenchCluster.freePort())",
+                         "--kubelet-port", "\(BenchCluster.freePort())", "--cgroup-root", "/ballast/bench-e2e-" + suffix,
+                         "--log-level", settings.logLevel]
+        let start = ContinuousClock.now
+        let up = try await SystemCommand.run(arguments, timeout: .seconds(300))
+        let elapsed = (ContinuousClock.now - start).seconds
+        guard up.status == 0 else { throw BenchFailure("ballast up failed:\n\(up.stdout)\(up.stderr)") }
+        client = try KubeClient(try Connection.kubeconfig(at: data + "/admin.kubeconfig"))
+        progress("")
+        return elapsed
+    }
+
+    func tearDown(removeDirectory: Bool) async {
+        if started {
+            _ = try? await SystemCommand.run(["/proc/self/exe", "down", "--purge", "--data-dir", data], timeout: .seconds(300))
+        }
+        await HostCleanup.sweep(root, removeDirectory: removeDirectory)
+    }
+
+    // MARK: Pods
+
+    private func pod(_ name: String, claim: String, node: String? = nil) -> Pod {
+        var pod = Pod(metadata: ObjectMeta(name: name, namespace: "default", labels: ["app": "bench-e2e"]))
+        var container = Container(name: "app", image: "busybox")
+        container.command = ["sh", "-c", "exec sleep 3600"]
+        container.volumeMounts = [VolumeMount(name: "data", mountPath: "/data")]
+        pod.spec.containers = [container]
+        pod.spec.volumes = [Volume(name: "data", persistentVolumeClaim: PersistentVolumeClaimVolumeSource(claimName: claim))]
+        pod.spec.terminationGracePeriodSeconds = 1
+        if let node { pod.spec.nodeSelector = ["kubernetes.io/hostname": node] }
+        return pod
+    }
+
+    private func measurePods(into result: inout E2EBenchResult) async throws {
+        let watcher = StageWatcher(client: client, kubeletRoots: (1...settings.nodes).map { data + "/nodes/node-\($0)/kubelet" })
+        let watching = Task { await watcher.run() }
+        defer { watching.cancel() }
+        try await Task.sleep(for: .milliseconds(300))
+        let count = settings.pods
+        let size = settings.size
+        let client = self.client!
+        let firstCreation = ContinuousClock.now
+        let creations = Task {
+            try await BenchCluster.paced(count: count, rate: settings.rate) { index -> ContinuousClock.Instant in
+                var claim = PersistentVolumeClaim(metadata: ObjectMeta(name: "data-web-\(index)", namespace: "default"))
+                claim.spec.accessModes = ["ReadWriteOnce"]
+                claim.spec.resources = VolumeResourceRequirements(requests: ["storage": Quantity(size, format: .binarySI)])
+                let created = ContinuousClock.now
+                _ = try await client.create(claim)
+                _ = try await client.create(self.pod("web-\(index)", claim: "data-web-\(index)"))
+                return created
+            }
+        }
+        let deadline = ContinuousClock.now + .seconds(180) + .seconds(Double(count) / settings.rate)
+        var shown = -1
+        while true {
+            let running = await watcher.running.count
+            if running != shown {
+                progress("pods Running: \(running)/\(count)")
+                shown = running
+            }
+            if running >= count { break }
+            guard ContinuousClock.now < deadline else {
+                let pending = try await client.list(Pod.self, namespace: "default").items.filter { !KubeletBenchRun.isRunning($0) }
+                    .map { "\($0.metadata.name ?? "") (\($0.status.phase ?? "no status"))" }
+                throw BenchFailure("only \(running) of \(count) pods Running in time; not running: \(pending.prefix(10).joined(separator: ", ")); logs in \(data)/logs")
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        progress("")
+        let created = try await creations.value
+        let seen = await watcher.snapshot()
+        var claims: [String: PersistentVolumeClaim] = [:]
+        for claim in try await client.list(PersistentVolumeClaim.self, namespace: "default").items { claims[claim.metadata.name ?? ""] = claim }
+        var handles: [String: String] = [:]
+        for volume in try await client.list(PersistentVolume.self).items {
+            if let name = volume.metadata.name, let handle = volume.spec.csi?.volumeHandle { handles[name] = handle }
+        }
+        var stages: [String: [Double]] = [:]
+        for index in 0..<count {
+            let name = "web-\(index)", start = created[index]
+            func record(_ stage: String, _ instant: ContinuousClock.Instant?) {
+                if let instant { stages[stage, default: []].append((instant - start).seconds) }
+            }
+            let pv = claims["data-web-\(index)"]?.spec.volumeName ?? ""
+            record("scheduled", seen.scheduled[name])
+            record("claim Bound", seen.bound["data-web-\(index)"])
+            record("attached", seen.attached[pv])
+            // The staging directory is named after the volume handle's hash.
+            let stagingName = handles[pv].map {
+                URL(fileURLWithPath: VolumePaths(root: "/").csiStaging(driver: UpCluster.driver, handle: $0)).deletingLastPathComponent().lastPathComponent
+            }
+            record("staged", stagingName.flatMap { seen.staged[$0] })
+            record("published", seen.published[pv])
+            if let running = seen.running[name] {
+                result.running.append((running - start).seconds)
+                result.runningAt.append((running - firstCreation).seconds)
+            }
+        }
+        result.stages = ["scheduled", "claim Bound", "attached", "staged", "published"].map { ($0, stages[$0] ?? []) }
+    }
+
+    // MARK: Moves
+
+    /// Pods moved one after another to another node of their zone: delete, then the same pod
+    /// (same claim) pinned to the other node; delete requested → the new pod Running.
+    private func measureMoves() async throws -> [Double] {
+        let client = self.client!
+        var zoneOf: [String: String] = [:]
+        for node in try await client.list(Node.self).items {
+            zoneOf[node.metadata.name ?? ""] = node.metadata.labels?["topology.kubernetes.io/zone"]
+        }
+        var values: [Double] = []
+        let pods = try await client.list(Pod.self, namespace: "default").items.sorted { ($0.metadata.name ?? "") < ($1.metadata.name ?? "") }
+        for pod in pods where values.count < settings.moves {
+            guard let name = pod.metadata.name, let node = pod.spec.nodeName, let zone = zoneOf[node],
+                  let claim = pod.spec.volumes?.first?.persistentVolumeClaim?.claimName,
+                  let target = zoneOf.keys.sorted().first(where: { $0 != node && zoneOf[$0] == zone }) else { continue }
+            progress("moving \(name) from \(node) to \(target) (\(values.count + 1)/\(settings.moves))…")
+            let start = ContinuousClock.now
+            _ = try await client.delete(Pod.self, name: name, namespace: "default", options: DeleteOptions(preconditionUID: pod.metadata.uid))
+            let deadline = ContinuousClock.now + .seconds(120)
+            while (try? await client.get(Pod.self, name: name, namespace: "default")) != nil {
+                guard ContinuousClock.now < deadline else { throw BenchFailure("\(name) was not deleted within 120 s; logs in \(data)/logs") }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            _ = try await client.create(self.pod(name, claim: claim, node: target))
+            while true {
+                if let moved = try? await client.get(Pod.self, name: name, namespace: "default"), KubeletBenchRun.isRunning(moved) { break }
+                guard ContinuousClock.now < deadline else { throw BenchFailure("\(name) did not run on \(target) within 120 s; logs in \(data)/logs") }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            values.append((ContinuousClock.now - start).seconds)
+        }
+        progress("")
+        return values
+    }
+
+    private func progress(_ line: String) {
+        FileHandle.standardError.write(Data("\r\u{1B}[K\(line)".utf8))
+    }
+}
+
+/// When each pod, claim, attachment and mount first reached its stage: pods bound to a node and
+/// Running, claims Bound, VolumeAttachments attached (watches); staging and publish mounts (the
+/// mount table, every 20 ms).
+actor StageWatcher {
+    struct Seen {
+        var scheduled: [String: ContinuousClock.Instant] = [:]
+        var running: [String: ContinuousClock.Instant] = [:]
+        var bound: [String: ContinuousClock.Instant] = [:]
+        var attached: [String: ContinuousClock.Instant] = [:]
+        /// By the staging directory's hash component.
+        var staged: [String: ContinuousClock.Instant] = [:]
+        /// By PersistentVolume name.
+        var published: [String: ContinuousClock.Instant] = [:]
+    }
+
+    let client: KubeClient
+    let kubeletRoots: [String]
+    private var seen = Seen()
+
+    init(client: KubeClient, kubeletRoots: [String]) {
+        self.client = client
+        self.kubeletRoots = kubeletRoots
+    }
+
+    var running: [String: ContinuousClock.Instant] { seen.running }
+    func snapshot() -> Seen { seen }
+
+    func run() async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.watch(Pod.self) { pod, now in await self.sawPod(pod, now) } }
+            group.addTask { await self.watch(PersistentVolumeClaim.self) { claim, now in await self.sawClaim(claim, now) } }
+            group.addTask { await self.watch(VolumeAttachment.self) { attachment, now in await self.sawAttachment(attachment, now) } }
+            group.addTask { await self.pollMounts() }
+        }
+    }
+
+    private func watch<T: APIObject>(_ type: T.Type, _ handle: @escaping @Sendable (T, ContinuousClock.Instant) async -> Void) async {
+        while !Task.isCancelled {
+            do {
+                for try await event in try await client.watch(type) {
+                    if let object = event.object { await handle(object, .now) }
+                }
+            } catch {
+                try? await Task.sleep(for: .milliseconds(100))
+            }
+        }
+    }
+
+    private func sawPod(_ pod: Pod, _ now: ContinuousClock.Instant) {
+        guard let name = pod.metadata.name else { return }
+        if !(pod.spec.nodeName ?? "").isEmpty, seen.scheduled[name] == nil { seen.scheduled[name] = now }
+        if KubeletBenchRun.isRunning(pod), seen.running[name] == nil { seen.running[name] = now }
+    }
+
+    private func sawClaim(_ claim: PersistentVolumeClaim, _ now: ContinuousClock.Instant) {
+        if claim.status.phase == "Bound", let name = claim.metadata.name, seen.bound[name] == nil { seen.bound[name] = now }
+    }
+
+    private func sawAttachment(_ attachment: VolumeAttachment, _ now: ContinuousClock.Instant) {
+        if attachment.status?.attached == true, let volume = attachment.spec.source.persistentVolumeName, seen.attached[volume] == nil {
+            seen.attached[volume] = now
+        }
+    }
+
+    private func pollMounts() async {
+        while !Task.isCancelled {
+            let now = ContinuousClock.now
+            for mount in Mounts.current() where kubeletRoots.contains(where: { mount.mountPoint.hasPrefix($0 + "/") }) {
+                let parts = mount.mountPoint.split(separator: "/").map(String.init)
+                if parts.last == "globalmount", parts.count >= 2, seen.staged[parts[parts.count - 2]] == nil {
+                    seen.staged[parts[parts.count - 2]] = now
+                } else if parts.last == "mount", parts.count >= 3, parts[parts.count - 3] == "kubernetes.io~csi", seen.published[parts[parts.count - 2]] == nil {
+                    seen.published[parts[parts.count - 2]] = now
+                }
+            }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+    }
+}
