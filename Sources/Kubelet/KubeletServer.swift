@@ -81,10 +81,12 @@ public final class KubeletServer: ServiceLifecycle.Service, Sendable {
         images = try ImageStore(directory: configuration.imageDirectory)
         csi = try configuration.csiEndpoint.map { try CSINodeClient(endpoint: $0) }
         let runtimeVersion = await runtime.version()
-        let nodeSettings = NodeSettings(name: configuration.nodeName, ip: configuration.nodeIP, port: configuration.port,
+        var nodeSettings = NodeSettings(name: configuration.nodeName, ip: configuration.nodeIP, port: configuration.port,
                                         capacity: NodeSettings.capacity(overrides: configuration.capacity),
                                         externalCloudProvider: configuration.externalCloudProvider, kubeletVersion: KubeletConfiguration.version,
                                         runtimeName: configuration.containerRuntime, runtimeVersion: runtimeVersion)
+        nodeSettings.rootDirectory = configuration.rootDirectory
+        nodeSettings.imageDirectory = configuration.imageDirectory
         let nodeStatus = NodeStatusManager(client: client, settings: nodeSettings, logger: logger)
         self.nodeStatus = nodeStatus
         volumes = VolumeManager(root: configuration.rootDirectory, nodeName: configuration.nodeName, client: client, csi: csi,

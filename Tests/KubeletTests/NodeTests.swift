@@ -181,6 +181,36 @@ struct NodeTests {
                   volumes:
                   - {name: cfg, configMap: {name: settings}}
                   - {name: creds, secret: {secretName: creds}}
+                ---
+                apiVersion: v1
+                kind: Pod
+                metadata: {name: envs}
+                spec:
+                  nodeName: \(node.name)
+                  restartPolicy: Never
+                  containers:
+                  - name: c
+                    image: busybox
+                    command: ["sh", "-c", "echo $MODE $PASSWORD $CFG_mode ${MISSING:-unset}"]
+                    env:
+                    - {name: MODE, valueFrom: {configMapKeyRef: {name: settings, key: mode}}}
+                    - {name: PASSWORD, valueFrom: {secretKeyRef: {name: creds, key: password}}}
+                    - {name: MISSING, valueFrom: {configMapKeyRef: {name: absent, key: k, optional: true}}}
+                    envFrom:
+                    - {prefix: CFG_, configMapRef: {name: settings}}
+                ---
+                apiVersion: v1
+                kind: Pod
+                metadata: {name: badenv}
+                spec:
+                  nodeName: \(node.name)
+                  terminationGracePeriodSeconds: 1
+                  containers:
+                  - name: c
+                    image: busybox
+                    command: ["sleep", "3600"]
+                    env:
+                    - {name: X, valueFrom: {configMapKeyRef: {name: settings, key: nope}}}
                 """)
             try await c.apply(manifest.joined(separator: "\n---\n"))
 
@@ -215,6 +245,13 @@ struct NodeTests {
             try await c.waitForPod("keyed", "Succeeded") { $0.status.phase == "Succeeded" }
             let keyed = try await c.kubectl("logs", "keyed").stdout
             #expect(keyed == "fasts3cret read-only\n", "\(keyed)")
+            // env from ConfigMaps and Secrets: keys, envFrom with a prefix, an optional one missing.
+            try await c.waitForPod("envs", "Succeeded") { $0.status.phase == "Succeeded" }
+            let envs = try await c.kubectl("logs", "envs").stdout
+            #expect(envs == "fast s3cret fast unset\n", "\(envs)")
+            let badenv = try await c.waitForPod("badenv", "waiting on CreateContainerConfigError") { $0.waitingReason("c") == "CreateContainerConfigError" }
+            let badMessage = badenv.containerStatus("c")?["state"]?["waiting"]?["message"]?.stringValue ?? ""
+            #expect(badMessage == "couldn't find key nope in ConfigMap default/settings", "\(badMessage)")
 
             // Every pod deleted: nothing of them is left on the node.
             let deleted = try await c.kubectl(["delete", "pods", "--all", "--wait=true"], timeout: .seconds(90))

@@ -39,6 +39,9 @@ struct BenchE2ECommand: AsyncParsableCommand {
     @Option(help: "Size of each claim (bytes, or with Mi, Gi).")
     var size = ByteCount(64 << 20)
 
+    @Option(help: "Volumes attachable per node (default: room for every pod, at least 16).")
+    var attachLimit: Int?
+
     @Option(help: "The cloud's latencies (ballast up --cloud-latency).")
     var latency: String = UpCommand.defaultLatency
 
@@ -59,6 +62,7 @@ struct BenchE2ECommand: AsyncParsableCommand {
         guard (1...500).contains(pods) else { throw ValidationError("--pods \(pods): expected 1 to 500") }
         guard rate > 0, rate.isFinite, rate <= 100 else { throw ValidationError("--rate \(rate): expected more than 0, at most 100 per second") }
         guard (0...pods).contains(moves) else { throw ValidationError("--moves \(moves): expected 0 to --pods") }
+        if let attachLimit, !(1...256).contains(attachLimit) { throw ValidationError("--attach-limit \(attachLimit): expected 1 to 256") }
         guard size.bytes >= 16 << 20 else { throw ValidationError("--size \(size): expected at least 16Mi (an ext4 file system)") }
         do { _ = try SimulatorConfiguration.parseLatencies(latency) } catch { throw ValidationError("--latency \(latency): \(error)") }
         if moves > 0 && nodes <= zones {
@@ -80,8 +84,11 @@ struct BenchE2ECommand: AsyncParsableCommand {
         let root = dir.map { URL(fileURLWithPath: $0).standardizedFileURL.path } ?? "/tmp/ballast-bench-e2e-" + suffix
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         let logger = logging.logger("ballast.bench", defaultLevel: .warning)
+        // Every pod's disk must find a node with a free attach slot: the default 16 leaves no room
+        // for 50 pods on 3 nodes.
+        let limit = attachLimit ?? min(256, max(16, (pods + nodes - 1) / nodes + 2))
         let settings = E2EBenchRun.Settings(nodes: nodes, zones: zones, pods: pods, rate: rate, moves: moves, size: size.bytes,
-                                            latency: latency, logLevel: logging.logLevel?.rawValue ?? "warning")
+                                            attachLimit: limit, latency: latency, logLevel: logging.logLevel?.rawValue ?? "warning")
         if !json {
             print("ballast bench e2e: ballast up with \(nodes) nodes in \(zones) zone\(zones == 1 ? "" : "s"), \(pods) pods with a fresh \(size) claim each at \(fixed(rate, 1))/s, \(moves) moves; cloud latency \(latency); in \(root)\n")
         }
@@ -226,6 +233,7 @@ final class E2EBenchRun: @unchecked Sendable {
         var rate: Double
         var moves: Int
         var size: Int64
+        var attachLimit: Int
         var latency: String
         var logLevel: String
     }
@@ -291,6 +299,7 @@ final class E2EBenchRun: @unchecked Sendable {
         started = true
         let arguments = ["/proc/self/exe", "up", "--detach", "--data-dir", data, "--volumes-dir", volumes,
                          "--nodes", "\(settings.nodes)", "--zones", "\(settings.zones)", "--cloud-latency", settings.latency,
+                         "--attach-limit", "\(settings.attachLimit)",
                          "--api-port", "\(BenchCluster.freePort())", "--cloud-port", "\(BenchCluster.freePort())",
                          "--kubelet-port", "\(BenchCluster.freePort())", "--cgroup-root", "/ballast/bench-e2e-" + suffix,
                          "--log-level", settings.logLevel]
@@ -354,8 +363,10 @@ final class E2EBenchRun: @unchecked Sendable {
             }
             if running >= count { break }
             guard ContinuousClock.now < deadline else {
-                let pending = try await client.list(Pod.self, namespace: "default").items.filter { !KubeletBenchRun.isRunning($0) }
-                    .map { "\($0.metadata.name ?? "") (\($0.status.phase ?? "no status"))" }
+                let pending = try await client.list(Pod.self, namespace: "default").items.filter { !KubeletBenchRun.isRunning($0) }.map { pod in
+                    let why = pod.status.conditions?.first { $0.status == "False" && $0.message != nil }?.message.map { ": " + $0 } ?? ""
+                    return "\(pod.metadata.name ?? "") (\(pod.status.phase ?? "no status")\(why))"
+                }
                 throw BenchFailure("only \(running) of \(count) pods Running in time; not running: \(pending.prefix(10).joined(separator: ", ")); logs in \(data)/logs")
             }
             try await Task.sleep(for: .milliseconds(100))

@@ -22,6 +22,9 @@ public struct NodeSettings: Sendable {
     public var leaseDuration: Int32 = 40
     public var leaseRenewal: Duration = .seconds(10)
     public var statusReport: Duration = .seconds(60)
+    /// The kubelet's root (nodefs) and image store (imagefs), for DiskPressure.
+    public var rootDirectory = "/"
+    public var imageDirectory = "/"
 
     public init(name: String, ip: String, port: Int, capacity: [String: Quantity], externalCloudProvider: Bool, kubeletVersion: String,
                 runtimeName: String, runtimeVersion: String) {
@@ -147,10 +150,14 @@ public actor NodeStatusManager {
             let transition = previous?.status == status ? previous?.lastTransitionTime ?? now : now
             return NodeCondition(type: type, status: status, lastHeartbeatTime: now, lastTransitionTime: transition, reason: reason, message: message)
         }
+        let pressure = NodePressure.measure(rootDirectory: settings.rootDirectory, imageDirectory: settings.imageDirectory)
         let conditions = [
-            condition("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
-            condition("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
-            condition("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+            pressure.memory.map { condition("MemoryPressure", "True", "KubeletHasInsufficientMemory", "kubelet has insufficient memory available: \($0)") }
+                ?? condition("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+            pressure.disk.map { condition("DiskPressure", "True", "KubeletHasDiskPressure", "kubelet has disk pressure: \($0)") }
+                ?? condition("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+            pressure.pids.map { condition("PIDPressure", "True", "KubeletHasInsufficientPID", "kubelet has insufficient PID available: \($0)") }
+                ?? condition("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
             healthy ? condition("Ready", "True", "KubeletReady", "kubelet is posting ready status")
                 : condition("Ready", "False", "KubeletNotReady", "container runtime is down: \(settings.runtimeName) does not answer"),
         ]

@@ -2,7 +2,8 @@
 // (`ContainerConfig`), with Kubernetes' rules: the argv is command + args, or the image's
 // entrypoint + args, or the image's entrypoint + cmd; `$(VAR)` in command, args and env
 // values expands to the container's earlier variables (`$$` escapes); env is the image's,
-// overridden by the container's (values from fields of the pod resolved here); the working
+// overridden by the container's envFrom, then its env (values from fields of the pod resolved
+// here, from ConfigMaps and Secrets read before by `EnvSources`); the working
 // directory defaults to the image's; volumes are bound at their mountPath (subPath inside the
 // volume, never out of it) and raw block volumes appear at their devicePath.
 import ClusterAPI
@@ -22,6 +23,8 @@ struct ContainerBuilder {
     var podDirectory: String
     var podLogsDirectory: String
     var podPidsLimit: Int64?
+    /// The ConfigMaps and Secrets that env and envFrom name.
+    var envSources = EnvSources()
 
     /// The pod's log directory: `<pod-logs-dir>/<namespace>_<name>_<uid>`.
     static func logDirectory(base: String, pod: Pod) -> String {
@@ -88,9 +91,26 @@ struct ContainerBuilder {
             set(String(parts[0]), parts.count > 1 ? String(parts[1]) : "")
         }
         set("HOSTNAME", pod.metadata.name ?? "")
+        let namespace = pod.metadata.namespace ?? "default"
+        for json in container.envFrom ?? [] {
+            guard let source = try? json.decode(as: EnvFromSource.self),
+                  let (ref, secret) = source.configMapRef.map({ ($0, false) }) ?? source.secretRef.map({ ($0, true) }) else {
+                throw KubeletError(.containerCreate, "envFrom: an entry names neither a configMapRef nor a secretRef")
+            }
+            let name = ref.name ?? ""
+            guard let data = envSources.values(name, secret: secret) else {
+                if ref.optional == true { continue }
+                throw KubeletError(.containerCreate, "\(secret ? "secret" : "configmap") \"\(name)\" not found")
+            }
+            // Keys that are not valid variable names are skipped, as Kubernetes does.
+            for key in data.keys.sorted() where Self.isEnvironmentName((source.prefix ?? "") + key) {
+                set((source.prefix ?? "") + key, data[key] ?? "")
+            }
+        }
         for variable in container.env ?? [] {
             if let source = variable.valueFrom {
-                set(variable.name, try resolve(source, variable: variable.name, container: container))
+                guard let value = try resolve(source, variable: variable.name, container: container, namespace: namespace) else { continue }
+                set(variable.name, value)
             } else {
                 set(variable.name, Self.expand(variable.value ?? "", values))
             }
@@ -98,7 +118,16 @@ struct ContainerBuilder {
         return order.map { "\($0)=\(values[$0] ?? "")" }
     }
 
-    func resolve(_ json: JSONValue, variable: String, container: Container) throws -> String {
+    /// Kubernetes' IsEnvVarName: `[-._a-zA-Z][-._a-zA-Z0-9]*`.
+    static func isEnvironmentName(_ name: String) -> Bool {
+        guard let first = name.unicodeScalars.first, first != "=" else { return false }
+        let allowed = { (c: Unicode.Scalar) in c.isASCII && (c.properties.isAlphabetic || c == "-" || c == "." || c == "_") }
+        return allowed(first) && name.unicodeScalars.allSatisfy { allowed($0) || ("0"..."9").contains($0) }
+    }
+
+    /// The value of a `valueFrom`; nil when it names an optional ConfigMap or Secret (or key)
+    /// that does not exist: the variable is then not set.
+    func resolve(_ json: JSONValue, variable: String, container: Container, namespace: String) throws -> String? {
         guard let source = try? json.decode(as: EnvVarSource.self) else {
             throw KubeletError(.containerCreate, "env \(variable): valueFrom is malformed")
         }
@@ -127,7 +156,19 @@ struct ContainerBuilder {
             let divisor = resource.divisor.map { $0.milliValue } ?? 1000
             return String((quantity.milliValue + max(divisor, 1) - 1) / max(divisor, 1))
         }
-        throw KubeletError(.containerCreate, "env \(variable): configMapKeyRef and secretKeyRef are not supported by this kubelet yet")
+        if let (ref, secret) = source.configMapKeyRef.map({ ($0, false) }) ?? source.secretKeyRef.map({ ($0, true) }) {
+            let name = ref.name ?? ""
+            guard let data = envSources.values(name, secret: secret) else {
+                if ref.optional == true { return nil }
+                throw KubeletError(.containerCreate, "\(secret ? "secret" : "configmap") \"\(name)\" not found")
+            }
+            guard let value = data[ref.key] else {
+                if ref.optional == true { return nil }
+                throw KubeletError(.containerCreate, "couldn't find key \(ref.key) in \(secret ? "Secret" : "ConfigMap") \(namespace)/\(name)")
+            }
+            return value
+        }
+        throw KubeletError(.containerCreate, "env \(variable): valueFrom names no source (fieldRef, resourceFieldRef, configMapKeyRef or secretKeyRef)")
     }
 
     /// Kubernetes' `$(VAR)` expansion: defined variables replaced, undefined references kept,

@@ -130,6 +130,18 @@ public struct EnvVarSource: Codable, Sendable, Equatable {
     }
 }
 
+/// An `envFrom` entry: every key of a ConfigMap or a Secret, with `prefix`.
+public struct EnvFromSource: Codable, Sendable, Equatable {
+    public var prefix: String?
+    public var configMapRef: Ref?
+    public var secretRef: Ref?
+
+    public struct Ref: Codable, Sendable, Equatable {
+        public var name: String?
+        public var optional: Bool?
+    }
+}
+
 extension Pod {
     /// "namespace/name".
     var key: String { (metadata.namespace ?? "default") + "/" + (metadata.name ?? "") }

@@ -127,9 +127,10 @@ extension PodWorker {
         let config: ContainerConfig
         let layers: [String]
         do {
-            let builder = ContainerBuilder(pod: pod, nodeName: context.settings.nodeName, nodeIP: context.settings.nodeIP,
+            var builder = ContainerBuilder(pod: pod, nodeName: context.settings.nodeName, nodeIP: context.settings.nodeIP,
                                            volumes: volumeState.ready, sandbox: context.sandbox(uid), podDirectory: context.podDirectory(uid),
                                            podLogsDirectory: context.settings.podLogsDirectory, podPidsLimit: context.settings.podPidsLimit)
+            builder.envSources = try await EnvSources.fetch(for: container, namespace: pod.metadata.namespace ?? "default", client: context.client)
             config = try builder.config(for: container, isInit: isInit, attempt: attempt, image: image)
             layers = try await context.images.layerDirectories(of: image)
         } catch {

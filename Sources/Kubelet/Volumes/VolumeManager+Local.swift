@@ -80,27 +80,18 @@ extension VolumeManager {
         do { source = try json.decode(as: KeyedVolumeSource.self) } catch {
             throw KubeletError(.volume, "MountVolume.SetUp failed for volume \"\(volume)\" : the \(secret ? "secret" : "configMap") source is malformed: \(error)")
         }
-        let resource = secret ? "secrets" : "configmaps"
         let objectName = (secret ? source.secretName : source.name) ?? ""
         let namespace = pod.metadata.namespace ?? "default"
-        var files: [String: Data] = [:]
-        let response = try await client.send(.GET, "/api/v1/namespaces/\(namespace)/\(resource)/\(objectName)")
-        if response.status.code == 404 {
-            if source.optional != true {
-                throw KubeletError(.volume, "MountVolume.SetUp failed for volume \"\(volume)\" : \(secret ? "secret" : "configmap") \"\(objectName)\" not found")
-            }
-        } else if (200..<300).contains(response.status.code) {
-            let object = try JSONDecoder().decode(JSONValue.self, from: response.body)
-            for (key, value) in object["data"]?.objectValue ?? [:] {
-                guard let text = value.stringValue else { continue }
-                files[key] = secret ? (Data(base64Encoded: text) ?? Data()) : Data(text.utf8)
-            }
-            for (key, value) in object["binaryData"]?.objectValue ?? [:] {
-                if let text = value.stringValue, let bytes = Data(base64Encoded: text) { files[key] = bytes }
-            }
-        } else {
-            throw KubeletError(.volume, "MountVolume.SetUp failed for volume \"\(volume)\" : cannot read \(resource) \(namespace)/\(objectName): HTTP \(response.status.code) \(String(decoding: response.body.prefix(300), as: UTF8.self))")
+        let fetched: [String: Data]?
+        do {
+            fetched = try await KeyedData.fetch(client, namespace: namespace, name: objectName, secret: secret)
+        } catch let error as KubeletError {
+            throw KubeletError(.volume, "MountVolume.SetUp failed for volume \"\(volume)\" : \(error.message)")
         }
+        if fetched == nil && source.optional != true {
+            throw KubeletError(.volume, "MountVolume.SetUp failed for volume \"\(volume)\" : \(secret ? "secret" : "configmap") \"\(objectName)\" not found")
+        }
+        let files = fetched ?? [:]
         var projected: [String: (Data, Int32)] = [:]
         let mode = source.defaultMode ?? 0o644
         if let items = source.items {
