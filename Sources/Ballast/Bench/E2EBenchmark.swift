@@ -39,7 +39,7 @@ struct BenchE2ECommand: AsyncParsableCommand {
     @Option(help: "Size of each claim (bytes, or with Mi, Gi).")
     var size = ByteCount(64 << 20)
 
-    @Option(help: "Volumes attachable per node (default: room for every pod, at least 16).")
+    @Option(help: "Volumes attachable per node (default: room for every pod and every move, at least 16).")
     var attachLimit: Int?
 
     @Option(help: "The cloud's latencies (ballast up --cloud-latency).")
@@ -84,9 +84,9 @@ struct BenchE2ECommand: AsyncParsableCommand {
         let root = dir.map { URL(fileURLWithPath: $0).standardizedFileURL.path } ?? "/tmp/ballast-bench-e2e-" + suffix
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         let logger = logging.logger("ballast.bench", defaultLevel: .warning)
-        // Every pod's disk must find a node with a free attach slot: the default 16 leaves no room
-        // for 50 pods on 3 nodes.
-        let limit = attachLimit ?? min(256, max(16, (pods + nodes - 1) / nodes + 2))
+        // Every pod's disk must find a node with a free attach slot, moved ones included: the
+        // default 16 leaves no room for 50 pods on 3 nodes.
+        let limit = attachLimit ?? min(256, max(16, (pods + nodes - 1) / nodes + moves + 2))
         let settings = E2EBenchRun.Settings(nodes: nodes, zones: zones, pods: pods, rate: rate, moves: moves, size: size.bytes,
                                             attachLimit: limit, latency: latency, logLevel: logging.logLevel?.rawValue ?? "warning")
         if !json {
@@ -99,7 +99,11 @@ struct BenchE2ECommand: AsyncParsableCommand {
             work.cancel()
         }
         let outcome = await work.result
-        await run.tearDown(removeDirectory: dir == nil)
+        // A failed run keeps the components' logs (the purge removes the data dir).
+        let failed: Bool
+        if case .failure = outcome, !work.isCancelled { failed = true } else { failed = false }
+        if failed { run.keepLogs() }
+        await run.tearDown(removeDirectory: dir == nil && !failed)
         interrupt.cancel()
         let result: E2EBenchResult
         do {
@@ -312,6 +316,12 @@ final class E2EBenchRun: @unchecked Sendable {
         return elapsed
     }
 
+    /// Copies the components' logs to `<root>/logs`, out of the data dir the purge removes.
+    func keepLogs() {
+        try? FileManager.default.removeItem(atPath: root + "/logs")
+        try? FileManager.default.copyItem(atPath: data + "/logs", toPath: root + "/logs")
+    }
+
     func tearDown(removeDirectory: Bool) async {
         if started {
             _ = try? await SystemCommand.run(["/proc/self/exe", "down", "--purge", "--data-dir", data], timeout: .seconds(300))
@@ -367,7 +377,7 @@ final class E2EBenchRun: @unchecked Sendable {
                     let why = pod.status.conditions?.first { $0.status == "False" && $0.message != nil }?.message.map { ": " + $0 } ?? ""
                     return "\(pod.metadata.name ?? "") (\(pod.status.phase ?? "no status")\(why))"
                 }
-                throw BenchFailure("only \(running) of \(count) pods Running in time; not running: \(pending.prefix(10).joined(separator: ", ")); logs in \(data)/logs")
+                throw BenchFailure("only \(running) of \(count) pods Running in time; not running: \(pending.prefix(10).joined(separator: ", ")); logs in \(root)/logs")
             }
             try await Task.sleep(for: .milliseconds(100))
         }
@@ -425,13 +435,17 @@ final class E2EBenchRun: @unchecked Sendable {
             _ = try await client.delete(Pod.self, name: name, namespace: "default", options: DeleteOptions(preconditionUID: pod.metadata.uid))
             let deadline = ContinuousClock.now + .seconds(120)
             while (try? await client.get(Pod.self, name: name, namespace: "default")) != nil {
-                guard ContinuousClock.now < deadline else { throw BenchFailure("\(name) was not deleted within 120 s; logs in \(data)/logs") }
+                guard ContinuousClock.now < deadline else { throw BenchFailure("\(name) was not deleted within 120 s; logs in \(root)/logs") }
                 try await Task.sleep(for: .milliseconds(20))
             }
             _ = try await client.create(self.pod(name, claim: claim, node: target))
             while true {
                 if let moved = try? await client.get(Pod.self, name: name, namespace: "default"), KubeletBenchRun.isRunning(moved) { break }
-                guard ContinuousClock.now < deadline else { throw BenchFailure("\(name) did not run on \(target) within 120 s; logs in \(data)/logs") }
+                guard ContinuousClock.now < deadline else {
+                    let events = (try? await client.list(Event.self, namespace: "default").items) ?? []
+                    let said = events.filter { $0.involvedObject.name == name && $0.type == "Warning" }.suffix(3).map { "\($0.reason ?? ""): \($0.message ?? "")" }
+                    throw BenchFailure("\(name) did not run on \(target) within 120 s (\(said.joined(separator: "; "))); logs in \(root)/logs")
+                }
                 try await Task.sleep(for: .milliseconds(20))
             }
             values.append((ContinuousClock.now - start).seconds)
