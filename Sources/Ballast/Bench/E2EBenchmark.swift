@@ -138,6 +138,8 @@ struct E2EBenchResult {
     /// Per pod: created → Running, and when it was seen Running since the first creation.
     var running: [Double] = []
     var runningAt: [Double] = []
+    /// Per pod: when it was created, since the first creation.
+    var createdAt: [Double] = []
     /// Per move: the old pod's delete → the new pod Running on another node.
     var moves: [Double] = []
     /// Kernel work done directly, plus the cloud's create + attach latencies.
@@ -225,7 +227,10 @@ struct E2EBenchResult {
     }
 
     func runningSVG() -> String {
-        LatencyCDFPlot.overTime(title: "pods Running over time (since the first creation)", series: [("Running", runningAt.sorted())], unit: "pods")
+        let floor50 = Self.percentile(floor, 0.5) ?? 0
+        return LatencyCDFPlot.overTime(title: "pods Running over time (since the first creation)",
+                                       series: [("Running", runningAt.sorted()), ("created", createdAt.sorted()),
+                                                ("created + floor p50", createdAt.map { $0 + floor50 }.sorted())], unit: "pods")
     }
 }
 
@@ -406,6 +411,7 @@ final class E2EBenchRun: @unchecked Sendable {
             }
             record("staged", stagingName.flatMap { seen.staged[$0] })
             record("published", seen.published[pv])
+            result.createdAt.append((start - firstCreation).seconds)
             if let running = seen.running[name] {
                 result.running.append((running - start).seconds)
                 result.runningAt.append((running - firstCreation).seconds)
