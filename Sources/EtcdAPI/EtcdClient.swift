@@ -6,7 +6,8 @@ import MVCCStore
 
 /// `KeyValueStore` over the etcd v3 API of any etcd cluster (or `ballast
 /// store serve`): the API server's way to scale past one machine. The gRPC
-/// client reconnects by itself and fails over between endpoints (pick-first);
+/// client reconnects by itself and balances calls round robin over the
+/// members whose connections are ready (a dead member is skipped);
 /// watches resume after a broken stream from the revision after the last one
 /// delivered, so the consumer sees no gap and no duplicate.
 public final class EtcdClient: EtcdShapedStore, Sendable {
@@ -36,7 +37,11 @@ public final class EtcdClient: EtcdShapedStore, Sendable {
         }
         var config = HTTP2ClientTransport.Posix.Config.defaults
         config.connection.maxIdleTime = nil
-        let transport = try HTTP2ClientTransport.Posix(target: target, transportSecurity: .plaintext, config: config)
+        // Round robin over the members, as etcd's clientv3 balances: a call goes to a member whose
+        // connection is ready, so a dead member (the first one included) is left out until it
+        // is back. (Pick-first kept calls waiting for the first address once it had connected.)
+        let transport = try HTTP2ClientTransport.Posix(target: target, transportSecurity: .plaintext, config: config,
+                                                       serviceConfig: ServiceConfig(loadBalancingConfig: [.roundRobin]))
         grpc = GRPCClient(transport: transport)
         let client = grpc
         connections = Task { try await client.runConnections() }

@@ -132,7 +132,7 @@ struct ClusterLifecycleTests {
             let ns = try await cluster.namespace("e2e-etcd")
             try await cluster.apply(claimYAML("data") + "---\n" + podYAML("app", claim: "data", command: "echo on-etcd > /data/f && cat /data/f && exec sleep 3600"),
                                     namespace: ns)
-            let victim = etcd.members[1]
+            let victim = etcd.members[0]
             await etcd.kill(victim)
             for i in 1...20 { try await cluster.ok(["create", "configmap", "c\(i)", "-n", ns, "--from-literal=i=\(i)"]) }
             try etcd.restart(victim)
