@@ -81,8 +81,9 @@ run: deps
 	@rm -f .ballast/up.ready; \
 	( while [ ! -f .ballast/up.ready ]; do kill -0 $$$$ 2>/dev/null || exit 0; sleep 0.5; done; \
 	  if command -v kubectl >/dev/null; then \
-	    kubectl --kubeconfig .ballast/admin.kubeconfig apply -f fixtures/demo/ && \
-	    echo "demo applied: a pod writing every second to its volume. Try:" && \
+	    if kubectl --kubeconfig .ballast/admin.kubeconfig apply -f fixtures/demo/; then \
+	      echo "demo applied: a pod writing every second to its volume. Try:"; \
+	    else echo "the demo was not applied as it is in fixtures/demo/ (kubectl says why above; a claim expanded earlier is kept). Try:"; fi; \
 	    echo "  export KUBECONFIG=$$PWD/.ballast/admin.kubeconfig" && \
 	    echo "  kubectl get pvc,pv,volumeattachments,pods -o wide" && \
 	    echo "  kubectl exec demo-writer -- tail -3 /data/log" && \

@@ -206,7 +206,8 @@ enum WebSocketUpgrade {
 
 /// Opens WebSockets (client side; frames are masked).
 public enum WebSocketClient {
-    /// Why a WebSocket could not be opened.
+    /// The server was reached but did not upgrade to a WebSocket (a connection that cannot be
+    /// made throws the transport's error instead).
     public struct Failure: Error, CustomStringConvertible {
         public var description: String
     }
@@ -249,7 +250,14 @@ public enum WebSocketClient {
                     return try channel.pipeline.syncOperations.configureUpgradableHTTPClientPipeline(configuration: configuration)
                 }
             }
-        guard let socket = try await upgraded.get() else {
+        // Connected: whatever fails now is the server's answer to the upgrade (not 101).
+        let answered: NIOAsyncChannel<WebSocketFrame, WebSocketFrame>?
+        do {
+            answered = try await upgraded.get()
+        } catch {
+            throw Failure(description: "\(host):\(port) refused to upgrade \(uri) to a WebSocket: \(error)")
+        }
+        guard let socket = answered else {
             throw Failure(description: "\(host):\(port) refused to upgrade \(uri) to a WebSocket")
         }
         try await socket.executeThenClose { inbound, outbound in

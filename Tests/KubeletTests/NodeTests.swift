@@ -252,6 +252,9 @@ struct NodeTests {
             let badenv = try await c.waitForPod("badenv", "waiting on CreateContainerConfigError") { $0.waitingReason("c") == "CreateContainerConfigError" }
             let badMessage = badenv.containerStatus("c")?["state"]?["waiting"]?["message"]?.stringValue ?? ""
             #expect(badMessage == "couldn't find key nope in ConfigMap default/settings", "\(badMessage)")
+            // exec into a container that is not running: the kubelet refuses, and says so as Kubernetes does.
+            let refused = try await c.kubectl("exec", "badenv", "--", "true")
+            #expect(refused.status != 0 && refused.stderr.contains(#"unable to upgrade connection: container not found ("c")"#), "\(refused.stderr)")
 
             // Every pod deleted: nothing of them is left on the node.
             let deleted = try await c.kubectl(["delete", "pods", "--all", "--wait=true"], timeout: .seconds(90))

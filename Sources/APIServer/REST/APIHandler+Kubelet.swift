@@ -162,8 +162,13 @@ extension APIHandler {
                     }
                 }
             } catch {
-                logger.info("exec: cannot reach the kubelet", metadata: ["kubelet": "\(host):\(port)", "error": "\(error)"])
-                let status = "{\"metadata\":{},\"status\":\"Failure\",\"message\":\"cannot reach the kubelet of the pod's node at \(host):\(port)\",\"reason\":\"InternalError\",\"code\":500}"
+                // The kubelet answers but refuses the upgrade when the container is not running
+                // (yet, or any more): said as Kubernetes' kubelet says it.
+                let refused = error is WebSocketClient.Failure
+                let message = refused ? "unable to upgrade connection: container not found (\\\"\(container)\\\")"
+                    : "cannot reach the kubelet of the pod's node at \(host):\(port)"
+                logger.info("exec: the kubelet did not take it", metadata: ["kubelet": "\(host):\(port)", "error": "\(error)"])
+                let status = "{\"metadata\":{},\"status\":\"Failure\",\"message\":\"\(message)\",\"reason\":\"\(refused ? "BadRequest" : "InternalError")\",\"code\":\(refused ? 400 : 500)}"
                 try? await client.send([3] + Array(status.utf8))
             }
         }

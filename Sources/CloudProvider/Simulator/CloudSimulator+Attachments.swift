@@ -72,7 +72,7 @@ extension CloudSimulator {
         case .attached, .lost, .detached:
             break
         }
-        if !force, let path = existing.devicePath, let reason = devices.busyReason(devicePath: path) {
+        if !force, let path = existing.devicePath, let reason = await devices.settledBusyReason(devicePath: path) {
             throw CloudError(.inUse, "disk \(id) is in use on \(path) (\(reason)): unmount it first, or detach with force")
         }
         let operation = newOperation(.diskDetach, target: id, instance: instanceId)

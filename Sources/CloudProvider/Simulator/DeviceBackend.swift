@@ -113,7 +113,7 @@ public struct LoopDeviceBackend: DeviceBackend {
 
     public func detach(devicePath: String, zone: String, diskId: String, force: Bool) async throws {
         guard deviceBacks(devicePath: devicePath, zone: zone, diskId: diskId) else { return }
-        if !force, let reason = busyReason(devicePath: devicePath) {
+        if !force, let reason = await settledBusyReason(devicePath: devicePath) {
             throw CloudError(.inUse, "disk \(diskId) is in use on \(devicePath) (\(reason)): unmount it first, or detach with force")
         }
         try await SystemCommand.check(["losetup", "--detach", devicePath])
@@ -207,4 +207,20 @@ public final class MemoryDeviceBackend: DeviceBackend, Sendable {
 
     /// Forgets every device, as a reboot would.
     public func simulateReboot() { state.withLock { $0.devices.removeAll() } }
+}
+
+extension DeviceBackend {
+    /// `busyReason`, looked at again for up to a second while the device is only opened
+    /// exclusively, with no mount here showing it: such a holder is usually passing — a
+    /// container's new mount namespace holds copies of this one's mounts until it pivots into
+    /// its root, a probe opens the device for a moment. A holder that stays is still refused.
+    func settledBusyReason(devicePath: String) async -> String? {
+        var reason = busyReason(devicePath: devicePath)
+        for _ in 0..<10 {
+            guard let current = reason, current.hasPrefix("opened exclusively") else { return reason }
+            try? await Task.sleep(for: .milliseconds(100))
+            reason = busyReason(devicePath: devicePath)
+        }
+        return reason
+    }
 }
