@@ -11,7 +11,7 @@ let sharedCluster = SharedCluster(nodes: 3, zones: 2)
 
 enum StorageScenario: String, CaseIterable, CustomTestStringConvertible, Sendable {
     case dataFollowsThePod, immediateAndWaitForFirstConsumer, reclaimPolicies, expansion, topology, readWriteOncePod,
-         multiAttach, claimProtection, blockVolume
+         multiAttach, claimProtection, blockVolume, pythonClient
     var testDescription: String { rawValue }
 }
 
@@ -31,6 +31,7 @@ struct StorageTests {
             case .multiAttach: try await multiAttach(cluster, ns)
             case .claimProtection: try await claimProtection(cluster, ns)
             case .blockVolume: try await blockVolume(cluster, ns)
+            case .pythonClient: try await pythonClient(cluster, ns)
             }
         }
     }
@@ -263,5 +264,18 @@ struct StorageTests {
         guard await cluster.waitReady("blockreader", namespace: ns) else { return }
         let read = try await cluster.ok(["logs", "-n", ns, "blockreader"])
         #expect(read == "raw-bytes\n", "blockreader read \(read.debugDescription)")
+    }
+
+    /// The same path through the official Python client (Tests/Interop/kube_storage.py): a claim
+    /// of the default class and a pod writing to it, watched until Running, its log, then both
+    /// deleted and gone.
+    func pythonClient(_ cluster: TestCluster, _ ns: String) async throws {
+        let steps = try await runInteropScript("kube_storage.py", [cluster.kubeconfig, ns], needs: "kubernetes",
+                                               env: ["HOME": cluster.root], timeout: 300)
+        #expect(steps["create-pvc"]?["phase"] as? String == "Pending" && steps["create-pvc"]?["storage_class"] as? String == "ballast-loop")
+        #expect((steps["watch-pod"]?["phases"] as? [String])?.last == "Running", "\(steps["watch-pod"] ?? [:])")
+        #expect(steps["running"]?["log"] as? String == "from-python\n" && steps["running"]?["claim_phase"] as? String == "Bound",
+                "\(steps["running"] ?? [:])")
+        #expect(steps["deleted"]?["pod"] as? Bool == true && steps["deleted"]?["pvc"] as? Bool == true)
     }
 }
