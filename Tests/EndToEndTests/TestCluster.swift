@@ -97,6 +97,12 @@ final class TestCluster: Sendable {
             let result = try? await kubectl(arguments)
             text += "$ kubectl \(arguments.joined(separator: " "))\n\(result?.stdout ?? "")\(result?.stderr ?? "")\n"
         }
+        // What the nodes' kubelets said last.
+        for index in 1...nodes {
+            let log = (try? String(contentsOfFile: data + "/logs/kubelet-node-\(index).log", encoding: .utf8)) ?? ""
+            let tail = log.split(separator: "\n").suffix(25).joined(separator: "\n")
+            text += "$ tail kubelet-node-\(index).log\n\(tail)\n"
+        }
         return text
     }
 

@@ -21,7 +21,12 @@ public final class GRPCCSIPlugin: CSIPlugin {
         guard path.hasPrefix("/") else {
             throw CSIError(code: .invalidArgument, message: "--csi-endpoint \(endpoint): expected unix:///absolute/path.sock")
         }
-        client = GRPCClient(transport: try HTTP2ClientTransport.Posix(target: .unixDomainSocket(path: path), transportSecurity: .plaintext))
+        // The plugin may start after the controller manager, or restart: reached again within a
+        // second, not after grpc-swift's default back-off of up to 2 minutes.
+        var config = HTTP2ClientTransport.Posix.Config.defaults
+        config.backoff = .init(initial: .milliseconds(100), max: .seconds(1), multiplier: 1.6, jitter: 0.2)
+        client = GRPCClient(transport: try HTTP2ClientTransport.Posix(target: .unixDomainSocket(path: path), transportSecurity: .plaintext,
+                                                                      config: config))
         let client = self.client
         connections = Task { try? await client.runConnections() }
         identity = Csi_V1_Identity.Client(wrapping: client)

@@ -20,8 +20,13 @@ public final class CSINodeClient: Sendable {
             throw KubeletError(.configuration, "--csi-endpoint \(endpoint): expected unix:///absolute/path.sock")
         }
         socketPath = String(endpoint.dropFirst(7))
+        // A plugin that starts after the kubelet (or restarts) is reached within a second:
+        // grpc-swift's default back-off grows to 2 minutes between connection attempts, and a
+        // local socket costs nothing to try. (Kubernetes' kubelet dials the socket per operation.)
+        var config = HTTP2ClientTransport.Posix.Config.defaults
+        config.backoff = .init(initial: .milliseconds(100), max: .seconds(1), multiplier: 1.6, jitter: 0.2)
         let client = GRPCClient(transport: try HTTP2ClientTransport.Posix(target: .unixDomainSocket(path: socketPath),
-                                                                          transportSecurity: .plaintext))
+                                                                          transportSecurity: .plaintext, config: config))
         self.client = client
         connections = Task { try await client.runConnections() }
         node = Csi_V1_Node.Client(wrapping: client)
