@@ -7,7 +7,7 @@
 // |   published                           | status.attached = true, attachmentMetadata = publish_context, attachError cleared |
 // |   failed                              | status.attachError {time, message}; retried with back-off       |
 // |   PV missing or being deleted         | status.attachError                                              |
-// | attached, finalizer present           | nothing                                                         |
+// | attached, finalizer present           | nothing, once this process has published it itself; before that (at start) ControllerPublishVolume again, and attachmentMetadata updated if the device changed (a machine that restarted gives the disk another device) |
 // | deleted (deletionTimestamp), finalizer | ControllerUnpublishVolume, then the finalizer removed (with attached = false) |
 // |   failed                              | status.detachError; retried                                     |
 //
@@ -18,6 +18,7 @@ import ClusterAPI
 import CSIProto
 import Foundation
 import Logging
+import Synchronization
 
 final class Attacher: Sendable {
     let driver: String
@@ -28,6 +29,9 @@ final class Attacher: Sendable {
     let volumes: Informer<PersistentVolume>
     let csiNodes: Informer<CSINode>
     let logger: Logger
+    /// The attachments (by uid) this process has published: an attached one it has not is
+    /// published again once, so that its publish context is the device of now.
+    private let published = Mutex<Set<String>>([])
     let controller: Controller<String>
     let volumeController: Controller<String>
 
@@ -86,7 +90,9 @@ final class Attacher: Sendable {
     // MARK: Attach
 
     private func attach(_ attachment: VolumeAttachment) async throws {
-        if attachment.status?.attached == true && (attachment.metadata.finalizers ?? []).contains(finalizer) { return }
+        let uid = attachment.metadata.uid ?? ""
+        if attachment.status?.attached == true && (attachment.metadata.finalizers ?? []).contains(finalizer)
+            && published.withLock({ $0.contains(uid) }) { return }
         let pvName = attachment.spec.source.persistentVolumeName ?? ""
         var found = await volumes.get(name: pvName)
         if found == nil { found = try? await client.get(PersistentVolume.self, name: pvName) }
@@ -121,10 +127,14 @@ final class Attacher: Sendable {
         } catch {
             try await attachFailed(current, CSIError(error).description)
         }
-        var attached = current
-        attached.status = VolumeAttachmentStatus(attached: true, attachmentMetadata: context.isEmpty ? nil : context)
-        _ = try await client.updateStatus(attached)
-        logger.info("attached", metadata: ["attachment": "\(current.metadata.name ?? "")", "volume": "\(pvName)", "node": "\(node)"])
+        let status = VolumeAttachmentStatus(attached: true, attachmentMetadata: context.isEmpty ? nil : context)
+        if current.status != status {
+            var attached = current
+            attached.status = status
+            _ = try await client.updateStatus(attached)
+            logger.info("attached", metadata: ["attachment": "\(current.metadata.name ?? "")", "volume": "\(pvName)", "node": "\(node)"])
+        }
+        published.withLock { _ = $0.insert(uid) }
     }
 
     /// Records the failure in `status.attachError` and throws it (the queue retries).
