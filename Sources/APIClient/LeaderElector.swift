@@ -89,7 +89,9 @@ public final class LeaderElector: Sendable {
         if lost {
             logger.warning("leadership lost", metadata: ["lease": "\(config.namespace)/\(config.name)", "identity": "\(config.identity)"])
         } else if config.releaseOnCancel {
-            await release()
+            // Outside this (cancelled) task: a cancelled task's requests fail at once, and the
+            // lease would stay held until it expires, holding up the successor.
+            await Task { await self.release() }.value
         }
         return lost
     }

@@ -82,6 +82,11 @@ struct ClusterLifecycleTests {
             #expect(down.status == 0, "\(down)")
             let status = try await cluster.ballast(["status"])
             #expect(status.status == 1 && status.stdout.contains("not running"), "\(status)")
+            // A clean stop gives the leases up: the next up's controller manager and scheduler lead at once.
+            for component in ["controller-manager", "scheduler"] {
+                let log = (try? String(contentsOfFile: cluster.data + "/logs/\(component).log", encoding: .utf8)) ?? ""
+                #expect(log.contains("released the lease"), "\(component) did not release its lease when stopped")
+            }
             let up = try await cluster.ballast(["up", "--detach"], timeout: .seconds(300))
             guard up.status == 0 else {
                 Issue.record("ballast up again failed: \(up.stdout)\(up.stderr)")
