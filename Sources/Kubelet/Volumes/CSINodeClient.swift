@@ -13,6 +13,20 @@ public final class CSINodeClient: Sendable {
     private let connections: Task<Void, any Error>
     let node: Csi_V1_Node.Client<HTTP2ClientTransport.Posix>
     let identity: Csi_V1_Identity.Client<HTTP2ClientTransport.Posix>
+    /// Stage, publish, expand and their undoing: 2 minutes, as Kubernetes' kubelet gives a CSI
+    /// operation (csiTimeout), so that a plugin that never answers fails the operation, which
+    /// is retried, instead of holding the pod's worker for ever.
+    let operationOptions: CallOptions = {
+        var options = CallOptions.defaults
+        options.timeout = .seconds(120)
+        return options
+    }()
+    /// Questions (plugin info, node info, capabilities): 10 seconds.
+    let questionOptions: CallOptions = {
+        var options = CallOptions.defaults
+        options.timeout = .seconds(10)
+        return options
+    }()
 
     /// A client of `endpoint` (`unix:///path/csi.sock`).
     public init(endpoint: String) throws {
@@ -41,17 +55,17 @@ public final class CSINodeClient: Sendable {
 
     /// The plugin's name (GetPluginInfo).
     public func driverName() async throws -> String {
-        try await identity.getPluginInfo(Csi_V1_GetPluginInfoRequest()).name
+        try await identity.getPluginInfo(Csi_V1_GetPluginInfoRequest(), options: questionOptions).name
     }
 
     /// NodeGetInfo.
     public func info() async throws -> Csi_V1_NodeGetInfoResponse {
-        try await node.nodeGetInfo(Csi_V1_NodeGetInfoRequest())
+        try await node.nodeGetInfo(Csi_V1_NodeGetInfoRequest(), options: questionOptions)
     }
 
     /// The node service's capabilities (NodeGetCapabilities).
     public func capabilities() async throws -> Set<Csi_V1_NodeServiceCapability.RPC.TypeEnum> {
-        let response = try await node.nodeGetCapabilities(Csi_V1_NodeGetCapabilitiesRequest())
+        let response = try await node.nodeGetCapabilities(Csi_V1_NodeGetCapabilitiesRequest(), options: questionOptions)
         return Set(response.capabilities.compactMap { capability -> Csi_V1_NodeServiceCapability.RPC.TypeEnum? in
             if case .rpc(let rpc)? = capability.type { return rpc.type }
             return nil

@@ -149,7 +149,7 @@ extension VolumeManager {
                         $0.stagingTargetPath = staging
                         $0.volumeCapability = volume.capability
                         $0.volumeContext = volume.attributes
-                    })
+                    }, options: csi.operationOptions)
                 } catch let error as RPCError {
                     throw KubeletError(.volume, "MountVolume.MountDevice failed for volume \"\(volume.pvName)\" : \(error.kubernetesDescription)")
                 }
@@ -171,7 +171,7 @@ extension VolumeManager {
                     $0.volumeCapability = volume.capability
                     $0.readonly = volume.readOnly
                     $0.volumeContext = volume.attributes
-                })
+                }, options: csi.operationOptions)
             } catch let error as RPCError {
                 throw KubeletError(.volume, "MountVolume.SetUp failed for volume \"\(volume.pvName)\" : \(error.kubernetesDescription)")
             }
@@ -228,7 +228,7 @@ extension VolumeManager {
                 $0.stagingTargetPath = staging
                 $0.capacityRange = .with { $0.requiredBytes = bytes }
                 $0.volumeCapability = volume.capability
-            })
+            }, options: csi.operationOptions)
         } catch let error as RPCError {
             throw KubeletError(.volume, "MountVolume.NodeExpandVolume failed for volume \"\(volume.pvName)\" : \(error.kubernetesDescription)")
         }
@@ -309,7 +309,7 @@ extension VolumeManager {
                     _ = try await csi.node.nodeUnpublishVolume(.with {
                         $0.volumeID = published.data.volumeHandle
                         $0.targetPath = published.target
-                    })
+                    }, options: csi.operationOptions)
                 } catch let error as RPCError {
                     throw KubeletError(.volume, "UnmountVolume.TearDown failed for volume \"\(published.data.specVolID ?? published.data.volumeHandle)\" (UniqueName: \"\(published.data.uniqueName)\") pod \"\(uid)\": \(error.kubernetesDescription)")
                 }
@@ -338,7 +338,7 @@ extension VolumeManager {
                     _ = try await csi.node.nodeUnstageVolume(.with {
                         $0.volumeID = staged.data.volumeHandle
                         $0.stagingTargetPath = staged.path
-                    })
+                    }, options: csi.operationOptions)
                 } catch let error as RPCError {
                     throw KubeletError(.volume, "UnmountDevice failed for volume \"\(staged.data.specVolID ?? staged.data.volumeHandle)\" (UniqueName: \"\(staged.data.uniqueName)\"): \(error.kubernetesDescription)")
                 }
