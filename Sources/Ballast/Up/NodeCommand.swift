@@ -41,7 +41,10 @@ struct NodeCommand: AsyncParsableCommand {
         switch action {
         case "stop":
             for name in components {
-                FileManager.default.createFile(atPath: spec.logsDirectory + "/" + name + ".held", contents: nil)
+                let held = spec.logsDirectory + "/" + name + ".held"
+                guard FileManager.default.createFile(atPath: held, contents: nil) else {
+                    throw UpFailure("cannot write \(held), which keeps the supervisor from starting \(name) again: check \(spec.logsDirectory)")
+                }
             }
             // Power off: the kubelet and the plugin die with the containers (all of them are
             // processes naming the node's directory), then the mounts and cgroups go.
