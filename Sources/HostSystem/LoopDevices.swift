@@ -31,6 +31,10 @@ public enum LoopDevices {
         return (try? String(contentsOfFile: "/sys/block/\(name)/ro", encoding: .utf8))?.hasPrefix("1") == true
     }
 
+    /// The busy reason of a device opened exclusively that no mount here shows (another mount
+    /// namespace's mount, a program's O_EXCL open).
+    public static let openedExclusively = "opened exclusively by another program"
+
     /// Why `devicePath` is busy — mounted (directly or bind-mounted as a device node), held by
     /// another device, or opened exclusively — or nil when nothing uses it.
     public static func busyReason(_ devicePath: String) -> String? {
@@ -43,7 +47,7 @@ public enum LoopDevices {
             return "held by \(holders.joined(separator: ", "))"
         }
         let fd = open(devicePath, O_RDONLY | O_EXCL | O_CLOEXEC)
-        if fd < 0 { return errno == EBUSY ? "opened exclusively by another program" : nil }
+        if fd < 0 { return errno == EBUSY ? openedExclusively : nil }
         close(fd)
         return nil
     }

@@ -186,10 +186,10 @@ extension LSMTree {
             try checkBackgroundError()
             let level0 = versions.current.levels[0].count
             if allowDelay && level0 >= options.level0SlowdownTrigger {
-                // Spread the pressure: delay this group by 1 ms instead of stalling later for seconds.
-                lock.unlock()
-                usleep(1000)
-                lock.lock()
+                // Spread the pressure: delay this group by 1 ms (less when the background work
+                // finishes a step) instead of stalling later for seconds. A timed wait on the
+                // condition releases the lock meanwhile, as the sleep did.
+                _ = backgroundDone.wait(lock, seconds: 0.001)
                 allowDelay = false
                 stats.slowdownCount += 1
             } else if mem.memoryUsage < options.writeBufferSize {

@@ -10,17 +10,7 @@ import TestSupport
 struct ClusterLifecycleTests {
     /// Starts a cluster, runs `body`, always purges it, and records what the purge left.
     func withCluster(nodes: Int, zones: Int = 1, flags: [String] = [], _ body: (TestCluster) async throws -> Void) async throws {
-        let cluster = try await TestCluster.start(nodes: nodes, zones: zones, flags: flags)
-        let outcome: Result<Void, any Error>
-        do {
-            try await body(cluster)
-            outcome = .success(())
-        } catch {
-            outcome = .failure(error)
-        }
-        let left = await cluster.close()
-        #expect(left.isEmpty, "ballast down --purge left: \(left)")
-        try outcome.get()
+        try await TestCluster.start(nodes: nodes, zones: zones, flags: flags).run(body)
     }
 
     /// `--attach-limit 2`: a third pod with a volume of its own stays Pending, and the scheduler says why.

@@ -73,17 +73,8 @@ struct StorageTests {
 
     /// Delete: the PV and the cloud's disk go with the claim. Retain: the PV is Released, the disk kept.
     func reclaimPolicies(_ cluster: TestCluster, _ ns: String) async throws {
-        try await cluster.apply("""
-            apiVersion: storage.k8s.io/v1
-            kind: StorageClass
-            metadata: {name: e2e-retain}
-            provisioner: loop.csi.ballast.dev
-            reclaimPolicy: Retain
-            volumeBindingMode: Immediate
-            parameters: {csi.storage.k8s.io/fstype: ext4}
-            ---
-
-            """ + claimYAML("kept", storageClass: "e2e-retain") + "---\n" + claimYAML("gone", storageClass: "ballast-loop-immediate"), namespace: ns)
+        try await cluster.apply(storageClassYAML("e2e-retain", binding: "Immediate", "reclaimPolicy: Retain\nparameters: {csi.storage.k8s.io/fstype: ext4}\n")
+            + claimYAML("kept", storageClass: "e2e-retain") + "---\n" + claimYAML("gone", storageClass: "ballast-loop-immediate"), namespace: ns)
         var disks: [String: (pv: String, file: String)] = [:]
         for claim in ["kept", "gone"] {
             guard await cluster.waitFor("claim \(claim) Bound", namespace: ns, { await cluster.get("pvc/" + claim, namespace: ns, "{.status.phase}") == "Bound" })
@@ -119,17 +110,8 @@ struct StorageTests {
             try await cluster.ok(["patch", "pvc", claim, "-n", ns, "-p", #"{"spec":{"resources":{"requests":{"storage":"\#(to)"}}}}"#])
         }
         // XFS needs 300 MiB at least; the disk is a sparse file.
-        try await cluster.apply("""
-            apiVersion: storage.k8s.io/v1
-            kind: StorageClass
-            metadata: {name: e2e-xfs}
-            provisioner: loop.csi.ballast.dev
-            volumeBindingMode: WaitForFirstConsumer
-            allowVolumeExpansion: true
-            parameters: {csi.storage.k8s.io/fstype: xfs}
-            ---
-
-            """ + claimYAML("online", size: "320Mi", storageClass: "e2e-xfs") + "---\n"
+        try await cluster.apply(storageClassYAML("e2e-xfs", binding: "WaitForFirstConsumer", "allowVolumeExpansion: true\nparameters: {csi.storage.k8s.io/fstype: xfs}\n")
+            + claimYAML("online", size: "320Mi", storageClass: "e2e-xfs") + "---\n"
             + podYAML("online", claim: "online", node: "node-2", command: "exec sleep 3600") + "---\n"
             + claimYAML("offline") + "---\n" + podYAML("offline", claim: "offline", node: "node-2", command: "exec sleep 3600"), namespace: ns)
         guard await cluster.waitReady("online", namespace: ns), await cluster.waitReady("offline", namespace: ns) else { return }
@@ -162,15 +144,7 @@ struct StorageTests {
         try await cluster.ok(["delete", "pvc", "--all", "-n", ns, "--wait=true"])
         try await cluster.ok(["delete", "storageclass", "e2e-xfs"])
 
-        try await cluster.apply("""
-            apiVersion: storage.k8s.io/v1
-            kind: StorageClass
-            metadata: {name: e2e-fixed-size}
-            provisioner: loop.csi.ballast.dev
-            volumeBindingMode: Immediate
-            ---
-
-            """ + claimYAML("fixed", storageClass: "e2e-fixed-size"), namespace: ns)
+        try await cluster.apply(storageClassYAML("e2e-fixed-size", binding: "Immediate") + claimYAML("fixed", storageClass: "e2e-fixed-size"), namespace: ns)
         guard await cluster.waitFor("claim fixed Bound", namespace: ns, { await cluster.get("pvc/fixed", namespace: ns, "{.status.phase}") == "Bound" })
         else { return }
         let refused = try await cluster.kubectl(["patch", "pvc", "fixed", "-n", ns, "-p", #"{"spec":{"resources":{"requests":{"storage":"64Mi"}}}}"#])
@@ -183,18 +157,12 @@ struct StorageTests {
     /// A class allowed in zone b only puts the pod on node-2; a pod held to zone a by its
     /// node selector stays Pending with the scheduler's reason.
     func topology(_ cluster: TestCluster, _ ns: String) async throws {
-        try await cluster.apply("""
-            apiVersion: storage.k8s.io/v1
-            kind: StorageClass
-            metadata: {name: e2e-zone-b}
-            provisioner: loop.csi.ballast.dev
-            volumeBindingMode: WaitForFirstConsumer
+        try await cluster.apply(storageClassYAML("e2e-zone-b", binding: "WaitForFirstConsumer", """
             allowedTopologies:
             - matchLabelExpressions:
               - {key: topology.kubernetes.io/zone, values: [ballast-1b]}
-            ---
 
-            """ + claimYAML("b", storageClass: "e2e-zone-b") + "---\n" + claimYAML("conflict", storageClass: "e2e-zone-b") + "---\n"
+            """) + claimYAML("b", storageClass: "e2e-zone-b") + "---\n" + claimYAML("conflict", storageClass: "e2e-zone-b") + "---\n"
             + podYAML("in-b", claim: "b", command: "exec sleep 3600") + "---\n"
             + podYAML("in-a", claim: "conflict", command: "exec sleep 3600", extraSpec: "  nodeSelector: {topology.kubernetes.io/zone: ballast-1a}\n"),
             namespace: ns)

@@ -129,6 +129,23 @@ final class TestCluster: Sendable {
         try? FileManager.default.removeItem(atPath: root)
         return left
     }
+
+    /// `close()`, recording an issue that names what it left.
+    func closeExpectingNothingLeft(sourceLocation: SourceLocation = #_sourceLocation) async {
+        let left = await close()
+        #expect(left.isEmpty, "ballast down --purge left: \(left)", sourceLocation: sourceLocation)
+    }
+
+    /// Runs `body` on this cluster, then closes it whatever `body` did.
+    func run(_ body: (TestCluster) async throws -> Void) async throws {
+        do {
+            try await body(self)
+        } catch {
+            await closeExpectingNothingLeft()
+            throw error
+        }
+        await closeExpectingNothingLeft()
+    }
 }
 
 struct TestClusterError: Error, CustomStringConvertible {
@@ -169,10 +186,7 @@ actor SharedCluster {
         users -= 1
         if users == 0, let done = starting {
             starting = nil
-            if let cluster = try? await done.value {
-                let left = await cluster.close()
-                #expect(left.isEmpty, "ballast down --purge left: \(left)")
-            }
+            await (try? await done.value)?.closeExpectingNothingLeft()
         }
         try outcome.get()
     }
@@ -198,6 +212,20 @@ func podYAML(_ name: String, claim: String, node: String? = nil, command: String
           - {name: d, persistentVolumeClaim: {claimName: \(claim)}}
 
         """
+}
+
+/// A StorageClass of the loop driver with `extra` lines (each ending in a newline), then the
+/// document separator.
+func storageClassYAML(_ name: String, binding: String, _ extra: String = "") -> String {
+    """
+    apiVersion: storage.k8s.io/v1
+    kind: StorageClass
+    metadata: {name: \(name)}
+    provisioner: loop.csi.ballast.dev
+    volumeBindingMode: \(binding)
+    \(extra)---
+
+    """
 }
 
 /// A claim of `size` in class `storageClass` (nil: the default class).

@@ -12,8 +12,7 @@ import TestSupport
 struct UpTests {
     @Test("up --detach, a pod writing to its PVC, status, node kill, down --purge leaves nothing")
     func upWriteDown() async throws {
-        let cluster = try await TestCluster.start(nodes: 2, zones: 1)
-        do {
+        try await TestCluster.start(nodes: 2, zones: 1).run { cluster in
             #expect(try await cluster.ok(["get", "nodes", "-o", "name"]) == "node/node-1\nnode/node-2\n")
             #expect(try await cluster.ok(["get", "storageclass", "-o", "name"])
                 == "storageclass.storage.k8s.io/ballast-loop\nstorageclass.storage.k8s.io/ballast-loop-immediate\n")
@@ -39,11 +38,6 @@ struct UpTests {
                 try await cluster.kubectl(["exec", "writer", "--", "cat", "/data/f"]).stdout == "hello\n"
             }
             #expect(await cluster.get("pod/writer", "{.status.containerStatuses[0].restartCount}") == "0")
-        } catch {
-            _ = await cluster.close()
-            throw error
         }
-        let left = await cluster.close()
-        #expect(left.isEmpty, "ballast down --purge left: \(left)")
     }
 }

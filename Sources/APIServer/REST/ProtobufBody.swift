@@ -71,8 +71,8 @@ package enum ProtobufBody {
         return object
     }
 
-    /// A map entry { 1: key, 2: value } into `maps[name]`: the value as a string, or base64 when `binary`.
-    static func addEntry(_ bytes: [UInt8], to maps: inout [String: [String: JSONValue]], _ name: String, binary: Bool) throws(Failure) {
+    /// A map entry { 1: key, 2: value }.
+    static func mapEntry(_ bytes: [UInt8]) throws(Failure) -> (key: String, value: [UInt8]) {
         var entry = Reader(bytes: bytes, position: 0)
         var key = "", value: [UInt8] = []
         while let (f, v) = try entry.next() {
@@ -80,6 +80,12 @@ package enum ProtobufBody {
                 if f == 1 { key = String(decoding: s, as: UTF8.self) } else if f == 2 { value = s }
             }
         }
+        return (key, value)
+    }
+
+    /// A map entry into `maps[name]`: the value as a string, or base64 when `binary`.
+    static func addEntry(_ bytes: [UInt8], to maps: inout [String: [String: JSONValue]], _ name: String, binary: Bool) throws(Failure) {
+        let (key, value) = try mapEntry(bytes)
         maps[name, default: [:]][key] = .string(binary ? Data(value).base64EncodedString() : String(decoding: value, as: UTF8.self))
     }
 
@@ -94,14 +100,9 @@ package enum ProtobufBody {
             case 2: meta["generateName"] = .string(String(decoding: payload, as: UTF8.self))
             case 3: meta["namespace"] = .string(String(decoding: payload, as: UTF8.self))
             case 11, 12:
-                var entry = Reader(bytes: payload, position: 0)
-                var key = "", val = ""
-                while let (f, v) = try entry.next() {
-                    if case .bytes(let s) = v {
-                        if f == 1 { key = String(decoding: s, as: UTF8.self) } else if f == 2 { val = String(decoding: s, as: UTF8.self) }
-                    }
-                }
-                if field == 11 { labels[key] = .string(val) } else { annotations[key] = .string(val) }
+                let (key, bytes) = try mapEntry(payload)
+                let value = JSONValue.string(String(decoding: bytes, as: UTF8.self))
+                if field == 11 { labels[key] = value } else { annotations[key] = value }
             default: break
             }
         }

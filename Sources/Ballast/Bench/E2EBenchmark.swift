@@ -286,10 +286,7 @@ final class E2EBenchRun: @unchecked Sendable {
             let staging = directory + "/staging-\(index)", target = directory + "/target-\(index)", file = directory + "/disk-\(index).img"
             for path in [staging, target] { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) }
             let start = ContinuousClock.now
-            try DirectVolume.create(file, bytes: settings.size)
-            let device = try await DirectVolume.attach(file)
-            try await DirectVolume.stage(device, fsType: "ext4", at: staging)
-            try await DirectVolume.publish(staging, at: target)
+            let device = try await DirectVolume.setUp(file, bytes: settings.size, staging: staging, target: target)
             values.append((ContinuousClock.now - start).seconds + cloudLatency)
             _ = try await SystemCommand.check(["umount", target])
             _ = try await SystemCommand.check(["umount", staging])

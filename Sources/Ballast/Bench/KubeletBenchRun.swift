@@ -128,10 +128,7 @@ final class KubeletBenchRun: @unchecked Sendable {
                 try FileManager.default.createDirectory(atPath: directory + "/" + sub, withIntermediateDirectories: true)
             }
             let started = ContinuousClock.now
-            try DirectVolume.create(directory + "/disk.img", bytes: self.size)
-            let device = try await DirectVolume.attach(directory + "/disk.img")
-            try await DirectVolume.stage(device, fsType: "ext4", at: directory + "/staging")
-            try await DirectVolume.publish(directory + "/staging", at: directory + "/target")
+            _ = try await DirectVolume.setUp(directory + "/disk.img", bytes: self.size, staging: directory + "/staging", target: directory + "/target")
             let volume = OCISpec.Mount(destination: "/data", type: "bind", source: directory + "/target", options: ["rbind", "rprivate", "rw"])
             let direct = (ContinuousClock.now - started).seconds
             return direct + (try await floor.start("vol-\(index)", mounts: [volume])) + cloudLatency.seconds

@@ -9,38 +9,14 @@ enum LatencyCDFPlot {
     /// `floor` name the two curves in each panel's legend.
     static func svg(_ panels: [(title: String, measured: [Double], floor: [Double])], measured: String, floor: String) -> String {
         let width = 420.0, height = 300.0, margin = 50.0
-        var out = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width * Double(panels.count)))\" height=\"\(Int(height))\" font-family=\"sans-serif\" font-size=\"11\">\n"
-        out += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
+        var out = ""
         for (index, panel) in panels.enumerated() {
-            let x0 = Double(index) * width + margin, y0 = height - margin, plotWidth = width - margin - 20, plotHeight = height - 2 * margin
-            let maxValue = max((panel.measured + panel.floor).max() ?? 1, 0.001)
-            out += "<text x=\"\(x0)\" y=\"20\" font-weight=\"bold\">\(panel.title)</text>\n"
-            out += "<line x1=\"\(x0)\" y1=\"\(y0)\" x2=\"\(x0 + plotWidth)\" y2=\"\(y0)\" stroke=\"black\"/>\n"
-            out += "<line x1=\"\(x0)\" y1=\"\(y0)\" x2=\"\(x0)\" y2=\"\(y0 - plotHeight)\" stroke=\"black\"/>\n"
-            for tick in 0...4 {
-                let value = maxValue * Double(tick) / 4
-                let x = x0 + plotWidth * Double(tick) / 4
-                out += "<text x=\"\(x - 10)\" y=\"\(y0 + 15)\">\(fixed(value * 1000, 0))</text>\n"
-                let y = y0 - plotHeight * Double(tick) / 4
-                out += "<text x=\"\(x0 - 35)\" y=\"\(y + 4)\">\(fixed(Double(tick) / 4, 2))</text>\n"
-            }
-            out += "<text x=\"\(x0 + plotWidth / 2 - 30)\" y=\"\(y0 + 32)\">latency (ms)</text>\n"
-            for (values, color, dash, label, row) in [(panel.measured, "#1f77b4", "", measured, 0), (panel.floor, "#d62728", "6,4", floor, 1)] {
-                let sorted = values.sorted()
-                guard !sorted.isEmpty else { continue }
-                var points: [String] = []
-                for (rank, value) in sorted.enumerated() {
-                    let x = x0 + plotWidth * value / maxValue
-                    let y = y0 - plotHeight * Double(rank + 1) / Double(sorted.count)
-                    points.append("\(fixed(x, 1)),\(fixed(y, 1))")
-                }
-                // No stroke-dasharray at all for a solid line: an empty one is invalid SVG.
-                let dashes = dash.isEmpty ? "" : " stroke-dasharray=\"\(dash)\""
-                out += "<polyline fill=\"none\" stroke=\"\(color)\" stroke-width=\"1.5\"\(dashes) points=\"\(points.joined(separator: " "))\"/>\n"
-                out += "<text x=\"\(x0 + plotWidth - 110)\" y=\"\(y0 - plotHeight + 14 * Double(row))\" fill=\"\(color)\">\(label)</text>\n"
-            }
+            let area = Area(x0: Double(index) * width + margin, y0: height - margin, width: width - margin - 20, height: height - 2 * margin)
+            out += cdfPanel(panel.title, area, series: [Series(label: measured, values: panel.measured, color: "#1f77b4", dashed: false),
+                                                        Series(label: floor, values: panel.floor, color: "#d62728", dashed: true)],
+                            legend: (x: area.x0 + area.width - 110, step: 14))
         }
-        return out + "</svg>\n"
+        return document(width: width * Double(panels.count), height: height, out)
     }
 
     /// Several latency CDFs on one axis (stages of one path, say): a colour per series, the
@@ -48,30 +24,11 @@ enum LatencyCDFPlot {
     static func overlaid(title: String, series: [(label: String, values: [Double], dashed: Bool)]) -> String {
         let width = 720.0, height = 400.0, margin = 50.0, legend = 150.0
         let colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#d62728"]
-        let maxValue = max(series.flatMap(\.values).max() ?? 1, 0.001)
-        let x0 = margin, y0 = height - margin, plotWidth = width - margin - legend, plotHeight = height - 2 * margin
-        var out = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(height))\" font-family=\"sans-serif\" font-size=\"11\">\n"
-        out += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
-        out += "<text x=\"\(x0)\" y=\"20\" font-weight=\"bold\">\(title)</text>\n"
-        out += "<line x1=\"\(x0)\" y1=\"\(y0)\" x2=\"\(x0 + plotWidth)\" y2=\"\(y0)\" stroke=\"black\"/>\n"
-        out += "<line x1=\"\(x0)\" y1=\"\(y0)\" x2=\"\(x0)\" y2=\"\(y0 - plotHeight)\" stroke=\"black\"/>\n"
-        for tick in 0...4 {
-            out += "<text x=\"\(x0 + plotWidth * Double(tick) / 4 - 10)\" y=\"\(y0 + 15)\">\(fixed(maxValue * 1000 * Double(tick) / 4, 0))</text>\n"
-            out += "<text x=\"\(x0 - 35)\" y=\"\(y0 - plotHeight * Double(tick) / 4 + 4)\">\(fixed(Double(tick) / 4, 2))</text>\n"
+        let area = Area(x0: margin, y0: height - margin, width: width - margin - legend, height: height - 2 * margin)
+        let lines = series.enumerated().map { index, line in
+            Series(label: line.label, values: line.values, color: colors[index % colors.count], dashed: line.dashed)
         }
-        out += "<text x=\"\(x0 + plotWidth / 2 - 30)\" y=\"\(y0 + 32)\">latency (ms)</text>\n"
-        for (index, line) in series.enumerated() {
-            let sorted = line.values.sorted()
-            guard !sorted.isEmpty else { continue }
-            let color = colors[index % colors.count]
-            let points = sorted.enumerated().map { rank, value in
-                "\(fixed(x0 + plotWidth * value / maxValue, 1)),\(fixed(y0 - plotHeight * Double(rank + 1) / Double(sorted.count), 1))"
-            }
-            let dashes = line.dashed ? " stroke-dasharray=\"6,4\"" : ""
-            out += "<polyline fill=\"none\" stroke=\"\(color)\" stroke-width=\"1.5\"\(dashes) points=\"\(points.joined(separator: " "))\"/>\n"
-            out += "<text x=\"\(x0 + plotWidth + 12)\" y=\"\(y0 - plotHeight + 16 * Double(index))\" fill=\"\(color)\">\(line.label)</text>\n"
-        }
-        return out + "</svg>\n"
+        return document(width: width, height: height, cdfPanel(title, area, series: lines, legend: (x: area.x0 + area.width + 12, step: 16)))
     }
 
     /// One line per series: for each of its event times (seconds since the run's start), how
@@ -81,25 +38,71 @@ enum LatencyCDFPlot {
         let colors = ["#1f77b4", "#d62728", "#2ca02c"]
         let maxTime = max(series.flatMap(\.times).max() ?? 1, 0.001)
         let maxCount = Double(max(series.map(\.times.count).max() ?? 1, 1))
-        var out = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(height))\" font-family=\"sans-serif\" font-size=\"11\">\n"
-        out += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
-        let x0 = margin, y0 = height - margin, plotWidth = width - 2 * margin, plotHeight = height - 2 * margin
-        out += "<text x=\"\(x0)\" y=\"20\" font-weight=\"bold\">\(title)</text>\n"
-        out += "<line x1=\"\(x0)\" y1=\"\(y0)\" x2=\"\(x0 + plotWidth)\" y2=\"\(y0)\" stroke=\"black\"/>\n"
-        out += "<line x1=\"\(x0)\" y1=\"\(y0)\" x2=\"\(x0)\" y2=\"\(y0 - plotHeight)\" stroke=\"black\"/>\n"
+        let area = Area(x0: margin, y0: height - margin, width: width - 2 * margin, height: height - 2 * margin)
+        var out = frame(title, area)
         for tick in 0...4 {
-            out += "<text x=\"\(x0 + plotWidth * Double(tick) / 4 - 10)\" y=\"\(y0 + 15)\">\(fixed(maxTime * Double(tick) / 4, 1)) s</text>\n"
-            out += "<text x=\"\(x0 - 40)\" y=\"\(y0 - plotHeight * Double(tick) / 4 + 4)\">\(Int(maxCount * Double(tick) / 4))</text>\n"
+            out += "<text x=\"\(area.x(Double(tick) / 4) - 10)\" y=\"\(area.y0 + 15)\">\(fixed(maxTime * Double(tick) / 4, 1)) s</text>\n"
+            out += "<text x=\"\(area.x0 - 40)\" y=\"\(area.y(Double(tick) / 4) + 4)\">\(Int(maxCount * Double(tick) / 4))</text>\n"
         }
-        out += "<text x=\"\(x0 - 40)\" y=\"\(y0 - plotHeight - 10)\">\(unit)</text>\n"
+        out += "<text x=\"\(area.x0 - 40)\" y=\"\(area.y0 - area.height - 10)\">\(unit)</text>\n"
         for (index, line) in series.enumerated() {
             let color = colors[index % colors.count]
-            let points = line.times.sorted().enumerated().map { rank, time in
-                "\(fixed(x0 + plotWidth * time / maxTime, 1)),\(fixed(y0 - plotHeight * Double(rank + 1) / maxCount, 1))"
-            }
-            out += "<polyline fill=\"none\" stroke=\"\(color)\" stroke-width=\"1.5\" points=\"\(points.joined(separator: " "))\"/>\n"
-            out += "<text x=\"\(x0 + 10)\" y=\"\(y0 - plotHeight + 14 * Double(index))\" fill=\"\(color)\">\(line.label)</text>\n"
+            let points = line.times.sorted().enumerated().map { rank, time in (area.x(time / maxTime), area.y(Double(rank + 1) / maxCount)) }
+            out += polyline(points, color: color, dashed: false)
+            out += "<text x=\"\(area.x0 + 10)\" y=\"\(area.y0 - area.height + 14 * Double(index))\" fill=\"\(color)\">\(line.label)</text>\n"
         }
-        return out + "</svg>\n"
+        return document(width: width, height: height, out)
+    }
+
+    // MARK: Pieces
+
+    /// A plot's rectangle: (x0, y0) its bottom-left corner.
+    private struct Area {
+        var x0: Double, y0: Double, width: Double, height: Double
+        /// The x of a fraction of the width, the y of a fraction of the height.
+        func x(_ fraction: Double) -> Double { x0 + width * fraction }
+        func y(_ fraction: Double) -> Double { y0 - height * fraction }
+    }
+
+    private struct Series {
+        var label: String, values: [Double], color: String, dashed: Bool
+    }
+
+    private static func document(width: Double, height: Double, _ body: String) -> String {
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(height))\" font-family=\"sans-serif\" font-size=\"11\">\n"
+            + "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n" + body + "</svg>\n"
+    }
+
+    /// The title above `area` and its two axes.
+    private static func frame(_ title: String, _ area: Area) -> String {
+        "<text x=\"\(area.x0)\" y=\"20\" font-weight=\"bold\">\(title)</text>\n"
+            + "<line x1=\"\(area.x0)\" y1=\"\(area.y0)\" x2=\"\(area.x(1))\" y2=\"\(area.y0)\" stroke=\"black\"/>\n"
+            + "<line x1=\"\(area.x0)\" y1=\"\(area.y0)\" x2=\"\(area.x0)\" y2=\"\(area.y(1))\" stroke=\"black\"/>\n"
+    }
+
+    /// No stroke-dasharray at all for a solid line: an empty one is invalid SVG.
+    private static func polyline(_ points: [(Double, Double)], color: String, dashed: Bool) -> String {
+        let dashes = dashed ? " stroke-dasharray=\"6,4\"" : ""
+        let coordinates = points.map { "\(fixed($0.0, 1)),\(fixed($0.1, 1))" }.joined(separator: " ")
+        return "<polyline fill=\"none\" stroke=\"\(color)\" stroke-width=\"1.5\"\(dashes) points=\"\(coordinates)\"/>\n"
+    }
+
+    /// Latency CDFs (values in seconds, the axis in ms) in `area`, a legend line per series.
+    private static func cdfPanel(_ title: String, _ area: Area, series: [Series], legend: (x: Double, step: Double)) -> String {
+        let maxValue = max(series.flatMap(\.values).max() ?? 1, 0.001)
+        var out = frame(title, area)
+        for tick in 0...4 {
+            out += "<text x=\"\(area.x(Double(tick) / 4) - 10)\" y=\"\(area.y0 + 15)\">\(fixed(maxValue * 1000 * Double(tick) / 4, 0))</text>\n"
+            out += "<text x=\"\(area.x0 - 35)\" y=\"\(area.y(Double(tick) / 4) + 4)\">\(fixed(Double(tick) / 4, 2))</text>\n"
+        }
+        out += "<text x=\"\(area.x(0.5) - 30)\" y=\"\(area.y0 + 32)\">latency (ms)</text>\n"
+        for (index, line) in series.enumerated() {
+            let sorted = line.values.sorted()
+            guard !sorted.isEmpty else { continue }
+            let points = sorted.enumerated().map { rank, value in (area.x(value / maxValue), area.y(Double(rank + 1) / Double(sorted.count))) }
+            out += polyline(points, color: line.color, dashed: line.dashed)
+            out += "<text x=\"\(legend.x)\" y=\"\(area.y(1) + legend.step * Double(index))\" fill=\"\(line.color)\">\(line.label)</text>\n"
+        }
+        return out
     }
 }

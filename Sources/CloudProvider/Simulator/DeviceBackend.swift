@@ -217,7 +217,7 @@ extension DeviceBackend {
     func settledBusyReason(devicePath: String) async -> String? {
         var reason = busyReason(devicePath: devicePath)
         for _ in 0..<10 {
-            guard let current = reason, current.hasPrefix("opened exclusively") else { return reason }
+            guard reason == LoopDevices.openedExclusively else { return reason }
             try? await Task.sleep(for: .milliseconds(100))
             reason = busyReason(devicePath: devicePath)
         }

@@ -20,19 +20,25 @@ struct NodePressure: Equatable {
         }
         var disk: [String] = []
         if let root = usage(rootDirectory) {
-            if root.availableBytes * 10 < root.totalBytes { disk.append("nodefs.available \(percent(root.availableBytes, root.totalBytes)) < 10%") }
-            if root.totalInodes > 0 && root.freeInodes * 20 < root.totalInodes {
+            if below(root.availableBytes, 0.10, of: root.totalBytes) { disk.append("nodefs.available \(percent(root.availableBytes, root.totalBytes)) < 10%") }
+            if root.totalInodes > 0 && below(root.freeInodes, 0.05, of: root.totalInodes) {
                 disk.append("nodefs.inodesFree \(percent(root.freeInodes, root.totalInodes)) < 5%")
             }
         }
-        if let images = usage(imageDirectory), images.availableBytes * 100 < images.totalBytes * 15 {
+        if let images = usage(imageDirectory), below(images.availableBytes, 0.15, of: images.totalBytes) {
             disk.append("imagefs.available \(percent(images.availableBytes, images.totalBytes)) < 15%")
         }
         if !disk.isEmpty { pressure.disk = disk.joined(separator: ", ") }
-        if let (used, max) = pidUsage(), max > 0, (max - used) * 10 < max {
+        if let (used, max) = pidUsage(), max > 0, below(max - used, 0.10, of: max) {
             pressure.pids = "pid.available \(max - used) of \(max) < 10%"
         }
         return pressure
+    }
+
+    /// Whether `part` is under `share` of `whole` (in floating point: a file system's numbers
+    /// are not trusted to leave room for integer arithmetic).
+    static func below(_ part: Int64, _ share: Double, of whole: Int64) -> Bool {
+        Double(part) < Double(whole) * share
     }
 
     static func percent(_ part: Int64, _ whole: Int64) -> String {
@@ -50,17 +56,7 @@ struct NodePressure: Equatable {
         return nil
     }
 
-    static func usage(_ path: String) -> FileSystemUsage? {
-        var info = statvfs()
-        guard statvfs(path, &info) == 0 else { return nil }
-        let block = Int64(info.f_frsize)
-        let total = Int64(info.f_blocks).multipliedReportingOverflow(by: block)
-        let available = Int64(info.f_bavail).multipliedReportingOverflow(by: block)
-        guard !total.overflow, !available.overflow else { return nil }
-        return FileSystemUsage(totalBytes: total.partialValue, availableBytes: available.partialValue,
-                               usedBytes: total.partialValue - available.partialValue, totalInodes: Int64(info.f_files),
-                               freeInodes: Int64(info.f_favail), usedInodes: Int64(info.f_files) - Int64(info.f_favail))
-    }
+    static func usage(_ path: String) -> FileSystemUsage? { try? SystemMounter().usage(of: path) }
 
     /// Processes (tasks) running and kernel.pid_max.
     static func pidUsage() -> (used: Int64, max: Int64)? {

@@ -35,12 +35,12 @@ extension VolumeManager {
         case waiting(String)
     }
 
-    /// The claim, its PersistentVolume and the CSI driver that mounts it.
-    func resolve(pod: Pod, claim source: PersistentVolumeClaimVolumeSource) async throws -> Resolved {
+    /// The claim (read unless given), its PersistentVolume and the CSI driver that mounts it.
+    func resolve(pod: Pod, claim source: PersistentVolumeClaimVolumeSource, read: PersistentVolumeClaim? = nil) async throws -> Resolved {
         let namespace = pod.metadata.namespace ?? "default"
         let claim: PersistentVolumeClaim
         do {
-            claim = try await client.get(PersistentVolumeClaim.self, name: source.claimName, namespace: namespace)
+            if let read { claim = read } else { claim = try await client.get(PersistentVolumeClaim.self, name: source.claimName, namespace: namespace) }
         } catch let error as APIError where error.isNotFound {
             return .waiting("persistentvolumeclaim \"\(source.claimName)\" not found")
         }
@@ -187,8 +187,15 @@ extension VolumeManager {
         for volume in pod.spec.volumes ?? [] {
             guard let source = volume.persistentVolumeClaim else { continue }
             do {
-                guard case .volume(let target, let csi) = try await resolve(pod: pod, claim: source),
-                      !target.block, Self.resizePending(target.claim) else { continue }
+                // One read of the claim per pass; its volume only when a resize waits for the node.
+                let claim: PersistentVolumeClaim
+                do {
+                    claim = try await client.get(PersistentVolumeClaim.self, name: source.claimName, namespace: pod.metadata.namespace ?? "default")
+                } catch let error as APIError where error.isNotFound {
+                    continue
+                }
+                guard Self.resizePending(claim), case .volume(let target, let csi) = try await resolve(pod: pod, claim: source, read: claim),
+                      !target.block else { continue }
                 let grown = try await locks.with(target.unique) {
                     // Still published: the pod may have been torn down while this waited.
                     guard mounter.isMountPoint(paths.csiPublish(pod: pod.uid, pv: target.pvName)) else { return false }
