@@ -59,6 +59,9 @@ public actor Informer<Object: APIObject> {
     private let resync: Duration
     private let logger: Logger
     private var cache: [String: Object] = [:]
+    /// The cache's keys in order, kept until one is added or removed (`list()` is called on
+    /// every sync of several controllers).
+    private var orderedKeys: [String]?
     private var indexers: [String: @Sendable (Object) -> [String]] = [:]
     private var subscribers: [UUID: AsyncStream<InformerEvent<Object>>.Continuation] = [:]
     private var synced = false
@@ -95,7 +98,11 @@ public actor Informer<Object: APIObject> {
 
     public func get(name: String, namespace: String? = nil) -> Object? { cache[Self.key(name: name, namespace: namespace)] }
 
-    public func list() -> [Object] { cache.keys.sorted().compactMap { cache[$0] } }
+    public func list() -> [Object] {
+        let keys = orderedKeys ?? cache.keys.sorted()
+        orderedKeys = keys
+        return keys.compactMap { cache[$0] }
+    }
 
     /// Indexes the cache by the values `keys` computes from each object.
     public func addIndex(_ name: String, _ keys: @escaping @Sendable (Object) -> [String]) {
@@ -187,12 +194,13 @@ public actor Informer<Object: APIObject> {
             let key = Self.key(object)
             let old = cache[key]
             cache[key] = object
+            if old == nil { orderedKeys = nil }
             publish(old.map { .updated(old: $0, new: object) } ?? .added(object))
             lastResourceVersion = object.metadata.resourceVersion ?? lastResourceVersion
         case .deleted:
             guard let object = event.object else { return .ok }
             let key = Self.key(object)
-            cache[key] = nil
+            if cache.removeValue(forKey: key) != nil { orderedKeys = nil }
             publish(.deleted(object))
             lastResourceVersion = object.metadata.resourceVersion ?? lastResourceVersion
         }
@@ -213,6 +221,7 @@ public actor Informer<Object: APIObject> {
             }
         }
         cache = fresh
+        orderedKeys = nil
         lastResourceVersion = list.metadata.resourceVersion ?? ""
         if !synced {
             synced = true

@@ -22,9 +22,24 @@ public struct WatchEvent<Object: APIObject>: Sendable {
 }
 
 /// One line of a watch: `{"type": "ADDED", "object": {…}}`.
-private struct WatchEnvelope: Decodable {
+/// One line of a watch: its type, then the object decoded straight into `T` (or, for ERROR,
+/// the Status), in one pass over the line.
+private struct WatchLine<T: APIObject>: Decodable {
     var type: String
-    var object: JSONValue
+    var object: T?
+    var status: Status?
+
+    enum CodingKeys: String, CodingKey { case type, object }
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        type = try container.decode(String.self, forKey: .type)
+        if type == "ERROR" {
+            status = try container.decode(Status.self, forKey: .object)
+        } else if WatchEvent<T>.Kind(rawValue: type) != nil {
+            object = try container.decode(T.self, forKey: .object)
+        }
+    }
 }
 
 public struct KubeClient: Sendable {
@@ -182,15 +197,11 @@ public struct KubeClient: Sendable {
     // MARK: Plumbing
 
     private static func event<T: APIObject>(_ line: Data) throws -> WatchEvent<T> {
-        let envelope = try JSONDecoder().decode(WatchEnvelope.self, from: line)
-        guard let kind = WatchEvent<T>.Kind(rawValue: envelope.type) else {
-            throw APIError.transport("unknown watch event type \(envelope.type)")
+        let decoded = try JSONDecoder().decode(WatchLine<T>.self, from: line)
+        guard let kind = WatchEvent<T>.Kind(rawValue: decoded.type) else {
+            throw APIError.transport("unknown watch event type \(decoded.type)")
         }
-        let object = try JSONEncoder().encode(envelope.object)
-        if kind == .error {
-            return WatchEvent(kind: kind, object: nil, status: try JSONDecoder().decode(Status.self, from: object))
-        }
-        return WatchEvent(kind: kind, object: try JSONDecoder().decode(T.self, from: object), status: nil)
+        return WatchEvent(kind: kind, object: decoded.object, status: decoded.status)
     }
 
     private func call<R: Decodable>(_ method: HTTPMethod, _ path: String, query: [String: String] = [:], body: Data = Data(),

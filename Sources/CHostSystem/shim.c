@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -26,6 +27,15 @@ int chs_pidfd_send_signal(int pidfd, int signal) {
 
 int chs_umount_nofollow(const char *path) {
     return umount2(path, UMOUNT_NOFOLLOW);
+}
+
+int chs_is_mount_root(const char *path) {
+    struct statx attributes;
+    if (statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT, STATX_TYPE, &attributes) != 0) {
+        return errno == ENOENT || errno == ENOTDIR ? 0 : -1;
+    }
+    if (!(attributes.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT)) return -1;
+    return (attributes.stx_attributes & STATX_ATTR_MOUNT_ROOT) ? 1 : 0;
 }
 
 int chs_name_thread(const char *name) {

@@ -76,13 +76,29 @@ public enum ProcessInfoReader {
         return (rss, cpuSeconds(pid: "self") ?? 0)
     }
 
-    /// User + system CPU seconds of a process (`"self"` or a pid), from /proc.
-    public static func cpuSeconds(pid: String) -> Double? {
+    /// User + system CPU seconds of a process (`"self"` or a pid), from /proc; with
+    /// `includingChildren`, also those of its children it waited for (the tools it ran).
+    public static func cpuSeconds(pid: String, includingChildren: Bool = false) -> Double? {
         guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
               let close = stat.lastIndex(of: ")") else { return nil }
         let fields = stat[stat.index(after: close)...].split(separator: " ")
-        // utime and stime are fields 14 and 15 of the full line: 12 and 13 after the command.
-        guard fields.count > 13, let u = Double(fields[11]), let s = Double(fields[12]) else { return nil }
-        return (u + s) / Double(sysconf(Int32(_SC_CLK_TCK)))
+        // utime, stime, cutime and cstime are fields 14 to 17 of the full line: 12 to 15 after
+        // the command.
+        guard fields.count > 15, let u = Double(fields[11]), let s = Double(fields[12]),
+              let cu = Double(fields[13]), let cs = Double(fields[14]) else { return nil }
+        return (u + s + (includingChildren ? cu + cs : 0)) / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+
+    /// CPU seconds this machine spent busy (every state of /proc/stat's first line but idle
+    /// and iowait), and in all.
+    public static func machineCPUSeconds() -> (busy: Double, total: Double)? {
+        guard let stat = try? String(contentsOfFile: "/proc/stat", encoding: .utf8),
+              let line = stat.split(separator: "\n").first, line.hasPrefix("cpu ") else { return nil }
+        // user nice system idle iowait irq softirq steal (guest time is already in user).
+        let ticks = line.split(separator: " ").dropFirst().prefix(8).compactMap { Double($0) }
+        guard ticks.count == 8 else { return nil }
+        let hz = Double(sysconf(Int32(_SC_CLK_TCK)))
+        let total = ticks.reduce(0, +)
+        return ((total - ticks[3] - ticks[4]) / hz, total / hz)
     }
 }

@@ -51,6 +51,9 @@ public struct FileSystemUsage: Sendable, Equatable {
 public protocol Mounter: Sendable {
     /// The mount table of this mount namespace, in mount order (later mounts stack on earlier).
     func mounts() -> [MountInfo]
+    /// Whether something is mounted at `path` (the mount table's answer; an implementation
+    /// may know it without reading the table).
+    func isMountPoint(_ path: String) -> Bool
     /// Mounts the file system `fsType` of `device` at `target` with `options` (each one option:
     /// no commas; see `MountOptions`).
     func mount(device: String, at target: String, fsType: String, options: [String]) async throws

@@ -12,6 +12,16 @@ public struct SystemMounter: Mounter {
 
     public func mounts() -> [MountInfo] { Mounts.current() }
 
+    /// The kernel's answer for `path` alone (statx), which pods' workers ask on every pass; the
+    /// mount table (hundreds of lines with many pods) only on kernels before 5.8.
+    public func isMountPoint(_ path: String) -> Bool {
+        switch chs_is_mount_root(path) {
+        case 1: true
+        case 0: false
+        default: mount(at: path) != nil
+        }
+    }
+
     public func mount(device: String, at target: String, fsType: String, options: [String]) async throws {
         try MountOptions.check(options)
         var arguments = ["mount", "-t", fsType]

@@ -38,6 +38,11 @@ struct JSONValueTests {
         // Re-encoding gives back an equal value.
         let reencoded = try JSONDecoder().decode(JSONValue.self, from: JSONEncoder().encode(value))
         #expect(reencoded == expected)
+        // The direct reader agrees with Foundation's, and its writer round-trips.
+        let parsed = try JSONValue(parsing: Data(json.utf8))
+        #expect(parsed == expected)
+        #expect(try JSONValue(parsing: parsed.jsonBytes) == expected)
+        #expect(try JSONDecoder().decode(JSONValue.self, from: parsed.jsonData) == expected)
     }
 
     @Test func integralNumbersWithFractionOrExponentStillReadAsIntegers() throws {

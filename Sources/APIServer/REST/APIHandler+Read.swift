@@ -32,7 +32,7 @@ extension APIHandler {
     }
 
     static func parseContinue(_ token: String, prefix: String) throws(APIError) -> (revision: Int64, after: [UInt8]) {
-        guard let data = Data(base64Encoded: token), let value = try? JSONDecoder().decode(JSONValue.self, from: data),
+        guard let data = Data(base64Encoded: token), let value = try? JSONValue(parsing: data),
               let rev = value["rv"]?.int64Value, rev > 0, let start = value["start"]?.stringValue, !start.isEmpty,
               !start.contains("..") else {
             throw APIError.badRequest("continue key is not valid: pass the continue token of the previous list response unchanged")
@@ -109,7 +109,7 @@ extension APIHandler {
         }
         let value: JSONValue
         do {
-            value = try JSONDecoder().decode(JSONValue.self, from: bytes)
+            value = try JSONValue(parsing: bytes)
         } catch {
             throw APIError.badRequest("the request body is not valid JSON: \(describeDecodingError(error))")
         }

@@ -97,7 +97,7 @@ extension APIHandler {
         let contentType = (c.request.headers.first(name: "Content-Type") ?? "").lowercased()
         let patchBody: JSONValue
         do {
-            patchBody = try JSONDecoder().decode(JSONValue.self, from: c.request.body)
+            patchBody = try JSONValue(parsing: c.request.body)
         } catch {
             if contentType.hasPrefix("application/apply-patch+yaml") {
                 throw APIError(.unsupportedMediaType,

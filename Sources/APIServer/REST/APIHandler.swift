@@ -273,14 +273,8 @@ public final class APIHandler: Sendable {
 
     // MARK: Responses
 
-    static let encoder: JSONEncoder = {
-        let e = JSONEncoder()
-        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return e
-    }()
-
     static func encode(_ value: JSONValue) -> Data {
-        (try? encoder.encode(value)) ?? Data("{}".utf8)
+        value.jsonData
     }
 
     static func json(_ value: JSONValue, status: HTTPResponseStatus = .ok) -> HTTPResponse {

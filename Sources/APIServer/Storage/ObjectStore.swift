@@ -35,12 +35,7 @@ public struct ObjectStore: Sendable {
     static func encode(_ object: JSONValue) throws(APIError) -> [UInt8] {
         var stripped = object
         stripped["metadata"]?["resourceVersion"] = nil
-        let bytes: [UInt8]
-        do {
-            bytes = Array(try storageEncoder.encode(stripped))
-        } catch {
-            throw APIError.internalError("cannot encode the object: \(error)")
-        }
+        let bytes = stripped.jsonBytes
         if bytes.count > maxObjectBytes {
             throw APIError(.requestEntityTooLarge,
                            "Request entity too large: the object would take \(bytes.count) bytes in storage, over the limit of \(maxObjectBytes) bytes (etcd's request size limit); make it smaller")
@@ -50,18 +45,12 @@ public struct ObjectStore: Sendable {
 
     static func decode(_ kv: KeyValue) throws(APIError) -> JSONValue {
         do {
-            var object = try JSONDecoder().decode(JSONValue.self, from: Data(kv.value))
+            var object = try JSONValue(parsing: kv.value)
             object["metadata"]?["resourceVersion"] = .string(String(kv.modRevision))
             return object
         } catch {
             throw APIError.internalError("stored object \(String(decoding: kv.key, as: UTF8.self)) is not JSON: \(error)")
         }
-    }
-
-    private static var storageEncoder: JSONEncoder {
-        let e = JSONEncoder()
-        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return e
     }
 
     // MARK: Reads

@@ -1,8 +1,9 @@
 // `ballast bench e2e`: the whole path as users drive it, on a cluster of `ballast up` (this
 // binary, on temporary dirs, free ports and a cgroup root of its own): the time `up` takes to
 // N Ready nodes; StatefulSet-style pods, each with a WaitForFirstConsumer claim of its own,
-// created at a steady rate, created → Running split into stages (scheduled, claim Bound, disk
-// attached, staged, published, Running) from watches and the mount table; then pods moved to
+// created at a steady rate, created → Running split into stages (node selected, volume
+// provisioned, claim Bound, scheduled, attachment created, disk attached, staged, published,
+// Running) from watches and the mount table; then pods moved to
 // another node of their zone (delete → the new pod Running). Beside them the floor measured in
 // the same run: the kernel's part of a volume's life done directly (sparse file, losetup, mkfs,
 // mount, bind mount, as `bench provision`) plus the cloud's injected create and attach latencies.
@@ -10,6 +11,7 @@ import APIClient
 import ArgumentParser
 import ClusterAPI
 import CloudProvider
+import EtcdAPI
 import Foundation
 import HostSystem
 import Kubelet
@@ -51,7 +53,7 @@ struct BenchE2ECommand: AsyncParsableCommand {
     @Flag(help: "Print the results as one JSON object (for CI) instead of tables.")
     var json = false
 
-    @Option(help: "Working directory (a new /tmp/ballast-bench-e2e-* by default); kept when given, the cluster purged either way.")
+    @Option(help: "Working directory (a new /tmp/ballast-bench-e2e-* by default); kept when given, with the components' logs in <dir>/logs; the cluster purged either way.")
     var dir: String?
 
     @OptionGroup var logging: LoggingOptions
@@ -99,10 +101,11 @@ struct BenchE2ECommand: AsyncParsableCommand {
             work.cancel()
         }
         let outcome = await work.result
-        // A failed run keeps the components' logs (the purge removes the data dir).
+        // A failed run, or one in a directory given, keeps the components' logs (the purge
+        // removes the data dir).
         let failed: Bool
         if case .failure = outcome, !work.isCancelled { failed = true } else { failed = false }
-        if failed { run.keepLogs() }
+        if failed || dir != nil { run.keepLogs() }
         await run.tearDown(removeDirectory: dir == nil && !failed)
         interrupt.cancel()
         let result: E2EBenchResult
@@ -142,6 +145,12 @@ struct E2EBenchResult {
     var createdAt: [Double] = []
     /// Per move: the old pod's delete → the new pod Running on another node.
     var moves: [Double] = []
+    /// CPU seconds each kind of component spent while the pods started, by kind (every
+    /// node's kubelet counted as "kubelet"), with the tools they ran and waited for.
+    var cpu: [(component: String, seconds: Double)] = []
+    /// Of the machine's CPU time while the pods started, the part busy, and the cores.
+    var machineBusy: Double?
+    var cores = 1
     /// Kernel work done directly, plus the cloud's create + attach latencies.
     var floor: [Double] = []
     var floorCloudLatency = 0.0
@@ -193,8 +202,14 @@ struct E2EBenchResult {
             table.append(["pod moved to another node: delete → Running", "\(moves.count)", milliseconds(Self.percentile(moves, 0.5)),
                           milliseconds(Self.percentile(moves, 0.99))])
         }
-        return table.render() + "\nfloor: a sparse file, losetup, mkfs.ext4, mount, bind mount, done directly in this run, plus the cloud's create and attach latencies (\(milliseconds(floorCloudLatency)));"
-            + "\nstages are first seen by watches (pod bound to a node, claim Bound, VolumeAttachment attached, pod Running) and by polling the mount table every 20 ms (staged, published)."
+        var cpuLine = ""
+        if !cpu.isEmpty, !running.isEmpty {
+            let perPod = cpu.map { "\($0.component) \(milliseconds($0.seconds / Double(running.count)))" }
+            cpuLine = "\nCPU per pod while the pods started (with the tools each ran): " + perPod.joined(separator: ", ")
+                + (machineBusy.map { "; the machine was busy \(fixed($0 * 100, 0)) % of its \(cores) cores" } ?? "") + "."
+        }
+        return table.render() + cpuLine + "\nfloor: a sparse file, losetup, mkfs.ext4, mount, bind mount, done directly in this run, plus the cloud's create and attach latencies (\(milliseconds(floorCloudLatency)));"
+            + "\nstages are first seen by watches (claim's selected-node annotation, its PersistentVolume, claim Bound, pod bound to a node, VolumeAttachment created and attached, pod Running) and by polling the mount table every 20 ms (staged, published)."
     }
 
     /// The targets: up to 3 Ready nodes ≤ 10 s; created → Running p99 ≤ 5 s; p50 ≤ 2× the floor's p50.
@@ -353,6 +368,7 @@ final class E2EBenchRun: @unchecked Sendable {
         let count = settings.pods
         let size = settings.size
         let client = self.client!
+        let cpuBefore = CPUSample(data: data)
         let firstCreation = ContinuousClock.now
         let creations = Task {
             try await BenchCluster.paced(count: count, rate: settings.rate) { index -> ContinuousClock.Instant in
@@ -384,6 +400,13 @@ final class E2EBenchRun: @unchecked Sendable {
             try await Task.sleep(for: .milliseconds(100))
         }
         progress("")
+        let cpuAfter = CPUSample(data: data)
+        result.cpu = cpuAfter.components.keys.sorted().map { ($0, cpuAfter.components[$0]! - (cpuBefore.components[$0] ?? 0)) }
+            .sorted { $0.seconds > $1.seconds }
+        if let before = cpuBefore.machine, let after = cpuAfter.machine, after.total > before.total {
+            result.machineBusy = (after.busy - before.busy) / (after.total - before.total)
+        }
+        result.cores = ProcessInfo.processInfo.activeProcessorCount
         let created = try await creations.value
         let seen = await watcher.snapshot()
         var claims: [String: PersistentVolumeClaim] = [:]
@@ -399,8 +422,11 @@ final class E2EBenchRun: @unchecked Sendable {
                 if let instant { stages[stage, default: []].append((instant - start).seconds) }
             }
             let pv = claims["data-web-\(index)"]?.spec.volumeName ?? ""
-            record("scheduled", seen.scheduled[name])
+            record("node selected", seen.selected["data-web-\(index)"])
+            record("volume provisioned", seen.provisioned["data-web-\(index)"])
             record("claim Bound", seen.bound["data-web-\(index)"])
+            record("scheduled", seen.scheduled[name])
+            record("attachment created", seen.attaching[pv])
             record("attached", seen.attached[pv])
             // The staging directory is named after the volume handle's hash.
             let stagingName = handles[pv].map {
@@ -414,7 +440,8 @@ final class E2EBenchRun: @unchecked Sendable {
                 result.runningAt.append((running - firstCreation).seconds)
             }
         }
-        result.stages = ["scheduled", "claim Bound", "attached", "staged", "published"].map { ($0, stages[$0] ?? []) }
+        result.stages = ["node selected", "volume provisioned", "claim Bound", "scheduled", "attachment created", "attached", "staged",
+                         "published"].map { ($0, stages[$0] ?? []) }
     }
 
     // MARK: Moves
@@ -462,12 +489,45 @@ final class E2EBenchRun: @unchecked Sendable {
     }
 }
 
+/// CPU seconds so far of a cluster's components (their pid files in `DATA_DIR/logs`, with the
+/// tools they ran), of its container shims (with the runtime they ran), and of the machine.
+struct CPUSample {
+    var components: [String: Double] = [:]
+    var machine: (busy: Double, total: Double)?
+
+    init(data: String) {
+        let logs = data + "/logs"
+        for file in (try? FileManager.default.contentsOfDirectory(atPath: logs)) ?? [] where file.hasSuffix(".pid") {
+            guard let pid = (try? String(contentsOfFile: logs + "/" + file, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines),
+                  let seconds = ProcessInfoReader.cpuSeconds(pid: pid, includingChildren: true) else { continue }
+            // kubelet-node-2 → kubelet, csi-node-2 → csi-node.
+            let name = String(file.dropLast(4))
+            let kind = name.hasPrefix("kubelet-") ? "kubelet" : name.hasPrefix("csi-node-") ? "csi-node" : name
+            components[kind, default: 0] += seconds
+        }
+        for pid in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] where pid.allSatisfy(\.isNumber) {
+            guard let command = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline"),
+                  let text = String(bytes: command.map { $0 == 0 ? 32 : $0 }, encoding: .utf8),
+                  text.contains(" kubelet-shim "), text.contains(data + "/"),
+                  let seconds = ProcessInfoReader.cpuSeconds(pid: pid, includingChildren: true) else { continue }
+            components["container shims", default: 0] += seconds
+        }
+        machine = ProcessInfoReader.machineCPUSeconds()
+    }
+}
+
 /// When each pod, claim, attachment and mount first reached its stage: pods bound to a node and
 /// Running, claims Bound, VolumeAttachments attached (watches); staging and publish mounts (the
 /// mount table, every 20 ms).
 actor StageWatcher {
     struct Seen {
+        /// By claim name: the scheduler chose the claim's node (WaitForFirstConsumer).
+        var selected: [String: ContinuousClock.Instant] = [:]
+        /// By claim name: its PersistentVolume exists.
+        var provisioned: [String: ContinuousClock.Instant] = [:]
         var scheduled: [String: ContinuousClock.Instant] = [:]
+        /// By PersistentVolume name: the VolumeAttachment exists.
+        var attaching: [String: ContinuousClock.Instant] = [:]
         var running: [String: ContinuousClock.Instant] = [:]
         var bound: [String: ContinuousClock.Instant] = [:]
         var attached: [String: ContinuousClock.Instant] = [:]
@@ -494,6 +554,7 @@ actor StageWatcher {
             group.addTask { await self.watch(Pod.self) { pod, now in await self.sawPod(pod, now) } }
             group.addTask { await self.watch(PersistentVolumeClaim.self) { claim, now in await self.sawClaim(claim, now) } }
             group.addTask { await self.watch(VolumeAttachment.self) { attachment, now in await self.sawAttachment(attachment, now) } }
+            group.addTask { await self.watch(PersistentVolume.self) { volume, now in await self.sawVolume(volume, now) } }
             group.addTask { await self.pollMounts() }
         }
     }
@@ -517,10 +578,17 @@ actor StageWatcher {
     }
 
     private func sawClaim(_ claim: PersistentVolumeClaim, _ now: ContinuousClock.Instant) {
-        if claim.status.phase == "Bound", let name = claim.metadata.name, seen.bound[name] == nil { seen.bound[name] = now }
+        guard let name = claim.metadata.name else { return }
+        if claim.metadata.annotations?["volume.kubernetes.io/selected-node"] != nil, seen.selected[name] == nil { seen.selected[name] = now }
+        if claim.status.phase == "Bound", seen.bound[name] == nil { seen.bound[name] = now }
+    }
+
+    private func sawVolume(_ volume: PersistentVolume, _ now: ContinuousClock.Instant) {
+        if let claim = volume.spec.claimRef?.name, seen.provisioned[claim] == nil { seen.provisioned[claim] = now }
     }
 
     private func sawAttachment(_ attachment: VolumeAttachment, _ now: ContinuousClock.Instant) {
+        if let volume = attachment.spec.source.persistentVolumeName, seen.attaching[volume] == nil { seen.attaching[volume] = now }
         if attachment.status?.attached == true, let volume = attachment.spec.source.persistentVolumeName, seen.attached[volume] == nil {
             seen.attached[volume] = now
         }

@@ -1,6 +1,7 @@
 // The few Linux calls HostSystem needs that Swift cannot reach through Glibc: pidfd_open and
 // pidfd_send_signal (raw syscalls; glibc wraps them only from 2.36), umount2 with
-// UMOUNT_NOFOLLOW (sys/mount.h is not in Swift's Glibc module), and the GNU extensions of
+// UMOUNT_NOFOLLOW (sys/mount.h is not in Swift's Glibc module), statx (a mount root, without
+// reading the mount table), and the GNU extensions of
 // posix_spawn (a new session, a working directory, closing inherited descriptors), which
 // spawn.h declares only under _GNU_SOURCE. It also brings epoll (sys/epoll.h) to Swift.
 #ifndef CHOSTSYSTEM_H
@@ -28,6 +29,11 @@ short chs_spawn_setsid_flag(void);
 
 /// umount2(path, UMOUNT_NOFOLLOW): unmounts without following a symlink at `path`; -1 with errno.
 int chs_umount_nofollow(const char *path);
+
+/// Whether `path` (not followed if a symlink) is the root of a mount, from statx's
+/// STATX_ATTR_MOUNT_ROOT (Linux 5.8): 1 or 0 (0 also when nothing is there), or -1 when the
+/// kernel does not say (older kernels) or statx fails otherwise.
+int chs_is_mount_root(const char *path);
 
 /// The child changes to `path` before exec; 0, or an error number (ENOSYS before glibc 2.29).
 int chs_spawn_addchdir(posix_spawn_file_actions_t *actions, const char *path);

@@ -14,7 +14,7 @@ enum KeyedData {
         guard (200..<300).contains(response.status.code) else {
             throw KubeletError(.volume, "cannot read \(resource) \(namespace)/\(name): HTTP \(response.status.code) \(String(decoding: response.body.prefix(300), as: UTF8.self))")
         }
-        let object = try JSONDecoder().decode(JSONValue.self, from: response.body)
+        let object = try JSONValue(parsing: response.body)
         var files: [String: Data] = [:]
         for (key, value) in object["data"]?.objectValue ?? [:] {
             guard let text = value.stringValue else { continue }

@@ -17,8 +17,21 @@ extension FuzzTargets {
             // With the envelope's magic in front, so that mutations reach the fields.
             _ = try? ProtobufBody.decode(ProtobufBody.magic + input)
         },
+        FuzzTarget("json-value", maxLength: 16384) { input in
+            // The direct reader against Foundation's: what Foundation reads, it reads the same
+            // (duplicate keys aside: which one Foundation keeps is not specified), and what it
+            // writes reads back to the same value, through both readers.
+            let direct = try? JSONValue(parsing: input)
+            if let foundation = try? JSONDecoder().decode(JSONValue.self, from: Data(input)) {
+                fuzzCheck(direct != nil || hasDuplicateKeys(input), "Foundation reads \(input) and the direct reader does not")
+                if let direct, !hasDuplicateKeys(input) { fuzzCheck(direct == foundation, "\(input) read as \(direct), Foundation \(foundation)") }
+            }
+            guard let direct else { return }
+            fuzzCheck((try? JSONValue(parsing: direct.jsonBytes)) == direct, "\(direct) does not read back from \(direct.jsonBytes)")
+            fuzzCheck((try? JSONDecoder().decode(JSONValue.self, from: direct.jsonData)) == direct, "Foundation does not read \(direct) back")
+        },
         FuzzTarget("json-body", maxLength: 16384) { input in
-            guard input.count > 1, let body = try? JSONDecoder().decode(JSONValue.self, from: Data(input.dropFirst())) else { return }
+            guard input.count > 1, let body = try? JSONValue(parsing: input.dropFirst()) else { return }
             // The first byte picks the kind, so one corpus covers them all.
             let resources = ResourceRegistry.standard.resources
             let info = resources[Int(input[0]) % resources.count]
@@ -116,11 +129,40 @@ extension FuzzTargets {
     /// Decodes the input (after its first byte, which picks the object) as a patch and applies
     /// it; the result may not be larger than the object, the patch and the copy allowance.
     static func patchTarget(_ input: [UInt8], _ apply: (JSONValue, JSONValue) throws -> JSONValue) {
-        guard input.count > 1, let patch = try? JSONDecoder().decode(JSONValue.self, from: Data(input.dropFirst())) else { return }
+        guard input.count > 1, let patch = try? JSONValue(parsing: input.dropFirst()) else { return }
         let object = patchedObjects[Int(input[0]) % patchedObjects.count]
         guard let result = try? apply(patch, object) else { return }
         let size = (try? JSONEncoder().encode(result).count) ?? 0
         let bound = 4096 + 2 * input.count + JSONPatch.maxCopyBytes
         fuzzCheck(size <= bound, "a patch of \(input.count) bytes produced \(size) bytes")
     }
+}
+
+/// Whether some object in the JSON text `input` names a key twice (the fuzz target's only
+/// allowed disagreement with Foundation).
+private func hasDuplicateKeys(_ input: [UInt8]) -> Bool {
+    // The writer writes each key once: a text that names one twice has more keys than the text
+    // of what it read.
+    guard let value = try? JSONValue(parsing: input) else { return false }
+    return keyCount(input) != keyCount(value.jsonBytes)
+}
+
+/// How many strings of the JSON text are followed by ':' (its object keys).
+private func keyCount(_ text: [UInt8]) -> Int {
+    var count = 0, inString = false, escaped = false, index = 0
+    while index < text.count {
+        let byte = text[index]
+        if inString {
+            if escaped { escaped = false } else if byte == UInt8(ascii: "\\") { escaped = true } else if byte == UInt8(ascii: "\"") {
+                inString = false
+                var next = index + 1
+                while next < text.count, [0x20, 0x09, 0x0A, 0x0D].contains(text[next]) { next += 1 }
+                if next < text.count, text[next] == UInt8(ascii: ":") { count += 1 }
+            }
+        } else if byte == UInt8(ascii: "\"") {
+            inString = true
+        }
+        index += 1
+    }
+    return count
 }
