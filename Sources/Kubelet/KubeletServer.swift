@@ -66,7 +66,7 @@ public final class KubeletServer: ServiceLifecycle.Service, Sendable {
     let csi: CSINodeClient?
     let volumes: VolumeManager
     let nodeStatus: NodeStatusManager
-    let events: EventRecorder
+    let events: KubeletEvents
     let pods: PodManager
 
     public init(configuration: KubeletConfiguration, client: KubeClient, mounter: any Mounter = SystemMounter(), logger: Logger) async throws {
@@ -93,7 +93,7 @@ public final class KubeletServer: ServiceLifecycle.Service, Sendable {
                                 mounter: mounter, logger: logger) { names in
             try await nodeStatus.reportVolumesInUse(names)
         }
-        events = EventRecorder(client: client, nodeName: configuration.nodeName, logger: logger)
+        events = KubeletEvents(client: client, nodeName: configuration.nodeName, logger: logger)
         let settings = PodSettings(nodeName: configuration.nodeName, nodeIP: configuration.nodeIP, root: configuration.rootDirectory,
                                    podLogsDirectory: configuration.podLogsDirectory, podPidsLimit: configuration.podPidsLimit,
                                    volumeTimeout: configuration.volumeTimeout, backoffInitial: configuration.backoffInitial,
@@ -116,6 +116,7 @@ public final class KubeletServer: ServiceLifecycle.Service, Sendable {
         try await cancelWhenGracefulShutdown {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { await informer.run() }
+                group.addTask { await self.events.recorder.run() }
                 group.addTask { await self.pods.run(informer: informer) }
                 group.addTask { await self.every(self.nodeStatusRenewal, "renew the lease") { try await self.nodeStatus.renewLease() } }
                 group.addTask { await self.every(.seconds(10), "update the node status") { try await self.nodeStatus.writeStatus() } }

@@ -39,7 +39,7 @@ struct KubeletContext: Sendable {
     let runtime: OCIRuntime
     let images: ImageStore
     let volumes: VolumeManager
-    let events: EventRecorder
+    let events: KubeletEvents
     let settings: PodSettings
     let logger: Logger
 

@@ -80,7 +80,7 @@ extension PodWorker {
         if let delay = slot.backoff, finishedAgo < delay {
             let message = "back-off \(Self.goDuration(delay)) restarting failed container=\(container.name) pod=\(pod.logName)"
             if slot.waiting?.reason != "CrashLoopBackOff" {
-                await context.events.pod(pod, type: "Warning", reason: "BackOff",
+                context.events.pod(pod, type: "Warning", reason: "BackOff",
                                          message: "Back-off restarting failed container \(container.name) in pod \(pod.logName)",
                                          fieldPath: fieldPath(container, isInit: isInit))
             }
@@ -113,7 +113,7 @@ extension PodWorker {
         } catch let error as KubeletError {
             let reason = error.code == .invalidImage ? "InvalidImageName" : "ErrImageNeverPull"
             if slot.waiting?.reason != reason {
-                await context.events.pod(pod, type: "Warning", reason: reason, message: error.message, fieldPath: path)
+                context.events.pod(pod, type: "Warning", reason: reason, message: error.message, fieldPath: path)
             }
             await wait(container.name, reason: reason, message: error.message, retry: .seconds(5))
             return
@@ -122,7 +122,7 @@ extension PodWorker {
             return
         }
         if slot.waiting?.reason != "CrashLoopBackOff" || slot.record == nil {
-            await context.events.pod(pod, reason: "Pulled", message: "Container image \"\(reference)\" already present on machine", fieldPath: path)
+            context.events.pod(pod, reason: "Pulled", message: "Container image \"\(reference)\" already present on machine", fieldPath: path)
         }
         let config: ContainerConfig
         let layers: [String]
@@ -135,7 +135,7 @@ extension PodWorker {
             layers = try await context.images.layerDirectories(of: image)
         } catch {
             let message = (error as? KubeletError)?.message ?? "\(error)"
-            await context.events.pod(pod, type: "Warning", reason: "Failed", message: "Error: \(message)", fieldPath: path)
+            context.events.pod(pod, type: "Warning", reason: "Failed", message: "Error: \(message)", fieldPath: path)
             await wait(container.name, reason: "CreateContainerConfigError", message: message, retry: .seconds(5))
             return
         }
@@ -163,8 +163,8 @@ extension PodWorker {
                 slot.started = ContainerStarted(pid: 0, startedAt: Date())
             }
             slots[container.name] = slot
-            await context.events.pod(pod, reason: "Created", message: "Created container \(container.name)", fieldPath: path)
-            await context.events.pod(pod, reason: "Started", message: "Started container \(container.name)", fieldPath: path)
+            context.events.pod(pod, reason: "Created", message: "Created container \(container.name)", fieldPath: path)
+            context.events.pod(pod, reason: "Started", message: "Started container \(container.name)", fieldPath: path)
             watchExit(name: container.name, id: record.id)
             startProbes(container.name)
         } catch {
@@ -183,7 +183,7 @@ extension PodWorker {
                 slot.retryAt = ContinuousClock.now + .seconds(5)
             }
             slots[container.name] = slot
-            await context.events.pod(pod, type: "Warning", reason: "Failed",
+            context.events.pod(pod, type: "Warning", reason: "Failed",
                                      message: "Error: failed to start container \"\(container.name)\": \(message)", fieldPath: path)
             kick(after: .milliseconds(100))
         }

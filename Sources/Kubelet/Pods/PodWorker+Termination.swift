@@ -14,7 +14,7 @@ extension PodWorker {
             terminating = true
             for (name, slot) in slots where slot.isRunning {
                 let container = (pod.spec.containers + (pod.spec.initContainers ?? [])).first { $0.name == name }
-                await context.events.pod(pod, reason: "Killing", message: "Stopping container \(name)",
+                context.events.pod(pod, reason: "Killing", message: "Stopping container \(name)",
                                          fieldPath: container.map { fieldPath($0, isInit: slot.isInit) })
             }
         }

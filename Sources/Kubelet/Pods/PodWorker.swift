@@ -143,7 +143,7 @@ actor PodWorker {
             return true
         } catch {
             logger.warning("cannot create the pod sandbox", metadata: ["error": "\(error)"])
-            await context.events.pod(pod, type: "Warning", reason: "FailedCreatePodSandBox",
+            context.events.pod(pod, type: "Warning", reason: "FailedCreatePodSandBox",
                                      message: "Failed to create pod sandbox: \(error)")
             return false
         }
@@ -161,19 +161,23 @@ actor PodWorker {
         let now = ContinuousClock.now
         if volumeWaitSince == nil { volumeWaitSince = now }
         for (volume, message) in state.failed.sorted(by: { $0.key < $1.key }) {
-            await context.events.pod(pod, type: "Warning", reason: "FailedMount", message: message.hasPrefix("MountVolume") ? message : "MountVolume.SetUp failed for volume \"\(volume)\" : \(message)")
+            context.events.pod(pod, type: "Warning", reason: "FailedMount", message: message.hasPrefix("MountVolume") ? message : "MountVolume.SetUp failed for volume \"\(volume)\" : \(message)")
         }
         if let since = volumeWaitSince, now - since >= context.settings.volumeTimeout,
            failedMountReportedAt.map({ now - $0 >= context.settings.volumeTimeout }) ?? true {
             failedMountReportedAt = now
             let unmounted = (Array(state.waiting.keys) + Array(state.failed.keys)).sorted()
             let unattached = state.unattached.sorted()
-            await context.events.pod(pod, type: "Warning", reason: "FailedMount",
+            context.events.pod(pod, type: "Warning", reason: "FailedMount",
                                      message: "Unable to attach or mount volumes: unmounted volumes=[\(unmounted.joined(separator: " "))], unattached volumes=[\(unattached.joined(separator: " "))], failed to process volumes=[]: timed out waiting for the condition")
         }
-        // Attachments usually come within a second: look again soon, then less often.
+        // Attachments usually come within a second: look again soon (an attachment alone is one
+        // read, so every 25 ms for two seconds), then less often.
         let waited = volumeWaitSince.map { now - $0 } ?? .zero
-        kick(after: !state.failed.isEmpty ? .seconds(2) : waited < .seconds(5) ? .milliseconds(100) : .seconds(1))
+        let attachmentsOnly = !state.unattached.isEmpty && state.unattached.count == state.waiting.count
+        kick(after: !state.failed.isEmpty ? .seconds(2)
+             : attachmentsOnly && waited < .seconds(2) ? .milliseconds(25)
+             : waited < .seconds(5) ? .milliseconds(100) : .seconds(1))
         return false
     }
 
@@ -184,11 +188,11 @@ actor PodWorker {
         let result = await context.volumes.expandPending(pod)
         let node = context.settings.nodeName
         for volume in result.expanded {
-            await context.events.pod(pod, type: "Normal", reason: "FileSystemResizeSuccessful",
+            context.events.pod(pod, type: "Normal", reason: "FileSystemResizeSuccessful",
                                      message: "MountVolume.NodeExpandVolume succeeded for volume \"\(volume)\" \(node)")
         }
         for (volume, message) in result.failed.sorted(by: { $0.key < $1.key }) {
-            await context.events.pod(pod, type: "Warning", reason: "FileSystemResizeFailed",
+            context.events.pod(pod, type: "Warning", reason: "FileSystemResizeFailed",
                                      message: message.hasPrefix("MountVolume") ? message : "MountVolume.NodeExpandVolume failed for volume \"\(volume)\" : \(message)")
         }
     }

@@ -162,7 +162,7 @@ extension PodWorker {
         let path = container.map { fieldPath($0, isInit: false) }
         switch (kind, outcome) {
         case (_, .attemptFailed(let message)):
-            await context.events.pod(pod, type: "Warning", reason: "Unhealthy", message: "\(kind.rawValue) probe failed: \(message)", fieldPath: path)
+            context.events.pod(pod, type: "Warning", reason: "Unhealthy", message: "\(kind.rawValue) probe failed: \(message)", fieldPath: path)
         case (.readiness, .passed), (.readiness, .failed):
             if case .passed = outcome { slot.ready = true } else { slot.ready = false }
             slots[name] = slot
@@ -177,7 +177,7 @@ extension PodWorker {
             slot.probes?.cancel()
             slot.probes = nil
             slots[name] = slot
-            await context.events.pod(pod, reason: "Killing",
+            context.events.pod(pod, reason: "Killing",
                                      message: "Container \(name) failed \(kind.rawValue.lowercased()) probe, will be restarted", fieldPath: path)
             let grace = Duration.seconds(max(1, pod.spec.terminationGracePeriodSeconds ?? 30))
             let runtime = context.runtime

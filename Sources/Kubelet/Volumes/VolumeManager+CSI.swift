@@ -73,9 +73,16 @@ extension VolumeManager {
 
     func setUpClaim(pod: Pod, volume name: String, claim source: PersistentVolumeClaimVolumeSource) async throws -> ClaimState {
         let (target, csi): (CSIVolume, CSINodeClient)
-        switch try await resolve(pod: pod, claim: source) {
-        case .waiting(let reason): return .waiting(reason, attach: false)
-        case .volume(let volume, let client): (target, csi) = (volume, client)
+        // While the attachment is awaited (looked at every 25 ms), the claim and its volume are
+        // read again only once a second.
+        let waitKey = pod.uid + "/" + name
+        if let waiting = awaitingAttachment[waitKey], ContinuousClock.now - waiting.resolvedAt < .seconds(1) {
+            (target, csi) = (waiting.volume, waiting.csi)
+        } else {
+            switch try await resolve(pod: pod, claim: source) {
+            case .waiting(let reason): return .waiting(reason, attach: false)
+            case .volume(let volume, let client): (target, csi) = (volume, client)
+            }
         }
         let pvName = target.pvName, block = target.block
         try await markInUse(target.unique, pod: pod.uid)
@@ -88,20 +95,30 @@ extension VolumeManager {
                 do {
                     va = try await client.get(VolumeAttachment.self, name: attachment)
                 } catch let error as APIError where error.isNotFound || error.code == 403 {
+                    awaitAttachment(waitKey, target, csi)
                     return .waiting("volume \(pvName) is not attached to node \(nodeName) yet (no VolumeAttachment \(attachment))", attach: true)
                 }
                 guard va.status?.attached == true else {
+                    awaitAttachment(waitKey, target, csi)
                     let detail = va.status?.attachError?.message.map { ": " + $0 } ?? ""
                     return .waiting("volume \(pvName) is not attached to node \(nodeName) yet (VolumeAttachment \(attachment))\(detail)", attach: true)
                 }
                 publishContext = va.status?.attachmentMetadata ?? [:]
                 attachmentID = attachment
             }
+            awaitingAttachment[waitKey] = nil
             let mounted = try await stageAndPublish(target, pod: pod.uid, podVolume: name, publishContext: publishContext,
                                                     attachmentID: attachmentID, csi: csi)
             if !block { try await expandIfPending(target, pod: pod.uid, csi: csi) }
             return .ready(mounted)
         }
+    }
+
+    /// Keeps what `key`'s claim resolved to while its attachment is awaited (the time it was
+    /// first resolved stays, so that it is read again after a second).
+    private func awaitAttachment(_ key: String, _ volume: CSIVolume, _ csi: CSINodeClient) {
+        let since = awaitingAttachment[key].map { $0.resolvedAt } ?? .now
+        awaitingAttachment[key] = (volume, csi, since)
     }
 
     static func accessMode(_ modes: [String]) -> Csi_V1_VolumeCapability.AccessMode.Mode {

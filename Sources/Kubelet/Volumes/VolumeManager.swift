@@ -59,6 +59,8 @@ public actor VolumeManager {
     var stageUnstage: Bool?
     /// Whether a CSI driver needs attachment (CSIDriver.spec.attachRequired), by name.
     var attachRequired: [String: Bool] = [:]
+    /// Claims whose attachment is awaited, by "pod uid/volume name": what they resolved to, and when.
+    var awaitingAttachment: [String: (volume: CSIVolume, csi: CSINodeClient, resolvedAt: ContinuousClock.Instant)] = [:]
 
     public init(root: String, nodeName: String, client: KubeClient, csi: CSINodeClient?, mounter: any Mounter, logger: Logger,
                 reportInUse: @escaping @Sendable ([String]) async throws -> Void) {
@@ -112,6 +114,7 @@ public actor VolumeManager {
             }
         }
         if desired[uid]?.isEmpty == true { desired[uid] = nil }
+        for key in awaitingAttachment.keys where key.hasPrefix(uid + "/") && result.unattached.isEmpty { awaitingAttachment[key] = nil }
         return result
     }
 
@@ -119,6 +122,7 @@ public actor VolumeManager {
     /// containers are stopped), then unstages the devices no pod uses any more.
     public func tearDown(podUID uid: String) async throws {
         desired[uid] = nil
+        for key in awaitingAttachment.keys where key.hasPrefix(uid + "/") { awaitingAttachment[key] = nil }
         try await tearDownCSI(podUID: uid)
         try await tearDownLocal(podUID: uid)
         let podDirectory = paths.podDirectory(uid)
