@@ -8,6 +8,7 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
 #include <termios.h>
@@ -72,4 +73,10 @@ int ckl_make_private(const char *target) {
 
 int ckl_make_opaque(const char *path) {
     return setxattr(path, "trusted.overlay.opaque", "y", 1, 0);
+}
+
+int ckl_is_nsfs(const char *path) {
+    struct statfs info;
+    if (statfs(path, &info) != 0) return -1;
+    return info.f_type == 0x6e736673 ? 1 : 0;  /* NSFS_MAGIC */
 }

@@ -490,7 +490,8 @@ final class E2EBenchRun: @unchecked Sendable {
 }
 
 /// CPU seconds so far of a cluster's components (their pid files in `DATA_DIR/logs`, with the
-/// tools they ran), of its container shims (with the runtime they ran), and of the machine.
+/// tools they ran), of its container shims (with the runtime they ran), of this benchmark, and
+/// of the machine.
 struct CPUSample {
     var components: [String: Double] = [:]
     var machine: (busy: Double, total: Double)?
@@ -512,6 +513,8 @@ struct CPUSample {
                   let seconds = ProcessInfoReader.cpuSeconds(pid: pid, includingChildren: true) else { continue }
             components["container shims", default: 0] += seconds
         }
+        // This process too: its watches and mount-table polling share the machine.
+        components["bench e2e (watching)"] = ProcessInfoReader.cpuSeconds(pid: "self")
         machine = ProcessInfoReader.machineCPUSeconds()
     }
 }

@@ -45,4 +45,7 @@ int ckl_unmount(const char *target, int detach);
 /// propagated elsewhere, nor into it; -1 with errno.
 int ckl_make_private(const char *target);
 
+/// Whether `path` is a namespace file (its file system is nsfs): 1, 0, or -1 with errno.
+int ckl_is_nsfs(const char *path);
+
 #endif

@@ -88,6 +88,7 @@ public final class OCIRuntime: Sendable {
     /// does not start; the container's directory then stays (with its `exit.json`) for the
     /// kubelet to report and remove.
     public func start(_ config: ContainerConfig, layers: [String]) async throws -> ContainerRecord {
+        let began = ContinuousClock.now
         let id = Self.newID()
         let dir = directory(id)
         let cgroupsPath = Cgroups.containerPath(parent: cgroupParent, podUID: config.podUID, containerID: id)
@@ -111,6 +112,7 @@ public final class OCIRuntime: Sendable {
         if let previous = try? FileManager.default.attributesOfItem(atPath: config.logPath), (previous[.size] as? NSNumber)?.intValue ?? 0 > 0 {
             try? FileManager.default.removeItem(atPath: config.logPath)   // a log of this attempt from an earlier kubelet run
         }
+        let bundled = ContinuousClock.now
         let shim: ChildProcess
         do {
             shim = try ChildProcess(shimCommand + ["--runtime", binary, "--runtime-root", stateDirectory, "--id", id, "--directory", dir,
@@ -140,7 +142,13 @@ public final class OCIRuntime: Sendable {
             }
             throw KubeletError(.containerCreate, message)
         }
+        logger.info("container started", metadata: ["container": "\(config.name)", "pod": "\(config.podNamespace)/\(config.podName)", "id": "\(id)",
+                                                  "bundleMs": "\(Self.milliseconds(bundled - began))", "runtimeMs": "\(Self.milliseconds(.now - bundled))"])
         return record
+    }
+
+    static func milliseconds(_ duration: Duration) -> Int64 {
+        duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
     }
 
     /// A fresh container id: 32 random hex digits.
@@ -255,12 +263,12 @@ public final class OCIRuntime: Sendable {
         let dir = directory(id)
         let record = RecordFiles.read(ContainerRecord.self, from: dir + "/" + RecordFiles.meta)
         _ = try? await SystemCommand.run([binary, "--root", stateDirectory, "delete", "--force", id], timeout: .seconds(30))
-        for _ in 0..<4 where Mounts.current().contains(where: { $0.mountPoint == dir + "/rootfs" }) {
+        for _ in 0..<4 where SystemMounter().isMountPoint(dir + "/rootfs") {
             if ckl_unmount(dir + "/rootfs", 0) != 0 && errno == EBUSY {
                 _ = ckl_unmount(dir + "/rootfs", 1)
             }
         }
-        if Mounts.current().contains(where: { $0.mountPoint == dir + "/rootfs" }) {
+        if SystemMounter().isMountPoint(dir + "/rootfs") {
             throw KubeletError(.runtime, "cannot unmount the root file system of container \(id): \(String(cString: strerror(errno)))")
         }
         if let record { cgroups.remove(record.cgroupsPath) }

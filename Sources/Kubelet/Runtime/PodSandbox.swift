@@ -24,10 +24,10 @@ public struct PodSandbox: Sendable, Equatable {
 
     public init(directory: String) { self.directory = directory }
 
-    /// True when both namespaces are pinned.
+    /// True when both namespaces are pinned: each file a mount point of nsfs (asked of the
+    /// kernel for these two paths, not read from the whole mount table).
     public var isReady: Bool {
-        let mounts = Mounts.current()
-        return [utsNamespace, ipcNamespace].allSatisfy { path in mounts.contains { $0.mountPoint == path && $0.fsType == "nsfs" } }
+        [utsNamespace, ipcNamespace].allSatisfy { SystemMounter().isMountPoint($0) && ckl_is_nsfs($0) == 1 }
     }
 
     /// Makes the namespaces (unless pinned already) with `hostname`, and the hosts file.
@@ -61,7 +61,7 @@ public struct PodSandbox: Sendable, Equatable {
     public func remove() async throws {
         for path in [utsNamespace, ipcNamespace] {
             var attempts = 0
-            while Mounts.current().contains(where: { $0.mountPoint == path }) && attempts < 4 {
+            while SystemMounter().isMountPoint(path) && attempts < 4 {
                 if ckl_unmount(path, 0) != 0 && errno != EINVAL && errno != ENOENT {
                     throw KubeletError(.runtime, "cannot unmount the pod namespace \(path): \(String(cString: strerror(errno)))")
                 }
