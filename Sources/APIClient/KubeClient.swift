@@ -21,27 +21,6 @@ public struct WatchEvent<Object: APIObject>: Sendable {
     }
 }
 
-/// One line of a watch: `{"type": "ADDED", "object": {…}}`.
-/// One line of a watch: its type, then the object decoded straight into `T` (or, for ERROR,
-/// the Status), in one pass over the line.
-private struct WatchLine<T: APIObject>: Decodable {
-    var type: String
-    var object: T?
-    var status: Status?
-
-    enum CodingKeys: String, CodingKey { case type, object }
-
-    init(from decoder: any Decoder) throws {
-        let container = try decoder.container(keyedBy: CodingKeys.self)
-        type = try container.decode(String.self, forKey: .type)
-        if type == "ERROR" {
-            status = try container.decode(Status.self, forKey: .object)
-        } else if WatchEvent<T>.Kind(rawValue: type) != nil {
-            object = try container.decode(T.self, forKey: .object)
-        }
-    }
-}
-
 public struct KubeClient: Sendable {
     public let connection: Connection
     /// How requests reach the server: `HTTPClient` (keep-alive connections are pooled for
@@ -197,11 +176,17 @@ public struct KubeClient: Sendable {
     // MARK: Plumbing
 
     private static func event<T: APIObject>(_ line: Data) throws -> WatchEvent<T> {
-        let decoded = try JSONDecoder().decode(WatchLine<T>.self, from: line)
-        guard let kind = WatchEvent<T>.Kind(rawValue: decoded.type) else {
-            throw APIError.transport("unknown watch event type \(decoded.type)")
+        let envelope = try JSONValue(parsing: line)
+        let type = envelope["type"]?.stringValue ?? ""
+        guard let kind = WatchEvent<T>.Kind(rawValue: type) else {
+            throw APIError.transport("unknown watch event type \(type)")
         }
-        return WatchEvent(kind: kind, object: decoded.object, status: decoded.status)
+        let decoder = JSONValueDecoder()
+        let object = envelope["object"] ?? .null
+        if kind == .error {
+            return WatchEvent(kind: kind, object: nil, status: try decoder.decode(Status.self, from: object))
+        }
+        return WatchEvent(kind: kind, object: try decoder.decode(T.self, from: object), status: nil)
     }
 
     private func call<R: Decodable>(_ method: HTTPMethod, _ path: String, query: [String: String] = [:], body: Data = Data(),
@@ -209,7 +194,7 @@ public struct KubeClient: Sendable {
         let response = try await send(method, path, query: query, json: body, contentType: contentType)
         guard (200..<300).contains(response.status.code) else { throw failure(Int(response.status.code), response.body) }
         do {
-            return try JSONDecoder().decode(R.self, from: response.body)
+            return try JSONValueDecoder().decode(R.self, from: JSONValue(parsing: response.body))
         } catch {
             throw APIError.transport("\(method.rawValue) \(path): the answer is not a \(R.self): \(error)")
         }

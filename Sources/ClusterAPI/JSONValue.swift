@@ -107,7 +107,7 @@ extension JSONValue {
 
     /// Decodes this JSON tree into a `Decodable` type.
     public func decode<T: Decodable>(as type: T.Type = T.self) throws -> T {
-        try JSONDecoder().decode(T.self, from: jsonData)
+        try JSONValueDecoder().decode(T.self, from: self)
     }
 }
 
@@ -116,6 +116,11 @@ extension JSONValue {
 extension JSONValue: Codable {
     /// Decodes any JSON value; integral numbers that fit `Int64` become `.integer`.
     public init(from decoder: any Decoder) throws {
+        // From a tree already: taken whole.
+        if let node = decoder as? TreeDecoder {
+            self = node.value
+            return
+        }
         let container = try decoder.singleValueContainer()
         if container.decodeNil() {
             self = .null

@@ -1,0 +1,315 @@
+// `Decodable` values straight from a `JSONValue` tree: the clients' half of reading an object
+// (every watch event, every response) and the API server's typed validation. Foundation's
+// JSONDecoder builds its own tree from bytes and walks it; this walks ours, and a field that is
+// itself a `JSONValue` (unknown fields, free-form status) is taken whole instead of being
+// rebuilt by trying each JSON type in turn.
+//
+// It decodes what Foundation's JSONDecoder decodes with its default strategies: numbers into
+// any numeric type they fit exactly, `Data` from base64, `Date` as seconds since 2001, the
+// same errors with the same coding paths.
+import Foundation
+
+public struct JSONValueDecoder: Sendable {
+    public init() {}
+
+    public func decode<T: Decodable>(_ type: T.Type, from value: JSONValue) throws -> T {
+        try TreeDecoder(value: value, parent: nil, key: nil).decodeValue(T.self)
+    }
+}
+
+extension JSONValue {
+    /// The kind of JSON value, as Foundation names it in decoding errors.
+    fileprivate var kindName: String {
+        switch self {
+        case .null: "null"
+        case .bool: "bool"
+        case .integer, .number: "number"
+        case .string: "string"
+        case .array: "array"
+        case .object: "dictionary"
+        }
+    }
+}
+
+/// A key of an array element in coding paths ("super" for a superclass's).
+private struct IndexKey: CodingKey {
+    var stringValue: String { name ?? "Index \(index)" }
+    var intValue: Int? { name == nil ? index : nil }
+    let index: Int
+    let name: String?
+    init(_ index: Int) { self.index = index; self.name = nil }
+    init(stringValue: String) { self.index = 0; self.name = stringValue }
+    init?(intValue: Int) { self.index = intValue; self.name = nil }
+}
+
+/// A node of the walk: its value, and its key under its parent (the coding path is built only
+/// for an error).
+final class TreeDecoder: Decoder {
+    let value: JSONValue
+    let parent: TreeDecoder?
+    let key: (any CodingKey)?
+    var userInfo: [CodingUserInfoKey: Any] { [:] }
+
+    init(value: JSONValue, parent: TreeDecoder?, key: (any CodingKey)?) {
+        self.value = value
+        self.parent = parent
+        self.key = key
+    }
+
+    var codingPath: [any CodingKey] {
+        var path: [any CodingKey] = []
+        var node: TreeDecoder? = self
+        while let current = node, let key = current.key {
+            path.append(key)
+            node = current.parent
+        }
+        return path.reversed()
+    }
+
+    func container<Key: CodingKey>(keyedBy type: Key.Type) throws -> KeyedDecodingContainer<Key> {
+        guard case .object(let members) = value else {
+            throw Self.mismatch([String: JSONValue].self, value, codingPath)
+        }
+        return KeyedDecodingContainer(KeyedContainer<Key>(members: members, node: self))
+    }
+
+    func unkeyedContainer() throws -> any UnkeyedDecodingContainer {
+        guard case .array(let elements) = value else {
+            throw Self.mismatch([JSONValue].self, value, codingPath)
+        }
+        return UnkeyedContainer(elements: elements, node: self)
+    }
+
+    func singleValueContainer() throws -> any SingleValueDecodingContainer { SingleValue(node: self) }
+
+    static func mismatch(_ type: Any.Type, _ value: JSONValue, _ path: [any CodingKey]) -> DecodingError {
+        if case .null = value {
+            return DecodingError.valueNotFound(type, .init(codingPath: path, debugDescription: "Cannot get value of type \(type) -- found null value instead"))
+        }
+        return DecodingError.typeMismatch(type, .init(codingPath: path, debugDescription: "Expected to decode \(type) but found \(value.kindName) instead."))
+    }
+
+    /// `value`, a child of this node under `key`, decoded as `T`; leaves without a node.
+    func decode<T: Decodable>(_ type: T.Type, _ value: JSONValue, key: any CodingKey) throws -> T {
+        let path = { self.codingPath + [key] }
+        switch type {
+        case is JSONValue.Type: return value as! T
+        case is String.Type: return try Leaf.string(value, path) as! T
+        case is Bool.Type: return try Leaf.bool(value, path) as! T
+        case is Int.Type: return try Leaf.integer(Int.self, value, path) as! T
+        case is Int64.Type: return try Leaf.integer(Int64.self, value, path) as! T
+        case is Int32.Type: return try Leaf.integer(Int32.self, value, path) as! T
+        case is Double.Type: return try Leaf.double(value, path) as! T
+        default: return try TreeDecoder(value: value, parent: self, key: key).decodeValue(T.self)
+        }
+    }
+
+    /// This node's value as `T`.
+    func decodeValue<T: Decodable>(_ type: T.Type) throws -> T {
+        let path = { self.codingPath }
+        switch type {
+        case is JSONValue.Type: return value as! T
+        case is String.Type: return try Leaf.string(value, path) as! T
+        case is Bool.Type: return try Leaf.bool(value, path) as! T
+        case is Int.Type: return try Leaf.integer(Int.self, value, path) as! T
+        case is Int64.Type: return try Leaf.integer(Int64.self, value, path) as! T
+        case is Int32.Type: return try Leaf.integer(Int32.self, value, path) as! T
+        case is Double.Type: return try Leaf.double(value, path) as! T
+        case is Data.Type:
+            guard let data = Data(base64Encoded: try Leaf.string(value, path)) else {
+                throw DecodingError.dataCorrupted(.init(codingPath: codingPath, debugDescription: "Encountered Data is not valid Base64."))
+            }
+            return data as! T
+        case is Date.Type: return Date(timeIntervalSinceReferenceDate: try Leaf.double(value, path)) as! T
+        default: return try T(from: self)
+        }
+    }
+}
+
+/// Scalars out of values; `path` is called only to describe an error.
+private enum Leaf {
+    static func string(_ value: JSONValue, _ path: () -> [any CodingKey]) throws -> String {
+        guard case .string(let text) = value else { throw TreeDecoder.mismatch(String.self, value, path()) }
+        return text
+    }
+
+    static func bool(_ value: JSONValue, _ path: () -> [any CodingKey]) throws -> Bool {
+        guard case .bool(let flag) = value else { throw TreeDecoder.mismatch(Bool.self, value, path()) }
+        return flag
+    }
+
+    static func integer<T: BinaryInteger>(_ type: T.Type, _ value: JSONValue, _ path: () -> [any CodingKey]) throws -> T {
+        switch value {
+        case .integer(let number):
+            if let exact = T(exactly: number) { return exact }
+        case .number(let number):
+            if let exact = T(exactly: number) { return exact }
+        default:
+            throw TreeDecoder.mismatch(T.self, value, path())
+        }
+        throw DecodingError.dataCorrupted(.init(codingPath: path(), debugDescription: "Number \(value) is not representable in Swift."))
+    }
+
+    static func double(_ value: JSONValue, _ path: () -> [any CodingKey]) throws -> Double {
+        switch value {
+        case .integer(let number): return Double(number)
+        case .number(let number): return number
+        default: throw TreeDecoder.mismatch(Double.self, value, path())
+        }
+    }
+
+    static func float(_ value: JSONValue, _ path: () -> [any CodingKey]) throws -> Float {
+        let number = try double(value, path)
+        let converted = Float(number)
+        guard converted.isFinite else {
+            throw DecodingError.dataCorrupted(.init(codingPath: path(), debugDescription: "Number \(number) is not representable in Swift."))
+        }
+        return converted
+    }
+}
+
+private struct SingleValue: SingleValueDecodingContainer {
+    let node: TreeDecoder
+    var codingPath: [any CodingKey] { node.codingPath }
+    private var value: JSONValue { node.value }
+    private var path: () -> [any CodingKey] { { node.codingPath } }
+
+    func decodeNil() -> Bool { value.isNull }
+    func decode(_ type: Bool.Type) throws -> Bool { try Leaf.bool(value, path) }
+    func decode(_ type: String.Type) throws -> String { try Leaf.string(value, path) }
+    func decode(_ type: Double.Type) throws -> Double { try Leaf.double(value, path) }
+    func decode(_ type: Float.Type) throws -> Float { try Leaf.float(value, path) }
+    func decode(_ type: Int.Type) throws -> Int { try Leaf.integer(type, value, path) }
+    func decode(_ type: Int8.Type) throws -> Int8 { try Leaf.integer(type, value, path) }
+    func decode(_ type: Int16.Type) throws -> Int16 { try Leaf.integer(type, value, path) }
+    func decode(_ type: Int32.Type) throws -> Int32 { try Leaf.integer(type, value, path) }
+    func decode(_ type: Int64.Type) throws -> Int64 { try Leaf.integer(type, value, path) }
+    func decode(_ type: UInt.Type) throws -> UInt { try Leaf.integer(type, value, path) }
+    func decode(_ type: UInt8.Type) throws -> UInt8 { try Leaf.integer(type, value, path) }
+    func decode(_ type: UInt16.Type) throws -> UInt16 { try Leaf.integer(type, value, path) }
+    func decode(_ type: UInt32.Type) throws -> UInt32 { try Leaf.integer(type, value, path) }
+    func decode(_ type: UInt64.Type) throws -> UInt64 { try Leaf.integer(type, value, path) }
+    func decode<T: Decodable>(_ type: T.Type) throws -> T { try node.decodeValue(T.self) }
+}
+
+private struct KeyedContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
+    let members: [String: JSONValue]
+    let node: TreeDecoder
+    var codingPath: [any CodingKey] { node.codingPath }
+
+    var allKeys: [Key] { members.keys.compactMap { Key(stringValue: $0) } }
+
+    func contains(_ key: Key) -> Bool { members[key.stringValue] != nil }
+
+    private func member(_ key: Key) throws -> JSONValue {
+        guard let value = members[key.stringValue] else {
+            throw DecodingError.keyNotFound(key, .init(codingPath: codingPath,
+                                                       debugDescription: "No value associated with key \(key) (\"\(key.stringValue)\")."))
+        }
+        return value
+    }
+
+    private func path(_ key: Key) -> () -> [any CodingKey] { { node.codingPath + [key] } }
+
+    func decodeNil(forKey key: Key) throws -> Bool { try member(key).isNull }
+    func decode(_ type: Bool.Type, forKey key: Key) throws -> Bool { try Leaf.bool(member(key), path(key)) }
+    func decode(_ type: String.Type, forKey key: Key) throws -> String { try Leaf.string(member(key), path(key)) }
+    func decode(_ type: Double.Type, forKey key: Key) throws -> Double { try Leaf.double(member(key), path(key)) }
+    func decode(_ type: Float.Type, forKey key: Key) throws -> Float { try Leaf.float(member(key), path(key)) }
+    func decode(_ type: Int.Type, forKey key: Key) throws -> Int { try Leaf.integer(type, member(key), path(key)) }
+    func decode(_ type: Int8.Type, forKey key: Key) throws -> Int8 { try Leaf.integer(type, member(key), path(key)) }
+    func decode(_ type: Int16.Type, forKey key: Key) throws -> Int16 { try Leaf.integer(type, member(key), path(key)) }
+    func decode(_ type: Int32.Type, forKey key: Key) throws -> Int32 { try Leaf.integer(type, member(key), path(key)) }
+    func decode(_ type: Int64.Type, forKey key: Key) throws -> Int64 { try Leaf.integer(type, member(key), path(key)) }
+    func decode(_ type: UInt.Type, forKey key: Key) throws -> UInt { try Leaf.integer(type, member(key), path(key)) }
+    func decode(_ type: UInt8.Type, forKey key: Key) throws -> UInt8 { try Leaf.integer(type, member(key), path(key)) }
+    func decode(_ type: UInt16.Type, forKey key: Key) throws -> UInt16 { try Leaf.integer(type, member(key), path(key)) }
+    func decode(_ type: UInt32.Type, forKey key: Key) throws -> UInt32 { try Leaf.integer(type, member(key), path(key)) }
+    func decode(_ type: UInt64.Type, forKey key: Key) throws -> UInt64 { try Leaf.integer(type, member(key), path(key)) }
+    func decode<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T { try node.decode(T.self, member(key), key: key) }
+
+    /// Absent or null: nil (as Foundation: a null is no value for an optional).
+    func decodeIfPresent<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T? {
+        guard let value = members[key.stringValue], !value.isNull else { return nil }
+        return try node.decode(T.self, value, key: key)
+    }
+
+    func nestedContainer<NestedKey: CodingKey>(keyedBy type: NestedKey.Type, forKey key: Key) throws -> KeyedDecodingContainer<NestedKey> {
+        try TreeDecoder(value: member(key), parent: node, key: key).container(keyedBy: type)
+    }
+
+    func nestedUnkeyedContainer(forKey key: Key) throws -> any UnkeyedDecodingContainer {
+        try TreeDecoder(value: member(key), parent: node, key: key).unkeyedContainer()
+    }
+
+    func superDecoder() throws -> any Decoder {
+        TreeDecoder(value: members["super"] ?? .null, parent: node, key: IndexKey(stringValue: "super"))
+    }
+
+    func superDecoder(forKey key: Key) throws -> any Decoder {
+        TreeDecoder(value: members[key.stringValue] ?? .null, parent: node, key: key)
+    }
+}
+
+private struct UnkeyedContainer: UnkeyedDecodingContainer {
+    let elements: [JSONValue]
+    let node: TreeDecoder
+    var currentIndex = 0
+    var codingPath: [any CodingKey] { node.codingPath }
+
+    init(elements: [JSONValue], node: TreeDecoder) {
+        self.elements = elements
+        self.node = node
+    }
+
+    var count: Int? { elements.count }
+    var isAtEnd: Bool { currentIndex >= elements.count }
+
+    private mutating func next(_ type: Any.Type) throws -> (JSONValue, IndexKey) {
+        let key = IndexKey(currentIndex)
+        guard !isAtEnd else {
+            throw DecodingError.valueNotFound(type, .init(codingPath: codingPath + [key], debugDescription: "Unkeyed container is at end."))
+        }
+        currentIndex += 1
+        return (elements[key.index], key)
+    }
+
+    private func path(_ key: IndexKey) -> () -> [any CodingKey] { { node.codingPath + [key] } }
+
+    mutating func decodeNil() throws -> Bool {
+        guard !isAtEnd, elements[currentIndex].isNull else { return false }
+        currentIndex += 1
+        return true
+    }
+
+    mutating func decode(_ type: Bool.Type) throws -> Bool { let (v, k) = try next(type); return try Leaf.bool(v, path(k)) }
+    mutating func decode(_ type: String.Type) throws -> String { let (v, k) = try next(type); return try Leaf.string(v, path(k)) }
+    mutating func decode(_ type: Double.Type) throws -> Double { let (v, k) = try next(type); return try Leaf.double(v, path(k)) }
+    mutating func decode(_ type: Float.Type) throws -> Float { let (v, k) = try next(type); return try Leaf.float(v, path(k)) }
+    mutating func decode(_ type: Int.Type) throws -> Int { let (v, k) = try next(type); return try Leaf.integer(type, v, path(k)) }
+    mutating func decode(_ type: Int8.Type) throws -> Int8 { let (v, k) = try next(type); return try Leaf.integer(type, v, path(k)) }
+    mutating func decode(_ type: Int16.Type) throws -> Int16 { let (v, k) = try next(type); return try Leaf.integer(type, v, path(k)) }
+    mutating func decode(_ type: Int32.Type) throws -> Int32 { let (v, k) = try next(type); return try Leaf.integer(type, v, path(k)) }
+    mutating func decode(_ type: Int64.Type) throws -> Int64 { let (v, k) = try next(type); return try Leaf.integer(type, v, path(k)) }
+    mutating func decode(_ type: UInt.Type) throws -> UInt { let (v, k) = try next(type); return try Leaf.integer(type, v, path(k)) }
+    mutating func decode(_ type: UInt8.Type) throws -> UInt8 { let (v, k) = try next(type); return try Leaf.integer(type, v, path(k)) }
+    mutating func decode(_ type: UInt16.Type) throws -> UInt16 { let (v, k) = try next(type); return try Leaf.integer(type, v, path(k)) }
+    mutating func decode(_ type: UInt32.Type) throws -> UInt32 { let (v, k) = try next(type); return try Leaf.integer(type, v, path(k)) }
+    mutating func decode(_ type: UInt64.Type) throws -> UInt64 { let (v, k) = try next(type); return try Leaf.integer(type, v, path(k)) }
+    mutating func decode<T: Decodable>(_ type: T.Type) throws -> T { let (v, k) = try next(type); return try node.decode(T.self, v, key: k) }
+
+    mutating func nestedContainer<NestedKey: CodingKey>(keyedBy type: NestedKey.Type) throws -> KeyedDecodingContainer<NestedKey> {
+        let (v, k) = try next(KeyedDecodingContainer<NestedKey>.self)
+        return try TreeDecoder(value: v, parent: node, key: k).container(keyedBy: type)
+    }
+
+    mutating func nestedUnkeyedContainer() throws -> any UnkeyedDecodingContainer {
+        let (v, k) = try next((any UnkeyedDecodingContainer).self)
+        return try TreeDecoder(value: v, parent: node, key: k).unkeyedContainer()
+    }
+
+    mutating func superDecoder() throws -> any Decoder {
+        let (v, k) = try next((any Decoder).self)
+        return TreeDecoder(value: v, parent: node, key: k)
+    }
+}
