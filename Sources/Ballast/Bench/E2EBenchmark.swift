@@ -209,7 +209,7 @@ struct E2EBenchResult {
                 + (machineBusy.map { "; the machine was busy \(fixed($0 * 100, 0)) % of its \(cores) cores" } ?? "") + "."
         }
         return table.render() + cpuLine + "\nfloor: a sparse file, losetup, mkfs.ext4, mount, bind mount, done directly in this run, plus the cloud's create and attach latencies (\(milliseconds(floorCloudLatency)));"
-            + "\nstages are first seen by watches (claim's selected-node annotation, its PersistentVolume, claim Bound, pod bound to a node, VolumeAttachment created and attached, pod Running) and by polling the mount table every 20 ms (staged, published)."
+            + "\nstages are first seen by watches (claim's selected-node annotation, its PersistentVolume, claim Bound, pod bound to a node, VolumeAttachment created and attached, pod Running) and by asking the kernel every 5 ms whether the volume's staging and publish paths are mount points (staged, published)."
     }
 
     /// The targets: up to 3 Ready nodes ≤ 10 s; created → Running p99 ≤ 5 s; p50 ≤ 2× the floor's p50.
@@ -361,7 +361,8 @@ final class E2EBenchRun: @unchecked Sendable {
     }
 
     private func measurePods(into result: inout E2EBenchResult) async throws {
-        let watcher = StageWatcher(client: client, kubeletRoots: (1...settings.nodes).map { data + "/nodes/node-\($0)/kubelet" })
+        let data = self.data
+        let watcher = StageWatcher(client: client) { node in data + "/nodes/\(node)/kubelet" }
         let watching = Task { await watcher.run() }
         defer { watching.cancel() }
         try await Task.sleep(for: .milliseconds(300))
@@ -411,10 +412,6 @@ final class E2EBenchRun: @unchecked Sendable {
         let seen = await watcher.snapshot()
         var claims: [String: PersistentVolumeClaim] = [:]
         for claim in try await client.list(PersistentVolumeClaim.self, namespace: "default").items { claims[claim.metadata.name ?? ""] = claim }
-        var handles: [String: String] = [:]
-        for volume in try await client.list(PersistentVolume.self).items {
-            if let name = volume.metadata.name, let handle = volume.spec.csi?.volumeHandle { handles[name] = handle }
-        }
         var stages: [String: [Double]] = [:]
         for index in 0..<count {
             let name = "web-\(index)", start = created[index]
@@ -428,11 +425,7 @@ final class E2EBenchRun: @unchecked Sendable {
             record("scheduled", seen.scheduled[name])
             record("attachment created", seen.attaching[pv])
             record("attached", seen.attached[pv])
-            // The staging directory is named after the volume handle's hash.
-            let stagingName = handles[pv].map {
-                URL(fileURLWithPath: VolumePaths(root: "/").csiStaging(driver: UpCluster.driver, handle: $0)).deletingLastPathComponent().lastPathComponent
-            }
-            record("staged", stagingName.flatMap { seen.staged[$0] })
+            record("staged", seen.staged[pv])
             record("published", seen.published[pv])
             result.createdAt.append((start - firstCreation).seconds)
             if let running = seen.running[name] {
@@ -520,8 +513,9 @@ struct CPUSample {
 }
 
 /// When each pod, claim, attachment and mount first reached its stage: pods bound to a node and
-/// Running, claims Bound, VolumeAttachments attached (watches); staging and publish mounts (the
-/// mount table, every 20 ms).
+/// Running, claims Bound, VolumeAttachments attached (watches); a volume's staging mount and its
+/// pod's publish mount (their paths, known from the objects, asked of the kernel every 5 ms:
+/// reading the whole mount table that often cost the machine more than any component).
 actor StageWatcher {
     struct Seen {
         /// By claim name: the scheduler chose the claim's node (WaitForFirstConsumer).
@@ -534,19 +528,26 @@ actor StageWatcher {
         var running: [String: ContinuousClock.Instant] = [:]
         var bound: [String: ContinuousClock.Instant] = [:]
         var attached: [String: ContinuousClock.Instant] = [:]
-        /// By the staging directory's hash component.
+        /// By PersistentVolume name.
         var staged: [String: ContinuousClock.Instant] = [:]
         /// By PersistentVolume name.
         var published: [String: ContinuousClock.Instant] = [:]
     }
 
     let client: KubeClient
-    let kubeletRoots: [String]
+    /// The kubelet root directory of a node.
+    let kubeletRoot: @Sendable (String) -> String
     private var seen = Seen()
+    /// What the mount paths are made of: a claim's volume, a volume's handle and node, a pod's
+    /// uid, node and claim.
+    private var claimVolume: [String: String] = [:]
+    private var volumeHandle: [String: String] = [:]
+    private var volumeNode: [String: String] = [:]
+    private var pods: [String: (uid: String, node: String, claim: String)] = [:]
 
-    init(client: KubeClient, kubeletRoots: [String]) {
+    init(client: KubeClient, kubeletRoot: @escaping @Sendable (String) -> String) {
         self.client = client
-        self.kubeletRoots = kubeletRoots
+        self.kubeletRoot = kubeletRoot
     }
 
     var running: [String: ContinuousClock.Instant] { seen.running }
@@ -576,7 +577,10 @@ actor StageWatcher {
 
     private func sawPod(_ pod: Pod, _ now: ContinuousClock.Instant) {
         guard let name = pod.metadata.name else { return }
-        if !(pod.spec.nodeName ?? "").isEmpty, seen.scheduled[name] == nil { seen.scheduled[name] = now }
+        if let node = pod.spec.nodeName, !node.isEmpty {
+            if seen.scheduled[name] == nil { seen.scheduled[name] = now }
+            if let claim = pod.spec.volumes?.first?.persistentVolumeClaim?.claimName { pods[name] = (pod.metadata.uid ?? "", node, claim) }
+        }
         if KubeletBenchRun.isRunning(pod), seen.running[name] == nil { seen.running[name] = now }
     }
 
@@ -584,31 +588,44 @@ actor StageWatcher {
         guard let name = claim.metadata.name else { return }
         if claim.metadata.annotations?["volume.kubernetes.io/selected-node"] != nil, seen.selected[name] == nil { seen.selected[name] = now }
         if claim.status.phase == "Bound", seen.bound[name] == nil { seen.bound[name] = now }
+        if let volume = claim.spec.volumeName, !volume.isEmpty { claimVolume[name] = volume }
     }
 
     private func sawVolume(_ volume: PersistentVolume, _ now: ContinuousClock.Instant) {
         if let claim = volume.spec.claimRef?.name, seen.provisioned[claim] == nil { seen.provisioned[claim] = now }
+        if let name = volume.metadata.name, let handle = volume.spec.csi?.volumeHandle { volumeHandle[name] = handle }
     }
 
     private func sawAttachment(_ attachment: VolumeAttachment, _ now: ContinuousClock.Instant) {
-        if let volume = attachment.spec.source.persistentVolumeName, seen.attaching[volume] == nil { seen.attaching[volume] = now }
-        if attachment.status?.attached == true, let volume = attachment.spec.source.persistentVolumeName, seen.attached[volume] == nil {
-            seen.attached[volume] = now
+        guard let volume = attachment.spec.source.persistentVolumeName else { return }
+        if seen.attaching[volume] == nil { seen.attaching[volume] = now }
+        volumeNode[volume] = attachment.spec.nodeName
+        if attachment.status?.attached == true, seen.attached[volume] == nil { seen.attached[volume] = now }
+    }
+
+    /// The mounts still awaited: a volume's staging path once it is attached, its pod's publish
+    /// path once the pod is on a node.
+    private func awaited() -> [(path: String, volume: String, staging: Bool)] {
+        var paths: [(String, String, Bool)] = []
+        for (volume, node) in volumeNode where seen.staged[volume] == nil && seen.attached[volume] != nil {
+            guard let handle = volumeHandle[volume] else { continue }
+            paths.append((VolumePaths(root: kubeletRoot(node)).csiStaging(driver: UpCluster.driver, handle: handle), volume, true))
         }
+        for pod in pods.values {
+            guard let volume = claimVolume[pod.claim], seen.published[volume] == nil, seen.attached[volume] != nil else { continue }
+            paths.append((VolumePaths(root: kubeletRoot(pod.node)).csiPublish(pod: pod.uid, pv: volume), volume, false))
+        }
+        return paths
     }
 
     private func pollMounts() async {
+        let mounter = SystemMounter()
         while !Task.isCancelled {
             let now = ContinuousClock.now
-            for mount in Mounts.current() where kubeletRoots.contains(where: { mount.mountPoint.hasPrefix($0 + "/") }) {
-                let parts = mount.mountPoint.split(separator: "/").map(String.init)
-                if parts.last == "globalmount", parts.count >= 2, seen.staged[parts[parts.count - 2]] == nil {
-                    seen.staged[parts[parts.count - 2]] = now
-                } else if parts.last == "mount", parts.count >= 3, parts[parts.count - 3] == "kubernetes.io~csi", seen.published[parts[parts.count - 2]] == nil {
-                    seen.published[parts[parts.count - 2]] = now
-                }
+            for candidate in awaited() where mounter.isMountPoint(candidate.path) {
+                if candidate.staging { seen.staged[candidate.volume] = now } else { seen.published[candidate.volume] = now }
             }
-            try? await Task.sleep(for: .milliseconds(20))
+            try? await Task.sleep(for: .milliseconds(5))
         }
     }
 }
