@@ -1,6 +1,6 @@
 // The few Linux calls the kubelet and its container shim need that Swift cannot reach through
 // Glibc (variadic prctl and ioctl, pseudo-terminal set-up): becoming a child subreaper (so that a
-// container's init, orphaned when `runc create` exits, is reparented to the shim, which can then
+// container's init, orphaned when `runc run --detach` exits, is reparented to the shim, which can then
 // learn its exit status), opening a pty pair for `kubectl exec -t`, and resizing it.
 #ifndef CKUBELET_H
 #define CKUBELET_H

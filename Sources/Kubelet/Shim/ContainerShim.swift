@@ -1,6 +1,7 @@
 // The per-container shim (`ballast kubelet-shim`, started by the kubelet in a session of its
-// own): the part containerd-shim plays. It owns the OCI runtime for one container — `create`
-// with its stdout and stderr on pipes, `start` — and, as the child subreaper the container's
+// own): the part containerd-shim plays. It owns the OCI runtime for one container — `run
+// --detach` with its stdout and stderr on pipes (create and start in one runtime process) —
+// and, as the child subreaper the container's
 // init is reparented to, learns its exit status. It copies the container's output into the CRI
 // log, writes `state.json` once the container runs and `exit.json` (exit code, signal, OOM kill)
 // once it ends, then deletes the container from the runtime. The kubelet can be killed and
@@ -53,7 +54,8 @@ public enum ContainerShim {
         }
         let create: ChildProcess
         do {
-            create = try ChildProcess(runtime + ["create", "--bundle", options.directory, "--pid-file", options.directory + "/pid", options.id],
+            create = try ChildProcess(runtime + ["run", "--detach", "--bundle", options.directory, "--pid-file", options.directory + "/pid",
+                                                 options.id],
                                       workingDirectory: options.directory, standardOutput: .stream, standardError: .stream)
         } catch {
             return fail(options, "cannot run \(options.runtime): \(error)")
@@ -67,18 +69,12 @@ public enum ContainerShim {
         guard created.isSuccess else {
             pumps.cancel()
             _ = try? await SystemCommand.run(runtime + ["delete", "--force", options.id], timeout: .seconds(30))
-            return fail(options, runtimeError(options) ?? "\(options.runtime) create \(created)")
+            return fail(options, runtimeError(options) ?? "\(options.runtime) run \(created)")
         }
         guard let pidText = try? String(contentsOfFile: options.directory + "/pid", encoding: .utf8),
               let pid = Int32(pidText.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 0 else {
             _ = try? await SystemCommand.run(runtime + ["delete", "--force", options.id], timeout: .seconds(30))
-            return fail(options, "\(options.runtime) create wrote no pid file")
-        }
-        let started = (try? await SystemCommand.run(runtime + ["start", options.id], timeout: .seconds(60)))
-        guard let started, started.status == 0 else {
-            _ = try? await SystemCommand.run(runtime + ["delete", "--force", options.id], timeout: .seconds(30))
-            _ = await waitForChild(pid)
-            return fail(options, runtimeError(options) ?? "\(options.runtime) start failed: \(started?.stderr ?? "")")
+            return fail(options, "\(options.runtime) run wrote no pid file")
         }
         let startedAt = Date()
         try? RecordFiles.write(ContainerStarted(pid: pid, startedAt: startedAt), to: options.directory + "/" + RecordFiles.started)
