@@ -4,8 +4,8 @@
 // This reader and writer do the same in one pass over the bytes.
 //
 // Reading follows RFC 8259 strictly (what Foundation's JSONDecoder accepts): one value with
-// whitespace around it, strings of valid UTF-8 with no raw control characters, escapes
-// including surrogate pairs, at most `maximumDepth` nested arrays and objects. A number
+// whitespace around it, strings with no raw control characters, escapes including surrogate
+// pairs (bytes that are not UTF-8 become U+FFFD, as Foundation and Go's encoding/json read them), at most `maximumDepth` nested arrays and objects. A number
 // without fraction or exponent that fits Int64 is `.integer`; any other number is `.number`,
 // or `.integer` when it is integral and fits (as decoding through Foundation did), and a
 // number too large for a Double is an error. A key given twice keeps its last value.
@@ -181,8 +181,7 @@ private struct JSONReader {
         while scan < bytes.count {
             let byte = bytes[scan]
             if byte == UInt8(ascii: "\"") {
-                let slice = UnsafeBufferPointer(rebasing: bytes[index..<scan])
-                guard let text = String(validating: slice, as: UTF8.self) else { throw fail("the string is not valid UTF-8", at: start) }
+                let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[index..<scan]), as: UTF8.self)
                 index = scan + 1
                 return text
             }
@@ -198,8 +197,7 @@ private struct JSONReader {
             switch byte {
             case UInt8(ascii: "\""):
                 index += 1
-                guard let text = String(validating: out, as: UTF8.self) else { throw fail("the string is not valid UTF-8", at: start) }
-                return text
+                return String(decoding: out, as: UTF8.self)
             case UInt8(ascii: "\\"):
                 index += 1
                 guard index < bytes.count else { throw fail("unterminated string", at: start) }
