@@ -7,7 +7,8 @@
 // whitespace around it, strings with no raw control characters, escapes including surrogate
 // pairs (bytes that are not UTF-8 become U+FFFD, as Foundation and Go's encoding/json read them), at most `maximumDepth` nested arrays and objects. A number
 // without fraction or exponent that fits Int64 is `.integer`; any other number is `.number`,
-// or `.integer` when it is integral and fits (as decoding through Foundation did), and a
+// or `.integer` when its Double is integral and below 2^53 (as decoding through Foundation
+// did for "1.0"), and a
 // number too large for a Double is an error. A key given twice keeps its last value.
 //
 // Writing sorts object keys by their UTF-8 bytes (as Go's encoding/json sorts map keys),
@@ -140,14 +141,23 @@ private struct JSONReader {
             index += 1
             skipWhitespace()
             members[key] = try value()
-            skipWhitespace()
-            guard index < bytes.count else { throw fail("unexpected end of the text in an object") }
-            if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
-            guard bytes[index] == UInt8(ascii: "}") else { throw fail("expected ',' or '}' in the object") }
-            index += 1
-            depth -= 1
-            return .object(members)
+            if try closes(UInt8(ascii: "}"), "object") { return .object(members) }
         }
+    }
+
+    /// After a member or element: true at the closing bracket `close` (consumed, the level
+    /// left), false after a comma.
+    mutating func closes(_ close: UInt8, _ what: String) throws(JSONValue.ParseError) -> Bool {
+        skipWhitespace()
+        guard index < bytes.count else { throw fail("unexpected end of the text in an \(what)") }
+        if bytes[index] == UInt8(ascii: ",") {
+            index += 1
+            return false
+        }
+        guard bytes[index] == close else { throw fail("expected ',' or '\(Character(UnicodeScalar(close)))' in the \(what)") }
+        index += 1
+        depth -= 1
+        return true
     }
 
     mutating func array() throws(JSONValue.ParseError) -> JSONValue {
@@ -163,13 +173,7 @@ private struct JSONReader {
         while true {
             skipWhitespace()
             elements.append(try value())
-            skipWhitespace()
-            guard index < bytes.count else { throw fail("unexpected end of the text in an array") }
-            if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
-            guard bytes[index] == UInt8(ascii: "]") else { throw fail("expected ',' or ']' in the array") }
-            index += 1
-            depth -= 1
-            return .array(elements)
+            if try closes(UInt8(ascii: "]"), "array") { return .array(elements) }
         }
     }
 
@@ -308,7 +312,9 @@ private struct JSONReader {
         }
         let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
         guard let double = Double(text), double.isFinite else { throw fail("the number \(text) does not fit a 64-bit float", at: start) }
-        if let exact = Int64(exactly: double) { return .integer(exact) }
+        // "1.0" and "1e3" are integers, as decoding through Foundation made them; a fraction lost
+        // to the Double's precision (beyond 2^53) does not make one.
+        if double.magnitude < 0x1p53, let exact = Int64(exactly: double) { return .integer(exact) }
         return .number(double)
     }
 }

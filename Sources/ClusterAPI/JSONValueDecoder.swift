@@ -91,30 +91,15 @@ final class TreeDecoder: Decoder {
 
     /// `value`, a child of this node under `key`, decoded as `T`; leaves without a node.
     func decode<T: Decodable>(_ type: T.Type, _ value: JSONValue, key: any CodingKey) throws -> T {
-        let path = { self.codingPath + [key] }
-        switch type {
-        case is JSONValue.Type: return value as! T
-        case is String.Type: return try Leaf.string(value, path) as! T
-        case is Bool.Type: return try Leaf.bool(value, path) as! T
-        case is Int.Type: return try Leaf.integer(Int.self, value, path) as! T
-        case is Int64.Type: return try Leaf.integer(Int64.self, value, path) as! T
-        case is Int32.Type: return try Leaf.integer(Int32.self, value, path) as! T
-        case is Double.Type: return try Leaf.double(value, path) as! T
-        default: return try TreeDecoder(value: value, parent: self, key: key).decodeValue(T.self)
-        }
+        if let leaf = try Self.leaf(T.self, value, { self.codingPath + [key] }) { return leaf }
+        return try TreeDecoder(value: value, parent: self, key: key).decodeValue(T.self)
     }
 
     /// This node's value as `T`.
     func decodeValue<T: Decodable>(_ type: T.Type) throws -> T {
         let path = { self.codingPath }
+        if let leaf = try Self.leaf(T.self, value, path) { return leaf }
         switch type {
-        case is JSONValue.Type: return value as! T
-        case is String.Type: return try Leaf.string(value, path) as! T
-        case is Bool.Type: return try Leaf.bool(value, path) as! T
-        case is Int.Type: return try Leaf.integer(Int.self, value, path) as! T
-        case is Int64.Type: return try Leaf.integer(Int64.self, value, path) as! T
-        case is Int32.Type: return try Leaf.integer(Int32.self, value, path) as! T
-        case is Double.Type: return try Leaf.double(value, path) as! T
         case is Data.Type:
             guard let data = Data(base64Encoded: try Leaf.string(value, path)) else {
                 throw DecodingError.dataCorrupted(.init(codingPath: codingPath, debugDescription: "Encountered Data is not valid Base64."))
@@ -122,6 +107,21 @@ final class TreeDecoder: Decoder {
             return data as! T
         case is Date.Type: return Date(timeIntervalSinceReferenceDate: try Leaf.double(value, path)) as! T
         default: return try T(from: self)
+        }
+    }
+
+    /// `value` as `T` when `T` is one of the common leaves (a JSONValue taken whole, a string,
+    /// a flag, a number); nil for any other type.
+    private static func leaf<T>(_ type: T.Type, _ value: JSONValue, _ path: () -> [any CodingKey]) throws -> T? {
+        switch type {
+        case is JSONValue.Type: return (value as! T)
+        case is String.Type: return (try Leaf.string(value, path) as! T)
+        case is Bool.Type: return (try Leaf.bool(value, path) as! T)
+        case is Int.Type: return (try Leaf.integer(Int.self, value, path) as! T)
+        case is Int64.Type: return (try Leaf.integer(Int64.self, value, path) as! T)
+        case is Int32.Type: return (try Leaf.integer(Int32.self, value, path) as! T)
+        case is Double.Type: return (try Leaf.double(value, path) as! T)
+        default: return nil
         }
     }
 }

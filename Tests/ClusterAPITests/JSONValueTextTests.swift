@@ -14,6 +14,7 @@ struct JSONValueTextTests {
         #expect(try parse("1e3") == .integer(1000))
         #expect(try parse("-0") == .integer(0))
         #expect(try parse("1E-2") == .number(0.01))
+        #expect(try parse("92233720368547758.7") == .number(92233720368547758.7))
         #expect(try parse("123456789012345678901234567890") == .number(123456789012345678901234567890))
         #expect(try parse(#""\"\\\/\b\f\n\r\t""#) == .string("\"\\/\u{8}\u{c}\n\r\t"))
         #expect(try parse(#""\ud83d\ude00 é 😀""#) == .string("😀 é 😀"))

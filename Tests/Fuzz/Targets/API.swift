@@ -18,21 +18,20 @@ extension FuzzTargets {
             _ = try? ProtobufBody.decode(ProtobufBody.magic + input)
         },
         FuzzTarget("json-value", maxLength: 16384) { input in
-            // The direct reader against Foundation's: what Foundation reads, it reads the same
+            // The direct reader against Foundation's: what both read, they read the same
             // (numbers compared by value: Foundation reads Int64.min in an array as a Double; a
-            // repeated key aside: which one Foundation keeps is not specified; bytes that are not
-            // UTF-8 aside: this reader replaces them, as Go's does, where Foundation may refuse),
-            // and what it writes reads back to the same value, through both readers.
+            // repeated key aside: which one Foundation keeps is not specified). Foundation also
+            // reads some texts RFC 8259 and Go's encoding/json refuse (a trailing comma), and
+            // refuses some bytes that are not UTF-8, which this reader replaces as Go's does.
+            // What the writer writes reads back to the same value, through both readers.
             let direct = try? JSONValue(parsing: input)
-            if let foundation = try? JSONDecoder().decode(JSONValue.self, from: Data(input)), String(validating: input, as: UTF8.self) != nil {
-                fuzzCheck(direct != nil || hasDuplicateKeys(input), "Foundation reads \(input) and the direct reader does not")
-                if let direct, !hasDuplicateKeys(input) {
-                    fuzzCheck(sameJSON(direct, foundation), "\(input) read as \(direct), Foundation \(foundation)")
-                }
+            if let direct, let foundation = try? JSONDecoder().decode(JSONValue.self, from: Data(input)), !hasDuplicateKeys(input) {
+                fuzzCheck(sameJSON(direct, foundation), "\(input) read as \(direct), Foundation \(foundation)")
             }
             guard let direct else { return }
             fuzzCheck((try? JSONValue(parsing: direct.jsonBytes)) == direct, "\(direct) does not read back from \(direct.jsonBytes)")
-            fuzzCheck((try? JSONDecoder().decode(JSONValue.self, from: direct.jsonData)) == direct, "Foundation does not read \(direct) back")
+            let back = try? JSONDecoder().decode(JSONValue.self, from: direct.jsonData)
+            fuzzCheck(back.map { sameJSON($0, direct) } ?? false, "Foundation does not read \(direct) back")
         },
         FuzzTarget("json-body", maxLength: 16384) { input in
             guard input.count > 1, let body = try? JSONValue(parsing: input.dropFirst()) else { return }
