@@ -63,6 +63,8 @@ public actor Informer<Object: APIObject> {
     /// every sync of several controllers).
     private var orderedKeys: [String]?
     private var indexers: [String: @Sendable (Object) -> [String]] = [:]
+    /// Index name → value → the keys of the cached objects whose index holds that value.
+    private var indices: [String: [String: Set<String>]] = [:]
     private var subscribers: [UUID: AsyncStream<InformerEvent<Object>>.Continuation] = [:]
     private var synced = false
     private var syncWaiters: [UUID: CheckedContinuation<Void, Never>] = [:]
@@ -104,15 +106,34 @@ public actor Informer<Object: APIObject> {
         return keys.compactMap { cache[$0] }
     }
 
-    /// Indexes the cache by the values `keys` computes from each object.
+    /// Indexes the cache by the values `keys` computes from each object (kept up to date with
+    /// every event; adding an index of the same name again replaces it).
     public func addIndex(_ name: String, _ keys: @escaping @Sendable (Object) -> [String]) {
         indexers[name] = keys
+        var index: [String: Set<String>] = [:]
+        for (key, object) in cache {
+            for value in keys(object) { index[value, default: []].insert(key) }
+        }
+        indices[name] = index
     }
 
-    /// Objects whose index `name` holds `value`.
+    /// Objects whose index `name` holds `value`, in key order (none for an unknown index).
     public func byIndex(_ name: String, _ value: String) -> [Object] {
-        guard let keys = indexers[name] else { return [] }
-        return list().filter { keys($0).contains(value) }
+        guard let keys = indices[name]?[value] else { return [] }
+        return keys.sorted().compactMap { cache[$0] }
+    }
+
+    /// Moves `key` in every index from what `old` held to what `new` holds.
+    private func reindex(_ key: String, old: Object?, new: Object?) {
+        for (name, values) in indexers {
+            let before = old.map(values) ?? [], after = new.map(values) ?? []
+            guard before != after else { continue }
+            for value in before where !after.contains(value) {
+                indices[name]?[value]?.remove(key)
+                if indices[name]?[value]?.isEmpty == true { indices[name]?[value] = nil }
+            }
+            for value in after { indices[name, default: [:]][value, default: []].insert(key) }
+        }
     }
 
     public var hasSynced: Bool { synced }
@@ -195,12 +216,16 @@ public actor Informer<Object: APIObject> {
             let old = cache[key]
             cache[key] = object
             if old == nil { orderedKeys = nil }
+            reindex(key, old: old, new: object)
             publish(old.map { .updated(old: $0, new: object) } ?? .added(object))
             lastResourceVersion = object.metadata.resourceVersion ?? lastResourceVersion
         case .deleted:
             guard let object = event.object else { return .ok }
             let key = Self.key(object)
-            if cache.removeValue(forKey: key) != nil { orderedKeys = nil }
+            if let old = cache.removeValue(forKey: key) {
+                orderedKeys = nil
+                reindex(key, old: old, new: nil)
+            }
             publish(.deleted(object))
             lastResourceVersion = object.metadata.resourceVersion ?? lastResourceVersion
         }
@@ -222,6 +247,7 @@ public actor Informer<Object: APIObject> {
         }
         cache = fresh
         orderedKeys = nil
+        for (name, keys) in indexers { addIndex(name, keys) }
         lastResourceVersion = list.metadata.resourceVersion ?? ""
         if !synced {
             synced = true

@@ -235,6 +235,10 @@ private func list(_ version: String, _ pods: [Pod]) -> List<Pod> {
         #expect(await informer.list().map { $0.metadata.name! } == ["a", "c"])
         #expect(await informer.get(name: "a", namespace: "default")?.metadata.resourceVersion == "8")
         #expect(await informer.byIndex("node", "n1").map { $0.metadata.name! } == ["a"])
+        // b moved to n2, then went with the relist: the index follows every event.
+        #expect(await informer.byIndex("node", "n2").isEmpty)
+        #expect(await informer.byIndex("node", "").map { $0.metadata.name! } == ["c"])
+        #expect(await informer.byIndex("no such index", "n1").isEmpty)
         // Watched from the first list's version, resumed from the last event's, then from the new list's.
         try await Task.sleep(for: .milliseconds(50))
         #expect(await source.history().prefix(3) == ["5", "7", "9"])
