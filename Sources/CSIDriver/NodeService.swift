@@ -74,7 +74,8 @@ struct NodeService: Csi_V1_Node.SimpleServiceProtocol {
         // Every signature counts — a partition table, a RAID or LVM member, another file system:
         // only a device on which the probe finds nothing at all is ever formatted.
         let signature = try await mounter.probe(device)
-        if signature.isBlank {
+        let formatted = signature.isBlank
+        if formatted {
             guard !readOnly else {
                 throw CSIError(.failedPrecondition, "volume \(volumeID) has no file system and is staged read-only; it cannot be formatted — stage it writable once first")
             }
@@ -87,7 +88,8 @@ struct NodeService: Csi_V1_Node.SimpleServiceProtocol {
                 : "use it as a block volume, or wipe it yourself if its data is not needed"
             throw CSIError(.failedPrecondition, "volume \(volumeID) holds \(signature.summary), not a \(fsType) file system, and was not formatted: \(hint)")
         }
-        if !readOnly { try await mounter.growUnmountedFileSystem(device: device, fsType: fsType) }
+        // A file system made just now fills its device: only an older one may need growing.
+        if !readOnly && !formatted { try await mounter.growUnmountedFileSystem(device: device, fsType: fsType) }
         var options = flags
         if readOnly { options += fsType == "ext4" ? ["ro", "noload"] : ["ro", "norecovery"] }
         if fsType == "xfs" { options.append("nouuid") }
