@@ -165,7 +165,7 @@ struct NodeTests {
                 apiVersion: v1
                 kind: Secret
                 metadata: {name: creds}
-                stringData: {password: s3cret}
+                stringData: {password: s3cret, 1st: skipped}
                 ---
                 apiVersion: v1
                 kind: Pod
@@ -198,6 +198,7 @@ struct NodeTests {
                     - {name: MISSING, valueFrom: {configMapKeyRef: {name: absent, key: k, optional: true}}}
                     envFrom:
                     - {prefix: CFG_, configMapRef: {name: settings}}
+                    - {secretRef: {name: creds}}
                 ---
                 apiVersion: v1
                 kind: Pod
@@ -249,6 +250,9 @@ struct NodeTests {
             try await c.waitForPod("envs", "Succeeded") { $0.status.phase == "Succeeded" }
             let envs = try await c.kubectl("logs", "envs").stdout
             #expect(envs == "fast s3cret fast unset\n", "\(envs)")
+            // A key that is no variable name is skipped, with Kubernetes' event.
+            #expect(try await c.events(of: "envs").contains(
+                "InvalidEnvironmentVariableNames: Keys [1st] from the EnvFrom secret default/creds were skipped since they are considered invalid environment variable names."))
             let badenv = try await c.waitForPod("badenv", "waiting on CreateContainerConfigError") { $0.waitingReason("c") == "CreateContainerConfigError" }
             let badMessage = badenv.containerStatus("c")?["state"]?["waiting"]?["message"]?.stringValue ?? ""
             #expect(badMessage == "couldn't find key nope in ConfigMap default/settings", "\(badMessage)")

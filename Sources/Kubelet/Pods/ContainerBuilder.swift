@@ -93,8 +93,7 @@ struct ContainerBuilder {
         set("HOSTNAME", pod.metadata.name ?? "")
         let namespace = pod.metadata.namespace ?? "default"
         for json in container.envFrom ?? [] {
-            guard let source = try? json.decode(as: EnvFromSource.self),
-                  let (ref, secret) = source.configMapRef.map({ ($0, false) }) ?? source.secretRef.map({ ($0, true) }) else {
+            guard let source = try? json.decode(as: EnvFromSource.self), let (ref, secret) = source.source else {
                 throw KubeletError(.containerCreate, "envFrom: an entry names neither a configMapRef nor a secretRef")
             }
             let name = ref.name ?? ""
@@ -116,6 +115,19 @@ struct ContainerBuilder {
             }
         }
         return order.map { "\($0)=\(values[$0] ?? "")" }
+    }
+
+    /// What Kubernetes says of envFrom keys that are not variable names (they are skipped): one
+    /// `InvalidEnvironmentVariableNames` message per ConfigMap or Secret that has some.
+    func skippedEnvFromKeys(_ container: Container) -> [String] {
+        let namespace = pod.metadata.namespace ?? "default"
+        return (container.envFrom ?? []).compactMap { json in
+            guard let source = try? json.decode(as: EnvFromSource.self), let (ref, secret) = source.source,
+                  let data = envSources.values(ref.name ?? "", secret: secret) else { return nil }
+            let invalid = data.keys.map { (source.prefix ?? "") + $0 }.filter { !Self.isEnvironmentName($0) }.sorted()
+            guard !invalid.isEmpty else { return nil }
+            return "Keys [\(invalid.joined(separator: ", "))] from the EnvFrom \(secret ? "secret" : "configMap") \(namespace)/\(ref.name ?? "") were skipped since they are considered invalid environment variable names."
+        }
     }
 
     /// Kubernetes' IsEnvVarName: `[-._a-zA-Z][-._a-zA-Z0-9]*`.

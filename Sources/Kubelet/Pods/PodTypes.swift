@@ -140,6 +140,12 @@ public struct EnvFromSource: Codable, Sendable, Equatable {
         public var name: String?
         public var optional: Bool?
     }
+
+    /// The ConfigMap or Secret this entry names, and whether it is a Secret; nil when it names
+    /// neither.
+    var source: (ref: Ref, secret: Bool)? {
+        configMapRef.map { ($0, false) } ?? secretRef.map { ($0, true) }
+    }
 }
 
 extension Pod {

@@ -132,6 +132,9 @@ extension PodWorker {
                                            podLogsDirectory: context.settings.podLogsDirectory, podPidsLimit: context.settings.podPidsLimit)
             builder.envSources = try await EnvSources.fetch(for: container, namespace: pod.metadata.namespace ?? "default", client: context.client)
             config = try builder.config(for: container, isInit: isInit, attempt: attempt, image: image)
+            for message in builder.skippedEnvFromKeys(container) {
+                context.events.pod(pod, type: "Warning", reason: "InvalidEnvironmentVariableNames", message: message)
+            }
             layers = try await context.images.layerDirectories(of: image)
         } catch {
             let message = (error as? KubeletError)?.message ?? "\(error)"
