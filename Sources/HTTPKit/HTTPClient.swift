@@ -50,10 +50,17 @@ public struct HTTPClient: Sendable {
     /// certificate is not verified, as the API server reaches kubelets).
     public init(host: String, port: Int, tls: TLSConfiguration, timeout: Duration = .seconds(30), keepAlive: Bool = false,
                 maxIdle: Int = 32) throws {
+        self.init(host: host, port: port, sslContext: try NIOSSLContext(configuration: tls), timeout: timeout, keepAlive: keepAlive,
+                  maxIdle: maxIdle)
+    }
+
+    /// An HTTPS client on a TLS context made once and shared (making one per request is costly).
+    public init(host: String, port: Int, sslContext: NIOSSLContext, timeout: Duration = .seconds(30), keepAlive: Bool = false,
+                maxIdle: Int = 32) {
         self.host = host
         self.port = port
         self.timeout = timeout
-        self.tls = try NIOSSLContext(configuration: tls)
+        self.tls = sslContext
         self.pool = keepAlive ? ConnectionPool(maxIdle: maxIdle) : nil
     }
 

@@ -119,6 +119,12 @@ struct NodeTests {
                  "readinessProbe: {tcpSocket: {port: 1}, periodSeconds: 1}"),
                 ("healthy", "Always", #"command: ["sleep", "3600"]"#,
                  "readinessProbe: {exec: {command: [\"true\"]}, periodSeconds: 1}"),
+                // HTTPS, its certificate not verified: the kubelet's own /healthz on the node's
+                // address, which is the pod's (plain HTTP there fails).
+                ("https", "Always", #"command: ["sleep", "3600"]"#,
+                 "readinessProbe: {httpGet: {scheme: HTTPS, port: \(node.port), path: /healthz}, periodSeconds: 1}"),
+                ("plainhttp", "Always", #"command: ["sleep", "3600"]"#,
+                 "readinessProbe: {httpGet: {port: \(node.port), path: /healthz}, periodSeconds: 1}"),
             ]
             var manifest = pods.map { name, policy, command, extra in
                 """
@@ -243,6 +249,9 @@ struct NodeTests {
             let nfsEvents = (try? await c.events(of: "nfs")) ?? []
             #expect(mountFailed, "no FailedMount event naming the volume type: \(nfsEvents)")
             try await c.waitForPod("healthy", "ready") { $0.isReady }
+            try await c.waitForPod("https", "ready") { $0.isReady }
+            let plain = try await c.waitForPod("plainhttp", "running") { $0.isRunning("c") }
+            #expect(!plain.isReady)
             try await c.waitForPod("keyed", "Succeeded") { $0.status.phase == "Succeeded" }
             let keyed = try await c.kubectl("logs", "keyed").stdout
             #expect(keyed == "fasts3cret read-only\n", "\(keyed)")

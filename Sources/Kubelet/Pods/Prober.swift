@@ -10,6 +10,7 @@ import Foundation
 import HTTPKit
 import NIOCore
 import NIOPosix
+import NIOSSL
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -101,6 +102,14 @@ extension PodWorker {
         return false
     }
 
+    /// The TLS context of HTTPS probes: made once; the server's certificate is not verified
+    /// (Kubernetes' prober skips verification too).
+    static let probeTLS: NIOSSLContext? = {
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        configuration.certificateVerification = .none
+        return try? NIOSSLContext(configuration: configuration)
+    }()
+
     static func runOnce(_ probe: Probe, id: String, ip: String, ports: [ContainerPort], timeout: Duration,
                         context: KubeletContext) async -> (Bool, String) {
         if let exec = probe.exec {
@@ -116,7 +125,13 @@ extension PodWorker {
             let host = (http.host ?? "").isEmpty ? ip : http.host!
             let path = http.path ?? "/"
             let url = "\((http.scheme ?? "HTTP").lowercased())://\(host):\(port)\(path)"
-            var client = HTTPClient(host: host, port: port, timeout: timeout)
+            // HTTPS as Kubernetes probes it: the certificate is not verified.
+            var client: HTTPClient
+            if http.scheme?.uppercased() == "HTTPS", let context = Self.probeTLS {
+                client = HTTPClient(host: host, port: port, sslContext: context, timeout: timeout)
+            } else {
+                client = HTTPClient(host: host, port: port, timeout: timeout)
+            }
             client.timeout = timeout
             var headers: [(String, String)] = [("User-Agent", "kube-probe/1.32"), ("Accept", "*/*")]
             for header in http.httpHeaders ?? [] { headers.append((header.name, header.value)) }
