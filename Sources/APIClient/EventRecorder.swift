@@ -84,7 +84,12 @@ public final class EventRecorder: Sendable {
     /// Records an event about the object `reference` names.
     public func event(reference: ObjectReference, _ type: EventType, _ reason: String, _ message: String) {
         let now = Date()
-        let name = "\(reference.name ?? "").\(String(UInt64(max(0, now.timeIntervalSince1970 * 1e9)), radix: 16))"
+        // Unix nanoseconds from the clock itself (a Double of them is only good to ~240 ns),
+        // as client-go names events.
+        var clock = timespec()
+        clock_gettime(CLOCK_REALTIME, &clock)
+        let nanoseconds = UInt64(max(0, clock.tv_sec)) &* 1_000_000_000 &+ UInt64(max(0, clock.tv_nsec))
+        let name = "\(reference.name ?? "").\(String(nanoseconds, radix: 16))"
         // Events about cluster-scoped objects live in `default`, as client-go puts them.
         let namespace = (reference.namespace ?? "").isEmpty ? "default" : reference.namespace!
         let event = Event(metadata: ObjectMeta(name: name, namespace: namespace), involvedObject: reference, reason: reason,
@@ -181,7 +186,9 @@ struct EventCorrelator {
         let object = event.involvedObject
         var parts = [event.source?.component ?? "", event.source?.host ?? "", object.kind ?? "", object.namespace ?? "", object.name ?? "",
                      object.uid ?? "", object.apiVersion ?? "", event.type ?? "", event.reason ?? ""]
-        if message { parts.append(event.message ?? "") }
+        // The full key (client-go's getEventKey) names the field too (a container of a pod);
+        // the key of similar events (EventAggregatorByReasonFunc) does not.
+        if message { parts += [object.fieldPath ?? "", event.message ?? ""] }
         return parts.joined(separator: "\u{0}")
     }
 

@@ -13,7 +13,8 @@
 //
 // Writing sorts object keys by their UTF-8 bytes (as Go's encoding/json sorts map keys),
 // escapes `"`, `\` and control characters, and writes the rest of the UTF-8 as is (slashes
-// unescaped). Doubles use Swift's shortest round-trip form, integral ones without ".0".
+// unescaped). Doubles use Swift's shortest round-trip form, integral ones below 2^63 as
+// integers, NaN and infinities (which no text reads to) as null.
 import Foundation
 
 extension JSONValue {
@@ -327,9 +328,15 @@ private enum JSONWriter {
         case .bool(let flag): out.append(contentsOf: (flag ? "true" : "false").utf8)
         case .integer(let number): out.append(contentsOf: String(number).utf8)
         case .number(let number):
-            var text = number.isFinite ? number.description : "0"
-            if text.hasSuffix(".0") { text.removeLast(2) }
-            out.append(contentsOf: text.utf8)
+            // Integral values in integer form (a Go client reads "1000000000000000000" into an
+            // int64, not "1e+18"); JSON has no NaN or infinity: null.
+            if !number.isFinite {
+                out.append(contentsOf: "null".utf8)
+            } else if number == number.rounded(), number.magnitude < 0x1p63 {
+                out.append(contentsOf: String(Int64(number)).utf8)
+            } else {
+                out.append(contentsOf: number.description.utf8)
+            }
         case .string(let text): write(text, to: &out)
         case .array(let elements):
             out.append(UInt8(ascii: "["))

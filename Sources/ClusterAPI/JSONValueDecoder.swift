@@ -143,7 +143,9 @@ private enum Leaf {
         case .integer(let number):
             if let exact = T(exactly: number) { return exact }
         case .number(let number):
-            if let exact = T(exactly: number) { return exact }
+            // Beyond 2^53 a Double may be an integer text rounded (one that overflowed Int64):
+            // not taken as that integer.
+            if number.magnitude < 0x1p53, let exact = T(exactly: number) { return exact }
         default:
             throw TreeDecoder.mismatch(T.self, value, path())
         }
@@ -265,51 +267,60 @@ private struct UnkeyedContainer: UnkeyedDecodingContainer {
     var count: Int? { elements.count }
     var isAtEnd: Bool { currentIndex >= elements.count }
 
-    private mutating func next(_ type: Any.Type) throws -> (JSONValue, IndexKey) {
+    /// Decodes the current element with `body`; the index moves on only when that succeeds
+    /// (as Foundation's: a caller may try another type for the same element).
+    private mutating func take<R>(_ type: Any.Type, _ body: (JSONValue, IndexKey, () -> [any CodingKey]) throws -> R) throws -> R {
         let key = IndexKey(currentIndex)
         guard !isAtEnd else {
             throw DecodingError.valueNotFound(type, .init(codingPath: codingPath + [key], debugDescription: "Unkeyed container is at end."))
         }
+        let node = self.node
+        let result = try body(elements[currentIndex], key, { node.codingPath + [key] })
         currentIndex += 1
-        return (elements[key.index], key)
+        return result
     }
 
-    private func path(_ key: IndexKey) -> () -> [any CodingKey] { { node.codingPath + [key] } }
-
     mutating func decodeNil() throws -> Bool {
-        guard !isAtEnd, elements[currentIndex].isNull else { return false }
+        guard !isAtEnd else {
+            throw DecodingError.valueNotFound(Any?.self, .init(codingPath: codingPath + [IndexKey(currentIndex)],
+                                                               debugDescription: "Unkeyed container is at end."))
+        }
+        guard elements[currentIndex].isNull else { return false }
         currentIndex += 1
         return true
     }
 
-    mutating func decode(_ type: Bool.Type) throws -> Bool { let (v, k) = try next(type); return try Leaf.bool(v, path(k)) }
-    mutating func decode(_ type: String.Type) throws -> String { let (v, k) = try next(type); return try Leaf.string(v, path(k)) }
-    mutating func decode(_ type: Double.Type) throws -> Double { let (v, k) = try next(type); return try Leaf.double(v, path(k)) }
-    mutating func decode(_ type: Float.Type) throws -> Float { let (v, k) = try next(type); return try Leaf.float(v, path(k)) }
-    mutating func decode(_ type: Int.Type) throws -> Int { let (v, k) = try next(type); return try Leaf.integer(type, v, path(k)) }
-    mutating func decode(_ type: Int8.Type) throws -> Int8 { let (v, k) = try next(type); return try Leaf.integer(type, v, path(k)) }
-    mutating func decode(_ type: Int16.Type) throws -> Int16 { let (v, k) = try next(type); return try Leaf.integer(type, v, path(k)) }
-    mutating func decode(_ type: Int32.Type) throws -> Int32 { let (v, k) = try next(type); return try Leaf.integer(type, v, path(k)) }
-    mutating func decode(_ type: Int64.Type) throws -> Int64 { let (v, k) = try next(type); return try Leaf.integer(type, v, path(k)) }
-    mutating func decode(_ type: UInt.Type) throws -> UInt { let (v, k) = try next(type); return try Leaf.integer(type, v, path(k)) }
-    mutating func decode(_ type: UInt8.Type) throws -> UInt8 { let (v, k) = try next(type); return try Leaf.integer(type, v, path(k)) }
-    mutating func decode(_ type: UInt16.Type) throws -> UInt16 { let (v, k) = try next(type); return try Leaf.integer(type, v, path(k)) }
-    mutating func decode(_ type: UInt32.Type) throws -> UInt32 { let (v, k) = try next(type); return try Leaf.integer(type, v, path(k)) }
-    mutating func decode(_ type: UInt64.Type) throws -> UInt64 { let (v, k) = try next(type); return try Leaf.integer(type, v, path(k)) }
-    mutating func decode<T: Decodable>(_ type: T.Type) throws -> T { let (v, k) = try next(type); return try node.decode(T.self, v, key: k) }
+    mutating func decode(_ type: Bool.Type) throws -> Bool { try take(type) { try Leaf.bool($0, $2) } }
+    mutating func decode(_ type: String.Type) throws -> String { try take(type) { try Leaf.string($0, $2) } }
+    mutating func decode(_ type: Double.Type) throws -> Double { try take(type) { try Leaf.double($0, $2) } }
+    mutating func decode(_ type: Float.Type) throws -> Float { try take(type) { try Leaf.float($0, $2) } }
+    mutating func decode(_ type: Int.Type) throws -> Int { try take(type) { try Leaf.integer(type, $0, $2) } }
+    mutating func decode(_ type: Int8.Type) throws -> Int8 { try take(type) { try Leaf.integer(type, $0, $2) } }
+    mutating func decode(_ type: Int16.Type) throws -> Int16 { try take(type) { try Leaf.integer(type, $0, $2) } }
+    mutating func decode(_ type: Int32.Type) throws -> Int32 { try take(type) { try Leaf.integer(type, $0, $2) } }
+    mutating func decode(_ type: Int64.Type) throws -> Int64 { try take(type) { try Leaf.integer(type, $0, $2) } }
+    mutating func decode(_ type: UInt.Type) throws -> UInt { try take(type) { try Leaf.integer(type, $0, $2) } }
+    mutating func decode(_ type: UInt8.Type) throws -> UInt8 { try take(type) { try Leaf.integer(type, $0, $2) } }
+    mutating func decode(_ type: UInt16.Type) throws -> UInt16 { try take(type) { try Leaf.integer(type, $0, $2) } }
+    mutating func decode(_ type: UInt32.Type) throws -> UInt32 { try take(type) { try Leaf.integer(type, $0, $2) } }
+    mutating func decode(_ type: UInt64.Type) throws -> UInt64 { try take(type) { try Leaf.integer(type, $0, $2) } }
+    mutating func decode<T: Decodable>(_ type: T.Type) throws -> T {
+        let node = self.node
+        return try take(type) { value, key, _ in try node.decode(T.self, value, key: key) }
+    }
 
     mutating func nestedContainer<NestedKey: CodingKey>(keyedBy type: NestedKey.Type) throws -> KeyedDecodingContainer<NestedKey> {
-        let (v, k) = try next(KeyedDecodingContainer<NestedKey>.self)
-        return try TreeDecoder(value: v, parent: node, key: k).container(keyedBy: type)
+        let node = self.node
+        return try take(KeyedDecodingContainer<NestedKey>.self) { value, key, _ in try TreeDecoder(value: value, parent: node, key: key).container(keyedBy: type) }
     }
 
     mutating func nestedUnkeyedContainer() throws -> any UnkeyedDecodingContainer {
-        let (v, k) = try next((any UnkeyedDecodingContainer).self)
-        return try TreeDecoder(value: v, parent: node, key: k).unkeyedContainer()
+        let node = self.node
+        return try take((any UnkeyedDecodingContainer).self) { value, key, _ in try TreeDecoder(value: value, parent: node, key: key).unkeyedContainer() }
     }
 
     mutating func superDecoder() throws -> any Decoder {
-        let (v, k) = try next((any Decoder).self)
-        return TreeDecoder(value: v, parent: node, key: k)
+        let node = self.node
+        return try take((any Decoder).self) { value, key, _ in TreeDecoder(value: value, parent: node, key: key) }
     }
 }

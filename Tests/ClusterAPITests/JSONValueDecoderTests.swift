@@ -102,3 +102,41 @@ struct JSONValueDecoderTests {
         }
     }
 }
+
+@Suite("JSONValueDecoder: Foundation's contracts")
+struct JSONValueDecoderContractTests {
+    /// Tries each element as an Int, and skips what is not one: the index moves only on success.
+    struct LenientInts: Decodable, Equatable {
+        var values: [Int] = []
+        init(values: [Int]) { self.values = values }
+        init(from decoder: any Decoder) throws {
+            var container = try decoder.unkeyedContainer()
+            while !container.isAtEnd {
+                if let value = try? container.decode(Int.self) { values.append(value) } else { _ = try container.decode(JSONValue.self) }
+            }
+            #expect(throws: DecodingError.self) { _ = try container.decodeNil() }
+        }
+    }
+
+    @Test func anElementThatFailsIsStillThere() throws {
+        let text = #"[1,"x",2,null,3]"#
+        let foundation = try JSONDecoder().decode(LenientInts.self, from: Data(text.utf8))
+        let tree = try JSONValueDecoder().decode(LenientInts.self, from: JSONValue(parsing: Data(text.utf8)))
+        #expect(tree == LenientInts(values: [1, 2, 3]))
+        #expect(tree == foundation)
+    }
+
+    @Test func integersBeyondWhatADoubleHoldsExactlyAreRefused() throws {
+        // -9223372036854775809 overflows Int64 and is read as a Double, which rounds to Int64.min.
+        #expect(throws: DecodingError.self) {
+            _ = try JSONValueDecoder().decode(Int64.self, from: JSONValue(parsing: Data("-9223372036854775809".utf8)))
+        }
+        #expect(try JSONValueDecoder().decode(Int64.self, from: JSONValue(parsing: Data("1e15".utf8))) == 1_000_000_000_000_000)
+    }
+
+    @Test func integralDoublesAreWrittenAsIntegers() {
+        #expect(String(decoding: JSONValue.number(1e18).jsonBytes, as: UTF8.self) == "1000000000000000000")
+        #expect(String(decoding: JSONValue.number(1e300).jsonBytes, as: UTF8.self) == "1e+300")
+        #expect(String(decoding: JSONValue.number(.nan).jsonBytes, as: UTF8.self) == "null")
+    }
+}

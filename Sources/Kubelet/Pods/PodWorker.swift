@@ -151,7 +151,7 @@ actor PodWorker {
 
     private func ensureVolumes() async -> Bool {
         if volumesReady { return true }
-        let state = await context.volumes.setUp(pod)
+        let state = await context.volumes.setUp(pod, ready: volumeState.ready)
         volumeState = state
         if state.isReady {
             volumesReady = true
@@ -215,6 +215,7 @@ actor PodWorker {
             released = true
             sandboxReady = false
             volumesReady = false
+            volumeState = VolumeSetUp()
         } catch {
             logger.warning("cannot release the volumes of an ended pod; retrying", metadata: ["error": "\(error)"])
             kick(after: .seconds(2))

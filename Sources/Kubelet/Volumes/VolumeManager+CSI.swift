@@ -79,6 +79,7 @@ extension VolumeManager {
         if let waiting = awaitingAttachment[waitKey], ContinuousClock.now - waiting.resolvedAt < .seconds(1) {
             (target, csi) = (waiting.volume, waiting.csi)
         } else {
+            awaitingAttachment[waitKey] = nil   // read again now: its time starts again
             switch try await resolve(pod: pod, claim: source) {
             case .waiting(let reason): return .waiting(reason, attach: false)
             case .volume(let volume, let client): (target, csi) = (volume, client)
@@ -115,7 +116,7 @@ extension VolumeManager {
     }
 
     /// Keeps what `key`'s claim resolved to while its attachment is awaited (the time it was
-    /// first resolved stays, so that it is read again after a second).
+    /// resolved stays on later passes, so that it is read again after a second).
     private func awaitAttachment(_ key: String, _ volume: CSIVolume, _ csi: CSINodeClient) {
         let since = awaitingAttachment[key].map { $0.resolvedAt } ?? .now
         awaitingAttachment[key] = (volume, csi, since)

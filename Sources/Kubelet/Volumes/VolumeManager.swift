@@ -76,10 +76,16 @@ public actor VolumeManager {
     // MARK: Pods
 
     /// One pass over `pod`'s volumes: what is ready, what waits, what failed. Idempotent.
-    public func setUp(_ pod: Pod) async -> VolumeSetUp {
+    /// Volumes in `ready` (set up by an earlier pass of the same start) are kept as they are:
+    /// a pod waiting for one attachment does not read its other volumes again on every pass.
+    public func setUp(_ pod: Pod, ready: [String: PodVolume] = [:]) async -> VolumeSetUp {
         var result = VolumeSetUp()
         let uid = pod.uid
         for volume in pod.spec.volumes ?? [] {
+            if let done = ready[volume.name] {
+                result.ready[volume.name] = done
+                continue
+            }
             do {
                 if let claim = volume.persistentVolumeClaim {
                     switch try await setUpClaim(pod: pod, volume: volume.name, claim: claim) {
