@@ -29,7 +29,9 @@ extension FuzzTargets {
                 fuzzCheck(sameJSON(direct, foundation), "\(input) read as \(direct), Foundation \(foundation)")
             }
             guard let direct else { return }
-            fuzzCheck((try? JSONValue(parsing: direct.jsonBytes)) == direct, "\(direct) does not read back from \(direct.jsonBytes)")
+            // (An integral Double is written in integer form and reads back as an integer.)
+            let again = try? JSONValue(parsing: direct.jsonBytes)
+            fuzzCheck(again.map { sameJSON($0, direct) } ?? false, "\(direct) does not read back from \(direct.jsonBytes)")
             let back = try? JSONDecoder().decode(JSONValue.self, from: direct.jsonData)
             fuzzCheck(back.map { sameJSON($0, direct) } ?? false, "Foundation does not read \(direct) back")
         },
