@@ -85,7 +85,7 @@ public struct KubeClient: Sendable {
     public func mergePatch<T: APIObject>(_ type: T.Type, name: String, namespace: String? = nil, patch: JSONValue,
                                          subresource: String? = nil) async throws -> T {
         let path = ResourcePath.object(type, name: name, namespace: namespace) + (subresource.map { "/" + $0 } ?? "")
-        return try await call(.PATCH, path, body: try JSONEncoder().encode(patch), contentType: "application/merge-patch+json")
+        return try await call(.PATCH, path, body: patch.jsonData, contentType: "application/merge-patch+json")
     }
 
     public func delete<T: APIObject>(_ type: T.Type, name: String, namespace: String? = nil) async throws {
@@ -219,7 +219,7 @@ public struct KubeClient: Sendable {
     }
 
     private func encode<T: Encodable>(_ value: T) throws -> Data {
-        try JSONEncoder().encode(value)
+        try JSONValueEncoder().encode(value).jsonData
     }
 
     private func name<T: APIObject>(of object: T) throws -> String {

@@ -102,7 +102,7 @@ extension JSONValue {
 extension JSONValue {
     /// Converts any `Encodable` value into its JSON tree.
     public init<T: Encodable>(encoding value: T) throws {
-        self = try JSONValue(parsing: JSONEncoder().encode(value))
+        self = try JSONValueEncoder().encode(value)
     }
 
     /// Decodes this JSON tree into a `Decodable` type.

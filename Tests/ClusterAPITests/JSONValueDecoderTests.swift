@@ -140,3 +140,59 @@ struct JSONValueDecoderContractTests {
         #expect(String(decoding: JSONValue.number(.nan).jsonBytes, as: UTF8.self) == "null")
     }
 }
+
+@Suite("JSONValueEncoder: typed values straight into a tree")
+struct JSONValueEncoderTests {
+    /// Encodes `value` both ways: the tree must be what Foundation's text reads to.
+    private func same<T: Encodable>(_ value: T) throws {
+        let foundation = try JSONValue(parsing: JSONEncoder().encode(value))
+        #expect(try JSONValueEncoder().encode(value) == foundation)
+    }
+
+    @Test func encodesEveryModelAsFoundationDoes() throws {
+        func model<T: Codable>(_ type: T.Type, _ text: String) throws { try same(try JSONDecoder().decode(T.self, from: Data(text.utf8))) }
+        try model(Pod.self, Manifests.pod)
+        try model(Namespace.self, Manifests.namespace)
+        try model(Node.self, Manifests.node)
+        try model(PersistentVolume.self, Manifests.persistentVolume)
+        try model(PersistentVolumeClaim.self, Manifests.persistentVolumeClaim)
+        try model(Event.self, Manifests.event)
+        try model(Service.self, Manifests.service)
+        try model(Endpoints.self, Manifests.endpoints)
+        try model(StorageClass.self, Manifests.storageClass)
+        try model(VolumeAttachment.self, Manifests.volumeAttachment)
+        try model(CSIDriver.self, Manifests.csiDriver)
+        try model(CSINode.self, Manifests.csiNode)
+        try model(Lease.self, Manifests.lease)
+        try model(ClusterAPI.List<Pod>.self, Manifests.podList)
+    }
+
+    struct Sample: Codable, Equatable {
+        var name = "a"
+        var count: UInt64 = 42
+        var small: Int8 = -3
+        var ratio: Float = 0.5
+        var tags = ["x", "y"]
+        var nested: [String: [Int?]] = ["k": [1, nil]]
+        var byNumber: [Int: String] = [2: "two"]
+        var blob = Data([1, 2, 3])
+        var when = Date(timeIntervalSinceReferenceDate: 10.5)
+        var free: JSONValue = ["z": [true, nil]]
+        var missing: String?
+    }
+
+    @Test func encodesScalarsCollectionsAndFoundationTypes() throws {
+        try same(Sample())
+        try same([Sample(), Sample(name: "b")])
+        try same(["one": 1.25])
+        // Beyond Int64, a Double as the reader makes it (not read back into a UInt64 exactly).
+        try same([UInt64.max])
+        let tree = try JSONValueEncoder().encode(Sample())
+        #expect(try tree.decode(as: Sample.self) == Sample())
+    }
+
+    @Test func refusesWhatJSONCannotHold() {
+        #expect(throws: EncodingError.self) { _ = try JSONValueEncoder().encode(["x": Double.nan]) }
+        #expect(throws: EncodingError.self) { _ = try JSONValueEncoder().encode([Double.infinity]) }
+    }
+}
