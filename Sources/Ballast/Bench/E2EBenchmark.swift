@@ -172,6 +172,10 @@ struct E2EBenchResult {
         var move: Distribution
         var floor: Distribution
         var floorCloudLatencySeconds: Double
+        /// CPU seconds per pod of each kind of component while the pods started.
+        var cpuPerPodSeconds: [String: Double]
+        /// The part of the machine's CPU time that was busy meanwhile.
+        var machineBusy: Double?
         var targets: [String: Bool]
     }
 
@@ -184,6 +188,9 @@ struct E2EBenchResult {
                 createdToRunning: distribution(running),
                 stages: Dictionary(stages.map { ($0.name, distribution($0.values)) }, uniquingKeysWith: { first, _ in first }),
                 move: distribution(moves), floor: distribution(floor), floorCloudLatencySeconds: floorCloudLatency,
+                cpuPerPodSeconds: running.isEmpty ? [:] : Dictionary(cpu.map { ($0.component, $0.seconds / Double(running.count)) },
+                                                                     uniquingKeysWith: { first, _ in first }),
+                machineBusy: machineBusy,
                 targets: Dictionary(targetRows(settings).map { ($0.name, $0.met) }, uniquingKeysWith: { first, _ in first }))
     }
 
