@@ -40,13 +40,10 @@ extension AttachDetachController {
         let volumeName = volume.metadata.name ?? ""
         let first = state.withLock { $0.multiAttachReported.insert("\(volumeName)|\(node)").inserted }
         guard first else { return }
-        var candidates: [String: Pod] = [:]
-        for claim in await claims.byIndex(Self.byVolume, volumeName) {
-            for pod in await self.pods.byIndex(Self.byClaim, claim.key) { candidates[Informer<Pod>.key(pod)] = pod }
-        }
-        let users = candidates.keys.sorted().compactMap { candidates[$0] }.filter { pod in
+        let claimNames = Set(await claims.list().filter { $0.spec.volumeName == volumeName }.map(\.key))
+        let users = await self.pods.list().filter { pod in
             guard let podNode = pod.spec.nodeName, otherNodes.contains(podNode), !pod.isTerminated else { return false }
-            return true
+            return pod.claimNames.contains { claimNames.contains("\(pod.metadata.namespace ?? "")/\($0)") }
         }
         for pod in pods {
             let message: String

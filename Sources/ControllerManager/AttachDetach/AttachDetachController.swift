@@ -102,11 +102,6 @@ final class AttachDetachController: Sendable {
         }
         box.value = self
         let shared = self
-        // Every sync asks which claims, pods and attachments concern one volume: indexes, not
-        // scans of every object.
-        await informers.claims.addIndex(Self.byVolume) { [$0.spec.volumeName ?? ""] }
-        await informers.pods.addIndex(Self.byClaim) { pod in pod.claimNames.map { "\(pod.metadata.namespace ?? "")/\($0)" } }
-        await informers.attachments.addIndex(Self.byVolume) { [$0.spec.source.persistentVolumeName ?? ""] }
         await controller.enqueue(from: informers.volumes) { [$0.object.metadata.name ?? ""] }
         await controller.enqueue(from: informers.claims) { event in
             let claim = event.object
@@ -147,10 +142,6 @@ final class AttachDetachController: Sendable {
             shared.state.withLock { Array($0.nodeVolumes[event.object.metadata.name ?? ""] ?? []) }
         }
     }
-
-    /// Index names: claims and attachments by volume name, pods by "namespace/claim".
-    static let byVolume = "volume"
-    static let byClaim = "claim"
 
     func run() async { await controller.run() }
 
@@ -210,9 +201,8 @@ final class AttachDetachController: Sendable {
     /// The volume's attachments: the informer's, and those this controller created that the
     /// informer does not show yet (one it has not confirmed for a while is looked up).
     private func currentAttachments(of volumeName: String) async throws -> [VolumeAttachment] {
-        let created = state.withLock { $0.created }
-        var seen: [String: VolumeAttachment] = [:]
-        for name in created.keys { seen[name] = await attachments.get(name: name) }
+        let all = await attachments.list()
+        let seen = Dictionary(all.map { ($0.metadata.name ?? "", $0) }, uniquingKeysWith: { first, _ in first })
         let pending = state.withLock { state -> [Created] in
             for (name, mine) in state.created {
                 // The informer has caught up: it shows this object, or a later one of the same name.
@@ -223,7 +213,7 @@ final class AttachDetachController: Sendable {
             }
             return state.created.values.filter { $0.attachment.spec.source.persistentVolumeName == volumeName }
         }
-        var result = await attachments.byIndex(Self.byVolume, volumeName)
+        var result = all.filter { $0.spec.source.persistentVolumeName == volumeName }
         for mine in pending {
             let name = mine.attachment.metadata.name ?? ""
             if ContinuousClock.now - mine.at > Self.createdConfirmAfter {
@@ -247,15 +237,13 @@ final class AttachDetachController: Sendable {
     private func desiredNodes(_ volume: PersistentVolume?) async -> [String: [Pod]] {
         guard let volume, let csi = volume.spec.csi, let name = volume.metadata.name else { return [:] }
         if let driver = await drivers.get(name: csi.driver), driver.spec.attachRequired == false { return [:] }
-        let boundClaims = await claims.byIndex(Self.byVolume, name).filter { $0.status.phase == "Bound" }
+        let boundClaims = await claims.list().filter { $0.spec.volumeName == name && $0.status.phase == "Bound" }
         guard !boundClaims.isEmpty else { return [:] }
-        var users: [String: Pod] = [:]
-        for claim in boundClaims {
-            for pod in await pods.byIndex(Self.byClaim, claim.key) { users[Informer<Pod>.key(pod)] = pod }
-        }
+        let claimKeys = Set(boundClaims.map(\.key))
         var desired: [String: [Pod]] = [:]
-        for pod in users.keys.sorted().compactMap({ users[$0] }) {
+        for pod in await pods.list() {
             guard let node = pod.spec.nodeName, !node.isEmpty, !pod.isTerminated else { continue }
+            guard pod.claimNames.contains(where: { claimKeys.contains("\(pod.metadata.namespace ?? "")/\($0)") }) else { continue }
             guard let object = await nodes.get(name: node),
                   object.metadata.annotations?[Annotation.controllerManagedAttachDetach] == "true" else { continue }
             desired[node, default: []].append(pod)
