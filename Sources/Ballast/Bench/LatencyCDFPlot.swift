@@ -40,10 +40,7 @@ enum LatencyCDFPlot {
         let maxCount = Double(max(series.map(\.times.count).max() ?? 1, 1))
         let area = Area(x0: margin, y0: height - margin, width: width - 2 * margin, height: height - 2 * margin)
         var out = frame(title, area)
-        for tick in 0...4 {
-            out += "<text x=\"\(area.x(Double(tick) / 4) - 10)\" y=\"\(area.y0 + 15)\">\(fixed(maxTime * Double(tick) / 4, 1)) s</text>\n"
-            out += "<text x=\"\(area.x0 - 40)\" y=\"\(area.y(Double(tick) / 4) + 4)\">\(Int(maxCount * Double(tick) / 4))</text>\n"
-        }
+        out += ticks(area, yLabelX: area.x0 - 40, x: { "\(fixed(maxTime * $0, 1)) s" }, y: { "\(Int(maxCount * $0))" })
         out += "<text x=\"\(area.x0 - 40)\" y=\"\(area.y0 - area.height - 10)\">\(unit)</text>\n"
         for (index, line) in series.enumerated() {
             let color = colors[index % colors.count]
@@ -87,14 +84,23 @@ enum LatencyCDFPlot {
         return "<polyline fill=\"none\" stroke=\"\(color)\" stroke-width=\"1.5\"\(dashes) points=\"\(coordinates)\"/>\n"
     }
 
+    /// Five labels along each axis of `area`, at 0, ¼, ½, ¾ and all of it (`x` and `y` turn
+    /// that fraction into the label).
+    private static func ticks(_ area: Area, yLabelX: Double, x: (Double) -> String, y: (Double) -> String) -> String {
+        var out = ""
+        for tick in 0...4 {
+            let fraction = Double(tick) / 4
+            out += "<text x=\"\(area.x(fraction) - 10)\" y=\"\(area.y0 + 15)\">\(x(fraction))</text>\n"
+            out += "<text x=\"\(yLabelX)\" y=\"\(area.y(fraction) + 4)\">\(y(fraction))</text>\n"
+        }
+        return out
+    }
+
     /// Latency CDFs (values in seconds, the axis in ms) in `area`, a legend line per series.
     private static func cdfPanel(_ title: String, _ area: Area, series: [Series], legend: (x: Double, step: Double)) -> String {
         let maxValue = max(series.flatMap(\.values).max() ?? 1, 0.001)
         var out = frame(title, area)
-        for tick in 0...4 {
-            out += "<text x=\"\(area.x(Double(tick) / 4) - 10)\" y=\"\(area.y0 + 15)\">\(fixed(maxValue * 1000 * Double(tick) / 4, 0))</text>\n"
-            out += "<text x=\"\(area.x0 - 35)\" y=\"\(area.y(Double(tick) / 4) + 4)\">\(fixed(Double(tick) / 4, 2))</text>\n"
-        }
+        out += ticks(area, yLabelX: area.x0 - 35, x: { fixed(maxValue * 1000 * $0, 0) }, y: { fixed($0, 2) })
         out += "<text x=\"\(area.x(0.5) - 30)\" y=\"\(area.y0 + 32)\">latency (ms)</text>\n"
         for (index, line) in series.enumerated() {
             let sorted = line.values.sorted()
