@@ -173,4 +173,35 @@ let manifest = packageRoot.appendingPathComponent("fixtures/apiserver/app.yaml")
         #expect(try await server.ok("delete", "pvc", "data").contains("deleted"))
         #expect(try await server.kubectl(["get", "pvc", "data"]).stderr.contains("NotFound"))
     }
+
+    /// Two API servers on one real etcd, each with its own watch cache: a consistent read on
+    /// one sees what the other just wrote, and a watch on one sees the other's writes.
+    @Test func twoAPIServersOnOneEtcdSeeEachOthersWrites() async throws {
+        guard await EtcdProcess.isInstalled() else {
+            print("⚠️  SKIPPED: etcd is not installed (make deps)")
+            return
+        }
+        let etcd = try await EtcdCluster.start(members: 1)
+        defer { etcd.stop() }
+        let a = try await ServerProcess.start { _ in ["--etcd-servers", etcd.endpoints] }
+        defer { a.stop() }
+        let b = try await ServerProcess.start { _ in ["--etcd-servers", etcd.endpoints] }
+        defer { b.stop() }
+        let watch = try TestProcess(["/usr/bin/env", "kubectl", "--kubeconfig", b.kubeconfig, "get", "configmaps", "--watch-only", "-o", "name",
+                                     "--request-timeout=60s"], logPath: b.directory + "/watch.log")
+        defer { watch.kill() }
+        try await Task.sleep(for: .seconds(1))  // kubectl's watch is open
+        for i in 1...5 {
+            #expect(try await a.ok("create", "configmap", "from-a-\(i)", "--from-literal=i=\(i)").contains("created"))
+            // Read on the other server at once: its cache waits for etcd's current revision.
+            #expect(try await b.ok("get", "configmap", "from-a-\(i)", "-o", "jsonpath={.data.i}") == "\(i)")
+            #expect(try await b.ok("get", "configmaps", "-o", "name").contains("configmap/from-a-\(i)"))
+        }
+        #expect(try await b.ok("delete", "configmap", "from-a-1").contains("deleted"))
+        #expect(try await a.kubectl(["get", "configmaps", "-o", "name"]).stdout.contains("from-a-1") == false)
+        let seen = await waitUntil(timeout: .seconds(20), interval: .milliseconds(100)) {
+            (1...5).allSatisfy { watch.log.contains("configmap/from-a-\($0)") }
+        }
+        #expect(seen, "server b's watch saw server a's writes: \(watch.log)")
+    }
 }

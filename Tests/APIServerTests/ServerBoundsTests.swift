@@ -76,7 +76,10 @@ func adminClient(_ server: APIServer) -> (HTTPClient, HTTPHeaders) {
         // Large blocks mapped and unmapped as they come and go (glibc otherwise raises its mmap
         // threshold and keeps freed megabytes in the heap), so that RSS follows live memory.
         setMallocMmapThreshold(256 << 10)
-        try await withRunningServer(configure: { $0.watchBuffer = WatchBufferLimits(events: 1024, bytes: 4 << 20) },
+        try await withRunningServer(configure: {
+            $0.watchBuffer = WatchBufferLimits(events: 1024, bytes: 4 << 20)
+            $0.watchCache.windowBytes = 8 << 20
+        },
                                     storeOptions: storeOptions) { server, _ in
             let (client, headers) = adminClient(server)
             let watch = "GET /api/v1/namespaces/default/pods?watch=true HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(server.adminToken)\r\n\r\n"
@@ -91,27 +94,30 @@ func adminClient(_ server: APIServer) -> (HTTPClient, HTTPHeaders) {
             #expect(await eventually { server.handler.metrics.render().contains("apiserver_registered_watchers 2") })
             let before = residentBytes()
             var peak = before
-            // 128 pods of 1 MiB: 128 MiB of events, which the hostile watcher piled up before (and
-            // the shared event cache kept twice over). Twice the bound below, so that an
-            // unbounded buffer cannot pass, with room for what a loaded machine holds in flight
-            // (request bodies, their decoded copies, the reading watcher's socket buffers).
+            // 128 pods of 1 MiB, each created and deleted: 256 MiB of events, which the hostile
+            // watcher piled up before. Four times the bound below, so that an unbounded buffer
+            // or window cannot pass, with room for what a loaded machine holds in flight (request
+            // bodies, their decoded copies, the reading watcher's socket buffers).
             let big = String(repeating: "x", count: 1 << 20)
             for i in 0..<128 {
                 let pod = #"{"metadata":{"name":"p\#(i)"},"spec":{"containers":[{"name":"a","image":"nginx","args":["\#(big)"]}]}}"#
                 let created = try await client.send(HTTPRequest(method: .POST, path: "/api/v1/namespaces/default/pods", headers: headers,
                                                                 body: Data(pod.utf8)))
                 #expect(created.status == .created)
+                let deleted = try await client.send(HTTPRequest(method: .DELETE, path: "/api/v1/namespaces/default/pods/p\(i)",
+                                                                headers: headers))
+                #expect(deleted.status == .ok)
                 peak = max(peak, residentBytes())
             }
             let growth = peak - before
-            // Bounded by the watch buffer (4 MiB here), the shared event cache (16 MiB) and the
-            // store's memtable (2 MiB).
+            // Bounded by the watch buffer (4 MiB here), the watch cache's window (8 MiB of stored
+            // bytes, held decoded and encoded) and the store's memtable (2 MiB).
             #expect(growth < 64 << 20, "RSS grew by \(growth >> 20) MiB while a watcher did not read")
-            #expect(server.handler.watchCache.size.bytes <= 16 << 20)
+            #expect(server.handler.watchCache.window("/registry/pods/").bytes <= 8 << 20)
             #expect(server.handler.metrics.render().contains(#"apiserver_terminated_watchers_total{resource="pods"} 1"#))
             try await hostile.startReading()
             #expect(await hostile.wait(timeout: .seconds(10)) { $0.isClosed }, "the server closed the watch of the client that does not read")
-            #expect(await eventually(.seconds(20)) { good.counts.newlines >= 128 }, "the reading watcher got every event (\(good.counts))")
+            #expect(await eventually(.seconds(20)) { good.counts.newlines >= 256 }, "the reading watcher got every event (\(good.counts))")
             #expect(!good.isClosed)
         }
     }
@@ -130,8 +136,10 @@ func adminClient(_ server: APIServer) -> (HTTPClient, HTTPHeaders) {
             let store = try #require(slow.withLock { $0 })
             store.listDelay.withLock { $0 = .seconds(2) }
             // Two slow lists by the node hold both read-only seats; a third is refused at once.
-            let first = Task { await f.request(.GET, "/api/v1/pods", token: HandlerFixture.nodeToken) }
-            let second = Task { await f.request(.GET, "/api/v1/pods", token: HandlerFixture.nodeToken) }
+            // (Lists of an exact revision read the store; the others the watch cache.)
+            let slowList = "/api/v1/pods?resourceVersion=1&resourceVersionMatch=Exact"
+            let first = Task { await f.request(.GET, slowList, token: HandlerFixture.nodeToken) }
+            let second = Task { await f.request(.GET, slowList, token: HandlerFixture.nodeToken) }
             #expect(await eventually { f.handler.inflight.current.readOnly == 2 })
             let started = ContinuousClock.now
             let refused = await f.handler.handle(HTTPRequest(method: .GET, uri: "/api/v1/pods",

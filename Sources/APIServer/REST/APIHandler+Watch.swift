@@ -5,19 +5,13 @@ import MVCCStore
 import Synchronization
 
 extension APIHandler {
-    /// One item of a watch response.
-    enum WatchItem: Sendable {
-        /// `shared` names the event ("TYPE|revision|key") for the encoded-line cache.
-        case event(type: String, object: JSONValue, shared: String?)
-        case bookmark(revision: Int64)
-        case end
-        case failed(APIError)
-    }
-
-    /// `?watch=true`: the objects' changes as JSON lines, streamed. With no resource
-    /// version (or "0") the current objects come first as ADDED; otherwise only changes
-    /// after the given version. History older than the store's compaction ends the
-    /// stream with a 410 Expired ERROR event.
+    /// `?watch=true`: the objects' changes as JSON lines, streamed from the watch cache. With
+    /// no resource version (or "0") the current objects come first as ADDED; otherwise only
+    /// changes after the given version. `sendInitialEvents=true` (with
+    /// `resourceVersionMatch=NotOlderThan` and `allowWatchBookmarks=true`, as Kubernetes
+    /// requires) sends the current objects, then a BOOKMARK annotated
+    /// `k8s.io/initial-events-end`, then the changes. A version older than the cache's window
+    /// of the resource ends the stream with a 410 Expired ERROR event: the client re-lists.
     func watch(_ c: RequestContext, _ info: ResourceInfo) async throws -> HTTPResponse {
         var fieldSelector = c.query["fieldSelector"] ?? ""
         if !c.attributes.name.isEmpty {  // GET …/pods/{name}?watch=true
@@ -25,62 +19,48 @@ extension APIHandler {
         }
         let selection = try Selection(resource: info, labelSelector: c.query["labelSelector"], fieldSelector: fieldSelector)
         let prefix = info.listPrefix(namespace: c.attributes.namespace)
-        let rvText = c.query["resourceVersion"] ?? ""
-        var initial: [JSONValue] = []
-        let from: Int64
-        if rvText.isEmpty || rvText == "0" {
-            let page = try await store.list(prefix: prefix, limit: 0, continueAfter: nil, revision: 0) { selection.matches($0) }
-            initial = page.items
-            from = page.revision + 1
-        } else {
-            guard let rv = Int64(rvText), rv > 0 else {
-                throw APIError.badRequest("resourceVersion \"\(rvText)\" is not a resource version: expected a positive integer")
-            }
-            from = rv + 1
-        }
-        let updates = try await store.call { try await store.kv.watch(prefix: Array(prefix.utf8), fromRevision: from) }
-        let timeoutSeconds = try watchTimeout(c.query["timeoutSeconds"])
         let bookmarks = c.query["allowWatchBookmarks"] == "true"
+        let sendInitialEvents = try Self.watchStart(c.query, bookmarks: bookmarks)
+        let rv = try Self.resourceVersion(c.query["resourceVersion"])
+        let timeoutSeconds = try watchTimeout(c.query["timeoutSeconds"])
+        let cache = watchCache
+        try await cache.awaitReady()
+        let start: WatchCache.Start
+        switch (sendInitialEvents, rv) {
+        case (true?, _), (nil, nil), (nil, 0?):
+            try await awaitFresh(rv)  // the current objects, at least as new as asked (nil: consistent)
+            start = .current
+        case (false?, nil), (false?, 0?): start = .after(cache.revision)
+        case (_, let n?): start = .after(n)
+        }
         let table = c.wantsTable
         let include = c.include
         let kind = info.kind
         let groupVersion = info.groupVersion
-        let requested = from - 1
-        let initialObjects = initial
         let hub = watchHub
-        let cache = watchCache
         let metrics = self.metrics
         let limits = watchBuffer
         let logger = self.logger
+        let bookmarkInterval = self.bookmarkInterval
         let resource = info.qualifiedResource
+        let keyPrefix = info.keyPrefix
         return .streaming(headers: ["Content-Type": "application/json"]) { writer in
             metrics.watchStarted()
             defer { metrics.watchEnded() }
+            let lines = WatchLines(table: table, include: include, kind: kind, groupVersion: groupVersion)
             let queue = WatchQueue<WatchItem>(limits: limits)
             let token = hub.register { queue.finish(with: .end) }
             defer { hub.unregister(token) }
-            // The store side: translate and queue without ever waiting for the client.
-            let producer = Task {
-                do {
-                    for try await update in updates {
-                        switch update {
-                        case .events(let events):
-                            for event in events {
-                                let cost = event.kv.value.count + (event.prevKV?.value.count ?? 0)
-                                for item in Self.translate(event, selection: selection, cache: cache) {
-                                    guard queue.push(item, cost: cost) else { return }
-                                }
-                            }
-                        case .compacted(let compacted):
-                            queue.finish(with: .failed(.tooOld(requested: requested, compacted: compacted)))
-                            return
-                        }
-                    }
-                    queue.finish(with: .end)
-                } catch {
-                    queue.finish(with: .failed(ObjectStore.map(error)))
-                }
+            let registration: WatchCache.Registration
+            do throws(APIError) {
+                registration = try cache.register(keyPrefix: keyPrefix, prefix: prefix, selection: selection, start: start, queue: queue)
+            } catch {
+                var out = Data()
+                lines.append(.failed(error), to: &out)
+                try await writer.write(out)
+                return
             }
+            let watcher = registration.watcher
             let timer = Task {
                 try? await Task.sleep(for: .seconds(timeoutSeconds))
                 queue.finish(with: .end)
@@ -88,53 +68,44 @@ extension APIHandler {
             let ticker = Task {
                 guard bookmarks else { return }
                 while !Task.isCancelled {
-                    try? await Task.sleep(for: .seconds(30))
+                    try? await Task.sleep(for: bookmarkInterval)
                     if Task.isCancelled { break }
-                    queue.push(.bookmark(revision: 0), cost: 0)
+                    cache.bookmark(watcher)
                 }
             }
             defer {
-                producer.cancel()
+                cache.unregister(watcher)
                 timer.cancel()
                 ticker.cancel()
                 queue.finish()
             }
-            // The client side: write what is queued; writing waits while the client does not read.
+            // The client side: write what is queued, several events per write when they wait;
+            // writing waits while the client does not read.
             let consumer = Task {
-                var lastRevision = requested
-                func line(_ type: String, _ object: JSONValue) -> Data {
-                    var payload = object
-                    if table, type != "ERROR", type != "BOOKMARK" {
-                        payload = TablePrinter.table(kind: kind, objects: [object],
-                                                     listMeta: ["resourceVersion": object["metadata"]?["resourceVersion"] ?? ""],
-                                                     include: include)
-                    }
-                    var line = Self.encode(["type": .string(type), "object": payload])
-                    line.append(0x0A)
-                    return line
+                var backlog = registration.backlog
+                if sendInitialEvents == true {
+                    backlog.append(.bookmark(revision: registration.revision, initialEventsEnd: true))
                 }
-                func send(_ type: String, _ object: JSONValue) async throws {
-                    try await writer.write(line(type, object))
+                var position = 0
+                while position < backlog.count {
+                    let batch = backlog[position..<min(backlog.count, position + Self.linesPerWrite)]
+                    position += batch.count
+                    var out = Data()
+                    for item in batch { lines.append(item, to: &out) }
+                    try await writer.write(out)
                 }
-                for object in initialObjects { try await send("ADDED", object) }
-                while let item = await queue.next() {
-                    switch item {
-                    case .event(let type, let object, let shared):
-                        if let rv = object["metadata"]?["resourceVersion"]?.stringValue.flatMap(Int64.init) { lastRevision = max(lastRevision, rv) }
-                        if let shared, !table {
-                            try await writer.write(cache.line(shared) { line(type, object) })
-                        } else {
-                            try await send(type, object)
-                        }
-                    case .bookmark:
-                        try await send("BOOKMARK", ["kind": .string(kind), "apiVersion": .string(groupVersion),
-                                                    "metadata": ["resourceVersion": .string(String(lastRevision))]])
-                    case .failed(let error):
-                        try await send("ERROR", (try? JSONValue(encoding: error.status)) ?? [:])
-                    case .end:
-                        return
+                while true {
+                    let batch = await queue.nextBatch(max: Self.linesPerWrite)
+                    if batch.isEmpty || Task.isCancelled { return }
+                    var out = Data()
+                    var last = false
+                    for item in batch {
+                        if case .end = item { last = true; break }
+                        lines.append(item, to: &out)
+                        if case .failed = item { last = true; break }
                     }
-                    if Task.isCancelled { return }
+                    if !out.isEmpty { try await writer.write(out) }
+                    if last { return }
                 }
             }
             // A client that fell `limits` behind is cut off, its pending write included: the
@@ -155,6 +126,56 @@ extension APIHandler {
         }
     }
 
+    /// Watch lines per write at most (a batch of waiting events).
+    static let linesPerWrite = 256
+
+    /// `sendInitialEvents`, checked as Kubernetes checks a watch's list options.
+    static func watchStart(_ query: [String: String], bookmarks: Bool) throws(APIError) -> Bool? {
+        let match = query["resourceVersionMatch"] ?? ""
+        guard let text = query["sendInitialEvents"], !text.isEmpty else {
+            if !match.isEmpty {
+                throw APIError.badRequest("resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided")
+            }
+            return nil
+        }
+        guard let send = Bool(text) else {
+            throw APIError.badRequest("sendInitialEvents \"\(text)\" is not valid: expected true or false")
+        }
+        if match != "NotOlderThan" {
+            throw APIError.badRequest("resourceVersionMatch: Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan")
+        }
+        if !bookmarks {
+            throw APIError.badRequest("allowWatchBookmarks: Forbidden: sendInitialEvents requires setting allowWatchBookmarks to true")
+        }
+        return send
+    }
+
+    /// `resourceVersion=`: nil when absent, else a revision (0 for "0").
+    static func resourceVersion(_ text: String?) throws(APIError) -> Int64? {
+        guard let text, !text.isEmpty else { return nil }
+        guard let rv = Int64(text), rv >= 0 else {
+            throw APIError.badRequest("resourceVersion \"\(text)\" is not a resource version: expected a positive integer")
+        }
+        return rv
+    }
+
+    /// Waits until the watch cache is at least as new as `rv` asks: nil is a consistent read
+    /// (the store's current revision), 0 any. 504 when the cache cannot get there in time.
+    func awaitFresh(_ rv: Int64?) async throws(APIError) {
+        if rv == 0 { return }
+        let target: Int64
+        if let rv {
+            let current = try await store.currentRevision()
+            if current < rv { throw APIError(.timeout, "Too large resource version: \(rv), current: \(current)") }
+            target = rv
+        } else {
+            target = try await store.currentRevision()
+        }
+        guard await watchCache.awaitRevision(target) else {
+            throw APIError(.timeout, "Timeout: the watch cache did not reach resource version \(target) in time; retry")
+        }
+    }
+
     /// Ends a watch response without its final chunk: the connection closes.
     struct WatchTerminated: Error {}
 
@@ -172,108 +193,43 @@ extension APIHandler {
         if seconds == 0 { return Int.random(in: watchTimeoutRange) }
         return Int(min(max(seconds, 0), Self.maxWatchTimeoutSeconds))
     }
-
-    /// A store event as watch events, after the selectors: an object that stops matching
-    /// is DELETED for this watcher, one that starts matching is ADDED.
-    static func translate(_ event: StoreEvent, selection: Selection, cache: WatchEventCache? = nil) -> [WatchItem] {
-        let rv = JSONValue.string(String(event.kv.modRevision))
-        let name = "\(event.kv.modRevision)|" + String(decoding: event.kv.key, as: UTF8.self)
-        func decoded(_ kv: KeyValue?, _ which: String) -> JSONValue? {
-            guard let kv, !kv.value.isEmpty else { return nil }
-            func decode() -> JSONValue? {
-                guard var object = try? ObjectStore.decode(kv) else { return nil }
-                object["metadata"]?["resourceVersion"] = rv
-                return object
-            }
-            return cache.map { $0.object(which + "|" + name, cost: kv.value.count, decode) } ?? decode()
-        }
-        func item(_ type: String, _ object: JSONValue) -> WatchItem {
-            .event(type: type, object: object, shared: type + "|" + name)
-        }
-        let previous = decoded(event.prevKV, "prev")
-        let previousMatches = previous.map(selection.matches) ?? false
-        switch event.type {
-        case .delete:
-            guard let previous, previousMatches else { return [] }
-            return [item("DELETED", previous)]
-        case .put:
-            guard let current = decoded(event.kv, "current") else { return [] }
-            let currentMatches = selection.matches(current)
-            switch (previousMatches, currentMatches) {
-            case (true, true): return [item("MODIFIED", current)]
-            case (false, true): return [item("ADDED", current)]
-            case (true, false):
-                var gone = previous!
-                gone["metadata"]?["resourceVersion"] = rv
-                return [item("DELETED", gone)]
-            case (false, false): return []
-            }
-        }
-    }
 }
 
+/// The JSON lines of one watch response. An event's object is written from its cached bytes,
+/// the same bytes for every watcher of it, unless the watch asked for Tables.
+struct WatchLines: Sendable {
+    let table: Bool
+    let include: IncludeObject
+    let kind: String
+    let groupVersion: String
 
-/// Decoded objects and encoded watch lines shared by every watcher of an event: a write that a
-/// hundred watchers see is decoded and encoded once, not a hundred times. Entries are keyed by
-/// the event's revision and key, so they never go stale; the oldest go beyond `capacity`
-/// entries or `byteCapacity` bytes (objects counted by their stored size, lines by theirs),
-/// so that large objects cannot make the cache hold gigabytes.
-final class WatchEventCache: Sendable {
-    private struct Entries {
-        var objects: [String: JSONValue] = [:]
-        var lines: [String: Data] = [:]
-        var order: [(key: String, cost: Int)] = []
-        var head = 0
-        var bytes = 0
-
-        /// Records a new entry and evicts the oldest beyond the capacities.
-        mutating func remember(_ tagged: String, cost: Int, capacity: Int, byteCapacity: Int) {
-            order.append((tagged, cost))
-            bytes += cost
-            while order.count - head > capacity || (bytes > byteCapacity && order.count - head > 1) {
-                let (oldest, oldestCost) = order[head]
-                head += 1
-                bytes -= oldestCost
-                if oldest.hasPrefix("o") { objects[String(oldest.dropFirst())] = nil } else { lines[String(oldest.dropFirst())] = nil }
+    func append(_ item: WatchItem, to out: inout Data) {
+        switch item {
+        case .event(let type, let object):
+            if table {
+                let rows = TablePrinter.table(kind: kind, objects: [object.object],
+                                              listMeta: ["resourceVersion": .string(String(object.revision))], include: include)
+                line(type, rows, to: &out)
+            } else {
+                out.append(contentsOf: #"{"object":"#.utf8)
+                out.append(contentsOf: object.bytes)
+                out.append(contentsOf: #","type":""#.utf8)
+                out.append(contentsOf: type.utf8)
+                out.append(contentsOf: "\"}\n".utf8)
             }
-            if head > 4096, head * 2 > order.count {
-                order.removeFirst(head)
-                head = 0
-            }
+        case .bookmark(let revision, let initialEventsEnd):
+            var metadata: JSONValue = ["resourceVersion": .string(String(revision))]
+            if initialEventsEnd { metadata["annotations"] = ["k8s.io/initial-events-end": "true"] }
+            line("BOOKMARK", ["kind": .string(kind), "apiVersion": .string(groupVersion), "metadata": metadata], to: &out)
+        case .failed(let error):
+            line("ERROR", (try? JSONValue(encoding: error.status)) ?? [:], to: &out)
+        case .end:
+            break
         }
     }
-    private let entries = Mutex(Entries())
-    private let capacity: Int
-    private let byteCapacity: Int
 
-    init(capacity: Int = 4096, byteCapacity: Int = 16 << 20) {
-        self.capacity = capacity
-        self.byteCapacity = byteCapacity
+    private func line(_ type: String, _ object: JSONValue, to out: inout Data) {
+        out.append(APIHandler.encode(["type": .string(type), "object": object]))
+        out.append(0x0A)
     }
-
-    /// The decoded object of `key`, made by `make` the first time; `cost` is its stored size.
-    func object(_ key: String, cost: Int = 0, _ make: () -> JSONValue?) -> JSONValue? {
-        if let hit = entries.withLock({ $0.objects[key] }) { return hit }
-        guard let made = make() else { return nil }
-        entries.withLock {
-            if $0.objects.updateValue(made, forKey: key) == nil {
-                $0.remember("o" + key, cost: cost, capacity: capacity, byteCapacity: byteCapacity)
-            }
-        }
-        return made
-    }
-
-    func line(_ key: String, _ make: () -> Data) -> Data {
-        if let hit = entries.withLock({ $0.lines[key] }) { return hit }
-        let made = make()
-        entries.withLock {
-            if $0.lines.updateValue(made, forKey: key) == nil {
-                $0.remember("l" + key, cost: made.count, capacity: capacity, byteCapacity: byteCapacity)
-            }
-        }
-        return made
-    }
-
-    /// Entries and bytes held.
-    var size: (entries: Int, bytes: Int) { entries.withLock { ($0.order.count - $0.head, $0.bytes) } }
 }

@@ -26,8 +26,10 @@ public final class APIHandler: Sendable {
     let watchHub = WatchShutdown()
     /// `--max-requests-inflight`, `--max-mutating-requests-inflight`.
     let inflight: InflightLimiter
-    /// Decoded objects and encoded lines shared by the watchers of one event.
-    let watchCache = WatchEventCache()
+    /// Every object in memory, kept current by one store watch: serves watches and lists.
+    let watchCache: WatchCache
+    /// How often a watch that allows bookmarks gets one.
+    let bookmarkInterval: Duration
     /// How far one watch's client may fall behind before the watch is closed.
     let watchBuffer: WatchBufferLimits
     /// `/healthz`, `/livez`, `/readyz`.
@@ -39,7 +41,8 @@ public final class APIHandler: Sendable {
                 authenticator: TokenAuthenticator, authorizer: Authorizer = Authorizer(), metrics: APIMetrics = APIMetrics(),
                 logger: Logger, requestTimeout: Duration = .seconds(60), watchTimeoutRange: ClosedRange<Int> = 1800...3600,
                 watchBuffer: WatchBufferLimits = WatchBufferLimits(), maxRequestsInflight: Int = 400,
-                maxMutatingRequestsInflight: Int = 200, disabledAdmissionPlugins: Set<String> = []) {
+                maxMutatingRequestsInflight: Int = 200, disabledAdmissionPlugins: Set<String> = [],
+                watchCache cacheOptions: WatchCacheOptions = WatchCacheOptions()) {
         self.registry = registry
         self.store = store
         self.discovery = Discovery(registry: registry, serverAddress: serverAddress)
@@ -52,13 +55,26 @@ public final class APIHandler: Sendable {
         self.disabledAdmissionPlugins = disabledAdmissionPlugins
         self.watchTimeoutRange = watchTimeoutRange
         self.watchBuffer = watchBuffer
+        self.watchCache = WatchCache(store: store, logger: logger, options: cacheOptions, registry: registry)
+        self.bookmarkInterval = cacheOptions.bookmarkInterval
         self.inflight = InflightLimiter(readOnly: maxRequestsInflight, mutating: maxMutatingRequestsInflight)
         let hub = watchHub
         self.health = HealthChecks(store: store, shuttingDown: { hub.isStopped })
     }
 
-    /// Ends the open watches (their clients see the stream close and re-watch elsewhere).
-    public func stopWatches() { watchHub.shutdown() }
+    deinit { watchCache.stop() }
+
+    /// Ends the open watches (their clients see the stream close and re-watch elsewhere) and
+    /// the watch cache's store watch.
+    public func stopWatches() {
+        watchHub.shutdown()
+        watchCache.stop()
+    }
+
+    /// Fills the watch cache from the store, waiting at most `timeout` for it.
+    public func startWatchCache(timeout: Duration = .seconds(30)) async throws {
+        try await watchCache.awaitReady(timeout: timeout)
+    }
 
     /// Paths that answer without credentials, as Kubernetes' `system:public-info-viewer` allows.
     static let anonymousPaths: Set<String> = ["/healthz", "/livez", "/readyz", "/version", "/version/"]

@@ -96,6 +96,28 @@ final class WatchQueue<Item: Sendable>: Sendable {
     /// Events and bytes waiting.
     var pending: (events: Int, bytes: Int) { state.withLock { ($0.items.count - $0.head, $0.bytes) } }
 
+    /// The next item and up to `max - 1` more already waiting: a writer that fell behind
+    /// catches up in a few large writes instead of one per event. Empty once the queue is
+    /// finished and drained, overflowed, or the task is cancelled.
+    func nextBatch(max: Int) async -> [Item] {
+        guard let first = await next() else { return [] }
+        var batch = [first]
+        state.withLock { s in
+            guard !s.overflowed else { return }
+            while batch.count < max && s.head < s.items.count {
+                let (item, cost) = s.items[s.head]
+                s.head += 1
+                s.bytes -= cost
+                batch.append(item)
+            }
+            if s.head >= 1024 && s.head * 2 >= s.items.count {
+                s.items.removeFirst(s.head)
+                s.head = 0
+            }
+        }
+        return batch
+    }
+
     /// The next item; nil once the queue is finished and drained, overflowed, or the task is cancelled.
     func next() async -> Item? {
         await withTaskCancellationHandler {

@@ -22,6 +22,7 @@ extension APIServer {
         }
         let handler = APIHandler(store: ObjectStore(kv), serverAddress: "127.0.0.1:0", authenticator: authenticator, logger: logger)
         try await bootstrap(handler)
+        try await handler.startWatchCache()
         return (handler, tokens)
     }
 }

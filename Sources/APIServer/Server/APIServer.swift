@@ -31,6 +31,8 @@ public struct APIServerOptions: Sendable {
     public var http = HTTPServerLimits()
     /// How far a watch's client may fall behind before the watch is closed.
     public var watchBuffer = WatchBufferLimits()
+    /// The watch cache's windows and bookmark interval.
+    public var watchCache = WatchCacheOptions()
     /// The token presented to kubelets (`pods/log`, `pods/exec`); nil: `pki/kubelet-client.token`,
     /// generated on first start (give it to kubelets as --authentication-token-file).
     public var kubeletClientTokenFile: String?
@@ -110,7 +112,7 @@ public final class APIServer: Sendable {
                                  logger: logger, requestTimeout: options.requestTimeout, watchBuffer: options.watchBuffer,
                                  maxRequestsInflight: options.maxRequestsInflight,
                                  maxMutatingRequestsInflight: options.maxMutatingRequestsInflight,
-                                 disabledAdmissionPlugins: options.disabledAdmissionPlugins)
+                                 disabledAdmissionPlugins: options.disabledAdmissionPlugins, watchCache: options.watchCache)
         box.handler = handler
         if let file = options.kubeletClientTokenFile {
             guard let token = try SecretFiles.readText(file)?.trimmingCharacters(in: .whitespacesAndNewlines), !token.isEmpty else {
@@ -121,6 +123,7 @@ public final class APIServer: Sendable {
             handler.kubelets.token = try loadOrCreateAdminToken(pkiDir + "/kubelet-client.token")
         }
         try await bootstrap(handler)
+        try await handler.startWatchCache()
         let scheme = options.insecureHTTP ? "http" : "https"
         let kubeconfigPath = options.dataDir + "/admin.kubeconfig"
         try writeAtomically(kubeconfigPath, try kubeconfig(server: "\(scheme)://\(clientHost):\(http.port)", caPEM: caPEM, token: adminToken),

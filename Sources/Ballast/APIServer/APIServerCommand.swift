@@ -49,6 +49,12 @@ struct APIServerCommand: AsyncParsableCommand {
     @Option(help: "Most mutating requests served at once; more get 429. 0: no limit.")
     var maxMutatingRequestsInflight: Int = 200
 
+    @Option(help: "Watch cache window per resource, resource#events comma-separated (e.g. pods#20000,events#1000): how far back a watch may resume before it gets 410 and re-lists.")
+    var watchCacheSizes: String = ""
+
+    @Option(help: "Watch cache window of the resources --watch-cache-sizes does not name, in events.")
+    var defaultWatchCacheSize: Int = 10_000
+
     @Option(help: "Most client connections open at once; more are closed as they are accepted. 0: no limit.")
     var maxConnections: Int = 4096
 
@@ -72,6 +78,12 @@ struct APIServerCommand: AsyncParsableCommand {
         for (flag, value) in [("--read-header-timeout", readHeaderTimeout), ("--idle-timeout", idleTimeout)] where !(1...86_400).contains(value) {
             throw ValidationError("\(flag) \(value): expected 1 to 86400 seconds")
         }
+        do {
+            _ = try WatchCacheOptions.parseSizes(watchCacheSizes)
+        } catch {
+            throw ValidationError(error.message)
+        }
+        guard defaultWatchCacheSize > 0 else { throw ValidationError("--default-watch-cache-size \(defaultWatchCacheSize): expected a positive number of events") }
         if etcdServers != "embedded" {
             for url in etcdServers.split(separator: ",") where !url.hasPrefix("http://") {
                 throw ValidationError("--etcd-servers \(url): expected http://HOST:PORT (or `embedded`)")
@@ -91,6 +103,8 @@ struct APIServerCommand: AsyncParsableCommand {
         options.maxRequestsInflight = maxRequestsInflight
         options.maxMutatingRequestsInflight = maxMutatingRequestsInflight
         options.http.maxConnections = maxConnections
+        options.watchCache.sizes = try WatchCacheOptions.parseSizes(watchCacheSizes)
+        options.watchCache.defaultSize = defaultWatchCacheSize
         options.http.readHeaderTimeout = .seconds(readHeaderTimeout)
         options.http.idleTimeout = .seconds(idleTimeout)
         options.disabledAdmissionPlugins = Set(disableAdmissionPlugins.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })

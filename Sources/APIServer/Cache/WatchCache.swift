@@ -1,0 +1,534 @@
+import ClusterAPI
+import Logging
+import MVCCStore
+import Synchronization
+
+/// How the watch cache is sized (kube-apiserver's `--watch-cache-sizes` and
+/// `--default-watch-cache-size`).
+public struct WatchCacheOptions: Sendable, Equatable {
+    /// Events kept per resource (`pods`, `storageclasses.storage.k8s.io`), beside the default.
+    public var sizes: [String: Int] = [:]
+    /// Events kept for the other resources.
+    public var defaultSize = 10_000
+    /// The most bytes (stored sizes) of events one resource keeps, whatever its size.
+    public var windowBytes = 64 << 20
+    /// How often a watch that allows bookmarks gets one (Kubernetes: about a minute).
+    public var bookmarkInterval: Duration = .seconds(30)
+
+    public init() {}
+
+    /// `pods#5000,events#100`: resource (plural, `.group` for other groups) `#` events.
+    public static func parseSizes(_ text: String) throws(APIError) -> [String: Int] {
+        var sizes: [String: Int] = [:]
+        for entry in text.split(separator: ",") where !entry.isEmpty {
+            let parts = entry.split(separator: "#", omittingEmptySubsequences: false)
+            guard parts.count == 2, !parts[0].isEmpty, let size = Int(parts[1]), size > 0 else {
+                throw APIError.badRequest("--watch-cache-sizes entry \"\(entry)\" is not valid: write resource#events, e.g. pods#5000, with a positive number of events")
+            }
+            sizes[String(parts[0])] = size
+        }
+        return sizes
+    }
+}
+
+/// What one watch response carries, in order.
+enum WatchItem: Sendable {
+    case event(type: String, object: CachedObject)
+    /// A BOOKMARK at `revision`; `initialEventsEnd` marks the end of `sendInitialEvents`.
+    case bookmark(revision: Int64, initialEventsEnd: Bool)
+    case end
+    case failed(APIError)
+}
+
+/// The API server's watch cache (Kubernetes' "cacher"): every object under `/registry/` in
+/// memory, kept current by one store watch, with a window of each resource's recent changes.
+/// Watches are served from it (one store watch per API server, not one per client), and so
+/// are lists that do not ask for an exact past revision.
+///
+/// The one store watch covers the whole key space, so the cache's revision follows the
+/// store's with every write, whatever it touches: a consistent read takes the store's current
+/// revision and waits until the cache has reached it (as Kubernetes 1.31+ does with etcd's
+/// progress notifications), then answers from memory.
+///
+/// A resource's window holds its last `windowSize` events (and at most `windowBytes` of
+/// them). A watch may start from any revision the window still covers; older ones get 410
+/// Expired and the client re-lists. When the cache must be rebuilt (its store watch fell
+/// behind a compaction) every watch ends and the clients re-watch.
+final class WatchCache: Sendable {
+    /// One watch registered with the cache.
+    final class Watcher: Sendable {
+        let id: Int
+        let keyPrefix: String
+        /// The watched keys: a resource's `keyPrefix`, or one namespace of it.
+        let prefix: String
+        let selection: Selection
+        let queue: WatchQueue<WatchItem>
+        /// Events at or below this revision are not sent (the client has them).
+        let after: Int64
+
+        init(id: Int, keyPrefix: String, prefix: String, selection: Selection, queue: WatchQueue<WatchItem>, after: Int64) {
+            self.id = id
+            self.keyPrefix = keyPrefix
+            self.prefix = prefix
+            self.selection = selection
+            self.queue = queue
+            self.after = after
+        }
+    }
+
+    /// How a watch starts.
+    enum Start: Sendable {
+        /// The current objects first (as ADDED), then the changes.
+        case current
+        /// The changes after this revision.
+        case after(Int64)
+    }
+
+    /// A registered watch, with what it must send before anything queued.
+    struct Registration: Sendable {
+        let watcher: Watcher
+        let backlog: [WatchItem]
+        /// The cache's revision at registration: what the current objects were read at.
+        let revision: Int64
+    }
+
+    /// The fields served from an index rather than a scan, per resource.
+    static let indexedFields: [String: String] = ["/registry/pods/": "spec.nodeName"]
+
+    struct Resource {
+        var objects: [String: CachedObject] = [:]
+        /// `objects`' keys in order; nil after a key was added or removed.
+        var sortedKeys: [String]? = []
+        /// Values of the resource's indexed field to the keys that have them.
+        var index: [String: Set<String>] = [:]
+        /// Recent events from `windowHead` on; slots before it are emptied as events leave.
+        var window: [CachedEvent?] = []
+        var windowHead = 0
+        var windowBytes = 0
+        /// Every event of this resource after this revision is in the window.
+        var windowStart: Int64
+        var watchers: [Int: Watcher] = [:]
+
+        init(windowStart: Int64) { self.windowStart = windowStart }
+
+        mutating func keysInOrder() -> [String] {
+            if let sortedKeys { return sortedKeys }
+            let sorted = objects.keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+            sortedKeys = sorted
+            return sorted
+        }
+    }
+
+    private struct State {
+        var resources: [String: Resource] = [:]
+        /// Every store event up to this revision has been applied.
+        var revision: Int64 = 0
+        /// The revision the objects were read at: a resource with no event since has a window
+        /// that starts there.
+        var loadedAt: Int64 = 0
+        var ready = false
+        var waiters: [Int: (target: Int64, continuation: CheckedContinuation<Bool, Never>)] = [:]
+        var readyWaiters: [Int: CheckedContinuation<Bool, Never>] = [:]
+        var nextID = 0
+        var feed: Task<Void, Never>?
+        var stopped = false
+    }
+
+    private let state = Mutex(State())
+    private let store: ObjectStore
+    private let logger: Logger
+    /// Window sizes per resource key prefix; `defaultWindowSize` for the others.
+    let windowSizes: [String: Int]
+    let defaultWindowSize: Int
+    /// The most bytes (stored sizes) one resource's window holds, whatever its size.
+    let windowByteLimit: Int
+
+    init(store: ObjectStore, logger: Logger, options: WatchCacheOptions, registry: ResourceRegistry) {
+        self.store = store
+        self.logger = logger
+        var sizes: [String: Int] = [:]
+        for (name, size) in options.sizes {
+            for info in registry.resources where info.qualifiedResource == name || info.resource == name {
+                sizes[info.keyPrefix] = max(1, size)
+            }
+        }
+        self.windowSizes = sizes
+        self.defaultWindowSize = max(1, options.defaultSize)
+        self.windowByteLimit = options.windowBytes
+    }
+
+    // MARK: Lifecycle
+
+    /// Starts filling the cache (once; later calls do nothing).
+    func start() {
+        state.withLock { s in
+            guard s.feed == nil, !s.stopped else { return }
+            s.feed = Task { [weak self] in await self?.feed() }
+        }
+    }
+
+    /// Stops the store watch and ends every watch.
+    func stop() {
+        let (feed, watchers, waiters, readyWaiters) = state.withLock { s in
+            s.stopped = true
+            s.ready = false
+            let w = s.resources.values.flatMap { $0.watchers.values }
+            for key in s.resources.keys { s.resources[key]?.watchers = [:] }
+            let waiting = Array(s.waiters.values.map(\.continuation))
+            let readyWaiting = Array(s.readyWaiters.values)
+            s.waiters = [:]
+            s.readyWaiters = [:]
+            return (s.feed, w, waiting, readyWaiting)
+        }
+        feed?.cancel()
+        for w in watchers { w.queue.finish(with: .end) }
+        for c in waiters { c.resume(returning: false) }
+        for c in readyWaiters { c.resume(returning: false) }
+    }
+
+    var isReady: Bool { state.withLock { $0.ready } }
+
+    /// The events one resource's window holds now, and their stored bytes.
+    func window(_ keyPrefix: String) -> (events: Int, bytes: Int) {
+        state.withLock { s in
+            guard let r = s.resources[keyPrefix] else { return (0, 0) }
+            return (r.window.count - r.windowHead, r.windowBytes)
+        }
+    }
+    var revision: Int64 { state.withLock { $0.revision } }
+
+    /// Waits until the cache serves (started, and filled from the store), at most `timeout`.
+    /// Throws 429 with Retry-After, as Kubernetes does while its cache (re)initializes.
+    func awaitReady(timeout: Duration = .seconds(10)) async throws(APIError) {
+        start()
+        let ok = await wait(timeout: timeout) { s, id, c in
+            if s.ready { return true }
+            if s.stopped { return false }
+            s.readyWaiters[id] = c
+            return nil
+        } cancel: { s, id in s.readyWaiters.removeValue(forKey: id) }
+        guard ok else {
+            throw APIError(.tooManyRequests, "storage is (re)initializing: the watch cache is not ready yet; retry",
+                           details: StatusDetails(retryAfterSeconds: 1))
+        }
+    }
+
+    /// Waits until the cache has applied every store event up to `revision`, at most
+    /// `timeout`; false when it has not by then.
+    func awaitRevision(_ revision: Int64, timeout: Duration = .seconds(3)) async -> Bool {
+        await wait(timeout: timeout) { s, id, c in
+            if s.ready && s.revision >= revision { return true }
+            if s.stopped { return false }
+            s.waiters[id] = (revision, c)
+            return nil
+        } cancel: { s, id in s.waiters.removeValue(forKey: id)?.continuation }
+    }
+
+    /// Parks a continuation that `register` either answers at once or records under an id,
+    /// and answers false after `timeout` (or on cancellation) if nothing else did.
+    private func wait(timeout: Duration,
+                      register: @escaping @Sendable (inout State, Int, CheckedContinuation<Bool, Never>) -> Bool?,
+                      cancel: @escaping @Sendable (inout State, Int) -> CheckedContinuation<Bool, Never>?) async -> Bool {
+        let id = state.withLock { s in
+            s.nextID += 1
+            return s.nextID
+        }
+        let timer = Task { [weak self] in
+            try? await Task.sleep(for: timeout)
+            self?.state.withLock { cancel(&$0, id) }?.resume(returning: false)
+        }
+        defer { timer.cancel() }
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { (c: CheckedContinuation<Bool, Never>) in
+                if let answer = state.withLock({ register(&$0, id, c) }) { c.resume(returning: answer) }
+            }
+        } onCancel: {
+            state.withLock { cancel(&$0, id) }?.resume(returning: false)
+        }
+    }
+
+    // MARK: Reads
+
+    /// The objects under `prefix` (of the resource at `keyPrefix`) that `selection` accepts, in
+    /// key order, after `continueAfter`, at most `limit` (0: all); with the revision read at
+    /// and whether more remain.
+    func list(keyPrefix: String, prefix: String, selection: Selection, limit: Int)
+        -> (items: [CachedObject], revision: Int64, more: Bool) {
+        state.withLock { s in
+            guard var resource = s.resources[keyPrefix] else { return ([], s.revision, false) }
+            let candidates = Self.candidates(&resource, keyPrefix: keyPrefix, prefix: prefix, selection: selection)
+            s.resources[keyPrefix] = resource
+            var items: [CachedObject] = []
+            for key in candidates {
+                guard let object = resource.objects[key] else { continue }
+                guard selection.isEverything || selection.matches(object.object) else { continue }
+                if limit > 0 && items.count == limit { return (items, s.revision, true) }
+                items.append(object)
+            }
+            return (items, s.revision, false)
+        }
+    }
+
+    /// The keys that may match, in order: one key for `metadata.name=` in a namespace, the
+    /// index for an indexed field's `=`, else the prefix's range of the sorted keys.
+    private static func candidates(_ resource: inout Resource, keyPrefix: String, prefix: String, selection: Selection) -> [String] {
+        let equalities = selection.fields.requirements.filter { $0.operator == .equals }
+        if prefix != keyPrefix || !selection.resource.namespaced, let name = equalities.first(where: { $0.field == "metadata.name" }) {
+            return [prefix + name.value]
+        }
+        if let field = indexedFields[keyPrefix], let wanted = equalities.first(where: { $0.field == field }) {
+            return resource.index[wanted.value, default: []].filter { $0.hasPrefix(prefix) }
+                .sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+        }
+        let keys = resource.keysInOrder()
+        if prefix == keyPrefix { return keys }
+        var low = 0
+        var high = keys.count
+        while low < high {  // the first key not below `prefix`
+            let mid = (low + high) / 2
+            if keys[mid].utf8.lexicographicallyPrecedes(prefix.utf8) { low = mid + 1 } else { high = mid }
+        }
+        var end = low
+        while end < keys.count && keys[end].hasPrefix(prefix) { end += 1 }
+        return Array(keys[low..<end])
+    }
+
+    // MARK: Watches
+
+    /// Registers a watch on `prefix` of the resource at `keyPrefix`. Throws 410 Expired for a
+    /// start the window no longer covers. Everything queued after the returned backlog
+    /// follows it without a gap or a repeat.
+    func register(keyPrefix: String, prefix: String, selection: Selection, start: Start,
+                  queue: WatchQueue<WatchItem>) throws(APIError) -> Registration {
+        let registration = state.withLock { s -> Result<Registration, APIError> in
+            if s.stopped { return .failure(APIError(.serviceUnavailable, "the API server is shutting down")) }
+            s.nextID += 1
+            var resource = s.resources[keyPrefix] ?? Resource(windowStart: s.loadedAt)
+            var backlog: [WatchItem] = []
+            let after: Int64
+            switch start {
+            case .current:
+                after = s.revision
+                for key in Self.candidates(&resource, keyPrefix: keyPrefix, prefix: prefix, selection: selection) {
+                    guard let object = resource.objects[key] else { continue }
+                    if selection.isEverything || selection.matches(object.object) { backlog.append(.event(type: "ADDED", object: object)) }
+                }
+            case .after(let revision):
+                guard revision >= resource.windowStart else {
+                    return .failure(.tooOld(requested: revision, compacted: resource.windowStart + 1))
+                }
+                after = revision
+                for case let event? in resource.window[resource.windowHead...] where event.revision > revision && event.key.hasPrefix(prefix) {
+                    if let seen = event.seen(by: selection) { backlog.append(.event(type: seen.type, object: seen.object)) }
+                }
+            }
+            let watcher = Watcher(id: s.nextID, keyPrefix: keyPrefix, prefix: prefix, selection: selection, queue: queue, after: after)
+            resource.watchers[watcher.id] = watcher
+            s.resources[keyPrefix] = resource
+            return .success(Registration(watcher: watcher, backlog: backlog, revision: s.revision))
+        }
+        return try registration.get()
+    }
+
+    func unregister(_ watcher: Watcher) {
+        state.withLock { _ = $0.resources[watcher.keyPrefix]?.watchers.removeValue(forKey: watcher.id) }
+    }
+
+    /// Queues a BOOKMARK for `watcher` at the cache's revision. Queued under the lock that
+    /// dispatches events, so it never overtakes an event at or below its revision.
+    func bookmark(_ watcher: Watcher) {
+        state.withLock { s in
+            guard s.resources[watcher.keyPrefix]?.watchers[watcher.id] != nil else { return }
+            watcher.queue.push(.bookmark(revision: max(watcher.after, s.revision), initialEventsEnd: false), cost: 0)
+        }
+    }
+
+    // MARK: Filling
+
+    /// Lists everything, then follows the store from there; starts over when the store watch
+    /// ends or falls behind a compaction, until stopped.
+    private func feed() async {
+        var failures = 0
+        while !Task.isCancelled {
+            do {
+                let revision = try await load()
+                failures = 0
+                let updates = try await store.call { try await store.kv.watch(prefix: [], fromRevision: revision + 1) }
+                for try await update in updates {
+                    switch update {
+                    case .events(let events):
+                        apply(events)
+                    case .compacted(let compacted):
+                        logger.warning("the watch cache fell behind the store's compaction; rebuilding it",
+                                       metadata: ["compacted": "\(compacted)", "cached": "\(self.revision)"])
+                        throw RebuildNeeded()
+                    }
+                }
+                if Task.isCancelled { break }
+                throw RebuildNeeded()
+            } catch is CancellationError {
+                break
+            } catch {
+                if Task.isCancelled { break }
+                failures += 1
+                if !(error is RebuildNeeded) {
+                    logger.warning("the watch cache cannot read the store; retrying", metadata: ["error": "\(error)"])
+                }
+                try? await Task.sleep(for: .milliseconds(min(2000, 25 << min(failures, 7))))
+            }
+        }
+    }
+
+    private struct RebuildNeeded: Error {}
+
+    /// Reads every object under `/registry/` at one revision into a fresh cache and makes it
+    /// the served one; watches on the previous one end (their clients re-watch). Returns the
+    /// revision read at.
+    private func load() async throws -> Int64 {
+        let registry = Array("/registry/".utf8)
+        var resources: [String: Resource] = [:]
+        var after: [UInt8]?
+        var revision: Int64 = 0
+        while true {
+            let page = try await store.call { try await store.kv.list(prefix: registry, limit: 10_000, continueAfter: after, revision: revision) }
+            revision = page.revision
+            for kv in page.kvs {
+                guard let keyPrefix = Self.keyPrefix(kv.key) else { continue }
+                guard let object = decode(kv) else { continue }
+                if resources[keyPrefix] == nil { resources[keyPrefix] = Resource(windowStart: revision) }
+                Self.store(object, in: &resources[keyPrefix]!, keyPrefix: keyPrefix)
+            }
+            guard page.more, let last = page.kvs.last else { break }
+            after = last.key
+        }
+        let (ended, readyWaiters) = state.withLock { s in
+            let ended = s.resources.values.flatMap { $0.watchers.values }
+            s.resources = resources
+            s.revision = revision
+            s.loadedAt = revision
+            s.ready = true
+            let readyWaiters = Array(s.readyWaiters.values)
+            s.readyWaiters = [:]
+            return (ended, readyWaiters)
+        }
+        for w in ended { w.queue.finish(with: .end) }
+        for c in readyWaiters { c.resume(returning: true) }
+        wakeWaiters()
+        logger.debug("watch cache loaded", metadata: ["revision": "\(revision)", "resources": "\(resources.count)"])
+        return revision
+    }
+
+    /// `/registry/pods/` of `/registry/pods/default/web`; nil outside `/registry/`.
+    static func keyPrefix(_ key: [UInt8]) -> String? {
+        let registry = "/registry/".utf8
+        guard key.count > registry.count, key.starts(with: registry) else { return nil }
+        guard let slash = key[registry.count...].firstIndex(of: UInt8(ascii: "/")) else { return nil }
+        return String(decoding: key[...slash], as: UTF8.self)
+    }
+
+    private func decode(_ kv: KeyValue) -> CachedObject? {
+        do {
+            let object = try ObjectStore.decode(kv)
+            return CachedObject(key: String(decoding: kv.key, as: UTF8.self), object: object, revision: kv.modRevision,
+                                cost: kv.value.count)
+        } catch {
+            logger.warning("the watch cache skips an object it cannot read", metadata: ["key": "\(String(decoding: kv.key, as: UTF8.self))",
+                                                                                       "error": "\(error.message)"])
+            return nil
+        }
+    }
+
+    /// Puts `object` in `resource`, its index included; returns the version it replaced.
+    @discardableResult
+    private static func store(_ object: CachedObject, in resource: inout Resource, keyPrefix: String) -> CachedObject? {
+        let previous = resource.objects.updateValue(object, forKey: object.key)
+        if previous == nil { resource.sortedKeys = nil }
+        if let field = indexedFields[keyPrefix] {
+            let old = previous.flatMap { Selection.fieldValue($0.object, field) } ?? ""
+            let new = Selection.fieldValue(object.object, field) ?? ""
+            if old != new || previous == nil {
+                if previous != nil { resource.index[old]?.remove(object.key) }
+                resource.index[new, default: []].insert(object.key)
+            }
+        }
+        return previous
+    }
+
+    private static func remove(_ key: String, from resource: inout Resource, keyPrefix: String) -> CachedObject? {
+        guard let previous = resource.objects.removeValue(forKey: key) else { return nil }
+        resource.sortedKeys = nil
+        if let field = indexedFields[keyPrefix] {
+            let old = Selection.fieldValue(previous.object, field) ?? ""
+            resource.index[old]?.remove(key)
+            if resource.index[old]?.isEmpty == true { resource.index[old] = nil }
+        }
+        return previous
+    }
+
+    /// Applies a batch of store events (whole revisions, in order) and hands each to the
+    /// watchers that see it. Objects are decoded before the lock is taken.
+    private func apply(_ events: [StoreEvent]) {
+        guard let last = events.last?.kv.modRevision else { return }
+        let decoded: [(event: StoreEvent, keyPrefix: String, object: CachedObject?)] = events.compactMap { event in
+            guard let keyPrefix = Self.keyPrefix(event.kv.key) else { return nil }
+            switch event.type {
+            case .put:
+                guard let object = decode(event.kv) else { return nil }
+                return (event, keyPrefix, object)
+            case .delete:
+                return (event, keyPrefix, nil)
+            }
+        }
+        state.withLock { s in
+            guard s.ready else { return }
+            for (event, keyPrefix, object) in decoded {
+                let key = String(decoding: event.kv.key, as: UTF8.self)
+                var resource = s.resources.removeValue(forKey: keyPrefix) ?? Resource(windowStart: s.loadedAt)
+                let previous = object.map { Self.store($0, in: &resource, keyPrefix: keyPrefix) }
+                    ?? Self.remove(key, from: &resource, keyPrefix: keyPrefix)
+                if object == nil && previous == nil {  // a deletion of what the cache never had
+                    s.resources[keyPrefix] = resource
+                    continue
+                }
+                let change = CachedEvent(revision: event.kv.modRevision, key: key, current: object, previous: previous)
+                append(change, to: &resource, keyPrefix: keyPrefix)
+                for watcher in resource.watchers.values where change.revision > watcher.after && key.hasPrefix(watcher.prefix) {
+                    guard let seen = change.seen(by: watcher.selection) else { continue }
+                    if !watcher.queue.push(.event(type: seen.type, object: seen.object), cost: seen.object.cost) {
+                        resource.watchers[watcher.id] = nil  // overflowed or finished: its response ends
+                    }
+                }
+                s.resources[keyPrefix] = resource
+            }
+            s.revision = max(s.revision, last)
+        }
+        wakeWaiters()
+    }
+
+    private func append(_ change: CachedEvent, to resource: inout Resource, keyPrefix: String) {
+        resource.window.append(change)
+        resource.windowBytes += change.cost
+        let size = windowSizes[keyPrefix] ?? defaultWindowSize
+        while resource.window.count - resource.windowHead > size
+                || (resource.windowBytes > windowByteLimit && resource.window.count - resource.windowHead > 1) {
+            guard let oldest = resource.window[resource.windowHead] else { break }
+            resource.window[resource.windowHead] = nil
+            resource.windowHead += 1
+            resource.windowBytes -= oldest.cost
+            resource.windowStart = max(resource.windowStart, oldest.revision)
+        }
+        if resource.windowHead > 1024 && resource.windowHead * 2 > resource.window.count {
+            resource.window.removeFirst(resource.windowHead)
+            resource.windowHead = 0
+        }
+    }
+
+    private func wakeWaiters() {
+        let due = state.withLock { s -> [CheckedContinuation<Bool, Never>] in
+            guard s.ready else { return [] }
+            let ids = s.waiters.filter { $0.value.target <= s.revision }.map(\.key)
+            return ids.compactMap { s.waiters.removeValue(forKey: $0)?.continuation }
+        }
+        for c in due { c.resume(returning: true) }
+    }
+}
