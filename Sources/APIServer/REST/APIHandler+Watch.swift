@@ -94,9 +94,18 @@ extension APIHandler {
                     for item in batch { lines.append(item, to: &out) }
                     try await writer.write(out)
                 }
+                var lastWrite = ContinuousClock.now - Self.watchWriteInterval
                 while true {
-                    let batch = await queue.nextBatch(max: Self.linesPerWrite)
+                    var batch = await queue.nextBatch(max: Self.linesPerWrite)
                     if batch.isEmpty || Task.isCancelled { return }
+                    // Writes come at most once per interval: under load the events that arrive
+                    // meanwhile share one write (one TLS record, one syscall) instead of one each.
+                    let due = lastWrite + Self.watchWriteInterval
+                    if batch.count < Self.linesPerWrite, ContinuousClock.now < due, case .event = batch[batch.count - 1] {
+                        try? await Task.sleep(until: due)
+                        batch += queue.available(max: Self.linesPerWrite - batch.count)
+                    }
+                    lastWrite = ContinuousClock.now
                     var out = Data()
                     var last = false
                     for item in batch {
@@ -128,6 +137,8 @@ extension APIHandler {
 
     /// Watch lines per write at most (a batch of waiting events).
     static let linesPerWrite = 256
+    /// The shortest time between two writes of one watch while events keep coming.
+    static let watchWriteInterval: Duration = .milliseconds(5)
 
     /// `sendInitialEvents`, checked as Kubernetes checks a watch's list options.
     static func watchStart(_ query: [String: String], bookmarks: Bool) throws(APIError) -> Bool? {

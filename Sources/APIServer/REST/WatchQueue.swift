@@ -101,9 +101,14 @@ final class WatchQueue<Item: Sendable>: Sendable {
     /// finished and drained, overflowed, or the task is cancelled.
     func nextBatch(max: Int) async -> [Item] {
         guard let first = await next() else { return [] }
-        var batch = [first]
+        return [first] + available(max: max - 1)
+    }
+
+    /// Up to `max` items already waiting, without waiting for more.
+    func available(max: Int) -> [Item] {
         state.withLock { s in
-            guard !s.overflowed else { return }
+            var batch: [Item] = []
+            guard !s.overflowed else { return batch }
             while batch.count < max && s.head < s.items.count {
                 let (item, cost) = s.items[s.head]
                 s.head += 1
@@ -114,8 +119,8 @@ final class WatchQueue<Item: Sendable>: Sendable {
                 s.items.removeFirst(s.head)
                 s.head = 0
             }
+            return batch
         }
-        return batch
     }
 
     /// The next item; nil once the queue is finished and drained, overflowed, or the task is cancelled.
