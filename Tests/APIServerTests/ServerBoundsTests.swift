@@ -125,11 +125,12 @@ func adminClient(_ server: APIServer) -> (HTTPClient, HTTPHeaders) {
                 let s = SlowStore(base)
                 slow.withLock { $0 = s }
                 return s
-            }, maxRequestsInflight: 2, maxMutatingRequestsInflight: 1)
+            }, maxRequestsInflight: 2, maxMutatingRequestsInflight: 1, inflightQueue: InflightQueueLimits(length: 0))
         }) { f in
             let store = try #require(slow.withLock { $0 })
             store.listDelay.withLock { $0 = .seconds(2) }
-            // Two slow lists by the node hold both read-only seats; a third is refused at once.
+            // Two slow lists by the node hold both read-only seats; with no queue, a third is
+            // refused at once (queueing: PriorityAndFairnessTests).
             let first = Task { await f.request(.GET, "/api/v1/pods", token: HandlerFixture.nodeToken) }
             let second = Task { await f.request(.GET, "/api/v1/pods", token: HandlerFixture.nodeToken) }
             #expect(await eventually { f.handler.inflight.current.readOnly == 2 })
