@@ -19,7 +19,7 @@ final class HandlerFixture: Sendable {
     /// `wrap` puts a test double around the store (slow, failing, reporting its health).
     init(wrap: (MVCCStore) -> any KeyValueStore = { $0 }, watchBuffer: WatchBufferLimits = WatchBufferLimits(),
          maxRequestsInflight: Int = 400, maxMutatingRequestsInflight: Int = 200,
-         watchCache: WatchCacheOptions = WatchCacheOptions()) async throws {
+         inflightQueue: InflightQueueLimits = InflightQueueLimits(), watchCache: WatchCacheOptions = WatchCacheOptions()) async throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("apiserver-test-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         store = try MVCCStore.open(path: directory)
@@ -29,7 +29,7 @@ final class HandlerFixture: Sendable {
         auth.add(token: Self.userToken, user: UserInfo(name: "alice", groups: ["devs"]))
         handler = APIHandler(store: ObjectStore(wrap(store)), serverAddress: "127.0.0.1:0", authenticator: auth,
                              logger: Logger(label: "test"), watchBuffer: watchBuffer, maxRequestsInflight: maxRequestsInflight,
-                             maxMutatingRequestsInflight: maxMutatingRequestsInflight,
+                             maxMutatingRequestsInflight: maxMutatingRequestsInflight, inflightQueue: inflightQueue,
                              disabledAdmissionPlugins: ["StorageObjectInUseProtection"], watchCache: watchCache)
         try await APIServer.bootstrap(handler)
         try await handler.startWatchCache()

@@ -131,12 +131,13 @@ func adminClient(_ server: APIServer) -> (HTTPClient, HTTPHeaders) {
                 let s = SlowStore(base)
                 slow.withLock { $0 = s }
                 return s
-            }, maxRequestsInflight: 2, maxMutatingRequestsInflight: 1)
+            }, maxRequestsInflight: 2, maxMutatingRequestsInflight: 1, inflightQueue: InflightQueueLimits(length: 0))
         }) { f in
             let store = try #require(slow.withLock { $0 })
             store.listDelay.withLock { $0 = .seconds(2) }
-            // Two slow lists by the node hold both read-only seats; a third is refused at once.
-            // (Lists of an exact revision read the store; the others the watch cache.)
+            // Two slow lists by the node hold both read-only seats; with no queue, a third is
+            // refused at once (queueing: PriorityAndFairnessTests). Lists of an exact revision
+            // read the store; the others the watch cache.
             let slowList = "/api/v1/pods?resourceVersion=1&resourceVersionMatch=Exact"
             let first = Task { await f.request(.GET, slowList, token: HandlerFixture.nodeToken) }
             let second = Task { await f.request(.GET, slowList, token: HandlerFixture.nodeToken) }

@@ -24,7 +24,7 @@ public final class APIHandler: Sendable {
     let watchTimeoutRange: ClosedRange<Int>
     /// Ends every open watch at shutdown.
     let watchHub = WatchShutdown()
-    /// `--max-requests-inflight`, `--max-mutating-requests-inflight`.
+    /// `--max-requests-inflight`, `--max-mutating-requests-inflight`, shared among priority levels.
     let inflight: InflightLimiter
     /// Every object in memory, kept current by one store watch: serves watches and lists.
     let watchCache: WatchCache
@@ -41,8 +41,8 @@ public final class APIHandler: Sendable {
                 authenticator: TokenAuthenticator, authorizer: Authorizer = Authorizer(), metrics: APIMetrics = APIMetrics(),
                 logger: Logger, requestTimeout: Duration = .seconds(60), watchTimeoutRange: ClosedRange<Int> = 1800...3600,
                 watchBuffer: WatchBufferLimits = WatchBufferLimits(), maxRequestsInflight: Int = 400,
-                maxMutatingRequestsInflight: Int = 200, disabledAdmissionPlugins: Set<String> = [],
-                watchCache cacheOptions: WatchCacheOptions = WatchCacheOptions()) {
+                maxMutatingRequestsInflight: Int = 200, inflightQueue: InflightQueueLimits = InflightQueueLimits(),
+                disabledAdmissionPlugins: Set<String> = [], watchCache cacheOptions: WatchCacheOptions = WatchCacheOptions()) {
         self.registry = registry
         self.store = store
         self.discovery = Discovery(registry: registry, serverAddress: serverAddress)
@@ -57,7 +57,7 @@ public final class APIHandler: Sendable {
         self.watchBuffer = watchBuffer
         self.watchCache = WatchCache(store: store, logger: logger, options: cacheOptions, registry: registry)
         self.bookmarkInterval = cacheOptions.bookmarkInterval
-        self.inflight = InflightLimiter(readOnly: maxRequestsInflight, mutating: maxMutatingRequestsInflight)
+        self.inflight = InflightLimiter(readOnly: maxRequestsInflight, mutating: maxMutatingRequestsInflight, queue: inflightQueue)
         let hub = watchHub
         self.health = HealthChecks(store: store, shuttingDown: { hub.isStopped })
     }
@@ -104,23 +104,18 @@ public final class APIHandler: Sendable {
             let user = try authenticate(request)
             authenticated = true
             let longRunning = attributes.verb == "watch" || (attributes.subresource == "log" && query["follow"] == "true")
-            var seat: InflightLimiter.Kind?
-            if !longRunning && !user.groups.contains("system:masters") {
-                let kind = InflightLimiter.kind(verb: attributes.verb)
-                guard inflight.acquire(kind) else {
-                    metrics.dropped(kind.rawValue)
+            var seat: InflightLimiter.Seat?
+            let level = PriorityLevel.of(user)
+            if !longRunning && level != .exempt {
+                let wait = try timeout(query)
+                do {
+                    seat = try await inflight.acquire(InflightLimiter.kind(verb: attributes.verb), level, timeout: wait)
+                } catch {
                     throw APIError(.tooManyRequests, "Too many requests, please try again later.",
                                    details: StatusDetails(retryAfterSeconds: 1))
                 }
-                seat = kind
-                metrics.inflightChanged(kind.rawValue, by: 1)
             }
-            defer {
-                if let seat {
-                    inflight.release(seat)
-                    metrics.inflightChanged(seat.rawValue, by: -1)
-                }
-            }
+            defer { if let seat { inflight.release(seat) } }
             switch authorizer.authorize(user, attributes) {
             case .allow: break
             case .deny(let reason): throw APIError.forbidden(attributes, user: user, reason: reason)
@@ -266,7 +261,7 @@ public final class APIHandler: Sendable {
         case "/healthz", "/livez", "/readyz":
             return await health.respond(endpoint: String(path.dropFirst()), check: nil, query: c.query) ?? Self.statusResponse(.unknownPath)
         case "/metrics":
-            return .init(status: .ok, headers: ["Content-Type": "text/plain; version=0.0.4"], body: Data(metrics.render().utf8))
+            return .init(status: .ok, headers: ["Content-Type": "text/plain; version=0.0.4"], body: Data((metrics.render() + inflight.metricsText()).utf8))
         case "/openapi/v3": return Self.json(discovery.openAPIIndex)
         default: break
         }

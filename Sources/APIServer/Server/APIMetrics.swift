@@ -23,8 +23,6 @@ public final class APIMetrics: Sendable {
         var durationCount: [Series: Int] = [:]
         var watches = 0
         var terminatedWatchers: [String: Int] = [:]
-        var inflight: [String: Int] = ["readOnly": 0, "mutating": 0]
-        var dropped: [String: Int] = ["readOnly": 0, "mutating": 0]
     }
 
     private let counters = Mutex(Counters())
@@ -63,10 +61,6 @@ public final class APIMetrics: Sendable {
     func watchEnded() { counters.withLock { $0.watches -= 1 } }
     func watchTerminated(resource: String) { counters.withLock { $0.terminatedWatchers[resource, default: 0] += 1 } }
 
-    /// `kind` is `readOnly` or `mutating`, as Kubernetes' `request_kind`.
-    func inflightChanged(_ kind: String, by delta: Int) { counters.withLock { $0.inflight[kind, default: 0] += delta } }
-    func dropped(_ kind: String) { counters.withLock { $0.dropped[kind, default: 0] += 1 } }
-
     /// A label value as the text exposition format writes it: `\`, `"` and newlines escaped.
     static func escape(_ value: String) -> String {
         var out = ""
@@ -102,10 +96,6 @@ public final class APIMetrics: Sendable {
         for (k, v) in c.terminatedWatchers.sorted(by: { $0.key < $1.key }) {
             out += "apiserver_terminated_watchers_total{resource=\"\(Self.escape(k))\"} \(v)\n"
         }
-        out += "# HELP apiserver_current_inflight_requests Requests being served, by kind (--max-requests-inflight, --max-mutating-requests-inflight).\n# TYPE apiserver_current_inflight_requests gauge\n"
-        for (k, v) in c.inflight.sorted(by: { $0.key < $1.key }) { out += "apiserver_current_inflight_requests{request_kind=\"\(k)\"} \(v)\n" }
-        out += "# HELP apiserver_dropped_requests_total Requests refused with 429 because too many were in flight.\n# TYPE apiserver_dropped_requests_total counter\n"
-        for (k, v) in c.dropped.sorted(by: { $0.key < $1.key }) { out += "apiserver_dropped_requests_total{request_kind=\"\(k)\"} \(v)\n" }
         return out
     }
 }

@@ -27,6 +27,8 @@ public struct APIServerOptions: Sendable {
     public var maxRequestsInflight = 400
     /// `--max-mutating-requests-inflight`: mutating requests served at once (0: no limit).
     public var maxMutatingRequestsInflight = 200
+    /// The queue of each priority level and kind when its seats are taken (`InflightLimiter`).
+    public var inflightQueue = InflightQueueLimits()
     /// Connection bounds of the HTTPS server (`maxBodyBytes` above wins over the one in here).
     public var http = HTTPServerLimits()
     /// How far a watch's client may fall behind before the watch is closed.
@@ -112,6 +114,7 @@ public final class APIServer: Sendable {
                                  logger: logger, requestTimeout: options.requestTimeout, watchBuffer: options.watchBuffer,
                                  maxRequestsInflight: options.maxRequestsInflight,
                                  maxMutatingRequestsInflight: options.maxMutatingRequestsInflight,
+                                 inflightQueue: options.inflightQueue,
                                  disabledAdmissionPlugins: options.disabledAdmissionPlugins, watchCache: options.watchCache)
         box.handler = handler
         if let file = options.kubeletClientTokenFile {

@@ -43,10 +43,10 @@ struct APIServerCommand: AsyncParsableCommand {
     @Option(help: "Seconds between store compactions; watch history covers about one interval.")
     var compactionInterval: Int = 300
 
-    @Option(help: "Most read-only requests served at once (watches excepted); more get 429. 0: no limit.")
+    @Option(help: "Most read-only requests served at once (watches excepted), a third kept for kubelets and controllers; more wait in their priority level's queue (429 when it is full or after 15 s). 0: no limit.")
     var maxRequestsInflight: Int = 400
 
-    @Option(help: "Most mutating requests served at once; more get 429. 0: no limit.")
+    @Option(help: "Most mutating requests served at once, shared as the read-only ones. 0: no limit.")
     var maxMutatingRequestsInflight: Int = 200
 
     @Option(help: "Watch cache window per resource, resource#events comma-separated (e.g. pods#20000,events#1000): how far back a watch may resume before it gets 410 and re-lists.")

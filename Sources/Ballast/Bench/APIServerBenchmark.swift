@@ -1,8 +1,10 @@
 // `ballast bench apiserver`: N clients create, update and delete pods through `ballast apiserver`
 // (HTTPS, keep-alive connections, the admin token) while M watchers follow the namespace; it
 // reports requests/s and latency per phase, and how long each event took to reach the
-// watchers. The server runs on the embedded store and, with --compare-etcd, on a real etcd in
-// the same run.
+// watchers. `--watchers 0,10,100` runs the phases once per count, each on a fresh API server.
+// A list phase then times a list of `--list-pods` pods served at `resourceVersion=0` (what a
+// watch cache answers) against one read from the store (`resourceVersionMatch=Exact`). The
+// server runs on the embedded store and, with --compare-etcd, on a real etcd in the same run.
 import APIClient
 import ArgumentParser
 import ClusterAPI
@@ -10,33 +12,65 @@ import EtcdAPI
 import Foundation
 import Synchronization
 
+/// `--watchers 0,10,100`: the watcher counts of a sweep, in the order given.
+struct WatcherSweep: ExpressibleByArgument, Sendable {
+    var counts: [Int]
+
+    init(_ counts: [Int]) { self.counts = counts }
+
+    /// "0,10,100" (spaces allowed); nil for anything else, an empty list included.
+    init?(argument: String) {
+        let parts = argument.split(separator: ",", omittingEmptySubsequences: false)
+        let counts = parts.compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !counts.isEmpty, counts.count == parts.count else { return nil }
+        self.counts = counts
+    }
+
+    var defaultValueDescription: String { counts.map(String.init).joined(separator: ",") }
+}
+
 struct BenchAPIServerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "apiserver",
-        abstract: "Pods created, updated and deleted through ballast apiserver while watchers follow them."
+        abstract: "Pods created, updated and deleted through ballast apiserver while watchers follow them; lists from the cache and the store."
     )
 
     @Option(help: "Concurrent clients writing pods.")
     var clients: Int = 8
 
-    @Option(help: "Concurrent watchers of the namespace.")
-    var watchers: Int = 100
+    @Option(help: "Concurrent watchers of the namespace: one count, or a comma-separated sweep (0,10,100) run one after the other, one table row per count.")
+    var watchers = WatcherSweep([100])
 
     @Option(help: "Pods each phase creates, updates and deletes (shared among the clients).")
     var pods: Int = 2000
+
+    @Option(help: "Pods created for the list phase (resourceVersion=0 against an Exact read from the store); 0 skips it.")
+    var listPods: Int = 10_000
+
+    @Option(help: "Write creates/s against watchers (one line per backend) to this SVG file.")
+    var plot: String?
 
     @OptionGroup var etcd: CompareEtcdOptions
     @OptionGroup var logging: LoggingOptions
     var compareEtcd: Bool { etcd.compareEtcd }
 
+    /// Lists of each kind in the list phase, after one unmeasured list of each.
+    static let listRepetitions = 5
+
     func validate() throws {
         guard (1...256).contains(clients) else { throw ValidationError("--clients \(clients): expected 1 to 256") }
-        guard (0...1000).contains(watchers) else { throw ValidationError("--watchers \(watchers): expected 0 to 1000") }
+        for count in watchers.counts where !(0...1000).contains(count) {
+            throw ValidationError("--watchers \(count): expected 0 to 1000")
+        }
         guard (1...100_000).contains(pods) else { throw ValidationError("--pods \(pods): expected 1 to 100000") }
+        guard (0...100_000).contains(listPods) else { throw ValidationError("--list-pods \(listPods): expected 0 to 100000") }
     }
 
+    /// One run of the three phases: one backend, one watcher count.
     struct Outcome {
         var backend: String
+        var watchers: Int
+        var pods: Int
         var phases: [(name: String, seconds: Double, latency: LatencyHistogram)] = []
         var delivery = LatencyHistogram()
         var delivered = 0
@@ -44,46 +78,66 @@ struct BenchAPIServerCommand: AsyncParsableCommand {
         var serverCPUSeconds = 0.0
     }
 
+    /// The list phase of one backend: seconds per list, from the cache's answer
+    /// (`resourceVersion=0`) and from the store (`resourceVersionMatch=Exact`).
+    struct ListOutcome {
+        var backend: String
+        var pods: Int
+        var bytes: Int
+        var cached: [Double] = []
+        var exact: [Double] = []
+    }
+
     func run() async throws {
-        print("ballast bench apiserver: \(pods) pods, \(clients) clients, \(watchers) watchers\n")
+        print("ballast bench apiserver: \(pods) pods, \(clients) clients, watchers \(watchers.defaultValueDescription)"
+            + (listPods > 0 ? ", lists of \(listPods) pods" : "") + "\n")
         var outcomes: [Outcome] = []
-        outcomes.append(try await measure(backend: "embedded", etcd: nil))
+        var lists: [ListOutcome] = []
+        let embedded = try await measure(backend: "embedded", etcd: nil)
+        outcomes += embedded.outcomes
+        lists += embedded.list.map { [$0] } ?? []
         if compareEtcd {
-            outcomes.append(try await BenchServer.etcd().using { etcd in try await measure(backend: "etcd", etcd: etcd.endpoint) })
+            let onEtcd = try await BenchServer.etcd().using { etcd in try await measure(backend: "etcd", etcd: etcd.endpoint) }
+            outcomes += onEtcd.outcomes
+            lists += onEtcd.list.map { [$0] } ?? []
         }
-        var table = TextTable([("backend", .left), ("phase", .left), ("requests/s", .right), ("p50 ms", .right), ("p99 ms", .right),
-                               ("seconds", .right)])
-        for outcome in outcomes {
-            for phase in outcome.phases {
-                table.append([outcome.backend, phase.name, grouped(Double(pods) / phase.seconds),
-                              fixed((phase.latency.percentile(0.5) ?? 0) / 1e6, 2), fixed((phase.latency.percentile(0.99) ?? 0) / 1e6, 2),
-                              fixed(phase.seconds, 2)])
+        print(APIServerBenchReport(outcomes: outcomes, lists: lists, settings: self).text())
+        if let plot {
+            try APIServerBenchReport(outcomes: outcomes, lists: lists, settings: self).svg().write(toFile: plot, atomically: true, encoding: .utf8)
+            print("\ncreates/s against watchers written to \(plot)")
+        }
+    }
+
+    /// Every watcher count on `backend` (a fresh API server each, in a namespace of its own so
+    /// that one etcd serves them all), then the list phase on the last one.
+    private func measure(backend: String, etcd: String?) async throws -> (outcomes: [Outcome], list: ListOutcome?) {
+        var outcomes: [Outcome] = []
+        var list: ListOutcome?
+        for (index, count) in watchers.counts.enumerated() {
+            let last = index == watchers.counts.count - 1
+            progress("\(backend): \(count) watchers…")
+            let (outcome, listed) = try await BenchServer.apiserver(etcd: etcd, logLevel: logging.logLevel ?? .warning).using { server in
+                let outcome = try await measure(backend: backend, watchers: count, namespace: "bench-\(index)", server: server)
+                guard last && listPods > 0 else { return (outcome, ListOutcome?.none) }
+                progress("\(backend): lists of \(listPods) pods…")
+                return (outcome, try await measureList(backend: backend, server: server))
             }
+            outcomes.append(outcome)
+            if let listed { list = listed }
         }
-        print(table.render())
-        var watch = TextTable([("backend", .left), ("events delivered", .right), ("delivery p50 ms", .right), ("delivery p99 ms", .right),
-                               ("server CPU s", .right), ("server CPU µs/request", .right)])
-        for outcome in outcomes {
-            watch.append([outcome.backend, "\(grouped(outcome.delivered))/\(grouped(outcome.expectedDeliveries))",
-                          fixed((outcome.delivery.percentile(0.5) ?? 0) / 1e6, 2), fixed((outcome.delivery.percentile(0.99) ?? 0) / 1e6, 2),
-                          fixed(outcome.serverCPUSeconds, 2), fixed(outcome.serverCPUSeconds * 1e6 / Double(3 * pods), 0)])
-        }
-        print("\n" + watch.render())
-        print("\ndelivery: from the moment a write was acknowledged to its client to the moment a watcher read its event.")
+        return (outcomes, list)
     }
 
-    private func measure(backend: String, etcd: String?) async throws -> Outcome {
-        try await BenchServer.apiserver(etcd: etcd, logLevel: logging.logLevel ?? .warning).using { server in
-            try await measure(backend: backend, server: server)
-        }
+    private func progress(_ text: String) {
+        FileHandle.standardError.write(Data((text + "\n").utf8))
     }
 
-    private func measure(backend: String, server: BenchServer) async throws -> Outcome {
+    private func measure(backend: String, watchers: Int, namespace: String, server: BenchServer) async throws -> Outcome {
         let client = try KubeClient(try Connection.kubeconfig(at: server.directory + "/admin.kubeconfig"))
-        _ = try await client.create(Namespace(metadata: ObjectMeta(name: "bench")))
-        var outcome = Outcome(backend: backend)
+        _ = try await client.create(Namespace(metadata: ObjectMeta(name: namespace)))
+        var outcome = Outcome(backend: backend, watchers: watchers, pods: pods)
         let acknowledged = AckTimes()
-        let start = try await client.list(Pod.self, namespace: "bench").metadata.resourceVersion
+        let start = try await client.list(Pod.self, namespace: namespace).metadata.resourceVersion
 
         // Watchers: each counts ADDED, MODIFIED and DELETED events and their delivery latency.
         let expected = 3 * pods
@@ -94,7 +148,7 @@ struct BenchAPIServerCommand: AsyncParsableCommand {
                     let watchClient = try KubeClient(try Connection.kubeconfig(at: kubeconfig))
                     // Raw lines: decoding every event into a Pod would make the watchers, not the
                     // server, the bottleneck of this machine.
-                    let lines = try await watchClient.watchLines(Pod.self, namespace: "bench", resourceVersion: start, bookmarks: false)
+                    let lines = try await watchClient.watchLines(Pod.self, namespace: namespace, resourceVersion: start, bookmarks: false)
                     return Task {
                         var histogram = LatencyHistogram()
                         var seen = 0
@@ -129,16 +183,14 @@ struct BenchAPIServerCommand: AsyncParsableCommand {
                             let before = monotonicNanos()
                             switch phase {
                             case "create":
-                                var pod = Pod(metadata: ObjectMeta(name: name, namespace: "bench", labels: ["app": "bench"]))
-                                pod.spec.containers = [Container(name: "app", image: "busybox")]
-                                _ = try await client.create(pod)
+                                _ = try await client.create(Self.pod(name, namespace: namespace))
                                 acknowledged.record("ADDED \(name)")
                             case "update":
-                                _ = try await client.mergePatch(Pod.self, name: name, namespace: "bench",
+                                _ = try await client.mergePatch(Pod.self, name: name, namespace: namespace,
                                                                 patch: ["metadata": ["labels": ["phase": "updated"]]])
                                 acknowledged.record("MODIFIED \(name)")
                             default:
-                                try await client.delete(Pod.self, name: name, namespace: "bench")
+                                try await client.delete(Pod.self, name: name, namespace: namespace)
                                 acknowledged.record("DELETED \(name)")
                             }
                             histogram.record(monotonicNanos() - before)
@@ -165,6 +217,52 @@ struct BenchAPIServerCommand: AsyncParsableCommand {
         }
         drain.cancel()
         outcome.expectedDeliveries = expected * watchers
+        return outcome
+    }
+
+    static func pod(_ name: String, namespace: String) -> Pod {
+        var pod = Pod(metadata: ObjectMeta(name: name, namespace: namespace, labels: ["app": "bench"]))
+        pod.spec.containers = [Container(name: "app", image: "busybox")]
+        return pod
+    }
+
+    /// Creates `listPods` pods, then lists them all, alternately at `resourceVersion=0` and at
+    /// the revision after the creates with `resourceVersionMatch=Exact`, `listRepetitions` times
+    /// each (after one unmeasured list of each). Bodies are read, not decoded.
+    private func measureList(backend: String, server: BenchServer) async throws -> ListOutcome {
+        let client = try KubeClient(try Connection.kubeconfig(at: server.directory + "/admin.kubeconfig"))
+        let namespace = "bench-list"
+        _ = try await client.create(Namespace(metadata: ObjectMeta(name: namespace)))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for worker in 0..<clients {
+                group.addTask {
+                    for index in stride(from: worker, to: listPods, by: clients) {
+                        _ = try await client.create(Self.pod("listed-\(index)", namespace: namespace))
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let revision = try await client.list(Pod.self, namespace: namespace, limit: 1).metadata.resourceVersion ?? "0"
+        let path = "/api/v1/namespaces/\(namespace)/pods"
+        var outcome = ListOutcome(backend: backend, pods: listPods, bytes: 0)
+        func timed(_ query: [String: String]) async throws -> (seconds: Double, bytes: Int) {
+            let started = monotonicNanos()
+            let response = try await client.send(.GET, path, query: query)
+            guard response.status.code == 200 else {
+                throw BenchError(description: "list \(query) answered \(response.status.code): \(String(decoding: response.body.prefix(300), as: UTF8.self))")
+            }
+            return (Double(monotonicNanos() - started) / 1e9, response.body.count)
+        }
+        let cached = ["resourceVersion": "0"], exact = ["resourceVersion": revision, "resourceVersionMatch": "Exact"]
+        _ = try await timed(cached)
+        _ = try await timed(exact)
+        for _ in 0..<Self.listRepetitions {
+            let fromCache = try await timed(cached)
+            outcome.cached.append(fromCache.seconds)
+            outcome.bytes = fromCache.bytes
+            outcome.exact.append(try await timed(exact).seconds)
+        }
         return outcome
     }
 }

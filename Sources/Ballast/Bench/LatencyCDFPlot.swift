@@ -1,8 +1,9 @@
 // The `--plot` SVGs of the benchmarks: latency CDFs of a path beside its floor (`bench
 // controllers`, `bench kubelet`, `bench e2e`): one panel per measurement, the cumulative
 // distribution of the measured latencies (solid) against the floor's (dashed), on a millisecond
-// axis per panel; and counts over time (`bench scheduler`, `bench e2e`): how many things had
-// happened by each moment of a run, one line per series.
+// axis per panel; counts over time (`bench scheduler`, `bench e2e`): how many things had
+// happened by each moment of a run, one line per series; and plain lines through points
+// (`bench apiserver`: creates/s against watchers).
 
 enum LatencyCDFPlot {
     /// `panels`: a title, the measured latencies and the floor's, in seconds; `measured` and
@@ -47,6 +48,28 @@ enum LatencyCDFPlot {
             let points = line.times.sorted().enumerated().map { rank, time in (area.x(time / maxTime), area.y(Double(rank + 1) / maxCount)) }
             out += polyline(points, color: color, dashed: false)
             out += "<text x=\"\(area.x0 + 10)\" y=\"\(area.y0 - area.height + 14 * Double(index))\" fill=\"\(color)\">\(line.label)</text>\n"
+        }
+        return document(width: width, height: height, out)
+    }
+
+    /// One line per series through its (x, y) points, a dot at each (`bench apiserver`: creates/s
+    /// against watchers, one line per backend); both axes start at 0.
+    static func lines(title: String, series: [(label: String, points: [(x: Double, y: Double)])], x xUnit: String, y yUnit: String) -> String {
+        let width = 640.0, height = 360.0, margin = 60.0
+        let colors = ["#1f77b4", "#d62728", "#2ca02c"]
+        let maxX = max(series.flatMap { $0.points.map(\.x) }.max() ?? 1, 1)
+        let maxY = max(series.flatMap { $0.points.map(\.y) }.max() ?? 1, 1) * 1.1
+        let area = Area(x0: margin, y0: height - margin, width: width - 2 * margin, height: height - 2 * margin)
+        var out = frame(title, area)
+        out += ticks(area, yLabelX: area.x0 - 50, x: { fixed(maxX * $0, 0) }, y: { grouped(maxY * $0) })
+        out += "<text x=\"\(area.x(0.5) - 30)\" y=\"\(area.y0 + 32)\">\(xUnit)</text>\n"
+        out += "<text x=\"\(area.x0 - 50)\" y=\"\(area.y0 - area.height - 20)\">\(yUnit)</text>\n"
+        for (index, line) in series.enumerated() {
+            let color = colors[index % colors.count]
+            let points = line.points.sorted { $0.x < $1.x }.map { (area.x($0.x / maxX), area.y($0.y / maxY)) }
+            out += polyline(points, color: color, dashed: false)
+            for (x, y) in points { out += "<circle cx=\"\(fixed(x, 1))\" cy=\"\(fixed(y, 1))\" r=\"3\" fill=\"\(color)\"/>\n" }
+            out += "<text x=\"\(area.x(1) - 80)\" y=\"\(area.y(1) + 14 * Double(index))\" fill=\"\(color)\">\(line.label)</text>\n"
         }
         return document(width: width, height: height, out)
     }

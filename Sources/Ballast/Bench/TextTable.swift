@@ -91,6 +91,12 @@ func verdict(_ value: Double?, atMost limit: Double?) -> String {
     return value <= limit ? "met" : "NOT met"
 }
 
+/// Whether a figure meets a target's lower limit: "met", "NOT met", or "no data".
+func verdict(_ value: Double?, atLeast limit: Double?) -> String {
+    guard let value, let limit else { return "no data" }
+    return value >= limit ? "met" : "NOT met"
+}
+
 /// A ratio such as a compression ratio or speed-up, or "n/a".
 func ratio(_ value: Double?, decimals: Int = 2, suffix: String = "") -> String {
     guard let value, value.isFinite else { return "n/a" }
