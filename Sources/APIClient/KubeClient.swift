@@ -137,19 +137,12 @@ public struct KubeClient: Sendable {
         }
         return AsyncThrowingStream { continuation in
             let reader = Task {
-                var buffer = Data()
+                var lines = LineSplitter()
                 do {
                     for try await chunk in response.body {
-                        buffer.append(chunk)
-                        var start = buffer.startIndex
-                        while let newline = buffer[start...].firstIndex(of: 0x0A) {
-                            let line = buffer[start..<newline]
-                            if !line.allSatisfy({ $0 == 0x20 || $0 == 0x0D }) { continuation.yield(Data(line)) }
-                            start = buffer.index(after: newline)
-                        }
-                        buffer = Data(buffer[start...])
+                        for line in try lines.split(chunk) { continuation.yield(line) }
                     }
-                    if !buffer.isEmpty { continuation.yield(buffer) }
+                    if let last = lines.remainder { continuation.yield(last) }
                     continuation.finish()
                 } catch {
                     continuation.finish(throwing: error)
@@ -227,5 +220,51 @@ public struct KubeClient: Sendable {
             throw APIError.configuration("\(T.defaultKind) has no metadata.name; set it before updating")
         }
         return name
+    }
+}
+
+/// Splits a watch stream's chunks into its JSON lines (blank ones skipped), finding newlines
+/// with `memchr` and copying only the bytes of a line that a chunk boundary cut.
+struct LineSplitter {
+    /// The longest line kept: far above the largest object (1.5 MiB stored) as JSON or a Table.
+    static let maxLineBytes = 64 << 20
+    private var pending: [UInt8] = []
+
+    /// The unfinished last line, unless blank.
+    var remainder: Data? { Self.isBlank(pending) ? nil : Data(pending) }
+
+    /// The lines `chunk` completes.
+    mutating func split(_ chunk: Data) throws -> [Data] {
+        var lines: [Data] = []
+        chunk.withUnsafeBytes { (raw: UnsafeRawBufferPointer) -> Void in
+            guard let base = raw.baseAddress else { return }
+            let count: Int = raw.count
+            var start = 0
+            while start < count {
+                guard let found = memchr(base + start, Int32(0x0A), count - start) else {
+                    pending.append(contentsOf: UnsafeRawBufferPointer(rebasing: raw[start..<count]))
+                    break
+                }
+                let end: Int = base.distance(to: UnsafeRawPointer(found))
+                let piece = UnsafeRawBufferPointer(rebasing: raw[start..<end])
+                if pending.isEmpty {
+                    if !Self.isBlank(piece) { lines.append(Data(piece)) }
+                } else {
+                    pending.append(contentsOf: piece)
+                    if !Self.isBlank(pending) { lines.append(Data(pending)) }
+                    pending.removeAll(keepingCapacity: true)
+                }
+                start = end + 1
+            }
+        }
+        if pending.count > Self.maxLineBytes {
+            throw APIError.transport("a watch line is longer than \(Self.maxLineBytes) bytes without a newline: the stream is not a Kubernetes watch")
+        }
+        return lines
+    }
+
+    private static func isBlank<C: Collection<UInt8>>(_ bytes: C) -> Bool {
+        for byte in bytes where byte != 0x20 && byte != 0x0D { return false }
+        return true
     }
 }

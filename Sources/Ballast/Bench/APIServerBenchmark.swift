@@ -268,18 +268,34 @@ struct BenchAPIServerCommand: AsyncParsableCommand {
 }
 
 extension BenchAPIServerCommand {
-    /// "ADDED pod-7" from a watch line, by finding `"type":"` and the first `"name":"` after
-    /// `"metadata":` (the server writes keys sorted, and the pod's name is the first name there).
+    /// "ADDED pod-7" from a watch line, by finding `,"type":"` near its end and the first
+    /// `"name":"` after `"metadata":` (the server writes keys sorted, and the pod's name is the
+    /// first name there).
     static func eventKey(_ line: Data) -> String? {
-        func value(after marker: String, from start: Data.Index) -> (String, Data.Index)? {
-            guard let range = line.range(of: Data(marker.utf8), in: start..<line.endIndex),
-                  let end = line[range.upperBound...].firstIndex(of: UInt8(ascii: "\"")) else { return nil }
-            return (String(decoding: line[range.upperBound..<end], as: UTF8.self), end)
+        line.withUnsafeBytes { (raw: UnsafeRawBufferPointer) -> String? in
+            guard let base = raw.baseAddress else { return nil }
+            /// The offset just after `marker` at or after `from`.
+            func after(_ marker: StaticString, from: Int) -> Int? {
+                let length = marker.utf8CodeUnitCount
+                var at = from
+                while at + length <= raw.count {
+                    guard let hit = memchr(base + at, Int32(marker.utf8Start[0]), raw.count - at - length + 1) else { return nil }
+                    at = base.distance(to: UnsafeRawPointer(hit))
+                    if memcmp(base + at, marker.utf8Start, length) == 0 { return at + length }
+                    at += 1
+                }
+                return nil
+            }
+            func string(at start: Int) -> String? {
+                guard start < raw.count, let quote = memchr(base + start, Int32(UInt8(ascii: "\"")), raw.count - start) else { return nil }
+                return String(decoding: raw[start..<base.distance(to: UnsafeRawPointer(quote))], as: UTF8.self)
+            }
+            // The server writes the event's keys sorted: its type comes last, after the object.
+            guard let typeStart = after(#","type":""#, from: max(0, raw.count - 32)), let type = string(at: typeStart),
+                  let metadata = after(#""metadata":"#, from: 0), let nameStart = after(#""name":""#, from: metadata),
+                  let name = string(at: nameStart) else { return nil }
+            return type + " " + name
         }
-        guard let (type, _) = value(after: "\"type\":\"", from: line.startIndex),
-              let metadata = line.range(of: Data("\"metadata\":".utf8)),
-              let (name, _) = value(after: "\"name\":\"", from: metadata.upperBound) else { return nil }
-        return type + " " + name
     }
 }
 
