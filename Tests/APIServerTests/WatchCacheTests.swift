@@ -212,6 +212,20 @@ import Testing
         }
     }
 
+    @Test func watchCacheSizesParseAndBadOnesSayWhatToWrite() throws {
+        #expect(try WatchCacheOptions.parseSizes("pods#20000,storageclasses.storage.k8s.io#500") ==
+                ["pods": 20000, "storageclasses.storage.k8s.io": 500])
+        #expect(try WatchCacheOptions.parseSizes("") == [:])
+        for bad in ["pods", "pods#", "#5", "pods#0", "pods#-1", "pods#x", "pods#1#2"] {
+            #expect(throws: APIError.self, "\(bad)") { try WatchCacheOptions.parseSizes(bad) }
+        }
+        do {
+            _ = try WatchCacheOptions.parseSizes("pods#many")
+        } catch {
+            #expect(error.message.contains("write resource#events, e.g. pods#5000"))
+        }
+    }
+
     @Test func listOptionsAreCheckedAsKubernetesChecksThem() async throws {
         try await withFixture { f in
             let cases = [

@@ -78,10 +78,15 @@ struct APIServerCommand: AsyncParsableCommand {
         for (flag, value) in [("--read-header-timeout", readHeaderTimeout), ("--idle-timeout", idleTimeout)] where !(1...86_400).contains(value) {
             throw ValidationError("\(flag) \(value): expected 1 to 86400 seconds")
         }
+        let sizes: [String: Int]
         do {
-            _ = try WatchCacheOptions.parseSizes(watchCacheSizes)
+            sizes = try WatchCacheOptions.parseSizes(watchCacheSizes)
         } catch {
             throw ValidationError(error.message)
+        }
+        let known = Set(ResourceRegistry.standard.resources.flatMap { [$0.resource, $0.qualifiedResource] })
+        for name in sizes.keys.sorted() where !known.contains(name) {
+            throw ValidationError("--watch-cache-sizes: \(name) is not a served resource; name it as in `kubectl api-resources` (plural, with .group outside the core group, e.g. storageclasses.storage.k8s.io)")
         }
         guard defaultWatchCacheSize > 0 else { throw ValidationError("--default-watch-cache-size \(defaultWatchCacheSize): expected a positive number of events") }
         if etcdServers != "embedded" {
