@@ -11,6 +11,8 @@ struct FitError: Sendable, Equatable {
     var preFilterMessage: String?
     /// The reasons each node failed with.
     var nodeReasons: [String: [String]] = [:]
+    /// The PreFilter rejected the pod only because its claim or class is not in the caches.
+    var waitingForObject = false
 
     /// "0/3 nodes are available: 1 node(s) had volume node affinity conflict, 2 node(s) exceed max
     /// volume count." — each reason with the number of nodes that gave it, sorted as strings.
@@ -50,7 +52,8 @@ enum Algorithm {
         }
         let volumes: PodVolumes
         switch VolumeFilters.bindingPreFilter(pod, state) {
-        case .reject(let message): return .unschedulable(FitError(nodeCount: names.count, preFilterMessage: message))
+        case .reject(let message, let missing):
+            return .unschedulable(FitError(nodeCount: names.count, preFilterMessage: message, waitingForObject: missing))
         case .ok(let found): volumes = found
         }
         var feasible: [(name: String, plan: VolumePlan)] = []

@@ -45,7 +45,7 @@ struct Cycle: Sendable {
             case .unschedulable(let fit):
                 logger.debug("unschedulable", metadata: ["pod": "\(key)", "why": "\(fit.message)"])
                 await report(pod, reason: SchedulerNames.reasonUnschedulable, message: fit.message)
-                await queue.unschedulable(key)
+                await queue.unschedulable(key, waitingForObject: fit.waitingForObject)
                 return
             case .node(let node, _):
                 // The copy decided; the current state must agree before the pod counts there.

@@ -93,6 +93,25 @@ struct ParallelAndQueueTests {
         #expect(await queue.pop() == nil)
     }
 
+    @Test("A pod whose claim the caches do not show yet is tried again soon, once; then it backs off")
+    func waitingForAnObject() async {
+        let queue = SchedulingQueue(initialBackoff: .seconds(30), maxBackoff: .seconds(30), objectWait: .milliseconds(20))
+        await queue.add("default/a")
+        #expect(await queue.pop() == "default/a")
+        await queue.unschedulable("default/a", waitingForObject: true)
+        #expect(await queue.counts.backoff == 1, "not left for an event that may already have come")
+        let started = ContinuousClock.now
+        #expect(await queue.pop() == "default/a")
+        #expect(started.duration(to: .now) < .seconds(10), "the short wait, not the 30 s backoff")
+        await queue.unschedulable("default/a", waitingForObject: true)  // still missing: a real failure now
+        await queue.moveAll()
+        #expect(await queue.counts.backoff == 1)
+        try? await Task.sleep(for: .milliseconds(100))
+        #expect(await queue.counts.backoff == 1, "backing off for 30 s")
+        #expect(await queue.backoff(attempts: 1) == .seconds(30))
+        await queue.shutDown()
+    }
+
     @Test("The failure message counts reasons per node and sorts them as strings")
     func fitErrorMessage() {
         var error = FitError(nodeCount: 12)

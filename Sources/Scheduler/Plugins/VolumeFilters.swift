@@ -88,7 +88,8 @@ enum VolumeFilters {
 
     enum PreFilterResult {
         case ok(PodVolumes)
-        case reject(String)
+        /// `missing`: only because an object is not in the caches (yet).
+        case reject(String, missing: Bool = false)
     }
 
     static func bindingPreFilter(_ pod: PendingPod, _ state: ClusterState) -> PreFilterResult {
@@ -97,9 +98,9 @@ enum VolumeFilters {
             let key = "\(pod.info.namespace)/\(name)"
             guard let claim = state.claims[key] else {
                 if pod.info.ephemeralClaims.contains(name) {
-                    return .reject("waiting for ephemeral volume controller to create the persistentvolumeclaim \"\(name)\"")
+                    return .reject("waiting for ephemeral volume controller to create the persistentvolumeclaim \"\(name)\"", missing: true)
                 }
-                return .reject("persistentvolumeclaim \"\(name)\" not found")
+                return .reject("persistentvolumeclaim \"\(name)\" not found", missing: true)
             }
             if claim.metadata.deletionTimestamp != nil { return .reject("persistentvolumeclaim \"\(name)\" is being deleted") }
             if claim.status.phase == "Lost" {
@@ -113,7 +114,7 @@ enum VolumeFilters {
             let className = claim.className
             guard !className.isEmpty, (claim.spec.volumeName ?? "").isEmpty else { return .reject(Reason.unboundImmediate) }
             guard let storageClass = state.classes[className] else {
-                return .reject("storageclass.storage.k8s.io \"\(className)\" not found")
+                return .reject("storageclass.storage.k8s.io \"\(className)\" not found", missing: true)
             }
             guard storageClass.volumeBindingMode == "WaitForFirstConsumer" else { return .reject(Reason.unboundImmediate) }
             volumes.delayed.append(DelayedClaim(claim: claim, key: key, storageClass: storageClass,

@@ -21,6 +21,10 @@ actor SchedulingQueue {
         var unschedulableSince: ContinuousClock.Instant?
         /// The pod changed or an event arrived while it was in flight.
         var touchedInFlight = false
+        /// Its last failure was the first for an object the caches did not show yet: it is
+        /// retried after `objectWait`, not the backoff, and the attempt does not count.
+        var waitingForObject = false
+        var objectWaits = 0
     }
 
     let initialBackoff: Duration
@@ -36,9 +40,15 @@ actor SchedulingQueue {
     private var timers: [String: Task<Void, Never>] = [:]
     private var closed = false
 
-    init(initialBackoff: Duration = .seconds(1), maxBackoff: Duration = .seconds(10)) {
+    /// How soon a pod whose claim (or class) the caches did not show yet is tried again, once:
+    /// the claim and the pod are usually created together, and the claim's watch may simply
+    /// lag the pod's. A second such failure backs off as any other.
+    let objectWait: Duration
+
+    init(initialBackoff: Duration = .seconds(1), maxBackoff: Duration = .seconds(10), objectWait: Duration = .milliseconds(100)) {
         self.initialBackoff = initialBackoff
         self.maxBackoff = maxBackoff
+        self.objectWait = objectWait
     }
 
     /// Pods waiting in each place (for tests and logs).
@@ -105,11 +115,17 @@ actor SchedulingQueue {
     }
 
     /// No node fits: wait for an event that may help (or backoff, when one came meanwhile).
-    func unschedulable(_ key: String) {
+    /// `waitingForObject`: it failed only because an object it needs is missing from the caches.
+    func unschedulable(_ key: String, waitingForObject: Bool = false) {
         guard var entry = entries[key], entry.place == .inFlight else { return }
         inFlightKeys.remove(key)
         entry.lastFailure = .now
-        if entry.touchedInFlight {
+        entry.waitingForObject = waitingForObject && entry.objectWaits == 0
+        if entry.waitingForObject {
+            entry.objectWaits += 1
+            entry.attempts -= 1
+        }
+        if entry.touchedInFlight || entry.waitingForObject {
             entries[key] = entry
             toBackoff(key)
         } else {
@@ -163,10 +179,15 @@ actor SchedulingQueue {
 
     // MARK: Internals
 
+    /// How long after its last failure the pod waits.
+    private func delay(_ entry: Entry) -> Duration {
+        entry.waitingForObject ? objectWait : backoff(attempts: entry.attempts)
+    }
+
     private func requeue(_ key: String) {
         unschedulableKeys.remove(key)
         guard let entry = entries[key] else { return }
-        if let last = entry.lastFailure, last + backoff(attempts: entry.attempts) > .now {
+        if let last = entry.lastFailure, last + delay(entry) > .now {
             toBackoff(key)
         } else {
             entries[key]?.place = .active
@@ -176,7 +197,7 @@ actor SchedulingQueue {
 
     private func toBackoff(_ key: String) {
         guard let entry = entries[key] else { return }
-        let until = (entry.lastFailure ?? .now) + backoff(attempts: entry.attempts)
+        let until = (entry.lastFailure ?? .now) + delay(entry)
         entries[key]?.place = .backoff
         timers[key]?.cancel()
         timers[key] = Task { [weak self] in
