@@ -200,6 +200,7 @@ final class WatchCache: Sendable {
     /// Waits until the cache serves (started, and filled from the store), at most `timeout`.
     /// Throws 429 with Retry-After, as Kubernetes does while its cache (re)initializes.
     func awaitReady(timeout: Duration = .seconds(10)) async throws(APIError) {
+        if isReady { return }
         start()
         let ok = await wait(timeout: timeout) { s, id, c in
             if s.ready { return true }
@@ -216,7 +217,8 @@ final class WatchCache: Sendable {
     /// Waits until the cache has applied every store event up to `revision`, at most
     /// `timeout`; false when it has not by then.
     func awaitRevision(_ revision: Int64, timeout: Duration = .seconds(3)) async -> Bool {
-        await wait(timeout: timeout) { s, id, c in
+        if state.withLock({ $0.ready && $0.revision >= revision }) { return true }
+        return await wait(timeout: timeout) { s, id, c in
             if s.ready && s.revision >= revision { return true }
             if s.stopped { return false }
             s.waiters[id] = (revision, c)
