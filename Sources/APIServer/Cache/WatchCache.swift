@@ -256,19 +256,24 @@ final class WatchCache: Sendable {
     /// and whether more remain.
     func list(keyPrefix: String, prefix: String, selection: Selection, limit: Int)
         -> (items: [CachedObject], revision: Int64, more: Bool) {
-        state.withLock { s in
-            guard var resource = s.resources[keyPrefix] else { return ([], s.revision, false) }
-            let candidates = Self.candidates(&resource, keyPrefix: keyPrefix, prefix: prefix, selection: selection)
-            s.resources[keyPrefix] = resource
-            var items: [CachedObject] = []
-            for key in candidates {
-                guard let object = resource.objects[key] else { continue }
-                guard selection.isEverything || selection.matches(object.object) else { continue }
-                if limit > 0 && items.count == limit { return (items, s.revision, true) }
-                items.append(object)
-            }
-            return (items, s.revision, false)
+        let (candidates, revision) = state.withLock { s in
+            (Self.candidateObjects(&s, keyPrefix: keyPrefix, prefix: prefix, selection: selection), s.revision)
         }
+        // Selected outside the lock: cached versions never change, and the feed need not wait.
+        var items: [CachedObject] = []
+        for object in candidates where selection.isEverything || selection.matches(object.object) {
+            if limit > 0 && items.count == limit { return (items, revision, true) }
+            items.append(object)
+        }
+        return (items, revision, false)
+    }
+
+    /// The current versions of `candidates`' keys, in order (selectors not applied yet).
+    private static func candidateObjects(_ s: inout State, keyPrefix: String, prefix: String, selection: Selection) -> [CachedObject] {
+        guard var resource = s.resources[keyPrefix] else { return [] }
+        let keys = candidates(&resource, keyPrefix: keyPrefix, prefix: prefix, selection: selection)
+        s.resources[keyPrefix] = resource  // its sorted keys, if they were made
+        return keys.compactMap { resource.objects[$0] }
     }
 
     /// The keys that may match, in order: one key for `metadata.name=` in a namespace, the
@@ -302,34 +307,43 @@ final class WatchCache: Sendable {
     /// follows it without a gap or a repeat.
     func register(keyPrefix: String, prefix: String, selection: Selection, start: Start,
                   queue: WatchQueue<WatchItem>) throws(APIError) -> Registration {
-        let registration = state.withLock { s -> Result<Registration, APIError> in
+        // What the watch must send first is taken with its registration, under one lock, so
+        // that the queue continues it exactly; the selectors are applied after, outside it.
+        enum Backlog { case current([CachedObject]), changes([CachedEvent]) }
+        let registered = state.withLock { s -> Result<(Watcher, Backlog, Int64), APIError> in
             if s.stopped { return .failure(APIError(.serviceUnavailable, "the API server is shutting down")) }
             s.nextID += 1
-            var resource = s.resources[keyPrefix] ?? Resource(windowStart: s.loadedAt)
-            var backlog: [WatchItem] = []
+            let backlog: Backlog
             let after: Int64
             switch start {
             case .current:
                 after = s.revision
-                for key in Self.candidates(&resource, keyPrefix: keyPrefix, prefix: prefix, selection: selection) {
-                    guard let object = resource.objects[key] else { continue }
-                    if selection.isEverything || selection.matches(object.object) { backlog.append(.event(type: "ADDED", object: object)) }
-                }
+                backlog = .current(Self.candidateObjects(&s, keyPrefix: keyPrefix, prefix: prefix, selection: selection))
             case .after(let revision):
+                let resource = s.resources[keyPrefix] ?? Resource(windowStart: s.loadedAt)
                 guard revision >= resource.windowStart else {
                     return .failure(.tooOld(requested: revision, compacted: resource.windowStart + 1))
                 }
                 after = revision
-                for case let event? in resource.window[resource.windowHead...] where event.revision > revision && event.key.hasPrefix(prefix) {
-                    if let seen = event.seen(by: selection) { backlog.append(.event(type: seen.type, object: seen.object)) }
-                }
+                backlog = .changes(resource.window[resource.windowHead...].compactMap { $0.flatMap { $0.revision > revision ? $0 : nil } })
             }
             let watcher = Watcher(id: s.nextID, keyPrefix: keyPrefix, prefix: prefix, selection: selection, queue: queue, after: after)
-            resource.watchers[watcher.id] = watcher
-            s.resources[keyPrefix] = resource
-            return .success(Registration(watcher: watcher, backlog: backlog, revision: s.revision))
+            s.resources[keyPrefix, default: Resource(windowStart: s.loadedAt)].watchers[watcher.id] = watcher
+            return .success((watcher, backlog, s.revision))
         }
-        return try registration.get()
+        let (watcher, backlog, revision) = try registered.get()
+        var items: [WatchItem] = []
+        switch backlog {
+        case .current(let objects):
+            for object in objects where selection.isEverything || selection.matches(object.object) {
+                items.append(.event(type: "ADDED", object: object))
+            }
+        case .changes(let events):
+            for event in events where event.key.hasPrefix(prefix) {
+                if let seen = event.seen(by: selection) { items.append(.event(type: seen.type, object: seen.object)) }
+            }
+        }
+        return Registration(watcher: watcher, backlog: items, revision: revision)
     }
 
     func unregister(_ watcher: Watcher) {
