@@ -393,6 +393,118 @@ coordination = [
         F("spec", "LeaseSpec", "`spec`.", mode="omitEmpty")]),
 ]
 
+apps = [
+    T("PodTemplateSpec", "A pod template: the metadata and spec of the pods a controller creates (core/v1 `PodTemplateSpec`).", [
+        F("metadata", "ObjectMeta", "`metadata` of the pods (labels, annotations).", mode="omitEmpty"),
+        F("spec", "PodSpec", "`spec` of the pods.", mode="omitEmpty")]),
+    T("RollingUpdateStatefulSetStrategy", "How a StatefulSet rolls (apps/v1 `RollingUpdateStatefulSetStrategy`).", [
+        F("partition", "Int32?", "`partition`: ordinals below it keep the current revision."),
+        F("maxUnavailable", "IntOrString?", "`maxUnavailable` (alpha upstream; one pod at a time here).")]),
+    T("StatefulSetUpdateStrategy", "A StatefulSet's update strategy (apps/v1 `StatefulSetUpdateStrategy`).", [
+        F("type", S, "`type`: `RollingUpdate` or `OnDelete`."),
+        F("rollingUpdate", "RollingUpdateStatefulSetStrategy?", "`rollingUpdate`.")]),
+    T("StatefulSetPersistentVolumeClaimRetentionPolicy",
+      "What happens to a StatefulSet's claims (apps/v1 `StatefulSetPersistentVolumeClaimRetentionPolicy`).", [
+        F("whenDeleted", S, "`whenDeleted`: `Retain` or `Delete`, when the StatefulSet is deleted."),
+        F("whenScaled", S, "`whenScaled`: `Retain` or `Delete`, when a replica is scaled away.")]),
+    T("StatefulSetOrdinals", "The first ordinal of a StatefulSet's replicas (apps/v1 `StatefulSetOrdinals`).", [
+        F("start", "Int32?", "`start`: the first ordinal, 0 by default.")]),
+    T("StatefulSetSpec", "StatefulSet spec (apps/v1 `StatefulSetSpec`).", [
+        F("replicas", "Int32?", "`replicas`: 1 by default."), F("selector", "LabelSelectorSpec?", "`selector`: required, matches the template's labels."),
+        F("template", "PodTemplateSpec", "`template` of the replicas.", mode="omitEmpty"),
+        F("volumeClaimTemplates", "[PersistentVolumeClaim]?", "`volumeClaimTemplates`: one claim per replica and template."),
+        F("serviceName", S, "`serviceName`: the governing (headless) Service."),
+        F("podManagementPolicy", S, "`podManagementPolicy`: `OrderedReady` or `Parallel`."),
+        F("updateStrategy", "StatefulSetUpdateStrategy?", "`updateStrategy`."),
+        F("revisionHistoryLimit", "Int32?", "`revisionHistoryLimit`: ControllerRevisions kept, 10 by default."),
+        F("minReadySeconds", "Int32?", "`minReadySeconds`."),
+        F("persistentVolumeClaimRetentionPolicy", "StatefulSetPersistentVolumeClaimRetentionPolicy?", "`persistentVolumeClaimRetentionPolicy`."),
+        F("ordinals", "StatefulSetOrdinals?", "`ordinals`.")]),
+    T("StatefulSetCondition", "A StatefulSet condition (apps/v1 `StatefulSetCondition`).", [
+        F("type", S, "`type`."), F("status", S, "`status`."), F("lastTransitionTime", "Time?", "`lastTransitionTime`."),
+        F("reason", S, "`reason`."), F("message", S, "`message`.")]),
+    T("StatefulSetStatus", "StatefulSet status (apps/v1 `StatefulSetStatus`).", [
+        F("observedGeneration", "Int64?", "`observedGeneration`."), F("replicas", "Int32", "`replicas`: pods created."),
+        F("readyReplicas", "Int32?", "`readyReplicas`."), F("currentReplicas", "Int32?", "`currentReplicas`: pods at `currentRevision`."),
+        F("updatedReplicas", "Int32?", "`updatedReplicas`: pods at `updateRevision`."),
+        F("currentRevision", S, "`currentRevision`."), F("updateRevision", S, "`updateRevision`."),
+        F("collisionCount", "Int32?", "`collisionCount`."), F("conditions", "[StatefulSetCondition]?", "`conditions`."),
+        F("availableReplicas", "Int32", "`availableReplicas`: ready for `minReadySeconds`.")]),
+    obj("StatefulSet", "A StatefulSet (apps/v1 `StatefulSet`).", "apps/v1", "StatefulSet", True, [
+        F("spec", "StatefulSetSpec", "`spec`.", mode="omitEmpty"), F("status", "StatefulSetStatus", "`status`.", mode="omitEmpty")]),
+    T("RollingUpdateDeployment", "How a Deployment rolls (apps/v1 `RollingUpdateDeployment`).", [
+        F("maxUnavailable", "IntOrString?", "`maxUnavailable`: 25% by default."),
+        F("maxSurge", "IntOrString?", "`maxSurge`: 25% by default.")]),
+    T("DeploymentStrategy", "A Deployment's strategy (apps/v1 `DeploymentStrategy`).", [
+        F("type", S, "`type`: `RollingUpdate` or `Recreate`."), F("rollingUpdate", "RollingUpdateDeployment?", "`rollingUpdate`.")]),
+    T("DeploymentSpec", "Deployment spec (apps/v1 `DeploymentSpec`).", [
+        F("replicas", "Int32?", "`replicas`: 1 by default."), F("selector", "LabelSelectorSpec?", "`selector`: required."),
+        F("template", "PodTemplateSpec", "`template`.", mode="omitEmpty"), F("strategy", "DeploymentStrategy?", "`strategy`."),
+        F("minReadySeconds", "Int32?", "`minReadySeconds`."), F("revisionHistoryLimit", "Int32?", "`revisionHistoryLimit`: 10 by default."),
+        F("paused", "Bool?", "`paused`."), F("progressDeadlineSeconds", "Int32?", "`progressDeadlineSeconds`: 600 by default.")]),
+    T("DeploymentCondition", "A Deployment condition (apps/v1 `DeploymentCondition`).", [
+        F("type", S, "`type`: `Available`, `Progressing` or `ReplicaFailure`."), F("status", S, "`status`."),
+        F("lastUpdateTime", "Time?", "`lastUpdateTime`."), F("lastTransitionTime", "Time?", "`lastTransitionTime`."),
+        F("reason", S, "`reason`."), F("message", S, "`message`.")]),
+    T("DeploymentStatus", "Deployment status (apps/v1 `DeploymentStatus`).", [
+        F("observedGeneration", "Int64?", "`observedGeneration`."), F("replicas", "Int32?", "`replicas`."),
+        F("updatedReplicas", "Int32?", "`updatedReplicas`."), F("readyReplicas", "Int32?", "`readyReplicas`."),
+        F("availableReplicas", "Int32?", "`availableReplicas`."), F("unavailableReplicas", "Int32?", "`unavailableReplicas`."),
+        F("terminatingReplicas", "Int32?", "`terminatingReplicas`."),
+        F("conditions", "[DeploymentCondition]?", "`conditions`."), F("collisionCount", "Int32?", "`collisionCount`.")]),
+    obj("Deployment", "A Deployment (apps/v1 `Deployment`).", "apps/v1", "Deployment", True, [
+        F("spec", "DeploymentSpec", "`spec`.", mode="omitEmpty"), F("status", "DeploymentStatus", "`status`.", mode="omitEmpty")]),
+    T("ReplicaSetSpec", "ReplicaSet spec (apps/v1 `ReplicaSetSpec`).", [
+        F("replicas", "Int32?", "`replicas`: 1 by default."), F("minReadySeconds", "Int32?", "`minReadySeconds`."),
+        F("selector", "LabelSelectorSpec?", "`selector`: required."), F("template", "PodTemplateSpec?", "`template`.")]),
+    T("ReplicaSetCondition", "A ReplicaSet condition (apps/v1 `ReplicaSetCondition`).", [
+        F("type", S, "`type`."), F("status", S, "`status`."), F("lastTransitionTime", "Time?", "`lastTransitionTime`."),
+        F("reason", S, "`reason`."), F("message", S, "`message`.")]),
+    T("ReplicaSetStatus", "ReplicaSet status (apps/v1 `ReplicaSetStatus`).", [
+        F("replicas", "Int32", "`replicas`: pods that exist."), F("fullyLabeledReplicas", "Int32?", "`fullyLabeledReplicas`."),
+        F("readyReplicas", "Int32?", "`readyReplicas`."), F("availableReplicas", "Int32?", "`availableReplicas`."),
+        F("terminatingReplicas", "Int32?", "`terminatingReplicas`."),
+        F("observedGeneration", "Int64?", "`observedGeneration`."), F("conditions", "[ReplicaSetCondition]?", "`conditions`.")]),
+    obj("ReplicaSet", "A ReplicaSet (apps/v1 `ReplicaSet`).", "apps/v1", "ReplicaSet", True, [
+        F("spec", "ReplicaSetSpec", "`spec`.", mode="omitEmpty"), F("status", "ReplicaSetStatus", "`status`.", mode="omitEmpty")]),
+    obj("ControllerRevision", "An immutable snapshot of a controller's template (apps/v1 `ControllerRevision`).", "apps/v1",
+        "ControllerRevision", True, [
+        F("data", J, "`data`: the recorded state, raw JSON."), F("revision", "Int64", "`revision`: its number in the history.")]),
+]
+
+autoscaling = [
+    T("ScaleSpec", "The wanted size (autoscaling/v1 `ScaleSpec`).", [F("replicas", "Int32?", "`replicas`.")]),
+    T("ScaleStatus", "The observed size (autoscaling/v1 `ScaleStatus`).", [
+        F("replicas", "Int32", "`replicas`."), F("selector", S, "`selector`: the pods' label selector, as a string.")]),
+    obj("Scale", "The `scale` subresource of a workload (autoscaling/v1 `Scale`).", "autoscaling/v1", "Scale", True, [
+        F("spec", "ScaleSpec", "`spec`.", mode="omitEmpty"), F("status", "ScaleStatus", "`status`.", mode="omitEmpty")]),
+]
+
+batch = [
+    T("JobSpec", "Job spec (batch/v1 `JobSpec`).", [
+        F("parallelism", "Int32?", "`parallelism`: pods running at once, 1 by default."),
+        F("completions", "Int32?", "`completions`: successful pods needed; absent means any one success (work queue)."),
+        F("activeDeadlineSeconds", "Int64?", "`activeDeadlineSeconds`: the Job fails after this long."),
+        F("podFailurePolicy", J, "`podFailurePolicy`, raw JSON."), F("successPolicy", J, "`successPolicy`, raw JSON."),
+        F("backoffLimit", "Int32?", "`backoffLimit`: failed pods tolerated, 6 by default."),
+        F("backoffLimitPerIndex", "Int32?", "`backoffLimitPerIndex`."), F("maxFailedIndexes", "Int32?", "`maxFailedIndexes`."),
+        F("selector", "LabelSelectorSpec?", "`selector`: generated from the Job's uid unless `manualSelector`."),
+        F("manualSelector", "Bool?", "`manualSelector`."), F("template", "PodTemplateSpec", "`template`.", mode="omitEmpty"),
+        F("ttlSecondsAfterFinished", "Int32?", "`ttlSecondsAfterFinished`: the Job is deleted this long after it finished."),
+        F("completionMode", S, "`completionMode`: `NonIndexed` or `Indexed`."), F("suspend", "Bool?", "`suspend`."),
+        F("podReplacementPolicy", S, "`podReplacementPolicy`."), F("managedBy", S, "`managedBy`.")]),
+    cond("JobCondition", "A Job condition (batch/v1 `JobCondition`)."),
+    T("JobStatus", "Job status (batch/v1 `JobStatus`).", [
+        F("conditions", "[JobCondition]?", "`conditions`: `Complete`, `Failed`, `Suspended`, …"),
+        F("startTime", "Time?", "`startTime`."), F("completionTime", "Time?", "`completionTime`."),
+        F("active", "Int32?", "`active`: running pods."), F("succeeded", "Int32?", "`succeeded`."), F("failed", "Int32?", "`failed`."),
+        F("terminating", "Int32?", "`terminating`."), F("completedIndexes", S, "`completedIndexes`."),
+        F("failedIndexes", S, "`failedIndexes`."), F("uncountedTerminatedPods", J, "`uncountedTerminatedPods`, raw JSON."),
+        F("ready", "Int32?", "`ready`: active pods that are Ready.")]),
+    obj("Job", "A Job (batch/v1 `Job`).", "batch/v1", "Job", True, [
+        F("spec", "JobSpec", "`spec`.", mode="omitEmpty"), F("status", "JobStatus", "`status`.", mode="omitEmpty")]),
+]
+
 meta = [
     T("TypeMeta", "The `apiVersion`/`kind` pair every Kubernetes object carries (metav1 `TypeMeta`).\n\n"
       "Decoding a whole object as `TypeMeta` reads its type and keeps everything else in\n`unknownFields`.", [
@@ -450,3 +562,6 @@ write("Sources/ClusterAPI/Generated/CoreV1.swift", core)
 write("Sources/ClusterAPI/Generated/StorageV1.swift", storage)
 write("Sources/ClusterAPI/Generated/CoordinationV1.swift", coordination)
 write("Sources/ClusterAPI/Generated/MetaV1.swift", meta)
+write("Sources/ClusterAPI/Generated/AppsV1.swift", apps)
+write("Sources/ClusterAPI/Generated/AutoscalingV1.swift", autoscaling)
+write("Sources/ClusterAPI/Generated/BatchV1.swift", batch)

@@ -61,6 +61,7 @@ public struct Discovery: Sendable {
                 case "binding": ("Binding", ["create"], nil, nil)
                 case "log": ("Pod", ["get"], nil, nil)
                 case "exec": ("PodExecOptions", ["create", "get"], nil, nil)
+                case "scale": ("Scale", ["get", "patch", "update"], "autoscaling", "v1")
                 default: (r.kind, ["get"], nil, nil)
                 }
                 var subEntry: JSONValue = ["name": .string(r.resource + "/" + sub), "singularName": "",

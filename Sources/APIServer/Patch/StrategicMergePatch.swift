@@ -38,6 +38,12 @@ public enum StrategicMergePatch {
         default: break
         }
         switch kind {
+        case "StatefulSet", "Deployment", "ReplicaSet", "Job":
+            // The pod template merges as a Pod does.
+            if path.count > 2, path[0] == "spec", path[1] == "template" {
+                return listStrategy(kind: "Pod", path: Array(path.dropFirst(2)))
+            }
+            return .replace
         case "Pod":
             let containerLists: Set<String> = ["spec.containers", "spec.initContainers", "spec.ephemeralContainers"]
             if containerLists.contains(joined) { return .mergeByKey("name") }

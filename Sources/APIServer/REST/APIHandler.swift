@@ -229,6 +229,8 @@ public final class APIHandler: Sendable {
         }
         switch (a.verb, a.subresource) {
         case ("get", "log"): return try await podLog(c, info)
+        case ("get", "scale"): return try await getScale(c, info)
+        case ("update", "scale"), ("patch", "scale"): return try await updateScale(c, info)
         case ("get", "exec"), ("create", "exec"): return try podExecWithoutUpgrade()
         case ("get", _): return try await get(c, info)
         case ("list", _): return try await list(c, info)

@@ -43,6 +43,9 @@ public struct Selection: Sendable {
         if field == "source" {  // events: the reporting component
             return object["source"]?["component"]?.stringValue
         }
+        if field == "status.successful" {  // jobs: the count of succeeded pods
+            return String(object["status"]?["succeeded"]?.int64Value ?? 0)
+        }
         var node: JSONValue? = object
         for part in field.split(separator: ".") { node = node?[String(part)] }
         switch node {

@@ -38,7 +38,7 @@ public struct ResourceRegistry: Sendable {
 
     static let allVerbs = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
 
-    /// Ballast's resources: core/v1, storage.k8s.io/v1 and coordination.k8s.io/v1.
+    /// Ballast's resources: core/v1, storage.k8s.io/v1, coordination.k8s.io/v1, apps/v1 and batch/v1.
     public static let standard = ResourceRegistry(resources: [
         ResourceInfo(group: "", version: "v1", resource: "namespaces", singularName: "namespace", kind: "Namespace",
                      namespaced: false, shortNames: ["ns"],
@@ -92,5 +92,20 @@ public struct ResourceRegistry: Sendable {
         ResourceInfo(group: "coordination.k8s.io", version: "v1", resource: "leases", singularName: "lease",
                      kind: "Lease", namespaced: true, shortNames: [], verbs: allVerbs, categories: [],
                      subresources: [], selectableFields: [], strategy: .typed(Lease.self)),
+        ResourceInfo(group: "apps", version: "v1", resource: "statefulsets", singularName: "statefulset",
+                     kind: "StatefulSet", namespaced: true, shortNames: ["sts"], verbs: allVerbs, categories: ["all"],
+                     subresources: ["status", "scale"], selectableFields: [], strategy: .typed(StatefulSet.self)),
+        ResourceInfo(group: "apps", version: "v1", resource: "deployments", singularName: "deployment",
+                     kind: "Deployment", namespaced: true, shortNames: ["deploy"], verbs: allVerbs, categories: ["all"],
+                     subresources: ["status", "scale"], selectableFields: [], strategy: .typed(Deployment.self)),
+        ResourceInfo(group: "apps", version: "v1", resource: "replicasets", singularName: "replicaset",
+                     kind: "ReplicaSet", namespaced: true, shortNames: ["rs"], verbs: allVerbs, categories: ["all"],
+                     subresources: ["status", "scale"], selectableFields: [], strategy: .typed(ReplicaSet.self)),
+        ResourceInfo(group: "apps", version: "v1", resource: "controllerrevisions", singularName: "controllerrevision",
+                     kind: "ControllerRevision", namespaced: true, shortNames: [], verbs: allVerbs, categories: [],
+                     subresources: [], selectableFields: [], strategy: .typed(ControllerRevision.self)),
+        ResourceInfo(group: "batch", version: "v1", resource: "jobs", singularName: "job",
+                     kind: "Job", namespaced: true, shortNames: [], verbs: allVerbs, categories: ["all"],
+                     subresources: ["status"], selectableFields: ["status.successful"], strategy: .typed(Job.self)),
     ])
 }

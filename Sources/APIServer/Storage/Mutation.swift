@@ -6,7 +6,8 @@ import Foundation
 package enum Mutation {
     /// Resources whose create resets `status` (their strategies' `PrepareForCreate`).
     static let statusResetOnCreate: Set<String> = ["pods", "persistentvolumeclaims", "persistentvolumes", "volumeattachments",
-                                                   "namespaces", "services"]
+                                                   "namespaces", "services", "statefulsets", "deployments",
+                                                   "replicasets", "jobs"]
 
     /// Fills in type, namespace, name (from generateName), uid, creation time and
     /// generation of a new object, then defaults and validates it.

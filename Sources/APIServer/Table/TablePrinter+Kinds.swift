@@ -164,3 +164,79 @@ extension TablePrinter {
                 .string(selector.isEmpty ? "<none>" : selector.joined(separator: ","))]
     }
 }
+
+// The workload printers (printStatefulSet, printDeployment, printReplicaSet, printJob,
+// printControllerRevision).
+extension TablePrinter {
+    static func workloadWideColumns(selector: Bool) -> [TableColumn] {
+        var columns = [col("Containers", priority: 1, "Names of each container in the template."),
+                       col("Images", priority: 1, "Images referenced by each container in the template.")]
+        if selector { columns.append(col("Selector", priority: 1, "Label selector for pods. Existing pods selected by this will be the ones affected by this object.")) }
+        return columns
+    }
+
+    static func workloadCells(kind: String, _ o: JSONValue, name: JSONValue, age: JSONValue, now: Date) -> [JSONValue] {
+        let spec = o["spec"], status = o["status"]
+        func count(_ v: JSONValue?) -> Int64 { v?.int64Value ?? 0 }
+        let containers = spec?["template"]?["spec"]?["containers"]?.arrayValue ?? []
+        let wide: [JSONValue] = [
+            .string(containers.compactMap { $0["name"]?.stringValue }.joined(separator: ",")),
+            .string(containers.compactMap { $0["image"]?.stringValue }.joined(separator: ",")),
+        ]
+        let selector: JSONValue = .string(selectorText(spec?["selector"]))
+        switch kind {
+        case "StatefulSet":
+            return [name, .string("\(count(status?["readyReplicas"]))/\(count(spec?["replicas"]))"), age] + wide
+        case "Deployment":
+            return [name, .string("\(count(status?["readyReplicas"]))/\(count(spec?["replicas"]))"),
+                    .integer(count(status?["updatedReplicas"])), .integer(count(status?["availableReplicas"])), age] + wide + [selector]
+        case "ReplicaSet":
+            return [name, .integer(count(spec?["replicas"])), .integer(count(status?["replicas"])),
+                    .integer(count(status?["readyReplicas"])), age] + wide + [selector]
+        case "Job":
+            let succeeded = count(status?["succeeded"])
+            let completions: String
+            if let wanted = spec?["completions"]?.int64Value {
+                completions = "\(succeeded)/\(wanted)"
+            } else if count(spec?["parallelism"]) > 1 {
+                completions = "\(succeeded)/1 of \(count(spec?["parallelism"]))"
+            } else {
+                completions = "\(succeeded)/1"
+            }
+            let conditions = status?["conditions"]?.arrayValue ?? []
+            func holds(_ type: String) -> Bool {
+                conditions.contains { $0["type"]?.stringValue == type && $0["status"]?.stringValue == "True" }
+            }
+            let state: String
+            if holds("Complete") { state = "Complete" }
+            else if holds("Failed") { state = "Failed" }
+            else if o["metadata"]?["deletionTimestamp"] != nil { state = "Terminating" }
+            else if holds("SuccessCriteriaMet") { state = "SuccessCriteriaMet" }
+            else if holds("FailureTarget") { state = "FailureTarget" }
+            else if holds("Suspended") { state = "Suspended" }
+            else { state = "Running" }
+            var duration = ""
+            if let start = status?["startTime"]?.stringValue.flatMap({ try? Time(rfc3339: $0).date }) {
+                let end = status?["completionTime"]?.stringValue.flatMap({ try? Time(rfc3339: $0).date }) ?? now
+                duration = humanDuration(seconds: Int64(end.timeIntervalSince(start)))
+            }
+            return [name, .string(state), .string(completions), .string(duration), age] + wide + [selector]
+        default:  // ControllerRevision
+            let controller = (o["metadata"]?["ownerReferences"]?.arrayValue ?? []).first { $0["controller"]?.boolValue == true }
+            var controllerText = "<none>"
+            if let controller, let kind = controller["kind"]?.stringValue, let ownerName = controller["name"]?.stringValue {
+                let group = (controller["apiVersion"]?.stringValue ?? "").split(separator: "/").dropLast().first.map(String.init) ?? ""
+                controllerText = kind.lowercased() + (group.isEmpty ? "" : "." + group) + "/" + ownerName
+            }
+            return [name, .string(controllerText), .integer(count(o["revision"])), age]
+        }
+    }
+
+    /// `metav1.FormatLabelSelector`: `<none>` for nothing, `<invalid>` for a bad selector.
+    static func selectorText(_ selector: JSONValue?) -> String {
+        guard let selector, selector != .null else { return "<none>" }
+        guard let spec = try? selector.decode(as: LabelSelectorSpec.self), let parsed = try? LabelSelector(spec) else { return "<invalid>" }
+        let text = parsed.description
+        return text.isEmpty ? "<none>" : text
+    }
+}

@@ -85,6 +85,25 @@ public enum TablePrinter {
             return [nameColumn, col("Data", "integer"), ageColumn]
         case "Secret":
             return [nameColumn, col("Type"), col("Data", "integer"), ageColumn]
+        case "StatefulSet":
+            return [nameColumn, col("Ready", "Number of the pod with ready state"), ageColumn] + workloadWideColumns(selector: false)
+        case "Deployment":
+            return [nameColumn, col("Ready", "Number of the pod with ready state"),
+                    col("Up-to-date", "integer", "Total number of non-terminated pods targeted by this deployment that have the desired template spec."),
+                    col("Available", "integer", "Total number of available pods (ready for at least minReadySeconds) targeted by this deployment."),
+                    ageColumn] + workloadWideColumns(selector: true)
+        case "ReplicaSet":
+            return [nameColumn, col("Desired", "integer", "Replicas is the number of desired replicas."),
+                    col("Current", "integer", "Replicas is the most recently observed number of replicas."),
+                    col("Ready", "integer", "The number of ready replicas for this replica set."),
+                    ageColumn] + workloadWideColumns(selector: true)
+        case "Job":
+            return [nameColumn, col("Status", "Status of the job."),
+                    col("Completions", "The completion status of the job."),
+                    col("Duration", "Time required to complete the job."), ageColumn] + workloadWideColumns(selector: true)
+        case "ControllerRevision":
+            return [nameColumn, col("Controller", "Controller of the object."),
+                    col("Revision", "integer", "Revision of the ControllerRevision."), ageColumn]
         default:
             return [nameColumn, ageColumn]
         }
@@ -147,6 +166,8 @@ public enum TablePrinter {
             }
             let shown = endpoints.count > 3 ? endpoints.prefix(3).joined(separator: ",") + " + \(endpoints.count - 3) more..." : endpoints.joined(separator: ",")
             return [name, .string(endpoints.isEmpty ? "<none>" : shown), age]
+        case "StatefulSet", "Deployment", "ReplicaSet", "Job", "ControllerRevision":
+            return workloadCells(kind: kind, o, name: name, age: age, now: now)
         default:
             return [name, age]
         }
