@@ -12,6 +12,7 @@ public enum ControllerName: String, CaseIterable, Sendable, Comparable {
     case pvcProtection = "pvc-protection"
     case pvProtection = "pv-protection"
     case nodeLifecycle = "nodelifecycle"
+    case statefulSet = "statefulset"
 
     public static func < (a: ControllerName, b: ControllerName) -> Bool { a.rawValue < b.rawValue }
 
@@ -46,6 +47,8 @@ public struct ControllerManagerConfiguration: Sendable {
     public var provisionerWorkers = 16
     /// Concurrent attach calls (external-attacher's `--worker-threads`).
     public var attacherWorkers = 10
+    /// StatefulSets synced at once (`--concurrent-statefulset-syncs`).
+    public var statefulSetWorkers = 5
     /// Hold a Lease in kube-system so that only one instance acts.
     public var leaderElect = true
     public var leaderElection = LeaderElectionConfig(name: "ballast-controller-manager")

@@ -158,6 +158,14 @@ public final class ControllerManagerServer: ServiceLifecycle.Service, Sendable {
                 podEvictionTimeout: configuration.podEvictionTimeout, logger: logger)
             runners.append { await controller.run() }
         }
+        if enabled.contains(.statefulSet) {
+            let controller = await StatefulSetController(
+                client: client,
+                informers: .init(sets: await informers.informer(StatefulSet.self), pods: pods, claims: claims,
+                                 revisions: await informers.informer(ControllerRevision.self)),
+                recorder: recorder("statefulset-controller"), workers: configuration.statefulSetWorkers, logger: logger)
+            runners.append { await controller.run() }
+        }
         let recorderList = recorders
         state.withLock {
             $0.running = true

@@ -148,7 +148,18 @@ extension StatefulSetSpec {
             errors += Validation.dns1123Label(service, path.child("serviceName"))
         }
         errors += Validation.workloadSelector(selector, template: template.metadata.labels, kind: "statefulset", path)
-        errors += template.validate(path.child("template"), restartPolicies: ["Always"], kind: "StatefulSet")
+        // Upstream skips the template's pod spec (its mounts name claim templates, not volumes);
+        // Ballast validates it with each claim template as the volume the replicas will have.
+        var withClaims = template
+        var volumes = (withClaims.spec.volumes ?? []).filter { volume in
+            !(volumeClaimTemplates ?? []).contains { $0.metadata.name == volume.name }
+        }
+        for claim in volumeClaimTemplates ?? [] where !(claim.metadata.name ?? "").isEmpty {
+            volumes.append(Volume(name: claim.metadata.name ?? "",
+                                  persistentVolumeClaim: PersistentVolumeClaimVolumeSource(claimName: claim.metadata.name ?? "")))
+        }
+        withClaims.spec.volumes = volumes.isEmpty ? nil : volumes
+        errors += withClaims.validate(path.child("template"), restartPolicies: ["Always"], kind: "StatefulSet")
         var names: Set<String> = []
         for (index, claim) in (volumeClaimTemplates ?? []).enumerated() {
             let claimPath = path.child("volumeClaimTemplates").index(index)
