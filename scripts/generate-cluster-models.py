@@ -431,7 +431,7 @@ apps = [
         F("collisionCount", "Int32?", "`collisionCount`."), F("conditions", "[StatefulSetCondition]?", "`conditions`."),
         F("availableReplicas", "Int32", "`availableReplicas`: ready for `minReadySeconds`.")]),
     obj("StatefulSet", "A StatefulSet (apps/v1 `StatefulSet`).", "apps/v1", "StatefulSet", True, [
-        F("spec", "StatefulSetSpec", "`spec`.", mode="omitEmpty"), F("status", "StatefulSetStatus", "`status`.", mode="omitEmpty")]),
+        F("spec", "StatefulSetSpec", "`spec`.", mode="omitEmpty"), F("status", "StatefulSetStatus", "`status`: always written, as Kubernetes does (its counts are not omitted when zero).")]),
     T("RollingUpdateDeployment", "How a Deployment rolls (apps/v1 `RollingUpdateDeployment`).", [
         F("maxUnavailable", "IntOrString?", "`maxUnavailable`: 25% by default."),
         F("maxSurge", "IntOrString?", "`maxSurge`: 25% by default.")]),
@@ -466,7 +466,7 @@ apps = [
         F("terminatingReplicas", "Int32?", "`terminatingReplicas`."),
         F("observedGeneration", "Int64?", "`observedGeneration`."), F("conditions", "[ReplicaSetCondition]?", "`conditions`.")]),
     obj("ReplicaSet", "A ReplicaSet (apps/v1 `ReplicaSet`).", "apps/v1", "ReplicaSet", True, [
-        F("spec", "ReplicaSetSpec", "`spec`.", mode="omitEmpty"), F("status", "ReplicaSetStatus", "`status`.", mode="omitEmpty")]),
+        F("spec", "ReplicaSetSpec", "`spec`.", mode="omitEmpty"), F("status", "ReplicaSetStatus", "`status`: always written, as Kubernetes does (its counts are not omitted when zero).")]),
     obj("ControllerRevision", "An immutable snapshot of a controller's template (apps/v1 `ControllerRevision`).", "apps/v1",
         "ControllerRevision", True, [
         F("data", J, "`data`: the recorded state, raw JSON."), F("revision", "Int64", "`revision`: its number in the history.")]),

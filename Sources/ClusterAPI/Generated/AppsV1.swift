@@ -435,7 +435,7 @@ public struct StatefulSet: APIObject {
     public var metadata: ObjectMeta
     /// `spec`.
     public var spec: StatefulSetSpec
-    /// `status`.
+    /// `status`: always written, as Kubernetes does (its counts are not omitted when zero).
     public var status: StatefulSetStatus
     /// Members not modelled above, written back verbatim.
     public var unknownFields: [String: JSONValue]
@@ -477,7 +477,7 @@ public struct StatefulSet: APIObject {
         try container.encodeIfPresent(kind, forKey: "kind")
         try container.encode(metadata, forKey: "metadata")
         if spec != StatefulSetSpec() { try container.encode(spec, forKey: "spec") }
-        if status != StatefulSetStatus() { try container.encode(status, forKey: "status") }
+        try container.encode(status, forKey: "status")
     }
 }
 
@@ -1027,7 +1027,7 @@ public struct ReplicaSet: APIObject {
     public var metadata: ObjectMeta
     /// `spec`.
     public var spec: ReplicaSetSpec
-    /// `status`.
+    /// `status`: always written, as Kubernetes does (its counts are not omitted when zero).
     public var status: ReplicaSetStatus
     /// Members not modelled above, written back verbatim.
     public var unknownFields: [String: JSONValue]
@@ -1069,7 +1069,7 @@ public struct ReplicaSet: APIObject {
         try container.encodeIfPresent(kind, forKey: "kind")
         try container.encode(metadata, forKey: "metadata")
         if spec != ReplicaSetSpec() { try container.encode(spec, forKey: "spec") }
-        if status != ReplicaSetStatus() { try container.encode(status, forKey: "status") }
+        try container.encode(status, forKey: "status")
     }
 }
 
