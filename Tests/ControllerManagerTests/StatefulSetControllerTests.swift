@@ -155,7 +155,11 @@ struct StatefulSetControllerTests {
     @Test func claimOwnersFollowTheRetentionPolicy() async throws {
         try await withHarness([.statefulSet], csi: false) { h in
             let set = try await h.client.create(makeStatefulSet("cache", replicas: 2, policy: "Parallel", retention: ("Delete", "Delete")))
-            await h.eventually("two claims") { try await h.client.list(PersistentVolumeClaim.self, namespace: "default").items.count == 2 }
+            await h.eventually("two replicas and their claims") {
+                let claims = try await h.client.list(PersistentVolumeClaim.self, namespace: "default").items.count
+                let pods = try await h.podNames("cache").count
+                return claims == 2 && pods == 2
+            }
             let claim = try await h.pvc("data-cache-1")
             #expect(claim.metadata.ownerReferences?.contains { $0.uid == set.metadata.uid && $0.controller != true } == true,
                     "whenDeleted: Delete makes the set an owner of its claims")
