@@ -38,6 +38,9 @@ struct BenchE2ECommand: AsyncParsableCommand {
     @Option(help: "Pods moved to another node of their zone, one after another (0: none).")
     var moves: Int = 5
 
+    @Option(help: "Replicas of the StatefulSets scaled from 0, one OrderedReady and one Parallel, after the pods (0: none).")
+    var statefulsetReplicas = 30
+
     @Option(help: "Size of each claim (bytes, or with Mi, Gi).")
     var size = ByteCount(64 << 20)
 
@@ -89,7 +92,8 @@ struct BenchE2ECommand: AsyncParsableCommand {
         // Every pod's disk must find a node with a free attach slot, moved ones included: the
         // default 16 leaves no room for 50 pods on 3 nodes.
         let limit = attachLimit ?? min(256, max(16, (pods + nodes - 1) / nodes + moves + 2))
-        let settings = E2EBenchRun.Settings(nodes: nodes, zones: zones, pods: pods, rate: rate, moves: moves, size: size.bytes,
+        let settings = E2EBenchRun.Settings(nodes: nodes, zones: zones, pods: pods, rate: rate, moves: moves,
+                                            statefulSetReplicas: statefulsetReplicas, size: size.bytes,
                                             attachLimit: limit, latency: latency, logLevel: logging.logLevel?.rawValue ?? "warning")
         if !json {
             print("ballast bench e2e: ballast up with \(nodes) nodes in \(zones) zone\(zones == 1 ? "" : "s"), \(pods) pods with a fresh \(size) claim each at \(fixed(rate, 1))/s, \(moves) moves; cloud latency \(latency); in \(root)\n")
@@ -145,6 +149,8 @@ struct E2EBenchResult {
     var createdAt: [Double] = []
     /// Per move: the old pod's delete → the new pod Running on another node.
     var moves: [Double] = []
+    /// StatefulSets scaled from 0 (OrderedReady, then Parallel).
+    var statefulSets: [StatefulSetScaleResult] = []
     /// CPU seconds each kind of component spent while the pods started, by kind (every
     /// node's kubelet counted as "kubelet"), with the tools they ran and waited for.
     var cpu: [(component: String, seconds: Double)] = []
@@ -170,8 +176,15 @@ struct E2EBenchResult {
         var createdToRunning: Distribution
         var stages: [String: Distribution]
         var move: Distribution
+        /// Per pod management policy: scale → all Ready, and each replica's created → Running.
+        var statefulSets: [String: StatefulSetSummary]
         var floor: Distribution
         var floorCloudLatencySeconds: Double
+        struct StatefulSetSummary: Encodable {
+            var replicas: Int
+            var allReadySeconds: Double
+            var perReplica: Distribution
+        }
         /// CPU seconds per pod of each kind of component while the pods started.
         var cpuPerPodSeconds: [String: Double]
         /// The part of the machine's CPU time that was busy meanwhile.
@@ -187,7 +200,11 @@ struct E2EBenchResult {
         Summary(nodes: settings.nodes, pods: settings.pods, rate: settings.rate, upToReadySeconds: upSeconds,
                 createdToRunning: distribution(running),
                 stages: Dictionary(stages.map { ($0.name, distribution($0.values)) }, uniquingKeysWith: { first, _ in first }),
-                move: distribution(moves), floor: distribution(floor), floorCloudLatencySeconds: floorCloudLatency,
+                move: distribution(moves),
+                statefulSets: Dictionary(statefulSets.map { ($0.policy, Summary.StatefulSetSummary(replicas: $0.replicas, allReadySeconds: $0.allReadySeconds,
+                                                                                            perReplica: distribution($0.perReplica))) },
+                                         uniquingKeysWith: { first, _ in first }),
+                floor: distribution(floor), floorCloudLatencySeconds: floorCloudLatency,
                 cpuPerPodSeconds: running.isEmpty ? [:] : Dictionary(cpu.map { ($0.component, $0.seconds / Double(running.count)) },
                                                                      uniquingKeysWith: { first, _ in first }),
                 machineBusy: machineBusy,
@@ -208,6 +225,11 @@ struct E2EBenchResult {
         if !moves.isEmpty {
             table.append(["pod moved to another node: delete → Running", "\(moves.count)", milliseconds(Self.percentile(moves, 0.5)),
                           milliseconds(Self.percentile(moves, 0.99))])
+        }
+        for set in statefulSets {
+            table.append(["StatefulSet \(set.policy) 0→\(set.replicas): scale → all Ready", "1", milliseconds(set.allReadySeconds), ""])
+            table.append(["  per replica: created → Running", "\(set.perReplica.count)", milliseconds(Self.percentile(set.perReplica, 0.5)),
+                          milliseconds(Self.percentile(set.perReplica, 0.99))])
         }
         var cpuLine = ""
         if !cpu.isEmpty, !running.isEmpty {
@@ -263,6 +285,7 @@ final class E2EBenchRun: @unchecked Sendable {
         var pods: Int
         var rate: Double
         var moves: Int
+        var statefulSetReplicas: Int
         var size: Int64
         var attachLimit: Int
         var latency: String
@@ -275,7 +298,7 @@ final class E2EBenchRun: @unchecked Sendable {
     let logger: Logger
     var data: String { root + "/data" }
     var volumes: String { root + "/volumes" }
-    private var client: KubeClient!
+    var client: KubeClient!
     private var started = false
 
     init(root: String, suffix: String, settings: Settings, logger: Logger) {
@@ -293,6 +316,11 @@ final class E2EBenchRun: @unchecked Sendable {
         result.upSeconds = try await startCluster()
         try await measurePods(into: &result)
         if settings.moves > 0 { result.moves = try await measureMoves() }
+        if settings.statefulSetReplicas > 0 {
+            for policy in ["OrderedReady", "Parallel"] {
+                result.statefulSets.append(try await measureStatefulSet(policy: policy, replicas: settings.statefulSetReplicas))
+            }
+        }
         return result
     }
 
@@ -484,7 +512,7 @@ final class E2EBenchRun: @unchecked Sendable {
         return values
     }
 
-    private func progress(_ line: String) {
+    func progress(_ line: String) {
         FileHandle.standardError.write(Data("\r\u{1B}[K\(line)".utf8))
     }
 }
