@@ -40,6 +40,9 @@ struct ControllerManagerCommand: AsyncParsableCommand {
     @Option(help: "A volume that never got a PV and whose claim is gone is deleted once older than this.")
     var orphanGracePeriod: Duration = .seconds(600)
 
+    @Option(help: "StatefulSets synced at once.")
+    var concurrentStatefulsetSyncs = 5
+
     @Option(help: "Longest a single CSI call may take.")
     var csiTimeout: Duration = .seconds(15)
 
@@ -51,6 +54,9 @@ struct ControllerManagerCommand: AsyncParsableCommand {
                               ("--node-monitor-grace-period", nodeMonitorGracePeriod), ("--node-monitor-period", nodeMonitorPeriod),
                               ("--csi-timeout", csiTimeout)] where value <= .zero {
             throw ValidationError("\(flag) \(value): expected a positive duration like 15s")
+        }
+        if !(1...64).contains(concurrentStatefulsetSyncs) {
+            throw ValidationError("--concurrent-statefulset-syncs \(concurrentStatefulsetSyncs): expected 1 to 64")
         }
     }
 
@@ -65,6 +71,7 @@ struct ControllerManagerCommand: AsyncParsableCommand {
         configuration.nodeMonitorPeriod = nodeMonitorPeriod
         configuration.podEvictionTimeout = podEvictionTimeout
         configuration.orphanGracePeriod = orphanGracePeriod
+        configuration.statefulSetWorkers = concurrentStatefulsetSyncs
         configuration.leaderElect = leaderElection.leaderElect
         leaderElection.apply(to: &configuration.leaderElection)
         var plugin: GRPCCSIPlugin?
