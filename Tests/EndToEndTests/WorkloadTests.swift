@@ -15,7 +15,7 @@ enum WorkloadScenario: String, CaseIterable, CustomTestStringConvertible, Sendab
 }
 
 /// A StatefulSet of busybox replicas with one claim template `data` mounted at /data. Each
-/// replica writes `<hostname> <random>` to /data/id the first time it starts, then sleeps.
+/// replica writes `<hostname> <random>` to /data/identity the first time it starts, then sleeps.
 func statefulSetYAML(_ name: String, replicas: Int, policy: String = "OrderedReady", extraSpec: String = "",
                      templateSpec: String = "") -> String {
     """
@@ -34,7 +34,7 @@ func statefulSetYAML(_ name: String, replicas: Int, policy: String = "OrderedRea
     \(templateSpec)      containers:
           - name: db
             image: busybox
-            command: ["sh", "-c", "[ -s /data/id ] || { echo $HOSTNAME $RANDOM$RANDOM > /data/id; sync; }; exec sleep 3600"]
+            command: ["sh", "-c", "[ -s /data/identity ] || { echo $HOSTNAME $RANDOM$RANDOM > /data/identity; sync; }; exec sleep 3600"]
             volumeMounts: [{name: data, mountPath: /data}]
       volumeClaimTemplates:
       - metadata: {name: data}
@@ -62,7 +62,7 @@ extension TestCluster {
         var ids: [String: String] = [:]
         for ordinal in ordinals {
             let pod = "\(name)-\(ordinal)"
-            ids[pod] = try await ok(["exec", "-n", namespace, pod, "--", "cat", "/data/id"])
+            ids[pod] = try await ok(["exec", "-n", namespace, pod, "--", "cat", "/data/identity"])
         }
         return ids
     }
@@ -81,15 +81,17 @@ struct WorkloadTests {
         }
     }
 
-    /// Three replicas made in order, each with its own claim; scaled to 1 and back to 3,
-    /// replicas 1 and 2 find their own data; a rolling update with a partition changes only
-    /// the replicas at or above it, then all of them, and `kubectl rollout status` returns.
+    /// The README's StatefulSet (fixtures/statefulset/kv.yaml, renamed db): three replicas made
+    /// in order, each with its own claim; scaled to 1 and back to 3, replicas 1 and 2 find their
+    /// own data; a rolling update with a partition changes only the replicas at or above it,
+    /// then all of them, and `kubectl rollout status` returns.
     func statefulSetKeepsEachReplicasData(_ cluster: TestCluster, _ ns: String) async throws {
-        try await cluster.apply(statefulSetYAML("db", replicas: 3), namespace: ns)
+        let fixture = try String(contentsOf: packageRoot.appendingPathComponent("fixtures/statefulset/kv.yaml"), encoding: .utf8)
+        try await cluster.apply(fixture.replacingOccurrences(of: "kv", with: "db"), namespace: ns)
         guard await cluster.waitSetReady("db", replicas: 3, namespace: ns) else { return }
         let ids = try await cluster.replicaIDs("db", ordinals: 0..<3, namespace: ns)
         for ordinal in 0..<3 {
-            #expect(ids["db-\(ordinal)"]?.hasPrefix("db-\(ordinal) ") == true, "db-\(ordinal) wrote its own identity: \(ids)")
+            #expect(ids["db-\(ordinal)"]?.hasPrefix("db-\(ordinal) first started ") == true, "db-\(ordinal) wrote its own identity: \(ids)")
         }
         #expect(Set(ids.values).count == 3, "three volumes, three identities")
         // OrderedReady: each replica was made only once the one before it was Ready.
