@@ -10,7 +10,7 @@ import Testing
 import TestSupport
 
 enum WorkloadScenario: String, CaseIterable, CustomTestStringConvertible, Sendable {
-    case statefulSetKeepsEachReplicasData, claimRetentionDelete
+    case statefulSetKeepsEachReplicasData, claimRetentionDelete, pythonClient
     var testDescription: String { rawValue }
 }
 
@@ -77,6 +77,7 @@ struct WorkloadTests {
             switch scenario {
             case .statefulSetKeepsEachReplicasData: try await statefulSetKeepsEachReplicasData(cluster, ns)
             case .claimRetentionDelete: try await claimRetentionDelete(cluster, ns)
+            case .pythonClient: try await pythonClient(cluster, ns)
             }
         }
     }
@@ -132,6 +133,19 @@ struct WorkloadTests {
         #expect(await cluster.get("statefulset/db", namespace: ns, "{.status.currentRevision}") == update)
         #expect(try await cluster.replicaIDs("db", ordinals: 0..<3, namespace: ns) == ids, "the rolling update kept every replica's data")
         #expect(try await cluster.ok(["get", "controllerrevisions", "-n", ns]).contains("statefulset.apps/db"))
+    }
+
+    /// The official Python client: AppsV1Api create, watch, the scale subresource, ControllerRevisions.
+    func pythonClient(_ cluster: TestCluster, _ ns: String) async throws {
+        let steps = try await runInteropScript("kube_statefulset.py", [cluster.kubeconfig, ns], needs: "kubernetes",
+                                               env: ["HOME": cluster.root], timeout: 300)
+        #expect(steps["create"]?["policy"] as? String == "Parallel" && steps["create"]?["strategy"] as? String == "RollingUpdate")
+        #expect(steps["ready"]?["ready"] as? Int == 2, "\(steps["ready"] ?? [:])")
+        #expect(steps["ready"]?["claims"] as? [String] == ["data-py-sts-0", "data-py-sts-1"])
+        #expect(steps["scaled"]?["spec"] as? Int == 1 && steps["scaled"]?["selector"] as? String == "app=py-sts")
+        #expect(steps["scaled"]?["pods"] as? [String] == ["py-sts-0"], "\(steps["scaled"] ?? [:])")
+        #expect(steps["revisions"]?["count"] as? Int == 1 && steps["revisions"]?["owner"] as? String == "StatefulSet")
+        #expect(steps["done"] != nil)
     }
 
     /// `persistentVolumeClaimRetentionPolicy` Delete: scaling down removes the claims of the
