@@ -505,6 +505,44 @@ batch = [
         F("spec", "JobSpec", "`spec`.", mode="omitEmpty"), F("status", "JobStatus", "`status`.", mode="omitEmpty")]),
 ]
 
+apiextensions = [
+    T("CustomResourceDefinitionNames", "The names of a custom resource (apiextensions.k8s.io/v1 `CustomResourceDefinitionNames`).", [
+        F("plural", "String", "`plural`: the lowercase name in URLs, e.g. `volumesnapshots`."),
+        F("singular", S, "`singular`: defaults to the lowercased kind."), F("shortNames", SA, "`shortNames` for kubectl."),
+        F("kind", "String", "`kind`, e.g. `VolumeSnapshot`."), F("listKind", S, "`listKind`: defaults to `<kind>List`."),
+        F("categories", SA, "`categories`, e.g. `all`.")]),
+    T("CustomResourceValidation", "A version's schema (apiextensions.k8s.io/v1 `CustomResourceValidation`).", [
+        F("openAPIV3Schema", J, "`openAPIV3Schema`: the structural OpenAPI v3 schema, raw JSON.")]),
+    T("CustomResourceSubresources", "A version's subresources (apiextensions.k8s.io/v1 `CustomResourceSubresources`).", [
+        F("status", J, "`status`: `{}` enables the status subresource."), F("scale", J, "`scale`, raw JSON.")]),
+    T("CustomResourceColumnDefinition", "A column of `kubectl get` (apiextensions.k8s.io/v1 `CustomResourceColumnDefinition`).", [
+        F("name", "String", "`name`: the column's header."), F("type", "String", "`type`: integer, number, string, boolean or date."),
+        F("format", S, "`format`."), F("description", S, "`description`."), F("priority", "Int32?", "`priority`: 0 shows by default, more with -o wide."),
+        F("jsonPath", "String", "`jsonPath`: a simple JSONPath into the object, e.g. `.status.readyToUse`.")]),
+    T("CustomResourceDefinitionVersion", "One version of a custom resource (apiextensions.k8s.io/v1 `CustomResourceDefinitionVersion`).", [
+        F("name", "String", "`name`, e.g. `v1`."), F("served", "Bool", "`served`: whether the API serves it."),
+        F("storage", "Bool", "`storage`: whether objects are stored in it (exactly one version)."),
+        F("deprecated", "Bool?", "`deprecated`."), F("deprecationWarning", S, "`deprecationWarning`."),
+        F("schema", "CustomResourceValidation?", "`schema`."), F("subresources", "CustomResourceSubresources?", "`subresources`."),
+        F("additionalPrinterColumns", "[CustomResourceColumnDefinition]?", "`additionalPrinterColumns`."),
+        F("selectableFields", "[JSONValue]?", "`selectableFields`, raw JSON.")]),
+    T("CustomResourceDefinitionSpec", "CustomResourceDefinition spec (apiextensions.k8s.io/v1 `CustomResourceDefinitionSpec`).", [
+        F("group", "String", "`group`: a DNS subdomain with at least one dot."),
+        F("names", "CustomResourceDefinitionNames", "`names`."), F("scope", "String", "`scope`: `Namespaced` or `Cluster`."),
+        F("versions", "[CustomResourceDefinitionVersion]", "`versions`."), F("conversion", J, "`conversion`, raw JSON (only `None` is supported)."),
+        F("preserveUnknownFields", "Bool?", "`preserveUnknownFields`: must be false in v1.")]),
+    T("CustomResourceDefinitionCondition", "A CustomResourceDefinition condition (apiextensions.k8s.io/v1 `CustomResourceDefinitionCondition`).", [
+        F("type", S, "`type`: `Established`, `NamesAccepted` or `Terminating`."), F("status", S, "`status`."),
+        F("lastTransitionTime", "Time?", "`lastTransitionTime`."), F("reason", S, "`reason`."), F("message", S, "`message`.")]),
+    T("CustomResourceDefinitionStatus", "CustomResourceDefinition status (apiextensions.k8s.io/v1 `CustomResourceDefinitionStatus`).", [
+        F("conditions", "[CustomResourceDefinitionCondition]?", "`conditions`."),
+        F("acceptedNames", "CustomResourceDefinitionNames?", "`acceptedNames`: the names being served."),
+        F("storedVersions", SA, "`storedVersions`: versions objects were ever stored in.")]),
+    obj("CustomResourceDefinition", "A custom resource's definition (apiextensions.k8s.io/v1 `CustomResourceDefinition`).",
+        "apiextensions.k8s.io/v1", "CustomResourceDefinition", False, [
+        F("spec", "CustomResourceDefinitionSpec", "`spec`."), F("status", "CustomResourceDefinitionStatus", "`status`.", mode="omitEmpty")]),
+]
+
 meta = [
     T("TypeMeta", "The `apiVersion`/`kind` pair every Kubernetes object carries (metav1 `TypeMeta`).\n\n"
       "Decoding a whole object as `TypeMeta` reads its type and keeps everything else in\n`unknownFields`.", [
@@ -565,3 +603,4 @@ write("Sources/ClusterAPI/Generated/MetaV1.swift", meta)
 write("Sources/ClusterAPI/Generated/AppsV1.swift", apps)
 write("Sources/ClusterAPI/Generated/AutoscalingV1.swift", autoscaling)
 write("Sources/ClusterAPI/Generated/BatchV1.swift", batch)
+write("Sources/ClusterAPI/Generated/ApiextensionsV1.swift", apiextensions)
