@@ -96,6 +96,45 @@ struct GarbageCollectorTests {
         }
     }
 
+    @Test("apps/v1 owners: a Deployment deleted in the foreground waits for its ReplicaSet, deleted in the foreground as it has pods, which waits for them")
+    func appsChainInTheForeground() async throws {
+        try await withCollector { h in
+            let template = PodTemplateSpec(metadata: ObjectMeta(labels: ["app": "web"]), spec: makePod("template", claims: []).spec)
+            var deployment = Deployment(metadata: ObjectMeta(name: "web", namespace: "default"))
+            deployment.spec.selector = LabelSelectorSpec(matchLabels: ["app": "web"])
+            deployment.spec.template = template
+            deployment = try await h.client.create(deployment)
+            var replicaSet = ReplicaSet(metadata: ObjectMeta(name: "web-1", namespace: "default",
+                                                             ownerReferences: [reference(to: deployment, block: true, controller: true)]))
+            replicaSet.spec.selector = LabelSelectorSpec(matchLabels: ["app": "web"])
+            replicaSet.spec.template = template
+            replicaSet = try await h.client.create(replicaSet)
+            for index in 0..<3 {
+                _ = try await h.client.create(pod("web-1-\(index)", owners: [reference(to: replicaSet, block: true, controller: true)], node: "node-a"))
+            }
+            try await h.client.delete(Deployment.self, name: "web", namespace: "default", options: DeleteOptions(propagationPolicy: .foreground))
+            await h.eventually("the ReplicaSet deleted in the foreground, its pods terminating", timeout: .seconds(20)) {
+                let set = try await h.client.get(ReplicaSet.self, name: "web-1", namespace: "default")
+                let pods = try await h.client.list(Pod.self, namespace: "default").items
+                return set.metadata.finalizers == [GarbageCollector.foregroundDeletion] && pods.count == 3
+                    && pods.allSatisfy { $0.metadata.deletionTimestamp != nil }
+            }
+            await h.stays("the Deployment and the ReplicaSet wait for the pods") {
+                let deploymentWaits = await h.exists(Deployment.self, "web", namespace: "default")
+                let setWaits = await h.exists(ReplicaSet.self, "web-1", namespace: "default")
+                return deploymentWaits && setWaits
+            }
+            for index in 0..<3 {
+                try await h.client.delete(Pod.self, name: "web-1-\(index)", namespace: "default", options: DeleteOptions(gracePeriodSeconds: 0))
+            }
+            await h.eventually("the ReplicaSet, then the Deployment, gone", timeout: .seconds(20)) {
+                let set = await h.exists(ReplicaSet.self, "web-1", namespace: "default")
+                let owner = await h.exists(Deployment.self, "web", namespace: "default")
+                return !set && !owner
+            }
+        }
+    }
+
     @Test("Orphan: the owner goes, its dependents live on without the reference (and keep their other owners')")
     func orphan() async throws {
         try await withCollector { h in
