@@ -103,9 +103,11 @@ public final class Controller<Key: Hashable & Sendable>: Sendable {
         logger.info("stopped controller", metadata: ["controller": "\(name)"])
     }
 
-    /// Takes keys until the queue shuts down.
+    /// Takes keys until the queue shuts down or the controller is cancelled (the queue's
+    /// shutdown arrives from another task, and keys already queued would still be handed
+    /// out: a controller that lost its lease must not go on working through them).
     private func work() async {
-        while let key = await queue.next() {
+        while !Task.isCancelled, let key = await queue.next() {
             await process(key)
             await queue.done(key)
         }

@@ -66,13 +66,18 @@ public actor Informer<Object: APIObject> {
     /// Index name → value → the keys of the cached objects whose index holds that value.
     private var indices: [String: [String: Set<String>]] = [:]
     private var subscribers: [UUID: AsyncStream<InformerEvent<Object>>.Continuation] = [:]
+    private var handlers: [@Sendable (InformerEvent<Object>) -> Void] = []
+    /// What the logs call this informer's objects.
+    private let name: String
     private var synced = false
     private var syncWaiters: [UUID: CheckedContinuation<Void, Never>] = [:]
     private var lastResourceVersion = ""
 
-    public init(_ source: any ListWatchSource<Object>, resync: Duration = .seconds(300), logger: Logger) {
+    /// - Parameter name: what the logs call the objects (default: the type's kind).
+    public init(_ source: any ListWatchSource<Object>, resync: Duration = .seconds(300), name: String? = nil, logger: Logger) {
         self.source = source
         self.resync = resync
+        self.name = name ?? Object.defaultKind
         self.logger = logger
     }
 
@@ -95,6 +100,15 @@ public actor Informer<Object: APIObject> {
     }
 
     private func unsubscribe(_ id: UUID) { subscribers[id] = nil }
+
+    /// Calls `handler` with every event from now on, synchronously, in order, on the informer
+    /// itself, before the event is published to `events()` streams and — for the first list —
+    /// before `waitForSync()` returns: once synced, the handler has seen every object of the
+    /// first list. It must be quick and must not block (update a structure under a lock,
+    /// yield to a stream). Add it before `run()` to see the first list as `added` events.
+    public func addHandler(_ handler: @escaping @Sendable (InformerEvent<Object>) -> Void) {
+        handlers.append(handler)
+    }
 
     public func get(_ key: String) -> Object? { cache[key] }
 
@@ -190,11 +204,11 @@ public actor Informer<Object: APIObject> {
                 }
                 backoff = .milliseconds(200)
             } catch let error as APIError where error.isGone {
-                logger.info("watch expired; listing again", metadata: ["kind": "\(Object.defaultKind)"])
+                logger.info("watch expired; listing again", metadata: ["kind": "\(name)"])
                 needsList = true
             } catch {
                 if Task.isCancelled { break }
-                logger.warning("list/watch failed; retrying", metadata: ["kind": "\(Object.defaultKind)", "error": "\(error)", "in": "\(backoff)"])
+                logger.warning("list/watch failed; retrying", metadata: ["kind": "\(name)", "error": "\(error)", "in": "\(backoff)"])
                 try? await Task.sleep(for: backoff)
                 backoff = min(backoff * 2, .seconds(30))
             }
@@ -261,6 +275,7 @@ public actor Informer<Object: APIObject> {
     }
 
     private func publish(_ event: InformerEvent<Object>) {
+        for handler in handlers { handler(event) }
         for subscriber in subscribers.values { subscriber.yield(event) }
     }
 }

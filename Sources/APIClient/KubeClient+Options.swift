@@ -6,6 +6,17 @@ import ClusterAPI
 import Foundation
 import HTTPKit
 
+/// `metav1.DeletionPropagation`: what happens to an object's dependents (the objects whose
+/// `ownerReferences` name it) when it is deleted.
+public enum PropagationPolicy: String, Sendable, Hashable, CaseIterable {
+    /// The dependents stay; the garbage collector removes their reference to the owner first.
+    case orphan = "Orphan"
+    /// The owner goes at once; the garbage collector deletes the dependents afterwards.
+    case background = "Background"
+    /// The owner stays (`foregroundDeletion`) until its blocking dependents are deleted.
+    case foreground = "Foreground"
+}
+
 /// `metav1.DeleteOptions` as controllers use them.
 public struct DeleteOptions: Sendable, Hashable {
     /// Delete only the object with this uid (409 Conflict otherwise): never a re-created namesake.
@@ -14,11 +25,16 @@ public struct DeleteOptions: Sendable, Hashable {
     public var preconditionResourceVersion: String?
     /// Seconds before a graceful deletion completes; 0 deletes at once.
     public var gracePeriodSeconds: Int64?
+    /// What becomes of the dependents; nil: the server's default (Background), or the
+    /// policy a finalizer already on the object stands for.
+    public var propagationPolicy: PropagationPolicy?
 
-    public init(preconditionUID: String? = nil, preconditionResourceVersion: String? = nil, gracePeriodSeconds: Int64? = nil) {
+    public init(preconditionUID: String? = nil, preconditionResourceVersion: String? = nil, gracePeriodSeconds: Int64? = nil,
+                propagationPolicy: PropagationPolicy? = nil) {
         self.preconditionUID = preconditionUID
         self.preconditionResourceVersion = preconditionResourceVersion
         self.gracePeriodSeconds = gracePeriodSeconds
+        self.propagationPolicy = propagationPolicy
     }
 
     var body: JSONValue {
@@ -28,6 +44,7 @@ public struct DeleteOptions: Sendable, Hashable {
         if let preconditionResourceVersion { preconditions["resourceVersion"] = .string(preconditionResourceVersion) }
         if !preconditions.isEmpty { object["preconditions"] = .object(preconditions) }
         if let gracePeriodSeconds { object["gracePeriodSeconds"] = .integer(gracePeriodSeconds) }
+        if let propagationPolicy { object["propagationPolicy"] = .string(propagationPolicy.rawValue) }
         return .object(object)
     }
 }

@@ -100,17 +100,7 @@ public struct KubeClient: Sendable {
                                     timeoutSeconds: Int? = nil) async throws -> AsyncThrowingStream<WatchEvent<T>, any Error> {
         let lines = try await watchLines(type, namespace: namespace, labelSelector: labelSelector, fieldSelector: fieldSelector,
                                          resourceVersion: resourceVersion, bookmarks: bookmarks, timeoutSeconds: timeoutSeconds)
-        return AsyncThrowingStream { continuation in
-            let reader = Task {
-                do {
-                    for try await line in lines { continuation.yield(try Self.event(line)) }
-                    continuation.finish()
-                } catch {
-                    continuation.finish(throwing: error)
-                }
-            }
-            continuation.onTermination = { _ in reader.cancel() }
-        }
+        return Self.events(lines, as: type)
     }
 
     /// A watch as its raw JSON lines (`{"type": …, "object": …}`), undecoded: for callers that
@@ -118,6 +108,14 @@ public struct KubeClient: Sendable {
     public func watchLines<T: APIObject>(_ type: T.Type, namespace: String? = nil, labelSelector: String? = nil, fieldSelector: String? = nil,
                                          resourceVersion: String? = nil, bookmarks: Bool = true,
                                          timeoutSeconds: Int? = nil) async throws -> AsyncThrowingStream<Data, any Error> {
+        try await watchLines(path: ResourcePath.collection(type, namespace: namespace), labelSelector: labelSelector,
+                             fieldSelector: fieldSelector, resourceVersion: resourceVersion, bookmarks: bookmarks,
+                             timeoutSeconds: timeoutSeconds)
+    }
+
+    /// The watch of the collection at `path`, as raw JSON lines.
+    func watchLines(path: String, labelSelector: String?, fieldSelector: String?, resourceVersion: String?, bookmarks: Bool,
+                    timeoutSeconds: Int?) async throws -> AsyncThrowingStream<Data, any Error> {
         var query = ["watch": "true"]
         query["labelSelector"] = labelSelector
         query["fieldSelector"] = fieldSelector
@@ -126,7 +124,7 @@ public struct KubeClient: Sendable {
         if bookmarks { query["allowWatchBookmarks"] = "true" }
         let response: HTTPStreamingResponse
         do {
-            response = try await transport.stream(request(.GET, ResourcePath.collection(type, namespace: namespace), query: query, body: Data()))
+            response = try await transport.stream(request(.GET, path, query: query, body: Data()))
         } catch let error as HTTPClientError {
             throw APIError.transport(error.description)
         }
@@ -143,6 +141,21 @@ public struct KubeClient: Sendable {
                         for line in try lines.split(chunk) { continuation.yield(line) }
                     }
                     if let last = lines.remainder { continuation.yield(last) }
+                    continuation.finish()
+                } catch {
+                    continuation.finish(throwing: error)
+                }
+            }
+            continuation.onTermination = { _ in reader.cancel() }
+        }
+    }
+
+    /// Decodes a stream of watch lines as events of `T`.
+    static func events<T: APIObject>(_ lines: AsyncThrowingStream<Data, any Error>, as type: T.Type) -> AsyncThrowingStream<WatchEvent<T>, any Error> {
+        AsyncThrowingStream { continuation in
+            let reader = Task {
+                do {
+                    for try await line in lines { continuation.yield(try Self.event(line)) }
                     continuation.finish()
                 } catch {
                     continuation.finish(throwing: error)
@@ -182,7 +195,7 @@ public struct KubeClient: Sendable {
         return WatchEvent(kind: kind, object: try decoder.decode(T.self, from: object), status: nil)
     }
 
-    private func call<R: Decodable>(_ method: HTTPMethod, _ path: String, query: [String: String] = [:], body: Data = Data(),
+    func call<R: Decodable>(_ method: HTTPMethod, _ path: String, query: [String: String] = [:], body: Data = Data(),
                                     contentType: String = "application/json") async throws -> R {
         let response = try await send(method, path, query: query, json: body, contentType: contentType)
         guard (200..<300).contains(response.status.code) else { throw failure(Int(response.status.code), response.body) }

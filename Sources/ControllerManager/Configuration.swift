@@ -13,6 +13,7 @@ public enum ControllerName: String, CaseIterable, Sendable, Comparable {
     case pvProtection = "pv-protection"
     case nodeLifecycle = "nodelifecycle"
     case statefulSet = "statefulset"
+    case garbageCollector = "garbagecollector"
 
     public static func < (a: ControllerName, b: ControllerName) -> Bool { a.rawValue < b.rawValue }
 
@@ -49,6 +50,12 @@ public struct ControllerManagerConfiguration: Sendable {
     public var attacherWorkers = 10
     /// StatefulSets synced at once (`--concurrent-statefulset-syncs`).
     public var statefulSetWorkers = 5
+    /// Objects the garbage collector processes at once, in each of its two queues
+    /// (kube-controller-manager's `--concurrent-gc-syncs`).
+    public var garbageCollectorWorkers = 20
+    /// How often the garbage collector discovers the served resources again (new ones are
+    /// watched from then on).
+    public var garbageCollectorDiscoveryPeriod: Duration = .seconds(30)
     /// Hold a Lease in kube-system so that only one instance acts.
     public var leaderElect = true
     public var leaderElection = LeaderElectionConfig(name: "ballast-controller-manager")

@@ -166,6 +166,12 @@ public final class ControllerManagerServer: ServiceLifecycle.Service, Sendable {
                 recorder: recorder("statefulset-controller"), workers: configuration.statefulSetWorkers, logger: logger)
             runners.append { await controller.run() }
         }
+        if enabled.contains(.garbageCollector) {
+            let collector = GarbageCollector(client: client, recorder: recorder(GarbageCollector.eventSource),
+                                             workers: configuration.garbageCollectorWorkers, resync: configuration.resync,
+                                             discoveryPeriod: configuration.garbageCollectorDiscoveryPeriod, logger: logger)
+            runners.append { await collector.run() }
+        }
         let recorderList = recorders
         state.withLock {
             $0.running = true

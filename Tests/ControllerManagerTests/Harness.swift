@@ -69,6 +69,13 @@ final class Harness: @unchecked Sendable {
         running = Task { try await manager.run() }
     }
 
+    /// Stops the controllers (as a crash would, without cleanup); `restartManager` starts a new
+    /// manager.
+    func stopManager() async {
+        running?.cancel()
+        _ = await running?.result
+    }
+
     /// Stops the controllers (as a crash would, without cleanup) and starts a new manager.
     func restartManager(configure: (inout ControllerManagerConfiguration) -> Void = { _ in }) async throws {
         running?.cancel()

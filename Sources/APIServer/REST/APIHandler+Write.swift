@@ -210,48 +210,36 @@ extension APIHandler {
 
     // MARK: Delete
 
-    struct DeleteOptions {
-        var gracePeriodSeconds: Int64?
-        var preconditionUID: String?
-        var preconditionRV: String?
-        var dryRun = false
-    }
-
-    func deleteOptions(_ c: RequestContext) throws(APIError) -> DeleteOptions {
-        var options = DeleteOptions()
-        if !c.request.body.isEmpty {
-            let body = try bodyObject(c)
-            options.gracePeriodSeconds = body["gracePeriodSeconds"]?.int64Value
-            options.preconditionUID = body["preconditions"]?["uid"]?.stringValue
-            options.preconditionRV = body["preconditions"]?["resourceVersion"]?.stringValue
-            if let dry = body["dryRun"]?.arrayValue, dry.contains("All") { options.dryRun = true }
-        }
-        if let g = c.query["gracePeriodSeconds"], !g.isEmpty {
-            guard let n = Int64(g) else {
-                throw APIError.badRequest("gracePeriodSeconds \"\(g)\" is not valid: expected a whole number of seconds (0 deletes at once)")
-            }
-            options.gracePeriodSeconds = n
-        }
-        if c.dryRun { options.dryRun = true }
-        return options
-    }
-
     func delete(_ c: RequestContext, _ info: ResourceInfo) async throws -> HTTPResponse {
         let options = try deleteOptions(c)
-        let result = try await deleteObject(info, namespace: c.attributes.namespace, name: c.attributes.name, options: options, c: c)
-        return Self.json(result)
+        let outcome = try await deleteObject(info, namespace: c.attributes.namespace, name: c.attributes.name, options: options, c: c)
+        // Kubernetes answers 202 when a delete asked to cascade with the deprecated
+        // `orphanDependents: false` and the object is still there.
+        let accepted = !outcome.deleted && options.orphanDependents == false
+        return Self.json(outcome.object, status: accepted ? .accepted : .ok)
     }
 
-    /// Deletes one object: at once, or gracefully (a deletion timestamp) while finalizers
-    /// remain or a bound pod's grace period runs. Returns the object's last state.
+    /// What a delete did: the object's last state, and whether it is gone from storage.
+    struct DeleteOutcome {
+        var object: JSONValue
+        var deleted: Bool
+    }
+
+    /// Deletes one object, as kube-apiserver's generic registry does (`Store.Delete`): at once,
+    /// or gracefully — a deletion timestamp — while finalizers remain or a bound pod's grace
+    /// period runs. The propagation policy adds or removes the `orphan` and
+    /// `foregroundDeletion` finalizers first (`garbageCollectionFinalizers`); a second delete
+    /// of an object already being deleted may change them (and removing the last one deletes
+    /// it), except while a pod's grace period is pending, when only a shorter grace period
+    /// changes anything.
     func deleteObject(_ info: ResourceInfo, namespace: String?, name: String, options: DeleteOptions,
-                      c: RequestContext) async throws(APIError) -> JSONValue {
+                      c: RequestContext) async throws(APIError) -> DeleteOutcome {
         if info.resource == "namespaces" {
             if Self.protectedNamespaces.contains(name) {
                 throw APIError(.forbidden, "namespaces \"\(name)\" is forbidden: this namespace may not be deleted",
                                details: StatusDetails(name: name, kind: "namespaces"))
             }
-            return try await deleteNamespace(name, options: options, c: c)
+            return DeleteOutcome(object: try await deleteNamespace(name, options: options, c: c), deleted: false)
         }
         let key = info.key(namespace: namespace, name: name)
         for _ in 0..<16 {
@@ -265,31 +253,55 @@ extension APIHandler {
                 throw APIError(.conflict, "Precondition failed: ResourceVersion in precondition: \(rv), ResourceVersion in object meta: \(stored.modRevision)")
             }
             try NodeRestriction.admit(user: c.user, attributes: c.attributes, resource: info, old: object, new: nil)
-            let finalizers = meta?["finalizers"]?.arrayValue ?? []
+            let finalizers = (meta?["finalizers"]?.arrayValue ?? []).compactMap(\.stringValue)
+            let deleting = meta?["deletionTimestamp"] != nil
+            let existingGrace = meta?["deletionGracePeriodSeconds"]?.int64Value ?? 0
+            // The grace period this delete asks for: only pods bound to a node and still
+            // running have one (the pod strategy's CheckGracefulDelete).
             var grace: Int64 = 0
             if info.resource == "pods", !(object["spec"]?["nodeName"]?.stringValue ?? "").isEmpty,
                object["status"]?["phase"]?.stringValue != "Succeeded", object["status"]?["phase"]?.stringValue != "Failed" {
                 grace = options.gracePeriodSeconds ?? object["spec"]?["terminationGracePeriodSeconds"]?.int64Value ?? 30
                 if grace < 0 { grace = 1 }
             }
-            if !finalizers.isEmpty || grace > 0 {
-                // Graceful: mark it; the finalizers' owners (or the kubelet) finish the job.
-                let deleting = meta?["deletionTimestamp"] != nil
-                let existingGrace = meta?["deletionGracePeriodSeconds"]?.int64Value ?? 0
-                if deleting && grace >= existingGrace { return object }  // nothing to shorten
-                object["metadata"]?["deletionTimestamp"] = .string(Time.now().adding(seconds: grace).rfc3339)
-                object["metadata"]?["deletionGracePeriodSeconds"] = .integer(grace)
-                if options.dryRun { return object }
-                guard let updated = try await store.update(key, object, expected: stored.modRevision) else { continue }
-                return updated
+            if deleting {
+                // A graceful deletion pending: only a shorter grace period changes it (and
+                // the finalizers stay as they are). One held by finalizers alone keeps grace 0.
+                if existingGrace > 0 && grace >= existingGrace { return DeleteOutcome(object: object, deleted: false) }
+                if existingGrace == 0 { grace = 0 }
             }
-            if options.dryRun { return object }
+            let newFinalizers = Self.garbageCollectionFinalizers(finalizers, policy: options.propagationPolicy)
+            let remaining = newFinalizers ?? finalizers
+            if !remaining.isEmpty || grace > 0 {
+                if deleting && grace == 0 && existingGrace == 0 && newFinalizers == nil {
+                    return DeleteOutcome(object: object, deleted: false)  // nothing to change
+                }
+                if let newFinalizers { object["metadata"]?["finalizers"] = .array(newFinalizers.map { .string($0) }) }
+                if grace > 0 {
+                    // Graceful: the kubelet (or the finalizers' owners) finish the job.
+                    object["metadata"]?["deletionTimestamp"] = .string(Time.now().adding(seconds: grace).rfc3339)
+                } else if !deleting || Self.deletionTimestamp(of: object).map({ $0 > Time.now() }) ?? true {
+                    // markAsDeleting: now, unless an earlier deletion timestamp stands.
+                    object["metadata"]?["deletionTimestamp"] = .string(Time.now().rfc3339)
+                }
+                object["metadata"]?["deletionGracePeriodSeconds"] = .integer(grace)
+                if options.dryRun { return DeleteOutcome(object: object, deleted: false) }
+                guard let updated = try await store.update(key, object, expected: stored.modRevision) else { continue }
+                return DeleteOutcome(object: updated, deleted: false)
+            }
+            if options.dryRun { return DeleteOutcome(object: object, deleted: true) }
             guard let rev = try await store.delete(key, expected: stored.modRevision) else { continue }
             object["metadata"]?["resourceVersion"] = .string(String(rev))
+            if newFinalizers != nil { object["metadata"]?["finalizers"] = nil }
             await objectRemoved(info, namespace: namespace)
-            return object
+            return DeleteOutcome(object: object, deleted: true)
         }
         throw APIError(.conflict, "Operation cannot be fulfilled on \(info.qualifiedResource) \"\(name)\": too many concurrent writers; retry")
+    }
+
+    static func deletionTimestamp(of object: JSONValue) -> Time? {
+        guard let text = object["metadata"]?["deletionTimestamp"]?.stringValue else { return nil }
+        return try? Time(rfc3339: text)
     }
 
     func deleteCollection(_ c: RequestContext, _ info: ResourceInfo) async throws -> HTTPResponse {
@@ -302,7 +314,7 @@ extension APIHandler {
             let meta = object["metadata"]
             do {
                 deleted.append(try await deleteObject(info, namespace: meta?["namespace"]?.stringValue, name: meta?["name"]?.stringValue ?? "",
-                                                       options: options, c: c))
+                                                       options: options, c: c).object)
             } catch {
                 if error.code == .notFound { continue }
                 throw error

@@ -5,7 +5,7 @@ import Foundation
 import Logging
 
 /// `ballast controller-manager`: the PV binder, the built-in CSI sidecars (provisioner,
-/// attacher, resizer), attach/detach, protection and node lifecycle, between the API server
+/// attacher, resizer), attach/detach, protection, node lifecycle and the garbage collector, between the API server
 /// (through a kubeconfig) and a CSI controller plugin (through its socket).
 struct ControllerManagerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -43,6 +43,9 @@ struct ControllerManagerCommand: AsyncParsableCommand {
     @Option(help: "StatefulSets synced at once.")
     var concurrentStatefulsetSyncs = 5
 
+    @Option(help: "Objects the garbage collector processes at once (in each of its two queues).")
+    var concurrentGcSyncs: Int = 20
+
     @Option(help: "Longest a single CSI call may take.")
     var csiTimeout: Duration = .seconds(15)
 
@@ -58,6 +61,7 @@ struct ControllerManagerCommand: AsyncParsableCommand {
         if !(1...64).contains(concurrentStatefulsetSyncs) {
             throw ValidationError("--concurrent-statefulset-syncs \(concurrentStatefulsetSyncs): expected 1 to 64")
         }
+        if concurrentGcSyncs < 1 { throw ValidationError("--concurrent-gc-syncs \(concurrentGcSyncs): expected at least 1") }
     }
 
     func run() async throws {
@@ -72,6 +76,7 @@ struct ControllerManagerCommand: AsyncParsableCommand {
         configuration.podEvictionTimeout = podEvictionTimeout
         configuration.orphanGracePeriod = orphanGracePeriod
         configuration.statefulSetWorkers = concurrentStatefulsetSyncs
+        configuration.garbageCollectorWorkers = concurrentGcSyncs
         configuration.leaderElect = leaderElection.leaderElect
         leaderElection.apply(to: &configuration.leaderElection)
         var plugin: GRPCCSIPlugin?
