@@ -5,12 +5,13 @@ import Foundation
 import Logging
 
 /// `ballast controller-manager`: the PV binder, the built-in CSI sidecars (provisioner,
-/// attacher, resizer), attach/detach, protection, node lifecycle, Job and TTL-after-finished, between the API server
-/// (through a kubeconfig) and a CSI controller plugin (through its socket).
+/// attacher, resizer), attach/detach, protection, node lifecycle, and the workload controllers
+/// (StatefulSet, Job, TTL after finished), between the API server (through a kubeconfig) and a
+/// CSI controller plugin (through its socket).
 struct ControllerManagerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "controller-manager",
-        abstract: "Bind, provision, attach, resize and protect volumes; watch node health (see docs/controllers.md)."
+        abstract: "Bind, provision, attach, resize and protect volumes; watch node health; run workloads (see docs/controllers.md)."
     )
 
     @OptionGroup var api: KubeconfigOptions
