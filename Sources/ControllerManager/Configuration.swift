@@ -14,6 +14,8 @@ public enum ControllerName: String, CaseIterable, Sendable, Comparable {
     case nodeLifecycle = "nodelifecycle"
     case statefulSet = "statefulset"
     case garbageCollector = "garbagecollector"
+    case job = "job"
+    case ttlAfterFinished = "ttl-after-finished"
 
     public static func < (a: ControllerName, b: ControllerName) -> Bool { a.rawValue < b.rawValue }
 
@@ -56,6 +58,15 @@ public struct ControllerManagerConfiguration: Sendable {
     /// How often the garbage collector discovers the served resources again (new ones are
     /// watched from then on).
     public var garbageCollectorDiscoveryPeriod: Duration = .seconds(30)
+    /// Jobs synced at once (kube-controller-manager's `--concurrent-job-syncs`).
+    public var jobWorkers = 5
+    /// The delay before the first replacement of a failed Job pod; doubled for each further
+    /// failure since the last success, up to `jobPodFailureBackoffMax` (upstream's
+    /// `DefaultJobPodFailureBackOff`; tests use milliseconds).
+    public var jobPodFailureBackoff: Duration = .seconds(10)
+    public var jobPodFailureBackoffMax: Duration = .seconds(360)
+    /// Jobs looked at at once by the TTL-after-finished controller (`--concurrent-ttl-after-finished-syncs`).
+    public var ttlAfterFinishedWorkers = 5
     /// Hold a Lease in kube-system so that only one instance acts.
     public var leaderElect = true
     public var leaderElection = LeaderElectionConfig(name: "ballast-controller-manager")

@@ -172,6 +172,21 @@ public final class ControllerManagerServer: ServiceLifecycle.Service, Sendable {
                                              discoveryPeriod: configuration.garbageCollectorDiscoveryPeriod, logger: logger)
             runners.append { await collector.run() }
         }
+        if enabled.contains(.job) || enabled.contains(.ttlAfterFinished) {
+            let jobs = await informers.informer(Job.self)
+            if enabled.contains(.job) {
+                let options = JobControllerOptions(workers: configuration.jobWorkers, podFailureBackoff: configuration.jobPodFailureBackoff,
+                                                   podFailureBackoffMax: configuration.jobPodFailureBackoffMax)
+                let controller = await JobController(client: client, jobs: jobs, pods: pods, recorder: recorder(EventSourceName.jobController),
+                                                     options: options, logger: logger)
+                runners.append { await controller.run() }
+            }
+            if enabled.contains(.ttlAfterFinished) {
+                let controller = await TTLAfterFinishedController(client: client, jobs: jobs, workers: configuration.ttlAfterFinishedWorkers,
+                                                                  logger: logger)
+                runners.append { await controller.run() }
+            }
+        }
         let recorderList = recorders
         state.withLock {
             $0.running = true

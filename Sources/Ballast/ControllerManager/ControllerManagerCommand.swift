@@ -5,12 +5,13 @@ import Foundation
 import Logging
 
 /// `ballast controller-manager`: the PV binder, the built-in CSI sidecars (provisioner,
-/// attacher, resizer), attach/detach, protection, node lifecycle and the garbage collector, between the API server
-/// (through a kubeconfig) and a CSI controller plugin (through its socket).
+/// attacher, resizer), attach/detach, protection, node lifecycle, the garbage collector and the
+/// workload controllers (StatefulSet, Job, TTL after finished), between the API server (through a
+/// kubeconfig) and a CSI controller plugin (through its socket).
 struct ControllerManagerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "controller-manager",
-        abstract: "Bind, provision, attach, resize and protect volumes; watch node health (see docs/controllers.md)."
+        abstract: "Bind, provision, attach, resize and protect volumes; watch node health; run workloads (see docs/controllers.md)."
     )
 
     @OptionGroup var api: KubeconfigOptions
@@ -49,19 +50,36 @@ struct ControllerManagerCommand: AsyncParsableCommand {
     @Option(help: "Longest a single CSI call may take.")
     var csiTimeout: Duration = .seconds(15)
 
+    @Option(help: "Jobs synced at once by the job controller.")
+    var concurrentJobSyncs = 5
+
+    @Option(help: "Jobs looked at at once by the ttl-after-finished controller.")
+    var concurrentTtlAfterFinishedSyncs = 5
+
+    @Option(help: "Delay before a failed Job pod is replaced, doubled for each further failure up to --job-pod-failure-backoff-max.")
+    var jobPodFailureBackoff: Duration = .seconds(10)
+
+    @Option(help: "Longest delay before a failed Job pod is replaced.")
+    var jobPodFailureBackoffMax: Duration = .seconds(360)
+
     @OptionGroup var leaderElection: LeaderElectionOptions
 
     func validate() throws {
         do { _ = try ControllerManagerConfiguration.parseControllers(controllers) } catch { throw ValidationError("\(error)") }
         for (flag, value) in [("--resync", resync), ("--max-wait-for-unmount", maxWaitForUnmount),
                               ("--node-monitor-grace-period", nodeMonitorGracePeriod), ("--node-monitor-period", nodeMonitorPeriod),
-                              ("--csi-timeout", csiTimeout)] where value <= .zero {
+                              ("--csi-timeout", csiTimeout), ("--job-pod-failure-backoff", jobPodFailureBackoff),
+                              ("--job-pod-failure-backoff-max", jobPodFailureBackoffMax)] where value <= .zero {
             throw ValidationError("\(flag) \(value): expected a positive duration like 15s")
         }
         if !(1...64).contains(concurrentStatefulsetSyncs) {
             throw ValidationError("--concurrent-statefulset-syncs \(concurrentStatefulsetSyncs): expected 1 to 64")
         }
         if concurrentGcSyncs < 1 { throw ValidationError("--concurrent-gc-syncs \(concurrentGcSyncs): expected at least 1") }
+        for (flag, value) in [("--concurrent-job-syncs", concurrentJobSyncs),
+                              ("--concurrent-ttl-after-finished-syncs", concurrentTtlAfterFinishedSyncs)] where value < 1 {
+            throw ValidationError("\(flag) \(value): expected at least 1")
+        }
     }
 
     func run() async throws {
@@ -77,6 +95,10 @@ struct ControllerManagerCommand: AsyncParsableCommand {
         configuration.orphanGracePeriod = orphanGracePeriod
         configuration.statefulSetWorkers = concurrentStatefulsetSyncs
         configuration.garbageCollectorWorkers = concurrentGcSyncs
+        configuration.jobWorkers = concurrentJobSyncs
+        configuration.ttlAfterFinishedWorkers = concurrentTtlAfterFinishedSyncs
+        configuration.jobPodFailureBackoff = jobPodFailureBackoff
+        configuration.jobPodFailureBackoffMax = jobPodFailureBackoffMax
         configuration.leaderElect = leaderElection.leaderElect
         leaderElection.apply(to: &configuration.leaderElection)
         var plugin: GRPCCSIPlugin?
