@@ -49,7 +49,7 @@ struct JobProcessTests {
     func kubectlJobs() async throws {
         let server = try await ServerProcess.start()
         defer { server.stop() }
-        let manager = try TestProcess([ballastBinary(), "controller-manager", "--kubeconfig", server.kubeconfig, "--controllers", "job,ttl-after-finished",
+        let manager = try TestProcess([ballastBinary(), "controller-manager", "--kubeconfig", server.kubeconfig, "--controllers", "job,ttl-after-finished,garbagecollector",
                                        "--leader-elect=false", "--resync", "2s", "--log-level", "info"],
                                       logPath: server.directory + "/controller-manager.log")
         do {

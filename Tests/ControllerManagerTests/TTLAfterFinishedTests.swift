@@ -1,5 +1,6 @@
 // The TTL-after-finished controller: finished Jobs with a TTL are deleted, in the foreground,
-// once it has passed — judged again on the live Job, whose TTL may have changed.
+// once it has passed — judged again on the live Job, whose TTL may have changed. The garbage
+// collector runs beside it: a Foreground delete waits for it to remove the Job's pods.
 import APIClient
 import ClusterAPI
 @testable import ControllerManager
@@ -10,7 +11,7 @@ import Testing
 struct TTLAfterFinishedTests {
     @Test("A finished Job is deleted ttlSecondsAfterFinished after it finished, Foreground, with its uid as precondition; one without a TTL stays")
     func deletesAfterTTL() async throws {
-        try await withJobHarness { h in
+        try await withJobHarness([.job, .ttlAfterFinished, .garbageCollector]) { h in
             let short = try await h.createJob(makeJob("short", ttl: 1))
             _ = try await h.createJob(makeJob("kept"))
             for name in ["short", "kept"] {
@@ -33,7 +34,7 @@ struct TTLAfterFinishedTests {
 
     @Test("The TTL is read again before deleting: raised, the Job stays; set to 0, it goes at once")
     func ttlChanged() async throws {
-        try await withJobHarness([.job, .ttlAfterFinished]) { h in
+        try await withJobHarness([.job, .ttlAfterFinished, .garbageCollector]) { h in
             _ = try await h.createJob(makeJob("later", ttl: 2))
             guard await h.eventually("a pod", { try await h.activePods(of: "later").count == 1 }) else { return }
             try await h.finish(try await h.activePods(of: "later")[0])
@@ -47,7 +48,7 @@ struct TTLAfterFinishedTests {
 
     @Test("A failed Job is cleaned up too, from its Failed condition's time")
     func failedJob() async throws {
-        try await withJobHarness { h in
+        try await withJobHarness([.job, .ttlAfterFinished, .garbageCollector]) { h in
             _ = try await h.createJob(makeJob("broken", backoffLimit: 0, ttl: 0))
             guard await h.eventually("a pod", { try await h.activePods(of: "broken").count == 1 }) else { return }
             try await h.finish(try await h.activePods(of: "broken")[0], exitCode: 2)
