@@ -244,18 +244,19 @@ public final class StructuralSchema: Sendable {
         let field = FieldPath(path)
         if case .null = value {
             if !nullable && type != nil && !preserveUnknownFields {
-                errors.append(.invalid(field, literal: "null", "\(path) in body must be of type \(type!): \"null\""))
+                errors.append(.invalid(field, "null", "\(path) in body must be of type \(type!): \"null\""))
             }
             return
         }
         let actual = typeName(value)
         if intOrString {
             if actual != "integer" && actual != "string" {
-                errors.append(.invalid(field, literal: render(value), "\(path) in body must be of type integer or string: \"\(actual)\""))
+                errors.append(.invalid(field, actual, "\(path) in body must be of type integer or string: \"\(actual)\""))
                 return
             }
         } else if let type, type != actual, !(type == "number" && actual == "integer") {
-            errors.append(.invalid(field, literal: render(value), "\(path) in body must be of type \(type): \"\(actual)\""))
+            // Kubernetes shows the value's type as the bad value.
+            errors.append(.invalid(field, actual, "\(path) in body must be of type \(type): \"\(actual)\""))
             return
         }
         if let enumValues, !enumValues.contains(where: { Self.equal($0, value) }) {

@@ -283,6 +283,7 @@ extension ServerBackedSuites {
                     "pods po v1 true Pod",
                     "secrets v1 true Secret",
                     "services svc v1 true Service",
+                    "customresourcedefinitions crd,crds apiextensions.k8s.io/v1 false CustomResourceDefinition",
                     "controllerrevisions apps/v1 true ControllerRevision",
                     "deployments deploy apps/v1 true Deployment",
                     "replicasets rs apps/v1 true ReplicaSet",
@@ -300,9 +301,9 @@ extension ServerBackedSuites {
                 let wide = rows(try await server.ok("api-resources", "--api-group=storage.k8s.io", "-o", "wide"))
                 #expect(wide.contains("storageclasses sc storage.k8s.io/v1 false StorageClass create,delete,deletecollection,get,list,patch,update,watch"),
                         "\(wide)")
-                #expect(try await server.ok("api-versions") == "apps/v1\nbatch/v1\ncoordination.k8s.io/v1\nstorage.k8s.io/v1\nv1\n")
+                #expect(try await server.ok("api-versions") == "apiextensions.k8s.io/v1\napps/v1\nbatch/v1\ncoordination.k8s.io/v1\nstorage.k8s.io/v1\nv1\n")
                 // Every served resource answers a list through its short name.
-                for short in ["ep", "ev", "ns", "no", "pvc", "pv", "po", "svc", "sc", "sts", "deploy", "rs"] {
+                for short in ["ep", "ev", "ns", "no", "pvc", "pv", "po", "svc", "sc", "sts", "deploy", "rs", "crd"] {
                     #expect(try await server.kubectl(["get", short, "-A"]).status == 0, "kubectl get \(short)")
                 }
             }

@@ -90,6 +90,12 @@ public enum StorageAdmission {
 extension APIHandler {
     /// Runs the storage admission plugins on a new object (see `StorageAdmission`).
     func admitCreate(_ object: JSONValue, info: ResourceInfo) async throws(APIError) -> JSONValue {
+        if info.group == "apiextensions.k8s.io", info.resource == "customresourcedefinitions" {
+            // Its objects are deleted before it goes (apiextensions-apiserver's finalizer).
+            var object = object
+            StorageAdmission.addFinalizer(DefinitionRegistrar.cleanupFinalizer, to: &object)
+            return object
+        }
         guard info.group.isEmpty, ["persistentvolumeclaims", "persistentvolumes"].contains(info.resource) else { return object }
         return try await StorageAdmission.admitCreate(object, resource: info.resource, disabled: disabledAdmissionPlugins) { () async throws(APIError) -> [JSONValue] in
             guard let classes = registry.lookup(group: "storage.k8s.io", version: "v1", resource: "storageclasses") else { return [] }

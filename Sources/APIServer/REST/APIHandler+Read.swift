@@ -19,7 +19,7 @@ extension APIHandler {
         let stored = try await load(info, namespace: c.attributes.namespace, name: c.attributes.name)
         if c.wantsTable {
             let meta: JSONValue = ["resourceVersion": stored.object["metadata"]?["resourceVersion"] ?? ""]
-            return Self.json(TablePrinter.table(kind: info.kind, objects: [stored.object], listMeta: meta, include: c.include))
+            return Self.json(TablePrinter.table(kind: info.kind, objects: [stored.object], listMeta: meta, include: c.include, custom: info.printerColumns))
         }
         return Self.json(stored.object)
     }
@@ -89,7 +89,7 @@ extension APIHandler {
             meta["continue"] = .string(Self.continueToken(revision: page.revision, lastKey: Array(last.key.utf8), prefix: prefix))
         }
         if c.wantsTable {
-            return Self.json(TablePrinter.table(kind: info.kind, objects: page.items.map(\.object), listMeta: meta, include: c.include))
+            return Self.json(TablePrinter.table(kind: info.kind, objects: page.items.map(\.object), listMeta: meta, include: c.include, custom: info.printerColumns))
         }
         return Self.listResponse(info, meta: meta, items: page.items)
     }
@@ -131,7 +131,7 @@ extension APIHandler {
         var meta: JSONValue = ["resourceVersion": .string(String(page.revision))]
         if let last = page.lastKey { meta["continue"] = .string(Self.continueToken(revision: page.revision, lastKey: last, prefix: prefix)) }
         if c.wantsTable {
-            return Self.json(TablePrinter.table(kind: info.kind, objects: page.items, listMeta: meta, include: c.include))
+            return Self.json(TablePrinter.table(kind: info.kind, objects: page.items, listMeta: meta, include: c.include, custom: info.printerColumns))
         }
         return Self.json(["kind": .string(info.kind + "List"), "apiVersion": .string(info.groupVersion), "metadata": meta,
                           "items": .array(page.items)])

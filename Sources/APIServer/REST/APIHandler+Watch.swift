@@ -47,7 +47,7 @@ extension APIHandler {
         return .streaming(headers: ["Content-Type": "application/json"]) { writer in
             metrics.watchStarted()
             defer { metrics.watchEnded() }
-            let lines = WatchLines(table: table, include: include, kind: kind, groupVersion: groupVersion)
+            let lines = WatchLines(table: table, include: include, kind: kind, groupVersion: groupVersion, custom: info.printerColumns)
             let queue = WatchQueue<WatchItem>(limits: limits)
             let token = hub.register { queue.finish(with: .end) }
             defer { hub.unregister(token) }
@@ -213,13 +213,15 @@ struct WatchLines: Sendable {
     let include: IncludeObject
     let kind: String
     let groupVersion: String
+    /// A custom resource's printer columns.
+    var custom: [CustomResourceColumnDefinition]? = nil
 
     func append(_ item: WatchItem, to out: inout Data) {
         switch item {
         case .event(let type, let object):
             if table {
                 let rows = TablePrinter.table(kind: kind, objects: [object.object],
-                                              listMeta: ["resourceVersion": .string(String(object.revision))], include: include)
+                                              listMeta: ["resourceVersion": .string(String(object.revision))], include: include, custom: custom)
                 line(type, rows, to: &out)
             } else {
                 out.append(contentsOf: #"{"object":"#.utf8)

@@ -3,14 +3,21 @@ import Foundation
 import HTTPKit
 import Logging
 import NIOHTTP1
+import Synchronization
 import Units
 
 /// The REST front door: authenticates, authorizes, routes and answers every request, and
 /// maps each `APIError` to a metav1 Status response (the only place that happens).
 public final class APIHandler: Sendable {
-    let registry: ResourceRegistry
+    /// The built-in resources plus those of the CustomResourceDefinitions, replaced as they change.
+    let registryBox: RegistryBox
+    var registry: ResourceRegistry { registryBox.current }
     let store: ObjectStore
-    let discovery: Discovery
+    let serverAddress: String
+    var discovery: Discovery { Discovery(registry: registry, serverAddress: serverAddress) }
+    /// Follows the CustomResourceDefinitions (started with the watch cache).
+    let registrar: DefinitionRegistrar
+    let registrarTask = Mutex<Task<Void, Never>?>(nil)
     let authenticator: TokenAuthenticator
     let authorizer: Authorizer
     let metrics: APIMetrics
@@ -43,9 +50,9 @@ public final class APIHandler: Sendable {
                 watchBuffer: WatchBufferLimits = WatchBufferLimits(), maxRequestsInflight: Int = 400,
                 maxMutatingRequestsInflight: Int = 200, inflightQueue: InflightQueueLimits = InflightQueueLimits(),
                 disabledAdmissionPlugins: Set<String> = [], watchCache cacheOptions: WatchCacheOptions = WatchCacheOptions()) {
-        self.registry = registry
+        self.registryBox = RegistryBox(registry)
         self.store = store
-        self.discovery = Discovery(registry: registry, serverAddress: serverAddress)
+        self.serverAddress = serverAddress
         self.authenticator = authenticator
         self.authorizer = authorizer
         self.metrics = metrics
@@ -56,24 +63,33 @@ public final class APIHandler: Sendable {
         self.watchTimeoutRange = watchTimeoutRange
         self.watchBuffer = watchBuffer
         self.watchCache = WatchCache(store: store, logger: logger, options: cacheOptions, registry: registry)
+        self.registrar = DefinitionRegistrar(base: registry, box: registryBox, cache: watchCache, store: store, logger: logger)
         self.bookmarkInterval = cacheOptions.bookmarkInterval
         self.inflight = InflightLimiter(readOnly: maxRequestsInflight, mutating: maxMutatingRequestsInflight, queue: inflightQueue)
         let hub = watchHub
         self.health = HealthChecks(store: store, shuttingDown: { hub.isStopped })
     }
 
-    deinit { watchCache.stop() }
+    deinit {
+        watchCache.stop()
+        registrarTask.withLock { $0?.cancel() }
+    }
 
     /// Ends the open watches (their clients see the stream close and re-watch elsewhere) and
     /// the watch cache's store watch.
     public func stopWatches() {
         watchHub.shutdown()
         watchCache.stop()
+        registrarTask.withLock { $0?.cancel() }
     }
 
     /// Fills the watch cache from the store, waiting at most `timeout` for it.
     public func startWatchCache(timeout: Duration = .seconds(30)) async throws {
         try await watchCache.awaitReady(timeout: timeout)
+        let registrar = self.registrar
+        registrarTask.withLock { task in
+            if task == nil { task = Task { await registrar.run() } }
+        }
     }
 
     /// Paths that answer without credentials, as Kubernetes' `system:public-info-viewer` allows.

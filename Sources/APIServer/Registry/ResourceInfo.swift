@@ -20,6 +20,11 @@ public struct ResourceInfo: Sendable {
     public let selectableFields: [String]
     /// Defaulting and validation through the typed model of ClusterAPI.
     let strategy: ObjectStrategy
+    /// Where a custom resource's objects are stored (`/registry/<plural>.<group>/`); nil for
+    /// the built-in resources (`/registry/<resource>/`).
+    public var storagePrefix: String? = nil
+    /// A custom resource's `additionalPrinterColumns`; nil: Kubernetes' built-in printer.
+    public var printerColumns: [CustomResourceColumnDefinition]? = nil
 
     /// `v1` or `storage.k8s.io/v1`.
     public var groupVersion: String { group.isEmpty ? version : group + "/" + version }
@@ -29,7 +34,7 @@ public struct ResourceInfo: Sendable {
     public var hasStatus: Bool { subresources.contains("status") }
 
     /// The storage key prefix of every object of this resource: `/registry/pods/`.
-    public var keyPrefix: String { "/registry/\(resource)/" }
+    public var keyPrefix: String { storagePrefix ?? "/registry/\(resource)/" }
 
     /// The storage key of one object.
     public func key(namespace: String?, name: String) -> String {
@@ -70,6 +75,20 @@ struct ObjectStrategy: Sendable {
                 if !errors.isEmpty { throw APIError.invalid(info, object.metadata.name ?? "", errors) }
                 return try encodeTyped(object)
             })
+    }
+
+    /// A custom resource's: pruned, defaulted and validated by its version's structural schema.
+    static func custom(schema: StructuralSchema, namespaced: Bool) -> ObjectStrategy {
+        @Sendable func prepare(_ json: JSONValue, old: JSONValue?, _ info: ResourceInfo) throws(APIError) -> JSONValue {
+            guard case .object = json else { throw APIError.badRequest("the body must be a JSON object describing one \(info.kind)") }
+            let (object, errors, _) = CustomResourceObjects.prepare(json, old: old, schema: schema, namespaced: namespaced)
+            if !errors.isEmpty {
+                throw APIError.invalid(info, object["metadata"]?["name"]?.stringValue ?? object["metadata"]?["generateName"]?.stringValue ?? "", errors)
+            }
+            return object
+        }
+        return ObjectStrategy(prepareCreate: { json, info throws(APIError) in try prepare(json, old: nil, info) },
+                              prepareUpdate: { json, old, info throws(APIError) in try prepare(json, old: old, info) })
     }
 
     static func decodeTyped<T: APIObject>(_ json: JSONValue, _ info: ResourceInfo) throws(APIError) -> T {

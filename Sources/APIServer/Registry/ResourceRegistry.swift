@@ -38,7 +38,8 @@ public struct ResourceRegistry: Sendable {
 
     static let allVerbs = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
 
-    /// Ballast's resources: core/v1, storage.k8s.io/v1, coordination.k8s.io/v1, apps/v1 and batch/v1.
+    /// Ballast's built-in resources: core/v1, storage.k8s.io/v1, coordination.k8s.io/v1, apps/v1,
+    /// batch/v1 and apiextensions.k8s.io/v1 (custom resources are added as their definitions come).
     public static let standard = ResourceRegistry(resources: [
         ResourceInfo(group: "", version: "v1", resource: "namespaces", singularName: "namespace", kind: "Namespace",
                      namespaced: false, shortNames: ["ns"],
@@ -92,6 +93,10 @@ public struct ResourceRegistry: Sendable {
         ResourceInfo(group: "coordination.k8s.io", version: "v1", resource: "leases", singularName: "lease",
                      kind: "Lease", namespaced: true, shortNames: [], verbs: allVerbs, categories: [],
                      subresources: [], selectableFields: [], strategy: .typed(Lease.self)),
+        ResourceInfo(group: "apiextensions.k8s.io", version: "v1", resource: "customresourcedefinitions",
+                     singularName: "customresourcedefinition", kind: "CustomResourceDefinition", namespaced: false,
+                     shortNames: ["crd", "crds"], verbs: allVerbs, categories: ["api-extensions"], subresources: ["status"],
+                     selectableFields: [], strategy: .typed(CustomResourceDefinition.self)),
         ResourceInfo(group: "apps", version: "v1", resource: "statefulsets", singularName: "statefulset",
                      kind: "StatefulSet", namespaced: true, shortNames: ["sts"], verbs: allVerbs, categories: ["all"],
                      subresources: ["status", "scale"], selectableFields: [], strategy: .typed(StatefulSet.self)),

@@ -101,6 +101,8 @@ public enum TablePrinter {
             return [nameColumn, col("Status", "Status of the job."),
                     col("Completions", "The completion status of the job."),
                     col("Duration", "Time required to complete the job."), ageColumn] + workloadWideColumns(selector: true)
+        case "CustomResourceDefinition":
+            return [nameColumn, col("Created At", "date", "CreationTimestamp is a timestamp representing the server time when this object was created.")]
         case "ControllerRevision":
             return [nameColumn, col("Controller", "Controller of the object."),
                     col("Revision", "integer", "Revision of the ControllerRevision."), ageColumn]
@@ -166,6 +168,8 @@ public enum TablePrinter {
             }
             let shown = endpoints.count > 3 ? endpoints.prefix(3).joined(separator: ",") + " + \(endpoints.count - 3) more..." : endpoints.joined(separator: ",")
             return [name, .string(endpoints.isEmpty ? "<none>" : shown), age]
+        case "CustomResourceDefinition":
+            return [name, .string(o["metadata"]?["creationTimestamp"]?.stringValue ?? "")]
         case "StatefulSet", "Deployment", "ReplicaSet", "Job", "ControllerRevision":
             return workloadCells(kind: kind, o, name: name, age: age, now: now)
         default:
@@ -174,10 +178,12 @@ public enum TablePrinter {
     }
 
     /// A Table of `objects`; `includeObject` picks what each row's `object` carries.
+    /// `custom`: a custom resource's `additionalPrinterColumns` (empty: Name and Age).
     public static func table(kind: String, objects: [JSONValue], listMeta: JSONValue, include: IncludeObject,
-                             withColumns: Bool = true, now: Date = Date()) -> JSONValue {
+                             withColumns: Bool = true, custom: [CustomResourceColumnDefinition]? = nil, now: Date = Date()) -> JSONValue {
         let rows: [JSONValue] = objects.map { object in
-            var row: JSONValue = ["cells": .array(cells(kind: kind, object, now: now))]
+            let rowCells = custom.map { customCells($0, object, now: now) } ?? cells(kind: kind, object, now: now)
+            var row: JSONValue = ["cells": .array(rowCells)]
             switch include {
             case .none: break
             case .object: row["object"] = object
@@ -188,7 +194,8 @@ public enum TablePrinter {
             return row
         }
         var table: JSONValue = ["kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": listMeta, "rows": .array(rows)]
-        table["columnDefinitions"] = withColumns ? .array(columns(kind: kind).map(\.json)) : .array([])
+        let definitions = custom.map(customColumns) ?? columns(kind: kind)
+        table["columnDefinitions"] = withColumns ? .array(definitions.map(\.json)) : .array([])
         return table
     }
 
@@ -211,5 +218,36 @@ public enum TablePrinter {
 
     static func str(_ v: JSONValue?, or fallback: String = "") -> JSONValue {
         .string(v?.stringValue.flatMap { $0.isEmpty ? nil : $0 } ?? fallback)
+    }
+
+    // MARK: Custom resources
+
+    /// Name, then the definition's columns; Name and Age when it has none (apiextensions-apiserver's
+    /// table convertor).
+    static func customColumns(_ definitions: [CustomResourceColumnDefinition]) -> [TableColumn] {
+        if definitions.isEmpty { return [nameColumn, ageColumn] }
+        return [nameColumn] + definitions.map {
+            col($0.name, $0.type == "date" ? "string" : $0.type, format: $0.format ?? "", priority: Int($0.priority ?? 0), $0.description ?? "")
+        }
+    }
+
+    /// The cells of the definition's columns: the JSONPath's value as found (several joined by
+    /// commas), dates shown as an age.
+    static func customCells(_ definitions: [CustomResourceColumnDefinition], _ o: JSONValue, now: Date) -> [JSONValue] {
+        let name = JSONValue.string(o["metadata"]?["name"]?.stringValue ?? "")
+        if definitions.isEmpty { return [name, .string(ageString(o["metadata"]?["creationTimestamp"]?.stringValue, now: now))] }
+        return [name] + definitions.map { column in
+            guard let path = try? SimpleJSONPath(column.jsonPath) else { return .null }
+            let values = path.evaluate(o)
+            guard let first = values.first else { return .null }
+            if values.count > 1 {
+                return .string(values.map { $0.stringValue ?? String(decoding: $0.jsonBytes, as: UTF8.self) }.joined(separator: ","))
+            }
+            switch first {
+            case .string(let text) where column.type == "date": return .string(ageString(text, now: now))
+            case .object, .array: return .string(String(decoding: first.jsonBytes, as: UTF8.self))
+            default: return first  // as found, whatever the column's declared type (as Kubernetes does)
+            }
+        }
     }
 }
