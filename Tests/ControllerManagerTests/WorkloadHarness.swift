@@ -146,44 +146,11 @@ final class WorkloadHarness: @unchecked Sendable {
     /// Makes every pod that `ready` accepts Running and Ready, as its kubelet would once its
     /// containers run and its readiness probe passes, after `delay`; until the test ends.
     func startKubelet(delay: Duration = .milliseconds(20), _ ready: @escaping @Sendable (Pod) -> Bool = { _ in true }) {
-        let client = self.client
-        kubelets.append(Task {
-            while !Task.isCancelled {
-                do {
-                    let list = try await client.list(Pod.self, namespace: "default")
-                    for pod in list.items where ready(pod) { try? await Self.makeReady(client, pod, after: delay) }
-                    let events = try await client.watch(Pod.self, namespace: "default", resourceVersion: list.metadata.resourceVersion,
-                                                        timeoutSeconds: 600)
-                    for try await event in events where event.kind == .added || event.kind == .modified {
-                        guard let pod = event.object, ready(pod) else { continue }
-                        try? await Self.makeReady(client, pod, after: delay)
-                    }
-                } catch {
-                    try? await Task.sleep(for: .milliseconds(50))
-                }
-            }
-        })
-    }
-
-    static func makeReady(_ client: KubeClient, _ pod: Pod, after delay: Duration) async throws {
-        guard pod.isActiveForTest, !pod.isReadyForTest else { return }
-        if delay > .zero { try await Task.sleep(for: delay) }
-        var current = pod
-        for _ in 0..<10 {
-            guard current.isActiveForTest, !current.isReadyForTest else { return }
-            current.status.phase = "Running"
-            current.status.conditions = [PodCondition(type: "Ready", status: "True", lastTransitionTime: Time.now())]
-            do {
-                _ = try await client.updateStatus(current)
-                return
-            } catch let error as APIError where error.isConflict {
-                current = try await client.get(Pod.self, name: pod.metadata.name ?? "", namespace: pod.metadata.namespace)
-            }
-        }
+        kubelets.append(simulateKubelet(client, delay: { delay }, ready))
     }
 
     /// Marks one pod Ready now.
-    func makeReady(_ pod: Pod) async throws { try await Self.makeReady(client, pod, after: .zero) }
+    func makeReady(_ pod: Pod) async throws { try await makePodReady(client, pod, after: .zero) }
 
     // MARK: Reading
 
@@ -262,6 +229,46 @@ final class WorkloadHarness: @unchecked Sendable {
             do { return try await client.update(rs) } catch let error as APIError where error.isConflict && attempt < 20 { continue }
         }
         fatalError("unreachable")
+    }
+}
+
+/// Plays the kubelet of every pod `ready` accepts: Running and Ready after `delay()`, until
+/// the task is cancelled (a list, then a watch, again after a failure).
+func simulateKubelet(_ client: KubeClient, delay: @escaping @Sendable () -> Duration,
+                     _ ready: @escaping @Sendable (Pod) -> Bool = { _ in true }) -> Task<Void, Never> {
+    Task {
+        while !Task.isCancelled {
+            do {
+                let list = try await client.list(Pod.self, namespace: "default")
+                for pod in list.items where ready(pod) { try? await makePodReady(client, pod, after: delay()) }
+                let events = try await client.watch(Pod.self, namespace: "default", resourceVersion: list.metadata.resourceVersion,
+                                                    timeoutSeconds: 600)
+                for try await event in events where event.kind == .added || event.kind == .modified {
+                    guard let pod = event.object, ready(pod) else { continue }
+                    try? await makePodReady(client, pod, after: delay())
+                }
+            } catch {
+                try? await Task.sleep(for: .milliseconds(50))
+            }
+        }
+    }
+}
+
+/// Writes the status a kubelet writes once a pod's containers run and it is ready.
+func makePodReady(_ client: KubeClient, _ pod: Pod, after delay: Duration) async throws {
+    guard pod.isActiveForTest, !pod.isReadyForTest else { return }
+    if delay > .zero { try await Task.sleep(for: delay) }
+    var current = pod
+    for _ in 0..<10 {
+        guard current.isActiveForTest, !current.isReadyForTest else { return }
+        current.status.phase = "Running"
+        current.status.conditions = [PodCondition(type: "Ready", status: "True", lastTransitionTime: Time.now())]
+        do {
+            _ = try await client.updateStatus(current)
+            return
+        } catch let error as APIError where error.isConflict {
+            current = try await client.get(Pod.self, name: pod.metadata.name ?? "", namespace: pod.metadata.namespace)
+        }
     }
 }
 
