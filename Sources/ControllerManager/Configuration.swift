@@ -16,6 +16,8 @@ public enum ControllerName: String, CaseIterable, Sendable, Comparable {
     case garbageCollector = "garbagecollector"
     case job = "job"
     case ttlAfterFinished = "ttl-after-finished"
+    case replicaSet = "replicaset"
+    case deployment = "deployment"
 
     public static func < (a: ControllerName, b: ControllerName) -> Bool { a.rawValue < b.rawValue }
 
@@ -67,6 +69,13 @@ public struct ControllerManagerConfiguration: Sendable {
     public var jobPodFailureBackoffMax: Duration = .seconds(360)
     /// Jobs looked at at once by the TTL-after-finished controller (`--concurrent-ttl-after-finished-syncs`).
     public var ttlAfterFinishedWorkers = 5
+    /// ReplicaSets synced at once (kube-controller-manager's `--concurrent-replicaset-syncs`).
+    public var replicaSetWorkers = 5
+    /// Deployments synced at once (`--concurrent-deployment-syncs`).
+    public var deploymentWorkers = 5
+    /// How long a ReplicaSet waits for the pod informer to show its own creations and deletions
+    /// before it acts again anyway (upstream's ExpectationsTimeout).
+    public var replicaSetExpectationsTimeout: Duration = .seconds(300)
     /// Hold a Lease in kube-system so that only one instance acts.
     public var leaderElect = true
     public var leaderElection = LeaderElectionConfig(name: "ballast-controller-manager")

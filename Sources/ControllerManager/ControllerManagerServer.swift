@@ -187,6 +187,22 @@ public final class ControllerManagerServer: ServiceLifecycle.Service, Sendable {
                 runners.append { await controller.run() }
             }
         }
+        if enabled.contains(.replicaSet) || enabled.contains(.deployment) {
+            let replicaSets = await informers.informer(ReplicaSet.self)
+            if enabled.contains(.replicaSet) {
+                let controller = await ReplicaSetController(
+                    client: client, replicaSets: replicaSets, pods: pods, recorder: recorder(EventSourceName.replicaSetController),
+                    workers: configuration.replicaSetWorkers, expectationsTimeout: configuration.replicaSetExpectationsTimeout, logger: logger)
+                runners.append { await controller.run() }
+            }
+            if enabled.contains(.deployment) {
+                let deployments = await informers.informer(Deployment.self)
+                let controller = await DeploymentController(
+                    client: client, deployments: deployments, replicaSets: replicaSets, pods: pods,
+                    recorder: recorder(EventSourceName.deploymentController), workers: configuration.deploymentWorkers, logger: logger)
+                runners.append { await controller.run() }
+            }
+        }
         let recorderList = recorders
         state.withLock {
             $0.running = true

@@ -62,6 +62,12 @@ struct ControllerManagerCommand: AsyncParsableCommand {
     @Option(help: "Longest delay before a failed Job pod is replaced.")
     var jobPodFailureBackoffMax: Duration = .seconds(360)
 
+    @Option(name: .customLong("concurrent-replicaset-syncs"), help: "ReplicaSets synced at once.")
+    var concurrentReplicaSetSyncs = 5
+
+    @Option(name: .customLong("concurrent-deployment-syncs"), help: "Deployments synced at once.")
+    var concurrentDeploymentSyncs = 5
+
     @OptionGroup var leaderElection: LeaderElectionOptions
 
     func validate() throws {
@@ -79,6 +85,10 @@ struct ControllerManagerCommand: AsyncParsableCommand {
         for (flag, value) in [("--concurrent-job-syncs", concurrentJobSyncs),
                               ("--concurrent-ttl-after-finished-syncs", concurrentTtlAfterFinishedSyncs)] where value < 1 {
             throw ValidationError("\(flag) \(value): expected at least 1")
+        }
+        for (flag, value) in [("--concurrent-replicaset-syncs", concurrentReplicaSetSyncs),
+                              ("--concurrent-deployment-syncs", concurrentDeploymentSyncs)] where !(1...64).contains(value) {
+            throw ValidationError("\(flag) \(value): expected 1 to 64")
         }
     }
 
@@ -99,6 +109,8 @@ struct ControllerManagerCommand: AsyncParsableCommand {
         configuration.ttlAfterFinishedWorkers = concurrentTtlAfterFinishedSyncs
         configuration.jobPodFailureBackoff = jobPodFailureBackoff
         configuration.jobPodFailureBackoffMax = jobPodFailureBackoffMax
+        configuration.replicaSetWorkers = concurrentReplicaSetSyncs
+        configuration.deploymentWorkers = concurrentDeploymentSyncs
         configuration.leaderElect = leaderElection.leaderElect
         leaderElection.apply(to: &configuration.leaderElection)
         var plugin: GRPCCSIPlugin?

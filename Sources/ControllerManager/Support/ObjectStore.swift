@@ -45,6 +45,17 @@ final class ObjectStore<Object: APIObject>: Sendable {
         }
     }
 
+    /// The objects of the informer's index `name` holding `value`, each in its newest known version.
+    func byIndex(_ name: String, _ value: String) async -> [Object] {
+        let base = await informer.byIndex(name, value)
+        return written.withLock { written in
+            base.map { object in
+                if let mine = written[Self.key(object)], Self.version(mine) > Self.version(object) { return mine }
+                return object
+            }
+        }
+    }
+
     /// Remembers an object this controller just wrote.
     func record(_ object: Object) {
         written.withLock { $0[Self.key(object)] = object }
