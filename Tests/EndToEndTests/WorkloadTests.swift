@@ -1,4 +1,5 @@
-// Kubernetes' e2e StatefulSet suite as storage users drive it (test/e2e/apps/statefulset.go):
+// Kubernetes' e2e StatefulSet suite as storage users drive it (test/e2e/apps/statefulset.go),
+// plus a Deployment's rollout and a Job on real kubelets:
 // kubectl against `ballast up`, busybox replicas that each write an identity of their own to
 // their own volume once, then read it back after scaling, rolling updates and moves. The
 // scenarios that can share a cluster run on the storage suites' one; moving a replica (a
@@ -10,7 +11,7 @@ import Testing
 import TestSupport
 
 enum WorkloadScenario: String, CaseIterable, CustomTestStringConvertible, Sendable {
-    case statefulSetKeepsEachReplicasData, claimRetentionDelete, pythonClient
+    case statefulSetKeepsEachReplicasData, claimRetentionDelete, pythonClient, deploymentRollout, jobCompletions
     var testDescription: String { rawValue }
 }
 
@@ -73,11 +74,13 @@ struct WorkloadTests {
     @Test(arguments: WorkloadScenario.allCases)
     func scenario(_ scenario: WorkloadScenario) async throws {
         try await sharedCluster.with { cluster in
-            let ns = try await cluster.namespace("e2e-" + scenario.rawValue.lowercased())
+            let ns = try await cluster.namespace("e2e-wl-" + scenario.rawValue.lowercased())
             switch scenario {
             case .statefulSetKeepsEachReplicasData: try await statefulSetKeepsEachReplicasData(cluster, ns)
             case .claimRetentionDelete: try await claimRetentionDelete(cluster, ns)
             case .pythonClient: try await pythonClient(cluster, ns)
+            case .deploymentRollout: try await deploymentRollout(cluster, ns)
+            case .jobCompletions: try await jobCompletions(cluster, ns)
             }
         }
     }
@@ -133,6 +136,79 @@ struct WorkloadTests {
         #expect(await cluster.get("statefulset/db", namespace: ns, "{.status.currentRevision}") == update)
         #expect(try await cluster.replicaIDs("db", ordinals: 0..<3, namespace: ns) == ids, "the rolling update kept every replica's data")
         #expect(try await cluster.ok(["get", "controllerrevisions", "-n", ns]).contains("statefulset.apps/db"))
+    }
+
+    /// A Deployment of busybox on real kubelets: rollout status returns, a template change rolls
+    /// out a second ReplicaSet, undo goes back to the first, scale changes the pod count; then
+    /// deleted with `--cascade=foreground`, it goes only after its ReplicaSets and pods.
+    func deploymentRollout(_ cluster: TestCluster, _ ns: String) async throws {
+        let deployment = """
+            apiVersion: apps/v1
+            kind: Deployment
+            metadata: {name: web}
+            spec:
+              replicas: 2
+              selector: {matchLabels: {app: web}}
+              template:
+                metadata: {labels: {app: web}}
+                spec:
+                  terminationGracePeriodSeconds: 1
+                  containers: [{name: web, image: busybox, command: ["sh", "-c", "exec sleep 3600"]}]
+
+            """
+        try await cluster.apply(deployment, namespace: ns)
+        try await cluster.ok(["rollout", "status", "-n", ns, "deployment/web", "--timeout=150s"], timeout: .seconds(160))
+        let first = await cluster.get("deployment/web", namespace: ns, "{.metadata.annotations.deployment\\.kubernetes\\.io/revision}")
+        #expect(first == "1")
+        try await cluster.ok(["patch", "-n", ns, "deployment/web", "-p", #"{"spec":{"template":{"metadata":{"annotations":{"rev":"2"}}}}}"#])
+        try await cluster.ok(["rollout", "status", "-n", ns, "deployment/web", "--timeout=150s"], timeout: .seconds(160))
+        #expect(await cluster.get("replicasets", namespace: ns, "{.items[*].spec.replicas}").split(separator: " ").sorted() == ["0", "2"],
+                "the old ReplicaSet scaled to 0, the new one to 2")
+        let history = try await cluster.ok(["rollout", "history", "-n", ns, "deployment/web"])
+        #expect(history.contains("1 ") && history.contains("2 "), "\(history)")
+        try await cluster.ok(["rollout", "undo", "-n", ns, "deployment/web"])
+        try await cluster.ok(["rollout", "status", "-n", ns, "deployment/web", "--timeout=150s"], timeout: .seconds(160))
+        #expect(await cluster.get("deployment/web", namespace: ns, "{.spec.template.metadata.annotations.rev}") == "", "undo restored the first template")
+        try await cluster.ok(["scale", "-n", ns, "deployment/web", "--replicas=3"])
+        try await cluster.ok(["rollout", "status", "-n", ns, "deployment/web", "--timeout=150s"], timeout: .seconds(160))
+        #expect(await cluster.get("deployment/web", namespace: ns, "{.status.readyReplicas}") == "3")
+        try await cluster.ok(["delete", "-n", ns, "deployment/web", "--cascade=foreground", "--timeout=120s"], timeout: .seconds(130))
+        await cluster.waitFor("the Deployment's ReplicaSets and pods gone with it", namespace: ns) {
+            let sets = await cluster.get("replicasets", namespace: ns, "{.items[*].metadata.name}")
+            let pods = await cluster.get("pods", namespace: ns, "{.items[*].metadata.name}")
+            return sets.isEmpty && pods.isEmpty
+        }
+    }
+
+    /// A Job of 5 completions with parallelism 2 on real kubelets: never more than 2 pods at once,
+    /// Complete with 5 succeeded, `kubectl wait --for=condition=complete` returns.
+    func jobCompletions(_ cluster: TestCluster, _ ns: String) async throws {
+        let job = """
+            apiVersion: batch/v1
+            kind: Job
+            metadata: {name: count}
+            spec:
+              completions: 5
+              parallelism: 2
+              template:
+                spec:
+                  restartPolicy: Never
+                  terminationGracePeriodSeconds: 1
+                  containers: [{name: c, image: busybox, command: ["sh", "-c", "sleep 1; echo done"]}]
+
+            """
+        try await cluster.apply(job, namespace: ns)
+        var most = 0
+        let done = await cluster.waitFor("Job count Complete", namespace: ns, timeout: .seconds(180)) {
+            let active = await cluster.get("pods", namespace: ns, "{.items[?(@.status.phase==\"Running\")].metadata.name}")
+            most = max(most, active.split(separator: " ").count)
+            return await cluster.get("job/count", namespace: ns, "{.status.conditions[?(@.type==\"Complete\")].status}") == "True"
+        }
+        guard done else { return }
+        #expect(most <= 2, "at most parallelism pods ran at once, saw \(most)")
+        #expect(await cluster.get("job/count", namespace: ns, "{.status.succeeded}") == "5")
+        try await cluster.ok(["wait", "-n", ns, "--for=condition=complete", "job/count", "--timeout=10s"], timeout: .seconds(20))
+        #expect(try await cluster.ok(["get", "-n", ns, "job/count"]).contains("Complete"))
     }
 
     /// The official Python client: AppsV1Api create, watch, the scale subresource, ControllerRevisions.

@@ -102,18 +102,19 @@ extension StatefulSet {
     }
 
     /// The owner references a claim of `ordinal` should carry under the retention policy
-    /// (`updateClaimOwnerRefForSetAndPod`): the set when `whenDeleted: Delete`, the pod when
-    /// `whenScaled: Delete` and the ordinal is scaled away; none of either otherwise. Other
-    /// owners are kept.
+    /// (`updateClaimOwnerRefForSetAndPod`): the pod alone when `whenScaled: Delete` and the
+    /// ordinal is scaled away, else the set when `whenDeleted: Delete`; none of either
+    /// otherwise. Other owners are kept.
     func claimOwners(current: [OwnerReference]?, ordinal: Int, pod: Pod?) -> [OwnerReference] {
         let policy = spec.persistentVolumeClaimRetentionPolicy
         var owners = (current ?? []).filter { $0.uid != metadata.uid && !($0.kind == "Pod" && $0.name == podName(ordinal)) }
-        if policy?.whenDeleted == "Delete" {
-            owners.append(OwnerReference(apiVersion: Self.defaultAPIVersion, kind: Self.defaultKind, name: name,
-                                         uid: metadata.uid ?? ""))
-        }
+        // A scaled-away replica's claim has its pod as its only owner here: with the set as a
+        // second owner, the garbage collector would keep it when the pod goes.
         if policy?.whenScaled == "Delete", !ordinals.contains(ordinal), let pod, let uid = pod.metadata.uid {
             owners.append(OwnerReference(apiVersion: "v1", kind: "Pod", name: pod.metadata.name ?? "", uid: uid))
+        } else if policy?.whenDeleted == "Delete" {
+            owners.append(OwnerReference(apiVersion: Self.defaultAPIVersion, kind: Self.defaultKind, name: name,
+                                         uid: metadata.uid ?? ""))
         }
         return owners
     }
