@@ -83,8 +83,9 @@ extension KubeClient {
         return try await setFinalizers(of: object, to: current.filter { $0 != finalizer })
     }
 
-    /// The error an answer with status `code` and `body` stands for.
-    static func apiError(_ code: Int, _ body: Data) -> APIError {
+    /// The error an answer with status `code` and `body` stands for: the Status it carries, or
+    /// one made of the code and the body's first bytes.
+    public static func apiError(_ code: Int, _ body: Data) -> APIError {
         if let status = try? JSONDecoder().decode(Status.self, from: body), status.kind == "Status" || status.reason != nil {
             return .status(code: code, status: status)
         }

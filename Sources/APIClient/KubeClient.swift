@@ -214,15 +214,7 @@ public struct KubeClient: Sendable {
         return HTTPRequest(method: method, path: path, query: query, headers: headers, body: body)
     }
 
-    private func failure(_ code: Int, _ body: Data) -> APIError {
-        if let status = try? JSONDecoder().decode(Status.self, from: body), status.kind == "Status" || status.reason != nil {
-            return .status(code: code, status: status)
-        }
-        var status = Status()
-        status.code = Int32(code)
-        status.message = String(decoding: body.prefix(512), as: UTF8.self)
-        return .status(code: code, status: status)
-    }
+    private func failure(_ code: Int, _ body: Data) -> APIError { Self.apiError(code, body) }
 
     private func encode<T: Encodable>(_ value: T) throws -> Data {
         try JSONValueEncoder().encode(value).jsonData

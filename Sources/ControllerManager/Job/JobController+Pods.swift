@@ -110,12 +110,6 @@ enum JobRequests {
 
     private static func check(_ code: UInt, _ body: Data) throws {
         guard !(200..<300).contains(code) else { return }
-        if let status = try? JSONDecoder().decode(Status.self, from: body), status.kind == "Status" || status.reason != nil {
-            throw APIError.status(code: Int(code), status: status)
-        }
-        var status = Status()
-        status.code = Int32(code)
-        status.message = String(decoding: body.prefix(512), as: UTF8.self)
-        throw APIError.status(code: Int(code), status: status)
+        throw KubeClient.apiError(Int(code), body)
     }
 }

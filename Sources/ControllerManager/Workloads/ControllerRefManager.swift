@@ -136,22 +136,12 @@ extension KubeClient {
         let response = try await send(.PATCH, ResourcePath.object(type, name: name, namespace: namespace), json: patch.jsonData,
                                       contentType: "application/strategic-merge-patch+json")
         guard (200..<300).contains(response.status.code) else {
-            throw workloadAPIError(Int(response.status.code), response.body)
+            throw KubeClient.apiError(Int(response.status.code), response.body)
         }
         return try JSONValueDecoder().decode(T.self, from: JSONValue(parsing: response.body))
     }
 }
 
-/// The `APIError` an error answer stands for.
-func workloadAPIError(_ code: Int, _ body: Data) -> APIError {
-    if let status = try? JSONDecoder().decode(Status.self, from: body), status.kind == "Status" || status.reason != nil {
-        return .status(code: code, status: status)
-    }
-    var status = Status()
-    status.code = Int32(code)
-    status.message = String(decoding: body.prefix(512), as: UTF8.self)
-    return .status(code: code, status: status)
-}
 
 /// What an error says in an event or a condition: the API server's own message (as Kubernetes'
 /// `err.Error()` of a StatusError reads), else the error's description.
