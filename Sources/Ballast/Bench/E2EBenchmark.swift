@@ -44,7 +44,7 @@ struct BenchE2ECommand: AsyncParsableCommand {
     @Option(help: "Size of each claim (bytes, or with Mi, Gi).")
     var size = ByteCount(64 << 20)
 
-    @Option(help: "Volumes attachable per node (default: room for every pod and every move, at least 16).")
+    @Option(help: "Volumes attachable per node (default: room for every pod, every move and one StatefulSet, at least 16).")
     var attachLimit: Int?
 
     @Option(help: "The cloud's latencies (ballast up --cloud-latency).")
@@ -89,9 +89,10 @@ struct BenchE2ECommand: AsyncParsableCommand {
         let root = dir.map { URL(fileURLWithPath: $0).standardizedFileURL.path } ?? "/tmp/ballast-bench-e2e-" + suffix
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         let logger = logging.logger("ballast.bench", defaultLevel: .warning)
-        // Every pod's disk must find a node with a free attach slot, moved ones included: the
-        // default 16 leaves no room for 50 pods on 3 nodes.
-        let limit = attachLimit ?? min(256, max(16, (pods + nodes - 1) / nodes + moves + 2))
+        // Every pod's disk must find a node with a free attach slot, moved ones and the first
+        // StatefulSet's replicas included (the bare pods still run then): the default 16 leaves
+        // no room for 50 pods on 3 nodes.
+        let limit = attachLimit ?? min(256, max(16, (pods + statefulsetReplicas + nodes - 1) / nodes + moves + 4))
         let settings = E2EBenchRun.Settings(nodes: nodes, zones: zones, pods: pods, rate: rate, moves: moves,
                                             statefulSetReplicas: statefulsetReplicas, size: size.bytes,
                                             attachLimit: limit, latency: latency, logLevel: logging.logLevel?.rawValue ?? "warning")
