@@ -9,6 +9,8 @@ public enum CustomResourceObjects {
         var object = object
         let pruned = schema.prune(&object)
         schema.applyDefaults(&object)
+        // Defaults are pruned too (a default may carry fields the schema does not declare).
+        schema.prune(&object)
         var errors: [FieldError] = []
         let meta: ObjectMeta
         do {
