@@ -12,8 +12,9 @@ import Primitives
 //                11: labels (map entries {1: key, 2: value}), 12: annotations (same) }
 //
 // Decoded: the type, the object's metadata, and the fields `kubectl create
-// configmap|secret` fill in (ConfigMap data, binaryData, immutable; Secret data,
-// type, stringData, immutable). Any other content is refused (415) with a message
+// configmap|secret|deployment|job` fill in (ConfigMap data, binaryData, immutable; Secret
+// data, type, stringData, immutable; a Deployment's or Job's spec down to its containers'
+// name, image, command, args and ports). Any other content is refused (415) with a message
 // that says to send JSON.
 
 /// Decodes the protobuf bodies kubectl's `create <generator>` commands send.
@@ -61,14 +62,94 @@ package enum ProtobufBody {
             case ("Secret", 2, .bytes(let entry)): try addEntry(entry, to: &maps, "data", binary: true)
             case ("Secret", 3, .bytes(let type)): object["type"] = .string(String(decoding: type, as: UTF8.self))
             case ("Secret", 4, .bytes(let entry)): try addEntry(entry, to: &maps, "stringData", binary: false)
+            // Deployment { 2: spec }, Job { 2: spec }: what `kubectl create deployment|job` fills in.
+            case ("Deployment", 2, .bytes(let payload)): object["spec"] = try Self.decode(payload, Schema.deploymentSpec, path: "spec")
+            case ("Job", 2, .bytes(let payload)): object["spec"] = try Self.decode(payload, Schema.jobSpec, path: "spec")
+            case ("Deployment", 3, _), ("Job", 3, _): break  // status: what the controllers write
             case (_, _, .bytes(let payload)) where payload.isEmpty: break
             default:
-                throw Failure(message: "this server decodes protobuf bodies of Namespaces, ConfigMaps and Secrets only; send the \(kind) as JSON (Content-Type: application/json)",
+                throw Failure(message: "this server decodes protobuf bodies of Namespaces, ConfigMaps, Secrets, Deployments and Jobs only; send the \(kind) as JSON (Content-Type: application/json)",
                               unsupported: true)
             }
         }
         for (name, entries) in maps { object[name] = .object(entries) }
         return object
+    }
+
+    // MARK: Workload specs
+
+    /// The fields of a message this decoder knows, by field number (from k8s.io/api's
+    /// generated.proto). A field it does not know makes the body unsupported (415): nothing is
+    /// dropped silently.
+    indirect enum Field: Sendable {
+        /// Scalars: absent when empty, false or zero (gogo-protobuf writes Kubernetes' non-pointer
+        /// fields even then; JSON omits them). `int32` keeps a zero: pointer fields (replicas) are
+        /// written only when set, and 0 then means 0.
+        case string, int32, int32OmitZero, bool, stringMap, strings
+        case message(Schema)
+        case messages(Schema)
+        case objectMeta
+    }
+
+    struct Schema: Sendable {
+        let fields: [Int: (name: String, type: Field)]
+
+        static let containerPort = Schema(fields: [1: ("name", .string), 2: ("hostPort", .int32OmitZero), 3: ("containerPort", .int32),
+                                                   4: ("protocol", .string), 5: ("hostIP", .string)])
+        static let resources = Schema(fields: [:])
+        static let container = Schema(fields: [1: ("name", .string), 2: ("image", .string), 3: ("command", .strings),
+                                               4: ("args", .strings), 5: ("workingDir", .string),
+                                               6: ("ports", .messages(containerPort)), 8: ("resources", .message(resources)),
+                                               13: ("terminationMessagePath", .string), 14: ("imagePullPolicy", .string),
+                                               16: ("stdin", .bool), 17: ("stdinOnce", .bool), 18: ("tty", .bool),
+                                               20: ("terminationMessagePolicy", .string)])
+        static let podSpec = Schema(fields: [2: ("containers", .messages(container)), 3: ("restartPolicy", .string),
+                                             4: ("terminationGracePeriodSeconds", .int32), 6: ("dnsPolicy", .string),
+                                             8: ("serviceAccountName", .string), 9: ("serviceAccount", .string), 10: ("nodeName", .string),
+                                             11: ("hostNetwork", .bool), 12: ("hostPID", .bool), 13: ("hostIPC", .bool),
+                                             16: ("hostname", .string), 17: ("subdomain", .string), 19: ("schedulerName", .string),
+                                             24: ("priorityClassName", .string)])
+        static let template = Schema(fields: [1: ("metadata", .objectMeta), 2: ("spec", .message(podSpec))])
+        static let labelSelector = Schema(fields: [1: ("matchLabels", .stringMap)])
+        static let deploymentStrategy = Schema(fields: [1: ("type", .string)])
+        static let deploymentSpec = Schema(fields: [1: ("replicas", .int32), 2: ("selector", .message(labelSelector)),
+                                                    3: ("template", .message(template)), 4: ("strategy", .message(deploymentStrategy)),
+                                                    5: ("minReadySeconds", .int32OmitZero), 6: ("revisionHistoryLimit", .int32),
+                                                    7: ("paused", .bool), 9: ("progressDeadlineSeconds", .int32)])
+        static let jobSpec = Schema(fields: [1: ("parallelism", .int32), 2: ("completions", .int32), 4: ("selector", .message(labelSelector)),
+                                             5: ("manualSelector", .bool), 6: ("template", .message(template)), 7: ("backoffLimit", .int32),
+                                             8: ("ttlSecondsAfterFinished", .int32), 10: ("suspend", .bool)])
+    }
+
+    /// One message as JSON, by its schema; `path` names it in errors.
+    static func decode(_ bytes: [UInt8], _ schema: Schema, path: String) throws(Failure) -> JSONValue {
+        var object: [String: JSONValue] = [:]
+        var reader = Reader(bytes: bytes, position: 0)
+        while let (field, value) = try reader.next() {
+            guard let (name, type) = schema.fields[field] else {
+                if case .bytes(let payload) = value, payload.isEmpty { continue }
+                throw Failure(message: "this server does not decode field \(field) of \(path) in protobuf bodies; send the object as JSON (Content-Type: application/json)",
+                              unsupported: true)
+            }
+            switch (type, value) {
+            case (.string, .bytes(let text)): if !text.isEmpty { object[name] = .string(String(decoding: text, as: UTF8.self)) }
+            case (.int32, .varint(let number)): object[name] = .integer(Int64(Int32(truncatingIfNeeded: number)))
+            case (.int32OmitZero, .varint(let number)): if number != 0 { object[name] = .integer(Int64(Int32(truncatingIfNeeded: number))) }
+            case (.bool, .varint(let flag)): if flag != 0 { object[name] = .bool(true) }
+            case (.strings, .bytes(let text)): object[name] = .array((object[name]?.arrayValue ?? []) + [.string(String(decoding: text, as: UTF8.self))])
+            case (.stringMap, .bytes(let entry)):
+                let (key, value) = try mapEntry(entry)
+                var map = object[name]?.objectValue ?? [:]
+                map[key] = .string(String(decoding: value, as: UTF8.self))
+                object[name] = .object(map)
+            case (.message(let inner), .bytes(let payload)): object[name] = try decode(payload, inner, path: path + "." + name)
+            case (.messages(let inner), .bytes(let payload)):
+                object[name] = .array((object[name]?.arrayValue ?? []) + [try decode(payload, inner, path: path + "." + name)])
+            case (.objectMeta, .bytes(let payload)): object[name] = try decodeObjectMeta(payload)
+            default: throw Failure(message: "protobuf field \(field) of \(path) has the wrong wire type")
+            }
+        }
+        return .object(object)
     }
 
     /// A map entry { 1: key, 2: value }.
