@@ -1,6 +1,7 @@
 import ClusterAPI
 import Foundation
 import Testing
+import TestSupport
 @testable import APIServer
 
 /// apps/v1 and batch/v1 as the API server serves them: defaults, Kubernetes' validation
@@ -138,6 +139,28 @@ import Testing
             #expect(missing.code == 404)
             let jobs = await f.request(.GET, "/apis/batch/v1/namespaces/default/jobs/x/scale")
             #expect(jobs.code == 404, "Jobs have no scale subresource")
+        }
+    }
+
+    /// What `kubectl create deployment` sends (the fuzz corpus keeps one such body).
+    @Test func protobufDeploymentBodies() throws {
+        let seed = try Data(contentsOf: packageRoot.appendingPathComponent("Tests/Fuzz/Corpus/k8s-protobuf/seed-deployment"))
+        let object = try ProtobufBody.decode(Array(seed))
+        #expect(object["kind"] == "Deployment" && object["apiVersion"] == "apps/v1" && object["metadata"]?["name"] == "web")
+        let spec = object["spec"]
+        #expect(spec?["replicas"] == 2 && spec?["selector"]?["matchLabels"] == ["app": "web"])
+        #expect(spec?["minReadySeconds"] == nil, "a zero non-pointer field is absent, as JSON omits it")
+        let container = spec?["template"]?["spec"]?["containers"]?[0]
+        #expect(container == ["name": "c", "image": "busybox", "command": ["sleep", "60"], "ports": [["containerPort": 8080]], "resources": [:]])
+        #expect(spec?["template"]?["metadata"]?["labels"] == ["app": "web"])
+        // A field the tables do not know is refused as unsupported, not dropped.
+        var unknown = Array(seed)
+        unknown += [0x12, 0x05, 0x12, 0x03, 0xF8, 0x06, 0x01]  // a later raw object: Deployment { 2: spec { 111: 1 } }
+        do {
+            _ = try ProtobufBody.decode(unknown)
+            Issue.record("an unknown spec field was accepted")
+        } catch {
+            #expect(error.unsupported && error.message.contains("field 111 of spec"), "\(error.message)")
         }
     }
 
