@@ -116,8 +116,15 @@ struct RuntimeTests {
     func adoption() async throws {
         let node = try RuntimeHarness()
         try await withCleanup {
-            let (config, layers) = try await node.config(["sh", "-c", "trap 'exit 7' TERM; while true; do sleep 0.1; done"])
+            let (config, layers) = try await node.config(["sh", "-c", "trap 'exit 7' TERM; touch /tmp/trapped; while true; do sleep 0.1; done"])
             let record = try await node.runtime.start(config, layers: layers)
+            // The TERM must find the trap set: a shell killed before it exits 2, not 7.
+            var trapped = false
+            for _ in 0..<100 where !trapped {
+                trapped = (try? await node.runtime.execSync(record.id, command: ["test", "-e", "/tmp/trapped"], timeout: .seconds(5)))?.status == 0
+                if !trapped { try await Task.sleep(for: .milliseconds(50)) }
+            }
+            #expect(trapped, "the container's shell set its trap")
             let restarted = try node.restartedRuntime()
             #expect(restarted.records().map(\.id) == [record.id])
             guard case .running(let started) = restarted.state(record.id) else { Issue.record("adopted container not running"); return }
