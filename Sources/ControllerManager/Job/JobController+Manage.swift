@@ -143,11 +143,11 @@ extension JobController {
                     do {
                         try await JobRequests.removeTrackingFinalizer(self.client, pod)
                         try await self.deletePod(job, pod)
-                        return (JobPods.isReady(pod), nil)
+                        return (pod.isReady, nil)
                     } catch {
                         // The informer will not show this deletion.
                         self.expectations.deletionObserved(key, uid: job.metadata.uid ?? "")
-                        if let error = error as? APIError, error.isNotFound { return (JobPods.isReady(pod), nil) }
+                        if let error = error as? APIError, error.isNotFound { return (pod.isReady, nil) }
                         self.logger.info("failed to delete a pod of a job", metadata: ["job": "\(key)", "pod": "\(JobPods.key(pod))", "error": "\(error)"])
                         return (false, error)
                     }
@@ -179,7 +179,7 @@ extension JobController {
                     } catch {
                         return (false, error)
                     }
-                    return (JobPods.isReady(pod), nil)
+                    return (pod.isReady, nil)
                 }
             }
             var ready = 0, deleted = 0

@@ -59,7 +59,7 @@ extension JobController {
         let uncounted = UncountedTerminatedPods(shared.status.uncountedTerminatedPods)
         let active = owned.filter(JobPods.isActive)
         var context = JobSyncContext(
-            job: shared, key: key, pods: owned, activePods: active, ready: active.filter(JobPods.isReady).count,
+            job: shared, key: key, pods: owned, activePods: active, ready: active.filter(\.isReady).count,
             terminating: owned.filter(JobPods.isTerminating).count,
             uncounted: (Set(uncounted.succeeded), Set(uncounted.failed)), uncountedStatus: uncounted,
             expectedRemovals: finalizerExpectations.uids(key), newBackoff: JobBackoffRecord(key: key))

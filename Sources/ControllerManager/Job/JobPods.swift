@@ -25,11 +25,6 @@ enum JobPods {
         pod.metadata.deletionTimestamp != nil && pod.status.phase != "Succeeded" && pod.status.phase != "Failed"
     }
 
-    /// `IsPodReady`: the Ready condition is True.
-    static func isReady(_ pod: Pod) -> Bool {
-        pod.status.conditions?.contains { $0.type == "Ready" && $0.status == "True" } ?? false
-    }
-
     /// `isPodFailed`: Failed; or, unless only failed pods are replaced (podReplacementPolicy
     /// Failed, or a pod failure policy), deleted before it succeeded — an orphan that never
     /// reaches Failed still counts as a failure.
@@ -91,7 +86,7 @@ enum JobPods {
         let rank = ["Pending": 0, "Unknown": 1, "Running": 2]
         let aPhase = rank[a.status.phase ?? "Pending"] ?? 0, bPhase = rank[b.status.phase ?? "Pending"] ?? 0
         if aPhase != bPhase { return aPhase < bPhase }
-        let aReady = isReady(a), bReady = isReady(b)
+        let aReady = a.isReady, bReady = b.isReady
         if aReady != bReady { return !aReady }
         if aReady, let aSince = readySince(a), let bSince = readySince(b), aSince != bSince { return aSince > bSince }
         let aRestarts = restartCount(a), bRestarts = restartCount(b)

@@ -97,7 +97,7 @@ final class StatefulSetController: Sendable {
         }
         let owned = try await claimPods(set, selector: selector)
         let (current, update, collisionCount) = try await resolveRevisions(set)
-        var pass = Pass(set: set, current: current, update: update, now: Date())
+        var pass = Pass(set: set, current: current, update: update, now: Time.now())
         pass.count(owned)
         let result = try await reconcile(&pass, owned: owned)
         try await writeStatus(pass, collisionCount: collisionCount)
@@ -110,7 +110,7 @@ final class StatefulSetController: Sendable {
         let set: StatefulSet
         let current: ControllerRevision
         let update: ControllerRevision
-        let now: Date
+        let now: Time
         var status = StatefulSetStatus()
 
         var currentName: String { current.metadata.name ?? "" }

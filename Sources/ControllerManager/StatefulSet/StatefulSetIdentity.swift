@@ -180,16 +180,9 @@ extension Pod {
     var isTerminating: Bool { metadata.deletionTimestamp != nil }
     var hasFinished: Bool { status.phase == "Failed" || status.phase == "Succeeded" }
 
-    /// Running with its Ready condition true (`isRunningAndReady`).
-    var isRunningAndReady: Bool { status.phase == "Running" && status.conditions?.first { $0.type == "Ready" }?.status == "True" }
-
-    /// Running and ready for at least `minReadySeconds` (`isRunningAndAvailable`).
-    func isAvailable(minReadySeconds: Int32, now: Date) -> Bool {
-        guard isRunningAndReady else { return false }
-        if minReadySeconds <= 0 { return true }
-        guard let since = status.conditions?.first(where: { $0.type == "Ready" })?.lastTransitionTime else { return false }
-        return since.date.addingTimeInterval(TimeInterval(minReadySeconds)) <= now
-    }
+    /// Running with its Ready condition true (`isRunningAndReady`; readiness and availability
+    /// are the workloads' shared `isReady`/`isAvailable`).
+    var isRunningAndReady: Bool { status.phase == "Running" && isReady }
 
     var revisionHash: String { metadata.labels?[StatefulSetLabel.revisionHash] ?? "" }
 
