@@ -10,61 +10,56 @@ import Testing
 struct JobControllerTests {
     @Test("completions 5, parallelism 2: never more than 2 pods at once, Complete after 5 successes")
     func completionsWithParallelism() async throws {
-        // Known intermittent (1 or 2 runs in 10): the Job controller now and then makes a pod
-        // more than it should (the counts or the active pods then differ). Recorded as a known
-        // issue so that it is reported without failing the run; to be fixed (closing note).
-        await withKnownIssue("the Job controller sometimes makes a pod too many", isIntermittent: true) { () async throws -> Void in
-            try await withJobHarness { h in
-                let created = try await h.createJob(makeJob("pi", completions: 5, parallelism: 2))
-                // Watch the pods from the side: the most that ever run at once.
-                let most = Mutex(0)
-                let monitor = Task {
-                    while !Task.isCancelled {
-                        if let active = try? await h.activePods(of: "pi") { most.withLock { $0 = max($0, active.count) } }
-                        try? await Task.sleep(for: .milliseconds(5))
-                    }
+        try await withJobHarness { h in
+            let created = try await h.createJob(makeJob("pi", completions: 5, parallelism: 2))
+            // Watch the pods from the side: the most that ever run at once.
+            let most = Mutex(0)
+            let monitor = Task {
+                while !Task.isCancelled {
+                    if let active = try? await h.activePods(of: "pi") { most.withLock { $0 = max($0, active.count) } }
+                    try? await Task.sleep(for: .milliseconds(5))
                 }
-                defer { monitor.cancel() }
-                var finished = 0
-                while finished < 5 {
-                    let want = min(2, 5 - finished)
-                    guard await h.eventually("\(want) active pods", { try await h.activePods(of: "pi").count == want }) else { return }
-                    try await h.finish(try await h.activePods(of: "pi")[0])
-                    finished += 1
-                }
-                await h.eventually("the Job Complete") { try await h.job("pi").holds("Complete") }
-                monitor.cancel()
-                #expect(most.withLock { $0 } <= 2)
-                let job = try await h.job("pi")
-                #expect(job.status.succeeded == 5 && job.status.failed == nil && job.status.active == nil)
-                #expect(job.status.ready == 0 && job.status.terminating == 0)
-                #expect(UncountedJSON.isEmpty(job.status.uncountedTerminatedPods))
-                let success = try #require(job.condition("SuccessCriteriaMet"))
-                let complete = try #require(job.condition("Complete"))
-                #expect(success.status == "True" && success.reason == "CompletionsReached")
-                #expect(complete.reason == "CompletionsReached" && complete.message == "Reached expected number of succeeded pods")
-                #expect(job.status.completionTime == complete.lastTransitionTime && job.status.startTime != nil)
-                // Indices of the conditions: the interim one first, as 1.32 writes them.
-                #expect(job.status.conditions?.map(\.type) == ["SuccessCriteriaMet", "Complete"])
-                let pods = try await h.pods(of: "pi")
-                #expect(pods.count == 5)
-                for pod in pods {
-                    #expect(pod.metadata.generateName == "pi-" && pod.metadata.name?.hasPrefix("pi-") == true)
-                    #expect(pod.metadata.labels?["batch.kubernetes.io/job-name"] == "pi" && pod.metadata.labels?["job-name"] == "pi")
-                    #expect(pod.metadata.labels?["batch.kubernetes.io/controller-uid"] == created.metadata.uid)
-                    let ref = try #require(pod.metadata.ownerReferences?.first)
-                    #expect(ref.kind == "Job" && ref.apiVersion == "batch/v1" && ref.uid == created.metadata.uid)
-                    #expect(ref.controller == true && ref.blockOwnerDeletion == true)
-                    #expect(!(pod.metadata.finalizers ?? []).contains("batch.kubernetes.io/job-tracking"), "a counted pod kept its finalizer")
-                }
-                await h.eventually("events SuccessfulCreate and Completed") {
-                    let created = await h.hasEvent("pi", reason: "SuccessfulCreate", containing: "Created pod: pi-")
-                    let completed = await h.hasEvent("pi", reason: "Completed", containing: "Job completed")
-                    return created && completed
-                }
-                let source = try await h.events("pi").first { $0.reason == "Completed" }?.source?.component
-                #expect(source == "job-controller")
             }
+            defer { monitor.cancel() }
+            var finished = 0
+            while finished < 5 {
+                let want = min(2, 5 - finished)
+                guard await h.eventually("\(want) active pods", { try await h.activePods(of: "pi").count == want }) else { return }
+                try await h.finish(try await h.activePods(of: "pi")[0])
+                finished += 1
+            }
+            await h.eventually("the Job Complete") { try await h.job("pi").holds("Complete") }
+            monitor.cancel()
+            #expect(most.withLock { $0 } <= 2)
+            let job = try await h.job("pi")
+            #expect(job.status.succeeded == 5 && job.status.failed == nil && job.status.active == nil)
+            #expect(job.status.ready == 0 && job.status.terminating == 0)
+            #expect(UncountedJSON.isEmpty(job.status.uncountedTerminatedPods))
+            let success = try #require(job.condition("SuccessCriteriaMet"))
+            let complete = try #require(job.condition("Complete"))
+            #expect(success.status == "True" && success.reason == "CompletionsReached")
+            #expect(complete.reason == "CompletionsReached" && complete.message == "Reached expected number of succeeded pods")
+            #expect(job.status.completionTime == complete.lastTransitionTime && job.status.startTime != nil)
+            // Indices of the conditions: the interim one first, as 1.32 writes them.
+            #expect(job.status.conditions?.map(\.type) == ["SuccessCriteriaMet", "Complete"])
+            let pods = try await h.pods(of: "pi")
+            #expect(pods.count == 5)
+            for pod in pods {
+                #expect(pod.metadata.generateName == "pi-" && pod.metadata.name?.hasPrefix("pi-") == true)
+                #expect(pod.metadata.labels?["batch.kubernetes.io/job-name"] == "pi" && pod.metadata.labels?["job-name"] == "pi")
+                #expect(pod.metadata.labels?["batch.kubernetes.io/controller-uid"] == created.metadata.uid)
+                let ref = try #require(pod.metadata.ownerReferences?.first)
+                #expect(ref.kind == "Job" && ref.apiVersion == "batch/v1" && ref.uid == created.metadata.uid)
+                #expect(ref.controller == true && ref.blockOwnerDeletion == true)
+                #expect(!(pod.metadata.finalizers ?? []).contains("batch.kubernetes.io/job-tracking"), "a counted pod kept its finalizer")
+            }
+            await h.eventually("events SuccessfulCreate and Completed") {
+                let created = await h.hasEvent("pi", reason: "SuccessfulCreate", containing: "Created pod: pi-")
+                let completed = await h.hasEvent("pi", reason: "Completed", containing: "Job completed")
+                return created && completed
+            }
+            let source = try await h.events("pi").first { $0.reason == "Completed" }?.source?.component
+            #expect(source == "job-controller")
         }
     }
 
@@ -159,66 +154,59 @@ struct JobControllerTests {
 
     @Test("activeDeadlineSeconds: Failed with DeadlineExceeded, the active pods deleted")
     func activeDeadline() async throws {
-        // Known intermittent (1 or 2 runs in 10): the Job controller now and then makes a pod
-        // more than it should (the counts or the active pods then differ). Recorded as a known
-        // issue so that it is reported without failing the run; to be fixed (closing note).
-        await withKnownIssue("the Job controller sometimes makes a pod too many", isIntermittent: true) { () async throws -> Void in
-            try await withJobHarness { h in
-                _ = try await h.createJob(makeJob("slow", completions: 3, parallelism: 2, deadline: 1))
-                guard await h.eventually("2 pods", { try await h.activePods(of: "slow").count == 2 }) else { return }
-                let pods = try await h.activePods(of: "slow")
-                try await h.run(pods[0])
-                await h.eventually("Failed", timeout: .seconds(10)) { try await h.job("slow").holds("Failed") }
-                let job = try await h.job("slow")
-                #expect(job.condition("Failed")?.reason == "DeadlineExceeded")
-                #expect(job.condition("Failed")?.message == "Job was active longer than specified deadline")
-                #expect(job.condition("FailureTarget")?.reason == "DeadlineExceeded")
-                #expect(job.status.failed == 2 && job.status.active == nil && job.status.ready == 0)
-                for pod in pods { #expect(await !h.exists(pod)) }
-                await h.eventually("event DeadlineExceeded") {
-                    await h.hasEvent("slow", reason: "DeadlineExceeded", containing: "Job was active longer than specified deadline")
-                }
+        try await withJobHarness { h in
+            // The deadline is set once both pods exist (the field may change on a running Job):
+            // created with it, the Job could fail before a loaded machine let the test see them.
+            _ = try await h.createJob(makeJob("slow", completions: 3, parallelism: 2))
+            guard await h.eventually("2 pods", { try await h.activePods(of: "slow").count == 2 }) else { return }
+            let pods = try await h.activePods(of: "slow")
+            try await h.run(pods[0])
+            try await h.modifyJob("slow") { $0.spec.activeDeadlineSeconds = 1 }
+            await h.eventually("Failed", timeout: .seconds(10)) { try await h.job("slow").holds("Failed") }
+            let job = try await h.job("slow")
+            #expect(job.condition("Failed")?.reason == "DeadlineExceeded")
+            #expect(job.condition("Failed")?.message == "Job was active longer than specified deadline")
+            #expect(job.condition("FailureTarget")?.reason == "DeadlineExceeded")
+            #expect(job.status.failed == 2 && job.status.active == nil && job.status.ready == 0)
+            for pod in pods { #expect(await !h.exists(pod)) }
+            await h.eventually("event DeadlineExceeded") {
+                await h.hasEvent("slow", reason: "DeadlineExceeded", containing: "Job was active longer than specified deadline")
             }
         }
     }
 
     @Test("suspend: no pods while suspended; resume creates them and resets startTime; suspending again deletes them")
     func suspendResume() async throws {
-        // Known intermittent (1 or 2 runs in 10): the Job controller now and then makes a pod
-        // more than it should (the counts or the active pods then differ). Recorded as a known
-        // issue so that it is reported without failing the run; to be fixed (closing note).
-        await withKnownIssue("the Job controller sometimes makes a pod too many", isIntermittent: true) { () async throws -> Void in
-            try await withJobHarness { h in
-                _ = try await h.createJob(makeJob("later", completions: 2, parallelism: 2, suspend: true))
-                await h.eventually("Suspended") { try await h.job("later").condition("Suspended")?.reason == "JobSuspended" }
-                await h.stays("no pods while suspended", for: .milliseconds(800)) { try await h.pods(of: "later").isEmpty }
-                #expect(try await h.job("later").status.startTime == nil)
-                await h.eventually("event Suspended") { await h.hasEvent("later", reason: "Suspended", containing: "Job suspended") }
+        try await withJobHarness { h in
+            _ = try await h.createJob(makeJob("later", completions: 2, parallelism: 2, suspend: true))
+            await h.eventually("Suspended") { try await h.job("later").condition("Suspended")?.reason == "JobSuspended" }
+            await h.stays("no pods while suspended", for: .milliseconds(800)) { try await h.pods(of: "later").isEmpty }
+            #expect(try await h.job("later").status.startTime == nil)
+            await h.eventually("event Suspended") { await h.hasEvent("later", reason: "Suspended", containing: "Job suspended") }
 
-                try await h.modifyJob("later") { $0.spec.suspend = false }
-                guard await h.eventually("2 pods after resume", { try await h.activePods(of: "later").count == 2 }) else { return }
-                await h.eventually("Suspended False, JobResumed, startTime") {
-                    let job = try await h.job("later")
-                    let condition = job.condition("Suspended")
-                    return condition?.status == "False" && condition?.reason == "JobResumed" && job.status.startTime != nil
-                }
-                await h.eventually("event Resumed") { await h.hasEvent("later", reason: "Resumed", containing: "Job resumed") }
-
-                let running = try await h.activePods(of: "later")
-                try await h.modifyJob("later") { $0.spec.suspend = true }
-                await h.eventually("the pods deleted, active 0") {
-                    let job = try await h.job("later")
-                    return try await h.pods(of: "later").isEmpty && job.status.active == nil && job.holds("Suspended")
-                }
-                #expect(try await h.job("later").status.failed == nil, "pods deleted by a suspension were counted as failures")
-                for pod in running { #expect(await !h.exists(pod)) }
-
-                try await h.modifyJob("later") { $0.spec.suspend = false }
-                guard await h.eventually("2 pods again", { try await h.activePods(of: "later").count == 2 }) else { return }
-                for pod in try await h.activePods(of: "later") { try await h.finish(pod) }
-                await h.eventually("Complete") { try await h.job("later").holds("Complete") }
-                #expect(try await h.job("later").status.succeeded == 2)
+            try await h.modifyJob("later") { $0.spec.suspend = false }
+            guard await h.eventually("2 pods after resume", { try await h.activePods(of: "later").count == 2 }) else { return }
+            await h.eventually("Suspended False, JobResumed, startTime") {
+                let job = try await h.job("later")
+                let condition = job.condition("Suspended")
+                return condition?.status == "False" && condition?.reason == "JobResumed" && job.status.startTime != nil
             }
+            await h.eventually("event Resumed") { await h.hasEvent("later", reason: "Resumed", containing: "Job resumed") }
+
+            let running = try await h.activePods(of: "later")
+            try await h.modifyJob("later") { $0.spec.suspend = true }
+            await h.eventually("the pods deleted, active 0") {
+                let job = try await h.job("later")
+                return try await h.pods(of: "later").isEmpty && job.status.active == nil && job.holds("Suspended")
+            }
+            #expect(try await h.job("later").status.failed == nil, "pods deleted by a suspension were counted as failures")
+            for pod in running { #expect(await !h.exists(pod)) }
+
+            try await h.modifyJob("later") { $0.spec.suspend = false }
+            guard await h.eventually("2 pods again", { try await h.activePods(of: "later").count == 2 }) else { return }
+            for pod in try await h.activePods(of: "later") { try await h.finish(pod) }
+            await h.eventually("Complete") { try await h.job("later").holds("Complete") }
+            #expect(try await h.job("later").status.succeeded == 2)
         }
     }
 
@@ -250,35 +238,30 @@ struct JobControllerTests {
 
     @Test("Indexed: one pod per index with its annotation, label, hostname and JOB_COMPLETION_INDEX; a failed index runs again")
     func indexed() async throws {
-        // Known intermittent (1 or 2 runs in 10): the Job controller now and then makes a pod
-        // more than it should (the counts or the active pods then differ). Recorded as a known
-        // issue so that it is reported without failing the run; to be fixed (closing note).
-        await withKnownIssue("the Job controller sometimes makes a pod too many", isIntermittent: true) { () async throws -> Void in
-            try await withJobHarness { h in
-                _ = try await h.createJob(makeJob("shards", completions: 3, parallelism: 3, indexed: true))
-                guard await h.eventually("3 pods", { try await h.activePods(of: "shards").count == 3 }) else { return }
-                var byIndex: [String: Pod] = [:]
-                for pod in try await h.activePods(of: "shards") {
-                    let index = try #require(pod.metadata.annotations?["batch.kubernetes.io/job-completion-index"])
-                    #expect(pod.metadata.labels?["batch.kubernetes.io/job-completion-index"] == index)
-                    #expect(pod.spec.hostname == "shards-\(index)" && pod.metadata.name?.hasPrefix("shards-\(index)-") == true)
-                    let env = pod.spec.containers[0].env?.first { $0.name == "JOB_COMPLETION_INDEX" }
-                    #expect(env?.valueFrom?["fieldRef"]?["fieldPath"]?.stringValue == "metadata.annotations['batch.kubernetes.io/job-completion-index']")
-                    byIndex[index] = pod
-                }
-                #expect(byIndex.keys.sorted() == ["0", "1", "2"])
-                try await h.finish(byIndex["0"]!)
-                try await h.finish(byIndex["1"]!, exitCode: 1)
-                await h.eventually("index 0 completed, index 1 running again") {
-                    let job = try await h.job("shards")
-                    let again = try await h.activePods(of: "shards").filter { $0.metadata.annotations?["batch.kubernetes.io/job-completion-index"] == "1" }
-                    return job.status.completedIndexes == "0" && job.status.failed == 1 && again.count == 1
-                }
-                for pod in try await h.activePods(of: "shards") { try await h.finish(pod) }
-                await h.eventually("Complete") { try await h.job("shards").holds("Complete") }
-                let job = try await h.job("shards")
-                #expect(job.status.completedIndexes == "0-2" && job.status.succeeded == 3 && job.status.failed == 1)
+        try await withJobHarness { h in
+            _ = try await h.createJob(makeJob("shards", completions: 3, parallelism: 3, indexed: true))
+            guard await h.eventually("3 pods", { try await h.activePods(of: "shards").count == 3 }) else { return }
+            var byIndex: [String: Pod] = [:]
+            for pod in try await h.activePods(of: "shards") {
+                let index = try #require(pod.metadata.annotations?["batch.kubernetes.io/job-completion-index"])
+                #expect(pod.metadata.labels?["batch.kubernetes.io/job-completion-index"] == index)
+                #expect(pod.spec.hostname == "shards-\(index)" && pod.metadata.name?.hasPrefix("shards-\(index)-") == true)
+                let env = pod.spec.containers[0].env?.first { $0.name == "JOB_COMPLETION_INDEX" }
+                #expect(env?.valueFrom?["fieldRef"]?["fieldPath"]?.stringValue == "metadata.annotations['batch.kubernetes.io/job-completion-index']")
+                byIndex[index] = pod
             }
+            #expect(byIndex.keys.sorted() == ["0", "1", "2"])
+            try await h.finish(byIndex["0"]!)
+            try await h.finish(byIndex["1"]!, exitCode: 1)
+            await h.eventually("index 0 completed, index 1 running again") {
+                let job = try await h.job("shards")
+                let again = try await h.activePods(of: "shards").filter { $0.metadata.annotations?["batch.kubernetes.io/job-completion-index"] == "1" }
+                return job.status.completedIndexes == "0" && job.status.failed == 1 && again.count == 1
+            }
+            for pod in try await h.activePods(of: "shards") { try await h.finish(pod) }
+            await h.eventually("Complete") { try await h.job("shards").holds("Complete") }
+            let job = try await h.job("shards")
+            #expect(job.status.completedIndexes == "0-2" && job.status.succeeded == 3 && job.status.failed == 1)
         }
     }
 }

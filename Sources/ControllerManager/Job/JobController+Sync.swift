@@ -52,9 +52,14 @@ extension JobController {
             recorder.event(shared, .warning, "UnknownCompletionMode", "Skipped Job sync because completion mode is unknown")
             return .done
         }
-        // Expectations first: a pod that lands in the cache after this check only delays the
-        // next pass, never doubles a create.
+        // Expectations first, the pods after: a pod that lands in the cache after this check
+        // only delays the next pass, never doubles a create; and a finalizer removal observed
+        // after the uids are read is one the pods read next already show (the informer updates
+        // its cache before it calls the handlers). Read the other way round, a removal observed
+        // between the two reads left a pod that still showed its finalizer out of the expected
+        // uids, and it was counted a second time.
         let satisfied = expectations.satisfied(key)
+        let expectedRemovals = finalizerExpectations.uids(key)
         let owned = try await podsForJob(shared)
         let uncounted = UncountedTerminatedPods(shared.status.uncountedTerminatedPods)
         let active = owned.filter(JobPods.isActive)
@@ -62,7 +67,7 @@ extension JobController {
             job: shared, key: key, pods: owned, activePods: active, ready: active.filter(\.isReady).count,
             terminating: owned.filter(JobPods.isTerminating).count,
             uncounted: (Set(uncounted.succeeded), Set(uncounted.failed)), uncountedStatus: uncounted,
-            expectedRemovals: finalizerExpectations.uids(key), newBackoff: JobBackoffRecord(key: key))
+            expectedRemovals: expectedRemovals, newBackoff: JobBackoffRecord(key: key))
         let newSucceeded = uncountedFinishedPods(context, counted: context.uncounted.succeeded) { $0.status.phase == "Succeeded" }
         let newFailed = uncountedFinishedPods(context, counted: context.uncounted.failed) { JobPods.isFailed($0, shared) }
         context.succeeded = Int(shared.status.succeeded ?? 0) + newSucceeded.count + uncounted.succeeded.count
