@@ -160,7 +160,13 @@ final class HangingSnapshotPlugin: CSIPlugin {
                 return snapshot.metadata.deletionTimestamp != nil && (snapshot.metadata.finalizers ?? []).contains(SnapshotNames.asSourceFinalizer)
             }
             #expect(try await h.cloudSnapshots().count == 1)
-            try await h.client.delete(PersistentVolumeClaim.self, name: "restored", namespace: "default")
+            // A consumer is scheduled: the claim is restored from the snapshot being deleted,
+            // which then goes.
+            _ = try await h.client.create(makeNode("node-a"))
+            _ = try await h.client.create(makeCSINode("node-a", nodeID: "node-a"))
+            _ = try await h.client.mergePatch(PersistentVolumeClaim.self, name: "restored", namespace: "default",
+                                              patch: ["metadata": ["annotations": [Annotation.selectedNode: "node-a"]]])
+            await h.eventually("the restore provisioned", timeout: .seconds(20)) { try await h.pvc("restored").status.phase == "Bound" }
             await h.eventually("snapshot gone once nothing restores from it", timeout: .seconds(20)) {
                 !(await h.exists(VolumeSnapshot.self, "snap", namespace: "default"))
             }
@@ -199,6 +205,15 @@ final class HangingSnapshotPlugin: CSIPlugin {
             #expect(bound.spec.volumeSnapshotRef.uid == again.metadata.uid)
             try await h.restoreClaim("restored", from: "again")
             await h.eventually("restored from the pre-provisioned snapshot") { try await h.pvc("restored").status.phase == "Bound" }
+
+            // A Retain content whose snapshot is gone, switched to Delete: deleted with its storage
+            // snapshot (the one "imported" names too: two contents of one handle share its fate).
+            _ = try await h.client.mergePatch(VolumeSnapshotContent.self, name: contentName, patch: ["spec": ["deletionPolicy": "Delete"]])
+            await h.eventually("the orphaned content and its cloud snapshot deleted") {
+                let kept = await h.exists(VolumeSnapshotContent.self, contentName)
+                let ids = try await h.cloudSnapshots().map { $0.id }
+                return !kept && ids.isEmpty
+            }
         }
     }
 

@@ -8,7 +8,8 @@
 // |------------------------------------------------|------------------------------------------------------|
 // | in another namespace                            | no ReferenceGrant can allow it (not implemented)     |
 // | a kind other than VolumeSnapshot or PVC         | a volume populator's; not this provisioner's         |
-// | snapshot missing, being deleted, not ready      | retried (every 2 s while it is not ready yet)        |
+// | snapshot missing, not ready, being deleted and  | retried (every 2 s while it is not ready yet)        |
+// |   no longer held by its as-source finalizer     |                                                      |
 // | snapshot's content missing, of another driver   |                                                      |
 // | snapshot larger than the claim asks for         | `requested volume size … is less than the size …`    |
 // | snapshot of the other volume mode               |                                                      |
@@ -68,7 +69,12 @@ extension Provisioner {
         } catch {
             throw DataSourceError(description: prefix + "error getting snapshot \(name) from api server: \(error)", isTransient: true)
         }
-        if snapshot.metadata.deletionTimestamp != nil {
+        // A snapshot being deleted is still restored from while its as-source finalizer holds
+        // it: the snapshot controller keeps that finalizer for as long as a Pending claim
+        // restores from it (upstream refuses any snapshot being deleted, which leaves such a
+        // claim Pending for good).
+        if snapshot.metadata.deletionTimestamp != nil,
+           !(snapshot.metadata.finalizers ?? []).contains("snapshot.storage.kubernetes.io/volumesnapshot-as-source-protection") {
             throw DataSourceError(description: prefix + "snapshot \(name) is currently being deleted")
         }
         guard snapshot.isReadyToUse, let contentName = snapshot.status?.boundVolumeSnapshotContentName, !contentName.isEmpty else {

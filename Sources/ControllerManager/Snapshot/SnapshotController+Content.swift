@@ -29,22 +29,27 @@ extension SnapshotSyncer {
     func syncContent(_ name: String) async throws -> SyncResult {
         guard var content = await contents.get(name: name) else { return .done }
         let policyDelete = content.spec.deletionPolicy == "Delete"
-        if content.metadata.deletionTimestamp == nil, policyDelete, try await isOrphaned(content) {
-            content = try await annotate(content, SnapshotNames.beingDeleted, "yes")
-            do {
-                try await client.delete(VolumeSnapshotContent.self, name: name)
-            } catch let error as APIError where error.isNotFound {
+        let ours = content.spec.driver == driver
+        if content.metadata.deletionTimestamp == nil {
+            // The finalizer first (a Retain content switched to Delete gets it too), so that a
+            // content deleted below takes its storage snapshot with it.
+            let finalizers = content.metadata.finalizers ?? []
+            if ours, policyDelete, !finalizers.contains(SnapshotNames.contentFinalizer) {
+                content = try await client.addFinalizer(SnapshotNames.contentFinalizer, to: content)
+            } else if ours, !policyDelete, finalizers.contains(SnapshotNames.contentFinalizer) {
+                content = try await client.removeFinalizer(SnapshotNames.contentFinalizer, from: content)
             }
-            return .done
+            if policyDelete, try await isOrphaned(content) {
+                content = try await annotate(content, SnapshotNames.beingDeleted, "yes")
+                do {
+                    try await client.delete(VolumeSnapshotContent.self, name: name)
+                } catch let error as APIError where error.isNotFound {
+                }
+                return .done
+            }
         }
-        guard content.spec.driver == driver else { return .done }
+        guard ours else { return .done }
         if content.metadata.deletionTimestamp != nil { return try await finishDeletion(content) }
-        let finalizers = content.metadata.finalizers ?? []
-        if policyDelete, !finalizers.contains(SnapshotNames.contentFinalizer) {
-            content = try await client.addFinalizer(SnapshotNames.contentFinalizer, to: content)
-        } else if !policyDelete, finalizers.contains(SnapshotNames.contentFinalizer) {
-            content = try await client.removeFinalizer(SnapshotNames.contentFinalizer, from: content)
-        }
         if content.status?.readyToUse == true, content.snapshotHandle != nil { return .done }
         if let handle = content.spec.source.snapshotHandle, !handle.isEmpty {
             return try await checkExisting(content, handle: handle)
