@@ -1,8 +1,8 @@
 // `ballast bench e2e --snapshots`: a 1 GiB claim with 512 MiB written by a pod, snapshotted N
 // times (VolumeSnapshot created → readyToUse), each snapshot restored into a new claim read by a
 // new pod (claim and pod created → Running); beside it the floor measured in the same run: a
-// plain `cp --reflink=auto` of the source disk's backing file, what the cloud's snapshot does
-// underneath.
+// plain `cp --reflink=auto --sparse=always` of the source disk's backing file and its fsync,
+// what the cloud's snapshot does underneath. Every timed step starts after a `sync`.
 import APIClient
 import ClusterAPI
 import Foundation
@@ -64,6 +64,8 @@ extension E2EBenchRun {
         let backing = volumes + "/\(zone)/\(volume.spec.csi?.volumeHandle ?? "").img"
 
         for run in 0..<runs {
+            // Each timed step starts with nothing left to write back from the one before.
+            _ = try? await SystemCommand.run(["sync"], timeout: .seconds(120))
             progress("snapshots: \(run + 1)/\(runs) created → readyToUse…")
             var snapshot = VolumeSnapshot(metadata: ObjectMeta(name: "snap-\(run)", namespace: "default"))
             snapshot.spec.source = VolumeSnapshotSource(persistentVolumeClaimName: "snap-source")
@@ -77,6 +79,7 @@ extension E2EBenchRun {
             }
             result.readyToUse.append((ContinuousClock.now - created).seconds)
 
+            _ = try? await SystemCommand.run(["sync"], timeout: .seconds(120))
             progress("snapshots: \(run + 1)/\(runs) restore → Running…")
             let restoring = ContinuousClock.now
             _ = try await client.create(claim("snap-restored-\(run)", source: "snap-\(run)"))
@@ -87,8 +90,12 @@ extension E2EBenchRun {
 
             progress("snapshots: \(run + 1)/\(runs) the floor, cp --reflink=auto…")
             let copy = volumes + "/bench-copy-\(run).img"
+            _ = try? await SystemCommand.run(["sync"], timeout: .seconds(120))
+            // What the cloud does for a snapshot (HostSystem's FileSystem.copy): the copy, then
+            // its fsync.
             let copying = ContinuousClock.now
             let cp = try await SystemCommand.run(["cp", "--reflink=auto", "--sparse=always", backing, copy], timeout: .seconds(300))
+            if cp.status == 0 { _ = try await SystemCommand.run(["sync", copy], timeout: .seconds(120)) }
             let elapsed = (ContinuousClock.now - copying).seconds
             try? FileManager.default.removeItem(atPath: copy)
             guard cp.status == 0 else { throw BenchFailure("cp --reflink=auto \(backing): \(cp.stderr)") }
@@ -106,7 +113,7 @@ extension SnapshotBenchResult {
         }
         return [row("1 GiB volume, 512 MiB written: snapshot created → readyToUse", readyToUse),
                 row("  restore: claim + pod created → Running", restoreRunning),
-                row("  floor: cp --reflink=auto of the backing file", copyFloor)]
+                row("  floor: cp --reflink=auto of the backing file + fsync", copyFloor)]
     }
 
     struct Summary: Encodable {
