@@ -129,6 +129,9 @@ final class HangingSnapshotPlugin: CSIPlugin {
             // Restore through dataSourceRef.
             try await h.restoreClaim("restored", from: "snap", useRef: true)
             await h.eventually("restored Bound") { try await h.pvc("restored").status.phase == "Bound" }
+            // The API server normalized the data sources on create, as Kubernetes does.
+            #expect(try await h.pvc("restored").spec.dataSource
+                    == TypedLocalObjectReference(apiGroup: "snapshot.storage.k8s.io", kind: "VolumeSnapshot", name: "snap"))
             let restored = try await h.pv(try await h.pvc("restored").spec.volumeName ?? "")
             let disk = try await h.cloud!.describeDisk(id: restored.spec.csi?.volumeHandle ?? "")
             #expect(disk.sourceSnapshotId == content.status?.snapshotHandle)
@@ -255,6 +258,7 @@ final class HangingSnapshotPlugin: CSIPlugin {
             let origin = try await h.snapshotSource("data")
             try await h.restoreClaim("copy", from: "data", kind: "PersistentVolumeClaim", size: "2Gi")
             await h.eventually("clone Bound") { try await h.pvc("copy").status.phase == "Bound" }
+            #expect(try await h.pvc("copy").spec.dataSourceRef == TypedObjectReference(kind: "PersistentVolumeClaim", name: "data"))
             let sourceHandle = try await h.pv(origin.spec.volumeName ?? "").spec.csi?.volumeHandle
             let copy = try await h.pv(try await h.pvc("copy").spec.volumeName ?? "")
             let disk = try await h.cloud!.describeDisk(id: copy.spec.csi?.volumeHandle ?? "")
