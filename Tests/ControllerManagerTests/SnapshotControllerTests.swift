@@ -121,10 +121,14 @@ final class HangingSnapshotPlugin: CSIPlugin {
             #expect(content.spec.driver == driverName)
             #expect(content.spec.source.volumeHandle == (try await h.pv(origin.spec.volumeName ?? "")).spec.csi?.volumeHandle)
             #expect(content.metadata.finalizers == [SnapshotNames.contentFinalizer])
-            #expect(content.metadata.annotations?[SnapshotNames.beingCreated] == nil)
+            // Removed once the status is written (after it, so that a crash between the two
+            // leaves the annotation, never a handle-less content without it).
+            await h.eventually("being-created annotation removed") {
+                try await h.client.get(VolumeSnapshotContent.self, name: "snapcontent-\(uid)").metadata.annotations?[SnapshotNames.beingCreated] == nil
+            }
             let cloudSnapshots = try await h.cloudSnapshots()
             #expect(cloudSnapshots.map(\.id) == [content.status?.snapshotHandle ?? "-"])
-            #expect(await h.hasEvent("VolumeSnapshot", "snap", reason: "SnapshotReady"))
+            await h.eventually("SnapshotReady event") { await h.hasEvent("VolumeSnapshot", "snap", reason: "SnapshotReady") }
 
             // Restore through dataSourceRef.
             try await h.restoreClaim("restored", from: "snap", useRef: true)

@@ -102,12 +102,22 @@ final class SnapshotSyncer: Sendable {
         snapshotQueue = Controller(name: "snapshot-controller", workers: controller.workers,
                                    queue: WorkQueue(baseDelay: .milliseconds(100), maxDelay: .seconds(300)), logger: controller.logger) { key in
             guard let syncer = box.value else { return .done }
-            return try await syncer.syncSnapshot(key)
+            do {
+                return try await syncer.syncSnapshot(key)
+            } catch let error as APIError where error.isConflict {
+                // The cache had not caught up with this controller's own last write: normal,
+                // looked at again after the key's back-off without a warning.
+                return .retry
+            }
         }
         contentQueue = Controller(name: "csi-snapshotter", workers: controller.workers,
                                   queue: WorkQueue(baseDelay: .milliseconds(100), maxDelay: .seconds(300)), logger: controller.logger) { name in
             guard let syncer = box.value else { return .done }
-            return try await syncer.syncContent(name)
+            do {
+                return try await syncer.syncContent(name)
+            } catch let error as APIError where error.isConflict {
+                return .retry
+            }
         }
         box.value = self
     }
