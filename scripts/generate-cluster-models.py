@@ -383,6 +383,55 @@ storage = [
         F("spec", "CSINodeSpec", "`spec`.")]),
 ]
 
+# snapshot.storage.k8s.io/v1: served from CustomResourceDefinitions (fixtures/crds/), typed here
+# for the snapshot controller and the provisioner.
+SNAP = "snapshot.storage.k8s.io/v1"
+snapshot = [
+    obj("VolumeSnapshotClass", "A class of snapshots: the driver and how its snapshots are deleted (snapshot.storage.k8s.io/v1 `VolumeSnapshotClass`).",
+        SNAP, "VolumeSnapshotClass", False, [
+        F("driver", "String", "`driver`: the CSI driver that takes the snapshots."),
+        F("parameters", SM, "`parameters`: passed to CreateSnapshot (the `csi.storage.k8s.io/` keys excepted)."),
+        F("deletionPolicy", "String", "`deletionPolicy`: `Delete` or `Retain`, copied into each content.")]),
+    T("VolumeSnapshotSource", "Where a snapshot comes from: exactly one of the two (snapshot.storage.k8s.io/v1 `VolumeSnapshotSource`).", [
+        F("persistentVolumeClaimName", S, "`persistentVolumeClaimName`: a claim in the snapshot's namespace to snapshot (dynamic)."),
+        F("volumeSnapshotContentName", S, "`volumeSnapshotContentName`: an existing content to bind (pre-provisioned).")]),
+    T("VolumeSnapshotSpec", "VolumeSnapshot spec (snapshot.storage.k8s.io/v1 `VolumeSnapshotSpec`).", [
+        F("source", "VolumeSnapshotSource", "`source`.", mode="omitEmpty"),
+        F("volumeSnapshotClassName", S, "`volumeSnapshotClassName`; nil: the driver's default class.")]),
+    T("VolumeSnapshotError", "The last error of a snapshot's creation (snapshot.storage.k8s.io/v1 `VolumeSnapshotError`).", [
+        F("time", "Time?", "`time`."), F("message", S, "`message`.")]),
+    T("VolumeSnapshotStatus", "VolumeSnapshot status (snapshot.storage.k8s.io/v1 `VolumeSnapshotStatus`).", [
+        F("boundVolumeSnapshotContentName", S, "`boundVolumeSnapshotContentName`."),
+        F("creationTime", "Time?", "`creationTime`: when the storage system took the snapshot."),
+        F("readyToUse", "Bool?", "`readyToUse`."),
+        F("restoreSize", "Quantity?", "`restoreSize`: the smallest volume the snapshot restores into."),
+        F("error", "VolumeSnapshotError?", "`error`."),
+        F("volumeGroupSnapshotName", S, "`volumeGroupSnapshotName`.")]),
+    obj("VolumeSnapshot", "A user's request for a snapshot of a claim, or for binding an existing one (snapshot.storage.k8s.io/v1 `VolumeSnapshot`).",
+        SNAP, "VolumeSnapshot", True, [
+        F("spec", "VolumeSnapshotSpec", "`spec`.", mode="omitEmpty"), F("status", "VolumeSnapshotStatus?", "`status`.")]),
+    T("VolumeSnapshotContentSource", "What a content represents: exactly one of the two (snapshot.storage.k8s.io/v1 `VolumeSnapshotContentSource`).", [
+        F("volumeHandle", S, "`volumeHandle`: the CSI volume to snapshot (dynamic)."),
+        F("snapshotHandle", S, "`snapshotHandle`: the CSI snapshot that exists (pre-provisioned).")]),
+    T("VolumeSnapshotContentSpec", "VolumeSnapshotContent spec (snapshot.storage.k8s.io/v1 `VolumeSnapshotContentSpec`).", [
+        F("volumeSnapshotRef", "ObjectReference", "`volumeSnapshotRef`: the VolumeSnapshot bound to it.", mode="omitEmpty"),
+        F("deletionPolicy", "String", "`deletionPolicy`: `Delete` or `Retain`."),
+        F("driver", "String", "`driver`."),
+        F("volumeSnapshotClassName", S, "`volumeSnapshotClassName`."),
+        F("source", "VolumeSnapshotContentSource", "`source`.", mode="omitEmpty"),
+        F("sourceVolumeMode", S, "`sourceVolumeMode`: `Filesystem` or `Block`.")]),
+    T("VolumeSnapshotContentStatus", "VolumeSnapshotContent status (snapshot.storage.k8s.io/v1 `VolumeSnapshotContentStatus`).", [
+        F("snapshotHandle", S, "`snapshotHandle`: the CSI snapshot id."),
+        F("creationTime", "Int64?", "`creationTime`, in nanoseconds since the Unix epoch."),
+        F("restoreSize", "Int64?", "`restoreSize`, in bytes."),
+        F("readyToUse", "Bool?", "`readyToUse`."),
+        F("error", "VolumeSnapshotError?", "`error`."),
+        F("volumeGroupSnapshotHandle", S, "`volumeGroupSnapshotHandle`.")]),
+    obj("VolumeSnapshotContent", "A snapshot in the storage system, bound to one VolumeSnapshot (snapshot.storage.k8s.io/v1 `VolumeSnapshotContent`).",
+        SNAP, "VolumeSnapshotContent", False, [
+        F("spec", "VolumeSnapshotContentSpec", "`spec`.", mode="omitEmpty"), F("status", "VolumeSnapshotContentStatus?", "`status`.")]),
+]
+
 coordination = [
     T("LeaseSpec", "Lease spec (coordination.k8s.io/v1 `LeaseSpec`).", [
         F("holderIdentity", S, "`holderIdentity`."), F("leaseDurationSeconds", "Int32?", "`leaseDurationSeconds`."),
@@ -598,6 +647,7 @@ def write(path, types):
 os.makedirs("Sources/ClusterAPI/Generated", exist_ok=True)
 write("Sources/ClusterAPI/Generated/CoreV1.swift", core)
 write("Sources/ClusterAPI/Generated/StorageV1.swift", storage)
+write("Sources/ClusterAPI/Generated/SnapshotV1.swift", snapshot)
 write("Sources/ClusterAPI/Generated/CoordinationV1.swift", coordination)
 write("Sources/ClusterAPI/Generated/MetaV1.swift", meta)
 write("Sources/ClusterAPI/Generated/AppsV1.swift", apps)

@@ -119,8 +119,11 @@ enum Validation {
 
     static let standardFinalizers: Set<String> = ["kubernetes", "orphan", "foregroundDeletion"]
 
-    /// Finalizers: qualified names; unqualified ones must be standard Kubernetes finalizers.
-    static func finalizers(_ finalizers: [String]?, _ path: FieldPath) -> [FieldError] {
+    /// Finalizers: qualified names; unqualified ones must be standard Kubernetes finalizers,
+    /// except for `generic` objects (CustomResourceDefinitions and custom resources, which
+    /// apiextensions-apiserver validates with apimachinery's ValidateObjectMeta: a qualified name
+    /// such as `customresourcecleanup.apiextensions.k8s.io` is enough).
+    static func finalizers(_ finalizers: [String]?, _ path: FieldPath, generic: Bool = false) -> [FieldError] {
         guard let finalizers else { return [] }
         var errors: [FieldError] = []
         for finalizer in finalizers { errors += qualifiedName(finalizer, path) }
@@ -129,7 +132,7 @@ enum Validation {
                 .invalid(path, literal: goStringSlice(finalizers),
                     "finalizer orphan and foregroundDeletion cannot be both set"))
         }
-        for (index, finalizer) in finalizers.enumerated() {
+        for (index, finalizer) in finalizers.enumerated() where !generic {
             errors += kubeFinalizerName(finalizer, path.index(index))
         }
         return errors
@@ -148,7 +151,7 @@ enum Validation {
     /// `generateName` is set, since the server generates the name.
     static func objectMeta(
         _ meta: ObjectMeta, namespaced: Bool, name rule: NameRule, path: FieldPath = "metadata",
-        namePath: FieldPath? = nil
+        namePath: FieldPath? = nil, generic: Bool = false
     ) -> [FieldError] {
         var errors: [FieldError] = []
         let generateName = meta.generateName ?? ""
@@ -162,11 +165,11 @@ enum Validation {
         } else {
             errors += rule(name, false).map { .invalid(namePath, name, $0) }
         }
-        errors += objectMetaCommon(meta, namespaced: namespaced, path: path)
+        errors += objectMetaCommon(meta, namespaced: namespaced, path: path, generic: generic)
         return errors
     }
 
-    static func objectMetaCommon(_ meta: ObjectMeta, namespaced: Bool, path: FieldPath = "metadata") -> [FieldError] {
+    static func objectMetaCommon(_ meta: ObjectMeta, namespaced: Bool, path: FieldPath = "metadata", generic: Bool = false) -> [FieldError] {
         var errors: [FieldError] = []
         let namespace = meta.namespace ?? ""
         if namespaced {
@@ -184,7 +187,7 @@ enum Validation {
         errors += labels(meta.labels, path.child("labels"))
         errors += annotations(meta.annotations, path.child("annotations"))
         errors += ownerReferences(meta.ownerReferences, path.child("ownerReferences"))
-        errors += finalizers(meta.finalizers, path.child("finalizers"))
+        errors += finalizers(meta.finalizers, path.child("finalizers"), generic: generic)
         return errors
     }
 
@@ -217,7 +220,7 @@ enum Validation {
     /// Metadata on update (apimachinery `ValidateObjectMetaAccessorUpdate`). The API server
     /// copies `uid` and `creationTimestamp` from the stored object before validating, and fills
     /// in the stored `resourceVersion` for unconditional updates.
-    static func objectMetaUpdate(_ new: ObjectMeta, _ old: ObjectMeta, path: FieldPath = "metadata") -> [FieldError] {
+    static func objectMetaUpdate(_ new: ObjectMeta, _ old: ObjectMeta, path: FieldPath = "metadata", generic: Bool = false) -> [FieldError] {
         var errors: [FieldError] = []
         if old.deletionTimestamp != nil {
             let extra = Set(new.finalizers ?? []).subtracting(old.finalizers ?? []).sorted()
@@ -258,7 +261,7 @@ enum Validation {
         errors += labels(new.labels, path.child("labels"))
         errors += annotations(new.annotations, path.child("annotations"))
         errors += ownerReferences(new.ownerReferences, path.child("ownerReferences"))
-        errors += finalizers(new.finalizers, path.child("finalizers"))
+        errors += finalizers(new.finalizers, path.child("finalizers"), generic: generic)
         return errors
     }
 

@@ -18,11 +18,13 @@ public enum ControllerName: String, CaseIterable, Sendable, Comparable {
     case ttlAfterFinished = "ttl-after-finished"
     case replicaSet = "replicaset"
     case deployment = "deployment"
+    /// external-snapshotter's snapshot-controller and csi-snapshotter sidecar, in one.
+    case snapshot = "snapshot-controller"
 
     public static func < (a: ControllerName, b: ControllerName) -> Bool { a.rawValue < b.rawValue }
 
     /// Whether it needs the CSI controller socket.
-    public var needsCSI: Bool { [.provisioner, .attacher, .resizer].contains(self) }
+    public var needsCSI: Bool { [.provisioner, .attacher, .resizer, .snapshot].contains(self) }
 }
 
 /// A `--controllers` value could not be read.
@@ -76,6 +78,9 @@ public struct ControllerManagerConfiguration: Sendable {
     /// How long a ReplicaSet waits for the pod informer to show its own creations and deletions
     /// before it acts again anyway (upstream's ExpectationsTimeout).
     public var replicaSetExpectationsTimeout: Duration = .seconds(300)
+    /// VolumeSnapshots and VolumeSnapshotContents synced at once, each (`--concurrent-snapshot-syncs`,
+    /// external-snapshotter's `--worker-threads`).
+    public var snapshotWorkers = 10
     /// Hold a Lease in kube-system so that only one instance acts.
     public var leaderElect = true
     public var leaderElection = LeaderElectionConfig(name: "ballast-controller-manager")

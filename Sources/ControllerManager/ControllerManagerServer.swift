@@ -135,6 +135,12 @@ public final class ControllerManagerServer: ServiceLifecycle.Service, Sendable {
                                             recorder: recorder("external-resizer \(driver)"), logger: logger)
                 runners.append { await resizer.run() }
             }
+            if enabled.contains(.snapshot) {
+                let controller = SnapshotController(driver: driver, client: client, csi: csi, claims: claims, volumes: volumes,
+                                                    recorder: recorder(SnapshotNames.component), workers: configuration.snapshotWorkers,
+                                                    resync: configuration.resync, logger: logger)
+                runners.append { await controller.run() }
+            }
         }
         if enabled.contains(.attachDetach) {
             let controller = await AttachDetachController(

@@ -76,6 +76,15 @@ final class FaultyPlugin: CSIPlugin {
         return try await base.controllerModifyVolume(request)
     }
     func listVolumes(_ request: Csi_V1_ListVolumesRequest) async throws -> Csi_V1_ListVolumesResponse { try await base.listVolumes(request) }
+    func createSnapshot(_ request: Csi_V1_CreateSnapshotRequest) async throws -> Csi_V1_CreateSnapshotResponse {
+        try check("CreateSnapshot")
+        return try await base.createSnapshot(request)
+    }
+    func deleteSnapshot(_ request: Csi_V1_DeleteSnapshotRequest) async throws -> Csi_V1_DeleteSnapshotResponse {
+        try check("DeleteSnapshot")
+        return try await base.deleteSnapshot(request)
+    }
+    func listSnapshots(_ request: Csi_V1_ListSnapshotsRequest) async throws -> Csi_V1_ListSnapshotsResponse { try await base.listSnapshots(request) }
 }
 
 let provisioning: Set<ControllerName> = [.persistentVolumeBinder, .provisioner, .pvcProtection, .pvProtection]

@@ -37,7 +37,31 @@ package enum Mutation {
         meta["selfLink"] = nil
         object["metadata"] = .object(meta)
         if statusResetOnCreate.contains(info.resource) { object["status"] = nil }
+        if info.resource == "persistentvolumeclaims" { normalizeDataSources(&object) }
         return try info.strategy.prepareCreate(object, info)
+    }
+
+    /// Kubernetes' `NormalizeDataSources` (AnyVolumeDataSource, on by default), on create: a
+    /// claim that sets only `dataSource` gets the same reference in `dataSourceRef`, one that
+    /// sets only `dataSourceRef` (without a namespace) gets it in `dataSource`. Validation then
+    /// holds the two equal.
+    static func normalizeDataSources(_ object: inout JSONValue) {
+        guard case .object(var spec)? = object["spec"] else { return }
+        let source = spec["dataSource"].flatMap { $0 == .null ? nil : $0 }
+        let ref = spec["dataSourceRef"].flatMap { $0 == .null ? nil : $0 }
+        func copy(_ value: JSONValue, keys: [String]) -> JSONValue {
+            var result: [String: JSONValue] = [:]
+            for key in keys { if let member = value[key], member != .null { result[key] = member } }
+            return .object(result)
+        }
+        if let source, ref == nil {
+            spec["dataSourceRef"] = copy(source, keys: ["apiGroup", "kind", "name"])
+        } else if let ref, source == nil, (ref["namespace"]?.stringValue ?? "").isEmpty {
+            spec["dataSource"] = copy(ref, keys: ["apiGroup", "kind", "name"])
+        } else {
+            return
+        }
+        object["spec"] = .object(spec)
     }
 
     /// Builds the object an update stores: `new` with the system fields of `old`, the old

@@ -41,6 +41,12 @@ struct BenchE2ECommand: AsyncParsableCommand {
     @Option(help: "Replicas of the StatefulSets scaled from 0, one OrderedReady and one Parallel, after the pods (0: none).")
     var statefulsetReplicas = 30
 
+    @Flag(help: "Also snapshot a 1 GiB claim with 512 MiB written and restore each snapshot (created → readyToUse, restore → Running), beside a cp --reflink=auto of its backing file.")
+    var snapshots = false
+
+    @Option(help: "Snapshots taken and restored with --snapshots.")
+    var snapshotRuns = 5
+
     @Option(help: "Size of each claim (bytes, or with Mi, Gi).")
     var size = ByteCount(64 << 20)
 
@@ -66,6 +72,7 @@ struct BenchE2ECommand: AsyncParsableCommand {
         guard (1...min(nodes, 26)).contains(zones) else { throw ValidationError("--zones \(zones): expected 1 to --nodes") }
         guard (1...500).contains(pods) else { throw ValidationError("--pods \(pods): expected 1 to 500") }
         guard rate > 0, rate.isFinite, rate <= 100 else { throw ValidationError("--rate \(rate): expected more than 0, at most 100 per second") }
+        guard (1...50).contains(snapshotRuns) else { throw ValidationError("--snapshot-runs \(snapshotRuns): expected 1 to 50") }
         guard (0...pods).contains(moves) else { throw ValidationError("--moves \(moves): expected 0 to --pods") }
         if let attachLimit, !(1...256).contains(attachLimit) { throw ValidationError("--attach-limit \(attachLimit): expected 1 to 256") }
         guard size.bytes >= 16 << 20 else { throw ValidationError("--size \(size): expected at least 16Mi (an ext4 file system)") }
@@ -94,7 +101,7 @@ struct BenchE2ECommand: AsyncParsableCommand {
         // no room for 50 pods on 3 nodes.
         let limit = attachLimit ?? min(256, max(16, (pods + statefulsetReplicas + nodes - 1) / nodes + moves + 4))
         let settings = E2EBenchRun.Settings(nodes: nodes, zones: zones, pods: pods, rate: rate, moves: moves,
-                                            statefulSetReplicas: statefulsetReplicas, size: size.bytes,
+                                            statefulSetReplicas: statefulsetReplicas, snapshotRuns: snapshots ? snapshotRuns : 0, size: size.bytes,
                                             attachLimit: limit, latency: latency, logLevel: logging.logLevel?.rawValue ?? "warning")
         if !json {
             print("ballast bench e2e: ballast up with \(nodes) nodes in \(zones) zone\(zones == 1 ? "" : "s"), \(pods) pods with a fresh \(size) claim each at \(fixed(rate, 1))/s, \(moves) moves; cloud latency \(latency); in \(root)\n")
@@ -152,6 +159,8 @@ struct E2EBenchResult {
     var moves: [Double] = []
     /// StatefulSets scaled from 0 (OrderedReady, then Parallel).
     var statefulSets: [StatefulSetScaleResult] = []
+    /// With --snapshots: snapshot and restore times, and the copy floor.
+    var snapshots: SnapshotBenchResult?
     /// CPU seconds each kind of component spent while the pods started, by kind (every
     /// node's kubelet counted as "kubelet"), with the tools they ran and waited for.
     var cpu: [(component: String, seconds: Double)] = []
@@ -179,6 +188,7 @@ struct E2EBenchResult {
         var move: Distribution
         /// Per pod management policy: scale → all Ready, and each replica's created → Running.
         var statefulSets: [String: StatefulSetSummary]
+        var snapshots: SnapshotBenchResult.Summary?
         var floor: Distribution
         var floorCloudLatencySeconds: Double
         struct StatefulSetSummary: Encodable {
@@ -205,6 +215,8 @@ struct E2EBenchResult {
                 statefulSets: Dictionary(statefulSets.map { ($0.policy, Summary.StatefulSetSummary(replicas: $0.replicas, allReadySeconds: $0.allReadySeconds,
                                                                                             perReplica: distribution($0.perReplica))) },
                                          uniquingKeysWith: { first, _ in first }),
+                snapshots: snapshots.map { .init(createdToReadyToUse: distribution($0.readyToUse), restoreToRunning: distribution($0.restoreRunning),
+                                                 copyFloor: distribution($0.copyFloor)) },
                 floor: distribution(floor), floorCloudLatencySeconds: floorCloudLatency,
                 cpuPerPodSeconds: running.isEmpty ? [:] : Dictionary(cpu.map { ($0.component, $0.seconds / Double(running.count)) },
                                                                      uniquingKeysWith: { first, _ in first }),
@@ -232,6 +244,7 @@ struct E2EBenchResult {
             table.append(["  per replica: created → Running", "\(set.perReplica.count)", milliseconds(Self.percentile(set.perReplica, 0.5)),
                           milliseconds(Self.percentile(set.perReplica, 0.99))])
         }
+        for row in snapshots?.rows() ?? [] { table.append(row) }
         var cpuLine = ""
         if !cpu.isEmpty, !running.isEmpty {
             let perPod = cpu.map { "\($0.component) \(milliseconds($0.seconds / Double(running.count)))" }
@@ -287,6 +300,8 @@ final class E2EBenchRun: @unchecked Sendable {
         var rate: Double
         var moves: Int
         var statefulSetReplicas: Int
+        /// Snapshots taken and restored (0: no snapshot phase).
+        var snapshotRuns: Int
         var size: Int64
         var attachLimit: Int
         var latency: String
@@ -322,6 +337,7 @@ final class E2EBenchRun: @unchecked Sendable {
                 result.statefulSets.append(try await measureStatefulSet(policy: policy, replicas: settings.statefulSetReplicas))
             }
         }
+        if settings.snapshotRuns > 0 { result.snapshots = try await measureSnapshots(runs: settings.snapshotRuns) }
         return result
     }
 

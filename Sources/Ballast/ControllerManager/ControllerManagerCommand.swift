@@ -68,6 +68,9 @@ struct ControllerManagerCommand: AsyncParsableCommand {
     @Option(name: .customLong("concurrent-deployment-syncs"), help: "Deployments synced at once.")
     var concurrentDeploymentSyncs = 5
 
+    @Option(name: .customLong("concurrent-snapshot-syncs"), help: "VolumeSnapshots and VolumeSnapshotContents synced at once, each.")
+    var concurrentSnapshotSyncs = 10
+
     @OptionGroup var leaderElection: LeaderElectionOptions
 
     func validate() throws {
@@ -87,7 +90,8 @@ struct ControllerManagerCommand: AsyncParsableCommand {
             throw ValidationError("\(flag) \(value): expected at least 1")
         }
         for (flag, value) in [("--concurrent-replicaset-syncs", concurrentReplicaSetSyncs),
-                              ("--concurrent-deployment-syncs", concurrentDeploymentSyncs)] where !(1...64).contains(value) {
+                              ("--concurrent-deployment-syncs", concurrentDeploymentSyncs),
+                              ("--concurrent-snapshot-syncs", concurrentSnapshotSyncs)] where !(1...64).contains(value) {
             throw ValidationError("\(flag) \(value): expected 1 to 64")
         }
     }
@@ -111,6 +115,7 @@ struct ControllerManagerCommand: AsyncParsableCommand {
         configuration.jobPodFailureBackoffMax = jobPodFailureBackoffMax
         configuration.replicaSetWorkers = concurrentReplicaSetSyncs
         configuration.deploymentWorkers = concurrentDeploymentSyncs
+        configuration.snapshotWorkers = concurrentSnapshotSyncs
         configuration.leaderElect = leaderElection.leaderElect
         leaderElection.apply(to: &configuration.leaderElection)
         var plugin: GRPCCSIPlugin?

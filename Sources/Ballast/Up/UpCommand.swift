@@ -1,12 +1,13 @@
 // `ballast up`: the whole cluster on this machine, supervised — the API server (embedded store,
 // or --etcd-servers), the simulated cloud, the CSI controller plugin, the cloud controller
 // manager, the controller manager, the scheduler, and per node a cloud instance, a CSI node
-// plugin and a kubelet (node-N on 127.0.1.N, zones round-robin). It installs the CSIDriver and
-// the StorageClasses, says when every node is Ready, and runs until Ctrl-C / SIGTERM (or
+// plugin and a kubelet (node-N on 127.0.1.N, zones round-robin). It installs the CSIDriver, the
+// StorageClasses, the snapshot CRDs and the default VolumeSnapshotClass, says when every node is Ready, and runs until Ctrl-C / SIGTERM (or
 // `ballast down`), then stops everything, containers included; the data stays for the next `up`.
 import APIClient
 import ArgumentParser
 import ClusterAPI
+import ControllerManager
 import CloudProvider
 import Foundation
 import HostSystem
@@ -149,7 +150,7 @@ struct UpCommand: AsyncParsableCommand {
             } catch {
                 say("cannot write \(spec.readyFile) (ballast up --detach waits for it): \(error)")
             }
-            say("Ballast is ready: \(spec.nodes) node\(spec.nodes == 1 ? "" : "s") in \(min(spec.zones, spec.nodes)) zone\(min(spec.zones, spec.nodes) == 1 ? "" : "s"), default StorageClass ballast-loop. Use it with:\n    export KUBECONFIG=\(spec.kubeconfig)\nStop it with Ctrl-C (or `ballast down --data-dir \(dataDir)`); the data stays for the next `ballast up`.")
+            say("Ballast is ready: \(spec.nodes) node\(spec.nodes == 1 ? "" : "s") in \(min(spec.zones, spec.nodes)) zone\(min(spec.zones, spec.nodes) == 1 ? "" : "s"), default StorageClass ballast-loop, default VolumeSnapshotClass ballast-snapshots. Use it with:\n    export KUBECONFIG=\(spec.kubeconfig)\nStop it with Ctrl-C (or `ballast down --data-dir \(dataDir)`); the data stays for the next `ballast up`.")
             _ = await iterator.next()   // until SIGINT or SIGTERM
         case .stop?, nil:
             starting.cancel()
@@ -274,7 +275,8 @@ struct UpCluster: Sendable {
         return count
     }
 
-    /// The CSIDriver and the two StorageClasses, created when missing.
+    /// The CSIDriver, the two StorageClasses, the snapshot CRDs and the default
+    /// VolumeSnapshotClass, created when missing.
     func install(_ client: KubeClient) async throws {
         func ensure<T: APIObject>(_ object: T) async throws {
             do {
@@ -289,6 +291,9 @@ struct UpCluster: Sendable {
                                           provisioner: Self.driver, parameters: ["csi.storage.k8s.io/fstype": "ext4"], reclaimPolicy: "Delete",
                                           allowVolumeExpansion: true, volumeBindingMode: mode))
         }
+        // The snapshot.storage.k8s.io/v1 definitions (fixtures/crds/) and the default
+        // VolumeSnapshotClass ballast-snapshots.
+        try await SnapshotDefinitions.install(client)
     }
 
     /// Polls `ready` every 200 ms until it returns a value; fails with the component's log tail

@@ -19,10 +19,10 @@ public enum CustomResourceObjects {
             return (object, [.invalid("metadata", literal: compactJSON(object["metadata"] ?? .null), "must be an object meta")], pruned)
         }
         if let old, let oldMeta = try? (old["metadata"] ?? .object([:])).decode(as: ObjectMeta.self) {
-            errors += Validation.objectMetaUpdate(meta, oldMeta)
-            errors += Validation.objectMetaCommon(meta, namespaced: namespaced)
+            errors += Validation.objectMetaUpdate(meta, oldMeta, generic: true)
+            errors += Validation.objectMetaCommon(meta, namespaced: namespaced, generic: true)
         } else {
-            errors += Validation.objectMeta(meta, namespaced: namespaced, name: Validation.nameIsDNSSubdomain)
+            errors += Validation.objectMeta(meta, namespaced: namespaced, name: Validation.nameIsDNSSubdomain, generic: true)
         }
         var body = object
         for key in ["apiVersion", "kind", "metadata"] { body[key] = nil }

@@ -19,7 +19,7 @@ extension CustomResourceDefinition {
 
     /// Create validation.
     public func validate() -> [FieldError] {
-        var errors = Validation.objectMeta(metadata, namespaced: false, name: Validation.nameIsDNSSubdomain)
+        var errors = Validation.objectMeta(metadata, namespaced: false, name: Validation.nameIsDNSSubdomain, generic: true)
         let expected = spec.names.plural + "." + spec.group
         if let name = metadata.name, !name.isEmpty, name != expected {
             errors.append(.invalid("metadata.name", name, "must be spec.names.plural+\".\"+spec.group"))
@@ -104,7 +104,7 @@ extension CustomResourceDefinition {
 
     /// Update validation: the group, the plural, the kind and the scope are fixed.
     public func validateUpdate(old: CustomResourceDefinition) -> [FieldError] {
-        var errors = Validation.objectMetaUpdate(metadata, old.metadata) + validateSpec()
+        var errors = Validation.objectMetaUpdate(metadata, old.metadata, generic: true) + validateSpec()
         errors += Validation.immutableString(spec.group, old.spec.group, "spec.group")
         errors += Validation.immutableString(spec.scope, old.spec.scope, "spec.scope")
         errors += Validation.immutableString(spec.names.plural, old.spec.names.plural, "spec.names.plural")

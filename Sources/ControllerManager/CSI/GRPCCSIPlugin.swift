@@ -83,4 +83,16 @@ public final class GRPCCSIPlugin: CSIPlugin {
     public func listVolumes(_ request: Csi_V1_ListVolumesRequest) async throws -> Csi_V1_ListVolumesResponse {
         try await call { try await controller.listVolumes(request, options: options) }
     }
+
+    public func createSnapshot(_ request: Csi_V1_CreateSnapshotRequest) async throws -> Csi_V1_CreateSnapshotResponse {
+        try await call { try await controller.createSnapshot(request, options: options) }
+    }
+
+    public func deleteSnapshot(_ request: Csi_V1_DeleteSnapshotRequest) async throws -> Csi_V1_DeleteSnapshotResponse {
+        try await call { try await controller.deleteSnapshot(request, options: options) }
+    }
+
+    public func listSnapshots(_ request: Csi_V1_ListSnapshotsRequest) async throws -> Csi_V1_ListSnapshotsResponse {
+        try await call { try await controller.listSnapshots(request, options: options) }
+    }
 }

@@ -13,6 +13,7 @@
 // |   DeadlineExceeded/Unavailable/Canceled/Aborted     | ProvisioningFailed, retried with the same name    |
 // |   ResourceExhausted with a selected node            | selected-node removed (reschedule), ProvisioningFailed |
 // |   any other error                                   | ProvisioningFailed, retried with back-off         |
+// | data source (snapshot or claim) unusable            | ProvisioningFailed, no CreateVolume (DataSource.swift) |
 //
 // Removing selected-node is a patch with the resourceVersion read, so a node the scheduler chose
 // again meanwhile is never erased. Retries back off from 1 s doubling to 5 min, per claim.
@@ -127,9 +128,18 @@ final class Provisioner: Sendable {
             selectedCSINode = await csiNodes.get(name: nodeName)
         }
         recorder.event(claim, .normal, "Provisioning", "External provisioner is provisioning volume for claim \"\(claim.key)\"")
+        let source: Csi_V1_VolumeContentSource?
+        do {
+            source = try await contentSource(claim, storageClass)
+        } catch {
+            recorder.event(claim, .warning, "ProvisioningFailed",
+                           "failed to provision volume with StorageClass \"\(storageClass.metadata.name ?? "")\": \(error)")
+            if error.isTransient { return .requeue(after: .seconds(2)) }
+            throw error
+        }
         let request: Csi_V1_CreateVolumeRequest
         do {
-            request = try await createVolumeRequest(claim, storageClass, selectedNode: selectedNode, csiNode: selectedCSINode)
+            request = try await createVolumeRequest(claim, storageClass, selectedNode: selectedNode, csiNode: selectedCSINode, source: source)
         } catch {
             // The selected node's topology cannot be computed (its CSINode is missing or lacks
             // the driver's topology keys): no CreateVolume without it. Retried with back-off —
@@ -181,7 +191,7 @@ final class Provisioner: Sendable {
     }
 
     private func createVolumeRequest(_ claim: PersistentVolumeClaim, _ storageClass: StorageClass, selectedNode: Node?,
-                                     csiNode: CSINode?) async throws -> Csi_V1_CreateVolumeRequest {
+                                     csiNode: CSINode?, source: Csi_V1_VolumeContentSource?) async throws -> Csi_V1_CreateVolumeRequest {
         let bytes = claim.requestedStorage?.value ?? 0
         let topology: Csi_V1_TopologyRequirement?
         if let selectedNode {
@@ -203,6 +213,7 @@ final class Provisioner: Sendable {
                                                                mountOptions: storageClass.mountOptions ?? [])
             $0.parameters = VolumeRequest.parameters(storageClass)
             if let topology { $0.accessibilityRequirements = topology }
+            if let source { $0.volumeContentSource = source }
         }
     }
 
