@@ -18,6 +18,8 @@ public enum ControllerName: String, CaseIterable, Sendable, Comparable {
     case ttlAfterFinished = "ttl-after-finished"
     case replicaSet = "replicaset"
     case deployment = "deployment"
+    case endpointSlice = "endpointslice"
+    case endpoints = "endpoint"
 
     public static func < (a: ControllerName, b: ControllerName) -> Bool { a.rawValue < b.rawValue }
 
@@ -76,6 +78,12 @@ public struct ControllerManagerConfiguration: Sendable {
     /// How long a ReplicaSet waits for the pod informer to show its own creations and deletions
     /// before it acts again anyway (upstream's ExpectationsTimeout).
     public var replicaSetExpectationsTimeout: Duration = .seconds(300)
+    /// Services synced at once by the EndpointSlice controller (`--concurrent-service-endpoint-syncs`).
+    public var endpointSliceWorkers = 5
+    /// Most endpoints in one EndpointSlice (`--max-endpoints-per-slice`, 1 to 1000).
+    public var maxEndpointsPerSlice = 100
+    /// Services synced at once by the Endpoints controller (`--concurrent-endpoint-syncs`).
+    public var endpointsWorkers = 5
     /// Hold a Lease in kube-system so that only one instance acts.
     public var leaderElect = true
     public var leaderElection = LeaderElectionConfig(name: "ballast-controller-manager")

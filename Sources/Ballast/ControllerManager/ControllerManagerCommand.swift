@@ -68,6 +68,15 @@ struct ControllerManagerCommand: AsyncParsableCommand {
     @Option(name: .customLong("concurrent-deployment-syncs"), help: "Deployments synced at once.")
     var concurrentDeploymentSyncs = 5
 
+    @Option(name: .customLong("concurrent-service-endpoint-syncs"), help: "Services synced at once by the endpointslice controller.")
+    var concurrentServiceEndpointSyncs = 5
+
+    @Option(name: .customLong("concurrent-endpoint-syncs"), help: "Services synced at once by the endpoint (legacy Endpoints) controller.")
+    var concurrentEndpointSyncs = 5
+
+    @Option(help: "Most endpoints in one EndpointSlice (1 to 1000); more go to further slices.")
+    var maxEndpointsPerSlice = 100
+
     @OptionGroup var leaderElection: LeaderElectionOptions
 
     func validate() throws {
@@ -87,8 +96,17 @@ struct ControllerManagerCommand: AsyncParsableCommand {
             throw ValidationError("\(flag) \(value): expected at least 1")
         }
         for (flag, value) in [("--concurrent-replicaset-syncs", concurrentReplicaSetSyncs),
-                              ("--concurrent-deployment-syncs", concurrentDeploymentSyncs)] where !(1...64).contains(value) {
+                              ("--concurrent-deployment-syncs", concurrentDeploymentSyncs),
+                              ("--concurrent-service-endpoint-syncs", concurrentServiceEndpointSyncs),
+                              ("--concurrent-endpoint-syncs", concurrentEndpointSyncs)] where !(1...64).contains(value) {
             throw ValidationError("\(flag) \(value): expected 1 to 64")
+        }
+        try validateNetwork()
+    }
+
+    func validateNetwork() throws {
+        if !(1...1000).contains(maxEndpointsPerSlice) {
+            throw ValidationError("--max-endpoints-per-slice \(maxEndpointsPerSlice): expected 1 to 1000")
         }
     }
 
@@ -111,6 +129,9 @@ struct ControllerManagerCommand: AsyncParsableCommand {
         configuration.jobPodFailureBackoffMax = jobPodFailureBackoffMax
         configuration.replicaSetWorkers = concurrentReplicaSetSyncs
         configuration.deploymentWorkers = concurrentDeploymentSyncs
+        configuration.endpointSliceWorkers = concurrentServiceEndpointSyncs
+        configuration.maxEndpointsPerSlice = maxEndpointsPerSlice
+        configuration.endpointsWorkers = concurrentEndpointSyncs
         configuration.leaderElect = leaderElection.leaderElect
         leaderElection.apply(to: &configuration.leaderElection)
         var plugin: GRPCCSIPlugin?
