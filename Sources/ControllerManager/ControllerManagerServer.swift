@@ -219,6 +219,15 @@ public final class ControllerManagerServer: ServiceLifecycle.Service, Sendable {
                 runners.append { await controller.run() }
             }
         }
+        if enabled.contains(.nodeIPAM) && configuration.allocateNodeCIDRs {
+            do {
+                let controller = await NodeIPAMController(client: client, nodes: nodes, cidrs: try configuration.nodeCIDRSet(),
+                                                          recorder: recorder(EventSourceName.nodeIPAMController), logger: logger)
+                runners.append { await controller.run() }
+            } catch {
+                logger.error("node IPAM not started: \(error)")
+            }
+        }
         let recorderList = recorders
         state.withLock {
             $0.running = true

@@ -77,6 +77,15 @@ struct ControllerManagerCommand: AsyncParsableCommand {
     @Option(help: "Most endpoints in one EndpointSlice (1 to 1000); more go to further slices.")
     var maxEndpointsPerSlice = 100
 
+    @Flag(name: .customLong("allocate-node-cidrs"), help: "Assign each node a spec.podCIDR from --cluster-cidr (the nodeipam controller).")
+    var allocateNodeCidrs = false
+
+    @Option(name: .customLong("cluster-cidr"), help: "The pods' range node CIDRs come from.")
+    var clusterCidr = "198.18.0.0/16"
+
+    @Option(help: "Prefix length of each node's CIDR.")
+    var nodeCidrMaskSize = 24
+
     @OptionGroup var leaderElection: LeaderElectionOptions
 
     func validate() throws {
@@ -104,10 +113,20 @@ struct ControllerManagerCommand: AsyncParsableCommand {
         try validateNetwork()
     }
 
+    /// The node IPAM flags applied to `configuration`.
+    func networkConfiguration(_ configuration: ControllerManagerConfiguration) -> ControllerManagerConfiguration {
+        var configuration = configuration
+        configuration.allocateNodeCIDRs = allocateNodeCidrs
+        configuration.clusterCIDR = clusterCidr
+        configuration.nodeCIDRMaskSize = nodeCidrMaskSize
+        return configuration
+    }
+
     func validateNetwork() throws {
         if !(1...1000).contains(maxEndpointsPerSlice) {
             throw ValidationError("--max-endpoints-per-slice \(maxEndpointsPerSlice): expected 1 to 1000")
         }
+        do { try networkConfiguration(ControllerManagerConfiguration()).validateNodeIPAM() } catch { throw ValidationError(error.description) }
     }
 
     func run() async throws {
@@ -132,6 +151,7 @@ struct ControllerManagerCommand: AsyncParsableCommand {
         configuration.endpointSliceWorkers = concurrentServiceEndpointSyncs
         configuration.maxEndpointsPerSlice = maxEndpointsPerSlice
         configuration.endpointsWorkers = concurrentEndpointSyncs
+        configuration = networkConfiguration(configuration)
         configuration.leaderElect = leaderElection.leaderElect
         leaderElection.apply(to: &configuration.leaderElection)
         var plugin: GRPCCSIPlugin?

@@ -255,7 +255,9 @@ struct UpCluster: Sendable {
                                                                        "--driver-name", Self.driver] + cloudFlags))
         try supervisor.start(.init(name: "cloud-controller-manager", arguments: ["cloud-controller-manager", "--kubeconfig", spec.kubeconfig] + cloudFlags))
         try supervisor.start(.init(name: "controller-manager", arguments: ["controller-manager", "--kubeconfig", spec.kubeconfig,
-                                                                           "--csi-endpoint", "unix://" + spec.controllerSocket]))
+                                                                           "--csi-endpoint", "unix://" + spec.controllerSocket,
+                                                                           "--allocate-node-cidrs", "--cluster-cidr", spec.podRange,
+                                                                           "--node-cidr-mask-size", "24"]))
         try supervisor.start(.init(name: "scheduler", arguments: ["scheduler", "--kubeconfig", spec.kubeconfig]))
         say("starting \(spec.nodes) node\(spec.nodes == 1 ? "" : "s") (CSI node plugin and kubelet each)…")
         for index in 1...spec.nodes {
