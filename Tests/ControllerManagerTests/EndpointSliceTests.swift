@@ -76,7 +76,7 @@ import Testing
                 #expect(slice.metadata.ownerReferences?.first?.controller == true)
                 #expect(slice.metadata.name?.hasPrefix("web-") == true)
             }
-            var byPod = Self.endpoints(slices)
+            let byPod = Self.endpoints(slices)
             let web0 = byPod["web-0"]
             #expect(web0?.addresses == ["10.1.0.1"])
             #expect(web0?.conditions == EndpointConditions(ready: true, serving: true, terminating: false))
@@ -135,7 +135,6 @@ import Testing
             bare.spec?["selector"] = nil
             _ = try await h.client.update(bare)
             await h.eventually("slices deleted") { try await Self.slices(h.client, "web").isEmpty }
-            byPod = [:]
         }
     }
 

@@ -216,7 +216,8 @@ extension Service {
             let proto = port["protocol"]?.stringValue ?? "TCP"
             if !["TCP", "UDP", "SCTP"].contains(proto) { errors.append(.notSupported(path.child("protocol"), proto, ["SCTP", "TCP", "UDP"])) }
             if !keys.insert("\(number)/\(proto)").inserted {
-                errors.append(.duplicate(path, "{Port:\(number), Protocol:\"\(proto)\"}", style: .literal))
+                // The duplicate key as Go's %#v prints it (field.Duplicate of a ServicePort).
+                errors.append(.duplicate(path, "core.ServicePort{Name:\"\", Protocol:\"\(proto)\", AppProtocol:(*string)(nil), Port:\(number), TargetPort:intstr.IntOrString{Type:0, IntVal:0, StrVal:\"\"}, NodePort:0}", style: .literal))
             }
             if let nodePort = port["nodePort"]?.int64Value, !(0...65535).contains(nodePort) {
                 errors.append(.invalid(path.child("nodePort"), number: nodePort, "must be between 1 and 65535, inclusive"))
