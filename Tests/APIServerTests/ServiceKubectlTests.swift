@@ -44,6 +44,22 @@ import TestSupport
             .contains("service/np2 created"), "the deleted Service's port is free again")
     }
 
+    @Test func kubectlCreateService() async throws {
+        let server = try await ServerProcess.start()
+        defer { server.stop() }
+        // kubectl create service sends protobuf.
+        #expect(try await server.ok("create", "service", "clusterip", "demo", "--tcp=80:8080").contains("service/demo created"))
+        #expect(try await server.ok("get", "svc", "demo", "-o", "jsonpath={.spec.selector.app} {.spec.ports[0].port} {.spec.ports[0].targetPort} {.spec.type}")
+                == "demo 80 8080 ClusterIP")
+        #expect(try await server.ok("get", "svc", "demo", "-o", "jsonpath={.spec.clusterIP}").hasPrefix("198.19."))
+        #expect(try await server.ok("create", "service", "nodeport", "np", "--tcp=81:web", "--node-port=30123").contains("service/np created"))
+        #expect(try await server.ok("get", "svc", "np", "-o", "jsonpath={.spec.ports[0].nodePort} {.spec.ports[0].targetPort}") == "30123 web")
+        #expect(try await server.ok("create", "service", "clusterip", "none", "--clusterip=None").contains("created"))
+        #expect(try await server.ok("get", "svc", "none", "-o", "jsonpath={.spec.clusterIP}") == "None")
+        let clash = try await server.kubectl(["create", "service", "nodeport", "np2", "--tcp=80:80", "--node-port=30123"])
+        #expect(clash.stderr.contains(#"spec.ports[0].nodePort: Invalid value: 30123: provided port is already allocated"#), "\(clash.stderr)")
+    }
+
     @Test func rangeFlags() async throws {
         let server = try await ServerProcess.start { _ in ["--service-cluster-ip-range", "10.96.0.0/12", "--service-node-port-range", "31000-31010"] }
         defer { server.stop() }
