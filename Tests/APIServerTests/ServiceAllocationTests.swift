@@ -48,6 +48,7 @@ import Testing
             #expect(headless.body["spec"]?["ipFamilyPolicy"] == "SingleStack")
             let bare = await f.request(.POST, Self.path, body: Self.service("bare", #"{"clusterIP":"None"}"#))
             #expect(bare.body["spec"]?["ipFamilyPolicy"] == "RequireDualStack")
+            #expect(bare.body["spec"]?["ipFamilies"] == ["IPv4", "IPv6"], "as kube-apiserver gives a headless Service without selector")
 
             let v6 = await f.request(.POST, Self.path, body: Self.service("v6", #"{"ipFamilies":["IPv6"],"ports":[{"port":80}]}"#))
             #expect(v6.body["message"]?.stringValue == #"Service "v6" is invalid: spec.ipFamilies[0]: Invalid value: "IPv6": not configured on this cluster"#)
@@ -117,6 +118,16 @@ import Testing
             #expect(clash.code == 422)
             let ports = try await RangeAllocation(key: ServiceAllocator.portKey, range: "30000-32767", size: 2768).read(ObjectStore(f.store))
             #expect(ports.count == 3, "a's two ports and b's")
+
+            // A LoadBalancer without NodePort allocation gets none, but keeps one it asks for.
+            let lb = await f.request(.POST, Self.path, body: Self.service("lb", #"{"type":"LoadBalancer","allocateLoadBalancerNodePorts":false,"ports":[{"name":"a","port":80},{"name":"b","port":81,"nodePort":31500}]}"#))
+            #expect(lb.code == 201)
+            #expect(lb.body["spec"]?["ports"]?[0]?["nodePort"] == nil && lb.body["spec"]?["ports"]?[1]?["nodePort"] == 31500)
+            // externalTrafficPolicy: Local gets a health check port; a taken one is refused in upstream's words.
+            let local = await f.request(.POST, Self.path, body: Self.service("local", #"{"type":"LoadBalancer","externalTrafficPolicy":"Local","healthCheckNodePort":31500,"ports":[{"port":80}]}"#))
+            #expect(local.code == 500)
+            #expect(local.body["message"]?.stringValue == "Internal error occurred: failed to allocate requested HealthCheck NodePort 31500: provided port is already allocated")
+            #expect(await f.request(.DELETE, Self.path + "/lb").code == 200)
 
             // ExternalName drops the ClusterIP and releases everything.
             let external = await f.request(.PATCH, Self.path + "/a", body: #"{"spec":{"type":"ExternalName","externalName":"example.com"}}"#,

@@ -178,6 +178,8 @@ struct ServiceAllocator: Sendable {
     /// `ipFamilies`/`ipFamilyPolicy` asking for IPv6 or dual-stack, which this cluster lacks.
     static func checkFamilies(_ service: JSONValue, info: ResourceInfo) throws(APIError) {
         guard type(service) != "ExternalName" else { return }
+        // A headless Service without selector may name any family (it takes its endpoints').
+        if service["spec"]?["clusterIP"]?.stringValue == "None" && (service["spec"]?["selector"]?.objectValue ?? [:]).isEmpty { return }
         let name = service["metadata"]?["name"]?.stringValue ?? ""
         var errors: [FieldError] = []
         for (index, family) in (service["spec"]?["ipFamilies"]?.arrayValue ?? []).enumerated() {
@@ -210,6 +212,17 @@ struct ServiceAllocator: Sendable {
         let selector = !(service["spec"]?["selector"]?.objectValue ?? [:]).isEmpty
         if service["spec"]?["ipFamilyPolicy"] == nil {
             service["spec"]?["ipFamilyPolicy"] = .string(headless && !selector ? "RequireDualStack" : "SingleStack")
+        }
+        if headless && !selector {
+            // initIPFamilyFields' special case: a headless Service without selector takes the
+            // endpoints' families, both unless it says SingleStack, even on a single-stack cluster.
+            var families = (service["spec"]?["ipFamilies"]?.arrayValue ?? []).compactMap(\.stringValue)
+            if families.isEmpty { families = ["IPv4"] }
+            if families.count < 2 && service["spec"]?["ipFamilyPolicy"]?.stringValue != "SingleStack" {
+                families.append(families[0] == "IPv4" ? "IPv6" : "IPv4")
+            }
+            service["spec"]?["ipFamilies"] = .array(families.map { .string($0) })
+            return
         }
         service["spec"]?["ipFamilies"] = ["IPv4"]
     }
@@ -306,7 +319,12 @@ struct ServiceAllocator: Sendable {
             }
         }
         if var list = service["spec"]?["ports"]?.arrayValue {
-            if Self.needsNodePorts(service) {
+            if Self.type(service) == "LoadBalancer" && !Self.needsNodePorts(service) {
+                // allocateLoadBalancerNodePorts: false — no new ones, but requested ones are honoured.
+                for (index, port) in list.enumerated() {
+                    if let nodePort = port["nodePort"]?.int64Value, nodePort != 0 { try await take(Int(nodePort), field: "spec.ports[\(index)].nodePort") }
+                }
+            } else if Self.needsNodePorts(service) {
                 // A NodePort shared by two ports of one number (TCP and UDP) is allocated once.
                 var byNumber: [Int64: JSONValue] = [:]
                 for index in list.indices {
@@ -329,7 +347,20 @@ struct ServiceAllocator: Sendable {
         }
         if Self.needsHealthCheckPort(service) {
             if let port = service["spec"]?["healthCheckNodePort"]?.int64Value, port != 0 {
-                try await take(Int(port), field: "spec.healthCheckNodePort")
+                // allocHealthCheckNodePort's words, as an internal error.
+                let requested = Int(port)
+                if !(oldHeld.contains(requested) || done.ports.contains(requested)) {
+                    guard range.contains(requested) else {
+                        throw APIError.internalError("failed to allocate requested HealthCheck NodePort \(requested): provided port is not in the valid range. The range of valid ports is \(network.nodePortRangeText)")
+                    }
+                    do {
+                        try await ports.allocate(requested - range.lowerBound, store, persist: !dryRun)
+                    } catch {
+                        throw Self.map(error, failure: { APIError.internalError("failed to allocate requested HealthCheck NodePort \(requested): \($0)") },
+                                       full: "failed to allocate a HealthCheck NodePort", item: "port")
+                    }
+                    if !dryRun { done.ports.append(requested) }
+                }
             } else {
                 service["spec"]?["healthCheckNodePort"] = .integer(Int64(try await next()))
             }
