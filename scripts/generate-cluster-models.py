@@ -592,6 +592,27 @@ apiextensions = [
         F("spec", "CustomResourceDefinitionSpec", "`spec`."), F("status", "CustomResourceDefinitionStatus", "`status`.", mode="omitEmpty")]),
 ]
 
+discovery = [
+    T("EndpointConditions", "The state of one endpoint (discovery.k8s.io/v1 `EndpointConditions`).", [
+        F("ready", "Bool?", "`ready`: the endpoint takes traffic (serving and not terminating, unless the Service publishes not-ready addresses)."),
+        F("serving", "Bool?", "`serving`: the endpoint passes its readiness checks, whether or not it is terminating."),
+        F("terminating", "Bool?", "`terminating`: the endpoint is being deleted.")]),
+    T("Endpoint", "One endpoint of an EndpointSlice (discovery.k8s.io/v1 `Endpoint`).", [
+        F("addresses", "[String]", "`addresses`: one IP address of the slice's address type."),
+        F("conditions", "EndpointConditions", "`conditions`; always encoded, as Kubernetes does."),
+        F("hostname", S, "`hostname`: the pod's `spec.hostname` when it is in the Service's subdomain (DNS A records)."),
+        F("targetRef", "ObjectReference?", "`targetRef`: the pod."), F("nodeName", S, "`nodeName`."),
+        F("zone", S, "`zone`: the node's `topology.kubernetes.io/zone`."), F("hints", J, "`hints`, raw JSON."),
+        F("deprecatedTopology", SM, "`deprecatedTopology`.")]),
+    T("EndpointPort", "A port of an EndpointSlice (discovery.k8s.io/v1 `EndpointPort`).", [
+        F("name", S, "`name`: the Service port's name."), F("protocol", S, "`protocol`: `TCP`, `UDP` or `SCTP`."),
+        F("port", "Int32?", "`port`: the target port resolved for these endpoints."), F("appProtocol", S, "`appProtocol`.")]),
+    obj("EndpointSlice", "A set of endpoints of a Service (discovery.k8s.io/v1 `EndpointSlice`).", "discovery.k8s.io/v1", "EndpointSlice", True, [
+        F("addressType", "String", "`addressType`: `IPv4`, `IPv6` or `FQDN`."),
+        F("endpoints", "[Endpoint]", "`endpoints`: at most 1000."),
+        F("ports", "[EndpointPort]?", "`ports`: at most 100.")]),
+]
+
 meta = [
     T("TypeMeta", "The `apiVersion`/`kind` pair every Kubernetes object carries (metav1 `TypeMeta`).\n\n"
       "Decoding a whole object as `TypeMeta` reads its type and keeps everything else in\n`unknownFields`.", [
@@ -654,3 +675,4 @@ write("Sources/ClusterAPI/Generated/AppsV1.swift", apps)
 write("Sources/ClusterAPI/Generated/AutoscalingV1.swift", autoscaling)
 write("Sources/ClusterAPI/Generated/BatchV1.swift", batch)
 write("Sources/ClusterAPI/Generated/ApiextensionsV1.swift", apiextensions)
+write("Sources/ClusterAPI/Generated/DiscoveryV1.swift", discovery)

@@ -1,6 +1,7 @@
 // What `ballast controller-manager` runs and how: the controllers (kube-controller-manager's
 // `--controllers` syntax), their timings and the leader election.
 import APIClient
+import ClusterAPI
 
 /// The controllers, by the names `--controllers` takes.
 public enum ControllerName: String, CaseIterable, Sendable, Comparable {
@@ -20,6 +21,9 @@ public enum ControllerName: String, CaseIterable, Sendable, Comparable {
     case deployment = "deployment"
     /// external-snapshotter's snapshot-controller and csi-snapshotter sidecar, in one.
     case snapshot = "snapshot-controller"
+    case endpointSlice = "endpointslice"
+    case endpoints = "endpoint"
+    case nodeIPAM = "nodeipam"
 
     public static func < (a: ControllerName, b: ControllerName) -> Bool { a.rawValue < b.rawValue }
 
@@ -81,6 +85,19 @@ public struct ControllerManagerConfiguration: Sendable {
     /// VolumeSnapshots and VolumeSnapshotContents synced at once, each (`--concurrent-snapshot-syncs`,
     /// external-snapshotter's `--worker-threads`).
     public var snapshotWorkers = 10
+    /// Services synced at once by the EndpointSlice controller (`--concurrent-service-endpoint-syncs`).
+    public var endpointSliceWorkers = 5
+    /// Most endpoints in one EndpointSlice (`--max-endpoints-per-slice`, 1 to 1000).
+    public var maxEndpointsPerSlice = 100
+    /// Services synced at once by the Endpoints controller (`--concurrent-endpoint-syncs`).
+    public var endpointsWorkers = 5
+    /// Node IPAM: assign `spec.podCIDR` to nodes (`--allocate-node-cidrs`); off unless asked,
+    /// as in kube-controller-manager (`ballast up` asks).
+    public var allocateNodeCIDRs = false
+    /// The pods' range node CIDRs come from (`--cluster-cidr`).
+    public var clusterCIDR = "198.18.0.0/16"
+    /// The prefix length of each node's CIDR (`--node-cidr-mask-size`).
+    public var nodeCIDRMaskSize = 24
     /// Hold a Lease in kube-system so that only one instance acts.
     public var leaderElect = true
     public var leaderElection = LeaderElectionConfig(name: "ballast-controller-manager")
@@ -88,6 +105,19 @@ public struct ControllerManagerConfiguration: Sendable {
     public var events = EventRecorder.Options()
 
     public init() {}
+
+    /// The node CIDR set of `clusterCIDR` and `nodeCIDRMaskSize`, or what is wrong with them.
+    func nodeCIDRSet() throws(NodeIPAMError) -> NodeCIDRSet {
+        guard let cidr = IPv4CIDR(clusterCIDR) else {
+            throw NodeIPAMError("--cluster-cidr \(clusterCIDR): expected an IPv4 CIDR such as 198.18.0.0/16 (Ballast is IPv4 single-stack)")
+        }
+        return try NodeCIDRSet(cluster: cidr, maskSize: nodeCIDRMaskSize)
+    }
+
+    /// Checks the node IPAM flags (when they are used).
+    public func validateNodeIPAM() throws(NodeIPAMError) {
+        if allocateNodeCIDRs { _ = try nodeCIDRSet() }
+    }
 
     /// kube-controller-manager's `--controllers`: a comma-separated list where `*` means every
     /// controller, `name` adds one and `-name` removes one (`*,-nodelifecycle`).

@@ -209,6 +209,31 @@ public final class ControllerManagerServer: ServiceLifecycle.Service, Sendable {
                 runners.append { await controller.run() }
             }
         }
+        if enabled.contains(.endpointSlice) || enabled.contains(.endpoints) {
+            let services = await informers.informer(Service.self)
+            if enabled.contains(.endpointSlice) {
+                let controller = await EndpointSliceController(
+                    client: client,
+                    informers: .init(services: services, pods: pods, slices: await informers.informer(EndpointSlice.self), nodes: nodes),
+                    workers: configuration.endpointSliceWorkers, maxEndpointsPerSlice: configuration.maxEndpointsPerSlice, logger: logger)
+                runners.append { await controller.run() }
+            }
+            if enabled.contains(.endpoints) {
+                let controller = await EndpointsController(client: client, services: services, pods: pods,
+                                                           endpoints: await informers.informer(Endpoints.self),
+                                                           workers: configuration.endpointsWorkers, logger: logger)
+                runners.append { await controller.run() }
+            }
+        }
+        if enabled.contains(.nodeIPAM) && configuration.allocateNodeCIDRs {
+            do {
+                let controller = await NodeIPAMController(client: client, nodes: nodes, cidrs: try configuration.nodeCIDRSet(),
+                                                          recorder: recorder(EventSourceName.nodeIPAMController), logger: logger)
+                runners.append { await controller.run() }
+            } catch {
+                logger.error("node IPAM not started: \(error)")
+            }
+        }
         let recorderList = recorders
         state.withLock {
             $0.running = true

@@ -280,7 +280,7 @@ let pvcJSON = """
             let pvc = core.body["resources"]?.arrayValue?.first { $0["name"] == "persistentvolumeclaims" }
             #expect(pvc?["shortNames"] == ["pvc"] && pvc?["kind"] == "PersistentVolumeClaim")
             let groups = await f.request(.GET, "/apis")
-            #expect(groups.body["groups"]?.arrayValue?.compactMap { $0["name"]?.stringValue } == ["apiextensions.k8s.io", "apps", "batch", "coordination.k8s.io", "storage.k8s.io"])
+            #expect(groups.body["groups"]?.arrayValue?.compactMap { $0["name"]?.stringValue } == ["apiextensions.k8s.io", "apps", "batch", "coordination.k8s.io", "discovery.k8s.io", "storage.k8s.io"])
             let index = await f.request(.GET, "/openapi/v3")
             let url = try #require(index.body["paths"]?["api/v1"]?["serverRelativeURL"]?.stringValue)
             let doc = await f.request(.GET, url)

@@ -290,6 +290,7 @@ extension ServerBackedSuites {
                     "statefulsets sts apps/v1 true StatefulSet",
                     "jobs batch/v1 true Job",
                     "leases coordination.k8s.io/v1 true Lease",
+                    "endpointslices discovery.k8s.io/v1 true EndpointSlice",
                     "csidrivers storage.k8s.io/v1 false CSIDriver",
                     "csinodes storage.k8s.io/v1 false CSINode",
                     "storageclasses sc storage.k8s.io/v1 false StorageClass",
@@ -301,7 +302,7 @@ extension ServerBackedSuites {
                 let wide = rows(try await server.ok("api-resources", "--api-group=storage.k8s.io", "-o", "wide"))
                 #expect(wide.contains("storageclasses sc storage.k8s.io/v1 false StorageClass create,delete,deletecollection,get,list,patch,update,watch"),
                         "\(wide)")
-                #expect(try await server.ok("api-versions") == "apiextensions.k8s.io/v1\napps/v1\nbatch/v1\ncoordination.k8s.io/v1\nstorage.k8s.io/v1\nv1\n")
+                #expect(try await server.ok("api-versions") == "apiextensions.k8s.io/v1\napps/v1\nbatch/v1\ncoordination.k8s.io/v1\ndiscovery.k8s.io/v1\nstorage.k8s.io/v1\nv1\n")
                 // Every served resource answers a list through its short name.
                 for short in ["ep", "ev", "ns", "no", "pvc", "pv", "po", "svc", "sc", "sts", "deploy", "rs", "crd"] {
                     #expect(try await server.kubectl(["get", short, "-A"]).status == 0, "kubectl get \(short)")

@@ -97,6 +97,9 @@ public struct Authorizer: Sendable {
             return read && a.subresource.isEmpty ? .allow : .deny(nil)
         case ("", "endpoints"):
             return a.verb == "get" && a.subresource.isEmpty ? .allow : .deny(nil)
+        case ("discovery.k8s.io", "endpointslices"):
+            // What kube-proxy, running with its node's identity, reads (system:node-proxier).
+            return read && a.subresource.isEmpty ? .allow : .deny(nil)
         case ("storage.k8s.io", "csidrivers"):
             return read && a.subresource.isEmpty ? .allow : .deny(nil)
         case ("coordination.k8s.io", "leases"):

@@ -22,10 +22,24 @@ extension APIHandler {
         if info.namespaced, let namespace { try await requireNamespace(namespace) }
         try NodeRestriction.admit(user: c.user, attributes: c.attributes, resource: info, old: nil, new: object)
         object = try await admitCreate(object, info: info)
+        let allocated = Self.isService(info) ? try await services.allocate(&object, info: info, dryRun: c.dryRun) : ServiceAllocator.Items()
         if c.dryRun { return object }
         let lease = info.resource == "events" ? try await leases.lease() : 0
-        return try await store.create(info.key(namespace: namespace, name: name), object, lease: lease,
-                                      alreadyExists: APIError.alreadyExists(info, name))
+        do {
+            return try await store.create(info.key(namespace: namespace, name: name), object, lease: lease,
+                                          alreadyExists: APIError.alreadyExists(info, name))
+        } catch {
+            await services.release(allocated, logger: logger)
+            throw error
+        }
+    }
+
+    /// core/v1 Services, whose writes allocate and release ClusterIPs and NodePorts.
+    static func isService(_ info: ResourceInfo) -> Bool { info.group.isEmpty && info.resource == "services" }
+
+    /// Frees what a Service removed from storage held.
+    func removedFromStorage(_ info: ResourceInfo, _ object: JSONValue) async {
+        if Self.isService(info) { await services.release(services.held(by: object), logger: logger) }
     }
 
     /// New content needs an existing namespace that is not being deleted.
@@ -53,19 +67,36 @@ extension APIHandler {
             guard let stored = try await store.get(key) else { throw APIError.notFound(info, name) }
             let currentRV = String(stored.modRevision)
             if let precondition, !precondition.isEmpty, precondition != currentRV { throw APIError.conflict(info, name) }
-            let candidate = try transform(stored.object)
-            let updated = try Mutation.prepareUpdate(candidate, old: stored.object, info: info, subresource: c.attributes.subresource)
+            var candidate = try transform(stored.object)
+            let allocates = Self.isService(info) && c.attributes.subresource.isEmpty
+            if allocates { candidate = ServiceAllocator.prepareForUpdate(candidate, old: stored.object) }
+            var updated = try Mutation.prepareUpdate(candidate, old: stored.object, info: info, subresource: c.attributes.subresource)
             try NodeRestriction.admit(user: c.user, attributes: c.attributes, resource: info, old: stored.object, new: updated)
             try await admitUpdate(old: stored.object, new: updated, info: info, subresource: c.attributes.subresource)
             if Mutation.sameObject(updated, stored.object) { return stored.object }
-            if c.dryRun { return updated }
             if Self.readyToRemove(updated) {
+                if c.dryRun { return updated }
                 // The last finalizer of an object being deleted went: the delete completes.
                 guard try await store.delete(key, expected: stored.modRevision) != nil else { continue }
+                await removedFromStorage(info, stored.object)
                 await objectRemoved(info, namespace: namespace)
                 return updated
             }
-            if let result = try await store.update(key, updated, expected: stored.modRevision) { return result }
+            var change = (allocated: ServiceAllocator.Items(), released: ServiceAllocator.Items())
+            if allocates { change = try await services.reallocate(&updated, old: stored.object, info: info, dryRun: c.dryRun) }
+            if c.dryRun { return updated }
+            let result: JSONValue?
+            do {
+                result = try await store.update(key, updated, expected: stored.modRevision)
+            } catch {
+                await services.release(change.allocated, logger: logger)
+                throw error
+            }
+            if let result {
+                await services.release(change.released, logger: logger)
+                return result
+            }
+            await services.release(change.allocated, logger: logger)
             if let precondition, !precondition.isEmpty { throw APIError.conflict(info, name) }
         }
         throw APIError(.conflict, "Operation cannot be fulfilled on \(info.qualifiedResource) \"\(name)\": too many concurrent writers; retry")
@@ -293,6 +324,7 @@ extension APIHandler {
             guard let rev = try await store.delete(key, expected: stored.modRevision) else { continue }
             object["metadata"]?["resourceVersion"] = .string(String(rev))
             if newFinalizers != nil { object["metadata"]?["finalizers"] = nil }
+            await removedFromStorage(info, stored.object)
             await objectRemoved(info, namespace: namespace)
             return DeleteOutcome(object: object, deleted: true)
         }

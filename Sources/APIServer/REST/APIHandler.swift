@@ -43,14 +43,19 @@ public final class APIHandler: Sendable {
     let health: HealthChecks
     /// How `pods/log` and `pods/exec` reach kubelets.
     public let kubelets = KubeletProxy()
+    /// ClusterIP and NodePort allocation for Services (`--service-cluster-ip-range`,
+    /// `--service-node-port-range`).
+    let services: ServiceAllocator
 
     public init(registry: ResourceRegistry = .standard, store: ObjectStore, serverAddress: String,
                 authenticator: TokenAuthenticator, authorizer: Authorizer = Authorizer(), metrics: APIMetrics = APIMetrics(),
                 logger: Logger, requestTimeout: Duration = .seconds(60), watchTimeoutRange: ClosedRange<Int> = 1800...3600,
                 watchBuffer: WatchBufferLimits = WatchBufferLimits(), maxRequestsInflight: Int = 400,
                 maxMutatingRequestsInflight: Int = 200, inflightQueue: InflightQueueLimits = InflightQueueLimits(),
-                disabledAdmissionPlugins: Set<String> = [], watchCache cacheOptions: WatchCacheOptions = WatchCacheOptions()) {
+                disabledAdmissionPlugins: Set<String> = [], watchCache cacheOptions: WatchCacheOptions = WatchCacheOptions(),
+                serviceNetwork: ServiceNetwork = .standard) {
         self.registryBox = RegistryBox(registry)
+        self.services = ServiceAllocator(network: serviceNetwork, store: store)
         self.store = store
         self.serverAddress = serverAddress
         self.authenticator = authenticator

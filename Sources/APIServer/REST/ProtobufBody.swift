@@ -12,9 +12,9 @@ import Primitives
 //                11: labels (map entries {1: key, 2: value}), 12: annotations (same) }
 //
 // Decoded: the type, the object's metadata, and the fields `kubectl create
-// configmap|secret|deployment|job` fill in (ConfigMap data, binaryData, immutable; Secret
-// data, type, stringData, immutable; a Deployment's or Job's spec down to its containers'
-// name, image, command, args and ports). Any other content is refused (415) with a message
+// configmap|secret|service|deployment|job` fill in (ConfigMap data, binaryData, immutable; Secret
+// data, type, stringData, immutable; a Service's spec; a Deployment's or Job's spec down to its
+// containers' name, image, command, args and ports). Any other content is refused (415) with a message
 // that says to send JSON.
 
 /// Decodes the protobuf bodies kubectl's `create <generator>` commands send.
@@ -65,10 +65,12 @@ package enum ProtobufBody {
             // Deployment { 2: spec }, Job { 2: spec }: what `kubectl create deployment|job` fills in.
             case ("Deployment", 2, .bytes(let payload)): object["spec"] = try Self.decode(payload, Schema.deploymentSpec, path: "spec")
             case ("Job", 2, .bytes(let payload)): object["spec"] = try Self.decode(payload, Schema.jobSpec, path: "spec")
-            case ("Deployment", 3, _), ("Job", 3, _): break  // status: what the controllers write
+            // Service { 2: spec, 3: status }: what `kubectl create service` fills in.
+            case ("Service", 2, .bytes(let payload)): object["spec"] = try Self.decode(payload, Schema.serviceSpec, path: "spec")
+            case ("Deployment", 3, _), ("Job", 3, _), ("Service", 3, _): break  // status: what the controllers write
             case (_, _, .bytes(let payload)) where payload.isEmpty: break
             default:
-                throw Failure(message: "this server decodes protobuf bodies of Namespaces, ConfigMaps, Secrets, Deployments and Jobs only; send the \(kind) as JSON (Content-Type: application/json)",
+                throw Failure(message: "this server decodes protobuf bodies of Namespaces, ConfigMaps, Secrets, Services, Deployments and Jobs only; send the \(kind) as JSON (Content-Type: application/json)",
                               unsupported: true)
             }
         }
@@ -86,6 +88,8 @@ package enum ProtobufBody {
         /// fields even then; JSON omits them). `int32` keeps a zero: pointer fields (replicas) are
         /// written only when set, and 0 then means 0.
         case string, int32, int32OmitZero, bool, stringMap, strings
+        /// `intstr.IntOrString { 1: type (0 int, 1 string), 2: intVal, 3: strVal }` as a JSON number or string.
+        case intOrString
         case message(Schema)
         case messages(Schema)
         case objectMeta
@@ -116,6 +120,20 @@ package enum ProtobufBody {
                                                     3: ("template", .message(template)), 4: ("strategy", .message(deploymentStrategy)),
                                                     5: ("minReadySeconds", .int32OmitZero), 6: ("revisionHistoryLimit", .int32),
                                                     7: ("paused", .bool), 9: ("progressDeadlineSeconds", .int32)])
+        // k8s.io/api core/v1 ServicePort and ServiceSpec (pointer fields are written only when set).
+        static let servicePort = Schema(fields: [1: ("name", .string), 2: ("protocol", .string), 3: ("port", .int32),
+                                                 4: ("targetPort", .intOrString), 5: ("nodePort", .int32OmitZero), 6: ("appProtocol", .string)])
+        static let clientIPConfig = Schema(fields: [1: ("timeoutSeconds", .int32)])
+        static let sessionAffinityConfig = Schema(fields: [1: ("clientIP", .message(clientIPConfig))])
+        static let serviceSpec = Schema(fields: [1: ("ports", .messages(servicePort)), 2: ("selector", .stringMap), 3: ("clusterIP", .string),
+                                                 4: ("type", .string), 5: ("externalIPs", .strings), 7: ("sessionAffinity", .string),
+                                                 8: ("loadBalancerIP", .string), 9: ("loadBalancerSourceRanges", .strings),
+                                                 10: ("externalName", .string), 11: ("externalTrafficPolicy", .string),
+                                                 12: ("healthCheckNodePort", .int32OmitZero), 13: ("publishNotReadyAddresses", .bool),
+                                                 14: ("sessionAffinityConfig", .message(sessionAffinityConfig)), 17: ("ipFamilyPolicy", .string),
+                                                 18: ("clusterIPs", .strings), 19: ("ipFamilies", .strings),
+                                                 20: ("allocateLoadBalancerNodePorts", .bool), 21: ("loadBalancerClass", .string),
+                                                 22: ("internalTrafficPolicy", .string)])
         static let jobSpec = Schema(fields: [1: ("parallelism", .int32), 2: ("completions", .int32), 4: ("selector", .message(labelSelector)),
                                              5: ("manualSelector", .bool), 6: ("template", .message(template)), 7: ("backoffLimit", .int32),
                                              8: ("ttlSecondsAfterFinished", .int32), 10: ("suspend", .bool)])
@@ -146,6 +164,18 @@ package enum ProtobufBody {
             case (.messages(let inner), .bytes(let payload)):
                 object[name] = .array((object[name]?.arrayValue ?? []) + [try decode(payload, inner, path: path + "." + name)])
             case (.objectMeta, .bytes(let payload)): object[name] = try decodeObjectMeta(payload)
+            case (.intOrString, .bytes(let payload)):
+                var inner = Reader(bytes: payload, position: 0)
+                var isString = false, number: Int64 = 0, text = ""
+                while let (f, v) = try inner.next() {
+                    switch (f, v) {
+                    case (1, .varint(let type)): isString = type == 1
+                    case (2, .varint(let n)): number = Int64(Int32(truncatingIfNeeded: n))
+                    case (3, .bytes(let s)): text = String(decoding: s, as: UTF8.self)
+                    default: throw Failure(message: "protobuf field \(f) of \(path).\(name) is not part of an IntOrString")
+                    }
+                }
+                object[name] = isString ? .string(text) : .integer(number)
             default: throw Failure(message: "protobuf field \(field) of \(path) has the wrong wire type")
             }
         }

@@ -39,7 +39,7 @@ public struct ResourceRegistry: Sendable {
     static let allVerbs = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
 
     /// Ballast's built-in resources: core/v1, storage.k8s.io/v1, coordination.k8s.io/v1, apps/v1,
-    /// batch/v1 and apiextensions.k8s.io/v1 (custom resources are added as their definitions come).
+    /// batch/v1, discovery.k8s.io/v1 and apiextensions.k8s.io/v1 (custom resources are added as their definitions come).
     public static let standard = ResourceRegistry(resources: [
         ResourceInfo(group: "", version: "v1", resource: "namespaces", singularName: "namespace", kind: "Namespace",
                      namespaced: false, shortNames: ["ns"],
@@ -109,6 +109,9 @@ public struct ResourceRegistry: Sendable {
         ResourceInfo(group: "apps", version: "v1", resource: "controllerrevisions", singularName: "controllerrevision",
                      kind: "ControllerRevision", namespaced: true, shortNames: [], verbs: allVerbs, categories: [],
                      subresources: [], selectableFields: [], strategy: .typed(ControllerRevision.self)),
+        ResourceInfo(group: "discovery.k8s.io", version: "v1", resource: "endpointslices", singularName: "endpointslice",
+                     kind: "EndpointSlice", namespaced: true, shortNames: [], verbs: allVerbs, categories: [],
+                     subresources: [], selectableFields: [], strategy: .typed(EndpointSlice.self)),
         ResourceInfo(group: "batch", version: "v1", resource: "jobs", singularName: "job",
                      kind: "Job", namespaced: true, shortNames: [], verbs: allVerbs, categories: ["all"],
                      subresources: ["status"], selectableFields: ["status.successful"], strategy: .typed(Job.self)),

@@ -40,6 +40,13 @@ public struct APIServerOptions: Sendable {
     public var kubeletClientTokenFile: String?
     /// Admission plugins turned off (`StorageAdmission.plugins`).
     public var disabledAdmissionPlugins: Set<String> = []
+    /// `--service-cluster-ip-range` and `--service-node-port-range`.
+    public var serviceNetwork = ServiceNetwork.standard
+    /// How often the Service allocations are repaired and the `kubernetes` Service checked
+    /// (Kubernetes: 3 minutes for the repair, 10 s for the Service).
+    public var serviceRepairInterval: Duration = .seconds(60)
+    /// Repair runs an allocation must be seen without a Service before it is freed.
+    public var serviceLeakRepairs = 3
 
     public init(dataDir: String) { self.dataDir = dataDir }
 }
@@ -53,6 +60,7 @@ public final class APIServer: Sendable {
     private let http: HTTPServer
     private let logger: Logger
     private let compactor: Task<Void, Never>
+    private let serviceMaintenance: Task<Void, Never>
     /// The admin's bearer token (also in admin.kubeconfig).
     public let adminToken: String
     public let kubeconfigPath: String
@@ -60,12 +68,13 @@ public final class APIServer: Sendable {
     public var port: Int { http.port }
 
     private init(handler: APIHandler, options: APIServerOptions, http: HTTPServer, logger: Logger,
-                 compactor: Task<Void, Never>, adminToken: String, kubeconfigPath: String) {
+                 compactor: Task<Void, Never>, serviceMaintenance: Task<Void, Never>, adminToken: String, kubeconfigPath: String) {
         self.handler = handler
         self.options = options
         self.http = http
         self.logger = logger
         self.compactor = compactor
+        self.serviceMaintenance = serviceMaintenance
         self.adminToken = adminToken
         self.kubeconfigPath = kubeconfigPath
     }
@@ -115,7 +124,8 @@ public final class APIServer: Sendable {
                                  maxRequestsInflight: options.maxRequestsInflight,
                                  maxMutatingRequestsInflight: options.maxMutatingRequestsInflight,
                                  inflightQueue: options.inflightQueue,
-                                 disabledAdmissionPlugins: options.disabledAdmissionPlugins, watchCache: options.watchCache)
+                                 disabledAdmissionPlugins: options.disabledAdmissionPlugins, watchCache: options.watchCache,
+                                 serviceNetwork: options.serviceNetwork)
         box.handler = handler
         if let file = options.kubeletClientTokenFile {
             guard let token = try SecretFiles.readText(file)?.trimmingCharacters(in: .whitespacesAndNewlines), !token.isEmpty else {
@@ -126,7 +136,26 @@ public final class APIServer: Sendable {
             handler.kubelets.token = try loadOrCreateAdminToken(pkiDir + "/kubelet-client.token")
         }
         try await bootstrap(handler)
+        // The Service bitmaps are rebuilt from the Services before the first request (a
+        // changed range, a crash between an allocation and its Service), then kept.
+        let repair = ServiceRepair(allocator: handler.services, logger: logger, leakRuns: options.serviceLeakRepairs)
+        try await repair.runOnce()
+        let apiPort = http.port
+        try await KubernetesService.ensure(handler, address: clientHost, port: apiPort)
         try await handler.startWatchCache()
+        let repairInterval = options.serviceRepairInterval
+        let serviceMaintenance = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: repairInterval)
+                if Task.isCancelled { break }
+                do {
+                    try await repair.runOnce()
+                    try await KubernetesService.ensure(handler, address: clientHost, port: apiPort)
+                } catch {
+                    logger.warning("Service allocation repair failed; it runs again in \(repairInterval)", metadata: ["error": "\(error)"])
+                }
+            }
+        }
         let scheme = options.insecureHTTP ? "http" : "https"
         let kubeconfigPath = options.dataDir + "/admin.kubeconfig"
         try writeAtomically(kubeconfigPath, try kubeconfig(server: "\(scheme)://\(clientHost):\(http.port)", caPEM: caPEM, token: adminToken),
@@ -151,7 +180,7 @@ public final class APIServer: Sendable {
         }
         logger.info("serving", metadata: ["address": "\(scheme)://\(clientHost):\(http.port)", "kubeconfig": "\(kubeconfigPath)"])
         return APIServer(handler: handler, options: options, http: http, logger: logger, compactor: compactor,
-                         adminToken: adminToken, kubeconfigPath: kubeconfigPath)
+                         serviceMaintenance: serviceMaintenance, adminToken: adminToken, kubeconfigPath: kubeconfigPath)
     }
 
     /// Serves until `shutdown()`, or until a `ServiceGroup` it runs in shuts down gracefully
@@ -163,6 +192,7 @@ public final class APIServer: Sendable {
             self.shutdown()
         }
         compactor.cancel()
+        serviceMaintenance.cancel()
     }
 
     /// Stops accepting connections, ends the watches, gives requests in flight a moment.
@@ -170,6 +200,7 @@ public final class APIServer: Sendable {
         logger.info("stopping")
         handler.stopWatches()
         compactor.cancel()
+        serviceMaintenance.cancel()
         http.shutdown(grace: .seconds(2))
     }
 

@@ -81,6 +81,8 @@ public enum TablePrinter {
                     col("Selector", priority: 1)]
         case "Endpoints":
             return [nameColumn, col("Endpoints"), ageColumn]
+        case "EndpointSlice":
+            return [nameColumn, col("AddressType"), col("Ports"), col("Endpoints"), ageColumn]
         case "ConfigMap":
             return [nameColumn, col("Data", "integer"), ageColumn]
         case "Secret":
@@ -168,6 +170,14 @@ public enum TablePrinter {
             }
             let shown = endpoints.count > 3 ? endpoints.prefix(3).joined(separator: ",") + " + \(endpoints.count - 3) more..." : endpoints.joined(separator: ",")
             return [name, .string(endpoints.isEmpty ? "<none>" : shown), age]
+        case "EndpointSlice":
+            // printEndpointSlice: the first three ports (by number, else name, else *) and
+            // addresses, then "+ N more...".
+            let ports = (o["ports"]?.arrayValue ?? []).map { port in
+                port["port"]?.int64Value.map(String.init) ?? port["name"]?.stringValue ?? "*"
+            }
+            let addresses = (o["endpoints"]?.arrayValue ?? []).flatMap { ($0["addresses"]?.arrayValue ?? []).compactMap(\.stringValue) }
+            return [name, .string(o["addressType"]?.stringValue ?? ""), .string(listWithMore(ports)), .string(listWithMore(addresses)), age]
         case "CustomResourceDefinition":
             return [name, .string(o["metadata"]?["creationTimestamp"]?.stringValue ?? "")]
         case "StatefulSet", "Deployment", "ReplicaSet", "Job", "ControllerRevision":
@@ -175,6 +185,12 @@ public enum TablePrinter {
         default:
             return [name, age]
         }
+    }
+
+    /// kubectl's `listWithMoreString`: at most three items, `<unset>` for none.
+    static func listWithMore(_ items: [String], max: Int = 3) -> String {
+        if items.count > max { return items.prefix(max).joined(separator: ",") + " + \(items.count - max) more..." }
+        return items.isEmpty ? "<unset>" : items.joined(separator: ",")
     }
 
     /// A Table of `objects`; `includeObject` picks what each row's `object` carries.

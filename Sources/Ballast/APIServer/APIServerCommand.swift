@@ -40,6 +40,15 @@ struct APIServerCommand: AsyncParsableCommand {
     @Option(help: "Admission plugins to turn off, comma-separated: DefaultStorageClass, StorageObjectInUseProtection, PersistentVolumeClaimResize.")
     var disableAdmissionPlugins: String = ""
 
+    @Option(help: "CIDR of the Services' ClusterIPs (IPv4; its first address is the `kubernetes` Service's).")
+    var serviceClusterIpRange: String = "198.19.0.0/16"
+
+    @Option(help: "Port range of the Services' NodePorts, LOW-HIGH.")
+    var serviceNodePortRange: String = "30000-32767"
+
+    @Option(help: "Seconds between repairs of the Service IP and NodePort allocations.")
+    var serviceRepairInterval: Int = 60
+
     @Option(help: "Seconds between store compactions; watch history covers about one interval.")
     var compactionInterval: Int = 300
 
@@ -67,6 +76,12 @@ struct APIServerCommand: AsyncParsableCommand {
     func validate() throws {
         guard (0...65535).contains(securePort) else { throw ValidationError("--secure-port \(securePort): expected 0 to 65535") }
         guard compactionInterval > 0 else { throw ValidationError("--compaction-interval must be positive") }
+        guard (1...86_400).contains(serviceRepairInterval) else { throw ValidationError("--service-repair-interval \(serviceRepairInterval): expected 1 to 86400 seconds") }
+        do {
+            _ = try ServiceNetwork.parse(clusterIPRange: serviceClusterIpRange, nodePortRange: serviceNodePortRange)
+        } catch {
+            throw ValidationError(error.description)
+        }
         for plugin in disableAdmissionPlugins.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) })
             where !StorageAdmission.plugins.contains(plugin) {
             throw ValidationError("--disable-admission-plugins: \(plugin) is not an admission plugin; known: \(StorageAdmission.plugins.sorted().joined(separator: ", "))")
@@ -112,6 +127,8 @@ struct APIServerCommand: AsyncParsableCommand {
         options.watchCache.defaultSize = defaultWatchCacheSize
         options.http.readHeaderTimeout = .seconds(readHeaderTimeout)
         options.http.idleTimeout = .seconds(idleTimeout)
+        options.serviceNetwork = try ServiceNetwork.parse(clusterIPRange: serviceClusterIpRange, nodePortRange: serviceNodePortRange)
+        options.serviceRepairInterval = .seconds(serviceRepairInterval)
         options.disabledAdmissionPlugins = Set(disableAdmissionPlugins.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
 
         let kv: any KeyValueStore

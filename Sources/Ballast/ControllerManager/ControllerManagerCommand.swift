@@ -71,6 +71,24 @@ struct ControllerManagerCommand: AsyncParsableCommand {
     @Option(name: .customLong("concurrent-snapshot-syncs"), help: "VolumeSnapshots and VolumeSnapshotContents synced at once, each.")
     var concurrentSnapshotSyncs = 10
 
+    @Option(name: .customLong("concurrent-service-endpoint-syncs"), help: "Services synced at once by the endpointslice controller.")
+    var concurrentServiceEndpointSyncs = 5
+
+    @Option(name: .customLong("concurrent-endpoint-syncs"), help: "Services synced at once by the endpoint (legacy Endpoints) controller.")
+    var concurrentEndpointSyncs = 5
+
+    @Option(help: "Most endpoints in one EndpointSlice (1 to 1000); more go to further slices.")
+    var maxEndpointsPerSlice = 100
+
+    @Flag(name: .customLong("allocate-node-cidrs"), help: "Assign each node a spec.podCIDR from --cluster-cidr (the nodeipam controller).")
+    var allocateNodeCidrs = false
+
+    @Option(name: .customLong("cluster-cidr"), help: "The pods' range node CIDRs come from.")
+    var clusterCidr = "198.18.0.0/16"
+
+    @Option(help: "Prefix length of each node's CIDR.")
+    var nodeCidrMaskSize = 24
+
     @OptionGroup var leaderElection: LeaderElectionOptions
 
     func validate() throws {
@@ -91,9 +109,28 @@ struct ControllerManagerCommand: AsyncParsableCommand {
         }
         for (flag, value) in [("--concurrent-replicaset-syncs", concurrentReplicaSetSyncs),
                               ("--concurrent-deployment-syncs", concurrentDeploymentSyncs),
-                              ("--concurrent-snapshot-syncs", concurrentSnapshotSyncs)] where !(1...64).contains(value) {
+                              ("--concurrent-snapshot-syncs", concurrentSnapshotSyncs),
+                              ("--concurrent-service-endpoint-syncs", concurrentServiceEndpointSyncs),
+                              ("--concurrent-endpoint-syncs", concurrentEndpointSyncs)] where !(1...64).contains(value) {
             throw ValidationError("\(flag) \(value): expected 1 to 64")
         }
+        try validateNetwork()
+    }
+
+    /// The node IPAM flags applied to `configuration`.
+    func networkConfiguration(_ configuration: ControllerManagerConfiguration) -> ControllerManagerConfiguration {
+        var configuration = configuration
+        configuration.allocateNodeCIDRs = allocateNodeCidrs
+        configuration.clusterCIDR = clusterCidr
+        configuration.nodeCIDRMaskSize = nodeCidrMaskSize
+        return configuration
+    }
+
+    func validateNetwork() throws {
+        if !(1...1000).contains(maxEndpointsPerSlice) {
+            throw ValidationError("--max-endpoints-per-slice \(maxEndpointsPerSlice): expected 1 to 1000")
+        }
+        do { try networkConfiguration(ControllerManagerConfiguration()).validateNodeIPAM() } catch { throw ValidationError(error.description) }
     }
 
     func run() async throws {
@@ -116,6 +153,10 @@ struct ControllerManagerCommand: AsyncParsableCommand {
         configuration.replicaSetWorkers = concurrentReplicaSetSyncs
         configuration.deploymentWorkers = concurrentDeploymentSyncs
         configuration.snapshotWorkers = concurrentSnapshotSyncs
+        configuration.endpointSliceWorkers = concurrentServiceEndpointSyncs
+        configuration.maxEndpointsPerSlice = maxEndpointsPerSlice
+        configuration.endpointsWorkers = concurrentEndpointSyncs
+        configuration = networkConfiguration(configuration)
         configuration.leaderElect = leaderElection.leaderElect
         leaderElection.apply(to: &configuration.leaderElection)
         var plugin: GRPCCSIPlugin?

@@ -19,6 +19,15 @@ struct ClusterSpec: Codable, Equatable {
     var kubeletPort: Int
     /// The kubelets' `--cgroup-root`, a cgroup of this cluster's own under /ballast; nil: /ballast.
     var cgroupRoot: String?
+    /// The pods' range (the controller manager's `--cluster-cidr`, a /24 per node); nil: 198.18.0.0/16.
+    var clusterCIDR: String?
+    /// The Services' range (the API server's `--service-cluster-ip-range`); nil: 198.19.0.0/16.
+    var serviceClusterIPRange: String?
+
+    static let defaultClusterCIDR = "198.18.0.0/16"
+    static let defaultServiceClusterIPRange = "198.19.0.0/16"
+    var podRange: String { clusterCIDR ?? Self.defaultClusterCIDR }
+    var serviceRange: String { serviceClusterIPRange ?? Self.defaultServiceClusterIPRange }
 
     static let fileName = "cluster.json"
 

@@ -55,6 +55,12 @@ struct UpCommand: AsyncParsableCommand {
     @Option(help: "A cgroup of this cluster's own for the nodes' pods, /ballast/<name> (default: /ballast; two clusters on one machine need their own).")
     var cgroupRoot: String?
 
+    @Option(help: "The pods' range, a /24 of it per node (default 198.18.0.0/16; kind uses 10.244.0.0/16). Fixed for the data dir's life.")
+    var clusterCidr: String?
+
+    @Option(help: "The Services' ClusterIP range (default 198.19.0.0/16; kind uses 10.96.0.0/12). Fixed for the data dir's life.")
+    var serviceClusterIpRange: String?
+
     @Flag(help: "Return once the cluster is ready and leave it running (its supervisor's pid in DATA_DIR/up.pid).")
     var detach = false
 
@@ -84,7 +90,24 @@ struct UpCommand: AsyncParsableCommand {
             apiPort: apiPort ?? earlier?.apiPort ?? 6443,
             cloudPort: cloudPort ?? earlier?.cloudPort ?? 7070,
             kubeletPort: kubeletPort ?? earlier?.kubeletPort ?? 10250,
-            cgroupRoot: cgroupRoot ?? earlier?.cgroupRoot)
+            cgroupRoot: cgroupRoot ?? earlier?.cgroupRoot,
+            clusterCIDR: try pick("cluster-cidr", clusterCidr, earlier?.clusterCIDR, ClusterSpec.defaultClusterCIDR),
+            serviceClusterIPRange: try pick("service-cluster-ip-range", serviceClusterIpRange, earlier?.serviceClusterIPRange,
+                                            ClusterSpec.defaultServiceClusterIPRange))
+        if let range = spec.clusterCIDR {
+            guard let cidr = IPv4CIDR(range), cidr.prefixLength <= 24 else {
+                throw ValidationError("--cluster-cidr \(range): expected an IPv4 CIDR of /24 or larger (a /24 per node), e.g. 198.18.0.0/16")
+            }
+        }
+        if let range = spec.serviceClusterIPRange {
+            guard let cidr = IPv4CIDR(range), (12...29).contains(cidr.prefixLength) else {
+                throw ValidationError("--service-cluster-ip-range \(range): expected an IPv4 CIDR from /12 to /29, e.g. 198.19.0.0/16")
+            }
+        }
+        if let pods = IPv4CIDR(spec.podRange), let services = IPv4CIDR(spec.serviceRange),
+           pods.contains(services.network) || services.contains(pods.network) {
+            throw ValidationError("--cluster-cidr \(spec.podRange) and --service-cluster-ip-range \(spec.serviceRange) overlap: give them disjoint ranges")
+        }
         if let earlier, let given = cgroupRoot, given != earlier.cgroupRoot {
             throw ValidationError("--cgroup-root \(given) contradicts this data dir's cluster (\(earlier.cgroupRoot ?? "/ballast"), in \(dataDir)/\(ClusterSpec.fileName)): drop the flag, or start afresh with `ballast down --purge --data-dir \(self.dataDir)`")
         }
@@ -197,7 +220,8 @@ struct UpCluster: Sendable {
     func start() async throws {
         let spec = self.spec
         say("starting the API server on 127.0.0.1:\(spec.apiPort)…")
-        var apiArguments = ["apiserver", "--data-dir", spec.dataDir, "--secure-port", "\(spec.apiPort)", "--bind-address", "127.0.0.1"]
+        var apiArguments = ["apiserver", "--data-dir", spec.dataDir, "--secure-port", "\(spec.apiPort)", "--bind-address", "127.0.0.1",
+                            "--service-cluster-ip-range", spec.serviceRange]
         if spec.etcdServers != "embedded" { apiArguments += ["--etcd-servers", spec.etcdServers] }
         try supervisor.start(.init(name: "apiserver", arguments: apiArguments))
         let client = try await until("the API server", component: "apiserver") { () -> KubeClient? in
@@ -232,7 +256,9 @@ struct UpCluster: Sendable {
                                                                        "--driver-name", Self.driver] + cloudFlags))
         try supervisor.start(.init(name: "cloud-controller-manager", arguments: ["cloud-controller-manager", "--kubeconfig", spec.kubeconfig] + cloudFlags))
         try supervisor.start(.init(name: "controller-manager", arguments: ["controller-manager", "--kubeconfig", spec.kubeconfig,
-                                                                           "--csi-endpoint", "unix://" + spec.controllerSocket]))
+                                                                           "--csi-endpoint", "unix://" + spec.controllerSocket,
+                                                                           "--allocate-node-cidrs", "--cluster-cidr", spec.podRange,
+                                                                           "--node-cidr-mask-size", "24"]))
         try supervisor.start(.init(name: "scheduler", arguments: ["scheduler", "--kubeconfig", spec.kubeconfig]))
         say("starting \(spec.nodes) node\(spec.nodes == 1 ? "" : "s") (CSI node plugin and kubelet each)…")
         for index in 1...spec.nodes {

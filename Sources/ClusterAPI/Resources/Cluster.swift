@@ -152,17 +152,26 @@ extension Event {
 }
 
 extension Service {
-    /// `SetDefaults_Service` on the raw spec: `type: ClusterIP`, `sessionAffinity: None`,
-    /// `internalTrafficPolicy: Cluster`, and per port `protocol: TCP`, `targetPort = port`.
+    /// `SetDefaults_Service` on the raw spec: `type: ClusterIP`, `sessionAffinity: None`
+    /// (`ClientIP` gets `sessionAffinityConfig.clientIP.timeoutSeconds: 10800`),
+    /// `internalTrafficPolicy: Cluster`, `externalTrafficPolicy: Cluster` for NodePort and
+    /// LoadBalancer, `allocateLoadBalancerNodePorts: true` for LoadBalancer, and per port
+    /// `protocol: TCP`, `targetPort = port`. ClusterIPs, NodePorts and IP families are the
+    /// API server's allocation, not defaults.
     public mutating func applyDefaults() {
         var spec = self.spec ?? [:]
         guard case .object = spec else { return }
         if spec["type"] == nil { spec["type"] = "ClusterIP" }
         if spec["sessionAffinity"] == nil { spec["sessionAffinity"] = "None" }
+        if spec["sessionAffinity"]?.stringValue == "ClientIP" && spec["sessionAffinityConfig"]?["clientIP"]?["timeoutSeconds"] == nil {
+            spec["sessionAffinityConfig"] = ["clientIP": ["timeoutSeconds": .integer(Self.defaultClientIPTimeout)]]
+        }
         let type = spec["type"]?.stringValue ?? ""
         if spec["internalTrafficPolicy"] == nil && ["ClusterIP", "NodePort", "LoadBalancer"].contains(type) {
             spec["internalTrafficPolicy"] = "Cluster"
         }
+        if spec["externalTrafficPolicy"] == nil && ["NodePort", "LoadBalancer"].contains(type) { spec["externalTrafficPolicy"] = "Cluster" }
+        if spec["allocateLoadBalancerNodePorts"] == nil && type == "LoadBalancer" { spec["allocateLoadBalancerNodePorts"] = true }
         if case .array(var ports)? = spec["ports"] {
             for index in ports.indices {
                 guard case .object = ports[index] else { continue }
@@ -174,14 +183,86 @@ extension Service {
         self.spec = spec
     }
 
-    /// Metadata validation; service names are DNS-1035 labels.
+    /// `sessionAffinityConfig.clientIP.timeoutSeconds` by default: 3 hours.
+    public static let defaultClientIPTimeout: Int64 = 10800
+    static let types = ["ClusterIP", "ExternalName", "LoadBalancer", "NodePort"]
+
+    /// Create validation (`ValidateService`, the parts Ballast's Services use): the name is a
+    /// DNS-1035 label, the type and session affinity are known, ports are named and in range,
+    /// and the selector's labels are valid.
     public func validate() -> [FieldError] {
-        Validation.objectMeta(metadata, namespaced: true, name: Validation.nameIsDNS1035Label).deduplicated()
+        var errors = Validation.objectMeta(metadata, namespaced: true, name: Validation.nameIsDNS1035Label)
+        let spec = self.spec ?? [:]
+        let type = spec["type"]?.stringValue ?? "ClusterIP"
+        if !Self.types.contains(type) { errors.append(.notSupported("spec.type", type, Self.types)) }
+        let ports = spec["ports"]?.arrayValue ?? []
+        let headless = spec["clusterIP"]?.stringValue == "None"
+        if ports.isEmpty && type != "ExternalName" && !headless { errors.append(.required("spec.ports")) }
+        if type == "ExternalName" && (spec["externalName"]?.stringValue ?? "").isEmpty { errors.append(.required("spec.externalName")) }
+        var names: Set<String> = []
+        var keys: Set<String> = []
+        for (index, port) in ports.enumerated() {
+            let path = FieldPath("spec.ports").index(index)
+            let name = port["name"]?.stringValue ?? ""
+            if ports.count > 1 && name.isEmpty { errors.append(.required(path.child("name"))) }
+            if !name.isEmpty {
+                errors += Validation.dns1123LabelErrors(name).map { .invalid(path.child("name"), name, $0) }
+                if !names.insert(name).inserted { errors.append(.duplicate(path.child("name"), name)) }
+            }
+            let number = port["port"]?.int64Value ?? 0
+            if !(1...65535).contains(number) {
+                errors.append(.invalid(path.child("port"), number: number, "must be between 1 and 65535, inclusive"))
+            }
+            let proto = port["protocol"]?.stringValue ?? "TCP"
+            if !["TCP", "UDP", "SCTP"].contains(proto) { errors.append(.notSupported(path.child("protocol"), proto, ["SCTP", "TCP", "UDP"])) }
+            if !keys.insert("\(number)/\(proto)").inserted {
+                // The duplicate key as Go's %#v prints it (field.Duplicate of a ServicePort).
+                errors.append(.duplicate(path, "core.ServicePort{Name:\"\", Protocol:\"\(proto)\", AppProtocol:(*string)(nil), Port:\(number), TargetPort:intstr.IntOrString{Type:0, IntVal:0, StrVal:\"\"}, NodePort:0}", style: .literal))
+            }
+            if let nodePort = port["nodePort"]?.int64Value, !(0...65535).contains(nodePort) {
+                errors.append(.invalid(path.child("nodePort"), number: nodePort, "must be between 1 and 65535, inclusive"))
+            }
+            if let target = port["targetPort"] {
+                if let number = target.int64Value, !(1...65535).contains(number) {
+                    errors.append(.invalid(path.child("targetPort"), number: number, "must be between 1 and 65535, inclusive"))
+                } else if let name = target.stringValue, name.isEmpty || name.utf8.count > 15 {
+                    errors.append(.invalid(path.child("targetPort"), name, "must be no more than 15 characters"))
+                }
+            }
+        }
+        let affinity = spec["sessionAffinity"]?.stringValue ?? "None"
+        if !["ClientIP", "None"].contains(affinity) { errors.append(.notSupported("spec.sessionAffinity", affinity, ["ClientIP", "None"])) }
+        if affinity == "ClientIP", let timeout = spec["sessionAffinityConfig"]?["clientIP"]?["timeoutSeconds"]?.int64Value,
+           !(1...86400).contains(timeout) {
+            errors.append(.invalid("spec.sessionAffinityConfig.clientIP.timeoutSeconds", number: timeout, "must be greater than 0 and less than 86400"))
+        }
+        if affinity == "None", spec["sessionAffinityConfig"] != nil, spec["sessionAffinityConfig"] != .object([:]) {
+            errors.append(.invalid("spec.sessionAffinityConfig", literal: compactJSON(spec["sessionAffinityConfig"]!),
+                                   "must not be set when session affinity is None"))
+        }
+        for (key, value) in (spec["selector"]?.objectValue ?? [:]).sorted(by: { $0.key < $1.key }) {
+            errors += Validation.qualifiedName(key, FieldPath("spec.selector"))
+            let text = value.stringValue ?? ""
+            errors += LabelValidation.labelValueErrors(text).map { .invalid(FieldPath("spec.selector"), text, $0) }
+        }
+        return errors.deduplicated()
     }
 
-    /// Metadata update rules plus create validation.
+    /// Update validation (`ValidateServiceUpdate`): the primary ClusterIP may not change once
+    /// set, except to or from ExternalName.
     public func validateUpdate(old: Service) -> [FieldError] {
-        (Validation.objectMetaUpdate(metadata, old.metadata) + validate()).deduplicated()
+        var errors = Validation.objectMetaUpdate(metadata, old.metadata) + validate()
+        let newType = spec?["type"]?.stringValue ?? "ClusterIP", oldType = old.spec?["type"]?.stringValue ?? "ClusterIP"
+        if newType != "ExternalName" && oldType != "ExternalName" {
+            let newIPs = (spec?["clusterIPs"]?.arrayValue ?? []).compactMap(\.stringValue)
+            let oldIPs = (old.spec?["clusterIPs"]?.arrayValue ?? []).compactMap(\.stringValue)
+            let newIP = newIPs.first ?? spec?["clusterIP"]?.stringValue ?? ""
+            let oldIP = oldIPs.first ?? old.spec?["clusterIP"]?.stringValue ?? ""
+            if !oldIP.isEmpty && newIP != oldIP {
+                errors.append(.invalid(FieldPath("spec.clusterIPs").index(0), newIP, "may not change once set"))
+            }
+        }
+        return errors.deduplicated()
     }
 }
 

@@ -55,4 +55,6 @@ public enum EventSourceName {
     public static let nodeController = "node-controller"
     public static let expandController = "volume_expand"
     public static let taintManager = "taint-eviction-controller"
+    /// The node IPAM range allocator's.
+    public static let nodeIPAMController = "cidrAllocator"
 }
