@@ -1,0 +1,173 @@
+// The host side of a cluster's pod network — the safety routes that make every pod and Service
+// address end on this machine, installed before any pod starts and removed with the cluster:
+//
+//   - one bridge per node subnet, holding the subnet's gateway (.1): the connected route of each
+//     /24 goes to its bridge, so pods on different nodes reach each other through the host;
+//     forwarding is switched on for these bridges alone (net.ipv4.conf.<bridge>.forwarding),
+//     never globally (net.ipv4.ip_forward) nor on any other interface;
+//   - `unreachable <cluster range>`: an address of the range no bridge has fails at once;
+//   - the Service range routed to a dummy device (as kube-proxy's IPVS mode uses kube-ipvs0),
+//     which drops what reaches it (a bridge without ports where the kernel has no dummy driver);
+//   - the nftables table `inet ballast-<tag>`: forwarded packets from the pod range that would
+//     leave through anything but this cluster's devices are dropped, and a packet to a Service
+//     address that nothing rewrote (no Service, no endpoint) is rejected where it is sent.
+//
+// Every step is idempotent: installing again repairs, removing what is gone succeeds.
+import Foundation
+import HostSystem
+
+public enum HostNetwork {
+    /// Whether `ip` and `nft` are installed (the host network needs both).
+    public static var toolsMissing: [String] {
+        ["ip", "nft"].filter { SystemCommand.resolve($0) == $0 }
+    }
+
+    /// Installs the cluster's bridges for `podSubnets`, the unreachable route of its pod range,
+    /// the Service device and route, and its nftables table.
+    public static func install(_ network: ClusterNetwork, podSubnets: [IPv4CIDR]) async throws {
+        let missing = toolsMissing
+        guard missing.isEmpty else {
+            throw KubeletError(.network, "cannot install the pod network's host routes: \(missing.joined(separator: " and ")) not found; install iproute2 and nftables (make deps)")
+        }
+        // The table first: nothing is forwarded out of the machine even while the rest is made.
+        try await installTable(network)
+        for subnet in podSubnets {
+            guard let name = network.bridgeName(for: subnet) else {
+                throw KubeletError(.network, "pod subnet \(subnet) is not a /\(network.nodeMaskSize) of the cluster range \(network.clusterCIDR)")
+            }
+            try await ensureBridge(name, subnet: subnet)
+        }
+        try await ip(["route", "replace", "unreachable", "\(network.clusterCIDR)"])
+        let device = network.serviceDevice
+        if !linkExists(device) {
+            var command = ["ip", "link", "add", device, "type", "dummy"]
+            var result = try await SystemCommand.run(command, timeout: .seconds(30))
+            if result.status != 0 && result.stderr.contains("Unknown device type") {
+                // A kernel without the dummy driver (and no modprobe in a container): a bridge
+                // without ports drops what it is given just the same.
+                command = ["ip", "link", "add", device, "type", "bridge"]
+                result = try await SystemCommand.run(command, timeout: .seconds(30))
+            }
+            guard result.status == 0 || linkExists(device) else { throw commandError(command, result) }
+        }
+        try await ip(["link", "set", device, "up"])
+        try await ip(["route", "replace", "\(network.serviceCIDR)", "dev", device])
+    }
+
+    /// Makes the bridge `name` with the gateway of `subnet` (its first address), up, with
+    /// forwarding on it alone.
+    public static func ensureBridge(_ name: String, subnet: IPv4CIDR) async throws {
+        if !linkExists(name) {
+            let command = ["ip", "link", "add", name, "type", "bridge"]
+            let result = try await SystemCommand.run(command, timeout: .seconds(30))
+            // Another kubelet of the machine may have made it at the same moment.
+            guard result.status == 0 || linkExists(name) else { throw commandError(command, result) }
+        }
+        try await ip(["addr", "replace", "\(subnet.address(1))/\(subnet.prefix)", "dev", name])
+        try await ip(["link", "set", name, "up"])
+        try setForwarding(name)
+    }
+
+    /// `net.ipv4.conf.<name>.forwarding = 1`: packets coming in on this interface may be routed.
+    static func setForwarding(_ name: String) throws {
+        let path = "/proc/sys/net/ipv4/conf/\(name)/forwarding"
+        do {
+            try "1\n".write(toFile: path, atomically: false, encoding: .utf8)
+        } catch {
+            throw KubeletError(.network, "cannot switch on forwarding for bridge \(name) (\(path)): \(error)")
+        }
+    }
+
+    /// The nftables rules of the cluster (replaced as a whole, atomically).
+    static func tableScript(_ network: ClusterNetwork) -> String {
+        let table = "inet \(network.tableName)"
+        return """
+            table \(table)
+            delete table \(table)
+            table \(table) {
+              chain forward {
+                type filter hook forward priority filter; policy accept;
+                ip saddr \(network.clusterCIDR) oifname != "\(network.prefix)*" counter drop
+                ip daddr \(network.serviceCIDR) counter reject
+              }
+              chain output {
+                type filter hook output priority filter; policy accept;
+                ip daddr \(network.serviceCIDR) counter reject
+              }
+            }
+
+            """
+    }
+
+    static func installTable(_ network: ClusterNetwork) async throws {
+        let command = ["nft", "-f", "-"]
+        let result = try await SystemCommand.run(command, input: Array(tableScript(network).utf8), timeout: .seconds(30))
+        guard result.status == 0 else { throw commandError(command + ["(table \(network.tableName))"], result) }
+    }
+
+    /// Removes the cluster's table, devices (bridges and the Service device, with their routes)
+    /// and unreachable route; returns what could not be removed.
+    @discardableResult
+    public static func remove(_ network: ClusterNetwork) async -> [String] {
+        var failures: [String] = []
+        if SystemCommand.resolve("nft") != "nft", await tableExists(network) {
+            let result = try? await SystemCommand.run(["nft", "delete", "table", "inet", network.tableName], timeout: .seconds(30))
+            if result?.status != 0 { failures.append("nftables table inet \(network.tableName): \(result?.stderr ?? "nft did not run")") }
+        }
+        for name in await links() where network.owns(name) {
+            let result = try? await SystemCommand.run(["ip", "link", "del", name], timeout: .seconds(30))
+            if result?.status != 0 && linkExists(name) { failures.append("link \(name): \(result?.stderr ?? "ip did not run")") }
+        }
+        if await unreachableRouteExists(network) {
+            let result = try? await SystemCommand.run(["ip", "route", "del", "unreachable", "\(network.clusterCIDR)"], timeout: .seconds(30))
+            if result?.status != 0 { failures.append("route unreachable \(network.clusterCIDR): \(result?.stderr ?? "ip did not run")") }
+        }
+        return failures
+    }
+
+    /// What of the cluster is still on the machine: its devices, routes through them or its
+    /// unreachable route, its nftables table (empty once `remove` ran).
+    public static func leftovers(_ network: ClusterNetwork) async -> [String] {
+        var found = await links().filter(network.owns).map { "link " + $0 }
+        let routes = (try? await SystemCommand.run(["ip", "-o", "route", "show"], timeout: .seconds(30)))?.stdout ?? ""
+        for line in routes.split(separator: "\n") where line.contains(network.prefix) {
+            found.append("route " + line)
+        }
+        if await unreachableRouteExists(network) { found.append("route unreachable \(network.clusterCIDR)") }
+        if await tableExists(network) { found.append("nftables table inet \(network.tableName)") }
+        return found
+    }
+
+    // MARK: Reading the kernel's state
+
+    public static func linkExists(_ name: String) -> Bool {
+        !name.contains("/") && FileManager.default.fileExists(atPath: "/sys/class/net/" + name)
+    }
+
+    /// The names of the machine's network interfaces.
+    public static func links() async -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: "/sys/class/net")) ?? []).sorted()
+    }
+
+    static func unreachableRouteExists(_ network: ClusterNetwork) async -> Bool {
+        let output = (try? await SystemCommand.run(["ip", "route", "show", "exact", "\(network.clusterCIDR)", "type", "unreachable"],
+                                                   timeout: .seconds(30)))?.stdout ?? ""
+        return !output.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty
+    }
+
+    static func tableExists(_ network: ClusterNetwork) async -> Bool {
+        guard SystemCommand.resolve("nft") != "nft" else { return false }
+        let output = (try? await SystemCommand.run(["nft", "list", "tables"], timeout: .seconds(30)))?.stdout ?? ""
+        return output.split(separator: "\n").contains { $0.trimmingCharacters(in: .whitespaces) == "table inet \(network.tableName)" }
+    }
+
+    static func ip(_ arguments: [String]) async throws {
+        let command = ["ip"] + arguments
+        let result = try await SystemCommand.run(command, timeout: .seconds(30))
+        guard result.status == 0 else { throw commandError(command, result) }
+    }
+
+    static func commandError(_ command: [String], _ result: CommandResult) -> KubeletError {
+        KubeletError(.network, "`\(command.joined(separator: " "))` failed (\(result.status)): \(result.stderr.trimmingCharacters(in: .whitespacesAndNewlines))")
+    }
+}
