@@ -19,6 +19,12 @@ struct ClusterSpec: Codable, Equatable {
     var kubeletPort: Int
     /// The kubelets' `--cgroup-root`, a cgroup of this cluster's own under /ballast; nil: /ballast.
     var cgroupRoot: String?
+    /// The pod range (`--cluster-cidr`); nil (a cluster of an earlier version): the default.
+    var clusterCIDR: String?
+    /// The Service range (`--service-cluster-ip-range`); nil: the default.
+    var serviceCIDR: String?
+    /// The tag in the names of the cluster's kernel objects; nil: derived from the data dir.
+    var networkTag: String?
 
     static let fileName = "cluster.json"
 
@@ -41,6 +47,28 @@ struct ClusterSpec: Codable, Equatable {
     var cgroups: [String] {
         if let cgroupRoot { return [cgroupRoot] }
         return (1...max(1, nodes)).map(nodeCgroup)
+    }
+    /// The cluster's pod network: ranges and kernel object names.
+    var network: ClusterNetwork {
+        get throws {
+            let cluster = clusterCIDR.map { IPv4CIDR($0) } ?? ClusterNetwork.defaultClusterCIDR
+            let service = serviceCIDR.map { IPv4CIDR($0) } ?? ClusterNetwork.defaultServiceCIDR
+            guard let cluster else { throw UpFailure("--cluster-cidr \(clusterCIDR ?? ""): expected an IPv4 network such as 198.18.0.0/16") }
+            guard let service else { throw UpFailure("--service-cluster-ip-range \(serviceCIDR ?? ""): expected an IPv4 network such as 198.19.0.0/16") }
+            do {
+                return try ClusterNetwork(tag: networkTag ?? ClusterNetwork.tag(for: dataDir), clusterCIDR: cluster, serviceCIDR: service)
+            } catch {
+                throw UpFailure(error.message)
+            }
+        }
+    }
+    /// Node `index`'s pod range: the (index-1)-th /24 of the cluster range.
+    func podCIDR(_ index: Int) throws -> IPv4CIDR {
+        let network = try network
+        guard let subnet = network.podSubnet(index - 1) else {
+            throw UpFailure("--cluster-cidr \(network.clusterCIDR) has \(network.podSubnetCount) /\(network.nodeMaskSize) subnets, too few for node \(index): give a larger range or fewer --nodes")
+        }
+        return subnet
     }
     /// The supervised components, in start order (their logs are `<logs>/<name>.log`).
     var components: [String] {

@@ -1,7 +1,8 @@
 // `ballast up`: the whole cluster on this machine, supervised — the API server (embedded store,
 // or --etcd-servers), the simulated cloud, the CSI controller plugin, the cloud controller
 // manager, the controller manager, the scheduler, and per node a cloud instance, a CSI node
-// plugin and a kubelet (node-N on 127.0.1.N, zones round-robin). It installs the CSIDriver and
+// plugin and a kubelet (node-N on 127.0.1.N, zones round-robin), after the pod network's host
+// routes (bridges, unreachable route, Service device, nftables table; see docs/networking.md). It installs the CSIDriver and
 // the StorageClasses, says when every node is Ready, and runs until Ctrl-C / SIGTERM (or
 // `ballast down`), then stops everything, containers included; the data stays for the next `up`.
 import APIClient
@@ -10,6 +11,7 @@ import ClusterAPI
 import CloudProvider
 import Foundation
 import HostSystem
+import Kubelet
 import Logging
 
 struct UpCommand: AsyncParsableCommand {
@@ -54,6 +56,15 @@ struct UpCommand: AsyncParsableCommand {
     @Option(help: "A cgroup of this cluster's own for the nodes' pods, /ballast/<name> (default: /ballast; two clusters on one machine need their own).")
     var cgroupRoot: String?
 
+    @Option(help: "The pods' range, a /24 of it per node (default 198.18.0.0/16, in the block reserved for benchmarking: never routed off this machine).")
+    var clusterCidr: String?
+
+    @Option(help: "The Services' range (default 198.19.0.0/16).")
+    var serviceClusterIpRange: String?
+
+    @Option(help: "Four letters or digits in the names of the cluster's bridges, Service device and nftables table (default: derived from the data dir; two clusters on one machine need different tags and ranges).")
+    var networkTag: String?
+
     @Flag(help: "Return once the cluster is ready and leave it running (its supervisor's pid in DATA_DIR/up.pid).")
     var detach = false
 
@@ -83,7 +94,10 @@ struct UpCommand: AsyncParsableCommand {
             apiPort: apiPort ?? earlier?.apiPort ?? 6443,
             cloudPort: cloudPort ?? earlier?.cloudPort ?? 7070,
             kubeletPort: kubeletPort ?? earlier?.kubeletPort ?? 10250,
-            cgroupRoot: cgroupRoot ?? earlier?.cgroupRoot)
+            cgroupRoot: cgroupRoot ?? earlier?.cgroupRoot,
+            clusterCIDR: try pick("cluster-cidr", clusterCidr, earlier?.clusterCIDR, "\(ClusterNetwork.defaultClusterCIDR)"),
+            serviceCIDR: try pick("service-cluster-ip-range", serviceClusterIpRange, earlier?.serviceCIDR, "\(ClusterNetwork.defaultServiceCIDR)"),
+            networkTag: try pick("network-tag", networkTag, earlier?.networkTag, ClusterNetwork.tag(for: dataDir)))
         if let earlier, let given = cgroupRoot, given != earlier.cgroupRoot {
             throw ValidationError("--cgroup-root \(given) contradicts this data dir's cluster (\(earlier.cgroupRoot ?? "/ballast"), in \(dataDir)/\(ClusterSpec.fileName)): drop the flag, or start afresh with `ballast down --purge --data-dir \(self.dataDir)`")
         }
@@ -96,6 +110,10 @@ struct UpCommand: AsyncParsableCommand {
                   !parts[2].isEmpty, parts[2].allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) else {
                 throw ValidationError("--cgroup-root \(root): expected /ballast/<name> (letters, digits, - and _), a cgroup of this cluster's own")
             }
+        }
+        let network = try spec.network
+        guard spec.nodes <= network.podSubnetCount else {
+            throw ValidationError("--cluster-cidr \(network.clusterCIDR) holds \(network.podSubnetCount) node ranges (/\(network.nodeMaskSize)), fewer than --nodes \(spec.nodes)")
         }
         for (flag, port) in [("api-port", spec.apiPort), ("cloud-port", spec.cloudPort), ("kubelet-port", spec.kubeletPort)] {
             guard (1...65535).contains(port) else { throw ValidationError("--\(flag) \(port): a TCP port, 1 to 65535") }
@@ -195,6 +213,11 @@ struct UpCluster: Sendable {
 
     func start() async throws {
         let spec = self.spec
+        // Before any pod can start: every pod and Service address ends on this machine.
+        let network = try spec.network
+        let subnets = try (1...spec.nodes).map { try spec.podCIDR($0) }
+        say("installing the pod network's host routes (pods \(network.clusterCIDR), Services \(network.serviceCIDR), devices \(network.prefix)*)…")
+        try await HostNetwork.install(network, podSubnets: subnets)
         say("starting the API server on 127.0.0.1:\(spec.apiPort)…")
         var apiArguments = ["apiserver", "--data-dir", spec.dataDir, "--secure-port", "\(spec.apiPort)", "--bind-address", "127.0.0.1"]
         if spec.etcdServers != "embedded" { apiArguments += ["--etcd-servers", spec.etcdServers] }
@@ -245,7 +268,9 @@ struct UpCluster: Sendable {
                 "--csi-endpoint", "unix://\(directory)/csi.sock", "--node-ip", spec.nodeIP(index), "--port", "\(spec.kubeletPort)",
                 "--image-dir", spec.dataDir + "/images", "--pod-logs-dir", directory + "/logs", "--cloud-provider", "external",
                 "--authentication-token-file", spec.dataDir + "/pki/kubelet-client.token",
-                "--cgroup-root", spec.cgroupRoot ?? "/ballast"]))
+                "--cgroup-root", spec.cgroupRoot ?? "/ballast",
+                "--cluster-cidr", "\(network.clusterCIDR)", "--pod-cidr", "\(subnets[index - 1])",
+                "--service-cluster-ip-range", "\(network.serviceCIDR)", "--network-tag", network.tag, "--cluster-domain", "cluster.local"]))
         }
         try await install(client)
         var reported = -1
@@ -310,5 +335,6 @@ struct UpCluster: Sendable {
         await supervisor.stopAll()
         await HostCleanup.sweep(spec.dataDir + "/nodes", runtimeRoots: spec.runtimeRoots, cgroups: spec.cgroups, removeDirectory: false)
         await HostCleanup.sweep(spec.volumesDir, removeDirectory: false)
+        await HostCleanup.removeNetwork(spec)
     }
 }

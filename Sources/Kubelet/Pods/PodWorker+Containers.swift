@@ -33,7 +33,15 @@ extension PodWorker {
             slots[name] = slot
             logger.info("adopted container", metadata: ["container": "\(name)", "id": "\(current.id)", "running": "\(slot.isRunning)"])
         }
-        if !mine.isEmpty { sandboxReady = context.sandbox(uid).isReady }
+        if !mine.isEmpty {
+            sandboxReady = context.sandbox(uid).isReady(network: ownNetwork)
+            if ownNetwork {
+                podIP = context.network?.podIP(uid: uid)
+                if podIP == nil { sandboxReady = false }
+            } else {
+                podIP = context.settings.nodeIP
+            }
+        }
     }
 
     func lastPath(_ name: String) -> String { context.podDirectory(uid) + "/containers/\(name)/last.json" }
@@ -128,7 +136,9 @@ extension PodWorker {
         let layers: [String]
         do {
             var builder = ContainerBuilder(pod: pod, nodeName: context.settings.nodeName, nodeIP: context.settings.nodeIP,
-                                           volumes: volumeState.ready, sandbox: context.sandbox(uid), podDirectory: context.podDirectory(uid),
+                                           volumes: volumeState.ready, sandbox: context.sandbox(uid),
+                                           podNetwork: ownNetwork ? (context.sandbox(uid).netNamespace, podIP ?? "") : nil,
+                                           podDirectory: context.podDirectory(uid),
                                            podLogsDirectory: context.settings.podLogsDirectory, podPidsLimit: context.settings.podPidsLimit)
             builder.envSources = try await EnvSources.fetch(for: container, namespace: pod.metadata.namespace ?? "default", client: context.client)
             config = try builder.config(for: container, isInit: isInit, attempt: attempt, image: image)

@@ -35,10 +35,13 @@ extension PodWorker {
         await writeStatus()
         await removeDeadContainers(keepCurrent: false)
         do {
+            try await context.network?.tearDown(pod, netns: context.sandbox(uid).netNamespace)
             try await context.sandbox(uid).remove()
             try await context.volumes.tearDown(podUID: uid)
         } catch {
-            logger.warning("cannot tear down the pod's volumes; retrying", metadata: ["error": "\(error)"])
+            logger.warning("cannot tear down the pod's network or volumes; retrying", metadata: ["error": "\(error)"])
+            context.events.pod(pod, type: "Warning", reason: (error as? KubeletError)?.code == .network ? "FailedKillPod" : "FailedUnmount",
+                               message: (error as? KubeletError)?.code == .network ? "error killing pod: failed to \"KillPodSandbox\" for \"\(uid)\": \(error)" : "\(error)")
             kick(after: .seconds(2))
             return
         }
