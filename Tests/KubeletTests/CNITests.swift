@@ -237,6 +237,8 @@ struct CNIPluginTests {
                 #expect(route.contains(expected) || (expected == "unreachable" && route.contains("No route to host")), "\(address): \(route)")
                 #expect(!route.contains("dev eth0") && !route.contains(" via "), "\(address) must not take the default route: \(route)")
             }
+            // The host speaks to Services from an address pods have a route back to.
+            #expect(try await routeGet(network.serviceCIDR.address(10)).contains("src \(test.podCIDR(1).address(1))"))
             let tables = try await SystemCommand.run(["nft", "list", "table", "inet", network.tableName], timeout: .seconds(10)).stdout
             #expect(tables.contains("oifname != \"\(network.prefix)*\"") && tables.contains("drop"), "\(tables)")
             // The host's packets to a Service address nothing rewrote are refused on the spot.

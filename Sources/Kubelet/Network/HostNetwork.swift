@@ -51,7 +51,10 @@ public enum HostNetwork {
             guard result.status == 0 || linkExists(device) else { throw commandError(command, result) }
         }
         try await ip(["link", "set", device, "up"])
-        try await ip(["route", "replace", "\(network.serviceCIDR)", "dev", device])
+        // The host's own packets to a ClusterIP leave from the first node bridge's gateway, an
+        // address of the pod range that every pod has a route back to.
+        let source = podSubnets.first.map { ["src", $0.address(1)] } ?? []
+        try await ip(["route", "replace", "\(network.serviceCIDR)", "dev", device] + source)
     }
 
     /// Makes the bridge `name` with the gateway of `subnet` (its first address), up, with
