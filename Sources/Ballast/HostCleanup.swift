@@ -54,6 +54,7 @@ enum HostCleanup {
         for failure in await HostNetwork.remove(network) {
             say("cannot remove the pod network's \(failure)")
         }
+        await HostNetwork.removeUnusedPortmapChains()
     }
 
     /// SIGKILL to every process (but this one) with an argument naming a path under `root`,

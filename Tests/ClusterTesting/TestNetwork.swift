@@ -76,6 +76,7 @@ public final class TestNetwork: Sendable {
     @discardableResult
     public func release() async -> [String] {
         let failures = await HostNetwork.remove(network)
+        await HostNetwork.removeUnusedPortmapChains()
         try? FileManager.default.removeItem(atPath: claimDirectory)
         return failures
     }

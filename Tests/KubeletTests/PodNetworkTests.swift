@@ -13,7 +13,7 @@ import TestSupport
 
 @Suite("Pod network on a cluster", .enabled(if: clusterTestsCanRun && TestNetwork.available))
 struct PodNetworkTests {
-    func server(_ name: String, node: String) -> String {
+    func server(_ name: String, node: String, hostPort: Int? = nil) -> String {
         """
         apiVersion: v1
         kind: Pod
@@ -26,7 +26,7 @@ struct PodNetworkTests {
             image: busybox
             command: ["sh", "-c", "mkdir -p /www && echo hello from $(hostname) > /www/index.html && exec httpd -f -p 8080 -h /www"]
             env: [{name: MY_IP, valueFrom: {fieldRef: {fieldPath: status.podIP}}}]
-        ---
+        \(hostPort.map { "    ports: [{containerPort: 8080, hostPort: \($0)}]\n" } ?? "")---
 
         """
     }
@@ -41,7 +41,8 @@ struct PodNetworkTests {
                 let dns = test.network.serviceCIDR.address(10)
                 let one = try await c.startNode(network: test, kubeletFlags: ["--cluster-dns", dns])
                 let two = try await c.startNode(network: test, kubeletFlags: ["--cluster-dns", dns])
-                try await c.apply(server("a", node: one.name) + server("b", node: one.name) + server("c", node: two.name) + """
+                let hostPort = Int.random(in: 20000..<30000)
+                try await c.apply(server("a", node: one.name) + server("b", node: one.name) + server("c", node: two.name, hostPort: hostPort) + """
                     apiVersion: v1
                     kind: Pod
                     metadata: {name: host}
@@ -76,6 +77,9 @@ struct PodNetworkTests {
                 // The host reaches pods through their bridges too.
                 let fromHost = try await SystemCommand.run(["busybox", "wget", "-q", "-O", "-", "http://\(ips["c"]!):8080/"], timeout: .seconds(15))
                 #expect(fromHost.stdout == "hello from c\n", "\(fromHost)")
+                // c's hostPort on its node's address (portmap).
+                let viaHostPort = try await SystemCommand.run(["busybox", "wget", "-q", "-O", "-", "http://\(two.ip):\(hostPort)/"], timeout: .seconds(15))
+                #expect(viaHostPort.stdout == "hello from c\n", "\(viaHostPort)")
 
                 // Only the cluster's ranges are routed in a pod: no default route, nothing outside.
                 let routes = try await c.kubectl("exec", "a", "--", "cat", "/proc/net/route")
@@ -114,11 +118,15 @@ struct PodNetworkTests {
                     #expect(cache.isEmpty, "\(cache)")
                     #expect(Mounts.current().filter { $0.mountPoint.hasPrefix(node.root + "/pods/") }.isEmpty)
                 }
+                let nat = try await SystemCommand.run(["iptables", "-w", "-t", "nat", "-S"], timeout: .seconds(10)).stdout
+                #expect(!nat.contains("\(hostPort)"), "c's mapping is gone: \(nat)")
             }
         } cleanup: {
             let failures = await test.release()
             #expect(failures.isEmpty, "\(failures)")
             #expect(await test.leftovers() == [])
+            let nat = (try? await SystemCommand.run(["iptables", "-w", "-t", "nat", "-S"], timeout: .seconds(10)))?.stdout ?? ""
+            #expect(!nat.contains("ballast-\(test.network.tag)"), "\(nat)")
         }
     }
 }

@@ -141,6 +141,43 @@ public enum HostNetwork {
         return found
     }
 
+    // MARK: portmap's chains
+
+    static let portmapJumps: [[String]] = [
+        ["PREROUTING", "-m", "addrtype", "--dst-type", "LOCAL", "-j", "CNI-HOSTPORT-DNAT"],
+        ["OUTPUT", "-m", "addrtype", "--dst-type", "LOCAL", "-j", "CNI-HOSTPORT-DNAT"],
+        ["POSTROUTING", "-m", "comment", "--comment", "CNI portfwd requiring masquerade", "-j", "CNI-HOSTPORT-MASQ"],
+    ]
+
+    /// Removes what the portmap plugin leaves once no mapping of any pod uses it — its
+    /// `CNI-HOSTPORT-*` chains and their jumps in the `nat` table (iptables and ip6tables) —
+    /// and that table when nothing else is in it. Shared by every CNI user of the machine: while
+    /// `CNI-HOSTPORT-DNAT` has a rule (some pod's hostPort), nothing is touched.
+    public static func removeUnusedPortmapChains() async {
+        for (tool, family) in [("iptables", "ip"), ("ip6tables", "ip6")] where SystemCommand.resolve(tool) != tool {
+            let dnat = try? await SystemCommand.run([tool, "-w", "-t", "nat", "-S", "CNI-HOSTPORT-DNAT"], timeout: .seconds(30))
+            if let dnat, dnat.status == 0 {
+                guard !dnat.stdout.split(separator: "\n").contains(where: { $0.hasPrefix("-A ") }) else { continue }
+                for jump in portmapJumps {
+                    _ = try? await SystemCommand.run([tool, "-w", "-t", "nat", "-D"] + jump, timeout: .seconds(30))
+                }
+                for chain in ["CNI-HOSTPORT-DNAT", "CNI-HOSTPORT-MASQ", "CNI-HOSTPORT-SETMARK"] {
+                    _ = try? await SystemCommand.run([tool, "-w", "-t", "nat", "-F", chain], timeout: .seconds(30))
+                    _ = try? await SystemCommand.run([tool, "-w", "-t", "nat", "-X", chain], timeout: .seconds(30))
+                }
+            } else {
+                // No chains of portmap: only a table without chains (what ip6tables leaves) goes.
+                let table = try? await SystemCommand.run(["nft", "list", "table", family, "nat"], timeout: .seconds(30))
+                guard let table, table.status == 0, !table.stdout.contains("chain ") else { continue }
+            }
+            // The table, when only empty base chains are left in it (an iptables-nft table).
+            guard let all = try? await SystemCommand.run([tool, "-w", "-t", "nat", "-S"], timeout: .seconds(30)), all.status == 0,
+                  all.stdout.split(separator: "\n").allSatisfy({ $0.hasPrefix("-P ") }),
+                  SystemCommand.resolve("nft") != "nft" else { continue }
+            _ = try? await SystemCommand.run(["nft", "delete", "table", family, "nat"], timeout: .seconds(30))
+        }
+    }
+
     // MARK: Reading the kernel's state
 
     public static func linkExists(_ name: String) -> Bool {

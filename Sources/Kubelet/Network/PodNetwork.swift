@@ -8,6 +8,10 @@
 //     <root>/cni/cache/results/…              ADD results (CNIInvoker)
 //     <root>/cni/ipam/<network>/…             host-local's allocations
 //
+// A pod with `hostPort`s gets the portmap plugin after the bridge in its own copy of the list,
+// with its mappings as `runtimeConfig.portMappings` (the `portMappings` capability); the copy
+// is what the cache keeps, so DEL removes exactly those mappings.
+//
 // The attachment's container ID is the pod's UID; CNI_ARGS carries K8S_POD_NAMESPACE,
 // K8S_POD_NAME, K8S_POD_UID and K8S_POD_INFRA_CONTAINER_ID as the kubelet's runtimes pass them.
 import APIClient
@@ -119,10 +123,30 @@ public actor PodNetwork {
         invoker.cached(network: networkName, containerID: uid, ifName: Self.interfaceName)?.result?.podIPv4
     }
 
+    /// The pod's `hostPort`s as portmap's `portMappings`.
+    public static func portMappings(_ pod: Pod) -> [JSONValue] {
+        pod.spec.containers.flatMap { $0.ports ?? [] }.compactMap { port in
+            guard let hostPort = port.hostPort, hostPort > 0 else { return nil }
+            var mapping: [String: JSONValue] = ["hostPort": .integer(Int64(hostPort)), "containerPort": .integer(Int64(port.containerPort)),
+                                                "protocol": .string((port.protocol ?? "TCP").lowercased())]
+            if let hostIP = port.hostIP, !hostIP.isEmpty { mapping["hostIP"] = .string(hostIP) }
+            return .object(mapping)
+        }
+    }
+
+    /// The list for `pod`: the node's, with portmap and the pod's mappings when it has hostPorts.
+    static func list(_ base: CNINetworkList, for pod: Pod) throws -> CNINetworkList {
+        let mappings = portMappings(pod)
+        guard !mappings.isEmpty, var object = base.json.objectValue else { return base }
+        object["plugins"] = .array(base.plugins + [["type": "portmap", "capabilities": ["portMappings": true],
+                                                    "runtimeConfig": ["portMappings": .array(mappings)]]])
+        return try CNINetworkList(.object(object))
+    }
+
     /// Sets up the pod's network in the namespace at `netns` (unless it was, for this
     /// namespace); returns the pod's IP.
     public func setUp(_ pod: Pod, netns: String) async throws -> String {
-        let list = try await networkList()
+        let list = try Self.list(try await networkList(), for: pod)
         if let ip = podIP(uid: pod.uid) { return ip }
         let loopback = try CNINetworkList(Self.loopback)
         _ = try await invoker.add(loopback, arguments(pod, netns: netns, ifName: "lo"))
