@@ -1,6 +1,7 @@
 // The kubelet's pod networks through CNI. The node's pod range is the Node's `spec.podCIDR`
-// when it has one, else `--pod-cidr`; from it the kubelet makes the node's bridge (its gateway,
-// forwarding on it alone) and writes the node's network configuration list, then each pod's
+// when it has one, else `--pod-cidr`; from it the kubelet installs the cluster's host routes
+// (HostNetwork.install, idempotent: `ballast up` made them already) with the node's bridge (its
+// gateway, forwarding on it alone) and writes the node's network configuration list, then each pod's
 // network namespace gets `lo` (the loopback plugin) and `eth0` (bridge + host-local IPAM, with
 // routes to the cluster's pod and Service ranges only — no default route):
 //
@@ -77,7 +78,9 @@ public actor PodNetwork {
         guard let bridge = settings.network.bridgeName(for: podCIDR) else {
             throw KubeletError(.network, "the node's pod range \(podCIDR) is not a /\(settings.network.nodeMaskSize) of the cluster range \(settings.network.clusterCIDR) (--cluster-cidr)")
         }
-        try await HostNetwork.ensureBridge(bridge, subnet: podCIDR)
+        // The host side first (idempotent: `ballast up` installed it already), so that no pod
+        // of this node ever starts without the safety routes.
+        try await HostNetwork.install(settings.network, podSubnets: [podCIDR])
         let json = Self.configuration(name: networkName, bridge: bridge, podCIDR: podCIDR, network: settings.network,
                                       ipamDirectory: root + "/cni/ipam")
         try FileManager.default.createDirectory(atPath: root + "/cni/net.d", withIntermediateDirectories: true)

@@ -40,8 +40,10 @@ extension PodWorker {
             try await context.volumes.tearDown(podUID: uid)
         } catch {
             logger.warning("cannot tear down the pod's network or volumes; retrying", metadata: ["error": "\(error)"])
-            context.events.pod(pod, type: "Warning", reason: (error as? KubeletError)?.code == .network ? "FailedKillPod" : "FailedUnmount",
-                               message: (error as? KubeletError)?.code == .network ? "error killing pod: failed to \"KillPodSandbox\" for \"\(uid)\": \(error)" : "\(error)")
+            if let error = error as? KubeletError, error.code == .network {
+                context.events.pod(pod, type: "Warning", reason: "FailedKillPod",
+                                   message: "error killing pod: failed to \"KillPodSandbox\" for \"\(uid)\": \(error)")
+            }
             kick(after: .seconds(2))
             return
         }
