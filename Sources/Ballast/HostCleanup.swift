@@ -54,7 +54,7 @@ enum HostCleanup {
         for failure in await HostNetwork.remove(network) {
             say("cannot remove the pod network's \(failure)")
         }
-        await HostNetwork.removeUnusedPortmapChains()
+        await HostNetwork.removeUnusedPortmapChains(network: network.tableName)
     }
 
     /// SIGKILL to every process (but this one) with an argument naming a path under `root`,

@@ -76,7 +76,7 @@ public final class TestNetwork: Sendable {
     @discardableResult
     public func release() async -> [String] {
         let failures = await HostNetwork.remove(network)
-        await HostNetwork.removeUnusedPortmapChains()
+        await HostNetwork.removeUnusedPortmapChains(network: network.tableName)
         try? FileManager.default.removeItem(atPath: claimDirectory)
         return failures
     }

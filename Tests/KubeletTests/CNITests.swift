@@ -153,6 +153,18 @@ struct CNIPluginTests {
             let ping = try await SystemCommand.run(["busybox", "ping", "-c", "1", "-W", "2", ip], timeout: .seconds(10))
             #expect(ping.status == 0, "\(ping.stdout)\(ping.stderr)")
 
+            // Defence in depth: a pod that routes elsewhere through its gateway (as one with
+            // NET_ADMIN could) reaches nothing — the host forwards it nowhere but to the
+            // cluster's devices: the table drops it.
+            let outside = "192.0.2.1"
+            _ = try await Self.inNamespace(netns, ["ip", "route", "add", "\(outside)/32", "via", subnet.address(1)])
+            let escaped = try await Self.inNamespace(netns, ["busybox", "ping", "-c", "1", "-W", "1", outside])
+            #expect(escaped.status != 0, "\(escaped.stdout)")
+            let counters = try await SystemCommand.run(["nft", "list", "chain", "inet", test.network.tableName, "forward"], timeout: .seconds(10)).stdout
+            let dropped = counters.split(separator: "\n").first { $0.contains("drop") } ?? ""
+            #expect(dropped.contains("counter packets") && !dropped.contains("counter packets 0 "), "the drop rule counted the packet: \(counters)")
+            _ = try await Self.inNamespace(netns, ["ip", "route", "del", "\(outside)/32"])
+
             try await invoker.check(list, args)
             try await invoker.delete(list, args)
             #expect(invoker.cached(network: list.name, containerID: "pod-a", ifName: "eth0") == nil)

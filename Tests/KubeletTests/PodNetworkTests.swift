@@ -26,6 +26,7 @@ struct PodNetworkTests {
             image: busybox
             command: ["sh", "-c", "mkdir -p /www && echo hello from $(hostname) > /www/index.html && exec httpd -f -p 8080 -h /www"]
             env: [{name: MY_IP, valueFrom: {fieldRef: {fieldPath: status.podIP}}}]
+            readinessProbe: {httpGet: {path: /, port: 8080}, periodSeconds: 1}
         \(hostPort.map { "    ports: [{containerPort: 8080, hostPort: \($0)}]\n" } ?? "")---
 
         """
@@ -55,7 +56,8 @@ struct PodNetworkTests {
                     """)
                 var ips: [String: String] = [:]
                 for (name, node) in [("a", one), ("b", one), ("c", two)] {
-                    let pod = try await c.waitForPod(name, "Running", timeout: .seconds(90)) { $0.isRunning("c") && $0.status.podIP != nil }
+                    // Ready: the httpGet probe asks the pod's own address.
+                    let pod = try await c.waitForPod(name, "Running and ready", timeout: .seconds(90)) { $0.isRunning("c") && $0.isReady && $0.status.podIP != nil }
                     let ip = try #require(pod.status.podIP)
                     ips[name] = ip
                     let range = test.podCIDR(node.index)
@@ -80,6 +82,18 @@ struct PodNetworkTests {
                 // c's hostPort on its node's address (portmap).
                 let viaHostPort = try await SystemCommand.run(["busybox", "wget", "-q", "-O", "-", "http://\(two.ip):\(hostPort)/"], timeout: .seconds(15))
                 #expect(viaHostPort.stdout == "hello from c\n", "\(viaHostPort)")
+
+                // A restarted kubelet adopts the pod with its address (from the CNI cache): same
+                // container, same IP, still ready and reachable.
+                let before = try await c.pod("a")
+                await one.kubelet.kill9()
+                try one.restartKubelet()
+                try await c.waitForNodeReady(one)
+                try await Task.sleep(for: .seconds(3))   // a few passes of the restarted kubelet's workers
+                let after = try await c.waitForPod("a", "running and ready again") { $0.isRunning("c") && $0.isReady }
+                #expect(after.containerID("c") == before.containerID("c") && after.status.podIP == ips["a"])
+                let again = try await c.kubectl("exec", "b", "--", "wget", "-q", "-O", "-", "http://\(ips["a"]!):8080/")
+                #expect(again.stdout == "hello from a\n", "\(again)")
 
                 // Only the cluster's ranges are routed in a pod: no default route, nothing outside.
                 let routes = try await c.kubectl("exec", "a", "--", "cat", "/proc/net/route")

@@ -153,8 +153,14 @@ public enum HostNetwork {
     /// `CNI-HOSTPORT-*` chains and their jumps in the `nat` table (iptables and ip6tables) —
     /// and that table when nothing else is in it. Shared by every CNI user of the machine: while
     /// `CNI-HOSTPORT-DNAT` has a rule (some pod's hostPort), nothing is touched.
-    public static func removeUnusedPortmapChains() async {
+    /// With `network`, first the mappings portmap made for that network (its rules in
+    /// `CNI-HOSTPORT-DNAT` name it: `dnat name: "<network>"`) and the chains they jump to —
+    /// what pods whose DEL never ran (a crashed cluster) left.
+    public static func removeUnusedPortmapChains(network: String? = nil) async {
         for (tool, family) in [("iptables", "ip"), ("ip6tables", "ip6")] where SystemCommand.resolve(tool) != tool {
+            if let network {
+                await removePortmapRules(tool: tool, network: network)
+            }
             let dnat = try? await SystemCommand.run([tool, "-w", "-t", "nat", "-S", "CNI-HOSTPORT-DNAT"], timeout: .seconds(30))
             if let dnat, dnat.status == 0 {
                 guard !dnat.stdout.split(separator: "\n").contains(where: { $0.hasPrefix("-A ") }) else { continue }
@@ -175,6 +181,24 @@ public enum HostNetwork {
                   all.stdout.split(separator: "\n").allSatisfy({ $0.hasPrefix("-P ") }),
                   SystemCommand.resolve("nft") != "nft" else { continue }
             _ = try? await SystemCommand.run(["nft", "delete", "table", family, "nat"], timeout: .seconds(30))
+        }
+    }
+
+    /// Deletes the rules of `CNI-HOSTPORT-DNAT` whose comment names `network` (by number, last
+    /// first) and the per-pod chains they jump to.
+    static func removePortmapRules(tool: String, network: String) async {
+        guard let listed = try? await SystemCommand.run([tool, "-w", "-t", "nat", "-L", "CNI-HOSTPORT-DNAT", "-n", "--line-numbers"],
+                                                        timeout: .seconds(30)), listed.status == 0 else { return }
+        var rules: [(number: Int, target: String)] = []
+        for line in listed.stdout.split(separator: "\n") where line.contains("dnat name: \"\(network)\"") {
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard fields.count > 1, let number = Int(fields[0]), fields[1].hasPrefix("CNI-DN-") else { continue }
+            rules.append((number, String(fields[1])))
+        }
+        for rule in rules.sorted(by: { $0.number > $1.number }) {
+            _ = try? await SystemCommand.run([tool, "-w", "-t", "nat", "-D", "CNI-HOSTPORT-DNAT", "\(rule.number)"], timeout: .seconds(30))
+            _ = try? await SystemCommand.run([tool, "-w", "-t", "nat", "-F", rule.target], timeout: .seconds(30))
+            _ = try? await SystemCommand.run([tool, "-w", "-t", "nat", "-X", rule.target], timeout: .seconds(30))
         }
     }
 

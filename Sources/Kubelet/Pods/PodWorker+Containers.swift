@@ -13,6 +13,8 @@ extension PodWorker {
     /// name is the current one, running or ended; `last.json` gives the one before.
     func adopt() {
         let mine = context.runtime.records().filter { $0.podUID == uid }
+        // The pod's address (probes ask it) from the CNI cache, before any probe starts.
+        if !mine.isEmpty { podIP = ownNetwork ? context.network?.podIP(uid: uid) : context.settings.nodeIP }
         for (name, records) in Dictionary(grouping: mine, by: \.name) {
             guard var slot = slots[name] else { continue }
             let sorted = records.sorted { $0.attempt < $1.attempt }
@@ -22,7 +24,6 @@ extension PodWorker {
             case .running(let started):
                 slot.started = started
                 watchExit(name: name, id: current.id)
-                startProbes(name)
             case .exited(let exit):
                 slot.started = exit.startedAt.map { ContainerStarted(pid: 0, startedAt: $0) }
                 slot.exit = exit
@@ -31,16 +32,13 @@ extension PodWorker {
             }
             slot.previous = RecordFiles.read(LastTermination.self, from: lastPath(name))
             slots[name] = slot
+            // Probes start from the stored slot (they read its record): an adopted container
+            // is probed again, and becomes ready again once its readiness probe passes.
+            if slot.isRunning { startProbes(name) }
             logger.info("adopted container", metadata: ["container": "\(name)", "id": "\(current.id)", "running": "\(slot.isRunning)"])
         }
         if !mine.isEmpty {
-            sandboxReady = context.sandbox(uid).isReady(network: ownNetwork)
-            if ownNetwork {
-                podIP = context.network?.podIP(uid: uid)
-                if podIP == nil { sandboxReady = false }
-            } else {
-                podIP = context.settings.nodeIP
-            }
+            sandboxReady = context.sandbox(uid).isReady(network: ownNetwork) && podIP != nil
         }
     }
 
