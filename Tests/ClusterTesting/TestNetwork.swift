@@ -64,6 +64,11 @@ public final class TestNetwork: Sendable {
             try "\(getpid())\n".write(toFile: directory + "/pid", atomically: true, encoding: .utf8)
             let claimed = try TestNetwork(slot: slot, claimDirectory: directory)
             await HostNetwork.remove(claimed.network)   // what a dead claimer left
+            // A cluster outside the tests (`ballast up` on the default ranges) may use these addresses.
+            if await !HostNetwork.conflicts(claimed.network).isEmpty {
+                try? FileManager.default.removeItem(atPath: directory)
+                continue
+            }
             return claimed
         }
         throw TestFailure("no free test network slot in \(claims) (\(slots) in use)")

@@ -256,6 +256,17 @@ struct CNIPluginTests {
             // The host's packets to a Service address nothing rewrote are refused on the spot.
             let connect = try await SystemCommand.run(["busybox", "nc", "-w", "2", network.serviceCIDR.address(10), "80"], timeout: .seconds(10))
             #expect(connect.status != 0)
+            // A second cluster on the same ranges is refused, naming the routes in the way.
+            let twin = try ClusterNetwork(tag: "zz" + network.tag.suffix(2), clusterCIDR: network.clusterCIDR, serviceCIDR: network.serviceCIDR)
+            do {
+                try await HostNetwork.install(twin, podSubnets: [test.podCIDR(3)])
+                Issue.record("a second cluster on the same ranges was installed")
+                await HostNetwork.remove(twin)
+            } catch let error as KubeletError {
+                #expect(error.message.contains("already routed elsewhere") && error.message.contains(network.bridgeName(for: test.podCIDR(1))!), "\(error)")
+            }
+            #expect(await HostNetwork.links().filter(twin.owns) == [], "nothing of the refused cluster was made")
+            #expect(await !HostNetwork.leftovers(twin).contains { $0.contains("nftables") })
             #expect(await HostNetwork.leftovers(network).count > 0)
             #expect(await HostNetwork.remove(network).isEmpty)
             #expect(await HostNetwork.leftovers(network) == [])

@@ -29,6 +29,10 @@ public enum HostNetwork {
         guard missing.isEmpty else {
             throw KubeletError(.network, "cannot install the pod network's host routes: \(missing.joined(separator: " and ")) not found; install iproute2 and nftables (make deps)")
         }
+        let foreign = await conflicts(network)
+        guard foreign.isEmpty else {
+            throw KubeletError(.network, "the pod range \(network.clusterCIDR) or the Service range \(network.serviceCIDR) is already routed elsewhere on this machine (\(foreign.joined(separator: "; "))): give this cluster ranges of its own (--cluster-cidr, --service-cluster-ip-range)")
+        }
         // The table first: nothing is forwarded out of the machine even while the rest is made.
         try await installTable(network)
         for subnet in podSubnets {
@@ -55,6 +59,21 @@ public enum HostNetwork {
         // address of the pod range that every pod has a route back to.
         let source = podSubnets.first.map { ["src", $0.address(1)] } ?? []
         try await ip(["route", "replace", "\(network.serviceCIDR)", "dev", device] + source)
+    }
+
+    /// Routes inside the cluster's ranges that are not its own: through another cluster's
+    /// devices or any other interface (an `unreachable` route is not one: nothing goes there).
+    public static func conflicts(_ network: ClusterNetwork) async -> [String] {
+        var found: [String] = []
+        for range in [network.clusterCIDR, network.serviceCIDR] {
+            let listed = (try? await SystemCommand.run(["ip", "-o", "route", "show", "root", "\(range)"], timeout: .seconds(30)))?.stdout ?? ""
+            for line in listed.split(separator: "\n") {
+                let fields = line.split(separator: " ")
+                guard let index = fields.firstIndex(of: "dev"), index + 1 < fields.count else { continue }
+                if !network.owns(String(fields[index + 1])) { found.append(line.trimmingCharacters(in: .whitespaces)) }
+            }
+        }
+        return found
     }
 
     /// Makes the bridge `name` with the gateway of `subnet` (its first address), up, with
