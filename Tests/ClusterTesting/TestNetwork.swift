@@ -1,6 +1,7 @@
 // A pod network of a test's own: clusters and kubelets of several tests (and of other test
-// processes) run on this machine at once, so each claims one of 64 slots — a /22 of
-// 198.18.0.0/16 for pods (four node ranges), a /22 of 198.19.0.0/16 for Services, and the tag
+// processes) run on this machine at once, so each claims one of 32 slots — a /22 of
+// 198.18.128.0/17 for pods (four node ranges), a /22 of 198.19.128.0/17 for Services (`ballast
+// bench e2e` uses 198.18.64.0/18 and 198.19.64.0/18), and the tag
 // `t<slot>` in the names of its kernel objects. A slot is claimed by making a directory
 // (atomic) holding the claimer's pid; a slot whose claimer is dead is taken over after its
 // kernel objects are removed.
@@ -15,7 +16,7 @@ public final class TestNetwork: Sendable {
     let claimDirectory: String
 
     static let claims = "/tmp/ballast-test-networks"
-    public static let slots = 64
+    public static let slots = 32
 
     /// Root, iproute2, nftables and the CNI plugins: what pod network tests need; says loudly what is missing.
     public static let available: Bool = {
@@ -42,7 +43,7 @@ public final class TestNetwork: Sendable {
         self.slot = slot
         self.claimDirectory = claimDirectory
         network = try ClusterNetwork(tag: String(format: "t%03d", slot),
-                                     clusterCIDR: IPv4CIDR("198.18.\(slot * 4).0/22")!, serviceCIDR: IPv4CIDR("198.19.\(slot * 4).0/22")!)
+                                     clusterCIDR: IPv4CIDR("198.18.\(128 + slot * 4).0/22")!, serviceCIDR: IPv4CIDR("198.19.\(128 + slot * 4).0/22")!)
     }
 
     /// Claims a free slot.
