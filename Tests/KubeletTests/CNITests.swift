@@ -60,6 +60,25 @@ struct PodNetworkRuleTests {
         #expect(throws: CNIResultError.self) { try CNINetworkList(try JSONValue(parsing: Data(#"{"name":"x","cniVersion":"1.0.0","plugins":[{}]}"#.utf8))) }
     }
 
+    @Test("hostPorts become portmap's portMappings in the pod's own copy of the node's list")
+    func portMappings() throws {
+        let network = try ClusterNetwork(tag: "ab12")
+        let subnet = network.podSubnet(1)!
+        let base = try CNINetworkList(PodNetwork.configuration(name: "ballast-ab12", bridge: network.bridgeName(for: subnet)!, podCIDR: subnet,
+                                                               network: network, ipamDirectory: "/x"))
+        var pod = pod()
+        #expect(try PodNetwork.list(base, for: pod) == base, "no hostPort: the node's list as is")
+        pod.spec.containers = [Container(name: "c", ports: [ContainerPort(hostPort: 8080, containerPort: 80),
+                                                            ContainerPort(hostPort: 5353, containerPort: 53, protocol: "UDP", hostIP: "127.0.1.1"),
+                                                            ContainerPort(containerPort: 9000)])]
+        let list = try PodNetwork.list(base, for: pod)
+        #expect(list.plugins.map { $0["type"]?.stringValue } == ["bridge", "portmap"])
+        let mappings = list.plugins[1]["runtimeConfig"]?["portMappings"]?.arrayValue ?? []
+        #expect(mappings == [["hostPort": 8080, "containerPort": 80, "protocol": "tcp"],
+                             ["hostPort": 5353, "containerPort": 53, "protocol": "udp", "hostIP": "127.0.1.1"]])
+        #expect(list.plugins[1]["capabilities"]?["portMappings"]?.boolValue == true)
+    }
+
     func pod(namespace: String = "shop", dnsPolicy: String? = nil, hostNetwork: Bool = false, dnsConfig: JSONValue? = nil) -> Pod {
         var pod = Pod(metadata: ObjectMeta(name: "web", namespace: namespace))
         pod.metadata.uid = "u1"

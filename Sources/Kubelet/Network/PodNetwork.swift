@@ -138,7 +138,7 @@ public actor PodNetwork {
     }
 
     /// The list for `pod`: the node's, with portmap and the pod's mappings when it has hostPorts.
-    static func list(_ base: CNINetworkList, for pod: Pod) throws -> CNINetworkList {
+    public static func list(_ base: CNINetworkList, for pod: Pod) throws -> CNINetworkList {
         let mappings = portMappings(pod)
         guard !mappings.isEmpty, var object = base.json.objectValue else { return base }
         object["plugins"] = .array(base.plugins + [["type": "portmap", "capabilities": ["portMappings": true],
