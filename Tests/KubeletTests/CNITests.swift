@@ -168,6 +168,8 @@ struct CNIPluginTests {
             // The plugin was not allowed to switch on forwarding for the whole machine; the bridge has it.
             #expect(try String(contentsOfFile: "/proc/sys/net/ipv4/ip_forward", encoding: .utf8) == forwardingBefore)
             #expect(try String(contentsOfFile: "/proc/sys/net/ipv4/conf/\(bridge)/forwarding", encoding: .utf8) == "1\n")
+            // The bridge's address is its own (set), not its lowest port's, which changes with the pods.
+            #expect(try String(contentsOfFile: "/sys/class/net/\(bridge)/addr_assign_type", encoding: .utf8) == "3\n")
             // The host reaches the pod's address through the bridge (the namespace's eth0 answers ping).
             let ping = try await SystemCommand.run(["busybox", "ping", "-c", "1", "-W", "2", ip], timeout: .seconds(10))
             #expect(ping.status == 0, "\(ping.stdout)\(ping.stderr)")

@@ -85,9 +85,21 @@ public enum HostNetwork {
             // Another kubelet of the machine may have made it at the same moment.
             guard result.status == 0 || linkExists(name) else { throw commandError(command, result) }
         }
+        // A fixed address: a bridge whose address was never set takes the lowest of its ports'
+        // and changes as pods come and go, and pods would keep sending to the gateway's old
+        // address (their ARP entry) until it expires.
+        try await ip(["link", "set", name, "address", bridgeMAC(name)])
         try await ip(["addr", "replace", "\(subnet.address(1))/\(subnet.prefix)", "dev", name])
         try await ip(["link", "set", name, "up"])
         try setForwarding(name)
+    }
+
+    /// A locally administered unicast MAC address derived from the bridge's name (FNV-1a).
+    static func bridgeMAC(_ name: String) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in name.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        let bytes = [UInt8(0x02)] + (0..<5).map { UInt8(truncatingIfNeeded: hash >> UInt64($0 * 8)) }
+        return bytes.map { String(format: "%02x", $0) }.joined(separator: ":")
     }
 
     /// `net.ipv4.conf.<name>.forwarding = 1`: packets coming in on this interface may be routed.
