@@ -47,6 +47,16 @@ enum HostCleanup {
         if removeDirectory { try? FileManager.default.removeItem(atPath: root) }
     }
 
+    /// Removes the cluster's pod network from the host: its nftables table, bridges, Service
+    /// device and routes (after its pods are gone); says what could not be removed.
+    static func removeNetwork(_ spec: ClusterSpec) async {
+        guard let network = try? spec.network else { return }
+        for failure in await HostNetwork.remove(network) {
+            say("cannot remove the pod network's \(failure)")
+        }
+        await HostNetwork.removeUnusedPortmapChains(network: network.tableName)
+    }
+
     /// SIGKILL to every process (but this one) with an argument naming a path under `root`,
     /// by pid, then up to 5 s for them to be gone.
     static func killProcesses(under root: String) async {

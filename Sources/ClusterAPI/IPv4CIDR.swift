@@ -1,6 +1,7 @@
 /// An IPv4 network in CIDR notation (`198.19.0.0/16`): what the Service range, the cluster's
-/// pod range and each node's `podCIDR` are. Addresses are `UInt32` in host order.
-public struct IPv4CIDR: Sendable, Hashable, CustomStringConvertible {
+/// pod range and each node's `podCIDR` are, for the API server, node IPAM and the kubelet's pod
+/// network alike. Addresses are `UInt32` in host order. Encoded as its text.
+public struct IPv4CIDR: Sendable, Hashable, CustomStringConvertible, Codable {
     /// The network address (host bits zero).
     public let network: UInt32
     /// The prefix length, 0 to 32.
@@ -29,15 +30,42 @@ public struct IPv4CIDR: Sendable, Hashable, CustomStringConvertible {
 
     public func contains(_ address: UInt32) -> Bool { address & Self.mask(prefixLength) == network }
 
+    /// Whether the dotted quad `address` is inside (false when it is not one).
+    public func contains(_ address: String) -> Bool { Self.parseAddress(address).map(contains) ?? false }
+
+    /// Whether `other` lies wholly inside this network.
+    public func contains(_ other: IPv4CIDR) -> Bool { other.prefixLength >= prefixLength && contains(other.network) }
+
+    public func overlaps(_ other: IPv4CIDR) -> Bool { contains(other) || other.contains(self) }
+
+    /// The `n`th address of the network as a dotted quad (1: the first host, by convention the
+    /// gateway).
+    public func address(_ n: UInt32) -> String { Self.format(network &+ n) }
+
+    public init(from decoder: any Decoder) throws {
+        let text = try decoder.singleValueContainer().decode(String.self)
+        guard let value = IPv4CIDR(text) else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "\(text) is not an IPv4 CIDR"))
+        }
+        self = value
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(description)
+    }
+
     public var description: String { Self.format(network) + "/\(prefixLength)" }
 
-    /// `a.b.c.d` → its value; nil when it is not a dotted quad of 0–255.
+    /// `a.b.c.d` → its value; nil when it is not a dotted quad of 0–255 without leading zeros
+    /// (Go's `net.ParseIP` refuses `198.018.0.1`: octal or decimal would be a guess).
     public static func parseAddress(_ text: Substring) -> UInt32? {
         let parts = text.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count == 4 else { return nil }
         var value: UInt32 = 0
         for part in parts {
-            guard !part.isEmpty, part.count <= 3, part.allSatisfy({ $0.isASCII && $0.isNumber }), let byte = UInt8(part) else { return nil }
+            guard !part.isEmpty, part.count <= 3, part.allSatisfy({ $0.isASCII && $0.isNumber }), part == "0" || !part.hasPrefix("0"),
+                  let byte = UInt8(part) else { return nil }
             value = value << 8 | UInt32(byte)
         }
         return value

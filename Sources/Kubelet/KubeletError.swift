@@ -7,7 +7,7 @@ public struct KubeletError: Error, Sendable, CustomStringConvertible {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Value: String {
             case imageNotPresent, invalidImage, runtime, containerCreate, volume, attach, invalidSpec, notFound
-            case api, configuration, timeout
+            case api, configuration, timeout, network
         }
         private let value: Value
         private init(_ value: Value) { self.value = value }
@@ -35,6 +35,9 @@ public struct KubeletError: Error, Sendable, CustomStringConvertible {
         public static let configuration = Code(.configuration)
         /// Something did not happen in time.
         public static let timeout = Code(.timeout)
+        /// The pod's network could not be set up or torn down (event `FailedCreatePodSandBox`,
+        /// `FailedKillPod`): a CNI plugin failed, or the node has no pod range.
+        public static let network = Code(.network)
 
         public var description: String { value.rawValue }
     }

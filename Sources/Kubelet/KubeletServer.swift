@@ -32,6 +32,10 @@ public struct KubeletConfiguration: Sendable {
     public var volumeTimeout: Duration = .seconds(120)
     public var backoffInitial: Duration = .seconds(10)
     public var backoffMax: Duration = .seconds(300)
+    /// The pods' network through CNI (nil: pods share the node's network namespace).
+    public var network: PodNetworkSettings?
+    /// How pods' resolv.conf is made.
+    public var dns = DNSSettings()
     /// Serve logs and exec (off in logic tests).
     public var serve = true
 
@@ -94,12 +98,16 @@ public final class KubeletServer: ServiceLifecycle.Service, Sendable {
             try await nodeStatus.reportVolumesInUse(names)
         }
         events = KubeletEvents(client: client, nodeName: configuration.nodeName, logger: logger)
-        let settings = PodSettings(nodeName: configuration.nodeName, nodeIP: configuration.nodeIP, root: configuration.rootDirectory,
+        var settings = PodSettings(nodeName: configuration.nodeName, nodeIP: configuration.nodeIP, root: configuration.rootDirectory,
                                    podLogsDirectory: configuration.podLogsDirectory, podPidsLimit: configuration.podPidsLimit,
                                    volumeTimeout: configuration.volumeTimeout, backoffInitial: configuration.backoffInitial,
                                    backoffMax: configuration.backoffMax)
+        settings.dns = configuration.dns
+        let network = configuration.network.map {
+            PodNetwork(settings: $0, root: configuration.rootDirectory, nodeName: configuration.nodeName, client: client, logger: logger)
+        }
         pods = PodManager(context: KubeletContext(client: client, runtime: runtime, images: images, volumes: volumes, events: events,
-                                                  settings: settings, logger: logger))
+                                                  settings: settings, network: network, logger: logger))
         let volumes = self.volumes
         let runtime = self.runtime
         await nodeStatus.connect(volumesInUse: { await volumes.volumesInUse() },

@@ -27,7 +27,7 @@ public final class ClusterNode: Sendable {
     private let current: Mutex<Daemon>
     private let kubeletArguments: [String]
 
-    init(cluster: ProcessCluster, name: String, index: Int) {
+    init(cluster: ProcessCluster, name: String, index: Int, networkArguments: [String] = []) {
         self.name = name
         self.index = index
         ip = "127.0.1.\(index)"
@@ -44,7 +44,7 @@ public final class ClusterNode: Sendable {
                             "--csi-endpoint", "unix://" + socket, "--node-ip", ip, "--port", "\(port)",
                             "--image-dir", cluster.root + "/images", "--pod-logs-dir", logsDirectory,
                             "--authentication-token-file", cluster.root + "/api/pki/kubelet-client.token", "--cloud-provider", "external",
-                            "--log-level", "info"]
+                            "--log-level", "info"] + networkArguments
         current = Mutex(Daemon("kubelet-\(name)", arguments: kubeletArguments, log: directory + "/kubelet.log"))
     }
 
@@ -92,11 +92,17 @@ extension ProcessCluster {
     /// Registers a cloud instance and starts a node's CSI node plugin and kubelet; returns once
     /// the Node is Ready with its CSINode.
     @discardableResult
-    public func startNode(zone: String = "ballast-1a") async throws -> ClusterNode {
+    /// With `network`, the kubelet gives pods their own network namespaces on the network's
+    /// `index`-th node range (and `kubeletFlags` are added to its command line).
+    public func startNode(zone: String = "ballast-1a", network: TestNetwork? = nil, kubeletFlags: [String] = []) async throws -> ClusterNode {
         try await startCloudControllerManager()
         let index = nodes.withLock { $0.count } + 1
         let prefix = (root as NSString).lastPathComponent.replacingOccurrences(of: "bcmp-", with: "n")
-        let node = ClusterNode(cluster: self, name: "\(prefix)-\(index)", index: index)
+        let networkArguments = network.map { test in
+            ["--cluster-cidr", "\(test.network.clusterCIDR)", "--pod-cidr", "\(test.podCIDR(index))",
+             "--service-cluster-ip-range", "\(test.network.serviceCIDR)", "--network-tag", test.network.tag]
+        } ?? []
+        let node = ClusterNode(cluster: self, name: "\(prefix)-\(index)", index: index, networkArguments: networkArguments + kubeletFlags)
         nodes.withLock { $0.append(node) }
         try FileManager.default.createDirectory(atPath: node.root, withIntermediateDirectories: true)
         _ = try await cloud.registerInstance(RegisterInstanceRequest(name: node.name, zone: zone,

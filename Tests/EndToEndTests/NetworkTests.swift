@@ -1,75 +1,96 @@
-// Services in the control plane on a real cluster (`ballast up`): a headless Service in front of
-// a StatefulSet lists each ready replica in its EndpointSlices with its hostname, a ClusterIP
-// Service gets an address from 198.19.0.0/16, and every node has its own podCIDR from
-// 198.18.0.0/16. Until pod networking lands, a pod's address is its node's (docs/kubelet.md).
+// Pod networking on a `ballast up` cluster (the shared one, on a test network of its own):
+// busybox pods talk over HTTP (wget, and nc by hand) on one node and across nodes; every pod
+// and Service address routes to a ballast device or `unreachable` on the host, never the
+// default route; a pod reaches nothing outside the cluster's ranges; without cluster DNS a
+// ClusterFirst pod gets the node's resolver, with the kubelet's MissingClusterDNS event.
+// `down --purge` leaving no bridge, route, namespace or nftables table is checked when the
+// shared cluster closes (TestCluster.close).
 import ClusterTesting
 import Foundation
+import HostSystem
 import Testing
 import TestSupport
 
-@Suite("end-to-end Services", .enabled(if: endToEndCanRun), .timeLimit(.minutes(10)))
+@Suite("end-to-end pod network", .enabled(if: endToEndCanRun && TestNetwork.available), .timeLimit(.minutes(10)))
 struct NetworkTests {
-    @Test func statefulSetReplicasInEndpointSlicesAndNodeCIDRs() async throws {
+    func server(_ name: String, node: String) -> String {
+        """
+        apiVersion: v1
+        kind: Pod
+        metadata: {name: \(name), labels: {app: web}}
+        spec:
+          nodeSelector: {kubernetes.io/hostname: \(node)}
+          terminationGracePeriodSeconds: 1
+          containers:
+          - name: c
+            image: busybox
+            command: ["sh", "-c", "mkdir -p /www && echo hello from $(hostname) > /www/index.html && exec httpd -f -p 8080 -h /www"]
+        ---
+
+        """
+    }
+
+    @Test("pod to pod on one node and across nodes; the host routes every range to ballast devices; nothing outside")
+    func podToPod() async throws {
         try await sharedCluster.with { cluster in
-            let ns = try await cluster.namespace("e2e-net-endpoints")
-            let manifest = """
+            let ns = try await cluster.namespace("e2e-net")
+            try await cluster.apply(server("one", node: "node-1") + server("two", node: "node-2") + """
                 apiVersion: v1
-                kind: Service
-                metadata: {name: web}
+                kind: Pod
+                metadata: {name: client}
                 spec:
-                  clusterIP: None
-                  selector: {app: web}
-                  ports: [{name: http, port: 80, targetPort: http}]
-                ---
-                apiVersion: v1
-                kind: Service
-                metadata: {name: web-vip}
-                spec:
-                  selector: {app: web}
-                  ports: [{port: 80, targetPort: 8080}]
-                ---
-                apiVersion: apps/v1
-                kind: StatefulSet
-                metadata: {name: web}
-                spec:
-                  serviceName: web
-                  replicas: 2
-                  selector: {matchLabels: {app: web}}
-                  template:
-                    metadata: {labels: {app: web}}
-                    spec:
-                      terminationGracePeriodSeconds: 1
-                      containers:
-                      - name: web
-                        image: busybox
-                        command: ["sh", "-c", "exec sleep 3600"]
-                        ports: [{name: http, containerPort: 8080}]
+                  nodeSelector: {kubernetes.io/hostname: node-1}
+                  terminationGracePeriodSeconds: 1
+                  containers:
+                  - {name: c, image: busybox, command: ["sleep", "3600"]}
+                """, namespace: ns)
+            for pod in ["one", "two", "client"] {
+                guard await cluster.waitReady(pod, namespace: ns) else { return }
+            }
+            let network = cluster.network.network
+            var ips: [String: String] = [:]
+            for pod in ["one", "two", "client"] {
+                let ip = await cluster.get("pod/" + pod, namespace: ns, "{.status.podIP}")
+                #expect(network.clusterCIDR.contains(ip), "\(pod): \(ip) in \(network.clusterCIDR)")
+                ips[pod] = ip
+            }
+            // node-1's pods are on its /24, node-2's on its own.
+            #expect(cluster.network.podCIDR(1).contains(ips["one"]!) && cluster.network.podCIDR(2).contains(ips["two"]!), "\(ips)")
 
-                """
-            try await cluster.apply(manifest, namespace: ns)
-            guard await cluster.waitFor("both replicas ready in the slices", namespace: ns, {
-                let slices = await cluster.get("endpointslices", namespace: ns,
-                                               "{range .items[?(@.metadata.labels.kubernetes\\.io/service-name==\"web\")].endpoints[*]}{.hostname}={.conditions.ready} {end}")
-                return slices.split(separator: " ").sorted() == ["web-0=true", "web-1=true"]
-            }) else { return }
-            let addresses = await cluster.get("pods", namespace: ns, "{.items[*].status.podIP}").split(separator: " ").sorted()
-            let listed = await cluster.get("endpointslices", namespace: ns,
-                                           "{range .items[?(@.metadata.labels.kubernetes\\.io/service-name==\"web\")].endpoints[*]}{.addresses[0]} {end}")
-            #expect(listed.split(separator: " ").sorted() == addresses, "the slices list the pods' addresses")
-            #expect(await cluster.get("endpointslices", namespace: ns,
-                                      "{.items[?(@.metadata.labels.kubernetes\\.io/service-name==\"web\")].ports[0].port}") == "8080",
-                    "the named target port resolved")
-            let table = try await cluster.ok(["get", "endpointslices", "-n", ns])
-            #expect(table.contains("ADDRESSTYPE") && table.contains("IPv4") && table.contains("8080"), "\(table)")
-            #expect(try await cluster.ok(["get", "endpoints", "-n", ns, "web"]).contains(":8080"), "the legacy Endpoints too")
+            for target in ["one", "two"] {
+                let wget = try await cluster.kubectl(["exec", "-n", ns, "client", "--", "wget", "-q", "-O", "-", "http://\(ips[target]!):8080/"])
+                #expect(wget.status == 0 && wget.stdout == "hello from \(target)\n", "client → \(target): \(wget)")
+                let nc = try await cluster.kubectl(["exec", "-n", ns, "client", "--", "sh", "-c",
+                                                    "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc \(ips[target]!) 8080"])
+                #expect(nc.status == 0 && nc.stdout.hasSuffix("hello from \(target)\n"), "nc client → \(target): \(nc)")
+            }
+            let back = try await cluster.kubectl(["exec", "-n", ns, "two", "--", "wget", "-q", "-O", "-", "http://\(ips["one"]!):8080/"])
+            #expect(back.stdout == "hello from one\n", "two → one: \(back)")
 
-            let vip = await cluster.get("service/web-vip", namespace: ns, "{.spec.clusterIP}")
-            #expect(vip.hasPrefix("198.19."), "ClusterIP \(vip) from the Service range")
-            #expect(await cluster.get("service/kubernetes", namespace: "default", "{.spec.clusterIP}") == "198.19.0.1")
+            // Nothing outside the cluster's ranges: no route in the pod.
+            let outside = try await cluster.kubectl(["exec", "-n", ns, "client", "--", "wget", "-q", "-O", "-", "http://192.0.2.1/"])
+            #expect(outside.status != 0 && outside.stderr.lowercased().contains("unreachable"), "\(outside)")
 
-            let cidrs = await cluster.get("nodes", "{.items[*].spec.podCIDR}").split(separator: " ").map(String.init)
-            #expect(cidrs.count == cluster.nodes && Set(cidrs).count == cluster.nodes, "one podCIDR per node: \(cidrs)")
-            #expect(cidrs.allSatisfy { $0.hasPrefix("198.18.") && $0.hasSuffix("/24") }, "\(cidrs)")
+            // On the host, every address of both ranges ends on a ballast device or unreachable.
+            let samples = [network.clusterCIDR.address(1), network.clusterCIDR.address(UInt32(network.clusterCIDR.size - 2)),
+                           cluster.network.podCIDR(3).address(9), network.serviceCIDR.address(1),
+                           network.serviceCIDR.address(UInt32(network.serviceCIDR.size - 2)), ips["two"]!]
+            for address in samples {
+                let route = try await runCommand("ip", ["-o", "route", "get", address], timeout: .seconds(10))
+                let text = route.stdout + route.stderr
+                // A node bridge's gateway address is this machine's own (`local … dev lo`).
+                #expect((route.status == 0 && (text.contains("dev \(network.prefix)") || text.hasPrefix("local "))) || text.contains("unreachable")
+                        || text.contains("No route to host"),
+                        "ip route get \(address): \(text)")
+                #expect(!text.contains(" via "), "\(address) must not take a gateway: \(text)")
+            }
+
+            // No cluster DNS yet: ClusterFirst falls back to the node's resolver, and says so.
+            let resolv = try await cluster.kubectl(["exec", "-n", ns, "client", "--", "cat", "/etc/resolv.conf"])
+            #expect(!resolv.stdout.contains("svc.cluster.local"), "\(resolv.stdout)")
+            let events = try await cluster.ok(["get", "events", "-n", ns, "--field-selector", "involvedObject.name=client", "-o", "jsonpath={.items[*].reason}"])
+            #expect(events.contains("MissingClusterDNS"), "\(events)")
+            try await cluster.ok(["delete", "namespace", ns, "--wait=false"])
         }
     }
 }

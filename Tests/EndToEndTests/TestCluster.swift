@@ -20,15 +20,19 @@ final class TestCluster: Sendable {
     let data: String
     let volumes: String
     let nodes: Int
+    /// The cluster's own pod and Service ranges and kernel object names.
+    let network: TestNetwork
     var kubeconfig: String { data + "/admin.kubeconfig" }
 
-    /// `ballast up --detach --nodes N --zones Z` plus `flags`; throws with up's output when it fails.
+    /// `ballast up --detach --nodes N --zones Z` plus `flags`, on a pod network of its own;
+    /// throws with up's output when it fails.
     static func start(nodes: Int, zones: Int, flags: [String] = []) async throws -> TestCluster {
         let id = UUID().uuidString.prefix(8).lowercased()
-        let cluster = TestCluster(root: "/tmp/bup-" + id, nodes: nodes)
+        let cluster = TestCluster(root: "/tmp/bup-" + id, nodes: nodes, network: try await TestNetwork.claim())
         let up = try await cluster.ballast(["up", "--detach", "--volumes-dir", cluster.volumes, "--nodes", "\(nodes)", "--zones", "\(zones)",
                                             "--api-port", "\(freePort())", "--cloud-port", "\(freePort())", "--kubelet-port", "\(freePort())",
-                                            "--cgroup-root", "/ballast/e2e-" + id, "--log-level", "info"] + flags, timeout: .seconds(300))
+                                            "--cgroup-root", "/ballast/e2e-" + id, "--log-level", "info"] + cluster.network.upArguments + flags,
+                                           timeout: .seconds(300))
         guard up.status == 0, up.stdout.contains("Ballast is ready") else {
             _ = await cluster.close()
             throw TestClusterError("ballast up failed (\(up.status)):\n\(up.stdout)\(up.stderr)")
@@ -36,7 +40,8 @@ final class TestCluster: Sendable {
         return cluster
     }
 
-    init(root: String, nodes: Int) {
+    init(root: String, nodes: Int, network: TestNetwork) {
+        self.network = network
         self.root = root
         self.data = root + "/data"
         self.volumes = root + "/volumes"
@@ -126,6 +131,9 @@ final class TestCluster: Sendable {
         left += LoopDevices.all().filter { LoopDevices.backingFile(of: $0)?.hasPrefix(root + "/") == true }.map { "loop device \($0)" }
         left += ProcessTable.pids { $0.contains { $0.contains(root + "/") } }.map { "process \($0)" }
         if FileManager.default.fileExists(atPath: data) { left.append("data dir \(data)") }
+        // The pod network: bridges, Service device, routes, nftables table; veths on its bridges.
+        left += await network.leftovers()
+        left += await network.release()
         try? FileManager.default.removeItem(atPath: root)
         return left
     }

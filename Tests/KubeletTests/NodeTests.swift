@@ -48,7 +48,7 @@ struct NodeTests {
                 """)
             let writer = try await c.waitForPod("writer", "Running and ready", timeout: .seconds(90)) { $0.isRunning("w") && $0.isReady }
             #expect(writer.spec.nodeName == node.name)
-            #expect(writer.status.podIP == node.ip, "pods share the node's network namespace until pod networking exists")
+            #expect(writer.status.podIP == node.ip, "a kubelet without --cluster-cidr keeps pods on the node's network")
 
             // Logs, with --tail.
             #expect(await waitUntil(timeout: .seconds(10)) { (try? await c.kubectl("logs", "writer"))?.stdout == "wrote\n" })

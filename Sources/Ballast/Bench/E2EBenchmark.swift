@@ -375,6 +375,8 @@ final class E2EBenchRun: @unchecked Sendable {
                          "--attach-limit", "\(settings.attachLimit)",
                          "--api-port", "\(BenchCluster.freePort())", "--cloud-port", "\(BenchCluster.freePort())",
                          "--kubelet-port", "\(BenchCluster.freePort())", "--cgroup-root", "/ballast/bench-e2e-" + suffix,
+                         // Ranges of its own, beside the tests' (198.18.128.0/17) and a default cluster's.
+                         "--cluster-cidr", "198.18.64.0/18", "--service-cluster-ip-range", "198.19.64.0/18",
                          "--log-level", settings.logLevel]
         let start = ContinuousClock.now
         let up = try await SystemCommand.run(arguments, timeout: .seconds(300))

@@ -1,6 +1,7 @@
 // What `ballast up` was asked for, kept in DATA_DIR/cluster.json: a later `up` on the same data
 // dir reads it back (a flag that contradicts it is an error naming it), `down --purge` knows the
 // volumes dir from it. Paths are absolute: the supervisor's children may run elsewhere.
+import ClusterAPI
 import Foundation
 import HostSystem
 import Kubelet
@@ -19,15 +20,12 @@ struct ClusterSpec: Codable, Equatable {
     var kubeletPort: Int
     /// The kubelets' `--cgroup-root`, a cgroup of this cluster's own under /ballast; nil: /ballast.
     var cgroupRoot: String?
-    /// The pods' range (the controller manager's `--cluster-cidr`, a /24 per node); nil: 198.18.0.0/16.
+    /// The pod range (`--cluster-cidr`); nil (a cluster of an earlier version): the default.
     var clusterCIDR: String?
-    /// The Services' range (the API server's `--service-cluster-ip-range`); nil: 198.19.0.0/16.
-    var serviceClusterIPRange: String?
-
-    static let defaultClusterCIDR = "198.18.0.0/16"
-    static let defaultServiceClusterIPRange = "198.19.0.0/16"
-    var podRange: String { clusterCIDR ?? Self.defaultClusterCIDR }
-    var serviceRange: String { serviceClusterIPRange ?? Self.defaultServiceClusterIPRange }
+    /// The Service range (`--service-cluster-ip-range`); nil: the default.
+    var serviceCIDR: String?
+    /// The tag in the names of the cluster's kernel objects; nil: derived from the data dir.
+    var networkTag: String?
 
     static let fileName = "cluster.json"
 
@@ -50,6 +48,20 @@ struct ClusterSpec: Codable, Equatable {
     var cgroups: [String] {
         if let cgroupRoot { return [cgroupRoot] }
         return (1...max(1, nodes)).map(nodeCgroup)
+    }
+    /// The cluster's pod network: ranges and kernel object names.
+    var network: ClusterNetwork {
+        get throws {
+            let cluster = clusterCIDR.map { IPv4CIDR($0) } ?? ClusterNetwork.defaultClusterCIDR
+            let service = serviceCIDR.map { IPv4CIDR($0) } ?? ClusterNetwork.defaultServiceCIDR
+            guard let cluster else { throw UpFailure("--cluster-cidr \(clusterCIDR ?? ""): expected an IPv4 network such as 198.18.0.0/16") }
+            guard let service else { throw UpFailure("--service-cluster-ip-range \(serviceCIDR ?? ""): expected an IPv4 network such as 198.19.0.0/16") }
+            do {
+                return try ClusterNetwork(tag: networkTag ?? ClusterNetwork.tag(for: dataDir), clusterCIDR: cluster, serviceCIDR: service)
+            } catch {
+                throw UpFailure(error.message)
+            }
+        }
     }
     /// The supervised components, in start order (their logs are `<logs>/<name>.log`).
     var components: [String] {

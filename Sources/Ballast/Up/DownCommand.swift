@@ -41,6 +41,7 @@ struct DownCommand: AsyncParsableCommand {
         }
         // What a supervisor that died without stopping may have left, then the files.
         await HostCleanup.sweep(spec.dataDir, runtimeRoots: spec.runtimeRoots, cgroups: spec.cgroups)
+        await HostCleanup.removeNetwork(spec)
         // The volumes dir may be the repository's `volumes/`, whose README stays.
         await HostCleanup.sweep(spec.volumesDir, removeDirectory: false)
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: spec.volumesDir)) ?? []

@@ -1,8 +1,10 @@
 // `ballast up`: the whole cluster on this machine, supervised — the API server (embedded store,
 // or --etcd-servers), the simulated cloud, the CSI controller plugin, the cloud controller
 // manager, the controller manager, the scheduler, and per node a cloud instance, a CSI node
-// plugin and a kubelet (node-N on 127.0.1.N, zones round-robin). It installs the CSIDriver, the
-// StorageClasses, the snapshot CRDs and the default VolumeSnapshotClass, says when every node is Ready, and runs until Ctrl-C / SIGTERM (or
+// plugin and a kubelet (node-N on 127.0.1.N, zones round-robin), after the pod network's host
+// routes (unreachable route, Service device, nftables table; see docs/networking.md). It installs
+// the CSIDriver, the StorageClasses, the snapshot CRDs and the default VolumeSnapshotClass, says
+// when every node is Ready, and runs until Ctrl-C / SIGTERM (or
 // `ballast down`), then stops everything, containers included; the data stays for the next `up`.
 import APIClient
 import ArgumentParser
@@ -11,6 +13,7 @@ import ControllerManager
 import CloudProvider
 import Foundation
 import HostSystem
+import Kubelet
 import Logging
 
 struct UpCommand: AsyncParsableCommand {
@@ -55,11 +58,14 @@ struct UpCommand: AsyncParsableCommand {
     @Option(help: "A cgroup of this cluster's own for the nodes' pods, /ballast/<name> (default: /ballast; two clusters on one machine need their own).")
     var cgroupRoot: String?
 
-    @Option(help: "The pods' range, a /24 of it per node (default 198.18.0.0/16; kind uses 10.244.0.0/16). Fixed for the data dir's life.")
+    @Option(help: "The pods' range, a /24 of it per node (default 198.18.0.0/16, in the block reserved for benchmarking: never routed off this machine).")
     var clusterCidr: String?
 
-    @Option(help: "The Services' ClusterIP range (default 198.19.0.0/16; kind uses 10.96.0.0/12). Fixed for the data dir's life.")
+    @Option(help: "The Services' range (default 198.19.0.0/16).")
     var serviceClusterIpRange: String?
+
+    @Option(help: "Four letters or digits in the names of the cluster's bridges, Service device and nftables table (default: derived from the data dir; two clusters on one machine need different tags and ranges).")
+    var networkTag: String?
 
     @Flag(help: "Return once the cluster is ready and leave it running (its supervisor's pid in DATA_DIR/up.pid).")
     var detach = false
@@ -91,22 +97,11 @@ struct UpCommand: AsyncParsableCommand {
             cloudPort: cloudPort ?? earlier?.cloudPort ?? 7070,
             kubeletPort: kubeletPort ?? earlier?.kubeletPort ?? 10250,
             cgroupRoot: cgroupRoot ?? earlier?.cgroupRoot,
-            clusterCIDR: try pick("cluster-cidr", clusterCidr, earlier?.clusterCIDR, ClusterSpec.defaultClusterCIDR),
-            serviceClusterIPRange: try pick("service-cluster-ip-range", serviceClusterIpRange, earlier?.serviceClusterIPRange,
-                                            ClusterSpec.defaultServiceClusterIPRange))
-        if let range = spec.clusterCIDR {
-            guard let cidr = IPv4CIDR(range), cidr.prefixLength <= 24 else {
-                throw ValidationError("--cluster-cidr \(range): expected an IPv4 CIDR of /24 or larger (a /24 per node), e.g. 198.18.0.0/16")
-            }
-        }
-        if let range = spec.serviceClusterIPRange {
-            guard let cidr = IPv4CIDR(range), (12...29).contains(cidr.prefixLength) else {
-                throw ValidationError("--service-cluster-ip-range \(range): expected an IPv4 CIDR from /12 to /29, e.g. 198.19.0.0/16")
-            }
-        }
-        if let pods = IPv4CIDR(spec.podRange), let services = IPv4CIDR(spec.serviceRange),
-           pods.contains(services.network) || services.contains(pods.network) {
-            throw ValidationError("--cluster-cidr \(spec.podRange) and --service-cluster-ip-range \(spec.serviceRange) overlap: give them disjoint ranges")
+            clusterCIDR: try pick("cluster-cidr", clusterCidr, earlier?.clusterCIDR, "\(ClusterNetwork.defaultClusterCIDR)"),
+            serviceCIDR: try pick("service-cluster-ip-range", serviceClusterIpRange, earlier?.serviceCIDR, "\(ClusterNetwork.defaultServiceCIDR)"),
+            networkTag: try pick("network-tag", networkTag, earlier?.networkTag, ClusterNetwork.tag(for: dataDir)))
+        if let range = spec.serviceCIDR, let cidr = IPv4CIDR(range), !(12...29).contains(cidr.prefixLength) {
+            throw ValidationError("--service-cluster-ip-range \(range): expected an IPv4 CIDR from /12 to /29 (the API server's limits), e.g. 198.19.0.0/16")
         }
         if let earlier, let given = cgroupRoot, given != earlier.cgroupRoot {
             throw ValidationError("--cgroup-root \(given) contradicts this data dir's cluster (\(earlier.cgroupRoot ?? "/ballast"), in \(dataDir)/\(ClusterSpec.fileName)): drop the flag, or start afresh with `ballast down --purge --data-dir \(self.dataDir)`")
@@ -120,6 +115,10 @@ struct UpCommand: AsyncParsableCommand {
                   !parts[2].isEmpty, parts[2].allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) else {
                 throw ValidationError("--cgroup-root \(root): expected /ballast/<name> (letters, digits, - and _), a cgroup of this cluster's own")
             }
+        }
+        let network = try spec.network
+        guard spec.nodes <= network.podSubnetCount else {
+            throw ValidationError("--cluster-cidr \(network.clusterCIDR) holds \(network.podSubnetCount) node ranges (/\(network.nodeMaskSize)), fewer than --nodes \(spec.nodes)")
         }
         for (flag, port) in [("api-port", spec.apiPort), ("cloud-port", spec.cloudPort), ("kubelet-port", spec.kubeletPort)] {
             guard (1...65535).contains(port) else { throw ValidationError("--\(flag) \(port): a TCP port, 1 to 65535") }
@@ -219,9 +218,15 @@ struct UpCluster: Sendable {
 
     func start() async throws {
         let spec = self.spec
+        // Before any pod can start: every pod and Service address ends on this machine.
+        let network = try spec.network
+        // The node bridges come with the nodes' ranges: the controller manager's node IPAM gives
+        // each node its spec.podCIDR, and each kubelet installs its bridge before its first pod.
+        say("installing the pod network's host routes (pods \(network.clusterCIDR), Services \(network.serviceCIDR), devices \(network.prefix)*)…")
+        try await HostNetwork.install(network, podSubnets: [])
         say("starting the API server on 127.0.0.1:\(spec.apiPort)…")
         var apiArguments = ["apiserver", "--data-dir", spec.dataDir, "--secure-port", "\(spec.apiPort)", "--bind-address", "127.0.0.1",
-                            "--service-cluster-ip-range", spec.serviceRange]
+                            "--service-cluster-ip-range", "\(network.serviceCIDR)"]
         if spec.etcdServers != "embedded" { apiArguments += ["--etcd-servers", spec.etcdServers] }
         try supervisor.start(.init(name: "apiserver", arguments: apiArguments))
         let client = try await until("the API server", component: "apiserver") { () -> KubeClient? in
@@ -257,8 +262,8 @@ struct UpCluster: Sendable {
         try supervisor.start(.init(name: "cloud-controller-manager", arguments: ["cloud-controller-manager", "--kubeconfig", spec.kubeconfig] + cloudFlags))
         try supervisor.start(.init(name: "controller-manager", arguments: ["controller-manager", "--kubeconfig", spec.kubeconfig,
                                                                            "--csi-endpoint", "unix://" + spec.controllerSocket,
-                                                                           "--allocate-node-cidrs", "--cluster-cidr", spec.podRange,
-                                                                           "--node-cidr-mask-size", "24"]))
+                                                                           "--allocate-node-cidrs", "--cluster-cidr", "\(network.clusterCIDR)",
+                                                                           "--node-cidr-mask-size", "\(network.nodeMaskSize)"]))
         try supervisor.start(.init(name: "scheduler", arguments: ["scheduler", "--kubeconfig", spec.kubeconfig]))
         say("starting \(spec.nodes) node\(spec.nodes == 1 ? "" : "s") (CSI node plugin and kubelet each)…")
         for index in 1...spec.nodes {
@@ -272,7 +277,9 @@ struct UpCluster: Sendable {
                 "--csi-endpoint", "unix://\(directory)/csi.sock", "--node-ip", spec.nodeIP(index), "--port", "\(spec.kubeletPort)",
                 "--image-dir", spec.dataDir + "/images", "--pod-logs-dir", directory + "/logs", "--cloud-provider", "external",
                 "--authentication-token-file", spec.dataDir + "/pki/kubelet-client.token",
-                "--cgroup-root", spec.cgroupRoot ?? "/ballast"]))
+                "--cgroup-root", spec.cgroupRoot ?? "/ballast",
+                "--cluster-cidr", "\(network.clusterCIDR)",
+                "--service-cluster-ip-range", "\(network.serviceCIDR)", "--network-tag", network.tag, "--cluster-domain", "cluster.local"]))
         }
         try await install(client)
         var reported = -1
@@ -341,5 +348,6 @@ struct UpCluster: Sendable {
         await supervisor.stopAll()
         await HostCleanup.sweep(spec.dataDir + "/nodes", runtimeRoots: spec.runtimeRoots, cgroups: spec.cgroups, removeDirectory: false)
         await HostCleanup.sweep(spec.volumesDir, removeDirectory: false)
+        await HostCleanup.removeNetwork(spec)
     }
 }

@@ -20,6 +20,8 @@ struct ContainerBuilder {
     var nodeIP: String
     var volumes: [String: PodVolume]
     var sandbox: PodSandbox
+    /// The pod's own network (nil: the node's, for hostNetwork pods and kubelets without one).
+    var podNetwork: (netns: String, ip: String)?
     var podDirectory: String
     var podLogsDirectory: String
     var podPidsLimit: Int64?
@@ -58,8 +60,8 @@ struct ContainerBuilder {
             try ((pod.metadata.name ?? "") + "\n").write(toFile: hostnameFile, atomically: true, encoding: .utf8)
         }
         mounts.append(OCISpec.Mount(destination: "/etc/hostname", type: "bind", source: hostnameFile, options: ["rbind", "rprivate", "rw"]))
-        if FileManager.default.fileExists(atPath: "/etc/resolv.conf") {
-            mounts.append(OCISpec.Mount(destination: "/etc/resolv.conf", type: "bind", source: "/etc/resolv.conf", options: ["rbind", "rprivate", "ro"]))
+        if FileManager.default.fileExists(atPath: sandbox.resolvConfFile) {
+            mounts.append(OCISpec.Mount(destination: "/etc/resolv.conf", type: "bind", source: sandbox.resolvConfFile, options: ["rbind", "rprivate", "ro"]))
         }
         let limits = container.resources?.limits ?? [:]
         let requests = container.resources?.requests ?? [:]
@@ -67,7 +69,7 @@ struct ContainerBuilder {
         let hashInput = [image.reference, argv.joined(separator: " "), env.joined(separator: " "), workingDir,
                          (container.volumeMounts ?? []).map { "\($0.name):\($0.mountPath):\($0.subPath ?? ""):\($0.readOnly ?? false)" }.joined(separator: ","),
                          limits.map { "\($0.key)=\($0.value)" }.sorted().joined(separator: ",")]
-        return ContainerConfig(
+        var config = ContainerConfig(
             podUID: pod.uid, podNamespace: pod.metadata.namespace ?? "default", podName: pod.metadata.name ?? "", name: container.name,
             attempt: attempt, isInit: isInit, image: image, args: argv, env: env, workingDir: workingDir, mounts: mounts,
             devices: try volumeDevices(container), memoryLimit: limits["memory"].map { $0.value },
@@ -75,6 +77,8 @@ struct ContainerBuilder {
             pidsLimit: podPidsLimit, hostname: pod.metadata.name ?? "", sandbox: sandbox, pidNamespace: nil,
             logPath: Self.logDirectory(base: podLogsDirectory, pod: pod) + "/\(container.name)/\(attempt).log",
             specHash: ContainerConfig.hash(hashInput))
+        config.netNamespace = podNetwork?.netns
+        return config
     }
 
     // MARK: Environment
@@ -150,8 +154,8 @@ struct ContainerBuilder {
             case "metadata.uid": return pod.uid
             case "spec.nodeName": return nodeName
             case "spec.serviceAccountName": return pod.spec.serviceAccountName ?? ""
-            case "status.hostIP", "status.podIP": return nodeIP
-            case "status.hostIPs", "status.podIPs": return nodeIP
+            case "status.hostIP", "status.hostIPs": return nodeIP
+            case "status.podIP", "status.podIPs": return podNetwork?.ip ?? nodeIP
             case let path where path.hasPrefix("metadata.labels['") && path.hasSuffix("']"):
                 return pod.metadata.labels?[String(path.dropFirst(17).dropLast(2))] ?? ""
             case let path where path.hasPrefix("metadata.annotations['") && path.hasSuffix("']"):

@@ -1,5 +1,5 @@
 // What every pod worker shares: the API client, the runtime, the image store, the volume
-// manager, the event recorder and the node's settings.
+// manager, the event recorder, the pod network and the node's settings.
 import APIClient
 import ClusterAPI
 import Foundation
@@ -20,6 +20,8 @@ public struct PodSettings: Sendable {
     /// Back-off of restarted containers: first delay and ceiling (Kubernetes: 10 s, 5 min).
     public var backoffInitial: Duration
     public var backoffMax: Duration
+    /// `--cluster-dns`, `--cluster-domain`, `--resolv-conf`.
+    public var dns = DNSSettings()
 
     public init(nodeName: String, nodeIP: String, root: String, podLogsDirectory: String, podPidsLimit: Int64? = nil,
                 volumeTimeout: Duration = .seconds(120), backoffInitial: Duration = .seconds(10), backoffMax: Duration = .seconds(300)) {
@@ -41,6 +43,8 @@ struct KubeletContext: Sendable {
     let volumes: VolumeManager
     let events: KubeletEvents
     let settings: PodSettings
+    /// The pods' network (nil: pods share the node's network namespace).
+    var network: PodNetwork? = nil
     let logger: Logger
 
     func podDirectory(_ uid: String) -> String { settings.root + "/pods/" + uid }

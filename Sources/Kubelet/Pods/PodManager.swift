@@ -91,6 +91,7 @@ actor PodManager {
         }
         for uid in orphans {
             do {
+                try await context.network?.tearDown(uid: uid, netns: context.sandbox(uid).netNamespace)
                 try await context.sandbox(uid).remove()
                 try await context.volumes.tearDown(podUID: uid)
                 context.runtime.cgroups.remove(Cgroups.podPath(parent: context.runtime.cgroupParent, podUID: uid))

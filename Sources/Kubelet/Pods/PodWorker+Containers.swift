@@ -13,6 +13,8 @@ extension PodWorker {
     /// name is the current one, running or ended; `last.json` gives the one before.
     func adopt() {
         let mine = context.runtime.records().filter { $0.podUID == uid }
+        // The pod's address (probes ask it) from the CNI cache, before any probe starts.
+        if !mine.isEmpty { podIP = ownNetwork ? context.network?.podIP(uid: uid) : context.settings.nodeIP }
         for (name, records) in Dictionary(grouping: mine, by: \.name) {
             guard var slot = slots[name] else { continue }
             let sorted = records.sorted { $0.attempt < $1.attempt }
@@ -22,7 +24,6 @@ extension PodWorker {
             case .running(let started):
                 slot.started = started
                 watchExit(name: name, id: current.id)
-                startProbes(name)
             case .exited(let exit):
                 slot.started = exit.startedAt.map { ContainerStarted(pid: 0, startedAt: $0) }
                 slot.exit = exit
@@ -31,9 +32,14 @@ extension PodWorker {
             }
             slot.previous = RecordFiles.read(LastTermination.self, from: lastPath(name))
             slots[name] = slot
+            // Probes start from the stored slot (they read its record): an adopted container
+            // is probed again, and becomes ready again once its readiness probe passes.
+            if slot.isRunning { startProbes(name) }
             logger.info("adopted container", metadata: ["container": "\(name)", "id": "\(current.id)", "running": "\(slot.isRunning)"])
         }
-        if !mine.isEmpty { sandboxReady = context.sandbox(uid).isReady }
+        if !mine.isEmpty {
+            sandboxReady = context.sandbox(uid).isReady(network: ownNetwork) && podIP != nil
+        }
     }
 
     func lastPath(_ name: String) -> String { context.podDirectory(uid) + "/containers/\(name)/last.json" }
@@ -128,7 +134,9 @@ extension PodWorker {
         let layers: [String]
         do {
             var builder = ContainerBuilder(pod: pod, nodeName: context.settings.nodeName, nodeIP: context.settings.nodeIP,
-                                           volumes: volumeState.ready, sandbox: context.sandbox(uid), podDirectory: context.podDirectory(uid),
+                                           volumes: volumeState.ready, sandbox: context.sandbox(uid),
+                                           podNetwork: ownNetwork ? (context.sandbox(uid).netNamespace, podIP ?? "") : nil,
+                                           podDirectory: context.podDirectory(uid),
                                            podLogsDirectory: context.settings.podLogsDirectory, podPidsLimit: context.settings.podPidsLimit)
             builder.envSources = try await EnvSources.fetch(for: container, namespace: pod.metadata.namespace ?? "default", client: context.client)
             config = try builder.config(for: container, isInit: isInit, attempt: attempt, image: image)

@@ -1,6 +1,6 @@
 // The pod's status as the kubelet reports it through the status subresource: phase,
 // conditions (PodScheduled kept, PodReadyToStartContainers, Initialized, ContainersReady,
-// Ready), the node's address as host and pod IP (pods share the node's network namespace),
+// Ready), the node's address as host IP, the pod's own (from CNI; the node's for hostNetwork pods) as pod IP,
 // start time, QoS class, and a status per container — written only when it changed.
 import APIClient
 import ClusterAPI
@@ -129,11 +129,14 @@ extension PodWorker {
             "phase": .string(phase),
             "conditions": (try? JSONValue(encoding: conditions)) ?? .array([]),
             "hostIP": .string(ip), "hostIPs": [["ip": .string(ip)]],
-            "podIP": .string(ip), "podIPs": [["ip": .string(ip)]],
             "startTime": .string((startTime ?? now).rfc3339),
             "containerStatuses": (try? JSONValue(encoding: statuses)) ?? .array([]),
             "qosClass": .string(qosClass),
         ]
+        if let podIP = podIP ?? pod.status.podIP ?? (ownNetwork ? nil : ip) {
+            status["podIP"] = .string(podIP)
+            status["podIPs"] = [["ip": .string(podIP)]]
+        }
         if !initStatuses.isEmpty { status["initContainerStatuses"] = (try? JSONValue(encoding: initStatuses)) ?? .array([]) }
         return .object(status)
     }

@@ -35,10 +35,15 @@ extension PodWorker {
         await writeStatus()
         await removeDeadContainers(keepCurrent: false)
         do {
+            try await context.network?.tearDown(pod, netns: context.sandbox(uid).netNamespace)
             try await context.sandbox(uid).remove()
             try await context.volumes.tearDown(podUID: uid)
         } catch {
-            logger.warning("cannot tear down the pod's volumes; retrying", metadata: ["error": "\(error)"])
+            logger.warning("cannot tear down the pod's network or volumes; retrying", metadata: ["error": "\(error)"])
+            if let error = error as? KubeletError, error.code == .network {
+                context.events.pod(pod, type: "Warning", reason: "FailedKillPod",
+                                   message: "error killing pod: failed to \"KillPodSandbox\" for \"\(uid)\": \(error)")
+            }
             kick(after: .seconds(2))
             return
         }

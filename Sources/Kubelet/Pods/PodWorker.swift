@@ -17,6 +17,8 @@ actor PodWorker {
     var slots: [String: ContainerSlot] = [:]
     var startTime: Time?
     var sandboxReady = false
+    /// The pod's address once its network is set up (the node's for hostNetwork pods).
+    var podIP: String?
     var volumeState = VolumeSetUp()
     var volumesReady = false
     var volumeWaitSince: ContinuousClock.Instant?
@@ -133,12 +135,29 @@ actor PodWorker {
         }
     }
 
+    /// Whether the pod gets a network namespace of its own.
+    var ownNetwork: Bool { context.network != nil && !(pod.spec.hostNetwork ?? false) }
+
     private func ensureSandbox() async -> Bool {
         if sandboxReady { return true }
         let sandbox = context.sandbox(uid)
+        let (resolver, dnsEvents) = PodDNS.config(for: pod, settings: context.settings.dns)
+        for (reason, message) in dnsEvents {
+            context.events.pod(pod, type: "Warning", reason: reason, message: message)
+        }
         do {
             try FileManager.default.createDirectory(atPath: context.podDirectory(uid), withIntermediateDirectories: true)
-            try await sandbox.create(hostname: pod.metadata.name ?? "", nodeIP: context.settings.nodeIP)
+            let fresh = try await sandbox.create(hostname: pod.metadata.name ?? "", nodeIP: context.settings.nodeIP,
+                                                 network: ownNetwork, resolver: resolver)
+            if ownNetwork, let network = context.network {
+                // A new namespace: what an earlier one had (its address) is released first.
+                if fresh { try await network.tearDown(pod, netns: sandbox.netNamespace) }
+                let ip = try await network.setUp(pod, netns: sandbox.netNamespace)
+                try sandbox.writeHosts(hostname: pod.metadata.name ?? "", ip: ip)
+                podIP = ip
+            } else {
+                podIP = context.settings.nodeIP
+            }
             sandboxReady = true
             return true
         } catch {
@@ -209,6 +228,7 @@ actor PodWorker {
         for slot in slots.values { slot.probes?.cancel() }
         await removeDeadContainers(keepCurrent: false)
         do {
+            try await context.network?.tearDown(pod, netns: context.sandbox(uid).netNamespace)
             try await context.sandbox(uid).remove()
             try await context.volumes.tearDown(podUID: uid)
             context.runtime.cgroups.remove(Cgroups.podPath(parent: context.runtime.cgroupParent, podUID: uid))

@@ -43,7 +43,8 @@ extension PodWorker {
             return
         }
         let context = self.context
-        let ip = context.settings.nodeIP
+        // httpGet and tcpSocket ask the pod's own address (the node's for hostNetwork pods).
+        let ip = podIP ?? context.settings.nodeIP
         let id = record.id
         let ports = container.ports ?? []
         // The worker is held weakly: probes never keep a finished pod's worker alive.

@@ -29,6 +29,8 @@ public struct ContainerConfig: Sendable, Equatable {
     public var pidsLimit: Int64?
     public var hostname: String
     public var sandbox: PodSandbox
+    /// The pod's network namespace to join (nil: the node's, for hostNetwork pods).
+    public var netNamespace: String?
     /// The pid namespace to join (`shareProcessNamespace`: the pod's first container's).
     public var pidNamespace: String?
     public var logPath: String
@@ -83,6 +85,7 @@ public struct ContainerConfig: Sendable, Equatable {
             OCISpec.Namespace(type: "ipc", path: sandbox.ipcNamespace),
             OCISpec.Namespace(type: "pid", path: pidNamespace),
         ]
+        if let netNamespace { namespaces.append(OCISpec.Namespace(type: "network", path: netNamespace)) }
         if FileManager.default.fileExists(atPath: "/proc/self/ns/cgroup") {
             namespaces.append(OCISpec.Namespace(type: "cgroup", path: nil))
         }

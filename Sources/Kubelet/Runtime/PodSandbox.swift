@@ -1,13 +1,16 @@
 // A pod's shared namespaces without an infrastructure container, as CRI-O's pinns does: a UTS
-// namespace (hostname = the pod's name) and an IPC namespace are created by `unshare` and kept
-// alive by bind mounts of their nsfs files under the pod's directory; every container of the
-// pod joins them by path (`linux.namespaces[].path`). The network namespace is the node's
-// until pod networking exists. Removing the sandbox unmounts the files, which frees the
-// namespaces once no container is in them.
+// namespace (hostname = the pod's name), an IPC namespace and — unless the pod uses the host's
+// network — a network namespace are created by `unshare` and kept alive by bind mounts of their
+// nsfs files under the pod's directory; every container of the pod joins them by path
+// (`linux.namespaces[].path`), and the CNI plugins set up the network one by that path
+// (CNI_NETNS). Removing the sandbox unmounts the files, which frees the namespaces once no
+// container is in them (and with the network namespace its veth).
 //
-//     <root>/pods/<uid>/sandbox/uts    nsfs bind mount
-//     <root>/pods/<uid>/sandbox/ipc    nsfs bind mount
-//     <root>/pods/<uid>/sandbox/hosts  /etc/hosts of the pod's containers
+//     <root>/pods/<uid>/sandbox/uts          nsfs bind mount
+//     <root>/pods/<uid>/sandbox/ipc          nsfs bind mount
+//     <root>/pods/<uid>/sandbox/net          nsfs bind mount (not for hostNetwork pods)
+//     <root>/pods/<uid>/sandbox/hosts        /etc/hosts of the pod's containers
+//     <root>/pods/<uid>/sandbox/resolv.conf  /etc/resolv.conf of the pod's containers
 import CKubelet
 import Foundation
 import HostSystem
@@ -20,18 +23,34 @@ public struct PodSandbox: Sendable, Equatable {
     public let directory: String
     public var utsNamespace: String { directory + "/uts" }
     public var ipcNamespace: String { directory + "/ipc" }
+    public var netNamespace: String { directory + "/net" }
     public var hostsFile: String { directory + "/hosts" }
+    public var resolvConfFile: String { directory + "/resolv.conf" }
 
     public init(directory: String) { self.directory = directory }
 
-    /// True when both namespaces are pinned: each file a mount point of nsfs (asked of the
-    /// kernel for these two paths, not read from the whole mount table).
-    public var isReady: Bool {
-        [utsNamespace, ipcNamespace].allSatisfy { SystemMounter().isMountPoint($0) && ckl_is_nsfs($0) == 1 }
+    /// True when the UTS and IPC namespaces are pinned: each file a mount point of nsfs (asked
+    /// of the kernel for these paths, not read from the whole mount table).
+    public var isReady: Bool { isReady(network: false) }
+
+    /// True when the namespaces are pinned, the network one too when `network`.
+    public func isReady(network: Bool) -> Bool {
+        namespaces(network: network).allSatisfy(Self.isPinned)
     }
 
-    /// Makes the namespaces (unless pinned already) with `hostname`, and the hosts file.
-    public func create(hostname: String, nodeIP: String) async throws {
+    /// True when the network namespace is pinned.
+    public var hasNetworkNamespace: Bool { Self.isPinned(netNamespace) }
+
+    static func isPinned(_ path: String) -> Bool { SystemMounter().isMountPoint(path) && ckl_is_nsfs(path) == 1 }
+
+    func namespaces(network: Bool) -> [String] { [utsNamespace, ipcNamespace] + (network ? [netNamespace] : []) }
+
+    /// Makes the namespaces (unless pinned already) with `hostname` — a network namespace too
+    /// when `network` — and the hosts and resolv.conf files. True when it made new namespaces
+    /// (what was set up in earlier ones is gone).
+    @discardableResult
+    public func create(hostname: String, nodeIP: String, network: Bool = false,
+                       resolver: ResolverConfig = ResolverConfig()) async throws -> Bool {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let hosts = """
             # Kubernetes-managed hosts file (ballast).
@@ -41,25 +60,41 @@ public struct PodSandbox: Sendable, Equatable {
 
             """
         try hosts.write(toFile: hostsFile, atomically: true, encoding: .utf8)
-        if isReady { return }
+        try resolver.text.write(toFile: resolvConfFile, atomically: true, encoding: .utf8)
+        if isReady(network: network) { return false }
         try? await remove()
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        for path in [utsNamespace, ipcNamespace] {
+        for path in namespaces(network: network) {
             let fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0o600)
             if fd >= 0 { close(fd) }
         }
-        let result = try await SystemCommand.run(["unshare", "--uts=" + utsNamespace, "--ipc=" + ipcNamespace, "hostname", hostname],
+        let result = try await SystemCommand.run(["unshare", "--uts=" + utsNamespace, "--ipc=" + ipcNamespace]
+                                                 + (network ? ["--net=" + netNamespace] : []) + ["hostname", hostname],
                                                  timeout: .seconds(30))
         guard result.status == 0 else {
             try? await remove()
             throw KubeletError(.runtime, "cannot create the pod's namespaces: unshare failed (\(result.status)): \(result.stderr.trimmingCharacters(in: .whitespacesAndNewlines))")
         }
         try? hosts.write(toFile: hostsFile, atomically: true, encoding: .utf8)
+        try? resolver.text.write(toFile: resolvConfFile, atomically: true, encoding: .utf8)
+        return true
+    }
+
+    /// Rewrites the hosts file with the pod's own address (once its network is set up).
+    public func writeHosts(hostname: String, ip: String) throws {
+        let hosts = """
+            # Kubernetes-managed hosts file (ballast).
+            127.0.0.1\tlocalhost
+            ::1\tlocalhost ip6-localhost ip6-loopback
+            \(ip)\t\(hostname)
+
+            """
+        try hosts.write(toFile: hostsFile, atomically: true, encoding: .utf8)
     }
 
     /// Unmounts the namespaces and removes the directory.
     public func remove() async throws {
-        for path in [utsNamespace, ipcNamespace] {
+        for path in [utsNamespace, ipcNamespace, netNamespace] {
             var attempts = 0
             while SystemMounter().isMountPoint(path) && attempts < 4 {
                 if ckl_unmount(path, 0) != 0 && errno != EINVAL && errno != ENOENT {
