@@ -11,7 +11,7 @@ public struct IPv4CIDR: Sendable, Hashable, CustomStringConvertible, Codable {
     /// are cleared, as Go's `net.ParseCIDR` does for the network it returns.
     public init?(_ text: String) {
         let parts = text.split(separator: "/", omittingEmptySubsequences: false)
-        guard parts.count == 2, parts[1].allSatisfy(\.isASCII), let bits = Int(parts[1]), (0...32).contains(bits),
+        guard parts.count == 2, !parts[1].isEmpty, parts[1].allSatisfy({ $0.isASCII && $0.isNumber }), let bits = Int(parts[1]), (0...32).contains(bits),
               let address = Self.parseAddress(parts[0]) else { return nil }
         self.init(network: address, prefixLength: bits)
     }
