@@ -142,7 +142,17 @@ struct Spawner {
             envp.forEach { free($0) }
         }
         var pid: pid_t = 0
-        let result = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
+        var result = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
+        // A file written a moment ago (a script, a plugin) can still be open for writing in a
+        // child that another thread of this process is starting: until that child has exec'd,
+        // exec of the file fails with ETXTBSY. The window is short; retry a bounded number of
+        // times, yielding the CPU in between, rather than fail the start.
+        var attempts = 1
+        while result == ETXTBSY && attempts < 500 {
+            sched_yield()
+            result = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
+            attempts += 1
+        }
         guard result == 0 else {
             let code: HostSystemError.Code = result == ENOENT ? .notFound : .spawnFailed
             throw failing(HostSystemError(code, "cannot start \(executable)\(workingDirectory.map { " in \($0)" } ?? ""): \(String(cString: strerror(result)))", errno: result))

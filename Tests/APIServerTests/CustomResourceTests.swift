@@ -61,6 +61,14 @@ import Testing
             #expect(made.body["spec"]?["keep"] == 3)
             #expect(made.body["spec"]?["unknown"] == nil)
             #expect(made.body["spec"]?["extra"]?["free"] == "form")
+            // kubectl's default, fieldValidation=Strict: the same unknown field is refused, naming it.
+            let strict = await f.request(.POST, "/apis/example.ballast.dev/v1/namespaces/default/backups?fieldValidation=Strict",
+                                         body: Self.backup("strict", spec: #"{"source":"data-db-0","unknown":1}"#))
+            #expect(strict.code == 400)
+            #expect(strict.body["message"]?.stringValue?.hasSuffix(#"strict decoding error: unknown field "spec.unknown""#) == true, "\(strict.body)")
+            let patched = await f.request(.PATCH, "/apis/example.ballast.dev/v1/namespaces/default/backups/nightly?fieldValidation=Strict",
+                                          body: #"{"spec":{"colour":"red"}}"#, contentType: "application/merge-patch+json")
+            #expect(patched.code == 400 && patched.body["message"]?.stringValue?.contains(#"unknown field "spec.colour""#) == true, "\(patched.body)")
 
             // Schema violations: 422, one cause per field, nothing stored.
             let bad = await f.request(.POST, "/apis/example.ballast.dev/v1/namespaces/default/backups",

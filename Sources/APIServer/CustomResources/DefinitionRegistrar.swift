@@ -111,6 +111,7 @@ final class DefinitionRegistrar: Sendable {
                                     selectableFields: [], strategy: .custom(schema: schema, namespaced: crd.spec.scope == "Namespaced"))
             info.storagePrefix = storage
             info.printerColumns = version.additionalPrinterColumns ?? []
+            info.schema = schema
             return info
         }
     }

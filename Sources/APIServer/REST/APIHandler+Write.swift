@@ -16,6 +16,7 @@ extension APIHandler {
         if body["metadata"]?["resourceVersion"]?.stringValue.map({ !$0.isEmpty }) == true {
             throw APIError.badRequest("resourceVersion should not be set on objects to be created: remove metadata.resourceVersion")
         }
+        try Self.refuseUnknownFields(body, info: info, c: c)
         var object = try Mutation.prepareCreate(body, info: info, namespace: c.attributes.namespace)
         let name = object["metadata"]?["name"]?.stringValue ?? ""
         let namespace = object["metadata"]?["namespace"]?.stringValue
@@ -31,6 +32,26 @@ extension APIHandler {
         } catch {
             await services.release(allocated, logger: logger)
             throw error
+        }
+    }
+
+    /// `fieldValidation=Strict` (kubectl's default) on a custom resource: fields its schema does
+    /// not declare are refused with apiextensions-apiserver's words instead of pruned. `Warn`
+    /// (the default when the request says nothing) and `Ignore` prune them silently: Ballast
+    /// sends no warnings.
+    static func refuseUnknownFields(_ object: JSONValue, info: ResourceInfo, c: RequestContext) throws(APIError) {
+        guard let schema = info.schema else { return }
+        switch c.query["fieldValidation"] ?? "" {
+        case "Strict":
+            var copy = object
+            let unknown = schema.prune(&copy)
+            guard !unknown.isEmpty else { return }
+            let fields = unknown.map { "unknown field \"\($0)\"" }.joined(separator: ", ")
+            throw APIError.badRequest("\(info.kind) in version \"\(info.version)\" cannot be handled as a \(info.kind): strict decoding error: \(fields)")
+        case "", "Warn", "Ignore":
+            return
+        case let other:
+            throw APIError.badRequest("fieldValidation \"\(other)\" is not one of Ignore, Warn, Strict")
         }
     }
 
@@ -68,6 +89,7 @@ extension APIHandler {
             let currentRV = String(stored.modRevision)
             if let precondition, !precondition.isEmpty, precondition != currentRV { throw APIError.conflict(info, name) }
             var candidate = try transform(stored.object)
+            try Self.refuseUnknownFields(candidate, info: info, c: c)
             let allocates = Self.isService(info) && c.attributes.subresource.isEmpty
             if allocates { candidate = ServiceAllocator.prepareForUpdate(candidate, old: stored.object) }
             var updated = try Mutation.prepareUpdate(candidate, old: stored.object, info: info, subresource: c.attributes.subresource)

@@ -25,6 +25,8 @@ public struct ResourceInfo: Sendable {
     public var storagePrefix: String? = nil
     /// A custom resource's `additionalPrinterColumns`; nil: Kubernetes' built-in printer.
     public var printerColumns: [CustomResourceColumnDefinition]? = nil
+    /// A custom resource's structural schema (its version's); nil for the built-in resources.
+    public var schema: StructuralSchema? = nil
 
     /// `v1` or `storage.k8s.io/v1`.
     public var groupVersion: String { group.isEmpty ? version : group + "/" + version }
