@@ -1,6 +1,7 @@
 import ClusterAPI
 import Foundation
 import Testing
+import TestSupport
 @testable import APIServer
 
 /// CustomResourceDefinitions served by the handler: established and discovered, their objects
@@ -47,9 +48,14 @@ import Testing
             #expect(created.body["spec"]?["names"]?["listKind"] == "BackupList" && created.body["spec"]?["names"]?["singular"] == "backup")
             #expect(created.body["metadata"]?["finalizers"] == ["customresourcecleanup.apiextensions.k8s.io"])
             #expect(await Self.served(f))
-            let crd = await f.request(.GET, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/backups.example.ballast.dev")
-            let conditions = crd.body["status"]?["conditions"]?.arrayValue ?? []
-            #expect(conditions.contains { $0["type"] == "Established" && $0["status"] == "True" }, "\(crd.body["status"] ?? .null)")
+            // The resource is served first, then the status says so (a client that waited for
+            // Established can use it at once); under load the status may come a moment later.
+            var crd = await f.request(.GET, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/backups.example.ballast.dev")
+            let established = await waitUntil(timeout: .seconds(10), interval: .milliseconds(20)) {
+                crd = await f.request(.GET, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/backups.example.ballast.dev")
+                return (crd.body["status"]?["conditions"]?.arrayValue ?? []).contains { $0["type"] == "Established" && $0["status"] == "True" }
+            }
+            #expect(established, "\(crd.body["status"] ?? .null)")
             #expect(crd.body["status"]?["storedVersions"] == ["v1"])
             let groups = await f.request(.GET, "/apis")
             #expect(groups.body["groups"]?.arrayValue?.contains { $0["name"] == "example.ballast.dev" } == true)

@@ -46,6 +46,9 @@ struct SnapshotDefinitionTests {
         // Applied again unchanged: nothing to do.
         let again = try await server.ok("apply", "-f", Self.directory)
         #expect(again.contains("unchanged"), "\(again)")
+        // The schemas are published in /openapi/v3: kubectl explain reads them.
+        let explained = try await server.ok("explain", "volumesnapshot.spec")
+        #expect(explained.contains("volumeSnapshotClassName") && explained.contains("source"), "\(explained)")
         let table = try await server.ok("get", "vsclass")
         #expect(table.contains("DRIVER") && table.contains("DELETIONPOLICY"), "\(table)")
         #expect(table.contains("ballast-snapshots") && table.contains("loop.csi.ballast.dev") && table.contains("Delete"), "\(table)")

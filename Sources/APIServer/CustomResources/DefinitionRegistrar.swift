@@ -112,6 +112,7 @@ final class DefinitionRegistrar: Sendable {
             info.storagePrefix = storage
             info.printerColumns = version.additionalPrinterColumns ?? []
             info.schema = schema
+            info.openAPIV3Schema = json
             return info
         }
     }

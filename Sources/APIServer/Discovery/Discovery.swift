@@ -78,11 +78,13 @@ public struct Discovery: Sendable {
 
     // MARK: OpenAPI v3 stub
 
-    /// A hash that changes when the served resources do (kubectl caches docs by URL).
+    /// A hash that changes when the served resources or a custom resource's schema do (kubectl
+    /// caches docs by URL).
     var openAPIHash: String {
         var h: UInt64 = 0xcbf2_9ce4_8422_2325
         for r in registry.resources {
-            for b in (r.groupVersion + "/" + r.resource + "/" + r.kind).utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+            let schema = r.openAPIV3Schema.map { String(decoding: $0.jsonData, as: UTF8.self) } ?? ""
+            for b in (r.groupVersion + "/" + r.resource + "/" + r.kind + schema).utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
         }
         return String(h, radix: 16, uppercase: true)
     }
@@ -104,7 +106,9 @@ public struct Discovery: Sendable {
     }
 
     /// `/openapi/v3/api/v1` etc.: one PATCH operation per kind declaring `fieldValidation`,
-    /// which is what kubectl checks before leaving validation to the server.
+    /// which is what kubectl checks before leaving validation to the server; and the schemas of
+    /// custom resources, named and tagged as apiextensions-apiserver publishes them, which
+    /// `kubectl explain` reads (built-in kinds have none yet).
     public func openAPIDocument(path: String) -> JSONValue? {
         var group = "", version = ""
         let parts = path.split(separator: "/").map(String.init)
@@ -118,6 +122,7 @@ public struct Discovery: Sendable {
         }
         guard registry.serves(group: group, version: version) else { return nil }
         var paths: [String: JSONValue] = [:]
+        var schemas: [String: JSONValue] = [:]
         for r in registry.resources(group: group, version: version) {
             let base = "/" + openAPIPath(group: group, version: version)
             let p = r.namespaced ? "\(base)/namespaces/{namespace}/\(r.resource)/{name}" : "\(base)/\(r.resource)/{name}"
@@ -127,10 +132,41 @@ public struct Discovery: Sendable {
                 ["name": "dryRun", "in": "query", "schema": ["type": "string"]],
                 ["name": "fieldManager", "in": "query", "schema": ["type": "string"]],
             ]
-            paths[p] = ["patch": ["x-kubernetes-group-version-kind": gvk, "parameters": parameters,
-                                  "responses": ["200": ["description": "OK"]]]]
+            var operation: JSONValue = ["x-kubernetes-group-version-kind": gvk, "parameters": parameters,
+                                        "responses": ["200": ["description": "OK"]]]
+            if let schema = r.openAPIV3Schema, case .object = schema {
+                let name = Self.openAPISchemaName(group: group, version: version, kind: r.kind)
+                schemas[name] = Self.publishedSchema(schema, gvk: gvk)
+                operation["responses"] = ["200": ["description": "OK",
+                                                  "content": ["application/json": ["schema": ["$ref": .string("#/components/schemas/\(name)")]]]]]
+            }
+            paths[p] = ["patch": operation]
         }
         return ["openapi": "3.0.0", "info": ["title": "Kubernetes", "version": "v1.32.0"], "paths": .object(paths),
-                "components": ["schemas": [:]]]
+                "components": ["schemas": .object(schemas)]]
+    }
+
+    /// `dev.ballast.example.v1.Backup`: the group reversed, then version and kind, as Kubernetes
+    /// names definitions.
+    static func openAPISchemaName(group: String, version: String, kind: String) -> String {
+        (group.split(separator: ".").reversed().map(String.init) + [version, kind]).joined(separator: ".")
+    }
+
+    /// A definition's schema as published: tagged with its group, version and kind, and with
+    /// the members every object has (apiVersion, kind, metadata) described where the definition
+    /// left them out, as apiextensions-apiserver completes them.
+    static func publishedSchema(_ schema: JSONValue, gvk: JSONValue) -> JSONValue {
+        var published = schema
+        published["x-kubernetes-group-version-kind"] = [gvk]
+        var properties = published["properties"] ?? .object([:])
+        let standard: [(String, JSONValue)] = [
+            ("apiVersion", ["type": "string", "description": "APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values."]),
+            ("kind", ["type": "string", "description": "Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase."]),
+            ("metadata", ["type": "object", "description": "Standard object's metadata."]),
+        ]
+        for (name, value) in standard where properties[name] == nil { properties[name] = value }
+        published["properties"] = properties
+        if published["type"] == nil { published["type"] = "object" }
+        return published
     }
 }

@@ -27,6 +27,8 @@ public struct ResourceInfo: Sendable {
     public var printerColumns: [CustomResourceColumnDefinition]? = nil
     /// A custom resource's structural schema (its version's); nil for the built-in resources.
     public var schema: StructuralSchema? = nil
+    /// The same schema as the definition wrote it (`openAPIV3Schema`), published in `/openapi/v3`.
+    public var openAPIV3Schema: JSONValue? = nil
 
     /// `v1` or `storage.k8s.io/v1`.
     public var groupVersion: String { group.isEmpty ? version : group + "/" + version }
