@@ -158,6 +158,31 @@ import TestSupport
         }
     }
 
+    @Test func anotherServedVersionSetsItsAPIVersion() async throws {
+        try await withFixture { f in
+            let beta = #",{"name":"v1beta1","served":true,"storage":false,"schema":{"openAPIV3Schema":{"type":"object","properties":{"spec":{"type":"object","x-kubernetes-preserve-unknown-fields":true}}}}}"#
+            let created = await f.request(.POST, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", body: Self.definition(extraVersion: beta))
+            #expect(created.code == 201, "\(created.body)")
+            #expect(await Self.served(f, "/apis/example.ballast.dev/v1beta1"))
+            // Written through v1beta1: answered as v1beta1, stored at the storage version v1.
+            let made = await f.request(.POST, "/apis/example.ballast.dev/v1beta1/namespaces/default/backups",
+                                       body: #"{"apiVersion":"example.ballast.dev/v1beta1","kind":"Backup","metadata":{"name":"weekly"},"spec":{"source":"db"}}"#)
+            #expect(made.code == 201 && made.body["apiVersion"] == "example.ballast.dev/v1beta1", "\(made.body)")
+            let stored = try #require(try await f.store.get(Array("/registry/backups.example.ballast.dev/default/weekly".utf8)).kv)
+            #expect(try JSONValue(parsing: Data(stored.value))["apiVersion"] == "example.ballast.dev/v1")
+            // Read through either version, one at a time and in lists: that version's apiVersion.
+            for version in ["v1", "v1beta1"] {
+                let one = await f.request(.GET, "/apis/example.ballast.dev/\(version)/namespaces/default/backups/weekly")
+                #expect(one.body["apiVersion"]?.stringValue == "example.ballast.dev/\(version)", "\(one.body)")
+                let list = await f.request(.GET, "/apis/example.ballast.dev/\(version)/namespaces/default/backups")
+                #expect(list.body["items"]?.arrayValue?.map { $0["apiVersion"]?.stringValue } == ["example.ballast.dev/\(version)"], "\(list.body)")
+            }
+            let patched = await f.request(.PATCH, "/apis/example.ballast.dev/v1beta1/namespaces/default/backups/weekly",
+                                          body: #"{"spec":{"keep":5}}"#, contentType: "application/merge-patch+json")
+            #expect(patched.code == 200 && patched.body["apiVersion"] == "example.ballast.dev/v1beta1", "\(patched.body)")
+        }
+    }
+
     @Test func aKindAlreadyServedIsNotAccepted() async throws {
         try await withFixture { f in
             _ = await f.request(.POST, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", body: Self.definition())

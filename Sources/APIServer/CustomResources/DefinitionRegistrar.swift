@@ -100,6 +100,7 @@ final class DefinitionRegistrar: Sendable {
     static func resources(of crd: CustomResourceDefinition) -> [ResourceInfo] {
         let names = crd.spec.names
         let storage = "/registry/\(names.plural).\(crd.spec.group)/"
+        let storageVersion = crd.spec.versions.first { $0.storage }?.name ?? crd.spec.versions.first?.name ?? ""
         return crd.spec.versions.filter(\.served).compactMap { version in
             guard let json = version.schema?.openAPIV3Schema, let schema = StructuralSchema.parse(json, path: "").0 else { return nil }
             var subresources: [String] = []
@@ -108,7 +109,8 @@ final class DefinitionRegistrar: Sendable {
                                     singularName: names.singular ?? names.kind.lowercased(), kind: names.kind,
                                     namespaced: crd.spec.scope == "Namespaced", shortNames: names.shortNames ?? [],
                                     verbs: ResourceRegistry.allVerbs, categories: names.categories ?? [], subresources: subresources,
-                                    selectableFields: [], strategy: .custom(schema: schema, namespaced: crd.spec.scope == "Namespaced"))
+                                    selectableFields: [], strategy: .custom(schema: schema, namespaced: crd.spec.scope == "Namespaced",
+                                                                        storageGroupVersion: "\(crd.spec.group)/\(storageVersion)"))
             info.storagePrefix = storage
             info.printerColumns = version.additionalPrinterColumns ?? []
             info.schema = schema

@@ -21,7 +21,7 @@ extension APIHandler {
             let meta: JSONValue = ["resourceVersion": stored.object["metadata"]?["resourceVersion"] ?? ""]
             return Self.json(TablePrinter.table(kind: info.kind, objects: [stored.object], listMeta: meta, include: c.include, custom: info.printerColumns))
         }
-        return Self.json(stored.object)
+        return Self.json(Self.served(stored.object, info))
     }
 
     /// `{"v":"meta.k8s.io/v1","rv":N,"start":"<key after the prefix>"}`, base64 — Kubernetes' token shape.
@@ -104,7 +104,7 @@ extension APIHandler {
         body.append(contentsOf: #","items":["#.utf8)
         for (i, item) in items.enumerated() {
             if i > 0 { body.append(UInt8(ascii: ",")) }
-            body.append(contentsOf: item.bytes)
+            body.append(contentsOf: Self.servedBytes(item, info))
         }
         body.append(contentsOf: #"],"kind":"#.utf8)
         body.append(contentsOf: JSONValue.string(info.kind + "List").jsonBytes)
@@ -134,7 +134,23 @@ extension APIHandler {
             return Self.json(TablePrinter.table(kind: info.kind, objects: page.items, listMeta: meta, include: c.include, custom: info.printerColumns))
         }
         return Self.json(["kind": .string(info.kind + "List"), "apiVersion": .string(info.groupVersion), "metadata": meta,
-                          "items": .array(page.items)])
+                          "items": .array(page.items.map { Self.served($0, info) })])
+    }
+
+    /// A custom resource as served through `info`'s version. Without conversion webhooks
+    /// Kubernetes' `None` strategy converts by setting `apiVersion` alone, and objects are stored
+    /// at the definition's storage version; built-in objects are returned as they are.
+    static func served(_ object: JSONValue, _ info: ResourceInfo) -> JSONValue {
+        guard info.schema != nil, case .object = object, object["apiVersion"]?.stringValue != info.groupVersion else { return object }
+        var converted = object
+        converted["apiVersion"] = .string(info.groupVersion)
+        return converted
+    }
+
+    /// `served` for a cached object: its shared bytes unless its version must be set.
+    static func servedBytes(_ item: CachedObject, _ info: ResourceInfo) -> [UInt8] {
+        guard info.schema != nil, item.object["apiVersion"]?.stringValue != info.groupVersion else { return item.bytes }
+        return served(item.object, info).jsonBytes
     }
 
     // MARK: Bodies

@@ -47,7 +47,8 @@ extension APIHandler {
         return .streaming(headers: ["Content-Type": "application/json"]) { writer in
             metrics.watchStarted()
             defer { metrics.watchEnded() }
-            let lines = WatchLines(table: table, include: include, kind: kind, groupVersion: groupVersion, custom: info.printerColumns)
+            let lines = WatchLines(table: table, include: include, kind: kind, groupVersion: groupVersion, custom: info.printerColumns,
+                                   setsVersion: info.schema != nil)
             let queue = WatchQueue<WatchItem>(limits: limits)
             let token = hub.register { queue.finish(with: .end) }
             defer { hub.unregister(token) }
@@ -215,6 +216,9 @@ struct WatchLines: Sendable {
     let groupVersion: String
     /// A custom resource's printer columns.
     var custom: [CustomResourceColumnDefinition]? = nil
+    /// A custom resource's: an object stored at another version is written with this one's
+    /// `apiVersion` (encoded for this watch, not shared).
+    var setsVersion = false
 
     func append(_ item: WatchItem, to out: inout Data) {
         switch item {
@@ -225,7 +229,13 @@ struct WatchLines: Sendable {
                 line(type, rows, to: &out)
             } else {
                 out.append(contentsOf: #"{"object":"#.utf8)
-                out.append(contentsOf: object.bytes)
+                if setsVersion, object.object["apiVersion"]?.stringValue != groupVersion {
+                    var converted = object.object
+                    converted["apiVersion"] = .string(groupVersion)
+                    out.append(contentsOf: converted.jsonBytes)
+                } else {
+                    out.append(contentsOf: object.bytes)
+                }
                 out.append(contentsOf: #","type":""#.utf8)
                 out.append(contentsOf: type.utf8)
                 out.append(contentsOf: "\"}\n".utf8)

@@ -9,7 +9,7 @@ extension APIHandler {
 
     func create(_ c: RequestContext, _ info: ResourceInfo) async throws -> HTTPResponse {
         let created = try await createObject(try bodyObject(c), info: info, c: c)
-        return Self.json(created, status: .created)
+        return Self.json(Self.served(created, info), status: .created)
     }
 
     func createObject(_ body: JSONValue, info: ResourceInfo, c: RequestContext) async throws(APIError) -> JSONValue {
@@ -88,7 +88,8 @@ extension APIHandler {
             guard let stored = try await store.get(key) else { throw APIError.notFound(info, name) }
             let currentRV = String(stored.modRevision)
             if let precondition, !precondition.isEmpty, precondition != currentRV { throw APIError.conflict(info, name) }
-            var candidate = try transform(stored.object)
+            // A custom resource is changed as its request's version shows it.
+            var candidate = try transform(Self.served(stored.object, info))
             try Self.refuseUnknownFields(candidate, info: info, c: c)
             let allocates = Self.isService(info) && c.attributes.subresource.isEmpty
             if allocates { candidate = ServiceAllocator.prepareForUpdate(candidate, old: stored.object) }
@@ -141,7 +142,7 @@ extension APIHandler {
             new["metadata"]?["resourceVersion"] = current["metadata"]?["resourceVersion"]
             return new
         }
-        return Self.json(result)
+        return Self.json(Self.served(result, info))
     }
 
     // MARK: Patch
@@ -185,7 +186,7 @@ extension APIHandler {
         let precondition = patchBody["metadata"]?["resourceVersion"]?.stringValue
         let result = try await guaranteedUpdate(info, namespace: c.attributes.namespace, name: c.attributes.name, c: c,
                                                 precondition: precondition, transform: transform)
-        return Self.json(result)
+        return Self.json(Self.served(result, info))
     }
 
     /// Server-side apply: create the object if it is absent (201), otherwise merge the
@@ -205,7 +206,7 @@ extension APIHandler {
         if try await store.get(key(info, c)) == nil {
             do {
                 let created = try await createObject(config, info: info, c: c)
-                return Self.json(created, status: .created)
+                return Self.json(Self.served(created, info), status: .created)
             } catch {
                 // Created concurrently: merge into it below.
                 guard error.code == .alreadyExists else { throw error }
@@ -221,7 +222,7 @@ extension APIHandler {
                 throw APIError.badRequest("the applied configuration could not be merged: \(error)")
             }
         }
-        return Self.json(result)
+        return Self.json(Self.served(result, info))
     }
 
     // MARK: Binding
@@ -269,7 +270,7 @@ extension APIHandler {
         // Kubernetes answers 202 when a delete asked to cascade with the deprecated
         // `orphanDependents: false` and the object is still there.
         let accepted = !outcome.deleted && options.orphanDependents == false
-        return Self.json(outcome.object, status: accepted ? .accepted : .ok)
+        return Self.json(Self.served(outcome.object, info), status: accepted ? .accepted : .ok)
     }
 
     /// What a delete did: the object's last state, and whether it is gone from storage.
@@ -375,7 +376,7 @@ extension APIHandler {
             }
         }
         return Self.json(["kind": .string(info.kind + "List"), "apiVersion": .string(info.groupVersion),
-                          "metadata": ["resourceVersion": .string(String(page.revision))], "items": .array(deleted)])
+                          "metadata": ["resourceVersion": .string(String(page.revision))], "items": .array(deleted.map { Self.served($0, info) })])
     }
 
     // MARK: Namespaces

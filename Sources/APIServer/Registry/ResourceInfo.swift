@@ -81,14 +81,18 @@ struct ObjectStrategy: Sendable {
             })
     }
 
-    /// A custom resource's: pruned, defaulted and validated by its version's structural schema.
-    static func custom(schema: StructuralSchema, namespaced: Bool) -> ObjectStrategy {
+    /// A custom resource's: pruned, defaulted and validated by its version's structural schema,
+    /// and stored at the definition's storage version (`storageGroupVersion`): with Kubernetes'
+    /// `None` conversion only `apiVersion` differs between versions, and reads through another
+    /// served version set it back (`APIHandler.served`).
+    static func custom(schema: StructuralSchema, namespaced: Bool, storageGroupVersion: String) -> ObjectStrategy {
         @Sendable func prepare(_ json: JSONValue, old: JSONValue?, _ info: ResourceInfo) throws(APIError) -> JSONValue {
             guard case .object = json else { throw APIError.badRequest("the body must be a JSON object describing one \(info.kind)") }
-            let (object, errors, _) = CustomResourceObjects.prepare(json, old: old, schema: schema, namespaced: namespaced)
+            var (object, errors, _) = CustomResourceObjects.prepare(json, old: old, schema: schema, namespaced: namespaced)
             if !errors.isEmpty {
                 throw APIError.invalid(info, object["metadata"]?["name"]?.stringValue ?? object["metadata"]?["generateName"]?.stringValue ?? "", errors)
             }
+            object["apiVersion"] = .string(storageGroupVersion)
             return object
         }
         return ObjectStrategy(prepareCreate: { json, info throws(APIError) in try prepare(json, old: nil, info) },
