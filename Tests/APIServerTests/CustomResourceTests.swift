@@ -180,6 +180,13 @@ import TestSupport
             let patched = await f.request(.PATCH, "/apis/example.ballast.dev/v1beta1/namespaces/default/backups/weekly",
                                           body: #"{"spec":{"keep":5}}"#, contentType: "application/merge-patch+json")
             #expect(patched.code == 200 && patched.body["apiVersion"] == "example.ballast.dev/v1beta1", "\(patched.body)")
+            // Watch events too, through each version, from the same cached object.
+            for version in ["v1", "v1beta1"] {
+                let (lines, task) = try await APIWatchTests().startWatch(f, "/apis/example.ballast.dev/\(version)/namespaces/default/backups?watch=true&resourceVersion=0")
+                let events = await lines.wait(for: 1)
+                task.cancel()
+                #expect(events.first?["object"]?["apiVersion"]?.stringValue == "example.ballast.dev/\(version)", "\(events)")
+            }
         }
     }
 
