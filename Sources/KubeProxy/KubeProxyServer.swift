@@ -122,7 +122,7 @@ public final class KubeProxyServer: ServiceLifecycle.Service, Sendable {
         let bridge = configuration.bridge(podCIDR: node?.spec.podCIDR)
         var addresses = (node?.status.addresses ?? []).filter { $0.type == "InternalIP" && IPv4CIDR.parseAddress($0.address) != nil }.map(\.address)
         if let bridge { addresses.append(bridge.gateway) }
-        let base = Ruleset.Base(table: configuration.tableName, bridge: bridge?.name, bridgePrefix: configuration.bridgePrefix,
+        let base = Ruleset.Base(table: configuration.tableName, bridge: bridge?.name, podCIDR: bridge == nil ? nil : node?.spec.podCIDR, bridgePrefix: configuration.bridgePrefix,
                                 nodeAddresses: Array(Set(addresses)))
         let ports = ServicePorts.from(services: services, slices: slices, skipAddresses: LocalAddresses.ipv4())
         return Ruleset(base: base, ports: ports)

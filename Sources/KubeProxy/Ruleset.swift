@@ -32,14 +32,17 @@ public struct Ruleset: Sendable, Equatable {
         public var table: String
         /// The node's bridge (`ballast<tag>n<i>`); nil before the node has a pod range.
         public var bridge: String?
+        /// The node's pod range (its bridge's subnet).
+        public var podCIDR: String?
         /// The prefix of every bridge of the cluster (`ballast<tag>n`).
         public var bridgePrefix: String
         /// Where NodePorts answer: the node's InternalIPs and its bridge's gateway.
         public var nodeAddresses: [String]
 
-        public init(table: String, bridge: String?, bridgePrefix: String, nodeAddresses: [String]) {
+        public init(table: String, bridge: String?, podCIDR: String? = nil, bridgePrefix: String, nodeAddresses: [String]) {
             self.table = table
             self.bridge = bridge
+            self.podCIDR = podCIDR
             self.bridgePrefix = bridgePrefix
             self.nodeAddresses = nodeAddresses.sorted()
         }
@@ -138,10 +141,15 @@ public struct Ruleset: Sendable, Equatable {
             lines += [
                 "add rule \(table) filter-forward iifname \"\(bridge)\" ct state new jump endpoints-check",
                 "add rule \(table) nat-prerouting iifname \"\(bridge)\" jump services",
-                // Without br_netfilter a reply between two pods of one bridge never comes back
-                // through the host: the client's address is replaced by the gateway's.
-                "add rule \(table) nat-postrouting ct status dnat iifname \"\(bridge)\" oifname \"\(bridge)\" masquerade",
             ]
+            // A pod of this node reaching a pod of this node (itself included) through a Service:
+            // the reply would go straight back over the bridge (or, with br_netfilter, be
+            // bridged back to the client's own port), past the host's conntrack; the client's
+            // address is replaced by the gateway's. (postrouting has no input interface: the
+            // source range says where the packet came from.)
+            if let podCIDR = base.podCIDR {
+                lines.append("add rule \(table) nat-postrouting ct status dnat ip saddr \(podCIDR) oifname \"\(bridge)\" masquerade")
+            }
         }
         return lines
     }

@@ -93,8 +93,11 @@ struct KubeProxyEndToEndTests {
                 }
                 #expect(answers == ["one", "two"], "host → \(url) balanced: \(answers)")
             }
-            // A pod reaching itself through its Service (hairpin) is not tested: it times out
-            // whenever the random pick is the client itself (docs/networking.md, known broken).
+            // A pod reaching itself through its Service (hairpin, masqueraded).
+            for _ in 0..<8 {
+                let answer = try await fetch(cluster, ns, "one", "http://\(vip)/")
+                #expect(answer.status == 0, "one → \(vip): \(answer)")
+            }
             // No endpoints: refused at once, from a pod and from the host.
             let refused = try await fetch(cluster, ns, "client", "http://\(empty)/")
             #expect(refused.status != 0 && refused.stderr.lowercased().contains("refused"), "\(refused)")

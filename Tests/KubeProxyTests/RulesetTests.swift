@@ -5,7 +5,7 @@ import HostSystem
 import Testing
 
 @Suite struct RulesetTests {
-    static let base = Ruleset.Base(table: "ballast-t999-node-1", bridge: "ballastt999n0", bridgePrefix: "ballastt999n",
+    static let base = Ruleset.Base(table: "ballast-t999-node-1", bridge: "ballastt999n0", podCIDR: "198.18.0.0/24", bridgePrefix: "ballastt999n",
                                    nodeAddresses: ["127.0.1.1", "198.18.0.1"])
 
     static func service(_ name: String, clusterIP: String, ports: [(String, Int, Int?)] = [("http", 80, nil)], affinity: Int? = nil,
