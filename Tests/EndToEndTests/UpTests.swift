@@ -25,10 +25,10 @@ struct UpTests {
             let status = try await cluster.ballast(["status"])
             #expect(status.status == 0, "\(status)")
             #expect(status.stdout.contains("node-1  Ready=True") && status.stdout.contains("1 persistent volume")
-                    && status.stdout.contains("kubelet-node-2") && !status.stdout.contains("DOWN"), "\(status.stdout)")
+                    && status.stdout.contains("kubelet-node-2") && status.stdout.contains("kube-proxy-node-2") && !status.stdout.contains("DOWN"), "\(status.stdout)")
             let json = try await cluster.ballast(["status", "-o", "json"])
             let report = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
-            #expect(report?["healthy"] as? Bool == true && (report?["components"] as? [Any])?.count == 10, "\(json.stdout)")
+            #expect(report?["healthy"] as? Bool == true && (report?["components"] as? [Any])?.count == 12, "\(json.stdout)")
             // A kubelet crash (`ballast node kill`): the supervisor starts it again, which adopts the
             // running container: exec reaches it through the new kubelet, no restart counted.
             let node = await cluster.get("pod/writer", "{.spec.nodeName}")

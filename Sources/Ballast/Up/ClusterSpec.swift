@@ -66,7 +66,7 @@ struct ClusterSpec: Codable, Equatable {
     /// The supervised components, in start order (their logs are `<logs>/<name>.log`).
     var components: [String] {
         ["apiserver", "cloud", "csi-controller", "cloud-controller-manager", "controller-manager", "scheduler"]
-            + (1...max(1, nodes)).flatMap { ["csi-" + nodeName($0), "kubelet-" + nodeName($0)] }
+            + (1...max(1, nodes)).flatMap { ["csi-" + nodeName($0), "kubelet-" + nodeName($0), "kube-proxy-" + nodeName($0)] }
     }
     /// The kubelets' runtime state roots.
     var runtimeRoots: [String] { (1...max(1, nodes)).map(runtimeRoot) }

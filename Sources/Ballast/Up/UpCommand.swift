@@ -1,7 +1,7 @@
 // `ballast up`: the whole cluster on this machine, supervised — the API server (embedded store,
 // or --etcd-servers), the simulated cloud, the CSI controller plugin, the cloud controller
 // manager, the controller manager, the scheduler, and per node a cloud instance, a CSI node
-// plugin and a kubelet (node-N on 127.0.1.N, zones round-robin), after the pod network's host
+// plugin, a kubelet and a kube-proxy (node-N on 127.0.1.N, zones round-robin), after the pod network's host
 // routes (unreachable route, Service device, nftables table; see docs/networking.md). It installs
 // the CSIDriver, the StorageClasses, the snapshot CRDs and the default VolumeSnapshotClass, says
 // when every node is Ready, and runs until Ctrl-C / SIGTERM (or
@@ -265,7 +265,7 @@ struct UpCluster: Sendable {
                                                                            "--allocate-node-cidrs", "--cluster-cidr", "\(network.clusterCIDR)",
                                                                            "--node-cidr-mask-size", "\(network.nodeMaskSize)"]))
         try supervisor.start(.init(name: "scheduler", arguments: ["scheduler", "--kubeconfig", spec.kubeconfig]))
-        say("starting \(spec.nodes) node\(spec.nodes == 1 ? "" : "s") (CSI node plugin and kubelet each)…")
+        say("starting \(spec.nodes) node\(spec.nodes == 1 ? "" : "s") (CSI node plugin, kubelet and kube-proxy each)…")
         for index in 1...spec.nodes {
             let name = spec.nodeName(index), directory = spec.nodeDirectory(index)
             try FileManager.default.createDirectory(atPath: directory + "/kubelet", withIntermediateDirectories: true)
@@ -280,6 +280,9 @@ struct UpCluster: Sendable {
                 "--cgroup-root", spec.cgroupRoot ?? "/ballast",
                 "--cluster-cidr", "\(network.clusterCIDR)",
                 "--service-cluster-ip-range", "\(network.serviceCIDR)", "--network-tag", network.tag, "--cluster-domain", "cluster.local"]))
+            try supervisor.start(.init(name: "kube-proxy-" + name, arguments: [
+                "kube-proxy", "--node-name", name, "--kubeconfig", spec.kubeconfig, "--network-tag", network.tag,
+                "--cluster-cidr", "\(network.clusterCIDR)", "--node-cidr-mask-size", "\(network.nodeMaskSize)"]))
         }
         try await install(client)
         var reported = -1

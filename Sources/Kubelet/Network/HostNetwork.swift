@@ -149,6 +149,12 @@ public enum HostNetwork {
             let result = try? await SystemCommand.run(["nft", "delete", "table", "inet", network.tableName], timeout: .seconds(30))
             if result?.status != 0 { failures.append("nftables table inet \(network.tableName): \(result?.stderr ?? "nft did not run")") }
         }
+        // The node proxies' tables (`ip ballast-<tag>-<node>`, `ballast kube-proxy`), left in
+        // place by a stopped proxy so that its connections keep working across a restart.
+        for table in await proxyTables(network) {
+            let result = try? await SystemCommand.run(["nft", "delete", "table", "ip", table], timeout: .seconds(30))
+            if result?.status != 0 { failures.append("nftables table ip \(table): \(result?.stderr ?? "nft did not run")") }
+        }
         for name in await links() where network.owns(name) {
             let result = try? await SystemCommand.run(["ip", "link", "del", name], timeout: .seconds(30))
             if result?.status != 0 && linkExists(name) { failures.append("link \(name): \(result?.stderr ?? "ip did not run")") }
@@ -170,6 +176,7 @@ public enum HostNetwork {
         }
         if await unreachableRouteExists(network) { found.append("route unreachable \(network.clusterCIDR)") }
         if await tableExists(network) { found.append("nftables table inet \(network.tableName)") }
+        found += await proxyTables(network).map { "nftables table ip " + $0 }
         return found
     }
 
@@ -249,6 +256,18 @@ public enum HostNetwork {
         let output = (try? await SystemCommand.run(["ip", "route", "show", "exact", "\(network.clusterCIDR)", "type", "unreachable"],
                                                    timeout: .seconds(30)))?.stdout ?? ""
         return !output.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty
+    }
+
+    /// The kube-proxy tables of the cluster: family `ip`, named `ballast-<tag>-<node>` (the tag
+    /// has a fixed length, so another cluster's tables never match).
+    public static func proxyTables(_ network: ClusterNetwork) async -> [String] {
+        guard SystemCommand.resolve("nft") != "nft" else { return [] }
+        let output = (try? await SystemCommand.run(["nft", "list", "tables", "ip"], timeout: .seconds(30)))?.stdout ?? ""
+        return output.split(separator: "\n").compactMap { line in
+            let words = line.split(separator: " ")
+            guard words.count == 3, words[0] == "table", words[1] == "ip", words[2].hasPrefix(network.tableName + "-") else { return nil }
+            return String(words[2])
+        }
     }
 
     static func tableExists(_ network: ClusterNetwork) async -> Bool {
