@@ -9,6 +9,9 @@
 //
 // Packets that are responses, or shorter than a header, are dropped; a message that cannot
 // be read gets FORMERR.
+#if canImport(Glibc)
+import Glibc
+#endif
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -75,20 +78,37 @@ public final class DNSServer: Sendable {
         }
     }
 
-    /// Listens on `host`:`port` over UDP and TCP; returns the port (useful with 0: the TCP
-    /// socket takes the port the UDP one got).
+    /// Listens on `host`:`port` over UDP and TCP; returns the port. With port 0 the UDP socket
+    /// takes a free port and the TCP one the same (tried again with another when that one is
+    /// taken for TCP).
     @discardableResult
     public func bind(host: String, port: Int) async throws -> Int {
-        let udp = try await DatagramBootstrap(group: group)
-            .channelOption(.socketOption(.so_reuseaddr), value: 1)
-            .channelInitializer { [self] channel in
-                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(UDPHandler(server: self)) }
+        var attempt = 0
+        while true {
+            attempt += 1
+            let udp = try await DatagramBootstrap(group: group)
+                .channelOption(.socketOption(.so_reuseaddr), value: 1)
+                .channelInitializer { [self] channel in
+                    channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(UDPHandler(server: self)) }
+                }
+                .bind(host: host, port: port).get()
+            let bound = udp.localAddress?.port ?? port
+            do {
+                let tcp = try await bindTCP(host: host, port: bound)
+                channels.withLockedValue { $0 += [udp, tcp] }
+                return bound
+            } catch let error as IOError where error.errnoCode == EADDRINUSE && port == 0 && attempt < 5 {
+                try? await udp.close()
+            } catch {
+                try? await udp.close()
+                throw error
             }
-            .bind(host: host, port: port).get()
-        channels.withLockedValue { $0.append(udp) }
-        let bound = udp.localAddress?.port ?? port
+        }
+    }
+
+    private func bindTCP(host: String, port: Int) async throws -> any Channel {
         let limits = self.limits, connections = self.connections, logger = self.logger
-        let tcp = try await ServerBootstrap(group: group)
+        return try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 128)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
@@ -110,9 +130,7 @@ public final class DNSServer: Sendable {
                     try operations.addHandler(TCPHandler(server: self, lifetime: limits.connectionLifetime))
                 }
             }
-            .bind(host: host, port: bound).get()
-        channels.withLockedValue { $0.append(tcp) }
-        return bound
+            .bind(host: host, port: port).get()
     }
 
     /// TCP connections open now.

@@ -42,7 +42,13 @@ enum DNSTestClient {
             buffer.writeInteger(UInt16(message.count))
             buffer.writeBytes(message)
         }
-        try await channel.writeAndFlush(buffer).get()
+        do {
+            try await channel.writeAndFlush(buffer).get()
+        } catch {
+            // The server closed the connection at once (its connection limit): no answers.
+            channel.close(promise: nil)
+            return []
+        }
         let timeout = channel.eventLoop.scheduleTask(in: .seconds(5)) { promise.fail(Timeout()) }
         defer { timeout.cancel(); channel.close(promise: nil) }
         return try await promise.futureResult.get()
