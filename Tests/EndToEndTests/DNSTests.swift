@@ -65,6 +65,16 @@ struct ClusterDNSEndToEndTests {
                     return line.split(whereSeparator: { $0 == " " || $0 == "\t" }).last.map(String.init)
                 }.sorted()
             }
+            /// The address the C library's resolver gives a short name, through the search path
+            /// and ndots:5 of the pod's resolv.conf (busybox nslookup ignores the search path):
+            /// nc to port 1 fails, naming the address it tried. (busybox wget would do as well,
+            /// but this image's wget dies of SIGSEGV even on `http://127.0.0.1:1/`.)
+            func libcAddress(_ name: String) async -> String {
+                let result = try? await cluster.kubectl(["exec", "-n", ns, "client", "--", "nc", "-w", "3", name, "1"])
+                let text = (result?.stdout ?? "") + (result?.stderr ?? "")
+                guard let open = text.firstIndex(of: "("), let close = text[open...].firstIndex(of: ")") else { return text }
+                return String(text[text.index(after: open)..<close])
+            }
             let vip = await cluster.get("service/front", namespace: ns, "{.spec.clusterIP}")
             #expect(await lookup("front.\(ns).\(domain)") == [vip], "the ClusterIP Service")
             #expect(await lookup("kubernetes.default.\(domain)") == [cluster.network.network.serviceCIDR.address(1)])
@@ -74,6 +84,9 @@ struct ClusterDNSEndToEndTests {
                 #expect(await lookup("\(replica).db.\(ns).\(domain)") == [addresses[replica]!], "replica \(replica)")
             }
             #expect(await lookup("db.\(ns).\(domain)") == addresses.values.sorted(), "the headless Service: every ready replica")
+            let shortReplica = await libcAddress("db-1.db"), shortService = await libcAddress("front")
+            #expect(shortReplica == addresses["db-1"], "a replica by its short name, through the search path")
+            #expect(shortService == vip, "a Service by its short name")
             #expect(await lookup("nothing.\(ns).\(domain)").isEmpty)
 
             // The move: db-0's node cordoned, db-0 deleted; it comes back on the other node of
