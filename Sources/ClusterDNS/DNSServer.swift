@@ -1,5 +1,5 @@
-// The DNS server on one address: UDP and TCP on the same port (RFC 1035 §4.2, RFC 7766), one
-// event loop. Bounded in what a client can make it hold or do:
+// The DNS server on one address: UDP and TCP on the same port (RFC 1035 §4.2, RFC 7766), on
+// NIO's shared event loops. Bounded in what a client can make it hold or do:
 //
 //   UDP   a datagram is answered in at most 512 bytes, or the client's EDNS payload size up to
 //         4096; a longer answer goes out truncated (TC) and the client asks again over TCP
@@ -34,7 +34,9 @@ public struct DNSServerLimits: Sendable {
 public final class DNSServer: Sendable {
     public let limits: DNSServerLimits
     private let resolver: NIOLockedValueBox<DNSResolver>
-    private let group: MultiThreadedEventLoopGroup
+    /// NIO's shared event loops: nothing to shut down but the server's own channels (a group
+    /// of its own would be stopped through a callback on Dispatch's global queue).
+    private let group = MultiThreadedEventLoopGroup.singleton
     private let channels = NIOLockedValueBox<[any Channel]>([])
     private let connections = NIOLockedValueBox<[ObjectIdentifier: any Channel]>([:])
     private let logger: Logger
@@ -43,7 +45,6 @@ public final class DNSServer: Sendable {
         resolver = NIOLockedValueBox(DNSResolver(records: records))
         self.limits = limits
         self.logger = logger
-        group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     }
 
     /// Swaps in new records; queries from now on see them.
@@ -136,11 +137,14 @@ public final class DNSServer: Sendable {
     /// TCP connections open now.
     public var connectionCount: Int { connections.withLockedValue { $0.count } }
 
-    /// Closes the sockets and connections and stops the event loop.
+    /// Closes the sockets and connections (idempotent).
     public func shutdown() async {
-        for channel in channels.withLockedValue({ $0 }) { try? await channel.close() }
+        let listeners = channels.withLockedValue { open in
+            defer { open = [] }
+            return open
+        }
+        for channel in listeners { try? await channel.close() }
         for channel in connections.withLockedValue({ Array($0.values) }) { try? await channel.close() }
-        try? await group.shutdownGracefully()
     }
 }
 
