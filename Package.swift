@@ -202,12 +202,24 @@ let package = Package(
             dependencies: ["ClusterAPI", "APIClient", "HostSystem", .product(name: "Logging", package: "swift-log"),
                            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]
         ),
+        // Cluster DNS: an authoritative server for the cluster domain, fed by Services and EndpointSlices.
+        .target(
+            name: "ClusterDNS",
+            dependencies: [
+                "ClusterAPI", "APIClient",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         .executableTarget(
             name: "Ballast",
             dependencies: [
                 "LSMTree", "CSQLite", "SQLite", "MVCCStore", "EtcdAPI", "CloudProvider", "HTTPKit", "CSIDriver",
                 "APIClient", "CloudControllerManager", "APIServer", "GRPCWire", "ClusterAPI", "Units", "HostSystem", "Primitives", "ControllerManager", "Scheduler", "CSIProto",
-                "Kubelet", "KubeProxy",
+                "Kubelet", "KubeProxy", "ClusterDNS",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
@@ -223,7 +235,7 @@ let package = Package(
             name: "FuzzTargets",
             dependencies: [
                 "LSMTree", "MVCCStore", "GRPCWire", "EtcdAPI", "ClusterAPI", "APIServer", "HTTPKit",
-                "CloudProvider", "CSIDriver", "Units", "HostSystem", "Primitives",
+                "CloudProvider", "CSIDriver", "Units", "HostSystem", "Primitives", "ClusterDNS",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHPACK", package: "swift-nio-http2"),
@@ -283,6 +295,12 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "KubeProxyTests", dependencies: ["KubeProxy", "ClusterAPI", "HostSystem"]),
+        .testTarget(name: "ClusterDNSTests", dependencies: [
+            "ClusterDNS", "ClusterAPI", "APIClient", "TestSupport", "APIServerTesting",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .testTarget(name: "EndToEndTests", dependencies: ["ClusterTesting", "TestSupport", "HostSystem"]),
         .testTarget(name: "KubeletTests", dependencies: [
             "Kubelet", "ClusterAPI", "APIClient", "HostSystem", "HTTPKit", "TestSupport", "APIServerTesting", "CSIProto", "CloudProvider", "ClusterTesting",

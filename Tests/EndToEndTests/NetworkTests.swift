@@ -85,11 +85,13 @@ struct NetworkTests {
                 #expect(!text.contains(" via "), "\(address) must not take a gateway: \(text)")
             }
 
-            // No cluster DNS yet: ClusterFirst falls back to the node's resolver, and says so.
+            // ClusterFirst: the cluster DNS (the kube-dns address, the 10th of the Service range)
+            // and the search path of the pod's namespace; no MissingClusterDNS event.
             let resolv = try await cluster.kubectl(["exec", "-n", ns, "client", "--", "cat", "/etc/resolv.conf"])
-            #expect(!resolv.stdout.contains("svc.cluster.local"), "\(resolv.stdout)")
+            #expect(resolv.stdout.contains("nameserver \(network.serviceCIDR.address(10))\n")
+                    && resolv.stdout.contains("search \(ns).svc.cluster.local svc.cluster.local cluster.local"), "\(resolv.stdout)")
             let events = try await cluster.ok(["get", "events", "-n", ns, "--field-selector", "involvedObject.name=client", "-o", "jsonpath={.items[*].reason}"])
-            #expect(events.contains("MissingClusterDNS"), "\(events)")
+            #expect(!events.contains("MissingClusterDNS"), "\(events)")
             try await cluster.ok(["delete", "namespace", ns, "--wait=false"])
         }
     }

@@ -28,7 +28,7 @@ struct UpTests {
                     && status.stdout.contains("kubelet-node-2") && status.stdout.contains("kube-proxy-node-2") && !status.stdout.contains("DOWN"), "\(status.stdout)")
             let json = try await cluster.ballast(["status", "-o", "json"])
             let report = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
-            #expect(report?["healthy"] as? Bool == true && (report?["components"] as? [Any])?.count == 12, "\(json.stdout)")
+            #expect(report?["healthy"] as? Bool == true && (report?["components"] as? [Any])?.count == 13, "\(json.stdout)")
             // A kubelet crash (`ballast node kill`): the supervisor starts it again, which adopts the
             // running container: exec reaches it through the new kubelet, no restart counted.
             let node = await cluster.get("pod/writer", "{.spec.nodeName}")

@@ -63,9 +63,17 @@ struct ClusterSpec: Codable, Equatable {
             }
         }
     }
+    /// The cluster DNS's address, the kube-dns Service's ClusterIP: the 10th address of the
+    /// Service range, as kubeadm picks it (the last but one of a range too small for that).
+    var clusterDNS: String {
+        get throws {
+            let range = try network.serviceCIDR
+            return range.address(UInt32(min(10, range.size - 2)))
+        }
+    }
     /// The supervised components, in start order (their logs are `<logs>/<name>.log`).
     var components: [String] {
-        ["apiserver", "cloud", "csi-controller", "cloud-controller-manager", "controller-manager", "scheduler"]
+        ["apiserver", "cloud", "csi-controller", "cloud-controller-manager", "controller-manager", "scheduler", "dns"]
             + (1...max(1, nodes)).flatMap { ["csi-" + nodeName($0), "kubelet-" + nodeName($0), "kube-proxy-" + nodeName($0)] }
     }
     /// The kubelets' runtime state roots.

@@ -265,6 +265,11 @@ struct UpCluster: Sendable {
                                                                            "--allocate-node-cidrs", "--cluster-cidr", "\(network.clusterCIDR)",
                                                                            "--node-cidr-mask-size", "\(network.nodeMaskSize)"]))
         try supervisor.start(.init(name: "scheduler", arguments: ["scheduler", "--kubeconfig", spec.kubeconfig]))
+        let clusterDNS = try spec.clusterDNS
+        say("starting the cluster DNS on \(clusterDNS):53 (Service kube-system/kube-dns)…")
+        try await ClusterDNSSetup(address: clusterDNS, network: network).install(client)
+        try supervisor.start(.init(name: "dns", arguments: ["dns", "--kubeconfig", spec.kubeconfig, "--bind-address", clusterDNS,
+                                                            "--port", "53", "--cluster-domain", ClusterDNSSetup.domain]))
         say("starting \(spec.nodes) node\(spec.nodes == 1 ? "" : "s") (CSI node plugin, kubelet and kube-proxy each)…")
         for index in 1...spec.nodes {
             let name = spec.nodeName(index), directory = spec.nodeDirectory(index)
@@ -279,7 +284,8 @@ struct UpCluster: Sendable {
                 "--authentication-token-file", spec.dataDir + "/pki/kubelet-client.token",
                 "--cgroup-root", spec.cgroupRoot ?? "/ballast",
                 "--cluster-cidr", "\(network.clusterCIDR)",
-                "--service-cluster-ip-range", "\(network.serviceCIDR)", "--network-tag", network.tag, "--cluster-domain", "cluster.local"]))
+                "--service-cluster-ip-range", "\(network.serviceCIDR)", "--network-tag", network.tag, "--cluster-domain", ClusterDNSSetup.domain,
+                "--cluster-dns", clusterDNS]))
             try supervisor.start(.init(name: "kube-proxy-" + name, arguments: [
                 "kube-proxy", "--node-name", name, "--kubeconfig", spec.kubeconfig, "--network-tag", network.tag,
                 "--cluster-cidr", "\(network.clusterCIDR)", "--node-cidr-mask-size", "\(network.nodeMaskSize)"]))

@@ -29,7 +29,7 @@ public struct FuzzTarget: Sendable {
 
 public enum FuzzTargets {
     /// Every target, by area.
-    public static var all: [FuzzTarget] { store + api + node + units + selfTest }
+    public static var all: [FuzzTarget] { store + api + node + units + dns + selfTest }
 
     public static func named(_ name: String) -> FuzzTarget? { all.first { $0.name == name } }
 }
