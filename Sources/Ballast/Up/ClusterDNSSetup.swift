@@ -23,16 +23,24 @@ struct ClusterDNSSetup {
             "ports": [["name": "dns", "protocol": "UDP", "port": 53, "targetPort": 53],
                       ["name": "dns-tcp", "protocol": "TCP", "port": 53, "targetPort": 53]],
         ])
+        // A later `up` on the same data dir finds it made: creating it again would be refused for
+        // its address ("provided IP is already allocated") before the name's conflict.
+        let existing: ClusterAPI.Service?
         do {
-            _ = try await client.create(service)
-        } catch let error as APIError where error.code == 409 {
-            let existing = try await client.get(ClusterAPI.Service.self, name: Self.name, namespace: Self.namespace)
-            let held = existing.spec?["clusterIP"]?.stringValue ?? ""
-            guard held == address else {
-                throw UpFailure("Service \(Self.namespace)/\(Self.name) has ClusterIP \(held), not \(address) where the cluster DNS listens: delete it (kubectl -n \(Self.namespace) delete service \(Self.name)) and run `ballast up` again")
+            existing = try await client.get(ClusterAPI.Service.self, name: Self.name, namespace: Self.namespace)
+        } catch let error as APIError where error.isNotFound {
+            existing = nil
+        }
+        if let existing {
+            try check(existing)
+        } else {
+            do {
+                _ = try await client.create(service)
+            } catch let error as APIError where error.code == 409 {
+                try check(try await client.get(ClusterAPI.Service.self, name: Self.name, namespace: Self.namespace))
+            } catch let error as APIError {
+                throw UpFailure("cannot create Service \(Self.namespace)/\(Self.name) at \(address) for the cluster DNS: \(error)")
             }
-        } catch let error as APIError {
-            throw UpFailure("cannot create Service \(Self.namespace)/\(Self.name) at \(address) for the cluster DNS: \(error)")
         }
         let slice = EndpointSlice(
             metadata: ObjectMeta(name: Self.sliceName, namespace: Self.namespace, labels: [
@@ -45,6 +53,14 @@ struct ClusterDNSSetup {
             _ = try await client.create(slice)
         } catch let error as APIError where error.code == 409 {
             return
+        }
+    }
+
+    /// The Service found in place must have the address `ballast dns` listens on.
+    private func check(_ existing: ClusterAPI.Service) throws {
+        let held = existing.spec?["clusterIP"]?.stringValue ?? ""
+        guard held == address else {
+            throw UpFailure("Service \(Self.namespace)/\(Self.name) has ClusterIP \(held), not \(address) where the cluster DNS listens: delete it (kubectl -n \(Self.namespace) delete service \(Self.name)) and run `ballast up` again")
         }
     }
 }
