@@ -130,7 +130,13 @@ extension FuzzTargets {
             _ = quantity + again
             _ = quantity - Quantity(milli: 1)  // exponents far apart: aligning them was unbounded
             _ = quantity.milliValue
+            #if BALLAST_LIBFUZZER
+            // Under libFuzzer only (`make fuzz`, a process of its own): in `make test` the suites
+            // share two cores and a descheduled thread would fail this check, not the parser.
             fuzzCheck(started.duration(to: clock.now) < .milliseconds(200), "quantity \(text.debugDescription) took \(started.duration(to: clock.now))")
+            #else
+            _ = started
+            #endif
         },
     ]
 
