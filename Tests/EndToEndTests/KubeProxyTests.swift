@@ -12,24 +12,6 @@ import TestSupport
 
 @Suite("end-to-end kube-proxy", .enabled(if: endToEndCanRun && TestNetwork.available), .timeLimit(.minutes(10)))
 struct KubeProxyEndToEndTests {
-    func server(_ name: String, node: String, app: String = "kp") -> String {
-        """
-        apiVersion: v1
-        kind: Pod
-        metadata: {name: \(name), labels: {app: \(app)}}
-        spec:
-          nodeSelector: {kubernetes.io/hostname: \(node)}
-          terminationGracePeriodSeconds: 1
-          containers:
-          - name: c
-            image: busybox
-            command: ["sh", "-c", "mkdir -p /www && echo $(hostname) > /www/index.html && touch /tmp/ready && exec httpd -f -p 8080 -h /www"]
-            readinessProbe: {exec: {command: ["cat", "/tmp/ready"]}, periodSeconds: 1}
-        ---
-
-        """
-    }
-
     /// `wget` of `url` in `pod` (busybox's wget crashes with `-T`: kubectl's timeout bounds it).
     func fetch(_ cluster: TestCluster, _ ns: String, _ pod: String, _ url: String) async throws -> CommandResult {
         try await cluster.kubectl(["exec", "-n", ns, pod, "--", "wget", "-q", "-O", "-", url], timeout: .seconds(30))
@@ -44,7 +26,7 @@ struct KubeProxyEndToEndTests {
     func services() async throws {
         try await sharedCluster.with { cluster in
             let ns = try await cluster.namespace("e2e-kp-basic")
-            try await cluster.apply(server("one", node: "node-1") + server("two", node: "node-2") + """
+            try await cluster.apply(webServerPod("one", node: "node-1", app: "kp") + webServerPod("two", node: "node-2", app: "kp") + """
                 apiVersion: v1
                 kind: Pod
                 metadata: {name: client}

@@ -248,3 +248,23 @@ func claimYAML(_ name: String, size: String = "32Mi", storageClass: String? = ni
     \(storageClass.map { "  storageClassName: \($0)\n" } ?? "")\(block ? "  volumeMode: Block\n" : "")
     """
 }
+
+/// A busybox pod on `node` labelled `app`, answering HTTP on 8080 with its own name (and a
+/// newline), Ready while /tmp/ready exists (it does from the start): the network suites' server.
+func webServerPod(_ name: String, node: String, app: String) -> String {
+    """
+    apiVersion: v1
+    kind: Pod
+    metadata: {name: \(name), labels: {app: \(app)}}
+    spec:
+      nodeSelector: {kubernetes.io/hostname: \(node)}
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: c
+        image: busybox
+        command: ["sh", "-c", "mkdir -p /www && echo $(hostname) > /www/index.html && touch /tmp/ready && exec httpd -f -p 8080 -h /www"]
+        readinessProbe: {exec: {command: ["cat", "/tmp/ready"]}, periodSeconds: 1}
+    ---
+
+    """
+}

@@ -104,7 +104,7 @@ extension APIHandler {
         body.append(contentsOf: #","items":["#.utf8)
         for (i, item) in items.enumerated() {
             if i > 0 { body.append(UInt8(ascii: ",")) }
-            body.append(contentsOf: Self.servedBytes(item, info))
+            body.append(contentsOf: Self.servedBytes(item, groupVersion: info.groupVersion, custom: info.schema != nil))
         }
         body.append(contentsOf: #"],"kind":"#.utf8)
         body.append(contentsOf: JSONValue.string(info.kind + "List").jsonBytes)
@@ -141,16 +141,21 @@ extension APIHandler {
     /// Kubernetes' `None` strategy converts by setting `apiVersion` alone, and objects are stored
     /// at the definition's storage version; built-in objects are returned as they are.
     static func served(_ object: JSONValue, _ info: ResourceInfo) -> JSONValue {
-        guard info.schema != nil, case .object = object, object["apiVersion"]?.stringValue != info.groupVersion else { return object }
-        var converted = object
-        converted["apiVersion"] = .string(info.groupVersion)
-        return converted
+        info.schema == nil ? object : withAPIVersion(object, info.groupVersion)
     }
 
-    /// `served` for a cached object: its shared bytes unless its version must be set.
-    static func servedBytes(_ item: CachedObject, _ info: ResourceInfo) -> [UInt8] {
-        guard info.schema != nil, item.object["apiVersion"]?.stringValue != info.groupVersion else { return item.bytes }
-        return served(item.object, info).jsonBytes
+    /// `served` for a cached object (`custom`: of a custom resource): its shared bytes unless its
+    /// version must be set.
+    static func servedBytes(_ item: CachedObject, groupVersion: String, custom: Bool) -> [UInt8] {
+        guard custom, item.object["apiVersion"]?.stringValue != groupVersion else { return item.bytes }
+        return withAPIVersion(item.object, groupVersion).jsonBytes
+    }
+
+    private static func withAPIVersion(_ object: JSONValue, _ groupVersion: String) -> JSONValue {
+        guard case .object = object, object["apiVersion"]?.stringValue != groupVersion else { return object }
+        var converted = object
+        converted["apiVersion"] = .string(groupVersion)
+        return converted
     }
 
     // MARK: Bodies

@@ -229,13 +229,7 @@ struct WatchLines: Sendable {
                 line(type, rows, to: &out)
             } else {
                 out.append(contentsOf: #"{"object":"#.utf8)
-                if setsVersion, object.object["apiVersion"]?.stringValue != groupVersion {
-                    var converted = object.object
-                    converted["apiVersion"] = .string(groupVersion)
-                    out.append(contentsOf: converted.jsonBytes)
-                } else {
-                    out.append(contentsOf: object.bytes)
-                }
+                out.append(contentsOf: APIHandler.servedBytes(object, groupVersion: groupVersion, custom: setsVersion))
                 out.append(contentsOf: #","type":""#.utf8)
                 out.append(contentsOf: type.utf8)
                 out.append(contentsOf: "\"}\n".utf8)
