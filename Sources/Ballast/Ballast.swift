@@ -31,6 +31,6 @@ struct BenchCommand: AsyncParsableCommand {
         commandName: "bench",
         abstract: "Benchmarks that measure Ballast beside a peer (SQLite, a real etcd, the kernel tools) in the same run.",
         subcommands: [BenchStoreCommand.self, BenchProvisionCommand.self, BenchAPIServerCommand.self, BenchControllersCommand.self, BenchSchedulerCommand.self, BenchE2ECommand.self,
-                      BenchKubeletCommand.self]
+                      BenchKubeletCommand.self, BenchNetworkCommand.self]
     )
 }
