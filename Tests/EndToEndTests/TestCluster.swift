@@ -122,11 +122,13 @@ final class TestCluster: Sendable {
     }
 
     /// `ballast down --purge`; what it left behind (processes, mounts, loop devices, cgroups,
-    /// files), empty when nothing.
-    func close() async -> [String] {
+    /// files, and what `afterDown` finds, asked before the test network is released), empty
+    /// when nothing.
+    func close(afterDown: () async -> [String] = { [] }) async -> [String] {
         let down = try? await ballast(["down", "--purge"], timeout: .seconds(240))
         var left: [String] = []
         if down?.status != 0 { left.append("ballast down --purge failed: \(down?.stdout ?? "")\(down?.stderr ?? "")") }
+        left += await afterDown()
         left += Mounts.current().filter { $0.mountPoint.hasPrefix(root + "/") }.map { "mount \($0.mountPoint)" }
         left += LoopDevices.all().filter { LoopDevices.backingFile(of: $0)?.hasPrefix(root + "/") == true }.map { "loop device \($0)" }
         left += ProcessTable.pids { $0.contains { $0.contains(root + "/") } }.map { "process \($0)" }
@@ -139,20 +141,20 @@ final class TestCluster: Sendable {
     }
 
     /// `close()`, recording an issue that names what it left.
-    func closeExpectingNothingLeft(sourceLocation: SourceLocation = #_sourceLocation) async {
-        let left = await close()
+    func closeExpectingNothingLeft(afterDown: () async -> [String] = { [] }, sourceLocation: SourceLocation = #_sourceLocation) async {
+        let left = await close(afterDown: afterDown)
         #expect(left.isEmpty, "ballast down --purge left: \(left)", sourceLocation: sourceLocation)
     }
 
-    /// Runs `body` on this cluster, then closes it whatever `body` did.
-    func run(_ body: (TestCluster) async throws -> Void) async throws {
+    /// Runs `body` on this cluster, then closes it whatever `body` did (`afterDown` as `close`'s).
+    func run(afterDown: () async -> [String] = { [] }, _ body: (TestCluster) async throws -> Void) async throws {
         do {
             try await body(self)
         } catch {
-            await closeExpectingNothingLeft()
+            await closeExpectingNothingLeft(afterDown: afterDown)
             throw error
         }
-        await closeExpectingNothingLeft()
+        await closeExpectingNothingLeft(afterDown: afterDown)
     }
 }
 

@@ -1,7 +1,9 @@
 // `ballast up --detach` as a user runs it: a two-node cluster on temporary dirs, a PVC and a pod
 // applied with kubectl, the pod writing to its loop-device volume, `ballast status` (text and
 // JSON), a kubelet crash (`ballast node kill`), then `ballast down --purge`, which must leave no
-// process, mount or loop device behind.
+// process, mount or loop device behind, and none of the network objects seen while it ran
+// (kube-proxy's tables and processes, the cluster DNS's address and process, the pod's
+// namespace and veth, bridges, routes: ClusterNetworkObjects).
 import ClusterTesting
 import Foundation
 import HostSystem
@@ -12,7 +14,10 @@ import TestSupport
 struct UpTests {
     @Test("up --detach, a pod writing to its PVC, status, node kill, down --purge leaves nothing")
     func upWriteDown() async throws {
-        try await TestCluster.start(nodes: 2, zones: 1).run { cluster in
+        let cluster = try await TestCluster.start(nodes: 2, zones: 1)
+        // The network objects seen while it runs, each checked gone after `down --purge`.
+        var network = ClusterNetworkObjects()
+        try await cluster.run(afterDown: { await network.stillPresent(cluster) }) { cluster in
             #expect(try await cluster.ok(["get", "nodes", "-o", "name"]) == "node/node-1\nnode/node-2\n")
             #expect(try await cluster.ok(["get", "storageclass", "-o", "name"])
                 == "storageclass.storage.k8s.io/ballast-loop\nstorageclass.storage.k8s.io/ballast-loop-immediate\n")
@@ -38,6 +43,16 @@ struct UpTests {
                 try await cluster.kubectl(["exec", "writer", "--", "cat", "/data/f"]).stdout == "hello\n"
             }
             #expect(await cluster.get("pod/writer", "{.status.containerStatuses[0].restartCount}") == "0")
+
+            // kube-proxy's and the cluster DNS's kernel objects and processes, the pod's
+            // namespace and veth, the bridges and routes: there now, each gone after down --purge.
+            network = await ClusterNetworkObjects.current(cluster)
+            let tag = cluster.network.network.tableName
+            #expect(network.proxyTables.sorted() == ["ip \(tag)-node-1", "ip \(tag)-node-2"], "\(network.proxyTables)")
+            #expect(network.clusterTable == "inet \(tag)" && network.dnsAddress != nil, "\(network)")
+            #expect(network.namespaces.count == 1 && network.veths.count == 1, "the writer's namespace and veth: \(network)")
+            #expect(network.links.count >= 2 && network.routes.count >= 3, "the writer's node bridge, the Service device; their routes and unreachable: \(network)")
+            #expect(Set(network.processes.keys) == ["kube-proxy-node-1", "kube-proxy-node-2", "dns"], "\(network.processes)")
         }
     }
 }

@@ -1,0 +1,178 @@
+// Where kube-proxy sends a Service's connections, on the shared `ballast up` cluster (namespaces
+// e2e-kp-affinity, e2e-kp-move): `sessionAffinity: ClientIP` keeps one client on one backend
+// while a Service without it spreads the same client over both; a StatefulSet replica moved to
+// another node with its volume answers, with the data it wrote there, at the same ClusterIP and
+// the same DNS name.
+import ClusterTesting
+import Foundation
+import HostSystem
+import Testing
+import TestSupport
+
+@Suite("end-to-end Service routing", .enabled(if: endToEndCanRun && TestNetwork.available), .timeLimit(.minutes(10)))
+struct ServiceRoutingTests {
+    /// `wget` of `url` in `pod` (busybox's wget crashes with `-T`: kubectl's timeout bounds it).
+    func fetch(_ cluster: TestCluster, _ ns: String, _ pod: String, _ url: String) async throws -> CommandResult {
+        try await cluster.kubectl(["exec", "-n", ns, pod, "--", "wget", "-q", "-O", "-", url], timeout: .seconds(30))
+    }
+
+    /// The answers to `count` requests to `url` from `pod`, one connection each, in one exec.
+    func answers(_ cluster: TestCluster, _ ns: String, _ pod: String, _ url: String, count: Int) async throws -> [String] {
+        let loop = "for i in $(seq \(count)); do wget -q -O - \(url); done"
+        let result = try await cluster.kubectl(["exec", "-n", ns, pod, "--", "sh", "-c", loop], timeout: .seconds(60))
+        return result.stdout.split(separator: "\n").map(String.init)
+    }
+
+    @Test("sessionAffinity ClientIP: every request of one client reaches the same backend; without it, both")
+    func sessionAffinity() async throws {
+        try await sharedCluster.with { cluster in
+            let ns = try await cluster.namespace("e2e-kp-affinity")
+            try await cluster.apply(webServerPod("one", node: "node-1", app: "aff") + webServerPod("two", node: "node-2", app: "aff") + """
+                apiVersion: v1
+                kind: Pod
+                metadata: {name: client}
+                spec:
+                  nodeSelector: {kubernetes.io/hostname: node-1}
+                  terminationGracePeriodSeconds: 1
+                  containers:
+                  - {name: c, image: busybox, command: ["sleep", "3600"]}
+                ---
+                apiVersion: v1
+                kind: Service
+                metadata: {name: sticky}
+                spec:
+                  selector: {app: aff}
+                  sessionAffinity: ClientIP
+                  ports: [{port: 80, targetPort: 8080}]
+                ---
+                apiVersion: v1
+                kind: Service
+                metadata: {name: spread}
+                spec:
+                  selector: {app: aff}
+                  ports: [{port: 80, targetPort: 8080}]
+                """, namespace: ns)
+            for pod in ["one", "two", "client"] {
+                guard await cluster.waitReady(pod, namespace: ns) else { return }
+            }
+            // Both backends in both Services' chains of the client's node proxy, so that one
+            // backend answering is the affinity's doing, not a rule still missing the other.
+            let table = cluster.network.network.tableName + "-node-1"
+            for service in ["sticky", "spread"] {
+                guard await cluster.waitFor("\(service) with two endpoints in table ip \(table)", namespace: ns, timeout: .seconds(60), {
+                    let chain = try await runCommand("nft", ["list", "chain", "ip", table, "svc-\(ns)/\(service)/tcp/p80"], timeout: .seconds(10))
+                    return chain.stdout.contains("numgen random mod 2")
+                }) else { return }
+            }
+            let sticky = await cluster.get("service/sticky", namespace: ns, "{.spec.clusterIP}")
+            let spread = await cluster.get("service/spread", namespace: ns, "{.spec.clusterIP}")
+            #expect(await cluster.get("service/sticky", namespace: ns, "{.spec.sessionAffinityConfig.clientIP.timeoutSeconds}") == "10800")
+
+            // Without affinity each connection picks a backend at random (1/2 each): all 20 on
+            // one backend has probability 2 × 2⁻²⁰ ≈ 2·10⁻⁶.
+            let spreadAnswers = try await answers(cluster, ns, "client", "http://\(spread)/", count: 20)
+            #expect(spreadAnswers.count == 20 && Set(spreadAnswers) == ["one", "two"], "without affinity: \(spreadAnswers)")
+            // With it, the first connection's backend is kept for the client's address; were
+            // the affinity ignored, 20 answers from one backend would have probability 2⁻¹⁹.
+            let stickyAnswers = try await answers(cluster, ns, "client", "http://\(sticky)/", count: 20)
+            #expect(stickyAnswers.count == 20 && Set(stickyAnswers).count == 1, "with ClientIP affinity: \(stickyAnswers)")
+            // The client's address is what the kernel remembers, in the set of the backend that
+            // answered (the other's set does not have it).
+            let clientIP = await cluster.get("pod/client", namespace: ns, "{.status.podIP}")
+            for backend in ["one", "two"] {
+                let ip = await cluster.get("pod/" + backend, namespace: ns, "{.status.podIP}")
+                let set = try await runCommand("nft", ["list", "set", "ip", table, "affinity-10800-\(ns)/sticky/tcp/p80__\(ip)/8080"], timeout: .seconds(10))
+                #expect(set.status == 0, "\(set)")
+                #expect(set.stdout.contains(clientIP + " ") == (stickyAnswers.first == backend), "\(backend)'s affinity set and client \(clientIP): \(set.stdout)")
+            }
+            try await cluster.ok(["delete", "namespace", ns, "--wait=false"])
+        }
+    }
+
+    @Test("a StatefulSet replica moved to another node with its volume answers at the same ClusterIP and DNS name")
+    func movedReplicaKeepsItsService() async throws {
+        try await sharedCluster.with { cluster in
+            let ns = try await cluster.namespace("e2e-kp-move")
+            // Zone a (node-1 and node-3) only, so that the volume can follow the replica.
+            try await cluster.apply("""
+                apiVersion: v1
+                kind: Service
+                metadata: {name: kv}
+                spec:
+                  selector: {app: kv}
+                  ports: [{name: http, port: 80, targetPort: 8080}]
+                ---
+                apiVersion: v1
+                kind: Pod
+                metadata: {name: client}
+                spec:
+                  nodeSelector: {kubernetes.io/hostname: node-2}
+                  terminationGracePeriodSeconds: 1
+                  containers:
+                  - {name: c, image: busybox, command: ["sleep", "3600"]}
+                ---
+                apiVersion: apps/v1
+                kind: StatefulSet
+                metadata: {name: kv}
+                spec:
+                  serviceName: kv
+                  replicas: 1
+                  selector: {matchLabels: {app: kv}}
+                  template:
+                    metadata: {labels: {app: kv}}
+                    spec:
+                      terminationGracePeriodSeconds: 1
+                      affinity:
+                        nodeAffinity:
+                          requiredDuringSchedulingIgnoredDuringExecution:
+                            nodeSelectorTerms: [{matchExpressions: [{key: topology.kubernetes.io/zone, operator: In, values: [ballast-1a]}]}]
+                      containers:
+                      - name: kv
+                        image: busybox
+                        command: ["sh", "-c", "[ -s /data/index.html ] || { echo $HOSTNAME $RANDOM$RANDOM > /data/index.html; sync; }; exec httpd -f -p 8080 -h /data"]
+                        volumeMounts: [{name: data, mountPath: /data}]
+                  volumeClaimTemplates:
+                  - metadata: {name: data}
+                    spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 32Mi}}}
+                """, namespace: ns)
+            guard await cluster.waitSetReady("kv", replicas: 1, namespace: ns), await cluster.waitReady("client", namespace: ns) else { return }
+            let vip = await cluster.get("service/kv", namespace: ns, "{.spec.clusterIP}")
+            let name = "kv.\(ns).svc.cluster.local"
+            let identity = try await cluster.ok(["exec", "-n", ns, "kv-0", "--", "cat", "/data/index.html"])
+            #expect(identity.hasPrefix("kv-0 "), "\(identity)")
+            guard await cluster.waitFor("kv-0 answering at \(vip)", namespace: ns, timeout: .seconds(60), {
+                try await fetch(cluster, ns, "client", "http://\(vip)/").stdout == identity
+            }) else { return }
+            let byName = try await fetch(cluster, ns, "client", "http://\(name)/")
+            #expect(byName.stdout == identity, "kv-0 at \(name): \(byName)")
+
+            // The move: kv-0's node cordoned, kv-0 deleted; it comes back on the other node of
+            // zone a with its volume.
+            let node = await cluster.get("pod/kv-0", namespace: ns, "{.spec.nodeName}")
+            let oldIP = await cluster.get("pod/kv-0", namespace: ns, "{.status.podIP}")
+            try await cluster.ok(["cordon", node])
+            do {
+                try await cluster.ok(["delete", "pod", "-n", ns, "kv-0", "--wait=true", "--timeout=90s"], timeout: .seconds(100))
+                let back = await cluster.waitReady("kv-0", namespace: ns, timeout: .seconds(180))
+                try await cluster.ok(["uncordon", node])
+                guard back else { return }
+            } catch {
+                _ = try? await cluster.ok(["uncordon", node])
+                throw error
+            }
+            let newNode = await cluster.get("pod/kv-0", namespace: ns, "{.spec.nodeName}")
+            let newIP = await cluster.get("pod/kv-0", namespace: ns, "{.status.podIP}")
+            #expect(newNode != node && newIP != oldIP, "kv-0 moved: \(node) \(oldIP) → \(newNode) \(newIP)")
+            // Same ClusterIP, same data (from the volume that followed it), through kube-proxy.
+            guard await cluster.waitFor("the moved kv-0 answering at \(vip)", namespace: ns, timeout: .seconds(60), {
+                try await fetch(cluster, ns, "client", "http://\(vip)/").stdout == identity
+            }) else { return }
+            let slice = await cluster.get("endpointslices", namespace: ns,
+                                          "{range .items[?(@.metadata.labels.kubernetes\\.io/service-name==\"kv\")].endpoints[*]}{.addresses[0]} {end}")
+            #expect(slice.split(separator: " ") == [Substring(newIP)], "the slice names the new address only: \(slice)")
+            let movedByName = try await fetch(cluster, ns, "client", "http://\(name)/")
+            #expect(movedByName.stdout == identity, "the moved kv-0 at \(name): \(movedByName)")
+            try await cluster.ok(["delete", "namespace", ns, "--wait=false"])
+        }
+    }
+}
