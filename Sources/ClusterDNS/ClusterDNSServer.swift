@@ -20,6 +20,8 @@ public struct ClusterDNSConfiguration: Sendable {
     public var limits = DNSServerLimits()
     /// How often the informers replay their caches.
     public var resync: Duration = .seconds(300)
+    /// The pod range whose addresses `<a-b-c-d>.<ns>.pod.<domain>` answers; nil: none.
+    public var podRange: IPv4CIDR?
 
     public init() {}
 }
@@ -40,7 +42,7 @@ public final class ClusterDNSServer: ServiceLifecycle.Service, Sendable {
     static func records(_ configuration: ClusterDNSConfiguration, serial: UInt32, services: [ClusterAPI.Service], slices: [EndpointSlice]) -> ClusterRecords {
         let nameserver = IPv4Address(configuration.host).flatMap { $0.bytes[0] == 127 || $0.value == 0 ? nil : $0 }
         return ClusterRecords(domain: configuration.domain, ttl: configuration.ttl, serial: serial, nameserver: nameserver,
-                              services: services, slices: slices)
+                              podRange: configuration.podRange, services: services, slices: slices)
     }
 
     /// Binds the server (so a caller learns at once that the address is wrong); `run` then

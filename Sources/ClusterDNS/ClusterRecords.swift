@@ -16,6 +16,11 @@
 //                                             address of a headless Service → <host>.<svc>…
 //   dns-version.<domain>                 TXT  "1.1.0"
 //   <domain>                             SOA, NS ns.dns.<domain>
+//   <a-b-c-d>.<ns>.pod.<domain>          A    a.b.c.d, for any address of the pod range when one is
+//                                             given (the specification's deprecated pod records, as
+//                                             kube-dns and CoreDNS's `pods insecure` answer them:
+//                                             from the name, without looking for the pod; the range
+//                                             keeps the answers to the cluster's own addresses)
 //
 // Every record has the same TTL (30 s by default, as kube-dns). A name with descendants but no
 // records of its own (`svc.<domain>`, `<ns>.svc.<domain>`, `_tcp.<svc>…`) exists: asking it
@@ -34,6 +39,8 @@ public struct ClusterRecords: Sendable {
     private(set) var nonTerminals: Set<DNSName> = []
     /// The zone's SOA record.
     public let soa: DNSRecord
+    /// The pod range `<a-b-c-d>.<ns>.pod.<domain>` is answered for; nil: no pod records.
+    public let podRange: IPv4CIDR?
 
     /// The schema version the specification asks `dns-version.<domain>` to hold.
     public static let schemaVersion = "1.1.0"
@@ -41,10 +48,12 @@ public struct ClusterRecords: Sendable {
     /// - Parameters:
     ///   - serial: the SOA serial (a new one with every rebuild lets caches see a change).
     ///   - nameserver: the server's own address, published as `ns.dns.<domain>`.
-    public init(domain: DNSName, ttl: UInt32 = 30, serial: UInt32 = 1, nameserver: IPv4Address? = nil,
+    ///   - podRange: answer `<a-b-c-d>.<ns>.pod.<domain>` for the addresses of this range.
+    public init(domain: DNSName, ttl: UInt32 = 30, serial: UInt32 = 1, nameserver: IPv4Address? = nil, podRange: IPv4CIDR? = nil,
                 services: [Service], slices: [EndpointSlice]) {
         self.domain = domain.lowercased
         self.ttl = ttl
+        self.podRange = podRange
         let nsName = self.domain.prepending("dns")?.prepending("ns") ?? self.domain
         soa = DNSRecord(name: self.domain, type: .soa, ttl: ttl,
                         data: .soa(mname: nsName, rname: self.domain.prepending("hostmaster") ?? self.domain, serial: serial,
@@ -67,12 +76,34 @@ public struct ClusterRecords: Sendable {
     }
 
     /// The records `name` owns (any case).
-    public func records(of name: DNSName) -> [DNSRecord] { records[name.lowercased] ?? [] }
+    public func records(of name: DNSName) -> [DNSRecord] {
+        let key = name.lowercased
+        if let owned = records[key] { return owned }
+        if let address = podAddress(key) { return [DNSRecord(name: key, type: .a, ttl: ttl, data: .a(address))] }
+        return []
+    }
 
     /// Whether `name` exists in the zone: it owns records or has descendants.
     public func exists(_ name: DNSName) -> Bool {
         let key = name.lowercased
-        return records[key] != nil || nonTerminals.contains(key)
+        return records[key] != nil || nonTerminals.contains(key) || podAddress(key) != nil || isPodNamespace(key)
+    }
+
+    /// The address a pod name `<a-b-c-d>.<ns>.pod.<domain>` (lowercased) stands for: four
+    /// decimal bytes without leading zeros, joined by dashes, an address of the pod range; nil
+    /// for any other name, or without a pod range.
+    func podAddress(_ name: DNSName) -> IPv4Address? {
+        guard let podRange, let labels = name.relativeLabels(to: domain), labels.count == 3, labels[2] == "pod" else { return nil }
+        let parts = labels[0].split(separator: "-", omittingEmptySubsequences: false)
+        guard parts.count == 4, parts.allSatisfy({ $0 == "0" || !$0.hasPrefix("0") }),
+              let address = IPv4Address(parts.joined(separator: ".")), podRange.contains(address.value) else { return nil }
+        return address
+    }
+
+    /// `<ns>.pod.<domain>` (and `pod.<domain>`): there are pod names below it.
+    private func isPodNamespace(_ name: DNSName) -> Bool {
+        guard podRange != nil, let labels = name.relativeLabels(to: domain), (1...2).contains(labels.count), labels.last == "pod" else { return false }
+        return true
     }
 
     /// The names that point at `address` (PTR targets).

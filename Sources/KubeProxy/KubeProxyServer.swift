@@ -124,7 +124,7 @@ public final class KubeProxyServer: ServiceLifecycle.Service, Sendable {
         if let bridge { addresses.append(bridge.gateway) }
         let base = Ruleset.Base(table: configuration.tableName, bridge: bridge?.name, podCIDR: bridge == nil ? nil : node?.spec.podCIDR, bridgePrefix: configuration.bridgePrefix,
                                 nodeAddresses: Array(Set(addresses)))
-        let ports = ServicePorts.from(services: services, slices: slices, skipAddresses: LocalAddresses.ipv4())
+        let ports = ServicePorts.from(services: services, slices: slices, skipAddresses: LocalAddresses.ipv4(), nodeName: configuration.nodeName)
         return Ruleset(base: base, ports: ports)
     }
 

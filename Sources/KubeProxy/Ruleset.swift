@@ -16,6 +16,9 @@
 //                                Service (hairpin included), and a loopback source DNATed out
 //                                to a bridge (NodePort from the host on 127.0.1.N)
 //     chain svc-…                affinity lookups, then numgen random mod N vmap { i : goto ep-… }
+//     chain ext-…                the same over this node's endpoints only: a NodePort with
+//                                externalTrafficPolicy Local (none on this node: the NodePort's
+//                                packets are dropped, in no-endpoint-nodeports, as upstream)
 //     chain ep-…__<ip>/<port>    affinity update, DNAT to the endpoint
 //     set affinity-<timeout>-…__<ip>/<port>  client addresses with a timeout (sessionAffinity:
 //                                ClientIP; the timeout in the name: a new one is a new set)
@@ -79,26 +82,46 @@ public struct Ruleset: Sendable, Equatable {
         }
         let service = "svc-" + port.id
         maps["service-ips"]![key] = "goto " + Self.quoted(service)
-        if let nodeKey { maps["service-nodeports"]![nodeKey] = "goto " + Self.quoted(service) }
-        var serviceRules: [String] = []
+        chains[service] = balance(port, over: port.endpoints)
+        guard let nodeKey else { return }
+        if let local = port.localEndpoints {
+            // externalTrafficPolicy: Local: this node's endpoints only (the client's address
+            // kept: nothing here masquerades a NodePort's packets but the loopback source's);
+            // without one here, dropped (upstream's "has no local endpoints").
+            if local.isEmpty {
+                maps["no-endpoint-nodeports"]![nodeKey] = "drop"
+            } else {
+                let external = "ext-" + port.id
+                maps["service-nodeports"]![nodeKey] = "goto " + Self.quoted(external)
+                chains[external] = balance(port, over: local)
+            }
+        } else {
+            maps["service-nodeports"]![nodeKey] = "goto " + Self.quoted(service)
+        }
+    }
+
+    /// The rules of a chain that picks one of `endpoints` of `port` (affinity first), and the
+    /// endpoint chains they jump to.
+    private mutating func balance(_ port: ServicePort, over endpoints: [EndpointAddress]) -> [String] {
+        var rules: [String] = []
         var targets: [String] = []
-        for endpoint in port.endpoints {
+        for endpoint in endpoints {
             let stem = "\(port.id)__\(endpoint.ip)/\(endpoint.port)"
             let chain = "ep-" + stem
-            var rules: [String] = []
+            var endpointRules: [String] = []
             if let timeout = port.affinityTimeout {
                 let set = "affinity-\(timeout)-" + stem
                 affinitySets[set] = timeout
-                serviceRules.append("ip saddr @\(Self.quoted(set)) goto \(Self.quoted(chain))")
-                rules.append("update @\(Self.quoted(set)) { ip saddr }")
+                rules.append("ip saddr @\(Self.quoted(set)) goto \(Self.quoted(chain))")
+                endpointRules.append("update @\(Self.quoted(set)) { ip saddr }")
             }
-            rules.append("meta l4proto \(port.proto) dnat to \(endpoint.ip):\(endpoint.port)")
-            chains[chain] = rules
+            endpointRules.append("meta l4proto \(port.proto) dnat to \(endpoint.ip):\(endpoint.port)")
+            chains[chain] = endpointRules
             targets.append(chain)
         }
         let choices = targets.enumerated().map { "\($0.offset) : goto \(Self.quoted($0.element))" }.joined(separator: ", ")
-        serviceRules.append("numgen random mod \(targets.count) vmap { \(choices) }")
-        chains[service] = serviceRules
+        rules.append("numgen random mod \(targets.count) vmap { \(choices) }")
+        return rules
     }
 
     /// A chain or set name as nft reads it: bare (nft takes no quoted names there); ours start

@@ -18,9 +18,13 @@ public struct ServicePort: Sendable, Hashable, Comparable {
     public var affinityTimeout: Int?
     /// Where its packets go (ready endpoints; serving terminating ones when none is ready).
     public var endpoints: [EndpointAddress]
+    /// `externalTrafficPolicy: Local` (a NodePort or LoadBalancer Service): the endpoints on this
+    /// proxy's node, where its NodePort's packets go (chosen as `endpoints` are, among them
+    /// only); nil: the NodePort goes to `endpoints` (policy Cluster).
+    public var localEndpoints: [EndpointAddress]?
 
     public init(namespace: String, name: String, portName: String = "", proto: String = "tcp", clusterIP: String, port: Int,
-                nodePort: Int? = nil, affinityTimeout: Int? = nil, endpoints: [EndpointAddress] = []) {
+                nodePort: Int? = nil, affinityTimeout: Int? = nil, endpoints: [EndpointAddress] = [], localEndpoints: [EndpointAddress]? = nil) {
         self.namespace = namespace
         self.name = name
         self.portName = portName
@@ -30,6 +34,7 @@ public struct ServicePort: Sendable, Hashable, Comparable {
         self.nodePort = nodePort
         self.affinityTimeout = affinityTimeout
         self.endpoints = endpoints
+        self.localEndpoints = localEndpoints
     }
 
     /// `namespace/name/proto/port`, the stem of its chains' names.
@@ -56,8 +61,10 @@ public enum ServicePorts {
     /// The ports to program: every port of every Service with a ClusterIP (skipping headless and
     /// ExternalName Services, and ClusterIPs in `skipAddresses` — addresses of this host, such as
     /// cluster DNS answering on the Service device itself), each with its endpoints from the
-    /// Service's IPv4 slices. Sorted, endpoints deduplicated and sorted.
-    public static func from(services: [Service], slices: [EndpointSlice], skipAddresses: Set<String> = []) -> [ServicePort] {
+    /// Service's IPv4 slices, and, for a NodePort with `externalTrafficPolicy: Local`, those of
+    /// them on node `nodeName` (the slices' `nodeName`). Sorted, endpoints deduplicated and sorted.
+    public static func from(services: [Service], slices: [EndpointSlice], skipAddresses: Set<String> = [],
+                            nodeName: String? = nil) -> [ServicePort] {
         var slicesByService: [String: [EndpointSlice]] = [:]
         for slice in slices where slice.addressType == "IPv4" {
             guard let service = slice.metadata.labels?[EndpointSlice.serviceNameLabel], let namespace = slice.metadata.namespace else { continue }
@@ -78,9 +85,11 @@ public enum ServicePorts {
                 let proto = (port["protocol"]?.stringValue ?? "TCP").lowercased()
                 guard ["tcp", "udp", "sctp"].contains(proto) else { continue }
                 let nodePort = port["nodePort"]?.int64Value.flatMap { (1...65535).contains($0) ? Int($0) : nil }
+                let local = nodePort != nil && spec["externalTrafficPolicy"]?.stringValue == "Local"
                 result.append(ServicePort(namespace: namespace, name: name, portName: portName, proto: proto, clusterIP: clusterIP,
                                           port: Int(number), nodePort: nodePort, affinityTimeout: affinity,
-                                          endpoints: endpoints(of: serviceSlices, portName: portName, proto: proto)))
+                                          endpoints: endpoints(of: serviceSlices, portName: portName, proto: proto),
+                                          localEndpoints: local ? endpoints(of: serviceSlices, portName: portName, proto: proto, node: nodeName ?? "") : nil))
             }
         }
         return result.sorted()
@@ -89,12 +98,13 @@ public enum ServicePorts {
     /// The endpoints of the slices' port `portName`/`proto`: the ready ones (`ready` unset
     /// counts as ready), or, when none is, the serving terminating ones (upstream's fallback,
     /// so a rolling update keeps answering).
-    static func endpoints(of slices: [EndpointSlice], portName: String, proto: String) -> [EndpointAddress] {
+    /// With `node`, only the endpoints on that node (the same fallback among them).
+    static func endpoints(of slices: [EndpointSlice], portName: String, proto: String, node: String? = nil) -> [EndpointAddress] {
         var ready: Set<EndpointAddress> = [], terminating: Set<EndpointAddress> = []
         for slice in slices {
             guard let port = (slice.ports ?? []).first(where: { ($0.name ?? "") == portName && ($0.protocol ?? "TCP").lowercased() == proto }),
                   let number = port.port, (1...65535).contains(number) else { continue }
-            for endpoint in slice.endpoints {
+            for endpoint in slice.endpoints where node == nil || endpoint.nodeName == node {
                 guard let ip = endpoint.addresses.first, IPv4CIDR.parseAddress(ip) != nil else { continue }
                 let address = EndpointAddress(ip: ip, port: Int(number))
                 if endpoint.conditions.ready ?? true {

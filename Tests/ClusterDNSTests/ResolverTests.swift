@@ -1,3 +1,4 @@
+import ClusterAPI
 import Testing
 @testable import ClusterDNS
 
@@ -76,6 +77,37 @@ import Testing
         #expect(ask("cluster.local", .soa).answers.map(\.type) == [.soa])
         #expect(ask("cluster.local", .ns).answers.map(\.type) == [.ns])
         #expect(ask("dns-version.cluster.local", .txt).answers.map(\.data) == [.txt([Array("1.1.0".utf8)])])
+    }
+
+    @Test func podNamesAnswerTheirAddressInThePodRange() {
+        let records = Fixtures.records
+        let pods = DNSResolver(records: ClusterRecords(domain: Fixtures.domain, ttl: 30, serial: 7, podRange: IPv4CIDR("198.18.0.0/16"),
+                                                       services: [], slices: []))
+        func ask(_ name: String, _ type: DNSType) -> DNSMessage { pods.respond(to: Fixtures.query(name, type)) }
+        // Any namespace, any address of the range, without a pod to check against (kube-dns,
+        // CoreDNS `pods insecure`); the name echoed as asked.
+        let answer = ask("198-18-3-7.Data.pod.cluster.local", .a)
+        #expect(answer.header.responseCode == .noError && answer.header.authoritative && answer.addresses == ["198.18.3.7"])
+        #expect(answer.answers.first?.name.description == "198-18-3-7.Data.pod.cluster.local." && answer.answers.first?.ttl == 30)
+        #expect((try? DNSMessage(parsing: answer.encoded())) == answer)
+        #expect(ask("198-18-0-0.x.pod.cluster.local", .any).addresses == ["198.18.0.0"])
+        // The name exists, IPv4 only: AAAA is NODATA; so are the namespace and `pod` above it.
+        for (name, type) in [("198-18-3-7.data.pod.cluster.local", DNSType.aaaa), ("data.pod.cluster.local", .a), ("pod.cluster.local", .a)] {
+            let response = ask(name, type)
+            #expect(response.header.responseCode == .noError && response.answers.isEmpty && response.authority.map(\.type) == [.soa], "\(name)")
+        }
+        // Outside the range, not an address, leading zeros, wrong depth: no such name.
+        for name in ["10-0-0-1.data.pod.cluster.local", "198-19-0-1.data.pod.cluster.local", "198-18-3.data.pod.cluster.local",
+                     "198-18-3-256.data.pod.cluster.local", "198-18-03-7.data.pod.cluster.local", "198-18-3-7-1.data.pod.cluster.local",
+                     "web.data.pod.cluster.local", "x.198-18-3-7.data.pod.cluster.local", "198.18.3.7.data.pod.cluster.local"] {
+            #expect(ask(name, .a).header.responseCode == .nameError, "\(name)")
+        }
+        // Without a pod range (`ballast dns` without --cluster-cidr): no pod records at all.
+        let without = DNSResolver(records: records)
+        #expect(without.respond(to: Fixtures.query("198-18-3-7.data.pod.cluster.local", .a)).header.responseCode == .nameError)
+        #expect(without.respond(to: Fixtures.query("pod.cluster.local", .a)).header.responseCode == .nameError)
+        // The Service names are untouched by the range.
+        #expect(ask("web.default.svc.cluster.local", .a).header.responseCode == .nameError)
     }
 
     @Test func externalNameIsACNAME() {

@@ -2,7 +2,8 @@
 // resolv.conf the kubelet wrote (nameserver the kube-dns ClusterIP), resolves a ClusterIP
 // Service and each replica of a StatefulSet behind a headless Service; a replica moved to the
 // other node of its zone (cordon + delete, its volume following it) answers at the same name
-// with its new address. The shared cluster runs on a test network of its own.
+// with its new address; a pod's `<a-b-c-d>.<ns>.pod.cluster.local` record. The shared cluster
+// runs on a test network of its own.
 import ClusterAPI
 import ClusterTesting
 import Foundation
@@ -88,6 +89,10 @@ struct ClusterDNSEndToEndTests {
             #expect(shortReplica == addresses["db-1"], "a replica by its short name, through the search path")
             #expect(shortService == vip, "a Service by its short name")
             #expect(await lookup("nothing.\(ns).\(domain)").isEmpty)
+            // A pod's own record, `<a-b-c-d>.<ns>.pod.cluster.local` (the pod range only).
+            let clientIP = await cluster.get("pod/client", namespace: ns, "{.status.podIP}")
+            #expect(await lookup(clientIP.replacingOccurrences(of: ".", with: "-") + ".\(ns).pod.cluster.local") == [clientIP], "the client's pod record")
+            #expect(await lookup("192-0-2-1.\(ns).pod.cluster.local").isEmpty, "an address outside the pod range has no pod record")
 
             // The move: db-0's node cordoned, db-0 deleted; it comes back on the other node of
             // zone a with its volume, under the same name.

@@ -9,7 +9,7 @@ import Testing
                                    nodeAddresses: ["127.0.1.1", "198.18.0.1"])
 
     static func service(_ name: String, clusterIP: String, ports: [(String, Int, Int?)] = [("http", 80, nil)], affinity: Int? = nil,
-                        type: String = "ClusterIP") -> Service {
+                        type: String = "ClusterIP", externalTrafficPolicy: String? = nil) -> Service {
         var spec: [String: JSONValue] = [
             "clusterIP": .string(clusterIP), "type": .string(type),
             "ports": .array(ports.map { name, port, nodePort in
@@ -18,6 +18,7 @@ import Testing
                 return .object(value)
             }),
         ]
+        if let externalTrafficPolicy { spec["externalTrafficPolicy"] = .string(externalTrafficPolicy) }
         if let affinity {
             spec["sessionAffinity"] = .string("ClientIP")
             spec["sessionAffinityConfig"] = .object(["clientIP": .object(["timeoutSeconds": .integer(Int64(affinity))])])
@@ -30,6 +31,46 @@ import Testing
                       addressType: "IPv4",
                       endpoints: endpoints.map { Endpoint(addresses: [$0.0], conditions: EndpointConditions(ready: $0.1)) },
                       ports: [EndpointPort(name: "http", protocol: "TCP", port: Int32(port))])
+    }
+
+    /// A slice whose endpoints name their nodes: (address, ready, node).
+    static func slice(_ service: String, onNodes endpoints: [(String, Bool, String)], port: Int = 8080) -> EndpointSlice {
+        var slice = Self.slice(service, endpoints.map { ($0.0, $0.1) }, port: port)
+        for index in endpoints.indices { slice.endpoints[index].nodeName = endpoints[index].2 }
+        return slice
+    }
+
+    @Test func externalTrafficPolicyLocalSendsNodePortsToThisNodesEndpointsOnly() {
+        let services = [Self.service("web", clusterIP: "198.19.0.10", ports: [("http", 80, 30080)], type: "NodePort", externalTrafficPolicy: "Local"),
+                        Self.service("none", clusterIP: "198.19.0.11", ports: [("http", 80, 30081)], type: "NodePort", externalTrafficPolicy: "Local"),
+                        Self.service("cluster", clusterIP: "198.19.0.12", ports: [("http", 80, 30082)], type: "NodePort")]
+        let slices = [Self.slice("web", onNodes: [("198.18.0.5", true, "node-1"), ("198.18.1.5", true, "node-2"), ("198.18.0.6", false, "node-1")]),
+                      Self.slice("cluster", onNodes: [("198.18.1.7", true, "node-2")])]
+        // node-1: its ready endpoint only behind the NodePort; the ClusterIP keeps both nodes'.
+        let one = Ruleset(base: Self.base, ports: ServicePorts.from(services: services, slices: slices, nodeName: "node-1"))
+        #expect(one.maps["service-nodeports"] == ["tcp . 30080": "goto ext-ns/web/tcp/http", "tcp . 30082": "goto svc-ns/cluster/tcp/http"])
+        #expect(one.chains["ext-ns/web/tcp/http"] == ["numgen random mod 1 vmap { 0 : goto ep-ns/web/tcp/http__198.18.0.5/8080 }"])
+        #expect(one.chains["svc-ns/web/tcp/http"]?.last?.hasPrefix("numgen random mod 2 ") == true)
+        #expect(one.maps["service-ips"]?["198.19.0.10 . tcp . 80"] == "goto svc-ns/web/tcp/http")
+        // No endpoints at all: refused, as any Service without endpoints.
+        #expect(one.maps["no-endpoint-nodeports"] == ["tcp . 30081": "goto reject-chain"])
+        // node-3 has none of web's endpoints: its NodePort drops (upstream: "has no local endpoints").
+        let three = Ruleset(base: Self.base, ports: ServicePorts.from(services: services, slices: slices, nodeName: "node-3"))
+        #expect(three.maps["no-endpoint-nodeports"]?["tcp . 30080"] == "drop")
+        #expect(three.maps["service-nodeports"] == ["tcp . 30082": "goto svc-ns/cluster/tcp/http"])
+        #expect(three.chains["ext-ns/web/tcp/http"] == nil && three.maps["service-ips"]?["198.19.0.10 . tcp . 80"] == "goto svc-ns/web/tcp/http")
+        // A local endpoint that is only serving (terminating) is used when no local one is ready.
+        var terminating = Self.slice("web", onNodes: [("198.18.0.5", false, "node-1"), ("198.18.1.5", true, "node-2")])
+        terminating.endpoints[0].conditions.serving = true
+        terminating.endpoints[0].conditions.terminating = true
+        let draining = ServicePorts.from(services: [services[0]], slices: [terminating], nodeName: "node-1")
+        #expect(draining[0].localEndpoints == [EndpointAddress(ip: "198.18.0.5", port: 8080)])
+        #expect(draining[0].endpoints == [EndpointAddress(ip: "198.18.1.5", port: 8080)])
+        let rules = Ruleset(base: Self.base, ports: draining)
+        #expect(rules.chains["ep-ns/web/tcp/http__198.18.0.5/8080"] == ["meta l4proto tcp dnat to 198.18.0.5:8080"])
+        // A ClusterIP Service has no NodePort: the policy changes nothing.
+        let plain = ServicePorts.from(services: [Self.service("p", clusterIP: "198.19.0.13", externalTrafficPolicy: "Local")], slices: [], nodeName: "node-1")
+        #expect(plain[0].localEndpoints == nil)
     }
 
     @Test func portsFromServicesAndSlices() {
@@ -150,6 +191,21 @@ import Testing
             throw error
         }
         await NFTables.deleteTable(base.table)
+    }
+
+    @Test func externalTrafficPolicyLocalScriptIsValid() async throws {
+        guard NFTables.isInstalled, getuid() == 0 else {
+            print("skipped: needs nft and root")
+            return
+        }
+        let services = [RulesetTests.service("web", clusterIP: "192.0.2.10", ports: [("http", 80, 30080)], affinity: 30, type: "NodePort",
+                                             externalTrafficPolicy: "Local"),
+                        RulesetTests.service("far", clusterIP: "192.0.2.11", ports: [("http", 80, 30081)], type: "NodePort", externalTrafficPolicy: "Local")]
+        let slices = [RulesetTests.slice("web", onNodes: [("198.18.0.5", true, "node-1"), ("198.18.1.5", true, "node-2")]),
+                      RulesetTests.slice("far", onNodes: [("198.18.1.6", true, "node-2")])]
+        let rules = Ruleset(base: RulesetTests.base, ports: ServicePorts.from(services: services, slices: slices, nodeName: "node-1"))
+        #expect(rules.maps["no-endpoint-nodeports"] == ["tcp . 30081": "drop"])
+        try await NFTables.apply(rules.fullScript(), table: rules.base.table, check: true)
     }
 
     @Test func aRefusedScriptNamesTheTable() async {

@@ -1,5 +1,6 @@
 import APIClient
 import ArgumentParser
+import ClusterAPI
 import ClusterDNS
 import Logging
 
@@ -29,6 +30,9 @@ struct DNSCommand: AsyncParsableCommand {
     @Option(help: "TCP connections open at once.")
     var maxConnections: Int = 64
 
+    @Option(help: "The pod range: <a-b-c-d>.<ns>.pod.<cluster domain> is answered with a.b.c.d for its addresses (none when not given).")
+    var clusterCIDR: String?
+
     func validate() throws {
         guard IPv4Address(bindAddress) != nil else { throw ValidationError("--bind-address \(bindAddress): expected an IPv4 address") }
         guard (0...65535).contains(port) else { throw ValidationError("--port \(port): a port, 0 to 65535") }
@@ -37,6 +41,9 @@ struct DNSCommand: AsyncParsableCommand {
         }
         guard (0...86400).contains(ttl) else { throw ValidationError("--ttl \(ttl): seconds, 0 to 86400") }
         guard maxConnections >= 1 else { throw ValidationError("--max-connections \(maxConnections): at least 1") }
+        if let clusterCIDR, IPv4CIDR(clusterCIDR) == nil {
+            throw ValidationError("--cluster-cidr \(clusterCIDR): expected an IPv4 range such as 198.18.0.0/16")
+        }
     }
 
     func run() async throws {
@@ -48,6 +55,7 @@ struct DNSCommand: AsyncParsableCommand {
         configuration.domain = DNSName(clusterDomain)!
         configuration.ttl = UInt32(ttl)
         configuration.limits.maxConnections = maxConnections
+        configuration.podRange = clusterCIDR.flatMap { IPv4CIDR($0) }
         let server = ClusterDNSServer(client: client, configuration: configuration, logger: logger)
         let bound = try await server.bind()
         logger.info("listening", metadata: ["address": "\(bindAddress):\(bound)", "server": "\(client.connection.server)"])

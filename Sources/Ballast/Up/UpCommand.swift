@@ -269,7 +269,8 @@ struct UpCluster: Sendable {
         say("starting the cluster DNS on \(clusterDNS):53 (Service kube-system/kube-dns)…")
         try await ClusterDNSSetup(address: clusterDNS, network: network).install(client)
         try supervisor.start(.init(name: "dns", arguments: ["dns", "--kubeconfig", spec.kubeconfig, "--bind-address", clusterDNS,
-                                                            "--port", "53", "--cluster-domain", ClusterDNSSetup.domain]))
+                                                            "--port", "53", "--cluster-domain", ClusterDNSSetup.domain,
+                                                            "--cluster-cidr", "\(network.clusterCIDR)"]))
         say("starting \(spec.nodes) node\(spec.nodes == 1 ? "" : "s") (CSI node plugin, kubelet and kube-proxy each)…")
         for index in 1...spec.nodes {
             let name = spec.nodeName(index), directory = spec.nodeDirectory(index)
