@@ -23,33 +23,34 @@ extension Ruleset {
         precondition(base == new.base, "a changed base needs fullScript()")
         let table = "ip \(base.table)"
         var steps: [Step] = []
-        for (name, timeout) in new.affinitySets.sorted(by: { $0.key < $1.key }) where affinitySets[name] != timeout {
+        // What differs is found first and only that is sorted: at 1,000 Services a change
+        // touches a handful of the thousands of chains and elements (sorting all their names on
+        // every sync was an eighth of a proxy's CPU, its nft processes included, in perf).
+        for (name, timeout) in new.affinitySets.filter({ affinitySets[$0.key] != $0.value }).sorted(by: { $0.key < $1.key }) {
             if affinitySets[name] != nil { steps.append(["delete set \(table) \(Self.quoted(name))"]) }
             steps.append(["add set \(table) \(Self.quoted(name)) { type ipv4_addr ; flags dynamic,timeout ; timeout \(timeout)s ; }"])
         }
         // Endpoint chains first: service chains jump to them.
         let order = { (a: String, b: String) -> Bool in (a.hasPrefix("ep-") ? 0 : 1, a) < (b.hasPrefix("ep-") ? 0 : 1, b) }
-        for name in new.chains.keys.sorted(by: order) {
-            let rules = new.chains[name]!
-            guard chains[name] != rules else { continue }
+        for (name, rules) in new.chains.filter({ chains[$0.key] != $0.value }).sorted(by: { order($0.key, $1.key) }) {
             var step = [chains[name] == nil ? "add chain \(table) \(Self.quoted(name))" : "flush chain \(table) \(Self.quoted(name))"]
             step += rules.map { "add rule \(table) \(Self.quoted(name)) \($0)" }
             steps.append(step)
         }
         for map in Self.mapNames {
             let old = maps[map] ?? [:], wanted = new.maps[map] ?? [:]
-            for (key, verdict) in old.sorted(by: { $0.key < $1.key }) where wanted[key] != verdict {
+            for (key, _) in old.filter({ wanted[$0.key] != $0.value }).sorted(by: { $0.key < $1.key }) {
                 steps.append(["delete element \(table) \(map) { \(key) }"])
             }
-            for (key, verdict) in wanted.sorted(by: { $0.key < $1.key }) where old[key] != verdict {
+            for (key, verdict) in wanted.filter({ old[$0.key] != $0.value }).sorted(by: { $0.key < $1.key }) {
                 steps.append(["add element \(table) \(map) { \(key) : \(verdict) }"])
             }
         }
         // Service chains first now: they are what still jumps to the endpoint chains.
-        for name in chains.keys.sorted(by: { order($1, $0) }) where new.chains[name] == nil {
+        for name in chains.keys.filter({ new.chains[$0] == nil }).sorted(by: { order($1, $0) }) {
             steps.append(["flush chain \(table) \(Self.quoted(name))", "delete chain \(table) \(Self.quoted(name))"])
         }
-        for name in affinitySets.keys.sorted() where new.affinitySets[name] == nil {
+        for name in affinitySets.keys.filter({ new.affinitySets[$0] == nil }).sorted() {
             steps.append(["delete set \(table) \(Self.quoted(name))"])
         }
         return steps

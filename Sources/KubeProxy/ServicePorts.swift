@@ -40,7 +40,11 @@ public struct ServicePort: Sendable, Hashable, Comparable {
     /// `namespace/name/proto/port`, the stem of its chains' names.
     public var id: String { "\(namespace)/\(name)/\(proto)/\(portName.isEmpty ? "p\(port)" : portName)" }
 
-    public static func < (a: ServicePort, b: ServicePort) -> Bool { (a.id, a.clusterIP) < (b.id, b.clusterIP) }
+    /// By namespace, name, protocol, port name, port and address (stored fields: `id` would
+    /// build two strings per comparison, on every sync of every proxy).
+    public static func < (a: ServicePort, b: ServicePort) -> Bool {
+        (a.namespace, a.name, a.proto, a.portName, a.port, a.clusterIP) < (b.namespace, b.name, b.proto, b.portName, b.port, b.clusterIP)
+    }
 }
 
 /// One endpoint of a Service port: a pod address and the port its slice resolved.

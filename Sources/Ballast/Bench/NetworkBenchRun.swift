@@ -29,8 +29,13 @@ final class NetworkBenchRun: @unchecked Sendable {
     static let clusterCIDR = "198.18.32.0/19"
     static let serviceCIDR = "198.19.32.0/19"
     static let namespace = "bench-net"
-    /// Where the server thread listens in the server pod.
+    /// Where the server threads listen in the server pod: the Services' endpoints, and the
+    /// port the traffic reaches through the pod IP; the ClusterIP traffic (the `target`
+    /// Service) reaches a second listener on the next port, so that the two paths' connections
+    /// never share a server-side 4-tuple (a port the client reuses would otherwise meet the
+    /// other path's TIME_WAIT, in the server and in conntrack).
     static let serverPort: UInt16 = 9000
+    static let targetPort: UInt16 = 9001
 
     let root: String
     let suffix: String
@@ -40,7 +45,7 @@ final class NetworkBenchRun: @unchecked Sendable {
     var data: String { root + "/data" }
     private var client: KubeClient!
     private var started = false
-    private var server: PodTCPServer?
+    private var servers: [PodTCPServer] = []
     private var watcher: RuleWatcher?
 
     init(root: String, suffix: String, settings: Settings, logger: Logger) {
@@ -60,8 +65,9 @@ final class NetworkBenchRun: @unchecked Sendable {
         _ = try await client.create(Namespace(metadata: ObjectMeta(name: Self.namespace)))
         let serverPod = try await runPod("server", node: "node-2")
         let clientPod = try await runPod("client", node: "node-1")
-        let server = try await PodTCPServer.start(netns: netns(serverPod.pod, node: "node-2"), port: Self.serverPort)
-        self.server = server
+        for port in [Self.serverPort, Self.targetPort] {
+            servers.append(try await PodTCPServer.start(netns: netns(serverPod.pod, node: "node-2"), port: port))
+        }
 
         // Grow.
         let proxyCPU = { self.kubeProxyCPU() }
@@ -97,12 +103,12 @@ final class NetworkBenchRun: @unchecked Sendable {
         result.podIP = traffic.latencies[0]
         result.clusterIP = traffic.latencies[1]
         result.failures = (traffic.failures[0], traffic.failures[1])
-        result.served = server.served
+        result.served = servers.reduce(0) { $0 + $1.served }
         // A path that fails is not measured: its failures would be fast and flatter it.
         if traffic.failures.reduce(0, +) * 100 > settings.requests {
             throw BenchFailure("\(traffic.failures[0]) requests to the pod IP and \(traffic.failures[1]) to the ClusterIP failed; the first: \(traffic.firstFailure ?? "")")
         }
-        await server.stop()
+        for server in servers { await server.stop() }
         return result
     }
 
@@ -135,7 +141,7 @@ final class NetworkBenchRun: @unchecked Sendable {
     /// The server thread and `nft monitor` stopped, then `ballast down --purge` and a sweep.
     func tearDown(removeDirectory: Bool) async {
         stop.raise()
-        await server?.stop()
+        for server in servers { await server.stop() }
         await watcher?.stop()
         if started {
             _ = try? await SystemCommand.run(["/proc/self/exe", "down", "--purge", "--data-dir", data], timeout: .seconds(300))
@@ -187,9 +193,12 @@ final class NetworkBenchRun: @unchecked Sendable {
 
     private func service(_ name: String) -> ClusterAPI.Service {
         ClusterAPI.Service(metadata: ObjectMeta(name: name, namespace: Self.namespace), spec: [
-            "type": "ClusterIP", "ports": [["protocol": "TCP", "port": 80, "targetPort": .number(Double(Self.serverPort))]],
+            "type": "ClusterIP", "ports": [["protocol": "TCP", "port": 80, "targetPort": .number(Double(port(of: name)))]],
         ])
     }
+
+    /// The endpoints' port of Service `name`.
+    private func port(of name: String) -> UInt16 { name == "target" ? Self.targetPort : Self.serverPort }
 
     private func slice(_ name: String, endpoints: [String]) -> EndpointSlice {
         EndpointSlice(metadata: ObjectMeta(name: name + "-bench", namespace: Self.namespace, labels: [
@@ -197,7 +206,7 @@ final class NetworkBenchRun: @unchecked Sendable {
                       ]),
                       addressType: "IPv4",
                       endpoints: endpoints.map { Endpoint(addresses: [$0], conditions: EndpointConditions(ready: true, serving: true, terminating: false)) },
-                      ports: [EndpointPort(name: "", protocol: "TCP", port: Int32(Self.serverPort))])
+                      ports: [EndpointPort(name: "", protocol: "TCP", port: Int32(port(of: name)))])
     }
 
     /// `target` and s-0 … s-(N-2) (N Services in all), each with its slice naming `endpoint`,
