@@ -2,7 +2,8 @@
 // e2e-kp-affinity, e2e-kp-move): `sessionAffinity: ClientIP` keeps one client on one backend
 // while a Service without it spreads the same client over both; a StatefulSet replica moved to
 // another node with its volume answers, with the data it wrote there, at the same ClusterIP and
-// the same DNS name.
+// the same DNS name; a NodePort with `externalTrafficPolicy: Local` answers on each node from that
+// node's endpoint only, and drops on a node without one.
 import ClusterTesting
 import Foundation
 import HostSystem
@@ -85,6 +86,54 @@ struct ServiceRoutingTests {
                 #expect(set.status == 0, "\(set)")
                 #expect(set.stdout.contains(clientIP + " ") == (stickyAnswers.first == backend), "\(backend)'s affinity set and client \(clientIP): \(set.stdout)")
             }
+            try await cluster.ok(["delete", "namespace", ns, "--wait=false"])
+        }
+    }
+
+    @Test("externalTrafficPolicy Local: each node's NodePort reaches that node's endpoint only; a node without one drops; the ClusterIP keeps both")
+    func externalTrafficPolicyLocal() async throws {
+        try await sharedCluster.with { cluster in
+            let ns = try await cluster.namespace("e2e-kp-local")
+            try await cluster.apply(webServerPod("one", node: "node-1", app: "loc") + webServerPod("two", node: "node-2", app: "loc") + """
+                apiVersion: v1
+                kind: Service
+                metadata: {name: local}
+                spec:
+                  type: NodePort
+                  externalTrafficPolicy: Local
+                  selector: {app: loc}
+                  ports: [{port: 80, targetPort: 8080}]
+                """, namespace: ns)
+            for pod in ["one", "two"] {
+                guard await cluster.waitReady(pod, namespace: ns) else { return }
+            }
+            let nodePort = await cluster.get("service/local", namespace: ns, "{.spec.ports[0].nodePort}")
+            let vip = await cluster.get("service/local", namespace: ns, "{.spec.clusterIP}")
+            // node-1's and node-2's proxies each hold a chain of their one local endpoint.
+            for node in ["node-1", "node-2"] {
+                let table = cluster.network.network.tableName + "-" + node
+                guard await cluster.waitFor("\(node)'s local endpoint in table ip \(table)", namespace: ns, timeout: .seconds(60), {
+                    let chain = try await runCommand("nft", ["list", "chain", "ip", table, "ext-\(ns)/local/tcp/p80"], timeout: .seconds(10))
+                    return chain.stdout.contains("numgen random mod 1 ")
+                }) else { return }
+            }
+            for (address, expected) in [("127.0.1.1", "one"), ("127.0.1.2", "two")] {
+                for _ in 0..<8 {
+                    let answer = try await runCommand("curl", ["-s", "-m", "3", "http://\(address):\(nodePort)/"], timeout: .seconds(10))
+                    #expect(answer.status == 0 && answer.stdout == expected + "\n", "host → \(address):\(nodePort): \(answer)")
+                }
+            }
+            // node-3 has no endpoint of it: the packet is dropped (curl times out, exit 28), not
+            // refused (exit 7) as a Service without any endpoint is.
+            let dropped = try await runCommand("curl", ["-s", "-m", "2", "http://127.0.1.3:\(nodePort)/"], timeout: .seconds(10))
+            #expect(dropped.status == 28, "node-3's NodePort without a local endpoint: \(dropped)")
+            // The ClusterIP keeps both endpoints: 16 connections all on one has probability 2⁻¹⁵.
+            var answers: Set<String> = []
+            for _ in 0..<16 {
+                let answer = try await runCommand("curl", ["-s", "-m", "3", "http://\(vip)/"], timeout: .seconds(10))
+                answers.insert(answer.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
+            }
+            #expect(answers == ["one", "two"], "the ClusterIP from the host: \(answers)")
             try await cluster.ok(["delete", "namespace", ns, "--wait=false"])
         }
     }
