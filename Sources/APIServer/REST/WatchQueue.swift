@@ -28,6 +28,8 @@ final class WatchQueue<Item: Sendable>: Sendable {
         var finished = false
         var overflowed = false
         var onOverflow: (@Sendable () -> Void)?
+        /// Told when an item arrives in an empty queue, or the queue finishes (nobody waiting).
+        var onReady: (@Sendable () -> Void)?
     }
 
     let limits: WatchBufferLimits
@@ -39,6 +41,7 @@ final class WatchQueue<Item: Sendable>: Sendable {
     /// then over: `overflowed` is set and the overflow handler has run) or finished.
     @discardableResult
     func push(_ item: Item, cost: Int) -> Bool {
+        var ready: (@Sendable () -> Void)?
         let (accepted, waiter, overflow) = state.withLock { s -> (Bool, CheckedContinuation<Item?, Never>?, (@Sendable () -> Void)?) in
             if s.finished { return (false, nil, nil) }
             let pending = s.items.count - s.head
@@ -55,10 +58,12 @@ final class WatchQueue<Item: Sendable>: Sendable {
                 s.waiter = nil
                 return (true, w, nil)
             }
+            if s.head == s.items.count { ready = s.onReady }
             s.items.append((item, cost))
             s.bytes += cost
             return (true, nil, nil)
         }
+        ready?()
         if accepted {
             waiter?.resume(returning: item)
         } else {
@@ -70,16 +75,28 @@ final class WatchQueue<Item: Sendable>: Sendable {
 
     /// Adds `last` (the end, an error) regardless of the limits and accepts nothing after it.
     func finish(with last: Item? = nil) {
+        var ready: (@Sendable () -> Void)?
         let waiter = state.withLock { s -> CheckedContinuation<Item?, Never>? in
             if s.finished { return nil }
             s.finished = true
             if let last, s.waiter == nil { s.items.append((last, 0)) }
             let w = s.waiter
             s.waiter = nil
+            if w == nil { ready = s.onReady }
             return w
         }
         waiter?.resume(returning: last)
+        ready?()
     }
+
+    /// Runs `handler` whenever an item arrives in the empty queue or the queue finishes: for a
+    /// writer that drains the queue from elsewhere (`WatchFlusher`) instead of awaiting `next()`.
+    func onReady(_ handler: @escaping @Sendable () -> Void) {
+        state.withLock { $0.onReady = handler }
+    }
+
+    /// Whether the queue is finished (nothing more will be accepted).
+    var isFinished: Bool { state.withLock { $0.finished } }
 
     /// Runs `handler` once if the queue overflows (at once if it already has).
     func onOverflow(_ handler: @escaping @Sendable () -> Void) {
