@@ -278,11 +278,13 @@ public final class HTTPServer: Sendable {
         var headers = response.headers
         headers.replaceOrAdd(name: "Content-Length", value: String(response.body.count))
         headers.replaceOrAdd(name: "Connection", value: keepAlive ? "keep-alive" : "close")
-        try await outbound.write(.head(HTTPResponseHead(version: version, status: response.status, headers: headers)))
+        // Head, body and end in one write: one hop to the event loop and one flush per response.
+        var parts: [HTTPServerResponsePart] = [.head(HTTPResponseHead(version: version, status: response.status, headers: headers))]
         if !response.body.isEmpty {
-            try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: response.body))))
+            parts.append(.body(.byteBuffer(ByteBuffer(bytes: response.body))))
         }
-        try await outbound.write(.end(nil))
+        parts.append(.end(nil))
+        try await outbound.write(contentsOf: parts)
     }
 }
 
