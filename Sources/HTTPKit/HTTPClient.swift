@@ -225,6 +225,9 @@ public struct HTTPClient: Sendable {
         }
     }
 
+    /// The most a response's Content-Length makes a client reserve before the body arrives.
+    static let maxReservedBody = 64 << 20
+
     static func write(_ request: HTTPRequest, host: String, port: Int, keepAlive: Bool,
                               to outbound: NIOAsyncChannelOutboundWriter<HTTPClientRequestPart>) async throws {
         var headers = request.headers
