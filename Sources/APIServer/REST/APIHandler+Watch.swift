@@ -167,7 +167,7 @@ extension APIHandler {
     static let linesPerWrite = 256
     /// The shortest time between two rounds of watch writes on one event loop (between two
     /// writes of one watch) while events keep coming.
-    static let watchWriteInterval: Duration = .milliseconds(10)
+    static let watchWriteInterval: Duration = .milliseconds(20)
 
     /// `sendInitialEvents`, checked as Kubernetes checks a watch's list options.
     static func watchStart(_ query: [String: String], bookmarks: Bool) throws(APIError) -> Bool? {
