@@ -92,9 +92,9 @@ extension APIHandler {
             while position < backlog.count {
                 let batch = backlog[position..<min(backlog.count, position + Self.linesPerWrite)]
                 position += batch.count
-                var out = Data()
+                var out = ByteBuffer()
                 for item in batch { lines.append(item, to: &out) }
-                try await writer.write(out)
+                try await writer.write(Data(out.readableBytesView))
             }
             if let direct = writer.direct {
                 // Written from the connection's event loop by its flusher, with every other
@@ -134,14 +134,14 @@ extension APIHandler {
                         batch += queue.available(max: Self.linesPerWrite - batch.count)
                     }
                     lastWrite = ContinuousClock.now
-                    var out = Data()
+                    var out = ByteBuffer()
                     var last = false
                     for item in batch {
                         if case .end = item { last = true; break }
                         lines.append(item, to: &out)
                         if case .failed = item { last = true; break }
                     }
-                    if !out.isEmpty { try await writer.write(out) }
+                    if out.readableBytes > 0 { try await writer.write(Data(out.readableBytesView)) }
                     if last { return }
                 }
             }
