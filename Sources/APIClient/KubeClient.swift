@@ -113,9 +113,56 @@ public struct KubeClient: Sendable {
                              timeoutSeconds: timeoutSeconds)
     }
 
+    /// A watch as batches of raw JSON lines: the lines of each chunk the server wrote, handed
+    /// over at once (one wake of the reader per chunk rather than per line), for readers that
+    /// follow many watches at once.
+    public func watchLineBatches<T: APIObject>(_ type: T.Type, namespace: String? = nil, resourceVersion: String? = nil,
+                                               bookmarks: Bool = true) async throws -> AsyncThrowingStream<[Data], any Error> {
+        let response = try await openWatch(path: ResourcePath.collection(type, namespace: namespace), labelSelector: nil, fieldSelector: nil,
+                                           resourceVersion: resourceVersion, bookmarks: bookmarks, timeoutSeconds: nil)
+        return AsyncThrowingStream { continuation in
+            let reader = Task {
+                var lines = LineSplitter()
+                do {
+                    for try await chunk in response.body {
+                        let batch = try lines.split(chunk)
+                        if !batch.isEmpty { continuation.yield(batch) }
+                    }
+                    if let last = lines.remainder { continuation.yield([last]) }
+                    continuation.finish()
+                } catch {
+                    continuation.finish(throwing: error)
+                }
+            }
+            continuation.onTermination = { _ in reader.cancel() }
+        }
+    }
+
     /// The watch of the collection at `path`, as raw JSON lines.
     func watchLines(path: String, labelSelector: String?, fieldSelector: String?, resourceVersion: String?, bookmarks: Bool,
                     timeoutSeconds: Int?) async throws -> AsyncThrowingStream<Data, any Error> {
+        let response = try await openWatch(path: path, labelSelector: labelSelector, fieldSelector: fieldSelector,
+                                           resourceVersion: resourceVersion, bookmarks: bookmarks, timeoutSeconds: timeoutSeconds)
+        return AsyncThrowingStream { continuation in
+            let reader = Task {
+                var lines = LineSplitter()
+                do {
+                    for try await chunk in response.body {
+                        for line in try lines.split(chunk) { continuation.yield(line) }
+                    }
+                    if let last = lines.remainder { continuation.yield(last) }
+                    continuation.finish()
+                } catch {
+                    continuation.finish(throwing: error)
+                }
+            }
+            continuation.onTermination = { _ in reader.cancel() }
+        }
+    }
+
+    /// Opens the watch of the collection at `path`; a refusal is thrown as its API error.
+    private func openWatch(path: String, labelSelector: String?, fieldSelector: String?, resourceVersion: String?, bookmarks: Bool,
+                           timeoutSeconds: Int?) async throws -> HTTPStreamingResponse {
         var query = ["watch": "true"]
         query["labelSelector"] = labelSelector
         query["fieldSelector"] = fieldSelector
@@ -133,21 +180,7 @@ public struct KubeClient: Sendable {
             for try await chunk in response.body { body.append(chunk) }
             throw failure(Int(response.status.code), body)
         }
-        return AsyncThrowingStream { continuation in
-            let reader = Task {
-                var lines = LineSplitter()
-                do {
-                    for try await chunk in response.body {
-                        for line in try lines.split(chunk) { continuation.yield(line) }
-                    }
-                    if let last = lines.remainder { continuation.yield(last) }
-                    continuation.finish()
-                } catch {
-                    continuation.finish(throwing: error)
-                }
-            }
-            continuation.onTermination = { _ in reader.cancel() }
-        }
+        return response
     }
 
     /// Decodes a stream of watch lines as events of `T`.

@@ -36,7 +36,13 @@ final class PooledConnection: Sendable {
                         reading: while true {
                             guard let part = try await responses.next() else { throw HTTPClientError.closed(host: host, port: port) }
                             switch part {
-                            case .head(let responseHead): head = responseHead
+                            case .head(let responseHead):
+                                head = responseHead
+                                // Room for the whole body at once (a 6 MiB list was copied a dozen
+                                // times as the buffer doubled), up to a bound a lying server cannot abuse.
+                                if let length = responseHead.headers.first(name: "Content-Length").flatMap({ Int($0) }), length > 0 {
+                                    body.reserveCapacity(min(length, HTTPClient.maxReservedBody))
+                                }
                             case .body(var chunk): body.writeBuffer(&chunk)
                             case .end: break reading
                             }

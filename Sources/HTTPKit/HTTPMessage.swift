@@ -63,8 +63,19 @@ public struct HTTPRequest: Sendable {
 /// Writes the chunks of a streamed response body; each write is flushed to the client at once.
 public struct HTTPBodyWriter: Sendable {
     private let sink: @Sendable (Data) async throws -> Void
+    /// The connection itself, for a producer that writes many streams from their event loops
+    /// (a watch fan-out) instead of a task per stream; nil where the transport has none.
+    public let direct: HTTPDirectBody?
 
-    public init(_ sink: @escaping @Sendable (Data) async throws -> Void) { self.sink = sink }
+    public init(_ sink: @escaping @Sendable (Data) async throws -> Void) {
+        self.sink = sink
+        self.direct = nil
+    }
+
+    init(direct: HTTPDirectBody, _ sink: @escaping @Sendable (Data) async throws -> Void) {
+        self.sink = sink
+        self.direct = direct
+    }
 
     /// Sends `bytes` as one chunk. Throws once the client has gone.
     public func write(_ bytes: Data) async throws { try await sink(bytes) }

@@ -243,7 +243,7 @@ public final class HTTPServer: Sendable {
                         let keepAlive = requestHead.isKeepAlive
                         if let stream = response.stream {
                             try await writeStreaming(response, stream: stream, keepAlive: keepAlive, version: requestHead.version,
-                                                     to: outbound, closed: connection.channel.closeFuture)
+                                                     to: outbound, channel: connection.channel)
                         } else {
                             try await write(response, keepAlive: keepAlive, version: requestHead.version, to: outbound)
                         }
@@ -278,11 +278,13 @@ public final class HTTPServer: Sendable {
         var headers = response.headers
         headers.replaceOrAdd(name: "Content-Length", value: String(response.body.count))
         headers.replaceOrAdd(name: "Connection", value: keepAlive ? "keep-alive" : "close")
-        try await outbound.write(.head(HTTPResponseHead(version: version, status: response.status, headers: headers)))
+        // Head, body and end in one write: one hop to the event loop and one flush per response.
+        var parts: [HTTPServerResponsePart] = [.head(HTTPResponseHead(version: version, status: response.status, headers: headers))]
         if !response.body.isEmpty {
-            try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: response.body))))
+            parts.append(.body(.byteBuffer(ByteBuffer(bytes: response.body))))
         }
-        try await outbound.write(.end(nil))
+        parts.append(.end(nil))
+        try await outbound.write(contentsOf: parts)
     }
 }
 
@@ -291,18 +293,18 @@ extension HTTPServer {
     /// cancelled when the connection closes (client gone, or shutdown).
     fileprivate func writeStreaming(_ response: HTTPResponse, stream: @escaping HTTPBodyStream, keepAlive: Bool, version: HTTPVersion,
                                     to outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>,
-                                    closed: EventLoopFuture<Void>) async throws {
+                                    channel: any Channel) async throws {
         var headers = response.headers
         headers.remove(name: "Content-Length")
         headers.replaceOrAdd(name: "Transfer-Encoding", value: "chunked")
         headers.replaceOrAdd(name: "Connection", value: keepAlive ? "keep-alive" : "close")
         try await outbound.write(.head(HTTPResponseHead(version: version, status: response.status, headers: headers)))
-        let writer = HTTPBodyWriter { data in
+        let writer = HTTPBodyWriter(direct: HTTPDirectBody(channel: channel)) { data in
             try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: data))))
         }
         // The stream is cancelled when the connection closes under it (client gone, shutdown).
         let task = Task { try await stream(writer) }
-        closed.whenComplete { _ in task.cancel() }
+        channel.closeFuture.whenComplete { _ in task.cancel() }
         try await withTaskCancellationHandler {
             try await task.value
         } onCancel: {
@@ -354,5 +356,32 @@ public enum HTTPServerError: Error, CustomStringConvertible {
         switch self {
         case .notBound(let host, let port): "could not bind \(host):\(port): pick a free address with --listen"
         }
+    }
+}
+
+/// The connection of a streamed response, written from its event loop: for a producer that
+/// feeds many streams (a watch fan-out) without a task and a hop per write. What it writes
+/// follows everything `HTTPBodyWriter.write` sent before (both reach the channel through the
+/// event loop's queue of tasks, in order) and precedes the response's end, which the server
+/// writes once the stream returns.
+public struct HTTPDirectBody: Sendable {
+    let channel: any Channel
+
+    public var eventLoop: any EventLoop { channel.eventLoop }
+    /// False while the client does not read: what was written waits in the connection's buffers.
+    public var isWritable: Bool { channel.isWritable }
+    public var isActive: Bool { channel.isActive }
+    public var allocator: ByteBufferAllocator { channel.allocator }
+
+    /// On the event loop: adds `bytes` as one chunk of the body, sent at the next `flush()`.
+    public func write(_ bytes: ByteBuffer) {
+        channel.eventLoop.preconditionInEventLoop()
+        channel.pipeline.syncOperations.write(NIOAny(HTTPServerResponsePart.body(.byteBuffer(bytes))), promise: nil)
+    }
+
+    /// On the event loop: sends what was written.
+    public func flush() {
+        channel.eventLoop.preconditionInEventLoop()
+        channel.pipeline.syncOperations.flush()
     }
 }

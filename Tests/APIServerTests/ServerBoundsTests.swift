@@ -124,6 +124,81 @@ func adminClient(_ server: APIServer) -> (HTTPClient, HTTPHeaders) {
 }
 
 @Suite(.serialized) struct ServerBoundsTests {
+    /// Watches written from their connections' event loops (`WatchFlusher`): every watcher gets
+    /// every event once, in revision order, in well-formed chunks, and the response ends with
+    /// its last chunk after `timeoutSeconds`.
+    @Test func manyWatchesGetEveryEventInOrderAndEndWithTheLastChunk() async throws {
+        try await withRunningServer { server, _ in
+            let (client, headers) = adminClient(server)
+            let watch = "GET /api/v1/namespaces/default/pods?watch=true&timeoutSeconds=15 HTTP/1.1\r\nHost: x\r\n"
+                + "Authorization: Bearer \(server.adminToken)\r\nConnection: close\r\n\r\n"
+            var watchers: [RawConnection] = []
+            for _ in 0..<20 {
+                let connection = try await RawConnection(port: server.port)
+                try await connection.send(watch)
+                watchers.append(connection)
+            }
+            defer { for connection in watchers { Task { await connection.close() } } }
+            #expect(await eventually { server.handler.metrics.render().contains("apiserver_registered_watchers 20") })
+            let pods = 40
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for worker in 0..<4 {
+                    group.addTask {
+                        for i in stride(from: worker, to: pods, by: 4) {
+                            let pod = #"{"metadata":{"name":"p\#(i)"},"spec":{"containers":[{"name":"a","image":"nginx"}]}}"#
+                            let created = try await client.send(HTTPRequest(method: .POST, path: "/api/v1/namespaces/default/pods",
+                                                                            headers: headers, body: Data(pod.utf8)))
+                            #expect(created.status == .created)
+                            let deleted = try await client.send(HTTPRequest(method: .DELETE, path: "/api/v1/namespaces/default/pods/p\(i)",
+                                                                            headers: headers))
+                            #expect(deleted.status == .ok)
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+            // Every event reaches every watcher well before the watches' 15 s are over (a
+            // shorter timeout ended watches before the last writes on a loaded machine).
+            for connection in watchers {
+                #expect(await connection.wait(timeout: .seconds(14)) {
+                    Self.dechunk($0.received).body.reduce(0) { $0 + ($1 == 0x0A ? 1 : 0) } >= 2 * pods
+                }, "every event arrived in time")
+            }
+            for connection in watchers {
+                #expect(await connection.wait(timeout: .seconds(30)) { $0.isClosed }, "the watch ended after timeoutSeconds")
+                let (body, complete) = Self.dechunk(connection.received)
+                #expect(complete, "the response ends with its last chunk")
+                let events = body.split(separator: 0x0A).compactMap { try? JSONValue(parsing: Data($0)) }
+                #expect(events.count == 2 * pods)
+                let revisions = events.compactMap { $0["object"]?["metadata"]?["resourceVersion"]?.stringValue.flatMap { Int64($0) } }
+                #expect(revisions.count == events.count && revisions == revisions.sorted() && Set(revisions).count == revisions.count,
+                        "every event once, in revision order")
+                #expect(events.filter { $0["type"]?.stringValue == "ADDED" }.count == pods)
+                #expect(events.filter { $0["type"]?.stringValue == "DELETED" }.count == pods)
+            }
+        }
+    }
+
+    /// The body of a chunked HTTP/1.1 response (head included in `response`), and whether it
+    /// ended with the last (empty) chunk.
+    static func dechunk(_ response: Data) -> (body: Data, complete: Bool) {
+        let bytes = [UInt8](response)
+        guard let headEnd = bytes.indices.first(where: { $0 + 3 < bytes.count && bytes[$0..<$0 + 4].elementsEqual([13, 10, 13, 10]) }) else {
+            return (Data(), false)
+        }
+        var at = headEnd + 4
+        var body = Data()
+        while let lineEnd = bytes[at...].indices.first(where: { $0 + 1 < bytes.count && bytes[$0] == 13 && bytes[$0 + 1] == 10 }) {
+            guard let size = Int(String(decoding: bytes[at..<lineEnd], as: UTF8.self), radix: 16) else { return (body, false) }
+            if size == 0 { return (body, true) }
+            let start = lineEnd + 2
+            guard start + size + 2 <= bytes.count else { return (body, false) }
+            body.append(contentsOf: bytes[start..<start + size])
+            at = start + size + 2
+        }
+        return (body, false)
+    }
+
     @Test func requestsBeyondTheInflightLimitGet429() async throws {
         let slow = Mutex<SlowStore?>(nil)
         try await withFixture(make: {

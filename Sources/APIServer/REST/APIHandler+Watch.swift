@@ -2,6 +2,7 @@ import ClusterAPI
 import Foundation
 import HTTPKit
 import MVCCStore
+import NIOCore
 import Synchronization
 
 extension APIHandler {
@@ -44,6 +45,7 @@ extension APIHandler {
         let bookmarkInterval = self.bookmarkInterval
         let resource = info.qualifiedResource
         let keyPrefix = info.keyPrefix
+        let flushers = watchFlushers
         return .streaming(headers: ["Content-Type": "application/json"]) { writer in
             metrics.watchStarted()
             defer { metrics.watchEnded() }
@@ -80,41 +82,66 @@ extension APIHandler {
                 ticker.cancel()
                 queue.finish()
             }
-            // The client side: write what is queued, several events per write when they wait;
-            // writing waits while the client does not read.
+            // The backlog first, through the response's own writer (waiting while the client
+            // does not read); then what the cache queues.
+            var backlog = registration.backlog
+            if sendInitialEvents == true {
+                backlog.append(.bookmark(revision: registration.revision, initialEventsEnd: true))
+            }
+            var position = 0
+            while position < backlog.count {
+                let batch = backlog[position..<min(backlog.count, position + Self.linesPerWrite)]
+                position += batch.count
+                var out = ByteBuffer()
+                for item in batch { lines.append(item, to: &out) }
+                try await writer.write(Data(out.readableBytesView))
+            }
+            if let direct = writer.direct {
+                // Written from the connection's event loop by its flusher, with every other
+                // watch of that loop: no task of its own.
+                let watch = DirectWatch(queue: queue, lines: lines, body: direct)
+                let flusher = flushers.flusher(for: direct.eventLoop)
+                queue.onReady { flusher.kick() }
+                queue.onOverflow {
+                    watch.complete(.overflowed)
+                    metrics.watchTerminated(resource: resource)
+                    logger.warning("closed a watch whose client does not read fast enough",
+                                   metadata: ["resource": "\(resource)", "bufferedEvents": "\(limits.events)",
+                                              "bufferedBytes": "\(limits.bytes)"])
+                }
+                flusher.attach(watch)
+                let outcome = await withTaskCancellationHandler {
+                    await watch.outcome()
+                } onCancel: {
+                    watch.complete(.cancelled)
+                }
+                flusher.kick()  // it leaves the flusher at its next round
+                // A client that fell `limits` behind is cut off: the connection closes and the
+                // client re-lists, as with Kubernetes' unresponsive watchers.
+                if outcome == .overflowed { throw WatchTerminated() }
+                return
+            }
+            // Elsewhere (no connection to write from its loop): a task writes what is queued,
+            // several events per write when they wait; writing waits while the client does not read.
             let consumer = Task {
-                var backlog = registration.backlog
-                if sendInitialEvents == true {
-                    backlog.append(.bookmark(revision: registration.revision, initialEventsEnd: true))
-                }
-                var position = 0
-                while position < backlog.count {
-                    let batch = backlog[position..<min(backlog.count, position + Self.linesPerWrite)]
-                    position += batch.count
-                    var out = Data()
-                    for item in batch { lines.append(item, to: &out) }
-                    try await writer.write(out)
-                }
                 var lastWrite = ContinuousClock.now - Self.watchWriteInterval
                 while true {
                     var batch = await queue.nextBatch(max: Self.linesPerWrite)
                     if batch.isEmpty || Task.isCancelled { return }
-                    // Writes come at most once per interval: under load the events that arrive
-                    // meanwhile share one write (one TLS record, one syscall) instead of one each.
                     let due = lastWrite + Self.watchWriteInterval
                     if batch.count < Self.linesPerWrite, ContinuousClock.now < due, case .event = batch[batch.count - 1] {
                         try? await Task.sleep(until: due)
                         batch += queue.available(max: Self.linesPerWrite - batch.count)
                     }
                     lastWrite = ContinuousClock.now
-                    var out = Data()
+                    var out = ByteBuffer()
                     var last = false
                     for item in batch {
                         if case .end = item { last = true; break }
                         lines.append(item, to: &out)
                         if case .failed = item { last = true; break }
                     }
-                    if !out.isEmpty { try await writer.write(out) }
+                    if out.readableBytes > 0 { try await writer.write(Data(out.readableBytesView)) }
                     if last { return }
                 }
             }
@@ -138,8 +165,9 @@ extension APIHandler {
 
     /// Watch lines per write at most (a batch of waiting events).
     static let linesPerWrite = 256
-    /// The shortest time between two writes of one watch while events keep coming.
-    static let watchWriteInterval: Duration = .milliseconds(5)
+    /// The shortest time between two rounds of watch writes on one event loop (between two
+    /// writes of one watch) while events keep coming.
+    static let watchWriteInterval: Duration = .milliseconds(20)
 
     /// `sendInitialEvents`, checked as Kubernetes checks a watch's list options.
     static func watchStart(_ query: [String: String], bookmarks: Bool) throws(APIError) -> Bool? {
@@ -221,6 +249,12 @@ struct WatchLines: Sendable {
     var setsVersion = false
 
     func append(_ item: WatchItem, to out: inout Data) {
+        var buffer = ByteBuffer()
+        append(item, to: &buffer)
+        out.append(contentsOf: buffer.readableBytesView)
+    }
+
+    func append(_ item: WatchItem, to out: inout ByteBuffer) {
         switch item {
         case .event(let type, let object):
             if table {
@@ -228,11 +262,11 @@ struct WatchLines: Sendable {
                                               listMeta: ["resourceVersion": .string(String(object.revision))], include: include, custom: custom)
                 line(type, rows, to: &out)
             } else {
-                out.append(contentsOf: #"{"object":"#.utf8)
-                out.append(contentsOf: APIHandler.servedBytes(object, groupVersion: groupVersion, custom: setsVersion))
-                out.append(contentsOf: #","type":""#.utf8)
-                out.append(contentsOf: type.utf8)
-                out.append(contentsOf: "\"}\n".utf8)
+                out.writeStaticString(#"{"object":"#)
+                out.writeBytes(APIHandler.servedBytes(object, groupVersion: groupVersion, custom: setsVersion))
+                out.writeStaticString(#","type":""#)
+                out.writeString(type)
+                out.writeStaticString("\"}\n")
             }
         case .bookmark(let revision, let initialEventsEnd):
             var metadata: JSONValue = ["resourceVersion": .string(String(revision))]
@@ -245,8 +279,8 @@ struct WatchLines: Sendable {
         }
     }
 
-    private func line(_ type: String, _ object: JSONValue, to out: inout Data) {
-        out.append(APIHandler.encode(["type": .string(type), "object": object]))
-        out.append(0x0A)
+    private func line(_ type: String, _ object: JSONValue, to out: inout ByteBuffer) {
+        out.writeBytes(APIHandler.encode(["type": .string(type), "object": object]))
+        out.writeInteger(UInt8(0x0A))
     }
 }

@@ -31,6 +31,8 @@ public final class APIHandler: Sendable {
     let watchTimeoutRange: ClosedRange<Int>
     /// Ends every open watch at shutdown.
     let watchHub = WatchShutdown()
+    /// Write the watch responses of each event loop (one per loop).
+    let watchFlushers = WatchFlushers(interval: APIHandler.watchWriteInterval)
     /// `--max-requests-inflight`, `--max-mutating-requests-inflight`, shared among priority levels.
     let inflight: InflightLimiter
     /// Every object in memory, kept current by one store watch: serves watches and lists.

@@ -1,3 +1,4 @@
+import NIOCore
 import Synchronization
 
 /// How much one watch may hold between the store and its client.
@@ -21,13 +22,15 @@ public struct WatchBufferLimits: Sendable, Equatable {
 /// items (the end, an error) always fit.
 final class WatchQueue<Item: Sendable>: Sendable {
     private struct State {
-        var items: [(item: Item, cost: Int)] = []
-        var head = 0
+        /// Popped items leave it at once (a slot left behind would keep its object alive).
+        var items = CircularBuffer<(item: Item, cost: Int)>()
         var bytes = 0
         var waiter: CheckedContinuation<Item?, Never>?
         var finished = false
         var overflowed = false
         var onOverflow: (@Sendable () -> Void)?
+        /// Told when an item arrives in an empty queue, or the queue finishes (nobody waiting).
+        var onReady: (@Sendable () -> Void)?
     }
 
     let limits: WatchBufferLimits
@@ -39,9 +42,10 @@ final class WatchQueue<Item: Sendable>: Sendable {
     /// then over: `overflowed` is set and the overflow handler has run) or finished.
     @discardableResult
     func push(_ item: Item, cost: Int) -> Bool {
+        var ready: (@Sendable () -> Void)?
         let (accepted, waiter, overflow) = state.withLock { s -> (Bool, CheckedContinuation<Item?, Never>?, (@Sendable () -> Void)?) in
             if s.finished { return (false, nil, nil) }
-            let pending = s.items.count - s.head
+            let pending = s.items.count
             if pending > 0 && (pending + 1 > limits.events || s.bytes + cost > limits.bytes) {
                 s.overflowed = true
                 s.finished = true
@@ -55,10 +59,12 @@ final class WatchQueue<Item: Sendable>: Sendable {
                 s.waiter = nil
                 return (true, w, nil)
             }
+            if s.items.isEmpty { ready = s.onReady }
             s.items.append((item, cost))
             s.bytes += cost
             return (true, nil, nil)
         }
+        ready?()
         if accepted {
             waiter?.resume(returning: item)
         } else {
@@ -70,16 +76,28 @@ final class WatchQueue<Item: Sendable>: Sendable {
 
     /// Adds `last` (the end, an error) regardless of the limits and accepts nothing after it.
     func finish(with last: Item? = nil) {
+        var ready: (@Sendable () -> Void)?
         let waiter = state.withLock { s -> CheckedContinuation<Item?, Never>? in
             if s.finished { return nil }
             s.finished = true
             if let last, s.waiter == nil { s.items.append((last, 0)) }
             let w = s.waiter
             s.waiter = nil
+            if w == nil { ready = s.onReady }
             return w
         }
         waiter?.resume(returning: last)
+        ready?()
     }
+
+    /// Runs `handler` whenever an item arrives in the empty queue or the queue finishes: for a
+    /// writer that drains the queue from elsewhere (`WatchFlusher`) instead of awaiting `next()`.
+    func onReady(_ handler: @escaping @Sendable () -> Void) {
+        state.withLock { $0.onReady = handler }
+    }
+
+    /// Whether the queue is finished (nothing more will be accepted).
+    var isFinished: Bool { state.withLock { $0.finished } }
 
     /// Runs `handler` once if the queue overflows (at once if it already has).
     func onOverflow(_ handler: @escaping @Sendable () -> Void) {
@@ -94,7 +112,7 @@ final class WatchQueue<Item: Sendable>: Sendable {
     var overflowed: Bool { state.withLock { $0.overflowed } }
 
     /// Events and bytes waiting.
-    var pending: (events: Int, bytes: Int) { state.withLock { ($0.items.count - $0.head, $0.bytes) } }
+    var pending: (events: Int, bytes: Int) { state.withLock { ($0.items.count, $0.bytes) } }
 
     /// The next item and up to `max - 1` more already waiting: a writer that fell behind
     /// catches up in a few large writes instead of one per event. Empty once the queue is
@@ -109,15 +127,9 @@ final class WatchQueue<Item: Sendable>: Sendable {
         state.withLock { s in
             var batch: [Item] = []
             guard !s.overflowed else { return batch }
-            while batch.count < max && s.head < s.items.count {
-                let (item, cost) = s.items[s.head]
-                s.head += 1
+            while batch.count < max, let (item, cost) = s.items.popFirst() {
                 s.bytes -= cost
                 batch.append(item)
-            }
-            if s.head >= 1024 && s.head * 2 >= s.items.count {
-                s.items.removeFirst(s.head)
-                s.head = 0
             }
             return batch
         }
@@ -129,14 +141,8 @@ final class WatchQueue<Item: Sendable>: Sendable {
             await withCheckedContinuation { (continuation: CheckedContinuation<Item?, Never>) in
                 let ready: Item?? = state.withLock { s in
                     if s.overflowed || Task.isCancelled { return .some(nil) }
-                    if s.head < s.items.count {
-                        let (item, cost) = s.items[s.head]
-                        s.head += 1
+                    if let (item, cost) = s.items.popFirst() {
                         s.bytes -= cost
-                        if s.head >= 1024 && s.head * 2 >= s.items.count {
-                            s.items.removeFirst(s.head)
-                            s.head = 0
-                        }
                         return .some(item)
                     }
                     if s.finished { return .some(nil) }
