@@ -19,10 +19,9 @@ struct TTLAfterFinishedTests {
                 try await h.finish(try await h.activePods(of: name)[0])
             }
             await h.eventually("short Complete") { try await h.job("short").holds("Complete") }
-            let finishedAt = Date()
-            await h.eventually("short deleted", timeout: .seconds(10)) { !(await h.jobExists("short")) }
-            // Finish times are whole seconds: deleted between 0 and 2 s after it was seen finished.
-            #expect(Date().timeIntervalSince(finishedAt) < 3)
+            // When exactly is `expiry`'s to say (tested below); here, no wall-clock check: the
+            // suites share two cores, and a loaded run took 4.9 s for a 1 s TTL.
+            await h.eventually("short deleted", timeout: .seconds(20)) { !(await h.jobExists("short")) }
             let deletes = h.transport.requests("DELETE", "/jobs/short")
             #expect(deletes.count == 1)
             let body = try JSONValue(parsing: try #require(deletes.first?.body))
