@@ -40,6 +40,7 @@ struct Cycle: Sendable {
         }
         for _ in 0..<3 {
             let decision = Algorithm.decide(pending, cache.snapshot(), weights: server.configuration.weights,
+                                            percentageOfNodesToScore: server.configuration.percentageOfNodesToScore,
                                             random: { server.randomIndex($0) })
             switch decision {
             case .unschedulable(let fit):

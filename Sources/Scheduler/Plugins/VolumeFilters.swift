@@ -221,7 +221,11 @@ enum VolumeFilters {
         guard !pod.info.claims.isEmpty, let csiNode = state.csiNodes[info.name] else { return [] }
         var limits: [String: Int] = [:]
         for driver in csiNode.spec.drivers { if let count = driver.allocatable?.count { limits[driver.name] = Int(count) } }
-        guard !limits.isEmpty else { return [] }
+        guard let smallest = limits.values.min() else { return [] }
+        // Every claim adds at most one handle: a node whose pods mount fewer claims than the
+        // smallest limit, with this pod's, cannot exceed it (most nodes; counting handles means
+        // looking up every claim and volume of every pod on the node).
+        if info.claimCount + pod.info.claims.count <= smallest { return [] }
         var wanted: [String: Set<String>] = [:]
         csiVolumes(pod.info.claimKeys, state, into: &wanted)
         guard wanted.keys.contains(where: { limits[$0] != nil }) else { return [] }
