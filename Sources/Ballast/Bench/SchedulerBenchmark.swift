@@ -282,10 +282,10 @@ final class SchedulerBenchRun: @unchecked Sendable {
         return cost
     }
 
-    /// Waits (at most 10 s) until `count` events were created since `before`: the scheduler
-    /// writes its `Scheduled` events in the background, after the bindings.
+    /// Waits (at most 30 s) until `count` events were created since `before`: the scheduler
+    /// writes its `Scheduled` events in the background, one at a time, after the bindings.
     private func settleEvents(since before: CostSample, count: Int) async throws {
-        let deadline = ContinuousClock.now + .seconds(10)
+        let deadline = ContinuousClock.now + .seconds(30)
         while ContinuousClock.now < deadline {
             let now = try await costSample()
             if (now.requests["CREATE events"] ?? 0) - (before.requests["CREATE events"] ?? 0) >= Double(count) { return }

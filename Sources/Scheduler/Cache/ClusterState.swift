@@ -99,9 +99,9 @@ struct ClusterState: Sendable {
     var nodes: [String: NodeInfo] = [:]
     /// How many placed pods use each claim ("namespace/name"): VolumeRestrictions' RWOP check.
     var claimUsers: [String: Int] = [:]
-    var claims: [String: PersistentVolumeClaim] = [:]
+    var claims = SharedValues<PersistentVolumeClaim>()
     /// Set through `setVolume`/`removeVolume`, which keep the two indexes below.
-    var volumes: [String: PersistentVolume] = [:]
+    var volumes = SharedValues<PersistentVolume>()
     /// Names of the volumes without a claimRef, by class: where a WFFC claim's static
     /// candidates come from, without scanning every volume for every pod.
     var freeVolumes: [String: Set<String>] = [:]
@@ -219,4 +219,28 @@ struct Placements: Sendable {
         guard let old = placed.removeValue(forKey: key) else { return }
         state.unplace(old)
     }
+}
+
+/// A map of API objects whose copy costs a reference count per entry, not one per field of each
+/// object: thousands of claims and volumes are copied whenever one changes while a cycle holds
+/// a copy of the state.
+struct SharedValues<Value: Sendable>: Sendable {
+    private var entries: [String: Shared] = [:]
+
+    private final class Shared: Sendable {
+        let value: Value
+        init(_ value: Value) { self.value = value }
+    }
+
+    init() {}
+
+    subscript(key: String) -> Value? {
+        get { entries[key]?.value }
+        set { entries[key] = newValue.map(Shared.init) }
+    }
+
+    @discardableResult
+    mutating func removeValue(forKey key: String) -> Value? { entries.removeValue(forKey: key)?.value }
+
+    var count: Int { entries.count }
 }

@@ -94,6 +94,9 @@ struct PodInfo: Sendable {
     static let defaultMilliCPU: Int64 = 100
     static let defaultMemory: Int64 = 200 * 1024 * 1024
 
+    /// "namespace/name" of `pod`, as `key` is.
+    static func key(of pod: Pod) -> String { "\(pod.metadata.namespace ?? "default")/\(pod.metadata.name ?? "")" }
+
     init(_ pod: Pod) {
         core = Core(pod)
         nodeName = pod.spec.nodeName ?? ""

@@ -25,6 +25,16 @@ final class SchedulerCache: Sendable {
     /// A copy of the state (copy-on-write: cheap until either side changes).
     func snapshot() -> ClusterState { guarded.withLock { $0.state } }
 
+    /// Reads the current state under the lock, without copying it (a few lookups: a copy held
+    /// across the reader's awaits would make every change meanwhile copy what changed).
+    func read<R: Sendable>(_ body: (ClusterState) throws -> R) throws -> R {
+        try guarded.withLock { guarded throws -> R in try body(guarded.state) }
+    }
+
+    func read<R: Sendable>(_ body: (ClusterState) -> R) -> R {
+        guarded.withLock { guarded -> R in body(guarded.state) }
+    }
+
     func pendingPod(_ key: String) -> Pod? { pending.withLock { $0[key] } }
 
     // MARK: Pods
@@ -34,6 +44,19 @@ final class SchedulerCache: Sendable {
         (pod.spec.nodeName ?? "").isEmpty && (pod.spec.schedulerName ?? SchedulerNames.defaultScheduler) == schedulerName
             && pod.metadata.deletionTimestamp == nil && pod.status.phase != "Succeeded" && pod.status.phase != "Failed"
             && (pod.spec.schedulingGates ?? []).isEmpty
+    }
+
+    /// Whether `pod` is a version the cache already has, or an older one: the informer's replay
+    /// of its first list (already applied) arriving after a cycle bound the pod. Applying it
+    /// would queue the pod again: a second cycle, a refused binding, the pod briefly counted on
+    /// no node.
+    func isStale(_ pod: Pod) -> Bool {
+        guard let incoming = Int64(pod.metadata.resourceVersion ?? "") else { return false }
+        let key = PodInfo.key(of: pod)
+        let known = pending.withLock { $0[key]?.metadata.resourceVersion }
+            ?? guarded.withLock { $0.placements.placed[key]?.pod.metadata.resourceVersion }
+        guard let known, let version = Int64(known) else { return false }
+        return incoming <= version
     }
 
     /// A pod was added or changed. Returns whether it now waits for this scheduler.
@@ -58,7 +81,7 @@ final class SchedulerCache: Sendable {
     }
 
     func podDeleted(_ pod: Pod) {
-        let key = PodInfo(pod).key
+        let key = PodInfo.key(of: pod)
         pending.withLock { $0[key] = nil }
         guarded.withLock { $0.placements.unplace(key, in: &$0.state) }
     }
