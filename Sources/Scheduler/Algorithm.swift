@@ -45,7 +45,7 @@ struct ScoreWeights: Sendable {
 
 enum Algorithm {
     static func decide(_ pod: PendingPod, _ state: ClusterState, weights: ScoreWeights = ScoreWeights(),
-                       random: (Int) -> Int) -> Decision {
+                       percentageOfNodesToScore: Int = 0, random: (Int) -> Int) -> Decision {
         let names = state.nodeNames
         if let message = VolumeFilters.restrictionsPreFilter(pod, state) {
             return .unschedulable(FitError(nodeCount: names.count, preFilterMessage: message))
@@ -60,7 +60,7 @@ enum Algorithm {
         var failures: [String: [String]] = [:]
         // As upstream, stop once enough feasible nodes are found (percentageOfNodesToScore's
         // adaptive default), starting at a random node so that every node gets its turn.
-        let wanted = feasibleNodesToFind(names.count)
+        let wanted = feasibleNodesToFind(names.count, percentage: percentageOfNodesToScore)
         let start = names.isEmpty ? 0 : random(names.count)
         for offset in names.indices {
             if feasible.count >= wanted { break }
@@ -80,11 +80,12 @@ enum Algorithm {
         return .node(feasible[pick].name, feasible[pick].plan)
     }
 
-    /// kube-scheduler's `numFeasibleNodesToFind` with the adaptive percentage: every node below
-    /// 100; above, 50% less 1% per 125 nodes (at least 5%), and never fewer than 100.
-    static func feasibleNodesToFind(_ count: Int) -> Int {
-        if count < 100 { return count }
-        let percentage = max(50 - count / 125, 5)
+    /// kube-scheduler's `numFeasibleNodesToFind`: every node below 100 or at 100%; otherwise
+    /// `percentage` of them (0: adaptive, 50% less 1% per 125 nodes, at least 5%), and never
+    /// fewer than 100.
+    static func feasibleNodesToFind(_ count: Int, percentage configured: Int = 0) -> Int {
+        if count < 100 || configured >= 100 { return count }
+        let percentage = configured > 0 ? configured : max(50 - count / 125, 5)
         return max(count * percentage / 100, 100)
     }
 
@@ -93,14 +94,15 @@ enum Algorithm {
     /// Every filter on one node, in upstream's order.
     static func filter(_ pod: PendingPod, _ volumes: PodVolumes, _ info: NodeInfo, _ state: ClusterState) -> Result<VolumePlan, Reasons> {
         guard let node = info.node else { return .failure(Reasons(reasons: ["node(s) not found"])) }
-        for check in [NodeFilters.unschedulable, NodeFilters.nodeName, NodeFilters.taints, NodeFilters.affinity] {
-            let reasons = check(pod, node)
-            if !reasons.isEmpty { return .failure(Reasons(reasons: reasons)) }
-        }
-        for check in [NodeFilters.resources, NodeFilters.ports] {
-            let reasons = check(pod, info)
-            if !reasons.isEmpty { return .failure(Reasons(reasons: reasons)) }
-        }
+        // One after the other, stopping at the first that fails (no array of plugins per node:
+        // this runs for hundreds of nodes per pod).
+        var reasons = NodeFilters.unschedulable(pod, node)
+        if reasons.isEmpty { reasons = NodeFilters.nodeName(pod, node) }
+        if reasons.isEmpty { reasons = NodeFilters.taints(pod, node) }
+        if reasons.isEmpty { reasons = NodeFilters.affinity(pod, node) }
+        if reasons.isEmpty { reasons = NodeFilters.resources(pod, info) }
+        if reasons.isEmpty { reasons = NodeFilters.ports(pod, info) }
+        if !reasons.isEmpty { return .failure(Reasons(reasons: reasons)) }
         let binding = VolumeFilters.bindingFilter(pod, volumes, node, state)
         if !binding.reasons.isEmpty { return .failure(Reasons(reasons: binding.reasons)) }
         let limits = VolumeFilters.volumeLimits(pod, info, state)

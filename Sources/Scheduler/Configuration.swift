@@ -8,6 +8,13 @@ public struct SchedulerConfiguration: Sendable {
     /// Scheduling cycles run at once, each on its own copy of the state (assumes re-check
     /// against the current state, so they never over-commit). Bindings run beside them.
     public var parallelism = 16
+    /// kube-scheduler's `percentageOfNodesToScore`: a cycle stops filtering once it has found
+    /// this share of the nodes feasible (never fewer than 100 nodes). 0: adaptive (50% less 1%
+    /// per 125 nodes, at least 5%); 100: every node.
+    public var percentageOfNodesToScore = 0
+    /// API writes of the binding cycles (bindings, PreBind's claim and volume updates) in flight
+    /// at once: within the client's kept-alive connections (32), leaving room for the others.
+    public var concurrentWrites = 16
     /// The first retry delay of a pod (doubling with each attempt up to `maxBackoff`).
     public var initialBackoff: Duration = .seconds(1)
     public var maxBackoff: Duration = .seconds(10)

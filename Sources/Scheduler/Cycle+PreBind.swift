@@ -11,24 +11,24 @@ extension Cycle {
     func preBind(_ job: BindJob) async throws {
         let info = job.pending.info
         var written: [String: Int64] = [:]   // object key → resourceVersion we wrote
-        let state = cache.snapshot()
         for (claimKey, volumeName) in job.plan.staticBindings {
-            guard let claim = state.claims[claimKey] else { throw SchedulingError("persistentvolumeclaim \"\(claimKey)\" not found") }
-            guard var volume = state.volumes[volumeName] else { throw SchedulingError("persistentvolume \"\(volumeName)\" not found") }
+            let (found, foundVolume) = cache.read { ($0.claims[claimKey], $0.volumes[volumeName]) }
+            guard let claim = found else { throw SchedulingError("persistentvolumeclaim \"\(claimKey)\" not found") }
+            guard var volume = foundVolume else { throw SchedulingError("persistentvolume \"\(volumeName)\" not found") }
             if let ref = volume.spec.claimRef, ref.name == claim.metadata.name, ref.namespace == claim.metadata.namespace,
                ref.uid == claim.metadata.uid { continue }
             volume.spec.claimRef = ObjectReference(kind: "PersistentVolumeClaim", namespace: claim.metadata.namespace,
                                                    name: claim.metadata.name, uid: claim.metadata.uid, apiVersion: "v1",
                                                    resourceVersion: claim.metadata.resourceVersion)
             volume.metadata.annotations = (volume.metadata.annotations ?? [:]).merging([SchedulerNames.boundByController: "yes"]) { $1 }
-            let updated = try await client.update(volume)
+            let updated = try await writes.run { try await client.update(volume) }
             written["pv/" + volumeName] = Int64(updated.metadata.resourceVersion ?? "") ?? 0
         }
         for claimKey in job.plan.provisions {
-            guard var claim = state.claims[claimKey] else { throw SchedulingError("persistentvolumeclaim \"\(claimKey)\" not found") }
+            guard var claim = cache.read({ $0.claims[claimKey] }) else { throw SchedulingError("persistentvolumeclaim \"\(claimKey)\" not found") }
             if claim.metadata.annotations?[SchedulerNames.selectedNode] == job.node { continue }
             claim.metadata.annotations = (claim.metadata.annotations ?? [:]).merging([SchedulerNames.selectedNode: job.node]) { $1 }
-            let updated = try await client.update(claim)
+            let updated = try await writes.run { try await client.update(claim) }
             written["pvc/" + claimKey] = Int64(updated.metadata.resourceVersion ?? "") ?? 0
         }
         let deadline = ContinuousClock.now + server.configuration.bindTimeout
@@ -36,7 +36,7 @@ extension Cycle {
         while true {
             try Task.checkCancellation()
             let generation = cache.claimChanges.generation(keys)
-            if try bindingsDone(job, written: written) { return }
+            if try cache.read({ try bindingsDone(job, written: written, $0) }) { return }
             let left = deadline - .now
             if left <= .zero {
                 throw SchedulingError("binding volumes: timed out waiting for the condition (pod \(info.key), \(server.configuration.bindTimeout))")
@@ -46,8 +46,7 @@ extension Cycle {
     }
 
     /// Whether every claim of the plan is bound; throws when a binding was undone.
-    private func bindingsDone(_ job: BindJob, written: [String: Int64]) throws -> Bool {
-        let state = cache.snapshot()
+    private func bindingsDone(_ job: BindJob, written: [String: Int64], _ state: ClusterState) throws -> Bool {
         func seen<T: APIObject>(_ object: T, _ key: String) -> Bool {
             (Int64(object.metadata.resourceVersion ?? "") ?? 0) >= (written[key] ?? 0)
         }

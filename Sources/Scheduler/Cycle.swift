@@ -19,6 +19,8 @@ struct Cycle: Sendable {
     let queue: SchedulingQueue
     let recorder: EventRecorder
     let jobs: AsyncStream<BindJob>.Continuation
+    /// Bounds the binding cycles' API writes in flight.
+    let writes: RequestGate
 
     var client: KubeClient { server.client }
     var logger: Logger { server.logger }
@@ -40,6 +42,7 @@ struct Cycle: Sendable {
         }
         for _ in 0..<3 {
             let decision = Algorithm.decide(pending, cache.snapshot(), weights: server.configuration.weights,
+                                            percentageOfNodesToScore: server.configuration.percentageOfNodesToScore,
                                             random: { server.randomIndex($0) })
             switch decision {
             case .unschedulable(let fit):
@@ -97,7 +100,7 @@ struct Cycle: Sendable {
     /// `POST pods/{name}/binding`.
     func bind(_ job: BindJob) async throws {
         let info = job.pending.info
-        try await client.bind(pod: info.name, namespace: info.namespace, uid: info.uid, to: job.node)
+        try await writes.run { try await client.bind(pod: info.name, namespace: info.namespace, uid: info.uid, to: job.node) }
     }
 
     // MARK: Reporting
@@ -118,7 +121,7 @@ struct Cycle: Sendable {
             _ = try await client.mergePatch(Pod.self, name: pod.metadata.name ?? "", namespace: pod.metadata.namespace,
                                             patch: patch, subresource: "status")
         } catch {
-            logger.info("could not write the pod's PodScheduled condition", metadata: ["pod": "\(PodInfo(pod).key)", "error": "\(error)"])
+            logger.info("could not write the pod's PodScheduled condition", metadata: ["pod": "\(PodInfo.key(of: pod))", "error": "\(error)"])
         }
     }
 }

@@ -68,13 +68,15 @@ extension SchedulerServer {
     }
 
     static func podEvent(_ event: InformerEvent<Pod>, cache: SchedulerCache, queue: SchedulingQueue) async {
-        let key = PodInfo(event.object).key
+        let key = PodInfo.key(of: event.object)
         switch event {
         case .added(let pod):
+            if cache.isStale(pod) { return }
             if cache.podChanged(pod) { await queue.add(key) } else { await queue.remove(key) }
         case .resync(let pod):
             _ = cache.podChanged(pod)
         case .updated(let old, let new):
+            if cache.isStale(new) { return }
             let wasPlaced = !(old.spec.nodeName ?? "").isEmpty && old.status.phase != "Succeeded" && old.status.phase != "Failed"
             if cache.podChanged(new) {
                 // Only a change of what scheduling reads (not our own status writes) retries it.

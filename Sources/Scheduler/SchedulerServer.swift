@@ -98,14 +98,15 @@ public final class SchedulerServer: ServiceLifecycle.Service, Sendable {
         for storageClass in await classes.list() { cache.classChanged(storageClass) }
         for csiNode in await csiNodes.list() { cache.csiNodeChanged(csiNode) }
         for attachment in await attachments.list() { cache.attachmentChanged(attachment) }
-        for pod in await pods.list() where cache.podChanged(pod) { await queue.add(PodInfo(pod).key) }
+        for pod in await pods.list() where cache.podChanged(pod) { await queue.add(PodInfo.key(of: pod)) }
         state.withLock {
             $0.running = true
             $0.terms += 1
         }
         logger.info("scheduler starting", metadata: ["name": "\(configuration.schedulerName)", "parallelism": "\(configuration.parallelism)"])
         let (jobs, jobSink) = AsyncStream<BindJob>.makeStream()
-        let cycle = Cycle(server: self, cache: cache, queue: queue, recorder: recorder, jobs: jobSink)
+        let cycle = Cycle(server: self, cache: cache, queue: queue, recorder: recorder, jobs: jobSink,
+                          writes: RequestGate(limit: configuration.concurrentWrites))
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await recorder.run() }
             group.addTask { await Self.consume(streams, cache: cache, queue: queue) }

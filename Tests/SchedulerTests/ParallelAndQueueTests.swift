@@ -93,6 +93,35 @@ struct ParallelAndQueueTests {
         #expect(await queue.pop() == nil)
     }
 
+    @Test("The informer's replay of a pod already bound by a cycle does not queue it again")
+    func staleReplay() async throws {
+        let cache = SchedulerCache(schedulerName: SchedulerNames.defaultScheduler)
+        let queue = SchedulingQueue()
+        cache.nodeChanged(makeNode("n1"))
+        var pod = makePod("a", cpu: "1")
+        pod.metadata.resourceVersion = "5"
+        await SchedulerServer.podEvent(.added(pod), cache: cache, queue: queue)
+        #expect(await queue.pop() == "default/a")
+        #expect(cache.assume(try PendingPod(pod), on: "n1") != nil)
+        await queue.remove("default/a")  // bound
+        // The first list's ADDED, delivered late: the same version. Nothing moves.
+        await SchedulerServer.podEvent(.added(pod), cache: cache, queue: queue)
+        #expect(await queue.counts.active == 0)
+        #expect(cache.snapshot().nodes["n1"]?.pods.count == 1)
+        // The binding as the informer shows it, then a newer pending pod of the same name.
+        var bound = pod
+        bound.metadata.resourceVersion = "6"
+        bound.spec.nodeName = "n1"
+        await SchedulerServer.podEvent(.updated(old: pod, new: bound), cache: cache, queue: queue)
+        #expect(await queue.counts.active == 0)
+        await SchedulerServer.podEvent(.deleted(bound), cache: cache, queue: queue)
+        var again = makePod("a", cpu: "1")
+        again.metadata.resourceVersion = "9"
+        await SchedulerServer.podEvent(.added(again), cache: cache, queue: queue)
+        #expect(await queue.counts.active == 1)
+        await queue.shutDown()
+    }
+
     @Test("A pod whose claim the caches do not show yet is tried again soon, once; then it backs off")
     func waitingForAnObject() async {
         let queue = SchedulingQueue(initialBackoff: .seconds(30), maxBackoff: .seconds(30), objectWait: .milliseconds(20))

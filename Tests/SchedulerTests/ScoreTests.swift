@@ -67,5 +67,32 @@ struct ScoreTests {
         #expect(Algorithm.feasibleNodesToFind(150) == 100)
         #expect(Algorithm.feasibleNodesToFind(500) == 230)
         #expect(Algorithm.feasibleNodesToFind(5000) == 500)
+        // --percentage-of-nodes-to-score: the share asked for, still never fewer than 100.
+        #expect(Algorithm.feasibleNodesToFind(500, percentage: 30) == 150)
+        #expect(Algorithm.feasibleNodesToFind(500, percentage: 10) == 100)
+        #expect(Algorithm.feasibleNodesToFind(5000, percentage: 10) == 500)
+        #expect(Algorithm.feasibleNodesToFind(500, percentage: 100) == 500)
+        #expect(Algorithm.feasibleNodesToFind(50, percentage: 10) == 50)
+    }
+
+    @Test("A cycle's copy of the state keeps its view while the cache places, moves and removes pods")
+    func copiesAreIndependent() throws {
+        var state = ClusterState()
+        state.setNode(makeNode("n1"))
+        state.setNode(makeNode("n2"))
+        var placements = Placements()
+        var pod = PodInfo(makePod("a", cpu: "1", memory: "1Gi", claims: ["data"]))
+        pod.nodeName = "n1"
+        placements.place(pod, in: &state)
+        let copy = state
+        pod.nodeName = "n2"
+        placements.place(pod, in: &state)
+        #expect(state.nodes["n1"]?.pods.isEmpty == true && state.nodes["n2"]?.pods.count == 1)
+        #expect(state.nodes["n2"]?.requested.milliCPU == 1000 && state.nodes["n2"]?.claimCount == 1)
+        #expect(copy.nodes["n1"]?.pods.count == 1 && copy.nodes["n2"]?.pods.isEmpty == true)
+        #expect(copy.nodes["n1"]?.requested.milliCPU == 1000 && copy.nodes["n2"]?.requested.milliCPU == 0)
+        placements.unplace("default/a", in: &state)
+        #expect(state.nodes["n2"]?.pods.isEmpty == true && state.nodes["n2"]?.claimCount == 0 && state.claimUsers.isEmpty)
+        #expect(copy.claimUsers["default/data"] == 1)
     }
 }

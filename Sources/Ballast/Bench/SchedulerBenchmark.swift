@@ -1,13 +1,22 @@
 // `ballast bench scheduler`: scheduler_perf's shape on this machine. A real `ballast apiserver`
 // (embedded store) per workload; fake Nodes and CSINodes written by the benchmark (no kubelets);
-// the scheduler (`SchedulerServer`) in this process; pods created 32 at a time while it runs.
-// Workloads: `basic` (pods with requests), `csi-pvs` (each pod with a pre-bound CSI PV, attach
-// limit 39 per node), `wffc` (each pod with an unbound WaitForFirstConsumer claim; a stub in
-// this process answers provisioning). The floor, measured in the same API server first: the
-// same number of pods bound directly with `POST pods/{name}/binding`, no decision.
+// the scheduler (`SchedulerServer`) in this process. Workloads: `basic` (pods with requests),
+// `csi-pvs` (each pod with a pre-bound CSI PV, attach limit 39 per node), `wffc` (each pod with an
+// unbound WaitForFirstConsumer claim; a stub in this process answers provisioning).
+//
+// Three timed phases per workload, in one API server:
+//   floor  — pods created first (untimed), then bound directly with `POST pods/{name}/binding`,
+//            32 at a time, no decision: the API server's own bind throughput;
+//   burst  — as many pods created first (untimed, the same way), then the scheduler started:
+//            pods/s from its start to the last binding seen, comparable with the floor;
+//   stream — as many pods again created 32 at a time while it runs: pods/s from the first
+//            creation to the last binding seen, and per-pod latency (creation to binding seen).
+// The floor and burst phases also count the API server's requests per pod (its /metrics) and
+// the CPU per pod of the API server and of this process (the scheduler and the benchmark).
 import APIClient
 import ArgumentParser
 import ClusterAPI
+import EtcdAPI
 import Foundation
 import Logging
 import Scheduler
@@ -76,32 +85,64 @@ struct BenchSchedulerCommand: AsyncParsableCommand {
     }
 }
 
+/// What one timed phase cost: the API server's requests and the CPU of both processes, per pod.
+struct PhaseCost {
+    var pods: Int
+    /// Requests by "VERB resource" (a binding counts as `CREATE pods`), per pod.
+    var requests: [String: Double] = [:]
+    var apiserverCPUms = 0.0
+    var benchCPUms = 0.0
+
+    var summary: String {
+        let parts = requests.filter { $0.value >= 0.05 }.sorted { $0.key < $1.key }.map { "\($0.key) \(fixed($0.value, 2))" }
+        return parts.joined(separator: ", ")
+    }
+}
+
 struct SchedulerBenchResult {
     var workload: String
+    /// Burst: pods created first; from the scheduler's start to the last binding seen.
     var podsPerSecond: Double
+    /// Stream: pods created while it runs; from the first creation to the last binding seen.
+    var streamPodsPerSecond: Double
+    /// Stream: creation to binding seen, per pod.
     var latencies: [Double]
     var floorPerSecond: Double
-    /// Seconds from the first creation at which each pod was seen bound, in order.
+    /// Seconds from the scheduler's start (burst) and from the first creation (stream) at which
+    /// each pod was seen bound, in order.
     var boundTimes: [Double]
+    var streamBoundTimes: [Double]
+    var floorCost: PhaseCost
+    var burstCost: PhaseCost
 
     static func percentile(_ values: [Double], _ q: Double) -> Double? {
         ControllersBenchResult.percentile(values, q)
     }
 
     static func report(_ results: [SchedulerBenchResult], nodes: Int, pods: Int) -> String {
-        var table = TextTable([("workload", .left), ("pods/s", .right), ("p50", .right), ("p99", .right), ("bind floor/s", .right),
-                               ("vs floor", .right), ("target", .left), ("met", .left)])
+        var table = TextTable([("workload", .left), ("pods/s", .right), ("bind floor/s", .right), ("vs floor", .right),
+                               ("streamed pods/s", .right), ("p50", .right), ("p99", .right), ("target", .left), ("met", .left)])
         for result in results {
             let ratio = result.floorPerSecond > 0 ? result.podsPerSecond / result.floorPerSecond : 0
             let target: Double = result.workload == "basic" ? 300 : result.workload == "csi-pvs" ? 100 : 0
             let met = result.podsPerSecond >= target && ratio >= 0.5
-            table.append([result.workload, fixed(result.podsPerSecond, 1),
+            table.append([result.workload, fixed(result.podsPerSecond, 1), fixed(result.floorPerSecond, 1), fixed(ratio, 2) + "×",
+                          fixed(result.streamPodsPerSecond, 1),
                           percentile(result.latencies, 0.5).map { fixed($0 * 1000, 1) + " ms" } ?? "-",
                           percentile(result.latencies, 0.99).map { fixed($0 * 1000, 1) + " ms" } ?? "-",
-                          fixed(result.floorPerSecond, 1), fixed(ratio, 2) + "×",
                           target > 0 ? "≥ \(Int(target)) pods/s, ≥ 0.5× floor" : "≥ 0.5× floor", met ? "yes" : "NO"])
         }
         var text = table.render()
+        text += "\npods/s: pods created first, from the scheduler's start to the last binding seen (the floor's pods are created"
+        text += "\nfirst too); streamed: created 32 at a time while it runs, p50/p99 from creation to binding seen.\n\n"
+        var costs = TextTable([("phase", .left), ("API requests per pod", .left), ("apiserver CPU/pod", .right), ("bench process CPU/pod", .right)])
+        for result in results {
+            for (phase, cost) in [("\(result.workload) floor", result.floorCost), ("\(result.workload) scheduled", result.burstCost)] {
+                costs.append([phase, cost.summary, fixed(cost.apiserverCPUms, 3) + " ms", fixed(cost.benchCPUms, 3) + " ms"])
+            }
+        }
+        text += costs.render()
+        text += "\n(bench process: the scheduler and the benchmark's own clients and watchers; a binding counts as CREATE pods)"
         if nodes != 500 || pods != 2000 {
             text += "\n(the targets are defined at --nodes 500 --pods 2000; this run used --nodes \(nodes) --pods \(pods))"
         }
@@ -109,7 +150,9 @@ struct SchedulerBenchResult {
     }
 
     static func svg(_ results: [SchedulerBenchResult]) -> String {
-        LatencyCDFPlot.overTime(title: "pods scheduled over time", series: results.map { ($0.workload, $0.boundTimes) }, unit: "pods")
+        LatencyCDFPlot.overTime(title: "pods scheduled over time",
+                                series: results.flatMap { [($0.workload, $0.boundTimes), ($0.workload + " (streamed)", $0.streamBoundTimes)] },
+                                unit: "pods")
     }
 }
 
@@ -149,9 +192,14 @@ final class SchedulerBenchRun: @unchecked Sendable {
         print("[\(workload)] nodes…")
         try await concurrently(nodeCount, width: 16) { index in try await self.makeNode(index) }
         print("[\(workload)] floor: \(podCount) pods bound directly…")
-        let floor = try await measureFloor()
+        let (floor, floorCost) = try await measureFloor()
         print("[\(workload)] storage objects…")
         try await makeStorage()
+        let watcher = PodWatcher(client: client, namespace: "default", prefix: "pod-", fieldSelector: "spec.nodeName!=")
+        tasks.append(Task { await watcher.run() })
+        print("[\(workload)] burst: \(podCount) pods created, then scheduled…")
+        try await concurrently(podCount, width: 32) { index in _ = try await self.client.create(self.makePod(index, batch: "b")) }
+        try await Task.sleep(for: .milliseconds(200))
         var configuration = SchedulerConfiguration()
         configuration.leaderElect = false
         configuration.parallelism = parallelism
@@ -159,33 +207,90 @@ final class SchedulerBenchRun: @unchecked Sendable {
         var schedulerLogger = Logger(label: "ballast.scheduler")
         schedulerLogger.logLevel = logger.logLevel == .warning ? .error : logger.logLevel
         let scheduler = SchedulerServer(client: client, configuration: configuration, logger: schedulerLogger)
-        tasks.append(Task { try? await scheduler.run() })
         if workload == "wffc" { tasks.append(Task { await self.stubProvisioner() }) }
-        while !scheduler.isRunning { try await Task.sleep(for: .milliseconds(50)) }
-        let watcher = PodWatcher(client: client, namespace: "default", prefix: "pod-")
-        tasks.append(Task { await watcher.run() })
-        try await Task.sleep(for: .milliseconds(200))
-        print("[\(workload)] scheduling \(podCount) pods…")
+        let before = try await costSample()
         let start = ContinuousClock.now
+        tasks.append(Task { try? await scheduler.run() })
+        try await waitBound(watcher, prefix: "pod-b-", count: podCount, phase: "burst")
+        let burst = await watcher.seenTimes(prefix: "pod-b-")
+        let burstLast = burst.values.max() ?? start
+        // Requests per pod include the Scheduled events, written after the bindings.
+        try await settleEvents(since: before, count: podCount)
+        let burstCost = cost(from: before, to: try await costSample(), pods: podCount)
+
+        print("[\(workload)] stream: \(podCount) pods created while it runs…")
+        let streamStart = ContinuousClock.now
         let created = LockedInstants()
         try await concurrently(podCount, width: 32) { index in
-            _ = try await self.client.create(self.makePod(index))
-            created.set("pod-\(index)", .now)
+            _ = try await self.client.create(self.makePod(self.podCount + index, batch: "s"))
+            created.set("pod-s-\(self.podCount + index)", .now)
         }
-        let deadline = ContinuousClock.now + .seconds(600)
-        while await watcher.count < podCount {
-            guard ContinuousClock.now < deadline else {
-                throw BenchFailure("\(workload): only \(await watcher.count) of \(podCount) pods bound after 10 minutes")
-            }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        let bound = await watcher.seen
-        let last = bound.values.max() ?? start
+        try await waitBound(watcher, prefix: "pod-s-", count: podCount, phase: "stream")
+        let stream = await watcher.seenTimes(prefix: "pod-s-")
+        let streamLast = stream.values.max() ?? streamStart
         let createdAt = created.all
-        let latencies = bound.compactMap { name, at in createdAt[name].map { max((at - $0).seconds, 0) } }
-        return SchedulerBenchResult(workload: workload, podsPerSecond: Double(podCount) / max((last - start).seconds, 0.001),
+        let latencies = stream.compactMap { name, at in createdAt[name].map { max((at - $0).seconds, 0) } }
+        return SchedulerBenchResult(workload: workload, podsPerSecond: Double(podCount) / max((burstLast - start).seconds, 0.001),
+                                    streamPodsPerSecond: Double(podCount) / max((streamLast - streamStart).seconds, 0.001),
                                     latencies: latencies, floorPerSecond: floor,
-                                    boundTimes: bound.values.map { ($0 - start).seconds }.sorted())
+                                    boundTimes: burst.values.map { ($0 - start).seconds }.sorted(),
+                                    streamBoundTimes: stream.values.map { ($0 - streamStart).seconds }.sorted(),
+                                    floorCost: floorCost, burstCost: burstCost)
+    }
+
+    private func waitBound(_ watcher: PodWatcher, prefix: String, count: Int, phase: String) async throws {
+        let deadline = ContinuousClock.now + .seconds(600)
+        while await watcher.count(prefix: prefix) < count {
+            guard ContinuousClock.now < deadline else {
+                throw BenchFailure("\(workload) \(phase): only \(await watcher.count(prefix: prefix)) of \(count) pods bound after 10 minutes")
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    /// The API server's request counters ("VERB resource" → count) and both processes' CPU.
+    struct CostSample {
+        var requests: [String: Double]
+        var apiserverCPU: Double
+        var benchCPU: Double
+    }
+
+    private func costSample() async throws -> CostSample {
+        let response = try await client.send(.GET, "/metrics")
+        var requests: [String: Double] = [:]
+        for line in String(decoding: response.body, as: UTF8.self).split(separator: "\n") where line.hasPrefix("apiserver_request_total{") {
+            func label(_ name: String) -> String {
+                guard let range = line.range(of: name + "=\"") else { return "" }
+                return String(line[range.upperBound...].prefix { $0 != "\"" })
+            }
+            guard let value = line.split(separator: " ").last.flatMap({ Double($0) }) else { continue }
+            requests["\(label("verb")) \(label("resource"))", default: 0] += value
+        }
+        return CostSample(requests: requests, apiserverCPU: apiserver?.cpuSeconds ?? 0,
+                          benchCPU: ProcessInfoReader.cpuSeconds(pid: "self") ?? 0)
+    }
+
+    private func cost(from before: CostSample, to after: CostSample, pods: Int) -> PhaseCost {
+        var cost = PhaseCost(pods: pods)
+        let n = Double(max(pods, 1))
+        for (key, value) in after.requests where key != "GET " && !key.hasSuffix(" ") {
+            let delta = value - (before.requests[key] ?? 0)
+            if delta > 0 { cost.requests[key] = delta / n }
+        }
+        cost.apiserverCPUms = (after.apiserverCPU - before.apiserverCPU) * 1000 / n
+        cost.benchCPUms = (after.benchCPU - before.benchCPU) * 1000 / n
+        return cost
+    }
+
+    /// Waits (at most 30 s) until `count` events were created since `before`: the scheduler
+    /// writes its `Scheduled` events in the background, one at a time, after the bindings.
+    private func settleEvents(since before: CostSample, count: Int) async throws {
+        let deadline = ContinuousClock.now + .seconds(30)
+        while ContinuousClock.now < deadline {
+            let now = try await costSample()
+            if (now.requests["CREATE events"] ?? 0) - (before.requests["CREATE events"] ?? 0) >= Double(count) { return }
+            try await Task.sleep(for: .milliseconds(100))
+        }
     }
 
     private func startAPIServer() async throws {
@@ -224,24 +329,26 @@ final class SchedulerBenchRun: @unchecked Sendable {
     }
 
     /// Pods of no scheduler, bound straight to nodes round robin: what the API server can do alone.
-    private func measureFloor() async throws -> Double {
+    private func measureFloor() async throws -> (Double, PhaseCost) {
         try await concurrently(podCount, width: 32) { index in
             var pod = Pod(metadata: ObjectMeta(name: "floor-\(index)", namespace: "default"))
             pod.spec.containers = [Container(name: "app", image: "busybox")]
             pod.spec.schedulerName = "bench-floor"
             _ = try await self.client.create(pod)
         }
+        let before = try await costSample()
         let start = ContinuousClock.now
         try await concurrently(podCount, width: 32) { index in
             try await self.client.bind(pod: "floor-\(index)", namespace: "default", uid: nil, to: "node-\(index % self.nodeCount)")
         }
-        return Double(podCount) / max((ContinuousClock.now - start).seconds, 0.001)
+        let rate = Double(podCount) / max((ContinuousClock.now - start).seconds, 0.001)
+        return (rate, cost(from: before, to: try await costSample(), pods: podCount))
     }
 
     private func makeStorage() async throws {
         switch workload {
         case "csi-pvs":
-            try await concurrently(podCount, width: 16) { index in
+            try await concurrently(2 * podCount, width: 16) { index in
                 var claim = PersistentVolumeClaim(metadata: ObjectMeta(name: "claim-\(index)", namespace: "default",
                                                                        annotations: [SchedulerNames.bindCompleted: "yes"]))
                 claim.spec.accessModes = ["ReadWriteOnce"]
@@ -262,7 +369,7 @@ final class SchedulerBenchRun: @unchecked Sendable {
         case "wffc":
             _ = try await client.create(StorageClass(metadata: ObjectMeta(name: "wffc"), provisioner: driver, reclaimPolicy: "Delete",
                                                      volumeBindingMode: "WaitForFirstConsumer"))
-            try await concurrently(podCount, width: 16) { index in
+            try await concurrently(2 * podCount, width: 16) { index in
                 var claim = PersistentVolumeClaim(metadata: ObjectMeta(name: "claim-\(index)", namespace: "default"))
                 claim.spec.accessModes = ["ReadWriteOnce"]
                 claim.spec.resources = VolumeResourceRequirements(requests: ["storage": try Quantity("1Gi")])
@@ -274,8 +381,9 @@ final class SchedulerBenchRun: @unchecked Sendable {
         }
     }
 
-    private func makePod(_ index: Int) throws -> Pod {
-        var pod = Pod(metadata: ObjectMeta(name: "pod-\(index)", namespace: "default"))
+    /// Pod `index` (its claim is `claim-<index>`) of a batch ("b": burst, "s": stream).
+    private func makePod(_ index: Int, batch: String) throws -> Pod {
+        var pod = Pod(metadata: ObjectMeta(name: "pod-\(batch)-\(index)", namespace: "default"))
         var container = Container(name: "app", image: "busybox")
         container.resources = ResourceRequirements(requests: ["cpu": try Quantity("100m"), "memory": try Quantity("500Mi")])
         pod.spec.containers = [container]
@@ -348,22 +456,30 @@ actor PodWatcher {
     let namespace: String
     let prefix: String
     let reached: @Sendable (Pod) -> Bool
+    /// Asked of the API server, so that it sends (and this process decodes) only the pods that
+    /// may have reached the state: `spec.nodeName!=` for bound ones.
+    let fieldSelector: String?
     private(set) var seen: [String: ContinuousClock.Instant] = [:]
 
-    init(client: KubeClient, namespace: String, prefix: String,
+    init(client: KubeClient, namespace: String, prefix: String, fieldSelector: String? = nil,
          reached: @escaping @Sendable (Pod) -> Bool = { !($0.spec.nodeName ?? "").isEmpty }) {
         self.client = client
         self.namespace = namespace
         self.prefix = prefix
+        self.fieldSelector = fieldSelector
         self.reached = reached
     }
 
     var count: Int { seen.count }
 
+    func count(prefix: String) -> Int { seen.keys.filter { $0.hasPrefix(prefix) }.count }
+
+    func seenTimes(prefix: String) -> [String: ContinuousClock.Instant] { seen.filter { $0.key.hasPrefix(prefix) } }
+
     func run() async {
         while !Task.isCancelled {
             do {
-                let stream = try await client.watch(Pod.self, namespace: namespace)
+                let stream = try await client.watch(Pod.self, namespace: namespace, fieldSelector: fieldSelector)
                 for try await event in stream {
                     guard let pod = event.object, let name = pod.metadata.name, name.hasPrefix(prefix),
                           seen[name] == nil, reached(pod) else { continue }

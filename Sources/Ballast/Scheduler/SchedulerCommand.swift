@@ -21,6 +21,9 @@ struct SchedulerCommand: AsyncParsableCommand {
     @Option(help: "Scheduling cycles run at once.")
     var parallelism: Int = 16
 
+    @Option(help: "Percentage of the nodes a cycle looks for as feasible before scoring (kube-scheduler's percentageOfNodesToScore; 0: adaptive, 50% less 1% per 125 nodes, at least 5%; never fewer than 100 nodes).")
+    var percentageOfNodesToScore: Int = 0
+
     @Option(help: "Longest wait for a pod's volumes to be bound or provisioned before the pod is retried.")
     var bindTimeout: Duration = .seconds(600)
 
@@ -32,6 +35,9 @@ struct SchedulerCommand: AsyncParsableCommand {
     func validate() throws {
         if schedulerName.isEmpty { throw ValidationError("--scheduler-name must not be empty") }
         if parallelism < 1 { throw ValidationError("--parallelism \(parallelism): expected at least 1") }
+        if !(0...100).contains(percentageOfNodesToScore) {
+            throw ValidationError("--percentage-of-nodes-to-score \(percentageOfNodesToScore): expected 0 (adaptive) to 100")
+        }
         if bindTimeout <= .zero { throw ValidationError("--bind-timeout \(bindTimeout): expected a positive duration like 10m") }
     }
 
@@ -42,6 +48,7 @@ struct SchedulerCommand: AsyncParsableCommand {
         configuration.schedulerName = schedulerName
         configuration.parallelism = parallelism
         configuration.bindTimeout = bindTimeout
+        configuration.percentageOfNodesToScore = percentageOfNodesToScore
         configuration.seed = seed
         configuration.leaderElect = leaderElection.leaderElect
         leaderElection.apply(to: &configuration.leaderElection)

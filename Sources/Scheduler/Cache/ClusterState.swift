@@ -5,39 +5,84 @@
 // against the current state, so parallel cycles never over-commit.
 import ClusterAPI
 
-/// A node and what is placed on it.
+/// A node and what is placed on it. Its fields live in one object shared by the copies of the
+/// state until one of them changes it (copy on write): a cycle's snapshot copies the node map,
+/// and with the node's fields inline that copied every Node and pod map of every node each time.
 struct NodeInfo: Sendable {
+    private var storage = Storage()
+
     var node: Node? {
-        didSet {
-            allocatable = ResourceAmounts(node?.status.allocatable)
-            allowedPodNumber = node?.status.allocatable?["pods"]?.value ?? 0
+        get { storage.node }
+        set {
+            unique()
+            storage.node = newValue
+            storage.allocatable = ResourceAmounts(newValue?.status.allocatable)
+            storage.allowedPodNumber = newValue?.status.allocatable?["pods"]?.value ?? 0
         }
     }
     /// `status.allocatable`, converted once per node version.
-    private(set) var allocatable = ResourceAmounts()
+    var allocatable: ResourceAmounts { storage.allocatable }
     /// `status.allocatable.pods` (0 when the node states none: no pod fits).
-    private(set) var allowedPodNumber: Int64 = 0
-    var pods: [String: PodInfo] = [:]
+    var allowedPodNumber: Int64 { storage.allowedPodNumber }
+    var pods: [String: PodInfo] { storage.pods }
     /// Sum of the requests of `pods`.
-    var requested = ResourceAmounts()
-    var nonZeroCPU: Int64 = 0
-    var nonZeroMemory: Int64 = 0
+    var requested: ResourceAmounts { storage.requested }
+    var nonZeroCPU: Int64 { storage.nonZeroCPU }
+    var nonZeroMemory: Int64 { storage.nonZeroMemory }
+    /// How many claims the pods mount, summed: a bound on the volumes they use, which lets
+    /// NodeVolumeLimits skip counting handles on a node far below its limit.
+    var claimCount: Int { storage.claimCount }
 
-    var name: String { node?.metadata.name ?? "" }
+    var name: String { storage.node?.metadata.name ?? "" }
 
     mutating func add(_ pod: PodInfo) {
-        if let old = pods[pod.key] { remove(old) }
-        pods[pod.key] = pod
-        requested.add(pod.requests)
-        nonZeroCPU += pod.nonZeroCPU
-        nonZeroMemory += pod.nonZeroMemory
+        if let old = storage.pods[pod.key] { remove(old) }
+        unique()
+        storage.pods[pod.key] = pod
+        storage.requested.add(pod.requests)
+        storage.nonZeroCPU += pod.nonZeroCPU
+        storage.nonZeroMemory += pod.nonZeroMemory
+        storage.claimCount += pod.claims.count
     }
 
     mutating func remove(_ pod: PodInfo) {
-        guard pods.removeValue(forKey: pod.key) != nil else { return }
-        requested.subtract(pod.requests)
-        nonZeroCPU -= pod.nonZeroCPU
-        nonZeroMemory -= pod.nonZeroMemory
+        guard storage.pods[pod.key] != nil else { return }
+        unique()
+        storage.pods[pod.key] = nil
+        storage.requested.subtract(pod.requests)
+        storage.nonZeroCPU -= pod.nonZeroCPU
+        storage.nonZeroMemory -= pod.nonZeroMemory
+        storage.claimCount -= pod.claims.count
+    }
+
+    private mutating func unique() {
+        if !isKnownUniquelyReferenced(&storage) { storage = storage.copy() }
+    }
+
+    /// Mutated only through `NodeInfo` while uniquely referenced (`unique()`), so no two
+    /// threads ever see it change: shared copies are read-only.
+    private final class Storage: @unchecked Sendable {
+        var node: Node?
+        var allocatable = ResourceAmounts()
+        var allowedPodNumber: Int64 = 0
+        var pods: [String: PodInfo] = [:]
+        var requested = ResourceAmounts()
+        var nonZeroCPU: Int64 = 0
+        var nonZeroMemory: Int64 = 0
+        var claimCount = 0
+
+        func copy() -> Storage {
+            let copy = Storage()
+            copy.node = node
+            copy.allocatable = allocatable
+            copy.allowedPodNumber = allowedPodNumber
+            copy.pods = pods
+            copy.requested = requested
+            copy.nonZeroCPU = nonZeroCPU
+            copy.nonZeroMemory = nonZeroMemory
+            copy.claimCount = claimCount
+            return copy
+        }
     }
 }
 
@@ -52,15 +97,11 @@ struct VolumeReservation: Sendable, Hashable {
 
 struct ClusterState: Sendable {
     var nodes: [String: NodeInfo] = [:]
-    /// Pods placed on a node, bound or assumed, by key.
-    var placed: [String: PodInfo] = [:]
-    /// Keys of the placed pods whose binding the informer has not shown yet.
-    var assumed: Set<String> = []
     /// How many placed pods use each claim ("namespace/name"): VolumeRestrictions' RWOP check.
     var claimUsers: [String: Int] = [:]
-    var claims: [String: PersistentVolumeClaim] = [:]
+    var claims = SharedValues<PersistentVolumeClaim>()
     /// Set through `setVolume`/`removeVolume`, which keep the two indexes below.
-    var volumes: [String: PersistentVolume] = [:]
+    var volumes = SharedValues<PersistentVolume>()
     /// Names of the volumes without a claimRef, by class: where a WFFC claim's static
     /// candidates come from, without scanning every volume for every pod.
     var freeVolumes: [String: Set<String>] = [:]
@@ -79,24 +120,24 @@ struct ClusterState: Sendable {
 
     // MARK: Pods
 
-    /// Records a pod placed on `pod.nodeName` (replacing its previous placement).
+    /// Counts `pod` on `pod.nodeName` (a terminal pod, or one without a node, holds nothing).
+    /// Which pods are placed where is the cache's bookkeeping (`Placements`), kept out of this
+    /// value so that the cycles' copies do not copy it.
     mutating func place(_ pod: PodInfo) {
-        unplace(pod.key)
         guard !pod.nodeName.isEmpty, !pod.isTerminal else { return }
-        placed[pod.key] = pod
         nodes[pod.nodeName, default: NodeInfo()].add(pod)
         for claim in pod.claimKeys { claimUsers[claim, default: 0] += 1 }
     }
 
-    mutating func unplace(_ key: String) {
-        guard let old = placed.removeValue(forKey: key) else { return }
-        nodes[old.nodeName]?.remove(old)
-        if let info = nodes[old.nodeName], info.node == nil, info.pods.isEmpty { nodes[old.nodeName] = nil }
+    /// Stops counting `pod` on its node.
+    mutating func unplace(_ pod: PodInfo) {
+        guard let old = nodes[pod.nodeName]?.pods[pod.key] else { return }
+        nodes[pod.nodeName]?.remove(old)
+        if let info = nodes[pod.nodeName], info.node == nil, info.pods.isEmpty { nodes[pod.nodeName] = nil }
         for claim in old.claimKeys {
             claimUsers[claim, default: 1] -= 1
             if claimUsers[claim] == 0 { claimUsers[claim] = nil }
         }
-        assumed.remove(key)
     }
 
     // MARK: Nodes
@@ -156,4 +197,50 @@ struct ClusterState: Sendable {
             if let volume = reservation.volume, reservedVolumes[volume] == claim { reservedVolumes[volume] = nil }
         }
     }
+}
+
+/// The cache's own record of which pods it counts where, beside the state the cycles copy.
+struct Placements: Sendable {
+    /// Pods placed on a node, bound or assumed, by key.
+    var placed: [String: PodInfo] = [:]
+    /// Keys of the placed pods whose binding the informer has not shown yet.
+    var assumed: Set<String> = []
+
+    /// Records `pod` on `pod.nodeName` in `state`, replacing its previous placement.
+    mutating func place(_ pod: PodInfo, in state: inout ClusterState) {
+        unplace(pod.key, in: &state)
+        guard !pod.nodeName.isEmpty, !pod.isTerminal else { return }
+        placed[pod.key] = pod
+        state.place(pod)
+    }
+
+    mutating func unplace(_ key: String, in state: inout ClusterState) {
+        assumed.remove(key)
+        guard let old = placed.removeValue(forKey: key) else { return }
+        state.unplace(old)
+    }
+}
+
+/// A map of API objects whose copy costs a reference count per entry, not one per field of each
+/// object: thousands of claims and volumes are copied whenever one changes while a cycle holds
+/// a copy of the state.
+struct SharedValues<Value: Sendable>: Sendable {
+    private var entries: [String: Shared] = [:]
+
+    private final class Shared: Sendable {
+        let value: Value
+        init(_ value: Value) { self.value = value }
+    }
+
+    init() {}
+
+    subscript(key: String) -> Value? {
+        get { entries[key]?.value }
+        set { entries[key] = newValue.map(Shared.init) }
+    }
+
+    @discardableResult
+    mutating func removeValue(forKey key: String) -> Value? { entries.removeValue(forKey: key)?.value }
+
+    var count: Int { entries.count }
 }

@@ -62,88 +62,116 @@ struct HostPort: Sendable, Hashable {
     }
 }
 
-/// A pod as the cache keeps it.
+/// A pod as the cache keeps it: what the filters read, computed once per pod version and held
+/// in one shared, immutable object, so that copying a PodInfo (every copy of a node's pods when a
+/// cycle's snapshot is copied on write) costs one reference count, not one per field.
 struct PodInfo: Sendable {
-    let pod: Pod
-    let key: String
-    let uid: String
-    let namespace: String
-    let name: String
+    private let core: Core
+    /// The node it is placed on ("" while pending); set by an assume.
     var nodeName: String
-    let requests: ResourceAmounts
+
+    var pod: Pod { core.pod }
+    var key: String { core.key }
+    var uid: String { core.uid }
+    var namespace: String { core.namespace }
+    var name: String { core.name }
+    var requests: ResourceAmounts { core.requests }
     /// Requests with kube-scheduler's defaults for containers that state none (100m CPU,
     /// 200Mi memory): what LeastAllocated scores with, so that request-less pods still spread.
-    let nonZeroCPU: Int64
-    let nonZeroMemory: Int64
-    let hostPorts: [HostPort]
+    var nonZeroCPU: Int64 { core.nonZeroCPU }
+    var nonZeroMemory: Int64 { core.nonZeroMemory }
+    var hostPorts: [HostPort] { core.hostPorts }
     /// The claims the pod mounts (names, in its namespace), generic ephemeral volumes' included
     /// (`<pod>-<volume>`, made by the ephemeral volume controller).
-    let claims: [String]
+    var claims: [String] { core.claims }
+    /// The claims' cache keys ("namespace/name"), in the order of `claims`.
+    var claimKeys: [String] { core.claimKeys }
     /// Those of `claims` that are generic ephemeral volumes'.
-    let ephemeralClaims: Set<String>
+    var ephemeralClaims: Set<String> { core.ephemeralClaims }
     /// Succeeded or Failed: holds nothing on its node.
-    let isTerminal: Bool
+    var isTerminal: Bool { core.isTerminal }
 
     static let defaultMilliCPU: Int64 = 100
     static let defaultMemory: Int64 = 200 * 1024 * 1024
 
+    /// "namespace/name" of `pod`, as `key` is.
+    static func key(of pod: Pod) -> String { "\(pod.metadata.namespace ?? "default")/\(pod.metadata.name ?? "")" }
+
     init(_ pod: Pod) {
-        self.pod = pod
-        namespace = pod.metadata.namespace ?? "default"
-        name = pod.metadata.name ?? ""
-        key = "\(namespace)/\(name)"
-        uid = pod.metadata.uid ?? ""
+        core = Core(pod)
         nodeName = pod.spec.nodeName ?? ""
-        var sum = ResourceAmounts()
-        var nonZeroCPU: Int64 = 0
-        var nonZeroMemory: Int64 = 0
-        for container in pod.spec.containers {
-            let requests = ResourceAmounts(container.resources?.requests)
-            sum.add(requests)
-            let stated = container.resources?.requests ?? [:]
-            nonZeroCPU += stated["cpu"] == nil ? Self.defaultMilliCPU : requests.milliCPU
-            nonZeroMemory += stated["memory"] == nil ? Self.defaultMemory : requests.memory
-        }
-        for container in pod.spec.initContainers ?? [] {
-            let requests = ResourceAmounts(container.resources?.requests)
-            sum.raise(to: requests)
-            nonZeroCPU = max(nonZeroCPU, requests.milliCPU)
-            nonZeroMemory = max(nonZeroMemory, requests.memory)
-        }
-        if let overhead = pod.spec.overhead {
-            let amounts = ResourceAmounts(overhead)
-            sum.add(amounts)
-            nonZeroCPU += amounts.milliCPU
-            nonZeroMemory += amounts.memory
-        }
-        requests = sum
-        self.nonZeroCPU = nonZeroCPU
-        self.nonZeroMemory = nonZeroMemory
-        var ports: [HostPort] = []
-        for container in pod.spec.containers + (pod.spec.initContainers ?? []) {
-            for port in container.ports ?? [] {
-                guard let hostPort = port.hostPort, hostPort > 0 else { continue }
-                let ip = port.hostIP.flatMap { $0.isEmpty ? nil : $0 } ?? "0.0.0.0"
-                ports.append(HostPort(proto: port.`protocol` ?? "TCP", ip: ip, port: hostPort))
-            }
-        }
-        hostPorts = ports
-        var claims: [String] = []
-        var ephemeral: Set<String> = []
-        for volume in pod.spec.volumes ?? [] {
-            if let claim = volume.persistentVolumeClaim?.claimName {
-                claims.append(claim)
-            } else if let spec = volume.ephemeral, !spec.isNull {
-                let claim = "\(name)-\(volume.name)"
-                claims.append(claim)
-                ephemeral.insert(claim)
-            }
-        }
-        self.claims = claims
-        ephemeralClaims = ephemeral
-        isTerminal = pod.status.phase == "Succeeded" || pod.status.phase == "Failed"
     }
 
-    /// The claims' cache keys ("namespace/name").
-    var claimKeys: [String] { claims.map { "\(namespace)/\($0)" } }
+    private final class Core: Sendable {
+        let pod: Pod
+        let key: String
+        let uid: String
+        let namespace: String
+        let name: String
+        let requests: ResourceAmounts
+        let nonZeroCPU: Int64
+        let nonZeroMemory: Int64
+        let hostPorts: [HostPort]
+        let claims: [String]
+        let claimKeys: [String]
+        let ephemeralClaims: Set<String>
+        let isTerminal: Bool
+
+        init(_ pod: Pod) {
+            self.pod = pod
+            namespace = pod.metadata.namespace ?? "default"
+            name = pod.metadata.name ?? ""
+            key = "\(namespace)/\(name)"
+            uid = pod.metadata.uid ?? ""
+            var sum = ResourceAmounts()
+            var nonZeroCPU: Int64 = 0
+            var nonZeroMemory: Int64 = 0
+            for container in pod.spec.containers {
+                let requests = ResourceAmounts(container.resources?.requests)
+                sum.add(requests)
+                let stated = container.resources?.requests ?? [:]
+                nonZeroCPU += stated["cpu"] == nil ? PodInfo.defaultMilliCPU : requests.milliCPU
+                nonZeroMemory += stated["memory"] == nil ? PodInfo.defaultMemory : requests.memory
+            }
+            for container in pod.spec.initContainers ?? [] {
+                let requests = ResourceAmounts(container.resources?.requests)
+                sum.raise(to: requests)
+                nonZeroCPU = max(nonZeroCPU, requests.milliCPU)
+                nonZeroMemory = max(nonZeroMemory, requests.memory)
+            }
+            if let overhead = pod.spec.overhead {
+                let amounts = ResourceAmounts(overhead)
+                sum.add(amounts)
+                nonZeroCPU += amounts.milliCPU
+                nonZeroMemory += amounts.memory
+            }
+            requests = sum
+            self.nonZeroCPU = nonZeroCPU
+            self.nonZeroMemory = nonZeroMemory
+            var ports: [HostPort] = []
+            for container in pod.spec.containers + (pod.spec.initContainers ?? []) {
+                for port in container.ports ?? [] {
+                    guard let hostPort = port.hostPort, hostPort > 0 else { continue }
+                    let ip = port.hostIP.flatMap { $0.isEmpty ? nil : $0 } ?? "0.0.0.0"
+                    ports.append(HostPort(proto: port.`protocol` ?? "TCP", ip: ip, port: hostPort))
+                }
+            }
+            hostPorts = ports
+            var claims: [String] = []
+            var ephemeral: Set<String> = []
+            for volume in pod.spec.volumes ?? [] {
+                if let claim = volume.persistentVolumeClaim?.claimName {
+                    claims.append(claim)
+                } else if let spec = volume.ephemeral, !spec.isNull {
+                    let claim = "\(name)-\(volume.name)"
+                    claims.append(claim)
+                    ephemeral.insert(claim)
+                }
+            }
+            self.claims = claims
+            claimKeys = claims.map { [namespace] in "\(namespace)/\($0)" }
+            ephemeralClaims = ephemeral
+            isTerminal = pod.status.phase == "Succeeded" || pod.status.phase == "Failed"
+        }
+    }
 }

@@ -7,7 +7,12 @@ import Synchronization
 
 final class SchedulerCache: Sendable {
     let schedulerName: String
-    private let state = Mutex(ClusterState())
+    private let guarded = Mutex(Guarded())
+    /// The state the cycles copy, and the bookkeeping they do not read.
+    private struct Guarded {
+        var state = ClusterState()
+        var placements = Placements()
+    }
     /// Pods of this scheduler without a node, by key.
     private let pending = Mutex([String: Pod]())
     /// Wakes the PreBind waits when their claims, or the volumes that name them, change.
@@ -18,7 +23,17 @@ final class SchedulerCache: Sendable {
     }
 
     /// A copy of the state (copy-on-write: cheap until either side changes).
-    func snapshot() -> ClusterState { state.withLock { $0 } }
+    func snapshot() -> ClusterState { guarded.withLock { $0.state } }
+
+    /// Reads the current state under the lock, without copying it (a few lookups: a copy held
+    /// across the reader's awaits would make every change meanwhile copy what changed).
+    func read<R: Sendable>(_ body: (ClusterState) throws -> R) throws -> R {
+        try guarded.withLock { guarded throws -> R in try body(guarded.state) }
+    }
+
+    func read<R: Sendable>(_ body: (ClusterState) -> R) -> R {
+        guarded.withLock { guarded -> R in body(guarded.state) }
+    }
 
     func pendingPod(_ key: String) -> Pod? { pending.withLock { $0[key] } }
 
@@ -31,6 +46,19 @@ final class SchedulerCache: Sendable {
             && (pod.spec.schedulingGates ?? []).isEmpty
     }
 
+    /// Whether `pod` is a version the cache already has, or an older one: the informer's replay
+    /// of its first list (already applied) arriving after a cycle bound the pod. Applying it
+    /// would queue the pod again: a second cycle, a refused binding, the pod briefly counted on
+    /// no node.
+    func isStale(_ pod: Pod) -> Bool {
+        guard let incoming = Int64(pod.metadata.resourceVersion ?? "") else { return false }
+        let key = PodInfo.key(of: pod)
+        let known = pending.withLock { $0[key]?.metadata.resourceVersion }
+            ?? guarded.withLock { $0.placements.placed[key]?.pod.metadata.resourceVersion }
+        guard let known, let version = Int64(known) else { return false }
+        return incoming <= version
+    }
+
     /// A pod was added or changed. Returns whether it now waits for this scheduler.
     @discardableResult
     func podChanged(_ pod: Pod) -> Bool {
@@ -40,97 +68,99 @@ final class SchedulerCache: Sendable {
             return true
         }
         pending.withLock { $0[info.key] = nil }
-        state.withLock { state in
+        guarded.withLock { guarded in
             if info.nodeName.isEmpty {
                 // Our own status write on an assumed pod, before the binding shows: keep it.
-                if !state.assumed.contains(info.key) { state.unplace(info.key) }
+                if !guarded.placements.assumed.contains(info.key) { guarded.placements.unplace(info.key, in: &guarded.state) }
                 return
             }
             // A terminal pod frees its node (place() drops it); one being deleted still holds it.
-            state.place(info)
+            guarded.placements.place(info, in: &guarded.state)
         }
         return false
     }
 
     func podDeleted(_ pod: Pod) {
-        let key = PodInfo(pod).key
+        let key = PodInfo.key(of: pod)
         pending.withLock { $0[key] = nil }
-        state.withLock { $0.unplace(key) }
+        guarded.withLock { $0.placements.unplace(key, in: &$0.state) }
     }
 
     /// Places `pod` on `node` before the binding is written, with its volume reservations.
     /// Fails (nil) when the node no longer fits it in the current state.
     func assume(_ pod: PendingPod, on node: String) -> VolumePlan? {
-        state.withLock { state in
-            guard let plan = Algorithm.recheck(pod, node: node, state) else { return nil }
+        guarded.withLock { guarded in
+            guard let plan = Algorithm.recheck(pod, node: node, guarded.state) else { return nil }
             var info = pod.info
             info.nodeName = node
-            state.place(info)
-            state.assumed.insert(info.key)
+            guarded.placements.place(info, in: &guarded.state)
+            guarded.placements.assumed.insert(info.key)
             for (claim, volume) in plan.staticBindings {
-                state.reserve(VolumeReservation(claimKey: claim, volume: volume, node: node, podKey: info.key))
+                guarded.state.reserve(VolumeReservation(claimKey: claim, volume: volume, node: node, podKey: info.key))
             }
-            for claim in plan.provisions { state.reserve(VolumeReservation(claimKey: claim, volume: nil, node: node, podKey: info.key)) }
+            for claim in plan.provisions {
+                guarded.state.reserve(VolumeReservation(claimKey: claim, volume: nil, node: node, podKey: info.key))
+            }
             return plan
         }
     }
 
     /// The binding failed: the pod and its reservations are no longer counted.
     func forget(_ podKey: String) {
-        state.withLock { state in
-            if state.assumed.contains(podKey) { state.unplace(podKey) }
-            state.releaseReservations(of: podKey)
+        guarded.withLock { guarded in
+            if guarded.placements.assumed.contains(podKey) { guarded.placements.unplace(podKey, in: &guarded.state) }
+            guarded.state.releaseReservations(of: podKey)
         }
     }
 
     /// PreBind finished: the claims are bound and the informers show it.
     func releaseReservations(of podKey: String) {
-        state.withLock { $0.releaseReservations(of: podKey) }
+        guarded.withLock { $0.state.releaseReservations(of: podKey) }
     }
 
     // MARK: Other objects
 
-    func nodeChanged(_ node: Node) { state.withLock { $0.setNode(node) } }
-    func nodeDeleted(_ node: Node) { state.withLock { $0.removeNode(node.metadata.name ?? "") } }
+    func nodeChanged(_ node: Node) { guarded.withLock { $0.state.setNode(node) } }
+    func nodeDeleted(_ node: Node) { guarded.withLock { $0.state.removeNode(node.metadata.name ?? "") } }
 
     func claimChanged(_ claim: PersistentVolumeClaim) {
-        state.withLock { $0.claims[claim.cacheKey] = claim }
+        guarded.withLock { $0.state.claims[claim.cacheKey] = claim }
         claimChanges.fire(claim.cacheKey)
     }
 
     func claimDeleted(_ claim: PersistentVolumeClaim) {
-        state.withLock { $0.claims[claim.cacheKey] = nil }
+        guarded.withLock { $0.state.claims[claim.cacheKey] = nil }
         claimChanges.fire(claim.cacheKey)
     }
 
     func volumeChanged(_ volume: PersistentVolume) {
-        let old = state.withLock { state -> PersistentVolume? in
-            defer { state.setVolume(volume) }
-            return state.volumes[volume.metadata.name ?? ""]
+        let old = guarded.withLock { guarded -> PersistentVolume? in
+            defer { guarded.state.setVolume(volume) }
+            return guarded.state.volumes[volume.metadata.name ?? ""]
         }
         for claim in Set([old?.claimKey, volume.claimKey].compactMap { $0 }) { claimChanges.fire(claim) }
     }
 
     func volumeDeleted(_ volume: PersistentVolume) {
-        state.withLock { $0.removeVolume(volume.metadata.name ?? "") }
+        guarded.withLock { $0.state.removeVolume(volume.metadata.name ?? "") }
         if let claim = volume.claimKey { claimChanges.fire(claim) }
     }
 
     func classChanged(_ storageClass: StorageClass, deleted: Bool = false) {
-        state.withLock { $0.classes[storageClass.metadata.name ?? ""] = deleted ? nil : storageClass }
+        guarded.withLock { $0.state.classes[storageClass.metadata.name ?? ""] = deleted ? nil : storageClass }
     }
 
     func csiNodeChanged(_ csiNode: CSINode, deleted: Bool = false) {
-        state.withLock { $0.csiNodes[csiNode.metadata.name ?? ""] = deleted ? nil : csiNode }
+        guarded.withLock { $0.state.csiNodes[csiNode.metadata.name ?? ""] = deleted ? nil : csiNode }
     }
 
     func attachmentChanged(_ attachment: VolumeAttachment, deleted: Bool = false) {
         let name = attachment.metadata.name ?? ""
-        state.withLock { state in
+        guarded.withLock { guarded in
             if deleted || attachment.status?.attached != true || attachment.spec.source.persistentVolumeName == nil {
-                state.attachments[name] = nil
+                guarded.state.attachments[name] = nil
             } else {
-                state.attachments[name] = (attachment.spec.source.persistentVolumeName!, attachment.spec.nodeName)
+                guarded.state.attachments[name] = (attachment.spec.source.persistentVolumeName!, attachment.spec.nodeName)
             }
         }
     }

@@ -13,7 +13,17 @@ import ClusterAPI
 /// What VolumeBinding's PreFilter learnt of the pod's claims.
 struct PodVolumes: Sendable {
     /// Claims bound to a volume (nil: the volume is not in the cache).
-    var bound: [(claim: PersistentVolumeClaim, volume: PersistentVolume?)] = []
+    var bound: [(claim: PersistentVolumeClaim, volume: PersistentVolume?)] = [] {
+        didSet {
+            boundMissing = bound.contains { $0.volume == nil }
+            boundAffinities = bound.compactMap { $0.volume?.spec.nodeAffinity?.required }
+        }
+    }
+    /// What the Filter reads of `bound` on every node, taken out once per pod (copying each
+    /// claim and volume for each node cost more than the checks).
+    private(set) var boundMissing = false
+    /// The bound volumes' required node affinities.
+    private(set) var boundAffinities: [NodeSelector] = []
     /// Unbound WaitForFirstConsumer claims, with their class and static candidates (smallest first).
     var delayed: [DelayedClaim] = []
     /// Every claim of the pod, by key.
@@ -157,13 +167,8 @@ enum VolumeFilters {
     static func bindingFilter(_ pod: PendingPod, _ volumes: PodVolumes, _ node: Node, _ state: ClusterState) -> (reasons: [String], plan: VolumePlan) {
         var reasons: [String] = []
         let nodeName = node.metadata.name ?? ""
-        for (_, volume) in volumes.bound {
-            guard let volume else {
-                if !reasons.contains(Reason.volumeNotExist) { reasons.append(Reason.volumeNotExist) }
-                continue
-            }
-            if !volume.reachable(from: node), !reasons.contains(Reason.volumeNodeConflict) { reasons.append(Reason.volumeNodeConflict) }
-        }
+        if volumes.boundMissing { reasons.append(Reason.volumeNotExist) }
+        if volumes.boundAffinities.contains(where: { !NodeSelectorMatch.matches($0, node) }) { reasons.append(Reason.volumeNodeConflict) }
         var plan = VolumePlan()
         var chosen: Set<String> = []
         var bindConflict = false
@@ -221,7 +226,11 @@ enum VolumeFilters {
         guard !pod.info.claims.isEmpty, let csiNode = state.csiNodes[info.name] else { return [] }
         var limits: [String: Int] = [:]
         for driver in csiNode.spec.drivers { if let count = driver.allocatable?.count { limits[driver.name] = Int(count) } }
-        guard !limits.isEmpty else { return [] }
+        guard let smallest = limits.values.min() else { return [] }
+        // Every claim adds at most one handle: a node whose pods mount fewer claims than the
+        // smallest limit, with this pod's, cannot exceed it (most nodes; counting handles means
+        // looking up every claim and volume of every pod on the node).
+        if info.claimCount + pod.info.claims.count <= smallest { return [] }
         var wanted: [String: Set<String>] = [:]
         csiVolumes(pod.info.claimKeys, state, into: &wanted)
         guard wanted.keys.contains(where: { limits[$0] != nil }) else { return [] }

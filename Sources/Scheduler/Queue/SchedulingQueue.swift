@@ -19,8 +19,10 @@ actor SchedulingQueue {
         var attempts = 0
         var lastFailure: ContinuousClock.Instant?
         var unschedulableSince: ContinuousClock.Instant?
-        /// The pod changed or an event arrived while it was in flight.
+        /// The pod itself changed while it was in flight.
         var touchedInFlight = false
+        /// `moves` when it was popped: a cluster event arrived in flight if it differs now.
+        var movesAtPop = 0
         /// Its last failure was the first for an object the caches did not show yet: it is
         /// retried after `objectWait`, not the backoff, and the attempt does not count.
         var waitingForObject = false
@@ -33,7 +35,10 @@ actor SchedulingQueue {
     /// The keys in the unschedulable place and in flight, so that a cluster event (many per
     /// second under load) touches only them, not every pending pod.
     private var unschedulableKeys: Set<String> = []
-    private var inFlightKeys: Set<String> = []
+    /// Cluster events so far (upstream's `moveRequestCycle`): compared with each pod's count at
+    /// pop, so an event marks every pod in flight without visiting them (with WaitForFirstConsumer
+    /// pods waiting in PreBind there can be thousands, and every claim event is one).
+    private var moves = 0
     private var active: [String] = []
     private var head = 0
     private var waiters: [CheckedContinuation<String?, Never>] = []
@@ -85,7 +90,6 @@ actor SchedulingQueue {
     func remove(_ key: String) {
         entries[key] = nil
         unschedulableKeys.remove(key)
-        inFlightKeys.remove(key)
         timers.removeValue(forKey: key)?.cancel()
     }
 
@@ -104,8 +108,8 @@ actor SchedulingQueue {
                 entry.place = .inFlight
                 entry.attempts += 1
                 entry.touchedInFlight = false
+                entry.movesAtPop = moves
                 entries[key] = entry
-                inFlightKeys.insert(key)
                 return key
             }
             let key = await withCheckedContinuation { waiters.append($0) }
@@ -118,14 +122,13 @@ actor SchedulingQueue {
     /// `waitingForObject`: it failed only because an object it needs is missing from the caches.
     func unschedulable(_ key: String, waitingForObject: Bool = false) {
         guard var entry = entries[key], entry.place == .inFlight else { return }
-        inFlightKeys.remove(key)
         entry.lastFailure = .now
         entry.waitingForObject = waitingForObject && entry.objectWaits == 0
         if entry.waitingForObject {
             entry.objectWaits += 1
             entry.attempts -= 1
         }
-        if entry.touchedInFlight || entry.waitingForObject {
+        if entry.touchedInFlight || entry.movesAtPop != moves || entry.waitingForObject {
             entries[key] = entry
             toBackoff(key)
         } else {
@@ -139,7 +142,6 @@ actor SchedulingQueue {
     /// The cycle failed with an error: retry after the backoff.
     func failed(_ key: String) {
         guard entries[key]?.place == .inFlight else { return }
-        inFlightKeys.remove(key)
         entries[key]?.lastFailure = .now
         toBackoff(key)
     }
@@ -147,8 +149,8 @@ actor SchedulingQueue {
     /// A cluster event that may make unschedulable pods fit: every one moves on, to activeQ or
     /// to backoffQ while its backoff runs; pods in flight will go to backoff if they fail.
     func moveAll() {
+        moves += 1
         for key in unschedulableKeys { requeue(key) }
-        for key in inFlightKeys { entries[key]?.touchedInFlight = true }
     }
 
     /// Moves the pods unschedulable for longer than `age` (upstream's 5-minute flush).
@@ -221,8 +223,8 @@ actor SchedulingQueue {
             entry.place = .inFlight
             entry.attempts += 1
             entry.touchedInFlight = false
+            entry.movesAtPop = moves
             entries[key] = entry
-            inFlightKeys.insert(key)
             waiter.resume(returning: key)
             return
         }
