@@ -75,13 +75,26 @@ struct ClusterNetworkObjects: Sendable {
         left += veths.filter(now.veths.contains).map { "veth \($0)" }
         left += links.filter(now.links.contains).map { "link \($0)" }
         left += routes.filter(now.routes.contains).map { "route \($0)" }
-        // A namespace lives while a mount pins it or a process is in it.
-        let pinned = Set(Mounts.current().filter { $0.fsType == "nsfs" }.map(\.root))
-        var entered: Set<String> = []
-        for pid in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] where pid.allSatisfy(\.isNumber) {
-            if let link = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/ns/net") { entered.insert(link) }
-        }
-        left += namespaces.filter { pinned.contains($0) || entered.contains($0) }.map { "pod network namespace \($0)" }
+        // A namespace lives while a mount pins it or a process is in it. A process SIGKILLed by
+        // `down` may still be on its way out: up to 3 s for it, then it is named.
+        var held: [String] = []
+        let deadline = ContinuousClock.now + .seconds(3)
+        repeat {
+            let pinned = Set(Mounts.current().filter { $0.fsType == "nsfs" }.map(\.root))
+            var inside: [String: [String]] = [:]
+            for pid in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] where pid.allSatisfy(\.isNumber) {
+                guard let link = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/ns/net"), namespaces.contains(link) else { continue }
+                let command = (FileManager.default.contents(atPath: "/proc/\(pid)/cmdline")).map { String(decoding: $0.map { $0 == 0 ? 32 : $0 }, as: UTF8.self) } ?? ""
+                inside[link, default: []].append("\(pid) \(command)")
+            }
+            held = namespaces.filter { pinned.contains($0) || inside[$0] != nil }.map { namespace in
+                "pod network namespace \(namespace)" + (pinned.contains(namespace) ? ", pinned by a mount" : "")
+                    + (inside[namespace].map { ", processes in it: \($0)" } ?? "")
+            }
+            if held.isEmpty { break }
+            try? await Task.sleep(for: .milliseconds(100))
+        } while ContinuousClock.now < deadline
+        left += held
         for (name, pid) in processes.sorted(by: { $0.key < $1.key }) {
             let command = (FileManager.default.contents(atPath: "/proc/\(pid)/cmdline")).map { String(decoding: $0.map { $0 == 0 ? 32 : $0 }, as: UTF8.self) } ?? ""
             if command.contains(cluster.data) { left.append("process \(name) (\(pid)): \(command)") }
