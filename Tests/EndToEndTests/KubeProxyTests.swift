@@ -26,16 +26,7 @@ struct KubeProxyEndToEndTests {
     func services() async throws {
         try await sharedCluster.with { cluster in
             let ns = try await cluster.namespace("e2e-kp-basic")
-            try await cluster.apply(webServerPod("one", node: "node-1", app: "kp") + webServerPod("two", node: "node-2", app: "kp") + """
-                apiVersion: v1
-                kind: Pod
-                metadata: {name: client}
-                spec:
-                  nodeSelector: {kubernetes.io/hostname: node-1}
-                  terminationGracePeriodSeconds: 1
-                  containers:
-                  - {name: c, image: busybox, command: ["sleep", "3600"]}
-                ---
+            try await cluster.apply(webServerPod("one", node: "node-1", app: "kp") + webServerPod("two", node: "node-2", app: "kp") + clientPod("client", node: "node-1") + """
                 apiVersion: v1
                 kind: Service
                 metadata: {name: web}

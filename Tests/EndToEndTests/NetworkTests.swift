@@ -18,16 +18,7 @@ struct NetworkTests {
     func podToPod() async throws {
         try await sharedCluster.with { cluster in
             let ns = try await cluster.namespace("e2e-net")
-            try await cluster.apply(webServerPod("one", node: "node-1", app: "web") + webServerPod("two", node: "node-2", app: "web") + """
-                apiVersion: v1
-                kind: Pod
-                metadata: {name: client}
-                spec:
-                  nodeSelector: {kubernetes.io/hostname: node-1}
-                  terminationGracePeriodSeconds: 1
-                  containers:
-                  - {name: c, image: busybox, command: ["sleep", "3600"]}
-                """, namespace: ns)
+            try await cluster.apply(webServerPod("one", node: "node-1", app: "web") + webServerPod("two", node: "node-2", app: "web") + clientPod("client", node: "node-1"), namespace: ns)
             for pod in ["one", "two", "client"] {
                 guard await cluster.waitReady(pod, namespace: ns) else { return }
             }

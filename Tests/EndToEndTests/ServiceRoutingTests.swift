@@ -28,16 +28,7 @@ struct ServiceRoutingTests {
     func sessionAffinity() async throws {
         try await sharedCluster.with { cluster in
             let ns = try await cluster.namespace("e2e-kp-affinity")
-            try await cluster.apply(webServerPod("one", node: "node-1", app: "aff") + webServerPod("two", node: "node-2", app: "aff") + """
-                apiVersion: v1
-                kind: Pod
-                metadata: {name: client}
-                spec:
-                  nodeSelector: {kubernetes.io/hostname: node-1}
-                  terminationGracePeriodSeconds: 1
-                  containers:
-                  - {name: c, image: busybox, command: ["sleep", "3600"]}
-                ---
+            try await cluster.apply(webServerPod("one", node: "node-1", app: "aff") + webServerPod("two", node: "node-2", app: "aff") + clientPod("client", node: "node-1") + """
                 apiVersion: v1
                 kind: Service
                 metadata: {name: sticky}
@@ -143,22 +134,13 @@ struct ServiceRoutingTests {
         try await sharedCluster.with { cluster in
             let ns = try await cluster.namespace("e2e-kp-move")
             // Zone a (node-1 and node-3) only, so that the volume can follow the replica.
-            try await cluster.apply("""
+            try await cluster.apply(clientPod("client", node: "node-2") + """
                 apiVersion: v1
                 kind: Service
                 metadata: {name: kv}
                 spec:
                   selector: {app: kv}
                   ports: [{name: http, port: 80, targetPort: 8080}]
-                ---
-                apiVersion: v1
-                kind: Pod
-                metadata: {name: client}
-                spec:
-                  nodeSelector: {kubernetes.io/hostname: node-2}
-                  terminationGracePeriodSeconds: 1
-                  containers:
-                  - {name: c, image: busybox, command: ["sleep", "3600"]}
                 ---
                 apiVersion: apps/v1
                 kind: StatefulSet

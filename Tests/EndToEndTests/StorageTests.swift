@@ -107,7 +107,7 @@ struct StorageTests {
             return output.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first.flatMap { Int($0) } ?? 0
         }
         let resize = { (claim: String, to: String) in
-            try await cluster.ok(["patch", "pvc", claim, "-n", ns, "-p", #"{"spec":{"resources":{"requests":{"storage":"\#(to)"}}}}"#])
+            _ = try await cluster.ok(["patch", "pvc", claim, "-n", ns, "-p", #"{"spec":{"resources":{"requests":{"storage":"\#(to)"}}}}"#])
         }
         // XFS needs 300 MiB at least; the disk is a sparse file.
         try await cluster.apply(storageClassYAML("e2e-xfs", binding: "WaitForFirstConsumer", "allowVolumeExpansion: true\nparameters: {csi.storage.k8s.io/fstype: xfs}\n")

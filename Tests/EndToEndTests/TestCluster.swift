@@ -251,6 +251,23 @@ func claimYAML(_ name: String, size: String = "32Mi", storageClass: String? = ni
     """
 }
 
+/// A pod that only sleeps on `node`: the client of network tests' requests (its `wget`, `nc`,
+/// `nslookup` run through `kubectl exec`).
+func clientPod(_ name: String, node: String) -> String {
+    """
+    apiVersion: v1
+    kind: Pod
+    metadata: {name: \(name)}
+    spec:
+      nodeSelector: {kubernetes.io/hostname: \(node)}
+      terminationGracePeriodSeconds: 1
+      containers:
+      - {name: c, image: busybox, command: ["sleep", "3600"]}
+    ---
+
+    """
+}
+
 /// A busybox pod on `node` labelled `app`, answering HTTP on 8080 with its own name (and a
 /// newline), Ready while /tmp/ready exists (it does from the start): the network suites' server.
 func webServerPod(_ name: String, node: String, app: String) -> String {

@@ -312,7 +312,8 @@ final class E2EBenchRun: @unchecked Sendable {
     let suffix: String
     let settings: Settings
     let logger: Logger
-    var data: String { root + "/data" }
+    var cluster: DetachedUp { DetachedUp(root: root) }
+    var data: String { cluster.data }
     var volumes: String { root + "/volumes" }
     var client: KubeClient!
     private var started = false
@@ -370,7 +371,7 @@ final class E2EBenchRun: @unchecked Sendable {
     private func startCluster() async throws -> Double {
         progress("ballast up: starting \(settings.nodes) nodes…")
         started = true
-        let arguments = ["/proc/self/exe", "up", "--detach", "--data-dir", data, "--volumes-dir", volumes,
+        let arguments = ["--volumes-dir", volumes,
                          "--nodes", "\(settings.nodes)", "--zones", "\(settings.zones)", "--cloud-latency", settings.latency,
                          "--attach-limit", "\(settings.attachLimit)",
                          "--api-port", "\(BenchCluster.freePort())", "--cloud-port", "\(BenchCluster.freePort())",
@@ -378,25 +379,16 @@ final class E2EBenchRun: @unchecked Sendable {
                          // Ranges of its own, beside the tests' (198.18.128.0/17) and a default cluster's.
                          "--cluster-cidr", "198.18.64.0/18", "--service-cluster-ip-range", "198.19.64.0/18",
                          "--log-level", settings.logLevel]
-        let start = ContinuousClock.now
-        let up = try await SystemCommand.run(arguments, timeout: .seconds(300))
-        let elapsed = (ContinuousClock.now - start).seconds
-        guard up.status == 0 else { throw BenchFailure("ballast up failed:\n\(up.stdout)\(up.stderr)") }
-        client = try KubeClient(try Connection.kubeconfig(at: data + "/admin.kubeconfig"))
+        let (elapsed, client) = try await cluster.start(arguments)
+        self.client = client
         progress("")
         return elapsed
     }
 
-    /// Copies the components' logs to `<root>/logs`, out of the data dir the purge removes.
-    func keepLogs() {
-        try? FileManager.default.removeItem(atPath: root + "/logs")
-        try? FileManager.default.copyItem(atPath: data + "/logs", toPath: root + "/logs")
-    }
+    func keepLogs() { cluster.keepLogs() }
 
     func tearDown(removeDirectory: Bool) async {
-        if started {
-            _ = try? await SystemCommand.run(["/proc/self/exe", "down", "--purge", "--data-dir", data], timeout: .seconds(300))
-        }
+        if started { await cluster.down() }
         await HostCleanup.sweep(root, removeDirectory: removeDirectory)
     }
 

@@ -42,7 +42,8 @@ final class NetworkBenchRun: @unchecked Sendable {
     let settings: Settings
     let logger: Logger
     let stop = StopFlag()
-    var data: String { root + "/data" }
+    var cluster: DetachedUp { DetachedUp(root: root) }
+    var data: String { cluster.data }
     private var client: KubeClient!
     private var started = false
     private var servers: [PodTCPServer] = []
@@ -117,35 +118,26 @@ final class NetworkBenchRun: @unchecked Sendable {
     private func startCluster() async throws -> Double {
         progress("ballast up: starting \(settings.nodes) nodes…")
         started = true
-        let arguments = ["/proc/self/exe", "up", "--detach", "--data-dir", data, "--volumes-dir", root + "/volumes",
+        let arguments = ["--volumes-dir", root + "/volumes",
                          "--nodes", "\(settings.nodes)", "--zones", "1",
                          "--api-port", "\(BenchCluster.freePort())", "--cloud-port", "\(BenchCluster.freePort())",
                          "--kubelet-port", "\(BenchCluster.freePort())", "--cgroup-root", "/ballast/bench-network-" + suffix,
                          "--cluster-cidr", Self.clusterCIDR, "--service-cluster-ip-range", Self.serviceCIDR,
                          "--log-level", settings.logLevel]
-        let start = ContinuousClock.now
-        let up = try await SystemCommand.run(arguments, timeout: .seconds(300))
-        let elapsed = (ContinuousClock.now - start).seconds
-        guard up.status == 0 else { throw BenchFailure("ballast up failed:\n\(up.stdout)\(up.stderr)") }
-        client = try KubeClient(try Connection.kubeconfig(at: data + "/admin.kubeconfig"))
+        let (elapsed, client) = try await cluster.start(arguments)
+        self.client = client
         progress("")
         return elapsed
     }
 
-    /// Copies the components' logs to `<root>/logs`, out of the data dir the purge removes.
-    func keepLogs() {
-        try? FileManager.default.removeItem(atPath: root + "/logs")
-        try? FileManager.default.copyItem(atPath: data + "/logs", toPath: root + "/logs")
-    }
+    func keepLogs() { cluster.keepLogs() }
 
     /// The server thread and `nft monitor` stopped, then `ballast down --purge` and a sweep.
     func tearDown(removeDirectory: Bool) async {
         stop.raise()
         for server in servers { await server.stop() }
         await watcher?.stop()
-        if started {
-            _ = try? await SystemCommand.run(["/proc/self/exe", "down", "--purge", "--data-dir", data], timeout: .seconds(300))
-        }
+        if started { await cluster.down() }
         await HostCleanup.sweep(root, removeDirectory: removeDirectory)
     }
 
