@@ -16,10 +16,12 @@ struct KubeletShimCommand: AsyncParsableCommand {
     @Option(help: "The container's CRI log file.") var log: String
     @Option(help: "The container's cgroup path.") var cgroup: String
     @Option(help: "Where the cgroup hierarchies are mounted.") var cgroupRoot: String = "/sys/fs/cgroup"
+    @Flag(help: "The container shares the pod's PID namespace: kill what its main process leaves when it ends.") var killAllOnExit = false
 
     func run() async throws {
         let status = await ContainerShim.run(.init(runtime: runtime, runtimeRoot: runtimeRoot, id: id, directory: directory,
-                                                   logPath: log, cgroupsPath: cgroup, cgroupRoot: cgroupRoot))
+                                                   logPath: log, cgroupsPath: cgroup, cgroupRoot: cgroupRoot,
+                                                   killAllOnExit: killAllOnExit))
         throw ExitCode(status)
     }
 }

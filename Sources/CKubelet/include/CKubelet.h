@@ -48,4 +48,10 @@ int ckl_make_private(const char *target);
 /// Whether `path` is a namespace file (its file system is nsfs): 1, 0, or -1 with errno.
 int ckl_is_nsfs(const char *path);
 
+/// Starts a pod's pause process: unshare(CLONE_NEWPID), then fork(2); the child is PID 1 of the
+/// new namespace, reaps every child it is given and exits on SIGTERM or SIGINT (pause.c). Its
+/// stdio is /dev/null and it holds no other descriptor. Returns the child's pid (in the
+/// caller's namespace), or -1 with errno.
+pid_t ckl_start_pause(void);
+
 #endif

@@ -36,6 +36,9 @@ public final class OCIRuntime: Sendable {
     public var containersDirectory: String { root + "/containers" }
     /// How to start a shim: the `ballast` executable and its hidden subcommand.
     public let shimCommand: [String]
+    /// How to start a pod's pause process (`shareProcessNamespace`): the same executable's
+    /// `kubelet-pause`.
+    public var pauseCommand: [String] { [shimCommand.first ?? "ballast", "kubelet-pause"] }
     public let cgroups: Cgroups
     public let nodeName: String
     /// The cgroup of this node's pods (`Cgroups.nodePath`).
@@ -116,7 +119,8 @@ public final class OCIRuntime: Sendable {
         let shim: ChildProcess
         do {
             shim = try ChildProcess(shimCommand + ["--runtime", binary, "--runtime-root", stateDirectory, "--id", id, "--directory", dir,
-                                                   "--log", config.logPath, "--cgroup", cgroupsPath, "--cgroup-root", cgroups.root],
+                                                   "--log", config.logPath, "--cgroup", cgroupsPath, "--cgroup-root", cgroups.root]
+                                                   + (config.pidNamespace != nil ? ["--kill-all-on-exit"] : []),
                                     newSession: true, standardOutput: .stream, standardError: .file(dir + "/shim.log"))
         } catch {
             throw KubeletError(.runtime, "cannot start the container shim \(shimCommand.joined(separator: " ")): \(error)", cause: error)

@@ -9,6 +9,7 @@
 //     <root>/pods/<uid>/sandbox/uts          nsfs bind mount
 //     <root>/pods/<uid>/sandbox/ipc          nsfs bind mount
 //     <root>/pods/<uid>/sandbox/net          nsfs bind mount (not for hostNetwork pods)
+//     <root>/pods/<uid>/sandbox/pid          nsfs bind mount, with a pause process (shareProcessNamespace only: PodSandbox+Pause)
 //     <root>/pods/<uid>/sandbox/hosts        /etc/hosts of the pod's containers
 //     <root>/pods/<uid>/sandbox/resolv.conf  /etc/resolv.conf of the pod's containers
 import CKubelet
@@ -92,8 +93,9 @@ public struct PodSandbox: Sendable, Equatable {
         try hosts.write(toFile: hostsFile, atomically: true, encoding: .utf8)
     }
 
-    /// Unmounts the namespaces and removes the directory.
+    /// Stops the pause process (if any), unmounts the namespaces and removes the directory.
     public func remove() async throws {
+        try await stopPause()
         for path in [utsNamespace, ipcNamespace, netNamespace] {
             var attempts = 0
             while SystemMounter().isMountPoint(path) && attempts < 4 {

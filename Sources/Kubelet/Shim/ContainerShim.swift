@@ -25,9 +25,13 @@ public enum ContainerShim {
         public var logPath: String
         public var cgroupsPath: String
         public var cgroupRoot: String
+        /// The container shares the pod's PID namespace: when its main process ends, the
+        /// other processes it left in its cgroup are killed (as containerd's shim does), since
+        /// the namespace does not end with it.
+        public var killAllOnExit: Bool
 
         public init(runtime: String, runtimeRoot: String, id: String, directory: String, logPath: String, cgroupsPath: String,
-                    cgroupRoot: String = "/sys/fs/cgroup") {
+                    cgroupRoot: String = "/sys/fs/cgroup", killAllOnExit: Bool = false) {
             self.runtime = runtime
             self.runtimeRoot = runtimeRoot
             self.id = id
@@ -35,6 +39,7 @@ public enum ContainerShim {
             self.logPath = logPath
             self.cgroupsPath = cgroupsPath
             self.cgroupRoot = cgroupRoot
+            self.killAllOnExit = killAllOnExit
         }
     }
 
@@ -80,6 +85,16 @@ public enum ContainerShim {
         try? RecordFiles.write(ContainerStarted(pid: pid, startedAt: startedAt), to: options.directory + "/" + RecordFiles.started)
         say("started")
         let status = await waitForChild(pid)
+        let cgroups = Cgroups.detect(root: options.cgroupRoot)
+        if options.killAllOnExit {
+            // Its children and exec'd processes would keep the output pipes (and the cgroup) open.
+            for _ in 0..<10 {
+                let left = cgroups.processes(options.cgroupsPath)
+                if left.isEmpty { break }
+                for process in left { kill(process, SIGKILL) }
+                try? await Task.sleep(for: .milliseconds(20))
+            }
+        }
         // Every process of the container's PID namespace dies with its init, so the pipes end;
         // a process that joined from outside could keep them open: bounded.
         let drained = Task {
@@ -88,7 +103,6 @@ public enum ContainerShim {
         }
         await pumps.value
         drained.cancel()
-        let cgroups = Cgroups.detect(root: options.cgroupRoot)
         let signaled = status.signal
         let oom = (cgroups.oomKills(options.cgroupsPath) ?? 0) > 0 || (signaled == SIGKILL && cgroups.memoryLimitHit(options.cgroupsPath))
         let exit = ContainerExit(exitCode: status.code, signal: signaled, oomKilled: oom, startedAt: startedAt, finishedAt: Date(), startFailure: nil)
