@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -70,4 +71,68 @@ pid_t ckl_start_pause(void) {
     }
     errno = saved;
     return pid;
+}
+
+// MARK: The pod's other namespaces, made without a helper process
+
+#include <net/if.h>
+#include <pthread.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+
+struct ckl_namespaces_request {
+    int flags;
+    const char *hostname;
+    const char *uts;
+    const char *ipc;
+    const char *net;
+    int result;
+    int error;
+    const char *step;
+};
+
+static int ckl_pin(const char *kind, const char *target) {
+    char source[64];
+    snprintf(source, sizeof source, "/proc/thread-self/ns/%s", kind);
+    return mount(source, target, NULL, MS_BIND, NULL);
+}
+
+static void *ckl_namespaces_thread(void *argument) {
+    struct ckl_namespaces_request *request = argument;
+    request->result = -1;
+    if (unshare(request->flags) != 0) { request->step = "unshare"; request->error = errno; return NULL; }
+    if (request->hostname && sethostname(request->hostname, strlen(request->hostname)) != 0) {
+        request->step = "sethostname"; request->error = errno; return NULL;
+    }
+    if (request->net) {
+        int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        struct ifreq ifr;
+        memset(&ifr, 0, sizeof ifr);
+        strncpy(ifr.ifr_name, "lo", IFNAMSIZ - 1);
+        if (fd < 0 || ioctl(fd, SIOCGIFFLAGS, &ifr) != 0) {
+            request->step = "lo flags"; request->error = errno; if (fd >= 0) close(fd); return NULL;
+        }
+        ifr.ifr_flags |= IFF_UP;
+        if (ioctl(fd, SIOCSIFFLAGS, &ifr) != 0) { request->step = "lo up"; request->error = errno; close(fd); return NULL; }
+        close(fd);
+    }
+    if (request->uts && ckl_pin("uts", request->uts) != 0) { request->step = "pin uts"; request->error = errno; return NULL; }
+    if (request->ipc && ckl_pin("ipc", request->ipc) != 0) { request->step = "pin ipc"; request->error = errno; return NULL; }
+    if (request->net && ckl_pin("net", request->net) != 0) { request->step = "pin net"; request->error = errno; return NULL; }
+    request->result = 0;
+    return NULL;
+}
+
+int ckl_make_pod_namespaces(const char *hostname, const char *uts, const char *ipc, const char *net, const char **step) {
+    struct ckl_namespaces_request request = {
+        .flags = CLONE_NEWUTS | CLONE_NEWIPC | (net ? CLONE_NEWNET : 0),
+        .hostname = hostname, .uts = uts, .ipc = ipc, .net = net, .result = -1, .error = 0, .step = "thread",
+    };
+    pthread_t thread;
+    int started = pthread_create(&thread, NULL, ckl_namespaces_thread, &request);
+    if (started != 0) { *step = "pthread_create"; errno = started; return -1; }
+    pthread_join(thread, NULL);
+    if (request.result != 0) { *step = request.step; errno = request.error; return -1; }
+    return 0;
 }

@@ -41,6 +41,31 @@ struct RuntimeTests {
         }
     }
 
+    @Test("the pod's namespaces, made in the kubelet: the container has the pod's hostname, its own network with lo up, and the pins go with the sandbox")
+    func sandboxNamespaces() async throws {
+        let node = try RuntimeHarness()
+        try await withCleanup {
+            let sandbox = PodSandbox(directory: node.root + "/kubelet/pods/netpod/sandbox")
+            #expect(try await sandbox.create(hostname: "netpod", nodeIP: "127.0.0.1", network: true))
+            #expect(sandbox.isReady(network: true))
+            var (config, layers) = try await node.config(["sh", "-c", "hostname; ip -o link show lo; ip -o addr show lo"], pod: "netpod")
+            config.netNamespace = sandbox.netNamespace
+            let record = try await node.runtime.start(config, layers: layers)
+            let exit = try await node.runtime.waitForExit(record.id)
+            #expect(exit.exitCode == 0)
+            let output = CRILog.render(CRILog.select(try String(contentsOfFile: config.logPath, encoding: .utf8), tailLines: nil, since: nil),
+                                       timestamps: false)
+            #expect(output.hasPrefix("netpod\n"), "\(output)")
+            #expect(output.contains("<LOOPBACK,UP,LOWER_UP>") && output.contains("inet 127.0.0.1/8"), "\(output)")
+            #expect(!output.contains("eth0"), "a network namespace of its own: \(output)")
+            try await node.runtime.remove(record.id)
+            try await sandbox.remove()
+            #expect(!FileManager.default.fileExists(atPath: sandbox.directory))
+        } cleanup: {
+            await node.close()
+        }
+    }
+
     @Test("a command missing from the image is a start failure with the runtime's message")
     func missingCommand() async throws {
         let node = try RuntimeHarness()

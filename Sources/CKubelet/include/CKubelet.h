@@ -54,4 +54,12 @@ int ckl_is_nsfs(const char *path);
 /// caller's namespace), or -1 with errno.
 pid_t ckl_start_pause(void);
 
+/// Makes a pod's UTS and IPC namespaces — and a network namespace with `lo` up when `net` is
+/// not NULL — on a thread of their own (namespaces belong to a thread; that thread ends after),
+/// sets the UTS one's hostname, and pins each at its path (an existing file) by a bind mount of
+/// /proc/thread-self/ns/<kind>. What `unshare --uts=… --ipc=… --net=… hostname …` did, without
+/// its two processes. 0, or -1 with errno and `step` naming the call that failed; a pin made
+/// before a failure stays (the caller removes the sandbox).
+int ckl_make_pod_namespaces(const char *hostname, const char *uts, const char *ipc, const char *net, const char **step);
+
 #endif

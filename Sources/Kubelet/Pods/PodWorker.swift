@@ -154,7 +154,7 @@ actor PodWorker {
             if ownNetwork, let network = context.network {
                 // A new namespace: what an earlier one had (its address) is released first.
                 if fresh { try await network.tearDown(pod, netns: sandbox.netNamespace) }
-                let ip = try await network.setUp(pod, netns: sandbox.netNamespace)
+                let ip = try await network.setUp(pod, netns: sandbox.netNamespace, loopbackUp: fresh)
                 try sandbox.writeHosts(hostname: pod.metadata.name ?? "", ip: ip)
                 podIP = ip
             } else {

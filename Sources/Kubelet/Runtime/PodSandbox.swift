@@ -1,6 +1,7 @@
 // A pod's shared namespaces without an infrastructure container, as CRI-O's pinns does: a UTS
 // namespace (hostname = the pod's name), an IPC namespace and — unless the pod uses the host's
-// network — a network namespace are created by `unshare` and kept alive by bind mounts of their
+// network — a network namespace (its `lo` up) are created on a thread of the kubelet's
+// (`ckl_make_pod_namespaces`: unshare(2) there, no helper process) and kept alive by bind mounts of their
 // nsfs files under the pod's directory; every container of the pod joins them by path
 // (`linux.namespaces[].path`), and the CNI plugins set up the network one by that path
 // (CNI_NETNS). Removing the sandbox unmounts the files, which frees the namespaces once no
@@ -69,12 +70,17 @@ public struct PodSandbox: Sendable, Equatable {
             let fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0o600)
             if fd >= 0 { close(fd) }
         }
-        let result = try await SystemCommand.run(["unshare", "--uts=" + utsNamespace, "--ipc=" + ipcNamespace]
-                                                 + (network ? ["--net=" + netNamespace] : []) + ["hostname", hostname],
-                                                 timeout: .seconds(30))
-        guard result.status == 0 else {
+        // On a thread of its own, in this process: `unshare … hostname` cost two processes per pod.
+        let made = await onOwnThread(named: "pod namespaces") { () -> String? in
+            var step: UnsafePointer<CChar>?
+            guard ckl_make_pod_namespaces(hostname, utsNamespace, ipcNamespace, network ? netNamespace : nil, &step) == 0 else {
+                return "\(step.map { String(cString: $0) } ?? "?"): \(String(cString: strerror(errno)))"
+            }
+            return nil
+        }
+        if let failure = made {
             try? await remove()
-            throw KubeletError(.runtime, "cannot create the pod's namespaces: unshare failed (\(result.status)): \(result.stderr.trimmingCharacters(in: .whitespacesAndNewlines))")
+            throw KubeletError(.runtime, "cannot create the pod's namespaces (\(failure))")
         }
         try? hosts.write(toFile: hostsFile, atomically: true, encoding: .utf8)
         try? resolver.text.write(toFile: resolvConfFile, atomically: true, encoding: .utf8)
