@@ -3,11 +3,6 @@
 // Each long-running subcommand runs its component as a swift-service-lifecycle `Service`
 // (`runServices` in Options.swift); `up` will run many in one group.
 import ArgumentParser
-import Foundation
-import Kubelet
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// Root of the `ballast` command line.
 ///
@@ -22,16 +17,6 @@ struct BallastCommand: AsyncParsableCommand {
                       KubeletCommand.self, KubeletShimCommand.self, KubeletPauseCommand.self, KubeProxyCommand.self, ImagesCommand.self, DNSCommand.self, UpCommand.self, DownCommand.self, StatusCommand.self, NodeCommand.self,
                       BenchCommand.self, DebugCommand.self]
     )
-
-    /// `kubelet-shim` as the kubelet starts it goes straight to the shim (one per container:
-    /// its start-up is on every pod's path); everything else through ArgumentParser.
-    static func main() async {
-        let arguments = CommandLine.arguments
-        if arguments.count > 1, arguments[1] == "kubelet-shim", let options = KubeletShimCommand.fastOptions(arguments.dropFirst(2)) {
-            Glibc.exit(await ContainerShim.run(options))
-        }
-        await main(nil)
-    }
 }
 
 /// `ballast bench …`: benchmarks that print Ballast's figures beside a peer's, from the same run:

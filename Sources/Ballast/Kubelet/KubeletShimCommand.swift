@@ -1,5 +1,4 @@
 import ArgumentParser
-import Foundation
 import Kubelet
 
 /// `ballast kubelet-shim` (hidden): the per-container shim the kubelet starts; see `ContainerShim`.
@@ -24,34 +23,5 @@ struct KubeletShimCommand: AsyncParsableCommand {
                                                    logPath: log, cgroupsPath: cgroup, cgroupRoot: cgroupRoot,
                                                    killAllOnExit: killAllOnExit))
         throw ExitCode(status)
-    }
-}
-
-extension KubeletShimCommand {
-    /// The shim's options read straight from `arguments` (those after `kubelet-shim`), as the
-    /// kubelet writes them: `--name value` pairs and `--kill-all-on-exit`. Nil for anything
-    /// else (help, a missing or unknown option), which ArgumentParser then reports. The kubelet
-    /// starts one shim per container, and ArgumentParser's walk over every command of `ballast`
-    /// (reflection, protocol conformance look-ups) cost a few milliseconds of CPU each time.
-    static func fastOptions(_ arguments: ArraySlice<String>) -> ContainerShim.Options? {
-        var values: [String: String] = [:]
-        var killAll = false
-        var index = arguments.startIndex
-        while index < arguments.endIndex {
-            let name = arguments[index]
-            if name == "--kill-all-on-exit" {
-                killAll = true
-                index += 1
-                continue
-            }
-            let known = ["--runtime", "--runtime-root", "--id", "--directory", "--log", "--cgroup", "--cgroup-root"]
-            guard known.contains(name), values[name] == nil, index + 1 < arguments.endIndex else { return nil }
-            values[name] = arguments[index + 1]
-            index += 2
-        }
-        guard let runtime = values["--runtime"], let runtimeRoot = values["--runtime-root"], let id = values["--id"],
-              let directory = values["--directory"], let log = values["--log"], let cgroup = values["--cgroup"] else { return nil }
-        return ContainerShim.Options(runtime: runtime, runtimeRoot: runtimeRoot, id: id, directory: directory, logPath: log,
-                                     cgroupsPath: cgroup, cgroupRoot: values["--cgroup-root"] ?? "/sys/fs/cgroup", killAllOnExit: killAll)
     }
 }
