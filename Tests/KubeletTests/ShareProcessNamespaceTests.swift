@@ -13,7 +13,8 @@ import TestSupport
 
 @Suite("Kubelet shareProcessNamespace", .enabled(if: clusterTestsCanRun), .timeLimit(.minutes(10)))
 struct ShareProcessNamespaceTests {
-    /// A pod of two busybox containers: `sleeper` runs `sleep 3601`, `peer` runs `sleep 3600`.
+    /// A pod of two busybox containers: `sleeper` says `up` and runs `sleep 3601`, `peer` runs
+    /// `sleep 3600` with an exec readiness probe.
     static func manifest(_ name: String, node: String, shared: Bool) -> String {
         """
         apiVersion: v1
@@ -24,8 +25,11 @@ struct ShareProcessNamespaceTests {
           shareProcessNamespace: \(shared)
           terminationGracePeriodSeconds: 1
           containers:
-          - {name: sleeper, image: busybox, command: ["sleep", "3601"]}
-          - {name: peer, image: busybox, command: ["sleep", "3600"]}
+          - {name: sleeper, image: busybox, command: ["sh", "-c", "echo up; exec sleep 3601"]}
+          - name: peer
+            image: busybox
+            command: ["sleep", "3600"]
+            readinessProbe: {exec: {command: ["test", "-d", "/proc/1"]}, periodSeconds: 1}
         """
     }
 
@@ -42,7 +46,9 @@ struct ShareProcessNamespaceTests {
         try await withCluster { c in
             let node = try await c.startNode()
             try await c.apply(Self.manifest("shared", node: node.name, shared: true) + "\n---\n" + Self.manifest("apart", node: node.name, shared: false))
-            let shared = try await c.waitForPod("shared", "Running", timeout: .seconds(90)) { $0.isRunning("sleeper") && $0.isRunning("peer") }
+            let shared = try await c.waitForPod("shared", "Running and ready", timeout: .seconds(90)) {
+                $0.isRunning("sleeper") && $0.isRunning("peer") && $0.isReady
+            }
             try await c.waitForPod("apart", "Running", timeout: .seconds(90)) { $0.isRunning("sleeper") && $0.isRunning("peer") }
 
             // The pause is PID 1 of the shared namespace, in the pod's cgroup.
@@ -70,6 +76,9 @@ struct ShareProcessNamespaceTests {
             #expect(Self.lastExitCode(restarted, "sleeper") == 143, "\(restarted.containerStatus("sleeper") ?? .null)")
             #expect(restarted.containerStatus("sleeper")?["lastState"]?["terminated"]?["reason"]?.stringValue == "Error")
             #expect(restarted.restartCount("peer") == 0 && restarted.isRunning("peer"))
+            // Logs of both attempts.
+            #expect(await waitUntil(timeout: .seconds(10)) { (try? await c.kubectl("logs", "shared", "-c", "sleeper"))?.stdout == "up\n" })
+            #expect(try await c.kubectl("logs", "shared", "-c", "sleeper", "--previous").stdout == "up\n")
             let stillApart = try await c.pod("apart")
             #expect(stillApart.restartCount("sleeper") == 0 && stillApart.isRunning("sleeper"))
             let again = try await c.kubectl("exec", "shared", "-c", "peer", "--", "ps", "-o", "pid,args")
