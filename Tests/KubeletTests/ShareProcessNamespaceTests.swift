@@ -37,6 +37,12 @@ struct ShareProcessNamespaceTests {
     /// `sleep 3601` and prints `killed <pid>` for each (busybox has no pkill).
     static let killSleeper = #"for d in /proc/[0-9]*; do [ "$(tr '\0' ' ' < $d/cmdline 2>/dev/null)" = "sleep 3601 " ] && kill ${d#/proc/} && echo killed ${d#/proc/}; done; true"#
 
+    /// The parent of process `pid` (host namespace), from /proc/<pid>/status.
+    static func parent(_ pid: Int32) -> Int32? {
+        let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+        return status.split(separator: "\n").first { $0.hasPrefix("PPid:") }.flatMap { Int32($0.dropFirst(5).trimmingCharacters(in: .whitespaces)) }
+    }
+
     static func lastExitCode(_ pod: Pod, _ container: String) -> Int64? {
         pod.containerStatus(container)?["lastState"]?["terminated"]?["exitCode"]?.int64Value
     }
@@ -63,6 +69,16 @@ struct ShareProcessNamespaceTests {
             #expect(first.stdout.contains("kubelet-pause"), "PID 1 of the shared namespace: \(first)")
             let seen = try await c.kubectl("exec", "shared", "-c", "peer", "--", "ps", "-o", "pid,args")
             #expect(seen.stdout.contains("sleep 3601") && seen.stdout.contains("sleep 3600"), "\(seen)")
+            // A process orphaned inside the namespace goes to the pause, which reaps it.
+            let orphaned = try await c.kubectl("exec", "shared", "-c", "peer", "--", "sh", "-c", "sleep 1002 </dev/null >/dev/null 2>&1 & exit 0")
+            #expect(orphaned.status == 0, "\(orphaned)")
+            let orphan = ProcessTable.pids { $0 == ["sleep", "1002"] }.first
+            #expect(orphan.map(Self.parent) == pausePID, "the orphan's parent is the pause")
+            if let orphan {
+                kill(orphan, SIGKILL)
+                #expect(await waitUntil(timeout: .seconds(5)) { ProcessTable.arguments(of: orphan) == nil && !FileManager.default.fileExists(atPath: "/proc/\(orphan)") },
+                        "the pause reaped it (no zombie)")
+            }
             // Apart, each container has its own namespace: peer sees no sleeper.
             let apart = try await c.kubectl("exec", "apart", "-c", "peer", "--", "ps", "-o", "pid,args")
             #expect(apart.status == 0 && !apart.stdout.contains("sleep 3601"), "\(apart)")
