@@ -32,13 +32,20 @@ extension PodSandbox {
     /// The pause process's pid when it runs for this sandbox (identity checked: its command
     /// line and its PID namespace), else nil.
     public var pausePID: Int32? {
-        guard let text = try? String(contentsOfFile: pausePIDFile, encoding: .utf8),
-              let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 0,
-              let arguments = ProcessTable.arguments(of: pid), arguments.contains("kubelet-pause"), arguments.contains(directory),
-              !Self.isZombie(pid), Self.isPinned(pidNamespace) else { return nil }
+        guard let pid = recordedPause, Self.isPinned(pidNamespace) else { return nil }
         var running = stat(), pinned = stat()
         guard stat("/proc/\(pid)/ns/pid", &running) == 0, stat(pidNamespace, &pinned) == 0,
               running.st_ino == pinned.st_ino, running.st_dev == pinned.st_dev else { return nil }
+        return pid
+    }
+
+    /// The pid of `pause.pid` when it is a live pause process of this sandbox (its command
+    /// line), whatever its namespace: what teardown stops.
+    var recordedPause: Int32? {
+        guard let text = try? String(contentsOfFile: pausePIDFile, encoding: .utf8),
+              let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 0,
+              let arguments = ProcessTable.arguments(of: pid), arguments.contains("kubelet-pause"), arguments.contains(directory),
+              !Self.isZombie(pid) else { return nil }
         return pid
     }
 
@@ -66,7 +73,7 @@ extension PodSandbox {
     /// Stops the pause (SIGTERM, SIGKILL after 2 s; the kernel kills what is left in its
     /// namespace) and unpins its namespace.
     public func stopPause() async throws {
-        if let pid = pausePID {
+        if let pid = recordedPause {
             kill(pid, SIGTERM)
             var waited = 0
             while ProcessTable.arguments(of: pid) != nil && !Self.isZombie(pid) {
