@@ -86,7 +86,10 @@ public final class ClusterNode: Sendable {
     /// The shims of this node's containers, and the pause processes of its pods
     /// (`shareProcessNamespace`), still running.
     func shims() -> [Int32] {
-        ProcessTable.pids { ($0.contains("kubelet-shim") || $0.contains("kubelet-pause")) && $0.contains(where: { $0.hasPrefix(root + "/") }) }
+        ProcessTable.pids { arguments in
+            (arguments.first?.hasSuffix("/" + OCIRuntime.shimName) == true || arguments.contains("kubelet-pause"))
+                && arguments.contains(where: { $0.hasPrefix(root + "/") })
+        }
     }
 }
 

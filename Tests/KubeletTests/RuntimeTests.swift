@@ -4,6 +4,7 @@
 import Foundation
 import HostSystem
 import Kubelet
+import Logging
 import Testing
 import TestSupport
 
@@ -77,6 +78,26 @@ struct RuntimeTests {
             #expect(exit.exitCode == 128)
             #expect(exit.startFailure?.contains("no such file") == true || exit.startFailure?.contains("not found") == true,
                     "\(exit.startFailure ?? "")")
+        } cleanup: {
+            await node.close()
+        }
+    }
+
+    @Test("a missing shim executable is a start failure naming the file and the build command, and makes nothing")
+    func missingShim() async throws {
+        let node = try RuntimeHarness()
+        try await withCleanup {
+            let missing = node.root + "/bin/" + OCIRuntime.shimName
+            let runtime = try OCIRuntime(name: node.runtime.name, root: node.root + "/kubelet", nodeName: node.node, executable: ballastBinary(),
+                                         shimExecutable: missing, logger: Logger(label: "test.runtime"))
+            let (config, layers) = try await node.config(["true"])
+            do {
+                _ = try await runtime.start(config, layers: layers)
+                Issue.record("started without a shim")
+            } catch let error as KubeletError {
+                #expect(error.message.contains(missing) && error.message.contains("swift build"), "\(error.message)")
+            }
+            #expect(runtime.records().isEmpty)
         } cleanup: {
             await node.close()
         }
