@@ -78,6 +78,7 @@ test: deps pydeps
 ## run: release build, then `ballast up` in the foreground (a 3-node cluster in .ballast/ and volumes/) with fixtures/demo/ applied once it is ready; Ctrl-C stops it, the data stays
 run: deps
 	$(SWIFT) build -c release $(SWIFT_FLAGS) --product ballast
+	$(SWIFT) build -c release $(SWIFT_FLAGS) --product ballast-shim
 	@rm -f .ballast/up.ready; \
 	( while [ ! -f .ballast/up.ready ]; do kill -0 $$$$ 2>/dev/null || exit 0; sleep 0.5; done; \
 	  if command -v kubectl >/dev/null; then \

@@ -8,6 +8,9 @@ let package = Package(
     name: "Ballast",
     products: [
         .executable(name: "ballast", targets: ["Ballast"]),
+        // The kubelet's per-container shim, a small C executable found beside `ballast`
+        // (`swift build --product ballast` alone does not build it: build both, or everything).
+        .executable(name: "ballast-shim", targets: ["BallastShim"]),
         .library(name: "LSMTree", targets: ["LSMTree"]),
         .library(name: "MVCCStore", targets: ["MVCCStore"]),
         .executable(name: "ballast-fuzz", targets: ["BallastFuzz"]),
@@ -173,8 +176,12 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
-        // The kubelet's C shim: subreaper, pseudo-terminals, whiteouts (variadic calls and macros).
+        // The kubelet's C: subreaper, pseudo-terminals, whiteouts (variadic calls and macros), the
+        // pause process, and what the kubelet and its shim share (record names and JSON, CRI log lines).
         .target(name: "CKubelet"),
+        // `ballast-shim`: the per-container shim, in C and linked statically so that it starts in
+        // well under a millisecond (no_swift_runtime.c says why nothing of Swift's is in it).
+        .executableTarget(name: "BallastShim", dependencies: ["CKubelet"], linkerSettings: [.unsafeFlags(["-static-executable"])]),
         // The node agent: registration, pod workers, volumes through CSI, the OCI runtime driver
         // and its per-container shim, images, logs and exec.
         .target(
@@ -303,7 +310,7 @@ let package = Package(
         ]),
         .testTarget(name: "EndToEndTests", dependencies: ["ClusterTesting", "TestSupport", "HostSystem"]),
         .testTarget(name: "KubeletTests", dependencies: [
-            "Kubelet", "ClusterAPI", "APIClient", "HostSystem", "HTTPKit", "TestSupport", "APIServerTesting", "CSIProto", "CloudProvider", "ClusterTesting",
+            "Kubelet", "CKubelet", "ClusterAPI", "APIClient", "HostSystem", "HTTPKit", "TestSupport", "APIServerTesting", "CSIProto", "CloudProvider", "ClusterTesting",
             .product(name: "GRPCCore", package: "grpc-swift-2"),
             .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
             .product(name: "NIOCore", package: "swift-nio"),

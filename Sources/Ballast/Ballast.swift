@@ -14,7 +14,7 @@ struct BallastCommand: AsyncParsableCommand {
         commandName: "ballast",
         abstract: "A storage-centric Kubernetes: an etcd-compatible LSM store, an API server, the controller manager, the scheduler, a simulated cloud and its cloud controller manager, a CSI driver, the kubelet, and benchmarks.",
         subcommands: [StoreCommand.self, APIServerCommand.self, CloudCommand.self, CloudControllerManagerCommand.self, ControllerManagerCommand.self, SchedulerCommand.self, CSICommand.self,
-                      KubeletCommand.self, KubeletShimCommand.self, KubeProxyCommand.self, ImagesCommand.self, DNSCommand.self, UpCommand.self, DownCommand.self, StatusCommand.self, NodeCommand.self,
+                      KubeletCommand.self, KubeletPauseCommand.self, KubeProxyCommand.self, ImagesCommand.self, DNSCommand.self, UpCommand.self, DownCommand.self, StatusCommand.self, NodeCommand.self,
                       BenchCommand.self, DebugCommand.self]
     )
 }

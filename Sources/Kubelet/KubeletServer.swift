@@ -25,8 +25,10 @@ public struct KubeletConfiguration: Sendable {
     public var podPidsLimit: Int64?
     /// The cgroup under which each node's pods go, as `<root>/<node>/pod<uid>`.
     public var cgroupRoot = "/ballast"
-    /// The shim's command: the `ballast` binary and `kubelet-shim`.
-    public var shimCommand: [String]
+    /// The `ballast` executable (a pod's pause process is its `kubelet-pause`).
+    public var executable: String
+    /// The container shim's executable: `ballast-shim` beside this process's executable.
+    public var shimExecutable = OCIRuntime.shimBesideThisExecutable()
     /// The token the API server presents to the kubelet's server; nil: every request to it is refused (401).
     public var authenticationToken: String?
     public var volumeTimeout: Duration = .seconds(120)
@@ -41,7 +43,7 @@ public struct KubeletConfiguration: Sendable {
 
     public init(nodeName: String, nodeIP: String, port: Int, rootDirectory: String, csiEndpoint: String?, containerRuntime: String,
                 imageDirectory: String, podLogsDirectory: String, capacity: [String: Quantity], externalCloudProvider: Bool,
-                podPidsLimit: Int64?, shimCommand: [String], authenticationToken: String?) {
+                podPidsLimit: Int64?, executable: String, authenticationToken: String?) {
         self.nodeName = nodeName
         self.nodeIP = nodeIP
         self.port = port
@@ -53,7 +55,7 @@ public struct KubeletConfiguration: Sendable {
         self.capacity = capacity
         self.externalCloudProvider = externalCloudProvider
         self.podPidsLimit = podPidsLimit
-        self.shimCommand = shimCommand
+        self.executable = executable
         self.authenticationToken = authenticationToken
     }
 
@@ -81,7 +83,8 @@ public final class KubeletServer: ServiceLifecycle.Service, Sendable {
             try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         }
         runtime = try OCIRuntime(name: configuration.containerRuntime, root: configuration.rootDirectory, nodeName: configuration.nodeName,
-                                 cgroupRoot: configuration.cgroupRoot, shimCommand: configuration.shimCommand, logger: logger)
+                                 cgroupRoot: configuration.cgroupRoot, executable: configuration.executable,
+                                 shimExecutable: configuration.shimExecutable, logger: logger)
         images = try ImageStore(directory: configuration.imageDirectory)
         csi = try configuration.csiEndpoint.map { try CSINodeClient(endpoint: $0) }
         let runtimeVersion = await runtime.version()

@@ -65,7 +65,8 @@ public final class ClusterNode: Sendable {
                 _ = try? await runCommand("runc", ["--root", stateDirectory, "delete", "--force", String(id)], timeout: .seconds(30))
             }
         }
-        // The shims of this node's containers end once their containers are gone; any left is killed.
+        // The shims of this node's containers end once their containers are gone; any left is
+        // killed, and so is a pod's pause process.
         for pid in shims() { kill(pid, SIGKILL) }
         let mounts = Mounts.current().map(\.mountPoint).filter { $0.hasPrefix(root + "/") }
         for mount in mounts.reversed() { _ = try? await runCommand("umount", ["-l", mount], timeout: .seconds(30)) }
@@ -82,9 +83,13 @@ public final class ClusterNode: Sendable {
         return (mounts, cgroupDirectories, shims().count)
     }
 
-    /// The shims of this node's containers still running.
+    /// The shims of this node's containers, and the pause processes of its pods
+    /// (`shareProcessNamespace`), still running.
     func shims() -> [Int32] {
-        ProcessTable.pids { $0.contains("kubelet-shim") && $0.contains(where: { $0.hasPrefix(root + "/") }) }
+        ProcessTable.pids { arguments in
+            (arguments.first?.hasSuffix("/" + OCIRuntime.shimName) == true || arguments.contains("kubelet-pause"))
+                && arguments.contains(where: { $0.hasPrefix(root + "/") })
+        }
     }
 }
 

@@ -1,3 +1,4 @@
+import CKubelet
 import Foundation
 import Kubelet
 import Testing
@@ -8,14 +9,17 @@ struct CRILogTests {
     func writeAndRender() async throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("crilog-\(UUID().uuidString)/0.log").path
         defer { try? FileManager.default.removeItem(atPath: (path as NSString).deletingLastPathComponent) }
-        let writer = try CRILogWriter(path: path)
-        let long = String(repeating: "x", count: CRILogWriter.maxLineBytes + 10)
-        let chunks = AsyncThrowingStream<[UInt8], any Error> { continuation in
-            continuation.yield(Array("one\ntw".utf8))
-            continuation.yield(Array("o\n\(long)\nlast".utf8))
-            continuation.finish()
+        // What the shim (`ballast-shim`) does with a container's output: CKubelet's CRI stream.
+        let fd = ckl_cri_open_log(path)
+        try #require(fd >= 0, "ckl_cri_open_log \(path): \(String(cString: strerror(errno)))")
+        defer { close(fd) }
+        let long = String(repeating: "x", count: CRILog.maxLineBytes + 10)
+        let stream = try #require(ckl_cri_stream_new(fd, "stdout"))
+        for chunk in ["one\ntw", "o\n\(long)\nlast"] {
+            let bytes = Array(chunk.utf8)
+            bytes.withUnsafeBufferPointer { ckl_cri_stream_feed(stream, UnsafeRawPointer($0.baseAddress!).assumingMemoryBound(to: CChar.self), $0.count) }
         }
-        await writer.pump(chunks, stream: "stdout")
+        ckl_cri_stream_end(stream)
         let text = try String(contentsOfFile: path, encoding: .utf8)
         let entries = CRILog.select(text, tailLines: nil, since: nil)
         #expect(entries.map(\.partial) == [false, false, true, false, false])
@@ -30,6 +34,7 @@ struct CRILogTests {
     func timestamps() {
         #expect(CRILog.timestamp(Date(timeIntervalSince1970: 0)) == "1970-01-01T00:00:00Z")
         #expect(CRILog.timestamp(Date(timeIntervalSince1970: 1.5)) == "1970-01-01T00:00:01.5Z")
+        #expect(CRILog.timestamp(Date(timeIntervalSince1970: 1_733_000_000.000_000_25)).hasPrefix("2024-11-30T20:53:20.00000"))
         let entries = CRILog.select("2024-01-01T00:00:01.5Z stdout F a\n2024-01-01T00:00:02Z stdout F b\n", tailLines: nil,
                                     since: "2024-01-01T00:00:01.6Z")
         #expect(entries.map(\.content) == ["b"])

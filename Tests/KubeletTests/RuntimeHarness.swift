@@ -1,5 +1,5 @@
 // A node root for runtime tests: a temporary kubelet root and image store, the real runc (or
-// crun) and the `ballast` binary as the shim. `close()` stops every container it started and
+// crun), `ballast-shim` beside the `ballast` binary as the shim. `close()` stops every container it started and
 // checks that no mount, cgroup or directory is left.
 import Foundation
 import HostSystem
@@ -46,7 +46,7 @@ final class RuntimeHarness: Sendable {
         logger.logLevel = .warning
         do {
             runtime = try OCIRuntime(name: runtimeName, root: root + "/kubelet", nodeName: node,
-                                     shimCommand: [ballastBinary(), "kubelet-shim"], logger: logger)
+                                     executable: ballastBinary(), shimExecutable: shimBinary(), logger: logger)
         } catch {
             try? FileManager.default.removeItem(atPath: root)   // a runtime refused at start leaves nothing
             throw error
@@ -58,7 +58,7 @@ final class RuntimeHarness: Sendable {
         var logger = Logger(label: "test.runtime")
         logger.logLevel = .warning
         return try OCIRuntime(name: runtime.name, root: root + "/kubelet", nodeName: node,
-                              shimCommand: [ballastBinary(), "kubelet-shim"], logger: logger)
+                              executable: ballastBinary(), shimExecutable: shimBinary(), logger: logger)
     }
 
     /// A config for a busybox container running `args` in pod `pod`.

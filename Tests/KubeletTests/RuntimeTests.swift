@@ -4,6 +4,7 @@
 import Foundation
 import HostSystem
 import Kubelet
+import Logging
 import Testing
 import TestSupport
 
@@ -41,6 +42,31 @@ struct RuntimeTests {
         }
     }
 
+    @Test("the pod's namespaces, made in the kubelet: the container has the pod's hostname, its own network with lo up, and the pins go with the sandbox")
+    func sandboxNamespaces() async throws {
+        let node = try RuntimeHarness()
+        try await withCleanup {
+            let sandbox = PodSandbox(directory: node.root + "/kubelet/pods/netpod/sandbox")
+            #expect(try await sandbox.create(hostname: "netpod", nodeIP: "127.0.0.1", network: true))
+            #expect(sandbox.isReady(network: true))
+            var (config, layers) = try await node.config(["sh", "-c", "hostname; ip -o link show lo; ip -o addr show lo"], pod: "netpod")
+            config.netNamespace = sandbox.netNamespace
+            let record = try await node.runtime.start(config, layers: layers)
+            let exit = try await node.runtime.waitForExit(record.id)
+            #expect(exit.exitCode == 0)
+            let output = CRILog.render(CRILog.select(try String(contentsOfFile: config.logPath, encoding: .utf8), tailLines: nil, since: nil),
+                                       timestamps: false)
+            #expect(output.hasPrefix("netpod\n"), "\(output)")
+            #expect(output.contains("<LOOPBACK,UP,LOWER_UP>") && output.contains("inet 127.0.0.1/8"), "\(output)")
+            #expect(!output.contains("eth0"), "a network namespace of its own: \(output)")
+            try await node.runtime.remove(record.id)
+            try await sandbox.remove()
+            #expect(!FileManager.default.fileExists(atPath: sandbox.directory))
+        } cleanup: {
+            await node.close()
+        }
+    }
+
     @Test("a command missing from the image is a start failure with the runtime's message")
     func missingCommand() async throws {
         let node = try RuntimeHarness()
@@ -52,6 +78,26 @@ struct RuntimeTests {
             #expect(exit.exitCode == 128)
             #expect(exit.startFailure?.contains("no such file") == true || exit.startFailure?.contains("not found") == true,
                     "\(exit.startFailure ?? "")")
+        } cleanup: {
+            await node.close()
+        }
+    }
+
+    @Test("a missing shim executable is a start failure naming the file and the build command, and makes nothing")
+    func missingShim() async throws {
+        let node = try RuntimeHarness()
+        try await withCleanup {
+            let missing = node.root + "/bin/" + OCIRuntime.shimName
+            let runtime = try OCIRuntime(name: node.runtime.name, root: node.root + "/kubelet", nodeName: node.node, executable: ballastBinary(),
+                                         shimExecutable: missing, logger: Logger(label: "test.runtime"))
+            let (config, layers) = try await node.config(["true"])
+            do {
+                _ = try await runtime.start(config, layers: layers)
+                Issue.record("started without a shim")
+            } catch let error as KubeletError {
+                #expect(error.message.contains(missing) && error.message.contains("swift build"), "\(error.message)")
+            }
+            #expect(runtime.records().isEmpty)
         } cleanup: {
             await node.close()
         }

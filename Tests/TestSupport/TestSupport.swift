@@ -15,6 +15,12 @@ public func ballastBinary() -> String {
     return packageRoot.appendingPathComponent(".build/debug/ballast").path
 }
 
+/// The kubelet's container shim, `ballast-shim`, beside the `ballast` binary (where the kubelet
+/// looks for it, and where `swift build` puts it).
+public func shimBinary() -> String {
+    URL(fileURLWithPath: ballastBinary()).deletingLastPathComponent().appendingPathComponent("ballast-shim").path
+}
+
 /// The interop tests' Python: BALLAST_PYTHON, or .venv/bin/python made by `make pydeps`
 /// (grpcio, grpcio-tools and kubernetes).
 public let interopPython = ProcessInfo.processInfo.environment["BALLAST_PYTHON"] ?? packageRoot.appendingPathComponent(".venv/bin/python").path

@@ -548,7 +548,7 @@ struct CPUSample {
         for pid in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] where pid.allSatisfy(\.isNumber) {
             guard let command = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline"),
                   let text = String(bytes: command.map { $0 == 0 ? 32 : $0 }, encoding: .utf8),
-                  text.contains(" kubelet-shim "), text.contains(data + "/"),
+                  text.split(separator: " ").first?.hasSuffix("/" + OCIRuntime.shimName) == true, text.contains(data + "/"),
                   let seconds = ProcessInfoReader.cpuSeconds(pid: pid, includingChildren: true) else { continue }
             components["container shims", default: 0] += seconds
         }

@@ -51,7 +51,7 @@ struct BenchKubeletCommand: AsyncParsableCommand {
         var missing: [String] = []
         if getuid() != 0 { missing.append("root") }
         if !FileManager.default.fileExists(atPath: "/dev/loop-control") { missing.append("/dev/loop-control") }
-        for tool in ["runc", "unshare", "losetup", "mkfs.ext4"] where !FileManager.default.isExecutableFile(atPath: SystemCommand.resolve(tool)) {
+        for tool in ["runc", "losetup", "mkfs.ext4"] where !FileManager.default.isExecutableFile(atPath: SystemCommand.resolve(tool)) {
             missing.append(tool)
         }
         if !FileManager.default.isExecutableFile(atPath: "/bin/busybox") { missing.append("/bin/busybox (busybox-static)") }

@@ -119,7 +119,7 @@ struct KubeletCommand: AsyncParsableCommand {
             nodeName: nodeName, nodeIP: nodeIp, port: port, rootDirectory: absolute(rootDir), csiEndpoint: csiEndpoint,
             containerRuntime: containerRuntime, imageDirectory: absolute(images.imageDir), podLogsDirectory: absolute(podLogsDir),
             capacity: try parsedCapacity(), externalCloudProvider: cloudProvider == "external", podPidsLimit: podMaxPids > 0 ? podMaxPids : nil,
-            shimCommand: [binary, "kubelet-shim"], authenticationToken: token)
+            executable: binary, authenticationToken: token)
         configuration.cgroupRoot = cgroupRoot
         configuration.network = try podNetwork()
         configuration.dns = try dnsSettings()

@@ -6,6 +6,8 @@
 #define CKUBELET_H
 
 #include <sys/types.h>
+#include <stddef.h>
+#include <time.h>
 
 /// prctl(PR_SET_CHILD_SUBREAPER, 1): orphaned descendants are reparented to the caller; -1 with errno.
 int ckl_set_child_subreaper(void);
@@ -47,5 +49,69 @@ int ckl_make_private(const char *target);
 
 /// Whether `path` is a namespace file (its file system is nsfs): 1, 0, or -1 with errno.
 int ckl_is_nsfs(const char *path);
+
+/// Starts a pod's pause process: unshare(CLONE_NEWPID), then fork(2); the child is PID 1 of the
+/// new namespace, reaps every child it is given and exits on SIGTERM or SIGINT (pause.c). Its
+/// stdio is /dev/null and it holds no other descriptor. Returns the child's pid (in the
+/// caller's namespace), or -1 with errno.
+pid_t ckl_start_pause(void);
+
+/// Makes a pod's UTS and IPC namespaces — and a network namespace with `lo` up when `net` is
+/// not NULL — on a thread of their own (namespaces belong to a thread; that thread ends after),
+/// sets the UTS one's hostname, and pins each at its path (an existing file) by a bind mount of
+/// /proc/thread-self/ns/<kind>. What `unshare --uts=… --ipc=… --net=… hostname …` did, without
+/// its two processes. 0, or -1 with errno and `step` naming the call that failed; a pin made
+/// before a failure stays (the caller removes the sandbox).
+int ckl_make_pod_namespaces(const char *hostname, const char *uts, const char *ipc, const char *net, const char **step);
+
+// ---- What the container shim (`ballast-shim`, Sources/BallastShim) and the kubelet share: the
+// names of the records in a container's directory, their JSON, and the CRI log's lines
+// (records.c). One definition, here: the kubelet reads what the shim writes.
+
+/// The records a container's shim writes in the container's directory (ContainerRecord.swift):
+/// `state.json` once the container runs, `exit.json` once it ended (or never started), and
+/// `shim.pid`, the shim's pid.
+#define CKL_RECORD_STARTED "state.json"
+#define CKL_RECORD_EXIT "exit.json"
+#define CKL_RECORD_SHIM_PID "shim.pid"
+/// The shim's executable, beside the kubelet's (`ballast`); built by `swift build` (every product)
+/// or `swift build --product ballast-shim`.
+#define CKL_SHIM_EXECUTABLE "ballast-shim"
+
+/// The longest piece of a CRI log line; longer lines become partial (P) lines.
+#define CKL_CRI_MAX_LINE 16384
+
+/// Seconds from 1970 to 2001-01-01, the reference date of the records' times (they are JSON
+/// numbers of seconds since then, as Swift's JSONEncoder writes a Date by default).
+#define CKL_REFERENCE_DATE_OFFSET 978307200LL
+
+/// Writes `length` bytes to `path` atomically: a temporary file beside it, fsync, rename, and
+/// an fsync of the directory. 0, or -1 with errno.
+int ckl_write_file_atomic(const char *path, const char *data, size_t length);
+
+/// `state.json`: {"pid":…,"startedAt":…} (ContainerStarted). 0, or -1 with errno.
+int ckl_write_started(const char *path, int pid, const struct timespec *started_at);
+
+/// `exit.json` (ContainerExit): the exit code, the signal that ended it (0: none), whether the
+/// OOM killer did, when it started (NULL: never), when it ended, and why it never started
+/// (NULL: it did; escaped as JSON, invalid UTF-8 replaced by U+FFFD). 0, or -1 with errno.
+int ckl_write_exit(const char *path, int exit_code, int signal, int oom_killed, const struct timespec *started_at,
+                   const struct timespec *finished_at, const char *start_failure);
+
+/// RFC 3339 in UTC with nanoseconds, trailing zeros (and a zero fraction) trimmed, as Go's
+/// `time.RFC3339Nano` prints it: the CRI log's timestamps. Needs 31 bytes; the length written.
+int ckl_cri_timestamp(char *buffer, size_t size, long long seconds, long nanoseconds);
+
+/// Opens (creating it and its directory, appending) a container's CRI log; -1 with errno.
+int ckl_cri_open_log(const char *path);
+
+/// One stream (stdout or stderr) of a container copied into its CRI log, line by line: bytes
+/// are fed as they come, a full line is written as one `<time> <stream> F <line>` entry, a line
+/// longer than CKL_CRI_MAX_LINE is cut into P entries; `ckl_cri_stream_end` writes what is
+/// left (an unterminated last line, as F) and frees the stream.
+struct ckl_cri_stream;
+struct ckl_cri_stream *ckl_cri_stream_new(int log_fd, const char *stream);
+void ckl_cri_stream_feed(struct ckl_cri_stream *stream, const char *bytes, size_t length);
+void ckl_cri_stream_end(struct ckl_cri_stream *stream);
 
 #endif

@@ -2,7 +2,8 @@
 // when it has one, else `--pod-cidr`; from it the kubelet installs the cluster's host routes
 // (HostNetwork.install, idempotent: `ballast up` made them already) with the node's bridge (its
 // gateway, forwarding on it alone) and writes the node's network configuration list, then each pod's
-// network namespace gets `lo` (the loopback plugin) and `eth0` (bridge + host-local IPAM, with
+// network namespace gets `lo` (up already when the kubelet made the namespace, else the loopback
+// plugin) and `eth0` (bridge + host-local IPAM, with
 // routes to the cluster's pod and Service ranges only — no default route):
 //
 //     <root>/cni/net.d/10-ballast.conflist    the node's network, written by the kubelet
@@ -147,12 +148,14 @@ public actor PodNetwork {
     }
 
     /// Sets up the pod's network in the namespace at `netns` (unless it was, for this
-    /// namespace); returns the pod's IP.
-    public func setUp(_ pod: Pod, netns: String) async throws -> String {
+    /// namespace); returns the pod's IP. `lo` is brought up by the loopback plugin unless
+    /// `loopbackUp` (the kubelet made the namespace with `lo` up: one plugin process less per pod).
+    public func setUp(_ pod: Pod, netns: String, loopbackUp: Bool = false) async throws -> String {
         let list = try Self.list(try await networkList(), for: pod)
         if let ip = podIP(uid: pod.uid) { return ip }
-        let loopback = try CNINetworkList(Self.loopback)
-        _ = try await invoker.add(loopback, arguments(pod, netns: netns, ifName: "lo"))
+        if !loopbackUp {
+            _ = try await invoker.add(try CNINetworkList(Self.loopback), arguments(pod, netns: netns, ifName: "lo"))
+        }
         let result = try await invoker.add(list, arguments(pod, netns: netns))
         guard let ip = result.podIPv4 else {
             try? await tearDown(pod, netns: netns)

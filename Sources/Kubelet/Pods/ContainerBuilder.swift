@@ -74,7 +74,8 @@ struct ContainerBuilder {
             attempt: attempt, isInit: isInit, image: image, args: argv, env: env, workingDir: workingDir, mounts: mounts,
             devices: try volumeDevices(container), memoryLimit: limits["memory"].map { $0.value },
             cpuLimitMillis: limits["cpu"].map { $0.milliValue }, cpuRequestMillis: requests["cpu"].map { $0.milliValue },
-            pidsLimit: podPidsLimit, hostname: pod.metadata.name ?? "", sandbox: sandbox, pidNamespace: nil,
+            pidsLimit: podPidsLimit, hostname: pod.metadata.name ?? "", sandbox: sandbox,
+            pidNamespace: pod.sharesProcessNamespace ? sandbox.pidNamespace : nil,
             logPath: Self.logDirectory(base: podLogsDirectory, pod: pod) + "/\(container.name)/\(attempt).log",
             specHash: ContainerConfig.hash(hashInput))
         config.netNamespace = podNetwork?.netns

@@ -38,7 +38,8 @@ extension PodWorker {
             logger.info("adopted container", metadata: ["container": "\(name)", "id": "\(current.id)", "running": "\(slot.isRunning)"])
         }
         if !mine.isEmpty {
-            sandboxReady = context.sandbox(uid).isReady(network: ownNetwork) && podIP != nil
+            let sandbox = context.sandbox(uid)
+            sandboxReady = sandbox.isReady(network: ownNetwork) && podIP != nil && (!pod.sharesProcessNamespace || sandbox.pausePID != nil)
         }
     }
 
@@ -157,6 +158,7 @@ extension PodWorker {
                                                      withIntermediateDirectories: true)
             try? RecordFiles.write(last, to: lastPath(container.name))
             slot.previous = last
+            slots[container.name] = slot   // kept across the awaits below, which re-read the slot
             try? await context.runtime.remove(record.id)
         }
         do {

@@ -139,8 +139,10 @@ actor PodWorker {
     var ownNetwork: Bool { context.network != nil && !(pod.spec.hostNetwork ?? false) }
 
     private func ensureSandbox() async -> Bool {
-        if sandboxReady { return true }
         let sandbox = context.sandbox(uid)
+        // A pause that died took the pod's containers with it: a new one before they restart.
+        if sandboxReady && pod.sharesProcessNamespace && sandbox.pausePID == nil { sandboxReady = false }
+        if sandboxReady { return true }
         let (resolver, dnsEvents) = PodDNS.config(for: pod, settings: context.settings.dns)
         for (reason, message) in dnsEvents {
             context.events.pod(pod, type: "Warning", reason: reason, message: message)
@@ -152,11 +154,15 @@ actor PodWorker {
             if ownNetwork, let network = context.network {
                 // A new namespace: what an earlier one had (its address) is released first.
                 if fresh { try await network.tearDown(pod, netns: sandbox.netNamespace) }
-                let ip = try await network.setUp(pod, netns: sandbox.netNamespace)
+                let ip = try await network.setUp(pod, netns: sandbox.netNamespace, loopbackUp: fresh)
                 try sandbox.writeHosts(hostname: pod.metadata.name ?? "", ip: ip)
                 podIP = ip
             } else {
                 podIP = context.settings.nodeIP
+            }
+            if pod.sharesProcessNamespace {
+                try await sandbox.ensurePause(command: context.runtime.pauseCommand, cgroupRoot: context.runtime.cgroups.root,
+                                              cgroupPath: Cgroups.podPath(parent: context.runtime.cgroupParent, podUID: uid) + "/pause")
             }
             sandboxReady = true
             return true

@@ -5,70 +5,14 @@
 //     2024-05-01T10:00:00.200000000Z stderr P a line longer than 16 KiB is cut into partial…
 //     2024-05-01T10:00:00.200000001Z stderr F …pieces, the last one tagged F
 //
-// at `<pod-logs-dir>/<namespace>_<pod>_<uid>/<container>/<restartCount>.log`.
+// at `<pod-logs-dir>/<namespace>_<pod>_<uid>/<container>/<restartCount>.log`. The container's
+// shim (`ballast-shim`) writes them through CKubelet's `ckl_cri_stream_*`; the kubelet reads
+// them here, with the same timestamp format (`ckl_cri_timestamp`).
+import CKubelet
 import Foundation
-import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
-
-/// Writes CRI log lines to a file; shared by the writers of a container's stdout and stderr.
-public final class CRILogWriter: Sendable {
-    /// The longest piece written as one line; longer lines become partial (P) lines.
-    public static let maxLineBytes = 16 * 1024
-    private let fd: Int32
-
-    /// Opens (creating, appending) the log at `path`.
-    public init(path: String) throws {
-        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o640)
-        guard fd >= 0 else { throw KubeletError(.runtime, "cannot open the container log \(path): \(String(cString: strerror(errno)))") }
-    }
-
-    deinit { close(fd) }
-
-    /// Appends one entry: `content` (without its newline) from `stream`, full or partial.
-    public func write(stream: String, partial: Bool, content: some Collection<UInt8>, at time: Date = Date()) {
-        var line = Array((CRILog.timestamp(time) + " " + stream + (partial ? " P " : " F ")).utf8)
-        line.append(contentsOf: content)
-        line.append(0x0A)
-        line.withUnsafeBytes { buffer in
-            var offset = 0
-            while offset < buffer.count {
-                let written = Glibc.write(fd, buffer.baseAddress! + offset, buffer.count - offset)
-                if written < 0 { if errno == EINTR { continue } else { return } }
-                offset += written
-            }
-        }
-    }
-
-    /// Copies `chunks` (a stream's output) into the log, line by line, until they end.
-    public func pump(_ chunks: some AsyncSequence<[UInt8], any Error>, stream: String) async {
-        var pending: [UInt8] = []
-        do {
-            for try await chunk in chunks {
-                pending.append(contentsOf: chunk)
-                var start = 0
-                while let newline = pending[start...].firstIndex(of: 0x0A) {
-                    var end = newline
-                    while end - start > Self.maxLineBytes {
-                        write(stream: stream, partial: true, content: pending[start..<(start + Self.maxLineBytes)])
-                        start += Self.maxLineBytes
-                        end = newline
-                    }
-                    write(stream: stream, partial: false, content: pending[start..<end])
-                    start = newline + 1
-                }
-                while pending.count - start > Self.maxLineBytes {
-                    write(stream: stream, partial: true, content: pending[start..<(start + Self.maxLineBytes)])
-                    start += Self.maxLineBytes
-                }
-                pending.removeFirst(start)
-            }
-        } catch {}
-        if !pending.isEmpty { write(stream: stream, partial: false, content: pending) }
-    }
-}
 
 /// Reading CRI logs back, for `/containerLogs` (`kubectl logs`).
 public enum CRILog {
@@ -80,22 +24,18 @@ public enum CRILog {
         public var content: Substring
     }
 
+    /// The longest piece written as one line; longer lines become partial (P) lines.
+    public static let maxLineBytes = Int(CKL_CRI_MAX_LINE)
+
     /// RFC 3339 with nanoseconds in UTC, as Go's `time.RFC3339Nano` prints it.
     public static func timestamp(_ date: Date) -> String {
         let seconds = date.timeIntervalSince1970
-        var whole = time_t(seconds.rounded(.down))
+        var whole = Int64(seconds.rounded(.down))
         var nanos = Int((seconds - Double(whole)) * 1e9)
         if nanos >= 1_000_000_000 { whole += 1; nanos -= 1_000_000_000 }
-        var parts = tm()
-        gmtime_r(&whole, &parts)
-        var text = String(format: "%04d-%02d-%02dT%02d:%02d:%02d", Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1, Int(parts.tm_mday),
-                          Int(parts.tm_hour), Int(parts.tm_min), Int(parts.tm_sec))
-        if nanos > 0 {
-            var fraction = String(format: "%09d", nanos)
-            while fraction.hasSuffix("0") { fraction.removeLast() }
-            text += "." + fraction
-        }
-        return text + "Z"
+        var buffer = [CChar](repeating: 0, count: 64)
+        _ = ckl_cri_timestamp(&buffer, buffer.count, whole, nanos)
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     /// Parses one line (without its newline); nil for a malformed line.

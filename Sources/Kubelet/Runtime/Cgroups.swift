@@ -126,6 +126,36 @@ public struct Cgroups: Sendable, Equatable {
         return pids
     }
 
+    /// Moves process `pid` into cgroup `path`, made (with its parents) in every hierarchy where
+    /// it is missing; a new cpuset cgroup gets its parent's CPUs and memory nodes (cgroup v1
+    /// leaves them empty, and an empty cpuset takes no process). What the runtime does for a
+    /// container, for the pod's pause process.
+    public func join(_ path: String, pid: Int32) throws {
+        let parts = path.split(separator: "/").map(String.init)
+        for base in directories(of: "") {
+            var current = base
+            for part in parts {
+                let parent = current
+                current += "/" + part
+                guard !FileManager.default.fileExists(atPath: current) else { continue }
+                guard mkdir(current, 0o755) == 0 || errno == EEXIST else {
+                    throw KubeletError(.runtime, "cannot make the cgroup \(current): \(String(cString: strerror(errno)))")
+                }
+                for file in ["cpuset.cpus", "cpuset.mems"] {
+                    let own = (try? String(contentsOfFile: current + "/" + file, encoding: .utf8)) ?? "x"
+                    guard own.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty,
+                          let inherited = try? String(contentsOfFile: parent + "/" + file, encoding: .utf8) else { continue }
+                    try? inherited.write(toFile: current + "/" + file, atomically: false, encoding: .utf8)
+                }
+            }
+            do {
+                try "\(pid)\n".write(toFile: current + "/cgroup.procs", atomically: false, encoding: .utf8)
+            } catch {
+                throw KubeletError(.runtime, "cannot move process \(pid) into the cgroup \(current): \(error)")
+            }
+        }
+    }
+
     /// Whether any directory of `path` exists.
     public func exists(_ path: String) -> Bool {
         directories(of: path).contains { FileManager.default.fileExists(atPath: $0) }

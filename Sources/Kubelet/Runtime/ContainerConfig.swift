@@ -31,7 +31,8 @@ public struct ContainerConfig: Sendable, Equatable {
     public var sandbox: PodSandbox
     /// The pod's network namespace to join (nil: the node's, for hostNetwork pods).
     public var netNamespace: String?
-    /// The pid namespace to join (`shareProcessNamespace`: the pod's first container's).
+    /// The PID namespace to join (`shareProcessNamespace`: the pod's, whose PID 1 is its pause
+    /// process); nil: a new one of the container's own.
     public var pidNamespace: String?
     public var logPath: String
     public var specHash: String

@@ -1,7 +1,9 @@
 // What a container leaves on disk, so that a restarted kubelet knows it: the kubelet writes
-// `meta.json` before it starts the shim; the shim writes `state.json` once the container runs
-// and `exit.json` once it has ended. All three are written atomically (temporary file, fsync,
-// rename).
+// `meta.json` before it starts the shim; the shim (`ballast-shim`, C) writes `state.json` once
+// the container runs and `exit.json` once it has ended, through CKubelet's `ckl_write_started`
+// and `ckl_write_exit` (the names of these files are CKubelet's too; RecordFilesTests checks
+// that what the C writes decodes as `ContainerStarted` and `ContainerExit`). All are written
+// atomically (temporary file, fsync, rename).
 //
 //     <root>/containers/<id>/
 //       meta.json      ContainerRecord (kubelet)
@@ -13,6 +15,7 @@
 //       pid            the container's init pid (runtime)
 //       runtime.log    the runtime's own messages, JSON lines (runtime)
 //       shim.log       the shim's messages
+import CKubelet
 import Foundation
 import HostSystem
 
@@ -38,13 +41,14 @@ public struct ContainerRecord: Codable, Sendable, Equatable {
     public var specHash: String
 }
 
-/// Written by the shim once the container's process runs.
+/// Written by the shim once the container's process runs (`ckl_write_started`).
 public struct ContainerStarted: Codable, Sendable, Equatable {
     public var pid: Int32
     public var startedAt: Date
 }
 
-/// Written by the shim once the container has ended (or failed to start).
+/// Written by the shim once the container has ended or failed to start (`ckl_write_exit`), or
+/// by the kubelet for a container whose shim never wrote it.
 public struct ContainerExit: Codable, Sendable, Equatable {
     /// The exit status; 128 + the signal when a signal ended it; 128 when it never started.
     public var exitCode: Int32
@@ -57,14 +61,14 @@ public struct ContainerExit: Codable, Sendable, Equatable {
 }
 
 /// Reading and writing the records.
-enum RecordFiles {
-    static let meta = "meta.json"
-    static let started = "state.json"
-    static let exit = "exit.json"
+package enum RecordFiles {
+    package static let meta = "meta.json"
+    package static let started = CKL_RECORD_STARTED
+    package static let exit = CKL_RECORD_EXIT
     /// The shim's pid, so that a restarted kubelet checks one process, not all of /proc.
-    static let shimPID = "shim.pid"
+    package static let shimPID = CKL_RECORD_SHIM_PID
 
-    static func write<T: Encodable>(_ value: T, to path: String) throws {
+    package static func write<T: Encodable>(_ value: T, to path: String) throws {
         let temporary = path + ".tmp-" + UUID().uuidString.prefix(8)
         let data = try JSONEncoder().encode(value)
         guard FileManager.default.createFile(atPath: temporary, contents: data) else {
@@ -77,7 +81,7 @@ enum RecordFiles {
         try FileSystem.commit(temporary, to: path)
     }
 
-    static func read<T: Decodable>(_ type: T.Type, from path: String) -> T? {
+    package static func read<T: Decodable>(_ type: T.Type, from path: String) -> T? {
         guard let data = FileManager.default.contents(atPath: path) else { return nil }
         return try? JSONDecoder().decode(T.self, from: data)
     }

@@ -1,6 +1,6 @@
 // The OCI runtime driver: containers of `runc` (or `crun`) as bundles under
 // `<root>/containers/<id>` with overlayfs roots, each owned by a shim process
-// (`ContainerShim`). The kubelet asks it to start, signal, wait for, exec into and remove
+// (`ballast-shim`, Sources/BallastShim). The kubelet asks it to start, signal, wait for, exec into and remove
 // containers; everything it knows is on disk (`ContainerRecord`), so a restarted kubelet adopts
 // what runs.
 import CKubelet
@@ -34,8 +34,12 @@ public final class OCIRuntime: Sendable {
     /// one machine never see each other's containers.
     public let stateDirectory: String
     public var containersDirectory: String { root + "/containers" }
-    /// How to start a shim: the `ballast` executable and its hidden subcommand.
-    public let shimCommand: [String]
+    /// The `ballast` executable, for a pod's pause process (`kubelet-pause`).
+    public let executable: String
+    /// The container shim's executable (`ballast-shim`): by default beside this process's own.
+    public let shimExecutable: String
+    /// How to start a pod's pause process (`shareProcessNamespace`): `ballast kubelet-pause`.
+    public var pauseCommand: [String] { [executable, "kubelet-pause"] }
     public let cgroups: Cgroups
     public let nodeName: String
     /// The cgroup of this node's pods (`Cgroups.nodePath`).
@@ -44,8 +48,18 @@ public final class OCIRuntime: Sendable {
     /// Shims this process started, by container id (adopted ones are not here).
     private let shims = Mutex<[String: ChildProcess]>([:])
 
-    public init(name: String, root: String, nodeName: String, cgroupRoot: String = "/ballast", shimCommand: [String],
-                cgroups: Cgroups = .detect(), logger: Logger) throws {
+    /// The shim's file name (CKubelet's `CKL_SHIM_EXECUTABLE`).
+    public static let shimName = CKL_SHIM_EXECUTABLE
+
+    /// `ballast-shim` in the directory of this process's executable (/proc/self/exe): where
+    /// `swift build` puts it beside `ballast` (and beside the test bundle).
+    public static func shimBesideThisExecutable() -> String {
+        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        return URL(fileURLWithPath: executable).deletingLastPathComponent().appendingPathComponent(shimName).path
+    }
+
+    public init(name: String, root: String, nodeName: String, cgroupRoot: String = "/ballast", executable: String,
+                shimExecutable: String = OCIRuntime.shimBesideThisExecutable(), cgroups: Cgroups = .detect(), logger: Logger) throws {
         guard ["runc", "crun"].contains(name) else {
             throw KubeletError(.configuration, "--container-runtime \(name) is not supported: use runc or crun")
         }
@@ -60,7 +74,8 @@ public final class OCIRuntime: Sendable {
         self.binary = binary
         self.root = root
         self.stateDirectory = root + "/runtime/" + name
-        self.shimCommand = shimCommand
+        self.executable = executable
+        self.shimExecutable = shimExecutable
         self.cgroups = cgroups
         self.nodeName = nodeName
         self.cgroupParent = Cgroups.nodePath(root: cgroupRoot, node: nodeName)
@@ -89,6 +104,9 @@ public final class OCIRuntime: Sendable {
     /// kubelet to report and remove.
     public func start(_ config: ContainerConfig, layers: [String]) async throws -> ContainerRecord {
         let began = ContinuousClock.now
+        guard FileManager.default.isExecutableFile(atPath: shimExecutable) else {
+            throw KubeletError(.containerCreate, "the container shim \(shimExecutable) is missing: it is built beside ballast by `swift build` (or `swift build --product \(Self.shimName)`; `make build`)")
+        }
         let id = Self.newID()
         let dir = directory(id)
         let cgroupsPath = Cgroups.containerPath(parent: cgroupParent, podUID: config.podUID, containerID: id)
@@ -115,11 +133,12 @@ public final class OCIRuntime: Sendable {
         let bundled = ContinuousClock.now
         let shim: ChildProcess
         do {
-            shim = try ChildProcess(shimCommand + ["--runtime", binary, "--runtime-root", stateDirectory, "--id", id, "--directory", dir,
-                                                   "--log", config.logPath, "--cgroup", cgroupsPath, "--cgroup-root", cgroups.root],
+            shim = try ChildProcess([shimExecutable, "--runtime", binary, "--runtime-root", stateDirectory, "--id", id, "--directory", dir,
+                                                   "--log", config.logPath, "--cgroup", cgroupsPath, "--cgroup-root", cgroups.root]
+                                                   + (config.pidNamespace != nil ? ["--kill-all-on-exit"] : []),
                                     newSession: true, standardOutput: .stream, standardError: .file(dir + "/shim.log"))
         } catch {
-            throw KubeletError(.runtime, "cannot start the container shim \(shimCommand.joined(separator: " ")): \(error)", cause: error)
+            throw KubeletError(.runtime, "cannot start the container shim \(shimExecutable): \(error)", cause: error)
         }
         shims.withLock { $0[id] = shim }
         var answer = ""
@@ -191,8 +210,12 @@ public final class OCIRuntime: Sendable {
         return !ProcessTable.pids { Self.isShim($0, of: dir) }.isEmpty
     }
 
+    /// A shim's command line: `…/ballast-shim … --directory <dir> …` (or, started by a kubelet
+    /// from before the shim was its own executable, `ballast kubelet-shim …`, so that an upgraded
+    /// kubelet still adopts those).
     static func isShim(_ arguments: [String], of directory: String) -> Bool {
-        arguments.contains("kubelet-shim") && arguments.contains(directory)
+        guard arguments.contains(directory), let first = arguments.first else { return false }
+        return first.hasSuffix("/" + shimName) || first == shimName || arguments.contains("kubelet-shim")
     }
 
     /// Waits until container `id` has ended; its exit. A shim of ours is awaited; an adopted
@@ -262,7 +285,11 @@ public final class OCIRuntime: Sendable {
     public func remove(_ id: String) async throws {
         let dir = directory(id)
         let record = RecordFiles.read(ContainerRecord.self, from: dir + "/" + RecordFiles.meta)
-        _ = try? await SystemCommand.run([binary, "--root", stateDirectory, "delete", "--force", id], timeout: .seconds(30))
+        // The shim deletes the container from the runtime once it has ended; a runtime process
+        // (~3 ms of CPU) only when its state is still there (the shim was killed, or it runs).
+        if FileManager.default.fileExists(atPath: stateDirectory + "/" + id) {
+            _ = try? await SystemCommand.run([binary, "--root", stateDirectory, "delete", "--force", id], timeout: .seconds(30))
+        }
         for _ in 0..<4 where SystemMounter().isMountPoint(dir + "/rootfs") {
             if ckl_unmount(dir + "/rootfs", 0) != 0 && errno == EBUSY {
                 _ = ckl_unmount(dir + "/rootfs", 1)
