@@ -240,6 +240,7 @@ core = [
         F("serviceAccount", S, "`serviceAccount` (deprecated alias of `serviceAccountName`)."),
         F("automountServiceAccountToken", "Bool?", "`automountServiceAccountToken`."), F("nodeName", S, "`nodeName`."),
         F("hostNetwork", "Bool?", "`hostNetwork`."), F("hostPID", "Bool?", "`hostPID`."), F("hostIPC", "Bool?", "`hostIPC`."),
+        F("shareProcessNamespace", "Bool?", "`shareProcessNamespace`: the containers share one PID namespace, whose PID 1 is the pod's pause process."),
         F("securityContext", J, "`securityContext`, raw JSON."),
         F("imagePullSecrets", "[LocalObjectReference]?", "`imagePullSecrets`."), F("hostname", S, "`hostname`."),
         F("subdomain", S, "`subdomain`."), F("affinity", J, "`affinity`, raw JSON."), F("schedulerName", S, "`schedulerName`."),

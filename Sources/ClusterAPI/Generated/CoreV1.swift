@@ -1554,6 +1554,8 @@ public struct PodSpec: Sendable, Hashable, Codable, PreservesUnknownFields {
     public var hostPID: Bool?
     /// `hostIPC`.
     public var hostIPC: Bool?
+    /// `shareProcessNamespace`: the containers share one PID namespace, whose PID 1 is the pod's pause process.
+    public var shareProcessNamespace: Bool?
     /// `securityContext`, raw JSON.
     public var securityContext: JSONValue?
     /// `imagePullSecrets`.
@@ -1603,6 +1605,7 @@ public struct PodSpec: Sendable, Hashable, Codable, PreservesUnknownFields {
         hostNetwork: Bool? = nil,
         hostPID: Bool? = nil,
         hostIPC: Bool? = nil,
+        shareProcessNamespace: Bool? = nil,
         securityContext: JSONValue? = nil,
         imagePullSecrets: [LocalObjectReference]? = nil,
         hostname: String? = nil,
@@ -1634,6 +1637,7 @@ public struct PodSpec: Sendable, Hashable, Codable, PreservesUnknownFields {
         self.hostNetwork = hostNetwork
         self.hostPID = hostPID
         self.hostIPC = hostIPC
+        self.shareProcessNamespace = shareProcessNamespace
         self.securityContext = securityContext
         self.imagePullSecrets = imagePullSecrets
         self.hostname = hostname
@@ -1651,7 +1655,7 @@ public struct PodSpec: Sendable, Hashable, Codable, PreservesUnknownFields {
         self.unknownFields = [:]
     }
 
-    static let knownKeys: Set<String> = ["volumes", "initContainers", "containers", "ephemeralContainers", "restartPolicy", "terminationGracePeriodSeconds", "activeDeadlineSeconds", "dnsPolicy", "nodeSelector", "serviceAccountName", "serviceAccount", "automountServiceAccountToken", "nodeName", "hostNetwork", "hostPID", "hostIPC", "securityContext", "imagePullSecrets", "hostname", "subdomain", "affinity", "schedulerName", "tolerations", "priorityClassName", "priority", "preemptionPolicy", "runtimeClassName", "enableServiceLinks", "overhead", "schedulingGates"]
+    static let knownKeys: Set<String> = ["volumes", "initContainers", "containers", "ephemeralContainers", "restartPolicy", "terminationGracePeriodSeconds", "activeDeadlineSeconds", "dnsPolicy", "nodeSelector", "serviceAccountName", "serviceAccount", "automountServiceAccountToken", "nodeName", "hostNetwork", "hostPID", "hostIPC", "shareProcessNamespace", "securityContext", "imagePullSecrets", "hostname", "subdomain", "affinity", "schedulerName", "tolerations", "priorityClassName", "priority", "preemptionPolicy", "runtimeClassName", "enableServiceLinks", "overhead", "schedulingGates"]
 
     /// Decodes, keeping unknown members.
     public init(from decoder: any Decoder) throws {
@@ -1672,6 +1676,7 @@ public struct PodSpec: Sendable, Hashable, Codable, PreservesUnknownFields {
         hostNetwork = try container.decodeIfPresent(Bool.self, forKey: "hostNetwork")
         hostPID = try container.decodeIfPresent(Bool.self, forKey: "hostPID")
         hostIPC = try container.decodeIfPresent(Bool.self, forKey: "hostIPC")
+        shareProcessNamespace = try container.decodeIfPresent(Bool.self, forKey: "shareProcessNamespace")
         securityContext = try container.decodeIfPresent(JSONValue.self, forKey: "securityContext")
         imagePullSecrets = try container.decodeIfPresent([LocalObjectReference].self, forKey: "imagePullSecrets")
         hostname = try container.decodeIfPresent(String.self, forKey: "hostname")
@@ -1709,6 +1714,7 @@ public struct PodSpec: Sendable, Hashable, Codable, PreservesUnknownFields {
         try container.encodeIfPresent(hostNetwork, forKey: "hostNetwork")
         try container.encodeIfPresent(hostPID, forKey: "hostPID")
         try container.encodeIfPresent(hostIPC, forKey: "hostIPC")
+        try container.encodeIfPresent(shareProcessNamespace, forKey: "shareProcessNamespace")
         try container.encodeIfPresent(securityContext, forKey: "securityContext")
         try container.encodeIfPresent(imagePullSecrets, forKey: "imagePullSecrets")
         try container.encodeIfPresent(hostname, forKey: "hostname")

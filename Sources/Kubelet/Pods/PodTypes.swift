@@ -154,7 +154,7 @@ extension Pod {
     /// What Kubernetes prints in kubelet messages: `name_namespace(uid)`.
     var logName: String { "\(metadata.name ?? "")_\(metadata.namespace ?? "default")(\(metadata.uid ?? ""))" }
     var uid: String { metadata.uid ?? "" }
-    /// `spec.shareProcessNamespace` (kept by the model among the spec's other members): the
-    /// pod's containers share one PID namespace, whose PID 1 is the pod's pause process.
-    var sharesProcessNamespace: Bool { spec.unknownFields["shareProcessNamespace"]?.boolValue == true }
+    /// `spec.shareProcessNamespace`: the pod's containers share one PID namespace, whose PID 1
+    /// is the pod's pause process.
+    var sharesProcessNamespace: Bool { spec.shareProcessNamespace == true }
 }
