@@ -17,6 +17,18 @@ extension AttachDetachController {
         } else if let error = attachment.status?.attachError?.message {
             outcome = error
         }
+        // An error seen by the informer but already overwritten by a later attempt: reported
+        // before what the attachment says now.
+        let missed = state.withLock { state -> String? in
+            guard let error = state.seenErrors.removeValue(forKey: name), error != outcome, state.reported[name] != error else { return nil }
+            state.reported[name] = error
+            return error
+        }
+        if let missed {
+            for pod in pods {
+                recorder.event(pod, .warning, "FailedAttachVolume", "AttachVolume.Attach failed for volume \"\(volumeName)\" : \(missed)")
+            }
+        }
         guard let outcome else { return }
         let changed = state.withLock { state in
             if state.reported[name] == outcome { return false }

@@ -56,6 +56,10 @@ final class AttachDetachController: Sendable {
         var detachWanted: [String: ContinuousClock.Instant] = [:]
         /// attachment name → the last state reported in events ("attached" or the error).
         var reported: [String: String] = [:]
+        /// attachment name → the last `attachError` the informer delivered: an error the
+        /// attacher overwrites by its next attempt before a sync reads the attachment is still
+        /// reported (as the reconciler's operation, which watches the attachment, reports it).
+        var seenErrors: [String: String] = [:]
         /// "volume|node" pairs whose Multi-Attach error was reported.
         var multiAttachReported: Set<String> = []
         /// attachment name → an attachment this controller created that the informer may not
@@ -128,12 +132,14 @@ final class AttachDetachController: Sendable {
                 if case .deleted = event {
                     $0.nodeVolumes[attachment.spec.nodeName]?.remove(name)
                     $0.reported[attachment.metadata.name ?? ""] = nil
+                    $0.seenErrors[attachment.metadata.name ?? ""] = nil
                     $0.detachWanted[attachment.metadata.name ?? ""] = nil
                     if let mine = $0.created[attachment.metadata.name ?? ""], mine.attachment.metadata.uid == attachment.metadata.uid {
                         $0.created[attachment.metadata.name ?? ""] = nil
                     }
                 } else {
                     $0.nodeVolumes[attachment.spec.nodeName, default: []].insert(name)
+                    if let error = attachment.status?.attachError?.message { $0.seenErrors[attachment.metadata.name ?? ""] = error }
                 }
             }
             return [name]
