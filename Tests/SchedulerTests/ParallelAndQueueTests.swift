@@ -26,7 +26,7 @@ struct ParallelAndQueueTests {
             #expect(perNode.count == 10 && perNode.values.allSatisfy { $0 == 10 }, "\(perNode)")
             // The 101st does not fit anywhere.
             try await h.add(makePod("extra", cpu: "100m"))
-            let condition = try await h.unschedulable("extra")
+            let condition = try await h.unschedulable("extra", message: "0/10 nodes are available: 10 Insufficient cpu.")
             #expect(condition?.message == "0/10 nodes are available: 10 Insufficient cpu.")
         }
     }
@@ -36,7 +36,7 @@ struct ParallelAndQueueTests {
         try await withHarness { h in
             try await h.add(makeNode("small", cpu: "1"))
             try await h.add(makePod("p", cpu: "2"))
-            #expect(try await h.unschedulable("p")?.message == "0/1 nodes are available: 1 Insufficient cpu.")
+            #expect(try await h.unschedulable("p", message: "0/1 nodes are available: 1 Insufficient cpu.")?.message == "0/1 nodes are available: 1 Insufficient cpu.")
             try await h.add(makeNode("big", cpu: "8"))
             #expect(try await h.boundNode("p") == "big")
         }
@@ -48,7 +48,7 @@ struct ParallelAndQueueTests {
             try await h.add(makeNode("n1"))
             try await h.add(makePVC("data", className: "late"))
             try await h.add(makePod("p", claims: ["data"]))
-            #expect(try await h.unschedulable("p")?.message == "0/1 nodes are available: storageclass.storage.k8s.io \"late\" not found.")
+            #expect(try await h.unschedulable("p", message: "0/1 nodes are available: storageclass.storage.k8s.io \"late\" not found.")?.message == "0/1 nodes are available: storageclass.storage.k8s.io \"late\" not found.")
             try await h.add(makeClass("late"))
             #expect(try await h.boundNode("p") == "n1")
         }

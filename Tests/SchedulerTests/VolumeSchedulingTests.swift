@@ -80,7 +80,7 @@ struct VolumeSchedulingTests {
             try await h.add(makeClass("elsewhere", zones: ["zone-c"]))
             try await h.add(makePVC("data", className: "elsewhere"))
             try await h.add(makePod("p", claims: ["data"]))
-            let condition = try await h.unschedulable("p")
+            let condition = try await h.unschedulable("p", message: "0/2 nodes are available: 2 node(s) didn't find available persistent volumes to bind.")
             #expect(condition?.message == "0/2 nodes are available: 2 node(s) didn't find available persistent volumes to bind.")
             let claim = try await h.client.get(PersistentVolumeClaim.self, name: "data", namespace: "default")
             #expect(claim.metadata.annotations?[SchedulerNames.selectedNode] == nil)
@@ -173,7 +173,7 @@ struct VolumeSchedulingTests {
             try await h.add(makePod("first", claims: ["solo"]))
             #expect(try await h.boundNode("first") == "n1")
             try await h.add(makePod("second", claims: ["solo"]))
-            let condition = try await h.unschedulable("second")
+            let condition = try await h.unschedulable("second", message: "0/1 nodes are available: node has pod using PersistentVolumeClaim with the same name and ReadWriteOncePod access mode.")
             #expect(condition?.message == "0/1 nodes are available: node has pod using PersistentVolumeClaim with the same name and ReadWriteOncePod access mode.")
             // Once the first pod is gone, the second one is scheduled (pod deletion requeues it).
             try await h.client.delete(Pod.self, name: "first", namespace: "default", options: DeleteOptions(gracePeriodSeconds: 0))
