@@ -10,11 +10,15 @@ struct DetachedUp {
     let root: String
     var data: String { root + "/data" }
 
-    /// `ballast up --detach --data-dir <data> <arguments>`: how long until it said every node is
-    /// Ready, and a client with its admin kubeconfig.
-    func start(_ arguments: [String]) async throws -> (seconds: Double, client: KubeClient) {
+    /// `ballast up --detach` with `nodes` nodes on free ports, its cgroups under `cgroupRoot`, and
+    /// `arguments`: how long until it said every node is Ready, and a client with its admin
+    /// kubeconfig.
+    func start(nodes: Int, cgroupRoot: String, logLevel: String, _ arguments: [String]) async throws -> (seconds: Double, client: KubeClient) {
+        let command = ["/proc/self/exe", "up", "--detach", "--data-dir", data, "--nodes", "\(nodes)",
+                       "--api-port", "\(BenchCluster.freePort())", "--cloud-port", "\(BenchCluster.freePort())",
+                       "--kubelet-port", "\(BenchCluster.freePort())", "--cgroup-root", cgroupRoot, "--log-level", logLevel]
         let start = ContinuousClock.now
-        let up = try await SystemCommand.run(["/proc/self/exe", "up", "--detach", "--data-dir", data] + arguments, timeout: .seconds(300))
+        let up = try await SystemCommand.run(command + arguments, timeout: .seconds(300))
         let elapsed = (ContinuousClock.now - start).seconds
         guard up.status == 0 else { throw BenchFailure("ballast up failed:\n\(up.stdout)\(up.stderr)") }
         return (elapsed, try KubeClient(try Connection.kubeconfig(at: data + "/admin.kubeconfig")))

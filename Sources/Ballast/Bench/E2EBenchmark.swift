@@ -371,15 +371,12 @@ final class E2EBenchRun: @unchecked Sendable {
     private func startCluster() async throws -> Double {
         progress("ballast up: starting \(settings.nodes) nodes…")
         started = true
-        let arguments = ["--volumes-dir", volumes,
-                         "--nodes", "\(settings.nodes)", "--zones", "\(settings.zones)", "--cloud-latency", settings.latency,
-                         "--attach-limit", "\(settings.attachLimit)",
-                         "--api-port", "\(BenchCluster.freePort())", "--cloud-port", "\(BenchCluster.freePort())",
-                         "--kubelet-port", "\(BenchCluster.freePort())", "--cgroup-root", "/ballast/bench-e2e-" + suffix,
-                         // Ranges of its own, beside the tests' (198.18.128.0/17) and a default cluster's.
-                         "--cluster-cidr", "198.18.64.0/18", "--service-cluster-ip-range", "198.19.64.0/18",
-                         "--log-level", settings.logLevel]
-        let (elapsed, client) = try await cluster.start(arguments)
+        let (elapsed, client) = try await cluster.start(
+            nodes: settings.nodes, cgroupRoot: "/ballast/bench-e2e-" + suffix, logLevel: settings.logLevel,
+            ["--volumes-dir", volumes, "--zones", "\(settings.zones)", "--cloud-latency", settings.latency,
+             "--attach-limit", "\(settings.attachLimit)",
+             // Ranges of its own, beside the tests' (198.18.128.0/17) and a default cluster's.
+             "--cluster-cidr", "198.18.64.0/18", "--service-cluster-ip-range", "198.19.64.0/18"])
         self.client = client
         progress("")
         return elapsed

@@ -118,13 +118,10 @@ final class NetworkBenchRun: @unchecked Sendable {
     private func startCluster() async throws -> Double {
         progress("ballast up: starting \(settings.nodes) nodes…")
         started = true
-        let arguments = ["--volumes-dir", root + "/volumes",
-                         "--nodes", "\(settings.nodes)", "--zones", "1",
-                         "--api-port", "\(BenchCluster.freePort())", "--cloud-port", "\(BenchCluster.freePort())",
-                         "--kubelet-port", "\(BenchCluster.freePort())", "--cgroup-root", "/ballast/bench-network-" + suffix,
-                         "--cluster-cidr", Self.clusterCIDR, "--service-cluster-ip-range", Self.serviceCIDR,
-                         "--log-level", settings.logLevel]
-        let (elapsed, client) = try await cluster.start(arguments)
+        let (elapsed, client) = try await cluster.start(
+            nodes: settings.nodes, cgroupRoot: "/ballast/bench-network-" + suffix, logLevel: settings.logLevel,
+            ["--volumes-dir", root + "/volumes", "--zones", "1",
+             "--cluster-cidr", Self.clusterCIDR, "--service-cluster-ip-range", Self.serviceCIDR])
         self.client = client
         progress("")
         return elapsed
