@@ -3,7 +3,8 @@ SHELL := /bin/bash
 
 # Debian packages the build needs (C libraries behind the system-library targets, and the
 # tools that find them). Later components add theirs here.
-DEB_PACKAGES := liblz4-dev libsqlite3-dev pkg-config etcd-client etcd-server curl util-linux mount e2fsprogs xfsprogs fdisk runc crun busybox-static containernetworking-plugins nftables iproute2
+# libc6-dev: glibc's static libc.a, which ballast-shim links (Package.swift: -static-executable).
+DEB_PACKAGES := libc6-dev liblz4-dev libsqlite3-dev pkg-config etcd-client etcd-server curl util-linux mount e2fsprogs xfsprogs fdisk runc crun busybox-static containernetworking-plugins nftables iproute2
 
 SWIFT ?= swift
 # Extra flags for every swift build/test call, e.g. SWIFT_FLAGS="--scratch-path .build-ci".
