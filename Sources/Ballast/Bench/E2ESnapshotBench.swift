@@ -64,7 +64,22 @@ extension E2EBenchRun {
         let backing = volumes + "/\(zone)/\(volume.spec.csi?.volumeHandle ?? "").img"
 
         for run in 0..<runs {
-            // Each timed step starts with nothing left to write back from the one before.
+            // The floor first, while nothing else runs: after a restore, its reader pod's teardown
+            // (unmount, detach) could still be writing. Each timed step starts with nothing left
+            // to write back from the one before.
+            progress("snapshots: \(run + 1)/\(runs) the floor, cp --reflink=auto…")
+            let copy = volumes + "/bench-copy-\(run).img"
+            _ = try? await SystemCommand.run(["sync"], timeout: .seconds(120))
+            // What the cloud does for a snapshot (HostSystem's FileSystem.copy): the copy, then
+            // its fsync.
+            let copying = ContinuousClock.now
+            let cp = try await SystemCommand.run(["cp", "--reflink=auto", "--sparse=always", backing, copy], timeout: .seconds(300))
+            if cp.status == 0 { _ = try await SystemCommand.run(["sync", copy], timeout: .seconds(120)) }
+            let elapsed = (ContinuousClock.now - copying).seconds
+            try? FileManager.default.removeItem(atPath: copy)
+            guard cp.status == 0 else { throw BenchFailure("cp --reflink=auto \(backing): \(cp.stderr)") }
+            result.copyFloor.append(elapsed)
+
             _ = try? await SystemCommand.run(["sync"], timeout: .seconds(120))
             progress("snapshots: \(run + 1)/\(runs) created → readyToUse…")
             var snapshot = VolumeSnapshot(metadata: ObjectMeta(name: "snap-\(run)", namespace: "default"))
@@ -88,18 +103,6 @@ extension E2EBenchRun {
             result.restoreRunning.append((ContinuousClock.now - restoring).seconds)
             _ = try? await client.delete(Pod.self, name: "snap-reader-\(run)", namespace: "default", options: DeleteOptions())
 
-            progress("snapshots: \(run + 1)/\(runs) the floor, cp --reflink=auto…")
-            let copy = volumes + "/bench-copy-\(run).img"
-            _ = try? await SystemCommand.run(["sync"], timeout: .seconds(120))
-            // What the cloud does for a snapshot (HostSystem's FileSystem.copy): the copy, then
-            // its fsync.
-            let copying = ContinuousClock.now
-            let cp = try await SystemCommand.run(["cp", "--reflink=auto", "--sparse=always", backing, copy], timeout: .seconds(300))
-            if cp.status == 0 { _ = try await SystemCommand.run(["sync", copy], timeout: .seconds(120)) }
-            let elapsed = (ContinuousClock.now - copying).seconds
-            try? FileManager.default.removeItem(atPath: copy)
-            guard cp.status == 0 else { throw BenchFailure("cp --reflink=auto \(backing): \(cp.stderr)") }
-            result.copyFloor.append(elapsed)
         }
         progress("")
         return result
