@@ -103,6 +103,15 @@ final class WriteQueue: @unchecked Sendable {
         return items
     }
 
+    /// Everything queued, at once (never waits).
+    func takeQueued() -> [Item] {
+        condition.lock()
+        defer { condition.unlock() }
+        let items = pending
+        pending.removeAll(keepingCapacity: true)
+        return items
+    }
+
     func close() {
         condition.lock()
         closed = true
@@ -144,6 +153,14 @@ extension MVCCStore {
             if items.isEmpty { return }
             process(items)
         }
+    }
+
+    /// With `MVCCOptions.writerThread` off: applies, commits and answers what is queued, as one
+    /// group, on the calling thread (each `done` has run when this returns).
+    public func runQueuedWrites() {
+        precondition(!options.writerThread, "runQueuedWrites() is for a store opened without its writer thread")
+        let items = queue.takeQueued()
+        if !items.isEmpty { process(items) }
     }
 
     private func process(_ items: [WriteQueue.Item]) {

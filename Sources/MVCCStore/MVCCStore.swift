@@ -29,6 +29,10 @@ public struct MVCCOptions: Sendable {
     public var watcherBufferBytesTotal = 128 << 20
     /// Watchers open at once; more are refused with `tooManyWatchers`.
     public var maxWatchers = 100_000
+    /// Whether writes are applied by the store's own writer thread. Off, nothing applies them
+    /// until the caller runs `runQueuedWrites()` on its own thread: a synchronous, single-threaded
+    /// driver (the fuzz targets) gets each answer without waiting for another thread.
+    public var writerThread = true
     /// Threads that run reads for async callers and the wire server, hashes and snapshots.
     public var readerThreads = max(2, ProcessInfo.processInfo.activeProcessorCount)
     /// Seconds since an arbitrary start; leases expire by this clock (tests replace it).
@@ -139,13 +143,15 @@ public final class MVCCStore: @unchecked Sendable {
                 _ = lessor.attach(r.lease, key: Array(k.dropFirst()))
             }
         }
-        writerDone.enter()
-        let writer = Thread { [self] in
-            writerLoop()
-            writerDone.leave()
+        if options.writerThread {
+            writerDone.enter()
+            let writer = Thread { [self] in
+                writerLoop()
+                writerDone.leave()
+            }
+            writer.name = "mvcc-writer"
+            writer.start()
         }
-        writer.name = "mvcc-writer"
-        writer.start()
         leaseTask = Task.detached { [self] in await leaseLoop() }
     }
 
@@ -153,6 +159,8 @@ public final class MVCCStore: @unchecked Sendable {
     public func close() async throws {
         queue.close()
         await withCheckedContinuation { c in writerDone.notify(queue: .global()) { c.resume() } }
+        // Without a writer thread, what the caller queued and did not run is refused.
+        for item in queue.takeQueued() { item.done(.failure(MVCCError.closed)) }
         leaseTask?.cancel()
         await leaseTask?.value
         hub.closeAll()

@@ -1,3 +1,4 @@
+import Synchronization
 import Testing
 @testable import MVCCStore
 
@@ -100,5 +101,30 @@ import Testing
             #expect(kv.value == b("v") && kv.lease == lease.id && kv.version == 2)
             await #expect(throws: MVCCError.leaseNotFound) { try await store.put("k", "v", lease: 12345) }
         }
+    }
+}
+
+/// A store opened without its writer thread: writes wait in the queue until the caller runs
+/// them, on its own thread, as one group; whatever is left at close is refused.
+@Suite struct CallerRunWriteTests {
+    @Test func queuedWritesRunOnTheCallersThreadAndLeftoversAreRefusedAtClose() async throws {
+        var options = testOptions()
+        options.writerThread = false
+        let answers = Mutex<[Result<TxnResponse, any Error>]>([])
+        try await withStore(options) { store, _ in
+            for value in ["1", "2"] {
+                store.txn(TxnRequest(success: [.put(PutRequest(key: b("k"), value: b(value)))])) { r in answers.withLock { $0.append(r) } }
+            }
+            #expect(answers.withLock { $0.count } == 0, "nothing runs before the caller asks")
+            #expect(try store.get("k") == nil)
+            store.runQueuedWrites()
+            let revisions = try answers.withLock { try $0.map { try $0.get().revision } }
+            #expect(revisions == [2, 3], "both answered, in order, as one group")
+            #expect(try store.get("k").map { s($0.value) } == "2")
+            store.txn(TxnRequest(success: [.put(PutRequest(key: b("late"), value: b("x")))])) { r in answers.withLock { $0.append(r) } }
+        }
+        // Closed with a write queued and never run: it was refused.
+        let last = answers.withLock { $0.count == 3 ? $0[2] : nil }
+        #expect(last.map { if case .failure = $0 { true } else { false } } == true, "the write left in the queue at close")
     }
 }

@@ -126,6 +126,8 @@ enum StoreFuzz {
         options.engine.writeBufferSize = 256 << 10
         options.groupCommitLinger = .zero
         options.leaseCheckInterval = .seconds(3600)
+        // Writes are applied on the fuzzer's own thread (`answer`): nothing waits for another.
+        options.writerThread = false
         return try! MVCCStore.open(path: dir, options: options)
     }()
 
@@ -179,18 +181,15 @@ enum StoreFuzz {
         try answer { store.txn(request, done: $0) }
     }
 
-    /// Starts a request on the store's writer thread and waits for its answer. A fuzz target is
-    /// synchronous (libFuzzer calls it on its own thread, `FuzzTests` on one of its own through
-    /// `onOwnThread`), so this wait never holds a thread of the cooperative pool.
+    /// Queues a request and runs it at once on this thread (the store has no writer thread of
+    /// its own here): a fuzz target is synchronous, and its answer is there when this returns.
     private static func answer<T: Sendable>(_ start: (@escaping @Sendable (Result<T, any Error>) -> Void) -> Void) throws -> T {
-        let answered = DispatchSemaphore(value: 0)
         let result = Mutex<Result<T, any Error>?>(nil)
-        start { r in
-            result.withLock { $0 = r }
-            answered.signal()
-        }
-        answered.wait()
-        return try result.withLock { $0! }.get()
+        start { r in result.withLock { $0 = r } }
+        store.runQueuedWrites()
+        let answered = result.withLock { $0 }
+        fuzzCheck(answered != nil, "a queued write was run and not answered")
+        return try answered!.get()
     }
 
     // MARK: The engine's files
