@@ -96,17 +96,8 @@ struct ClusterDNSEndToEndTests {
 
             // The move: db-0's node cordoned, db-0 deleted; it comes back on the other node of
             // zone a with its volume, under the same name.
-            let node = await cluster.get("pod/db-0", namespace: ns, "{.spec.nodeName}")
-            try await cluster.ok(["cordon", node])
-            do {
-                try await cluster.ok(["delete", "pod", "-n", ns, "db-0", "--wait=true", "--timeout=90s"], timeout: .seconds(100))
-                let back = await cluster.waitReady("db-0", namespace: ns, timeout: .seconds(180))
-                try await cluster.ok(["uncordon", node])
-                guard back else { return }
-            } catch {
-                _ = try? await cluster.ok(["uncordon", node])
-                throw error
-            }
+            let (node, back) = try await cluster.moveOffItsNode("db-0", namespace: ns)
+            guard back else { return }
             let moved = await cluster.get("pod/db-0", namespace: ns, "{.status.podIP}")
             #expect(await cluster.get("pod/db-0", namespace: ns, "{.spec.nodeName}") != node, "db-0 moved")
             #expect(moved != addresses["db-0"], "a new address on the new node")

@@ -12,11 +12,6 @@ import TestSupport
 
 @Suite("end-to-end kube-proxy", .enabled(if: endToEndCanRun && TestNetwork.available), .timeLimit(.minutes(10)))
 struct KubeProxyEndToEndTests {
-    /// `wget` of `url` in `pod` (busybox's wget crashes with `-T`: kubectl's timeout bounds it).
-    func fetch(_ cluster: TestCluster, _ ns: String, _ pod: String, _ url: String) async throws -> CommandResult {
-        try await cluster.kubectl(["exec", "-n", ns, pod, "--", "wget", "-q", "-O", "-", url], timeout: .seconds(30))
-    }
-
     /// `curl` of `url` from the host, at most 3 s.
     func hostFetch(_ url: String) async throws -> CommandResult {
         try await runCommand("curl", ["-s", "-m", "3", url], timeout: .seconds(10))
@@ -51,7 +46,7 @@ struct KubeProxyEndToEndTests {
             // Both endpoints answer, from a pod on node-1 (one of them on its own bridge).
             var seen: Set<String> = []
             guard await cluster.waitFor("both endpoints answering at \(vip)", namespace: ns, timeout: .seconds(60), {
-                if let answer = try? await fetch(cluster, ns, "client", "http://\(vip)/"), answer.status == 0 {
+                if let answer = try? await cluster.fetch(from: "client", namespace: ns, "http://\(vip)/"), answer.status == 0 {
                     seen.insert(answer.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
                 }
                 return seen == ["one", "two"]
@@ -68,11 +63,11 @@ struct KubeProxyEndToEndTests {
             }
             // A pod reaching itself through its Service (hairpin, masqueraded).
             for _ in 0..<8 {
-                let answer = try await fetch(cluster, ns, "one", "http://\(vip)/")
+                let answer = try await cluster.fetch(from: "one", namespace: ns, "http://\(vip)/")
                 #expect(answer.status == 0, "one → \(vip): \(answer)")
             }
             // No endpoints: refused at once, from a pod and from the host.
-            let refused = try await fetch(cluster, ns, "client", "http://\(empty)/")
+            let refused = try await cluster.fetch(from: "client", namespace: ns, "http://\(empty)/")
             #expect(refused.status != 0 && refused.stderr.lowercased().contains("refused"), "\(refused)")
             let hostRefused = try await hostFetch("http://\(empty)/")
             #expect(hostRefused.status == 7, "curl exit 7 (connection refused): \(hostRefused)")
@@ -86,7 +81,7 @@ struct KubeProxyEndToEndTests {
             })
             try await Task.sleep(for: .seconds(1))
             for _ in 0..<10 {
-                let answer = try await fetch(cluster, ns, "client", "http://\(vip)/")
+                let answer = try await cluster.fetch(from: "client", namespace: ns, "http://\(vip)/")
                 #expect(answer.stdout == "one\n", "only one is ready: \(answer)")
             }
 
@@ -94,12 +89,12 @@ struct KubeProxyEndToEndTests {
             let pidFile = cluster.data + "/logs/kube-proxy-node-1.pid"
             let pid = Int32((try String(contentsOfFile: pidFile, encoding: .utf8)).trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
             #expect(pid > 0 && kill(pid, SIGKILL) == 0, "kill -9 kube-proxy-node-1 (\(pid))")
-            let during = try await fetch(cluster, ns, "client", "http://\(vip)/")
+            let during = try await cluster.fetch(from: "client", namespace: ns, "http://\(vip)/")
             #expect(during.stdout == "one\n", "rules kept while the proxy is down: \(during)")
             try await cluster.ok(["exec", "-n", ns, "two", "--", "touch", "/tmp/ready"])
             seen = []
             #expect(await cluster.waitFor("two back behind the Service after the restart", namespace: ns, timeout: .seconds(60), {
-                if let answer = try? await fetch(cluster, ns, "client", "http://\(vip)/"), answer.status == 0 {
+                if let answer = try? await cluster.fetch(from: "client", namespace: ns, "http://\(vip)/"), answer.status == 0 {
                     seen.insert(answer.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
                 }
                 return seen.contains("two")

@@ -12,11 +12,6 @@ import TestSupport
 
 @Suite("end-to-end Service routing", .enabled(if: endToEndCanRun && TestNetwork.available), .timeLimit(.minutes(10)))
 struct ServiceRoutingTests {
-    /// `wget` of `url` in `pod` (busybox's wget crashes with `-T`: kubectl's timeout bounds it).
-    func fetch(_ cluster: TestCluster, _ ns: String, _ pod: String, _ url: String) async throws -> CommandResult {
-        try await cluster.kubectl(["exec", "-n", ns, pod, "--", "wget", "-q", "-O", "-", url], timeout: .seconds(30))
-    }
-
     /// The answers to `count` requests to `url` from `pod`, one connection each, in one exec.
     func answers(_ cluster: TestCluster, _ ns: String, _ pod: String, _ url: String, count: Int) async throws -> [String] {
         let loop = "for i in $(seq \(count)); do wget -q -O - \(url); done"
@@ -172,36 +167,27 @@ struct ServiceRoutingTests {
             let identity = try await cluster.ok(["exec", "-n", ns, "kv-0", "--", "cat", "/data/index.html"])
             #expect(identity.hasPrefix("kv-0 "), "\(identity)")
             guard await cluster.waitFor("kv-0 answering at \(vip)", namespace: ns, timeout: .seconds(60), {
-                try await fetch(cluster, ns, "client", "http://\(vip)/").stdout == identity
+                try await cluster.fetch(from: "client", namespace: ns, "http://\(vip)/").stdout == identity
             }) else { return }
-            let byName = try await fetch(cluster, ns, "client", "http://\(name)/")
+            let byName = try await cluster.fetch(from: "client", namespace: ns, "http://\(name)/")
             #expect(byName.stdout == identity, "kv-0 at \(name): \(byName)")
 
             // The move: kv-0's node cordoned, kv-0 deleted; it comes back on the other node of
             // zone a with its volume.
-            let node = await cluster.get("pod/kv-0", namespace: ns, "{.spec.nodeName}")
             let oldIP = await cluster.get("pod/kv-0", namespace: ns, "{.status.podIP}")
-            try await cluster.ok(["cordon", node])
-            do {
-                try await cluster.ok(["delete", "pod", "-n", ns, "kv-0", "--wait=true", "--timeout=90s"], timeout: .seconds(100))
-                let back = await cluster.waitReady("kv-0", namespace: ns, timeout: .seconds(180))
-                try await cluster.ok(["uncordon", node])
-                guard back else { return }
-            } catch {
-                _ = try? await cluster.ok(["uncordon", node])
-                throw error
-            }
+            let (node, back) = try await cluster.moveOffItsNode("kv-0", namespace: ns)
+            guard back else { return }
             let newNode = await cluster.get("pod/kv-0", namespace: ns, "{.spec.nodeName}")
             let newIP = await cluster.get("pod/kv-0", namespace: ns, "{.status.podIP}")
             #expect(newNode != node && newIP != oldIP, "kv-0 moved: \(node) \(oldIP) → \(newNode) \(newIP)")
             // Same ClusterIP, same data (from the volume that followed it), through kube-proxy.
             guard await cluster.waitFor("the moved kv-0 answering at \(vip)", namespace: ns, timeout: .seconds(60), {
-                try await fetch(cluster, ns, "client", "http://\(vip)/").stdout == identity
+                try await cluster.fetch(from: "client", namespace: ns, "http://\(vip)/").stdout == identity
             }) else { return }
             let slice = await cluster.get("endpointslices", namespace: ns,
                                           "{range .items[?(@.metadata.labels.kubernetes\\.io/service-name==\"kv\")].endpoints[*]}{.addresses[0]} {end}")
             #expect(slice.split(separator: " ") == [Substring(newIP)], "the slice names the new address only: \(slice)")
-            let movedByName = try await fetch(cluster, ns, "client", "http://\(name)/")
+            let movedByName = try await cluster.fetch(from: "client", namespace: ns, "http://\(name)/")
             #expect(movedByName.stdout == identity, "the moved kv-0 at \(name): \(movedByName)")
             try await cluster.ok(["delete", "namespace", ns, "--wait=false"])
         }

@@ -93,6 +93,28 @@ final class TestCluster: Sendable {
         }
     }
 
+    /// A StatefulSet's pod moved off its node: the node cordoned, the pod deleted and waited for
+    /// Ready again (elsewhere), the node uncordoned, also when something fails. The node it left,
+    /// and whether it came back Ready (an issue is recorded when not).
+    func moveOffItsNode(_ pod: String, namespace: String, sourceLocation: SourceLocation = #_sourceLocation) async throws -> (from: String, back: Bool) {
+        let node = await get("pod/" + pod, namespace: namespace, "{.spec.nodeName}")
+        try await ok(["cordon", node])
+        do {
+            try await ok(["delete", "pod", "-n", namespace, pod, "--wait=true", "--timeout=90s"], timeout: .seconds(100))
+            let back = await waitReady(pod, namespace: namespace, timeout: .seconds(180), sourceLocation: sourceLocation)
+            try await ok(["uncordon", node])
+            return (node, back)
+        } catch {
+            _ = try? await ok(["uncordon", node])
+            throw error
+        }
+    }
+
+    /// `wget` of `url` in `pod` (busybox's wget crashes with `-T`: kubectl's timeout bounds it).
+    func fetch(from pod: String, namespace: String, _ url: String) async throws -> CommandResult {
+        try await kubectl(["exec", "-n", namespace, pod, "--", "wget", "-q", "-O", "-", url], timeout: .seconds(30))
+    }
+
     /// What a failing scenario needs to be understood: pods, claims, volumes, attachments, events.
     func diagnostics(_ namespace: String) async -> String {
         var text = ""

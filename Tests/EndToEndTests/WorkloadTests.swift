@@ -275,14 +275,11 @@ struct WorkloadLifecycleTests {
             try await cluster.apply(statefulSetYAML("db", replicas: 2, templateSpec: zoneA), namespace: ns)
             guard await cluster.waitSetReady("db", replicas: 2, namespace: ns) else { return }
             let ids = try await cluster.replicaIDs("db", ordinals: 0..<2, namespace: ns)
-            let node = await cluster.get("pod/db-0", namespace: ns, "{.spec.nodeName}")
+            let (node, back) = try await cluster.moveOffItsNode("db-0", namespace: ns)
+            guard back else { return }
             let other = node == "node-1" ? "node-3" : "node-1"
-            try await cluster.ok(["cordon", node])
-            try await cluster.ok(["delete", "pod", "-n", ns, "db-0", "--wait=true", "--timeout=90s"], timeout: .seconds(100))
-            guard await cluster.waitReady("db-0", namespace: ns, timeout: .seconds(180)) else { return }
             #expect(await cluster.get("pod/db-0", namespace: ns, "{.spec.nodeName}") == other, "db-0 moved to the other node of zone a")
             #expect(try await cluster.replicaIDs("db", ordinals: 0..<2, namespace: ns) == ids, "db-0 found its data on \(other)")
-            try await cluster.ok(["uncordon", node])
 
             // kill -9 mid scale-up: the restarted controller manager finishes it without duplicates.
             try await cluster.apply(statefulSetYAML("burst", replicas: 0, policy: "Parallel"), namespace: ns)
