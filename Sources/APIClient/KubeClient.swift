@@ -120,22 +120,7 @@ public struct KubeClient: Sendable {
                                                bookmarks: Bool = true) async throws -> AsyncThrowingStream<[Data], any Error> {
         let response = try await openWatch(path: ResourcePath.collection(type, namespace: namespace), labelSelector: nil, fieldSelector: nil,
                                            resourceVersion: resourceVersion, bookmarks: bookmarks, timeoutSeconds: nil)
-        return AsyncThrowingStream { continuation in
-            let reader = Task {
-                var lines = LineSplitter()
-                do {
-                    for try await chunk in response.body {
-                        let batch = try lines.split(chunk)
-                        if !batch.isEmpty { continuation.yield(batch) }
-                    }
-                    if let last = lines.remainder { continuation.yield([last]) }
-                    continuation.finish()
-                } catch {
-                    continuation.finish(throwing: error)
-                }
-            }
-            continuation.onTermination = { _ in reader.cancel() }
-        }
+        return Self.lines(of: response) { batch, continuation in continuation.yield(batch) }
     }
 
     /// The watch of the collection at `path`, as raw JSON lines.
@@ -143,14 +128,25 @@ public struct KubeClient: Sendable {
                     timeoutSeconds: Int?) async throws -> AsyncThrowingStream<Data, any Error> {
         let response = try await openWatch(path: path, labelSelector: labelSelector, fieldSelector: fieldSelector,
                                            resourceVersion: resourceVersion, bookmarks: bookmarks, timeoutSeconds: timeoutSeconds)
-        return AsyncThrowingStream { continuation in
+        return Self.lines(of: response) { batch, continuation in
+            for line in batch { continuation.yield(line) }
+        }
+    }
+
+    /// The lines of a watch response's body, handed to `deliver` a chunk's worth at a time.
+    private static func lines<Element: Sendable>(
+        of response: HTTPStreamingResponse,
+        _ deliver: @escaping @Sendable ([Data], AsyncThrowingStream<Element, any Error>.Continuation) -> Void
+    ) -> AsyncThrowingStream<Element, any Error> {
+        AsyncThrowingStream { continuation in
             let reader = Task {
                 var lines = LineSplitter()
                 do {
                     for try await chunk in response.body {
-                        for line in try lines.split(chunk) { continuation.yield(line) }
+                        let batch = try lines.split(chunk)
+                        if !batch.isEmpty { deliver(batch, continuation) }
                     }
-                    if let last = lines.remainder { continuation.yield(last) }
+                    if let last = lines.remainder { deliver([last], continuation) }
                     continuation.finish()
                 } catch {
                     continuation.finish(throwing: error)
