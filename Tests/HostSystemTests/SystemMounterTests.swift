@@ -36,6 +36,9 @@ func withLoopDevice(bytes: Int64 = 64 << 20, _ body: (String, String) async thro
         _ = try? await SystemCommand.run(["losetup", "--detach", device])
         try? FileManager.default.removeItem(atPath: directory)
         #expect(!Mounts.current().contains { $0.mountPoint.hasPrefix(directory + "/") }, "mounts left behind")
+        // `losetup --detach` of a device someone still has open (udev probing it) only sets
+        // autoclear: the kernel lets it go when the last opener closes it, a moment later.
+        for _ in 0..<200 where !LoopDevices.devices(backing: file).isEmpty { try? await Task.sleep(for: .milliseconds(50)) }
         #expect(LoopDevices.devices(backing: file).isEmpty, "loop device left behind")
     }
     do {
