@@ -15,7 +15,8 @@ import Testing
 
 let driverName = "loop.csi.ballast.dev"
 
-final class Harness: @unchecked Sendable {
+final class Harness: Polling, @unchecked Sendable {
+    let patience: Duration = .seconds(10)
     let api: InProcessAPIServer
     let client: KubeClient
     let cloud: CloudSimulator?
@@ -98,34 +99,6 @@ final class Harness: @unchecked Sendable {
         await cloud?.drain()
         await api.close()
         try? FileManager.default.removeItem(atPath: root)
-    }
-
-    // MARK: Waiting
-
-    /// Polls `condition` every 20 ms until it holds; records an issue naming `what` after `timeout`.
-    @discardableResult
-    func eventually(_ what: String, timeout: Duration = .seconds(10), sourceLocation: SourceLocation = #_sourceLocation,
-                    _ condition: () async throws -> Bool) async -> Bool {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            if (try? await condition()) == true { return true }
-            try? await Task.sleep(for: .milliseconds(20))
-        }
-        Issue.record("timed out after \(timeout) waiting for: \(what)", sourceLocation: sourceLocation)
-        return false
-    }
-
-    /// Holds `condition` true for `period` (something must NOT happen).
-    func stays(_ what: String, for period: Duration = .milliseconds(1500), sourceLocation: SourceLocation = #_sourceLocation,
-               _ condition: () async throws -> Bool) async {
-        let deadline = ContinuousClock.now + period
-        while ContinuousClock.now < deadline {
-            if (try? await condition()) != true {
-                Issue.record("no longer true: \(what)", sourceLocation: sourceLocation)
-                return
-            }
-            try? await Task.sleep(for: .milliseconds(50))
-        }
     }
 
     // MARK: Reading

@@ -55,35 +55,19 @@ final class FaultyTransport: HTTPTransport {
             state.recorded.append(Recorded(method: request.method.rawValue, path: request.path, body: request.body))
             return state.failPodPatches && isPod && request.method == .PATCH
         }
-        if fail {
-            let status = #"{"kind":"Status","apiVersion":"v1","status":"Failure","message":"injected fault","reason":"InternalError","code":500}"#
-            return HTTPResponse(status: .internalServerError, headers: ["Content-Type": "application/json"], body: Data(status.utf8))
-        }
+        if fail { return failureResponse(.internalServerError, reason: "InternalError", message: "injected fault") }
         return try await inner.send(request)
     }
 
     func stream(_ request: HTTPRequest) async throws -> HTTPStreamingResponse {
-        let response = try await inner.stream(request)
-        guard request.path.hasSuffix("/pods"), request.query["watch"] == "true" else { return response }
-        // The same events in the same order, each held back while the test says so.
-        let (body, continuation) = AsyncThrowingStream<Data, any Error>.makeStream()
-        let relay = Task {
-            do {
-                for try await chunk in response.body {
-                    while self.holdPodWatch && !Task.isCancelled { try? await Task.sleep(for: .milliseconds(10)) }
-                    continuation.yield(chunk)
-                }
-                continuation.finish()
-            } catch {
-                continuation.finish(throwing: error)
-            }
+        relayingPodWatch(request, try await inner.stream(request)) {
+            while self.holdPodWatch && !Task.isCancelled { try? await Task.sleep(for: .milliseconds(10)) }
         }
-        continuation.onTermination = { _ in relay.cancel() }
-        return HTTPStreamingResponse(status: response.status, headers: response.headers, body: body)
     }
 }
 
-final class JobHarness: @unchecked Sendable {
+final class JobHarness: Polling, @unchecked Sendable {
+    let patience: Duration = .seconds(15)
     let api: InProcessAPIServer
     /// The test's own client (never delayed nor broken).
     let client: KubeClient
@@ -136,33 +120,6 @@ final class JobHarness: @unchecked Sendable {
     func close() async {
         await stopManager()
         await api.close()
-    }
-
-    // MARK: Waiting
-
-    @discardableResult
-    func eventually(_ what: String, timeout: Duration = .seconds(15), sourceLocation: SourceLocation = #_sourceLocation,
-                    _ condition: () async throws -> Bool) async -> Bool {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            if (try? await condition()) == true { return true }
-            try? await Task.sleep(for: .milliseconds(20))
-        }
-        Issue.record("timed out after \(timeout) waiting for: \(what)", sourceLocation: sourceLocation)
-        return false
-    }
-
-    /// `condition` holds, checked every 20 ms, for `period`.
-    func stays(_ what: String, for period: Duration = .milliseconds(1500), sourceLocation: SourceLocation = #_sourceLocation,
-               _ condition: () async throws -> Bool) async {
-        let deadline = ContinuousClock.now + period
-        while ContinuousClock.now < deadline {
-            if (try? await condition()) != true {
-                Issue.record("no longer true: \(what)", sourceLocation: sourceLocation)
-                return
-            }
-            try? await Task.sleep(for: .milliseconds(20))
-        }
     }
 
     // MARK: Jobs and pods

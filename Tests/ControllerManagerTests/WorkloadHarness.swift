@@ -52,36 +52,22 @@ struct FaultTransport: HTTPTransport {
 
     func send(_ request: HTTPRequest) async throws -> HTTPResponse {
         if request.method == .POST, request.path.hasSuffix("/pods"), let message = faults.countCreate() {
-            let status: JSONValue = ["kind": "Status", "apiVersion": "v1", "status": "Failure", "message": .string(message),
-                                     "reason": "Forbidden", "code": 403]
-            return HTTPResponse(status: .forbidden, headers: ["Content-Type": "application/json"], body: status.jsonData)
+            return failureResponse(.forbidden, reason: "Forbidden", message: message)
         }
         return try await inner.send(request)
     }
 
     func stream(_ request: HTTPRequest) async throws -> HTTPStreamingResponse {
-        let response = try await inner.stream(request)
-        guard request.path.hasSuffix("/pods"), request.query["watch"] == "true" else { return response }
         let faults = self.faults
-        let (body, output) = AsyncThrowingStream<Data, any Error>.makeStream()
-        let relay = Task {
-            do {
-                for try await chunk in response.body {
-                    let delay = faults.podWatchDelay
-                    if delay > .zero { try await Task.sleep(for: delay) }
-                    output.yield(chunk)
-                }
-                output.finish()
-            } catch {
-                output.finish(throwing: error)
-            }
+        return relayingPodWatch(request, try await inner.stream(request)) {
+            let delay = faults.podWatchDelay
+            if delay > .zero { try await Task.sleep(for: delay) }
         }
-        output.onTermination = { _ in relay.cancel() }
-        return HTTPStreamingResponse(status: response.status, headers: response.headers, body: body)
     }
 }
 
-final class WorkloadHarness: @unchecked Sendable {
+final class WorkloadHarness: Polling, @unchecked Sendable {
+    let patience: Duration = .seconds(20)
     let api: InProcessAPIServer
     /// The test's own client (no faults).
     let client: KubeClient
@@ -182,32 +168,6 @@ final class WorkloadHarness: @unchecked Sendable {
 
     func hasEvent(_ kind: String, _ name: String, reason: String, containing text: String = "") async -> Bool {
         ((try? await events(kind, name)) ?? []).contains { $0.reason == reason && (text.isEmpty || ($0.message ?? "").contains(text)) }
-    }
-
-    // MARK: Waiting
-
-    @discardableResult
-    func eventually(_ what: String, timeout: Duration = .seconds(20), sourceLocation: SourceLocation = #_sourceLocation,
-                    _ condition: () async throws -> Bool) async -> Bool {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            if (try? await condition()) == true { return true }
-            try? await Task.sleep(for: .milliseconds(25))
-        }
-        Issue.record("timed out after \(timeout) waiting for: \(what)", sourceLocation: sourceLocation)
-        return false
-    }
-
-    func stays(_ what: String, for period: Duration = .milliseconds(1500), sourceLocation: SourceLocation = #_sourceLocation,
-               _ condition: () async throws -> Bool) async {
-        let deadline = ContinuousClock.now + period
-        while ContinuousClock.now < deadline {
-            if (try? await condition()) != true {
-                Issue.record("no longer true: \(what)", sourceLocation: sourceLocation)
-                return
-            }
-            try? await Task.sleep(for: .milliseconds(50))
-        }
     }
 
     /// Reads, changes and writes back the Deployment, again on a conflict (the controller writes its status).
