@@ -28,24 +28,26 @@ struct LeaderElectionAndEventTests {
             let client = server.client()
             let leading = Locked<[String]>([])
             // A long lease: a handover well under it can only come from the release.
-            let a = LeaderElector(client: client, config: fastConfig("a", leaseDuration: .seconds(6)), logger: quietLogger())
-            let b = LeaderElector(client: client, config: fastConfig("b", leaseDuration: .seconds(6)), logger: quietLogger())
+            let a = LeaderElector(client: client, config: fastConfig("a", leaseDuration: .seconds(20)), logger: quietLogger())
+            let b = LeaderElector(client: client, config: fastConfig("b", leaseDuration: .seconds(20)), logger: quietLogger())
             let runA = Task { await a.run { leading.withLock { $0.append("a") }; try? await Task.sleep(for: .seconds(60)) } }
-            try await Task.sleep(for: .milliseconds(300))
+            // a leads first (however loaded the machine), then b tries for six of its retry periods.
+            let aLeads = ContinuousClock.now + .seconds(10)
+            while !a.isLeader && ContinuousClock.now < aLeads { try await Task.sleep(for: .milliseconds(20)) }
             let runB = Task { await b.run { leading.withLock { $0.append("b") }; try? await Task.sleep(for: .seconds(60)) } }
             try await Task.sleep(for: .milliseconds(1200))
             #expect(leading.withLock { $0 } == ["a"])
             #expect(a.isLeader && !b.isLeader)
             let lease = try await client.get(Lease.self, name: "test-lock", namespace: "kube-system")
-            #expect(lease.spec.holderIdentity == "a" && lease.spec.leaseDurationSeconds == 6)
+            #expect(lease.spec.holderIdentity == "a" && lease.spec.leaseDurationSeconds == 20)
             let stopped = ContinuousClock.now
             runA.cancel()
             _ = await runA.value
-            let deadline = ContinuousClock.now + .seconds(5)
+            let deadline = ContinuousClock.now + .seconds(15)
             while !b.isLeader && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
             #expect(b.isLeader)
             // Released: b did not wait for the lease to expire.
-            #expect(ContinuousClock.now - stopped < .seconds(4))
+            #expect(ContinuousClock.now - stopped < .seconds(15))
             let after = try await client.get(Lease.self, name: "test-lock", namespace: "kube-system")
             #expect(after.spec.holderIdentity == "b" && after.spec.leaseTransitions == 1)
             runB.cancel()
