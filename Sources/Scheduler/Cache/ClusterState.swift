@@ -12,10 +12,10 @@ struct NodeInfo: Sendable {
     private var storage = Storage()
 
     var node: Node? {
-        get { storage.node }
+        get { storage.record?.node }
         set {
             unique()
-            storage.node = newValue
+            storage.record = newValue.map(NodeRecord.init)
             storage.allocatable = ResourceAmounts(newValue?.status.allocatable)
             storage.allowedPodNumber = newValue?.status.allocatable?["pods"]?.value ?? 0
         }
@@ -33,7 +33,12 @@ struct NodeInfo: Sendable {
     /// NodeVolumeLimits skip counting handles on a node far below its limit.
     var claimCount: Int { storage.claimCount }
 
-    var name: String { storage.node?.metadata.name ?? "" }
+    /// The Node in an immutable shared object: the filters read it through this, once per node
+    /// and pod, where binding `node` copied the whole Node (dozens of references retained and
+    /// released) each time.
+    var record: NodeRecord? { storage.record }
+
+    var name: String { storage.record?.name ?? "" }
 
     mutating func add(_ pod: PodInfo) {
         if let old = storage.pods[pod.key] { remove(old) }
@@ -62,7 +67,7 @@ struct NodeInfo: Sendable {
     /// Mutated only through `NodeInfo` while uniquely referenced (`unique()`), so no two
     /// threads ever see it change: shared copies are read-only.
     private final class Storage: @unchecked Sendable {
-        var node: Node?
+        var record: NodeRecord?
         var allocatable = ResourceAmounts()
         var allowedPodNumber: Int64 = 0
         var pods: [String: PodInfo] = [:]
@@ -73,7 +78,7 @@ struct NodeInfo: Sendable {
 
         func copy() -> Storage {
             let copy = Storage()
-            copy.node = node
+            copy.record = record
             copy.allocatable = allocatable
             copy.allowedPodNumber = allowedPodNumber
             copy.pods = pods
@@ -83,6 +88,18 @@ struct NodeInfo: Sendable {
             copy.claimCount = claimCount
             return copy
         }
+    }
+}
+
+/// A Node as the cache holds it: never changed (a new version is a new record), so shared by
+/// every copy of the state and read without copying it.
+final class NodeRecord: Sendable {
+    let node: Node
+    let name: String
+
+    init(_ node: Node) {
+        self.node = node
+        name = node.metadata.name ?? ""
     }
 }
 
@@ -133,7 +150,7 @@ struct ClusterState: Sendable {
     mutating func unplace(_ pod: PodInfo) {
         guard let old = nodes[pod.nodeName]?.pods[pod.key] else { return }
         nodes[pod.nodeName]?.remove(old)
-        if let info = nodes[pod.nodeName], info.node == nil, info.pods.isEmpty { nodes[pod.nodeName] = nil }
+        if let info = nodes[pod.nodeName], info.record == nil, info.pods.isEmpty { nodes[pod.nodeName] = nil }
         for claim in old.claimKeys {
             claimUsers[claim, default: 1] -= 1
             if claimUsers[claim] == 0 { claimUsers[claim] = nil }
@@ -144,12 +161,12 @@ struct ClusterState: Sendable {
 
     mutating func setNode(_ node: Node) {
         let name = node.metadata.name ?? ""
-        if nodes[name]?.node == nil { nodeNames.insert(name, at: nodeNames.firstIndex { $0 > name } ?? nodeNames.endIndex) }
+        if nodes[name]?.record == nil { nodeNames.insert(name, at: nodeNames.firstIndex { $0 > name } ?? nodeNames.endIndex) }
         nodes[name, default: NodeInfo()].node = node
     }
 
     mutating func removeNode(_ name: String) {
-        guard nodes[name]?.node != nil else { return }
+        guard nodes[name]?.record != nil else { return }
         nodeNames.removeAll { $0 == name }
         nodes[name]?.node = nil
         if nodes[name]?.pods.isEmpty == true { nodes[name] = nil }
