@@ -95,16 +95,16 @@ enum Algorithm {
     static func filter(_ pod: PendingPod, _ volumes: PodVolumes, _ info: NodeInfo, _ state: ClusterState) -> Result<VolumePlan, Reasons> {
         guard let record = info.record else { return .failure(Reasons(reasons: ["node(s) not found"])) }
         // One after the other, stopping at the first that fails (no array of plugins per node:
-        // this runs for hundreds of nodes per pod). The Node is passed from its record, never
-        // bound to a local: a copy of it costs more than most filters.
-        var reasons = NodeFilters.unschedulable(pod, record.node)
-        if reasons.isEmpty { reasons = NodeFilters.nodeName(pod, record.node) }
-        if reasons.isEmpty { reasons = NodeFilters.taints(pod, record.node) }
-        if reasons.isEmpty { reasons = NodeFilters.affinity(pod, record.node) }
+        // this runs for hundreds of nodes per pod). They read the Node's record, never the Node:
+        // a copy of it costs more than most filters.
+        var reasons = NodeFilters.unschedulable(pod, record)
+        if reasons.isEmpty { reasons = NodeFilters.nodeName(pod, record) }
+        if reasons.isEmpty { reasons = NodeFilters.taints(pod, record) }
+        if reasons.isEmpty { reasons = NodeFilters.affinity(pod, record) }
         if reasons.isEmpty { reasons = NodeFilters.resources(pod, info) }
         if reasons.isEmpty { reasons = NodeFilters.ports(pod, info) }
         if !reasons.isEmpty { return .failure(Reasons(reasons: reasons)) }
-        let binding = VolumeFilters.bindingFilter(pod, volumes, record.node, state)
+        let binding = VolumeFilters.bindingFilter(pod, volumes, record, state)
         if !binding.reasons.isEmpty { return .failure(Reasons(reasons: binding.reasons)) }
         let limits = VolumeFilters.volumeLimits(pod, info, state)
         if !limits.isEmpty { return .failure(Reasons(reasons: limits)) }
@@ -126,7 +126,7 @@ enum Algorithm {
         // Preferred node affinity (most pods have none: no node is looked at for it).
         var affinity = pod.preferred.isEmpty ? Array(repeating: 0, count: names.count) : names.map { name -> Int in
             guard let record = state.nodes[name]?.record else { return 0 }
-            return pod.preferred.reduce(0) { $0 + (NodeSelectorMatch.matches($1.preference, record.node) ? Int($1.weight) : 0) }
+            return pod.preferred.reduce(0) { $0 + (NodeSelectorMatch.matches($1.preference, record) ? Int($1.weight) : 0) }
         }
         if let top = affinity.max(), top > 0 { affinity = affinity.map { $0 * 100 / top } }
         // ReadWriteOnce volumes of the pod that are attached somewhere.

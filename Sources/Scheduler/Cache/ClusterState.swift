@@ -93,13 +93,23 @@ struct NodeInfo: Sendable {
 
 /// A Node as the cache holds it: never changed (a new version is a new record), so shared by
 /// every copy of the state and read without copying it.
+/// What the filters read of it is taken out once per Node version: passing the Node itself to
+/// each filter copied it (dozens of references retained and released) per node and pod.
 final class NodeRecord: Sendable {
     let node: Node
     let name: String
+    let labels: [String: String]
+    /// `spec.unschedulable`.
+    let unschedulable: Bool
+    /// The `NoSchedule` and `NoExecute` taints, in order (TaintToleration reads only these).
+    let schedulingTaints: [Taint]
 
     init(_ node: Node) {
         self.node = node
         name = node.metadata.name ?? ""
+        labels = node.metadata.labels ?? [:]
+        unschedulable = node.spec.unschedulable == true
+        schedulingTaints = (node.spec.taints ?? []).filter { $0.effect == "NoSchedule" || $0.effect == "NoExecute" }
     }
 }
 

@@ -65,7 +65,7 @@ extension PersistentVolume {
     var className: String { spec.storageClassName ?? metadata.annotations?["volume.beta.kubernetes.io/storage-class"] ?? "" }
 
     /// Whether its node affinity lets `node` reach it (no affinity: every node).
-    func reachable(from node: Node) -> Bool {
+    func reachable(from node: NodeRecord) -> Bool {
         guard let required = spec.nodeAffinity?.required else { return true }
         return NodeSelectorMatch.matches(required, node)
     }
@@ -164,9 +164,9 @@ enum VolumeFilters {
     }
 
     /// The reasons `node` cannot serve the pod's volumes, or the plan that would.
-    static func bindingFilter(_ pod: PendingPod, _ volumes: PodVolumes, _ node: Node, _ state: ClusterState) -> (reasons: [String], plan: VolumePlan) {
+    static func bindingFilter(_ pod: PendingPod, _ volumes: PodVolumes, _ node: NodeRecord, _ state: ClusterState) -> (reasons: [String], plan: VolumePlan) {
         var reasons: [String] = []
-        let nodeName = node.metadata.name ?? ""
+        let nodeName = node.name
         if volumes.boundMissing { reasons.append(Reason.volumeNotExist) }
         if volumes.boundAffinities.contains(where: { !NodeSelectorMatch.matches($0, node) }) { reasons.append(Reason.volumeNodeConflict) }
         var plan = VolumePlan()
