@@ -113,6 +113,18 @@ final class NodeRecord: Sendable {
     }
 }
 
+/// A CSINode's `drivers[].allocatable.count` by driver, and the smallest: what NodeVolumeLimits
+/// compares with, taken out once per CSINode version instead of per node and pod.
+struct CSIVolumeLimits: Sendable, Equatable {
+    var byDriver: [String: Int] = [:]
+    var smallest: Int?
+
+    init(_ csiNode: CSINode) {
+        for driver in csiNode.spec.drivers { if let count = driver.allocatable?.count { byDriver[driver.name] = Int(count) } }
+        smallest = byDriver.values.min()
+    }
+}
+
 /// A claim's reservation by an in-flight cycle: a static volume chosen for it, or a node chosen
 /// for its provisioning (the future `selected-node`).
 struct VolumeReservation: Sendable, Hashable {
@@ -123,9 +135,9 @@ struct VolumeReservation: Sendable, Hashable {
 }
 
 struct ClusterState: Sendable {
-    var nodes: [String: NodeInfo] = [:]
+    var nodes = ShardedMap<NodeInfo>()
     /// How many placed pods use each claim ("namespace/name"): VolumeRestrictions' RWOP check.
-    var claimUsers: [String: Int] = [:]
+    var claimUsers = ShardedMap<Int>()
     var claims = SharedValues<PersistentVolumeClaim>()
     /// Set through `setVolume`/`removeVolume`, which keep the two indexes below.
     var volumes = SharedValues<PersistentVolume>()
@@ -133,9 +145,10 @@ struct ClusterState: Sendable {
     /// candidates come from, without scanning every volume for every pod.
     var freeVolumes: [String: Set<String>] = [:]
     /// Names of the volumes whose claimRef names a claim, by claim key.
-    var volumesByClaim: [String: Set<String>] = [:]
+    var volumesByClaim = ShardedMap<Set<String>>()
     var classes: [String: StorageClass] = [:]
-    var csiNodes: [String: CSINode] = [:]
+    /// Each CSINode's attach limits by driver, by node name (set through `setCSINode`).
+    private(set) var volumeLimits: [String: CSIVolumeLimits] = [:]
     /// Volume names (PV) attached to each node, from VolumeAttachments that say so.
     var attachments: [String: (volume: String, node: String)] = [:]
     /// The names of the nodes that exist, sorted (kept with `nodes`).
@@ -180,6 +193,11 @@ struct ClusterState: Sendable {
         nodeNames.removeAll { $0 == name }
         nodes[name]?.node = nil
         if nodes[name]?.pods.isEmpty == true { nodes[name] = nil }
+    }
+
+    /// Records the attach limits of `csiNode` (nil: its node has none any more).
+    mutating func setCSINode(_ name: String, _ csiNode: CSINode?) {
+        volumeLimits[name] = csiNode.map(CSIVolumeLimits.init)
     }
 
     /// Volumes attached to `node` (PV names).
@@ -252,7 +270,7 @@ struct Placements: Sendable {
 /// object: thousands of claims and volumes are copied whenever one changes while a cycle holds
 /// a copy of the state.
 struct SharedValues<Value: Sendable>: Sendable {
-    private var entries: [String: Shared] = [:]
+    private var entries = ShardedMap<Shared>()
 
     private final class Shared: Sendable {
         let value: Value

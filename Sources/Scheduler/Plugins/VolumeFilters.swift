@@ -223,10 +223,8 @@ enum VolumeFilters {
     }
 
     static func volumeLimits(_ pod: PendingPod, _ info: NodeInfo, _ state: ClusterState) -> [String] {
-        guard !pod.info.claims.isEmpty, let csiNode = state.csiNodes[info.name] else { return [] }
-        var limits: [String: Int] = [:]
-        for driver in csiNode.spec.drivers { if let count = driver.allocatable?.count { limits[driver.name] = Int(count) } }
-        guard let smallest = limits.values.min() else { return [] }
+        guard !pod.info.claims.isEmpty, let nodeLimits = state.volumeLimits[info.name], let smallest = nodeLimits.smallest else { return [] }
+        let limits = nodeLimits.byDriver
         // Every claim adds at most one handle: a node whose pods mount fewer claims than the
         // smallest limit, with this pod's, cannot exceed it (most nodes; counting handles means
         // looking up every claim and volume of every pod on the node).
