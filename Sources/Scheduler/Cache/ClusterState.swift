@@ -154,9 +154,14 @@ struct ClusterState: Sendable {
     /// The names of the nodes that exist, sorted (kept with `nodes`).
     private(set) var nodeNames: [String] = []
     /// Reservations of in-flight cycles, by claim key.
-    var reservations: [String: VolumeReservation] = [:]
+    private(set) var reservations = ShardedMap<VolumeReservation>()
     /// Volume name → claim key, for the reserved static volumes.
-    var reservedVolumes: [String: String] = [:]
+    private(set) var reservedVolumes = ShardedMap<String>()
+    /// The claims each pod reserved (pod key → claim keys), so that releasing a pod's
+    /// reservations touches only them: scanning every reservation (thousands while
+    /// WaitForFirstConsumer pods wait in PreBind), and copying the table it iterated over at the
+    /// first removal, was 4% of the scheduler's process with `wffc`.
+    private var reservedByPod = ShardedMap<[String]>()
 
     // MARK: Pods
 
@@ -234,10 +239,14 @@ struct ClusterState: Sendable {
     mutating func reserve(_ reservation: VolumeReservation) {
         reservations[reservation.claimKey] = reservation
         if let volume = reservation.volume { reservedVolumes[volume] = reservation.claimKey }
+        reservedByPod[reservation.podKey, default: []].append(reservation.claimKey)
     }
 
     mutating func releaseReservations(of podKey: String) {
-        for (claim, reservation) in reservations where reservation.podKey == podKey {
+        guard let claims = reservedByPod.removeValue(forKey: podKey) else { return }
+        for claim in claims {
+            // Another pod's cycle may have reserved the claim since: its reservation stays.
+            guard let reservation = reservations[claim], reservation.podKey == podKey else { continue }
             reservations[claim] = nil
             if let volume = reservation.volume, reservedVolumes[volume] == claim { reservedVolumes[volume] = nil }
         }
