@@ -13,7 +13,7 @@ extension KubeClient {
             "target": ["apiVersion": "v1", "kind": "Node", "name": .string(node)],
         ]
         let path = ResourcePath.object(Pod.self, name: name, namespace: namespace) + "/binding"
-        let response = try await send(.POST, path, json: try JSONEncoder().encode(binding))
+        let response = try await send(.POST, path, json: binding.jsonData)
         guard (200..<300).contains(response.status.code) else { throw Self.apiError(Int(response.status.code), response.body) }
     }
 }

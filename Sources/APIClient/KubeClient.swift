@@ -70,6 +70,14 @@ public struct KubeClient: Sendable {
         try await call(.POST, ResourcePath.collection(T.self, namespace: object.metadata.namespace), body: try encode(object))
     }
 
+    /// Creates `object` without reading the server's copy back (no response decoded): for
+    /// writers that need only to know it was stored, such as an event recorder.
+    public func createDiscardingResult<T: APIObject>(_ object: T) async throws {
+        let path = ResourcePath.collection(T.self, namespace: object.metadata.namespace)
+        let response = try await send(.POST, path, json: try encode(object))
+        guard (200..<300).contains(response.status.code) else { throw failure(Int(response.status.code), response.body) }
+    }
+
     /// Replaces the object; 409 Conflict (`isConflict`) when its resourceVersion is stale.
     public func update<T: APIObject>(_ object: T) async throws -> T {
         try await call(.PUT, ResourcePath.object(T.self, name: try name(of: object), namespace: object.metadata.namespace), body: try encode(object))
@@ -211,17 +219,21 @@ public struct KubeClient: Sendable {
     // MARK: Plumbing
 
     private static func event<T: APIObject>(_ line: Data) throws -> WatchEvent<T> {
+        try event(line) { try JSONValueDecoder().decode(T.self, from: $0) }
+    }
+
+    /// One watch line as an event, its object made by `decode` (an ERROR's Status is decoded whole).
+    static func event<T: APIObject>(_ line: Data, decode: (JSONValue) throws -> T) throws -> WatchEvent<T> {
         let envelope = try JSONValue(parsing: line)
         let type = envelope["type"]?.stringValue ?? ""
         guard let kind = WatchEvent<T>.Kind(rawValue: type) else {
             throw APIError.transport("unknown watch event type \(type)")
         }
-        let decoder = JSONValueDecoder()
         let object = envelope["object"] ?? .null
         if kind == .error {
-            return WatchEvent(kind: kind, object: nil, status: try decoder.decode(Status.self, from: object))
+            return WatchEvent(kind: kind, object: nil, status: try JSONValueDecoder().decode(Status.self, from: object))
         }
-        return WatchEvent(kind: kind, object: try decoder.decode(T.self, from: object), status: nil)
+        return WatchEvent(kind: kind, object: try decode(object), status: nil)
     }
 
     func call<R: Decodable>(_ method: HTTPMethod, _ path: String, query: [String: String] = [:], body: Data = Data(),

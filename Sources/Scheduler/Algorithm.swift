@@ -93,17 +93,18 @@ enum Algorithm {
 
     /// Every filter on one node, in upstream's order.
     static func filter(_ pod: PendingPod, _ volumes: PodVolumes, _ info: NodeInfo, _ state: ClusterState) -> Result<VolumePlan, Reasons> {
-        guard let node = info.node else { return .failure(Reasons(reasons: ["node(s) not found"])) }
+        guard let record = info.record else { return .failure(Reasons(reasons: ["node(s) not found"])) }
         // One after the other, stopping at the first that fails (no array of plugins per node:
-        // this runs for hundreds of nodes per pod).
-        var reasons = NodeFilters.unschedulable(pod, node)
-        if reasons.isEmpty { reasons = NodeFilters.nodeName(pod, node) }
-        if reasons.isEmpty { reasons = NodeFilters.taints(pod, node) }
-        if reasons.isEmpty { reasons = NodeFilters.affinity(pod, node) }
+        // this runs for hundreds of nodes per pod). They read the Node's record, never the Node:
+        // a copy of it costs more than most filters.
+        var reasons = NodeFilters.unschedulable(pod, record)
+        if reasons.isEmpty { reasons = NodeFilters.nodeName(pod, record) }
+        if reasons.isEmpty { reasons = NodeFilters.taints(pod, record) }
+        if reasons.isEmpty { reasons = NodeFilters.affinity(pod, record) }
         if reasons.isEmpty { reasons = NodeFilters.resources(pod, info) }
         if reasons.isEmpty { reasons = NodeFilters.ports(pod, info) }
         if !reasons.isEmpty { return .failure(Reasons(reasons: reasons)) }
-        let binding = VolumeFilters.bindingFilter(pod, volumes, node, state)
+        let binding = VolumeFilters.bindingFilter(pod, volumes, record, state)
         if !binding.reasons.isEmpty { return .failure(Reasons(reasons: binding.reasons)) }
         let limits = VolumeFilters.volumeLimits(pod, info, state)
         if !limits.isEmpty { return .failure(Reasons(reasons: limits)) }
@@ -122,9 +123,10 @@ enum Algorithm {
     // MARK: Scores
 
     static func score(_ pod: PendingPod, _ volumes: PodVolumes, _ names: [String], _ state: ClusterState, _ weights: ScoreWeights) -> [Int] {
-        var affinity = names.map { name -> Int in
-            guard let node = state.nodes[name]?.node else { return 0 }
-            return pod.preferred.reduce(0) { $0 + (NodeSelectorMatch.matches($1.preference, node) ? Int($1.weight) : 0) }
+        // Preferred node affinity (most pods have none: no node is looked at for it).
+        var affinity = pod.preferred.isEmpty ? Array(repeating: 0, count: names.count) : names.map { name -> Int in
+            guard let record = state.nodes[name]?.record else { return 0 }
+            return pod.preferred.reduce(0) { $0 + (NodeSelectorMatch.matches($1.preference, record) ? Int($1.weight) : 0) }
         }
         if let top = affinity.max(), top > 0 { affinity = affinity.map { $0 * 100 / top } }
         // ReadWriteOnce volumes of the pod that are attached somewhere.

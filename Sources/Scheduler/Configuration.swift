@@ -30,7 +30,15 @@ public struct SchedulerConfiguration: Sendable {
     /// Hold a Lease in kube-system so that only one instance acts.
     public var leaderElect = true
     public var leaderElection = LeaderElectionConfig(name: "ballast-scheduler")
-    public var events = EventRecorder.Options()
+    /// The `Scheduled` and `FailedScheduling` events: client-go's options, but room for 10,000
+    /// waiting events instead of 1,000 — the scheduler binds faster than events are written in
+    /// a burst (`bench scheduler`: 2,000 pods bound in about a second dropped 3% of the
+    /// `Scheduled` events with 1,000).
+    public var events: EventRecorder.Options = {
+        var options = EventRecorder.Options()
+        options.bufferSize = 10_000
+        return options
+    }()
     var weights = ScoreWeights()
 
     public init() {}

@@ -66,7 +66,9 @@ public final class SchedulerServer: ServiceLifecycle.Service, Sendable {
     /// One term: fresh informers, cache and queue, until cancelled.
     func runScheduler() async {
         let informers = SharedInformers(client: client, resync: configuration.resync, logger: logger)
-        let pods = await informers.informer(Pod.self)
+        // Pods through the scheduler's projection (PodProjection.swift), not the whole model.
+        let pods = Informer<Pod>(ProjectedSource(client, Pod.self, decode: { try Pod(schedulingView: $0) }),
+                                 resync: configuration.resync, logger: logger)
         let nodes = await informers.informer(Node.self)
         let claims = await informers.informer(PersistentVolumeClaim.self)
         let volumes = await informers.informer(PersistentVolume.self)
@@ -85,8 +87,12 @@ public final class SchedulerServer: ServiceLifecycle.Service, Sendable {
             $0.cache = cache
         }
         await informers.start()
+        let podInformer = Task { await pods.run() }
         await informers.waitForSync()
+        await pods.waitForSync()
         if Task.isCancelled {
+            podInformer.cancel()
+            await podInformer.value
             await informers.stop()
             return
         }
@@ -141,6 +147,8 @@ public final class SchedulerServer: ServiceLifecycle.Service, Sendable {
             $0.queue = nil
             $0.cache = nil
         }
+        podInformer.cancel()
+        await podInformer.value
         await informers.stop()
         logger.info("scheduler stopped")
     }

@@ -12,10 +12,10 @@ struct NodeInfo: Sendable {
     private var storage = Storage()
 
     var node: Node? {
-        get { storage.node }
+        get { storage.record?.node }
         set {
             unique()
-            storage.node = newValue
+            storage.record = newValue.map(NodeRecord.init)
             storage.allocatable = ResourceAmounts(newValue?.status.allocatable)
             storage.allowedPodNumber = newValue?.status.allocatable?["pods"]?.value ?? 0
         }
@@ -33,7 +33,12 @@ struct NodeInfo: Sendable {
     /// NodeVolumeLimits skip counting handles on a node far below its limit.
     var claimCount: Int { storage.claimCount }
 
-    var name: String { storage.node?.metadata.name ?? "" }
+    /// The Node in an immutable shared object: the filters read it through this, once per node
+    /// and pod, where binding `node` copied the whole Node (dozens of references retained and
+    /// released) each time.
+    var record: NodeRecord? { storage.record }
+
+    var name: String { storage.record?.name ?? "" }
 
     mutating func add(_ pod: PodInfo) {
         if let old = storage.pods[pod.key] { remove(old) }
@@ -62,7 +67,7 @@ struct NodeInfo: Sendable {
     /// Mutated only through `NodeInfo` while uniquely referenced (`unique()`), so no two
     /// threads ever see it change: shared copies are read-only.
     private final class Storage: @unchecked Sendable {
-        var node: Node?
+        var record: NodeRecord?
         var allocatable = ResourceAmounts()
         var allowedPodNumber: Int64 = 0
         var pods: [String: PodInfo] = [:]
@@ -73,7 +78,7 @@ struct NodeInfo: Sendable {
 
         func copy() -> Storage {
             let copy = Storage()
-            copy.node = node
+            copy.record = record
             copy.allocatable = allocatable
             copy.allowedPodNumber = allowedPodNumber
             copy.pods = pods
@@ -83,6 +88,40 @@ struct NodeInfo: Sendable {
             copy.claimCount = claimCount
             return copy
         }
+    }
+}
+
+/// A Node as the cache holds it: never changed (a new version is a new record), so shared by
+/// every copy of the state and read without copying it.
+/// What the filters read of it is taken out once per Node version: passing the Node itself to
+/// each filter copied it (dozens of references retained and released) per node and pod.
+final class NodeRecord: Sendable {
+    let node: Node
+    let name: String
+    let labels: [String: String]
+    /// `spec.unschedulable`.
+    let unschedulable: Bool
+    /// The `NoSchedule` and `NoExecute` taints, in order (TaintToleration reads only these).
+    let schedulingTaints: [Taint]
+
+    init(_ node: Node) {
+        self.node = node
+        name = node.metadata.name ?? ""
+        labels = node.metadata.labels ?? [:]
+        unschedulable = node.spec.unschedulable == true
+        schedulingTaints = (node.spec.taints ?? []).filter { $0.effect == "NoSchedule" || $0.effect == "NoExecute" }
+    }
+}
+
+/// A CSINode's `drivers[].allocatable.count` by driver, and the smallest: what NodeVolumeLimits
+/// compares with, taken out once per CSINode version instead of per node and pod.
+struct CSIVolumeLimits: Sendable, Equatable {
+    var byDriver: [String: Int] = [:]
+    var smallest: Int?
+
+    init(_ csiNode: CSINode) {
+        for driver in csiNode.spec.drivers { if let count = driver.allocatable?.count { byDriver[driver.name] = Int(count) } }
+        smallest = byDriver.values.min()
     }
 }
 
@@ -96,9 +135,9 @@ struct VolumeReservation: Sendable, Hashable {
 }
 
 struct ClusterState: Sendable {
-    var nodes: [String: NodeInfo] = [:]
+    var nodes = ShardedMap<NodeInfo>()
     /// How many placed pods use each claim ("namespace/name"): VolumeRestrictions' RWOP check.
-    var claimUsers: [String: Int] = [:]
+    var claimUsers = ShardedMap<Int>()
     var claims = SharedValues<PersistentVolumeClaim>()
     /// Set through `setVolume`/`removeVolume`, which keep the two indexes below.
     var volumes = SharedValues<PersistentVolume>()
@@ -106,17 +145,23 @@ struct ClusterState: Sendable {
     /// candidates come from, without scanning every volume for every pod.
     var freeVolumes: [String: Set<String>] = [:]
     /// Names of the volumes whose claimRef names a claim, by claim key.
-    var volumesByClaim: [String: Set<String>] = [:]
+    var volumesByClaim = ShardedMap<Set<String>>()
     var classes: [String: StorageClass] = [:]
-    var csiNodes: [String: CSINode] = [:]
+    /// Each CSINode's attach limits by driver, by node name (set through `setCSINode`).
+    private(set) var volumeLimits: [String: CSIVolumeLimits] = [:]
     /// Volume names (PV) attached to each node, from VolumeAttachments that say so.
     var attachments: [String: (volume: String, node: String)] = [:]
     /// The names of the nodes that exist, sorted (kept with `nodes`).
     private(set) var nodeNames: [String] = []
     /// Reservations of in-flight cycles, by claim key.
-    var reservations: [String: VolumeReservation] = [:]
+    private(set) var reservations = ShardedMap<VolumeReservation>()
     /// Volume name → claim key, for the reserved static volumes.
-    var reservedVolumes: [String: String] = [:]
+    private(set) var reservedVolumes = ShardedMap<String>()
+    /// The claims each pod reserved (pod key → claim keys), so that releasing a pod's
+    /// reservations touches only them: scanning every reservation (thousands while
+    /// WaitForFirstConsumer pods wait in PreBind), and copying the table it iterated over at the
+    /// first removal, was 4% of the scheduler's process with `wffc`.
+    private var reservedByPod = ShardedMap<[String]>()
 
     // MARK: Pods
 
@@ -133,7 +178,7 @@ struct ClusterState: Sendable {
     mutating func unplace(_ pod: PodInfo) {
         guard let old = nodes[pod.nodeName]?.pods[pod.key] else { return }
         nodes[pod.nodeName]?.remove(old)
-        if let info = nodes[pod.nodeName], info.node == nil, info.pods.isEmpty { nodes[pod.nodeName] = nil }
+        if let info = nodes[pod.nodeName], info.record == nil, info.pods.isEmpty { nodes[pod.nodeName] = nil }
         for claim in old.claimKeys {
             claimUsers[claim, default: 1] -= 1
             if claimUsers[claim] == 0 { claimUsers[claim] = nil }
@@ -144,15 +189,20 @@ struct ClusterState: Sendable {
 
     mutating func setNode(_ node: Node) {
         let name = node.metadata.name ?? ""
-        if nodes[name]?.node == nil { nodeNames.insert(name, at: nodeNames.firstIndex { $0 > name } ?? nodeNames.endIndex) }
+        if nodes[name]?.record == nil { nodeNames.insert(name, at: nodeNames.firstIndex { $0 > name } ?? nodeNames.endIndex) }
         nodes[name, default: NodeInfo()].node = node
     }
 
     mutating func removeNode(_ name: String) {
-        guard nodes[name]?.node != nil else { return }
+        guard nodes[name]?.record != nil else { return }
         nodeNames.removeAll { $0 == name }
         nodes[name]?.node = nil
         if nodes[name]?.pods.isEmpty == true { nodes[name] = nil }
+    }
+
+    /// Records the attach limits of `csiNode` (nil: its node has none any more).
+    mutating func setCSINode(_ name: String, _ csiNode: CSINode?) {
+        volumeLimits[name] = csiNode.map(CSIVolumeLimits.init)
     }
 
     /// Volumes attached to `node` (PV names).
@@ -189,10 +239,14 @@ struct ClusterState: Sendable {
     mutating func reserve(_ reservation: VolumeReservation) {
         reservations[reservation.claimKey] = reservation
         if let volume = reservation.volume { reservedVolumes[volume] = reservation.claimKey }
+        reservedByPod[reservation.podKey, default: []].append(reservation.claimKey)
     }
 
     mutating func releaseReservations(of podKey: String) {
-        for (claim, reservation) in reservations where reservation.podKey == podKey {
+        guard let claims = reservedByPod.removeValue(forKey: podKey) else { return }
+        for claim in claims {
+            // Another pod's cycle may have reserved the claim since: its reservation stays.
+            guard let reservation = reservations[claim], reservation.podKey == podKey else { continue }
             reservations[claim] = nil
             if let volume = reservation.volume, reservedVolumes[volume] == claim { reservedVolumes[volume] = nil }
         }
@@ -225,7 +279,7 @@ struct Placements: Sendable {
 /// object: thousands of claims and volumes are copied whenever one changes while a cycle holds
 /// a copy of the state.
 struct SharedValues<Value: Sendable>: Sendable {
-    private var entries: [String: Shared] = [:]
+    private var entries = ShardedMap<Shared>()
 
     private final class Shared: Sendable {
         let value: Value

@@ -151,7 +151,7 @@ final class SchedulerCache: Sendable {
     }
 
     func csiNodeChanged(_ csiNode: CSINode, deleted: Bool = false) {
-        guarded.withLock { $0.state.csiNodes[csiNode.metadata.name ?? ""] = deleted ? nil : csiNode }
+        guarded.withLock { $0.state.setCSINode(csiNode.metadata.name ?? "", deleted ? nil : csiNode) }
     }
 
     func attachmentChanged(_ attachment: VolumeAttachment, deleted: Bool = false) {

@@ -23,30 +23,29 @@ enum Reason {
 enum NodeFilters {
     /// NodeUnschedulable: `spec.unschedulable` unless the pod tolerates
     /// `node.kubernetes.io/unschedulable:NoSchedule`.
-    static func unschedulable(_ pod: PendingPod, _ node: Node) -> [String] {
-        guard node.spec.unschedulable == true else { return [] }
+    static func unschedulable(_ pod: PendingPod, _ node: NodeRecord) -> [String] {
+        guard node.unschedulable else { return [] }
         let taint = Taint(key: SchedulerNames.unschedulableTaint, effect: "NoSchedule")
         return Tolerations.tolerated(taint, by: pod.tolerations) ? [] : [Reason.unschedulable]
     }
 
     /// NodeName: a pod that names a node fits only there.
-    static func nodeName(_ pod: PendingPod, _ node: Node) -> [String] {
-        guard let wanted = pod.pod.spec.nodeName, !wanted.isEmpty else { return [] }
-        return wanted == node.metadata.name ? [] : [Reason.nodeName]
+    static func nodeName(_ pod: PendingPod, _ node: NodeRecord) -> [String] {
+        guard let wanted = pod.wantedNode else { return [] }
+        return wanted == node.name ? [] : [Reason.nodeName]
     }
 
     /// TaintToleration: the first NoSchedule or NoExecute taint the pod does not tolerate.
-    static func taints(_ pod: PendingPod, _ node: Node) -> [String] {
-        for taint in node.spec.taints ?? [] where taint.effect == "NoSchedule" || taint.effect == "NoExecute" {
+    static func taints(_ pod: PendingPod, _ node: NodeRecord) -> [String] {
+        for taint in node.schedulingTaints {
             if !Tolerations.tolerated(taint, by: pod.tolerations) { return [Reason.untoleratedTaint(taint)] }
         }
         return []
     }
 
     /// NodeAffinity: `nodeSelector` labels, and the required node affinity terms.
-    static func affinity(_ pod: PendingPod, _ node: Node) -> [String] {
-        let labels = node.metadata.labels ?? [:]
-        for (key, value) in pod.nodeSelector where labels[key] != value { return [Reason.nodeAffinity] }
+    static func affinity(_ pod: PendingPod, _ node: NodeRecord) -> [String] {
+        for (key, value) in pod.nodeSelector where node.labels[key] != value { return [Reason.nodeAffinity] }
         if let required = pod.required, !NodeSelectorMatch.matches(required, node) { return [Reason.nodeAffinity] }
         return []
     }

@@ -22,11 +22,14 @@ struct PendingPod: Sendable {
     /// `affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution`.
     let required: NodeSelector?
     let preferred: [PreferredTerm]
+    /// `spec.nodeName` when set (NodeName's filter; a pending pod normally has none).
+    let wantedNode: String?
 
     var pod: Pod { info.pod }
 
     init(_ pod: Pod) throws(SchedulingError) {
         info = PodInfo(pod)
+        wantedNode = pod.spec.nodeName.flatMap { $0.isEmpty ? nil : $0 }
         tolerations = pod.spec.tolerations ?? []
         nodeSelector = pod.spec.nodeSelector ?? [:]
         var required: NodeSelector?
@@ -85,18 +88,16 @@ struct PendingPod: Sendable {
 
 enum NodeSelectorMatch {
     /// Whether any term matches (an empty term matches nothing, as upstream).
-    static func matches(_ selector: NodeSelector, _ node: Node) -> Bool {
+    static func matches(_ selector: NodeSelector, _ node: NodeRecord) -> Bool {
         selector.nodeSelectorTerms.contains { matches($0, node) }
     }
 
-    static func matches(_ term: NodeSelectorTerm, _ node: Node) -> Bool {
+    static func matches(_ term: NodeSelectorTerm, _ node: NodeRecord) -> Bool {
         let expressions = term.matchExpressions ?? []
         let fields = term.matchFields ?? []
         if expressions.isEmpty && fields.isEmpty { return false }
-        let labels = node.metadata.labels ?? [:]
-        for requirement in expressions where !matches(requirement, labels) { return false }
-        let name = node.metadata.name ?? ""
-        for requirement in fields where !matches(requirement, ["metadata.name": name]) { return false }
+        for requirement in expressions where !matches(requirement, node.labels) { return false }
+        for requirement in fields where !matches(requirement, ["metadata.name": node.name]) { return false }
         return true
     }
 
@@ -116,9 +117,9 @@ enum NodeSelectorMatch {
     }
 
     /// A StorageClass's `allowedTopologies`: any term whose every label requirement matches.
-    static func matches(_ topologies: [TopologySelectorTerm], _ node: Node) -> Bool {
+    static func matches(_ topologies: [TopologySelectorTerm], _ node: NodeRecord) -> Bool {
         if topologies.isEmpty { return true }
-        let labels = node.metadata.labels ?? [:]
+        let labels = node.labels
         return topologies.contains { term in
             (term.matchLabelExpressions ?? []).allSatisfy { requirement in
                 labels[requirement.key].map(requirement.values.contains) ?? false
