@@ -30,6 +30,10 @@ final class KubeletBenchRun: @unchecked Sendable {
     var kubeletRoot: String { root + "/kubelet" }
     var floorDirectory: String { root + "/floor" }
     private var kubelet: BenchProcess?
+    /// Where each phase's CPU goes (nil, with why, where the machine has no cpuacct hierarchy).
+    private var accounting: CPUAccounting?
+    private(set) var accountingUnavailable: String?
+    private let suffix: String
 
     init(root: String, suffix: String, pods: Int, volumePods: Int, rate: Double, latency: String, size: Int64, logger: Logger) {
         self.root = root
@@ -42,6 +46,7 @@ final class KubeletBenchRun: @unchecked Sendable {
         cluster = BenchCluster(root: root, logger: logger)
         nodeName = "kbench-" + suffix
         floorNode = "kbench-floor-" + suffix
+        self.suffix = suffix
     }
 
     private var client: KubeClient { cluster.client }
@@ -49,6 +54,7 @@ final class KubeletBenchRun: @unchecked Sendable {
     func measure() async throws -> KubeletBenchResult {
         progress("starting the API server, the cloud, the CSI controller plugin and the controller manager…")
         try await cluster.start(latency: latency, nodes: 0)
+        try startAccounting()
         let images = try ImageStore(directory: root + "/images")
         let image = try await images.resolve("busybox")
         let floor = RuncFloor(directory: floorDirectory, node: floorNode, image: image, layers: try await images.layerDirectories(of: image))
@@ -80,6 +86,8 @@ final class KubeletBenchRun: @unchecked Sendable {
                                                     "--port", "\(BenchCluster.freePort())", "--image-dir", root + "/images",
                                                     "--pod-logs-dir", root + "/pod-logs", "--log-level", "warning"])
         self.kubelet = kubelet
+        try accounting?.join("cluster", pid: plugin.pid)
+        try accounting?.join("kubelet", pid: kubelet.pid)
         try await cluster.wait(for: kubelet) {
             guard let node = try? await self.client.get(Node.self, name: self.nodeName),
                   node.status.conditions?.contains(where: { $0.type == "Ready" && $0.status == "True" }) == true,
@@ -91,11 +99,35 @@ final class KubeletBenchRun: @unchecked Sendable {
         return zone
     }
 
+    // MARK: CPU
+
+    /// This process, the API server and the other processes of the cluster each into a cpuacct
+    /// group of their own (processes started later join theirs when started).
+    private func startAccounting() throws {
+        switch CPUAccounting.make(name: "kbench-cpu-" + suffix) {
+        case .success(let made):
+            accounting = made
+            try made.join("bench", pid: getpid())
+            for process in cluster.processes {
+                try made.join(process === cluster.apiserver ? "apiserver" : "cluster", pid: process.pid)
+            }
+        case .failure(let why):
+            accountingUnavailable = why.description
+        }
+    }
+
+    private func cpuSample() -> CPUSnapshot? {
+        accounting?.sample(paths: ["containers": Cgroups.nodePath(node: nodeName), "floorContainers": Cgroups.nodePath(node: floorNode)],
+                           processes: ["kubelet": kubelet?.pid ?? 0, "apiserver": cluster.apiserver.pid])
+    }
+
     // MARK: Phase 1: pods without volumes
 
     private func measurePlain(_ floor: RuncFloor, into result: inout KubeletBenchResult) async throws {
         progress("floor: \(podCount) × runc run -d…")
+        let floorBefore = cpuSample()
         result.floorRun = try await BenchCluster.paced(count: podCount, rate: rate) { index in try await floor.start("run-\(index)") }
+        if let floorBefore, let after = cpuSample() { result.floorCPU = floorBefore.delta(to: after) }
         // The floor's containers are removed after the kubelet's phase, not before it: on ext4
         // without a journal (this machine's /tmp) a new inode skips those freed in the last
         // minute, at a block lookup each, so the phase after a mass removal pays for it.
@@ -106,12 +138,14 @@ final class KubeletBenchRun: @unchecked Sendable {
         try await Task.sleep(for: .milliseconds(300))
         progress("kubelet: creating \(podCount) pods without volumes…")
         let cpuBefore = kubelet.cpuSeconds
+        let phaseBefore = cpuSample()
         let starts = try await BenchCluster.paced(count: podCount, rate: rate) { index -> ContinuousClock.Instant in
             let started = ContinuousClock.now
             _ = try await self.client.create(self.pod("plain-\(index)"))
             return started
         }
         let running = try await waitForRunning(watcher, count: podCount, what: "kubelet, no volume")
+        if let phaseBefore, let after = cpuSample() { result.kubeletPhaseCPU = phaseBefore.delta(to: after) }
         result.running = (0..<podCount).map { (running["plain-\($0)"]! - starts[$0]).seconds }
         result.kubeletCPU = kubelet.cpuSeconds - cpuBefore
         progress("deleting the pods…")
@@ -263,6 +297,8 @@ final class KubeletBenchRun: @unchecked Sendable {
         await cluster.stop()
         await HostCleanup.sweep(root, runtimeRoots: [kubeletRoot + "/runtime/runc", floorDirectory + "/runc"],
                                  cgroups: [Cgroups.nodePath(node: nodeName), Cgroups.nodePath(node: floorNode)], removeDirectory: removeDirectory)
+        // After the sweep: the shims it killed were in the kubelet's group.
+        for busy in accounting?.remove() ?? [] { progress("cannot remove the accounting cgroup \(busy): processes are left in it") }
     }
 
     private func logTail(_ name: String) -> String {

@@ -86,6 +86,8 @@ struct BenchKubeletCommand: AsyncParsableCommand {
         }
         print(result.report(pods: pods, volumePods: volumePods))
         print("")
+        print(result.cpuBudget(pods: pods, unavailable: run.accountingUnavailable))
+        print("")
         print(result.targets(pods: pods, attachLatency: run.latencies[.attach] ?? .zero))
         if let plot {
             try result.svg().write(toFile: plot, atomically: true, encoding: .utf8)
@@ -108,6 +110,10 @@ struct KubeletBenchResult {
     var floorVolumeLatency: Duration = .zero
     var kubeletCPU: Double = 0
     var kubeletVolumeCPU: Double = 0
+    /// Where the CPU of the no-volume phases went (`CPUAccounting`), from the first start to
+    /// the last container running.
+    var floorCPU: CPUDelta?
+    var kubeletPhaseCPU: CPUDelta?
 
     static func percentile(_ values: [Double], _ q: Double) -> Double? { ControllersBenchResult.percentile(values, q) }
 
@@ -134,6 +140,40 @@ struct KubeletBenchResult {
         text += "\nkubelet CPU per pod: \(fixed(kubeletCPU / Double(max(pods, 1)) * 1000, 1)) ms without volumes"
         if volumePods > 0 { text += ", \(fixed(kubeletVolumeCPU / Double(max(volumePods, 1)) * 1000, 1)) ms with a PVC" }
         text += " (the kubelet process alone; its shims and runc are processes of their own)"
+        return text
+    }
+
+    /// The no-volume phases' CPU per pod by group of processes, floor beside kubelet, and what
+    /// the 2× target leaves per pod: the kubelet's p99 bounds the time in which the machine's
+    /// cores must do all of the phase's work.
+    func cpuBudget(pods: Int, cores: Int = ProcessInfo.processInfo.activeProcessorCount, unavailable: String?) -> String {
+        guard let floor = floorCPU, let phase = kubeletPhaseCPU else {
+            return "CPU per pod by process: not measured (\(unavailable ?? "no samples"))"
+        }
+        let perPod = 1000 / Double(max(pods, 1))
+        func ms(_ seconds: Double?) -> String { seconds.map { fixed($0 * perPod, 1) } ?? "–" }
+        func groups(_ delta: CPUDelta, _ names: [String]) -> Double { names.reduce(0) { $0 + (delta.groups[$1] ?? 0) } }
+        var table = TextTable([("CPU per pod (ms), from the first start to the last running", .left), ("floor", .right), ("kubelet", .right)])
+        table.append(["this benchmark: bundles and `runc run -d` (floor); creates and its watch (kubelet)",
+                      ms(floor.groups["bench"]), ms(phase.groups["bench"])])
+        table.append(["  of which its own threads (the rest: runc run -d, its children)", ms(floor.selfSeconds), ms(phase.selfSeconds)])
+        table.append(["the kubelet process", "–", ms(phase.processes["kubelet"])])
+        table.append(["its shims and the runc they run", "–", ms(phase.groups["kubelet"].map { $0 - (phase.processes["kubelet"] ?? 0) })])
+        table.append(["containers (runc init once in the container's cgroup, then sleep)", ms(floor.groups["floorContainers"]), ms(phase.groups["containers"])])
+        table.append(["the API server", ms(floor.groups["apiserver"]), ms(phase.groups["apiserver"])])
+        table.append(["controller manager, cloud, CSI plugins", ms(floor.groups["cluster"]), ms(phase.groups["cluster"])])
+        let names = ["bench", "kubelet", "containers", "floorContainers", "apiserver", "cluster"]
+        table.append(["the rest (kernel threads, interrupts, other users of the machine)",
+                      ms(floor.machine - groups(floor, names)), ms(phase.machine - groups(phase, names))])
+        table.append(["the machine, all of it (/proc/stat)", ms(floor.machine), ms(phase.machine)])
+        table.append(["its capacity over the phase (elapsed × \(cores) cores)", ms(floor.elapsed * Double(cores)), ms(phase.elapsed * Double(cores))])
+        var text = table.render()
+        if let floor50 = Self.percentile(floorRun, 0.5) {
+            let allowed = 2 * floor50 * Double(cores)
+            text += "\nbudget of the 2× target: all \(pods) pods Running within 2 × \(milliseconds(floor50)) = \(milliseconds(2 * floor50))"
+            text += " leaves \(cores) cores × that = \(ms(allowed)) ms of CPU per pod for everything"
+            text += "; the kubelet phase used \(ms(phase.machine)) ms, the floor's `runc run -d` phase \(ms(floor.machine)) ms"
+        }
         return text
     }
 
