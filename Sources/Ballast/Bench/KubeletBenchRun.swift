@@ -126,7 +126,10 @@ final class KubeletBenchRun: @unchecked Sendable {
     private func measurePlain(_ floor: RuncFloor, into result: inout KubeletBenchResult) async throws {
         progress("floor: \(podCount) × runc run -d…")
         let floorBefore = cpuSample()
-        result.floorRun = try await BenchCluster.paced(count: podCount, rate: rate) { index in try await floor.start("run-\(index)") }
+        let floorReleased = ContinuousClock.now
+        result.floorRun = try await BenchCluster.paced(count: podCount, rate: rate) { index in
+            try await floor.start("run-\(index)", since: self.due(index, from: floorReleased))
+        }
         if let floorBefore, let after = cpuSample() { result.floorCPU = floorBefore.delta(to: after) }
         // The floor's containers are removed after the kubelet's phase, not before it: on ext4
         // without a journal (this machine's /tmp) a new inode skips those freed in the last
@@ -139,10 +142,10 @@ final class KubeletBenchRun: @unchecked Sendable {
         progress("kubelet: creating \(podCount) pods without volumes…")
         let cpuBefore = kubelet.cpuSeconds
         let phaseBefore = cpuSample()
+        let released = ContinuousClock.now
         let starts = try await BenchCluster.paced(count: podCount, rate: rate) { index -> ContinuousClock.Instant in
-            let started = ContinuousClock.now
             _ = try await self.client.create(self.pod("plain-\(index)"))
-            return started
+            return self.due(index, from: released)
         }
         let running = try await waitForRunning(watcher, count: podCount, what: "kubelet, no volume")
         if let phaseBefore, let after = cpuSample() { result.kubeletPhaseCPU = phaseBefore.delta(to: after) }
@@ -159,16 +162,16 @@ final class KubeletBenchRun: @unchecked Sendable {
         progress("floor: \(volumePodCount) × disk file, losetup, mkfs.ext4, mount, bind mount, runc run -d…")
         let cloudLatency = (latencies[.create] ?? .zero) + (latencies[.attach] ?? .zero)
         result.floorVolumeLatency = cloudLatency
+        let floorReleased = ContinuousClock.now
         result.floorVolume = try await BenchCluster.paced(count: volumePodCount, rate: rate) { index in
+            let due = self.due(index, from: floorReleased)
             let directory = self.floorDirectory + "/disk-\(index)"
             for sub in ["staging", "target"] {
                 try FileManager.default.createDirectory(atPath: directory + "/" + sub, withIntermediateDirectories: true)
             }
-            let started = ContinuousClock.now
             _ = try await DirectVolume.setUp(directory + "/disk.img", bytes: self.size, staging: directory + "/staging", target: directory + "/target")
             let volume = OCISpec.Mount(destination: "/data", type: "bind", source: directory + "/target", options: ["rbind", "rprivate", "rw"])
-            let direct = (ContinuousClock.now - started).seconds
-            return direct + (try await floor.start("vol-\(index)", mounts: [volume])) + cloudLatency.seconds
+            return try await floor.start("vol-\(index)", mounts: [volume], since: due) + cloudLatency.seconds
         }
         await floor.removeAll()
 
@@ -185,15 +188,15 @@ final class KubeletBenchRun: @unchecked Sendable {
         try await Task.sleep(for: .milliseconds(300))
         progress("kubelet: creating \(volumePodCount) pods with a fresh PVC each…")
         let cpuBefore = kubelet.cpuSeconds
+        let released = ContinuousClock.now
         let starts = try await BenchCluster.paced(count: volumePodCount, rate: rate) { index -> ContinuousClock.Instant in
             var claim = PersistentVolumeClaim(metadata: ObjectMeta(name: "vol-\(index)", namespace: self.namespace))
             claim.spec.accessModes = ["ReadWriteOnce"]
             claim.spec.storageClassName = "kbench"
             claim.spec.resources = VolumeResourceRequirements(requests: ["storage": Quantity(self.size, format: .binarySI)])
-            let started = ContinuousClock.now
             _ = try await self.client.create(claim)
             _ = try await self.client.create(self.pod("vol-\(index)", claim: "vol-\(index)"))
-            return started
+            return self.due(index, from: released)
         }
         let running = try await waitForRunning(watcher, count: volumePodCount, what: "kubelet, fresh PVC")
         result.kubeletVolumeCPU = kubelet.cpuSeconds - cpuBefore
@@ -207,6 +210,15 @@ final class KubeletBenchRun: @unchecked Sendable {
         result.volumeAttached = (0..<volumePodCount).compactMap { index in
             volumes["vol-\(index)"].flatMap { attached[$0] }.map { ($0 - starts[index]).seconds }
         }
+    }
+
+    /// When creation `index` is due (`paced`'s schedule): every pod and every floor container
+    /// is timed from it, not from when its task got a thread. The floor's tasks make their
+    /// bundles synchronously on the two threads of the cooperative pool, so in a burst the
+    /// last ones began tens of milliseconds after the others had been released, and timing
+    /// each from its own beginning left that wait out of the floor alone.
+    private func due(_ index: Int, from released: ContinuousClock.Instant) -> ContinuousClock.Instant {
+        rate.isFinite ? released + .seconds(Double(index) / rate) : released
     }
 
     // MARK: Pods
@@ -331,9 +343,10 @@ final class RuncFloor: Sendable {
         self.layers = layers
     }
 
-    /// Makes the bundle of container `name` (with `mounts`) and starts it; the seconds taken.
-    func start(_ name: String, mounts: [OCISpec.Mount] = []) async throws -> Double {
-        let started = ContinuousClock.now
+    /// Makes the bundle of container `name` (with `mounts`) and starts it; the seconds from
+    /// `since` (its due time; by default now) until `runc run -d` has exited.
+    func start(_ name: String, mounts: [OCISpec.Mount] = [], since: ContinuousClock.Instant? = nil) async throws -> Double {
+        let started = since ?? ContinuousClock.now
         let bundle = directory + "/" + name
         for sub in ["rootfs", "upper", "work"] {
             try FileManager.default.createDirectory(atPath: bundle + "/" + sub, withIntermediateDirectories: true)
