@@ -54,7 +54,7 @@ final class KubeletBenchRun: @unchecked Sendable {
     func measure() async throws -> KubeletBenchResult {
         progress("starting the API server, the cloud, the CSI controller plugin and the controller manager…")
         try await cluster.start(latency: latency, nodes: 0)
-        try startAccounting()
+        startAccounting()
         let images = try ImageStore(directory: root + "/images")
         let image = try await images.resolve("busybox")
         let floor = RuncFloor(directory: floorDirectory, node: floorNode, image: image, layers: try await images.layerDirectories(of: image))
@@ -86,8 +86,8 @@ final class KubeletBenchRun: @unchecked Sendable {
                                                     "--port", "\(BenchCluster.freePort())", "--image-dir", root + "/images",
                                                     "--pod-logs-dir", root + "/pod-logs", "--log-level", "warning"])
         self.kubelet = kubelet
-        try accounting?.join("cluster", pid: plugin.pid)
-        try accounting?.join("kubelet", pid: kubelet.pid)
+        account("cluster", pid: plugin.pid)
+        account("kubelet", pid: kubelet.pid)
         try await cluster.wait(for: kubelet) {
             guard let node = try? await self.client.get(Node.self, name: self.nodeName),
                   node.status.conditions?.contains(where: { $0.type == "Ready" && $0.status == "True" }) == true,
@@ -102,22 +102,31 @@ final class KubeletBenchRun: @unchecked Sendable {
     // MARK: CPU
 
     /// This process, the API server and the other processes of the cluster each into a cpuacct
-    /// group of their own (processes started later join theirs when started).
-    private func startAccounting() throws {
+    /// group of their own (processes started later join theirs when started). Where that fails
+    /// the run goes on without the CPU table, which says why.
+    private func startAccounting() {
         switch CPUAccounting.make(name: "kbench-cpu-" + suffix) {
         case .success(let made):
             accounting = made
-            try made.join("bench", pid: getpid())
-            for process in cluster.processes {
-                try made.join(process === cluster.apiserver ? "apiserver" : "cluster", pid: process.pid)
-            }
+            account("bench", pid: getpid())
+            for process in cluster.processes { account(process === cluster.apiserver ? "apiserver" : "cluster", pid: process.pid) }
         case .failure(let why):
             accountingUnavailable = why.description
         }
     }
 
+    private func account(_ group: String, pid: Int32) {
+        guard let accounting else { return }
+        do {
+            try accounting.join(group, pid: pid)
+        } catch {
+            accountingUnavailable = "\(error)"   // no CPU table; the groups are removed at the end all the same
+        }
+    }
+
     private func cpuSample() -> CPUSnapshot? {
-        accounting?.sample(paths: ["containers": Cgroups.nodePath(node: nodeName), "floorContainers": Cgroups.nodePath(node: floorNode)],
+        guard accountingUnavailable == nil else { return nil }
+        return accounting?.sample(paths: ["containers": Cgroups.nodePath(node: nodeName), "floorContainers": Cgroups.nodePath(node: floorNode)],
                            processes: ["kubelet": kubelet?.pid ?? 0, "apiserver": cluster.apiserver.pid])
     }
 
