@@ -187,6 +187,13 @@ struct KubeletBenchResult {
         table.append(["no volume: created → Running p99 ≤ 2× the floor's p50", milliseconds(floor50.map { $0 * 2 }), milliseconds(p99), verdict(p99, atMost: floor50.map { $0 * 2 })])
         var notes: [String] = []
         if pods != 30 { notes.append("the no-volume targets are defined at --pods 30; this run used --pods \(pods)") }
+        for (phase, delta) in [("floor", floorCPU), ("kubelet", kubeletPhaseCPU)] {
+            guard let delta, delta.machine > 0 else { continue }
+            let others = delta.machine - ["bench", "kubelet", "containers", "floorContainers", "apiserver", "cluster"].reduce(0) { $0 + (delta.groups[$1] ?? 0) }
+            if others > 0.1 * delta.machine {
+                notes.append("the machine was busy with other work during the \(phase) phase (\(Int((100 * others / delta.machine).rounded())) % of its CPU, \"the rest\" above): the no-volume verdicts say little")
+            }
+        }
         if !volumeRunning.isEmpty {
             let volume99 = Self.percentile(volumeRunning, 0.99)
             table.append(["fresh PVC: created → Running p99 ≤ 2 s", milliseconds(2), milliseconds(volume99), verdict(volume99, atMost: 2)])
