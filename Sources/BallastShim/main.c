@@ -94,6 +94,20 @@ static void say(const char *line) {
     }
 }
 
+/* Where the shim's own messages go: `shim.log` in the container's directory, made with the first
+   one (most shims have none, and a file made for every container is an inode on every start:
+   on ext4 without a journal, a scan past the inodes freed in the last minutes); stderr until
+   the directory is known. */
+static int message_fd(void) {
+    static int fd = -1;
+    if (fd >= 0) return fd;
+    if (!options.directory) return STDERR_FILENO;
+    char *path = join(options.directory, "shim.log");
+    fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    free(path);
+    return fd >= 0 ? fd : STDERR_FILENO;
+}
+
 /* Reports a container that never ran: `exit.json` with status 128 and the reason, and
    "failed: …" to the kubelet. */
 static int fail(const char *message) {
@@ -112,7 +126,7 @@ static int fail(const char *message) {
         say(line);
         free(line);
     }
-    dprintf(STDERR_FILENO, "%s\n", message);
+    dprintf(message_fd(), "%s\n", message);
     return 1;
 }
 
@@ -245,11 +259,11 @@ static char **runtime_command(const char *const *arguments) {
     return argv;
 }
 
-/* `runtime delete --force <id>`, its output to the shim's log, at most 30 s. */
+/* `runtime delete --force <id>`, at most 30 s; what goes wrong is in the runtime's log. */
 static void delete_container(void) {
     const char *arguments[] = {"delete", "--force", options.id, NULL};
     char **argv = runtime_command(arguments);
-    pid_t pid = spawn(argv, -1, -2, options.directory);
+    pid_t pid = spawn(argv, -1, -1, options.directory);
     free(argv);
     if (pid < 0) return;
     int status;
@@ -506,7 +520,7 @@ static int oom_killed(int signal) {
 }
 
 static void usage(const char *problem) {
-    dprintf(STDERR_FILENO,
+    dprintf(message_fd(),
             "ballast-shim: %s\n"
             "usage: ballast-shim --runtime PATH --runtime-root DIR --id ID --directory DIR --log FILE --cgroup PATH\n"
             "                    [--cgroup-root /sys/fs/cgroup] [--kill-all-on-exit]\n"
@@ -556,12 +570,9 @@ int main(int argc, char **argv) {
     if (child_signals < 0) return failf("the shim cannot watch its children (signalfd): %s%s", strerror(errno), "");
     if (ckl_set_child_subreaper() != 0) return failf("the shim cannot become a child subreaper: %s%s", strerror(errno), "");
 
-    char pid_text[32];
-    int pid_length = snprintf(pid_text, sizeof pid_text, "%d\n", (int)getpid());
-    char *shim_pid = join(options.directory, CKL_RECORD_SHIM_PID);
-    ckl_write_file_atomic(shim_pid, pid_text, (size_t)pid_length);
-    free(shim_pid);
-
+    /* This shim's pid goes into state.json with the container's: no file of its own (one inode
+       and two fsyncs fewer per container; until state.json exists, a restarted kubelet finds
+       the shim by its command line). */
     int log_fd = ckl_cri_open_log(options.log);
     if (log_fd < 0) return failf("cannot open the container log %s: %s", options.log, strerror(errno));
     struct output output;
@@ -605,7 +616,7 @@ int main(int argc, char **argv) {
     struct timespec started, finished;
     now(&started);
     char *state = join(options.directory, CKL_RECORD_STARTED);
-    ckl_write_started(state, container, &started);
+    ckl_write_started(state, container, (int)getpid(), &started);
     free(state);
     say("started");
 

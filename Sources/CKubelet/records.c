@@ -69,10 +69,10 @@ static int json_date(char *out, size_t size, const struct timespec *time) {
     return snprintf(out, size, "%.9f", (double)seconds + (double)time->tv_nsec / 1e9);   /* before 2001 */
 }
 
-int ckl_write_started(const char *path, int pid, const struct timespec *started_at) {
-    char date[64], json[128];
+int ckl_write_started(const char *path, int pid, int shim_pid, const struct timespec *started_at) {
+    char date[64], json[160];
     json_date(date, sizeof date, started_at);
-    int length = snprintf(json, sizeof json, "{\"pid\":%d,\"startedAt\":%s}", pid, date);
+    int length = snprintf(json, sizeof json, "{\"pid\":%d,\"shimPid\":%d,\"startedAt\":%s}", pid, shim_pid, date);
     return ckl_write_file_atomic(path, json, (size_t)length);
 }
 

@@ -28,9 +28,10 @@ struct RecordFilesTests {
         #expect(RecordFiles.started == "state.json" && RecordFiles.exit == "exit.json" && RecordFiles.shimPID == "shim.pid")
         let when = Date(timeIntervalSince1970: 1_765_000_000.123456)
         var time = Self.timespec(when)
-        #expect(ckl_write_started(path, 4242, &time) == 0)
+        #expect(ckl_write_started(path, 4242, 77, &time) == 0)
         let record = try #require(RecordFiles.read(ContainerStarted.self, from: path))
         #expect(record.pid == 4242)
+        #expect(record.shimPID == 77)
         #expect(abs(record.startedAt.timeIntervalSince(when)) < 1e-6)
         #expect((try? FileManager.default.contentsOfDirectory(atPath: dir)) == ["state.json"], "no temporary file is left")
     }

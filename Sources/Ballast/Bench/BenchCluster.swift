@@ -37,7 +37,8 @@ final class BenchProcess: Sendable {
 final class BenchCluster: @unchecked Sendable {
     let root: String
     let logger: Logger
-    private var processes: [BenchProcess] = []
+    /// The processes started so far, oldest first.
+    private(set) var processes: [BenchProcess] = []
     private(set) var client: KubeClient!
     private(set) var cloud: CloudClient!
     private(set) var csi: GRPCCSIPlugin!

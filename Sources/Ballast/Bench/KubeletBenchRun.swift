@@ -30,6 +30,10 @@ final class KubeletBenchRun: @unchecked Sendable {
     var kubeletRoot: String { root + "/kubelet" }
     var floorDirectory: String { root + "/floor" }
     private var kubelet: BenchProcess?
+    /// Where each phase's CPU goes (nil, with why, where the machine has no cpuacct hierarchy).
+    private var accounting: CPUAccounting?
+    private(set) var accountingUnavailable: String?
+    private let suffix: String
 
     init(root: String, suffix: String, pods: Int, volumePods: Int, rate: Double, latency: String, size: Int64, logger: Logger) {
         self.root = root
@@ -42,6 +46,7 @@ final class KubeletBenchRun: @unchecked Sendable {
         cluster = BenchCluster(root: root, logger: logger)
         nodeName = "kbench-" + suffix
         floorNode = "kbench-floor-" + suffix
+        self.suffix = suffix
     }
 
     private var client: KubeClient { cluster.client }
@@ -49,6 +54,7 @@ final class KubeletBenchRun: @unchecked Sendable {
     func measure() async throws -> KubeletBenchResult {
         progress("starting the API server, the cloud, the CSI controller plugin and the controller manager…")
         try await cluster.start(latency: latency, nodes: 0)
+        startAccounting()
         let images = try ImageStore(directory: root + "/images")
         let image = try await images.resolve("busybox")
         let floor = RuncFloor(directory: floorDirectory, node: floorNode, image: image, layers: try await images.layerDirectories(of: image))
@@ -80,6 +86,8 @@ final class KubeletBenchRun: @unchecked Sendable {
                                                     "--port", "\(BenchCluster.freePort())", "--image-dir", root + "/images",
                                                     "--pod-logs-dir", root + "/pod-logs", "--log-level", "warning"])
         self.kubelet = kubelet
+        account("cluster", pid: plugin.pid)
+        account("kubelet", pid: kubelet.pid)
         try await cluster.wait(for: kubelet) {
             guard let node = try? await self.client.get(Node.self, name: self.nodeName),
                   node.status.conditions?.contains(where: { $0.type == "Ready" && $0.status == "True" }) == true,
@@ -91,11 +99,47 @@ final class KubeletBenchRun: @unchecked Sendable {
         return zone
     }
 
+    // MARK: CPU
+
+    /// This process, the API server and the other processes of the cluster each into a cpuacct
+    /// group of their own (processes started later join theirs when started). Where that fails
+    /// the run goes on without the CPU table, which says why.
+    private func startAccounting() {
+        switch CPUAccounting.make(name: "kbench-cpu-" + suffix) {
+        case .success(let made):
+            accounting = made
+            account("bench", pid: getpid())
+            for process in cluster.processes { account(process === cluster.apiserver ? "apiserver" : "cluster", pid: process.pid) }
+        case .failure(let why):
+            accountingUnavailable = why.description
+        }
+    }
+
+    private func account(_ group: String, pid: Int32) {
+        guard let accounting else { return }
+        do {
+            try accounting.join(group, pid: pid)
+        } catch {
+            accountingUnavailable = "\(error)"   // no CPU table; the groups are removed at the end all the same
+        }
+    }
+
+    private func cpuSample() -> CPUSnapshot? {
+        guard accountingUnavailable == nil else { return nil }
+        return accounting?.sample(paths: ["containers": Cgroups.nodePath(node: nodeName), "floorContainers": Cgroups.nodePath(node: floorNode)],
+                           processes: ["kubelet": kubelet?.pid ?? 0, "apiserver": cluster.apiserver.pid])
+    }
+
     // MARK: Phase 1: pods without volumes
 
     private func measurePlain(_ floor: RuncFloor, into result: inout KubeletBenchResult) async throws {
         progress("floor: \(podCount) × runc run -d…")
-        result.floorRun = try await BenchCluster.paced(count: podCount, rate: rate) { index in try await floor.start("run-\(index)") }
+        let floorBefore = cpuSample()
+        let floorReleased = ContinuousClock.now
+        result.floorRun = try await BenchCluster.paced(count: podCount, rate: rate) { index in
+            try await floor.start("run-\(index)", since: self.due(index, from: floorReleased))
+        }
+        if let floorBefore, let after = cpuSample() { result.floorCPU = floorBefore.delta(to: after) }
         // The floor's containers are removed after the kubelet's phase, not before it: on ext4
         // without a journal (this machine's /tmp) a new inode skips those freed in the last
         // minute, at a block lookup each, so the phase after a mass removal pays for it.
@@ -106,12 +150,14 @@ final class KubeletBenchRun: @unchecked Sendable {
         try await Task.sleep(for: .milliseconds(300))
         progress("kubelet: creating \(podCount) pods without volumes…")
         let cpuBefore = kubelet.cpuSeconds
+        let phaseBefore = cpuSample()
+        let released = ContinuousClock.now
         let starts = try await BenchCluster.paced(count: podCount, rate: rate) { index -> ContinuousClock.Instant in
-            let started = ContinuousClock.now
             _ = try await self.client.create(self.pod("plain-\(index)"))
-            return started
+            return self.due(index, from: released)
         }
         let running = try await waitForRunning(watcher, count: podCount, what: "kubelet, no volume")
+        if let phaseBefore, let after = cpuSample() { result.kubeletPhaseCPU = phaseBefore.delta(to: after) }
         result.running = (0..<podCount).map { (running["plain-\($0)"]! - starts[$0]).seconds }
         result.kubeletCPU = kubelet.cpuSeconds - cpuBefore
         progress("deleting the pods…")
@@ -125,16 +171,16 @@ final class KubeletBenchRun: @unchecked Sendable {
         progress("floor: \(volumePodCount) × disk file, losetup, mkfs.ext4, mount, bind mount, runc run -d…")
         let cloudLatency = (latencies[.create] ?? .zero) + (latencies[.attach] ?? .zero)
         result.floorVolumeLatency = cloudLatency
+        let floorReleased = ContinuousClock.now
         result.floorVolume = try await BenchCluster.paced(count: volumePodCount, rate: rate) { index in
+            let due = self.due(index, from: floorReleased)
             let directory = self.floorDirectory + "/disk-\(index)"
             for sub in ["staging", "target"] {
                 try FileManager.default.createDirectory(atPath: directory + "/" + sub, withIntermediateDirectories: true)
             }
-            let started = ContinuousClock.now
             _ = try await DirectVolume.setUp(directory + "/disk.img", bytes: self.size, staging: directory + "/staging", target: directory + "/target")
             let volume = OCISpec.Mount(destination: "/data", type: "bind", source: directory + "/target", options: ["rbind", "rprivate", "rw"])
-            let direct = (ContinuousClock.now - started).seconds
-            return direct + (try await floor.start("vol-\(index)", mounts: [volume])) + cloudLatency.seconds
+            return try await floor.start("vol-\(index)", mounts: [volume], since: due) + cloudLatency.seconds
         }
         await floor.removeAll()
 
@@ -151,15 +197,15 @@ final class KubeletBenchRun: @unchecked Sendable {
         try await Task.sleep(for: .milliseconds(300))
         progress("kubelet: creating \(volumePodCount) pods with a fresh PVC each…")
         let cpuBefore = kubelet.cpuSeconds
+        let released = ContinuousClock.now
         let starts = try await BenchCluster.paced(count: volumePodCount, rate: rate) { index -> ContinuousClock.Instant in
             var claim = PersistentVolumeClaim(metadata: ObjectMeta(name: "vol-\(index)", namespace: self.namespace))
             claim.spec.accessModes = ["ReadWriteOnce"]
             claim.spec.storageClassName = "kbench"
             claim.spec.resources = VolumeResourceRequirements(requests: ["storage": Quantity(self.size, format: .binarySI)])
-            let started = ContinuousClock.now
             _ = try await self.client.create(claim)
             _ = try await self.client.create(self.pod("vol-\(index)", claim: "vol-\(index)"))
-            return started
+            return self.due(index, from: released)
         }
         let running = try await waitForRunning(watcher, count: volumePodCount, what: "kubelet, fresh PVC")
         result.kubeletVolumeCPU = kubelet.cpuSeconds - cpuBefore
@@ -173,6 +219,15 @@ final class KubeletBenchRun: @unchecked Sendable {
         result.volumeAttached = (0..<volumePodCount).compactMap { index in
             volumes["vol-\(index)"].flatMap { attached[$0] }.map { ($0 - starts[index]).seconds }
         }
+    }
+
+    /// When creation `index` is due (`paced`'s schedule): every pod and every floor container
+    /// is timed from it, not from when its task got a thread. The floor's tasks make their
+    /// bundles synchronously on the two threads of the cooperative pool, so in a burst the
+    /// last ones began tens of milliseconds after the others had been released, and timing
+    /// each from its own beginning left that wait out of the floor alone.
+    private func due(_ index: Int, from released: ContinuousClock.Instant) -> ContinuousClock.Instant {
+        rate.isFinite ? released + .seconds(Double(index) / rate) : released
     }
 
     // MARK: Pods
@@ -263,6 +318,8 @@ final class KubeletBenchRun: @unchecked Sendable {
         await cluster.stop()
         await HostCleanup.sweep(root, runtimeRoots: [kubeletRoot + "/runtime/runc", floorDirectory + "/runc"],
                                  cgroups: [Cgroups.nodePath(node: nodeName), Cgroups.nodePath(node: floorNode)], removeDirectory: removeDirectory)
+        // After the sweep: the shims it killed were in the kubelet's group.
+        for busy in accounting?.remove() ?? [] { progress("cannot remove the accounting cgroup \(busy): processes are left in it") }
     }
 
     private func logTail(_ name: String) -> String {
@@ -295,9 +352,10 @@ final class RuncFloor: Sendable {
         self.layers = layers
     }
 
-    /// Makes the bundle of container `name` (with `mounts`) and starts it; the seconds taken.
-    func start(_ name: String, mounts: [OCISpec.Mount] = []) async throws -> Double {
-        let started = ContinuousClock.now
+    /// Makes the bundle of container `name` (with `mounts`) and starts it; the seconds from
+    /// `since` (its due time; by default now) until `runc run -d` has exited.
+    func start(_ name: String, mounts: [OCISpec.Mount] = [], since: ContinuousClock.Instant? = nil) async throws -> Double {
+        let started = since ?? ContinuousClock.now
         let bundle = directory + "/" + name
         for sub in ["rootfs", "upper", "work"] {
             try FileManager.default.createDirectory(atPath: bundle + "/" + sub, withIntermediateDirectories: true)

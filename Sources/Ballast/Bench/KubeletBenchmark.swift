@@ -86,6 +86,8 @@ struct BenchKubeletCommand: AsyncParsableCommand {
         }
         print(result.report(pods: pods, volumePods: volumePods))
         print("")
+        print(result.cpuBudget(pods: pods, unavailable: run.accountingUnavailable))
+        print("")
         print(result.targets(pods: pods, attachLatency: run.latencies[.attach] ?? .zero))
         if let plot {
             try result.svg().write(toFile: plot, atomically: true, encoding: .utf8)
@@ -108,6 +110,10 @@ struct KubeletBenchResult {
     var floorVolumeLatency: Duration = .zero
     var kubeletCPU: Double = 0
     var kubeletVolumeCPU: Double = 0
+    /// Where the CPU of the no-volume phases went (`CPUAccounting`), from the first start to
+    /// the last container running.
+    var floorCPU: CPUDelta?
+    var kubeletPhaseCPU: CPUDelta?
 
     static func percentile(_ values: [Double], _ q: Double) -> Double? { ControllersBenchResult.percentile(values, q) }
 
@@ -137,6 +143,40 @@ struct KubeletBenchResult {
         return text
     }
 
+    /// The no-volume phases' CPU per pod by group of processes, floor beside kubelet, and what
+    /// the 2× target leaves per pod: the kubelet's p99 bounds the time in which the machine's
+    /// cores must do all of the phase's work.
+    func cpuBudget(pods: Int, cores: Int = ProcessInfo.processInfo.activeProcessorCount, unavailable: String?) -> String {
+        guard let floor = floorCPU, let phase = kubeletPhaseCPU else {
+            return "CPU per pod by process: not measured (\(unavailable ?? "no samples"))"
+        }
+        let perPod = 1000 / Double(max(pods, 1))
+        func ms(_ seconds: Double?) -> String { seconds.map { fixed($0 * perPod, 1) } ?? "–" }
+        func groups(_ delta: CPUDelta, _ names: [String]) -> Double { names.reduce(0) { $0 + (delta.groups[$1] ?? 0) } }
+        var table = TextTable([("CPU per pod (ms), from the first start to the last running", .left), ("floor", .right), ("kubelet", .right)])
+        table.append(["this benchmark: bundles and `runc run -d` (floor); creates and its watch (kubelet)",
+                      ms(floor.groups["bench"]), ms(phase.groups["bench"])])
+        table.append(["  of which its own threads (the rest: runc run -d, its children)", ms(floor.selfSeconds), ms(phase.selfSeconds)])
+        table.append(["the kubelet process", "–", ms(phase.processes["kubelet"])])
+        table.append(["its shims and the runc they run", "–", ms(phase.groups["kubelet"].map { $0 - (phase.processes["kubelet"] ?? 0) })])
+        table.append(["containers (runc init once in the container's cgroup, then sleep)", ms(floor.groups["floorContainers"]), ms(phase.groups["containers"])])
+        table.append(["the API server", ms(floor.groups["apiserver"]), ms(phase.groups["apiserver"])])
+        table.append(["controller manager, cloud, CSI plugins", ms(floor.groups["cluster"]), ms(phase.groups["cluster"])])
+        let names = ["bench", "kubelet", "containers", "floorContainers", "apiserver", "cluster"]
+        table.append(["the rest (kernel threads, interrupts, other users of the machine)",
+                      ms(floor.machine - groups(floor, names)), ms(phase.machine - groups(phase, names))])
+        table.append(["the machine, all of it (/proc/stat)", ms(floor.machine), ms(phase.machine)])
+        table.append(["its capacity over the phase (elapsed × \(cores) cores)", ms(floor.elapsed * Double(cores)), ms(phase.elapsed * Double(cores))])
+        var text = table.render()
+        if let floor50 = Self.percentile(floorRun, 0.5) {
+            let allowed = 2 * floor50 * Double(cores)
+            text += "\nbudget of the 2× target: all \(pods) pods Running within 2 × \(milliseconds(floor50)) = \(milliseconds(2 * floor50))"
+            text += " leaves \(cores) cores × that = \(ms(allowed)) ms of CPU per pod for everything"
+            text += "; the kubelet phase used \(ms(phase.machine)) ms, the floor's `runc run -d` phase \(ms(floor.machine)) ms"
+        }
+        return text
+    }
+
     /// The issue's targets beside this run's figures: without volumes, p99 ≤ 1 s and ≤ 2× the
     /// floor's p50 (defined at 30 pods); with a fresh PVC, p99 ≤ 2 s (with the cloud's default
     /// attach=200ms).
@@ -147,6 +187,13 @@ struct KubeletBenchResult {
         table.append(["no volume: created → Running p99 ≤ 2× the floor's p50", milliseconds(floor50.map { $0 * 2 }), milliseconds(p99), verdict(p99, atMost: floor50.map { $0 * 2 })])
         var notes: [String] = []
         if pods != 30 { notes.append("the no-volume targets are defined at --pods 30; this run used --pods \(pods)") }
+        for (phase, delta) in [("floor", floorCPU), ("kubelet", kubeletPhaseCPU)] {
+            guard let delta, delta.machine > 0 else { continue }
+            let others = delta.machine - ["bench", "kubelet", "containers", "floorContainers", "apiserver", "cluster"].reduce(0) { $0 + (delta.groups[$1] ?? 0) }
+            if others > 0.1 * delta.machine {
+                notes.append("the machine was busy with other work during the \(phase) phase (\(Int((100 * others / delta.machine).rounded())) % of its CPU, \"the rest\" above): the no-volume verdicts say little")
+            }
+        }
         if !volumeRunning.isEmpty {
             let volume99 = Self.percentile(volumeRunning, 0.99)
             table.append(["fresh PVC: created → Running p99 ≤ 2 s", milliseconds(2), milliseconds(volume99), verdict(volume99, atMost: 2)])

@@ -69,8 +69,9 @@ int ckl_make_pod_namespaces(const char *hostname, const char *uts, const char *i
 // (records.c). One definition, here: the kubelet reads what the shim writes.
 
 /// The records a container's shim writes in the container's directory (ContainerRecord.swift):
-/// `state.json` once the container runs, `exit.json` once it ended (or never started), and
-/// `shim.pid`, the shim's pid.
+/// `state.json` once the container runs (with the shim's pid), `exit.json` once it ended (or never
+/// started). `shim.pid` (the shim's pid alone) is what shims before `state.json` carried that
+/// pid wrote at their start: a kubelet still reads it for those.
 #define CKL_RECORD_STARTED "state.json"
 #define CKL_RECORD_EXIT "exit.json"
 #define CKL_RECORD_SHIM_PID "shim.pid"
@@ -89,8 +90,9 @@ int ckl_make_pod_namespaces(const char *hostname, const char *uts, const char *i
 /// an fsync of the directory. 0, or -1 with errno.
 int ckl_write_file_atomic(const char *path, const char *data, size_t length);
 
-/// `state.json`: {"pid":…,"startedAt":…} (ContainerStarted). 0, or -1 with errno.
-int ckl_write_started(const char *path, int pid, const struct timespec *started_at);
+/// `state.json`: {"pid":…,"shimPid":…,"startedAt":…} (ContainerStarted): the container's init and
+/// the shim that owns it. 0, or -1 with errno.
+int ckl_write_started(const char *path, int pid, int shim_pid, const struct timespec *started_at);
 
 /// `exit.json` (ContainerExit): the exit code, the signal that ended it (0: none), whether the
 /// OOM killer did, when it started (NULL: never), when it ended, and why it never started

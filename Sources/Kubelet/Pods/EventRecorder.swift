@@ -1,7 +1,7 @@
 // Events about pods and the node, as the kubelet writes them (source component `kubelet`,
 // host = the node), through client-go's recorder (APIClient's `EventRecorder`): recording
 // never waits for the API server — a pod's worker does not hold its container's start for an
-// event — and repeats become count patches.
+// event — repeats become count patches, and events are written one at a time.
 import APIClient
 import ClusterAPI
 import Logging
@@ -11,7 +11,14 @@ struct KubeletEvents: Sendable {
     let nodeName: String
 
     init(client: KubeClient, nodeName: String, logger: Logger) {
-        recorder = EventRecorder(client: client, component: "kubelet", host: nodeName, logger: logger)
+        // One write at a time, as client-go's recorder writes the upstream kubelet's: a node
+        // records a few events per pod, and none is on a pod's way to Running. With the eight
+        // in flight the scheduler needs for its bursts, a burst of pod starts had up to eight
+        // event writes (and connections) beside its status writes at the API server at once
+        // (`bench kubelet`: the events were a third of the API server's CPU per pod).
+        var options = EventRecorder.Options()
+        options.concurrentWrites = 1
+        recorder = EventRecorder(client: client, component: "kubelet", host: nodeName, options: options, logger: logger)
         self.nodeName = nodeName
     }
 

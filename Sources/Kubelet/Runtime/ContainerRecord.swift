@@ -18,6 +18,9 @@
 import CKubelet
 import Foundation
 import HostSystem
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A container as the kubelet started it.
 public struct ContainerRecord: Codable, Sendable, Equatable {
@@ -45,6 +48,13 @@ public struct ContainerRecord: Codable, Sendable, Equatable {
 public struct ContainerStarted: Codable, Sendable, Equatable {
     public var pid: Int32
     public var startedAt: Date
+    /// The shim that owns the container (nil from shims that wrote it to `shim.pid` instead).
+    public var shimPID: Int32? = nil
+
+    enum CodingKeys: String, CodingKey {
+        case pid, startedAt
+        case shimPID = "shimPid"
+    }
 }
 
 /// Written by the shim once the container has ended or failed to start (`ckl_write_exit`), or
@@ -65,20 +75,44 @@ package enum RecordFiles {
     package static let meta = "meta.json"
     package static let started = CKL_RECORD_STARTED
     package static let exit = CKL_RECORD_EXIT
-    /// The shim's pid, so that a restarted kubelet checks one process, not all of /proc.
+    /// The shim's pid as shims wrote it before `state.json` carried it (read for those).
     package static let shimPID = CKL_RECORD_SHIM_PID
 
+    /// Writes `value` as JSON to a temporary file beside `path` (one new inode: FileManager's
+    /// `createFile` is itself atomic, a second temporary file and rename, and on ext4 without a
+    /// journal every new inode is a scan past the recently freed ones), syncs it and renames it
+    /// over `path`, then syncs the directory.
     package static func write<T: Encodable>(_ value: T, to path: String) throws {
         let temporary = path + ".tmp-" + UUID().uuidString.prefix(8)
         let data = try JSONEncoder().encode(value)
-        guard FileManager.default.createFile(atPath: temporary, contents: data) else {
-            throw KubeletError(.runtime, "cannot write \(temporary)")
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw KubeletError(.runtime, "cannot write \(temporary): \(String(cString: strerror(errno)))") }
+        var failure: Int32 = 0
+        data.withUnsafeBytes { bytes in
+            guard let base = bytes.baseAddress else { return }
+            var done = 0
+            while done < bytes.count {
+                let written = Glibc.write(fd, base + done, bytes.count - done)
+                if written < 0 {
+                    if errno == EINTR { continue }
+                    failure = errno
+                    return
+                }
+                done += written
+            }
         }
-        if let handle = FileHandle(forWritingAtPath: temporary) {
-            try? handle.synchronize()
-            try? handle.close()
+        if failure == 0 && fsync(fd) != 0 { failure = errno }
+        if close(fd) != 0 && failure == 0 { failure = errno }
+        guard failure == 0 else {
+            unlink(temporary)
+            throw KubeletError(.runtime, "cannot write \(temporary): \(String(cString: strerror(failure)))")
         }
-        try FileSystem.commit(temporary, to: path)
+        do {
+            try FileSystem.commit(temporary, to: path)
+        } catch {
+            unlink(temporary)
+            throw error
+        }
     }
 
     package static func read<T: Decodable>(_ type: T.Type, from path: String) -> T? {

@@ -47,6 +47,10 @@ public final class OCIRuntime: Sendable {
     private let logger: Logger
     /// Shims this process started, by container id (adopted ones are not here).
     private let shims = Mutex<[String: ChildProcess]>([:])
+    /// The records read so far, by container id: `meta.json` is written once, before the shim
+    /// starts, and never changed, so each is decoded once (every new pod worker looks for its
+    /// containers among all of them).
+    private let knownRecords = Mutex<[String: ContainerRecord]>([:])
 
     /// The shim's file name (CKubelet's `CKL_SHIM_EXECUTABLE`).
     public static let shimName = CKL_SHIM_EXECUTABLE
@@ -118,6 +122,7 @@ public final class OCIRuntime: Sendable {
             try FileManager.default.createDirectory(atPath: dir + "/" + sub, withIntermediateDirectories: true)
         }
         try RecordFiles.write(record, to: dir + "/" + RecordFiles.meta)
+        knownRecords.withLock { $0[id] = record }
         let options = "lowerdir=\(layers.joined(separator: ":")),upperdir=\(dir)/upper,workdir=\(dir)/work"
         guard ckl_mount_fs("overlay", dir + "/rootfs", options, 0) == 0 else {
             let reason = String(cString: strerror(errno))
@@ -136,7 +141,7 @@ public final class OCIRuntime: Sendable {
             shim = try ChildProcess([shimExecutable, "--runtime", binary, "--runtime-root", stateDirectory, "--id", id, "--directory", dir,
                                                    "--log", config.logPath, "--cgroup", cgroupsPath, "--cgroup-root", cgroups.root]
                                                    + (config.pidNamespace != nil ? ["--kill-all-on-exit"] : []),
-                                    newSession: true, standardOutput: .stream, standardError: .file(dir + "/shim.log"))
+                                    newSession: true, standardOutput: .stream, standardError: .discard)   // its messages: shim.log, made when it has one
         } catch {
             throw KubeletError(.runtime, "cannot start the container shim \(shimExecutable): \(error)", cause: error)
         }
@@ -181,7 +186,15 @@ public final class OCIRuntime: Sendable {
     /// Every container on disk.
     public func records() -> [ContainerRecord] {
         let ids = (try? FileManager.default.contentsOfDirectory(atPath: containersDirectory)) ?? []
-        return ids.compactMap { RecordFiles.read(ContainerRecord.self, from: directory($0) + "/" + RecordFiles.meta) }
+        let known = knownRecords.withLock { $0 }
+        var found: [String: ContainerRecord] = [:]
+        for id in ids {
+            if let record = known[id] ?? RecordFiles.read(ContainerRecord.self, from: directory(id) + "/" + RecordFiles.meta) {
+                found[id] = record
+            }
+        }
+        knownRecords.withLock { $0 = found }
+        return ids.compactMap { found[$0] }
     }
 
     /// What container `id` is doing, from its files and its shim.
@@ -198,16 +211,22 @@ public final class OCIRuntime: Sendable {
     }
 
     /// Whether the shim of `id` still runs: a child of ours, or (adopted) the process of the pid
-    /// it recorded when that process is still a shim of this container (a pid is reused), or,
-    /// for a shim that recorded none, a process whose command line names the directory.
+    /// it recorded (in `state.json`, or `shim.pid` from older shims) when that process is still
+    /// a shim of this container (a pid is reused), or, for a shim that recorded none (still
+    /// starting the container), a process whose command line names the directory.
     func shimAlive(_ id: String) -> Bool {
         if let shim = shims.withLock({ $0[id] }) { return shim.termination == nil }
         let dir = directory(id)
-        if let text = try? String(contentsOfFile: dir + "/" + RecordFiles.shimPID, encoding: .utf8),
-           let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 0 {
+        if let pid = recordedShimPID(dir), pid > 0 {
             return ProcessTable.arguments(of: pid).map { Self.isShim($0, of: dir) } ?? false
         }
         return !ProcessTable.pids { Self.isShim($0, of: dir) }.isEmpty
+    }
+
+    private func recordedShimPID(_ dir: String) -> Int32? {
+        if let pid = RecordFiles.read(ContainerStarted.self, from: dir + "/" + RecordFiles.started)?.shimPID { return pid }
+        guard let text = try? String(contentsOfFile: dir + "/" + RecordFiles.shimPID, encoding: .utf8) else { return nil }
+        return Int32(text.trimmingCharacters(in: .whitespacesAndNewlines))
     }
 
     /// A shim's command line: `…/ballast-shim … --directory <dir> …` (or, started by a kubelet
@@ -300,6 +319,7 @@ public final class OCIRuntime: Sendable {
         }
         if let record { cgroups.remove(record.cgroupsPath) }
         shims.withLock { _ = $0.removeValue(forKey: id) }
+        knownRecords.withLock { _ = $0.removeValue(forKey: id) }
         try? FileManager.default.removeItem(atPath: dir)
     }
 
