@@ -108,8 +108,9 @@ extension APIHandler {
         }) : [:]
         var size = head.count + tail.count + max(0, items.count - 1)
         for i in items.indices { size += converted[i]?.count ?? items[i].bytes.count }
-        var body = Data(count: size)
-        body.withUnsafeMutableBytes { (out: UnsafeMutableRawBufferPointer) in
+        // Filled in place, not zeroed first (Data(count:) would write every byte twice).
+        let out = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 1)
+        do {
             var at = 0
             func put(_ bytes: [UInt8]) {
                 bytes.withUnsafeBytes { source in
@@ -130,6 +131,7 @@ extension APIHandler {
             put(tail)
             precondition(at == size, "list body sized \(size) bytes, written \(at)")
         }
+        let body = Data(bytesNoCopy: out.baseAddress!, count: size, deallocator: .custom { pointer, _ in pointer.deallocate() })
         return HTTPResponse(status: .ok, headers: ["Content-Type": "application/json"], body: body)
     }
 
