@@ -291,6 +291,15 @@ final class WatchCache: Sendable {
         return (items[...], revision, false)
     }
 
+    /// The cached version of `key` (nil inside when it is absent), if the cache is filled and has
+    /// applied every store event up to `revision`; nil when it has not (read the store).
+    func current(keyPrefix: String, key: String, asNewAs revision: Int64) -> CachedObject?? {
+        state.withLock { s in
+            guard s.ready, s.revision >= revision else { return nil }
+            return .some(s.resources[keyPrefix]?.objects[key])
+        }
+    }
+
     /// The current versions of the keys that may match, in key order (selectors not applied
     /// yet): one key for `metadata.name=` in a namespace, the index for an indexed field's `=`,
     /// else the prefix's range of the ordered objects (shared with the cache, not copied).

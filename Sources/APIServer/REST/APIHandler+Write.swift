@@ -76,13 +76,21 @@ extension APIHandler {
         if Self.isService(info) { await services.release(services.held(by: object), logger: logger) }
     }
 
-    /// New content needs an existing namespace that is not being deleted.
+    /// New content needs an existing namespace that is not being deleted. The namespace is read
+    /// from the watch cache when the cache has applied every write the store has made (so it
+    /// answers what a read of the store would); else from the store.
     func requireNamespace(_ namespace: String) async throws(APIError) {
         let namespaces = registry.lookup(group: "", version: "v1", resource: "namespaces")!
-        guard let ns = try await store.get(namespaces.key(namespace: nil, name: namespace)) else {
-            throw APIError.notFound(namespaces, namespace)
+        let key = namespaces.key(namespace: nil, name: namespace)
+        let object: JSONValue
+        if let cached = try await watchCache.current(keyPrefix: namespaces.keyPrefix, key: key, asNewAs: store.currentRevision()) {
+            guard let found = cached else { throw APIError.notFound(namespaces, namespace) }
+            object = found.object
+        } else {
+            guard let ns = try await store.get(key) else { throw APIError.notFound(namespaces, namespace) }
+            object = ns.object
         }
-        if ns.object["metadata"]?["deletionTimestamp"] != nil {
+        if object["metadata"]?["deletionTimestamp"] != nil {
             throw APIError(.forbidden, "unable to create new content in namespace \(namespace) because it is being terminated",
                            details: StatusDetails(name: namespace, kind: "namespaces"))
         }
