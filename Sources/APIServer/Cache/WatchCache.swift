@@ -1,4 +1,5 @@
 import ClusterAPI
+import Foundation
 import Logging
 import MVCCStore
 import Synchronization
@@ -76,6 +77,19 @@ final class WatchCache: Sendable {
         }
     }
 
+    /// Whether key `a` sorts before `b` by their UTF-8 bytes (the store's order), with one
+    /// `memcmp` where both are contiguous (the generic comparison walks them byte by byte).
+    static func precedes(_ a: String, _ b: String) -> Bool {
+        let fast = a.utf8.withContiguousStorageIfAvailable { x in
+            b.utf8.withContiguousStorageIfAvailable { y -> Bool in
+                let common = min(x.count, y.count)
+                let order = common == 0 ? 0 : memcmp(x.baseAddress!, y.baseAddress!, common)
+                return order != 0 ? order < 0 : x.count < y.count
+            }
+        }
+        return (fast ?? nil) ?? a.utf8.lexicographicallyPrecedes(b.utf8)
+    }
+
     /// How a watch starts.
     enum Start: Sendable {
         /// The current objects first (as ADDED), then the changes.
@@ -114,12 +128,12 @@ final class WatchCache: Sendable {
 
         /// The position of the first object whose key is not below `key` (`ordered.count` if none).
         func position(of key: String) -> Int {
-            if let last = ordered.last, last.key.utf8.lexicographicallyPrecedes(key.utf8) { return ordered.count }
+            if let last = ordered.last, WatchCache.precedes(last.key, key) { return ordered.count }
             var low = 0
             var high = ordered.count
             while low < high {
                 let mid = (low + high) / 2
-                if ordered[mid].key.utf8.lexicographicallyPrecedes(key.utf8) { low = mid + 1 } else { high = mid }
+                if WatchCache.precedes(ordered[mid].key, key) { low = mid + 1 } else { high = mid }
             }
             return low
         }
@@ -311,7 +325,7 @@ final class WatchCache: Sendable {
         }
         if let field = indexedFields[keyPrefix], let wanted = equalities.first(where: { $0.field == field }) {
             return ArraySlice(resource.index[wanted.value, default: []].filter { $0.hasPrefix(prefix) }
-                .sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+                .sorted(by: precedes)
                 .compactMap { resource.objects[$0] })
         }
         if prefix == keyPrefix { return resource.ordered[...] }
