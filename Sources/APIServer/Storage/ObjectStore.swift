@@ -34,7 +34,8 @@ public struct ObjectStore: Sendable {
 
     static func encode(_ object: JSONValue) throws(APIError) -> [UInt8] {
         var stripped = object
-        stripped["metadata"]?["resourceVersion"] = nil
+        // Only when there is one: removing a key copies the metadata and the object around it.
+        if object["metadata"]?["resourceVersion"] != nil { stripped["metadata"]?["resourceVersion"] = nil }
         let bytes = stripped.jsonBytes
         if bytes.count > maxObjectBytes {
             throw APIError(.requestEntityTooLarge,
