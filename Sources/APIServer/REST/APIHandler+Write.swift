@@ -76,14 +76,17 @@ extension APIHandler {
         if Self.isService(info) { await services.release(services.held(by: object), logger: logger) }
     }
 
-    /// New content needs an existing namespace that is not being deleted. The namespace is read
+    /// New content needs an existing namespace that is not being deleted. On a store whose
+    /// current revision is known without a round trip (the embedded one), the namespace is read
     /// from the watch cache when the cache has applied every write the store has made (so it
-    /// answers what a read of the store would); else from the store.
+    /// answers what a read of the store would); else, and on etcd (where asking the revision
+    /// costs as much as the read), from the store.
     func requireNamespace(_ namespace: String) async throws(APIError) {
         let namespaces = registry.lookup(group: "", version: "v1", resource: "namespaces")!
         let key = namespaces.key(namespace: nil, name: namespace)
         let object: JSONValue
-        if let cached = try await watchCache.current(keyPrefix: namespaces.keyPrefix, key: key, asNewAs: store.currentRevision()) {
+        if store.kv.currentRevisionIsLocal,
+           let cached = try await watchCache.current(keyPrefix: namespaces.keyPrefix, key: key, asNewAs: store.currentRevision()) {
             guard let found = cached else { throw APIError.notFound(namespaces, namespace) }
             object = found.object
         } else {
