@@ -143,10 +143,11 @@ final class WatchCache: Sendable {
             let low = position(of: prefix)
             var high = ordered.count
             var probe = low
-            // Keys with the prefix follow `low` contiguously; the end is found by bisection.
+            // Keys with the prefix (its bytes: the order is by bytes) follow `low` contiguously; the
+            // end is found by bisection.
             while probe < high {
                 let mid = (probe + high) / 2
-                if ordered[mid].key.hasPrefix(prefix) { probe = mid + 1 } else { high = mid }
+                if ordered[mid].key.utf8.starts(with: prefix.utf8) { probe = mid + 1 } else { high = mid }
             }
             return low..<high
         }
