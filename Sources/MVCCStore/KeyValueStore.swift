@@ -34,6 +34,10 @@ public protocol KeyValueStore: Sendable {
     /// The store's current revision.
     func currentRevision() async throws -> Int64
 
+    /// Whether `currentRevision()` is answered from memory, without a round trip (the embedded
+    /// store): then asking it is cheaper than any read. False unless a store says so.
+    var currentRevisionIsLocal: Bool { get }
+
     /// A lease of `ttl` seconds for keys that should expire (events).
     func grantLease(ttl: Int64) async throws -> Int64
 
@@ -60,6 +64,8 @@ public enum StoreHealth: Sendable, Equatable, CustomStringConvertible {
 }
 
 extension KeyValueStore {
+    public var currentRevisionIsLocal: Bool { false }
+
     /// A store that knows nothing better answers by reading its revision.
     public func health() async -> StoreHealth {
         do {
@@ -206,6 +212,8 @@ extension MVCCStore: EtcdShapedStore {
     }
 
     public func currentRevision() async throws -> Int64 { revision }
+
+    public var currentRevisionIsLocal: Bool { true }
 
     public func grantLease(ttl: Int64) async throws -> Int64 {
         try await leaseGrant(ttl: ttl).id

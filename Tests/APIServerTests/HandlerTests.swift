@@ -270,6 +270,28 @@ let pvcJSON = """
         }
     }
 
+    /// The namespace check of a create reads the watch cache only when it is as new as the
+    /// store: content is refused in a namespace the moment its deletion has been answered, and
+    /// accepted in one the moment its creation has, however far the cache lags.
+    @Test func contentFollowsItsNamespaceAtOnce() async throws {
+        try await withFixture { f in
+            let held = #"{"metadata":{"name":"held","finalizers":["example.com/hold"]}}"#
+            for round in 0..<20 {
+                let ns = "ns-\(round)"
+                #expect(await f.request(.POST, "/api/v1/namespaces", body: #"{"metadata":{"name":"\#(ns)"}}"#).code == 201)
+                let created = await f.request(.POST, "/api/v1/namespaces/\(ns)/configmaps", body: held)
+                #expect(created.code == 201, "round \(round): \(created.body)")
+                // The finalizer keeps the config map, and so the namespace, Terminating.
+                #expect(await f.request(.DELETE, "/api/v1/namespaces/\(ns)").body["status"]?["phase"] == "Terminating")
+                let refused = await f.request(.POST, "/api/v1/namespaces/\(ns)/configmaps", body: #"{"metadata":{"name":"late"}}"#)
+                #expect(refused.code == 403, "round \(round): \(refused.body)")
+                #expect(refused.body["message"]?.stringValue?.contains("because it is being terminated") == true)
+            }
+            let missing = await f.request(.POST, "/api/v1/namespaces/nowhere/configmaps", body: #"{"metadata":{"name":"c"}}"#)
+            #expect(missing.code == 404 && missing.body["message"] == #"namespaces "nowhere" not found"#, "\(missing.body)")
+        }
+    }
+
     @Test func discoveryAndVersion() async throws {
         try await withFixture { f in
             let version = await f.request(.GET, "/version")

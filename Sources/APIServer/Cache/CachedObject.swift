@@ -2,9 +2,10 @@ import ClusterAPI
 import Synchronization
 
 /// One version of one object as the watch cache holds it: the decoded tree (its
-/// `metadata.resourceVersion` set) and, made the first time a list or a watch needs them, its
-/// JSON bytes, shared by every response that carries this version: a write that a hundred
-/// watchers see is encoded once.
+/// `metadata.resourceVersion` set) and its JSON bytes, shared by every response that carries this
+/// version: a write that a hundred watchers see, or that a list returns, is encoded once. The bytes
+/// are made when the version enters the cache, from the stored value (`StoredJSON`: the resource
+/// version inserted, nothing written again).
 final class CachedObject: Sendable {
     let key: String
     let object: JSONValue
@@ -12,21 +13,16 @@ final class CachedObject: Sendable {
     let revision: Int64
     /// Its stored size: what it costs a watcher's buffer and the cache's window.
     let cost: Int
-    private let encoded = Mutex<[UInt8]?>(nil)
+    /// The object's JSON.
+    let bytes: [UInt8]
 
-    init(key: String, object: JSONValue, revision: Int64, cost: Int) {
+    /// `bytes` nil: encoded from `object`.
+    init(key: String, object: JSONValue, revision: Int64, cost: Int, bytes: [UInt8]? = nil) {
         self.key = key
         self.object = object
         self.revision = revision
         self.cost = cost
-    }
-
-    /// The object's JSON.
-    var bytes: [UInt8] {
-        if let done = encoded.withLock({ $0 }) { return done }
-        let made = object.jsonBytes
-        encoded.withLock { if $0 == nil { $0 = made } }
-        return made
+        self.bytes = bytes ?? object.jsonBytes
     }
 
     /// This version with another resource version: what a watcher that the object leaves (its

@@ -1,4 +1,5 @@
 import ClusterAPI
+import Foundation
 import Logging
 import MVCCStore
 import Synchronization
@@ -76,6 +77,19 @@ final class WatchCache: Sendable {
         }
     }
 
+    /// Whether key `a` sorts before `b` by their UTF-8 bytes (the store's order), with one
+    /// `memcmp` where both are contiguous (the generic comparison walks them byte by byte).
+    static func precedes(_ a: String, _ b: String) -> Bool {
+        let fast = a.utf8.withContiguousStorageIfAvailable { x in
+            b.utf8.withContiguousStorageIfAvailable { y -> Bool in
+                let common = min(x.count, y.count)
+                let order = common == 0 ? 0 : memcmp(x.baseAddress!, y.baseAddress!, common)
+                return order != 0 ? order < 0 : x.count < y.count
+            }
+        }
+        return (fast ?? nil) ?? a.utf8.lexicographicallyPrecedes(b.utf8)
+    }
+
     /// How a watch starts.
     enum Start: Sendable {
         /// The current objects first (as ADDED), then the changes.
@@ -97,8 +111,9 @@ final class WatchCache: Sendable {
 
     struct Resource {
         var objects: [String: CachedObject] = [:]
-        /// `objects`' keys in order; nil after a key was added or removed.
-        var sortedKeys: [String]? = []
+        /// The same objects in key order (by UTF-8 bytes), kept in order as they change, so that
+        /// a list is a range of it: no sort, no lookup per object.
+        var ordered: [CachedObject] = []
         /// Values of the resource's indexed field to the keys that have them.
         var index: [String: Set<String>] = [:]
         /// Recent events from `windowHead` on; slots before it are emptied as events leave.
@@ -111,11 +126,30 @@ final class WatchCache: Sendable {
 
         init(windowStart: Int64) { self.windowStart = windowStart }
 
-        mutating func keysInOrder() -> [String] {
-            if let sortedKeys { return sortedKeys }
-            let sorted = objects.keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
-            sortedKeys = sorted
-            return sorted
+        /// The position of the first object whose key is not below `key` (`ordered.count` if none).
+        func position(of key: String) -> Int {
+            if let last = ordered.last, WatchCache.precedes(last.key, key) { return ordered.count }
+            var low = 0
+            var high = ordered.count
+            while low < high {
+                let mid = (low + high) / 2
+                if WatchCache.precedes(ordered[mid].key, key) { low = mid + 1 } else { high = mid }
+            }
+            return low
+        }
+
+        /// The range of `ordered` whose keys start with `prefix`.
+        func range(prefix: String) -> Range<Int> {
+            let low = position(of: prefix)
+            var high = ordered.count
+            var probe = low
+            // Keys with the prefix (its bytes: the order is by bytes) follow `low` contiguously; the
+            // end is found by bisection.
+            while probe < high {
+                let mid = (probe + high) / 2
+                if ordered[mid].key.utf8.starts(with: prefix.utf8) { probe = mid + 1 } else { high = mid }
+            }
+            return low..<high
         }
     }
 
@@ -255,49 +289,48 @@ final class WatchCache: Sendable {
     /// key order, after `continueAfter`, at most `limit` (0: all); with the revision read at
     /// and whether more remain.
     func list(keyPrefix: String, prefix: String, selection: Selection, limit: Int)
-        -> (items: [CachedObject], revision: Int64, more: Bool) {
+        -> (items: ArraySlice<CachedObject>, revision: Int64, more: Bool) {
         let (candidates, revision) = state.withLock { s in
-            (Self.candidateObjects(&s, keyPrefix: keyPrefix, prefix: prefix, selection: selection), s.revision)
+            (Self.candidateObjects(s, keyPrefix: keyPrefix, prefix: prefix, selection: selection), s.revision)
         }
-        // Selected outside the lock: cached versions never change, and the feed need not wait.
+        // Selectors are applied outside the lock: the feed need not wait.
+        if selection.isEverything {
+            guard limit > 0 && candidates.count > limit else { return (candidates, revision, false) }
+            return (candidates.prefix(limit), revision, true)
+        }
         var items: [CachedObject] = []
-        for object in candidates where selection.isEverything || selection.matches(object.object) {
-            if limit > 0 && items.count == limit { return (items, revision, true) }
+        for object in candidates where selection.matches(object.object) {
+            if limit > 0 && items.count == limit { return (items[...], revision, true) }
             items.append(object)
         }
-        return (items, revision, false)
+        return (items[...], revision, false)
     }
 
-    /// The current versions of `candidates`' keys, in order (selectors not applied yet).
-    private static func candidateObjects(_ s: inout State, keyPrefix: String, prefix: String, selection: Selection) -> [CachedObject] {
-        guard var resource = s.resources[keyPrefix] else { return [] }
-        let keys = candidates(&resource, keyPrefix: keyPrefix, prefix: prefix, selection: selection)
-        s.resources[keyPrefix] = resource  // its sorted keys, if they were made
-        return keys.compactMap { resource.objects[$0] }
+    /// The cached version of `key` (nil inside when it is absent), if the cache is filled and has
+    /// applied every store event up to `revision`; nil when it has not (read the store).
+    func current(keyPrefix: String, key: String, asNewAs revision: Int64) -> CachedObject?? {
+        state.withLock { s in
+            guard s.ready, s.revision >= revision else { return nil }
+            return .some(s.resources[keyPrefix]?.objects[key])
+        }
     }
 
-    /// The keys that may match, in order: one key for `metadata.name=` in a namespace, the
-    /// index for an indexed field's `=`, else the prefix's range of the sorted keys.
-    private static func candidates(_ resource: inout Resource, keyPrefix: String, prefix: String, selection: Selection) -> [String] {
+    /// The current versions of the keys that may match, in key order (selectors not applied
+    /// yet): one key for `metadata.name=` in a namespace, the index for an indexed field's `=`,
+    /// else the prefix's range of the ordered objects (shared with the cache, not copied).
+    private static func candidateObjects(_ s: State, keyPrefix: String, prefix: String, selection: Selection) -> ArraySlice<CachedObject> {
+        guard let resource = s.resources[keyPrefix] else { return [] }
         let equalities = selection.fields.requirements.filter { $0.operator == .equals }
         if prefix != keyPrefix || !selection.resource.namespaced, let name = equalities.first(where: { $0.field == "metadata.name" }) {
-            return [prefix + name.value]
+            return resource.objects[prefix + name.value].map { [$0] } ?? []
         }
         if let field = indexedFields[keyPrefix], let wanted = equalities.first(where: { $0.field == field }) {
-            return resource.index[wanted.value, default: []].filter { $0.hasPrefix(prefix) }
-                .sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+            return ArraySlice(resource.index[wanted.value, default: []].filter { $0.hasPrefix(prefix) }
+                .sorted(by: precedes)
+                .compactMap { resource.objects[$0] })
         }
-        let keys = resource.keysInOrder()
-        if prefix == keyPrefix { return keys }
-        var low = 0
-        var high = keys.count
-        while low < high {  // the first key not below `prefix`
-            let mid = (low + high) / 2
-            if keys[mid].utf8.lexicographicallyPrecedes(prefix.utf8) { low = mid + 1 } else { high = mid }
-        }
-        var end = low
-        while end < keys.count && keys[end].hasPrefix(prefix) { end += 1 }
-        return Array(keys[low..<end])
+        if prefix == keyPrefix { return resource.ordered[...] }
+        return resource.ordered[resource.range(prefix: prefix)]
     }
 
     // MARK: Watches
@@ -309,7 +342,7 @@ final class WatchCache: Sendable {
                   queue: WatchQueue<WatchItem>) throws(APIError) -> Registration {
         // What the watch must send first is taken with its registration, under one lock, so
         // that the queue continues it exactly; the selectors are applied after, outside it.
-        enum Backlog { case current([CachedObject]), changes([CachedEvent]) }
+        enum Backlog { case current(ArraySlice<CachedObject>), changes([CachedEvent]) }
         let registered = state.withLock { s -> Result<(Watcher, Backlog, Int64), APIError> in
             if s.stopped { return .failure(APIError(.serviceUnavailable, "the API server is shutting down")) }
             s.nextID += 1
@@ -318,7 +351,7 @@ final class WatchCache: Sendable {
             switch start {
             case .current:
                 after = s.revision
-                backlog = .current(Self.candidateObjects(&s, keyPrefix: keyPrefix, prefix: prefix, selection: selection))
+                backlog = .current(Self.candidateObjects(s, keyPrefix: keyPrefix, prefix: prefix, selection: selection))
             case .after(let revision):
                 let resource = s.resources[keyPrefix] ?? Resource(windowStart: s.loadedAt)
                 guard revision >= resource.windowStart else {
@@ -446,7 +479,7 @@ final class WatchCache: Sendable {
         do {
             let object = try ObjectStore.decode(kv)
             return CachedObject(key: String(decoding: kv.key, as: UTF8.self), object: object, revision: kv.modRevision,
-                                cost: kv.value.count)
+                                cost: kv.value.count, bytes: StoredJSON.withResourceVersion(kv.value, kv.modRevision))
         } catch {
             logger.warning("the watch cache skips an object it cannot read", metadata: ["key": "\(String(decoding: kv.key, as: UTF8.self))",
                                                                                        "error": "\(error.message)"])
@@ -458,7 +491,12 @@ final class WatchCache: Sendable {
     @discardableResult
     private static func store(_ object: CachedObject, in resource: inout Resource, keyPrefix: String) -> CachedObject? {
         let previous = resource.objects.updateValue(object, forKey: object.key)
-        if previous == nil { resource.sortedKeys = nil }
+        let at = resource.position(of: object.key)
+        if at < resource.ordered.count && resource.ordered[at].key == object.key {
+            resource.ordered[at] = object
+        } else {
+            resource.ordered.insert(object, at: at)
+        }
         if let field = indexedFields[keyPrefix] {
             let old = previous.flatMap { Selection.fieldValue($0.object, field) } ?? ""
             let new = Selection.fieldValue(object.object, field) ?? ""
@@ -472,7 +510,8 @@ final class WatchCache: Sendable {
 
     private static func remove(_ key: String, from resource: inout Resource, keyPrefix: String) -> CachedObject? {
         guard let previous = resource.objects.removeValue(forKey: key) else { return nil }
-        resource.sortedKeys = nil
+        let at = resource.position(of: key)
+        if at < resource.ordered.count && resource.ordered[at].key == key { resource.ordered.remove(at: at) }
         if let field = indexedFields[keyPrefix] {
             let old = Selection.fieldValue(previous.object, field) ?? ""
             resource.index[old]?.remove(key)

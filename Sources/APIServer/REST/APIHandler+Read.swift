@@ -95,22 +95,43 @@ extension APIHandler {
     }
 
     /// A list written from the cached objects' bytes: the JSON the encoder writes for the
-    /// same list (keys in order), without encoding the objects again.
-    static func listResponse(_ info: ResourceInfo, meta: JSONValue, items: [CachedObject]) -> HTTPResponse {
-        var body = Data()
-        body.reserveCapacity(items.reduce(256) { $0 + $1.cost + 64 })
-        body.append(contentsOf: #"{"apiVersion":"#.utf8)
-        body.append(contentsOf: JSONValue.string(info.groupVersion).jsonBytes)
-        body.append(contentsOf: #","items":["#.utf8)
-        for (i, item) in items.enumerated() {
-            if i > 0 { body.append(UInt8(ascii: ",")) }
-            body.append(contentsOf: Self.servedBytes(item, groupVersion: info.groupVersion, custom: info.schema != nil))
+    /// same list (keys in order), without encoding the objects again. The body is sized first
+    /// and filled with one copy of each object's bytes.
+    static func listResponse(_ info: ResourceInfo, meta: JSONValue, items: ArraySlice<CachedObject>) -> HTTPResponse {
+        let custom = info.schema != nil
+        let head = Array(#"{"apiVersion":"#.utf8) + JSONValue.string(info.groupVersion).jsonBytes + Array(#","items":["#.utf8)
+        let tail = Array(#"],"kind":"#.utf8) + JSONValue.string(info.kind + "List").jsonBytes + Array(#","metadata":"#.utf8)
+            + meta.jsonBytes + Array("}\n".utf8)
+        // A custom resource read through another version than it is stored at is encoded for it.
+        let converted: [Int: [UInt8]] = custom ? Dictionary(uniqueKeysWithValues: items.indices.compactMap { i in
+            items[i].object["apiVersion"]?.stringValue == info.groupVersion ? nil : (i, servedBytes(items[i], groupVersion: info.groupVersion, custom: true))
+        }) : [:]
+        var size = head.count + tail.count + max(0, items.count - 1)
+        for i in items.indices { size += converted[i]?.count ?? items[i].bytes.count }
+        // Filled in place, not zeroed first (Data(count:) would write every byte twice).
+        let out = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 1)
+        do {
+            var at = 0
+            func put(_ bytes: [UInt8]) {
+                bytes.withUnsafeBytes { source in
+                    if let from = source.baseAddress { out.baseAddress!.advanced(by: at).copyMemory(from: from, byteCount: source.count) }
+                }
+                at += bytes.count
+            }
+            put(head)
+            var first = true
+            for i in items.indices {
+                if !first {
+                    out[at] = UInt8(ascii: ",")
+                    at += 1
+                }
+                first = false
+                put(converted[i] ?? items[i].bytes)
+            }
+            put(tail)
+            precondition(at == size, "list body sized \(size) bytes, written \(at)")
         }
-        body.append(contentsOf: #"],"kind":"#.utf8)
-        body.append(contentsOf: JSONValue.string(info.kind + "List").jsonBytes)
-        body.append(contentsOf: #","metadata":"#.utf8)
-        body.append(contentsOf: meta.jsonBytes)
-        body.append(contentsOf: "}\n".utf8)
+        let body = Data(bytesNoCopy: out.baseAddress!, count: size, deallocator: .custom { pointer, _ in pointer.deallocate() })
         return HTTPResponse(status: .ok, headers: ["Content-Type": "application/json"], body: body)
     }
 

@@ -1,6 +1,7 @@
 import ClusterAPI
 import Foundation
 import HTTPKit
+import NIOHTTP1
 
 extension APIHandler {
     static let protectedNamespaces: Set<String> = ["default", "kube-system", "kube-public"]
@@ -8,11 +9,23 @@ extension APIHandler {
     // MARK: Create
 
     func create(_ c: RequestContext, _ info: ResourceInfo) async throws -> HTTPResponse {
-        let created = try await createObject(try bodyObject(c), info: info, c: c)
-        return Self.json(Self.served(created, info), status: .created)
+        let created = try await createWritten(try bodyObject(c), info: info, c: c)
+        return Self.response(created, info, status: .created)
+    }
+
+    /// The response carrying a written object: its JSON as stored, the resource version in it
+    /// (nothing encoded again), unless a custom resource's version must be set.
+    static func response(_ written: ObjectStore.Written, _ info: ResourceInfo, status: HTTPResponseStatus = .ok) -> HTTPResponse {
+        guard info.schema == nil, var body = written.json else { return json(served(written.object, info), status: status) }
+        body.append(0x0A)
+        return HTTPResponse(status: status, headers: ["Content-Type": "application/json"], body: Data(body))
     }
 
     func createObject(_ body: JSONValue, info: ResourceInfo, c: RequestContext) async throws(APIError) -> JSONValue {
+        try await createWritten(body, info: info, c: c).object
+    }
+
+    func createWritten(_ body: JSONValue, info: ResourceInfo, c: RequestContext) async throws(APIError) -> ObjectStore.Written {
         if body["metadata"]?["resourceVersion"]?.stringValue.map({ !$0.isEmpty }) == true {
             throw APIError.badRequest("resourceVersion should not be set on objects to be created: remove metadata.resourceVersion")
         }
@@ -24,11 +37,11 @@ extension APIHandler {
         try NodeRestriction.admit(user: c.user, attributes: c.attributes, resource: info, old: nil, new: object)
         object = try await admitCreate(object, info: info)
         let allocated = Self.isService(info) ? try await services.allocate(&object, info: info, dryRun: c.dryRun) : ServiceAllocator.Items()
-        if c.dryRun { return object }
+        if c.dryRun { return ObjectStore.Written(unwritten: object) }
         let lease = info.resource == "events" ? try await leases.lease() : 0
         do {
-            return try await store.create(info.key(namespace: namespace, name: name), object, lease: lease,
-                                          alreadyExists: APIError.alreadyExists(info, name))
+            return try await store.createWritten(info.key(namespace: namespace, name: name), object, lease: lease,
+                                                 alreadyExists: APIError.alreadyExists(info, name))
         } catch {
             await services.release(allocated, logger: logger)
             throw error
@@ -63,13 +76,24 @@ extension APIHandler {
         if Self.isService(info) { await services.release(services.held(by: object), logger: logger) }
     }
 
-    /// New content needs an existing namespace that is not being deleted.
+    /// New content needs an existing namespace that is not being deleted. On a store whose
+    /// current revision is known without a round trip (the embedded one), the namespace is read
+    /// from the watch cache when the cache has applied every write the store has made (so it
+    /// answers what a read of the store would); else, and on etcd (where asking the revision
+    /// costs as much as the read), from the store.
     func requireNamespace(_ namespace: String) async throws(APIError) {
         let namespaces = registry.lookup(group: "", version: "v1", resource: "namespaces")!
-        guard let ns = try await store.get(namespaces.key(namespace: nil, name: namespace)) else {
-            throw APIError.notFound(namespaces, namespace)
+        let key = namespaces.key(namespace: nil, name: namespace)
+        let object: JSONValue
+        if store.kv.currentRevisionIsLocal,
+           let cached = try await watchCache.current(keyPrefix: namespaces.keyPrefix, key: key, asNewAs: store.currentRevision()) {
+            guard let found = cached else { throw APIError.notFound(namespaces, namespace) }
+            object = found.object
+        } else {
+            guard let ns = try await store.get(key) else { throw APIError.notFound(namespaces, namespace) }
+            object = ns.object
         }
-        if ns.object["metadata"]?["deletionTimestamp"] != nil {
+        if object["metadata"]?["deletionTimestamp"] != nil {
             throw APIError(.forbidden, "unable to create new content in namespace \(namespace) because it is being terminated",
                            details: StatusDetails(name: namespace, kind: "namespaces"))
         }
@@ -83,6 +107,12 @@ extension APIHandler {
     /// is not written (no new resource version). Returns the result and whether it changed.
     func guaranteedUpdate(_ info: ResourceInfo, namespace: String?, name: String, c: RequestContext, precondition: String?,
                           transform: (JSONValue) throws(APIError) -> JSONValue) async throws(APIError) -> JSONValue {
+        try await guaranteedUpdateWritten(info, namespace: namespace, name: name, c: c, precondition: precondition, transform: transform).object
+    }
+
+    /// `guaranteedUpdate`, with the written object's JSON when it was written.
+    func guaranteedUpdateWritten(_ info: ResourceInfo, namespace: String?, name: String, c: RequestContext, precondition: String?,
+                                 transform: (JSONValue) throws(APIError) -> JSONValue) async throws(APIError) -> ObjectStore.Written {
         let key = info.key(namespace: namespace, name: name)
         for _ in 0..<16 {
             guard let stored = try await store.get(key) else { throw APIError.notFound(info, name) }
@@ -96,21 +126,21 @@ extension APIHandler {
             var updated = try Mutation.prepareUpdate(candidate, old: stored.object, info: info, subresource: c.attributes.subresource)
             try NodeRestriction.admit(user: c.user, attributes: c.attributes, resource: info, old: stored.object, new: updated)
             try await admitUpdate(old: stored.object, new: updated, info: info, subresource: c.attributes.subresource)
-            if Mutation.sameObject(updated, stored.object) { return stored.object }
+            if Mutation.sameObject(updated, stored.object) { return ObjectStore.Written(unwritten: stored.object) }
             if Self.readyToRemove(updated) {
-                if c.dryRun { return updated }
+                if c.dryRun { return ObjectStore.Written(unwritten: updated) }
                 // The last finalizer of an object being deleted went: the delete completes.
                 guard try await store.delete(key, expected: stored.modRevision) != nil else { continue }
                 await removedFromStorage(info, stored.object)
                 await objectRemoved(info, namespace: namespace)
-                return updated
+                return ObjectStore.Written(unwritten: updated)
             }
             var change = (allocated: ServiceAllocator.Items(), released: ServiceAllocator.Items())
             if allocates { change = try await services.reallocate(&updated, old: stored.object, info: info, dryRun: c.dryRun) }
-            if c.dryRun { return updated }
-            let result: JSONValue?
+            if c.dryRun { return ObjectStore.Written(unwritten: updated) }
+            let result: ObjectStore.Written?
             do {
-                result = try await store.update(key, updated, expected: stored.modRevision)
+                result = try await store.updateWritten(key, updated, expected: stored.modRevision)
             } catch {
                 await services.release(change.allocated, logger: logger)
                 throw error
@@ -135,14 +165,14 @@ extension APIHandler {
     func update(_ c: RequestContext, _ info: ResourceInfo) async throws -> HTTPResponse {
         let body = try bodyObject(c)
         let precondition = body["metadata"]?["resourceVersion"]?.stringValue
-        let result = try await guaranteedUpdate(info, namespace: c.attributes.namespace, name: c.attributes.name, c: c,
-                                                precondition: precondition) { current throws(APIError) in
+        let result = try await guaranteedUpdateWritten(info, namespace: c.attributes.namespace, name: c.attributes.name, c: c,
+                                                       precondition: precondition) { current throws(APIError) in
             var new = body
             if case .object = new {} else { throw APIError.badRequest("the body must be a JSON object describing one \(info.kind)") }
             new["metadata"]?["resourceVersion"] = current["metadata"]?["resourceVersion"]
             return new
         }
-        return Self.json(Self.served(result, info))
+        return Self.response(result, info)
     }
 
     // MARK: Patch
@@ -184,9 +214,9 @@ extension APIHandler {
         }
         // A resourceVersion inside the patch is a precondition, as in Kubernetes.
         let precondition = patchBody["metadata"]?["resourceVersion"]?.stringValue
-        let result = try await guaranteedUpdate(info, namespace: c.attributes.namespace, name: c.attributes.name, c: c,
-                                                precondition: precondition, transform: transform)
-        return Self.json(Self.served(result, info))
+        let result = try await guaranteedUpdateWritten(info, namespace: c.attributes.namespace, name: c.attributes.name, c: c,
+                                                       precondition: precondition, transform: transform)
+        return Self.response(result, info)
     }
 
     /// Server-side apply: create the object if it is absent (201), otherwise merge the

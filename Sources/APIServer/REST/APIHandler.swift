@@ -33,6 +33,8 @@ public final class APIHandler: Sendable {
     let watchHub = WatchShutdown()
     /// Write the watch responses of each event loop (one per loop).
     let watchFlushers = WatchFlushers(interval: APIHandler.watchWriteInterval)
+    /// The deadline of every request but watches and followed logs (`timeout=`, else `requestTimeout`).
+    let deadlines = RequestDeadlines()
     /// `--max-requests-inflight`, `--max-mutating-requests-inflight`, shared among priority levels.
     let inflight: InflightLimiter
     /// Every object in memory, kept current by one store watch: serves watches and lists.
@@ -78,6 +80,7 @@ public final class APIHandler: Sendable {
     }
 
     deinit {
+        deadlines.stop()
         watchCache.stop()
         registrarTask.withLock { $0?.cancel() }
     }
@@ -151,7 +154,7 @@ public final class APIHandler: Sendable {
             if longRunning {
                 response = try await route(context)
             } else {
-                response = try await withDeadline(try timeout(query)) { try await self.route(context) }
+                response = try await deadlines.run(limit: try timeout(query)) { try await self.route(context) }
             }
         } catch let error as APIError {
             response = Self.statusResponse(error)
@@ -188,21 +191,6 @@ public final class APIHandler: Sendable {
             throw APIError.badRequest("invalid timeout specified in the request URL - \(error.message)")
         }
         return requested > .zero && requested < requestTimeout ? requested : requestTimeout
-    }
-
-    private func withDeadline(_ limit: Duration, _ body: @escaping @Sendable () async throws -> HTTPResponse) async throws -> HTTPResponse {
-        try await withThrowingTaskGroup(of: HTTPResponse?.self) { group in
-            group.addTask { try await body() }
-            group.addTask {
-                try await Task.sleep(for: limit)
-                return nil
-            }
-            defer { group.cancelAll() }
-            guard let first = try await group.next(), let response = first else {
-                throw APIError(.timeout, "Timeout: request did not complete within requested timeout - context deadline exceeded")
-            }
-            return response
-        }
     }
 
     func authenticate(_ request: HTTPRequest) throws(APIError) -> UserInfo {

@@ -34,7 +34,8 @@ public struct ObjectStore: Sendable {
 
     static func encode(_ object: JSONValue) throws(APIError) -> [UInt8] {
         var stripped = object
-        stripped["metadata"]?["resourceVersion"] = nil
+        // Only when there is one: removing a key copies the metadata and the object around it.
+        if object["metadata"]?["resourceVersion"] != nil { stripped["metadata"]?["resourceVersion"] = nil }
         let bytes = stripped.jsonBytes
         if bytes.count > maxObjectBytes {
             throw APIError(.requestEntityTooLarge,
@@ -99,18 +100,48 @@ public struct ObjectStore: Sendable {
 
     // MARK: Writes
 
+    /// An object as written: its tree with its resource version, and the same as JSON, made from
+    /// the bytes stored (`StoredJSON`) rather than written again; nil when it could not be.
+    public struct Written: Sendable {
+        public var object: JSONValue
+        private let stored: [UInt8]?
+        private let revision: Int64
+
+        init(_ object: JSONValue, stored: [UInt8], revision: Int64) {
+            var object = object
+            object["metadata"]?["resourceVersion"] = .string(String(revision))
+            self.object = object
+            self.stored = stored
+            self.revision = revision
+        }
+
+        /// Not written (a dry run, or nothing changed): no JSON made yet.
+        init(unwritten object: JSONValue) {
+            self.object = object
+            self.stored = nil
+            self.revision = 0
+        }
+
+        /// The object's JSON, from the stored bytes; nil when it must be encoded from `object`.
+        public var json: [UInt8]? { stored.flatMap { StoredJSON.withResourceVersion($0, revision) } }
+    }
+
     /// Creates `object` at `key`; returns it with its resource version.
     public func create(_ key: String, _ object: JSONValue, lease: Int64 = 0,
                        alreadyExists: @autoclosure () -> APIError) async throws(APIError) -> JSONValue {
+        try await createWritten(key, object, lease: lease, alreadyExists: alreadyExists()).object
+    }
+
+    /// `create`, with the created object's JSON.
+    public func createWritten(_ key: String, _ object: JSONValue, lease: Int64 = 0,
+                              alreadyExists: @autoclosure () -> APIError) async throws(APIError) -> Written {
         let bytes = try Self.encode(object)
         let keyBytes = Array(key.utf8)
         var attempt = 0
         while true {
             do {
                 let rev = try await kv.create(keyBytes, value: bytes, lease: lease)
-                var created = object
-                created["metadata"]?["resourceVersion"] = .string(String(rev))
-                return created
+                return Written(object, stored: bytes, revision: rev)
             } catch is KeyValueStoreError {
                 throw alreadyExists()
             } catch where Self.isTransient(error) && attempt < Self.transientRetries {
@@ -120,9 +151,7 @@ public struct ObjectStore: Sendable {
                 let current = try await call { try await kv.get(keyBytes) }
                 if let found = current.kv {
                     guard found.value == bytes else { throw alreadyExists() }
-                    var created = object
-                    created["metadata"]?["resourceVersion"] = .string(String(found.modRevision))
-                    return created
+                    return Written(object, stored: bytes, revision: found.modRevision)
                 }
             } catch {
                 throw Self.map(error)
@@ -132,6 +161,11 @@ public struct ObjectStore: Sendable {
 
     /// Replaces `key` if its mod revision is still `expected`; nil on conflict.
     public func update(_ key: String, _ object: JSONValue, expected: Int64, lease: Int64 = 0) async throws(APIError) -> JSONValue? {
+        try await updateWritten(key, object, expected: expected, lease: lease)?.object
+    }
+
+    /// `update`, with the updated object's JSON.
+    public func updateWritten(_ key: String, _ object: JSONValue, expected: Int64, lease: Int64 = 0) async throws(APIError) -> Written? {
         let bytes = try Self.encode(object)
         let keyBytes = Array(key.utf8)
         var attempt = 0
@@ -139,9 +173,7 @@ public struct ObjectStore: Sendable {
             do {
                 switch try await kv.update(keyBytes, value: bytes, expectedModRevision: expected, lease: lease) {
                 case .succeeded(let rev):
-                    var updated = object
-                    updated["metadata"]?["resourceVersion"] = .string(String(rev))
-                    return updated
+                    return Written(object, stored: bytes, revision: rev)
                 case .conflict:
                     return nil
                 }
@@ -153,9 +185,7 @@ public struct ObjectStore: Sendable {
                 guard let found = current.kv else { return nil }
                 if found.modRevision == expected { continue }
                 guard found.value == bytes else { return nil }
-                var updated = object
-                updated["metadata"]?["resourceVersion"] = .string(String(found.modRevision))
-                return updated
+                return Written(object, stored: bytes, revision: found.modRevision)
             } catch {
                 throw Self.map(error)
             }
