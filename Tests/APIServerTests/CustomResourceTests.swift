@@ -120,13 +120,16 @@ import TestSupport
                                         body: Self.backup(name, spec: #"{"source":"x"}"#)).code == 201)
             }
             _ = await f.request(.DELETE, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/backups.example.ballast.dev")
-            var gone = false
-            for _ in 0..<300 where !gone {
+            // The definition leaves the store, then the registrar (following the definitions through
+            // the watch cache) stops serving its resource: as in Kubernetes, a moment later.
+            var gone = false, unserved = false
+            for _ in 0..<1000 where !(gone && unserved) {
                 gone = await f.request(.GET, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/backups.example.ballast.dev").code == 404
-                if !gone { try await Task.sleep(for: .milliseconds(10)) }
+                unserved = await f.request(.GET, "/apis/example.ballast.dev/v1/namespaces/default/backups").code == 404
+                if !(gone && unserved) { try await Task.sleep(for: .milliseconds(10)) }
             }
             #expect(gone, "the definition goes once its objects are deleted")
-            #expect(await f.request(.GET, "/apis/example.ballast.dev/v1/namespaces/default/backups").code == 404)
+            #expect(unserved, "its resource is no longer served once it is gone")
             let left = try await f.handler.store.list(prefix: "/registry/backups.example.ballast.dev/", limit: 10, continueAfter: nil,
                                                       revision: 0) { _ in true }
             #expect(left.items.isEmpty, "no object of the definition is left in the store")
