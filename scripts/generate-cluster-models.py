@@ -103,7 +103,7 @@ def render(t):
             out.append(f'        {ident(f.name)} = try container.decodeIfPresent({base}.self, forKey: "{f.json}")')
         else:
             out.append(f'        {ident(f.name)} = try container.decodeIfPresent({f.type}.self, forKey: "{f.json}") ?? {f.default}')
-    out.append("        unknownFields = try container.unknownFields(excluding: Self.knownKeys)")
+    out.append("        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)")
     out.append("    }")
     out.append("")
     out.append("    /// Encodes set fields plus unknown members.")

@@ -72,7 +72,7 @@ public struct List<Item: APIObject>: Sendable, Hashable, Codable, PreservesUnkno
         kind = try container.decodeIfPresent(String.self, forKey: "kind")
         metadata = try container.decodeIfPresent(ListMeta.self, forKey: "metadata") ?? ListMeta()
         items = try container.decodeIfPresent([Item].self, forKey: "items") ?? []
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes `metadata` and `items` always, as Kubernetes does.

@@ -61,7 +61,7 @@ public struct LabelSelectorRequirement: Sendable, Hashable, Codable, PreservesUn
         key = try container.decodeIfPresent(String.self, forKey: "key") ?? ""
         self.operator = try container.decodeIfPresent(LabelSelectorOperator.self, forKey: "operator") ?? ""
         values = try container.decodeIfPresent([String].self, forKey: "values")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes `key` and `operator` always and `values` when set, plus unknown members.
@@ -97,7 +97,7 @@ public struct LabelSelectorSpec: Sendable, Hashable, Codable, PreservesUnknownFi
         let container = try decoder.container(keyedBy: JSONKey.self)
         matchLabels = try container.decodeIfPresent([String: String].self, forKey: "matchLabels")
         matchExpressions = try container.decodeIfPresent([LabelSelectorRequirement].self, forKey: "matchExpressions")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes the non-nil fields plus unknown members.

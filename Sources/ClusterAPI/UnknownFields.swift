@@ -27,6 +27,23 @@ extension KeyedDecodingContainer where Key == JSONKey {
     }
 }
 
+extension Decoder {
+    /// Every member of this decoder's object whose name is not in `known`, as raw JSON;
+    /// `container` is this decoder's keyed container. Decoding from a `JSONValue` tree
+    /// (`JSONValueDecoder`) reads the members straight from the tree: going through the
+    /// container's `allKeys` built a key per member and decoded each unknown one through the
+    /// type-erased box, the largest part of decoding a small object (an Event's create in the
+    /// API server). Other decoders take the container's way; both give the same members.
+    func unknownFields(of container: KeyedDecodingContainer<JSONKey>, excluding known: Set<String>) throws -> [String: JSONValue] {
+        if let tree = self as? TreeDecoder, case .object(let members) = tree.value {
+            var result: [String: JSONValue] = [:]
+            for (name, value) in members where !known.contains(name) { result[name] = value }
+            return result
+        }
+        return try container.unknownFields(excluding: known)
+    }
+}
+
 extension KeyedEncodingContainer where Key == JSONKey {
     /// Writes back the preserved members, skipping any that collide with a modelled field.
     mutating func encodeUnknownFields(_ fields: [String: JSONValue], excluding known: Set<String>) throws {

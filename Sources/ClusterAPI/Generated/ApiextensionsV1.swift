@@ -46,7 +46,7 @@ public struct CustomResourceDefinitionNames: Sendable, Hashable, Codable, Preser
         kind = try container.decodeIfPresent(String.self, forKey: "kind") ?? ""
         listKind = try container.decodeIfPresent(String.self, forKey: "listKind")
         categories = try container.decodeIfPresent([String].self, forKey: "categories")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -83,7 +83,7 @@ public struct CustomResourceValidation: Sendable, Hashable, Codable, PreservesUn
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: JSONKey.self)
         openAPIV3Schema = try container.decodeIfPresent(JSONValue.self, forKey: "openAPIV3Schema")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -120,7 +120,7 @@ public struct CustomResourceSubresources: Sendable, Hashable, Codable, Preserves
         let container = try decoder.container(keyedBy: JSONKey.self)
         status = try container.decodeIfPresent(JSONValue.self, forKey: "status")
         scale = try container.decodeIfPresent(JSONValue.self, forKey: "scale")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -178,7 +178,7 @@ public struct CustomResourceColumnDefinition: Sendable, Hashable, Codable, Prese
         description = try container.decodeIfPresent(String.self, forKey: "description")
         priority = try container.decodeIfPresent(Int32.self, forKey: "priority")
         jsonPath = try container.decodeIfPresent(String.self, forKey: "jsonPath") ?? ""
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -255,7 +255,7 @@ public struct CustomResourceDefinitionVersion: Sendable, Hashable, Codable, Pres
         subresources = try container.decodeIfPresent(CustomResourceSubresources.self, forKey: "subresources")
         additionalPrinterColumns = try container.decodeIfPresent([CustomResourceColumnDefinition].self, forKey: "additionalPrinterColumns")
         selectableFields = try container.decodeIfPresent([JSONValue].self, forKey: "selectableFields")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -320,7 +320,7 @@ public struct CustomResourceDefinitionSpec: Sendable, Hashable, Codable, Preserv
         versions = try container.decodeIfPresent([CustomResourceDefinitionVersion].self, forKey: "versions") ?? []
         conversion = try container.decodeIfPresent(JSONValue.self, forKey: "conversion")
         preserveUnknownFields = try container.decodeIfPresent(Bool.self, forKey: "preserveUnknownFields")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -377,7 +377,7 @@ public struct CustomResourceDefinitionCondition: Sendable, Hashable, Codable, Pr
         lastTransitionTime = try container.decodeIfPresent(Time.self, forKey: "lastTransitionTime")
         reason = try container.decodeIfPresent(String.self, forKey: "reason")
         message = try container.decodeIfPresent(String.self, forKey: "message")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -423,7 +423,7 @@ public struct CustomResourceDefinitionStatus: Sendable, Hashable, Codable, Prese
         conditions = try container.decodeIfPresent([CustomResourceDefinitionCondition].self, forKey: "conditions")
         acceptedNames = try container.decodeIfPresent(CustomResourceDefinitionNames.self, forKey: "acceptedNames")
         storedVersions = try container.decodeIfPresent([String].self, forKey: "storedVersions")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -484,7 +484,7 @@ public struct CustomResourceDefinition: APIObject {
         metadata = try container.decodeIfPresent(ObjectMeta.self, forKey: "metadata") ?? ObjectMeta()
         spec = try container.decodeIfPresent(CustomResourceDefinitionSpec.self, forKey: "spec") ?? CustomResourceDefinitionSpec()
         status = try container.decodeIfPresent(CustomResourceDefinitionStatus.self, forKey: "status") ?? CustomResourceDefinitionStatus()
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.

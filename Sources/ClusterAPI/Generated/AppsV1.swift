@@ -26,7 +26,7 @@ public struct PodTemplateSpec: Sendable, Hashable, Codable, PreservesUnknownFiel
         let container = try decoder.container(keyedBy: JSONKey.self)
         metadata = try container.decodeIfPresent(ObjectMeta.self, forKey: "metadata") ?? ObjectMeta()
         spec = try container.decodeIfPresent(PodSpec.self, forKey: "spec") ?? PodSpec()
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -64,7 +64,7 @@ public struct RollingUpdateStatefulSetStrategy: Sendable, Hashable, Codable, Pre
         let container = try decoder.container(keyedBy: JSONKey.self)
         partition = try container.decodeIfPresent(Int32.self, forKey: "partition")
         maxUnavailable = try container.decodeIfPresent(IntOrString.self, forKey: "maxUnavailable")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -102,7 +102,7 @@ public struct StatefulSetUpdateStrategy: Sendable, Hashable, Codable, PreservesU
         let container = try decoder.container(keyedBy: JSONKey.self)
         `type` = try container.decodeIfPresent(String.self, forKey: "type")
         rollingUpdate = try container.decodeIfPresent(RollingUpdateStatefulSetStrategy.self, forKey: "rollingUpdate")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -140,7 +140,7 @@ public struct StatefulSetPersistentVolumeClaimRetentionPolicy: Sendable, Hashabl
         let container = try decoder.container(keyedBy: JSONKey.self)
         whenDeleted = try container.decodeIfPresent(String.self, forKey: "whenDeleted")
         whenScaled = try container.decodeIfPresent(String.self, forKey: "whenScaled")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -173,7 +173,7 @@ public struct StatefulSetOrdinals: Sendable, Hashable, Codable, PreservesUnknown
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: JSONKey.self)
         start = try container.decodeIfPresent(Int32.self, forKey: "start")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -255,7 +255,7 @@ public struct StatefulSetSpec: Sendable, Hashable, Codable, PreservesUnknownFiel
         minReadySeconds = try container.decodeIfPresent(Int32.self, forKey: "minReadySeconds")
         persistentVolumeClaimRetentionPolicy = try container.decodeIfPresent(StatefulSetPersistentVolumeClaimRetentionPolicy.self, forKey: "persistentVolumeClaimRetentionPolicy")
         ordinals = try container.decodeIfPresent(StatefulSetOrdinals.self, forKey: "ordinals")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -317,7 +317,7 @@ public struct StatefulSetCondition: Sendable, Hashable, Codable, PreservesUnknow
         lastTransitionTime = try container.decodeIfPresent(Time.self, forKey: "lastTransitionTime")
         reason = try container.decodeIfPresent(String.self, forKey: "reason")
         message = try container.decodeIfPresent(String.self, forKey: "message")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -398,7 +398,7 @@ public struct StatefulSetStatus: Sendable, Hashable, Codable, PreservesUnknownFi
         collisionCount = try container.decodeIfPresent(Int32.self, forKey: "collisionCount")
         conditions = try container.decodeIfPresent([StatefulSetCondition].self, forKey: "conditions")
         availableReplicas = try container.decodeIfPresent(Int32.self, forKey: "availableReplicas") ?? 0
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -466,7 +466,7 @@ public struct StatefulSet: APIObject {
         metadata = try container.decodeIfPresent(ObjectMeta.self, forKey: "metadata") ?? ObjectMeta()
         spec = try container.decodeIfPresent(StatefulSetSpec.self, forKey: "spec") ?? StatefulSetSpec()
         status = try container.decodeIfPresent(StatefulSetStatus.self, forKey: "status") ?? StatefulSetStatus()
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -507,7 +507,7 @@ public struct RollingUpdateDeployment: Sendable, Hashable, Codable, PreservesUnk
         let container = try decoder.container(keyedBy: JSONKey.self)
         maxUnavailable = try container.decodeIfPresent(IntOrString.self, forKey: "maxUnavailable")
         maxSurge = try container.decodeIfPresent(IntOrString.self, forKey: "maxSurge")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -545,7 +545,7 @@ public struct DeploymentStrategy: Sendable, Hashable, Codable, PreservesUnknownF
         let container = try decoder.container(keyedBy: JSONKey.self)
         `type` = try container.decodeIfPresent(String.self, forKey: "type")
         rollingUpdate = try container.decodeIfPresent(RollingUpdateDeployment.self, forKey: "rollingUpdate")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -613,7 +613,7 @@ public struct DeploymentSpec: Sendable, Hashable, Codable, PreservesUnknownField
         revisionHistoryLimit = try container.decodeIfPresent(Int32.self, forKey: "revisionHistoryLimit")
         paused = try container.decodeIfPresent(Bool.self, forKey: "paused")
         progressDeadlineSeconds = try container.decodeIfPresent(Int32.self, forKey: "progressDeadlineSeconds")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -677,7 +677,7 @@ public struct DeploymentCondition: Sendable, Hashable, Codable, PreservesUnknown
         lastTransitionTime = try container.decodeIfPresent(Time.self, forKey: "lastTransitionTime")
         reason = try container.decodeIfPresent(String.self, forKey: "reason")
         message = try container.decodeIfPresent(String.self, forKey: "message")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -754,7 +754,7 @@ public struct DeploymentStatus: Sendable, Hashable, Codable, PreservesUnknownFie
         terminatingReplicas = try container.decodeIfPresent(Int32.self, forKey: "terminatingReplicas")
         conditions = try container.decodeIfPresent([DeploymentCondition].self, forKey: "conditions")
         collisionCount = try container.decodeIfPresent(Int32.self, forKey: "collisionCount")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -821,7 +821,7 @@ public struct Deployment: APIObject {
         metadata = try container.decodeIfPresent(ObjectMeta.self, forKey: "metadata") ?? ObjectMeta()
         spec = try container.decodeIfPresent(DeploymentSpec.self, forKey: "spec") ?? DeploymentSpec()
         status = try container.decodeIfPresent(DeploymentStatus.self, forKey: "status") ?? DeploymentStatus()
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -872,7 +872,7 @@ public struct ReplicaSetSpec: Sendable, Hashable, Codable, PreservesUnknownField
         minReadySeconds = try container.decodeIfPresent(Int32.self, forKey: "minReadySeconds")
         selector = try container.decodeIfPresent(LabelSelectorSpec.self, forKey: "selector")
         template = try container.decodeIfPresent(PodTemplateSpec.self, forKey: "template")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -927,7 +927,7 @@ public struct ReplicaSetCondition: Sendable, Hashable, Codable, PreservesUnknown
         lastTransitionTime = try container.decodeIfPresent(Time.self, forKey: "lastTransitionTime")
         reason = try container.decodeIfPresent(String.self, forKey: "reason")
         message = try container.decodeIfPresent(String.self, forKey: "message")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -993,7 +993,7 @@ public struct ReplicaSetStatus: Sendable, Hashable, Codable, PreservesUnknownFie
         terminatingReplicas = try container.decodeIfPresent(Int32.self, forKey: "terminatingReplicas")
         observedGeneration = try container.decodeIfPresent(Int64.self, forKey: "observedGeneration")
         conditions = try container.decodeIfPresent([ReplicaSetCondition].self, forKey: "conditions")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -1058,7 +1058,7 @@ public struct ReplicaSet: APIObject {
         metadata = try container.decodeIfPresent(ObjectMeta.self, forKey: "metadata") ?? ObjectMeta()
         spec = try container.decodeIfPresent(ReplicaSetSpec.self, forKey: "spec") ?? ReplicaSetSpec()
         status = try container.decodeIfPresent(ReplicaSetStatus.self, forKey: "status") ?? ReplicaSetStatus()
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -1121,7 +1121,7 @@ public struct ControllerRevision: APIObject {
         metadata = try container.decodeIfPresent(ObjectMeta.self, forKey: "metadata") ?? ObjectMeta()
         data = try container.decodeIfPresent(JSONValue.self, forKey: "data")
         revision = try container.decodeIfPresent(Int64.self, forKey: "revision") ?? 0
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.

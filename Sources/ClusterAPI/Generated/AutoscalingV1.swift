@@ -21,7 +21,7 @@ public struct ScaleSpec: Sendable, Hashable, Codable, PreservesUnknownFields {
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: JSONKey.self)
         replicas = try container.decodeIfPresent(Int32.self, forKey: "replicas")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -58,7 +58,7 @@ public struct ScaleStatus: Sendable, Hashable, Codable, PreservesUnknownFields {
         let container = try decoder.container(keyedBy: JSONKey.self)
         replicas = try container.decodeIfPresent(Int32.self, forKey: "replicas") ?? 0
         selector = try container.decodeIfPresent(String.self, forKey: "selector")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -118,7 +118,7 @@ public struct Scale: APIObject {
         metadata = try container.decodeIfPresent(ObjectMeta.self, forKey: "metadata") ?? ObjectMeta()
         spec = try container.decodeIfPresent(ScaleSpec.self, forKey: "spec") ?? ScaleSpec()
         status = try container.decodeIfPresent(ScaleStatus.self, forKey: "status") ?? ScaleStatus()
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.

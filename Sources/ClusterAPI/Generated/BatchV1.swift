@@ -96,7 +96,7 @@ public struct JobSpec: Sendable, Hashable, Codable, PreservesUnknownFields {
         suspend = try container.decodeIfPresent(Bool.self, forKey: "suspend")
         podReplacementPolicy = try container.decodeIfPresent(String.self, forKey: "podReplacementPolicy")
         managedBy = try container.decodeIfPresent(String.self, forKey: "managedBy")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -168,7 +168,7 @@ public struct JobCondition: Sendable, Hashable, Codable, PreservesUnknownFields 
         lastTransitionTime = try container.decodeIfPresent(Time.self, forKey: "lastTransitionTime")
         reason = try container.decodeIfPresent(String.self, forKey: "reason")
         message = try container.decodeIfPresent(String.self, forKey: "message")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -255,7 +255,7 @@ public struct JobStatus: Sendable, Hashable, Codable, PreservesUnknownFields {
         failedIndexes = try container.decodeIfPresent(String.self, forKey: "failedIndexes")
         uncountedTerminatedPods = try container.decodeIfPresent(JSONValue.self, forKey: "uncountedTerminatedPods")
         ready = try container.decodeIfPresent(Int32.self, forKey: "ready")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -324,7 +324,7 @@ public struct Job: APIObject {
         metadata = try container.decodeIfPresent(ObjectMeta.self, forKey: "metadata") ?? ObjectMeta()
         spec = try container.decodeIfPresent(JobSpec.self, forKey: "spec") ?? JobSpec()
         status = try container.decodeIfPresent(JobStatus.self, forKey: "status") ?? JobStatus()
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.

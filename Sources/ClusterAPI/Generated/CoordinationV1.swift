@@ -51,7 +51,7 @@ public struct LeaseSpec: Sendable, Hashable, Codable, PreservesUnknownFields {
         leaseTransitions = try container.decodeIfPresent(Int32.self, forKey: "leaseTransitions")
         strategy = try container.decodeIfPresent(String.self, forKey: "strategy")
         preferredHolder = try container.decodeIfPresent(String.self, forKey: "preferredHolder")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -111,7 +111,7 @@ public struct Lease: APIObject {
         kind = try container.decodeIfPresent(String.self, forKey: "kind")
         metadata = try container.decodeIfPresent(ObjectMeta.self, forKey: "metadata") ?? ObjectMeta()
         spec = try container.decodeIfPresent(LeaseSpec.self, forKey: "spec") ?? LeaseSpec()
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.

@@ -51,7 +51,7 @@ public struct ObjectReference: Sendable, Hashable, Codable, PreservesUnknownFiel
         apiVersion = try container.decodeIfPresent(String.self, forKey: "apiVersion")
         resourceVersion = try container.decodeIfPresent(String.self, forKey: "resourceVersion")
         fieldPath = try container.decodeIfPresent(String.self, forKey: "fieldPath")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -89,7 +89,7 @@ public struct LocalObjectReference: Sendable, Hashable, Codable, PreservesUnknow
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: JSONKey.self)
         name = try container.decodeIfPresent(String.self, forKey: "name")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -131,7 +131,7 @@ public struct TypedLocalObjectReference: Sendable, Hashable, Codable, PreservesU
         apiGroup = try container.decodeIfPresent(String.self, forKey: "apiGroup")
         kind = try container.decodeIfPresent(String.self, forKey: "kind")
         name = try container.decodeIfPresent(String.self, forKey: "name")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -180,7 +180,7 @@ public struct TypedObjectReference: Sendable, Hashable, Codable, PreservesUnknow
         kind = try container.decodeIfPresent(String.self, forKey: "kind")
         name = try container.decodeIfPresent(String.self, forKey: "name")
         namespace = try container.decodeIfPresent(String.self, forKey: "namespace")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -220,7 +220,7 @@ public struct SecretReference: Sendable, Hashable, Codable, PreservesUnknownFiel
         let container = try decoder.container(keyedBy: JSONKey.self)
         name = try container.decodeIfPresent(String.self, forKey: "name")
         namespace = try container.decodeIfPresent(String.self, forKey: "namespace")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -253,7 +253,7 @@ public struct NamespaceSpec: Sendable, Hashable, Codable, PreservesUnknownFields
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: JSONKey.self)
         finalizers = try container.decodeIfPresent([String].self, forKey: "finalizers")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -290,7 +290,7 @@ public struct NamespaceStatus: Sendable, Hashable, Codable, PreservesUnknownFiel
         let container = try decoder.container(keyedBy: JSONKey.self)
         phase = try container.decodeIfPresent(String.self, forKey: "phase")
         conditions = try container.decodeIfPresent([JSONValue].self, forKey: "conditions")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -350,7 +350,7 @@ public struct Namespace: APIObject {
         metadata = try container.decodeIfPresent(ObjectMeta.self, forKey: "metadata") ?? ObjectMeta()
         spec = try container.decodeIfPresent(NamespaceSpec.self, forKey: "spec") ?? NamespaceSpec()
         status = try container.decodeIfPresent(NamespaceStatus.self, forKey: "status") ?? NamespaceStatus()
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -401,7 +401,7 @@ public struct Taint: Sendable, Hashable, Codable, PreservesUnknownFields {
         value = try container.decodeIfPresent(String.self, forKey: "value")
         effect = try container.decodeIfPresent(String.self, forKey: "effect") ?? ""
         timeAdded = try container.decodeIfPresent(Time.self, forKey: "timeAdded")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -456,7 +456,7 @@ public struct NodeSpec: Sendable, Hashable, Codable, PreservesUnknownFields {
         providerID = try container.decodeIfPresent(String.self, forKey: "providerID")
         unschedulable = try container.decodeIfPresent(Bool.self, forKey: "unschedulable")
         taints = try container.decodeIfPresent([Taint].self, forKey: "taints")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -517,7 +517,7 @@ public struct NodeCondition: Sendable, Hashable, Codable, PreservesUnknownFields
         lastTransitionTime = try container.decodeIfPresent(Time.self, forKey: "lastTransitionTime")
         reason = try container.decodeIfPresent(String.self, forKey: "reason")
         message = try container.decodeIfPresent(String.self, forKey: "message")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -559,7 +559,7 @@ public struct NodeAddress: Sendable, Hashable, Codable, PreservesUnknownFields {
         let container = try decoder.container(keyedBy: JSONKey.self)
         `type` = try container.decodeIfPresent(String.self, forKey: "type") ?? ""
         address = try container.decodeIfPresent(String.self, forKey: "address") ?? ""
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -637,7 +637,7 @@ public struct NodeSystemInfo: Sendable, Hashable, Codable, PreservesUnknownField
         kubeProxyVersion = try container.decodeIfPresent(String.self, forKey: "kubeProxyVersion")
         operatingSystem = try container.decodeIfPresent(String.self, forKey: "operatingSystem")
         architecture = try container.decodeIfPresent(String.self, forKey: "architecture")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -683,7 +683,7 @@ public struct AttachedVolume: Sendable, Hashable, Codable, PreservesUnknownField
         let container = try decoder.container(keyedBy: JSONKey.self)
         name = try container.decodeIfPresent(String.self, forKey: "name") ?? ""
         devicePath = try container.decodeIfPresent(String.self, forKey: "devicePath") ?? ""
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -761,7 +761,7 @@ public struct NodeStatus: Sendable, Hashable, Codable, PreservesUnknownFields {
         images = try container.decodeIfPresent([JSONValue].self, forKey: "images")
         volumesInUse = try container.decodeIfPresent([String].self, forKey: "volumesInUse")
         volumesAttached = try container.decodeIfPresent([AttachedVolume].self, forKey: "volumesAttached")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -829,7 +829,7 @@ public struct Node: APIObject {
         metadata = try container.decodeIfPresent(ObjectMeta.self, forKey: "metadata") ?? ObjectMeta()
         spec = try container.decodeIfPresent(NodeSpec.self, forKey: "spec") ?? NodeSpec()
         status = try container.decodeIfPresent(NodeStatus.self, forKey: "status") ?? NodeStatus()
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -885,7 +885,7 @@ public struct ContainerPort: Sendable, Hashable, Codable, PreservesUnknownFields
         containerPort = try container.decodeIfPresent(Int32.self, forKey: "containerPort") ?? 0
         `protocol` = try container.decodeIfPresent(String.self, forKey: "protocol")
         hostIP = try container.decodeIfPresent(String.self, forKey: "hostIP")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -931,7 +931,7 @@ public struct EnvVar: Sendable, Hashable, Codable, PreservesUnknownFields {
         name = try container.decodeIfPresent(String.self, forKey: "name") ?? ""
         value = try container.decodeIfPresent(String.self, forKey: "value")
         valueFrom = try container.decodeIfPresent(JSONValue.self, forKey: "valueFrom")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -975,7 +975,7 @@ public struct ResourceRequirements: Sendable, Hashable, Codable, PreservesUnknow
         limits = try container.decodeIfPresent([String: Quantity].self, forKey: "limits")
         requests = try container.decodeIfPresent([String: Quantity].self, forKey: "requests")
         claims = try container.decodeIfPresent([JSONValue].self, forKey: "claims")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -1039,7 +1039,7 @@ public struct VolumeMount: Sendable, Hashable, Codable, PreservesUnknownFields {
         subPath = try container.decodeIfPresent(String.self, forKey: "subPath")
         mountPropagation = try container.decodeIfPresent(String.self, forKey: "mountPropagation")
         subPathExpr = try container.decodeIfPresent(String.self, forKey: "subPathExpr")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -1082,7 +1082,7 @@ public struct VolumeDevice: Sendable, Hashable, Codable, PreservesUnknownFields 
         let container = try decoder.container(keyedBy: JSONKey.self)
         name = try container.decodeIfPresent(String.self, forKey: "name") ?? ""
         devicePath = try container.decodeIfPresent(String.self, forKey: "devicePath") ?? ""
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -1230,7 +1230,7 @@ public struct Container: Sendable, Hashable, Codable, PreservesUnknownFields {
         stdin = try container.decodeIfPresent(Bool.self, forKey: "stdin")
         stdinOnce = try container.decodeIfPresent(Bool.self, forKey: "stdinOnce")
         tty = try container.decodeIfPresent(Bool.self, forKey: "tty")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -1290,7 +1290,7 @@ public struct PersistentVolumeClaimVolumeSource: Sendable, Hashable, Codable, Pr
         let container = try decoder.container(keyedBy: JSONKey.self)
         claimName = try container.decodeIfPresent(String.self, forKey: "claimName") ?? ""
         readOnly = try container.decodeIfPresent(Bool.self, forKey: "readOnly")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -1328,7 +1328,7 @@ public struct EmptyDirVolumeSource: Sendable, Hashable, Codable, PreservesUnknow
         let container = try decoder.container(keyedBy: JSONKey.self)
         medium = try container.decodeIfPresent(String.self, forKey: "medium")
         sizeLimit = try container.decodeIfPresent(Quantity.self, forKey: "sizeLimit")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -1366,7 +1366,7 @@ public struct HostPathVolumeSource: Sendable, Hashable, Codable, PreservesUnknow
         let container = try decoder.container(keyedBy: JSONKey.self)
         path = try container.decodeIfPresent(String.self, forKey: "path") ?? ""
         `type` = try container.decodeIfPresent(String.self, forKey: "type")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -1444,7 +1444,7 @@ public struct Volume: Sendable, Hashable, Codable, PreservesUnknownFields {
         ephemeral = try container.decodeIfPresent(JSONValue.self, forKey: "ephemeral")
         projected = try container.decodeIfPresent(JSONValue.self, forKey: "projected")
         downwardAPI = try container.decodeIfPresent(JSONValue.self, forKey: "downwardAPI")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -1505,7 +1505,7 @@ public struct Toleration: Sendable, Hashable, Codable, PreservesUnknownFields {
         value = try container.decodeIfPresent(String.self, forKey: "value")
         effect = try container.decodeIfPresent(String.self, forKey: "effect")
         tolerationSeconds = try container.decodeIfPresent(Int64.self, forKey: "tolerationSeconds")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -1691,7 +1691,7 @@ public struct PodSpec: Sendable, Hashable, Codable, PreservesUnknownFields {
         enableServiceLinks = try container.decodeIfPresent(Bool.self, forKey: "enableServiceLinks")
         overhead = try container.decodeIfPresent([String: Quantity].self, forKey: "overhead")
         schedulingGates = try container.decodeIfPresent([JSONValue].self, forKey: "schedulingGates")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -1778,7 +1778,7 @@ public struct PodCondition: Sendable, Hashable, Codable, PreservesUnknownFields 
         lastTransitionTime = try container.decodeIfPresent(Time.self, forKey: "lastTransitionTime")
         reason = try container.decodeIfPresent(String.self, forKey: "reason")
         message = try container.decodeIfPresent(String.self, forKey: "message")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -1875,7 +1875,7 @@ public struct PodStatus: Sendable, Hashable, Codable, PreservesUnknownFields {
         initContainerStatuses = try container.decodeIfPresent([JSONValue].self, forKey: "initContainerStatuses")
         containerStatuses = try container.decodeIfPresent([JSONValue].self, forKey: "containerStatuses")
         qosClass = try container.decodeIfPresent(String.self, forKey: "qosClass")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -1946,7 +1946,7 @@ public struct Pod: APIObject {
         metadata = try container.decodeIfPresent(ObjectMeta.self, forKey: "metadata") ?? ObjectMeta()
         spec = try container.decodeIfPresent(PodSpec.self, forKey: "spec") ?? PodSpec()
         status = try container.decodeIfPresent(PodStatus.self, forKey: "status") ?? PodStatus()
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -1992,7 +1992,7 @@ public struct NodeSelectorRequirement: Sendable, Hashable, Codable, PreservesUnk
         key = try container.decodeIfPresent(String.self, forKey: "key") ?? ""
         `operator` = try container.decodeIfPresent(String.self, forKey: "operator") ?? ""
         values = try container.decodeIfPresent([String].self, forKey: "values")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -2031,7 +2031,7 @@ public struct NodeSelectorTerm: Sendable, Hashable, Codable, PreservesUnknownFie
         let container = try decoder.container(keyedBy: JSONKey.self)
         matchExpressions = try container.decodeIfPresent([NodeSelectorRequirement].self, forKey: "matchExpressions")
         matchFields = try container.decodeIfPresent([NodeSelectorRequirement].self, forKey: "matchFields")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -2064,7 +2064,7 @@ public struct NodeSelector: Sendable, Hashable, Codable, PreservesUnknownFields 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: JSONKey.self)
         nodeSelectorTerms = try container.decodeIfPresent([NodeSelectorTerm].self, forKey: "nodeSelectorTerms") ?? []
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -2096,7 +2096,7 @@ public struct VolumeNodeAffinity: Sendable, Hashable, Codable, PreservesUnknownF
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: JSONKey.self)
         required = try container.decodeIfPresent(NodeSelector.self, forKey: "required")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -2173,7 +2173,7 @@ public struct CSIPersistentVolumeSource: Sendable, Hashable, Codable, PreservesU
         nodePublishSecretRef = try container.decodeIfPresent(SecretReference.self, forKey: "nodePublishSecretRef")
         controllerExpandSecretRef = try container.decodeIfPresent(SecretReference.self, forKey: "controllerExpandSecretRef")
         nodeExpandSecretRef = try container.decodeIfPresent(SecretReference.self, forKey: "nodeExpandSecretRef")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -2264,7 +2264,7 @@ public struct PersistentVolumeSpec: Sendable, Hashable, Codable, PreservesUnknow
         volumeMode = try container.decodeIfPresent(String.self, forKey: "volumeMode")
         nodeAffinity = try container.decodeIfPresent(VolumeNodeAffinity.self, forKey: "nodeAffinity")
         volumeAttributesClassName = try container.decodeIfPresent(String.self, forKey: "volumeAttributesClassName")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -2321,7 +2321,7 @@ public struct PersistentVolumeStatus: Sendable, Hashable, Codable, PreservesUnkn
         message = try container.decodeIfPresent(String.self, forKey: "message")
         reason = try container.decodeIfPresent(String.self, forKey: "reason")
         lastPhaseTransitionTime = try container.decodeIfPresent(Time.self, forKey: "lastPhaseTransitionTime")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -2383,7 +2383,7 @@ public struct PersistentVolume: APIObject {
         metadata = try container.decodeIfPresent(ObjectMeta.self, forKey: "metadata") ?? ObjectMeta()
         spec = try container.decodeIfPresent(PersistentVolumeSpec.self, forKey: "spec") ?? PersistentVolumeSpec()
         status = try container.decodeIfPresent(PersistentVolumeStatus.self, forKey: "status") ?? PersistentVolumeStatus()
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -2424,7 +2424,7 @@ public struct VolumeResourceRequirements: Sendable, Hashable, Codable, Preserves
         let container = try decoder.container(keyedBy: JSONKey.self)
         limits = try container.decodeIfPresent([String: Quantity].self, forKey: "limits")
         requests = try container.decodeIfPresent([String: Quantity].self, forKey: "requests")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -2497,7 +2497,7 @@ public struct PersistentVolumeClaimSpec: Sendable, Hashable, Codable, PreservesU
         dataSource = try container.decodeIfPresent(TypedLocalObjectReference.self, forKey: "dataSource")
         dataSourceRef = try container.decodeIfPresent(TypedObjectReference.self, forKey: "dataSourceRef")
         volumeAttributesClassName = try container.decodeIfPresent(String.self, forKey: "volumeAttributesClassName")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -2562,7 +2562,7 @@ public struct PersistentVolumeClaimCondition: Sendable, Hashable, Codable, Prese
         lastTransitionTime = try container.decodeIfPresent(Time.self, forKey: "lastTransitionTime")
         reason = try container.decodeIfPresent(String.self, forKey: "reason")
         message = try container.decodeIfPresent(String.self, forKey: "message")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -2634,7 +2634,7 @@ public struct PersistentVolumeClaimStatus: Sendable, Hashable, Codable, Preserve
         allocatedResourceStatuses = try container.decodeIfPresent([String: String].self, forKey: "allocatedResourceStatuses")
         currentVolumeAttributesClassName = try container.decodeIfPresent(String.self, forKey: "currentVolumeAttributesClassName")
         modifyVolumeStatus = try container.decodeIfPresent(JSONValue.self, forKey: "modifyVolumeStatus")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -2700,7 +2700,7 @@ public struct PersistentVolumeClaim: APIObject {
         metadata = try container.decodeIfPresent(ObjectMeta.self, forKey: "metadata") ?? ObjectMeta()
         spec = try container.decodeIfPresent(PersistentVolumeClaimSpec.self, forKey: "spec") ?? PersistentVolumeClaimSpec()
         status = try container.decodeIfPresent(PersistentVolumeClaimStatus.self, forKey: "status") ?? PersistentVolumeClaimStatus()
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -2741,7 +2741,7 @@ public struct EventSource: Sendable, Hashable, Codable, PreservesUnknownFields {
         let container = try decoder.container(keyedBy: JSONKey.self)
         component = try container.decodeIfPresent(String.self, forKey: "component")
         host = try container.decodeIfPresent(String.self, forKey: "host")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -2861,7 +2861,7 @@ public struct Event: APIObject {
         related = try container.decodeIfPresent(ObjectReference.self, forKey: "related")
         reportingComponent = try container.decodeIfPresent(String.self, forKey: "reportingComponent")
         reportingInstance = try container.decodeIfPresent(String.self, forKey: "reportingInstance")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -2936,7 +2936,7 @@ public struct Service: APIObject {
         metadata = try container.decodeIfPresent(ObjectMeta.self, forKey: "metadata") ?? ObjectMeta()
         spec = try container.decodeIfPresent(JSONValue.self, forKey: "spec")
         status = try container.decodeIfPresent(JSONValue.self, forKey: "status")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -2994,7 +2994,7 @@ public struct Endpoints: APIObject {
         kind = try container.decodeIfPresent(String.self, forKey: "kind")
         metadata = try container.decodeIfPresent(ObjectMeta.self, forKey: "metadata") ?? ObjectMeta()
         subsets = try container.decodeIfPresent([JSONValue].self, forKey: "subsets")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -3061,7 +3061,7 @@ public struct ConfigMap: APIObject {
         data = try container.decodeIfPresent([String: String].self, forKey: "data")
         binaryData = try container.decodeIfPresent([String: String].self, forKey: "binaryData")
         immutable = try container.decodeIfPresent(Bool.self, forKey: "immutable")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -3135,7 +3135,7 @@ public struct Secret: APIObject {
         stringData = try container.decodeIfPresent([String: String].self, forKey: "stringData")
         `type` = try container.decodeIfPresent(String.self, forKey: "type")
         immutable = try container.decodeIfPresent(Bool.self, forKey: "immutable")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.

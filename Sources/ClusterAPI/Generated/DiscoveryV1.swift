@@ -31,7 +31,7 @@ public struct EndpointConditions: Sendable, Hashable, Codable, PreservesUnknownF
         ready = try container.decodeIfPresent(Bool.self, forKey: "ready")
         serving = try container.decodeIfPresent(Bool.self, forKey: "serving")
         terminating = try container.decodeIfPresent(Bool.self, forKey: "terminating")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -100,7 +100,7 @@ public struct Endpoint: Sendable, Hashable, Codable, PreservesUnknownFields {
         zone = try container.decodeIfPresent(String.self, forKey: "zone")
         hints = try container.decodeIfPresent(JSONValue.self, forKey: "hints")
         deprecatedTopology = try container.decodeIfPresent([String: String].self, forKey: "deprecatedTopology")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -154,7 +154,7 @@ public struct EndpointPort: Sendable, Hashable, Codable, PreservesUnknownFields 
         `protocol` = try container.decodeIfPresent(String.self, forKey: "protocol")
         port = try container.decodeIfPresent(Int32.self, forKey: "port")
         appProtocol = try container.decodeIfPresent(String.self, forKey: "appProtocol")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -221,7 +221,7 @@ public struct EndpointSlice: APIObject {
         addressType = try container.decodeIfPresent(String.self, forKey: "addressType") ?? ""
         endpoints = try container.decodeIfPresent([Endpoint].self, forKey: "endpoints") ?? []
         ports = try container.decodeIfPresent([EndpointPort].self, forKey: "ports")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.

@@ -29,7 +29,7 @@ public struct TypeMeta: Sendable, Hashable, Codable, PreservesUnknownFields {
         let container = try decoder.container(keyedBy: JSONKey.self)
         apiVersion = try container.decodeIfPresent(String.self, forKey: "apiVersion")
         kind = try container.decodeIfPresent(String.self, forKey: "kind")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -87,7 +87,7 @@ public struct OwnerReference: Sendable, Hashable, Codable, PreservesUnknownField
         uid = try container.decodeIfPresent(String.self, forKey: "uid") ?? ""
         controller = try container.decodeIfPresent(Bool.self, forKey: "controller")
         blockOwnerDeletion = try container.decodeIfPresent(Bool.self, forKey: "blockOwnerDeletion")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -189,7 +189,7 @@ public struct ObjectMeta: Sendable, Hashable, Codable, PreservesUnknownFields {
         ownerReferences = try container.decodeIfPresent([OwnerReference].self, forKey: "ownerReferences")
         finalizers = try container.decodeIfPresent([String].self, forKey: "finalizers")
         managedFields = try container.decodeIfPresent([JSONValue].self, forKey: "managedFields")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -244,7 +244,7 @@ public struct ListMeta: Sendable, Hashable, Codable, PreservesUnknownFields {
         resourceVersion = try container.decodeIfPresent(String.self, forKey: "resourceVersion")
         continueToken = try container.decodeIfPresent(String.self, forKey: "continue")
         remainingItemCount = try container.decodeIfPresent(Int64.self, forKey: "remainingItemCount")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -288,7 +288,7 @@ public struct StatusCause: Sendable, Hashable, Codable, PreservesUnknownFields {
         reason = try container.decodeIfPresent(String.self, forKey: "reason")
         message = try container.decodeIfPresent(String.self, forKey: "message")
         field = try container.decodeIfPresent(String.self, forKey: "field")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -347,7 +347,7 @@ public struct StatusDetails: Sendable, Hashable, Codable, PreservesUnknownFields
         uid = try container.decodeIfPresent(String.self, forKey: "uid")
         causes = try container.decodeIfPresent([StatusCause].self, forKey: "causes")
         retryAfterSeconds = try container.decodeIfPresent(Int32.self, forKey: "retryAfterSeconds")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -401,7 +401,7 @@ public struct Status: Sendable, Hashable, Codable, PreservesUnknownFields {
         reason = try container.decodeIfPresent(String.self, forKey: "reason")
         details = try container.decodeIfPresent(StatusDetails.self, forKey: "details")
         code = try container.decodeIfPresent(Int32.self, forKey: "code")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.

@@ -53,7 +53,7 @@ public struct VolumeSnapshotClass: APIObject {
         driver = try container.decodeIfPresent(String.self, forKey: "driver") ?? ""
         parameters = try container.decodeIfPresent([String: String].self, forKey: "parameters")
         deletionPolicy = try container.decodeIfPresent(String.self, forKey: "deletionPolicy") ?? ""
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -95,7 +95,7 @@ public struct VolumeSnapshotSource: Sendable, Hashable, Codable, PreservesUnknow
         let container = try decoder.container(keyedBy: JSONKey.self)
         persistentVolumeClaimName = try container.decodeIfPresent(String.self, forKey: "persistentVolumeClaimName")
         volumeSnapshotContentName = try container.decodeIfPresent(String.self, forKey: "volumeSnapshotContentName")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -133,7 +133,7 @@ public struct VolumeSnapshotSpec: Sendable, Hashable, Codable, PreservesUnknownF
         let container = try decoder.container(keyedBy: JSONKey.self)
         source = try container.decodeIfPresent(VolumeSnapshotSource.self, forKey: "source") ?? VolumeSnapshotSource()
         volumeSnapshotClassName = try container.decodeIfPresent(String.self, forKey: "volumeSnapshotClassName")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -171,7 +171,7 @@ public struct VolumeSnapshotError: Sendable, Hashable, Codable, PreservesUnknown
         let container = try decoder.container(keyedBy: JSONKey.self)
         time = try container.decodeIfPresent(Time.self, forKey: "time")
         message = try container.decodeIfPresent(String.self, forKey: "message")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -229,7 +229,7 @@ public struct VolumeSnapshotStatus: Sendable, Hashable, Codable, PreservesUnknow
         restoreSize = try container.decodeIfPresent(Quantity.self, forKey: "restoreSize")
         error = try container.decodeIfPresent(VolumeSnapshotError.self, forKey: "error")
         volumeGroupSnapshotName = try container.decodeIfPresent(String.self, forKey: "volumeGroupSnapshotName")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -293,7 +293,7 @@ public struct VolumeSnapshot: APIObject {
         metadata = try container.decodeIfPresent(ObjectMeta.self, forKey: "metadata") ?? ObjectMeta()
         spec = try container.decodeIfPresent(VolumeSnapshotSpec.self, forKey: "spec") ?? VolumeSnapshotSpec()
         status = try container.decodeIfPresent(VolumeSnapshotStatus.self, forKey: "status")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -334,7 +334,7 @@ public struct VolumeSnapshotContentSource: Sendable, Hashable, Codable, Preserve
         let container = try decoder.container(keyedBy: JSONKey.self)
         volumeHandle = try container.decodeIfPresent(String.self, forKey: "volumeHandle")
         snapshotHandle = try container.decodeIfPresent(String.self, forKey: "snapshotHandle")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -392,7 +392,7 @@ public struct VolumeSnapshotContentSpec: Sendable, Hashable, Codable, PreservesU
         volumeSnapshotClassName = try container.decodeIfPresent(String.self, forKey: "volumeSnapshotClassName")
         source = try container.decodeIfPresent(VolumeSnapshotContentSource.self, forKey: "source") ?? VolumeSnapshotContentSource()
         sourceVolumeMode = try container.decodeIfPresent(String.self, forKey: "sourceVolumeMode")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -454,7 +454,7 @@ public struct VolumeSnapshotContentStatus: Sendable, Hashable, Codable, Preserve
         readyToUse = try container.decodeIfPresent(Bool.self, forKey: "readyToUse")
         error = try container.decodeIfPresent(VolumeSnapshotError.self, forKey: "error")
         volumeGroupSnapshotHandle = try container.decodeIfPresent(String.self, forKey: "volumeGroupSnapshotHandle")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -518,7 +518,7 @@ public struct VolumeSnapshotContent: APIObject {
         metadata = try container.decodeIfPresent(ObjectMeta.self, forKey: "metadata") ?? ObjectMeta()
         spec = try container.decodeIfPresent(VolumeSnapshotContentSpec.self, forKey: "spec") ?? VolumeSnapshotContentSpec()
         status = try container.decodeIfPresent(VolumeSnapshotContentStatus.self, forKey: "status")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.

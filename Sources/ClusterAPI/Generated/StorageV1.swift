@@ -26,7 +26,7 @@ public struct TopologySelectorLabelRequirement: Sendable, Hashable, Codable, Pre
         let container = try decoder.container(keyedBy: JSONKey.self)
         key = try container.decodeIfPresent(String.self, forKey: "key") ?? ""
         values = try container.decodeIfPresent([String].self, forKey: "values") ?? []
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -59,7 +59,7 @@ public struct TopologySelectorTerm: Sendable, Hashable, Codable, PreservesUnknow
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: JSONKey.self)
         matchLabelExpressions = try container.decodeIfPresent([TopologySelectorLabelRequirement].self, forKey: "matchLabelExpressions")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -143,7 +143,7 @@ public struct StorageClass: APIObject {
         allowVolumeExpansion = try container.decodeIfPresent(Bool.self, forKey: "allowVolumeExpansion")
         volumeBindingMode = try container.decodeIfPresent(String.self, forKey: "volumeBindingMode")
         allowedTopologies = try container.decodeIfPresent([TopologySelectorTerm].self, forKey: "allowedTopologies")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -189,7 +189,7 @@ public struct VolumeAttachmentSource: Sendable, Hashable, Codable, PreservesUnkn
         let container = try decoder.container(keyedBy: JSONKey.self)
         persistentVolumeName = try container.decodeIfPresent(String.self, forKey: "persistentVolumeName")
         inlineVolumeSpec = try container.decodeIfPresent(PersistentVolumeSpec.self, forKey: "inlineVolumeSpec")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -232,7 +232,7 @@ public struct VolumeAttachmentSpec: Sendable, Hashable, Codable, PreservesUnknow
         attacher = try container.decodeIfPresent(String.self, forKey: "attacher") ?? ""
         source = try container.decodeIfPresent(VolumeAttachmentSource.self, forKey: "source") ?? VolumeAttachmentSource()
         nodeName = try container.decodeIfPresent(String.self, forKey: "nodeName") ?? ""
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -276,7 +276,7 @@ public struct VolumeError: Sendable, Hashable, Codable, PreservesUnknownFields {
         time = try container.decodeIfPresent(Time.self, forKey: "time")
         message = try container.decodeIfPresent(String.self, forKey: "message")
         errorCode = try container.decodeIfPresent(Int32.self, forKey: "errorCode")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -325,7 +325,7 @@ public struct VolumeAttachmentStatus: Sendable, Hashable, Codable, PreservesUnkn
         attachmentMetadata = try container.decodeIfPresent([String: String].self, forKey: "attachmentMetadata")
         attachError = try container.decodeIfPresent(VolumeError.self, forKey: "attachError")
         detachError = try container.decodeIfPresent(VolumeError.self, forKey: "detachError")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -387,7 +387,7 @@ public struct VolumeAttachment: APIObject {
         metadata = try container.decodeIfPresent(ObjectMeta.self, forKey: "metadata") ?? ObjectMeta()
         spec = try container.decodeIfPresent(VolumeAttachmentSpec.self, forKey: "spec") ?? VolumeAttachmentSpec()
         status = try container.decodeIfPresent(VolumeAttachmentStatus.self, forKey: "status")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -463,7 +463,7 @@ public struct CSIDriverSpec: Sendable, Hashable, Codable, PreservesUnknownFields
         requiresRepublish = try container.decodeIfPresent(Bool.self, forKey: "requiresRepublish")
         seLinuxMount = try container.decodeIfPresent(Bool.self, forKey: "seLinuxMount")
         nodeAllocatableUpdatePeriodSeconds = try container.decodeIfPresent(Int64.self, forKey: "nodeAllocatableUpdatePeriodSeconds")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -525,7 +525,7 @@ public struct CSIDriver: APIObject {
         kind = try container.decodeIfPresent(String.self, forKey: "kind")
         metadata = try container.decodeIfPresent(ObjectMeta.self, forKey: "metadata") ?? ObjectMeta()
         spec = try container.decodeIfPresent(CSIDriverSpec.self, forKey: "spec") ?? CSIDriverSpec()
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -560,7 +560,7 @@ public struct VolumeNodeResources: Sendable, Hashable, Codable, PreservesUnknown
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: JSONKey.self)
         count = try container.decodeIfPresent(Int32.self, forKey: "count")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -607,7 +607,7 @@ public struct CSINodeDriver: Sendable, Hashable, Codable, PreservesUnknownFields
         nodeID = try container.decodeIfPresent(String.self, forKey: "nodeID") ?? ""
         topologyKeys = try container.decodeIfPresent([String].self, forKey: "topologyKeys")
         allocatable = try container.decodeIfPresent(VolumeNodeResources.self, forKey: "allocatable")
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -642,7 +642,7 @@ public struct CSINodeSpec: Sendable, Hashable, Codable, PreservesUnknownFields {
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: JSONKey.self)
         drivers = try container.decodeIfPresent([CSINodeDriver].self, forKey: "drivers") ?? []
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
@@ -696,7 +696,7 @@ public struct CSINode: APIObject {
         kind = try container.decodeIfPresent(String.self, forKey: "kind")
         metadata = try container.decodeIfPresent(ObjectMeta.self, forKey: "metadata") ?? ObjectMeta()
         spec = try container.decodeIfPresent(CSINodeSpec.self, forKey: "spec") ?? CSINodeSpec()
-        unknownFields = try container.unknownFields(excluding: Self.knownKeys)
+        unknownFields = try decoder.unknownFields(of: container, excluding: Self.knownKeys)
     }
 
     /// Encodes set fields plus unknown members.
