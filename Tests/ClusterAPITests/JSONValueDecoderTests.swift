@@ -32,6 +32,25 @@ struct JSONValueDecoderTests {
         #expect(try JSONValue(encoding: pod.decode(as: Pod.self)) == pod)
     }
 
+    /// Unknown members are read straight from the tree (not through the container's keys):
+    /// the same members, null and nested ones included, at every level, as Foundation's way.
+    @Test func keepsUnknownMembersAsFoundationDoes() throws {
+        let text = #"""
+        {"apiVersion":"v1","kind":"Event","extra":{"a":[1,null]},"nothing":null,"flag":false,
+         "metadata":{"name":"e1","namespace":"default","futureMeta":"x"},
+         "involvedObject":{"kind":"Pod","name":"p","futureRef":7},"reason":"Scheduled","count":1}
+        """#
+        try same(Event.self, text)
+        let event = try JSONValueDecoder().decode(Event.self, from: JSONValue(parsing: Data(text.utf8)))
+        #expect(event.unknownFields == ["extra": ["a": [1, .null]], "nothing": .null, "flag": false])
+        #expect(event.metadata.unknownFields == ["futureMeta": "x"])
+        #expect(event.involvedObject.unknownFields == ["futureRef": 7])
+        #expect(event.reason == "Scheduled" && event.count == 1)
+        // Nothing unknown: nothing kept.
+        let plain = try JSONValueDecoder().decode(ObjectReference.self, from: ["kind": "Pod", "name": "p"])
+        #expect(plain.unknownFields.isEmpty)
+    }
+
     struct Sample: Codable, Equatable {
         var name: String
         var count: Int32
