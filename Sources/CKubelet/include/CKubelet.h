@@ -93,8 +93,8 @@ int ckl_write_file_atomic(const char *path, const char *data, size_t length, int
 
 /// `state.json`: {"pid":…,"shimPid":…,"startedAt":…} (ContainerStarted): the container's init and
 /// the shim that owns it; atomic, not durable: it names processes that a machine crash ends, so
-/// after one the kubelet finds the shim gone with or without it (no fsync: they were most of the
-/// shim's own CPU per container start). 0, or -1 with errno.
+/// after one the kubelet finds the shim gone with or without it (two fsyncs fewer per container
+/// start). 0, or -1 with errno.
 int ckl_write_started(const char *path, int pid, int shim_pid, const struct timespec *started_at);
 
 /// `exit.json` (ContainerExit): the exit code, the signal that ended it (0: none), whether the
