@@ -25,7 +25,7 @@ static void sync_directory_of(const char *path) {
     close(fd);
 }
 
-int ckl_write_file_atomic(const char *path, const char *data, size_t length) {
+int ckl_write_file_atomic(const char *path, const char *data, size_t length, int durable) {
     char temporary[4096];
     if (snprintf(temporary, sizeof temporary, "%s.tmp-%d", path, (int)getpid()) >= (int)sizeof temporary) {
         errno = ENAMETOOLONG;
@@ -46,7 +46,7 @@ int ckl_write_file_atomic(const char *path, const char *data, size_t length) {
         }
         done += (size_t)written;
     }
-    if (fsync(fd) != 0 || close(fd) != 0) {
+    if ((durable && fsync(fd) != 0) || close(fd) != 0) {
         int saved = errno;
         unlink(temporary);
         errno = saved;
@@ -58,7 +58,7 @@ int ckl_write_file_atomic(const char *path, const char *data, size_t length) {
         errno = saved;
         return -1;
     }
-    sync_directory_of(path);
+    if (durable) sync_directory_of(path);
     return 0;
 }
 
@@ -73,7 +73,7 @@ int ckl_write_started(const char *path, int pid, int shim_pid, const struct time
     char date[64], json[160];
     json_date(date, sizeof date, started_at);
     int length = snprintf(json, sizeof json, "{\"pid\":%d,\"shimPid\":%d,\"startedAt\":%s}", pid, shim_pid, date);
-    return ckl_write_file_atomic(path, json, (size_t)length);
+    return ckl_write_file_atomic(path, json, (size_t)length, 0);
 }
 
 // The length of the valid UTF-8 sequence at `s` (at most `left` bytes), 0 when it is not one.
@@ -146,7 +146,7 @@ int ckl_write_exit(const char *path, int exit_code, int signal, int oom_killed, 
         if (!json_string(json, size, &used, start_failure)) { free(json); errno = EOVERFLOW; return -1; }
     }
     used += (size_t)snprintf(json + used, size - used, "}");
-    int result = ckl_write_file_atomic(path, json, used);
+    int result = ckl_write_file_atomic(path, json, used, 1);
     int saved = errno;
     free(json);
     errno = saved;

@@ -86,17 +86,21 @@ int ckl_make_pod_namespaces(const char *hostname, const char *uts, const char *i
 /// numbers of seconds since then, as Swift's JSONEncoder writes a Date by default).
 #define CKL_REFERENCE_DATE_OFFSET 978307200LL
 
-/// Writes `length` bytes to `path` atomically: a temporary file beside it, fsync, rename, and
-/// an fsync of the directory. 0, or -1 with errno.
-int ckl_write_file_atomic(const char *path, const char *data, size_t length);
+/// Writes `length` bytes to `path` atomically: a temporary file beside it, renamed over `path`;
+/// with `durable`, the file is fsynced before the rename and the directory after it (what a
+/// machine crash must not lose). 0, or -1 with errno.
+int ckl_write_file_atomic(const char *path, const char *data, size_t length, int durable);
 
 /// `state.json`: {"pid":…,"shimPid":…,"startedAt":…} (ContainerStarted): the container's init and
-/// the shim that owns it. 0, or -1 with errno.
+/// the shim that owns it; atomic, not durable: it names processes that a machine crash ends, so
+/// after one the kubelet finds the shim gone with or without it (two fsyncs fewer per container
+/// start). 0, or -1 with errno.
 int ckl_write_started(const char *path, int pid, int shim_pid, const struct timespec *started_at);
 
 /// `exit.json` (ContainerExit): the exit code, the signal that ended it (0: none), whether the
 /// OOM killer did, when it started (NULL: never), when it ended, and why it never started
-/// (NULL: it did; escaped as JSON, invalid UTF-8 replaced by U+FFFD). 0, or -1 with errno.
+/// (NULL: it did; escaped as JSON, invalid UTF-8 replaced by U+FFFD); atomic and durable. 0, or
+/// -1 with errno.
 int ckl_write_exit(const char *path, int exit_code, int signal, int oom_killed, const struct timespec *started_at,
                    const struct timespec *finished_at, const char *start_failure);
 
