@@ -68,6 +68,23 @@ func withFixture(make: () async throws -> HandlerFixture, _ body: (HandlerFixtur
     await f.close()
 }
 
+/// A fixture whose store is wrapped in a `SlowStore` (the limits as `HandlerFixture` takes them),
+/// handed to `body` with it; always closed.
+func withSlowStoreFixture(maxRequestsInflight: Int = 400, maxMutatingRequestsInflight: Int = 200,
+                          inflightQueue: InflightQueueLimits = InflightQueueLimits(),
+                          _ body: (HandlerFixture, SlowStore) async throws -> Void) async throws {
+    let slow = Mutex<SlowStore?>(nil)
+    try await withFixture(make: {
+        try await HandlerFixture(wrap: { base in
+            let s = SlowStore(base)
+            slow.withLock { $0 = s }
+            return s
+        }, maxRequestsInflight: maxRequestsInflight, maxMutatingRequestsInflight: maxMutatingRequestsInflight, inflightQueue: inflightQueue)
+    }) { f in
+        try await body(f, try #require(slow.withLock { $0 }))
+    }
+}
+
 let pvcJSON = """
     {"apiVersion":"v1","kind":"PersistentVolumeClaim","metadata":{"name":"data","labels":{"app":"db"}},
      "spec":{"accessModes":["ReadWriteOnce"],"resources":{"requests":{"storage":"1Gi"}}}}

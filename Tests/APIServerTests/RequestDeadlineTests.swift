@@ -84,15 +84,7 @@ import Testing
     /// Through the handler: a list read from a store that takes 20 s, with `timeout=1s`, is
     /// answered 504 after about a second, its store call cancelled.
     @Test func theHandlerAnswers504AtTheRequestsTimeout() async throws {
-        let slow = Mutex<SlowStore?>(nil)
-        try await withFixture(make: {
-            try await HandlerFixture(wrap: { base in
-                let s = SlowStore(base)
-                slow.withLock { $0 = s }
-                return s
-            })
-        }) { f in
-            let store = try #require(slow.withLock { $0 })
+        try await withSlowStoreFixture { f, store in
             store.listDelay.withLock { $0 = .seconds(20) }
             let started = ContinuousClock.now
             let r = await f.request(.GET, "/api/v1/pods?resourceVersion=1&resourceVersionMatch=Exact&timeout=1s")

@@ -200,15 +200,7 @@ func adminClient(_ server: APIServer) -> (HTTPClient, HTTPHeaders) {
     }
 
     @Test func requestsBeyondTheInflightLimitGet429() async throws {
-        let slow = Mutex<SlowStore?>(nil)
-        try await withFixture(make: {
-            try await HandlerFixture(wrap: { base in
-                let s = SlowStore(base)
-                slow.withLock { $0 = s }
-                return s
-            }, maxRequestsInflight: 2, maxMutatingRequestsInflight: 1, inflightQueue: InflightQueueLimits(length: 0))
-        }) { f in
-            let store = try #require(slow.withLock { $0 })
+        try await withSlowStoreFixture(maxRequestsInflight: 2, maxMutatingRequestsInflight: 1, inflightQueue: InflightQueueLimits(length: 0)) { f, store in
             store.listDelay.withLock { $0 = .seconds(2) }
             // Two slow lists by the node hold both read-only seats; with no queue, a third is
             // refused at once (queueing: PriorityAndFairnessTests). Lists of an exact revision
