@@ -149,6 +149,7 @@ final class KubeletBenchRun: @unchecked Sendable {
         defer { watching.cancel() }
         try await Task.sleep(for: .milliseconds(300))
         progress("kubelet: creating \(podCount) pods without volumes…")
+        let requestsBefore = try await apiRequests()
         let cpuBefore = kubelet.cpuSeconds
         let phaseBefore = cpuSample()
         let released = ContinuousClock.now
@@ -158,6 +159,9 @@ final class KubeletBenchRun: @unchecked Sendable {
         }
         let running = try await waitForRunning(watcher, count: podCount, what: "kubelet, no volume")
         if let phaseBefore, let after = cpuSample() { result.kubeletPhaseCPU = phaseBefore.delta(to: after) }
+        let requestsAtRunning = try await apiRequests()
+        result.requestsAtRunning = Self.perPod(requestsAtRunning, since: requestsBefore, pods: podCount)
+        result.requestsSettled = Self.perPod(try await settledRequests(), since: requestsBefore, pods: podCount)
         result.running = (0..<podCount).map { (running["plain-\($0)"]! - starts[$0]).seconds }
         result.kubeletCPU = kubelet.cpuSeconds - cpuBefore
         progress("deleting the pods…")
@@ -292,6 +296,51 @@ final class KubeletBenchRun: @unchecked Sendable {
             }
             try await Task.sleep(for: .milliseconds(20))
         }
+    }
+
+    // MARK: Requests
+
+    /// The API server's request counters (`apiserver_request_total`), by "VERB resource".
+    private func apiRequests() async throws -> [String: Double] {
+        let response = try await client.send(.GET, "/metrics")
+        guard response.status.code == 200 else { throw BenchFailure("the API server's /metrics answered HTTP \(response.status.code)") }
+        var requests: [String: Double] = [:]
+        for line in String(decoding: response.body, as: UTF8.self).split(separator: "\n") where line.hasPrefix("apiserver_request_total{") {
+            func label(_ name: String) -> String {
+                guard let range = line.range(of: name + "=\"") else { return "" }
+                return String(line[range.upperBound...].prefix { $0 != "\"" })
+            }
+            guard let value = line.split(separator: " ").last.flatMap({ Double($0) }) else { continue }
+            let resource = label("resource")
+            guard !resource.isEmpty else { continue }   // non-resource paths: /metrics itself
+            requests["\(label("verb")) \(resource)", default: 0] += value
+        }
+        return requests
+    }
+
+    /// The counters once the requests the kubelet still had queued (events are written in the
+    /// background) are done: unchanged for 500 ms (the node's own writes, lease and status, come
+    /// every 10 s), at most 10 s.
+    private func settledRequests() async throws -> [String: Double] {
+        var last = try await apiRequests()
+        let deadline = ContinuousClock.now + .seconds(10)
+        while ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(500))
+            let now = try await apiRequests()
+            if now == last { return now }
+            last = now
+        }
+        return last
+    }
+
+    /// Requests per pod between two samples.
+    static func perPod(_ after: [String: Double], since before: [String: Double], pods: Int) -> [String: Double] {
+        var out: [String: Double] = [:]
+        for (key, value) in after {
+            let delta = value - (before[key] ?? 0)
+            if delta > 0 { out[key] = delta / Double(max(pods, 1)) }
+        }
+        return out
     }
 
     /// Deletes every pod of the namespace (grace 1 s) and waits until the kubelet has

@@ -114,6 +114,11 @@ struct KubeletBenchResult {
     /// the last container running.
     var floorCPU: CPUDelta?
     var kubeletPhaseCPU: CPUDelta?
+    /// The API server's requests per pod in the no-volume phase, by "VERB resource": from the
+    /// first create to the last pod seen Running, and once the writes still queued then (events)
+    /// were done.
+    var requestsAtRunning: [String: Double] = [:]
+    var requestsSettled: [String: Double] = [:]
 
     static func percentile(_ values: [Double], _ q: Double) -> Double? { ControllersBenchResult.percentile(values, q) }
 
@@ -168,6 +173,16 @@ struct KubeletBenchResult {
         table.append(["the machine, all of it (/proc/stat)", ms(floor.machine), ms(phase.machine)])
         table.append(["its capacity over the phase (elapsed × \(cores) cores)", ms(floor.elapsed * Double(cores)), ms(phase.elapsed * Double(cores))])
         var text = table.render()
+        if !requestsSettled.isEmpty {
+            let keys = requestsSettled.keys.filter { requestsSettled[$0]! >= 0.05 }.sorted()
+            let parts = keys.map { key in
+                let early = requestsAtRunning[key] ?? 0
+                let settled = requestsSettled[key] ?? 0
+                return "\(key) \(fixed(settled, 2))" + (abs(settled - early) >= 0.005 ? " (\(fixed(early, 2)) by the last Running)" : "")
+            }
+            text += "\nAPI requests per pod, kubelet phase (creates included; until the writes still queued at the last Running were done): "
+            text += parts.joined(separator: ", ")
+        }
         if let floor50 = Self.percentile(floorRun, 0.5) {
             let allowed = 2 * floor50 * Double(cores)
             text += "\nbudget of the 2× target: all \(pods) pods Running within 2 × \(milliseconds(floor50)) = \(milliseconds(2 * floor50))"
