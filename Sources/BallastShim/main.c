@@ -137,9 +137,10 @@ static int failf(const char *format, const char *a, const char *b) {
 }
 
 /* Starts `argv` with stdin from /dev/null, stdout and stderr on `out` and `err` (-1: /dev/null,
-   -2: this process's stderr), in `directory`, with default signal dispositions and no blocked
-   signal. The pid, or -1 with errno. */
-static pid_t spawn(char *const argv[], int out, int err, const char *directory) {
+   -2: this process's stderr), `messages` as its fd 3 (-1: none; it must not be 3 itself, so
+   that the dup2 clears its close-on-exec flag), in `directory`, with default signal
+   dispositions and no blocked signal. The pid, or -1 with errno. */
+static pid_t spawn(char *const argv[], int out, int err, int messages, const char *directory) {
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
@@ -147,6 +148,7 @@ static pid_t spawn(char *const argv[], int out, int err, const char *directory) 
     else posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
     if (err >= 0) posix_spawn_file_actions_adddup2(&actions, err, 2);
     else if (err == -1) posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
+    if (messages >= 0) posix_spawn_file_actions_adddup2(&actions, messages, 3);
     if (directory) posix_spawn_file_actions_addchdir_np(&actions, directory);
     posix_spawnattr_t attributes;
     posix_spawnattr_init(&attributes);
@@ -175,6 +177,86 @@ static void drain_child_signals(void) {
     while (read(child_signals, &info, sizeof info) > 0) {}
 }
 
+/* What the runtime logs (`--log`, JSON lines) during one command: a pipe this process reads
+   into memory (the last 1 MiB), written to `runtime.log` only when the command failed. A file
+   made for every start would be a new inode on every start, and on ext4 without a journal each
+   one is a scan past the inodes freed in the last minutes (docs/kubelet-bench.md). */
+struct messages {
+    int fd;   /* the read end; -1 once it ended or was closed */
+    char *text;
+    size_t length, capacity;
+};
+
+#define MESSAGES_KEPT (1 << 20)
+
+/* A pipe for the runtime's messages: `*write_end` is what the runtime gets as its fd 3 (never
+   3 itself). 0, or -1 with errno. */
+static int messages_open(struct messages *m, int *write_end) {
+    *m = (struct messages){.fd = -1};
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0) return -1;
+    if (fds[1] == 3) {
+        int moved = fcntl(fds[1], F_DUPFD_CLOEXEC, 10);
+        close(fds[1]);
+        if (moved < 0) { close(fds[0]); return -1; }
+        fds[1] = moved;
+    }
+    fcntl(fds[0], F_SETFL, O_NONBLOCK);
+    m->fd = fds[0];
+    *write_end = fds[1];
+    return 0;
+}
+
+/* Reads what is in the pipe now, keeping the last MESSAGES_KEPT bytes. */
+static void messages_read(struct messages *m) {
+    while (m->fd >= 0) {
+        if (m->capacity - m->length < 4096) {
+            if (m->capacity >= 2 * MESSAGES_KEPT) {
+                size_t drop = m->length - MESSAGES_KEPT;
+                memmove(m->text, m->text + drop, MESSAGES_KEPT);
+                m->length = MESSAGES_KEPT;
+            } else {
+                size_t capacity = m->capacity ? 2 * m->capacity : 8192;
+                char *text = realloc(m->text, capacity + 1);
+                if (!text) { close(m->fd); m->fd = -1; return; }
+                m->text = text;
+                m->capacity = capacity;
+            }
+        }
+        ssize_t n = read(m->fd, m->text + m->length, m->capacity - m->length);
+        if (n > 0) { m->length += (size_t)n; continue; }
+        if (n < 0 && errno == EINTR) continue;
+        if (n == 0 || errno != EAGAIN) { close(m->fd); m->fd = -1; }
+        return;
+    }
+}
+
+/* Reads what is left, stops reading, and appends the text to `runtime.log` when `keep`. */
+static void messages_close(struct messages *m, int keep) {
+    messages_read(m);
+    if (m->fd >= 0) { close(m->fd); m->fd = -1; }
+    if (keep && m->length > 0) {
+        char *path = join(options.directory, "runtime.log");
+        int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+        free(path);
+        if (fd >= 0) {
+            size_t done = 0;
+            while (done < m->length) {
+                ssize_t n = write(fd, m->text + done, m->length - done);
+                if (n < 0) { if (errno == EINTR) continue; break; }
+                done += (size_t)n;
+            }
+            close(fd);
+        }
+    }
+}
+
+static void messages_free(struct messages *m) {
+    if (m->fd >= 0) close(m->fd);
+    free(m->text);
+    *m = (struct messages){.fd = -1};
+}
+
 /* The container's stdout and stderr: their pipes and where they are copied. */
 struct output {
     int fd[2];
@@ -195,10 +277,11 @@ static void pump(struct output *output, struct pollfd *ready) {
     }
 }
 
-/* Copies output until `pid` is reaped (its wait status in `*status`; any other child that
-   ends meanwhile is reaped too) or, with `pid` 0, until both pipes end; at most `timeout_ms`
-   (-1: no limit). 1 when it happened, 0 on the timeout, -1 when there is no such child. */
-static int run_until(struct output *output, pid_t pid, int *status, int timeout_ms) {
+/* Copies output (and reads `messages`, when given) until `pid` is reaped (its wait status in
+   `*status`; any other child that ends meanwhile is reaped too) or, with `pid` 0, until both
+   pipes end; at most `timeout_ms` (-1: no limit). 1 when it happened, 0 on the timeout, -1 when
+   there is no such child. */
+static int run_until(struct output *output, struct messages *messages, pid_t pid, int *status, int timeout_ms) {
     long long deadline = timeout_ms < 0 ? -1 : milliseconds_now() + timeout_ms;
     if (pid > 0 && take_reaped(pid, status)) return 1;
     for (;;) {
@@ -228,21 +311,23 @@ static int run_until(struct output *output, pid_t pid, int *status, int timeout_
             if (left <= 0) return 0;
             wait = (int)left;
         }
-        struct pollfd fds[3] = {
+        struct pollfd fds[4] = {
             {output ? output->fd[0] : -1, POLLIN, 0}, {output ? output->fd[1] : -1, POLLIN, 0}, {child_signals, POLLIN, 0},
+            {messages ? messages->fd : -1, POLLIN, 0},
         };
-        int n = poll(fds, 3, wait);
+        int n = poll(fds, 4, wait);
         if (n < 0 && errno != EINTR) return -1;
         if (n <= 0) continue;
         if (fds[2].revents) drain_child_signals();
         if (output) pump(output, fds);
+        if (messages && fds[3].revents) messages_read(messages);
     }
 }
 
-/* `<runtime> --root … --log … --log-format json <arguments…>` */
+/* `<runtime> --root … --log /proc/self/fd/3 --log-format json <arguments…>`: the runtime opens
+   its fd 3, the write end of a `struct messages` pipe. */
 static char **runtime_command(const char *const *arguments) {
-    static char *log_path;
-    if (!log_path) log_path = join(options.directory, "runtime.log");
+    static char log_path[] = "/proc/self/fd/3";
     size_t count = 0;
     while (arguments[count]) count++;
     char **argv = calloc(count + 8, sizeof *argv);
@@ -259,18 +344,26 @@ static char **runtime_command(const char *const *arguments) {
     return argv;
 }
 
-/* `runtime delete --force <id>`, at most 30 s; what goes wrong is in the runtime's log. */
+/* `runtime delete --force <id>`, at most 30 s; when it fails, its messages go to `runtime.log`. */
 static void delete_container(void) {
     const char *arguments[] = {"delete", "--force", options.id, NULL};
+    struct messages messages;
+    int messages_fd;
+    if (messages_open(&messages, &messages_fd) != 0) return;
     char **argv = runtime_command(arguments);
-    pid_t pid = spawn(argv, -1, -1, options.directory);
+    pid_t pid = spawn(argv, -1, -1, messages_fd, options.directory);
     free(argv);
-    if (pid < 0) return;
-    int status;
-    if (run_until(NULL, pid, &status, 30000) == 0) {
-        kill(pid, SIGKILL);
-        waitpid(pid, &status, 0);
+    close(messages_fd);
+    int status = 0, done = 0;
+    if (pid >= 0) {
+        done = run_until(NULL, &messages, pid, &status, 30000);
+        if (done == 0) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+        }
     }
+    messages_close(&messages, pid < 0 || done != 1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0);
+    messages_free(&messages);
 }
 
 /* Decodes the JSON string at `*at` (after its opening quote) into `out` (room for as many
@@ -377,20 +470,15 @@ static int error_message(const char *line, char *message) {
     return is_error && has_message;
 }
 
-/* The last error the runtime logged (its `--log` file, JSON lines), or NULL. */
-static char *runtime_error(void) {
-    char *path = join(options.directory, "runtime.log");
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    free(path);
-    if (fd < 0) return NULL;
-    struct stat info;
-    if (fstat(fd, &info) != 0 || info.st_size <= 0 || info.st_size > (16 << 20)) { close(fd); return NULL; }
-    char *text = malloc((size_t)info.st_size + 1);
-    ssize_t length = text ? read(fd, text, (size_t)info.st_size) : -1;
-    close(fd);
-    if (length <= 0) { free(text); return NULL; }
+/* The last error the runtime logged (JSON lines in `m`), or NULL. */
+static char *runtime_error(const struct messages *m) {
+    if (m->length == 0) return NULL;
+    size_t length = m->length;
+    char *text = malloc(length + 1);
+    if (!text) return NULL;
+    memcpy(text, m->text, length);
     text[length] = 0;
-    char *message = malloc((size_t)length + 1);
+    char *message = malloc(length + 1);
     char *end = text + length;
     while (end > text) {
         char *start = end;
@@ -402,6 +490,37 @@ static char *runtime_error(void) {
     free(text);
     free(message);
     return NULL;
+}
+
+/* runc's state file of this container: `<runtime root>/<id>/state.json`. */
+static char *runtime_state_path(void) {
+    char *directory = join(options.runtime_root, options.id);
+    char *path = join(directory, "state.json");
+    free(directory);
+    return path;
+}
+
+/* The container's init pid from runc's state file (its first `"init_process_pid": N`; a key
+   inside a string of the config would be escaped, `\"`, and not match), or 0. */
+static int runtime_state_pid(const char *path) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    char buffer[4096];
+    ssize_t length;
+    do { length = read(fd, buffer, sizeof buffer - 1); } while (length < 0 && errno == EINTR);
+    close(fd);
+    if (length <= 0) return 0;
+    buffer[length] = 0;
+    static const char key[] = "\"init_process_pid\"";
+    const char *at = strstr(buffer, key);
+    if (!at) return 0;
+    at += sizeof key - 1;
+    while (*at == ' ') at++;
+    if (*at++ != ':') return 0;
+    while (*at == ' ') at++;
+    char *end;
+    long pid = strtol(at, &end, 10);
+    return end != at && pid > 0 && pid <= 0x3fffffff ? (int)pid : 0;
 }
 
 /* The directories of cgroup `path`: one per v1 hierarchy, or the one v2 directory; a
@@ -584,34 +703,55 @@ int main(int argc, char **argv) {
         output.stream[i] = ckl_cri_stream_new(log_fd, i == 0 ? "stdout" : "stderr");
     }
 
+    /* runc records the container's init in its own state (`<root>/<id>/state.json`,
+       `init_process_pid`), written before `run --detach` returns: read there rather than from
+       a `--pid-file`, which runc writes as a temporary file and a rename (a new inode per start).
+       Other runtimes write the pid file. */
+    const char *base = strrchr(options.runtime, '/');
+    int runc = strcmp(base ? base + 1 : options.runtime, "runc") == 0;
     char *pid_file = join(options.directory, "pid");
-    const char *run[] = {"run", "--detach", "--bundle", options.directory, "--pid-file", pid_file, options.id, NULL};
-    char **run_argv = runtime_command(run);
-    pid_t runtime = spawn(run_argv, pipes[0][1], pipes[1][1], options.directory);
+    const char *run_with_pid_file[] = {"run", "--detach", "--bundle", options.directory, "--pid-file", pid_file, options.id, NULL};
+    const char *run_plain[] = {"run", "--detach", "--bundle", options.directory, options.id, NULL};
+    struct messages messages;
+    int messages_fd;
+    if (messages_open(&messages, &messages_fd) != 0) {
+        return failf("cannot make a pipe for the runtime's messages: %s%s", strerror(errno), "");
+    }
+    char **run_argv = runtime_command(runc ? run_plain : run_with_pid_file);
+    pid_t runtime = spawn(run_argv, pipes[0][1], pipes[1][1], messages_fd, options.directory);
     free(run_argv);
     close(pipes[0][1]);
     close(pipes[1][1]);
+    close(messages_fd);
     if (runtime < 0) return failf("cannot run %s: %s", options.runtime, strerror(errno));
 
     int status = 0;
-    if (run_until(&output, runtime, &status, -1) != 1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    if (run_until(&output, &messages, runtime, &status, -1) != 1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        messages_close(&messages, 1);
+        char *message = runtime_error(&messages);
         delete_container();
-        char *message = runtime_error();
         if (message) return fail(message);
         char text[64];
         if (WIFSIGNALED(status)) snprintf(text, sizeof text, "was killed by signal %d", WTERMSIG(status));
         else snprintf(text, sizeof text, "exited with status %d", WEXITSTATUS(status));
         return failf("%s run %s", options.runtime, text);
     }
+    messages_close(&messages, 0);
+    messages_free(&messages);
     int container = 0;
-    FILE *file = fopen(pid_file, "re");
-    if (file) {
-        if (fscanf(file, "%d", &container) != 1) container = 0;
-        fclose(file);
+    char *pid_source = runc ? runtime_state_path() : pid_file;
+    if (runc) {
+        container = runtime_state_pid(pid_source);
+    } else {
+        FILE *file = fopen(pid_file, "re");
+        if (file) {
+            if (fscanf(file, "%d", &container) != 1) container = 0;
+            fclose(file);
+        }
     }
     if (container <= 0) {
         delete_container();
-        return failf("%s run wrote no pid file%s", options.runtime, "");
+        return failf("%s run left no pid of the container's process in %s", options.runtime, pid_source);
     }
     struct timespec started, finished;
     now(&started);
@@ -621,14 +761,14 @@ int main(int argc, char **argv) {
     say("started");
 
     int exit_code = 255, signal_number = 0;
-    if (run_until(&output, container, &status, -1) == 1) {
+    if (run_until(&output, NULL, container, &status, -1) == 1) {
         if (WIFSIGNALED(status)) { signal_number = WTERMSIG(status); exit_code = 128 + signal_number; }
         else exit_code = WEXITSTATUS(status);
     }
     if (options.kill_all_on_exit) kill_all_left();
     // Every process of the container's PID namespace dies with its init, so the pipes end; a
     // process that joined from outside could keep them open: bounded.
-    run_until(&output, 0, &status, 5000);
+    run_until(&output, NULL, 0, &status, 5000);
     for (int i = 0; i < 2; i++) {
         ckl_cri_stream_end(output.stream[i]);
         if (output.fd[i] >= 0) close(output.fd[i]);

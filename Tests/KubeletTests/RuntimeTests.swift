@@ -28,6 +28,13 @@ struct RuntimeTests {
             let record = try await node.runtime.start(config, layers: layers)
             let exit = try await node.runtime.waitForExit(record.id)
             #expect(exit.exitCode == 3)
+            // The runtime's messages are kept only when a runtime command failed, and runc's
+            // pid file is not used: neither file is made on a start and end that went well.
+            if runtime == "runc" {
+                for name in ["runtime.log", "pid"] {
+                    #expect(!FileManager.default.fileExists(atPath: node.runtime.directory(record.id) + "/" + name), "\(name)")
+                }
+            }
             #expect(exit.signal == nil)
             #expect(!exit.oomKilled)
             let log = try String(contentsOfFile: config.logPath, encoding: .utf8)
@@ -78,6 +85,9 @@ struct RuntimeTests {
             #expect(exit.exitCode == 128)
             #expect(exit.startFailure?.contains("no such file") == true || exit.startFailure?.contains("not found") == true,
                     "\(exit.startFailure ?? "")")
+            // What the runtime said is kept for people: runtime.log, JSON lines with the error.
+            let messages = (try? String(contentsOfFile: node.runtime.directory(record.id) + "/runtime.log", encoding: .utf8)) ?? ""
+            #expect(messages.contains("\"level\":\"error\""), "\(messages)")
         } cleanup: {
             await node.close()
         }
@@ -175,6 +185,11 @@ struct RuntimeTests {
             #expect(restarted.records().map(\.id) == [record.id])
             guard case .running(let started) = restarted.state(record.id) else { Issue.record("adopted container not running"); return }
             #expect(started.pid > 0)
+            // The shim's pid of the container is the runtime's (`runc state`).
+            let state = try await SystemCommand.run([node.runtime.binary, "--root", node.runtime.stateDirectory, "state", record.id],
+                                                    timeout: .seconds(10))
+            let runtimePID = try JSONSerialization.jsonObject(with: Data(state.stdout.utf8)) as? [String: Any]
+            #expect((runtimePID?["pid"] as? Int).map(Int32.init) == started.pid, "\(state.stdout)")
             let exit = await restarted.stop(record.id, grace: .seconds(10))
             #expect(exit?.exitCode == 7)
             try await restarted.remove(record.id)

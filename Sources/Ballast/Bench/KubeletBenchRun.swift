@@ -248,6 +248,10 @@ final class KubeletBenchRun: @unchecked Sendable {
         pod.spec.containers = [container]
         pod.spec.nodeName = nodeName
         pod.spec.terminationGracePeriodSeconds = 1
+        // The node's resolver, as the floor's containers bind the host's /etc/resolv.conf: the
+        // benchmark's kubelet has no --cluster-dns, and a ClusterFirst pod there costs a
+        // MissingClusterDNS event (upstream's too) that a cluster with DNS does not write.
+        pod.spec.dnsPolicy = "Default"
         return pod
     }
 
