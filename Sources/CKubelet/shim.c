@@ -80,3 +80,23 @@ int ckl_is_nsfs(const char *path) {
     if (statfs(path, &info) != 0) return -1;
     return info.f_type == 0x6e736673 ? 1 : 0;  /* NSFS_MAGIC */
 }
+
+/* <linux/fs.h>'s, which cannot be included beside <sys/mount.h>. */
+#define CKL_FS_IOC_GETFLAGS _IOR('f', 1, long)
+#define CKL_FS_IOC_SETFLAGS _IOW('f', 2, long)
+#define CKL_FS_TOPDIR_FL 0x00020000
+
+int ckl_mark_top_directory(const char *path) {
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    int flags = 0;   /* the file systems read and write an int, whatever the macro says */
+    int result = ioctl(fd, CKL_FS_IOC_GETFLAGS, &flags);
+    if (result == 0 && !(flags & CKL_FS_TOPDIR_FL)) {
+        flags |= CKL_FS_TOPDIR_FL;
+        result = ioctl(fd, CKL_FS_IOC_SETFLAGS, &flags);
+    }
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return result;
+}

@@ -82,6 +82,8 @@ public final class KubeletServer: ServiceLifecycle.Service, Sendable {
         for path in [configuration.rootDirectory + "/pods", configuration.podLogsDirectory] {
             try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         }
+        // A directory per pod in each (its own, its logs'): spread over the block groups.
+        TopDirectories.mark([configuration.rootDirectory + "/pods", configuration.podLogsDirectory], logger: logger)
         runtime = try OCIRuntime(name: configuration.containerRuntime, root: configuration.rootDirectory, nodeName: configuration.nodeName,
                                  cgroupRoot: configuration.cgroupRoot, executable: configuration.executable,
                                  shimExecutable: configuration.shimExecutable, logger: logger)

@@ -74,6 +74,26 @@ struct RuntimeTests {
         }
     }
 
+    @Test("the directories that get one directory per container are marked for spreading over ext4's block groups (chattr +T)")
+    func topDirectories() async throws {
+        let node = try RuntimeHarness()
+        try await withCleanup {
+            let lsattr = SystemCommand.resolve("lsattr")
+            let fileSystem = try? await SystemCommand.run(["stat", "-f", "-c", "%T", node.root], timeout: .seconds(10))
+            guard FileManager.default.isExecutableFile(atPath: lsattr), fileSystem?.stdout.hasPrefix("ext2/ext3") == true else {
+                FileHandle.standardError.write(Data("SKIPPING the +T check: \(node.root) is not on ext4, or lsattr (e2fsprogs) is missing\n".utf8))
+                return
+            }
+            for path in [node.runtime.containersDirectory, node.runtime.stateDirectory] {
+                let result = try await SystemCommand.run([lsattr, "-d", path], timeout: .seconds(10))
+                let flags = result.stdout.split(separator: " ").first ?? ""
+                #expect(flags.contains("T"), "\(path): \(result.stdout)\(result.stderr)")
+            }
+        } cleanup: {
+            await node.close()
+        }
+    }
+
     @Test("a command missing from the image is a start failure with the runtime's message")
     func missingCommand() async throws {
         let node = try RuntimeHarness()

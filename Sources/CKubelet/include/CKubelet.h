@@ -50,6 +50,12 @@ int ckl_make_private(const char *target);
 /// Whether `path` is a namespace file (its file system is nsfs): 1, 0, or -1 with errno.
 int ckl_is_nsfs(const char *path);
 
+/// Marks directory `path` as the top of a hierarchy for ext4's Orlov allocator (`chattr +T`,
+/// FS_TOPDIR_FL): the directories made in it are spread over the block groups with the most
+/// free inodes and the fewest directories, rather than placed beside it. 0, or -1 with errno
+/// (ENOTTY, EOPNOTSUPP on file systems without the flag).
+int ckl_mark_top_directory(const char *path);
+
 /// Starts a pod's pause process: unshare(CLONE_NEWPID), then fork(2); the child is PID 1 of the
 /// new namespace, reaps every child it is given and exits on SIGTERM or SIGINT (pause.c). Its
 /// stdio is /dev/null and it holds no other descriptor. Returns the child's pid (in the

@@ -87,6 +87,8 @@ public final class OCIRuntime: Sendable {
         for path in [root + "/containers", stateDirectory] {
             try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         }
+        // A directory per container in each: spread over the file system's block groups.
+        TopDirectories.mark([root + "/containers", stateDirectory], logger: logger)
     }
 
     /// "runc 1.1.5" for `nodeInfo.containerRuntimeVersion` (as `runc://1.1.5`).
