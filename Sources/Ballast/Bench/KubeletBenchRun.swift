@@ -35,8 +35,13 @@ final class KubeletBenchRun: @unchecked Sendable {
     private(set) var accountingUnavailable: String?
     private let suffix: String
 
-    init(root: String, suffix: String, pods: Int, volumePods: Int, rate: Double, latency: String, size: Int64, logger: Logger) {
+    /// The kubelet's `--max-parallel-container-starts` (nil: its default).
+    let maxParallelStarts: Int?
+
+    init(root: String, suffix: String, pods: Int, volumePods: Int, rate: Double, latency: String, size: Int64, maxParallelStarts: Int? = nil,
+         logger: Logger) {
         self.root = root
+        self.maxParallelStarts = maxParallelStarts
         podCount = pods
         volumePodCount = volumePods
         self.rate = rate
@@ -58,6 +63,13 @@ final class KubeletBenchRun: @unchecked Sendable {
         let images = try ImageStore(directory: root + "/images")
         let image = try await images.resolve("busybox")
         let floor = RuncFloor(directory: floorDirectory, node: floorNode, image: image, layers: try await images.layerDirectories(of: image))
+        // The floor's bundles and runc's state are placed as the kubelet places its containers
+        // (TopDirectories: spread over ext4's block groups), so that the two sides differ by
+        // what the kubelet does, not by where the file system puts their files.
+        for path in [floorDirectory, floor.stateRoot] {
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        }
+        TopDirectories.mark([floorDirectory, floor.stateRoot], logger: Logger(label: "ballast.bench"))
         progress("starting the CSI node plugin and the kubelet of node \(nodeName)…")
         let zone = try await startNode()
         try await cluster.waitForControllerManager()
@@ -84,7 +96,8 @@ final class KubeletBenchRun: @unchecked Sendable {
         let kubelet = try cluster.spawn("kubelet", ["kubelet", "--node-name", nodeName, "--kubeconfig", cluster.kubeconfig, "--root-dir", kubeletRoot,
                                                     "--csi-endpoint", "unix://" + socket, "--node-ip", "127.0.0.1",
                                                     "--port", "\(BenchCluster.freePort())", "--image-dir", root + "/images",
-                                                    "--pod-logs-dir", root + "/pod-logs", "--log-level", "warning"])
+                                                    "--pod-logs-dir", root + "/pod-logs", "--log-level", "warning"]
+                                                    + (maxParallelStarts.map { ["--max-parallel-container-starts", "\($0)"] } ?? []))
         self.kubelet = kubelet
         account("cluster", pid: plugin.pid)
         account("kubelet", pid: kubelet.pid)

@@ -13,10 +13,10 @@ import CKubelet
 import Foundation
 import Logging
 
-enum TopDirectories {
+public enum TopDirectories {
     /// Marks each of `paths` (existing directories); a file system without the flag is left as
     /// it is (debug log), since the mark only places new directories.
-    static func mark(_ paths: [String], logger: Logger) {
+    public static func mark(_ paths: [String], logger: Logger) {
         for path in paths where ckl_mark_top_directory(path) != 0 {
             logger.debug("directory not marked for spreading (chattr +T)", metadata: ["path": "\(path)", "error": "\(String(cString: strerror(errno)))"])
         }
