@@ -40,8 +40,6 @@ public struct KubeletConfiguration: Sendable {
     public var dns = DNSSettings()
     /// Serve logs and exec (off in logic tests).
     public var serve = true
-    /// At most this many container starts at once (`OCIRuntime.maxParallelStarts`); 0: no limit.
-    public var maxParallelContainerStarts = 0
 
     public init(nodeName: String, nodeIP: String, port: Int, rootDirectory: String, csiEndpoint: String?, containerRuntime: String,
                 imageDirectory: String, podLogsDirectory: String, capacity: [String: Quantity], externalCloudProvider: Bool,
@@ -88,8 +86,7 @@ public final class KubeletServer: ServiceLifecycle.Service, Sendable {
         TopDirectories.mark([configuration.rootDirectory + "/pods", configuration.podLogsDirectory], logger: logger)
         runtime = try OCIRuntime(name: configuration.containerRuntime, root: configuration.rootDirectory, nodeName: configuration.nodeName,
                                  cgroupRoot: configuration.cgroupRoot, executable: configuration.executable,
-                                 shimExecutable: configuration.shimExecutable,
-                                 maxParallelStarts: configuration.maxParallelContainerStarts, logger: logger)
+                                 shimExecutable: configuration.shimExecutable, logger: logger)
         images = try ImageStore(directory: configuration.imageDirectory)
         csi = try configuration.csiEndpoint.map { try CSINodeClient(endpoint: $0) }
         let runtimeVersion = await runtime.version()

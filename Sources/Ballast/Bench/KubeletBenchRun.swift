@@ -35,13 +35,8 @@ final class KubeletBenchRun: @unchecked Sendable {
     private(set) var accountingUnavailable: String?
     private let suffix: String
 
-    /// The kubelet's `--max-parallel-container-starts` (nil: its default).
-    let maxParallelStarts: Int?
-
-    init(root: String, suffix: String, pods: Int, volumePods: Int, rate: Double, latency: String, size: Int64, maxParallelStarts: Int? = nil,
-         logger: Logger) {
+    init(root: String, suffix: String, pods: Int, volumePods: Int, rate: Double, latency: String, size: Int64, logger: Logger) {
         self.root = root
-        self.maxParallelStarts = maxParallelStarts
         podCount = pods
         volumePodCount = volumePods
         self.rate = rate
@@ -96,8 +91,7 @@ final class KubeletBenchRun: @unchecked Sendable {
         let kubelet = try cluster.spawn("kubelet", ["kubelet", "--node-name", nodeName, "--kubeconfig", cluster.kubeconfig, "--root-dir", kubeletRoot,
                                                     "--csi-endpoint", "unix://" + socket, "--node-ip", "127.0.0.1",
                                                     "--port", "\(BenchCluster.freePort())", "--image-dir", root + "/images",
-                                                    "--pod-logs-dir", root + "/pod-logs", "--log-level", "warning"]
-                                                    + (maxParallelStarts.map { ["--max-parallel-container-starts", "\($0)"] } ?? []))
+                                                    "--pod-logs-dir", root + "/pod-logs", "--log-level", "warning"])
         self.kubelet = kubelet
         account("cluster", pid: plugin.pid)
         account("kubelet", pid: kubelet.pid)

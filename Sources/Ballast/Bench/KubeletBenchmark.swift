@@ -37,9 +37,6 @@ struct BenchKubeletCommand: AsyncParsableCommand {
     @Option(help: "Write the latency CDFs (kubelet vs floor) to this SVG file.")
     var plot: String?
 
-    @Option(help: "The kubelet's --max-parallel-container-starts (default: the kubelet's default).")
-    var maxParallelStarts: Int?
-
     @Option(help: "Working directory (a new /tmp/ballast-bench-kubelet-* by default); kept when given, its mounts and devices removed either way.")
     var dir: String?
 
@@ -48,7 +45,6 @@ struct BenchKubeletCommand: AsyncParsableCommand {
     func validate() throws {
         guard (1...200).contains(pods) else { throw ValidationError("--pods \(pods): expected 1 to 200") }
         guard (0...100).contains(volumePods) else { throw ValidationError("--volume-pods \(volumePods): expected 0 to 100") }
-        if let maxParallelStarts, maxParallelStarts < 0 { throw ValidationError("--max-parallel-starts \(maxParallelStarts): expected 0 (no limit) or more") }
         guard rate >= 0, rate.isFinite else { throw ValidationError("--rate must be 0 (all at once) or positive") }
         guard size.bytes >= 16 << 20 else { throw ValidationError("--size \(size): expected at least 16Mi (an ext4 file system)") }
         do { _ = try SimulatorConfiguration.parseLatencies(latency) } catch { throw ValidationError("--latency \(latency): \(error)") }
@@ -72,8 +68,7 @@ struct BenchKubeletCommand: AsyncParsableCommand {
         let pace = rate > 0 ? "\(fixed(rate, 1))/s" : "all at once"
         print("ballast bench kubelet: \(pods) pods without volumes, \(volumePods) with a fresh \(size) PVC, created \(pace); cloud latency \(latency); in \(root)\n")
         let run = KubeletBenchRun(root: root, suffix: String(suffix), pods: pods, volumePods: volumePods,
-                                  rate: rate > 0 ? rate : .infinity, latency: latency, size: size.bytes,
-                                  maxParallelStarts: maxParallelStarts, logger: logger)
+                                  rate: rate > 0 ? rate : .infinity, latency: latency, size: size.bytes, logger: logger)
         let work = Task { try await run.measure() }
         let interrupt = InterruptHandler { _ in
             FileHandle.standardError.write(Data("\ninterrupted: stopping, then removing the pods, containers, mounts and devices…\n".utf8))

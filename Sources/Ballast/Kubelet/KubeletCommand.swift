@@ -35,7 +35,6 @@ struct KubeletCommand: AsyncParsableCommand {
     @Option(help: "The cluster's DNS server IPs, comma-separated (pods with dnsPolicy ClusterFirst use them; none: they fall back to Default).") var clusterDns: String?
     @Option(help: "The cluster's DNS domain (pods' search path <ns>.svc.<domain> svc.<domain> <domain>).") var clusterDomain: String = "cluster.local"
     @Option(help: "The resolver configuration pods with dnsPolicy Default get (\"\": none).") var resolvConf: String = "/etc/resolv.conf"
-    @Option(help: "At most this many containers started at once (their shim and runtime process, until the container runs); 0: no limit.") var maxParallelContainerStarts: Int = 0
     @OptionGroup var logging: LoggingOptions
 
     /// The pod network from the flags (nil without --cluster-cidr).
@@ -78,9 +77,6 @@ struct KubeletCommand: AsyncParsableCommand {
         _ = try dnsSettings()
         guard rootDir.hasPrefix("/") || !rootDir.isEmpty else { throw ValidationError("--root-dir must be a directory") }
         guard (1...65535).contains(port) else { throw ValidationError("--port \(port): expected 1-65535") }
-        guard maxParallelContainerStarts >= 0 else {
-            throw ValidationError("--max-parallel-container-starts \(maxParallelContainerStarts): expected 0 (no limit) or more")
-        }
         guard cgroupRoot.hasPrefix("/"), !cgroupRoot.split(separator: "/").contains(".."), !cgroupRoot.contains(",") else {
             throw ValidationError("--cgroup-root \(cgroupRoot): expected an absolute cgroup path such as /ballast")
         }
@@ -125,7 +121,6 @@ struct KubeletCommand: AsyncParsableCommand {
             capacity: try parsedCapacity(), externalCloudProvider: cloudProvider == "external", podPidsLimit: podMaxPids > 0 ? podMaxPids : nil,
             executable: binary, authenticationToken: token)
         configuration.cgroupRoot = cgroupRoot
-        configuration.maxParallelContainerStarts = maxParallelContainerStarts
         configuration.network = try podNetwork()
         configuration.dns = try dnsSettings()
         let kubelet: KubeletServer

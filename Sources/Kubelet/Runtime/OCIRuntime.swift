@@ -51,11 +51,6 @@ public final class OCIRuntime: Sendable {
     /// starts, and never changed, so each is decoded once (every new pod worker looks for its
     /// containers among all of them).
     private let knownRecords = Mutex<[String: ContainerRecord]>([:])
-    /// Container starts in flight at once (`maxParallelStarts`).
-    private let startGate: StartGate
-    /// At most this many containers are started at once (their shim and runtime process, until
-    /// the container runs); 0: no limit.
-    public let maxParallelStarts: Int
 
     /// The shim's file name (CKubelet's `CKL_SHIM_EXECUTABLE`).
     public static let shimName = CKL_SHIM_EXECUTABLE
@@ -68,8 +63,7 @@ public final class OCIRuntime: Sendable {
     }
 
     public init(name: String, root: String, nodeName: String, cgroupRoot: String = "/ballast", executable: String,
-                shimExecutable: String = OCIRuntime.shimBesideThisExecutable(), cgroups: Cgroups = .detect(),
-                maxParallelStarts: Int = 0, logger: Logger) throws {
+                shimExecutable: String = OCIRuntime.shimBesideThisExecutable(), cgroups: Cgroups = .detect(), logger: Logger) throws {
         guard ["runc", "crun"].contains(name) else {
             throw KubeletError(.configuration, "--container-runtime \(name) is not supported: use runc or crun")
         }
@@ -90,8 +84,6 @@ public final class OCIRuntime: Sendable {
         self.nodeName = nodeName
         self.cgroupParent = Cgroups.nodePath(root: cgroupRoot, node: nodeName)
         self.logger = logger
-        self.maxParallelStarts = max(0, maxParallelStarts)
-        startGate = StartGate(limit: max(0, maxParallelStarts))
         for path in [root + "/containers", stateDirectory] {
             try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         }
@@ -146,24 +138,14 @@ public final class OCIRuntime: Sendable {
             try? FileManager.default.removeItem(atPath: config.logPath)   // a log of this attempt from an earlier kubelet run
         }
         let bundled = ContinuousClock.now
-        await startGate.acquire()
-        let started = Result { () throws(KubeletError) -> ChildProcess in
-            do {
-                return try ChildProcess([shimExecutable, "--runtime", binary, "--runtime-root", stateDirectory, "--id", id, "--directory", dir,
-                                         "--log", config.logPath, "--cgroup", cgroupsPath, "--cgroup-root", cgroups.root]
-                                        + (config.pidNamespace != nil ? ["--kill-all-on-exit"] : []),
-                                        newSession: true, standardOutput: .stream, standardError: .discard)   // its messages: shim.log, made when it has one
-            } catch {
-                throw KubeletError(.runtime, "cannot start the container shim \(shimExecutable): \(error)", cause: error)
-            }
-        }
         let shim: ChildProcess
-        switch started {
-        case .success(let process):
-            shim = process
-        case .failure(let error):
-            await startGate.release()
-            throw error
+        do {
+            shim = try ChildProcess([shimExecutable, "--runtime", binary, "--runtime-root", stateDirectory, "--id", id, "--directory", dir,
+                                                   "--log", config.logPath, "--cgroup", cgroupsPath, "--cgroup-root", cgroups.root]
+                                                   + (config.pidNamespace != nil ? ["--kill-all-on-exit"] : []),
+                                    newSession: true, standardOutput: .stream, standardError: .discard)   // its messages: shim.log, made when it has one
+        } catch {
+            throw KubeletError(.runtime, "cannot start the container shim \(shimExecutable): \(error)", cause: error)
         }
         shims.withLock { $0[id] = shim }
         var answer = ""
@@ -176,7 +158,6 @@ public final class OCIRuntime: Sendable {
             } catch {}
             output.close()
         }
-        await startGate.release()
         guard answer == "started" else {
             if answer.isEmpty { _ = await shim.wait(timeout: .seconds(5)) }
             let exit = RecordFiles.read(ContainerExit.self, from: dir + "/" + RecordFiles.exit)
