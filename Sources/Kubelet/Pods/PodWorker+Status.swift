@@ -164,10 +164,13 @@ extension PodWorker {
         let status = computeStatus()
         guard status.withoutTimes != written?.withoutTimes else { return }
         do {
-            let updated = try await context.client.mergePatch(Pod.self, name: pod.metadata.name ?? "", namespace: pod.metadata.namespace,
-                                                              patch: ["status": status], subresource: "status")
+            // The answer (the whole pod) is not decoded: the informer brings the pod as written,
+            // and until then `written` keeps this status from being written again.
+            let path = ResourcePath.object(Pod.self, name: pod.metadata.name ?? "", namespace: pod.metadata.namespace) + "/status"
+            let response = try await context.client.send(.PATCH, path, json: JSONValue.object(["status": status]).jsonData,
+                                                         contentType: "application/merge-patch+json")
+            guard (200..<300).contains(response.status.code) else { throw KubeClient.apiError(Int(response.status.code), response.body) }
             written = status
-            if updated.uid == uid && (updated.metadata.resourceVersion ?? "") >= "" { pod.status = updated.status }
         } catch let error as APIError where error.isNotFound {
             removedFromAPI = true
             kick()
