@@ -94,6 +94,31 @@ struct RuntimeTests {
         }
     }
 
+    @Test("a container directory without a readable record (a machine crash before meta.json reached the disk) is removed once it is a minute old; recorded and new ones stay")
+    func unrecordedDirectories() async throws {
+        let node = try RuntimeHarness()
+        try await withCleanup {
+            let (config, layers) = try await node.config(["sleep", "30"])
+            let record = try await node.runtime.start(config, layers: layers)
+            let crashed = node.runtime.directory("0123456789abcdef0123456789abcdef")
+            let fresh = node.runtime.directory("fedcba9876543210fedcba9876543210")
+            for dir in [crashed, fresh] {
+                try FileManager.default.createDirectory(atPath: dir + "/rootfs", withIntermediateDirectories: true)
+                #expect(FileManager.default.createFile(atPath: dir + "/meta.json", contents: Data()))
+            }
+            try FileManager.default.setAttributes([.modificationDate: Date().addingTimeInterval(-120)], ofItemAtPath: crashed)
+            #expect(node.runtime.removeUnrecorded() == ["0123456789abcdef0123456789abcdef"])
+            #expect(!FileManager.default.fileExists(atPath: crashed))
+            #expect(FileManager.default.fileExists(atPath: fresh))
+            #expect(node.runtime.records().map(\.id) == [record.id])
+            try FileManager.default.removeItem(atPath: fresh)
+            _ = await node.runtime.stop(record.id, grace: .seconds(1))
+            try await node.runtime.remove(record.id)
+        } cleanup: {
+            await node.close()
+        }
+    }
+
     @Test("a command missing from the image is a start failure with the runtime's message")
     func missingCommand() async throws {
         let node = try RuntimeHarness()

@@ -86,6 +86,9 @@ actor PodManager {
             _ = await context.runtime.stop(record.id, grace: .seconds(2))
             try? await context.runtime.remove(record.id)
         }
+        for id in context.runtime.removeUnrecorded() {
+            logger.info("removed a container directory without a record (left by a machine crash)", metadata: ["id": "\(id)"])
+        }
         for uid in await context.volumes.podDirectories() where !owned.contains(uid) {
             orphans.insert(uid)
         }

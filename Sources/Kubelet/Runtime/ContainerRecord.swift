@@ -3,10 +3,11 @@
 // the container runs and `exit.json` once it has ended, through CKubelet's `ckl_write_started`
 // and `ckl_write_exit` (the names of these files are CKubelet's too; RecordFilesTests checks
 // that what the C writes decodes as `ContainerStarted` and `ContainerExit`). All are written
-// atomically (temporary file, fsync, rename).
+// atomically (temporary file, rename); `exit.json` durably (fsync of the file and the directory),
+// `meta.json` and `state.json` not (a machine crash ends the container they describe).
 //
 //     <root>/containers/<id>/
-//       meta.json      ContainerRecord (kubelet)
+//       meta.json      ContainerRecord (kubelet; atomic, not fsynced: OCIRuntime.start)
 //       config.json    the OCI bundle's spec (kubelet)
 //       rootfs/        overlayfs: image layers + upper/ (kubelet mounts, unmounts)
 //       upper/ work/   the container's writable layer
@@ -81,8 +82,9 @@ package enum RecordFiles {
     /// Writes `value` as JSON to a temporary file beside `path` (one new inode: FileManager's
     /// `createFile` is itself atomic, a second temporary file and rename, and on ext4 without a
     /// journal every new inode is a scan past the recently freed ones), syncs it and renames it
-    /// over `path`, then syncs the directory.
-    package static func write<T: Encodable>(_ value: T, to path: String) throws {
+    /// over `path`, then syncs the directory. Not `durable`: neither sync (the rename still makes
+    /// it atomic for every reader while the machine runs; a machine crash may lose it).
+    package static func write<T: Encodable>(_ value: T, to path: String, durable: Bool = true) throws {
         let temporary = path + ".tmp-" + UUID().uuidString.prefix(8)
         let data = try JSONEncoder().encode(value)
         let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
@@ -101,14 +103,18 @@ package enum RecordFiles {
                 done += written
             }
         }
-        if failure == 0 && fsync(fd) != 0 { failure = errno }
+        if failure == 0 && durable && fsync(fd) != 0 { failure = errno }
         if close(fd) != 0 && failure == 0 { failure = errno }
         guard failure == 0 else {
             unlink(temporary)
             throw KubeletError(.runtime, "cannot write \(temporary): \(String(cString: strerror(failure)))")
         }
         do {
-            try FileSystem.commit(temporary, to: path)
+            if durable {
+                try FileSystem.commit(temporary, to: path)
+            } else if rename(temporary, path) != 0 {
+                throw KubeletError(.runtime, "cannot rename \(temporary) to \(path): \(String(cString: strerror(errno)))")
+            }
         } catch {
             unlink(temporary)
             throw error
