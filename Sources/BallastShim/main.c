@@ -324,10 +324,9 @@ static int run_until(struct output *output, struct messages *messages, pid_t pid
     }
 }
 
-/* `<runtime> --root … --log /proc/self/fd/3 --log-format json <arguments…>`: the runtime opens
-   its fd 3, the write end of a `struct messages` pipe. */
-static char **runtime_command(const char *const *arguments) {
-    static char log_path[] = "/proc/self/fd/3";
+/* `<runtime> --root … --log <log_path> --log-format json <arguments…>`: the log is normally
+   `/proc/self/fd/3`, the runtime's fd 3, the write end of a `struct messages` pipe. */
+static char **runtime_command(const char *log_path, const char *const *arguments) {
     size_t count = 0;
     while (arguments[count]) count++;
     char **argv = calloc(count + 8, sizeof *argv);
@@ -337,7 +336,7 @@ static char **runtime_command(const char *const *arguments) {
     argv[at++] = "--root";
     argv[at++] = (char *)options.runtime_root;
     argv[at++] = "--log";
-    argv[at++] = log_path;
+    argv[at++] = (char *)log_path;
     argv[at++] = "--log-format";
     argv[at++] = "json";
     for (size_t i = 0; i < count; i++) argv[at++] = (char *)arguments[i];
@@ -348,12 +347,13 @@ static char **runtime_command(const char *const *arguments) {
 static void delete_container(void) {
     const char *arguments[] = {"delete", "--force", options.id, NULL};
     struct messages messages;
-    int messages_fd;
-    if (messages_open(&messages, &messages_fd) != 0) return;
-    char **argv = runtime_command(arguments);
+    int messages_fd = -1;
+    /* Without a pipe (no descriptor left) the container is deleted all the same, unheard. */
+    int heard = messages_open(&messages, &messages_fd) == 0;
+    char **argv = runtime_command(heard ? "/proc/self/fd/3" : "/dev/null", arguments);
     pid_t pid = spawn(argv, -1, -1, messages_fd, options.directory);
     free(argv);
-    close(messages_fd);
+    if (messages_fd >= 0) close(messages_fd);
     int status = 0, done = 0;
     if (pid >= 0) {
         done = run_until(NULL, &messages, pid, &status, 30000);
@@ -717,7 +717,7 @@ int main(int argc, char **argv) {
     if (messages_open(&messages, &messages_fd) != 0) {
         return failf("cannot make a pipe for the runtime's messages: %s%s", strerror(errno), "");
     }
-    char **run_argv = runtime_command(runc ? run_plain : run_with_pid_file);
+    char **run_argv = runtime_command("/proc/self/fd/3", runc ? run_plain : run_with_pid_file);
     pid_t runtime = spawn(run_argv, pipes[0][1], pipes[1][1], messages_fd, options.directory);
     free(run_argv);
     close(pipes[0][1]);
