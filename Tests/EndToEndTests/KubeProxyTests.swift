@@ -103,7 +103,7 @@ struct KubeProxyEndToEndTests {
                     .split(separator: " ").sorted() == ["false", "true"]
             }) else { return }
             #expect(await cluster.waitFor("node-1's proxy choosing among one endpoint", namespace: ns, timeout: .seconds(30), {
-                let chain = (try? await runCommand("nft", ["list", "chain", "ip", proxyTable, "\"svc-\(ns)/web/tcp/p80\""], timeout: .seconds(10)))?.stdout ?? ""
+                let chain = (try? await runCommand("nft", ["list", "chain", "ip", proxyTable, "svc-\(ns)/web/tcp/p80"], timeout: .seconds(10)))?.stdout ?? ""
                 return chain.contains("numgen random mod 1 ")
             }))
             let ready = try await cluster.kubectl(["exec", "-n", ns, "client", "--", "sh", "-c",
@@ -117,7 +117,7 @@ struct KubeProxyEndToEndTests {
             _ = try await cluster.kubectl(["exec", "-n", ns, "one", "--", "sh", "-c", "nc -ll -p 9000 -e cat </dev/null >/dev/null 2>&1 &"])
             let echoIP = await cluster.get("service/echo", namespace: ns, "{.spec.clusterIP}")
             _ = try await cluster.kubectl(["exec", "-n", ns, "client", "--", "sh", "-c",
-                                           "(i=0; while [ $i -lt 240 ]; do echo tick $i; i=$((i+1)); sleep 0.5; done) | nc \(echoIP) 9000 >/tmp/echo.out 2>&1 </dev/null &"])
+                                           "( (i=0; while [ $i -lt 240 ]; do echo tick $i; i=$((i+1)); sleep 0.5; done) | nc \(echoIP) 9000 >/tmp/echo.out 2>/tmp/echo.err ) </dev/null >/dev/null 2>&1 &"])
             func echoed() async -> Int {
                 let out = (try? await cluster.kubectl(["exec", "-n", ns, "client", "--", "cat", "/tmp/echo.out"]))?.stdout ?? ""
                 let lines = out.split(separator: "\n")
