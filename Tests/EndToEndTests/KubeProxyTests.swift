@@ -1,8 +1,9 @@
 // Services through `ballast kube-proxy` on a `ballast up` cluster (the shared one, namespace
-// e2e-kp-*): a ClusterIP balanced over endpoints on two nodes from a pod, from the host and
-// through a NodePort on the node's address; a Service without endpoints refused at once; an
-// unready pod dropped; a kube-proxy killed with SIGKILL keeping existing rules and re-syncing
-// when the supervisor restarts it. `down --purge` leaving no table is checked when the shared
+// e2e-kp-*): a ClusterIP balanced over endpoints on two nodes from a pod (counted), from the
+// host and through a NodePort on every node's address; the `kubernetes` Service from a pod; a
+// Service without endpoints refused at once; an unready pod dropped, incrementally; a
+// kube-proxy killed with SIGKILL keeping existing rules and an open connection, and re-syncing
+// (rebuilding its table) when the supervisor restarts it. `down --purge` leaving no table is checked when the shared
 // cluster closes (TestCluster.close counts the proxies' tables among the leftovers).
 import ClusterTesting
 import Foundation
@@ -64,6 +65,11 @@ struct KubeProxyEndToEndTests {
                 }
                 return seen == ["one", "two"]
             }) else { return }
+            // The `kubernetes` Service (default, the API server listening on 127.0.0.1) from a pod,
+            // as in-cluster clients reach it: HTTPS through its ClusterIP, port 443.
+            let kubernetesIP = cluster.network.network.serviceCIDR.address(1)
+            let version = try await cluster.kubectl(["exec", "-n", ns, "client", "--", "wget", "-q", "-O", "-", "--no-check-certificate", "https://\(kubernetesIP)/version"])
+            #expect(version.status == 0 && version.stdout.contains("\"gitVersion\""), "pod → https://\(kubernetesIP)/version: \(version)")
             // Balanced: 40 requests from one pod (one exec, a new connection each), each endpoint
             // answering at least 8 (a fair choice fails that with probability 2.4·10⁻⁵).
             let many = try await cluster.kubectl(["exec", "-n", ns, "client", "--", "sh", "-c",
@@ -71,8 +77,8 @@ struct KubeProxyEndToEndTests {
             let counts = Dictionary(grouping: many.stdout.split(separator: "\n").map(String.init), by: { $0 }).mapValues(\.count)
             #expect(many.status == 0 && counts.values.reduce(0, +) == 40 && (counts["one"] ?? 0) >= 8 && (counts["two"] ?? 0) >= 8,
                     "40 requests through \(vip) from node-1 split between the endpoints on node-1 and node-2: \(counts) \(many.stderr)")
-            // From the host: the ClusterIP, and the NodePort on node-2's address.
-            for url in ["http://\(vip)/", "http://127.0.1.2:\(nodePort)/"] {
+            // From the host: the ClusterIP, and the NodePort on every node's address.
+            for url in ["http://\(vip)/"] + (1...cluster.nodes).map({ "http://127.0.1.\($0):\(nodePort)/" }) {
                 var answers: Set<String> = []
                 for _ in 0..<12 {
                     let answer = try await hostFetch(url)
