@@ -2,7 +2,7 @@
 // resolv.conf the kubelet wrote (nameserver the kube-dns ClusterIP), resolves a ClusterIP
 // Service and each replica of a StatefulSet behind a headless Service; a replica moved to the
 // other node of its zone (cordon + delete, its volume following it) answers at the same name
-// with its new address; SRV records of named ports; a pod's `<a-b-c-d>.<ns>.pod.cluster.local` record. The shared cluster
+// with its new address and is reached there (its volume's data over HTTP); SRV records of named ports; a pod's `<a-b-c-d>.<ns>.pod.cluster.local` record. The shared cluster
 // runs on a test network of its own.
 import ClusterAPI
 import ClusterTesting
@@ -110,6 +110,13 @@ struct ClusterDNSEndToEndTests {
             guard await cluster.waitFor("db-0's name follows it", namespace: ns, timeout: .seconds(60), {
                 await lookup("db-0.db.\(ns).\(domain)") == [moved]
             }) else { return }
+            // And is reached there: a server in the moved replica hands out the identity it wrote
+            // to its volume before the move, fetched by the replica's name.
+            let identity = try await cluster.ok(["exec", "-n", ns, "db-0", "--", "cat", "/data/identity"])
+            #expect(identity.hasPrefix("db-0 "), "\(identity)")
+            try await cluster.ok(["exec", "-n", ns, "db-0", "--", "httpd", "-p", "8080", "-h", "/data"])
+            let fetched = try await cluster.fetch(from: "client", namespace: ns, "http://db-0.db.\(ns).\(domain):8080/identity")
+            #expect(fetched.status == 0 && fetched.stdout == identity, "the moved db-0 at its name: \(fetched)")
         }
     }
 }
