@@ -128,11 +128,13 @@ struct NetworkTests {
             // packets for the ranges through the default route's device; through anything but
             // the cluster's devices, loopback and pod veths (bridged pod traffic with
             // br_netfilter); and, to show the counters see this traffic at all, through the
-            // cluster's own devices. Counters only: the chain accepts everything.
+            // cluster's own devices. Counters only: the chain accepts everything. Named like a
+            // proxy's table (`ip ballast-<tag>-…`), so that a crashed run's is removed with the
+            // cluster's network (HostNetwork.remove) and counted as a leftover until then.
             let ranges = "{ \(network.clusterCIDR), \(network.serviceCIDR) }"
             let table = "ballast-\(network.tag)-leakcheck"
             let script = """
-                table inet \(table) {
+                table ip \(table) {
                   chain postrouting {
                     type filter hook postrouting priority 1000; policy accept;
                 \(defaultDevices.sorted().map { "    ip daddr \(ranges) oifname \"\($0)\" counter comment \"default-route\"" }.joined(separator: "\n"))
@@ -183,7 +185,7 @@ struct NetworkTests {
                 let me = await cluster.get("pod/client", namespace: ns, "{.status.podIP}")
                 _ = try await runCommand("busybox", ["ping", "-c", "1", "-W", "2", me], timeout: .seconds(10))
 
-                let listing = try await runCommand("nft", ["list", "chain", "inet", table, "postrouting"], timeout: .seconds(10)).stdout
+                let listing = try await runCommand("nft", ["list", "chain", "ip", table, "postrouting"], timeout: .seconds(10)).stdout
                 func packets(_ comment: String) -> [Int] {
                     listing.split(separator: "\n").filter { $0.contains("comment \"\(comment)\"") }.compactMap { line in
                         line.range(of: "counter packets ").flatMap { Int(line[$0.upperBound...].prefix { $0.isNumber }) }
@@ -194,10 +196,10 @@ struct NetworkTests {
                 #expect(packets("elsewhere") == [0], "packets for the cluster's ranges left through another interface: \(listing)")
                 #expect((packets("cluster").first ?? 0) > 0, "the counters saw the ranges' traffic on the cluster's devices: \(listing)")
             } catch {
-                _ = try? await runCommand("nft", ["delete", "table", "inet", table], timeout: .seconds(10))
+                _ = try? await runCommand("nft", ["delete", "table", "ip", table], timeout: .seconds(10))
                 throw error
             }
-            let removed = try await runCommand("nft", ["delete", "table", "inet", table], timeout: .seconds(10))
+            let removed = try await runCommand("nft", ["delete", "table", "ip", table], timeout: .seconds(10))
             #expect(removed.status == 0, "\(removed.stderr)")
             try await cluster.ok(["delete", "namespace", ns, "--wait=false"])
         }
