@@ -58,10 +58,11 @@ public final class EventRecorder: Sendable {
         public var similarEventsWindow: Duration = .seconds(600)
         /// Events remembered for count patches.
         public var cacheSize = 4096
-        /// Writes in flight at once. client-go writes one at a time; here each write waits for
-        /// the API server's durable commit, and one at a time did not keep up with a scheduler
-        /// binding ~1,000 pods/s (`bench scheduler`: 43% of a burst's `Scheduled` events were
-        /// dropped, the buffer full); writes in flight together share a commit.
+        /// Writes in flight at once while the component is not busy (see `writesWhileBusy`).
+        /// client-go's tools/record writes one at a time; here each write waits for the API
+        /// server's durable commit, and one at a time with client-go's 1,000-event buffer did
+        /// not keep up with a scheduler binding ~1,000 pods/s (`bench scheduler`: 43% of a
+        /// burst's `Scheduled` events were dropped); writes in flight together share a commit.
         public var concurrentWrites = 8
         /// Writes in flight at once while the component's `busy` says its own work is in flight
         /// (events yield to it; at least 1, so they never stop). Unused without `busy`.
