@@ -301,7 +301,10 @@ let package = Package(
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             .product(name: "Logging", package: "swift-log"),
         ]),
-        .testTarget(name: "KubeProxyTests", dependencies: ["KubeProxy", "ClusterAPI", "HostSystem"]),
+        .testTarget(name: "KubeProxyTests", dependencies: [
+            "KubeProxy", "ClusterAPI", "HostSystem", "APIClient", "TestSupport", "APIServerTesting", "ClusterTesting",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .testTarget(name: "ClusterDNSTests", dependencies: [
             "ClusterDNS", "ClusterAPI", "APIClient", "TestSupport", "APIServerTesting",
             .product(name: "NIOCore", package: "swift-nio"),

@@ -2,13 +2,22 @@
 // controller did in Kubernetes' words.
 //
 //   recorder.event(pvc, .warning, "ProvisioningFailed", "…")      never blocks, never throws
-//        │  (bounded buffer of 1000; full: the event is dropped and counted)
+//        │  (bounded buffer of 1000; full: the event is dropped, logged and counted)
 //        v
 //   writer task ── correlator ──┬─ first time: POST  name = <object>.<hex unix nanos>, count 1
-//   (8 writes in flight at most;│
-//    a repeat waits for them)   │
+//   (8 writes in flight at most,│
+//    `writesWhileBusy` while the│
+//    component says it is busy; │
+//    an event of an object with │
+//    a write in flight waits)   │
 //                               └─ repeat (same source, object, type, reason, message):
 //                                  PATCH count+1, lastTimestamp (404: POST a new one)
+//
+// Events are best effort and background work, as in client-go, whose tools/record writes them
+// from one goroutine one at a time: a component whose own writes compete with its events for
+// the API server (the scheduler's bindings) passes `busy`, and while it says so the writer keeps
+// `writesWhileBusy` (1) in flight, so the events trail the component's work and catch up with
+// `concurrentWrites` once it is idle.
 //
 // The correlator is client-go's: an LRU of the events written (key: source, involved object,
 // type, reason, message) that turns a repeat into a count patch, and an aggregator that, after
@@ -49,11 +58,15 @@ public final class EventRecorder: Sendable {
         public var similarEventsWindow: Duration = .seconds(600)
         /// Events remembered for count patches.
         public var cacheSize = 4096
-        /// Writes in flight at once. client-go writes one at a time; here each write waits for
-        /// the API server's durable commit, and one at a time did not keep up with a scheduler
-        /// binding ~1,000 pods/s (`bench scheduler`: 43% of a burst's `Scheduled` events were
-        /// dropped, the buffer full); writes in flight together share a commit.
+        /// Writes in flight at once while the component is not busy (see `writesWhileBusy`).
+        /// client-go's tools/record writes one at a time; here each write waits for the API
+        /// server's durable commit, and one at a time with client-go's 1,000-event buffer did
+        /// not keep up with a scheduler binding ~1,000 pods/s (`bench scheduler`: 43% of a
+        /// burst's `Scheduled` events were dropped); writes in flight together share a commit.
         public var concurrentWrites = 8
+        /// Writes in flight at once while the component's `busy` says its own work is in flight
+        /// (events yield to it; at least 1, so they never stop). Unused without `busy`.
+        public var writesWhileBusy = 1
 
         public init() {}
     }
@@ -66,15 +79,23 @@ public final class EventRecorder: Sendable {
     private let stream: AsyncStream<Event>
     private let continuation: AsyncStream<Event>.Continuation
     private let state = Mutex(State())
+    /// The component's own writes in flight: the writer keeps `writesWhileBusy` while true.
+    private let busy: (@Sendable () -> Bool)?
 
     private struct State {
         var dropped = 0
         var written = 0
         var pending = 0
+        var inFlight = 0
+        var maxInFlight = 0
     }
 
+    /// `busy`: whether the component's own API writes are in flight (asked before each write
+    /// is started, cheap and non-blocking); while it is true, at most `writesWhileBusy` events
+    /// are written at once.
     public init(client: KubeClient, component: String, host: String = ProcessInfo.processInfo.hostName,
-                options: Options = Options(), logger: Logger) {
+                options: Options = Options(), logger: Logger, busy: (@Sendable () -> Bool)? = nil) {
+        self.busy = busy
         self.client = client
         self.component = component
         self.host = host
@@ -109,7 +130,8 @@ public final class EventRecorder: Sendable {
                 $0.dropped += 1
                 $0.pending -= 1
             }
-            logger.warning("event buffer full; event dropped", metadata: ["reason": "\(reason)", "object": "\(reference.name ?? "")"])
+            logger.warning("event buffer full; event dropped", metadata: ["reason": "\(reason)", "object": "\(reference.name ?? "")",
+                                                                          "buffer": "\(options.bufferSize)", "dropped": "\(droppedCount)"])
         }
     }
 
@@ -119,37 +141,51 @@ public final class EventRecorder: Sendable {
     public var writtenCount: Int { state.withLock { $0.written } }
     /// Events recorded but not yet written or given up.
     public var pendingCount: Int { state.withLock { $0.pending } }
+    /// Event writes in flight now, and the most there have been at once.
+    public var inFlightCount: Int { state.withLock { $0.inFlight } }
+    public var maxInFlightCount: Int { state.withLock { $0.maxInFlight } }
+
+    /// Writes in flight allowed now: `writesWhileBusy` while the component is busy.
+    private var writeLimit: Int {
+        if let busy, busy() { return max(1, options.writesWhileBusy) }
+        return max(1, options.concurrentWrites)
+    }
 
     /// Writes recorded events until the task is cancelled: correlated one by one, in order, and
-    /// written up to `concurrentWrites` at once. An event of the same object and reason as one
-    /// in flight (a possible repeat: a count patch, or a combined event) waits until the writes
-    /// in flight have landed and are remembered, so it is correlated as one at a time would be.
+    /// written up to `writeLimit` at once (asked again as each write lands, so the writer speeds
+    /// up as soon as the component is idle). An event of an object with a write in flight (a
+    /// possible repeat: a count patch, or a combined event; or the object's next event, which
+    /// must land after it) waits until the writes in flight have landed and are remembered, so
+    /// it is correlated as one at a time would be and each object's events land in order.
     public func run() async {
         var correlator = EventCorrelator(options: options)
-        await withTaskGroup(of: (written: Event?, keys: [String]).self) { writes in
+        await withTaskGroup(of: (written: Event?, object: String).self) { writes in
             var inFlight: [String: Int] = [:]
             var count = 0
-            func land(_ result: (written: Event?, keys: [String])) {
+            func land(_ result: (written: Event?, object: String)) {
                 if let written = result.written { correlator.remember(written) }
-                for key in result.keys {
-                    inFlight[key, default: 1] -= 1
-                    if inFlight[key] == 0 { inFlight[key] = nil }
-                }
+                inFlight[result.object, default: 1] -= 1
+                if inFlight[result.object] == 0 { inFlight[result.object] = nil }
                 count -= 1
             }
             for await event in stream {
                 if Task.isCancelled { break }
-                let keys = [EventCorrelator.key(event), EventCorrelator.key(event, message: false)]
-                let related = keys.contains { inFlight[$0] != nil }
-                while count > 0 && (related || count >= max(1, options.concurrentWrites)) {
+                let object = EventCorrelator.objectKey(event)
+                let related = inFlight[object] != nil
+                // The limit may have fallen since the last write started (the component became
+                // busy): wait until the writes in flight are below it, not for one to land.
+                while count > 0 && (related || count >= writeLimit) {
                     guard let result = await writes.next() else { break }
                     land(result)
-                    if !related { break }
                 }
                 let (correlated, patch) = correlator.correlate(event)
-                for key in keys { inFlight[key, default: 0] += 1 }
+                inFlight[object, default: 0] += 1
                 count += 1
-                writes.addTask { (await self.writeRetrying(correlated, patch: patch), keys) }
+                state.withLock {
+                    $0.inFlight += 1
+                    $0.maxInFlight = max($0.maxInFlight, $0.inFlight)
+                }
+                writes.addTask { (await self.writeRetrying(correlated, patch: patch), object) }
             }
             while let result = await writes.next() { land(result) }
         }
@@ -157,7 +193,12 @@ public final class EventRecorder: Sendable {
 
     /// Writes one event, retrying transport failures; the stored event, if any.
     private func writeRetrying(_ event: Event, patch: Bool) async -> Event? {
-        defer { state.withLock { $0.pending -= 1 } }
+        defer {
+            state.withLock {
+                $0.pending -= 1
+                $0.inFlight -= 1
+            }
+        }
         for attempt in 1...max(1, options.maxTries) {
             if let written = await write(event, patch: patch) { return written }
             if attempt == options.maxTries || Task.isCancelled {
@@ -219,6 +260,12 @@ struct EventCorrelator {
     private var similar: [String: (messages: Set<String>, last: ContinuousClock.Instant)] = [:]
 
     init(options: EventRecorder.Options) { self.options = options }
+
+    /// The involved object: its events are written in order, one at a time.
+    static func objectKey(_ event: Event) -> String {
+        let object = event.involvedObject
+        return [object.kind ?? "", object.namespace ?? "", object.name ?? "", object.uid ?? ""].joined(separator: "\u{0}")
+    }
 
     static func key(_ event: Event, message: Bool = true) -> String {
         let object = event.involvedObject

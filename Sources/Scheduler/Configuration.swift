@@ -33,7 +33,9 @@ public struct SchedulerConfiguration: Sendable {
     /// The `Scheduled` and `FailedScheduling` events: client-go's options, but room for 10,000
     /// waiting events instead of 1,000 — the scheduler binds faster than events are written in
     /// a burst (`bench scheduler`: 2,000 pods bound in about a second dropped 3% of the
-    /// `Scheduled` events with 1,000).
+    /// `Scheduled` events with 1,000). While pods are in a scheduling or binding cycle the
+    /// events are written `writesWhileBusy` (1) at a time, so they trail the bindings instead of
+    /// competing with them; `concurrentWrites` (8) once the scheduler is idle.
     public var events: EventRecorder.Options = {
         var options = EventRecorder.Options()
         options.bufferSize = 10_000

@@ -21,6 +21,8 @@ struct Cycle: Sendable {
     let jobs: AsyncStream<BindJob>.Continuation
     /// Bounds the binding cycles' API writes in flight.
     let writes: RequestGate
+    /// Pods in a cycle or a binding cycle: the event recorder yields to them.
+    let activity: Activity
 
     var client: KubeClient { server.client }
     var logger: Logger { server.logger }
@@ -53,7 +55,9 @@ struct Cycle: Sendable {
             case .node(let node, _):
                 // The copy decided; the current state must agree before the pod counts there.
                 if let plan = cache.assume(pending, on: node) {
-                    jobs.yield(BindJob(pod: pod, pending: pending, node: node, plan: plan))
+                    // Busy from here to the binding cycle's end (it calls `end`).
+                    activity.begin()
+                    if case .terminated = jobs.yield(BindJob(pod: pod, pending: pending, node: node, plan: plan)) { activity.end() }
                     return
                 }
                 logger.debug("the node no longer fits in the current state; deciding again", metadata: ["pod": "\(key)", "node": "\(node)"])
@@ -66,6 +70,7 @@ struct Cycle: Sendable {
     // MARK: Binding cycle
 
     func bindingCycle(_ job: BindJob) async {
+        defer { activity.end() }
         let key = job.pending.info.key
         do {
             if !job.plan.isEmpty { try await preBind(job) }

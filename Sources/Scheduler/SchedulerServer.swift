@@ -77,8 +77,10 @@ public final class SchedulerServer: ServiceLifecycle.Service, Sendable {
         let attachments = await informers.informer(VolumeAttachment.self)
         let cache = SchedulerCache(schedulerName: configuration.schedulerName)
         let queue = SchedulingQueue(initialBackoff: configuration.initialBackoff, maxBackoff: configuration.maxBackoff)
+        let activity = Activity()
         let recorder = EventRecorder(client: client, component: configuration.schedulerName,
-                                     host: ProcessInfo.processInfo.hostName, options: configuration.events, logger: logger)
+                                     host: ProcessInfo.processInfo.hostName, options: configuration.events, logger: logger,
+                                     busy: { activity.isBusy })
         let streams = Streams(pods: await pods.events(), nodes: await nodes.events(), claims: await claims.events(),
                               volumes: await volumes.events(), classes: await classes.events(), csiNodes: await csiNodes.events(),
                               attachments: await attachments.events())
@@ -112,7 +114,7 @@ public final class SchedulerServer: ServiceLifecycle.Service, Sendable {
         logger.info("scheduler starting", metadata: ["name": "\(configuration.schedulerName)", "parallelism": "\(configuration.parallelism)"])
         let (jobs, jobSink) = AsyncStream<BindJob>.makeStream()
         let cycle = Cycle(server: self, cache: cache, queue: queue, recorder: recorder, jobs: jobSink,
-                          writes: RequestGate(limit: configuration.concurrentWrites))
+                          writes: RequestGate(limit: configuration.concurrentWrites), activity: activity)
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await recorder.run() }
             group.addTask { await Self.consume(streams, cache: cache, queue: queue) }
@@ -129,7 +131,11 @@ public final class SchedulerServer: ServiceLifecycle.Service, Sendable {
             }
             for _ in 0..<max(configuration.parallelism, 1) {
                 group.addTask {
-                    while let key = await queue.pop() { await cycle.scheduleOne(key) }
+                    while let key = await queue.pop() {
+                        activity.begin()
+                        await cycle.scheduleOne(key)
+                        activity.end()
+                    }
                 }
             }
             await withTaskCancellationHandler {

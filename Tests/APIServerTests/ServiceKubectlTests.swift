@@ -32,6 +32,15 @@ import TestSupport
         let clash = try await server.kubectl(["apply", "-f", "-"], input: Self.manifest("np2", #"{"type":"NodePort","ports":[{"port":80,"nodePort":30080}]}"#))
         #expect(clash.stderr.contains(#"The Service "np2" is invalid: spec.ports[0].nodePort: Invalid value: 30080: provided port is already allocated"#),
                 "\(clash.stderr)")
+        // Port conflicts inside one Service: two ports of one number and protocol, two ports of
+        // one protocol on one NodePort. Nothing is allocated for a refused Service.
+        let twice = try await server.kubectl(["apply", "-f", "-"], input: Self.manifest("dup", #"{"ports":[{"name":"a","port":80},{"name":"b","port":80,"targetPort":81}]}"#))
+        #expect(twice.stderr.contains(#"The Service "dup" is invalid: spec.ports[1]: Duplicate value: core.ServicePort{Name:"", Protocol:"TCP", AppProtocol:(*string)(nil), Port:80, TargetPort:intstr.IntOrString{Type:0, IntVal:0, StrVal:""}, NodePort:0}"#),
+                "\(twice.stderr)")
+        let sameNodePort = try await server.kubectl(["apply", "-f", "-"], input: Self.manifest("dupnp", #"{"type":"NodePort","ports":[{"name":"a","port":80,"nodePort":30090},{"name":"b","port":81,"nodePort":30090}]}"#))
+        #expect(sameNodePort.stderr.contains(#"The Service "dupnp" is invalid: spec.ports[1].nodePort: Duplicate value: 30090"#), "\(sameNodePort.stderr)")
+        #expect(try await server.ok("apply", "-f", "-", input: Self.manifest("np3", #"{"type":"NodePort","ports":[{"port":80,"nodePort":30090}]}"#))
+            .contains("service/np3 created"), "the refused Service took no port")
         let taken = try await server.kubectl(["apply", "-f", "-"], input: Self.manifest("ip2", #"{"clusterIP":"198.19.0.1","ports":[{"port":80}]}"#))
         #expect(taken.stderr.contains(#"failed to allocate IP 198.19.0.1: provided IP is already allocated"#), "\(taken.stderr)")
         // Re-applying the manifest (which has no nodePort for the allocated one) changes nothing.

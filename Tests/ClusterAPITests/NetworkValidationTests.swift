@@ -30,6 +30,11 @@ struct NetworkValidationTests {
         #expect(messages(["ports": [["port": 80], ["name": "b", "port": 70000]]]).contains("spec.ports[0].name: Required value"))
         #expect(messages(["ports": [["name": "a", "port": 80], ["name": "b", "port": 80]]])
                 == [#"spec.ports[1]: Duplicate value: core.ServicePort{Name:"", Protocol:"TCP", AppProtocol:(*string)(nil), Port:80, TargetPort:intstr.IntOrString{Type:0, IntVal:0, StrVal:""}, NodePort:0}"#])
+        // Two ports of one protocol on one NodePort: refused as Kubernetes refuses it; TCP and UDP may share one.
+        #expect(messages(["type": "NodePort", "ports": [["name": "a", "port": 80, "nodePort": 30080], ["name": "b", "port": 81, "nodePort": 30080]]])
+                == ["spec.ports[1].nodePort: Duplicate value: 30080"])
+        #expect(messages(["type": "NodePort", "ports": [["name": "dns", "port": 53, "protocol": "UDP", "nodePort": 30053],
+                                                        ["name": "dns-tcp", "port": 53, "protocol": "TCP", "nodePort": 30053]]]).isEmpty)
         #expect(messages(["sessionAffinity": "ClientIP", "sessionAffinityConfig": ["clientIP": ["timeoutSeconds": 0]], "ports": [["port": 80]]])
                 == ["spec.sessionAffinityConfig.clientIP.timeoutSeconds: Invalid value: 0: must be greater than 0 and less than 86400"])
         #expect(messages(["clusterIP": "None"]).isEmpty, "a headless Service needs no ports")

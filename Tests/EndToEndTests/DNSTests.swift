@@ -2,7 +2,7 @@
 // resolv.conf the kubelet wrote (nameserver the kube-dns ClusterIP), resolves a ClusterIP
 // Service and each replica of a StatefulSet behind a headless Service; a replica moved to the
 // other node of its zone (cordon + delete, its volume following it) answers at the same name
-// with its new address; a pod's `<a-b-c-d>.<ns>.pod.cluster.local` record. The shared cluster
+// with its new address and is reached there (its volume's data over HTTP); SRV records of named ports; a pod's `<a-b-c-d>.<ns>.pod.cluster.local` record. The shared cluster
 // runs on a test network of its own.
 import ClusterAPI
 import ClusterTesting
@@ -85,6 +85,12 @@ struct ClusterDNSEndToEndTests {
                 #expect(await lookup("\(replica).db.\(ns).\(domain)") == [addresses[replica]!], "replica \(replica)")
             }
             #expect(await lookup("db.\(ns).\(domain)") == addresses.values.sorted(), "the headless Service: every ready replica")
+            // SRV for the named ports: one per ready replica of the headless Service, the
+            // Service's own name for the ClusterIP one (busybox prints `service = prio weight port target`).
+            let srv = (try? await cluster.kubectl(["exec", "-n", ns, "client", "--", "nslookup", "-type=srv", "_pg._tcp.db.\(ns).\(domain)"]))?.stdout ?? ""
+            #expect(srv.contains("5432 db-0.db.\(ns).\(domain)") && srv.contains("5432 db-1.db.\(ns).\(domain)"), "SRV of the headless Service's named port: \(srv)")
+            let frontSRV = (try? await cluster.kubectl(["exec", "-n", ns, "client", "--", "nslookup", "-type=srv", "_http._tcp.front.\(ns).\(domain)"]))?.stdout ?? ""
+            #expect(frontSRV.contains("0 100 80 front.\(ns).\(domain)"), "SRV of the ClusterIP Service's named port: \(frontSRV)")
             let shortReplica = await libcAddress("db-1.db"), shortService = await libcAddress("front")
             #expect(shortReplica == addresses["db-1"], "a replica by its short name, through the search path")
             #expect(shortService == vip, "a Service by its short name")
@@ -104,6 +110,13 @@ struct ClusterDNSEndToEndTests {
             guard await cluster.waitFor("db-0's name follows it", namespace: ns, timeout: .seconds(60), {
                 await lookup("db-0.db.\(ns).\(domain)") == [moved]
             }) else { return }
+            // And is reached there: a server in the moved replica hands out the identity it wrote
+            // to its volume before the move, fetched by the replica's name.
+            let identity = try await cluster.ok(["exec", "-n", ns, "db-0", "--", "cat", "/data/identity"])
+            #expect(identity.hasPrefix("db-0 "), "\(identity)")
+            try await cluster.ok(["exec", "-n", ns, "db-0", "--", "httpd", "-p", "8080", "-h", "/data"])
+            let fetched = try await cluster.fetch(from: "client", namespace: ns, "http://db-0.db.\(ns).\(domain):8080/identity")
+            #expect(fetched.status == 0 && fetched.stdout == identity, "the moved db-0 at its name: \(fetched)")
         }
     }
 }

@@ -1,6 +1,7 @@
 // Pod networking with everything real: two `ballast kubelet` nodes of a process cluster on a
 // test network of their own, busybox pods in network namespaces set up by the CNI plugins,
-// talking over HTTP on one node and across nodes; a hostNetwork pod on the node's; resolv.conf
+// talking over HTTP on one node and across nodes; the containers of a pod sharing one
+// namespace; each node's conflist; a hostNetwork pod on the node's; resolv.conf
 // per dnsPolicy; nothing reachable outside the cluster's ranges; nothing left once the pods
 // are deleted and the network removed.
 import ClusterAPI
@@ -46,6 +47,16 @@ struct PodNetworkTests {
                 try await c.apply(server("a", node: one.name) + server("b", node: one.name) + server("c", node: two.name, hostPort: hostPort) + """
                     apiVersion: v1
                     kind: Pod
+                    metadata: {name: duo}
+                    spec:
+                      nodeName: \(one.name)
+                      terminationGracePeriodSeconds: 1
+                      containers:
+                      - {name: web, image: busybox, command: ["sh", "-c", "mkdir -p /www && echo duo > /www/index.html && exec httpd -f -p 8080 -h /www"]}
+                      - {name: peer, image: busybox, command: ["sleep", "3600"]}
+                    ---
+                    apiVersion: v1
+                    kind: Pod
                     metadata: {name: host}
                     spec:
                       nodeName: \(one.name)
@@ -69,6 +80,24 @@ struct PodNetworkTests {
                     #expect(env.stdout == ip + "\n", "\(env)")
                 }
                 #expect(Set(ips.values).count == 3)
+
+                // Each node's network list, written by its kubelet under its root from the Node's podCIDR.
+                for node in [one, two] {
+                    let path = node.root + "/cni/net.d/10-ballast.conflist"
+                    let list = try JSONValue(parsing: try Data(contentsOf: URL(fileURLWithPath: path)))
+                    let bridge = list["plugins"]?[0]
+                    #expect(list["name"]?.stringValue == test.network.tableName && list["cniVersion"]?.stringValue == "1.0.0", "\(path): \(list)")
+                    #expect(bridge?["type"]?.stringValue == "bridge" && bridge?["bridge"]?.stringValue == test.network.bridgeName(for: test.podCIDR(node.index)))
+                    #expect(bridge?["ipam"]?["ranges"]?[0]?[0]?["subnet"]?.stringValue == "\(test.podCIDR(node.index))", "\(path): \(list)")
+                }
+                // The containers of a pod share its network namespace: one address, one loopback.
+                let duo = try await c.waitForPod("duo", "both containers running", timeout: .seconds(90)) { $0.isRunning("web") && $0.isRunning("peer") && $0.status.podIP != nil }
+                let local = try await c.kubectl("exec", "duo", "-c", "peer", "--", "wget", "-q", "-O", "-", "http://127.0.0.1:8080/")
+                #expect(local.stdout == "duo\n", "peer → web over the pod's loopback: \(local)")
+                for container in ["web", "peer"] {
+                    let address = try await c.kubectl("exec", "duo", "-c", container, "--", "ip", "-4", "-o", "addr", "show", "eth0")
+                    #expect(address.stdout.contains(" \(duo.status.podIP!)/"), "\(container)'s eth0: \(address)")
+                }
 
                 // HTTP on one node (a → b) and across nodes (a → c, c → a), with busybox wget (without -T:
                 // Debian's static busybox 1.35 crashes on it).
@@ -119,7 +148,7 @@ struct PodNetworkTests {
                 #expect(!hostResolv.stdout.contains("svc.cluster.local"), "\(hostResolv.stdout)")
 
                 // Deleting the pods runs CNI DEL: addresses released, veths gone, namespaces unmounted.
-                let deleted = try await c.kubectl(["delete", "pod", "a", "b", "c", "host", "--wait=true"], timeout: .seconds(90))
+                let deleted = try await c.kubectl(["delete", "pod", "a", "b", "c", "duo", "host", "--wait=true"], timeout: .seconds(90))
                 #expect(deleted.status == 0, "\(deleted)")
                 for node in [one, two] {
                     let ipam = node.root + "/cni/ipam/\(test.network.tableName)"

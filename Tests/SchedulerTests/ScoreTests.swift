@@ -61,6 +61,28 @@ struct ScoreTests {
         #expect(try decide(makePod("p", claims: ["data"]), state) == "idle")
     }
 
+    @Test("The smallest attach limit of any node follows CSINodes added, raised, lowered and removed")
+    func smallestVolumeLimit() {
+        var state = ClusterState()
+        #expect(state.smallestVolumeLimit == nil)
+        state.setCSINode("a", makeCSINode("a", limit: 39))
+        state.setCSINode("b", makeCSINode("b", limit: 39))
+        #expect(state.smallestVolumeLimit == 39)
+        state.setCSINode("c", makeCSINode("c", limit: 2))
+        #expect(state.smallestVolumeLimit == 2)
+        state.setCSINode("c", makeCSINode("c", limit: 50))
+        #expect(state.smallestVolumeLimit == 39)
+        state.setCSINode("a", makeCSINode("a", limit: nil))
+        #expect(state.smallestVolumeLimit == 39)
+        state.setCSINode("b", nil)
+        #expect(state.smallestVolumeLimit == 50)
+        state.setCSINode("a", makeCSINode("a", limit: 7))
+        #expect(state.smallestVolumeLimit == 7)
+        state.setCSINode("a", nil)
+        state.setCSINode("c", nil)
+        #expect(state.smallestVolumeLimit == nil)
+    }
+
     @Test("Feasible nodes to find: all below 100, upstream's adaptive share above")
     func feasibleNodes() {
         #expect(Algorithm.feasibleNodesToFind(50) == 50)

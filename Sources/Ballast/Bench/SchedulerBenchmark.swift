@@ -20,6 +20,7 @@ import EtcdAPI
 import Foundation
 import Logging
 import Scheduler
+import Synchronization
 
 struct BenchSchedulerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -39,6 +40,12 @@ struct BenchSchedulerCommand: AsyncParsableCommand {
     @Option(help: "The scheduler's --parallelism.")
     var parallelism: Int = 16
 
+    @Option(help: "Event writes in flight while the scheduler is idle (default: the scheduler's, 8).")
+    var eventWrites: Int?
+
+    @Option(help: "Event writes in flight while pods are being scheduled or bound (default: the scheduler's, 1).")
+    var eventWritesBusy: Int?
+
     @Option(help: "Write pods scheduled over time to this SVG file.")
     var plot: String?
 
@@ -52,6 +59,9 @@ struct BenchSchedulerCommand: AsyncParsableCommand {
     func validate() throws {
         guard (1...5000).contains(nodes) else { throw ValidationError("--nodes \(nodes): expected 1 to 5000") }
         guard (1...20000).contains(pods) else { throw ValidationError("--pods \(pods): expected 1 to 20000") }
+        for (flag, value) in [("--event-writes", eventWrites), ("--event-writes-busy", eventWritesBusy)] {
+            if let value, !(1...64).contains(value) { throw ValidationError("\(flag) \(value): expected 1 to 64") }
+        }
         for name in selected where !Self.known.contains(name) {
             throw ValidationError("--workloads: \"\(name)\" is not one of \(Self.known.joined(separator: ", "))")
         }
@@ -63,11 +73,15 @@ struct BenchSchedulerCommand: AsyncParsableCommand {
         let root = dir ?? "/tmp/ballast-bench-sched-" + UUID().uuidString.prefix(6).lowercased()
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         let logger = logging.logger("ballast.bench", defaultLevel: .warning)
-        print("ballast bench scheduler: \(nodes) nodes, \(pods) pods per workload, parallelism \(parallelism), in \(root)\n")
+        var events = SchedulerConfiguration().events
+        if let eventWrites { events.concurrentWrites = eventWrites }
+        if let eventWritesBusy { events.writesWhileBusy = eventWritesBusy }
+        print("ballast bench scheduler: \(nodes) nodes, \(pods) pods per workload, parallelism \(parallelism), "
+              + "event writes \(events.writesWhileBusy) while busy / \(events.concurrentWrites) idle, in \(root)\n")
         var results: [SchedulerBenchResult] = []
         for workload in selected {
             let run = SchedulerBenchRun(root: "\(root)/\(workload)", workload: workload, nodes: nodes, pods: pods,
-                                        parallelism: parallelism, logger: logger)
+                                        parallelism: parallelism, events: events, logger: logger)
             do {
                 results.append(try await run.run())
             } catch {
@@ -171,13 +185,16 @@ final class SchedulerBenchRun: @unchecked Sendable {
     let nodeCount: Int
     let podCount: Int
     let parallelism: Int
+    /// The scheduler's event recorder options (and the floor + event phase's).
+    let events: EventRecorder.Options
     let logger: Logger
     private var apiserver: BenchProcess?
     private var client: KubeClient!
     private var tasks: [Task<Void, Never>] = []
     let driver = "loop.csi.ballast.dev"
 
-    init(root: String, workload: String, nodes: Int, pods: Int, parallelism: Int, logger: Logger) {
+    init(root: String, workload: String, nodes: Int, pods: Int, parallelism: Int, events: EventRecorder.Options, logger: Logger) {
+        self.events = events
         self.root = root
         self.workload = workload
         nodeCount = nodes
@@ -215,6 +232,7 @@ final class SchedulerBenchRun: @unchecked Sendable {
         configuration.leaderElect = false
         configuration.parallelism = parallelism
         configuration.seed = 42
+        configuration.events = events
         var schedulerLogger = Logger(label: "ballast.scheduler")
         schedulerLogger.logLevel = logger.logLevel == .warning ? .error : logger.logLevel
         let scheduler = SchedulerServer(client: client, configuration: configuration, logger: schedulerLogger)
@@ -375,7 +393,10 @@ final class SchedulerBenchRun: @unchecked Sendable {
             pod.spec.schedulerName = "bench-floor"
             _ = try await self.client.create(pod)
         }
-        let recorder = EventRecorder(client: client, component: "bench-floor", options: SchedulerConfiguration().events, logger: logger)
+        // Busy while bindings remain, as the scheduler is while pods are being placed.
+        let remaining = LockedCount(podCount)
+        let recorder = EventRecorder(client: client, component: "bench-floor", options: events, logger: logger,
+                                     busy: { remaining.value > 0 })
         let writer = Task { await recorder.run() }
         let before = try await costSample()
         try await concurrently(podCount, width: 32) { index in
@@ -383,6 +404,7 @@ final class SchedulerBenchRun: @unchecked Sendable {
             try await self.client.bind(pod: "announced-\(index)", namespace: "default", uid: nil, to: node)
             recorder.event(reference: ObjectReference(kind: "Pod", namespace: "default", name: "announced-\(index)", apiVersion: "v1"),
                            .normal, "Scheduled", "Successfully assigned default/announced-\(index) to \(node)")
+            remaining.add(-1)
         }
         _ = try await settleEvents(since: before, count: podCount)
         recorder.finish()
@@ -573,4 +595,11 @@ final class LockedInstants: @unchecked Sendable {
     private var values: [String: ContinuousClock.Instant] = [:]
     func set(_ key: String, _ value: ContinuousClock.Instant) { lock.withLock { values[key] = value } }
     var all: [String: ContinuousClock.Instant] { lock.withLock { values } }
+}
+
+final class LockedCount: Sendable {
+    private let count: Mutex<Int>
+    init(_ value: Int) { count = Mutex(value) }
+    func add(_ delta: Int) { count.withLock { $0 += delta } }
+    var value: Int { count.withLock { $0 } }
 }

@@ -20,11 +20,11 @@ struct KubeProxyCommand: AsyncParsableCommand {
     @Option(help: "The node whose pods' traffic (from its bridge) and NodePorts (on its addresses) this proxy handles.")
     var nodeName: String
 
-    @Option(help: "nftables (iptables mode is not built).")
+    @Option(help: "nftables (kube-proxy's iptables and ipvs modes are not built).")
     var proxyMode: String = "nftables"
 
-    @Option(help: "The cluster's network tag (`ballast up --network-tag`): the table is ballast-<tag>-<node>, the bridges ballast<tag>n<i>.")
-    var networkTag: String
+    @Option(help: "The cluster's network tag (`ballast up --network-tag`; 0000 is the kubelet's default): the table is ballast-<tag>-<node>, the bridges ballast<tag>n<i>.")
+    var networkTag: String = "0000"
 
     @Option(help: "The pods' range (to find the node's bridge from its spec.podCIDR).")
     var clusterCidr: String = "198.18.0.0/16"
@@ -36,7 +36,9 @@ struct KubeProxyCommand: AsyncParsableCommand {
     var minSyncPeriod: Duration = .milliseconds(50)
 
     func validate() throws {
-        if proxyMode != "nftables" { throw ValidationError("--proxy-mode \(proxyMode): only nftables is built") }
+        if proxyMode != "nftables" {
+            throw ValidationError("--proxy-mode \(proxyMode): only nftables is built; leave the flag out or pass --proxy-mode nftables")
+        }
         if nodeName.isEmpty { throw ValidationError("--node-name must not be empty") }
         guard networkTag.count == 4, networkTag.unicodeScalars.allSatisfy({ ("a"..."z").contains($0) || ("0"..."9").contains($0) }) else {
             throw ValidationError("--network-tag \(networkTag): expected four lowercase letters or digits, the tag `ballast up` gave the cluster")

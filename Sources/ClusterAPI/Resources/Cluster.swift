@@ -201,6 +201,7 @@ extension Service {
         if type == "ExternalName" && (spec["externalName"]?.stringValue ?? "").isEmpty { errors.append(.required("spec.externalName")) }
         var names: Set<String> = []
         var keys: Set<String> = []
+        var nodePorts: Set<String> = []
         for (index, port) in ports.enumerated() {
             let path = FieldPath("spec.ports").index(index)
             let name = port["name"]?.stringValue ?? ""
@@ -221,6 +222,11 @@ extension Service {
             }
             if let nodePort = port["nodePort"]?.int64Value, !(0...65535).contains(nodePort) {
                 errors.append(.invalid(path.child("nodePort"), number: nodePort, "must be between 1 and 65535, inclusive"))
+            }
+            // One NodePort per protocol: two TCP ports on one NodePort would be one key in every
+            // kube-proxy's map (TCP and UDP may share one, as the DNS ports do).
+            if let nodePort = port["nodePort"]?.int64Value, nodePort != 0, !nodePorts.insert("\(nodePort)/\(proto)").inserted {
+                errors.append(.duplicate(path.child("nodePort"), String(nodePort), style: .literal))
             }
             if let target = port["targetPort"] {
                 if let number = target.int64Value, !(1...65535).contains(number) {

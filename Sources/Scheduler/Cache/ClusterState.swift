@@ -149,6 +149,9 @@ struct ClusterState: Sendable {
     var classes: [String: StorageClass] = [:]
     /// Each CSINode's attach limits by driver, by node name (set through `setCSINode`).
     private(set) var volumeLimits: [String: CSIVolumeLimits] = [:]
+    /// The smallest attach limit of any CSINode (nil: none has one): a node whose pods mount
+    /// no more claims than this cannot exceed its own limit, found without looking it up.
+    private(set) var smallestVolumeLimit: Int?
     /// Volume names (PV) attached to each node, from VolumeAttachments that say so.
     var attachments: [String: (volume: String, node: String)] = [:]
     /// The names of the nodes that exist, sorted (kept with `nodes`).
@@ -202,7 +205,15 @@ struct ClusterState: Sendable {
 
     /// Records the attach limits of `csiNode` (nil: its node has none any more).
     mutating func setCSINode(_ name: String, _ csiNode: CSINode?) {
-        volumeLimits[name] = csiNode.map(CSIVolumeLimits.init)
+        let new = csiNode.map(CSIVolumeLimits.init)
+        let old = volumeLimits[name]
+        volumeLimits[name] = new
+        if let smallest = new?.smallest, smallest <= (smallestVolumeLimit ?? .max) {
+            smallestVolumeLimit = smallest
+        } else if let was = old?.smallest, was == smallestVolumeLimit {
+            // The node that had the smallest limit raised or dropped it: look at them all (rare).
+            smallestVolumeLimit = volumeLimits.values.compactMap(\.smallest).min()
+        }
     }
 
     /// Volumes attached to `node` (PV names).

@@ -68,7 +68,8 @@ enum NodeFilters {
         if request.ephemeralStorage > 0 && request.ephemeralStorage > allocatable.ephemeralStorage - requested.ephemeralStorage {
             reasons.append(Reason.insufficient("ephemeral-storage"))
         }
-        for name in request.scalar.keys.sorted() {
+        // Extended resources in name order (most pods have none: no sort per node).
+        for name in request.scalar.isEmpty ? [] : request.scalar.keys.sorted() {
             let wanted = request.scalar[name]!
             if wanted > 0 && wanted > (allocatable.scalar[name] ?? 0) - (requested.scalar[name] ?? 0) {
                 reasons.append(Reason.insufficient(name))

@@ -241,11 +241,14 @@ enum VolumeFilters {
     }
 
     static func volumeLimits(_ pod: PendingPod, _ info: NodeInfo, _ state: ClusterState) -> [String] {
-        guard !pod.info.claims.isEmpty, let nodeLimits = state.volumeLimits[info.name], let smallest = nodeLimits.smallest else { return [] }
-        let limits = nodeLimits.byDriver
         // Every claim adds at most one handle: a node whose pods mount fewer claims than the
         // smallest limit, with this pod's, cannot exceed it (most nodes; counting handles means
-        // looking up every claim and volume of every pod on the node).
+        // looking up every claim and volume of every pod on the node). The smallest of all
+        // nodes is checked first: it spares most nodes the lookup of their own limits.
+        guard !pod.info.claims.isEmpty, let anySmallest = state.smallestVolumeLimit,
+              info.claimCount + pod.info.claims.count > anySmallest else { return [] }
+        guard let nodeLimits = state.volumeLimits[info.name], let smallest = nodeLimits.smallest else { return [] }
+        let limits = nodeLimits.byDriver
         if info.claimCount + pod.info.claims.count <= smallest { return [] }
         var wanted: [String: Set<String>] = [:]
         csiVolumes(pod.info.claimKeys, state, into: &wanted)
