@@ -77,6 +77,8 @@ struct BenchAPIServerCommand: AsyncParsableCommand {
         var delivered = 0
         var expectedDeliveries = 0
         var serverCPUSeconds = 0.0
+        /// This process's CPU over the three phases: the clients and the watchers' readers.
+        var benchCPUSeconds = 0.0
     }
 
     /// The list phase of one backend: seconds per list, from the cache's answer
@@ -164,6 +166,7 @@ struct BenchAPIServerCommand: AsyncParsableCommand {
         }
 
         let cpuBefore = server.cpuSeconds()
+        let ownCPUBefore = ProcessInfoReader.cpuSeconds(pid: "self") ?? 0
         for phase in ["create", "update", "delete"] {
             let started = monotonicNanos()
             let histogram = try await withThrowingTaskGroup(of: LatencyHistogram.self) { group in
@@ -197,6 +200,7 @@ struct BenchAPIServerCommand: AsyncParsableCommand {
             outcome.phases.append((phase, Double(monotonicNanos() - started) / 1e9, histogram))
         }
         outcome.serverCPUSeconds = server.cpuSeconds() - cpuBefore
+        outcome.benchCPUSeconds = (ProcessInfoReader.cpuSeconds(pid: "self") ?? 0) - ownCPUBefore
         // Watchers get a few seconds to drain what is in flight.
         let drain = Task {
             try? await Task.sleep(for: .seconds(10))
@@ -270,19 +274,20 @@ enum BenchEventType: Int, CaseIterable {
     /// keys are sorted too, and its name is the first name there). Nil for any other line.
     static func parse(_ line: UnsafeRawBufferPointer) -> (type: BenchEventType, index: Int)? {
         guard let base = line.baseAddress else { return nil }
-        /// The offset just after `marker` at or after `from`.
-        func after(_ marker: StaticString, from: Int) -> Int? {
+        /// The offset just after `marker` at or after `from`, found by `memchr` of its byte at
+        /// `anchor` (one that is rare before it in the line: the first byte, a quote, is everywhere).
+        func after(_ marker: StaticString, anchor: Int, from: Int) -> Int? {
             let length = marker.utf8CodeUnitCount
             var at = from
             while at + length <= line.count {
-                guard let hit = memchr(base + at, Int32(marker.utf8Start[0]), line.count - at - length + 1) else { return nil }
-                at = base.distance(to: UnsafeRawPointer(hit))
+                guard let hit = memchr(base + at + anchor, Int32(marker.utf8Start[anchor]), line.count - at - length + 1) else { return nil }
+                at = base.distance(to: UnsafeRawPointer(hit)) - anchor
                 if memcmp(base + at, marker.utf8Start, length) == 0 { return at + length }
                 at += 1
             }
             return nil
         }
-        guard let typeStart = after(#","type":""#, from: max(0, line.count - 32)), typeStart < line.count else { return nil }
+        guard let typeStart = after(#","type":""#, anchor: 3, from: max(0, line.count - 32)), typeStart < line.count else { return nil }
         let type: BenchEventType
         switch line[typeStart] {
         case UInt8(ascii: "A"): type = .added
@@ -290,7 +295,10 @@ enum BenchEventType: Int, CaseIterable {
         case UInt8(ascii: "D"): type = .deleted
         default: return nil
         }
-        guard let metadata = after(#""metadata":"#, from: 0), var at = after(#""name":"pod-"#, from: metadata) else { return nil }
+        // `m` first appears in `"metadata"` (after `apiVersion` and `kind`); `-`, in the name,
+        // after only the creation timestamp's two.
+        guard let metadata = after(#""metadata":"#, anchor: 1, from: 0),
+              var at = after(#""name":"pod-"#, anchor: 11, from: metadata) else { return nil }
         var index = 0
         let digitsStart = at
         while at < line.count, line[at] >= UInt8(ascii: "0"), line[at] <= UInt8(ascii: "9"), at - digitsStart < 9 {
