@@ -397,27 +397,25 @@ public struct HTTPDirectBody: Sendable {
     /// `bytes` came from `chunkBuffer`) and handed to the handler below NIO's HTTP encoder:
     /// the encoder would write the three as three buffers, which TLS sends as three records
     /// (three encryptions, and three records for the client to open) where one does.
-    public func write(_ bytes: consuming ByteBuffer) {
+    public func write(_ bytes: ByteBuffer) {
         channel.eventLoop.preconditionInEventLoop()
         guard chunked, bytes.readableBytes > 0,
               let encoder = try? channel.pipeline.syncOperations.context(handlerType: HTTPResponseEncoder.self) else {
             channel.pipeline.syncOperations.write(NIOAny(HTTPServerResponsePart.body(.byteBuffer(bytes))), promise: nil)
             return
         }
-        encoder.write(NIOAny(IOData.byteBuffer(Self.framedChunk(consume bytes, allocator: channel.allocator))), promise: nil)
+        encoder.write(NIOAny(IOData.byteBuffer(Self.framedChunk(bytes, allocator: channel.allocator))), promise: nil)
     }
 
     /// `bytes` as one HTTP/1.1 chunk: its size in hex, CRLF, the bytes, CRLF. Written into the
-    /// room before and after them when there is some (`chunkBuffer`), else copied once. The
-    /// buffer is taken (`consuming`), so that writing into its room does not copy it: its
-    /// writer hands it over with `consume`.
-    static func framedChunk(_ bytes: consuming ByteBuffer, allocator: ByteBufferAllocator) -> ByteBuffer {
+    /// room before and after them when there is some (`chunkBuffer`), else copied once.
+    static func framedChunk(_ bytes: ByteBuffer, allocator: ByteBufferAllocator) -> ByteBuffer {
         let size = String(bytes.readableBytes, radix: 16)
         let head = size.utf8.count + 2
         var framed: ByteBuffer
         if bytes.readerIndex >= head {
-            framed = consume bytes
-            framed.moveReaderIndex(to: framed.readerIndex - head)
+            framed = bytes
+            framed.moveReaderIndex(to: bytes.readerIndex - head)
             framed.setString(size, at: framed.readerIndex)
             framed.setStaticString("\r\n", at: framed.readerIndex + head - 2)
         } else {

@@ -134,7 +134,7 @@ final class DirectWatch: Sendable {
                 if case .failed = item { ended = true; break }
             }
             if buffer.readableBytes > 0 {
-                body.write(consume buffer)  // handed over, so that its framing is written in place
+                body.write(buffer)
                 wrote = true
             }
         }
