@@ -243,7 +243,7 @@ public final class HTTPServer: Sendable {
                         let keepAlive = requestHead.isKeepAlive
                         if let stream = response.stream {
                             try await writeStreaming(response, stream: stream, keepAlive: keepAlive, version: requestHead.version,
-                                                     method: requestHead.method, to: outbound, channel: connection.channel)
+                                                     to: outbound, channel: connection.channel)
                         } else {
                             try await write(response, keepAlive: keepAlive, version: requestHead.version, to: outbound)
                         }
@@ -292,18 +292,14 @@ extension HTTPServer {
     /// Writes the head, then the chunks `stream` produces, then the end. The stream is
     /// cancelled when the connection closes (client gone, or shutdown).
     fileprivate func writeStreaming(_ response: HTTPResponse, stream: @escaping HTTPBodyStream, keepAlive: Bool, version: HTTPVersion,
-                                    method: HTTPMethod, to outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>,
+                                    to outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>,
                                     channel: any Channel) async throws {
         var headers = response.headers
         headers.remove(name: "Content-Length")
         headers.replaceOrAdd(name: "Transfer-Encoding", value: "chunked")
         headers.replaceOrAdd(name: "Connection", value: keepAlive ? "keep-alive" : "close")
         try await outbound.write(.head(HTTPResponseHead(version: version, status: response.status, headers: headers)))
-        // NIO's encoder frames the body in chunks exactly when this holds (HTTP/1.1 or later, a
-        // status and method with a body; the head says `Transfer-Encoding: chunked`).
-        let code = response.status.code
-        let chunked = (version.major > 1 || (version.major == 1 && version.minor >= 1)) && method != .HEAD && code >= 200 && code != 204 && code != 304
-        let writer = HTTPBodyWriter(direct: HTTPDirectBody(channel: channel, chunked: chunked)) { data in
+        let writer = HTTPBodyWriter(direct: HTTPDirectBody(channel: channel)) { data in
             try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: data))))
         }
         // The stream is cancelled when the connection closes under it (client gone, shutdown).
@@ -370,11 +366,6 @@ public enum HTTPServerError: Error, CustomStringConvertible {
 /// writes once the stream returns.
 public struct HTTPDirectBody: Sendable {
     let channel: any Channel
-    /// Whether the response's body is sent in HTTP/1.1 chunks (else as it is, to the connection's close).
-    let chunked: Bool
-
-    /// Bytes kept free before a chunk buffer's content for the chunk's size line.
-    static let chunkHeadroom = 18
 
     public var eventLoop: any EventLoop { channel.eventLoop }
     /// False while the client does not read: what was written waits in the connection's buffers.
@@ -382,50 +373,10 @@ public struct HTTPDirectBody: Sendable {
     public var isActive: Bool { channel.isActive }
     public var allocator: ByteBufferAllocator { channel.allocator }
 
-    /// An empty buffer for one chunk of about `capacity` bytes, with room before it for the
-    /// chunk's size line and after it for its end, so that `write` frames it in place.
-    public func chunkBuffer(capacity: Int) -> ByteBuffer {
-        var buffer = channel.allocator.buffer(capacity: Self.chunkHeadroom + capacity + 2)
-        buffer.moveWriterIndex(forwardBy: Self.chunkHeadroom)
-        buffer.moveReaderIndex(forwardBy: Self.chunkHeadroom)
-        return buffer
-    }
-
     /// On the event loop: adds `bytes` as one chunk of the body, sent at the next `flush()`.
-    ///
-    /// The chunk goes out as one write of size line, bytes and end, framed here (in place when
-    /// `bytes` came from `chunkBuffer`) and handed to the handler below NIO's HTTP encoder:
-    /// the encoder would write the three as three buffers, which TLS sends as three records
-    /// (three encryptions, and three records for the client to open) where one does.
     public func write(_ bytes: ByteBuffer) {
         channel.eventLoop.preconditionInEventLoop()
-        guard chunked, bytes.readableBytes > 0,
-              let encoder = try? channel.pipeline.syncOperations.context(handlerType: HTTPResponseEncoder.self) else {
-            channel.pipeline.syncOperations.write(NIOAny(HTTPServerResponsePart.body(.byteBuffer(bytes))), promise: nil)
-            return
-        }
-        encoder.write(NIOAny(IOData.byteBuffer(Self.framedChunk(bytes, allocator: channel.allocator))), promise: nil)
-    }
-
-    /// `bytes` as one HTTP/1.1 chunk: its size in hex, CRLF, the bytes, CRLF. Written into the
-    /// room before and after them when there is some (`chunkBuffer`), else copied once.
-    static func framedChunk(_ bytes: ByteBuffer, allocator: ByteBufferAllocator) -> ByteBuffer {
-        let size = String(bytes.readableBytes, radix: 16)
-        let head = size.utf8.count + 2
-        var framed: ByteBuffer
-        if bytes.readerIndex >= head {
-            framed = bytes
-            framed.moveReaderIndex(to: bytes.readerIndex - head)
-            framed.setString(size, at: framed.readerIndex)
-            framed.setStaticString("\r\n", at: framed.readerIndex + head - 2)
-        } else {
-            framed = allocator.buffer(capacity: head + bytes.readableBytes + 2)
-            framed.writeString(size)
-            framed.writeStaticString("\r\n")
-            framed.writeImmutableBuffer(bytes)
-        }
-        framed.writeStaticString("\r\n")
-        return framed
+        channel.pipeline.syncOperations.write(NIOAny(HTTPServerResponsePart.body(.byteBuffer(bytes))), promise: nil)
     }
 
     /// On the event loop: sends what was written.

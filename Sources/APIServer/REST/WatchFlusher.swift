@@ -127,7 +127,7 @@ final class DirectWatch: Sendable {
         while body.isWritable && !ended {
             let batch = queue.available(max: APIHandler.linesPerWrite)
             if batch.isEmpty { break }
-            var buffer = body.chunkBuffer(capacity: 2048 * batch.count)
+            var buffer = body.allocator.buffer(capacity: 2048 * batch.count)
             for item in batch {
                 if case .end = item { ended = true; break }
                 lines.append(item, to: &buffer)
