@@ -1,4 +1,6 @@
+import ClusterAPI
 import Foundation
+import HTTPKit
 import Testing
 @testable import APIClient
 
@@ -55,6 +57,40 @@ import Testing
         let chunk = [UInt8](repeating: 0x41, count: 1 << 20)
         #expect(throws: APIError.self) {
             for _ in 0...(LineSplitter.maxLineBytes >> 20) { try chunk.withUnsafeBytes { try splitter.feed($0) { _ in } } }
+        }
+    }
+
+    /// Read in place through a transport without sockets (`HandlerTransport`, the default
+    /// `readStream` over `stream`): the same lines, in order, and a refusal thrown as its error.
+    @Test func inPlaceWatchThroughAHandlerTransport() async throws {
+        let body = "{\"type\":\"ADDED\",\"n\":1}\n{\"type\":\"MODIFIED\",\"n\":2}\n{\"type\":\"DELETED\",\"n\":3}\n"
+        let transport = HandlerTransport { request in
+            guard request.uri.contains("resourceVersion=5") else {
+                return HTTPResponse(status: .gone, headers: ["Content-Type": "application/json"],
+                                    body: Data(#"{"kind":"Status","apiVersion":"v1","status":"Failure","message":"too old","reason":"Expired","code":410}"#.utf8))
+            }
+            return .streaming(headers: ["Content-Type": "application/json"]) { writer in
+                let bytes = Array(body.utf8)
+                for start in stride(from: 0, to: bytes.count, by: 7) {
+                    try await writer.write(Data(bytes[start..<min(bytes.count, start + 7)]))
+                }
+            }
+        }
+        let client = KubeClient(Connection(server: URL(string: "http://127.0.0.1:1")!, token: "t"), transport: transport)
+        let (lines, arriving) = AsyncStream<String>.makeStream()
+        let reading = try await client.watchLinesInPlace(Pod.self, namespace: "default", resourceVersion: "5") { whole in
+            whole.forEachLine { arriving.yield(String(decoding: $0, as: UTF8.self)) }
+        }
+        try await reading.finished()
+        arriving.finish()
+        var got: [String] = []
+        for await line in lines { got.append(line) }
+        #expect(got == body.split(separator: "\n").map(String.init))
+        do {
+            _ = try await client.watchLinesInPlace(Pod.self, namespace: "default", resourceVersion: "4") { _ in }
+            Issue.record("a refused watch must throw")
+        } catch let error as APIError {
+            #expect(error.code == 410, "\(error)")
         }
     }
 }
