@@ -4,6 +4,7 @@ import ClusterAPI
 import Foundation
 import HTTPKit
 import NIOHTTP1
+import Synchronization
 
 /// One event of a watch.
 public struct WatchEvent<Object: APIObject>: Sendable {
@@ -131,6 +132,34 @@ public struct KubeClient: Sendable {
         return Self.lines(of: response) { batch, continuation in continuation.yield(batch) }
     }
 
+    /// A watch read in place: `consume` gets the stream's complete lines as they arrive, from
+    /// the connection's event loop over `HTTPClient` (it must not block), without a task, a copy
+    /// or an allocation per chunk or line: for readers that follow many watches at once and look
+    /// at a few bytes of each event. The bytes are valid only during the call. Returns once the
+    /// watch has started (a refusal is thrown as its API error); the returned reading's
+    /// `finished()` waits for its end and `cancel()` stops it. A last line cut off without its
+    /// newline (the connection closed mid-line) is not handed over.
+    public func watchLinesInPlace<T: APIObject>(_ type: T.Type, namespace: String? = nil, resourceVersion: String? = nil,
+                                                bookmarks: Bool = true,
+                                                _ consume: @escaping @Sendable (WatchLineBytes) -> Void) async throws -> HTTPStreamReading {
+        let query = Self.watchQuery(labelSelector: nil, fieldSelector: nil, resourceVersion: resourceVersion, bookmarks: bookmarks,
+                                    timeoutSeconds: nil)
+        let splitter = InPlaceLineSplitter()
+        let start: HTTPStreamStart
+        do {
+            start = try await transport.readStream(request(.GET, ResourcePath.collection(type, namespace: namespace), query: query,
+                                                           body: Data())) { chunk in
+                try chunk.withUnsafeReadableBytes { raw in try splitter.feed(raw, consume) }
+            }
+        } catch let error as HTTPClientError {
+            throw APIError.transport(error.description)
+        }
+        switch start {
+        case .streaming(let reading): return reading
+        case .refused(let response): throw failure(Int(response.status.code), response.body)
+        }
+    }
+
     /// The watch of the collection at `path`, as raw JSON lines.
     func watchLines(path: String, labelSelector: String?, fieldSelector: String?, resourceVersion: String?, bookmarks: Bool,
                     timeoutSeconds: Int?) async throws -> AsyncThrowingStream<Data, any Error> {
@@ -167,12 +196,8 @@ public struct KubeClient: Sendable {
     /// Opens the watch of the collection at `path`; a refusal is thrown as its API error.
     private func openWatch(path: String, labelSelector: String?, fieldSelector: String?, resourceVersion: String?, bookmarks: Bool,
                            timeoutSeconds: Int?) async throws -> HTTPStreamingResponse {
-        var query = ["watch": "true"]
-        query["labelSelector"] = labelSelector
-        query["fieldSelector"] = fieldSelector
-        query["resourceVersion"] = resourceVersion
-        query["timeoutSeconds"] = timeoutSeconds.map(String.init)
-        if bookmarks { query["allowWatchBookmarks"] = "true" }
+        let query = Self.watchQuery(labelSelector: labelSelector, fieldSelector: fieldSelector, resourceVersion: resourceVersion,
+                                    bookmarks: bookmarks, timeoutSeconds: timeoutSeconds)
         let response: HTTPStreamingResponse
         do {
             response = try await transport.stream(request(.GET, path, query: query, body: Data()))
@@ -185,6 +210,18 @@ public struct KubeClient: Sendable {
             throw failure(Int(response.status.code), body)
         }
         return response
+    }
+
+    /// A watch request's query.
+    private static func watchQuery(labelSelector: String?, fieldSelector: String?, resourceVersion: String?, bookmarks: Bool,
+                                   timeoutSeconds: Int?) -> [String: String] {
+        var query = ["watch": "true"]
+        query["labelSelector"] = labelSelector
+        query["fieldSelector"] = fieldSelector
+        query["resourceVersion"] = resourceVersion
+        query["timeoutSeconds"] = timeoutSeconds.map(String.init)
+        if bookmarks { query["allowWatchBookmarks"] = "true" }
+        return query
     }
 
     /// Decodes a stream of watch lines as events of `T`.
@@ -312,5 +349,72 @@ struct LineSplitter {
     private static func isBlank<C: Collection<UInt8>>(_ bytes: C) -> Bool {
         for byte in bytes where byte != 0x20 && byte != 0x0D { return false }
         return true
+    }
+}
+
+/// Whole lines of a watch stream, each ending in a newline, as they arrived: valid only during
+/// the call that hands them over (`KubeClient.watchLinesInPlace`).
+public struct WatchLineBytes {
+    /// One or more lines, each with its newline.
+    public let bytes: UnsafeRawBufferPointer
+
+    public init(_ bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
+
+    /// Calls `body` with each line that is not blank, without its newline (nor a `\r` before it).
+    public func forEachLine(_ body: (UnsafeRawBufferPointer) throws -> Void) rethrows {
+        guard let base = bytes.baseAddress else { return }
+        var start = 0
+        while start < bytes.count, let found = memchr(base + start, 0x0A, bytes.count - start) {
+            let end = base.distance(to: UnsafeRawPointer(found))
+            var last = end
+            if last > start && bytes[last - 1] == 0x0D { last -= 1 }
+            let line = UnsafeRawBufferPointer(rebasing: bytes[start..<last])
+            if line.contains(where: { $0 != 0x20 }) { try body(line) }
+            start = end + 1
+        }
+    }
+}
+
+/// Finds a watch stream's lines in its chunks where they arrived: whole lines are handed over
+/// in place, and only a line that a chunk boundary cut is copied (into `pending`), as
+/// `LineSplitter` does for lines handed over as `Data`.
+final class InPlaceLineSplitter: Sendable {
+    /// The start of a line that the chunks so far have not finished. Only the reading's loop
+    /// feeds it; the lock is never contended.
+    private let pending = Mutex<[UInt8]>([])
+
+    func feed(_ raw: UnsafeRawBufferPointer, _ consume: (WatchLineBytes) -> Void) throws {
+        guard let base = raw.baseAddress, raw.count > 0 else { return }
+        try pending.withLock { pending in
+            var start = 0
+            if !pending.isEmpty {
+                guard let found = memchr(base, 0x0A, raw.count) else {
+                    pending.append(contentsOf: raw)
+                    try Self.check(pending.count)
+                    return
+                }
+                let end = base.distance(to: UnsafeRawPointer(found))
+                pending.append(contentsOf: UnsafeRawBufferPointer(rebasing: raw[0...end]))
+                pending.withUnsafeBytes { consume(WatchLineBytes($0)) }
+                pending.removeAll(keepingCapacity: pending.capacity <= 1 << 20)
+                start = end + 1
+            }
+            var last = raw.count - 1
+            while last >= start && raw[last] != 0x0A { last -= 1 }
+            if last >= start {
+                consume(WatchLineBytes(UnsafeRawBufferPointer(rebasing: raw[start...last])))
+                start = last + 1
+            }
+            if start < raw.count {
+                pending.append(contentsOf: UnsafeRawBufferPointer(rebasing: raw[start...]))
+                try Self.check(pending.count)
+            }
+        }
+    }
+
+    private static func check(_ count: Int) throws {
+        if count > LineSplitter.maxLineBytes {
+            throw APIError.transport("a watch line is longer than \(LineSplitter.maxLineBytes) bytes without a newline: the stream is not a Kubernetes watch")
+        }
     }
 }

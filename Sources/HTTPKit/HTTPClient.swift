@@ -16,7 +16,8 @@ public struct HTTPClient: Sendable {
     /// Time allowed for connecting and for the whole exchange (`send`), or for connecting and
     /// the response head (`stream`).
     public var timeout: Duration
-    private let tls: NIOSSLContext?
+    /// The TLS context (nil: plain HTTP); `readStream` connects with it too.
+    let tls: NIOSSLContext?
     /// Keep-alive connections reused by `send`; nil: a connection per request.
     private let pool: ConnectionPool?
 

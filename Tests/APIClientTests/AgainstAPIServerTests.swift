@@ -71,6 +71,43 @@ import TestSupport
         }
     }
 
+    /// A watch read in place over TLS: every event's line arrives whole and in order, a refused
+    /// watch is thrown as its API error, and a cancelled one ends.
+    @Test func watchReadInPlace() async throws {
+        let server = try await ServerProcess.start()
+        defer { server.stop() }
+        let client = try KubeClient(try Connection.kubeconfig(at: server.kubeconfig))
+        let start = try await client.list(ConfigMap.self, namespace: "default").metadata.resourceVersion
+        let (lines, arriving) = AsyncStream<String>.makeStream()
+        let reading = try await client.watchLinesInPlace(ConfigMap.self, namespace: "default", resourceVersion: start,
+                                                         bookmarks: false) { whole in
+            whole.forEachLine { arriving.yield(String(decoding: $0, as: UTF8.self)) }
+        }
+        let count = 200
+        for index in 0..<count {
+            // Large enough that lines span TLS records and reads.
+            _ = try await client.create(ConfigMap(metadata: ObjectMeta(name: "cm-\(index)", namespace: "default"),
+                                                  data: ["filler": String(repeating: "x", count: 700 + index * 37)]))
+        }
+        var names: [String] = []
+        for await line in lines {
+            let event = try JSONValue(parsing: Data(line.utf8))
+            #expect(event["type"]?.stringValue == "ADDED")
+            names.append(event["object"]?["metadata"]?["name"]?.stringValue ?? "?")
+            if names.count == count { break }
+        }
+        #expect(names == (0..<count).map { "cm-\($0)" })
+        reading.cancel()
+        try await reading.finished()
+
+        do {
+            _ = try await client.watchLinesInPlace(ConfigMap.self, namespace: "default", resourceVersion: "not-a-version") { _ in }
+            Issue.record("a malformed resourceVersion must be refused")
+        } catch let error as APIError {
+            #expect(error.code == 400, "\(error)")
+        }
+    }
+
     @Test func informerFollowsTheServer() async throws {
         let server = try await ServerProcess.start()
         defer { server.stop() }

@@ -15,6 +15,9 @@ extension BenchAPIServerCommand.Outcome {
     /// Server CPU per write request, µs.
     var cpuPerRequestMicros: Double { serverCPUSeconds * 1e6 / Double(3 * pods) }
 
+    /// The benchmark's own CPU (clients and watchers) per write request, µs.
+    var benchCPUPerRequestMicros: Double { benchCPUSeconds * 1e6 / Double(3 * pods) }
+
     /// Server CPU of the run divided by the events delivered to all watchers, µs; nil without watchers.
     var cpuPerDeliveredEventMicros: Double? { delivered > 0 ? serverCPUSeconds * 1e6 / Double(delivered) : nil }
 }
@@ -43,17 +46,20 @@ struct APIServerBenchReport {
     func text() -> String {
         var runs = TextTable([("watchers", .right), ("backend", .left), ("creates/s", .right), ("updates/s", .right), ("deletes/s", .right),
                               ("write p50 / p99 ms", .right), ("delivery p50 / p99 ms", .right), ("events delivered", .right),
-                              ("server CPU µs/request", .right), ("server CPU µs/event/watcher", .right)])
+                              ("server CPU µs/request", .right), ("server CPU µs/event/watcher", .right), ("bench CPU µs/request", .right)])
         for o in outcomes.sorted(by: { ($0.watchers, $0.backend) < ($1.watchers, $1.backend) }) {
             let delivery = o.watchers == 0 ? "—" : "\(ms(o.delivery.percentile(0.5))) / \(ms(o.delivery.percentile(0.99)))"
             runs.append(["\(o.watchers)", o.backend, grouped(o.rate("create") ?? .nan), grouped(o.rate("update") ?? .nan),
                          grouped(o.rate("delete") ?? .nan), "\(ms(o.writes.percentile(0.5))) / \(ms(o.writes.percentile(0.99)))", delivery,
                          o.watchers == 0 ? "—" : "\(grouped(o.delivered))/\(grouped(o.expectedDeliveries))",
-                         fixed(o.cpuPerRequestMicros, 0), o.cpuPerDeliveredEventMicros.map { fixed($0, 2) } ?? "—"])
+                         fixed(o.cpuPerRequestMicros, 0), o.cpuPerDeliveredEventMicros.map { fixed($0, 2) } ?? "—",
+                         fixed(o.benchCPUPerRequestMicros, 0)])
         }
         var text = runs.render()
         text += "\n\ndelivery: from the moment a write was acknowledged to its client to the moment a watcher read its event;"
-        text += "\nserver CPU µs/event/watcher: the server's CPU over the three phases divided by the events delivered to all watchers."
+        text += "\nserver CPU µs/event/watcher: the server's CPU over the three phases divided by the events delivered to all watchers;"
+        text += "\nbench CPU µs/request: this process's CPU over the three phases (its clients and its watchers' readers, which share the"
+        text += "\nserver's cores) per write request."
         if !lists.isEmpty {
             var table = TextTable([("backend", .left), ("pods", .right), ("MiB", .right), ("RV=0 median ms", .right),
                                    ("Exact (store) median ms", .right), ("Exact / RV=0", .right)])

@@ -10,6 +10,7 @@ import ArgumentParser
 import ClusterAPI
 import EtcdAPI
 import Foundation
+import HTTPKit
 import Synchronization
 
 /// `--watchers 0,10,100`: the watcher counts of a sweep, in the order given.
@@ -76,6 +77,8 @@ struct BenchAPIServerCommand: AsyncParsableCommand {
         var delivered = 0
         var expectedDeliveries = 0
         var serverCPUSeconds = 0.0
+        /// This process's CPU over the three phases: the clients and the watchers' readers.
+        var benchCPUSeconds = 0.0
     }
 
     /// The list phase of one backend: seconds per list, from the cache's answer
@@ -136,45 +139,34 @@ struct BenchAPIServerCommand: AsyncParsableCommand {
         let client = try KubeClient(try Connection.kubeconfig(at: server.directory + "/admin.kubeconfig"))
         _ = try await client.create(Namespace(metadata: ObjectMeta(name: namespace)))
         var outcome = Outcome(backend: backend, watchers: watchers, pods: pods)
-        let acknowledged = AckTimes()
+        let acknowledged = AckTimes(pods: pods)
         let start = try await client.list(Pod.self, namespace: namespace).metadata.resourceVersion
 
         // Watchers: each counts ADDED, MODIFIED and DELETED events and their delivery latency.
+        // Each reads its watch in place, on its connection's event loop (no task wake, copy or
+        // allocation per chunk or line), and finds in each line only the event's type and the
+        // pod's number: decoding every event into a Pod, or even splitting it into lines, would
+        // make the watchers, not the server, the bottleneck of this machine.
         let expected = 3 * pods
         let kubeconfig = server.directory + "/admin.kubeconfig"
-        let watchTasks = try await withThrowingTaskGroup(of: Task<(LatencyHistogram, Int), Never>.self) { group in
+        let watches = try await withThrowingTaskGroup(of: WatchTally.self) { group in
             for _ in 0..<watchers {
                 group.addTask {
                     let watchClient = try KubeClient(try Connection.kubeconfig(at: kubeconfig))
-                    // Raw lines: decoding every event into a Pod would make the watchers, not the
-                    // server, the bottleneck of this machine.
-                    // Batches: a chunk's lines at once, one wake of this reader per chunk.
-                    let batches = try await watchClient.watchLineBatches(Pod.self, namespace: namespace, resourceVersion: start, bookmarks: false)
-                    return Task {
-                        var histogram = LatencyHistogram()
-                        var seen = 0
-                        do {
-                            reading: for try await batch in batches {
-                                let now = monotonicNanos()
-                                for line in batch {
-                                    if let key = Self.eventKey(line), let acked = acknowledged.time(of: key) {
-                                        histogram.record(now > acked ? now - acked : 0)
-                                    }
-                                    seen += 1
-                                    if seen == expected { break reading }
-                                }
-                            }
-                        } catch {}
-                        return (histogram, seen)
-                    }
+                    let tally = WatchTally(expected: expected, acknowledged: acknowledged)
+                    let reading = try await watchClient.watchLinesInPlace(Pod.self, namespace: namespace, resourceVersion: start,
+                                                                          bookmarks: false) { lines in tally.read(lines) }
+                    tally.reading(reading)
+                    return tally
                 }
             }
-            var tasks: [Task<(LatencyHistogram, Int), Never>] = []
-            for try await task in group { tasks.append(task) }
-            return tasks
+            var tallies: [WatchTally] = []
+            for try await tally in group { tallies.append(tally) }
+            return tallies
         }
 
         let cpuBefore = server.cpuSeconds()
+        let ownCPUBefore = ProcessInfoReader.cpuSeconds(pid: "self") ?? 0
         for phase in ["create", "update", "delete"] {
             let started = monotonicNanos()
             let histogram = try await withThrowingTaskGroup(of: LatencyHistogram.self) { group in
@@ -187,14 +179,14 @@ struct BenchAPIServerCommand: AsyncParsableCommand {
                             switch phase {
                             case "create":
                                 _ = try await client.create(Self.pod(name, namespace: namespace))
-                                acknowledged.record("ADDED \(name)")
+                                acknowledged.record(.added, index)
                             case "update":
                                 _ = try await client.mergePatch(Pod.self, name: name, namespace: namespace,
                                                                 patch: ["metadata": ["labels": ["phase": "updated"]]])
-                                acknowledged.record("MODIFIED \(name)")
+                                acknowledged.record(.modified, index)
                             default:
                                 try await client.delete(Pod.self, name: name, namespace: namespace)
-                                acknowledged.record("DELETED \(name)")
+                                acknowledged.record(.deleted, index)
                             }
                             histogram.record(monotonicNanos() - before)
                         }
@@ -208,13 +200,15 @@ struct BenchAPIServerCommand: AsyncParsableCommand {
             outcome.phases.append((phase, Double(monotonicNanos() - started) / 1e9, histogram))
         }
         outcome.serverCPUSeconds = server.cpuSeconds() - cpuBefore
+        outcome.benchCPUSeconds = (ProcessInfoReader.cpuSeconds(pid: "self") ?? 0) - ownCPUBefore
         // Watchers get a few seconds to drain what is in flight.
         let drain = Task {
             try? await Task.sleep(for: .seconds(10))
-            for task in watchTasks { task.cancel() }
+            for watch in watches { watch.cancel() }
         }
-        for task in watchTasks {
-            let (histogram, seen) = await task.value
+        for watch in watches {
+            await watch.finished()
+            let (histogram, seen) = watch.result
             outcome.delivery.merge(histogram)
             outcome.delivered += seen
         }
@@ -270,46 +264,125 @@ struct BenchAPIServerCommand: AsyncParsableCommand {
     }
 }
 
-extension BenchAPIServerCommand {
-    /// "ADDED pod-7" from a watch line, by finding `,"type":"` near its end and the first
-    /// `"name":"` after `"metadata":` (the server writes keys sorted, and the pod's name is the
-    /// first name there).
-    static func eventKey(_ line: Data) -> String? {
-        line.withUnsafeBytes { (raw: UnsafeRawBufferPointer) -> String? in
-            guard let base = raw.baseAddress else { return nil }
-            /// The offset just after `marker` at or after `from`.
-            func after(_ marker: StaticString, from: Int) -> Int? {
-                let length = marker.utf8CodeUnitCount
-                var at = from
-                while at + length <= raw.count {
-                    guard let hit = memchr(base + at, Int32(marker.utf8Start[0]), raw.count - at - length + 1) else { return nil }
-                    at = base.distance(to: UnsafeRawPointer(hit))
-                    if memcmp(base + at, marker.utf8Start, length) == 0 { return at + length }
-                    at += 1
-                }
-                return nil
+/// The three kinds of event the phases make, in the order of the phases.
+enum BenchEventType: Int, CaseIterable {
+    case added, modified, deleted
+
+    /// The event and the pod's number (`pod-7`: 7) of a watch line, found by a byte scan: the
+    /// event's `"type":"` near the line's end (the server writes the event's keys sorted, so
+    /// the type follows the object), and the first `"name":"` after `"metadata":` (the pod's
+    /// keys are sorted too, and its name is the first name there). Nil for any other line.
+    static func parse(_ line: UnsafeRawBufferPointer) -> (type: BenchEventType, index: Int)? {
+        guard let base = line.baseAddress else { return nil }
+        /// The offset just after `marker` at or after `from`, found by `memchr` of its byte at
+        /// `anchor` (one that is rare before it in the line: the first byte, a quote, is everywhere).
+        func after(_ marker: StaticString, anchor: Int, from: Int) -> Int? {
+            let length = marker.utf8CodeUnitCount
+            var at = from
+            while at + length <= line.count {
+                guard let hit = memchr(base + at + anchor, Int32(marker.utf8Start[anchor]), line.count - at - length + 1) else { return nil }
+                at = base.distance(to: UnsafeRawPointer(hit)) - anchor
+                if memcmp(base + at, marker.utf8Start, length) == 0 { return at + length }
+                at += 1
             }
-            func string(at start: Int) -> String? {
-                guard start < raw.count, let quote = memchr(base + start, Int32(UInt8(ascii: "\"")), raw.count - start) else { return nil }
-                return String(decoding: raw[start..<base.distance(to: UnsafeRawPointer(quote))], as: UTF8.self)
-            }
-            // The server writes the event's keys sorted: its type comes last, after the object.
-            guard let typeStart = after(#","type":""#, from: max(0, raw.count - 32)), let type = string(at: typeStart),
-                  let metadata = after(#""metadata":"#, from: 0), let nameStart = after(#""name":""#, from: metadata),
-                  let name = string(at: nameStart) else { return nil }
-            return type + " " + name
+            return nil
         }
+        guard let typeStart = after(#","type":""#, anchor: 3, from: max(0, line.count - 32)), typeStart < line.count else { return nil }
+        let type: BenchEventType
+        switch line[typeStart] {
+        case UInt8(ascii: "A"): type = .added
+        case UInt8(ascii: "M"): type = .modified
+        case UInt8(ascii: "D"): type = .deleted
+        default: return nil
+        }
+        // `m` first appears in `"metadata"` (after `apiVersion` and `kind`); `-`, in the name,
+        // after only the creation timestamp's two.
+        guard let metadata = after(#""metadata":"#, anchor: 1, from: 0),
+              var at = after(#""name":"pod-"#, anchor: 11, from: metadata) else { return nil }
+        var index = 0
+        let digitsStart = at
+        while at < line.count, line[at] >= UInt8(ascii: "0"), line[at] <= UInt8(ascii: "9"), at - digitsStart < 9 {
+            index = index * 10 + Int(line[at] - UInt8(ascii: "0"))
+            at += 1
+        }
+        guard at > digitsStart, at < line.count, line[at] == UInt8(ascii: "\"") else { return nil }
+        return (type, index)
     }
 }
 
-/// When each write was acknowledged, by "EVENT name".
-private final class AckTimes: Sendable {
-    private let times = Mutex<[String: UInt64]>([:])
+/// When each write was acknowledged to its client, by event type and pod number (0: not yet).
+final class AckTimes: Sendable {
+    private let pods: Int
+    private let times: Mutex<[UInt64]>
 
-    func record(_ key: String) {
-        let now = monotonicNanos()
-        times.withLock { $0[key] = now }
+    init(pods: Int) {
+        self.pods = pods
+        self.times = Mutex([UInt64](repeating: 0, count: BenchEventType.allCases.count * pods))
     }
 
-    func time(of key: String) -> UInt64? { times.withLock { $0[key] } }
+    func record(_ type: BenchEventType, _ index: Int) {
+        let now = monotonicNanos()
+        times.withLock { $0[type.rawValue * pods + index] = now }
+    }
+
+    func time(of type: BenchEventType, _ index: Int) -> UInt64? {
+        guard index < pods else { return nil }
+        let time = times.withLock { $0[type.rawValue * pods + index] }
+        return time == 0 ? nil : time
+    }
+}
+
+/// One watcher of the benchmark: its lines are counted and timed where they arrive (on the
+/// connection's event loop); it stops reading once it has seen every event.
+final class WatchTally: Sendable {
+    private struct State {
+        var histogram = LatencyHistogram()
+        var seen = 0
+        var reading: HTTPStreamReading?
+    }
+
+    private let expected: Int
+    private let acknowledged: AckTimes
+    private let state = Mutex(State())
+
+    init(expected: Int, acknowledged: AckTimes) {
+        self.expected = expected
+        self.acknowledged = acknowledged
+    }
+
+    /// Counts and times the events of `lines`, all read at one moment.
+    func read(_ lines: WatchLineBytes) {
+        let now = monotonicNanos()
+        let done = state.withLock { s -> HTTPStreamReading? in
+            guard s.seen < expected else { return nil }
+            lines.forEachLine { line in
+                guard s.seen < expected else { return }
+                if let (type, index) = BenchEventType.parse(line), let acked = acknowledged.time(of: type, index) {
+                    s.histogram.record(now > acked ? now - acked : 0)
+                }
+                s.seen += 1
+            }
+            return s.seen == expected ? s.reading : nil
+        }
+        done?.cancel()
+    }
+
+    /// The watch being read (once it has started): cancelled at once if it has already seen everything.
+    func reading(_ reading: HTTPStreamReading) {
+        let done = state.withLock { s -> Bool in
+            s.reading = reading
+            return s.seen >= expected
+        }
+        if done { reading.cancel() }
+    }
+
+    func cancel() { state.withLock { $0.reading }?.cancel() }
+
+    /// Returns when the watch has ended (every event seen, cancelled, or closed by the server).
+    func finished() async {
+        guard let reading = state.withLock({ $0.reading }) else { return }
+        try? await reading.finished()
+    }
+
+    var result: (LatencyHistogram, Int) { state.withLock { ($0.histogram, $0.seen) } }
 }
