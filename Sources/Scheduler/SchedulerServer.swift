@@ -20,6 +20,7 @@ public final class SchedulerServer: ServiceLifecycle.Service, Sendable {
 
     private struct State {
         var running = false
+        var schedulingSince: ContinuousClock.Instant?
         var terms = 0
         var scheduled = 0
         var queue: SchedulingQueue?
@@ -36,6 +37,10 @@ public final class SchedulerServer: ServiceLifecycle.Service, Sendable {
 
     /// Whether the scheduler is running (this instance leads, or does not elect).
     public var isRunning: Bool { state.withLock { $0.running } }
+    /// When this term's scheduling began: the informers had synced and their first lists were
+    /// applied to the cache and the queue (kube-scheduler's `WaitForCacheSync` before its
+    /// scheduling loop); nil while not running.
+    public var schedulingSince: ContinuousClock.Instant? { state.withLock { $0.schedulingSince } }
     /// How many times scheduling started (a new term after each lost lease).
     public var terms: Int { state.withLock { $0.terms } }
     /// Pods bound by this instance.
@@ -109,6 +114,7 @@ public final class SchedulerServer: ServiceLifecycle.Service, Sendable {
         for pod in await pods.list() where cache.podChanged(pod) { await queue.add(PodInfo.key(of: pod)) }
         state.withLock {
             $0.running = true
+            $0.schedulingSince = .now
             $0.terms += 1
         }
         logger.info("scheduler starting", metadata: ["name": "\(configuration.schedulerName)", "parallelism": "\(configuration.parallelism)"])
@@ -150,6 +156,7 @@ public final class SchedulerServer: ServiceLifecycle.Service, Sendable {
         }
         state.withLock {
             $0.running = false
+            $0.schedulingSince = nil
             $0.queue = nil
             $0.cache = nil
         }

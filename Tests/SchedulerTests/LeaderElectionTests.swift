@@ -37,10 +37,13 @@ struct LeaderElectionTests {
             let first = await waitFor { (try? await client.get(Pod.self, name: "first", namespace: "default").spec.nodeName) == "n1" }
             #expect(first)
             #expect(a.isRunning && !b.isRunning)
+            // The leader's term began (caches synced) before it bound the pod; the waiting one has none.
+            #expect(a.schedulingSince.map { $0 < .now } == true && b.schedulingSince == nil)
             let lease = try await client.get(Lease.self, name: "ballast-scheduler", namespace: "kube-system")
             #expect(lease.spec.holderIdentity == "a")
             runA.cancel()
             _ = await runA.result
+            #expect(a.schedulingSince == nil)
             _ = try await client.create(makePod("second"))
             let second = await waitFor { (try? await client.get(Pod.self, name: "second", namespace: "default").spec.nodeName) == "n1" }
             #expect(second)
