@@ -156,7 +156,7 @@ final class KubeletBenchRun: @unchecked Sendable {
         defer { watching.cancel() }
         try await Task.sleep(for: .milliseconds(300))
         progress("kubelet: creating \(podCount) pods without volumes…")
-        let requestsBefore = try await apiRequests()
+        let requestsBefore = try await APIRequestCounts.read(client)
         let cpuBefore = kubelet.cpuSeconds
         let phaseBefore = cpuSample()
         let released = ContinuousClock.now
@@ -166,7 +166,7 @@ final class KubeletBenchRun: @unchecked Sendable {
         }
         let running = try await waitForRunning(watcher, count: podCount, what: "kubelet, no volume")
         if let phaseBefore, let after = cpuSample() { result.kubeletPhaseCPU = phaseBefore.delta(to: after) }
-        let requestsAtRunning = try await apiRequests()
+        let requestsAtRunning = try await APIRequestCounts.read(client)
         result.requestsAtRunning = Self.perPod(requestsAtRunning, since: requestsBefore, pods: podCount)
         result.requestsSettled = Self.perPod(try await settledRequests(), since: requestsBefore, pods: podCount)
         result.running = (0..<podCount).map { (running["plain-\($0)"]! - starts[$0]).seconds }
@@ -311,33 +311,15 @@ final class KubeletBenchRun: @unchecked Sendable {
 
     // MARK: Requests
 
-    /// The API server's request counters (`apiserver_request_total`), by "VERB resource".
-    private func apiRequests() async throws -> [String: Double] {
-        let response = try await client.send(.GET, "/metrics")
-        guard response.status.code == 200 else { throw BenchFailure("the API server's /metrics answered HTTP \(response.status.code)") }
-        var requests: [String: Double] = [:]
-        for line in String(decoding: response.body, as: UTF8.self).split(separator: "\n") where line.hasPrefix("apiserver_request_total{") {
-            func label(_ name: String) -> String {
-                guard let range = line.range(of: name + "=\"") else { return "" }
-                return String(line[range.upperBound...].prefix { $0 != "\"" })
-            }
-            guard let value = line.split(separator: " ").last.flatMap({ Double($0) }) else { continue }
-            let resource = label("resource")
-            guard !resource.isEmpty else { continue }   // non-resource paths: /metrics itself
-            requests["\(label("verb")) \(resource)", default: 0] += value
-        }
-        return requests
-    }
-
     /// The counters once the requests the kubelet still had queued (events are written in the
     /// background) are done: unchanged for 500 ms (the node's own writes, lease and status, come
     /// every 10 s), at most 10 s.
     private func settledRequests() async throws -> [String: Double] {
-        var last = try await apiRequests()
+        var last = try await APIRequestCounts.read(client)
         let deadline = ContinuousClock.now + .seconds(10)
         while ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(500))
-            let now = try await apiRequests()
+            let now = try await APIRequestCounts.read(client)
             if now == last { return now }
             last = now
         }

@@ -302,16 +302,7 @@ final class SchedulerBenchRun: @unchecked Sendable {
     }
 
     private func costSample() async throws -> CostSample {
-        let response = try await client.send(.GET, "/metrics")
-        var requests: [String: Double] = [:]
-        for line in String(decoding: response.body, as: UTF8.self).split(separator: "\n") where line.hasPrefix("apiserver_request_total{") {
-            func label(_ name: String) -> String {
-                guard let range = line.range(of: name + "=\"") else { return "" }
-                return String(line[range.upperBound...].prefix { $0 != "\"" })
-            }
-            guard let value = line.split(separator: " ").last.flatMap({ Double($0) }) else { continue }
-            requests["\(label("verb")) \(label("resource"))", default: 0] += value
-        }
+        let requests = try await APIRequestCounts.read(client)
         return CostSample(requests: requests, apiserverCPU: apiserver?.cpuSeconds ?? 0,
                           benchCPU: ProcessInfoReader.cpuSeconds(pid: "self") ?? 0)
     }
