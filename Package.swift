@@ -279,7 +279,8 @@ let package = Package(
         .testTarget(name: "CloudProviderTests", dependencies: ["CloudProvider", "HostSystem", "HTTPKit", "TestSupport"]),
         .testTarget(name: "APIClientTests", dependencies: [
             "APIClient", "ClusterAPI", "HTTPKit", "TestSupport", "APIServerTesting",
-            .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "CloudControllerManagerTests", dependencies: [
             "CloudControllerManager", "CloudProvider", "ClusterAPI", "APIClient", "TestSupport", "APIServerTesting",

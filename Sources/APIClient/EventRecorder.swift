@@ -171,10 +171,10 @@ public final class EventRecorder: Sendable {
             for await event in stream {
                 if Task.isCancelled { break }
                 let object = EventCorrelator.objectKey(event)
-                let related = inFlight[object] != nil
-                // The limit may have fallen since the last write started (the component became
-                // busy): wait until the writes in flight are below it, not for one to land.
-                while count > 0 && (related || count >= writeLimit) {
+                // Until this object's writes have landed (not every write in flight), and until
+                // the writes in flight are below the limit, which may have fallen since the last
+                // write started (the component became busy).
+                while count > 0 && (inFlight[object] != nil || count >= writeLimit) {
                     guard let result = await writes.next() else { break }
                     land(result)
                 }

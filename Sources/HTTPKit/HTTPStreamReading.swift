@@ -82,7 +82,7 @@ extension HTTPClient {
         let channel: any Channel
         do {
             channel = try await ClientBootstrap(group: loop)
-                .connectTimeout(.nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000))
+                .connectTimeout(.nanoseconds(timeout.nanosecondsClamped))
                 .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
@@ -111,6 +111,16 @@ extension HTTPClient {
             if !body.isEmpty { channel.write(HTTPClientRequestPart.body(.byteBuffer(ByteBuffer(bytes: body))), promise: nil) }
             channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
         }
+        // The head must come within the client's timeout, as `stream`'s must: a server that
+        // takes the connection and never answers fails the call instead of holding it.
+        let deadline = timeout
+        let headTimeout = loop.scheduleTask(in: .nanoseconds(deadline.nanosecondsClamped)) {
+            started.fail(HTTPClientError.timeout(host: host, port: port, after: deadline))
+            channel.close(promise: nil)
+        }
+        // Cancelled on the loop the moment the head (or a failure) settles `started`, so the
+        // timer cannot close a connection whose head has come.
+        started.futureResult.whenComplete { _ in headTimeout.cancel() }
         let start = try await withTaskCancellationHandler {
             try await started.futureResult.get()
         } onCancel: {
@@ -144,6 +154,7 @@ private final class InPlaceBodyReader: ChannelInboundHandler {
     /// The body of a refused (non-2xx) response.
     private var refusedBody: ByteBuffer?
     private var done = false
+    static let maxRefusedBody = 1 << 20
 
     init(host: String, port: Int, started: EventLoopPromise<HTTPStreamStart>, ended: EventLoopPromise<Void>,
          chunk: @escaping @Sendable (ByteBuffer) throws -> Void) {
@@ -168,7 +179,12 @@ private final class InPlaceBodyReader: ChannelInboundHandler {
             }
         case .body(var buffer):
             if refusedBody != nil {
-                refusedBody!.writeBuffer(&buffer)
+                // A refusal's body is a Status of a few hundred bytes; keep at most 1 MiB.
+                let room = max(0, Self.maxRefusedBody - refusedBody!.readableBytes)
+                if let kept = buffer.readSlice(length: min(room, buffer.readableBytes)) {
+                    var kept = kept
+                    refusedBody!.writeBuffer(&kept)
+                }
                 return
             }
             do {

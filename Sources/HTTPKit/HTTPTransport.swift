@@ -3,6 +3,7 @@
 // such as `KubeClient` take either, so controller tests run against the real API handler
 // without sockets, TLS or ports.
 import Foundation
+import NIOCore
 import Synchronization
 
 /// One request answered whole, or a response whose body streams (a watch).
@@ -12,6 +13,10 @@ public protocol HTTPTransport: Sendable {
     /// Sends `request`; returns the head at once and the body as it arrives. The body ends
     /// when the server ends it, or when the consumer stops iterating it.
     func stream(_ request: HTTPRequest) async throws -> HTTPStreamingResponse
+    /// Sends `request` and hands its body's chunks to `chunk` as they arrive (HTTPStreamReading.swift).
+    /// A requirement, not only an extension method, so that a call through `any HTTPTransport`
+    /// reaches `HTTPClient`'s own reading on the event loop rather than the default.
+    func readStream(_ request: HTTPRequest, chunk: @escaping @Sendable (ByteBuffer) throws -> Void) async throws -> HTTPStreamStart
 }
 
 extension HTTPClient: HTTPTransport {}

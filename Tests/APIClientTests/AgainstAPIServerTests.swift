@@ -4,6 +4,8 @@ import APIClient
 import ClusterAPI
 import Foundation
 import Logging
+import NIOPosix
+import Synchronization
 import Testing
 import TestSupport
 
@@ -79,8 +81,12 @@ import TestSupport
         let client = try KubeClient(try Connection.kubeconfig(at: server.kubeconfig))
         let start = try await client.list(ConfigMap.self, namespace: "default").metadata.resourceVersion
         let (lines, arriving) = AsyncStream<String>.makeStream()
+        // Over a real connection the lines are handed over on its event loop (HTTPClient's own
+        // reading), not through the transport's default reader task.
+        let offLoop = Mutex(0)
         let reading = try await client.watchLinesInPlace(ConfigMap.self, namespace: "default", resourceVersion: start,
                                                          bookmarks: false) { whole in
+            if MultiThreadedEventLoopGroup.currentEventLoop == nil { offLoop.withLock { $0 += 1 } }
             whole.forEachLine { arriving.yield(String(decoding: $0, as: UTF8.self)) }
         }
         let count = 200
@@ -97,6 +103,7 @@ import TestSupport
             if names.count == count { break }
         }
         #expect(names == (0..<count).map { "cm-\($0)" })
+        #expect(offLoop.withLock { $0 } == 0, "chunks handed over off the event loop: HTTPClient.readStream was not used")
         reading.cancel()
         try await reading.finished()
 

@@ -92,7 +92,9 @@ struct PodNetworkTests {
                 }
                 // The containers of a pod share its network namespace: one address, one loopback.
                 let duo = try await c.waitForPod("duo", "both containers running", timeout: .seconds(90)) { $0.isRunning("web") && $0.isRunning("peer") && $0.status.podIP != nil }
-                let local = try await c.kubectl("exec", "duo", "-c", "peer", "--", "wget", "-q", "-O", "-", "http://127.0.0.1:8080/")
+                // web is Running once its shell starts, a moment before httpd listens: try for 10 s.
+                let local = try await c.kubectl("exec", "duo", "-c", "peer", "--", "sh", "-c",
+                                                "for i in $(seq 50); do wget -q -O - http://127.0.0.1:8080/ && exit 0; sleep 0.2; done; exit 1")
                 #expect(local.stdout == "duo\n", "peer → web over the pod's loopback: \(local)")
                 for container in ["web", "peer"] {
                     let address = try await c.kubectl("exec", "duo", "-c", container, "--", "ip", "-4", "-o", "addr", "show", "eth0")

@@ -96,7 +96,10 @@ extension PodWorker {
         let statuses = pod.spec.containers.map { containerStatus($0, isInit: false) }
         let initStatuses = (pod.spec.initContainers ?? []).map { containerStatus($0, isInit: true) }
         let now = Time.now()
-        let existing = pod.status.conditions ?? []
+        // The conditions this kubelet wrote last are newer than the informer's copy of the pod
+        // until the informer brings the write back (the answer is not decoded): their
+        // transition times are the ones to keep.
+        let existing = (try? written?["conditions"]?.decode(as: [PodCondition].self)) ?? pod.status.conditions ?? []
         func condition(_ type: String, _ ok: Bool, reason: String? = nil, message: String? = nil) -> PodCondition {
             let status = ok ? "True" : "False"
             let previous = existing.first { $0.type == type }
