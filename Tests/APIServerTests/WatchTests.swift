@@ -83,9 +83,15 @@ final class LineCollector: Sendable {
             // A second change pushes the first out of the window: resuming before it is 410.
             _ = await f.request(.PATCH, "/api/v1/namespaces/default/persistentvolumeclaims/data",
                                 body: #"{"metadata":{"labels":{"step":"2"}}}"#, contentType: "application/merge-patch+json")
+            // A consistent list waits until the cache has applied the store's current revision:
+            // until then the window may still hold the first change, and resuming from `rv`
+            // would rightly be served, not refused.
+            _ = await f.request(.GET, "/api/v1/namespaces/default/persistentvolumeclaims")
             let (expired, expiredTask) = try await startWatch(f, "/api/v1/namespaces/default/persistentvolumeclaims?watch=true&resourceVersion=\(rv)")
             let error = await expired.wait(for: 1)
-            _ = try? await expiredTask.value  // the stream ends by itself
+            // The refused stream ends by itself; one that was served would not, so it is cancelled.
+            if error.first?["type"] != "ERROR" { expiredTask.cancel() }
+            _ = try? await expiredTask.value
             #expect(error.first?["type"] == "ERROR")
             #expect(error.first?["object"]?["code"] == 410)
             #expect(error.first?["object"]?["reason"] == "Expired")
