@@ -206,18 +206,12 @@ public struct HTTPClient: Sendable {
     }
 
     private func connect() async throws -> NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart> {
-        let tls = self.tls
-        let serverName = host.contains(":") || host.allSatisfy({ $0.isNumber || $0 == "." }) ? nil : host
+        let addHandlers = clientHandlers()
         do {
-            return try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-                .connectTimeout(.nanoseconds(timeout.nanosecondsClamped))
-                .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+            return try await bootstrap(MultiThreadedEventLoopGroup.singleton)
                 .connect(host: host, port: port) { channel in
                     channel.eventLoop.makeCompletedFuture {
-                        if let tls {
-                            try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: tls, serverHostname: serverName))
-                        }
-                        try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                        try addHandlers(channel)
                         return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(wrappingChannelSynchronously: channel)
                     }
                 }
@@ -226,21 +220,47 @@ public struct HTTPClient: Sendable {
         }
     }
 
+    /// A bootstrap with this client's connect timeout and no Nagle delay.
+    func bootstrap(_ group: any EventLoopGroup) -> ClientBootstrap {
+        ClientBootstrap(group: group)
+            .connectTimeout(.nanoseconds(timeout.nanosecondsClamped))
+            .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+    }
+
+    /// Adds TLS (when configured; the server name for SNI unless the host is an address) and
+    /// the HTTP/1 client codec to a new channel's pipeline, on its event loop.
+    func clientHandlers() -> @Sendable (any Channel) throws -> Void {
+        let tls = self.tls
+        let serverName = host.contains(":") || host.allSatisfy({ $0.isNumber || $0 == "." }) ? nil : host
+        return { channel in
+            if let tls {
+                try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: tls, serverHostname: serverName))
+            }
+            try channel.pipeline.syncOperations.addHTTPClientHandlers()
+        }
+    }
+
     /// The most a response's Content-Length makes a client reserve before the body arrives.
     static let maxReservedBody = 64 << 20
 
     static func write(_ request: HTTPRequest, host: String, port: Int, keepAlive: Bool,
                               to outbound: NIOAsyncChannelOutboundWriter<HTTPClientRequestPart>) async throws {
+        // Head, body and end in one write: one flush, so one TLS write and one segment where
+        // three would do (the server then reads the request at once).
+        try await outbound.write(contentsOf: requestParts(request, host: host, port: port, keepAlive: keepAlive))
+    }
+
+    /// The parts of `request` on the wire: its head with Host, Content-Length and Connection
+    /// set, its body if any, the end.
+    static func requestParts(_ request: HTTPRequest, host: String, port: Int, keepAlive: Bool) -> [HTTPClientRequestPart] {
         var headers = request.headers
         headers.replaceOrAdd(name: "Host", value: "\(host):\(port)")
         headers.replaceOrAdd(name: "Content-Length", value: String(request.body.count))
         headers.replaceOrAdd(name: "Connection", value: keepAlive ? "keep-alive" : "close")
-        // Head, body and end in one write: one flush, so one TLS write and one segment where
-        // three would do (the server then reads the request at once).
         var parts: [HTTPClientRequestPart] = [.head(HTTPRequestHead(version: .http1_1, method: request.method, uri: request.uri, headers: headers))]
         if !request.body.isEmpty { parts.append(.body(.byteBuffer(ByteBuffer(bytes: request.body)))) }
         parts.append(.end(nil))
-        try await outbound.write(contentsOf: parts)
+        return parts
     }
 }
 

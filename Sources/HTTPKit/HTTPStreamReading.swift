@@ -73,23 +73,17 @@ extension HTTPClient {
     /// throws closes the connection and `finished()` throws its error.
     public func readStream(_ request: HTTPRequest,
                            chunk: @escaping @Sendable (ByteBuffer) throws -> Void) async throws -> HTTPStreamStart {
-        let tls = self.tls
         let (host, port) = (self.host, self.port)
-        let serverName = host.contains(":") || host.allSatisfy({ $0.isNumber || $0 == "." }) ? nil : host
+        let addHandlers = clientHandlers()
         let loop = MultiThreadedEventLoopGroup.singleton.next()
         let started = loop.makePromise(of: HTTPStreamStart.self)
         let ended = loop.makePromise(of: Void.self)
         let channel: any Channel
         do {
-            channel = try await ClientBootstrap(group: loop)
-                .connectTimeout(.nanoseconds(timeout.nanosecondsClamped))
-                .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+            channel = try await bootstrap(loop)
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
-                        if let tls {
-                            try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: tls, serverHostname: serverName))
-                        }
-                        try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                        try addHandlers(channel)
                         try channel.pipeline.syncOperations.addHandler(
                             InPlaceBodyReader(host: host, port: port, started: started, ended: ended, chunk: chunk))
                     }
@@ -100,16 +94,10 @@ extension HTTPClient {
             ended.fail(error)
             throw HTTPClientError.connect(host: host, port: port, underlying: "\(error)")
         }
-        var headers = request.headers
-        headers.replaceOrAdd(name: "Host", value: "\(host):\(port)")
-        headers.replaceOrAdd(name: "Content-Length", value: String(request.body.count))
-        headers.replaceOrAdd(name: "Connection", value: "close")
-        let head = HTTPRequestHead(version: .http1_1, method: request.method, uri: request.uri, headers: headers)
-        let body = request.body
+        let parts = Self.requestParts(request, host: host, port: port, keepAlive: false)
         loop.execute {
-            channel.write(HTTPClientRequestPart.head(head), promise: nil)
-            if !body.isEmpty { channel.write(HTTPClientRequestPart.body(.byteBuffer(ByteBuffer(bytes: body))), promise: nil) }
-            channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
+            for part in parts { channel.write(part, promise: nil) }
+            channel.flush()
         }
         // The head must come within the client's timeout, as `stream`'s must: a server that
         // takes the connection and never answers fails the call instead of holding it.
