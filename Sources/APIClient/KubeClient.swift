@@ -122,16 +122,6 @@ public struct KubeClient: Sendable {
                              timeoutSeconds: timeoutSeconds)
     }
 
-    /// A watch as batches of raw JSON lines: the lines of each chunk the server wrote, handed
-    /// over at once (one wake of the reader per chunk rather than per line), for readers that
-    /// follow many watches at once.
-    public func watchLineBatches<T: APIObject>(_ type: T.Type, namespace: String? = nil, resourceVersion: String? = nil,
-                                               bookmarks: Bool = true) async throws -> AsyncThrowingStream<[Data], any Error> {
-        let response = try await openWatch(path: ResourcePath.collection(type, namespace: namespace), labelSelector: nil, fieldSelector: nil,
-                                           resourceVersion: resourceVersion, bookmarks: bookmarks, timeoutSeconds: nil)
-        return Self.lines(of: response) { batch, continuation in continuation.yield(batch) }
-    }
-
     /// A watch read in place: `consume` gets the stream's complete lines as they arrive, from
     /// the connection's event loop over `HTTPClient` (it must not block), without a task, a copy
     /// or an allocation per chunk or line: for readers that follow many watches at once and look
@@ -165,25 +155,14 @@ public struct KubeClient: Sendable {
                     timeoutSeconds: Int?) async throws -> AsyncThrowingStream<Data, any Error> {
         let response = try await openWatch(path: path, labelSelector: labelSelector, fieldSelector: fieldSelector,
                                            resourceVersion: resourceVersion, bookmarks: bookmarks, timeoutSeconds: timeoutSeconds)
-        return Self.lines(of: response) { batch, continuation in
-            for line in batch { continuation.yield(line) }
-        }
-    }
-
-    /// The lines of a watch response's body, handed to `deliver` a chunk's worth at a time.
-    private static func lines<Element: Sendable>(
-        of response: HTTPStreamingResponse,
-        _ deliver: @escaping @Sendable ([Data], AsyncThrowingStream<Element, any Error>.Continuation) -> Void
-    ) -> AsyncThrowingStream<Element, any Error> {
-        AsyncThrowingStream { continuation in
+        return AsyncThrowingStream { continuation in
             let reader = Task {
                 var lines = LineSplitter()
                 do {
                     for try await chunk in response.body {
-                        let batch = try lines.split(chunk)
-                        if !batch.isEmpty { deliver(batch, continuation) }
+                        for line in try lines.split(chunk) { continuation.yield(line) }
                     }
-                    if let last = lines.remainder { deliver([last], continuation) }
+                    if let last = lines.remainder { continuation.yield(last) }
                     continuation.finish()
                 } catch {
                     continuation.finish(throwing: error)
