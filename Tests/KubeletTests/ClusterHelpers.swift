@@ -41,6 +41,12 @@ extension ProcessCluster {
         let events = try await client.list(Event.self, namespace: "default", fieldSelector: "involvedObject.name=\(name)")
         return events.items.map { "\($0.reason ?? ""): \($0.message ?? "")" }
     }
+
+    /// Whether object `name` gets an event matching `matches` within `timeout`: the kubelet's
+    /// events are background writes that can land after the status they explain.
+    func hasEvent(of name: String, timeout: Duration = .seconds(15), _ matches: @escaping @Sendable (String) -> Bool) async -> Bool {
+        await waitUntil(timeout: timeout) { (try? await self.events(of: name))?.contains(where: matches) ?? false }
+    }
 }
 
 extension Pod {

@@ -233,19 +233,17 @@ struct NodeTests {
             let nocommand = try await c.waitForPod("nocommand", "Failed") { $0.status.phase == "Failed" }
             #expect(nocommand.terminatedReason("c") == "StartError")
             #expect(nocommand.containerStatus("c")?["state"]?["terminated"]?["message"]?.stringValue?.contains("/no/such/binary") == true)
-            #expect(try await c.events(of: "nocommand").contains { $0.hasPrefix("Failed: ") && $0.contains("/no/such/binary") })
+            #expect(await c.hasEvent(of: "nocommand") { $0.hasPrefix("Failed: ") && $0.contains("/no/such/binary") })
             try await c.waitForPod("oom", "OOMKilled") { $0.terminatedReason("c") == "OOMKilled" }
             try await c.waitForPod("liveness", "restarted by its liveness probe", timeout: .seconds(60)) { $0.restartCount("c") >= 1 }
-            #expect(try await c.events(of: "liveness").contains { $0.hasPrefix("Killing: Container c failed liveness probe") })
+            #expect(await c.hasEvent(of: "liveness") { $0.hasPrefix("Killing: Container c failed liveness probe") })
             let unready = try await c.waitForPod("unready", "running") { $0.isRunning("c") }
             #expect(!unready.isReady)
-            #expect(try await c.events(of: "unready").contains { $0.hasPrefix("Unhealthy: Readiness probe failed") })
+            #expect(await c.hasEvent(of: "unready") { $0.hasPrefix("Unhealthy: Readiness probe failed") })
             let noimage = try await c.waitForPod("noimage", "waiting on ErrImageNeverPull") { $0.waitingReason("c") == "ErrImageNeverPull" }
             let message = noimage.containerStatus("c")?["state"]?["waiting"]?["message"]?.stringValue ?? ""
             #expect(message.contains("registry.example/app:1.0") && message.contains("ballast images import"), "\(message)")
-            let mountFailed = await waitUntil(timeout: .seconds(30)) {
-                (try? await c.events(of: "nfs"))?.contains { $0.hasPrefix("FailedMount: ") && $0.contains("nfs") } ?? false
-            }
+            let mountFailed = await c.hasEvent(of: "nfs", timeout: .seconds(30)) { $0.hasPrefix("FailedMount: ") && $0.contains("nfs") }
             let nfsEvents = (try? await c.events(of: "nfs")) ?? []
             #expect(mountFailed, "no FailedMount event naming the volume type: \(nfsEvents)")
             try await c.waitForPod("healthy", "ready") { $0.isReady }
@@ -260,8 +258,9 @@ struct NodeTests {
             let envs = try await c.kubectl("logs", "envs").stdout
             #expect(envs == "fast s3cret fast unset\n", "\(envs)")
             // A key that is no variable name is skipped, with Kubernetes' event.
-            #expect(try await c.events(of: "envs").contains(
-                "InvalidEnvironmentVariableNames: Keys [1st] from the EnvFrom secret default/creds were skipped since they are considered invalid environment variable names."))
+            #expect(await c.hasEvent(of: "envs") {
+                $0 == "InvalidEnvironmentVariableNames: Keys [1st] from the EnvFrom secret default/creds were skipped since they are considered invalid environment variable names."
+            })
             let badenv = try await c.waitForPod("badenv", "waiting on CreateContainerConfigError") { $0.waitingReason("c") == "CreateContainerConfigError" }
             let badMessage = badenv.containerStatus("c")?["state"]?["waiting"]?["message"]?.stringValue ?? ""
             #expect(badMessage == "couldn't find key nope in ConfigMap default/settings", "\(badMessage)")
