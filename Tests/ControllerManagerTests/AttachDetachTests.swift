@@ -70,6 +70,28 @@ struct AttachDetachTests {
         }
     }
 
+    /// With seed 3 the cloud's fault dice fail the first attach with an internal error (then a
+    /// throttling or two, as the retries roll again) before one goes through: the retries attach
+    /// within milliseconds, and what failed before must still be told. (The attacher records the
+    /// error with a merge patch: an update from a sync whose copy was a write behind got a 409
+    /// and lost it, and `ballast up --cloud-faults` showed faults without any event.)
+    @Test("An attach that fails, then succeeds: FailedAttachVolume on the pod with the cloud's error, then attached")
+    func attachFailsThenSucceeds() async throws {
+        try await withHarness(attaching, simulator: SimulatorConfiguration(faults: [.attach: 0.5], faultSeed: 3)) { h in
+            try await h.addNode("node-a")
+            let volume = try await h.boundClaim("data")
+            _ = try await h.client.create(makePod("app", claims: ["data"], node: "node-a"))
+            await h.eventually("attached") { try await h.attachments(of: volume).first?.status?.attached == true }
+            let attachment = try #require(try await h.attachments(of: volume).first)
+            #expect(attachment.status?.attachError == nil, "a successful attach clears the error")
+            await h.eventually("FailedAttachVolume on the pod, naming the cloud's error") {
+                await h.hasEvent("Pod", "app", reason: "FailedAttachVolume",
+                                 containing: "AttachVolume.Attach failed for volume \"\(volume)\" : rpc error: code = Internal desc = cloud: injected fault")
+            }
+            await h.eventually("SuccessfulAttachVolume on the pod") { await h.hasEvent("Pod", "app", reason: "SuccessfulAttachVolume") }
+        }
+    }
+
     @Test("Detach waits while the node lists the volume in volumesInUse, then removes everything")
     func detachWaitsForUnmount() async throws {
         try await withHarness(attaching) { h in

@@ -103,13 +103,23 @@ struct ClusterLifecycleTests {
             for i in 1...pods { await cluster.waitReady("p\(i)", namespace: ns, timeout: .seconds(240)) }
             let phases = await cluster.get("pvc", namespace: ns, "{.items[*].status.phase}")
             #expect(phases == Array(repeating: "Bound", count: pods).joined(separator: " "), "\(phases)")
-            let injected = ((try? String(contentsOfFile: cluster.data + "/logs/cloud.log", encoding: .utf8)) ?? "")
-                .components(separatedBy: "injected fault").count - 1
+            let injectedLines = ((try? String(contentsOfFile: cluster.data + "/logs/cloud.log", encoding: .utf8)) ?? "")
+                .split(separator: "\n").filter { $0.contains("injected fault") }
+            let injected = injectedLines.count
             let events = try await cluster.ok(["get", "events", "-n", ns])
             let retried = events.components(separatedBy: "injected fault").count - 1
             print("cloud faults: \(injected) injected faults in the cloud's log, \(retried) events name one")
             if injected > 0 {
-                #expect(retried > 0, "the cloud injected \(injected) faults, no event says so:\n\(events)")
+                if retried == 0 {
+                    // Which requests failed, and what the components that made them logged of it.
+                    var logs = ""
+                    for component in ["csi-controller", "controller-manager", "cloud-controller-manager"] {
+                        let log = (try? String(contentsOfFile: cluster.data + "/logs/\(component).log", encoding: .utf8)) ?? ""
+                        let lines = log.split(separator: "\n").filter { $0.contains("injected") || $0.contains("error") || $0.contains("warning") }
+                        logs += "$ grep injected|error|warning \(component).log\n\(lines.suffix(20).joined(separator: "\n"))\n"
+                    }
+                    Issue.record("the cloud injected \(injected) faults, no event says so:\n\(injectedLines.joined(separator: "\n"))\n\(events)\n\(logs)")
+                }
             }
         }
     }

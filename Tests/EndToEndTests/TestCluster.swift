@@ -102,12 +102,33 @@ final class TestCluster: Sendable {
         do {
             try await ok(["delete", "pod", "-n", namespace, pod, "--wait=true", "--timeout=90s"], timeout: .seconds(100))
             let back = await waitReady(pod, namespace: namespace, timeout: .seconds(180), sourceLocation: sourceLocation)
+            if back, await get("pod/" + pod, namespace: namespace, "{.spec.nodeName}") == node {
+                // Judged before the uncordon, with what explains it: whether the node was still
+                // cordoned, who placed the pod there, and what the scheduler said.
+                Issue.record("\(pod) came back on its cordoned node \(node)\n\(await placementDiagnostics(pod, namespace: namespace, node: node))",
+                             sourceLocation: sourceLocation)
+            }
             try await ok(["uncordon", node])
             return (node, back)
         } catch {
             _ = try? await ok(["uncordon", node])
             throw error
         }
+    }
+
+    /// Why `pod` is on `node`: the node's schedulability and taints, the pod's events and
+    /// scheduling fields, and the scheduler's and controller manager's last words.
+    func placementDiagnostics(_ pod: String, namespace: String, node: String) async -> String {
+        var text = "node \(node): unschedulable=\(await get("node/" + node, "{.spec.unschedulable}")) taints=\(await get("node/" + node, "{.spec.taints}"))\n"
+        text += "pod: uid=\(await get("pod/" + pod, namespace: namespace, "{.metadata.uid}")) created=\(await get("pod/" + pod, namespace: namespace, "{.metadata.creationTimestamp}"))"
+            + " schedulerName=\(await get("pod/" + pod, namespace: namespace, "{.spec.schedulerName}"))\n"
+        let events = try? await kubectl(["get", "events", "-n", namespace, "--field-selector", "involvedObject.name=" + pod, "--sort-by=.lastTimestamp"])
+        text += "$ kubectl get events (\(pod))\n\(events?.stdout ?? "")\(events?.stderr ?? "")\n"
+        for component in ["scheduler", "controller-manager"] {
+            let log = (try? String(contentsOfFile: data + "/logs/\(component).log", encoding: .utf8)) ?? ""
+            text += "$ tail \(component).log\n\(log.split(separator: "\n").suffix(15).joined(separator: "\n"))\n"
+        }
+        return text
     }
 
     /// `wget` of `url` in `pod` (busybox's wget crashes with `-T`: kubectl's timeout bounds it).

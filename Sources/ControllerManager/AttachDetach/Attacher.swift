@@ -139,13 +139,22 @@ final class Attacher: Sendable {
 
     /// Records the failure in `status.attachError` and throws it (the queue retries).
     private func attachFailed(_ attachment: VolumeAttachment, _ message: String) async throws -> Never {
-        var failed = attachment
-        var status = failed.status ?? VolumeAttachmentStatus()
-        status.attached = false
-        status.attachError = VolumeError(time: Time.now(), message: message)
-        failed.status = status
-        if let written = try? await client.updateStatus(failed) { _ = written }
+        await recordError(attachment, ["attached": false, "attachError": try JSONValue(encoding: VolumeError(time: Time.now(), message: message))])
         throw BinderError(message)
+    }
+
+    /// Writes an attach or detach error into the attachment's status with a merge patch, as
+    /// external-attacher does: an update carries the resourceVersion this sync read (often the
+    /// informer's, a write behind), so a 409 would lose the error, and with it the
+    /// `FailedAttachVolume` event the attach/detach controller writes from it, whenever the retry
+    /// that follows succeeds. Best effort: the error is thrown to the queue either way.
+    private func recordError(_ attachment: VolumeAttachment, _ status: [String: JSONValue]) async {
+        let name = attachment.metadata.name ?? ""
+        do {
+            _ = try await client.mergePatch(VolumeAttachment.self, name: name, patch: ["status": .object(status)], subresource: "status")
+        } catch {
+            logger.info("could not record the error in the attachment's status", metadata: ["attachment": "\(name)", "error": "\(error)"])
+        }
     }
 
     // MARK: Detach
@@ -173,11 +182,7 @@ final class Attacher: Sendable {
                 })
             } catch {
                 let message = CSIError(error).description
-                var failed = attachment
-                var status = failed.status ?? VolumeAttachmentStatus()
-                status.detachError = VolumeError(time: Time.now(), message: message)
-                failed.status = status
-                _ = try? await client.updateStatus(failed)
+                await recordError(attachment, ["detachError": try JSONValue(encoding: VolumeError(time: Time.now(), message: message))])
                 throw BinderError(message)
             }
         }
