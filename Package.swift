@@ -108,7 +108,7 @@ let package = Package(
         .target(
             name: "Scheduler",
             dependencies: [
-                "ClusterAPI", "APIClient",
+                "ClusterAPI", "APIClient", "Primitives",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
@@ -292,7 +292,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "SchedulerTests", dependencies: [
-            "Scheduler", "APIClient", "ClusterAPI", "TestSupport", "APIServerTesting",
+            "Scheduler", "APIClient", "ClusterAPI", "TestSupport", "APIServerTesting", "Primitives",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "CSIDriverTests", dependencies: [

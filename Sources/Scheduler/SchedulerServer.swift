@@ -7,6 +7,7 @@ import APIClient
 import ClusterAPI
 import Foundation
 import Logging
+import Primitives
 import ServiceLifecycle
 import Synchronization
 
@@ -169,17 +170,4 @@ public final class SchedulerServer: ServiceLifecycle.Service, Sendable {
     func countScheduled() { state.withLock { $0.scheduled += 1 } }
 
     func randomIndex(_ count: Int) -> Int { random.withLock { Int($0.next() % UInt64(count)) } }
-}
-
-/// A small seeded generator (SplitMix64): the tie-break between nodes of equal score.
-struct SplitMix64: Sendable {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
 }

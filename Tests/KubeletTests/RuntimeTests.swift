@@ -179,7 +179,14 @@ struct RuntimeTests {
         try await withCleanup {
             let (config, layers) = try await node.config(["sleep", "1000"])
             let record = try await node.runtime.start(config, layers: layers)
-            guard case .running = node.runtime.state(record.id) else { Issue.record("not running"); return }
+            guard case .running(let running) = node.runtime.state(record.id) else { Issue.record("not running"); return }
+            // `runc run --detach` returns once the container's init was told to exec, which it
+            // may not have done yet: a TERM then reaches runc's init (Go), which exits with 2 as
+            // PID 1 (it ignores the signal it re-raises). The test is about `sleep` as PID 1.
+            let execed = await waitUntil(timeout: .seconds(10), interval: .milliseconds(10)) {
+                (try? String(contentsOfFile: "/proc/\(running.pid)/comm", encoding: .utf8)) == "sleep\n"
+            }
+            #expect(execed, "the container's init did not become sleep")
             let started = ContinuousClock.now
             let exit = await node.runtime.stop(record.id, grace: .seconds(1))
             #expect(exit?.exitCode == 137)

@@ -2,6 +2,7 @@
 // them; the queue's backoff; the failure message's order.
 import APIClient
 import ClusterAPI
+import Primitives
 import Testing
 @testable import Scheduler
 

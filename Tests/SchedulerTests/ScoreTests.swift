@@ -1,6 +1,7 @@
 // Scores on a state built in memory: LeastAllocated, NodeAffinity's preferred terms, and the
 // node a ReadWriteOnce volume is attached to.
 import ClusterAPI
+import Primitives
 import Testing
 @testable import Scheduler
 
