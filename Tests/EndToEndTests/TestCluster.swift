@@ -99,13 +99,15 @@ final class TestCluster: Sendable {
     func moveOffItsNode(_ pod: String, namespace: String, sourceLocation: SourceLocation = #_sourceLocation) async throws -> (from: String, back: Bool) {
         let node = await get("pod/" + pod, namespace: namespace, "{.spec.nodeName}")
         try await ok(["cordon", node])
+        let cordoned = Date()
         do {
             try await ok(["delete", "pod", "-n", namespace, pod, "--wait=true", "--timeout=90s"], timeout: .seconds(100))
             let back = await waitReady(pod, namespace: namespace, timeout: .seconds(180), sourceLocation: sourceLocation)
             if back, await get("pod/" + pod, namespace: namespace, "{.spec.nodeName}") == node {
                 // Judged before the uncordon, with what explains it: whether the node was still
                 // cordoned, who placed the pod there, and what the scheduler said.
-                Issue.record("\(pod) came back on its cordoned node \(node)\n\(await placementDiagnostics(pod, namespace: namespace, node: node))",
+                let diagnostics = await placementDiagnostics(pod, namespace: namespace, node: node)
+                Issue.record("\(pod) came back on its cordoned node \(node) (cordoned at \(cordoned.ISO8601Format()))\n\(diagnostics)",
                              sourceLocation: sourceLocation)
             }
             try await ok(["uncordon", node])
@@ -122,7 +124,8 @@ final class TestCluster: Sendable {
         var text = "node \(node): unschedulable=\(await get("node/" + node, "{.spec.unschedulable}")) taints=\(await get("node/" + node, "{.spec.taints}"))\n"
         text += "pod: uid=\(await get("pod/" + pod, namespace: namespace, "{.metadata.uid}")) created=\(await get("pod/" + pod, namespace: namespace, "{.metadata.creationTimestamp}"))"
             + " schedulerName=\(await get("pod/" + pod, namespace: namespace, "{.spec.schedulerName}"))\n"
-        let events = try? await kubectl(["get", "events", "-n", namespace, "--field-selector", "involvedObject.name=" + pod, "--sort-by=.lastTimestamp"])
+        let events = try? await kubectl(["get", "events", "-n", namespace, "--field-selector", "involvedObject.name=" + pod, "--sort-by=.lastTimestamp",
+                                         "-o", "custom-columns=TIME:.lastTimestamp,REASON:.reason,SOURCE:.source.component,MESSAGE:.message"])
         text += "$ kubectl get events (\(pod))\n\(events?.stdout ?? "")\(events?.stderr ?? "")\n"
         for component in ["scheduler", "controller-manager"] {
             let log = (try? String(contentsOfFile: data + "/logs/\(component).log", encoding: .utf8)) ?? ""
