@@ -79,13 +79,17 @@ final class WatchCache: Sendable {
             self.queue = queue
             self.after = after
             self.log = log
+            self.prefixBytes = prefix == keyPrefix ? [] : Array(prefix.utf8)
         }
+
+        /// `prefix`'s bytes, empty when it is the whole resource (every key of it has it).
+        private let prefixBytes: [UInt8]
 
         /// What this watch sends of `change` (nil: nothing): the same test whether the event is
         /// pushed to it or read from the log.
         @inline(__always)
         func sees(_ change: CachedEvent) -> (type: String, object: CachedObject)? {
-            guard change.revision > after, change.key.utf8.starts(with: prefix.utf8) else { return nil }
+            guard change.revision > after, prefixBytes.isEmpty || WatchCache.hasPrefix(change.key, prefixBytes) else { return nil }
             return change.seen(by: selection)
         }
     }
@@ -101,6 +105,14 @@ final class WatchCache: Sendable {
             }
         }
         return (fast ?? nil) ?? a.utf8.lexicographicallyPrecedes(b.utf8)
+    }
+
+    /// Whether `key` starts with the bytes `prefix`: one `memcmp` where the key is contiguous.
+    static func hasPrefix(_ key: String, _ prefix: [UInt8]) -> Bool {
+        let fast = key.utf8.withContiguousStorageIfAvailable { k -> Bool in
+            k.count >= prefix.count && (prefix.isEmpty || prefix.withUnsafeBufferPointer { p in memcmp(k.baseAddress!, p.baseAddress!, p.count) == 0 })
+        }
+        return fast ?? key.utf8.starts(with: prefix)
     }
 
     /// How a watch starts.
@@ -355,6 +367,13 @@ final class WatchCache: Sendable {
             guard s.ready, s.revision >= revision else { return nil }
             return .some(s.resources[keyPrefix]?.objects[key])
         }
+    }
+
+    /// The cached version of `key`, if the cache is filled and holds it: possibly behind the
+    /// store (a write whose event the cache has not applied yet), so only for a start that a
+    /// compare-and-swap on its revision checks.
+    func cached(keyPrefix: String, key: String) -> CachedObject? {
+        state.withLock { s in s.ready ? s.resources[keyPrefix]?.objects[key] : nil }
     }
 
     /// The current versions of the keys that may match, in key order (selectors not applied
