@@ -63,17 +63,34 @@ final class WatchCache: Sendable {
         /// The watched keys: a resource's `keyPrefix`, or one namespace of it.
         let prefix: String
         let selection: Selection
+        /// Its control items (bookmarks, its end), and its events unless it reads them from `log`.
         let queue: WatchQueue<WatchItem>
         /// Events at or below this revision are not sent (the client has them).
         let after: Int64
+        /// The resource's event log, when the watch reads its events from there (a `DirectWatch`)
+        /// rather than having them pushed onto its queue.
+        let log: EventLog?
 
-        init(id: Int, keyPrefix: String, prefix: String, selection: Selection, queue: WatchQueue<WatchItem>, after: Int64) {
+        init(id: Int, keyPrefix: String, prefix: String, selection: Selection, queue: WatchQueue<WatchItem>, after: Int64, log: EventLog?) {
             self.id = id
             self.keyPrefix = keyPrefix
             self.prefix = prefix
             self.selection = selection
             self.queue = queue
             self.after = after
+            self.log = log
+            self.prefixBytes = prefix == keyPrefix ? [] : Array(prefix.utf8)
+        }
+
+        /// `prefix`'s bytes, empty when it is the whole resource (every key of it has it).
+        private let prefixBytes: [UInt8]
+
+        /// What this watch sends of `change` (nil: nothing): the same test whether the event is
+        /// pushed to it or read from the log.
+        @inline(__always)
+        func sees(_ change: CachedEvent) -> (type: String, object: CachedObject)? {
+            guard change.revision > after, prefixBytes.isEmpty || WatchCache.hasPrefix(change.key, prefixBytes) else { return nil }
+            return change.seen(by: selection)
         }
     }
 
@@ -90,6 +107,14 @@ final class WatchCache: Sendable {
         return (fast ?? nil) ?? a.utf8.lexicographicallyPrecedes(b.utf8)
     }
 
+    /// Whether `key` starts with the bytes `prefix`: one `memcmp` where the key is contiguous.
+    static func hasPrefix(_ key: String, _ prefix: [UInt8]) -> Bool {
+        let fast = key.utf8.withContiguousStorageIfAvailable { k -> Bool in
+            k.count >= prefix.count && (prefix.isEmpty || prefix.withUnsafeBufferPointer { p in memcmp(k.baseAddress!, p.baseAddress!, p.count) == 0 })
+        }
+        return fast ?? key.utf8.starts(with: prefix)
+    }
+
     /// How a watch starts.
     enum Start: Sendable {
         /// The current objects first (as ADDED), then the changes.
@@ -101,9 +126,30 @@ final class WatchCache: Sendable {
     /// A registered watch, with what it must send before anything queued.
     struct Registration: Sendable {
         let watcher: Watcher
-        let backlog: [WatchItem]
+        private(set) var backlog: [WatchItem]
+        /// For a watch that reads the log: where it starts reading, right after the backlog.
+        private(set) var cursor: EventLog.Cursor?
         /// The cache's revision at registration: what the current objects were read at.
         let revision: Int64
+
+        init(watcher: Watcher, backlog: [WatchItem], cursor: EventLog.Cursor?, revision: Int64) {
+            self.watcher = watcher
+            self.backlog = backlog
+            self.cursor = cursor
+            self.revision = revision
+        }
+
+        /// The cursor, left here no more (a cursor holds the log from its position on).
+        mutating func takeCursor() -> EventLog.Cursor? {
+            defer { cursor = nil }
+            return cursor
+        }
+
+        /// The backlog, left here no more (it holds its objects).
+        mutating func takeBacklog() -> [WatchItem] {
+            defer { backlog = [] }
+            return backlog
+        }
     }
 
     /// The fields served from an index rather than a scan, per resource.
@@ -122,7 +168,10 @@ final class WatchCache: Sendable {
         var windowBytes = 0
         /// Every event of this resource after this revision is in the window.
         var windowStart: Int64
+        /// Every watch of the resource, and those of them whose events are pushed onto their queue
+        /// (the others read `EventLog`).
         var watchers: [Int: Watcher] = [:]
+        var pushed: [Int: Watcher] = [:]
 
         init(windowStart: Int64) { self.windowStart = windowStart }
 
@@ -164,6 +213,8 @@ final class WatchCache: Sendable {
         var waiters: [Int: (target: Int64, continuation: CheckedContinuation<Bool, Never>)] = [:]
         var readyWaiters: [Int: CheckedContinuation<Bool, Never>] = [:]
         var nextID = 0
+        /// Each resource's event log, made when a watch first asks for it, kept across rebuilds.
+        var logs: [String: EventLog] = [:]
         var feed: Task<Void, Never>?
         var stopped = false
     }
@@ -207,7 +258,10 @@ final class WatchCache: Sendable {
             s.stopped = true
             s.ready = false
             let w = s.resources.values.flatMap { $0.watchers.values }
-            for key in s.resources.keys { s.resources[key]?.watchers = [:] }
+            for key in s.resources.keys {
+                s.resources[key]?.watchers = [:]
+                s.resources[key]?.pushed = [:]
+            }
             let waiting = Array(s.waiters.values.map(\.continuation))
             let readyWaiting = Array(s.readyWaiters.values)
             s.waiters = [:]
@@ -315,6 +369,13 @@ final class WatchCache: Sendable {
         }
     }
 
+    /// The cached version of `key`, if the cache is filled and holds it: possibly behind the
+    /// store (a write whose event the cache has not applied yet), so only for a start that a
+    /// compare-and-swap on its revision checks.
+    func cached(keyPrefix: String, key: String) -> CachedObject? {
+        state.withLock { s in s.ready ? s.resources[keyPrefix]?.objects[key] : nil }
+    }
+
     /// The current versions of the keys that may match, in key order (selectors not applied
     /// yet): one key for `metadata.name=` in a namespace, the index for an indexed field's `=`,
     /// else the prefix's range of the ordered objects (shared with the cache, not copied).
@@ -338,12 +399,14 @@ final class WatchCache: Sendable {
     /// Registers a watch on `prefix` of the resource at `keyPrefix`. Throws 410 Expired for a
     /// start the window no longer covers. Everything queued after the returned backlog
     /// follows it without a gap or a repeat.
+    /// With `log` (this resource's `eventLog`), the watch's events are not pushed onto `queue`: it
+    /// reads them from the log from the returned cursor on, and `queue` gets only its control items.
     func register(keyPrefix: String, prefix: String, selection: Selection, start: Start,
-                  queue: WatchQueue<WatchItem>) throws(APIError) -> Registration {
+                  queue: WatchQueue<WatchItem>, log: EventLog? = nil) throws(APIError) -> Registration {
         // What the watch must send first is taken with its registration, under one lock, so
         // that the queue continues it exactly; the selectors are applied after, outside it.
         enum Backlog { case current(ArraySlice<CachedObject>), changes([CachedEvent]) }
-        let registered = state.withLock { s -> Result<(Watcher, Backlog, Int64), APIError> in
+        let registered = state.withLock { s -> Result<(Watcher, Backlog, Int64, EventLog.Cursor?), APIError> in
             if s.stopped { return .failure(APIError(.serviceUnavailable, "the API server is shutting down")) }
             s.nextID += 1
             let backlog: Backlog
@@ -360,11 +423,12 @@ final class WatchCache: Sendable {
                 after = revision
                 backlog = .changes(resource.window[resource.windowHead...].compactMap { $0.flatMap { $0.revision > revision ? $0 : nil } })
             }
-            let watcher = Watcher(id: s.nextID, keyPrefix: keyPrefix, prefix: prefix, selection: selection, queue: queue, after: after)
+            let watcher = Watcher(id: s.nextID, keyPrefix: keyPrefix, prefix: prefix, selection: selection, queue: queue, after: after, log: log)
             s.resources[keyPrefix, default: Resource(windowStart: s.loadedAt)].watchers[watcher.id] = watcher
-            return .success((watcher, backlog, s.revision))
+            if log == nil { s.resources[keyPrefix]!.pushed[watcher.id] = watcher }
+            return .success((watcher, backlog, s.revision, log?.cursor()))
         }
-        let (watcher, backlog, revision) = try registered.get()
+        let (watcher, backlog, revision, cursor) = try registered.get()
         var items: [WatchItem] = []
         switch backlog {
         case .current(let objects):
@@ -376,11 +440,24 @@ final class WatchCache: Sendable {
                 if let seen = event.seen(by: selection) { items.append(.event(type: seen.type, object: seen.object)) }
             }
         }
-        return Registration(watcher: watcher, backlog: items, revision: revision)
+        return Registration(watcher: watcher, backlog: items, cursor: cursor, revision: revision)
     }
 
     func unregister(_ watcher: Watcher) {
-        state.withLock { _ = $0.resources[watcher.keyPrefix]?.watchers.removeValue(forKey: watcher.id) }
+        state.withLock { s in
+            _ = s.resources[watcher.keyPrefix]?.watchers.removeValue(forKey: watcher.id)
+            _ = s.resources[watcher.keyPrefix]?.pushed.removeValue(forKey: watcher.id)
+        }
+    }
+
+    /// The event log of the resource at `keyPrefix` (one per resource for the cache's life).
+    func eventLog(_ keyPrefix: String) -> EventLog {
+        state.withLock { s in
+            if let log = s.logs[keyPrefix] { return log }
+            let log = EventLog()
+            s.logs[keyPrefix] = log
+            return log
+        }
     }
 
     /// Queues a BOOKMARK for `watcher` at the cache's revision. Queued under the lock that
@@ -534,8 +611,9 @@ final class WatchCache: Sendable {
                 return (event, keyPrefix, nil)
             }
         }
-        state.withLock { s in
-            guard s.ready else { return }
+        let logs = state.withLock { s -> [EventLog] in
+            guard s.ready else { return [] }
+            var logs: [EventLog] = []
             for (event, keyPrefix, object) in decoded {
                 let key = String(decoding: event.kv.key, as: UTF8.self)
                 var resource = s.resources.removeValue(forKey: keyPrefix) ?? Resource(windowStart: s.loadedAt)
@@ -547,16 +625,23 @@ final class WatchCache: Sendable {
                 }
                 let change = CachedEvent(revision: event.kv.modRevision, key: key, current: object, previous: previous)
                 append(change, to: &resource, keyPrefix: keyPrefix)
-                for watcher in resource.watchers.values where change.revision > watcher.after && key.hasPrefix(watcher.prefix) {
-                    guard let seen = change.seen(by: watcher.selection) else { continue }
+                if let log = s.logs[keyPrefix] {
+                    log.append(change)
+                    if !logs.contains(where: { $0 === log }) { logs.append(log) }
+                }
+                for watcher in resource.pushed.values {
+                    guard let seen = watcher.sees(change) else { continue }
                     if !watcher.queue.push(.event(type: seen.type, object: seen.object), cost: seen.object.cost) {
                         resource.watchers[watcher.id] = nil  // overflowed or finished: its response ends
+                        resource.pushed[watcher.id] = nil
                     }
                 }
                 s.resources[keyPrefix] = resource
             }
             s.revision = max(s.revision, last)
+            return logs
         }
+        for log in logs { log.notify() }
         wakeWaiters()
     }
 

@@ -51,12 +51,18 @@ extension APIHandler {
             defer { metrics.watchEnded() }
             let lines = WatchLines(table: table, include: include, kind: kind, groupVersion: groupVersion, custom: info.printerColumns,
                                    setsVersion: info.schema != nil)
-            let queue = WatchQueue<WatchItem>(limits: limits)
+            // Written from the connection's event loop (`writer.direct`), a watch reads its events
+            // from the resource's log; elsewhere they are pushed onto its queue.
+            let log: EventLog? = writer.direct == nil ? nil : cache.eventLog(keyPrefix)
+            var marker: (@Sendable () -> Int)?
+            if let log { marker = { @Sendable in log.end } }
+            let queue = WatchQueue<WatchItem>(limits: limits, marker: marker)
             let token = hub.register { queue.finish(with: .end) }
             defer { hub.unregister(token) }
-            let registration: WatchCache.Registration
+            var registration: WatchCache.Registration
             do throws(APIError) {
-                registration = try cache.register(keyPrefix: keyPrefix, prefix: prefix, selection: selection, start: start, queue: queue)
+                registration = try cache.register(keyPrefix: keyPrefix, prefix: prefix, selection: selection, start: start, queue: queue,
+                                                  log: log)
             } catch {
                 var out = Data()
                 lines.append(.failed(error), to: &out)
@@ -64,6 +70,26 @@ extension APIHandler {
                 return
             }
             let watcher = registration.watcher
+            // Written from the connection's loop by its flusher, with every other watch of that
+            // loop: no task of its own. Attached now, so that the flusher holds it to its bounds
+            // while its backlog is written; it writes once that is done.
+            var direct: (watch: DirectWatch, flusher: WatchFlusher)?
+            // The cursor moves to the watch: one left here would hold every segment of the log
+            // from the start for the watch's life.
+            if let body = writer.direct, let log, let cursor = registration.takeCursor() {
+                let watch = DirectWatch(watcher: watcher, log: log, cursor: cursor, lines: lines, body: body)
+                let flusher = flushers.flusher(for: body.eventLoop)
+                queue.onReady { flusher.kick() }
+                queue.onOverflow {
+                    watch.complete(.overflowed)
+                    metrics.watchTerminated(resource: resource)
+                    logger.warning("closed a watch whose client does not read fast enough",
+                                   metadata: ["resource": "\(resource)", "bufferedEvents": "\(limits.events)",
+                                              "bufferedBytes": "\(limits.bytes)"])
+                }
+                flusher.attach(watch)
+                direct = (watch, flusher)
+            }
             let timer = Task {
                 try? await Task.sleep(for: .seconds(timeoutSeconds))
                 queue.finish(with: .end)
@@ -81,10 +107,14 @@ extension APIHandler {
                 timer.cancel()
                 ticker.cancel()
                 queue.finish()
+                if let direct {
+                    direct.watch.complete(.cancelled)  // if nothing else ended it (its backlog could not be written)
+                    direct.flusher.kick()  // it leaves the flusher at its next round
+                }
             }
             // The backlog first, through the response's own writer (waiting while the client
             // does not read); then what the cache queues.
-            var backlog = registration.backlog
+            var backlog = registration.takeBacklog()
             if sendInitialEvents == true {
                 backlog.append(.bookmark(revision: registration.revision, initialEventsEnd: true))
             }
@@ -96,26 +126,14 @@ extension APIHandler {
                 for item in batch { lines.append(item, to: &out) }
                 try await writer.write(Data(out.readableBytesView))
             }
-            if let direct = writer.direct {
-                // Written from the connection's event loop by its flusher, with every other
-                // watch of that loop: no task of its own.
-                let watch = DirectWatch(queue: queue, lines: lines, body: direct)
-                let flusher = flushers.flusher(for: direct.eventLoop)
-                queue.onReady { flusher.kick() }
-                queue.onOverflow {
-                    watch.complete(.overflowed)
-                    metrics.watchTerminated(resource: resource)
-                    logger.warning("closed a watch whose client does not read fast enough",
-                                   metadata: ["resource": "\(resource)", "bufferedEvents": "\(limits.events)",
-                                              "bufferedBytes": "\(limits.bytes)"])
-                }
-                flusher.attach(watch)
+            backlog = []  // written: its objects are not held for the watch's life
+            if let (watch, flusher) = direct {
+                flusher.activate(watch)
                 let outcome = await withTaskCancellationHandler {
                     await watch.outcome()
                 } onCancel: {
                     watch.complete(.cancelled)
                 }
-                flusher.kick()  // it leaves the flusher at its next round
                 // A client that fell `limits` behind is cut off: the connection closes and the
                 // client re-lists, as with Kubernetes' unresponsive watchers.
                 if outcome == .overflowed { throw WatchTerminated() }
@@ -257,17 +275,7 @@ struct WatchLines: Sendable {
     func append(_ item: WatchItem, to out: inout ByteBuffer) {
         switch item {
         case .event(let type, let object):
-            if table {
-                let rows = TablePrinter.table(kind: kind, objects: [object.object],
-                                              listMeta: ["resourceVersion": .string(String(object.revision))], include: include, custom: custom)
-                line(type, rows, to: &out)
-            } else {
-                out.writeStaticString(#"{"object":"#)
-                out.writeBytes(APIHandler.servedBytes(object, groupVersion: groupVersion, custom: setsVersion))
-                out.writeStaticString(#","type":""#)
-                out.writeString(type)
-                out.writeStaticString("\"}\n")
-            }
+            appendEvent(type: type, object: object, to: &out)
         case .bookmark(let revision, let initialEventsEnd):
             var metadata: JSONValue = ["resourceVersion": .string(String(revision))]
             if initialEventsEnd { metadata["annotations"] = ["k8s.io/initial-events-end": "true"] }
@@ -276,6 +284,25 @@ struct WatchLines: Sendable {
             line("ERROR", (try? JSONValue(encoding: error.status)) ?? [:], to: &out)
         case .end:
             break
+        }
+    }
+
+    /// One event's line: the object's cached bytes, shared by every watcher, unless the watch asked for Tables.
+    func appendEvent(type: String, object: CachedObject, to out: inout ByteBuffer) {
+        if table {
+            let rows = TablePrinter.table(kind: kind, objects: [object.object],
+                                          listMeta: ["resourceVersion": .string(String(object.revision))], include: include, custom: custom)
+            line(type, rows, to: &out)
+        } else {
+            out.writeStaticString(#"{"object":"#)
+            if setsVersion {
+                out.writeBytes(APIHandler.servedBytes(object, groupVersion: groupVersion, custom: true))
+            } else {
+                out.writeBytes(object.bytes)
+            }
+            out.writeStaticString(#","type":""#)
+            out.writeString(type)
+            out.writeStaticString("\"}\n")
         }
     }
 

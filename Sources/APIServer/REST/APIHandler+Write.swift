@@ -114,19 +114,34 @@ extension APIHandler {
     func guaranteedUpdateWritten(_ info: ResourceInfo, namespace: String?, name: String, c: RequestContext, precondition: String?,
                                  transform: (JSONValue) throws(APIError) -> JSONValue) async throws(APIError) -> ObjectStore.Written {
         let key = info.key(namespace: namespace, name: name)
+        var mayUseCache = !c.dryRun
         for _ in 0..<16 {
-            guard let stored = try await store.get(key) else { throw APIError.notFound(info, name) }
-            let currentRV = String(stored.modRevision)
-            if let precondition, !precondition.isEmpty, precondition != currentRV { throw APIError.conflict(info, name) }
-            // A custom resource is changed as its request's version shows it.
-            var candidate = try transform(Self.served(stored.object, info))
-            try Self.refuseUnknownFields(candidate, info: info, c: c)
+            // The cache's version first (no store read), as Kubernetes' GuaranteedUpdate takes the
+            // cacher's: it may be behind, which the write's compare-and-swap finds out; anything
+            // decided from it other than a write (a conflict, an error, nothing to change) is
+            // decided again from the store's version.
+            let (stored, current) = try await versionForWrite(info, key: key, name: name, mayUseCache: mayUseCache)
+            mayUseCache = false
+            let prepared: JSONValue
             let allocates = Self.isService(info) && c.attributes.subresource.isEmpty
-            if allocates { candidate = ServiceAllocator.prepareForUpdate(candidate, old: stored.object) }
-            var updated = try Mutation.prepareUpdate(candidate, old: stored.object, info: info, subresource: c.attributes.subresource)
-            try NodeRestriction.admit(user: c.user, attributes: c.attributes, resource: info, old: stored.object, new: updated)
-            try await admitUpdate(old: stored.object, new: updated, info: info, subresource: c.attributes.subresource)
-            if Mutation.sameObject(updated, stored.object) { return ObjectStore.Written(unwritten: stored.object) }
+            do throws(APIError) {
+                let currentRV = String(stored.modRevision)
+                if let precondition, !precondition.isEmpty, precondition != currentRV { throw APIError.conflict(info, name) }
+                // A custom resource is changed as its request's version shows it.
+                var candidate = try transform(Self.served(stored.object, info))
+                try Self.refuseUnknownFields(candidate, info: info, c: c)
+                if allocates { candidate = ServiceAllocator.prepareForUpdate(candidate, old: stored.object) }
+                prepared = try Mutation.prepareUpdate(candidate, old: stored.object, info: info, subresource: c.attributes.subresource)
+                try NodeRestriction.admit(user: c.user, attributes: c.attributes, resource: info, old: stored.object, new: prepared)
+                try await admitUpdate(old: stored.object, new: prepared, info: info, subresource: c.attributes.subresource)
+            } catch where !current {
+                continue
+            }
+            if Mutation.sameObject(prepared, stored.object) {
+                if !current { continue }
+                return ObjectStore.Written(unwritten: stored.object)
+            }
+            var updated = prepared
             if Self.readyToRemove(updated) {
                 if c.dryRun { return ObjectStore.Written(unwritten: updated) }
                 // The last finalizer of an object being deleted went: the delete completes.
@@ -153,6 +168,18 @@ extension APIHandler {
             if let precondition, !precondition.isEmpty { throw APIError.conflict(info, name) }
         }
         throw APIError(.conflict, "Operation cannot be fulfilled on \(info.qualifiedResource) \"\(name)\": too many concurrent writers; retry")
+    }
+
+    /// The version of `key` a write starts from, and whether it is the store's (`current`): the
+    /// watch cache's when `mayUseCache` and the cache holds the key (no store read, no decoding;
+    /// possibly behind the store), else the store's. 404 only from the store.
+    func versionForWrite(_ info: ResourceInfo, key: String, name: String,
+                         mayUseCache: Bool) async throws(APIError) -> (stored: ObjectStore.Stored, current: Bool) {
+        if mayUseCache, let cached = watchCache.cached(keyPrefix: info.keyPrefix, key: key) {
+            return (ObjectStore.Stored(object: cached.object, modRevision: cached.revision), false)
+        }
+        guard let stored = try await store.get(key) else { throw APIError.notFound(info, name) }
+        return (stored, true)
     }
 
     /// An object with a deletion timestamp, no finalizers and no grace period left.
@@ -326,17 +353,28 @@ extension APIHandler {
             return DeleteOutcome(object: try await deleteNamespace(name, options: options, c: c), deleted: false)
         }
         let key = info.key(namespace: namespace, name: name)
+        var mayUseCache = !options.dryRun
         for _ in 0..<16 {
-            guard let stored = try await store.get(key) else { throw APIError.notFound(info, name) }
+            // The cache's version first, as in `guaranteedUpdateWritten`: the delete's
+            // compare-and-swap finds out if it is behind; any other outcome decided from it is
+            // decided again from the store's version.
+            let (stored, current) = try await versionForWrite(info, key: key, name: name, mayUseCache: mayUseCache)
+            mayUseCache = false
             var object = stored.object
             let meta = object["metadata"]
             if let uid = options.preconditionUID, uid != meta?["uid"]?.stringValue {
+                if !current { continue }
                 throw APIError(.conflict, "Precondition failed: UID in precondition: \(uid), UID in object meta: \(meta?["uid"]?.stringValue ?? "")")
             }
             if let rv = options.preconditionRV, rv != String(stored.modRevision) {
+                if !current { continue }
                 throw APIError(.conflict, "Precondition failed: ResourceVersion in precondition: \(rv), ResourceVersion in object meta: \(stored.modRevision)")
             }
-            try NodeRestriction.admit(user: c.user, attributes: c.attributes, resource: info, old: object, new: nil)
+            do throws(APIError) {
+                try NodeRestriction.admit(user: c.user, attributes: c.attributes, resource: info, old: object, new: nil)
+            } catch where !current {
+                continue
+            }
             let finalizers = (meta?["finalizers"]?.arrayValue ?? []).compactMap(\.stringValue)
             let deleting = meta?["deletionTimestamp"] != nil
             let existingGrace = meta?["deletionGracePeriodSeconds"]?.int64Value ?? 0
@@ -351,13 +389,17 @@ extension APIHandler {
             if deleting {
                 // A graceful deletion pending: only a shorter grace period changes it (and
                 // the finalizers stay as they are). One held by finalizers alone keeps grace 0.
-                if existingGrace > 0 && grace >= existingGrace { return DeleteOutcome(object: object, deleted: false) }
+                if existingGrace > 0 && grace >= existingGrace {
+                    if !current { continue }
+                    return DeleteOutcome(object: object, deleted: false)
+                }
                 if existingGrace == 0 { grace = 0 }
             }
             let newFinalizers = Self.garbageCollectionFinalizers(finalizers, policy: options.propagationPolicy)
             let remaining = newFinalizers ?? finalizers
             if !remaining.isEmpty || grace > 0 {
                 if deleting && grace == 0 && existingGrace == 0 && newFinalizers == nil {
+                    if !current { continue }
                     return DeleteOutcome(object: object, deleted: false)  // nothing to change
                 }
                 if let newFinalizers { object["metadata"]?["finalizers"] = .array(newFinalizers.map { .string($0) }) }

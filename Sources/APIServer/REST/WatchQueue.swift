@@ -23,7 +23,8 @@ public struct WatchBufferLimits: Sendable, Equatable {
 final class WatchQueue<Item: Sendable>: Sendable {
     private struct State {
         /// Popped items leave it at once (a slot left behind would keep its object alive).
-        var items = CircularBuffer<(item: Item, cost: Int)>()
+        /// `mark`: where the item stands in the watch's `EventLog` (its end when the item was queued).
+        var items = CircularBuffer<(item: Item, cost: Int, mark: Int)>()
         var bytes = 0
         var waiter: CheckedContinuation<Item?, Never>?
         var finished = false
@@ -35,8 +36,15 @@ final class WatchQueue<Item: Sendable>: Sendable {
 
     let limits: WatchBufferLimits
     private let state = Mutex(State())
+    /// For a watch that reads its events from an `EventLog` and gets only its control items (its
+    /// bookmarks, its end) here: the log's end, taken with each item, so that the item is written
+    /// after the log's events before it and before those after.
+    private let marker: (@Sendable () -> Int)?
 
-    init(limits: WatchBufferLimits) { self.limits = limits }
+    init(limits: WatchBufferLimits, marker: (@Sendable () -> Int)? = nil) {
+        self.limits = limits
+        self.marker = marker
+    }
 
     /// Adds an event of `cost` bytes. False when the queue is over its limits (the watch is
     /// then over: `overflowed` is set and the overflow handler has run) or finished.
@@ -60,7 +68,7 @@ final class WatchQueue<Item: Sendable>: Sendable {
                 return (true, w, nil)
             }
             if s.items.isEmpty { ready = s.onReady }
-            s.items.append((item, cost))
+            s.items.append((item, cost, marker?() ?? 0))
             s.bytes += cost
             return (true, nil, nil)
         }
@@ -80,7 +88,7 @@ final class WatchQueue<Item: Sendable>: Sendable {
         let waiter = state.withLock { s -> CheckedContinuation<Item?, Never>? in
             if s.finished { return nil }
             s.finished = true
-            if let last, s.waiter == nil { s.items.append((last, 0)) }
+            if let last, s.waiter == nil { s.items.append((last, 0, marker?() ?? 0)) }
             let w = s.waiter
             s.waiter = nil
             if w == nil { ready = s.onReady }
@@ -111,6 +119,37 @@ final class WatchQueue<Item: Sendable>: Sendable {
 
     var overflowed: Bool { state.withLock { $0.overflowed } }
 
+    /// Ends the queue as an overflow (its watch fell too far behind an `EventLog` it reads):
+    /// `overflowed` is set and the overflow handler runs, once.
+    func overflow() {
+        let (waiter, handler) = state.withLock { s -> (CheckedContinuation<Item?, Never>?, (@Sendable () -> Void)?) in
+            if s.overflowed { return (nil, nil) }
+            s.overflowed = true
+            s.finished = true
+            s.items.removeAll()
+            s.bytes = 0
+            let handler = s.onOverflow
+            s.onOverflow = nil
+            let w = s.waiter
+            s.waiter = nil
+            return (w, handler)
+        }
+        waiter?.resume(returning: nil)
+        handler?()
+    }
+
+    /// The mark of the first item waiting (see `marker`), nil when none is.
+    var firstMark: Int? { state.withLock { $0.items.first?.mark } }
+
+    /// The first item waiting, without waiting for one.
+    func popFirst() -> Item? {
+        state.withLock { s in
+            guard !s.overflowed, let (item, cost, _) = s.items.popFirst() else { return nil }
+            s.bytes -= cost
+            return item
+        }
+    }
+
     /// Events and bytes waiting.
     var pending: (events: Int, bytes: Int) { state.withLock { ($0.items.count, $0.bytes) } }
 
@@ -127,7 +166,7 @@ final class WatchQueue<Item: Sendable>: Sendable {
         state.withLock { s in
             var batch: [Item] = []
             guard !s.overflowed else { return batch }
-            while batch.count < max, let (item, cost) = s.items.popFirst() {
+            while batch.count < max, let (item, cost, _) = s.items.popFirst() {
                 s.bytes -= cost
                 batch.append(item)
             }
@@ -141,7 +180,7 @@ final class WatchQueue<Item: Sendable>: Sendable {
             await withCheckedContinuation { (continuation: CheckedContinuation<Item?, Never>) in
                 let ready: Item?? = state.withLock { s in
                     if s.overflowed || Task.isCancelled { return .some(nil) }
-                    if let (item, cost) = s.items.popFirst() {
+                    if let (item, cost, _) = s.items.popFirst() {
                         s.bytes -= cost
                         return .some(item)
                     }
