@@ -32,7 +32,7 @@ package enum UnsyncedFile {
     private static func write(_ bytes: UnsafeRawBufferPointer, to path: String, atomically: Bool) throws {
         let base = bytes.baseAddress?.assumingMemoryBound(to: CChar.self)
         if atomically {
-            guard ckl_write_file_atomic(path, base ?? "", bytes.count, 0) == 0 else { throw failure(path, errno) }
+            guard ckl_write_file_atomic(path, base, bytes.count, 0) == 0 else { throw failure(path, errno) }
             return
         }
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
