@@ -57,11 +57,10 @@ struct ContainerBuilder {
         mounts.append(OCISpec.Mount(destination: "/etc/hosts", type: "bind", source: sandbox.hostsFile, options: ["rbind", "rprivate", "rw"]))
         let hostnameFile = podDirectory + "/etc-hostname"
         // Written once per pod, not synced (UnsyncedFile): a machine crash may leave it empty,
-        // so it is written again whenever its size is not the name's.
-        let hostname = (pod.metadata.name ?? "") + "\n"
+        // so it is written again when it is missing or empty.
         var existing = stat()
-        if stat(hostnameFile, &existing) != 0 || Int(existing.st_size) != hostname.utf8.count {
-            try UnsyncedFile.write(hostname, to: hostnameFile, atomically: true)
+        if stat(hostnameFile, &existing) != 0 || existing.st_size == 0 {
+            try UnsyncedFile.write((pod.metadata.name ?? "") + "\n", to: hostnameFile, atomically: true)
         }
         mounts.append(OCISpec.Mount(destination: "/etc/hostname", type: "bind", source: hostnameFile, options: ["rbind", "rprivate", "rw"]))
         if FileManager.default.fileExists(atPath: sandbox.resolvConfFile) {

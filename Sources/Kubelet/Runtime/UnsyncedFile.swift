@@ -5,8 +5,8 @@
 // data, its inode and a cache flush of the whole disk: 1–10 ms of waiting on this machine, in
 // uninterruptible sleep on one of the cooperative pool's threads (two on two cores), during
 // which no other pod's work, no informer event and no shim's "started" line is handled. Four
-// of them per pod were most of the kubelet's off-CPU time in a burst of 30 pods
-// (docs/kubelet-bench.md, "the wait that is not CPU"). None of these files needs to survive a
+// of them per pod were two thirds of the kubelet's uninterruptible sleep in a burst of 30 pods
+// while other work kept the disk busy (docs/kubelet-bench.md, "the wait that is not CPU"). None of these files needs to survive a
 // machine crash: the crash ends the pod's namespaces and containers, and the kubelet writes them
 // again when it makes the sandbox and the containers anew.
 import CKubelet
