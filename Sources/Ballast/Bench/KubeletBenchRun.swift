@@ -424,8 +424,10 @@ final class RuncFloor: Sendable {
         guard options.withCString({ mount("overlay", bundle + "/rootfs", "overlay", 0, $0) }) == 0 else {
             throw BenchFailure("cannot mount overlayfs at \(bundle)/rootfs: \(String(cString: strerror(errno)))")
         }
-        try "127.0.0.1\tlocalhost\n127.0.0.1\t\(name)\n".write(toFile: bundle + "/hosts", atomically: false, encoding: .utf8)
-        try (name + "\n").write(toFile: bundle + "/hostname", atomically: false, encoding: .utf8)
+        // Written as the kubelet writes its pods' files (UnsyncedFile: no fsync, which Foundation's
+        // writes do), so that the two sides differ by what the kubelet does, not by how a file is written.
+        try UnsyncedFile.write("127.0.0.1\tlocalhost\n127.0.0.1\t\(name)\n", to: bundle + "/hosts", atomically: false)
+        try UnsyncedFile.write(name + "\n", to: bundle + "/hostname", atomically: false)
         let files = [OCISpec.Mount(destination: "/etc/hosts", type: "bind", source: bundle + "/hosts", options: ["rbind", "rprivate", "rw"]),
                      OCISpec.Mount(destination: "/etc/hostname", type: "bind", source: bundle + "/hostname", options: ["rbind", "rprivate", "rw"]),
                      OCISpec.Mount(destination: "/etc/resolv.conf", type: "bind", source: "/etc/resolv.conf", options: ["rbind", "rprivate", "ro"])]
@@ -437,7 +439,7 @@ final class RuncFloor: Sendable {
         for index in spec.linux.namespaces.indices { spec.linux.namespaces[index].path = nil }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        try encoder.encode(spec).write(to: URL(fileURLWithPath: bundle + "/config.json"))
+        try UnsyncedFile.write(try encoder.encode(spec), to: bundle + "/config.json", atomically: false)
         let runc = try ChildProcess([binary, "--root", stateRoot, "run", "--detach", "--bundle", bundle, name],
                                     standardOutput: .file(bundle + "/output.log"), standardError: .sameAsOutput)
         let termination = try await runc.wait()

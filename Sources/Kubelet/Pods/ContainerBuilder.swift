@@ -56,8 +56,11 @@ struct ContainerBuilder {
         var mounts = try volumeMounts(container)
         mounts.append(OCISpec.Mount(destination: "/etc/hosts", type: "bind", source: sandbox.hostsFile, options: ["rbind", "rprivate", "rw"]))
         let hostnameFile = podDirectory + "/etc-hostname"
-        if !FileManager.default.fileExists(atPath: hostnameFile) {
-            try ((pod.metadata.name ?? "") + "\n").write(toFile: hostnameFile, atomically: true, encoding: .utf8)
+        // Written once per pod, not synced (UnsyncedFile): a machine crash may leave it empty,
+        // so it is written again when it is missing or empty.
+        var existing = stat()
+        if stat(hostnameFile, &existing) != 0 || existing.st_size == 0 {
+            try UnsyncedFile.write((pod.metadata.name ?? "") + "\n", to: hostnameFile, atomically: true)
         }
         mounts.append(OCISpec.Mount(destination: "/etc/hostname", type: "bind", source: hostnameFile, options: ["rbind", "rprivate", "rw"]))
         if FileManager.default.fileExists(atPath: sandbox.resolvConfFile) {

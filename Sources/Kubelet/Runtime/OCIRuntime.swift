@@ -137,7 +137,7 @@ public final class OCIRuntime: Sendable {
         let spec = config.ociSpec(rootfs: dir + "/rootfs", cgroupsPath: cgroupsPath)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        try encoder.encode(spec).write(to: URL(fileURLWithPath: dir + "/config.json"))
+        try UnsyncedFile.write(try encoder.encode(spec), to: dir + "/config.json", atomically: false)   // read by the runtime once, now
         if let previous = try? FileManager.default.attributesOfItem(atPath: config.logPath), (previous[.size] as? NSNumber)?.intValue ?? 0 > 0 {
             try? FileManager.default.removeItem(atPath: config.logPath)   // a log of this attempt from an earlier kubelet run
         }

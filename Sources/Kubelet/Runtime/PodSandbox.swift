@@ -61,11 +61,13 @@ public struct PodSandbox: Sendable, Equatable {
 
             """
         // The files are written once, after the directory is what it will be: every atomic
-        // write is two new inodes, and inode allocation is a good part of a pod start's CPU on
+        // write is a new inode, and inode allocation is a good part of a pod start's CPU on
         // ext4 without a journal (it skips inodes freed in the last minute, one block read each).
+        // Not synced (UnsyncedFile): a machine crash ends the namespaces, and the sandbox made
+        // again after it writes them again.
         if isReady(network: network) {
-            try hosts.write(toFile: hostsFile, atomically: true, encoding: .utf8)
-            try resolver.text.write(toFile: resolvConfFile, atomically: true, encoding: .utf8)
+            try UnsyncedFile.write(hosts, to: hostsFile, atomically: true)
+            try UnsyncedFile.write(resolver.text, to: resolvConfFile, atomically: true)
             return false
         }
         try? await remove()
@@ -87,8 +89,8 @@ public struct PodSandbox: Sendable, Equatable {
             throw KubeletError(.runtime, "cannot create the pod's namespaces (\(failure))")
         }
         do {
-            try hosts.write(toFile: hostsFile, atomically: true, encoding: .utf8)
-            try resolver.text.write(toFile: resolvConfFile, atomically: true, encoding: .utf8)
+            try UnsyncedFile.write(hosts, to: hostsFile, atomically: true)
+            try UnsyncedFile.write(resolver.text, to: resolvConfFile, atomically: true)
         } catch {
             try? await remove()
             throw error
@@ -105,7 +107,7 @@ public struct PodSandbox: Sendable, Equatable {
             \(ip)\t\(hostname)
 
             """
-        try hosts.write(toFile: hostsFile, atomically: true, encoding: .utf8)
+        try UnsyncedFile.write(hosts, to: hostsFile, atomically: true)
     }
 
     /// Stops the pause process (if any), unmounts the namespaces and removes the directory.
