@@ -76,14 +76,25 @@ struct ClusterNetworkObjects: Sendable {
         left += links.filter(now.links.contains).map { "link \($0)" }
         left += routes.filter(now.routes.contains).map { "route \($0)" }
         // A namespace lives while a mount pins it or a process is in it. A process SIGKILLed by
-        // `down` may still be on its way out: up to 3 s for it, then it is named.
+        // `down` may still be on its way out: up to 3 s for it, then it is named. A namespace's
+        // number is reused as soon as it is gone (the kernel hands out the lowest free one), so
+        // a pod namespace of another test's cluster may carry it now: a mount under another
+        // cluster's root, or a process in another cluster's cgroups, is that cluster's.
+        func foreignMount(_ mount: MountInfo) -> Bool {
+            mount.mountPoint.hasPrefix(TestCluster.rootPrefix) && !mount.mountPoint.hasPrefix(cluster.root + "/")
+        }
+        func foreignProcess(_ pid: String) -> Bool {
+            let groups = (try? String(contentsOfFile: "/proc/\(pid)/cgroup", encoding: .utf8)) ?? ""
+            return groups.contains(TestCluster.cgroupPrefix) && !groups.contains(cluster.cgroupRoot + "/") && !groups.contains(cluster.cgroupRoot + "\n")
+        }
         var held: [String] = []
         let deadline = ContinuousClock.now + .seconds(3)
         repeat {
-            let pinned = Set(Mounts.current().filter { $0.fsType == "nsfs" }.map(\.root))
+            let pinned = Set(Mounts.current().filter { $0.fsType == "nsfs" && !foreignMount($0) }.map(\.root))
             var inside: [String: [String]] = [:]
             for pid in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] where pid.allSatisfy(\.isNumber) {
-                guard let link = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/ns/net"), namespaces.contains(link) else { continue }
+                guard let link = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/ns/net"), namespaces.contains(link),
+                      !foreignProcess(pid) else { continue }
                 let command = (FileManager.default.contents(atPath: "/proc/\(pid)/cmdline")).map { String(decoding: $0.map { $0 == 0 ? 32 : $0 }, as: UTF8.self) } ?? ""
                 inside[link, default: []].append("\(pid) \(command)")
             }

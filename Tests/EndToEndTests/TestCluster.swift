@@ -23,15 +23,20 @@ final class TestCluster: Sendable {
     /// The cluster's own pod and Service ranges and kernel object names.
     let network: TestNetwork
     var kubeconfig: String { data + "/admin.kubeconfig" }
+    /// Every test cluster's root is this and its id; its cgroups are under `cgroupPrefix` and the id.
+    static let rootPrefix = "/tmp/bup-"
+    static let cgroupPrefix = "/ballast/e2e-"
+    /// The cgroup its kubelets put every pod in, below each hierarchy's root.
+    var cgroupRoot: String { Self.cgroupPrefix + root.dropFirst(Self.rootPrefix.count) }
 
     /// `ballast up --detach --nodes N --zones Z` plus `flags`, on a pod network of its own;
     /// throws with up's output when it fails.
     static func start(nodes: Int, zones: Int, flags: [String] = []) async throws -> TestCluster {
         let id = UUID().uuidString.prefix(8).lowercased()
-        let cluster = TestCluster(root: "/tmp/bup-" + id, nodes: nodes, network: try await TestNetwork.claim())
+        let cluster = TestCluster(root: Self.rootPrefix + id, nodes: nodes, network: try await TestNetwork.claim())
         let up = try await cluster.ballast(["up", "--detach", "--volumes-dir", cluster.volumes, "--nodes", "\(nodes)", "--zones", "\(zones)",
                                             "--api-port", "\(freePort())", "--cloud-port", "\(freePort())", "--kubelet-port", "\(freePort())",
-                                            "--cgroup-root", "/ballast/e2e-" + id, "--log-level", "info"] + cluster.network.upArguments + flags,
+                                            "--cgroup-root", cluster.cgroupRoot, "--log-level", "info"] + cluster.network.upArguments + flags,
                                            timeout: .seconds(300))
         guard up.status == 0, up.stdout.contains("Ballast is ready") else {
             _ = await cluster.close()
