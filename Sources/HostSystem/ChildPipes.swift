@@ -10,7 +10,11 @@ import Glibc
 #endif
 
 /// One descriptor owned by the parent: closed once, by whoever gets there first (end of file,
-/// `close()`, or deinit), and removed from the reactor before it is closed.
+/// `close()`, or deinit), and removed from the reactor before it is closed. Its reads, writes
+/// and reactor waits use the number under the same lock as `close()`: a number that was closed
+/// is handed to the next file opened anywhere in the process, and a read or a wait taken on it
+/// after a close from another task would reach that file (or trip the reactor's one-wait-per-
+/// descriptor check).
 final class OwnedDescriptor: Sendable {
     private let fd: Mutex<Int32?>
     /// A task is reading or writing it (one at a time).
@@ -18,12 +22,48 @@ final class OwnedDescriptor: Sendable {
 
     init(_ fd: Int32) { self.fd = Mutex(fd) }
 
-    var current: Int32? { fd.withLock { $0 } }
+    /// Runs `body` with the descriptor, or nil once it is closed, under its lock (a `close()`
+    /// waits for it). `body` must not block: the descriptor is non-blocking.
+    func withDescriptor<T: Sendable>(_ body: (Int32?) -> T) -> T { fd.withLock { body($0) } }
 
     func close() {
-        guard let closing = fd.withLock({ fd -> Int32? in defer { fd = nil }; return fd }) else { return }
-        Reactor.shared.forget(closing)
-        _ = Glibc.close(closing)
+        fd.withLock { fd in
+            guard let closing = fd else { return }
+            fd = nil
+            Reactor.shared.forget(closing)   // a waiter is resumed with `.closed`
+            _ = Glibc.close(closing)
+        }
+    }
+
+    /// Suspends until the descriptor is ready for `interest`. Throws `.closed` when it is closed
+    /// first, or while it waits; `CancellationError` when the task is cancelled while it waits.
+    func wait(_ interest: Reactor.Interest) async throws {
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                let failure = fd.withLock { fd -> (any Error)? in
+                    guard let fd else { return HostSystemError(.closed, "the descriptor was closed") }
+                    guard !Task.isCancelled else { return CancellationError() }
+                    Reactor.shared.onReady(fd, interest) { result in
+                        continuation.resume(with: result.mapError { error -> any Error in error.code == .cancelled ? CancellationError() : error })
+                    }
+                    return nil
+                }
+                if let failure { return continuation.resume(throwing: failure) }
+                // Cancelled between the check and the registration: the cancellation handler may
+                // have run before there was a wait to cancel.
+                if Task.isCancelled { cancelWait() }
+            }
+        } onCancel: {
+            cancelWait()
+        }
+    }
+
+    /// Resumes this descriptor's waiter, if any, with `CancellationError`; nothing once it is
+    /// closed (its number may be another file's by then).
+    private func cancelWait() {
+        fd.withLock { fd in
+            if let fd { Reactor.shared.cancel(fd) }
+        }
     }
 
     /// Runs `body` as the only task using the descriptor; a second concurrent user is refused.
@@ -113,13 +153,18 @@ public struct ChildOutput: AsyncSequence, Sendable {
     static func read(_ descriptor: OwnedDescriptor) async throws -> [UInt8]? {
         try await descriptor.exclusively("read") {
             while true {
-                guard let fd = descriptor.current else { return nil }
-                var failure: Int32 = 0
-                let chunk = [UInt8](unsafeUninitializedCapacity: 65536) { buffer, count in
-                    let read = Glibc.read(fd, buffer.baseAddress, buffer.count)
-                    count = Swift.max(read, 0)
-                    if read < 0 { failure = errno } else if read == 0 { failure = -1 }
+                // nil: closed; otherwise what one read gave, and errno (-1 at end of file).
+                let outcome = descriptor.withDescriptor { fd -> (chunk: [UInt8], failure: Int32)? in
+                    guard let fd else { return nil }
+                    var failure: Int32 = 0
+                    let chunk = [UInt8](unsafeUninitializedCapacity: 65536) { buffer, count in
+                        let read = Glibc.read(fd, buffer.baseAddress, buffer.count)
+                        count = Swift.max(read, 0)
+                        if read < 0 { failure = errno } else if read == 0 { failure = -1 }
+                    }
+                    return (chunk, failure)
                 }
+                guard let (chunk, failure) = outcome else { return nil }
                 if !chunk.isEmpty { return chunk }
                 switch failure {
                 case -1:
@@ -129,7 +174,7 @@ public struct ChildOutput: AsyncSequence, Sendable {
                     continue
                 case EAGAIN:
                     do {
-                        try await Reactor.shared.wait(fd, .readable)
+                        try await descriptor.wait(.readable)
                     } catch let error as HostSystemError where error.code == .closed {
                         return nil
                     }
@@ -169,17 +214,22 @@ public struct ChildInput: Sendable {
         try await descriptor.exclusively("write") {
             var offset = 0
             while offset < bytes.count {
-                guard let fd = descriptor.current else { throw HostSystemError(.closed, "the child's input was closed") }
-                let written = bytes[offset...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+                // nil: closed; otherwise what one write gave, and its errno.
+                let outcome = descriptor.withDescriptor { fd -> (written: Int, failure: Int32)? in
+                    guard let fd else { return nil }
+                    let written = bytes[offset...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+                    return (written, written < 0 ? errno : 0)
+                }
+                guard let (written, failure) = outcome else { throw HostSystemError(.closed, "the child's input was closed") }
                 if written >= 0 {
                     offset += written
                     continue
                 }
-                switch errno {
+                switch failure {
                 case EINTR: continue
-                case EAGAIN: try await Reactor.shared.wait(fd, .writable)
+                case EAGAIN: try await descriptor.wait(.writable)
                 case EPIPE: throw HostSystemError(.closed, "the child stopped reading its input after \(offset) of \(bytes.count) bytes", errno: EPIPE)
-                default: throw HostSystemError.system("write to a child's input")
+                default: throw HostSystemError.system("write to a child's input", errno: failure)
                 }
             }
         }

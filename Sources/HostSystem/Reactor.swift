@@ -74,26 +74,10 @@ final class Reactor: Sendable {
         if let failure { handler(.failure(failure)) }
     }
 
-    /// Suspends until `fd` is ready for `interest`. Throws `CancellationError` when the task is
-    /// cancelled while it waits.
-    func wait(_ fd: Int32, _ interest: Interest) async throws {
-        try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-                guard !Task.isCancelled else { return continuation.resume(throwing: CancellationError()) }
-                onReady(fd, interest) { result in
-                    continuation.resume(with: result.mapError { error -> any Error in error.code == .cancelled ? CancellationError() : error })
-                }
-                // Cancelled between the check and the registration: the handler above is still
-                // there, and the cancellation handler below may have run before it was.
-                if Task.isCancelled { cancel(fd) }
-            }
-        } onCancel: {
-            cancel(fd)
-        }
-    }
-
-    /// Resumes the waiter of `fd`, if any, with `CancellationError`.
-    private func cancel(_ fd: Int32) {
+    /// Resumes the waiter of `fd`, if any, with `CancellationError`. Only its owner may call it,
+    /// while the descriptor is open (`OwnedDescriptor`'s wait: a closed number may be another
+    /// file's).
+    func cancel(_ fd: Int32) {
         let handler = shared.state.withLock { $0.handlers.removeValue(forKey: fd) }
         handler?(.failure(HostSystemError(.cancelled, "the wait for descriptor \(fd) was cancelled")))
     }

@@ -98,6 +98,28 @@ func temporaryDirectory() throws -> String {
         }
     }
 
+    /// `close()` from another task while a reader waits for output: the read ends (nil), and
+    /// the closed number, which the next pipe opened is likely to get, carries no stale wait —
+    /// a wait left on it would reach the new pipe's reader, or trip the reactor's one wait per
+    /// descriptor (a process-ending precondition).
+    @Test func closingAnOutputThatIsReadEndsTheReadAndLeavesItsNumberClean() async throws {
+        for _ in 0..<20 {
+            let child = try ChildProcess(["sleep", "30"], standardOutput: .stream)
+            try await withChild(child) { child in
+                let output = child.standardOutput!
+                let reader = Task { try await output.collect(upTo: 100) }
+                try await Task.sleep(for: .milliseconds(Int.random(in: 0...5)))
+                output.close()
+                let read = try await reader.value
+                #expect(read.bytes.isEmpty)
+                // New pipes now, read to the end while nothing else touches them.
+                let echo = try ChildProcess(["echo", "after"], standardOutput: .stream)
+                #expect(try await echo.standardOutput!.collect(upTo: 100).text == "after\n")
+                #expect(try await echo.wait() == .exited(0))
+            }
+        }
+    }
+
     @Test func inputIsWrittenWhileTheOutputIsRead() async throws {
         let bytes = (0..<400_000).map { UInt8(truncatingIfNeeded: $0 % 251) }
         let child = try ChildProcess(["cat"], standardInput: .bytes(bytes), standardOutput: .stream)
