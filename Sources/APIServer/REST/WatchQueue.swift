@@ -150,9 +150,6 @@ final class WatchQueue<Item: Sendable>: Sendable {
         }
     }
 
-    /// Events and bytes waiting.
-    var pending: (events: Int, bytes: Int) { state.withLock { ($0.items.count, $0.bytes) } }
-
     /// The next item and up to `max - 1` more already waiting: a writer that fell behind
     /// catches up in a few large writes instead of one per event. Empty once the queue is
     /// finished and drained, overflowed, or the task is cancelled.

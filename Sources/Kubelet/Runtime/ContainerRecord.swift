@@ -18,7 +18,6 @@
 //       shim.log       the shim's messages
 import CKubelet
 import Foundation
-import HostSystem
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -82,43 +81,15 @@ package enum RecordFiles {
     /// Writes `value` as JSON to a temporary file beside `path` (one new inode: FileManager's
     /// `createFile` is itself atomic, a second temporary file and rename, and on ext4 without a
     /// journal every new inode is a scan past the recently freed ones), syncs it and renames it
-    /// over `path`, then syncs the directory. Not `durable`: neither sync (the rename still makes
-    /// it atomic for every reader while the machine runs; a machine crash may lose it).
+    /// over `path`, then syncs the directory (`ckl_write_file_atomic`, as the shim writes its
+    /// records). Not `durable`: neither sync (the rename still makes it atomic for every reader
+    /// while the machine runs; a machine crash may lose it).
     package static func write<T: Encodable>(_ value: T, to path: String, durable: Bool = true) throws {
-        let temporary = path + ".tmp-" + UUID().uuidString.prefix(8)
         let data = try JSONEncoder().encode(value)
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw KubeletError(.runtime, "cannot write \(temporary): \(String(cString: strerror(errno)))") }
-        var failure: Int32 = 0
-        data.withUnsafeBytes { bytes in
-            guard let base = bytes.baseAddress else { return }
-            var done = 0
-            while done < bytes.count {
-                let written = Glibc.write(fd, base + done, bytes.count - done)
-                if written < 0 {
-                    if errno == EINTR { continue }
-                    failure = errno
-                    return
-                }
-                done += written
-            }
+        let failure = data.withUnsafeBytes { bytes -> Int32 in
+            ckl_write_file_atomic(path, bytes.baseAddress?.assumingMemoryBound(to: CChar.self), bytes.count, durable ? 1 : 0) == 0 ? 0 : errno
         }
-        if failure == 0 && durable && fsync(fd) != 0 { failure = errno }
-        if close(fd) != 0 && failure == 0 { failure = errno }
-        guard failure == 0 else {
-            unlink(temporary)
-            throw KubeletError(.runtime, "cannot write \(temporary): \(String(cString: strerror(failure)))")
-        }
-        do {
-            if durable {
-                try FileSystem.commit(temporary, to: path)
-            } else if rename(temporary, path) != 0 {
-                throw KubeletError(.runtime, "cannot rename \(temporary) to \(path): \(String(cString: strerror(errno)))")
-            }
-        } catch {
-            unlink(temporary)
-            throw error
-        }
+        guard failure == 0 else { throw KubeletError(.runtime, "cannot write \(path): \(String(cString: strerror(failure)))") }
     }
 
     package static func read<T: Decodable>(_ type: T.Type, from path: String) -> T? {
