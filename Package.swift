@@ -187,7 +187,7 @@ let package = Package(
         .target(
             name: "Kubelet",
             dependencies: [
-                "ClusterAPI", "APIClient", "HostSystem", "HTTPKit", "CSIProto", "CKubelet", "Units",
+                "ClusterAPI", "APIClient", "HostSystem", "HTTPKit", "CSIProto", "CKubelet", "Units", "Primitives",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
@@ -253,6 +253,7 @@ let package = Package(
         .executableTarget(name: "BallastFuzz", dependencies: ["FuzzTargets"], path: "Tests/Fuzz/Driver"),
         .testTarget(name: "FuzzTests", dependencies: ["FuzzTargets", "TestSupport"]),
         .testTarget(name: "LSMTreeTests", dependencies: ["LSMTree", "Primitives", "TestSupport"]),
+        .testTarget(name: "PrimitivesTests", dependencies: ["Primitives"]),
         .testTarget(name: "UnitsTests", dependencies: ["Units"]),
         .testTarget(name: "TestSupportTests", dependencies: ["TestSupport"]),
         .testTarget(name: "MVCCStoreTests", dependencies: ["MVCCStore", "TestSupport"]),

@@ -5,6 +5,7 @@ import APIClient
 import ClusterAPI
 import Foundation
 import Logging
+import Primitives
 
 struct BindJob: Sendable {
     var pod: Pod
@@ -19,8 +20,13 @@ struct Cycle: Sendable {
     let queue: SchedulingQueue
     let recorder: EventRecorder
     let jobs: AsyncStream<BindJob>.Continuation
-    /// Bounds the binding cycles' API writes in flight.
-    let writes: RequestGate
+    /// Bounds the binding cycles' API writes in flight: with the pods of a burst every binding
+    /// cycle would otherwise send at once, and each request beyond the client's kept-alive
+    /// connections opens (and then closes) a TLS connection of its own, whose handshakes cost
+    /// both processes more CPU than the bindings. client-go bounds a scheduler's requests by
+    /// QPS instead; the cycles themselves stay unbounded (a WaitForFirstConsumer pod waiting
+    /// for its disk holds no turn).
+    let writes: ConcurrencyGate
     /// Pods in a cycle or a binding cycle: the event recorder yields to them.
     let activity: Activity
 

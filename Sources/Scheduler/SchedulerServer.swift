@@ -121,7 +121,7 @@ public final class SchedulerServer: ServiceLifecycle.Service, Sendable {
         logger.info("scheduler starting", metadata: ["name": "\(configuration.schedulerName)", "parallelism": "\(configuration.parallelism)"])
         let (jobs, jobSink) = AsyncStream<BindJob>.makeStream()
         let cycle = Cycle(server: self, cache: cache, queue: queue, recorder: recorder, jobs: jobSink,
-                          writes: RequestGate(limit: configuration.concurrentWrites), activity: activity)
+                          writes: ConcurrencyGate(limit: configuration.concurrentWrites), activity: activity)
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await recorder.run() }
             group.addTask { await Self.consume(streams, cache: cache, queue: queue) }

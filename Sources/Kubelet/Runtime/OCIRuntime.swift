@@ -8,6 +8,7 @@ import Crypto
 import Foundation
 import HostSystem
 import Logging
+import Primitives
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -51,6 +52,12 @@ public final class OCIRuntime: Sendable {
     /// starts, and never changed, so each is decoded once (every new pod worker looks for its
     /// containers among all of them).
     private let knownRecords = Mutex<[String: ContainerRecord]>([:])
+    /// Runtime starts in flight: at most two per core, in the order asked. A burst of pods
+    /// would otherwise start all their runtimes at once (30 `runc run` and 30 `runc init` on two
+    /// cores), and the CPU each start took grew by a tenth or more with the switching between
+    /// them (`ballast bench kubelet`, docs/kubelet-bench.md); the starts behind wait, suspended.
+    /// A start still running after five seconds gives its turn up.
+    private let startGate = ConcurrencyGate(limit: 2 * ProcessInfo.processInfo.activeProcessorCount)
 
     /// The shim's file name (CKubelet's `CKL_SHIM_EXECUTABLE`).
     public static let shimName = CKL_SHIM_EXECUTABLE
@@ -142,6 +149,27 @@ public final class OCIRuntime: Sendable {
             try? FileManager.default.removeItem(atPath: config.logPath)   // a log of this attempt from an earlier kubelet run
         }
         let bundled = ContinuousClock.now
+        let (shim, answer) = try await startGate.run(releasingAfter: .seconds(5)) {
+            try await startShim(config, id: id, directory: dir, cgroupsPath: cgroupsPath)
+        }
+        guard answer == "started" else {
+            if answer.isEmpty { _ = await shim.wait(timeout: .seconds(5)) }
+            let exit = RecordFiles.read(ContainerExit.self, from: dir + "/" + RecordFiles.exit)
+            let message = exit?.startFailure ?? (answer.hasPrefix("failed: ") ? String(answer.dropFirst(8)) : "the container shim ended without starting it (see \(dir)/shim.log)")
+            if exit == nil {
+                try? RecordFiles.write(ContainerExit(exitCode: 128, signal: nil, oomKilled: false, startedAt: nil, finishedAt: Date(),
+                                                     startFailure: message), to: dir + "/" + RecordFiles.exit)
+            }
+            throw KubeletError(.containerCreate, message)
+        }
+        logger.info("container started", metadata: ["container": "\(config.name)", "pod": "\(config.podNamespace)/\(config.podName)", "id": "\(id)",
+                                                  "bundleMs": "\(Self.milliseconds(bundled - began))", "runtimeMs": "\(Self.milliseconds(.now - bundled))"])
+        return record
+    }
+
+    /// Starts the container's shim, which runs the runtime; the shim and its first line:
+    /// "started" once the container runs, "failed: …" or nothing when it did not.
+    private func startShim(_ config: ContainerConfig, id: String, directory dir: String, cgroupsPath: String) async throws -> (ChildProcess, String) {
         let shim: ChildProcess
         do {
             shim = try ChildProcess([shimExecutable, "--runtime", binary, "--runtime-root", stateDirectory, "--id", id, "--directory", dir,
@@ -162,19 +190,7 @@ public final class OCIRuntime: Sendable {
             } catch {}
             output.close()
         }
-        guard answer == "started" else {
-            if answer.isEmpty { _ = await shim.wait(timeout: .seconds(5)) }
-            let exit = RecordFiles.read(ContainerExit.self, from: dir + "/" + RecordFiles.exit)
-            let message = exit?.startFailure ?? (answer.hasPrefix("failed: ") ? String(answer.dropFirst(8)) : "the container shim ended without starting it (see \(dir)/shim.log)")
-            if exit == nil {
-                try? RecordFiles.write(ContainerExit(exitCode: 128, signal: nil, oomKilled: false, startedAt: nil, finishedAt: Date(),
-                                                     startFailure: message), to: dir + "/" + RecordFiles.exit)
-            }
-            throw KubeletError(.containerCreate, message)
-        }
-        logger.info("container started", metadata: ["container": "\(config.name)", "pod": "\(config.podNamespace)/\(config.podName)", "id": "\(id)",
-                                                  "bundleMs": "\(Self.milliseconds(bundled - began))", "runtimeMs": "\(Self.milliseconds(.now - bundled))"])
-        return record
+        return (shim, answer)
     }
 
     static func milliseconds(_ duration: Duration) -> Int64 {
