@@ -32,7 +32,8 @@ public final class ConcurrencyGate: Sendable {
         return try await body()
     }
 
-    /// Runs `body` in a turn that ends when it returns or after `limit` of time, whichever is first.
+    /// Runs `body` in a turn that ends when it returns or throws, or once `duration` has passed,
+    /// whichever is first.
     public func run<T: Sendable>(releasingAfter duration: Duration, _ body: () async throws -> T) async throws -> T {
         await enter()
         let turn = Turn(self)
