@@ -35,7 +35,8 @@ let package = Package(
     targets: [
         .systemLibrary(name: "CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
-        // The project's one seeded generator and one varint reader and writer (package access).
+        // The project's one seeded generator, one varint reader and writer, and one gate of
+        // concurrent turns (package access).
         .target(name: "Primitives"),
         .target(
             name: "LSMTree",

@@ -9,8 +9,12 @@
 // processes on two cores spend their CPU switching between each other).
 import Synchronization
 
-public final class ConcurrencyGate: Sendable {
-    public let limit: Int
+/// At most `limit` bodies run at once; callers beyond it wait for a turn, first come first
+/// served, suspended. A caller cancelled while it waits still takes its turn and runs its body
+/// (a gate only orders work; the body decides what cancellation means).
+package final class ConcurrencyGate: Sendable {
+    /// Turns that may be taken at once (at least 1).
+    package let limit: Int
     private struct State {
         var inUse = 0
         var waiters: [CheckedContinuation<Void, Never>] = []
@@ -18,15 +22,15 @@ public final class ConcurrencyGate: Sendable {
     }
     private let state = Mutex(State())
 
-    public init(limit: Int) { self.limit = max(limit, 1) }
+    package init(limit: Int) { self.limit = max(limit, 1) }
 
     /// Turns taken now.
-    public var inUse: Int { state.withLock { $0.inUse } }
+    package var inUse: Int { state.withLock { $0.inUse } }
     /// Callers waiting for a turn now.
-    public var waiting: Int { state.withLock { $0.waiters.count - $0.head } }
+    package var waiting: Int { state.withLock { $0.waiters.count - $0.head } }
 
     /// Runs `body` in a turn of its own: once fewer than `limit` others run.
-    public func run<T: Sendable>(_ body: () async throws -> T) async throws -> T {
+    package func run<T: Sendable>(_ body: () async throws -> T) async throws -> T {
         await enter()
         defer { leave() }
         return try await body()
@@ -34,7 +38,7 @@ public final class ConcurrencyGate: Sendable {
 
     /// Runs `body` in a turn that ends when it returns or throws, or once `duration` has passed,
     /// whichever is first.
-    public func run<T: Sendable>(releasingAfter duration: Duration, _ body: () async throws -> T) async throws -> T {
+    package func run<T: Sendable>(releasingAfter duration: Duration, _ body: () async throws -> T) async throws -> T {
         await enter()
         let turn = Turn(self)
         let timer = Task {

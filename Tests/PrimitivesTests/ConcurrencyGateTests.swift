@@ -22,19 +22,46 @@ import Testing
         func set() { value.withLock { $0 = true } }
     }
 
-    /// Runs `count` tasks through `gate`, each asking once the one before it runs or waits.
+    /// Opens once; waiters before that are suspended until it does, waiters after it pass.
+    final class Latch: Sendable {
+        private let state = Mutex((open: false, waiters: [CheckedContinuation<Void, Never>]()))
+        func wait() async {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let now = state.withLock { state -> Bool in
+                    if state.open { return true }
+                    state.waiters.append(continuation)
+                    return false
+                }
+                if now { continuation.resume() }
+            }
+        }
+        func open() {
+            let waiters = state.withLock { state in
+                state.open = true
+                defer { state.waiters = [] }
+                return state.waiters
+            }
+            for waiter in waiters { waiter.resume() }
+        }
+    }
+
+    /// Runs `count` tasks through `gate`, each asking for its turn once the one before it runs
+    /// or waits; the bodies hold their turns until every task has asked.
     func runThrough(_ gate: ConcurrencyGate, count: Int, probe: Probe) async throws {
+        let allAsked = Latch()
         try await withThrowingTaskGroup(of: Void.self) { group in
             for index in 0..<count {
                 group.addTask {
                     try await gate.run {
                         probe.begin(index)
-                        try await Task.sleep(for: .milliseconds(2))
+                        await allAsked.wait()
+                        try await Task.sleep(for: .milliseconds(1))
                         probe.end()
                     }
                 }
                 while gate.inUse + gate.waiting < index + 1 { await Task.yield() }
             }
+            allAsked.open()
             try await group.waitForAll()
         }
     }

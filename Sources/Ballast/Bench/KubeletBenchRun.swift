@@ -222,7 +222,7 @@ final class KubeletBenchRun: @unchecked Sendable {
         let watching = [Task { await watcher.run() }, Task { await steps.run() }]
         defer { for task in watching { task.cancel() } }
         try await Task.sleep(for: .milliseconds(300))
-        try await warmConnections(volumePodCount * 2)
+        try await warmConnections(volumePodCount)   // each pod's claim, then the pod: one request per pod at a time
         progress("kubelet: creating \(volumePodCount) pods with a fresh PVC each…")
         let cpuBefore = kubelet.cpuSeconds
         let released = ContinuousClock.now

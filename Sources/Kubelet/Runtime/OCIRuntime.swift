@@ -149,8 +149,10 @@ public final class OCIRuntime: Sendable {
             try? FileManager.default.removeItem(atPath: config.logPath)   // a log of this attempt from an earlier kubelet run
         }
         let bundled = ContinuousClock.now
-        let (shim, answer) = try await startGate.run(releasingAfter: .seconds(5)) {
-            try await startShim(config, id: id, directory: dir, cgroupsPath: cgroupsPath)
+        let (shim, answer, turn) = try await startGate.run(releasingAfter: .seconds(5)) {
+            let turn = ContinuousClock.now
+            let (shim, answer) = try await startShim(config, id: id, directory: dir, cgroupsPath: cgroupsPath)
+            return (shim, answer, turn)
         }
         guard answer == "started" else {
             if answer.isEmpty { _ = await shim.wait(timeout: .seconds(5)) }
@@ -163,7 +165,8 @@ public final class OCIRuntime: Sendable {
             throw KubeletError(.containerCreate, message)
         }
         logger.info("container started", metadata: ["container": "\(config.name)", "pod": "\(config.podNamespace)/\(config.podName)", "id": "\(id)",
-                                                  "bundleMs": "\(Self.milliseconds(bundled - began))", "runtimeMs": "\(Self.milliseconds(.now - bundled))"])
+                                                  "bundleMs": "\(Self.milliseconds(bundled - began))", "waitMs": "\(Self.milliseconds(turn - bundled))",
+                                                  "runtimeMs": "\(Self.milliseconds(.now - turn))"])
         return record
     }
 
