@@ -25,13 +25,8 @@ static void sync_directory_of(const char *path) {
     close(fd);
 }
 
-int ckl_write_file_atomic(const char *path, const char *data, size_t length, int durable) {
-    char temporary[4096];
-    if (snprintf(temporary, sizeof temporary, "%s.tmp-%d", path, (int)getpid()) >= (int)sizeof temporary) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    int fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+int ckl_write_file(const char *path, const char *data, size_t length, int durable) {
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) return -1;
     size_t done = 0;
     while (done < length) {
@@ -40,19 +35,27 @@ int ckl_write_file_atomic(const char *path, const char *data, size_t length, int
             if (errno == EINTR) continue;
             int saved = errno;
             close(fd);
-            unlink(temporary);
             errno = saved;
             return -1;
         }
         done += (size_t)written;
     }
-    if ((durable && fsync(fd) != 0) || close(fd) != 0) {
+    if (durable && fsync(fd) != 0) {
         int saved = errno;
-        unlink(temporary);
+        close(fd);
         errno = saved;
         return -1;
     }
-    if (rename(temporary, path) != 0) {
+    return close(fd);
+}
+
+int ckl_write_file_atomic(const char *path, const char *data, size_t length, int durable) {
+    char temporary[4096];
+    if (snprintf(temporary, sizeof temporary, "%s.tmp-%d", path, (int)getpid()) >= (int)sizeof temporary) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    if (ckl_write_file(temporary, data, length, durable) != 0 || rename(temporary, path) != 0) {
         int saved = errno;
         unlink(temporary);
         errno = saved;

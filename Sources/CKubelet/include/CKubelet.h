@@ -92,6 +92,10 @@ int ckl_make_pod_namespaces(const char *hostname, const char *uts, const char *i
 /// numbers of seconds since then, as Swift's JSONEncoder writes a Date by default).
 #define CKL_REFERENCE_DATE_OFFSET 978307200LL
 
+/// Writes `length` bytes to `path` in place (created mode 0644, or truncated); with `durable`,
+/// fsynced before it is closed. 0, or -1 with errno.
+int ckl_write_file(const char *path, const char *data, size_t length, int durable);
+
 /// Writes `length` bytes to `path` atomically: a temporary file beside it, renamed over `path`;
 /// with `durable`, the file is fsynced before the rename and the directory after it (what a
 /// machine crash must not lose). 0, or -1 with errno.

@@ -31,24 +31,8 @@ package enum UnsyncedFile {
 
     private static func write(_ bytes: UnsafeRawBufferPointer, to path: String, atomically: Bool) throws {
         let base = bytes.baseAddress?.assumingMemoryBound(to: CChar.self)
-        if atomically {
-            guard ckl_write_file_atomic(path, base, bytes.count, 0) == 0 else { throw failure(path, errno) }
-            return
-        }
-        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw failure(path, errno) }
-        var done = 0
-        while done < bytes.count {
-            let written = Glibc.write(fd, bytes.baseAddress! + done, bytes.count - done)
-            if written < 0 {
-                if errno == EINTR { continue }
-                let saved = errno
-                close(fd)
-                throw failure(path, saved)
-            }
-            done += written
-        }
-        guard close(fd) == 0 else { throw failure(path, errno) }
+        let written = atomically ? ckl_write_file_atomic(path, base, bytes.count, 0) : ckl_write_file(path, base, bytes.count, 0)
+        guard written == 0 else { throw failure(path, errno) }
     }
 
     private static func failure(_ path: String, _ code: Int32) -> KubeletError {
