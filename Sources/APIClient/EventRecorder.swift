@@ -7,7 +7,8 @@
 //   writer task ── correlator ──┬─ first time: POST  name = <object>.<hex unix nanos>, count 1
 //   (8 writes in flight at most,│
 //    `writesWhileBusy` while the│
-//    component says it is busy; │
+//    component says it is busy, │
+//    after `holdWhileBusy`;     │
 //    an event of an object with │
 //    a write in flight waits)   │
 //                               └─ repeat (same source, object, type, reason, message):
@@ -17,7 +18,9 @@
 // from one goroutine one at a time: a component whose own writes compete with its events for
 // the API server (the scheduler's bindings) passes `busy`, and while it says so the writer keeps
 // `writesWhileBusy` (1) in flight, so the events trail the component's work and catch up with
-// `concurrentWrites` once it is idle.
+// `concurrentWrites` once it is idle. With `holdWhileBusy` (the kubelet's), an event recorded
+// while the component is busy is not written until it is idle or the event has waited that
+// long: the events of a burst of work are written after it instead of during it.
 //
 // The correlator is client-go's: an LRU of the events written (key: source, involved object,
 // type, reason, message) that turns a repeat into a count patch, and an aggregator that, after
@@ -67,6 +70,12 @@ public final class EventRecorder: Sendable {
         /// Writes in flight at once while the component's `busy` says its own work is in flight
         /// (events yield to it; at least 1, so they never stop). Unused without `busy`.
         public var writesWhileBusy = 1
+        /// How long an event may wait, unwritten, while `busy` says the component is busy: it is
+        /// written once the component is idle or it has waited this long (then at
+        /// `writesWhileBusy`). Zero (the default): events do not wait. Unused without `busy`.
+        public var holdWhileBusy: Duration = .zero
+        /// How often a held event asks `busy` again.
+        public var busyPollInterval: Duration = .milliseconds(20)
 
         public init() {}
     }
@@ -76,11 +85,17 @@ public final class EventRecorder: Sendable {
     private let client: KubeClient
     private let options: Options
     private let logger: Logger
-    private let stream: AsyncStream<Event>
-    private let continuation: AsyncStream<Event>.Continuation
+    private let stream: AsyncStream<Recorded>
+    private let continuation: AsyncStream<Recorded>.Continuation
     private let state = Mutex(State())
     /// The component's own writes in flight: the writer keeps `writesWhileBusy` while true.
     private let busy: (@Sendable () -> Bool)?
+
+    /// An event and when it was recorded (for `holdWhileBusy`).
+    private struct Recorded: Sendable {
+        let event: Event
+        let at: ContinuousClock.Instant
+    }
 
     private struct State {
         var dropped = 0
@@ -101,7 +116,7 @@ public final class EventRecorder: Sendable {
         self.host = host
         self.options = options
         self.logger = logger
-        (stream, continuation) = AsyncStream<Event>.makeStream(bufferingPolicy: .bufferingOldest(options.bufferSize))
+        (stream, continuation) = AsyncStream<Recorded>.makeStream(bufferingPolicy: .bufferingOldest(options.bufferSize))
     }
 
     /// Records an event about `object`. Returns at once; the event is written in the background.
@@ -125,7 +140,7 @@ public final class EventRecorder: Sendable {
                           firstTimestamp: Time(now), lastTimestamp: Time(now), count: 1, type: type.rawValue,
                           reportingComponent: component, reportingInstance: host)
         state.withLock { $0.pending += 1 }
-        if case .dropped = continuation.yield(event) {
+        if case .dropped = continuation.yield(Recorded(event: event, at: .now)) {
             state.withLock {
                 $0.dropped += 1
                 $0.pending -= 1
@@ -168,8 +183,10 @@ public final class EventRecorder: Sendable {
                 if inFlight[result.object] == 0 { inFlight[result.object] = nil }
                 count -= 1
             }
-            for await event in stream {
+            for await recorded in stream {
                 if Task.isCancelled { break }
+                await holdWhileBusy(recorded)
+                let event = recorded.event
                 let object = EventCorrelator.objectKey(event)
                 // Until this object's writes have landed (not every write in flight), and until
                 // the writes in flight are below the limit, which may have fallen since the last
@@ -188,6 +205,18 @@ public final class EventRecorder: Sendable {
                 writes.addTask { (await self.writeRetrying(correlated, patch: patch), object) }
             }
             while let result = await writes.next() { land(result) }
+        }
+    }
+
+    /// Waits while the component is busy, until `holdWhileBusy` after `recorded` was recorded
+    /// (not at all without a hold, without `busy`, or once the task is cancelled).
+    private func holdWhileBusy(_ recorded: Recorded) async {
+        guard let busy, options.holdWhileBusy > .zero else { return }
+        let until = recorded.at + options.holdWhileBusy
+        while !Task.isCancelled, busy() {
+            let left = until - .now
+            guard left > .zero else { return }
+            try? await Task.sleep(for: min(left, options.busyPollInterval))
         }
     }
 

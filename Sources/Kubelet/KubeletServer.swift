@@ -102,7 +102,8 @@ public final class KubeletServer: ServiceLifecycle.Service, Sendable {
                                 mounter: mounter, logger: logger) { names in
             try await nodeStatus.reportVolumesInUse(names)
         }
-        events = KubeletEvents(client: client, nodeName: configuration.nodeName, logger: logger)
+        let activity = PodSyncActivity()
+        events = KubeletEvents(client: client, nodeName: configuration.nodeName, logger: logger, busy: { activity.isBusy })
         var settings = PodSettings(nodeName: configuration.nodeName, nodeIP: configuration.nodeIP, root: configuration.rootDirectory,
                                    podLogsDirectory: configuration.podLogsDirectory, podPidsLimit: configuration.podPidsLimit,
                                    volumeTimeout: configuration.volumeTimeout, backoffInitial: configuration.backoffInitial,
@@ -112,7 +113,7 @@ public final class KubeletServer: ServiceLifecycle.Service, Sendable {
             PodNetwork(settings: $0, root: configuration.rootDirectory, nodeName: configuration.nodeName, client: client, logger: logger)
         }
         pods = PodManager(context: KubeletContext(client: client, runtime: runtime, images: images, volumes: volumes, events: events,
-                                                  settings: settings, network: network, logger: logger))
+                                                  settings: settings, activity: activity, network: network, logger: logger))
         let volumes = self.volumes
         let runtime = self.runtime
         await nodeStatus.connect(volumesInUse: { await volumes.volumesInUse() },

@@ -140,6 +140,56 @@ struct EventRecorderTests {
         }
     }
 
+    @Test("With holdWhileBusy, events wait while the component is busy: until it is idle, or until they have waited the hold")
+    func holdsWhileBusy() async throws {
+        try await InProcessAPIServer.with { server in
+            let probe = EventWriteProbe()
+            let client = probedClient(server, probe, hold: .zero)
+            var options = EventRecorder.Options()
+            options.holdWhileBusy = .seconds(60)
+            options.busyPollInterval = .milliseconds(5)
+            let recorder = EventRecorder(client: client, component: "test-kubelet", host: "node-1", options: options,
+                                         logger: quietLogger(), busy: { probe.busy })
+            let run = Task { await recorder.run() }
+            defer { run.cancel() }
+
+            // Busy: nothing is written while it lasts (a hold of a minute is not reached here).
+            probe.busy = true
+            record(recorder, batch: "held", pods: 4, steps: 2)
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(recorder.writtenCount == 0, "events were written while the component was busy")
+            #expect(recorder.pendingCount == 8)
+            // Idle: all of them, in order.
+            probe.busy = false
+            try await waitWritten(recorder)
+            try await expectInOrder(client, batch: "held", pods: 4, steps: 2)
+            recorder.finish()
+            _ = await run.value
+        }
+        try await InProcessAPIServer.with { server in
+            let probe = EventWriteProbe()
+            let client = probedClient(server, probe, hold: .zero)
+            var options = EventRecorder.Options()
+            options.holdWhileBusy = .milliseconds(400)
+            options.busyPollInterval = .milliseconds(5)
+            let recorder = EventRecorder(client: client, component: "test-kubelet", host: "node-1", options: options,
+                                         logger: quietLogger(), busy: { true })
+            let run = Task { await recorder.run() }
+            defer { run.cancel() }
+
+            // Busy for good: the events wait the hold, then are written all the same.
+            let recorded = ContinuousClock.now
+            record(recorder, batch: "bounded", pods: 3, steps: 1)
+            try await Task.sleep(for: .milliseconds(100))
+            #expect(recorder.writtenCount == 0, "an event was written before its hold was over")
+            try await waitWritten(recorder)
+            #expect(ContinuousClock.now - recorded >= .milliseconds(400))
+            try await expectInOrder(client, batch: "bounded", pods: 3, steps: 1)
+            recorder.finish()
+            _ = await run.value
+        }
+    }
+
     @Test("A full buffer drops new events, counts them and keeps writing the rest")
     func fullBufferDropsAndCounts() async throws {
         try await InProcessAPIServer.with { server in

@@ -45,6 +45,14 @@ public actor ImageStore {
     public let directory: String
     private var blobs: String { directory + "/blobs/sha256" }
     private var layersDirectory: String { directory + "/layers" }
+    /// `index.json` as last read, with the file's identity then: every container start resolves
+    /// its image, and a `stat` says whether the index changed (it is replaced by a rename, by
+    /// this process or another kubelet sharing the directory).
+    private var cachedIndex: (stamp: FileStamp, index: OCIIndex)?
+    /// Manifests and configurations decoded so far, by digest: a blob's content is its digest,
+    /// so what was decoded stays true. Bounded: emptied when it reaches `decodedBlobLimit`.
+    private var decodedBlobs: [String: any Sendable] = [:]
+    private static let decodedBlobLimit = 512
 
     /// Opens (creating) the store at `directory`.
     public init(directory: String) throws {
@@ -103,24 +111,41 @@ public actor ImageStore {
 
     func readIndex() throws -> OCIIndex {
         let path = directory + "/index.json"
-        guard let data = FileManager.default.contents(atPath: path) else { return OCIIndex() }
+        let stamp = FileStamp(path)
+        if let stamp, let cachedIndex, cachedIndex.stamp == stamp { return cachedIndex.index }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            cachedIndex = nil
+            return OCIIndex()
+        }
+        let index: OCIIndex
         do {
-            return try JSONDecoder().decode(OCIIndex.self, from: data)
+            index = try JSONDecoder().decode(OCIIndex.self, from: data)
         } catch {
             throw KubeletError(.configuration, "\(path) is not an OCI image index (\(error)); remove it and import the images again")
         }
+        // Taken before the read: a replacement during it makes the next call read again.
+        cachedIndex = stamp.map { ($0, index) }
+        return index
     }
 
-    func readJSON<T: Decodable>(_ type: T.Type, digest: String) throws -> T {
+    func readJSON<T: Decodable & Sendable>(_ type: T.Type, digest: String) throws -> T {
+        if let decoded = decodedBlobs[digest] as? T { return decoded }
         let path = try blobPath(digest)
         guard let data = FileManager.default.contents(atPath: path) else {
             throw KubeletError(.notFound, "blob \(digest) is missing from the image store \(directory); import the image again")
         }
+        let decoded: T
         do {
-            return try JSONDecoder().decode(T.self, from: data)
+            decoded = try JSONDecoder().decode(T.self, from: data)
         } catch {
             throw KubeletError(.configuration, "blob \(digest) in \(directory) is not a valid \(T.self): \(error)")
         }
+        // Only what matched its digest is kept: a blob damaged on disk is read (and fails) again.
+        if Self.sha256(data) == digest {
+            if decodedBlobs.count >= Self.decodedBlobLimit { decodedBlobs.removeAll() }
+            decodedBlobs[digest] = decoded
+        }
+        return decoded
     }
 
     /// The path of blob `digest` ("sha256:<64 hex>").
@@ -220,5 +245,26 @@ public actor ImageStore {
     /// The `sha256:<hex>` digest of `data`.
     static func sha256(_ data: Data) -> String {
         "sha256:" + SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
+    }
+}
+
+/// Which file a path names and when it last changed (device, inode, size, modification time):
+/// a file replaced by a rename, or written in place, has another stamp.
+struct FileStamp: Equatable {
+    let device: UInt64
+    let inode: UInt64
+    let size: Int64
+    let modifiedSeconds: Int
+    let modifiedNanoseconds: Int
+
+    /// The stamp of the file at `path`, nil when it cannot be stat'ed.
+    init?(_ path: String) {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        device = UInt64(info.st_dev)
+        inode = UInt64(info.st_ino)
+        size = Int64(info.st_size)
+        modifiedSeconds = info.st_mtim.tv_sec
+        modifiedNanoseconds = info.st_mtim.tv_nsec
     }
 }

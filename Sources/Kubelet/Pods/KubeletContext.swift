@@ -1,9 +1,11 @@
 // What every pod worker shares: the API client, the runtime, the image store, the volume
-// manager, the event recorder, the pod network and the node's settings.
+// manager, the event recorder, the pod network, the node's settings, and the count of pod
+// syncs in progress.
 import APIClient
 import ClusterAPI
 import Foundation
 import Logging
+import Synchronization
 
 /// The node's settings the pod workers need.
 public struct PodSettings: Sendable {
@@ -43,10 +45,23 @@ struct KubeletContext: Sendable {
     let volumes: VolumeManager
     let events: KubeletEvents
     let settings: PodSettings
+    let activity: PodSyncActivity
     /// The pods' network (nil: pods share the node's network namespace).
     var network: PodNetwork? = nil
     let logger: Logger
 
     func podDirectory(_ uid: String) -> String { settings.root + "/pods/" + uid }
     func sandbox(_ uid: String) -> PodSandbox { PodSandbox(directory: podDirectory(uid) + "/sandbox") }
+}
+
+/// Pod syncs in progress — a worker's pass: making the sandbox and volumes, starting or
+/// stopping containers, writing the status. The kubelet's events wait while there are any
+/// (`KubeletEvents`).
+final class PodSyncActivity: Sendable {
+    private let syncing = Atomic<Int>(0)
+
+    var isBusy: Bool { syncing.load(ordering: .relaxed) > 0 }
+
+    func begin() { syncing.add(1, ordering: .relaxed) }
+    func end() { syncing.subtract(1, ordering: .relaxed) }
 }

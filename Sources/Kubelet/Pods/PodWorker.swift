@@ -107,6 +107,8 @@ actor PodWorker {
     // MARK: Sync
 
     func sync() async {
+        context.activity.begin()
+        defer { context.activity.end() }
         if removedFromAPI || pod.metadata.deletionTimestamp != nil {
             await terminate()
             return

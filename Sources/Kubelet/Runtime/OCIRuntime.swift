@@ -203,7 +203,17 @@ public final class OCIRuntime: Sendable {
     /// A fresh container id: 32 random hex digits.
     static func newID() -> String {
         var generator = SystemRandomNumberGenerator()
-        return (0..<16).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
+        let digits = Array("0123456789abcdef".utf8)
+        return String(unsafeUninitializedCapacity: 32) { buffer in
+            for index in stride(from: 0, to: 32, by: 16) {
+                var random = generator.next() as UInt64
+                for offset in 0..<16 {
+                    buffer[index + offset] = digits[Int(random & 0xf)]
+                    random >>= 4
+                }
+            }
+            return 32
+        }
     }
 
     // MARK: Looking
