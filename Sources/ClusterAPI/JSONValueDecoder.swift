@@ -97,32 +97,30 @@ final class TreeDecoder: Decoder {
 
     /// This node's value as `T`.
     func decodeValue<T: Decodable>(_ type: T.Type) throws -> T {
-        let path = { self.codingPath }
-        if let leaf = try Self.leaf(T.self, value, path) { return leaf }
-        switch type {
-        case is Data.Type:
-            guard let data = Data(base64Encoded: try Leaf.string(value, path)) else {
+        if let leaf = try Self.leaf(T.self, value, { self.codingPath }) { return leaf }
+        if T.self == Data.self {
+            guard let data = Data(base64Encoded: try Leaf.string(value) { self.codingPath }) else {
                 throw DecodingError.dataCorrupted(.init(codingPath: codingPath, debugDescription: "Encountered Data is not valid Base64."))
             }
             return data as! T
-        case is Date.Type: return Date(timeIntervalSinceReferenceDate: try Leaf.double(value, path)) as! T
-        default: return try T(from: self)
         }
+        if T.self == Date.self { return Date(timeIntervalSinceReferenceDate: try Leaf.double(value) { self.codingPath }) as! T }
+        return try T(from: self)
     }
 
     /// `value` as `T` when `T` is one of the common leaves (a JSONValue taken whole, a string,
     /// a flag, a number); nil for any other type.
+    /// (Metatypes compared by identity, and the value reinterpreted once it is known to be a
+    /// `T`: a dynamic cast per case was a tenth of decoding a pod.)
     private static func leaf<T>(_ type: T.Type, _ value: JSONValue, _ path: () -> [any CodingKey]) throws -> T? {
-        switch type {
-        case is JSONValue.Type: return (value as! T)
-        case is String.Type: return (try Leaf.string(value, path) as! T)
-        case is Bool.Type: return (try Leaf.bool(value, path) as! T)
-        case is Int.Type: return (try Leaf.integer(Int.self, value, path) as! T)
-        case is Int64.Type: return (try Leaf.integer(Int64.self, value, path) as! T)
-        case is Int32.Type: return (try Leaf.integer(Int32.self, value, path) as! T)
-        case is Double.Type: return (try Leaf.double(value, path) as! T)
-        default: return nil
-        }
+        if T.self == JSONValue.self { return unsafeBitCast(value, to: T.self) }
+        if T.self == String.self { return unsafeBitCast(try Leaf.string(value, path), to: T.self) }
+        if T.self == Bool.self { return unsafeBitCast(try Leaf.bool(value, path), to: T.self) }
+        if T.self == Int.self { return unsafeBitCast(try Leaf.integer(Int.self, value, path), to: T.self) }
+        if T.self == Int64.self { return unsafeBitCast(try Leaf.integer(Int64.self, value, path), to: T.self) }
+        if T.self == Int32.self { return unsafeBitCast(try Leaf.integer(Int32.self, value, path), to: T.self) }
+        if T.self == Double.self { return unsafeBitCast(try Leaf.double(value, path), to: T.self) }
+        return nil
     }
 }
 
@@ -174,23 +172,22 @@ private struct SingleValue: SingleValueDecodingContainer {
     let node: TreeDecoder
     var codingPath: [any CodingKey] { node.codingPath }
     private var value: JSONValue { node.value }
-    private var path: () -> [any CodingKey] { { node.codingPath } }
 
     func decodeNil() -> Bool { value.isNull }
-    func decode(_ type: Bool.Type) throws -> Bool { try Leaf.bool(value, path) }
-    func decode(_ type: String.Type) throws -> String { try Leaf.string(value, path) }
-    func decode(_ type: Double.Type) throws -> Double { try Leaf.double(value, path) }
-    func decode(_ type: Float.Type) throws -> Float { try Leaf.float(value, path) }
-    func decode(_ type: Int.Type) throws -> Int { try Leaf.integer(type, value, path) }
-    func decode(_ type: Int8.Type) throws -> Int8 { try Leaf.integer(type, value, path) }
-    func decode(_ type: Int16.Type) throws -> Int16 { try Leaf.integer(type, value, path) }
-    func decode(_ type: Int32.Type) throws -> Int32 { try Leaf.integer(type, value, path) }
-    func decode(_ type: Int64.Type) throws -> Int64 { try Leaf.integer(type, value, path) }
-    func decode(_ type: UInt.Type) throws -> UInt { try Leaf.integer(type, value, path) }
-    func decode(_ type: UInt8.Type) throws -> UInt8 { try Leaf.integer(type, value, path) }
-    func decode(_ type: UInt16.Type) throws -> UInt16 { try Leaf.integer(type, value, path) }
-    func decode(_ type: UInt32.Type) throws -> UInt32 { try Leaf.integer(type, value, path) }
-    func decode(_ type: UInt64.Type) throws -> UInt64 { try Leaf.integer(type, value, path) }
+    func decode(_ type: Bool.Type) throws -> Bool { try Leaf.bool(value) { node.codingPath } }
+    func decode(_ type: String.Type) throws -> String { try Leaf.string(value) { node.codingPath } }
+    func decode(_ type: Double.Type) throws -> Double { try Leaf.double(value) { node.codingPath } }
+    func decode(_ type: Float.Type) throws -> Float { try Leaf.float(value) { node.codingPath } }
+    func decode(_ type: Int.Type) throws -> Int { try Leaf.integer(type, value) { node.codingPath } }
+    func decode(_ type: Int8.Type) throws -> Int8 { try Leaf.integer(type, value) { node.codingPath } }
+    func decode(_ type: Int16.Type) throws -> Int16 { try Leaf.integer(type, value) { node.codingPath } }
+    func decode(_ type: Int32.Type) throws -> Int32 { try Leaf.integer(type, value) { node.codingPath } }
+    func decode(_ type: Int64.Type) throws -> Int64 { try Leaf.integer(type, value) { node.codingPath } }
+    func decode(_ type: UInt.Type) throws -> UInt { try Leaf.integer(type, value) { node.codingPath } }
+    func decode(_ type: UInt8.Type) throws -> UInt8 { try Leaf.integer(type, value) { node.codingPath } }
+    func decode(_ type: UInt16.Type) throws -> UInt16 { try Leaf.integer(type, value) { node.codingPath } }
+    func decode(_ type: UInt32.Type) throws -> UInt32 { try Leaf.integer(type, value) { node.codingPath } }
+    func decode(_ type: UInt64.Type) throws -> UInt64 { try Leaf.integer(type, value) { node.codingPath } }
     func decode<T: Decodable>(_ type: T.Type) throws -> T { try node.decodeValue(T.self) }
 }
 
@@ -211,24 +208,38 @@ private struct KeyedContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
         return value
     }
 
-    private func path(_ key: Key) -> () -> [any CodingKey] { { node.codingPath + [key] } }
 
     func decodeNil(forKey key: Key) throws -> Bool { try member(key).isNull }
-    func decode(_ type: Bool.Type, forKey key: Key) throws -> Bool { try Leaf.bool(member(key), path(key)) }
-    func decode(_ type: String.Type, forKey key: Key) throws -> String { try Leaf.string(member(key), path(key)) }
-    func decode(_ type: Double.Type, forKey key: Key) throws -> Double { try Leaf.double(member(key), path(key)) }
-    func decode(_ type: Float.Type, forKey key: Key) throws -> Float { try Leaf.float(member(key), path(key)) }
-    func decode(_ type: Int.Type, forKey key: Key) throws -> Int { try Leaf.integer(type, member(key), path(key)) }
-    func decode(_ type: Int8.Type, forKey key: Key) throws -> Int8 { try Leaf.integer(type, member(key), path(key)) }
-    func decode(_ type: Int16.Type, forKey key: Key) throws -> Int16 { try Leaf.integer(type, member(key), path(key)) }
-    func decode(_ type: Int32.Type, forKey key: Key) throws -> Int32 { try Leaf.integer(type, member(key), path(key)) }
-    func decode(_ type: Int64.Type, forKey key: Key) throws -> Int64 { try Leaf.integer(type, member(key), path(key)) }
-    func decode(_ type: UInt.Type, forKey key: Key) throws -> UInt { try Leaf.integer(type, member(key), path(key)) }
-    func decode(_ type: UInt8.Type, forKey key: Key) throws -> UInt8 { try Leaf.integer(type, member(key), path(key)) }
-    func decode(_ type: UInt16.Type, forKey key: Key) throws -> UInt16 { try Leaf.integer(type, member(key), path(key)) }
-    func decode(_ type: UInt32.Type, forKey key: Key) throws -> UInt32 { try Leaf.integer(type, member(key), path(key)) }
-    func decode(_ type: UInt64.Type, forKey key: Key) throws -> UInt64 { try Leaf.integer(type, member(key), path(key)) }
+    func decode(_ type: Bool.Type, forKey key: Key) throws -> Bool { try Leaf.bool(member(key), { node.codingPath + [key] }) }
+    func decode(_ type: String.Type, forKey key: Key) throws -> String { try Leaf.string(member(key), { node.codingPath + [key] }) }
+    func decode(_ type: Double.Type, forKey key: Key) throws -> Double { try Leaf.double(member(key), { node.codingPath + [key] }) }
+    func decode(_ type: Float.Type, forKey key: Key) throws -> Float { try Leaf.float(member(key), { node.codingPath + [key] }) }
+    func decode(_ type: Int.Type, forKey key: Key) throws -> Int { try Leaf.integer(type, member(key), { node.codingPath + [key] }) }
+    func decode(_ type: Int8.Type, forKey key: Key) throws -> Int8 { try Leaf.integer(type, member(key), { node.codingPath + [key] }) }
+    func decode(_ type: Int16.Type, forKey key: Key) throws -> Int16 { try Leaf.integer(type, member(key), { node.codingPath + [key] }) }
+    func decode(_ type: Int32.Type, forKey key: Key) throws -> Int32 { try Leaf.integer(type, member(key), { node.codingPath + [key] }) }
+    func decode(_ type: Int64.Type, forKey key: Key) throws -> Int64 { try Leaf.integer(type, member(key), { node.codingPath + [key] }) }
+    func decode(_ type: UInt.Type, forKey key: Key) throws -> UInt { try Leaf.integer(type, member(key), { node.codingPath + [key] }) }
+    func decode(_ type: UInt8.Type, forKey key: Key) throws -> UInt8 { try Leaf.integer(type, member(key), { node.codingPath + [key] }) }
+    func decode(_ type: UInt16.Type, forKey key: Key) throws -> UInt16 { try Leaf.integer(type, member(key), { node.codingPath + [key] }) }
+    func decode(_ type: UInt32.Type, forKey key: Key) throws -> UInt32 { try Leaf.integer(type, member(key), { node.codingPath + [key] }) }
+    func decode(_ type: UInt64.Type, forKey key: Key) throws -> UInt64 { try Leaf.integer(type, member(key), { node.codingPath + [key] }) }
     func decode<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T { try node.decode(T.self, member(key), key: key) }
+
+    // The scalars' optionals, each one lookup: the protocol's own versions ask `contains`,
+    // then `decodeNil`, then `decode` (three).
+    func decodeIfPresent(_ type: String.Type, forKey key: Key) throws -> String? { try present(key) { try Leaf.string($0, { node.codingPath + [key] }) } }
+    func decodeIfPresent(_ type: Bool.Type, forKey key: Key) throws -> Bool? { try present(key) { try Leaf.bool($0, { node.codingPath + [key] }) } }
+    func decodeIfPresent(_ type: Int.Type, forKey key: Key) throws -> Int? { try present(key) { try Leaf.integer(type, $0, { node.codingPath + [key] }) } }
+    func decodeIfPresent(_ type: Int32.Type, forKey key: Key) throws -> Int32? { try present(key) { try Leaf.integer(type, $0, { node.codingPath + [key] }) } }
+    func decodeIfPresent(_ type: Int64.Type, forKey key: Key) throws -> Int64? { try present(key) { try Leaf.integer(type, $0, { node.codingPath + [key] }) } }
+    func decodeIfPresent(_ type: Double.Type, forKey key: Key) throws -> Double? { try present(key) { try Leaf.double($0, { node.codingPath + [key] }) } }
+
+    /// The member under `key` through `body`; nil when it is absent or null.
+    private func present<R>(_ key: Key, _ body: (JSONValue) throws -> R) throws -> R? {
+        guard let value = members[key.stringValue], !value.isNull else { return nil }
+        return try body(value)
+    }
 
     /// Absent or null: nil (as Foundation: a null is no value for an optional).
     func decodeIfPresent<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T? {

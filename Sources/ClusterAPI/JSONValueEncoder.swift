@@ -10,23 +10,54 @@ public struct JSONValueEncoder: Sendable {
 
     public func encode<T: Encodable>(_ value: T) throws -> JSONValue {
         let root = EncodingNode()
-        try root.encode(value, path: [])
+        try root.encode(value)
         return root.value
     }
 }
 
-/// One value being encoded: a scalar, or an object or array of nodes filled by containers.
+/// One value being encoded: a scalar, or an object or array filled by containers. A member
+/// encoded whole is kept as its value; only a member that a container may still write to (a
+/// nested container's, a super encoder's) stays a node until the end. The coding path is the
+/// chain of parents, built only when asked (an error, or a type that reads its own path).
+/// (A node per member and a path array per nested value were most of encoding a pod.)
 private final class EncodingNode {
+    enum Member {
+        case value(JSONValue)
+        case node(EncodingNode)
+
+        var value: JSONValue {
+            switch self {
+            case .value(let value): value
+            case .node(let node): node.value
+            }
+        }
+    }
+
     enum Content {
         case empty
         case scalar(JSONValue)
-        case object([String: EncodingNode])
-        case array([EncodingNode])
+        case object([String: Member])
+        case array([Member])
     }
-    var content = Content.empty
 
-    init() {}
-    init(_ scalar: JSONValue) { content = .scalar(scalar) }
+    var content = Content.empty
+    let parent: EncodingNode?
+    let key: (any CodingKey)?
+
+    init(parent: EncodingNode? = nil, key: (any CodingKey)? = nil) {
+        self.parent = parent
+        self.key = key
+    }
+
+    var codingPath: [any CodingKey] {
+        var path: [any CodingKey] = []
+        var node: EncodingNode? = self
+        while let current = node {
+            if let key = current.key { path.append(key) }
+            node = current.parent
+        }
+        return path.reversed()
+    }
 
     var value: JSONValue {
         switch content {
@@ -37,209 +68,232 @@ private final class EncodingNode {
         }
     }
 
-    /// `value` into this node: the common leaves directly, anything else through its `encode(to:)`.
-    func encode<T: Encodable>(_ value: T, path: [any CodingKey]) throws {
-        if let leaf = try Self.leaf(value, path: path) {
+    /// `value` encoded as a member of this node under `key` (nil: an array's element): a leaf
+    /// directly, anything else through its `encode(to:)` into a node of its own.
+    func member<T: Encodable>(_ value: T, key: (any CodingKey)?) throws -> JSONValue {
+        if let leaf = try Self.leaf(value, path: { self.codingPath + (key.map { [$0] } ?? []) }) { return leaf }
+        let child = EncodingNode(parent: self, key: key)
+        try value.encode(to: TreeEncoder(node: child))
+        return child.value
+    }
+
+    /// `value` into this node.
+    func encode<T: Encodable>(_ value: T) throws {
+        if let leaf = try Self.leaf(value, path: { self.codingPath }) {
             content = .scalar(leaf)
         } else {
-            try value.encode(to: TreeEncoder(node: self, codingPath: path))
+            try value.encode(to: TreeEncoder(node: self))
         }
     }
 
-    static func leaf<T: Encodable>(_ value: T, path: [any CodingKey]) throws -> JSONValue? {
-        switch value {
-        case let json as JSONValue: return json
-        case let text as String: return .string(text)
-        case let flag as Bool: return .bool(flag)
-        case let number as Int: return .integer(Int64(number))
-        case let number as Int64: return .integer(number)
-        case let number as Int32: return .integer(Int64(number))
-        case let number as Double: return try double(number, path: path)
-        case let data as Data: return .string(data.base64EncodedString())
-        case let date as Date: return try double(date.timeIntervalSinceReferenceDate, path: path)
-        default: return nil
-        }
+    /// The common leaves directly (metatypes compared by identity, not a dynamic cast per
+    /// case); nil for any other type.
+    static func leaf<T: Encodable>(_ value: T, path: () -> [any CodingKey]) throws -> JSONValue? {
+        if T.self == String.self { return .string(unsafeBitCast(value, to: String.self)) }
+        if T.self == JSONValue.self { return unsafeBitCast(value, to: JSONValue.self) }
+        if T.self == Bool.self { return .bool(unsafeBitCast(value, to: Bool.self)) }
+        if T.self == Int.self { return .integer(Int64(unsafeBitCast(value, to: Int.self))) }
+        if T.self == Int64.self { return .integer(unsafeBitCast(value, to: Int64.self)) }
+        if T.self == Int32.self { return .integer(Int64(unsafeBitCast(value, to: Int32.self))) }
+        if T.self == Double.self { return try double(unsafeBitCast(value, to: Double.self), path: path) }
+        if T.self == Data.self { return .string((value as! Data).base64EncodedString()) }
+        if T.self == Date.self { return try double((value as! Date).timeIntervalSinceReferenceDate, path: path) }
+        return nil
     }
 
-    static func double(_ number: Double, path: [any CodingKey]) throws -> JSONValue {
+    static func double(_ number: Double, path: () -> [any CodingKey]) throws -> JSONValue {
         guard number.isFinite else {
-            throw EncodingError.invalidValue(number, .init(codingPath: path, debugDescription: "Unable to encode Double.\(number) directly in JSON."))
+            throw EncodingError.invalidValue(number, .init(codingPath: path(), debugDescription: "Unable to encode Double.\(number) directly in JSON."))
         }
         return .number(number)
     }
 
-    static func integer<T: BinaryInteger>(_ number: T, path: [any CodingKey]) throws -> JSONValue {
+    static func integer<T: BinaryInteger>(_ number: T) -> JSONValue {
         if let exact = Int64(exactly: number) { return .integer(exact) }
         // A UInt64 beyond Int64: a Double, as JSON numbers are read.
         return .number(Double(number))
     }
 
     /// This node as an object (made one if it is still empty).
-    func members() -> [String: EncodingNode] {
-        if case .object(let members) = content { return members }
+    func makeObject() {
+        if case .object = content { return }
         content = .object([:])
-        return [:]
     }
 
-    func set(_ key: String, _ node: EncodingNode) {
-        var members = members()
+    /// This node as an array (made one if it is not one).
+    func makeArray() {
+        if case .array = content { return }
+        content = .array([])
+    }
+
+    func set(_ key: String, _ member: Member) {
+        var members: [String: Member]
+        if case .object(let existing) = content { members = existing } else { members = [:] }
         content = .empty          // one reference to the dictionary while it changes
-        members[key] = node
+        members[key] = member
         content = .object(members)
     }
 
-    func append(_ node: EncodingNode) {
-        var elements: [EncodingNode]
+    func append(_ member: Member) {
+        var elements: [Member]
         if case .array(let existing) = content { elements = existing } else { elements = [] }
         content = .empty
-        elements.append(node)
+        elements.append(member)
         content = .array(elements)
     }
 
-    /// The existing child under `key`, or a new one there.
-    func child(_ key: String) -> EncodingNode {
-        if case .object(let members) = content, let existing = members[key] { return existing }
-        let node = EncodingNode()
-        set(key, node)
+    var count: Int {
+        if case .array(let elements) = content { return elements.count }
+        return 0
+    }
+
+    /// The node under `key` that a container writes to: the one there, or a new one.
+    func child(_ key: any CodingKey) -> EncodingNode {
+        if case .object(let members) = content, case .node(let existing)? = members[key.stringValue] { return existing }
+        let node = EncodingNode(parent: self, key: key)
+        set(key.stringValue, .node(node))
         return node
     }
 }
 
 private struct TreeEncoder: Encoder {
     let node: EncodingNode
-    let codingPath: [any CodingKey]
+    var codingPath: [any CodingKey] { node.codingPath }
     var userInfo: [CodingUserInfoKey: Any] { [:] }
 
     func container<Key: CodingKey>(keyedBy type: Key.Type) -> KeyedEncodingContainer<Key> {
-        _ = node.members()
-        return KeyedEncodingContainer(KeyedContainer<Key>(node: node, codingPath: codingPath))
+        node.makeObject()
+        return KeyedEncodingContainer(KeyedContainer<Key>(node: node))
     }
 
     func unkeyedContainer() -> any UnkeyedEncodingContainer {
-        if case .array = node.content {} else { node.content = .array([]) }
-        return UnkeyedContainer(node: node, codingPath: codingPath)
+        node.makeArray()
+        return UnkeyedContainer(node: node)
     }
 
-    func singleValueContainer() -> any SingleValueEncodingContainer { SingleValue(node: node, codingPath: codingPath) }
+    func singleValueContainer() -> any SingleValueEncodingContainer { SingleValue(node: node) }
 }
 
 private struct SingleValue: SingleValueEncodingContainer {
     let node: EncodingNode
-    let codingPath: [any CodingKey]
+    var codingPath: [any CodingKey] { node.codingPath }
 
-    func encodeNil() throws { node.content = .scalar(.null) }
-    func encode(_ value: Bool) throws { node.content = .scalar(.bool(value)) }
-    func encode(_ value: String) throws { node.content = .scalar(.string(value)) }
-    func encode(_ value: Double) throws { node.content = .scalar(try EncodingNode.double(value, path: codingPath)) }
-    func encode(_ value: Float) throws { node.content = .scalar(try EncodingNode.double(Double(value), path: codingPath)) }
-    func encode(_ value: Int) throws { node.content = .scalar(.integer(Int64(value))) }
-    func encode(_ value: Int8) throws { node.content = .scalar(.integer(Int64(value))) }
-    func encode(_ value: Int16) throws { node.content = .scalar(.integer(Int64(value))) }
-    func encode(_ value: Int32) throws { node.content = .scalar(.integer(Int64(value))) }
-    func encode(_ value: Int64) throws { node.content = .scalar(.integer(value)) }
-    func encode(_ value: UInt) throws { node.content = .scalar(try EncodingNode.integer(value, path: codingPath)) }
-    func encode(_ value: UInt8) throws { node.content = .scalar(.integer(Int64(value))) }
-    func encode(_ value: UInt16) throws { node.content = .scalar(.integer(Int64(value))) }
-    func encode(_ value: UInt32) throws { node.content = .scalar(.integer(Int64(value))) }
-    func encode(_ value: UInt64) throws { node.content = .scalar(try EncodingNode.integer(value, path: codingPath)) }
-    func encode<T: Encodable>(_ value: T) throws { try node.encode(value, path: codingPath) }
+    private func set(_ value: JSONValue) { node.content = .scalar(value) }
+
+    func encodeNil() throws { set(.null) }
+    func encode(_ value: Bool) throws { set(.bool(value)) }
+    func encode(_ value: String) throws { set(.string(value)) }
+    func encode(_ value: Double) throws { set(try EncodingNode.double(value) { node.codingPath }) }
+    func encode(_ value: Float) throws { set(try EncodingNode.double(Double(value)) { node.codingPath }) }
+    func encode(_ value: Int) throws { set(.integer(Int64(value))) }
+    func encode(_ value: Int8) throws { set(.integer(Int64(value))) }
+    func encode(_ value: Int16) throws { set(.integer(Int64(value))) }
+    func encode(_ value: Int32) throws { set(.integer(Int64(value))) }
+    func encode(_ value: Int64) throws { set(.integer(value)) }
+    func encode(_ value: UInt) throws { set(EncodingNode.integer(value)) }
+    func encode(_ value: UInt8) throws { set(.integer(Int64(value))) }
+    func encode(_ value: UInt16) throws { set(.integer(Int64(value))) }
+    func encode(_ value: UInt32) throws { set(.integer(Int64(value))) }
+    func encode(_ value: UInt64) throws { set(EncodingNode.integer(value)) }
+    func encode<T: Encodable>(_ value: T) throws { try node.encode(value) }
 }
 
 private struct KeyedContainer<Key: CodingKey>: KeyedEncodingContainerProtocol {
     let node: EncodingNode
-    let codingPath: [any CodingKey]
+    var codingPath: [any CodingKey] { node.codingPath }
 
-    private func put(_ key: Key, _ value: JSONValue) { node.set(key.stringValue, EncodingNode(value)) }
+    private func put(_ key: Key, _ value: JSONValue) { node.set(key.stringValue, .value(value)) }
 
     mutating func encodeNil(forKey key: Key) throws { put(key, .null) }
     mutating func encode(_ value: Bool, forKey key: Key) throws { put(key, .bool(value)) }
     mutating func encode(_ value: String, forKey key: Key) throws { put(key, .string(value)) }
-    mutating func encode(_ value: Double, forKey key: Key) throws { put(key, try EncodingNode.double(value, path: codingPath + [key])) }
-    mutating func encode(_ value: Float, forKey key: Key) throws { put(key, try EncodingNode.double(Double(value), path: codingPath + [key])) }
+    mutating func encode(_ value: Double, forKey key: Key) throws { put(key, try EncodingNode.double(value) { node.codingPath + [key] }) }
+    mutating func encode(_ value: Float, forKey key: Key) throws { put(key, try EncodingNode.double(Double(value)) { node.codingPath + [key] }) }
     mutating func encode(_ value: Int, forKey key: Key) throws { put(key, .integer(Int64(value))) }
     mutating func encode(_ value: Int8, forKey key: Key) throws { put(key, .integer(Int64(value))) }
     mutating func encode(_ value: Int16, forKey key: Key) throws { put(key, .integer(Int64(value))) }
     mutating func encode(_ value: Int32, forKey key: Key) throws { put(key, .integer(Int64(value))) }
     mutating func encode(_ value: Int64, forKey key: Key) throws { put(key, .integer(value)) }
-    mutating func encode(_ value: UInt, forKey key: Key) throws { put(key, try EncodingNode.integer(value, path: codingPath + [key])) }
+    mutating func encode(_ value: UInt, forKey key: Key) throws { put(key, EncodingNode.integer(value)) }
     mutating func encode(_ value: UInt8, forKey key: Key) throws { put(key, .integer(Int64(value))) }
     mutating func encode(_ value: UInt16, forKey key: Key) throws { put(key, .integer(Int64(value))) }
     mutating func encode(_ value: UInt32, forKey key: Key) throws { put(key, .integer(Int64(value))) }
-    mutating func encode(_ value: UInt64, forKey key: Key) throws { put(key, try EncodingNode.integer(value, path: codingPath + [key])) }
+    mutating func encode(_ value: UInt64, forKey key: Key) throws { put(key, EncodingNode.integer(value)) }
 
     mutating func encode<T: Encodable>(_ value: T, forKey key: Key) throws {
-        let child = EncodingNode()
-        try child.encode(value, path: codingPath + [key])
-        node.set(key.stringValue, child)
+        put(key, try node.member(value, key: key))
     }
 
     mutating func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type, forKey key: Key) -> KeyedEncodingContainer<NestedKey> {
-        let child = node.child(key.stringValue)
-        _ = child.members()
-        return KeyedEncodingContainer(KeyedContainer<NestedKey>(node: child, codingPath: codingPath + [key]))
+        let child = node.child(key)
+        child.makeObject()
+        return KeyedEncodingContainer(KeyedContainer<NestedKey>(node: child))
     }
 
     mutating func nestedUnkeyedContainer(forKey key: Key) -> any UnkeyedEncodingContainer {
-        let child = node.child(key.stringValue)
-        if case .array = child.content {} else { child.content = .array([]) }
-        return UnkeyedContainer(node: child, codingPath: codingPath + [key])
+        let child = node.child(key)
+        child.makeArray()
+        return UnkeyedContainer(node: child)
     }
 
-    mutating func superEncoder() -> any Encoder { TreeEncoder(node: node.child("super"), codingPath: codingPath) }
+    mutating func superEncoder() -> any Encoder { TreeEncoder(node: node.child(SuperKey())) }
 
-    mutating func superEncoder(forKey key: Key) -> any Encoder { TreeEncoder(node: node.child(key.stringValue), codingPath: codingPath + [key]) }
+    mutating func superEncoder(forKey key: Key) -> any Encoder { TreeEncoder(node: node.child(key)) }
+}
+
+/// The key of a superclass's members: "super".
+private struct SuperKey: CodingKey {
+    var stringValue: String { "super" }
+    var intValue: Int? { nil }
+    init() {}
+    init?(stringValue: String) { guard stringValue == "super" else { return nil } }
+    init?(intValue: Int) { nil }
 }
 
 private struct UnkeyedContainer: UnkeyedEncodingContainer {
     let node: EncodingNode
-    let codingPath: [any CodingKey]
+    var codingPath: [any CodingKey] { node.codingPath }
+    var count: Int { node.count }
 
-    var count: Int {
-        if case .array(let elements) = node.content { return elements.count }
-        return 0
-    }
-
-    private func add(_ value: JSONValue) { node.append(EncodingNode(value)) }
+    private func add(_ value: JSONValue) { node.append(.value(value)) }
 
     mutating func encodeNil() throws { add(.null) }
     mutating func encode(_ value: Bool) throws { add(.bool(value)) }
     mutating func encode(_ value: String) throws { add(.string(value)) }
-    mutating func encode(_ value: Double) throws { add(try EncodingNode.double(value, path: codingPath)) }
-    mutating func encode(_ value: Float) throws { add(try EncodingNode.double(Double(value), path: codingPath)) }
+    mutating func encode(_ value: Double) throws { add(try EncodingNode.double(value) { node.codingPath }) }
+    mutating func encode(_ value: Float) throws { add(try EncodingNode.double(Double(value)) { node.codingPath }) }
     mutating func encode(_ value: Int) throws { add(.integer(Int64(value))) }
     mutating func encode(_ value: Int8) throws { add(.integer(Int64(value))) }
     mutating func encode(_ value: Int16) throws { add(.integer(Int64(value))) }
     mutating func encode(_ value: Int32) throws { add(.integer(Int64(value))) }
     mutating func encode(_ value: Int64) throws { add(.integer(value)) }
-    mutating func encode(_ value: UInt) throws { add(try EncodingNode.integer(value, path: codingPath)) }
+    mutating func encode(_ value: UInt) throws { add(EncodingNode.integer(value)) }
     mutating func encode(_ value: UInt8) throws { add(.integer(Int64(value))) }
     mutating func encode(_ value: UInt16) throws { add(.integer(Int64(value))) }
     mutating func encode(_ value: UInt32) throws { add(.integer(Int64(value))) }
-    mutating func encode(_ value: UInt64) throws { add(try EncodingNode.integer(value, path: codingPath)) }
+    mutating func encode(_ value: UInt64) throws { add(EncodingNode.integer(value)) }
 
     mutating func encode<T: Encodable>(_ value: T) throws {
-        let child = EncodingNode()
-        try child.encode(value, path: codingPath)
-        node.append(child)
+        add(try node.member(value, key: nil))
     }
 
     mutating func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type) -> KeyedEncodingContainer<NestedKey> {
-        let child = EncodingNode()
-        _ = child.members()
-        node.append(child)
-        return KeyedEncodingContainer(KeyedContainer<NestedKey>(node: child, codingPath: codingPath))
+        let child = EncodingNode(parent: node)
+        child.makeObject()
+        node.append(.node(child))
+        return KeyedEncodingContainer(KeyedContainer<NestedKey>(node: child))
     }
 
     mutating func nestedUnkeyedContainer() -> any UnkeyedEncodingContainer {
-        let child = EncodingNode()
-        child.content = .array([])
-        node.append(child)
-        return UnkeyedContainer(node: child, codingPath: codingPath)
+        let child = EncodingNode(parent: node)
+        child.makeArray()
+        node.append(.node(child))
+        return UnkeyedContainer(node: child)
     }
 
     mutating func superEncoder() -> any Encoder {
-        let child = EncodingNode()
-        node.append(child)
-        return TreeEncoder(node: child, codingPath: codingPath)
+        let child = EncodingNode(parent: node)
+        node.append(.node(child))
+        return TreeEncoder(node: child)
     }
 }

@@ -131,12 +131,30 @@ public struct Time: Sendable, Hashable, Comparable, Codable, CustomStringConvert
         let days = Int(clamped >= 0 ? clamped / 86_400 : (clamped - 86_399) / 86_400)
         let secondsOfDay = Int(clamped - Int64(days) * 86_400)
         let (year, month, day) = Self.civilDate(daysSinceEpoch: days)
-        func pad(_ value: Int, _ width: Int) -> String {
-            let digits = String(value)
-            return String(repeating: "0", count: max(0, width - digits.count)) + digits
+        // Written digit by digit into the string's own storage (every write and watch event
+        // formats a few of these).
+        return String(unsafeUninitializedCapacity: 20) { text in
+            func put(_ value: Int, width: Int, at offset: Int) {
+                var rest = value
+                for position in stride(from: offset + width - 1, through: offset, by: -1) {
+                    text[position] = UInt8(ascii: "0") + UInt8(rest % 10)
+                    rest /= 10
+                }
+            }
+            put(year, width: 4, at: 0)
+            put(month, width: 2, at: 5)
+            put(day, width: 2, at: 8)
+            put(secondsOfDay / 3600, width: 2, at: 11)
+            put(secondsOfDay / 60 % 60, width: 2, at: 14)
+            put(secondsOfDay % 60, width: 2, at: 17)
+            text[4] = UInt8(ascii: "-")
+            text[7] = UInt8(ascii: "-")
+            text[10] = UInt8(ascii: "T")
+            text[13] = UInt8(ascii: ":")
+            text[16] = UInt8(ascii: ":")
+            text[19] = UInt8(ascii: "Z")
+            return 20
         }
-        return "\(pad(year, 4))-\(pad(month, 2))-\(pad(day, 2))T"
-            + "\(pad(secondsOfDay / 3600, 2)):\(pad(secondsOfDay / 60 % 60, 2)):\(pad(secondsOfDay % 60, 2))Z"
     }
 
     /// Same as `rfc3339`.

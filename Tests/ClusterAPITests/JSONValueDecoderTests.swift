@@ -214,4 +214,18 @@ struct JSONValueEncoderTests {
         #expect(throws: EncodingError.self) { _ = try JSONValueEncoder().encode(["x": Double.nan]) }
         #expect(throws: EncodingError.self) { _ = try JSONValueEncoder().encode([Double.infinity]) }
     }
+
+    struct Inner: Encodable { var ratio = Double.nan }
+    struct Outer: Encodable { var name = "o"; var inner = Inner() }
+
+    /// The path is built only for an error: it still names the field, as Foundation's does.
+    @Test func anErrorNamesTheFieldAsFoundationDoes() {
+        func path(_ body: () throws -> Void) -> [String]? {
+            do { try body() } catch EncodingError.invalidValue(_, let context) { return context.codingPath.map(\.stringValue) } catch {}
+            return nil
+        }
+        let ours = path { _ = try JSONValueEncoder().encode(Outer()) }
+        #expect(ours == ["inner", "ratio"])
+        #expect(ours == path { _ = try JSONEncoder().encode(Outer()) })
+    }
 }
