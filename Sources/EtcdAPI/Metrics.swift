@@ -91,7 +91,7 @@ public enum ProcessInfoReader {
 
     /// CPU seconds this machine spent busy (every state of /proc/stat's first line but idle
     /// and iowait), and in all.
-    public static func machineCPUSeconds() -> (busy: Double, total: Double)? {
+    public static func machineCPUSeconds() -> (busy: Double, total: Double, iowait: Double)? {
         guard let stat = try? String(contentsOfFile: "/proc/stat", encoding: .utf8),
               let line = stat.split(separator: "\n").first, line.hasPrefix("cpu ") else { return nil }
         // user nice system idle iowait irq softirq steal (guest time is already in user).
@@ -99,6 +99,6 @@ public enum ProcessInfoReader {
         guard ticks.count == 8 else { return nil }
         let hz = Double(sysconf(Int32(_SC_CLK_TCK)))
         let total = ticks.reduce(0, +)
-        return ((total - ticks[3] - ticks[4]) / hz, total / hz)
+        return ((total - ticks[3] - ticks[4]) / hz, total / hz, ticks[4] / hz)
     }
 }

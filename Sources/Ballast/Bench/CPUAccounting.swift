@@ -85,6 +85,8 @@ struct CPUSnapshot: Sendable {
     var groups: [String: UInt64] = [:]
     /// The machine's busy CPU seconds (/proc/stat).
     var machine: Double = 0
+    /// The machine's idle seconds with a disk read or write outstanding (/proc/stat iowait).
+    var iowait: Double = 0
     /// This process's own CPU seconds (its threads, without the children it waited for).
     var selfSeconds: Double = 0
     /// Per process (by name) CPU seconds, from /proc/<pid>/stat.
@@ -97,7 +99,7 @@ struct CPUSnapshot: Sendable {
         for (name, value) in later.groups { groups[name] = Double(value &- (self.groups[name] ?? 0)) / 1e9 }
         var processes: [String: Double] = [:]
         for (name, value) in later.processes { processes[name] = value - (self.processes[name] ?? 0) }
-        return CPUDelta(groups: groups, machine: later.machine - machine, selfSeconds: later.selfSeconds - selfSeconds,
+        return CPUDelta(groups: groups, machine: later.machine - machine, iowait: later.iowait - iowait, selfSeconds: later.selfSeconds - selfSeconds,
                         processes: processes, elapsed: (later.at - at).seconds)
     }
 }
@@ -106,6 +108,7 @@ struct CPUSnapshot: Sendable {
 struct CPUDelta: Sendable {
     var groups: [String: Double]
     var machine: Double
+    var iowait: Double
     var selfSeconds: Double
     var processes: [String: Double]
     var elapsed: Double
@@ -117,7 +120,9 @@ extension CPUAccounting {
         var sample = CPUSnapshot()
         for group in ["bench", "kubelet", "apiserver", "cluster"] { sample.groups[group] = usage(group: group) }
         for (name, path) in paths { sample.groups[name] = usage(path: path) }
-        sample.machine = ProcessInfoReader.machineCPUSeconds()?.busy ?? 0
+        let machine = ProcessInfoReader.machineCPUSeconds()
+        sample.machine = machine?.busy ?? 0
+        sample.iowait = machine?.iowait ?? 0
         var own = rusage()
         getrusage(RUSAGE_SELF.rawValue, &own)
         sample.selfSeconds = Double(own.ru_utime.tv_sec + own.ru_stime.tv_sec) + Double(own.ru_utime.tv_usec + own.ru_stime.tv_usec) / 1e6

@@ -530,7 +530,7 @@ final class E2EBenchRun: @unchecked Sendable {
 /// of the machine.
 struct CPUSample {
     var components: [String: Double] = [:]
-    var machine: (busy: Double, total: Double)?
+    var machine: (busy: Double, total: Double, iowait: Double)?
 
     init(data: String) {
         let logs = data + "/logs"

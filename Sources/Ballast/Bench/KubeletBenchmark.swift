@@ -172,6 +172,7 @@ struct KubeletBenchResult {
                       ms(floor.machine - groups(floor, names)), ms(phase.machine - groups(phase, names))])
         table.append(["the machine, all of it (/proc/stat)", ms(floor.machine), ms(phase.machine)])
         table.append(["its capacity over the phase (elapsed × \(cores) cores)", ms(floor.elapsed * Double(cores)), ms(phase.elapsed * Double(cores))])
+        table.append(["  of it idle waiting on the disk (iowait)", ms(floor.iowait), ms(phase.iowait)])
         var text = table.render()
         if !requestsSettled.isEmpty {
             let keys = requestsSettled.keys.filter { requestsSettled[$0]! >= 0.05 }.sorted()
