@@ -145,48 +145,43 @@ struct EventRecorderTests {
         try await InProcessAPIServer.with { server in
             let probe = EventWriteProbe()
             let client = probedClient(server, probe, hold: .zero)
-            var options = EventRecorder.Options()
-            options.holdWhileBusy = .seconds(60)
-            options.busyPollInterval = .milliseconds(5)
-            let recorder = EventRecorder(client: client, component: "test-kubelet", host: "node-1", options: options,
-                                         logger: quietLogger(), busy: { probe.busy })
-            let run = Task { await recorder.run() }
-            defer { run.cancel() }
+            func recorder(hold: Duration, busy: @escaping @Sendable () -> Bool) -> EventRecorder {
+                var options = EventRecorder.Options()
+                options.holdWhileBusy = hold
+                options.busyPollInterval = .milliseconds(5)
+                return EventRecorder(client: client, component: "test-kubelet", host: "node-1", options: options,
+                                     logger: quietLogger(), busy: busy)
+            }
 
             // Busy: nothing is written while it lasts (a hold of a minute is not reached here).
+            let held = recorder(hold: .seconds(60), busy: { probe.busy })
+            let heldRun = Task { await held.run() }
+            defer { heldRun.cancel() }
             probe.busy = true
-            record(recorder, batch: "held", pods: 4, steps: 2)
+            record(held, batch: "held", pods: 4, steps: 2)
             try await Task.sleep(for: .milliseconds(300))
-            #expect(recorder.writtenCount == 0, "events were written while the component was busy")
-            #expect(recorder.pendingCount == 8)
+            #expect(held.writtenCount == 0, "events were written while the component was busy")
+            #expect(held.pendingCount == 8)
             // Idle: all of them, in order.
             probe.busy = false
-            try await waitWritten(recorder)
+            try await waitWritten(held)
             try await expectInOrder(client, batch: "held", pods: 4, steps: 2)
-            recorder.finish()
-            _ = await run.value
-        }
-        try await InProcessAPIServer.with { server in
-            let probe = EventWriteProbe()
-            let client = probedClient(server, probe, hold: .zero)
-            var options = EventRecorder.Options()
-            options.holdWhileBusy = .milliseconds(400)
-            options.busyPollInterval = .milliseconds(5)
-            let recorder = EventRecorder(client: client, component: "test-kubelet", host: "node-1", options: options,
-                                         logger: quietLogger(), busy: { true })
-            let run = Task { await recorder.run() }
-            defer { run.cancel() }
+            held.finish()
+            _ = await heldRun.value
 
             // Busy for good: the events wait the hold, then are written all the same.
+            let bounded = recorder(hold: .milliseconds(400), busy: { true })
+            let boundedRun = Task { await bounded.run() }
+            defer { boundedRun.cancel() }
             let recorded = ContinuousClock.now
-            record(recorder, batch: "bounded", pods: 3, steps: 1)
+            record(bounded, batch: "bounded", pods: 3, steps: 1)
             try await Task.sleep(for: .milliseconds(100))
-            #expect(recorder.writtenCount == 0, "an event was written before its hold was over")
-            try await waitWritten(recorder)
+            #expect(bounded.writtenCount == 0, "an event was written before its hold was over")
+            try await waitWritten(bounded)
             #expect(ContinuousClock.now - recorded >= .milliseconds(400))
             try await expectInOrder(client, batch: "bounded", pods: 3, steps: 1)
-            recorder.finish()
-            _ = await run.value
+            bounded.finish()
+            _ = await boundedRun.value
         }
     }
 

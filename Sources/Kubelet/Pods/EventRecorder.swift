@@ -22,7 +22,7 @@ struct KubeletEvents: Sendable {
         var options = EventRecorder.Options()
         options.concurrentWrites = 1
         // And not while pods are being synced, for up to `hold`: a burst's three events per pod
-        // (Pulled, Created, Started) took ~2.7 ms of CPU per pod (the kubelet's and the API
+        // (Pulled, Created, Started) took ~2.9 ms of CPU per pod (the kubelet's and the API
         // server's) from the pods' starts (docs/kubelet-bench.md, "2026-12-07 night"); held,
         // they are written once the burst's pods run.
         options.holdWhileBusy = hold
