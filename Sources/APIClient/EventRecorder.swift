@@ -74,7 +74,7 @@ public final class EventRecorder: Sendable {
         /// written once the component is idle or it has waited this long (then at
         /// `writesWhileBusy`). Zero (the default): events do not wait. Unused without `busy`.
         public var holdWhileBusy: Duration = .zero
-        /// How often a held event asks `busy` again.
+        /// How often a held event asks `busy` again (at least every millisecond).
         public var busyPollInterval: Duration = .milliseconds(20)
 
         public init() {}
@@ -185,7 +185,7 @@ public final class EventRecorder: Sendable {
             }
             for await recorded in stream {
                 if Task.isCancelled { break }
-                await holdWhileBusy(recorded)
+                await waitWhileBusy(recorded)
                 let event = recorded.event
                 let object = EventCorrelator.objectKey(event)
                 // Until this object's writes have landed (not every write in flight), and until
@@ -210,13 +210,13 @@ public final class EventRecorder: Sendable {
 
     /// Waits while the component is busy, until `holdWhileBusy` after `recorded` was recorded
     /// (not at all without a hold, without `busy`, or once the task is cancelled).
-    private func holdWhileBusy(_ recorded: Recorded) async {
+    private func waitWhileBusy(_ recorded: Recorded) async {
         guard let busy, options.holdWhileBusy > .zero else { return }
         let until = recorded.at + options.holdWhileBusy
         while !Task.isCancelled, busy() {
             let left = until - .now
             guard left > .zero else { return }
-            try? await Task.sleep(for: min(left, options.busyPollInterval))
+            try? await Task.sleep(for: min(left, max(.milliseconds(1), options.busyPollInterval)))
         }
     }
 

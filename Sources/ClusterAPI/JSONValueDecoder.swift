@@ -208,7 +208,6 @@ private struct KeyedContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
         return value
     }
 
-
     func decodeNil(forKey key: Key) throws -> Bool { try member(key).isNull }
     func decode(_ type: Bool.Type, forKey key: Key) throws -> Bool { try Leaf.bool(member(key), { node.codingPath + [key] }) }
     func decode(_ type: String.Type, forKey key: Key) throws -> String { try Leaf.string(member(key), { node.codingPath + [key] }) }
@@ -243,8 +242,7 @@ private struct KeyedContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
 
     /// Absent or null: nil (as Foundation: a null is no value for an optional).
     func decodeIfPresent<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T? {
-        guard let value = members[key.stringValue], !value.isNull else { return nil }
-        return try node.decode(T.self, value, key: key)
+        try present(key) { try node.decode(T.self, $0, key: key) }
     }
 
     func nestedContainer<NestedKey: CodingKey>(keyedBy type: NestedKey.Type, forKey key: Key) throws -> KeyedDecodingContainer<NestedKey> {

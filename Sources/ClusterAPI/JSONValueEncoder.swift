@@ -18,7 +18,8 @@ public struct JSONValueEncoder: Sendable {
 /// One value being encoded: a scalar, or an object or array filled by containers. A member
 /// encoded whole is kept as its value; only a member that a container may still write to (a
 /// nested container's, a super encoder's) stays a node until the end. The coding path is the
-/// chain of parents, built only when asked (an error, or a type that reads its own path).
+/// chain of parents, built only when asked (an error, or a type that reads its own path); a
+/// child holds its parent weakly, as the parent holds the children containers still write to.
 /// (A node per member and a path array per nested value were most of encoding a pod.)
 private final class EncodingNode {
     enum Member {
@@ -41,7 +42,7 @@ private final class EncodingNode {
     }
 
     var content = Content.empty
-    let parent: EncodingNode?
+    private(set) weak var parent: EncodingNode?
     let key: (any CodingKey)?
 
     init(parent: EncodingNode? = nil, key: (any CodingKey)? = nil) {
@@ -68,10 +69,10 @@ private final class EncodingNode {
         }
     }
 
-    /// `value` encoded as a member of this node under `key` (nil: an array's element): a leaf
+    /// `value` encoded as a member of this node under `key` (an array's element: its index): a leaf
     /// directly, anything else through its `encode(to:)` into a node of its own.
-    func member<T: Encodable>(_ value: T, key: (any CodingKey)?) throws -> JSONValue {
-        if let leaf = try Self.leaf(value, path: { self.codingPath + (key.map { [$0] } ?? []) }) { return leaf }
+    func member<T: Encodable>(_ value: T, key: any CodingKey) throws -> JSONValue {
+        if let leaf = try Self.leaf(value, path: { self.codingPath + [key] }) { return leaf }
         let child = EncodingNode(parent: self, key: key)
         try value.encode(to: TreeEncoder(node: child))
         return child.value
@@ -147,10 +148,19 @@ private final class EncodingNode {
         return 0
     }
 
-    /// The node under `key` that a container writes to: the one there, or a new one.
+    /// The node under `key` that a container writes to: the one there, or a new one — holding
+    /// the object or array encoded there whole, if one was (as Foundation's encoder keeps
+    /// writing into it).
     func child(_ key: any CodingKey) -> EncodingNode {
-        if case .object(let members) = content, case .node(let existing)? = members[key.stringValue] { return existing }
+        var existing: Member?
+        if case .object(let members) = content { existing = members[key.stringValue] }
+        if case .node(let node)? = existing { return node }
         let node = EncodingNode(parent: self, key: key)
+        switch existing {
+        case .value(.object(let members))?: node.content = .object(members.mapValues { .value($0) })
+        case .value(.array(let elements))?: node.content = .array(elements.map { .value($0) })
+        default: break
+        }
         set(key.stringValue, .node(node))
         return node
     }
@@ -241,6 +251,16 @@ private struct KeyedContainer<Key: CodingKey>: KeyedEncodingContainerProtocol {
     mutating func superEncoder(forKey key: Key) -> any Encoder { TreeEncoder(node: node.child(key)) }
 }
 
+/// An array element's key in a coding path ("Index 2"), as Foundation's.
+private struct IndexKey: CodingKey {
+    let index: Int
+    var stringValue: String { "Index \(index)" }
+    var intValue: Int? { index }
+    init(_ index: Int) { self.index = index }
+    init?(stringValue: String) { nil }
+    init?(intValue: Int) { index = intValue }
+}
+
 /// The key of a superclass's members: "super".
 private struct SuperKey: CodingKey {
     var stringValue: String { "super" }
@@ -274,25 +294,25 @@ private struct UnkeyedContainer: UnkeyedEncodingContainer {
     mutating func encode(_ value: UInt64) throws { add(EncodingNode.integer(value)) }
 
     mutating func encode<T: Encodable>(_ value: T) throws {
-        add(try node.member(value, key: nil))
+        add(try node.member(value, key: IndexKey(count)))
     }
 
     mutating func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type) -> KeyedEncodingContainer<NestedKey> {
-        let child = EncodingNode(parent: node)
+        let child = EncodingNode(parent: node, key: IndexKey(count))
         child.makeObject()
         node.append(.node(child))
         return KeyedEncodingContainer(KeyedContainer<NestedKey>(node: child))
     }
 
     mutating func nestedUnkeyedContainer() -> any UnkeyedEncodingContainer {
-        let child = EncodingNode(parent: node)
+        let child = EncodingNode(parent: node, key: IndexKey(count))
         child.makeArray()
         node.append(.node(child))
         return UnkeyedContainer(node: child)
     }
 
     mutating func superEncoder() -> any Encoder {
-        let child = EncodingNode(parent: node)
+        let child = EncodingNode(parent: node, key: IndexKey(count))
         node.append(.node(child))
         return TreeEncoder(node: child)
     }

@@ -216,9 +216,10 @@ struct JSONValueEncoderTests {
     }
 
     struct Inner: Encodable { var ratio = Double.nan }
-    struct Outer: Encodable { var name = "o"; var inner = Inner() }
+    struct Outer: Encodable { var name = "o"; var inner = Inner(); var list: [Inner] = [] }
 
-    /// The path is built only for an error: it still names the field, as Foundation's does.
+    /// The path is built only for an error: it still names the field and the element, as
+    /// Foundation's does.
     @Test func anErrorNamesTheFieldAsFoundationDoes() {
         func path(_ body: () throws -> Void) -> [String]? {
             do { try body() } catch EncodingError.invalidValue(_, let context) { return context.codingPath.map(\.stringValue) } catch {}
@@ -227,5 +228,34 @@ struct JSONValueEncoderTests {
         let ours = path { _ = try JSONValueEncoder().encode(Outer()) }
         #expect(ours == ["inner", "ratio"])
         #expect(ours == path { _ = try JSONEncoder().encode(Outer()) })
+        var listed = Outer()
+        listed.inner.ratio = 1
+        listed.list = [Inner(ratio: 2), Inner()]
+        let element = path { _ = try JSONValueEncoder().encode(listed) }
+        #expect(element == ["list", "Index 1", "ratio"])
+        #expect(element == path { _ = try JSONEncoder().encode(listed) })
+    }
+
+    enum Shape: Codable { case circle(radius: Double), square(side: Int, label: String?), none }
+
+    /// Writes a member whole, then more into it through a nested container (as Foundation's
+    /// encoder allows), and a superclass's members through `superEncoder`.
+    struct Layered: Encodable {
+        enum Keys: String, CodingKey { case spec, items }
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: Keys.self)
+            try container.encode(["a": 1], forKey: .spec)
+            var spec = container.nestedContainer(keyedBy: Keys.self, forKey: .spec)
+            try spec.encode("more", forKey: .items)
+            try container.encode([1, 2], forKey: .items)
+            var items = container.nestedUnkeyedContainer(forKey: .items)
+            try items.encode(3)
+            try "base".encode(to: container.superEncoder())
+        }
+    }
+
+    @Test func nestedContainersAndEnumsAsFoundationDoes() throws {
+        try same([Shape.circle(radius: 1.5), .square(side: 2, label: nil), .square(side: 3, label: "x"), .none])
+        try same(Layered())
     }
 }

@@ -1,8 +1,8 @@
 // The image store keeps what it decoded — `index.json` while the file is the same, manifests
 // and configurations by digest — so that a container start does not read and decode them
-// again. These tests hold it to seeing every change: two stores over one directory (two
-// kubelets of one machine sharing `--image-dir`), one importing and retagging images while
-// the other resolves them.
+// again. These tests hold it to seeing every change — two stores over one directory (two
+// kubelets of one machine sharing `--image-dir`), one importing and retagging images between
+// the other's resolves — and to refusing a blob that no longer matches its digest.
 import Foundation
 import HostSystem
 import Kubelet
@@ -49,5 +49,27 @@ struct ImageStoreTests {
         #expect(second.config.config?.Cmd == ["two"])
         #expect(second.manifestDigest != first.manifestDigest)
         #expect(try await reader.list().map(\.reference) == [name])
+    }
+
+    @Test("a manifest damaged on disk is refused with the import command, not decoded")
+    func refusesADamagedBlob() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("image-store-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let store = try ImageStore(directory: directory + "/images")
+        let name = "example.com/team/app:v1"
+        _ = try await store.importArchive(try await Self.archive(in: directory, name: name, command: "one"))
+        let image = try await ImageStore(directory: directory + "/images").resolve(name)
+        // The same JSON with a space more: still a valid manifest, no longer its digest.
+        let blob = directory + "/images/blobs/sha256/" + image.manifestDigest.dropFirst(7)
+        let text = try Data(contentsOf: URL(fileURLWithPath: blob))
+        try (text + Data(" ".utf8)).write(to: URL(fileURLWithPath: blob))
+        do {
+            _ = try await store.resolve(name)
+            Issue.record("a damaged manifest was decoded")
+        } catch let error as KubeletError {
+            #expect(error.message.contains("does not match its digest"))
+            #expect(error.message.contains("import the image again"))
+        }
     }
 }

@@ -99,7 +99,8 @@ struct CPUSnapshot: Sendable {
         for (name, value) in later.groups { groups[name] = Double(value &- (self.groups[name] ?? 0)) / 1e9 }
         var processes: [String: Double] = [:]
         for (name, value) in later.processes { processes[name] = value - (self.processes[name] ?? 0) }
-        return CPUDelta(groups: groups, machine: later.machine - machine, iowait: later.iowait - iowait, selfSeconds: later.selfSeconds - selfSeconds,
+        return CPUDelta(groups: groups, machine: later.machine - machine, iowait: max(0, later.iowait - iowait),   // proc(5): the counter can go backwards
+                         selfSeconds: later.selfSeconds - selfSeconds,
                         processes: processes, elapsed: (later.at - at).seconds)
     }
 }

@@ -109,10 +109,12 @@ public actor ImageStore {
                              manifestDigest: descriptor.digest, config: config, layers: manifest.layers)
     }
 
-    func readIndex() throws -> OCIIndex {
+    /// `index.json`; as last read while its stamp is the same, unless `fresh` (a writer,
+    /// under the write lock, changes what is on disk now).
+    func readIndex(fresh: Bool = false) throws -> OCIIndex {
         let path = directory + "/index.json"
         let stamp = FileStamp(path)
-        if let stamp, let cachedIndex, cachedIndex.stamp == stamp { return cachedIndex.index }
+        if !fresh, let stamp, let cachedIndex, cachedIndex.stamp == stamp { return cachedIndex.index }
         guard let data = FileManager.default.contents(atPath: path) else {
             cachedIndex = nil
             return OCIIndex()
@@ -134,17 +136,18 @@ public actor ImageStore {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw KubeletError(.notFound, "blob \(digest) is missing from the image store \(directory); import the image again")
         }
+        // Checked once, before it is kept: every later start takes the decoded copy.
+        guard Self.sha256(data) == digest else {
+            throw KubeletError(.configuration, "blob \(digest) in \(directory) does not match its digest (damaged on disk); import the image again")
+        }
         let decoded: T
         do {
             decoded = try JSONDecoder().decode(T.self, from: data)
         } catch {
             throw KubeletError(.configuration, "blob \(digest) in \(directory) is not a valid \(T.self): \(error)")
         }
-        // Only what matched its digest is kept: a blob damaged on disk is read (and fails) again.
-        if Self.sha256(data) == digest {
-            if decodedBlobs.count >= Self.decodedBlobLimit { decodedBlobs.removeAll() }
-            decodedBlobs[digest] = decoded
-        }
+        if decodedBlobs.count >= Self.decodedBlobLimit { decodedBlobs.removeAll() }
+        decodedBlobs[digest] = decoded
         return decoded
     }
 
@@ -201,7 +204,7 @@ public actor ImageStore {
 
     /// Names `manifest` `reference` in the index (replacing what had that name).
     func tag(_ reference: ImageReference, manifest: OCIDescriptor) throws {
-        var index = try readIndex()
+        var index = try readIndex(fresh: true)
         index.manifests.removeAll { $0.annotations?[OCIMediaType.refName] == reference.description }
         var descriptor = manifest
         descriptor.mediaType = OCIMediaType.manifest
@@ -248,14 +251,17 @@ public actor ImageStore {
     }
 }
 
-/// Which file a path names and when it last changed (device, inode, size, modification time):
-/// a file replaced by a rename, or written in place, has another stamp.
+/// Which file a path names and when it last changed (device, inode, size, and the modification
+/// and status-change times — the kernel sets the latter on every write and rename, and no tool
+/// can set it back): a file replaced by a rename, or written in place, has another stamp.
 struct FileStamp: Equatable {
     let device: UInt64
     let inode: UInt64
     let size: Int64
     let modifiedSeconds: Int
     let modifiedNanoseconds: Int
+    let changedSeconds: Int
+    let changedNanoseconds: Int
 
     /// The stamp of the file at `path`, nil when it cannot be stat'ed.
     init?(_ path: String) {
@@ -266,5 +272,7 @@ struct FileStamp: Equatable {
         size = Int64(info.st_size)
         modifiedSeconds = info.st_mtim.tv_sec
         modifiedNanoseconds = info.st_mtim.tv_nsec
+        changedSeconds = info.st_ctim.tv_sec
+        changedNanoseconds = info.st_ctim.tv_nsec
     }
 }

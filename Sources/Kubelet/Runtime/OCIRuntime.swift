@@ -200,10 +200,12 @@ public final class OCIRuntime: Sendable {
         duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
     }
 
+    private static let hexDigits = Array("0123456789abcdef".utf8)
+
     /// A fresh container id: 32 random hex digits.
     static func newID() -> String {
         var generator = SystemRandomNumberGenerator()
-        let digits = Array("0123456789abcdef".utf8)
+        let digits = hexDigits
         return String(unsafeUninitializedCapacity: 32) { buffer in
             for index in stride(from: 0, to: 32, by: 16) {
                 var random = generator.next() as UInt64
