@@ -1,6 +1,6 @@
 // The container shim (`ballast-shim`, C) writes `state.json` and `exit.json` through CKubelet;
-// the kubelet decodes them as `ContainerStarted` and `ContainerExit` (Codable, JSONDecoder's
-// defaults). These tests hold the two to one format: field names, the dates (seconds since
+// the kubelet decodes them as `ContainerStarted` and `ContainerExit` (Codable, through
+// ClusterAPI's JSON tree, which reads as JSONDecoder's defaults). These tests hold the two to one format: field names, the dates (seconds since
 // 2001), an optional signal and start, and a start failure's message escaped as JSON.
 import CKubelet
 import Foundation

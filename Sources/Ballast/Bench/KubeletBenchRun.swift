@@ -454,9 +454,7 @@ final class RuncFloor: Sendable {
                                      sandbox: PodSandbox(directory: bundle + "/sandbox"), logPath: bundle + "/log", specHash: "")
         var spec = config.ociSpec(rootfs: bundle + "/rootfs", cgroupsPath: Cgroups.containerPath(parent: Cgroups.nodePath(node: node), podUID: name, containerID: name))
         for index in spec.linux.namespaces.indices { spec.linux.namespaces[index].path = nil }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        try UnsyncedFile.write(try encoder.encode(spec), to: bundle + "/config.json", atomically: false)
+        try UnsyncedFile.write(try spec.configJSON(), to: bundle + "/config.json", atomically: false)
         let runc = try ChildProcess([binary, "--root", stateRoot, "run", "--detach", "--bundle", bundle, name],
                                     standardOutput: .file(bundle + "/output.log"), standardError: .sameAsOutput)
         let termination = try await runc.wait()

@@ -17,6 +17,7 @@
 //       runtime.log    the runtime's own messages, JSON lines (runtime)
 //       shim.log       the shim's messages
 import CKubelet
+import ClusterAPI
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -85,7 +86,7 @@ package enum RecordFiles {
     /// records). Not `durable`: neither sync (the rename still makes it atomic for every reader
     /// while the machine runs; a machine crash may lose it).
     package static func write<T: Encodable>(_ value: T, to path: String, durable: Bool = true) throws {
-        let data = try JSONEncoder().encode(value)
+        let data = try JSONValue(encoding: value).jsonBytes
         let failure = data.withUnsafeBytes { bytes -> Int32 in
             ckl_write_file_atomic(path, bytes.baseAddress?.assumingMemoryBound(to: CChar.self), bytes.count, durable ? 1 : 0) == 0 ? 0 : errno
         }
@@ -94,6 +95,6 @@ package enum RecordFiles {
 
     package static func read<T: Decodable>(_ type: T.Type, from path: String) -> T? {
         guard let data = FileManager.default.contents(atPath: path) else { return nil }
-        return try? JSONDecoder().decode(T.self, from: data)
+        return try? JSONValue(parsing: data).decode(as: T.self)
     }
 }

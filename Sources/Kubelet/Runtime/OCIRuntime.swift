@@ -142,9 +142,7 @@ public final class OCIRuntime: Sendable {
             throw KubeletError(.containerCreate, "cannot mount the container's root file system (overlayfs over \(layers.count) layers): \(reason)")
         }
         let spec = config.ociSpec(rootfs: dir + "/rootfs", cgroupsPath: cgroupsPath)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        try UnsyncedFile.write(try encoder.encode(spec), to: dir + "/config.json", atomically: false)   // read by the runtime once, now
+        try UnsyncedFile.write(try spec.configJSON(), to: dir + "/config.json", atomically: false)   // read by the runtime once, now
         if let previous = try? FileManager.default.attributesOfItem(atPath: config.logPath), (previous[.size] as? NSNumber)?.intValue ?? 0 > 0 {
             try? FileManager.default.removeItem(atPath: config.logPath)   // a log of this attempt from an earlier kubelet run
         }

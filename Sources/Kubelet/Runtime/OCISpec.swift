@@ -1,6 +1,7 @@
 // The part of the OCI runtime specification (config.json, runtime-spec v1.0.2, what runc 1.1
 // and crun 1.8 read) that the kubelet writes for a container: process, root, hostname, mounts,
 // namespaces, devices, cgroup resources. Field names are the spec's JSON names.
+import ClusterAPI
 
 /// An OCI bundle's `config.json`.
 public struct OCISpec: Codable, Sendable, Equatable {
@@ -119,6 +120,10 @@ public struct OCISpec: Codable, Sendable, Equatable {
 }
 
 extension OCISpec {
+    /// `config.json`'s text: compact, keys sorted, through ClusterAPI's tree (as the records
+    /// are written and read).
+    public func configJSON() throws -> [UInt8] { try JSONValue(encoding: self).jsonBytes }
+
     /// The capabilities Docker and containerd give a container by default.
     public static let defaultCapabilities = [
         "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW", "CAP_SETGID",

@@ -29,6 +29,11 @@ package enum UnsyncedFile {
         try data.withUnsafeBytes { try write($0, to: path, atomically: atomically) }
     }
 
+    /// Writes `bytes` to `path` without syncing it (see above).
+    package static func write(_ bytes: [UInt8], to path: String, atomically: Bool) throws {
+        try bytes.withUnsafeBytes { try write($0, to: path, atomically: atomically) }
+    }
+
     private static func write(_ bytes: UnsafeRawBufferPointer, to path: String, atomically: Bool) throws {
         let base = bytes.baseAddress?.assumingMemoryBound(to: CChar.self)
         let written = atomically ? ckl_write_file_atomic(path, base, bytes.count, 0) : ckl_write_file(path, base, bytes.count, 0)
