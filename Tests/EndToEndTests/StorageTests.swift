@@ -124,8 +124,12 @@ struct StorageTests {
         await cluster.waitFor("the claim's capacity 400Mi", namespace: ns) {
             await cluster.get("pvc/online", namespace: ns, "{.status.capacity.storage}") == "400Mi"
         }
-        let events = try await cluster.ok(["get", "events", "-n", ns, "--field-selector", "involvedObject.name=online"])
-        #expect(events.contains("FileSystemResizeSuccessful"), "\(events)")
+        // Events are written in the background (the kubelet's wait while its pods are being
+        // synced, at most 2 s): looked for until they are there.
+        await cluster.waitFor("the pod's FileSystemResizeSuccessful event", namespace: ns, timeout: .seconds(30)) {
+            let events = (try? await cluster.ok(["get", "events", "-n", ns, "--field-selector", "involvedObject.name=online"])) ?? ""
+            return events.contains("FileSystemResizeSuccessful")
+        }
 
         let small = await size("offline")
         #expect(small > 20_000 && small < 40_000, "32Mi ext4 file system: \(small) KiB")

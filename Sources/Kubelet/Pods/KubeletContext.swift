@@ -54,8 +54,8 @@ struct KubeletContext: Sendable {
     func sandbox(_ uid: String) -> PodSandbox { PodSandbox(directory: podDirectory(uid) + "/sandbox") }
 }
 
-/// Pod syncs in progress — a worker's pass: making the sandbox and volumes, starting or
-/// stopping containers, writing the status. The kubelet's events wait while there are any
+/// Pod syncs in progress — a worker's pass: making the sandbox and volumes, starting containers
+/// or restarting them, writing the status (a termination's pass is not counted). The kubelet's events wait while there are any
 /// (`KubeletEvents`).
 final class PodSyncActivity: Sendable {
     private let syncing = Atomic<Int>(0)

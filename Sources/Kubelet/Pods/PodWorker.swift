@@ -107,12 +107,13 @@ actor PodWorker {
     // MARK: Sync
 
     func sync() async {
-        context.activity.begin()
-        defer { context.activity.end() }
         if removedFromAPI || pod.metadata.deletionTimestamp != nil {
             await terminate()
             return
         }
+        // Not a termination's: it waits out the containers' grace period, up to minutes.
+        context.activity.begin()
+        defer { context.activity.end() }
         if startTime == nil { startTime = pod.status.startTime ?? Time.now() }
         if isEnded {
             await release()
