@@ -314,7 +314,7 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
         ]),
-        .testTarget(name: "EndToEndTests", dependencies: ["ClusterTesting", "TestSupport", "HostSystem"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["ClusterTesting", "TestSupport", "HostSystem", "Primitives"]),
         .testTarget(name: "KubeletTests", dependencies: [
             "Kubelet", "CKubelet", "ClusterAPI", "APIClient", "HostSystem", "HTTPKit", "TestSupport", "APIServerTesting", "CSIProto", "CloudProvider", "ClusterTesting",
             .product(name: "GRPCCore", package: "grpc-swift-2"),

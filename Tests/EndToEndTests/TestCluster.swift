@@ -5,6 +5,7 @@
 import ClusterTesting
 import Foundation
 import HostSystem
+import Primitives
 import Testing
 import TestSupport
 
@@ -102,6 +103,15 @@ final class TestCluster: Sendable {
     /// Ready again (elsewhere), the node uncordoned, also when something fails. The node it left,
     /// and whether it came back Ready (an issue is recorded when not).
     func moveOffItsNode(_ pod: String, namespace: String, sourceLocation: SourceLocation = #_sourceLocation) async throws -> (from: String, back: Bool) {
+        try await Self.nodeMoves.run { try await moveOffItsNodeAlone(pod, namespace: namespace, sourceLocation: sourceLocation) }
+    }
+
+    /// One move at a time in this process: two tests' moves that had cordoned both nodes of a
+    /// zone at once each waited for the other's pod to leave, until both timed out, and the
+    /// tests that needed either node failed with them (make test, 2026-12-07).
+    private static let nodeMoves = ConcurrencyGate(limit: 1)
+
+    private func moveOffItsNodeAlone(_ pod: String, namespace: String, sourceLocation: SourceLocation) async throws -> (from: String, back: Bool) {
         let node = await get("pod/" + pod, namespace: namespace, "{.spec.nodeName}")
         try await ok(["cordon", node])
         let cordoned = Date()
