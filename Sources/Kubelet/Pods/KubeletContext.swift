@@ -55,8 +55,8 @@ struct KubeletContext: Sendable {
 }
 
 /// Pod syncs in progress — a worker's pass: making the sandbox and volumes, starting containers
-/// or restarting them, writing the status (a termination's pass is not counted). The kubelet's events wait while there are any
-/// (`KubeletEvents`).
+/// or restarting them, writing the status (a termination's pass is not counted). The kubelet's
+/// events wait while there are any (`KubeletEvents`).
 final class PodSyncActivity: Sendable {
     private let syncing = Atomic<Int>(0)
 
