@@ -26,50 +26,56 @@ struct ImageStoreTests {
         return tar
     }
 
-    @Test("an image imported or retagged by another store over the same directory is resolved as it is now")
-    func followsTheIndex() async throws {
+    /// Runs `body` with a new directory, removed after.
+    static func inDirectory(_ body: (String) async throws -> Void) async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("image-store-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let reader = try ImageStore(directory: directory + "/images")
-        let writer = try ImageStore(directory: directory + "/images")
-        let name = "example.com/team/app:v1"
+        try await body(directory)
+    }
 
-        // Not there yet: the reader has read (and may keep) an index without it.
-        await #expect(throws: KubeletError.self) { try await reader.resolve(name) }
+    @Test("an image imported or retagged by another store over the same directory is resolved as it is now")
+    func followsTheIndex() async throws {
+        try await Self.inDirectory { directory in
+            let reader = try ImageStore(directory: directory + "/images")
+            let writer = try ImageStore(directory: directory + "/images")
+            let name = "example.com/team/app:v1"
 
-        _ = try await writer.importArchive(try await Self.archive(in: directory, name: name, command: "one"))
-        let first = try await reader.resolve(name)
-        #expect(first.config.config?.Cmd == ["one"])
-        #expect(try await reader.resolve(name) == first)
+            // Not there yet: the reader has read (and may keep) an index without it.
+            await #expect(throws: KubeletError.self) { try await reader.resolve(name) }
 
-        // The same name, another image: the index is replaced, and the reader sees it.
-        _ = try await writer.importArchive(try await Self.archive(in: directory, name: name, command: "two"))
-        let second = try await reader.resolve(name)
-        #expect(second.config.config?.Cmd == ["two"])
-        #expect(second.manifestDigest != first.manifestDigest)
-        #expect(try await reader.list().map(\.reference) == [name])
+            _ = try await writer.importArchive(try await Self.archive(in: directory, name: name, command: "one"))
+            let first = try await reader.resolve(name)
+            #expect(first.config.config?.Cmd == ["one"])
+            #expect(try await reader.resolve(name) == first)
+
+            // The same name, another image: the index is replaced, and the reader sees it.
+            _ = try await writer.importArchive(try await Self.archive(in: directory, name: name, command: "two"))
+            let second = try await reader.resolve(name)
+            #expect(second.config.config?.Cmd == ["two"])
+            #expect(second.manifestDigest != first.manifestDigest)
+            #expect(try await reader.list().map(\.reference) == [name])
+        }
     }
 
     @Test("a manifest damaged on disk is refused with the import command, not decoded")
     func refusesADamagedBlob() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("image-store-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        let store = try ImageStore(directory: directory + "/images")
-        let name = "example.com/team/app:v1"
-        _ = try await store.importArchive(try await Self.archive(in: directory, name: name, command: "one"))
-        let image = try await ImageStore(directory: directory + "/images").resolve(name)
-        // The same JSON with a space more: still a valid manifest, no longer its digest.
-        let blob = directory + "/images/blobs/sha256/" + image.manifestDigest.dropFirst(7)
-        let text = try Data(contentsOf: URL(fileURLWithPath: blob))
-        try (text + Data(" ".utf8)).write(to: URL(fileURLWithPath: blob))
-        do {
-            _ = try await store.resolve(name)
-            Issue.record("a damaged manifest was decoded")
-        } catch let error as KubeletError {
-            #expect(error.message.contains("does not match its digest"))
-            #expect(error.message.contains("import the image again"))
+        try await Self.inDirectory { directory in
+            let store = try ImageStore(directory: directory + "/images")
+            let name = "example.com/team/app:v1"
+            _ = try await store.importArchive(try await Self.archive(in: directory, name: name, command: "one"))
+            let image = try await ImageStore(directory: directory + "/images").resolve(name)
+            // The same JSON with a space more: still a valid manifest, no longer its digest.
+            let blob = directory + "/images/blobs/sha256/" + image.manifestDigest.dropFirst(7)
+            let text = try Data(contentsOf: URL(fileURLWithPath: blob))
+            try (text + Data(" ".utf8)).write(to: URL(fileURLWithPath: blob))
+            do {
+                _ = try await store.resolve(name)
+                Issue.record("a damaged manifest was decoded")
+            } catch let error as KubeletError {
+                #expect(error.message.contains("does not match its digest"))
+                #expect(error.message.contains("import the image again"))
+            }
         }
     }
 }
