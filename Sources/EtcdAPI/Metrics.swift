@@ -43,8 +43,7 @@ final class Metrics: Sendable {
                ["etcd_server_quota_backend_bytes \(store.quotaBytes)"])
         metric("ballast_lsm_write_amplification", "gauge", "Engine write amplification.",
                ["ballast_lsm_write_amplification \(stats.writeAmplification)"])
-        metric("ballast_lsm_wal_syncs_total", "counter", "WAL fdatasync calls (group commits that synced).",
-               ["ballast_lsm_wal_syncs_total \(stats.walSyncs)"])
+        out += stats.walSyncMetrics
         metric("ballast_lsm_write_stalls_total", "counter", "Times writers stalled on flush or level 0.",
                ["ballast_lsm_write_stalls_total \(stats.stallCount)"])
         let calls = counters.withLockedValue { $0 }

@@ -127,9 +127,15 @@ extension LSMTree {
         }
         LogWriter.frame(&record, number: log.number)
         var failure: LSMError?
+        var syncNanoseconds: UInt64 = 0
         do {
             try log.write(framed: record)
-            if leader.sync { try log.sync() }
+            if leader.sync {
+                let began = ContinuousClock.now
+                try log.sync()
+                let took = (ContinuousClock.now - began).components
+                syncNanoseconds = UInt64(max(0, took.seconds)) &* 1_000_000_000 &+ UInt64(max(0, took.attoseconds / 1_000_000_000))
+            }
             try record.withUnsafeBytes { raw in
                 var seq = firstSeq
                 try WriteBatch.forEach(UnsafeRawBufferPointer(rebasing: raw[logRecordHeaderSize...])) { kind, key, value in
@@ -149,7 +155,11 @@ extension LSMTree {
             versions.lastSequence = firstSeq + UInt64(count) - 1
             stats.writes += UInt64(group.count)
             stats.writeGroups += 1
-            if leader.sync { stats.walSyncs += 1 }
+            if leader.sync {
+                stats.walSyncs += 1
+                stats.walSyncNanoseconds &+= syncNanoseconds
+                stats.walSyncMaxNanoseconds = max(stats.walSyncMaxNanoseconds, syncNanoseconds)
+            }
             stats.walBytesWritten += UInt64(record.count)
             stats.userBytesWritten += UInt64(userBytes)
         }

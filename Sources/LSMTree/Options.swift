@@ -89,6 +89,9 @@ public struct LSMStatistics: Sendable, CustomStringConvertible {
     public var writes: UInt64 = 0
     public var writeGroups: UInt64 = 0
     public var walSyncs: UInt64 = 0
+    /// Time spent in those syncs (the disk's part of a durable write), and the longest one.
+    public var walSyncNanoseconds: UInt64 = 0
+    public var walSyncMaxNanoseconds: UInt64 = 0
     public var walBytesWritten: UInt64 = 0
     public var flushBytesWritten: UInt64 = 0
     public var flushes: UInt64 = 0
@@ -130,6 +133,23 @@ public struct LSMStatistics: Sendable, CustomStringConvertible {
     /// Uncompressed / stored bytes of data blocks.
     public var compressionRatio: Double {
         storedDataBytes == 0 ? 1 : Double(rawDataBytes) / Double(storedDataBytes)
+    }
+
+    /// The WAL's syncs in the Prometheus text format: their count, the time spent in them and
+    /// the longest (`store serve`'s and the API server's `/metrics`).
+    public var walSyncMetrics: String {
+        """
+        # HELP ballast_lsm_wal_syncs_total WAL fdatasync calls (group commits that synced).
+        # TYPE ballast_lsm_wal_syncs_total counter
+        ballast_lsm_wal_syncs_total \(walSyncs)
+        # HELP ballast_lsm_wal_sync_seconds_total Time spent in WAL fdatasync calls.
+        # TYPE ballast_lsm_wal_sync_seconds_total counter
+        ballast_lsm_wal_sync_seconds_total \(Double(walSyncNanoseconds) / 1e9)
+        # HELP ballast_lsm_wal_sync_max_seconds The longest WAL fdatasync since the store opened.
+        # TYPE ballast_lsm_wal_sync_max_seconds gauge
+        ballast_lsm_wal_sync_max_seconds \(Double(walSyncMaxNanoseconds) / 1e9)
+
+        """
     }
 
     public var description: String {

@@ -217,6 +217,10 @@ private final class ServedOrder: Sendable {
             #expect(text.contains(#"apiserver_flowcontrol_rejected_requests_total{priority_level="system",reason="queue-full"} 0"#))
             #expect(text.contains(#"apiserver_flowcontrol_current_inqueue_requests{priority_level="workload"} 0"#))
             #expect(text.contains(#"apiserver_current_inflight_requests{request_kind="readOnly"} 0"#))
+            // The embedded store's WAL syncs (the fixture's store is one).
+            for name in ["ballast_lsm_wal_syncs_total ", "ballast_lsm_wal_sync_seconds_total ", "ballast_lsm_wal_sync_max_seconds "] {
+                #expect(text.contains("\n" + name), "\(name)missing from /metrics")
+            }
         }
     }
 }

@@ -193,3 +193,23 @@ import Primitives
         #expect(buf == readBytes(path))
     }
 }
+
+@Suite struct WALSyncStatisticsTests {
+    /// Each synced write's fdatasync is counted and timed, and the three show in `/metrics`.
+    @Test func syncedWritesAreCountedAndTimed() throws {
+        let dir = TempDir()
+        let db = try LSMTree.open(path: dir.path, options: tinyOptions())
+        defer { try? db.close() }
+        let before = db.statistics
+        for i in 0..<5 { try db.put(bytes("k\(i)"), bytes("v\(i)"), sync: true) }
+        try db.put(bytes("unsynced"), bytes("v"), sync: false)
+        let after = db.statistics
+        #expect(after.walSyncs - before.walSyncs == 5)
+        #expect(after.walSyncNanoseconds > before.walSyncNanoseconds)
+        #expect(after.walSyncMaxNanoseconds > 0 && after.walSyncMaxNanoseconds <= after.walSyncNanoseconds)
+        let text = after.walSyncMetrics
+        #expect(text.contains("\nballast_lsm_wal_syncs_total \(after.walSyncs)\n"))
+        #expect(text.contains("\nballast_lsm_wal_sync_seconds_total \(Double(after.walSyncNanoseconds) / 1e9)\n"))
+        #expect(text.contains("\nballast_lsm_wal_sync_max_seconds \(Double(after.walSyncMaxNanoseconds) / 1e9)\n"))
+    }
+}

@@ -274,7 +274,7 @@ public final class APIHandler: Sendable {
         case "/healthz", "/livez", "/readyz":
             return await health.respond(endpoint: String(path.dropFirst()), check: nil, query: c.query) ?? Self.statusResponse(.unknownPath)
         case "/metrics":
-            return .init(status: .ok, headers: ["Content-Type": "text/plain; version=0.0.4"], body: Data((metrics.render() + inflight.metricsText()).utf8))
+            return .init(status: .ok, headers: ["Content-Type": "text/plain; version=0.0.4"], body: Data((metrics.render() + inflight.metricsText() + store.engineMetrics).utf8))
         case "/openapi/v3": return Self.json(discovery.openAPIIndex)
         default: break
         }

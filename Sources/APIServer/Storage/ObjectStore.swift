@@ -267,3 +267,9 @@ public struct ObjectStore: Sendable {
         return APIError(.serviceUnavailable, "the storage backend is unavailable: \(error)")
     }
 }
+
+extension ObjectStore {
+    /// The embedded store's WAL syncs for `/metrics` (none for an external etcd, whose own
+    /// `/metrics` has its `etcd_disk_wal_fsync_duration_seconds`).
+    var engineMetrics: String { (kv as? MVCCStore)?.engineStatistics.walSyncMetrics ?? "" }
+}

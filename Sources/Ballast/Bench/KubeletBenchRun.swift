@@ -162,7 +162,7 @@ final class KubeletBenchRun: @unchecked Sendable {
         try await Task.sleep(for: .milliseconds(300))
         try await warmConnections(podCount)
         progress("kubelet: creating \(podCount) pods without volumes…")
-        let requestsBefore = try await APIRequestCounts.read(client)
+        let (requestsBefore, syncsBefore) = try await APIRequestCounts.scrape(client)
         let cpuBefore = kubelet.cpuSeconds
         let phaseBefore = cpuSample()
         let released = ContinuousClock.now
@@ -172,8 +172,10 @@ final class KubeletBenchRun: @unchecked Sendable {
         }
         let running = try await waitForRunning(watcher, count: podCount, what: "kubelet, no volume")
         if let phaseBefore, let after = cpuSample() { result.kubeletPhaseCPU = phaseBefore.delta(to: after) }
-        let requestsAtRunning = try await APIRequestCounts.read(client)
+        let (requestsAtRunning, syncsAtRunning) = try await APIRequestCounts.scrape(client)
         result.requestsAtRunning = Self.perPod(requestsAtRunning, since: requestsBefore, pods: podCount)
+        result.walSyncs = APIRequestCounts.WALSyncs(count: syncsAtRunning.count - syncsBefore.count,
+                                                    seconds: syncsAtRunning.seconds - syncsBefore.seconds, maxSeconds: syncsAtRunning.maxSeconds)
         result.requestsSettled = Self.perPod(try await settledRequests(), since: requestsBefore, pods: podCount)
         result.running = (0..<podCount).map { (running["plain-\($0)"]! - starts[$0]).seconds }
         result.kubeletCPU = kubelet.cpuSeconds - cpuBefore

@@ -119,6 +119,8 @@ struct KubeletBenchResult {
     /// were done.
     var requestsAtRunning: [String: Double] = [:]
     var requestsSettled: [String: Double] = [:]
+    /// The API server's WAL syncs from the creates to the last Running (its embedded store's).
+    var walSyncs: APIRequestCounts.WALSyncs?
 
     static func percentile(_ values: [Double], _ q: Double) -> Double? { ControllersBenchResult.percentile(values, q) }
 
@@ -183,6 +185,10 @@ struct KubeletBenchResult {
             }
             text += "\nAPI requests per pod, kubelet phase (creates included; until the writes still queued at the last Running were done): "
             text += parts.joined(separator: ", ")
+        }
+        if let walSyncs, walSyncs.count > 0 {
+            text += "\nthe API server's store, kubelet phase (creates to the last Running): \(Int(walSyncs.count)) WAL fdatasyncs, "
+            text += "\(fixed(walSyncs.seconds * 1000, 1)) ms in all (the longest since it started: \(fixed(walSyncs.maxSeconds * 1000, 1)) ms)"
         }
         if let floor50 = Self.percentile(floorRun, 0.5) {
             let allowed = 2 * floor50 * Double(cores)
