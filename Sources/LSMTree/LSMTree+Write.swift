@@ -131,10 +131,9 @@ extension LSMTree {
         do {
             try log.write(framed: record)
             if leader.sync {
-                let began = ContinuousClock.now
+                let began = monotonicNanos()
                 try log.sync()
-                let took = (ContinuousClock.now - began).components
-                syncNanoseconds = UInt64(max(0, took.seconds)) &* 1_000_000_000 &+ UInt64(max(0, took.attoseconds / 1_000_000_000))
+                syncNanoseconds = monotonicNanos() &- began
             }
             try record.withUnsafeBytes { raw in
                 var seq = firstSeq

@@ -16,6 +16,11 @@ enum APIRequestCounts {
         var seconds: Double = 0
         /// The longest since the store opened.
         var maxSeconds: Double = 0
+
+        /// The syncs from `earlier` to these (the longest: still since the store opened).
+        func since(_ earlier: WALSyncs) -> WALSyncs {
+            WALSyncs(count: count - earlier.count, seconds: seconds - earlier.seconds, maxSeconds: maxSeconds)
+        }
     }
 
     /// The requests (as `read`) and the WAL syncs, from one `/metrics`.

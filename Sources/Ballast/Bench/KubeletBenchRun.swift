@@ -174,8 +174,7 @@ final class KubeletBenchRun: @unchecked Sendable {
         if let phaseBefore, let after = cpuSample() { result.kubeletPhaseCPU = phaseBefore.delta(to: after) }
         let (requestsAtRunning, syncsAtRunning) = try await APIRequestCounts.scrape(client)
         result.requestsAtRunning = Self.perPod(requestsAtRunning, since: requestsBefore, pods: podCount)
-        result.walSyncs = APIRequestCounts.WALSyncs(count: syncsAtRunning.count - syncsBefore.count,
-                                                    seconds: syncsAtRunning.seconds - syncsBefore.seconds, maxSeconds: syncsAtRunning.maxSeconds)
+        result.walSyncs = syncsAtRunning.since(syncsBefore)
         result.requestsSettled = Self.perPod(try await settledRequests(), since: requestsBefore, pods: podCount)
         result.running = (0..<podCount).map { (running["plain-\($0)"]! - starts[$0]).seconds }
         result.kubeletCPU = kubelet.cpuSeconds - cpuBefore
