@@ -41,7 +41,7 @@ enum HostCleanup {
             }
         }
         for device in LoopDevices.all() where LoopDevices.backingFile(of: device)?.hasPrefix(root + "/") == true {
-            _ = try? await SystemCommand.run(["losetup", "--detach", device])
+            _ = try? await LoopDevices.detach(device, settle: .seconds(2))
         }
         for path in cgroups { hierarchy.remove(path) }
         if removeDirectory { try? FileManager.default.removeItem(atPath: root) }

@@ -6,9 +6,33 @@ import Glibc
 #endif
 
 public enum LoopDevices {
-    /// The loop devices whose backing file is `path`, in name order.
+    /// The loop devices whose backing file is `path`, in name order — those being detached
+    /// included (`isDetaching`).
     public static func devices(backing path: String) -> [String] {
         all().filter { backingFile(of: $0) == path }
+    }
+
+    /// True when `devicePath` is attached but will be detached at its last close: the kernel
+    /// answers `losetup --detach` of a device that some program still holds open by setting its
+    /// autoclear flag, not by detaching it then. Such a device must not be handed out again.
+    public static func isDetaching(_ devicePath: String) -> Bool {
+        guard let name = loopName(devicePath) else { return false }
+        return (try? String(contentsOfFile: "/sys/block/\(name)/loop/autoclear", encoding: .utf8))?.hasPrefix("1") == true
+    }
+
+    /// `losetup --detach devicePath`, then waits (at most `settle`, polling /sys) until the device
+    /// no longer has a backing file. False when it still has one then: some program holds the
+    /// device open (udev's probe of a new device, a `blkid`), and the kernel detaches it at that
+    /// program's last close. Throws when losetup fails.
+    @discardableResult
+    public static func detach(_ devicePath: String, settle: Duration = .seconds(5)) async throws -> Bool {
+        try await SystemCommand.check(["losetup", "--detach", devicePath], timeout: .seconds(30))
+        let deadline = ContinuousClock.now + settle
+        while backingFile(of: devicePath) != nil {
+            guard ContinuousClock.now < deadline else { return false }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        return true
     }
 
     /// Every loop device node that /sys shows ("/dev/loop0", …), attached or not.

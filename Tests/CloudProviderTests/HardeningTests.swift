@@ -130,6 +130,37 @@ struct CloudDeviceHardeningTests {
         #expect(!FileManager.default.fileExists(atPath: backend.snapshotPath("snap-0123456789abcdef0") + ".tmp"))
     }
 
+    /// A forced detach of a device some program holds open leaves it attached until that
+    /// program closes it (the kernel's autoclear); an attach meanwhile must not hand it out again.
+    @Test func anAttachDuringAPendingDetachGetsAFreshDevice() async throws {
+        let root = FileManager.default.temporaryDirectory.path + "/ballast-det-" + UUID().uuidString.prefix(8)
+        let backend = try LoopDeviceBackend(root: URL(fileURLWithPath: root))
+        let id = "vol-2123456789abcdef0"
+        let file = backend.diskPath(zone: "z", diskId: id)
+        var held: Int32 = -1
+        try await withCleanup {
+            try await backend.createDisk(zone: "z", diskId: id, sizeBytes: 1 << 20, copying: nil)
+            let first = try await backend.attach(zone: "z", diskId: id, readOnly: false)
+            held = open(first, O_RDONLY | O_CLOEXEC)
+            try #require(held >= 0, "cannot open \(first)")
+            try await backend.detach(devicePath: first, zone: "z", diskId: id, force: true)
+            #expect(LoopDevices.isDetaching(first), "held open, it is detached at its last close")
+            #expect(!backend.deviceBacks(devicePath: first, zone: "z", diskId: id), "a device being detached backs no attachment")
+            let second = try await backend.attach(zone: "z", diskId: id, readOnly: false)
+            close(held)
+            held = -1
+            #expect(second != first)
+            #expect(backend.deviceBacks(devicePath: second, zone: "z", diskId: id))
+            try await backend.detach(devicePath: second, zone: "z", diskId: id, force: false)
+            for _ in 0..<500 where !LoopDevices.devices(backing: file).isEmpty { try await Task.sleep(for: .milliseconds(20)) }
+            #expect(LoopDevices.devices(backing: file).isEmpty)
+        } cleanup: {
+            if held >= 0 { close(held) }
+            for device in LoopDevices.devices(backing: file) { _ = try? await LoopDevices.detach(device) }
+            try? FileManager.default.removeItem(atPath: root)
+        }
+    }
+
     /// Finding 20: an attach whose result could not be recorded left its loop device attached
     /// with nothing recording it.
     @Test func anAttachThatCannotBeRecordedLeavesNoLoopDevice() async throws {

@@ -33,12 +33,10 @@ func withLoopDevice(bytes: Int64 = 64 << 20, _ body: (String, String) async thro
         for mount in Mounts.current().reversed() where mount.mountPoint.hasPrefix(directory + "/") {
             _ = try? await SystemCommand.run(["umount", mount.mountPoint])
         }
-        _ = try? await SystemCommand.run(["losetup", "--detach", device])
+        // Waits for a device someone still has open (udev probing it) to be let go.
+        for attached in LoopDevices.devices(backing: file) { _ = try? await LoopDevices.detach(attached, settle: .seconds(10)) }
         try? FileManager.default.removeItem(atPath: directory)
         #expect(!Mounts.current().contains { $0.mountPoint.hasPrefix(directory + "/") }, "mounts left behind")
-        // `losetup --detach` of a device someone still has open (udev probing it) only sets
-        // autoclear: the kernel lets it go when the last opener closes it, a moment later.
-        for _ in 0..<200 where !LoopDevices.devices(backing: file).isEmpty { try? await Task.sleep(for: .milliseconds(50)) }
         #expect(LoopDevices.devices(backing: file).isEmpty, "loop device left behind")
     }
     do {
@@ -53,6 +51,25 @@ func withLoopDevice(bytes: Int64 = 64 << 20, _ body: (String, String) async thro
 @Suite(.serialized, .enabled(if: canUseLoopDevices, "needs root, /dev/loop-control and the tools"), .timeLimit(.minutes(2)))
 struct SystemMounterTests {
     let mounter = SystemMounter()
+
+    @Test func aDeviceHeldOpenIsDetachingUntilItsLastClose() async throws {
+        try await withLoopDevice { directory, device in
+            #expect(!LoopDevices.isDetaching(device))
+            let fd = open(device, O_RDONLY | O_CLOEXEC)
+            try #require(fd >= 0, "cannot open \(device)")
+            var closed = false
+            defer { if !closed { close(fd) } }
+            let detached = try await LoopDevices.detach(device, settle: .milliseconds(200))
+            #expect(!detached, "held open, the device stays attached")
+            #expect(LoopDevices.backingFile(of: device) == directory + "/disk.img")
+            #expect(LoopDevices.isDetaching(device), "losetup --detach left it to be detached at its last close")
+            close(fd)
+            closed = true
+            for _ in 0..<500 where LoopDevices.backingFile(of: device) != nil { try await Task.sleep(for: .milliseconds(20)) }
+            #expect(LoopDevices.backingFile(of: device) == nil, "the kernel detaches it at the last close")
+            #expect(!LoopDevices.isDetaching(device))
+        }
+    }
 
     @Test func probeFormatMountBindAndUnmount() async throws {
         try await withLoopDevice { directory, device in

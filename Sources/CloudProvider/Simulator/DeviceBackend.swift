@@ -102,7 +102,7 @@ public struct LoopDeviceBackend: DeviceBackend {
 
     public func attach(zone: String, diskId: String, readOnly: Bool) async throws -> String {
         let path = diskPath(zone: zone, diskId: diskId)
-        if let existing = LoopDevices.devices(backing: path).first(where: { LoopDevices.isReadOnly($0) == readOnly }) {
+        if let existing = LoopDevices.devices(backing: path).first(where: { LoopDevices.isReadOnly($0) == readOnly && !LoopDevices.isDetaching($0) }) {
             return existing
         }
         let device = try await SystemCommand.check(["losetup", "--find", "--show"] + (readOnly ? ["--read-only"] : []) + [path])
@@ -116,7 +116,10 @@ public struct LoopDeviceBackend: DeviceBackend {
         if !force, let reason = await settledBusyReason(devicePath: devicePath) {
             throw CloudError(.inUse, "disk \(diskId) is in use on \(devicePath) (\(reason)): unmount it first, or detach with force")
         }
-        try await SystemCommand.check(["losetup", "--detach", devicePath])
+        // A device some program still holds open (udev's probe, a forced detach of a mounted
+        // one) is detached by the kernel at its last close; until then it is `isDetaching`, and
+        // neither `attach` nor `deviceBacks` counts it.
+        try await LoopDevices.detach(devicePath, settle: .seconds(2))
     }
 
     public func busyReason(devicePath: String) -> String? {
@@ -124,7 +127,7 @@ public struct LoopDeviceBackend: DeviceBackend {
     }
 
     public func deviceBacks(devicePath: String, zone: String, diskId: String) -> Bool {
-        LoopDevices.backingFile(of: devicePath) == diskPath(zone: zone, diskId: diskId)
+        LoopDevices.backingFile(of: devicePath) == diskPath(zone: zone, diskId: diskId) && !LoopDevices.isDetaching(devicePath)
     }
 
     public func createSnapshot(snapshotId: String, zone: String, diskId: String, devicePath: String?) async throws {
