@@ -1,3 +1,4 @@
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -5,6 +6,14 @@ import Glibc
 /// Thin, throwing wrappers over the POSIX calls the engine needs. Every error
 /// names the call and the path, so a failure says where it happened.
 enum FileIO {
+    /// Closes a descriptor this code owns. A close that finds the number not open means it was
+    /// closed twice — and the first close may have been of another thread's file opened under
+    /// the same number in between — so debug builds (the tests) stop right there.
+    static func close(_ fd: Int32) {
+        let result = Glibc.close(fd)
+        assert(result == 0 || errno != EBADF, "file descriptor \(fd) closed twice")
+    }
+
     static func errnoError(_ call: String, _ path: String, _ err: Int32 = errno) -> LSMError {
         LSMError(.io, "\(call) \(path): \(String(cString: strerror(err)))")
     }
@@ -201,7 +210,7 @@ final class AppendFile {
     /// Idempotent; later calls on the file fail with EBADF.
     func close() {
         guard fd >= 0 else { return }
-        Glibc.close(fd)
+        FileIO.close(fd)
         fd = -1
     }
 
@@ -247,10 +256,13 @@ final class AppendFile {
 }
 
 /// `flock`-based exclusive lock on the store directory's LOCK file, holding the
-/// owner's pid so that "locked" errors can say who has it.
-final class DirectoryLock {
+/// owner's pid so that "locked" errors can say who has it. Released once: by `release()`
+/// or, failing that, when the last reference goes.
+final class DirectoryLock: Sendable {
     let path: String
-    private let fd: Int32
+    /// The LOCK file's descriptor; -1 once released. A second close of a number would close
+    /// whatever file the process opened under it since.
+    private let fd: Mutex<Int32>
 
     init(path: String) throws {
         self.path = path
@@ -258,7 +270,7 @@ final class DirectoryLock {
         if flock(fd, LOCK_EX | LOCK_NB) != 0 {
             let err = errno
             let holder = (try? FileIO.read(fd, count: 32, at: 0, path: path)).flatMap { String(decoding: $0, as: UTF8.self).split(separator: "\n").first }
-            Glibc.close(fd)
+            FileIO.close(fd)
             if err == EWOULDBLOCK {
                 let who = holder.map { " (held by pid \($0))" } ?? ""
                 throw LSMError(.locked, "the store at \(path.dropLast(5)) is open in another process\(who); stop that process or open a different directory")
@@ -268,11 +280,17 @@ final class DirectoryLock {
         let pid = Array("\(getpid())\n".utf8)
         _ = ftruncate(fd, 0)
         _ = pid.withUnsafeBytes { Glibc.pwrite(fd, $0.baseAddress!, $0.count, 0) }
-        self.fd = fd
+        self.fd = Mutex(fd)
     }
 
+    deinit { release() }
+
     func release() {
-        flock(fd, LOCK_UN)
-        Glibc.close(fd)
+        fd.withLock { fd in
+            guard fd >= 0 else { return }
+            flock(fd, LOCK_UN)
+            FileIO.close(fd)
+            fd = -1
+        }
     }
 }

@@ -152,7 +152,7 @@ public final class LSMTree: @unchecked Sendable {
             if result.tornTail {
                 let p = logFileName(path, number)
                 let fd = try FileIO.open(p, O_WRONLY)
-                defer { Glibc.close(fd) }
+                defer { FileIO.close(fd) }
                 try FileIO.truncate(fd, to: result.validEnd, path: p)
                 try FileIO.fsync(fd, path: p)
             }

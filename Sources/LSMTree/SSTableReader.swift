@@ -19,17 +19,23 @@ final class TableReader: @unchecked Sendable {
         self.path = path
         self.fileNumber = fileNumber
         self.blockCache = blockCache
-        fd = try FileIO.open(path, O_RDONLY)
+        let fd = try FileIO.open(path, O_RDONLY)
+        let size: Int
         do {
-            fileSize = try FileIO.size(fd, path: path)
-            try readMeta()
+            size = try FileIO.size(fd, path: path)
         } catch {
-            Glibc.close(fd)
+            FileIO.close(fd)
             throw error
         }
+        self.fd = fd
+        fileSize = size
+        // Every stored property is set: from here on a throw runs deinit, which closes fd. A
+        // close here as well would close whatever another thread opened under that number in
+        // between (a make test run once saw a MANIFEST write fail with EBADF for it).
+        try readMeta()
     }
 
-    deinit { Glibc.close(fd) }
+    deinit { FileIO.close(fd) }
 
     private func readMeta() throws {
         guard fileSize >= footerSize else {

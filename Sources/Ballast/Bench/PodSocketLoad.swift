@@ -93,13 +93,20 @@ final class PodTCPServer: Sendable {
             close(connection)
             state.withLock { $0.served += 1 }
         }
-        close(listener)
+        // Closed under the lock that stop() reads it with, and forgotten: a shutdown of the
+        // number after the close would hit whatever socket had it next.
+        state.withLock { state in
+            close(listener)
+            state.listener = -1
+        }
     }
 
     /// Stops accepting (shutdown wakes the thread's accept) and waits up to 5 s for the thread.
     func stop() async {
-        let fd = state.withLock { $0.listener }
-        if fd >= 0 { shutdown(fd, Int32(SHUT_RDWR)) }
+        let fd = state.withLock { state -> Int32 in
+            if state.listener >= 0 { shutdown(state.listener, Int32(SHUT_RDWR)) }
+            return state.listener
+        }
         let deadline = ContinuousClock.now + .seconds(5)
         while !state.withLock({ $0.done }) && fd >= 0 && ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(10))

@@ -90,6 +90,10 @@ extension KubeletHTTPServer {
             return
         }
         let process = session.process
+        // The pty master, closed when both this handler and the thread reading it are done with
+        // it: closed here while that thread still reads, its number could be another file's by
+        // the time the read comes.
+        let terminal = session.terminal.map(TerminalDescriptor.init)
         await withTaskGroup(of: Void.self) { group in
             // Client → process: stdin, resize, close.
             group.addTask {
@@ -98,21 +102,21 @@ extension KubeletHTTPServer {
                     let data = message.bytes.dropFirst()
                     switch channel {
                     case ExecChannel.stdin:
-                        if let terminal = session.terminal {
-                            Self.writeAll(terminal, Array(data))
+                        if let terminal {
+                            Self.writeAll(terminal.fd, Array(data))
                         } else {
                             try? await process.standardInput?.write(data)
                         }
                     case ExecChannel.resize:
-                        if let terminal = session.terminal, let size = try? JSONDecoder().decode(TerminalSize.self, from: Data(data)) {
+                        if let terminal, let size = try? JSONDecoder().decode(TerminalSize.self, from: Data(data)) {
                             // runc relays the size of its terminal when told (it has no controlling terminal
                             // to get SIGWINCH from).
-                            _ = ckl_set_window_size(terminal, size.Width, size.Height)
+                            _ = ckl_set_window_size(terminal.fd, size.Width, size.Height)
                             try? process.signal(SIGWINCH)
                         }
                     case ExecChannel.close where v5 && data.first == ExecChannel.stdin:
-                        if let terminal = session.terminal {
-                            Self.writeAll(terminal, [4])   // ^D: end of input on a terminal
+                        if let terminal {
+                            Self.writeAll(terminal.fd, [4])   // ^D: end of input on a terminal
                         } else {
                             process.standardInput?.close()
                         }
@@ -125,7 +129,7 @@ extension KubeletHTTPServer {
             }
             // Process → client.
             group.addTask {
-                if let terminal = session.terminal {
+                if let terminal {
                     for await chunk in Self.readTerminal(terminal) {
                         try? await connection.send([ExecChannel.stdout] + chunk)
                     }
@@ -155,7 +159,13 @@ extension KubeletHTTPServer {
             await group.next()
             group.cancelAll()
         }
-        if let terminal = session.terminal { close(terminal) }
+    }
+
+    /// A descriptor closed when its last user lets it go.
+    final class TerminalDescriptor: Sendable {
+        let fd: Int32
+        init(_ fd: Int32) { self.fd = fd }
+        deinit { close(fd) }
     }
 
     struct TerminalSize: Decodable {
@@ -192,12 +202,12 @@ extension KubeletHTTPServer {
 
     /// What the terminal's process writes, read on a thread of its own until the terminal
     /// closes (EIO once the process and its children are gone).
-    static func readTerminal(_ fd: Int32) -> AsyncStream<[UInt8]> {
+    static func readTerminal(_ terminal: TerminalDescriptor) -> AsyncStream<[UInt8]> {
         AsyncStream { continuation in
             let thread = Thread {
                 var buffer = [UInt8](repeating: 0, count: 32 * 1024)
                 while true {
-                    let count = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+                    let count = buffer.withUnsafeMutableBytes { Glibc.read(terminal.fd, $0.baseAddress, $0.count) }
                     if count > 0 {
                         continuation.yield(Array(buffer[..<count]))
                     } else if count < 0 && errno == EINTR {
