@@ -211,22 +211,33 @@ final class ExitState: Sendable {
         let pidfd = chs_pidfd_open(pid)
         if pidfd >= 0 {
             state.withLock { $0.pidfd = pidfd }
-            Reactor.shared.onReady(pidfd, .readable) { [self] _ in reap() }
-        } else {
-            let pid = self.pid
-            let thread = Thread { [self] in
-                nameCurrentThread("ballast-wait-\(pid)")
-                var info = siginfo_t()
-                while waitid(P_PID, id_t(pid), &info, WEXITED | WNOWAIT) != 0 && errno == EINTR {}
-                reap()
+            // Readable once the child has exited; reap's waitpid then returns at once. Not on
+            // an error (epoll refused the pidfd): a waitpid on the reactor's thread would block
+            // every other wait until this child ends, so a thread of its own waits instead.
+            Reactor.shared.onReady(pidfd, .readable) { [self] result in
+                if case .success = result { reap() } else { waitOnThread() }
             }
-            thread.start()
+        } else {
+            waitOnThread()
         }
+    }
+
+    /// Waits for the child's exit on a thread of its own (no pidfd), then reaps it.
+    private func waitOnThread() {
+        let pid = self.pid
+        let thread = Thread { [self] in
+            nameCurrentThread("ballast-wait-\(pid)")
+            var info = siginfo_t()
+            while waitid(P_PID, id_t(pid), &info, WEXITED | WNOWAIT) != 0 && errno == EINTR {}
+            reap()
+        }
+        thread.start()
     }
 
     /// Reaps the exited child and wakes the waiters.
     private func reap() {
         let (termination, waiters) = state.withLock { state -> (ChildProcess.Termination, [CheckedContinuation<ChildProcess.Termination, any Error>]) in
+            if let done = state.termination { return (done, []) }   // reaped already
             var status: Int32 = 0
             var reaped: pid_t
             repeat { reaped = waitpid(pid, &status, 0) } while reaped < 0 && errno == EINTR

@@ -5,7 +5,9 @@
 //
 // Registrations are one-shot (EPOLLONESHOT): a descriptor fires once per wait, then is re-armed
 // by the next wait. A descriptor is removed from epoll (`forget`) before it is closed, so that a
-// recycled descriptor number never inherits a stale registration.
+// recycled descriptor number never inherits a stale registration; and each wait has a generation,
+// carried in the epoll event beside the number, so that an event epoll_wait returned for a closed
+// descriptor never runs the handler of a wait on a new descriptor that got its number meanwhile.
 import CHostSystem
 import Foundation
 import Synchronization
@@ -28,9 +30,17 @@ final class Reactor: Sendable {
         }
     }
 
+    typealias Handler = @Sendable (Result<Void, HostSystemError>) -> Void
+
+    private struct Wait {
+        var generation: UInt32
+        var handler: Handler
+    }
+
     private struct State {
-        /// What to run when a descriptor fires (one-shot).
-        var handlers: [Int32: @Sendable (Result<Void, HostSystemError>) -> Void] = [:]
+        /// What to run when a descriptor fires (one-shot), with the generation of its wait.
+        var waits: [Int32: Wait] = [:]
+        var nextGeneration: UInt32 = 0
         /// Descriptors added to epoll (re-armed with EPOLL_CTL_MOD).
         var registered: Set<Int32> = []
     }
@@ -56,16 +66,17 @@ final class Reactor: Sendable {
 
     /// Runs `handler` (on the reactor thread) once `fd` is ready for `interest`, or at once with
     /// an error when epoll refuses the descriptor. One handler per descriptor at a time.
-    func onReady(_ fd: Int32, _ interest: Interest, _ handler: @escaping @Sendable (Result<Void, HostSystemError>) -> Void) {
+    func onReady(_ fd: Int32, _ interest: Interest, _ handler: @escaping Handler) {
         let failure: HostSystemError? = shared.state.withLock { state in
-            precondition(state.handlers[fd] == nil, "two waits on descriptor \(fd) at once")
-            state.handlers[fd] = handler
+            precondition(state.waits[fd] == nil, "two waits on descriptor \(fd) at once")
+            state.nextGeneration &+= 1
+            state.waits[fd] = Wait(generation: state.nextGeneration, handler: handler)
             var event = epoll_event()
             event.events = interest.events
-            event.data.fd = fd
+            event.data.u64 = Self.eventData(fd: fd, generation: state.nextGeneration)
             let operation = state.registered.contains(fd) ? EPOLL_CTL_MOD : EPOLL_CTL_ADD
             guard epoll_ctl(epoll, operation, fd, &event) == 0 else {
-                state.handlers[fd] = nil
+                state.waits[fd] = nil
                 return .system("epoll_ctl on descriptor \(fd)")
             }
             state.registered.insert(fd)
@@ -78,19 +89,19 @@ final class Reactor: Sendable {
     /// while the descriptor is open (`OwnedDescriptor`'s wait: a closed number may be another
     /// file's).
     func cancel(_ fd: Int32) {
-        let handler = shared.state.withLock { $0.handlers.removeValue(forKey: fd) }
+        let handler = shared.state.withLock { $0.waits.removeValue(forKey: fd)?.handler }
         handler?(.failure(HostSystemError(.cancelled, "the wait for descriptor \(fd) was cancelled")))
     }
 
     /// Removes `fd` from epoll; call it before closing `fd`. A waiter still there is resumed
     /// with an error.
     func forget(_ fd: Int32) {
-        let handler = shared.state.withLock { state -> (@Sendable (Result<Void, HostSystemError>) -> Void)? in
+        let handler = shared.state.withLock { state -> Handler? in
             if state.registered.remove(fd) != nil {
                 var event = epoll_event()
                 _ = epoll_ctl(epoll, EPOLL_CTL_DEL, fd, &event)
             }
-            return state.handlers.removeValue(forKey: fd)
+            return state.waits.removeValue(forKey: fd)?.handler
         }
         handler?(.failure(HostSystemError(.closed, "descriptor \(fd) was closed while a task waited for it")))
     }
@@ -105,10 +116,22 @@ final class Reactor: Sendable {
                 fatalError("epoll_wait failed: \(String(cString: strerror(errno)))")
             }
             for index in 0..<Int(count) {
-                let fd = events[index].data.fd
-                let handler = shared.state.withLock { $0.handlers.removeValue(forKey: fd) }
+                let (fd, generation) = eventSource(events[index].data.u64)
+                let handler = shared.state.withLock { state -> Handler? in
+                    guard state.waits[fd]?.generation == generation else { return nil }   // a wait that is gone
+                    return state.waits.removeValue(forKey: fd)?.handler
+                }
                 handler?(.success(()))
             }
         }
+    }
+
+    /// An epoll event's data: the wait's generation above the descriptor's number.
+    static func eventData(fd: Int32, generation: UInt32) -> UInt64 {
+        UInt64(generation) << 32 | UInt64(UInt32(bitPattern: fd))
+    }
+
+    static func eventSource(_ data: UInt64) -> (fd: Int32, generation: UInt32) {
+        (Int32(bitPattern: UInt32(truncatingIfNeeded: data)), UInt32(truncatingIfNeeded: data >> 32))
     }
 }

@@ -187,6 +187,31 @@ func temporaryDirectory() throws -> String {
         #expect(child.termination == .signaled(SIGUSR1))
     }
 
+    /// Descriptor numbers are recycled at once under churn: a pidfd or pipe closed while
+    /// epoll_wait was returning its event gets reused by the next child. No wait may be resumed
+    /// by another's event — a long-running child stays unreaped, and every short one reports
+    /// its own status and output.
+    @Test func manyChildrenAtOnceEachGetTheirOwnEnd() async throws {
+        let long = try ChildProcess(["sleep", "30"])
+        try await withChild(long) { long in
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for round in 0..<4 {
+                    for index in 0..<40 {
+                        group.addTask {
+                            let code = Int32((round * 40 + index) % 100)
+                            let child = try ChildProcess(["sh", "-c", "echo \(code); exit \(code)"], standardOutput: .stream)
+                            let output = try await child.standardOutput!.collect(upTo: 64)
+                            #expect(String(decoding: output.bytes, as: UTF8.self) == "\(code)\n")
+                            #expect(try await child.wait() == .exited(code))
+                        }
+                    }
+                    try await group.waitForAll()
+                }
+            }
+            #expect(long.termination == nil, "the long-running child was not reaped by another's event")
+        }
+    }
+
     @Test func cancellingAWaitLeavesTheChildRunning() async throws {
         let child = try ChildProcess(["sleep", "30"])
         try await withChild(child) { child in
