@@ -643,13 +643,11 @@ static void usage(const char *problem) {
             "ballast-shim: %s\n"
             "usage: ballast-shim --runtime PATH --runtime-root DIR --id ID --directory DIR --log FILE --cgroup PATH\n"
             "                    [--cgroup-root /sys/fs/cgroup] [--kill-all-on-exit]\n"
-            "       ballast-shim --hold-namespaces DIR\n"
             "The kubelet's per-container shim (docs/kubelet.md, \"Runtime and shim\"); `ballast kubelet` starts it.\n",
             problem);
 }
 
 int main(int argc, char **argv) {
-    if (argc == 3 && strcmp(argv[1], "--hold-namespaces") == 0) return ckl_hold_namespaces(argv[2]);
     for (int i = 1; i < argc; i++) {
         const char *flag = argv[i];
         if (strcmp(flag, "--kill-all-on-exit") == 0) { options.kill_all_on_exit = 1; continue; }

@@ -112,17 +112,8 @@ public final class KubeletServer: ServiceLifecycle.Service, Sendable {
         let network = configuration.network.map {
             PodNetwork(settings: $0, root: configuration.rootDirectory, nodeName: configuration.nodeName, client: client, logger: logger)
         }
-        // The pods' UTS and IPC namespaces are pinned in a holder's mount namespace, not in the
-        // host's, whose every mount each container start reads or copies (NamespaceHolder).
-        var namespaces: NamespaceHolder?
-        do {
-            namespaces = try await NamespaceHolder(root: configuration.rootDirectory, shimExecutable: runtime.shimExecutable, logger: logger)
-        } catch {
-            logger.warning("pinning the pods' namespaces in the host's mount namespace: \(error)")
-        }
         pods = PodManager(context: KubeletContext(client: client, runtime: runtime, images: images, volumes: volumes, events: events,
-                                                  settings: settings, activity: activity, network: network, namespaces: namespaces,
-                                                  logger: logger))
+                                                  settings: settings, activity: activity, network: network, logger: logger))
         let volumes = self.volumes
         let runtime = self.runtime
         await nodeStatus.connect(volumesInUse: { await volumes.volumesInUse() },

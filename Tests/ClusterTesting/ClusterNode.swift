@@ -66,8 +66,8 @@ public final class ClusterNode: Sendable {
             }
         }
         // The shims of this node's containers end once their containers are gone; any left is
-        // killed, and so is a pod's pause process and the node's namespace holder.
-        for pid in shims() + namespaceHolders() { kill(pid, SIGKILL) }
+        // killed, and so is a pod's pause process.
+        for pid in shims() { kill(pid, SIGKILL) }
         let mounts = Mounts.current().map(\.mountPoint).filter { $0.hasPrefix(root + "/") }
         for mount in mounts.reversed() { _ = try? await runCommand("umount", ["-l", mount], timeout: .seconds(30)) }
         Cgroups.detect().remove(Cgroups.nodePath(node: name))
@@ -88,13 +88,8 @@ public final class ClusterNode: Sendable {
     func shims() -> [Int32] {
         ProcessTable.pids { arguments in
             (arguments.first?.hasSuffix("/" + OCIRuntime.shimName) == true || arguments.contains("kubelet-pause"))
-                && !arguments.contains("--hold-namespaces") && arguments.contains(where: { $0.hasPrefix(root + "/") })
+                && arguments.contains(where: { $0.hasPrefix(root + "/") })
         }
-    }
-
-    /// The kubelet's namespace holder (it outlives the kubelet, as the shims do).
-    func namespaceHolders() -> [Int32] {
-        ProcessTable.pids { $0.count == 3 && $0[1] == "--hold-namespaces" && $0[2].hasPrefix(root + "/") }
     }
 }
 

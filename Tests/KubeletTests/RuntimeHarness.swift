@@ -63,10 +63,10 @@ final class RuntimeHarness: Sendable {
 
     /// A config for a busybox container running `args` in pod `pod`.
     func config(_ args: [String], pod: String = "pod1", name: String = "c", attempt: Int = 0, memoryLimit: Int64? = nil,
-                pidsLimit: Int64? = nil, mounts: [OCISpec.Mount] = [], holder: NamespaceHolder? = nil) async throws -> (ContainerConfig, [String]) {
+                pidsLimit: Int64? = nil, mounts: [OCISpec.Mount] = []) async throws -> (ContainerConfig, [String]) {
         let image = try await images.resolve("busybox")
         let layers = try await images.layerDirectories(of: image)
-        let sandbox = PodSandbox(directory: root + "/kubelet/pods/\(pod)/sandbox", holder: holder)
+        let sandbox = PodSandbox(directory: root + "/kubelet/pods/\(pod)/sandbox")
         if !sandbox.isReady { try await sandbox.create(hostname: pod, nodeIP: "127.0.0.1") }
         let config = ContainerConfig(podUID: pod, podNamespace: "default", podName: pod, name: name, attempt: attempt, isInit: false,
                                      image: image, args: args, env: image.config.config?.Env ?? [], workingDir: "/",

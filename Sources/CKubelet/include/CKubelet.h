@@ -66,24 +66,9 @@ pid_t ckl_start_pause(void);
 /// not NULL — on a thread of their own (namespaces belong to a thread; that thread ends after),
 /// sets the UTS one's hostname, and pins each at its path (an existing file) by a bind mount of
 /// /proc/thread-self/ns/<kind>. What `unshare --uts=… --ipc=… --net=… hostname …` did, without
-/// its two processes. With `holder` (a namespace holder's /proc/<pid>/ns/mnt), the UTS and IPC
-/// pins are made in the holder's mount namespace instead: `holder_directory` is made there, and
-/// `uts` and `ipc` are paths there (files it creates); `net` is always a path of this process's
-/// namespace. 0, or -1 with errno and `step` naming the call that failed; a pin made before a
-/// failure stays (the caller removes the sandbox).
-int ckl_make_pod_namespaces(const char *hostname, const char *uts, const char *ipc, const char *net,
-                            const char *holder, const char *holder_directory, const char **step);
-
-/// Unmounts the UTS and IPC pins in `directory` of the holder's mount namespace (`holder`:
-/// /proc/<pid>/ns/mnt) and removes them and the directory; what is not there is skipped. 0, or
-/// -1 with errno and `step`.
-int ckl_unpin_pod_namespaces(const char *holder, const char *directory, const char **step);
-
-/// The node's namespace holder (`ballast-shim --hold-namespaces DIR`): enters a mount namespace
-/// of its own whose root is a tmpfs (mounted at `directory`, then pivoted into, the host's
-/// mounts detached) with /proc, prints "ready" (or "failed: …" and returns 1), closes its stdio
-/// and sleeps until killed. The kubelet pins pods' UTS and IPC namespaces there.
-int ckl_hold_namespaces(const char *directory);
+/// its two processes. 0, or -1 with errno and `step` naming the call that failed; a pin made
+/// before a failure stays (the caller removes the sandbox).
+int ckl_make_pod_namespaces(const char *hostname, const char *uts, const char *ipc, const char *net, const char **step);
 
 // ---- What the container shim (`ballast-shim`, Sources/BallastShim) and the kubelet share: the
 // names of the records in a container's directory, their JSON, and the CRI log's lines

@@ -48,12 +48,10 @@ struct KubeletContext: Sendable {
     let activity: PodSyncActivity
     /// The pods' network (nil: pods share the node's network namespace).
     var network: PodNetwork? = nil
-    /// Where the pods' UTS and IPC namespaces are pinned (nil: in the host's mount namespace).
-    var namespaces: NamespaceHolder? = nil
     let logger: Logger
 
     func podDirectory(_ uid: String) -> String { settings.root + "/pods/" + uid }
-    func sandbox(_ uid: String) -> PodSandbox { PodSandbox(directory: podDirectory(uid) + "/sandbox", holder: namespaces) }
+    func sandbox(_ uid: String) -> PodSandbox { PodSandbox(directory: podDirectory(uid) + "/sandbox") }
 }
 
 /// Pod syncs in progress — a worker's pass: making the sandbox and volumes, starting containers

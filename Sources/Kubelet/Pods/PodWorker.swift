@@ -142,21 +142,15 @@ actor PodWorker {
     var ownNetwork: Bool { context.network != nil && !(pod.spec.hostNetwork ?? false) }
 
     private func ensureSandbox() async -> Bool {
-        var sandbox = context.sandbox(uid)
+        let sandbox = context.sandbox(uid)
         // A pause that died took the pod's containers with it: a new one before they restart.
         if sandboxReady && pod.sharesProcessNamespace && sandbox.pausePID == nil { sandboxReady = false }
-        // A namespace holder that died took the pod's UTS and IPC pins with it.
-        if sandboxReady && sandbox.holder != nil && !sandbox.isReady { sandboxReady = false }
         if sandboxReady { return true }
         let (resolver, dnsEvents) = PodDNS.config(for: pod, settings: context.settings.dns)
         for (reason, message) in dnsEvents {
             context.events.pod(pod, type: "Warning", reason: reason, message: message)
         }
         do {
-            if let holder = context.namespaces {
-                _ = try await holder.ensureRunning()
-                sandbox = context.sandbox(uid)
-            }
             try FileManager.default.createDirectory(atPath: context.podDirectory(uid), withIntermediateDirectories: true)
             let fresh = try await sandbox.create(hostname: pod.metadata.name ?? "", nodeIP: context.settings.nodeIP,
                                                  network: ownNetwork, resolver: resolver)
