@@ -242,12 +242,10 @@ extension LSMTree {
         for f in c.inputs { edit.deletedFiles.append((c.level, f.number)) }
         for f in c.nextInputs { edit.deletedFiles.append((c.outputLevel, f.number)) }
         for f in writer.outputs { edit.newFiles.append((c.outputLevel, f)) }
-        do {
-            try manifestLock.withLock { try versions.logAndApply(edit, dbLock: lock) }
-        } catch {
-            writer.abandon()
-            throw error
-        }
+        // Not abandoned when this fails: the manifest may hold the edit (a record written whose
+        // sync failed), and then the outputs are the data. A table no manifest names is deleted
+        // at the next open.
+        try manifestLock.withLock { try versions.logAndApply(edit, dbLock: lock) }
         lock.withLock {
             stats.compactions += 1
             stats.compactionBytesRead += c.inputBytes
@@ -320,7 +318,13 @@ final class TableSetWriter {
     private func finishTable() throws {
         guard let b = builder else { return }
         builder = nil
-        let size = try b.finish()
+        let size: Int
+        do {
+            size = try b.finish()
+        } catch {
+            b.abandon()   // neither the builder nor the outputs hold it now: abandon() would miss it
+            throw error
+        }
         outputs.append(FileMetaData(number: number, size: UInt64(size), smallest: b.smallestKey,
                                     largest: b.largestKey, properties: b.properties))
     }

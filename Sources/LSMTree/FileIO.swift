@@ -141,7 +141,9 @@ enum FileIO {
 
     /// Writes `contents` to `path` atomically: a temporary file, fsync, rename,
     /// fsync of the directory. A crash leaves either the old or the new file.
-    static func writeAtomically(_ contents: [UInt8], to path: String, directory: String) throws {
+    /// `renamed` runs once `path` has the new contents (before the directory's sync, which may
+    /// still fail): from then on a reader may see them.
+    static func writeAtomically(_ contents: [UInt8], to path: String, directory: String, renamed: () -> Void = {}) throws {
         let tmp = path + ".tmp"
         let fd = try open(tmp, O_WRONLY | O_CREAT | O_TRUNC)
         do {
@@ -154,6 +156,7 @@ enum FileIO {
         }
         close(fd)
         try rename(tmp, path)
+        renamed()
         try syncDirectory(directory)
     }
 }

@@ -144,16 +144,28 @@ final class VersionSet: @unchecked Sendable {
             return (n, s)
         }
         let path = manifestFileName(directory, number)
-        let writer: LogWriter
+        var writer: LogWriter?
+        var named = false
         do {
-            writer = try LogWriter(directory: directory, path: path, number: number)
-            try writer.addRecord(snapshot.encode())
-            try writer.file.sync(dataOnly: false)
-            try FileIO.writeAtomically(Array("MANIFEST-\(pad6(number))\n".utf8), to: directory + "/CURRENT", directory: directory)
+            let opened = try LogWriter(directory: directory, path: path, number: number)
+            writer = opened
+            try opened.addRecord(snapshot.encode())
+            try opened.file.sync(dataOnly: false)
+            try FileIO.writeAtomically(Array("MANIFEST-\(pad6(number))\n".utf8), to: directory + "/CURRENT", directory: directory) {
+                named = true
+            }
         } catch {
-            FileIO.unlinkIfPresent(path)
+            if named, let writer {
+                // CURRENT names the new manifest already; only the directory's sync failed, so
+                // after a crash it may name either: both stay, and later edits go to the new one.
+                manifest = writer
+                manifestNumber = number
+            } else {
+                FileIO.unlinkIfPresent(path)
+            }
             throw error
         }
+        guard let writer else { return }
         let old = manifestNumber
         manifest = writer
         manifestNumber = number
