@@ -76,7 +76,9 @@ extension PodSandbox {
         if let pid = recordedPause {
             kill(pid, SIGTERM)
             var waited = 0
-            while ProcessTable.arguments(of: pid) != nil && !Self.isZombie(pid) {
+            // Each look asks again whether the pid is this sandbox's pause: once it has ended
+            // (reaped at once by init), the number may be another process's.
+            while recordedPause == pid {
                 if waited == 200 { kill(pid, SIGKILL) }
                 guard waited < 400 else {
                     throw KubeletError(.runtime, "the pod's pause process \(pid) did not end after SIGKILL")

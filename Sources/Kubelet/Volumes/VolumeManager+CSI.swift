@@ -339,13 +339,25 @@ extension VolumeManager {
                     throw KubeletError(.volume, "UnmountVolume.TearDown failed for volume \"\(published.data.specVolID ?? published.data.volumeHandle)\" (UniqueName: \"\(published.data.uniqueName)\") pod \"\(uid)\": \(error.kubernetesDescription)")
                 }
                 if let record = published.record {
-                    try? FileManager.default.removeItem(atPath: (record as NSString).deletingLastPathComponent)
+                    removeUnmounted((record as NSString).deletingLastPathComponent)
                 } else {
-                    try? FileManager.default.removeItem(atPath: published.target)
+                    removeUnmounted(published.target)
                 }
                 logger.info("unpublished volume", metadata: ["volume": "\(published.data.specVolID ?? "")", "pod": "\(uid)"])
             }
         }
+    }
+
+    /// Removes `path` (recursively) once nothing is mounted at or under it. A plugin that
+    /// answered NodeUnpublish or NodeUnstage but left its mount in place must not have the
+    /// volume's files deleted through it: the directory stays, and the kubelet says so.
+    private func removeUnmounted(_ path: String) {
+        let mounted = mounter.mounts().map(\.mountPoint).filter { $0 == path || $0.hasPrefix(path + "/") }
+        guard mounted.isEmpty else {
+            logger.warning("not removing a volume directory with a mount in it", metadata: ["path": "\(path)", "mounts": "\(mounted)"])
+            return
+        }
+        try? FileManager.default.removeItem(atPath: path)
     }
 
     /// NodeUnstage for every staged volume that no pod publishes or wants; then, when that
@@ -367,10 +379,10 @@ extension VolumeManager {
                 } catch let error as RPCError {
                     throw KubeletError(.volume, "UnmountDevice failed for volume \"\(staged.data.specVolID ?? staged.data.volumeHandle)\" (UniqueName: \"\(staged.data.uniqueName)\"): \(error.kubernetesDescription)")
                 }
-                try? FileManager.default.removeItem(atPath: staged.directory)
+                removeUnmounted(staged.directory)
                 if staged.data.mode == "block" {
-                    try? FileManager.default.removeItem(atPath: paths.blockStaging(pv: staged.data.specVolID ?? ""))
-                    try? FileManager.default.removeItem(atPath: paths.blockDirectory + "/publish/" + (staged.data.specVolID ?? ""))
+                    removeUnmounted(paths.blockStaging(pv: staged.data.specVolID ?? ""))
+                    removeUnmounted(paths.blockDirectory + "/publish/" + (staged.data.specVolID ?? ""))
                 }
                 logger.info("unstaged volume", metadata: ["volume": "\(staged.data.specVolID ?? "")"])
             }
