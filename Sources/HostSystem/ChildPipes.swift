@@ -238,6 +238,21 @@ public struct ChildInput: Sendable {
     /// Writes `text` as UTF-8.
     public func write(_ text: String) async throws { try await write(Array(text.utf8)) }
 
+    /// An input that writes to `fd` (a pseudo-terminal's master, say) through a duplicate of it,
+    /// which it owns and closes. The descriptor is made non-blocking — its open file description
+    /// is, so `fd` and every other duplicate too — and a full buffer suspends the writing task.
+    public static func writer(duplicating fd: Int32) throws -> ChildInput {
+        let copy = fcntl(fd, F_DUPFD_CLOEXEC, 0)
+        guard copy >= 0 else { throw HostSystemError.system("duplicate descriptor \(fd)") }
+        let flags = fcntl(copy, F_GETFL)
+        guard flags >= 0, fcntl(copy, F_SETFL, flags | O_NONBLOCK) == 0 else {
+            let error = HostSystemError.system("make descriptor \(fd) non-blocking")
+            Glibc.close(copy)
+            throw error
+        }
+        return ChildInput(copy)
+    }
+
     /// Closes the pipe: the child reads end of file.
     public func close() { descriptor.close() }
 

@@ -100,12 +100,15 @@ public enum LoopDevices {
         return Checked.multiply(sectors, 512) ?? 0
     }
 
-    /// Writes the device's dirty pages through to its backing file.
-    public static func flush(_ devicePath: String) {
+    /// Writes the device's dirty pages through to its backing file (on a thread of its own: it
+    /// can take seconds).
+    public static func flush(_ devicePath: String) async {
         let fd = open(devicePath, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return }
-        fsync(fd)
-        close(fd)
+        await onOwnThread(named: "fsync") {
+            fsync(fd)
+            close(fd)
+        }
     }
 
     /// "loop7" for "/dev/loop7"; nil for anything that is not a loop device path.

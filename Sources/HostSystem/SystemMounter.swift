@@ -43,8 +43,10 @@ public struct SystemMounter: Mounter {
 
     public func unmount(_ path: String) async throws {
         // UMOUNT_NOFOLLOW: a symlink put at `path` after the caller checked it is not followed.
-        guard chs_umount_nofollow(path) == 0 else {
-            throw HostSystemError.system("unmount \(path)")
+        // On a thread of its own: the last unmount of a file system writes it back (seconds).
+        let failure = await onOwnThread(named: "umount") { chs_umount_nofollow(path) == 0 ? 0 : errno }
+        guard failure == 0 else {
+            throw HostSystemError.system("unmount \(path)", errno: failure)
         }
     }
 

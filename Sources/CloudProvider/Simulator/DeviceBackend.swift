@@ -131,7 +131,7 @@ public struct LoopDeviceBackend: DeviceBackend {
     }
 
     public func createSnapshot(snapshotId: String, zone: String, diskId: String, devicePath: String?) async throws {
-        if let devicePath { LoopDevices.flush(devicePath) }
+        if let devicePath { await LoopDevices.flush(devicePath) }
         let path = snapshotPath(snapshotId)
         let temporary = path + ".tmp"
         unlink(temporary)

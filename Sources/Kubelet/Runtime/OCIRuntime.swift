@@ -366,13 +366,21 @@ public final class OCIRuntime: Sendable {
         if FileManager.default.fileExists(atPath: stateDirectory + "/" + id) {
             _ = try? await SystemCommand.run([binary, "--root", stateDirectory, "delete", "--force", id], timeout: .seconds(30))
         }
-        for _ in 0..<4 where SystemMounter().isMountPoint(dir + "/rootfs") {
-            if ckl_unmount(dir + "/rootfs", 0) != 0 && errno == EBUSY {
-                _ = ckl_unmount(dir + "/rootfs", 1)
+        // On a thread of its own: unmounting an overlay syncs its upper file system (seconds
+        // on a busy disk).
+        let rootfs = dir + "/rootfs"
+        let failure = await onOwnThread(named: "umount") { () -> Int32 in
+            var failure: Int32 = 0
+            for _ in 0..<4 where SystemMounter().isMountPoint(rootfs) {
+                if ckl_unmount(rootfs, 0) != 0 {
+                    failure = errno
+                    if failure == EBUSY && ckl_unmount(rootfs, 1) != 0 { failure = errno }
+                }
             }
+            return failure
         }
         if SystemMounter().isMountPoint(dir + "/rootfs") {
-            throw KubeletError(.runtime, "cannot unmount the root file system of container \(id): \(String(cString: strerror(errno)))")
+            throw KubeletError(.runtime, "cannot unmount the root file system of container \(id): \(String(cString: strerror(failure)))")
         }
         if let record { cgroups.remove(record.cgroupsPath) }
         shims.withLock { _ = $0.removeValue(forKey: id) }

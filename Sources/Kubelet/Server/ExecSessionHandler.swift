@@ -94,6 +94,11 @@ extension KubeletHTTPServer {
         // it: closed here while that thread still reads, its number could be another file's by
         // the time the read comes.
         let terminal = session.terminal.map(TerminalDescriptor.init)
+        // What the client types goes to the terminal without ever blocking a thread: a command
+        // that does not read its terminal fills it, and a blocking write would hold a thread of
+        // the cooperative pool until it does (the master is non-blocking from here on).
+        let typed = terminal.flatMap { try? ChildInput.writer(duplicating: $0.fd) }
+        defer { typed?.close() }
         await withTaskGroup(of: Void.self) { group in
             // Client → process: stdin, resize, close.
             group.addTask {
@@ -102,8 +107,8 @@ extension KubeletHTTPServer {
                     let data = message.bytes.dropFirst()
                     switch channel {
                     case ExecChannel.stdin:
-                        if let terminal {
-                            Self.writeAll(terminal.fd, Array(data))
+                        if let typed {
+                            try? await typed.write(data)
                         } else {
                             try? await process.standardInput?.write(data)
                         }
@@ -115,8 +120,8 @@ extension KubeletHTTPServer {
                             try? process.signal(SIGWINCH)
                         }
                     case ExecChannel.close where v5 && data.first == ExecChannel.stdin:
-                        if let terminal {
-                            Self.writeAll(terminal.fd, [4])   // ^D: end of input on a terminal
+                        if let typed {
+                            try? await typed.write([4])   // ^D: end of input on a terminal
                         } else {
                             process.standardInput?.close()
                         }
@@ -189,17 +194,6 @@ extension KubeletHTTPServer {
         try? await connection.send([ExecChannel.error] + Array(body))
     }
 
-    static func writeAll(_ fd: Int32, _ bytes: [UInt8]) {
-        bytes.withUnsafeBytes { buffer in
-            var offset = 0
-            while offset < buffer.count {
-                let written = write(fd, buffer.baseAddress! + offset, buffer.count - offset)
-                if written < 0 { if errno == EINTR { continue } else { return } }
-                offset += written
-            }
-        }
-    }
-
     /// What the terminal's process writes, read on a thread of its own until the terminal
     /// closes (EIO once the process and its children are gone).
     static func readTerminal(_ terminal: TerminalDescriptor) -> AsyncStream<[UInt8]> {
@@ -207,10 +201,13 @@ extension KubeletHTTPServer {
             let thread = Thread {
                 var buffer = [UInt8](repeating: 0, count: 32 * 1024)
                 while true {
+                    // The master may be non-blocking (its writer): wait here, on this thread.
+                    var ready = pollfd(fd: terminal.fd, events: Int16(POLLIN), revents: 0)
+                    if poll(&ready, 1, -1) < 0 && errno != EINTR { break }
                     let count = buffer.withUnsafeMutableBytes { Glibc.read(terminal.fd, $0.baseAddress, $0.count) }
                     if count > 0 {
                         continuation.yield(Array(buffer[..<count]))
-                    } else if count < 0 && errno == EINTR {
+                    } else if count < 0 && (errno == EINTR || errno == EAGAIN) {
                         continue
                     } else {
                         break
