@@ -275,6 +275,9 @@ final class DirectoryLock: Sendable {
             let holder = (try? FileIO.read(fd, count: 32, at: 0, path: path)).flatMap { String(decoding: $0, as: UTF8.self).split(separator: "\n").first }
             FileIO.close(fd)
             if err == EWOULDBLOCK {
+                if holder.map(String.init) == String(getpid()) {
+                    throw LSMError(.locked, "the store at \(path.dropLast(5)) is already open in this process; close it before opening it again")
+                }
                 let who = holder.map { " (held by pid \($0))" } ?? ""
                 throw LSMError(.locked, "the store at \(path.dropLast(5)) is open in another process\(who); stop that process or open a different directory")
             }

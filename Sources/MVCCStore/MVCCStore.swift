@@ -104,45 +104,31 @@ public final class MVCCStore: @unchecked Sendable {
         self.compactRevisionForFilter = compactAtomic
         var engine = options.engine
         engine.compactionFilter = MVCCCompactionFilter(compactRevision: compactAtomic)
-        db = try LSMTree.open(path: path, options: engine)
+        let db = try LSMTree.open(path: path, options: engine)
+        // Read (and, for a new store, written) before anything else starts: a failure here closes
+        // the engine again — its threads would keep it, and its directory lock, for good.
+        let recovery: Recovery
+        do {
+            recovery = try Self.recover(db)
+        } catch {
+            try? db.close()
+            throw error
+        }
+        self.db = db
         hub = WatchHub(bufferLimit: options.watcherBufferEvents, bufferBytesLimit: options.watcherBufferBytes,
                        totalBufferLimit: options.watcherBufferEventsTotal, totalBufferBytesLimit: options.watcherBufferBytesTotal,
                        maxWatchers: options.maxWatchers)
         lessor = Lessor(clock: options.clock, minTTL: options.minLeaseTTL)
         readers = BlockingPool(name: "mvcc-reader", threads: max(1, options.readerThreads))
         maintenance = BlockingPool(name: "mvcc-maintenance", threads: 1)
-        // Recover the counters, the identity and the leases.
-        if let r = try db.get(Layout.metaKey("rev")), r.count == 8 { currentRevision = Int64(bitPattern: r.readBE64(at: 0)) }
-        var recovered = Published()
-        if let c = try db.get(Layout.metaKey("compact")), c.count == 8 { recovered.compactRevision = Int64(bitPattern: c.readBE64(at: 0)) }
-        if let a = try db.get(Layout.metaKey("alarm")), a.first == 1 { recovered.alarms = [.noSpace] }
-        if let id = try db.get(Layout.metaKey("id")), id.count == 16 {
-            clusterID = id.readBE64(at: 0)
-            memberID = id.readBE64(at: 8)
-        } else {
-            clusterID = UInt64.random(in: 1...UInt64.max >> 1)
-            memberID = UInt64.random(in: 1...UInt64.max >> 1)
-            var v: [UInt8] = []
-            v.appendBE64(clusterID)
-            v.appendBE64(memberID)
-            try db.put(Layout.metaKey("id"), v, sync: true)
-        }
-        compactAtomic.store(recovered.compactRevision, ordering: .relaxed)
-        recovered.revision = currentRevision
-        published.withLock { $0 = recovered }
+        currentRevision = recovery.published.revision
+        clusterID = recovery.clusterID
+        memberID = recovery.memberID
+        compactAtomic.store(recovery.published.compactRevision, ordering: .relaxed)
+        published.withLock { $0 = recovery.published }
         hub.publishedRevision = currentRevision
-        let leaseRows = try db.makeIterator(from: [Layout.lease], to: [Layout.lease + 1])
-        while let (k, v) = try leaseRows.next() {
-            guard k.count == 9 else { continue }
-            let id = Int64(bitPattern: k.readBE64(at: 1))
-            lessor.restore(id: id, ttl: Int64(bitPattern: v.count == 8 ? v.readBE64(at: 0) : 0))
-        }
-        let currentRows = try db.makeIterator(from: [Layout.current], to: [Layout.current + 1])
-        while let (k, v) = try currentRows.next() {
-            if let (r, _) = Record.decode(v, withSuccessor: false), !r.isTombstone, r.lease != 0 {
-                _ = lessor.attach(r.lease, key: Array(k.dropFirst()))
-            }
-        }
+        for (id, ttl) in recovery.leases { lessor.restore(id: id, ttl: ttl) }
+        for (lease, key) in recovery.attachments { _ = lessor.attach(lease, key: key) }
         if options.writerThread {
             writerDone.enter()
             let writer = Thread { [self] in
@@ -153,6 +139,46 @@ public final class MVCCStore: @unchecked Sendable {
             writer.start()
         }
         leaseTask = Task.detached { [self] in await leaseLoop() }
+    }
+
+    /// What a store's engine holds about it: counters, identity, leases and the keys attached to them.
+    private struct Recovery {
+        var published = Published()
+        var clusterID: UInt64 = 0
+        var memberID: UInt64 = 0
+        var leases: [(id: Int64, ttl: Int64)] = []
+        var attachments: [(lease: Int64, key: [UInt8])] = []
+    }
+
+    /// Reads the counters, the identity (made and stored for a new store) and the leases.
+    private static func recover(_ db: LSMTree) throws -> Recovery {
+        var recovery = Recovery()
+        if let r = try db.get(Layout.metaKey("rev")), r.count == 8 { recovery.published.revision = Int64(bitPattern: r.readBE64(at: 0)) }
+        if let c = try db.get(Layout.metaKey("compact")), c.count == 8 { recovery.published.compactRevision = Int64(bitPattern: c.readBE64(at: 0)) }
+        if let a = try db.get(Layout.metaKey("alarm")), a.first == 1 { recovery.published.alarms = [.noSpace] }
+        if let id = try db.get(Layout.metaKey("id")), id.count == 16 {
+            recovery.clusterID = id.readBE64(at: 0)
+            recovery.memberID = id.readBE64(at: 8)
+        } else {
+            recovery.clusterID = UInt64.random(in: 1...UInt64.max >> 1)
+            recovery.memberID = UInt64.random(in: 1...UInt64.max >> 1)
+            var v: [UInt8] = []
+            v.appendBE64(recovery.clusterID)
+            v.appendBE64(recovery.memberID)
+            try db.put(Layout.metaKey("id"), v, sync: true)
+        }
+        let leaseRows = try db.makeIterator(from: [Layout.lease], to: [Layout.lease + 1])
+        while let (k, v) = try leaseRows.next() {
+            guard k.count == 9 else { continue }
+            recovery.leases.append((Int64(bitPattern: k.readBE64(at: 1)), Int64(bitPattern: v.count == 8 ? v.readBE64(at: 0) : 0)))
+        }
+        let currentRows = try db.makeIterator(from: [Layout.current], to: [Layout.current + 1])
+        while let (k, v) = try currentRows.next() {
+            if let (r, _) = Record.decode(v, withSuccessor: false), !r.isTombstone, r.lease != 0 {
+                recovery.attachments.append((r.lease, Array(k.dropFirst())))
+            }
+        }
+        return recovery
     }
 
     /// Stops the writer and the lease clock, fails queued requests and closes the engine.
