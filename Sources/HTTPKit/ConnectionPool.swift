@@ -24,11 +24,12 @@ final class PooledConnection: Sendable {
         self.jobs = jobs
         self.channel = connection.channel
         Task { [weak self] in
+            var queued = stream.makeAsyncIterator()
             var pending: Job?
             do {
                 try await connection.executeThenClose { inbound, outbound in
                     var responses = inbound.makeAsyncIterator()
-                    for await job in stream {
+                    while let job = await queued.next() {
                         pending = job
                         try await HTTPClient.write(job.request, host: host, port: port, keepAlive: true, to: outbound)
                         var head: HTTPResponseHead?
@@ -49,6 +50,9 @@ final class PooledConnection: Sendable {
                         }
                         guard let head else { throw HTTPClientError.malformed("response ended before its head") }
                         pending = nil
+                        // A response that ends the connection: closed before its caller can give
+                        // the connection back to the pool for another request.
+                        if !head.isKeepAlive { self?.closed() }
                         job.continuation.resume(returning: HTTPResponse(status: head.status, headers: head.headers, body: Data(body.readableBytesView)))
                         if !head.isKeepAlive { break }
                     }
@@ -59,6 +63,11 @@ final class PooledConnection: Sendable {
             }
             pending?.continuation.resume(throwing: HTTPClientError.closed(host: host, port: port))
             self?.closed()
+            jobs.finish()
+            // Requests queued after the last one was taken are refused, not left waiting.
+            while let job = await queued.next() {
+                job.continuation.resume(throwing: HTTPClientError.closed(host: host, port: port))
+            }
         }
     }
 
