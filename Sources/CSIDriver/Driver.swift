@@ -163,6 +163,9 @@ public final class CSIServer: Sendable {
     private let logger: Logger
     /// The private directory the socket is bound in before it moves to its path.
     private let bindDirectory: String
+    /// The published socket's (device, inode): at the end it is removed only if the path still
+    /// is this server's socket, not one a newer plugin put there since.
+    private let published = Mutex<(dev_t, ino_t)?>(nil)
 
     /// `mounter` is what the node service does to the kernel: `SystemMounter` unless a test
     /// gives a `RecordingMounter`.
@@ -221,18 +224,24 @@ public final class CSIServer: Sendable {
                                                   "endpoint": "unix://\(configuration.socketPath)"])
             try await tasks.waitForAll()
         }
-        unlink(configuration.socketPath)
+        var info = stat()
+        if let (device, inode) = published.withLock({ $0 }), lstat(configuration.socketPath, &info) == 0,
+           info.st_dev == device, info.st_ino == inode {
+            unlink(configuration.socketPath)
+        }
     }
 
     /// Gives the bound socket its mode (0600) inside the private directory, then moves it to
     /// its path (replacing a stale socket).
     private func publishSocket() throws {
         let bound = bindDirectory + "/csi.sock"
-        guard chmod(bound, 0o600) == 0, rename(bound, configuration.socketPath) == 0 else {
+        var info = stat()
+        guard chmod(bound, 0o600) == 0, lstat(bound, &info) == 0, rename(bound, configuration.socketPath) == 0 else {
             let reason = String(cString: strerror(errno))
             server.beginGracefulShutdown()
             throw CSIError(.internalError, "cannot put the CSI socket at \(configuration.socketPath): \(reason)")
         }
+        published.withLock { $0 = (info.st_dev, info.st_ino) }
         rmdir(bindDirectory)
     }
 

@@ -327,6 +327,30 @@ struct NodeSafetyTests {
         _ = await serving.result
         #expect(!FileManager.default.fileExists(atPath: socket))
     }
+
+    /// A plugin that stops after a newer one took its path over leaves the newer one's socket.
+    @Test func aStoppingServerLeavesANewerServersSocket() async throws {
+        let root = "/tmp/bcsi-sock-" + UUID().uuidString.prefix(6).lowercased()
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let socket = root + "/csi.sock"
+        let cloud = try await CloudSimulator.inMemory()
+        let configuration = DriverConfiguration(driverName: "loop.csi.ballast.dev", mode: .controller, socketPath: socket,
+                                                kubeletRoot: root + "/kubelet", stateDirectory: root + "/state")
+        let older = try CSIServer(configuration: configuration, cloud: cloud, nodeID: nil, logger: Logger(label: "test"))
+        let olderServing = Task { try await older.run() }
+        try await older.ready()
+        let newer = try CSIServer(configuration: configuration, cloud: cloud, nodeID: nil, logger: Logger(label: "test"))
+        let newerServing = Task { try await newer.run() }
+        try await newer.ready()
+        older.shutdown()
+        _ = await olderServing.result
+        #expect(FileManager.default.fileExists(atPath: socket), "the newer server's socket stays")
+        try await newer.ready()
+        newer.shutdown()
+        _ = await newerServing.result
+        #expect(!FileManager.default.fileExists(atPath: socket), "its own socket goes with it")
+    }
 }
 
 private func readHead(_ device: String, bytes: Int) throws -> Data {
