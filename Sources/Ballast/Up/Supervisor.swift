@@ -80,7 +80,16 @@ final class Supervisor: Sendable {
             if state.withLock({ $0.stopping }) { return }
             do {
                 child = try spawn(component)
-                state.withLock { $0.children[component.name] = child }
+                // stopAll may have taken its list between the check above and the spawn: a child
+                // it did not see is stopped here, or it would outlive `ballast up`.
+                let stopping = state.withLock { state -> Bool in
+                    if !state.stopping { state.children[component.name] = child }
+                    return state.stopping
+                }
+                if stopping {
+                    await child.terminate(grace: .seconds(5))
+                    return
+                }
             } catch {
                 logger.error("cannot restart the component", metadata: ["component": "\(component.name)", "error": "\(error)"])
             }
