@@ -40,3 +40,31 @@ struct CRILogTests {
         #expect(entries.map(\.content) == ["b"])
     }
 }
+
+@Suite("CRI log tails")
+struct CRILogTailTests {
+    @Test("the end of a large log read backwards selects the same last lines as the whole log")
+    func tailsReadFromTheEnd() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("crilog-tail-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = directory + "/0.log"
+        // 5,000 logical lines, every seventh cut into three partial pieces: ~300 KiB, several blocks.
+        var text = ""
+        for index in 0..<5000 {
+            let time = "2026-12-07T10:00:00.\(String(format: "%09d", index))Z"
+            if index % 7 == 0 {
+                text += "\(time) stdout P line \(index) a\n\(time) stdout P b\n\(time) stdout F c\n"
+            } else {
+                text += "\(time) stdout F line \(index) with some words to make it longer than a few bytes\n"
+            }
+        }
+        try Data(text.utf8).write(to: URL(fileURLWithPath: path))
+        for lines in [0, 1, 2, 7, 100, 1500, 4999, 5000, 9000] {
+            let (end, size) = CRILog.readEnd(path, logicalLines: lines)
+            #expect(size == text.utf8.count)
+            #expect(CRILog.select(end, tailLines: lines, since: nil) == CRILog.select(text, tailLines: lines, since: nil), "tail \(lines)")
+            if lines <= 100 { #expect(end.utf8.count < 200 << 10, "only the end was read for \(lines) lines") }
+        }
+    }
+}

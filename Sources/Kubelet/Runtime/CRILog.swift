@@ -60,6 +60,33 @@ public enum CRILog {
         return out
     }
 
+    /// The end of the CRI log at `path` from a line's start, holding more than `logicalLines`
+    /// full lines (or the whole log), read backwards in blocks; and the log's size then.
+    public static func readEnd(_ path: String, logicalLines: Int) -> (String, Int) {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return ("", 0) }
+        defer { try? handle.close() }
+        let size = Int((try? handle.seekToEnd()) ?? 0)
+        var start = size
+        var data = Data()
+        var block = 64 << 10
+        while start > 0 {
+            defer { block *= 2 }   // each pass re-reads what it has: doubling keeps the whole linear
+            let from = max(0, start - block)
+            try? handle.seek(toOffset: UInt64(from))
+            data = ((try? handle.read(upToCount: start - from)) ?? Data()) + data
+            start = from
+            // Whole lines only (the first may be cut unless the start was reached); enough when
+            // more full logical lines ("F" entries) than asked are there.
+            let lines = data.split(separator: 0x0A).dropFirst(start > 0 ? 1 : 0)
+            let full = lines.reduce(0) { count, line in
+                count + (CRILog.parse(Substring(decoding: line, as: UTF8.self)).map { $0.partial ? 0 : 1 } ?? 0)
+            }
+            if full > logicalLines { break }
+        }
+        if start > 0, let newline = data.firstIndex(of: 0x0A) { data = Data(data[data.index(after: newline)...]) }
+        return (String(decoding: data, as: UTF8.self), size)
+    }
+
     /// The entries of `text` after `since` (RFC 3339 strings compare in time order when both
     /// are UTC) and, with `tailLines`, only the last that many logical lines.
     public static func select(_ text: String, tailLines: Int?, since: String?) -> [Entry] {

@@ -5,6 +5,7 @@
 // lines until the container ends or the client goes.
 import ClusterAPI
 import Foundation
+import HostSystem
 import HTTPKit
 import NIOHTTP1
 
@@ -35,23 +36,27 @@ extension KubeletHTTPServer {
         }
         let timestamps = query["timestamps"] == "true"
         let tail = query["tailLines"].flatMap { Int($0) }
-        var since: String?
-        if let seconds = query["sinceSeconds"].flatMap(Int.init) {
-            since = CRILog.timestamp(Date().addingTimeInterval(-Double(seconds)))
-        } else if let time = query["sinceTime"], !time.isEmpty {
-            since = time
-        }
+        let since: String? = {
+            if let seconds = query["sinceSeconds"].flatMap(Int.init) { return CRILog.timestamp(Date().addingTimeInterval(-Double(seconds))) }
+            if let time = query["sinceTime"], !time.isEmpty { return time }
+            return nil
+        }()
         let limit = query["limitBytes"].flatMap { Int($0) }
-        let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
-        var body = CRILog.render(CRILog.select(text, tailLines: tail, since: since), timestamps: timestamps)
-        if let limit, body.utf8.count > limit { body = String(decoding: body.utf8.prefix(limit), as: UTF8.self) }
+        // On a thread of its own: a chatty container's log is large, and reading and parsing it
+        // would hold a thread of the cooperative pool. With tailLines only its end is read.
+        let (body, initialOffset) = await onOwnThread(named: "container log") { () -> (String, Int) in
+            let (text, size) = tail.map { CRILog.readEnd(path, logicalLines: $0) }
+                ?? { let data = FileManager.default.contents(atPath: path) ?? Data(); return (String(decoding: data, as: UTF8.self), data.count) }()
+            var body = CRILog.render(CRILog.select(text, tailLines: tail, since: since), timestamps: timestamps)
+            if let limit, body.utf8.count > limit { body = String(decoding: body.utf8.prefix(limit), as: UTF8.self) }
+            return (body, size)
+        }
         let headers: HTTPHeaders = ["Content-Type": "text/plain"]
         guard query["follow"] == "true", !previous else {
             return HTTPResponse(status: .ok, headers: headers, body: Data(body.utf8))
         }
         let runtime = kubelet.runtime
         let recordID = records.first { $0.attempt == attempt }?.id
-        let initialOffset = text.utf8.count
         let head = Data(body.utf8)
         return .streaming(headers: headers) { writer in
             if !head.isEmpty { try await writer.write(head) }
