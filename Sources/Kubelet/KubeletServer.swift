@@ -127,6 +127,7 @@ public final class KubeletServer: ServiceLifecycle.Service, Sendable {
         try await retrying("register the node") { try await self.nodeStatus.register() }
         let informer = Informer<Pod>(ResourceSource(client, Pod.self, fieldSelector: "spec.nodeName=\(configuration.nodeName)"),
                                      resync: .seconds(60), logger: logger)
+        defer { csi?.close() }   // however the kubelet ends: its reconnects stop
         try await cancelWhenGracefulShutdown {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { await informer.run() }
@@ -150,7 +151,6 @@ public final class KubeletServer: ServiceLifecycle.Service, Sendable {
                 for try await _ in group {}
             }
         }
-        csi?.close()
         logger.info("kubelet stopped; the pods' containers keep running under their shims")
     }
 
