@@ -23,8 +23,8 @@ import TestSupport
                     request += buffer[..<count]
                 }
                 let answer = Array("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok".utf8)
+                served.add()   // before the answer: the client may check the count as soon as it has it
                 _ = write(connection, answer, answer.count)
-                served.add()
                 // Slow to close: the client must go by the header, not by the socket's end.
                 Thread.sleep(forTimeInterval: 1)
                 close(connection)
