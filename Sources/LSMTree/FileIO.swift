@@ -198,9 +198,9 @@ final class AppendFile {
     /// append flushes data only: no file size to grow and, unlike
     /// `fallocate`'s unwritten extents, no extent to convert (on this
     /// machine's ext4: 37 instead of 55-69 µs of CPU per fdatasync).
-    init(path: String, truncate: Bool, offset: Int = 0, bufferLimit: Int = 0, preallocationStep: Int = 0) throws {
+    init(path: String, truncate: Bool, exclusive: Bool = false, offset: Int = 0, bufferLimit: Int = 0, preallocationStep: Int = 0) throws {
         self.path = path
-        self.fd = try FileIO.open(path, O_WRONLY | O_CREAT | (truncate ? O_TRUNC : 0))
+        self.fd = try FileIO.open(path, O_WRONLY | O_CREAT | (truncate ? O_TRUNC : 0) | (exclusive ? O_EXCL : 0))
         self.offset = offset
         self.bufferLimit = bufferLimit
         self.preallocationStep = preallocationStep

@@ -227,7 +227,7 @@ extension LSMTree {
         let number = versions.newFileNumber()
         // File creation under the lock: rare (once per memtable) and writers must wait for it anyway.
         let next = try LogWriter(directory: path, path: logFileName(path, number), number: number,
-                                 preallocationStep: LSMTree.walPreallocationStep(options))
+                                 preallocationStep: LSMTree.walPreallocationStep(options), exclusive: true)
         try? wal.file.trimPreallocation()
         wal = next
         imm.append(mem)

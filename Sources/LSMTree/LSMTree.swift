@@ -121,9 +121,14 @@ public final class LSMTree: @unchecked Sendable {
             try versions.recover()
             recovered = try LSMTree.readLogs(path: path, from: versions.logNumber)
         }
+        // The manifest records the next file number only at its next edit: a WAL made since (a
+        // memtable switch whose flush had not finished) can carry the number it would give out.
+        // The new WAL must not be it — that file holds acknowledged writes until the replay
+        // below has put them in a table — so every number found is marked used first.
+        if let highest = recovered.map(\.0).max() { versions.markFileNumberUsed(highest) }
         let logNumber = versions.newFileNumber()
         wal = try LogWriter(directory: path, path: logFileName(path, logNumber), number: logNumber,
-                            preallocationStep: LSMTree.walPreallocationStep(options))
+                            preallocationStep: LSMTree.walPreallocationStep(options), exclusive: true)
         mem = MemTable(logNumber: logNumber, capacityHint: options.writeBufferSize)
         versions.obsoleteHandler = { [path, tableCache] number in
             tableCache.evict(number)

@@ -28,6 +28,11 @@ final class VersionSet: @unchecked Sendable {
         compactPointers = Array(repeating: [], count: maxLevels)
     }
 
+    /// Makes `number` (a file found on disk) used: no later allocation returns it.
+    func markFileNumberUsed(_ number: UInt64) {
+        nextFileNumber = max(nextFileNumber, number + 1)
+    }
+
     /// Allocates a file number (under the database lock).
     func newFileNumber() -> UInt64 {
         defer { nextFileNumber += 1 }

@@ -26,10 +26,11 @@ final class LogWriter {
     let file: AppendFile
 
     /// Creates a log file (and makes its directory entry durable), reserving
-    /// disk `preallocationStep` bytes at a time ahead of the writes.
-    init(directory: String, path: String, number: UInt64, preallocationStep: Int = 0) throws {
+    /// disk `preallocationStep` bytes at a time ahead of the writes. `exclusive`: a file already
+    /// there is an error rather than emptied (a WAL may hold acknowledged writes).
+    init(directory: String, path: String, number: UInt64, preallocationStep: Int = 0, exclusive: Bool = false) throws {
         self.number = number
-        file = try AppendFile(path: path, truncate: true, preallocationStep: preallocationStep)
+        file = try AppendFile(path: path, truncate: !exclusive, exclusive: exclusive, preallocationStep: preallocationStep)
         try FileIO.syncDirectory(directory)
     }
 

@@ -187,3 +187,38 @@ import Testing
         expectLSMError(.closed) { try db.makeIterator() }
     }
 }
+
+/// A WAL made since the manifest's last edit (a memtable switch whose flush had not finished
+/// when the process died) can carry the number the manifest would give out next. Opening the
+/// store must neither empty that file (it holds acknowledged writes until the replay has put
+/// them in a table) nor leave recovered logs behind to be replayed again later.
+@Suite struct RecoveredLogNumberTests {
+    @Test func openNeverReusesTheNumberOfARecoveredLog() throws {
+        let dir = TempDir("lognumber")
+        let image = TempDir("lognumber-image")
+        let db = try LSMTree.open(path: dir.path, options: tinyOptions())
+        try db.put(bytes("k"), bytes("acknowledged"), sync: true)
+        // A crash image: the directory as the machine would find it now.
+        for name in try FileManager.default.contentsOfDirectory(atPath: dir.path) where name != "LOCK" {
+            try FileManager.default.copyItem(atPath: dir.path + "/" + name, toPath: image.path + "/" + name)
+        }
+        try db.close()
+        let logs = try FileManager.default.contentsOfDirectory(atPath: image.path).filter { $0.hasSuffix(".log") }
+        let log = try #require(logs.count == 1 ? logs.first : nil, "one WAL in the image: \(logs)")
+        let number = try #require(UInt64(log.dropLast(4)))
+        // Logs numbered past it, as later memtable switches would have made (the same records
+        // again: replaying them twice is harmless).
+        for later in (number + 1)...(number + 6) {
+            try FileManager.default.copyItem(atPath: image.path + "/" + log, toPath: image.path + "/" + String(format: "%06llu.log", later))
+        }
+        let reopened = try LSMTree.open(path: image.path, options: tinyOptions())
+        #expect(string(try reopened.get(bytes("k"))) == "acknowledged")
+        let left = try FileManager.default.contentsOfDirectory(atPath: image.path).filter { $0.hasSuffix(".log") }
+        let active = left.compactMap { UInt64($0.dropLast(4)) }
+        #expect(active.count == 1 && active[0] > number + 6, "only the new WAL is left, numbered past every recovered one: \(left.sorted())")
+        try reopened.close()
+        let again = try LSMTree.open(path: image.path, options: tinyOptions())
+        #expect(string(try again.get(bytes("k"))) == "acknowledged")
+        try again.close()
+    }
+}
