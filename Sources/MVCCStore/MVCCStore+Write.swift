@@ -232,7 +232,10 @@ extension MVCCStore {
             }
             return .txn(TxnResponse(revision: group.revision, succeeded: resp.succeeded, responses: resp.responses))
         case .compact(let rev):
-            if rev > group.revision { throw MVCCError.futureRevision }
+            // Against the committed revision, not the group's: the compaction is made durable at
+            // once, before the group's writes are, and must never name a revision a crash (or a
+            // failed commit) could take back.
+            if rev > currentRevision { throw MVCCError.futureRevision }
             if rev <= compactedRevision { throw MVCCError.compacted }
             var v: [UInt8] = []
             v.appendBE64(UInt64(rev))

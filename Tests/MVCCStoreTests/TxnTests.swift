@@ -127,4 +127,29 @@ import Testing
         let last = answers.withLock { $0.count == 3 ? $0[2] : nil }
         #expect(last.map { if case .failure = $0 { true } else { false } } == true, "the write left in the queue at close")
     }
+
+    /// A compaction is made durable at once, before its group's writes are: it may not name a
+    /// revision of its own group, which a crash or a failed commit could still take back.
+    @Test func aCompactionCannotNameARevisionItsGroupIsStillWriting() async throws {
+        var options = testOptions()
+        options.writerThread = false
+        let outcomes = Mutex<[String]>([])
+        try await withStore(options) { store, _ in
+            store.txn(TxnRequest(success: [.put(PutRequest(key: b("k"), value: b("1")))])) { r in
+                outcomes.withLock { $0.append((try? r.get()).map { "put \($0.revision)" } ?? "put failed") }
+            }
+            store.queue.submit(.compact(2)) { r in
+                outcomes.withLock { $0.append((try? r.get()) == nil ? "compact refused" : "compact done") }
+            }
+            store.runQueuedWrites()
+            #expect(outcomes.withLock { $0 } == ["put 2", "compact refused"])
+            #expect(store.compactedRevision == 0)
+            store.queue.submit(.compact(2)) { r in
+                outcomes.withLock { $0.append((try? r.get()) == nil ? "compact refused" : "compact done") }
+            }
+            store.runQueuedWrites()
+            #expect(outcomes.withLock { $0.last } == "compact done", "once committed, the revision can be compacted")
+            #expect(store.compactedRevision == 2)
+        }
+    }
 }
