@@ -66,7 +66,11 @@ public struct LoopDeviceBackend: DeviceBackend {
 
     public func createDisk(zone: String, diskId: String, sizeBytes: Int64, copying source: DataSource?) async throws {
         let path = diskPath(zone: zone, diskId: diskId)
-        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        let zoneDirectory = (path as NSString).deletingLastPathComponent
+        if !FileManager.default.fileExists(atPath: zoneDirectory) {
+            try FileManager.default.createDirectory(atPath: zoneDirectory, withIntermediateDirectories: true)
+            FileSystem.syncDirectory(of: zoneDirectory)   // the zone's entry too: the disk's rename into it is synced below
+        }
         let temporary = path + ".tmp"
         unlink(temporary)
         do {
