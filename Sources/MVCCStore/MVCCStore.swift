@@ -240,6 +240,10 @@ public final class MVCCStore: @unchecked Sendable {
         let snapshot = db.snapshot()
         let (found, total) = try readRange(KeyRange(key: request.key, rangeEnd: request.rangeEnd), at: rev, snapshot: snapshot,
                                            keep: Self.keysToKeep(request))
+        // A compaction past `rev` that began after the check can drop history rows while the
+        // engine's own compaction runs under the snapshot (its filter reads the compact revision
+        // live): such a read may have missed keys, so it fails as etcd's would have.
+        if rev < compactedRevision { throw MVCCError.compacted }
         return try shape(found, request, header: current, total: total)
     }
 

@@ -128,7 +128,8 @@ extension MVCCStore {
 }
 
 /// See `MVCCStore.cursor(at:)`. Its engine snapshot keeps what it reads from
-/// being compacted away until it is dropped. Not for concurrent use.
+/// being overwritten; a compaction past its revision ends it (`compacted`).
+/// Not for concurrent use.
 public final class KeyValueCursor: @unchecked Sendable {
     private let store: MVCCStore
     public let revision: Int64
@@ -154,6 +155,10 @@ public final class KeyValueCursor: @unchecked Sendable {
             bytes += kv.key.count + kv.value.count + 32
             return bytes < maxBytes
         }
+        // A compaction past the walk's revision drops history rows it may need (the engine's
+        // compaction filter reads the compact revision live, snapshot or not): it fails then
+        // rather than leave keys out.
+        if revision < store.compactedRevision { throw MVCCError.compacted }
         if let last = batch.last { after = last.key } else { isFinished = true }
         return batch
     }

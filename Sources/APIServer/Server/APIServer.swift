@@ -1,5 +1,6 @@
 import ClusterAPI
 import Foundation
+import Synchronization
 import HTTPKit
 import Logging
 import ServiceLifecycle
@@ -115,9 +116,10 @@ public final class APIServer: Sendable {
         let http = try await HTTPServer(host: options.bindAddress, port: options.securePort, limits: limits,
                                         logger: logger, channelInitializer: initializer,
                                         tooLargeResponse: APIHandler.tooLargeResponse(limit: options.maxBodyBytes),
-                                        headCheck: { request in box.handler!.checkHead(request) },
-                                        webSocket: { request in await box.handler!.webSocket(request) }) { request in
-            await box.handler!.handle(request)
+                                        headCheck: { request in box.handler.map { $0.checkHead(request) } ?? HandlerBox.starting },
+                                        webSocket: { request in await box.handler?.webSocket(request) }) { request in
+            guard let handler = box.handler else { return HandlerBox.starting }
+            return await handler.handle(request)
         }
         let handler = APIHandler(store: store, serverAddress: "\(clientHost):\(http.port)", authenticator: authenticator,
                                  logger: logger, requestTimeout: options.requestTimeout, watchBuffer: options.watchBuffer,
@@ -126,7 +128,6 @@ public final class APIServer: Sendable {
                                  inflightQueue: options.inflightQueue,
                                  disabledAdmissionPlugins: options.disabledAdmissionPlugins, watchCache: options.watchCache,
                                  serviceNetwork: options.serviceNetwork)
-        box.handler = handler
         if let file = options.kubeletClientTokenFile {
             guard let token = try SecretFiles.readText(file)?.trimmingCharacters(in: .whitespacesAndNewlines), !token.isEmpty else {
                 throw PKI.Failure.unreadable(file, "the kubelet client token file is missing or empty")
@@ -135,6 +136,7 @@ public final class APIServer: Sendable {
         } else {
             handler.kubelets.token = try loadOrCreateAdminToken(pkiDir + "/kubelet-client.token")
         }
+        box.handler = handler
         try await bootstrap(handler)
         // The Service bitmaps are rebuilt from the Services before the first request (a
         // changed range, a crash between an allocation and its Service), then kept.
@@ -243,8 +245,20 @@ public final class APIServer: Sendable {
 
 extension APIServer: ServiceLifecycle.Service {}
 
-/// Lets the HTTP server's closure reach the handler built after the port is known.
-final class HandlerBox: @unchecked Sendable {
-    // Written once before the first request can arrive (start() returns after), read after.
-    var handler: APIHandler?
+/// Lets the HTTP server's closures reach the handler built after the port is known. The socket
+/// accepts connections from the moment it is bound: a request that comes before the handler is
+/// ready (a client retrying across a restart) is told to come back.
+final class HandlerBox: Sendable {
+    private let current = Mutex<APIHandler?>(nil)
+
+    var handler: APIHandler? {
+        get { current.withLock { $0 } }
+        set { current.withLock { $0 = newValue } }
+    }
+
+    static let starting: HTTPResponse = {
+        var response = HTTPResponse.text("the API server is starting; try again in a moment\n", status: .serviceUnavailable)
+        response.headers.replaceOrAdd(name: "Retry-After", value: "1")
+        return response
+    }()
 }
