@@ -288,9 +288,22 @@ public final class Watch: @unchecked Sendable {
                 let (events, covered) = try await store.readers.run {
                     try store.history(from: from, through: through, for: state, maxBytes: Watch.catchUpBytes)
                 }
-                hub.lock.withLock {
+                // A compaction past `from` that began during the read may have dropped history
+                // rows it needed (the engine's compaction filter reads the compact revision live):
+                // the watch ends as compacted then, never with a silent gap.
+                let overtaken = hub.lock.withLock { () -> Int64? in
+                    let compacted = store.compactedRevision
+                    if from < compacted {
+                        state.compactedAt = compacted
+                        return compacted
+                    }
                     if state.covered < covered { state.covered = covered }
                     if !events.isEmpty { state.unacknowledged = true }
+                    return nil
+                }
+                if let overtaken {
+                    cancel()
+                    return .compacted(overtaken)
                 }
                 if !events.isEmpty { return .events(events) }
             case .wait:
