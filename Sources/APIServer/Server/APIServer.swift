@@ -1,12 +1,12 @@
 import ClusterAPI
 import Foundation
-import Synchronization
 import HTTPKit
 import Logging
 import ServiceLifecycle
 import MVCCStore
 import NIOCore
 import NIOSSL
+import Synchronization
 
 /// How to run an API server.
 public struct APIServerOptions: Sendable {

@@ -15,6 +15,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOSSL
+import Synchronization
 
 final class KubeletHTTPServer: Sendable {
     let kubelet: KubeletServer
@@ -76,8 +77,15 @@ final class KubeletHTTPServer: Sendable {
     }
 }
 
-/// The server's handler, set once the server exists.
-final class HandlerBox: @unchecked Sendable {
-    // Written once, before the server accepts its first connection.
-    var handler: KubeletHTTPServer?
+/// The server's handler, set once the server exists (the socket accepts connections before: the
+/// box answers nil until then). Weak: the server holds the box through its closures, and a strong
+/// reference back would keep both alive after the kubelet let them go.
+final class HandlerBox: Sendable {
+    private struct Reference { weak var server: KubeletHTTPServer? }
+    private let current = Mutex(Reference())
+
+    var handler: KubeletHTTPServer? {
+        get { current.withLock { $0.server } }
+        set { current.withLock { $0.server = newValue } }
+    }
 }
