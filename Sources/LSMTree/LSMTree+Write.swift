@@ -161,6 +161,7 @@ extension LSMTree {
             }
             stats.walBytesWritten += UInt64(record.count)
             stats.userBytesWritten += UInt64(userBytes)
+            walBytes = log.size
         }
         groupBuffer = record
         writers.removeFirst(group.count)
@@ -230,6 +231,7 @@ extension LSMTree {
                                  preallocationStep: LSMTree.walPreallocationStep(options), exclusive: true)
         try? wal.file.trimPreallocation()
         wal = next
+        walBytes = 0
         imm.append(mem)
         mem = MemTable(logNumber: number, capacityHint: options.writeBufferSize)
         flushWanted.signal()

@@ -36,6 +36,9 @@ public final class LSMTree: @unchecked Sendable {
     var writers: [PendingWrite] = []
     /// The WAL record buffer, lent to the group-commit leader.
     var groupBuffer: [UInt8] = []
+    /// The current WAL's size as of the last group written to it (lock held): the leader writes
+    /// the WAL without the lock, so the file's own counter is not read from other threads.
+    var walBytes = 0
     var backgroundError: LSMError?
     var closed = false
     var shuttingDown = false
@@ -249,7 +252,7 @@ public final class LSMTree: @unchecked Sendable {
     /// A snapshot of the engine's counters.
     public var statistics: LSMStatistics {
         let (s, v, memBytes, immCount, walSize) = lock.withLock {
-            (stats, versions.current, mem.memoryUsage, imm.count, wal.size)
+            (stats, versions.current, mem.memoryUsage, imm.count, walBytes)
         }
         var out = s
         out.sequence = lock.withLock { versions.lastSequence }
