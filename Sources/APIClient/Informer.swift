@@ -5,6 +5,7 @@
 import ClusterAPI
 import Foundation
 import Logging
+import Synchronization
 
 /// Where an informer gets its objects: the API server (`KubeClient`) or a test's fake.
 public protocol ListWatchSource<Object>: Sendable {
@@ -74,10 +75,18 @@ public actor Informer<Object: APIObject> {
     private var lastResourceVersion = ""
 
     /// - Parameter name: what the logs call the objects (default: the type's kind).
-    public init(_ source: any ListWatchSource<Object>, resync: Duration = .seconds(300), name: String? = nil, logger: Logger) {
+    /// How long a watch may say nothing — no event, no bookmark (the API server sends one every
+    /// 30 s to a watch that asks, as an informer's do) — before its connection is taken for dead
+    /// and the informer watches again. A half-open connection (the server's machine lost power,
+    /// a NAT forgot it) never ends by itself, and the cache would stay as it was for good.
+    private let idleLimit: Duration
+
+    public init(_ source: any ListWatchSource<Object>, resync: Duration = .seconds(300), name: String? = nil,
+                idleLimit: Duration = .seconds(90), logger: Logger) {
         self.source = source
         self.resync = resync
         self.name = name ?? Object.defaultKind
+        self.idleLimit = idleLimit
         self.logger = logger
     }
 
@@ -195,7 +204,7 @@ public actor Informer<Object: APIObject> {
                     try await relist()
                     needsList = false
                 }
-                let stream = try await source.watch(from: lastResourceVersion)
+                let stream = Self.failingWhenIdle(try await source.watch(from: lastResourceVersion), limit: idleLimit)
                 for try await event in stream {
                     if try apply(event) == .relist {
                         needsList = true
@@ -216,6 +225,51 @@ public actor Informer<Object: APIObject> {
     }
 
     private enum Applied { case ok, relist }
+
+    private final class LastHeard: Sendable {
+        let time = Mutex(ContinuousClock.now)
+    }
+
+    /// A watch that said nothing for its idle limit.
+    struct WatchIdle: Error, CustomStringConvertible {
+        let limit: Duration
+        var description: String { "the watch said nothing (not even a bookmark) for \(limit): its connection is taken for dead" }
+    }
+
+    /// `stream`'s events, failing with `WatchIdle` when none comes for `limit` (and then no
+    /// longer reading `stream`: its reader is cancelled, which closes its connection).
+    static func failingWhenIdle(_ stream: AsyncThrowingStream<WatchEvent<Object>, any Error>,
+                                limit: Duration) -> AsyncThrowingStream<WatchEvent<Object>, any Error> {
+        AsyncThrowingStream { continuation in
+            let lastHeard = LastHeard()
+            let reader = Task {
+                do {
+                    for try await event in stream {
+                        lastHeard.time.withLock { $0 = .now }
+                        continuation.yield(event)
+                    }
+                    continuation.finish()
+                } catch {
+                    continuation.finish(throwing: error)
+                }
+            }
+            let watchdog = Task {
+                while !Task.isCancelled {
+                    let due = lastHeard.time.withLock { $0 } + limit
+                    if ContinuousClock.now >= due {
+                        continuation.finish(throwing: WatchIdle(limit: limit))
+                        reader.cancel()
+                        return
+                    }
+                    try? await Task.sleep(until: due, clock: .continuous)
+                }
+            }
+            continuation.onTermination = { _ in
+                reader.cancel()
+                watchdog.cancel()
+            }
+        }
+    }
 
     private func apply(_ event: WatchEvent<Object>) throws -> Applied {
         switch event.kind {

@@ -166,6 +166,27 @@ import Testing
     }
 }
 
+/// A watch that says nothing at all (a half-open connection: no event, not even a bookmark) is
+/// given up after the informer's idle limit, and watched again from the same resourceVersion.
+@Suite struct InformerIdleWatchTests {
+    @Test func aSilentWatchIsWatchedAgain() async throws {
+        let source = ScriptedSource(lists: [list("7", [])], watches: [])
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        let informer = Informer<Pod>(source, resync: .seconds(3600), idleLimit: .milliseconds(200), logger: logger)
+        let running = Task { await informer.run() }
+        defer { running.cancel() }
+        await informer.waitForSync()
+        var watched: [String] = []
+        for _ in 0..<100 {
+            watched = await source.history()
+            if watched.count >= 2 { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(watched.count >= 2 && watched.allSatisfy { $0 == "7" }, "watched again, from the same version: \(watched)")
+    }
+}
+
 /// A source that answers lists and watches from a script.
 actor ScriptedSource: ListWatchSource {
     typealias Object = Pod
