@@ -19,6 +19,11 @@ public enum APIError: Error, CustomStringConvertible, Sendable {
     public var isAlreadyExists: Bool { code == 409 && reason == Status.Reason.alreadyExists }
     /// The resource version asked for has been compacted: list again.
     public var isGone: Bool { code == 410 }
+    /// The resource version asked for is past the store's (restored from an older state): list
+    /// again, from the current one.
+    public var isResourceVersionTooLarge: Bool {
+        if case .status(_, let status) = self { status.details?.causes?.contains { $0.reason == "ResourceVersionTooLarge" } == true } else { false }
+    }
 
     public var description: String {
         switch self {

@@ -215,6 +215,10 @@ public actor Informer<Object: APIObject> {
             } catch let error as APIError where error.isGone {
                 logger.info("watch expired; listing again", metadata: ["kind": "\(name)"])
                 needsList = true
+            } catch let error as APIError where error.isResourceVersionTooLarge {
+                logger.warning("the API server has not reached this informer's resource version (its store was restored?); listing again",
+                               metadata: ["kind": "\(name)", "resourceVersion": "\(lastResourceVersion)"])
+                needsList = true
             } catch {
                 if Task.isCancelled { break }
                 logger.warning("list/watch failed; retrying", metadata: ["kind": "\(name)", "error": "\(error)", "in": "\(backoff)"])

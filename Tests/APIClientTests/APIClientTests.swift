@@ -187,6 +187,48 @@ import Testing
     }
 }
 
+/// A watch refused as "too large resource version" (the API server's store was restored from an
+/// older state) makes the informer list again rather than retry the same version for good.
+@Suite struct InformerTooLargeTests {
+    actor TooLargeOnce: ListWatchSource {
+        typealias Object = Pod
+        var lists = 0
+        var watches = 0
+        func list() async throws -> List<Pod> {
+            lists += 1
+            return List(items: [], metadata: ListMeta(resourceVersion: lists == 1 ? "900" : "40"))
+        }
+        func watch(from resourceVersion: String) async throws -> AsyncThrowingStream<WatchEvent<Pod>, any Error> {
+            watches += 1
+            if watches == 1 {
+                var status = Status()
+                status.code = 504
+                status.reason = "Timeout"
+                status.details = StatusDetails(causes: [StatusCause(reason: "ResourceVersionTooLarge")])
+                throw APIError.status(code: 504, status: status)
+            }
+            return AsyncThrowingStream { _ in }   // stays open
+        }
+        func counts() -> (Int, Int) { (lists, watches) }
+    }
+
+    @Test func aTooLargeResourceVersionListsAgain() async throws {
+        let source = TooLargeOnce()
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        let informer = Informer<Pod>(source, resync: .seconds(3600), logger: logger)
+        let running = Task { await informer.run() }
+        defer { running.cancel() }
+        var counts = (0, 0)
+        for _ in 0..<100 {
+            counts = await source.counts()
+            if counts.0 >= 2 && counts.1 >= 2 { break }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(counts.0 == 2 && counts.1 == 2, "listed again at once, then watched: \(counts)")
+    }
+}
+
 /// A source that answers lists and watches from a script.
 actor ScriptedSource: ListWatchSource {
     typealias Object = Pod

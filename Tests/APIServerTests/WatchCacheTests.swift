@@ -240,6 +240,10 @@ import Testing
             }
             let future = await f.request(.GET, "/api/v1/configmaps?resourceVersion=999999")
             #expect(future.code == 504 && future.body["message"]?.stringValue?.contains("Too large resource version") == true, "\(future.body)")
+            // A watch from there too (a store restored from an older state): not an open watch
+            // that drops every event until the store gets that far.
+            let watch = await f.request(.GET, "/api/v1/configmaps?watch=true&resourceVersion=999999")
+            #expect(watch.code == 504 && watch.body["details"]?["causes"]?[0]?["reason"]?.stringValue == "ResourceVersionTooLarge", "\(watch.body)")
         }
     }
 

@@ -66,6 +66,9 @@ public struct APIError: Error, Sendable, CustomStringConvertible {
     public var code: Code
     public var message: String
     public var details: StatusDetails?
+    /// The cause Kubernetes gives a request for a resourceVersion the store has not reached:
+    /// clients list again, from the current state.
+    public static let resourceVersionTooLarge = "ResourceVersionTooLarge"
 
     public init(_ code: Code, _ message: String, details: StatusDetails? = nil) {
         self.code = code

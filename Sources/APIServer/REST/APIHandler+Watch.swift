@@ -32,7 +32,12 @@ extension APIHandler {
             try await awaitFresh(rv)  // the current objects, at least as new as asked (nil: consistent)
             start = .current
         case (false?, nil), (false?, 0?): start = .after(cache.revision)
-        case (_, let n?): start = .after(n)
+        case (_, let n?):
+            // Past what the cache has seen: the store must have it (else "too large", as
+            // Kubernetes answers) — a watch from a revision the store has not reached (a store
+            // restored from an older backup) would otherwise drop every event until it does.
+            if n > cache.revision { try await awaitFresh(n) }
+            start = .after(n)
         }
         let table = c.wantsTable
         let include = c.include
@@ -224,7 +229,11 @@ extension APIHandler {
         let target: Int64
         if let rv {
             let current = try await store.currentRevision()
-            if current < rv { throw APIError(.timeout, "Too large resource version: \(rv), current: \(current)") }
+            if current < rv {
+                throw APIError(.timeout, "Too large resource version: \(rv), current: \(current)",
+                               details: StatusDetails(causes: [StatusCause(reason: APIError.resourceVersionTooLarge, message: "Too large resource version")],
+                                                      retryAfterSeconds: 1))
+            }
             target = rv
         } else {
             target = try await store.currentRevision()
