@@ -247,6 +247,24 @@ import Testing
         }
     }
 
+    /// A value the cache cannot read, written under /registry/ by another client of the store,
+    /// takes the object it replaced out of the cache: lists do not keep a version the store no
+    /// longer has.
+    @Test func aValueTheCacheCannotReadLeavesTheCache() async throws {
+        try await withFixture { f in
+            let created = await f.request(.POST, "/api/v1/namespaces/default/configmaps", body: #"{"metadata":{"name":"odd"},"data":{"a":"b"}}"#)
+            #expect(created.code == 201, "\(created.body)")
+            _ = try await f.store.put(PutRequest(key: Array("/registry/configmaps/default/odd".utf8), value: Array("not json".utf8)))
+            var names: [String] = ["odd"]
+            for _ in 0..<100 where names.contains("odd") {
+                try await Task.sleep(for: .milliseconds(20))
+                let list = await f.request(.GET, "/api/v1/namespaces/default/configmaps?resourceVersion=0")
+                names = list.body["items"]?.arrayValue?.compactMap { $0["metadata"]?["name"]?.stringValue } ?? []
+            }
+            #expect(!names.contains("odd"), "\(names)")
+        }
+    }
+
     /// Kubelets list their pods by `spec.nodeName`: the index answers as a scan would.
     @Test func theNodeNameIndexFollowsPods() async throws {
         try await withFixture { f in

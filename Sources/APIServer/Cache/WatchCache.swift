@@ -558,7 +558,7 @@ final class WatchCache: Sendable {
             return CachedObject(key: String(decoding: kv.key, as: UTF8.self), object: object, revision: kv.modRevision,
                                 cost: kv.value.count, bytes: StoredJSON.withResourceVersion(kv.value, kv.modRevision))
         } catch {
-            logger.warning("the watch cache skips an object it cannot read", metadata: ["key": "\(String(decoding: kv.key, as: UTF8.self))",
+            logger.warning("the watch cache cannot read an object; it leaves the cache", metadata: ["key": "\(String(decoding: kv.key, as: UTF8.self))",
                                                                                        "error": "\(error.message)"])
             return nil
         }
@@ -605,8 +605,10 @@ final class WatchCache: Sendable {
             guard let keyPrefix = Self.keyPrefix(event.kv.key) else { return nil }
             switch event.type {
             case .put:
-                guard let object = decode(event.kv) else { return nil }
-                return (event, keyPrefix, object)
+                // A value the cache cannot read (written under /registry/ by another client of
+                // the same etcd) replaces what was there all the same: it goes from the cache and
+                // its watchers see it deleted, rather than keep a version the store no longer has.
+                return (event, keyPrefix, decode(event.kv))
             case .delete:
                 return (event, keyPrefix, nil)
             }
