@@ -12,9 +12,14 @@ import TestSupport
         #expect(fd >= 0 && listen(fd, 8) == 0)
         let served = ServedCount()
         let server = Thread {
+            // Each connection stays open until the next one is accepted: the client must go by
+            // the header, not by the socket's end.
+            var previous: Int32 = -1
             for _ in 0..<3 {
                 let connection = accept(fd, nil, nil)
+                if previous >= 0 { close(previous) }
                 guard connection >= 0 else { return }
+                previous = connection
                 var request: [UInt8] = []
                 var buffer = [UInt8](repeating: 0, count: 4096)
                 while !request.suffix(4).elementsEqual([13, 10, 13, 10]) {
@@ -25,10 +30,8 @@ import TestSupport
                 let answer = Array("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok".utf8)
                 served.add()   // before the answer: the client may check the count as soon as it has it
                 _ = write(connection, answer, answer.count)
-                // Slow to close: the client must go by the header, not by the socket's end.
-                Thread.sleep(forTimeInterval: 1)
-                close(connection)
             }
+            if previous >= 0 { close(previous) }
         }
         server.start()
         let client = HTTPClient(host: "127.0.0.1", port: port, timeout: .seconds(10), keepAlive: true)
