@@ -102,13 +102,12 @@ final class DriverHarness: @unchecked Sendable {
         for mount in Mounts.current().reversed() where mount.mountPoint.hasPrefix(root + "/") {
             _ = try? await SystemCommand.run(["umount", mount.mountPoint])
         }
-        for device in loopDevices() { _ = try? await SystemCommand.run(["losetup", "--detach", device]) }
-        let leftMounts = Mounts.current().filter { $0.mountPoint.hasPrefix(root + "/") }.map(\.mountPoint)
-        #expect(leftMounts.isEmpty, "mounts left behind: \(leftMounts)")
         // The kernel lets a detached loop device go once its last opener closes it; another
         // suite setting up a container can hold every device for a moment (one make test run).
-        let gone = await waitUntil(timeout: .seconds(10), interval: .milliseconds(50)) { self.loopDevices().isEmpty }
-        #expect(gone, "loop devices left behind: \(loopDevices())")
+        for device in loopDevices() { _ = try? await LoopDevices.detach(device, settle: .seconds(10)) }
+        let leftMounts = Mounts.current().filter { $0.mountPoint.hasPrefix(root + "/") }.map(\.mountPoint)
+        #expect(leftMounts.isEmpty, "mounts left behind: \(leftMounts)")
+        #expect(loopDevices().isEmpty, "loop devices left behind: \(loopDevices())")
         try? FileManager.default.removeItem(atPath: root)
     }
 

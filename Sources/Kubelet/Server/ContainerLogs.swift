@@ -45,8 +45,13 @@ extension KubeletHTTPServer {
         // On a thread of its own: a chatty container's log is large, and reading and parsing it
         // would hold a thread of the cooperative pool. With tailLines only its end is read.
         let (body, initialOffset) = await onOwnThread(named: "container log") { () -> (String, Int) in
-            let (text, size) = tail.map { CRILog.readEnd(path, logicalLines: $0) }
-                ?? { let data = FileManager.default.contents(atPath: path) ?? Data(); return (String(decoding: data, as: UTF8.self), data.count) }()
+            let text: String, size: Int
+            if let tail {
+                (text, size) = CRILog.readEnd(path, logicalLines: tail)
+            } else {
+                let data = FileManager.default.contents(atPath: path) ?? Data()
+                (text, size) = (String(decoding: data, as: UTF8.self), data.count)
+            }
             var body = CRILog.render(CRILog.select(text, tailLines: tail, since: since), timestamps: timestamps)
             if let limit, body.utf8.count > limit { body = String(decoding: body.utf8.prefix(limit), as: UTF8.self) }
             return (body, size)
