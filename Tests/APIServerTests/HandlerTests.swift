@@ -223,6 +223,12 @@ let pvcJSON = """
             let page2 = await f.request(.GET, "/api/v1/namespaces/default/persistentvolumeclaims?limit=2&continue=\(token.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!)")
             #expect(page2.body["items"]?[0]?["metadata"]?["name"] == "data-2")
             #expect(page2.body["metadata"]?["resourceVersion"] == page1.body["metadata"]?["resourceVersion"])
+            let escaped = token.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
+            // A continued list is read at its first page's revision: asking for another is refused.
+            let withVersion = await f.request(.GET, "/api/v1/namespaces/default/persistentvolumeclaims?limit=2&resourceVersion=1&continue=\(escaped)")
+            #expect(withVersion.code == 400 && withVersion.body["message"] == "specifying resource version is not allowed when using continue")
+            let withMatch = await f.request(.GET, "/api/v1/namespaces/default/persistentvolumeclaims?limit=2&resourceVersion=1&resourceVersionMatch=NotOlderThan&continue=\(escaped)")
+            #expect(withMatch.code == 400 && withMatch.body["message"] == "resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden when continue is provided")
             let table = await f.request(.GET, "/api/v1/namespaces/default/persistentvolumeclaims",
                                         accept: "application/json;as=Table;v=v1;g=meta.k8s.io,application/json")
             #expect(table.body["kind"] == "Table")
@@ -230,6 +236,16 @@ let pvcJSON = """
             #expect(table.body["columnDefinitions"]?[1]?["name"] == "Status")
             let badField = await f.request(.GET, "/api/v1/persistentvolumeclaims?fieldSelector=spec.nodeName%3Dx")
             #expect(badField.code == 400)
+            // Once its revision is compacted: 410, with a token that goes on at the current revision.
+            #expect(await f.request(.POST, "/api/v1/namespaces/default/persistentvolumeclaims",
+                                    body: pvcJSON.replacingOccurrences(of: #""name":"data""#, with: #""name":"data-5""#)).code == 201)
+            try await f.store.compact(try await f.store.currentRevision())
+            let expired = await f.request(.GET, "/api/v1/namespaces/default/persistentvolumeclaims?limit=2&continue=\(escaped)")
+            #expect(expired.code == 410 && expired.body["reason"] == "Expired")
+            let fresh = try #require(expired.body["metadata"]?["continue"]?.stringValue, "\(expired.body)")
+            let rest = await f.request(.GET, "/api/v1/namespaces/default/persistentvolumeclaims?continue=\(fresh.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!)")
+            #expect(rest.code == 200)
+            #expect(rest.body["items"]?.arrayValue?.compactMap { $0["metadata"]?["name"]?.stringValue } == ["data-2", "data-3", "data-4", "data-5"])
         }
     }
 

@@ -66,6 +66,8 @@ public struct APIError: Error, Sendable, CustomStringConvertible {
     public var code: Code
     public var message: String
     public var details: StatusDetails?
+    /// The Status's `metadata.continue`: where an expired paged list can go on, inconsistently.
+    public var listContinue: String?
     /// The cause Kubernetes gives a request for a resourceVersion the store has not reached:
     /// clients list again, from the current state.
     public static let resourceVersionTooLarge = "ResourceVersionTooLarge"
@@ -80,7 +82,9 @@ public struct APIError: Error, Sendable, CustomStringConvertible {
 
     /// The metav1 Status body for this error.
     public var status: Status {
-        Status.makeFailure(code: code.httpCode, reason: code.reason, message: message, details: details)
+        var status = Status.makeFailure(code: code.httpCode, reason: code.reason, message: message, details: details)
+        status.metadata.continueToken = listContinue
+        return status
     }
 }
 

@@ -25,19 +25,21 @@ extension APIHandler {
     }
 
     /// `{"v":"meta.k8s.io/v1","rv":N,"start":"<key after the prefix>"}`, base64 — Kubernetes' token shape.
+    /// `rv` -1 (the token a 410 for an expired one carries): go on at the current revision.
     static func continueToken(revision: Int64, lastKey: [UInt8], prefix: String) -> String {
         let start = String(decoding: lastKey.dropFirst(prefix.utf8.count), as: UTF8.self)
         let token: JSONValue = ["v": "meta.k8s.io/v1", "rv": .integer(revision), "start": .string(start)]
         return encode(token).base64EncodedString()
     }
 
+    /// The revision to read at (0: the current one) and the key to read after.
     static func parseContinue(_ token: String, prefix: String) throws(APIError) -> (revision: Int64, after: [UInt8]) {
         guard let data = Data(base64Encoded: token), let value = try? JSONValue(parsing: data),
-              let rev = value["rv"]?.int64Value, rev > 0, let start = value["start"]?.stringValue, !start.isEmpty,
+              let rev = value["rv"]?.int64Value, rev > 0 || rev == -1, let start = value["start"]?.stringValue, !start.isEmpty,
               !start.contains("..") else {
             throw APIError.badRequest("continue key is not valid: pass the continue token of the previous list response unchanged")
         }
-        return (rev, Array((prefix + start).utf8))
+        return (max(0, rev), Array((prefix + start).utf8))
     }
 
     /// `limit=`: any int64, as in Kubernetes (zero or negative: no limit). The store is read in
@@ -75,6 +77,11 @@ extension APIHandler {
             throw APIError.badRequest("resourceVersionMatch: Forbidden: resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"")
         }
         if let token = c.query["continue"], !token.isEmpty {
+            // A continued list reads at its first page's revision: another is refused, as Kubernetes does.
+            if !match.isEmpty {
+                throw APIError.badRequest("resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden when continue is provided")
+            }
+            if let rv, rv != 0 { throw APIError.badRequest("specifying resource version is not allowed when using continue") }
             let (revision, after) = try Self.parseContinue(token, prefix: prefix)
             return try await listFromStore(c, info, selection: selection, limit: limit, revision: revision, after: after)
         }
@@ -146,8 +153,12 @@ extension APIHandler {
                 selection.matches($0)
             }
         } catch {
-            guard error.code == .expired, c.query["continue"] != nil else { throw error }
-            throw APIError(.expired, "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.")
+            guard error.code == .expired, c.query["continue"] != nil, let after else { throw error }
+            // As Kubernetes: the 410 carries a token that goes on from the same key at the
+            // current revision, for a client that accepts an inconsistent list.
+            var expired = APIError(.expired, "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.")
+            expired.listContinue = Self.continueToken(revision: -1, lastKey: after, prefix: prefix)
+            throw expired
         }
         var meta: JSONValue = ["resourceVersion": .string(String(page.revision))]
         if let last = page.lastKey { meta["continue"] = .string(Self.continueToken(revision: page.revision, lastKey: last, prefix: prefix)) }
