@@ -176,11 +176,11 @@ public final class ChildProcess: Sendable {
     @discardableResult
     public func terminate(grace: Duration = .seconds(10)) async -> Termination {
         if let termination { return termination }
+        // What the leader leaves behind is killed when it is reaped, not after: until then its
+        // zombie holds its pid, so the group's id cannot have been taken by another process.
+        if newSession { exit.killGroupWhenReaped() }
         try? signal(SIGTERM, toGroup: newSession)
-        if let ended = await wait(timeout: grace) {
-            if newSession { try? signal(SIGKILL, toGroup: true) }  // what the leader left behind
-            return ended
-        }
+        if let ended = await wait(timeout: grace) { return ended }
         try? signal(SIGKILL, toGroup: newSession)
         return await exit.waitIgnoringCancellation()
     }
@@ -195,6 +195,8 @@ final class ExitState: Sendable {
         var nextWaiter: UInt64 = 0
         /// Open until the child is reaped.
         var pidfd: Int32?
+        /// SIGKILL to the child's process group just before it is reaped (`terminate`).
+        var killGroup = false
     }
 
     let pid: pid_t
@@ -238,6 +240,7 @@ final class ExitState: Sendable {
     private func reap() {
         let (termination, waiters) = state.withLock { state -> (ChildProcess.Termination, [CheckedContinuation<ChildProcess.Termination, any Error>]) in
             if let done = state.termination { return (done, []) }   // reaped already
+            if state.killGroup { kill(-pid, SIGKILL) }
             var status: Int32 = 0
             var reaped: pid_t
             repeat { reaped = waitpid(pid, &status, 0) } while reaped < 0 && errno == EINTR
@@ -288,9 +291,16 @@ final class ExitState: Sendable {
         return (try? await waiting.value) ?? .unknown
     }
 
+    /// Makes the reaping send SIGKILL to the child's process group first (a child started with
+    /// `newSession` leads one). Nothing once it has been reaped.
+    func killGroupWhenReaped() {
+        state.withLock { $0.killGroup = true }
+    }
+
     func send(_ signal: Int32, toGroup: Bool) throws(HostSystemError) {
         let failure: Int32? = state.withLock { state in
-            guard state.termination == nil || toGroup else { return nil }
+            // Once reaped, its pid (and group id) may be another process's.
+            guard state.termination == nil else { return nil }
             let result: Int32
             if toGroup {
                 result = kill(-pid, signal)

@@ -172,6 +172,19 @@ func temporaryDirectory() throws -> String {
             }
             #expect(kill(-child.pid, 0) != 0, "no process of the group is left")
         }
+        // The shell ends at SIGTERM; the grandchild it leaves ignores it, and is killed with the
+        // group when the shell is reaped.
+        let leaving = try ChildProcess(["sh", "-c", "(trap '' TERM; exec sleep 30) & echo $!; wait"], newSession: true, standardOutput: .stream)
+        try await withChild(leaving) { child in
+            var lines = child.standardOutput!.lines.makeAsyncIterator()
+            let grandchild = try #require(try await lines.next().flatMap { pid_t($0) })
+            #expect(await child.terminate(grace: .seconds(5)) == .signaled(SIGTERM))
+            let deadline = ContinuousClock.now + .seconds(5)
+            while kill(grandchild, 0) == 0, procStat(grandchild, field: 5) == Int(child.pid), ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            #expect(kill(-child.pid, 0) != 0, "the grandchild the leader left is gone")
+        }
         let plain = try ChildProcess(["sleep", "30"])
         try await withChild(plain) { plain in
             #expect(procStat(plain.pid, field: 6) == procStat(getpid(), field: 6), "without newSession it stays in ours")
