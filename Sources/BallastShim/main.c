@@ -6,12 +6,13 @@
 // `exit.json` (exit code, signal, OOM kill) once it ends, then deletes the container from the
 // runtime. The kubelet can be killed and restarted meanwhile: the shim does not depend on it,
 // and reports only through files (and one line on stdout, "started" or "failed: …", read while
-// the kubelet waits for the start).
+// the kubelet waits for the start). SIGUSR1 makes it reopen the log's path: the kubelet rotates
+// a large log by renaming it, then asks for the new file so (containerd's ReopenContainerLog).
 //
 // It is C and a small executable of its own, not a subcommand of `ballast`, because it starts
 // once per container: `ballast` (155 MB, Foundation, the Swift runtime) took 17 ms of CPU just to
 // start, this takes well under one (docs/kubelet-bench.md). One synchronous loop: poll(2) on the
-// output pipes and a signalfd for SIGCHLD. What it shares with the kubelet (record names, their
+// output pipes and a signalfd for SIGCHLD and SIGUSR1. What it shares with the kubelet (record names, their
 // JSON, the CRI log's lines) is in CKubelet (records.c).
 #define _GNU_SOURCE
 #include "CKubelet.h"
@@ -41,7 +42,11 @@ struct options {
 };
 
 static struct options options = {.cgroup_root = "/sys/fs/cgroup"};
+/* The signalfd of SIGCHLD and SIGUSR1 (blocked otherwise: the kubelet sends SIGUSR1 only to a
+   shim whose blocked signals, /proc/<pid>/status's SigBlk, say it reads it here). */
 static int child_signals = -1;
+/* The container's CRI log; both streams write to this descriptor. */
+static int container_log = -1;
 
 /* Children reaped while another was awaited: the container's init can end (and be reaped) in
    the same sweep that reaps `runc run`, before its pid is known. */
@@ -172,9 +177,22 @@ static long long milliseconds_now(void) {
     return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
-static void drain_child_signals(void) {
+/* The path of the log, opened again over the same descriptor: after the kubelet renamed the
+   file, what follows goes to a new one. Whatever was written before stays in the renamed one. */
+static void reopen_log(void) {
+    int fd = ckl_cri_open_log(options.log);
+    if (fd < 0 || dup3(fd, container_log, O_CLOEXEC) < 0) {
+        dprintf(message_fd(), "cannot reopen the container log %s: %s\n", options.log, strerror(errno));
+    }
+    if (fd >= 0) close(fd);
+}
+
+/* SIGCHLD needs nothing here (the loop reaps with waitpid); SIGUSR1 reopens the log. */
+static void read_signals(void) {
     struct signalfd_siginfo info;
-    while (read(child_signals, &info, sizeof info) > 0) {}
+    while (read(child_signals, &info, sizeof info) == sizeof info) {
+        if (info.ssi_signo == SIGUSR1 && container_log >= 0) reopen_log();
+    }
 }
 
 /* What the runtime logs (`--log`, JSON lines) during one command: a pipe this process reads
@@ -318,7 +336,7 @@ static int run_until(struct output *output, struct messages *messages, pid_t pid
         int n = poll(fds, 4, wait);
         if (n < 0 && errno != EINTR) return -1;
         if (n <= 0) continue;
-        if (fds[2].revents) drain_child_signals();
+        if (fds[2].revents) read_signals();
         if (output) pump(output, fds);
         if (messages && fds[3].revents) messages_read(messages);
     }
@@ -681,26 +699,27 @@ int main(int argc, char **argv) {
     signal(SIGHUP, SIG_IGN);
     signal(SIGINT, SIG_IGN);
     signal(SIGTERM, SIG_IGN);
-    sigset_t children;
-    sigemptyset(&children);
-    sigaddset(&children, SIGCHLD);
-    sigprocmask(SIG_BLOCK, &children, NULL);
-    child_signals = signalfd(-1, &children, SFD_CLOEXEC | SFD_NONBLOCK);
+    sigset_t watched;
+    sigemptyset(&watched);
+    sigaddset(&watched, SIGCHLD);
+    sigaddset(&watched, SIGUSR1);
+    sigprocmask(SIG_BLOCK, &watched, NULL);
+    child_signals = signalfd(-1, &watched, SFD_CLOEXEC | SFD_NONBLOCK);
     if (child_signals < 0) return failf("the shim cannot watch its children (signalfd): %s%s", strerror(errno), "");
     if (ckl_set_child_subreaper() != 0) return failf("the shim cannot become a child subreaper: %s%s", strerror(errno), "");
 
     /* This shim's pid goes into state.json with the container's: no file of its own (one inode
        and two fsyncs fewer per container; until state.json exists, a restarted kubelet finds
        the shim by its command line). */
-    int log_fd = ckl_cri_open_log(options.log);
-    if (log_fd < 0) return failf("cannot open the container log %s: %s", options.log, strerror(errno));
+    container_log = ckl_cri_open_log(options.log);
+    if (container_log < 0) return failf("cannot open the container log %s: %s", options.log, strerror(errno));
     struct output output;
     int pipes[2][2];
     for (int i = 0; i < 2; i++) {
         if (pipe2(pipes[i], O_CLOEXEC) != 0) return failf("cannot make a pipe for the container's output: %s%s", strerror(errno), "");
         fcntl(pipes[i][0], F_SETFL, O_NONBLOCK);
         output.fd[i] = pipes[i][0];
-        output.stream[i] = ckl_cri_stream_new(log_fd, i == 0 ? "stdout" : "stderr");
+        output.stream[i] = ckl_cri_stream_new(container_log, i == 0 ? "stdout" : "stderr");
     }
 
     /* runc records the container's init in its own state (`<root>/<id>/state.json`,

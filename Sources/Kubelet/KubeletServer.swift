@@ -34,6 +34,9 @@ public struct KubeletConfiguration: Sendable {
     public var volumeTimeout: Duration = .seconds(120)
     public var backoffInitial: Duration = .seconds(10)
     public var backoffMax: Duration = .seconds(300)
+    /// When containers' logs are rotated, and how often that is looked at.
+    public var logRotation = LogRotationPolicy()
+    public var logRotationPeriod: Duration = .seconds(10)
     /// The pods' network through CNI (nil: pods share the node's network namespace).
     public var network: PodNetworkSettings?
     /// How pods' resolv.conf is made.
@@ -135,6 +138,15 @@ public final class KubeletServer: ServiceLifecycle.Service, Sendable {
                 group.addTask { await self.pods.run(informer: informer) }
                 group.addTask { await self.every(self.nodeStatusRenewal, "renew the lease") { try await self.nodeStatus.renewLease() } }
                 group.addTask { await self.every(.seconds(10), "update the node status") { try await self.nodeStatus.writeStatus() } }
+                group.addTask {
+                    let (runtime, policy, logs) = (self.runtime, self.configuration.logRotation, self.configuration.podLogsDirectory)
+                    await self.every(self.configuration.logRotationPeriod, "rotate container logs") {
+                        await onOwnThread(named: "log rotation") {
+                            runtime.rotateLogs(policy)
+                            ContainerLogFiles.removeEarlierAttempts(under: logs)
+                        }
+                    }
+                }
                 if let csi = self.csi {
                     group.addTask {
                         try? await self.retrying("register the CSI node plugin at \(csi.socketPath)") { try await self.nodeStatus.registerCSI(csi) }

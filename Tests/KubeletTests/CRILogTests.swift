@@ -41,30 +41,105 @@ struct CRILogTests {
     }
 }
 
-@Suite("CRI log tails")
+@Suite("CRI log reading")
 struct CRILogTailTests {
-    @Test("the end of a large log read backwards selects the same last lines as the whole log")
-    func tailsReadFromTheEnd() throws {
+    /// Everything `stream` gives until it finishes or has caught up.
+    static func drain(_ stream: CRILogStream) -> String {
+        var out = Data()
+        while case .text(let data) = stream.next() { out += data }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    static func read(_ path: String, from offset: Int = 0, _ options: CRILogStream.Options = .init()) throws -> String {
+        drain(try #require(CRILogStream(path: path, from: offset, options: options)))
+    }
+
+    @Test("a large log read in pieces from where its tail starts gives the same lines as the whole log, within its limit and since")
+    func tailsPiecesLimitsAndSince() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("crilog-tail-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let path = directory + "/0.log"
-        // 5,000 logical lines, every seventh cut into three partial pieces: ~300 KiB, several blocks.
+        // 40,000 logical lines, every seventh cut into three partial pieces, and a malformed
+        // line: ~3.6 MiB, so that the forward reads cross pieces and the backward ones blocks.
         var text = ""
-        for index in 0..<5000 {
-            let time = "2026-12-07T10:00:00.\(String(format: "%09d", index))Z"
+        for index in 0..<40_000 {
+            let time = "2026-12-07T10:00:\(String(format: "%02d", index / 1000)).\(String(format: "%09d", index))Z"
             if index % 7 == 0 {
                 text += "\(time) stdout P line \(index) a\n\(time) stdout P b\n\(time) stdout F c\n"
             } else {
                 text += "\(time) stdout F line \(index) with some words to make it longer than a few bytes\n"
             }
+            if index == 20_000 { text += "not a CRI line\n" }
         }
         try Data(text.utf8).write(to: URL(fileURLWithPath: path))
-        for lines in [0, 1, 2, 7, 100, 1500, 4999, 5000, 9000] {
-            let (end, size) = CRILog.readEnd(path, logicalLines: lines)
-            #expect(size == text.utf8.count)
-            #expect(CRILog.select(end, tailLines: lines, since: nil) == CRILog.select(text, tailLines: lines, since: nil), "tail \(lines)")
-            if lines <= 100 { #expect(end.utf8.count < 200 << 10, "only the end was read for \(lines) lines") }
+        let whole = CRILog.render(CRILog.select(text, tailLines: nil, since: nil), timestamps: false)
+        #expect(try Self.read(path) == whole)
+        for lines in [0, 1, 2, 7, 100, 1500, 39_999, 40_000, 90_000, -1] {
+            let start = CRILog.tailStart(path, logicalLines: lines)
+            let expected = lines < 0 ? whole : CRILog.render(CRILog.select(text, tailLines: lines, since: nil), timestamps: false)
+            #expect(try Self.read(path, from: start) == expected, "tail \(lines)")
+            if (0...100).contains(lines) { #expect(text.utf8.count - start < 16 << 10, "only the end is where \(lines) lines start") }
         }
+        #expect(try Self.read(path, .init(limitBytes: 1000)) == String(decoding: whole.utf8.prefix(1000), as: UTF8.self))
+        #expect(try Self.read(path, .init(limitBytes: 0)) == "")
+        let since = "2026-12-07T10:00:39.000039990Z"
+        let stamped = try Self.read(path, .init(timestamps: true, since: since))
+        #expect(stamped == CRILog.render(CRILog.select(text, tailLines: nil, since: since), timestamps: true))
+        #expect(stamped.split(separator: "\n").count == 10, "\(stamped)")
+    }
+
+    @Test("a followed log is read to its end, then from the file at its path once it was rotated")
+    func followsARotation() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("crilog-follow-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = directory + "/0.log"
+        func append(_ line: String, to file: String) throws {
+            if !FileManager.default.fileExists(atPath: file) { FileManager.default.createFile(atPath: file, contents: nil) }
+            let handle = try #require(FileHandle(forWritingAtPath: file))
+            defer { try? handle.close() }
+            try handle.seekToEnd()
+            try handle.write(contentsOf: Data("2026-12-07T10:00:00Z stdout F \(line)\n".utf8))
+        }
+        try append("a", to: path)
+        let stream = try #require(CRILogStream(path: path, from: 0, options: .init(follow: true)))
+        #expect(Self.drain(stream) == "a\n")
+        #expect(stream.next() == .caughtUp)
+        try append("b", to: path)
+        try FileManager.default.moveItem(atPath: path, toPath: path + ".20261207-100000")
+        try append("c", to: path + ".20261207-100000")   // the shim, before it reopened the path
+        #expect(Self.drain(stream) == "b\nc\n")         // the path is not there yet
+        try append("d", to: path)
+        #expect(Self.drain(stream) == "d\n")
+        #expect(stream.next() == .caughtUp)
+        // Without follow, a read ends where the log ended when it was opened.
+        let once = try #require(CRILogStream(path: path, from: 0, options: .init()))
+        try append("e", to: path)
+        #expect(Self.drain(once) == "d\n")
+        #expect(once.next() == .finished)
+    }
+}
+
+@Suite("container log files")
+struct ContainerLogFilesTests {
+    @Test("the logs of a container's attempts but the newest two go, with their rotations; other files stay")
+    func earlierAttemptsAreRemoved() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("podlogs-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let layout = [
+            "ns_a_1/c": ["0.log", "1.log", "1.log.20261208-000000", "2.log", "3.log", "3.log.20261208-000010", "notes.txt", "x.log"],
+            "ns_a_1/d": ["0.log"],
+            "ns_b_2/c": ["7.log", "12.log", "12.log.20261208-000000", "9.log"],
+        ]
+        for (directory, names) in layout {
+            try FileManager.default.createDirectory(atPath: root + "/" + directory, withIntermediateDirectories: true)
+            for name in names { FileManager.default.createFile(atPath: root + "/\(directory)/\(name)", contents: Data("x".utf8)) }
+        }
+        let removed = ContainerLogFiles.removeEarlierAttempts(under: root).map { String($0.dropFirst(root.count + 1)) }.sorted()
+        #expect(removed == ["ns_a_1/c/0.log", "ns_a_1/c/1.log", "ns_a_1/c/1.log.20261208-000000", "ns_b_2/c/7.log"])
+        let left = try FileManager.default.contentsOfDirectory(atPath: root + "/ns_a_1/c").sorted()
+        #expect(left == ["2.log", "3.log", "3.log.20261208-000010", "notes.txt", "x.log"])
+        #expect(ContainerLogFiles.removeEarlierAttempts(under: root).isEmpty)
     }
 }

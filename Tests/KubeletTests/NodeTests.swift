@@ -107,6 +107,7 @@ struct NodeTests {
             let pods = [
                 ("crash", "Always", #"command: ["sh", "-c", "echo dying; exit 2"]"#, ""),
                 ("fails", "Never", #"command: ["sh", "-c", "exit 5"]"#, ""),
+                ("counter", "Never", #"command: ["seq", "1", "5000"]"#, ""),
                 // A restarted container has a fresh root: the mark survives in an emptyDir.
                 ("retries", "OnFailure", #"command: ["sh", "-c", "test -f /state/x || (touch /state/x; exit 1)"]"#,
                  "volumeMounts: [{name: state, mountPath: /state}]\n  volumes: [{name: state, emptyDir: {}}]"),
@@ -250,6 +251,14 @@ struct NodeTests {
             try await c.waitForPod("https", "ready") { $0.isReady }
             let plain = try await c.waitForPod("plainhttp", "running") { $0.isRunning("c") }
             #expect(!plain.isReady)
+            // Logs: whole, the tail, limited, followed to the container's end (streamed in pieces).
+            try await c.waitForPod("counter", "Succeeded") { $0.status.phase == "Succeeded" }
+            let counted = (1...5000).map { "\($0)\n" }.joined()
+            #expect(try await c.kubectl("logs", "counter").stdout == counted)
+            #expect(try await c.kubectl("logs", "counter", "--tail", "3").stdout == "4998\n4999\n5000\n")
+            #expect(try await c.kubectl("logs", "counter", "--limit-bytes", "10").stdout == "1\n2\n3\n4\n5\n")
+            #expect(try await c.kubectl("logs", "counter", "--tail", "2", "--timestamps").stdout.hasSuffix("Z 5000\n"))
+            #expect(try await c.kubectl(["logs", "-f", "counter"], timeout: .seconds(30)).stdout == counted)
             try await c.waitForPod("keyed", "Succeeded") { $0.status.phase == "Succeeded" }
             let keyed = try await c.kubectl("logs", "keyed").stdout
             #expect(keyed == "fasts3cret read-only\n", "\(keyed)")

@@ -49,6 +49,51 @@ struct RuntimeTests {
         }
     }
 
+    @Test("a running container's large log is rotated: the shim goes on in a new file, no line is lost, old files are removed, a follower goes on")
+    func logRotation() async throws {
+        let node = try RuntimeHarness()
+        try await withCleanup {
+            // ~200 lines a second, numbered.
+            let (config, layers) = try await node.config(["sh", "-c", "i=0; while true; do for j in 0 1 2 3 4 5 6 7 8 9; do echo line $i; i=$((i+1)); done; sleep 0.05; done"])
+            let record = try await node.runtime.start(config, layers: layers)
+            let follower = try #require(CRILogStream(path: config.logPath, from: 0, options: .init(follow: true)))
+            var followed = ""
+            let policy = LogRotationPolicy(maxBytes: 4096, maxFiles: 3)
+            let start = Date()
+            for round in 0..<4 {
+                #expect(await waitUntil(timeout: .seconds(10), interval: .milliseconds(20)) {
+                    (try? FileManager.default.attributesOfItem(atPath: config.logPath)[.size] as? Int).map { $0 > 4096 } ?? false
+                }, "round \(round): the log grows")
+                followed += CRILogTailTests.drain(follower)
+                #expect(node.runtime.rotateLogs(policy, now: start.addingTimeInterval(Double(round))) == [config.logPath], "round \(round)")
+                #expect(node.runtime.rotateLogs(policy, now: start.addingTimeInterval(Double(round))) == [], "a new file is not rotated at once")
+                // The shim reopens the path: lines go on in a new file.
+                #expect(await waitUntil(timeout: .seconds(10), interval: .milliseconds(20)) {
+                    (try? FileManager.default.attributesOfItem(atPath: config.logPath)[.size] as? Int).map { $0 > 0 } ?? false
+                }, "round \(round): the shim writes to the path again")
+            }
+            followed += CRILogTailTests.drain(follower)
+            let rotated = ContainerLogFiles.rotations(of: config.logPath)
+            #expect(rotated.count == 2, "maxFiles 3: the current file and two rotated ones: \(rotated)")
+            // The kept files and the current one, oldest first, hold consecutive lines.
+            var numbers: [Int] = []
+            for file in rotated + [config.logPath] {
+                let text = try String(contentsOfFile: file, encoding: .utf8)
+                numbers += CRILog.select(text, tailLines: nil, since: nil).compactMap { Int($0.content.dropFirst("line ".count)) }
+            }
+            #expect(numbers.count > 100 && numbers == Array(numbers[0]..<(numbers[0] + numbers.count)), "lines lost at a rotation")
+            // The follower read every line from the first on, across the four rotations.
+            let seen = followed.split(separator: "\n").compactMap { Int($0.dropFirst("line ".count)) }
+            #expect(seen.count > 300 && seen == Array(0..<seen.count), "the follower lost lines")
+            let running: Bool = { if case .running = node.runtime.state(record.id) { return true } else { return false } }()
+            #expect(running, "the shim lives on after SIGUSR1")
+            _ = await node.runtime.stop(record.id, grace: .seconds(1))
+            #expect(node.runtime.rotateLogs(policy) == [], "an ended container's log is not rotated")
+        } cleanup: {
+            await node.close()
+        }
+    }
+
     @Test("the pod's namespaces, made in the kubelet: the container has the pod's hostname, its own network with lo up, and the pins go with the sandbox")
     func sandboxNamespaces() async throws {
         let node = try RuntimeHarness()

@@ -4,6 +4,7 @@ import Foundation
 import HTTPKit
 import Kubelet
 import Logging
+import Units
 
 /// `ballast kubelet`: the node agent. Pods bound to the node run in runc (or crun) containers,
 /// with their CSI volumes staged and published through the node plugin.
@@ -22,6 +23,8 @@ struct KubeletCommand: AsyncParsableCommand {
     @Option(help: "The OCI runtime: runc or crun.") var containerRuntime: String = "runc"
     @OptionGroup var images: ImageDirOptions
     @Option(help: "Where container logs go: <dir>/<namespace>_<pod>_<uid>/<container>/<restart>.log.") var podLogsDir: String = "/var/log/pods"
+    @Option(help: "A running container's log is rotated once larger than this (e.g. 10Mi).") var containerLogMaxSize: String = "10Mi"
+    @Option(help: "The files of a container's log kept, the current one included (at least 2).") var containerLogMaxFiles: Int = 5
     @Option(help: "The node's capacity, e.g. cpu=4,memory=8Gi,pods=110 (default: the machine's CPUs and memory, 110 pods).") var capacity: String?
     @Option(help: "\"external\": register with the node.cloudprovider.kubernetes.io/uninitialized taint that the cloud controller manager removes.") var cloudProvider: String?
     @Option(help: "File with the token the API server presents to this kubelet (mode 0600).") var authenticationTokenFile: String?
@@ -85,6 +88,17 @@ struct KubeletCommand: AsyncParsableCommand {
             throw ValidationError("--cloud-provider \(cloudProvider): only external is supported")
         }
         _ = try parsedCapacity()
+        _ = try logRotation()
+    }
+
+    func logRotation() throws -> LogRotationPolicy {
+        guard let size = ByteSize.parse(containerLogMaxSize), size >= 1024 else {
+            throw ValidationError("--container-log-max-size \(containerLogMaxSize): expected a size of at least 1Ki, such as 10Mi")
+        }
+        guard containerLogMaxFiles >= 2 else {
+            throw ValidationError("--container-log-max-files \(containerLogMaxFiles): expected at least 2 (the current file and a rotated one)")
+        }
+        return LogRotationPolicy(maxBytes: size, maxFiles: containerLogMaxFiles)
     }
 
     func parsedCapacity() throws -> [String: Quantity] {
@@ -123,6 +137,7 @@ struct KubeletCommand: AsyncParsableCommand {
         configuration.cgroupRoot = cgroupRoot
         configuration.network = try podNetwork()
         configuration.dns = try dnsSettings()
+        configuration.logRotation = try logRotation()
         let kubelet: KubeletServer
         do {
             kubelet = try await KubeletServer(configuration: configuration, client: try api.client(), logger: logger)

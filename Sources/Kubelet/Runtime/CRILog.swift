@@ -51,40 +51,74 @@ public enum CRILog {
     public static func render(_ entries: [Entry], timestamps: Bool) -> String {
         var out = ""
         var lineStart = true
-        for entry in entries {
-            if timestamps && lineStart { out += entry.time + " " }
-            out += entry.content
-            if !entry.partial { out += "\n" }
-            lineStart = !entry.partial
-        }
+        for entry in entries { render(entry, timestamps: timestamps, into: &out, lineStart: &lineStart) }
         return out
     }
 
-    /// The end of the CRI log at `path` from a line's start, holding more than `logicalLines`
-    /// full lines (or the whole log), read backwards in blocks; and the log's size then.
-    public static func readEnd(_ path: String, logicalLines: Int) -> (String, Int) {
-        guard let handle = FileHandle(forReadingAtPath: path) else { return ("", 0) }
-        defer { try? handle.close() }
-        let size = Int((try? handle.seekToEnd()) ?? 0)
-        var start = size
-        var data = Data()
-        var block = 64 << 10
-        while start > 0 {
-            defer { block *= 2 }   // each pass re-reads what it has: doubling keeps the whole linear
-            let from = max(0, start - block)
-            try? handle.seek(toOffset: UInt64(from))
-            data = ((try? handle.read(upToCount: start - from)) ?? Data()) + data
-            start = from
-            // Whole lines only (the first may be cut unless the start was reached); enough when
-            // more full logical lines ("F" entries) than asked are there.
-            let lines = data.split(separator: 0x0A).dropFirst(start > 0 ? 1 : 0)
-            let full = lines.reduce(0) { count, line in
-                count + (CRILog.parse(Substring(decoding: line, as: UTF8.self)).map { $0.partial ? 0 : 1 } ?? 0)
-            }
-            if full > logicalLines { break }
+    /// Appends one entry as `render` does; `lineStart` carries whether it begins a logical line.
+    static func render(_ entry: Entry, timestamps: Bool, into out: inout String, lineStart: inout Bool) {
+        if timestamps && lineStart { out += entry.time + " " }
+        out += entry.content
+        if !entry.partial { out += "\n" }
+        lineStart = !entry.partial
+    }
+
+    /// Where the last `logicalLines` logical lines of the CRI log at `path` begin: 0 for a log
+    /// with fewer (or for a negative count), its size for none. Read backwards in blocks,
+    /// keeping of each line only its first bytes (time, stream, tag), so that a tail of any log
+    /// costs a block of memory. A trailing run of partial (P) entries counts as a line, as
+    /// `select` counts it; malformed lines count as nothing, and bytes after the last newline
+    /// are not a line yet.
+    public static func tailStart(_ path: String, logicalLines: Int) -> Int {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return 0 }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { return 0 }
+        let size = Int(info.st_size)
+        guard logicalLines != 0 else { return size }
+        guard logicalLines > 0 else { return 0 }   // a negative tail, as upstream's -1: all of it
+        let blockBytes = 64 << 10, headerBytes = 96
+        var end = size                  // what is before `end` is still to be read
+        var later: [UInt8] = []         // the first bytes from `end` on: the head of the line there
+        var nextNewline: Int? = nil     // the newline ending the line whose start is sought
+        var fullLines = 0
+        var trailingPartial: Bool? = nil
+        // The line [start, newline): its head decides; the start of the tail when it is enough.
+        func consider(_ head: ArraySlice<UInt8>, newline: Int) -> Int? {
+            guard let entry = parse(Substring(decoding: head, as: UTF8.self)) else { return nil }
+            if trailingPartial == nil { trailingPartial = entry.partial }
+            guard !entry.partial else { return nil }
+            if fullLines + (trailingPartial == true ? 1 : 0) >= logicalLines { return newline + 1 }
+            fullLines += 1
+            return nil
         }
-        if start > 0, let newline = data.firstIndex(of: 0x0A) { data = Data(data[data.index(after: newline)...]) }
-        return (String(decoding: data, as: UTF8.self), size)
+        while end > 0 {
+            let from = max(0, end - blockBytes)
+            var buffer = [UInt8](repeating: 0, count: end - from)
+            var read = 0
+            while read < buffer.count {
+                let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + read, $0.count - read, off_t(from + read)) }
+                if n < 0 && errno == EINTR { continue }
+                guard n > 0 else { return 0 }   // the log shrank or cannot be read: all of it
+                read += n
+            }
+            buffer += later
+            var index = end - from
+            while index > 0 {
+                index -= 1
+                guard buffer[index] == 0x0A else { continue }
+                if let newline = nextNewline {
+                    let head = buffer[(index + 1)..<min(index + 1 + headerBytes, newline - from, buffer.count)]
+                    if let start = consider(head, newline: newline) { return start }
+                }
+                nextNewline = from + index
+            }
+            later = Array(buffer.prefix(headerBytes))
+            end = from
+        }
+        if let newline = nextNewline, let start = consider(later[..<min(later.count, newline)], newline: newline) { return start }
+        return 0
     }
 
     /// The entries of `text` after `since` (RFC 3339 strings compare in time order when both

@@ -45,7 +45,7 @@ public final class OCIRuntime: Sendable {
     public let nodeName: String
     /// The cgroup of this node's pods (`Cgroups.nodePath`).
     public let cgroupParent: String
-    private let logger: Logger
+    let logger: Logger
     /// Shims this process started, by container id (adopted ones are not here).
     private let shims = Mutex<[String: ChildProcess]>([:])
     /// The records read so far, by container id: `meta.json` is written once, before the shim
