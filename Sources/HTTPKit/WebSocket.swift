@@ -84,6 +84,22 @@ public final class WebSocketConnection: Sendable {
 
     var isCloseSent: Bool { closeSent.withLock { $0 } }
 
+    /// Returns once the connection has closed — the peer went, it dropped, or it was closed
+    /// here — or the task is cancelled. Unlike the end of `messages`, which comes after every
+    /// message still queued, this comes as soon as the connection is gone.
+    public func closed() async {
+        let waiter = ClosedWaiter()
+        let closeFuture = channel.closeFuture
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                waiter.set(continuation)
+                closeFuture.whenComplete { _ in waiter.resume() }
+            }
+        } onCancel: {
+            waiter.resume()
+        }
+    }
+
     func write(_ frame: WebSocketFrame) async throws {
         var frame = frame
         if masking { frame.maskKey = .random() }
@@ -272,5 +288,29 @@ public enum WebSocketClient {
             if !connection.isCloseSent { running.cancel() }
             await running.value
         }
+    }
+}
+
+/// The one continuation of `WebSocketConnection.closed()`, resumed once by whichever comes
+/// first: the close, or the cancellation (which may come before the continuation exists).
+private final class ClosedWaiter: Sendable {
+    private let state = Mutex<(continuation: CheckedContinuation<Void, Never>?, done: Bool)>((nil, false))
+
+    func set(_ continuation: CheckedContinuation<Void, Never>) {
+        let resumeNow = state.withLock { state -> Bool in
+            if state.done { return true }
+            state.continuation = continuation
+            return false
+        }
+        if resumeNow { continuation.resume() }
+    }
+
+    func resume() {
+        let continuation = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            state.done = true
+            defer { state.continuation = nil }
+            return state.continuation
+        }
+        continuation?.resume()
     }
 }

@@ -62,6 +62,18 @@ struct NodeTests {
                                                       "/dev/null"], env: ["HOME": c.root], input: "")
             #expect(tty.stdout.contains("/dev/pts/"), "\(tty)")
             #expect(tty.status == 4, "\(tty)")
+            // A client that goes while its input still waits to be written (the command reads
+            // none: its stdin pipe is full): the command is stopped all the same.
+            let isStuck = { (arguments: [String]) in arguments == ["sleep", "3601"] }
+            let stuck = try ChildProcess(["kubectl", "--kubeconfig", c.kubeconfig, "--cache-dir", c.root + "/kube-cache",
+                                          "exec", "-i", "writer", "--", "sleep", "3601"], standardInput: .pipe)
+            #expect(await waitUntil(timeout: .seconds(20)) { !ProcessTable.pids(where: isStuck).isEmpty }, "the exec'd command runs")
+            let typing = Task { try? await stuck.standardInput?.write([UInt8](repeating: 0x61, count: 1 << 20)) }
+            try await Task.sleep(for: .seconds(1))
+            try? stuck.signal(SIGKILL)
+            _ = await stuck.terminate(grace: .zero)
+            typing.cancel()
+            #expect(await waitUntil(timeout: .seconds(20)) { ProcessTable.pids(where: isStuck).isEmpty }, "the command of a client gone is stopped")
             let mounts = node.leftovers().mounts
             #expect(mounts.contains { $0.hasSuffix("/mount") && $0.contains("kubernetes.io~csi") }, "\(mounts)")
 

@@ -132,6 +132,13 @@ extension KubeletHTTPServer {
                 // The client went away: the command is stopped.
                 if process.termination == nil { await process.terminate(grace: .seconds(1)) }
             }
+            // The client gone while its last input still waits to be written (a command that
+            // reads no input fills its terminal or pipe): the end of its messages comes only
+            // after that input, the end of the connection at once. The command is stopped.
+            group.addTask {
+                await connection.closed()
+                if !Task.isCancelled && process.termination == nil { await process.terminate(grace: .seconds(1)) }
+            }
             // Process → client.
             group.addTask {
                 if let terminal {
