@@ -16,6 +16,8 @@ import Logging
 final class KubeletBenchRun: @unchecked Sendable {
     let root: String
     let podCount: Int
+    /// Rounds of phase 1.
+    let rounds: Int
     let volumePodCount: Int
     /// Creations per second (infinity: all at once).
     let rate: Double
@@ -35,9 +37,10 @@ final class KubeletBenchRun: @unchecked Sendable {
     private(set) var accountingUnavailable: String?
     private let suffix: String
 
-    init(root: String, suffix: String, pods: Int, volumePods: Int, rate: Double, latency: String, size: Int64, logger: Logger) {
+    init(root: String, suffix: String, pods: Int, rounds: Int, volumePods: Int, rate: Double, latency: String, size: Int64, logger: Logger) {
         self.root = root
         podCount = pods
+        self.rounds = rounds
         volumePodCount = volumePods
         self.rate = rate
         self.latency = latency
@@ -139,35 +142,49 @@ final class KubeletBenchRun: @unchecked Sendable {
 
     // MARK: Phase 1: pods without volumes
 
+    /// `rounds` rounds, each the floor's burst and then the kubelet's. What a round made stays
+    /// until the last round is done: on ext4 without a journal (this machine's /tmp) a new inode
+    /// skips those freed in the last minute, at a block lookup each, so a burst after a mass
+    /// removal pays for it (it was a quarter of the kubelet's CPU in a profile) — and the next
+    /// round's floor would pay first.
     private func measurePlain(_ floor: RuncFloor, into result: inout KubeletBenchResult) async throws {
-        progress("floor: \(podCount) × runc run -d…")
+        for round in 0..<rounds {
+            result.rounds.append(try await measurePlainRound(floor, round: round))
+        }
+        progress("deleting the pods…")
+        try await deletePods()
+        await floor.removeAll()
+    }
+
+    private func measurePlainRound(_ floor: RuncFloor, round: Int) async throws -> KubeletBenchRound {
+        var result = KubeletBenchRound()
+        let of = rounds > 1 ? " (round \(round + 1) of \(rounds))" : ""
+        progress("floor: \(podCount) × runc run -d\(of)…")
         let floorBefore = cpuSample()
         let floorReleased = ContinuousClock.now
         result.floorRun = try await BenchCluster.paced(count: podCount, rate: rate) { index in
-            try await floor.start("run-\(index)", since: self.due(index, from: floorReleased))
+            try await floor.start("run-\(round)-\(index)", since: self.due(index, from: floorReleased))
         }
         if let floorBefore, let after = cpuSample() { result.floorCPU = floorBefore.delta(to: after) }
-        // The floor's containers are removed after the kubelet's phase, not before it: on ext4
-        // without a journal (this machine's /tmp) a new inode skips those freed in the last
-        // minute, at a block lookup each, so the phase after a mass removal pays for it. Their
-        // root file systems leave this mount namespace, though: each runc and each container's
-        // first mount namespace reads and copies the whole mount table, and with the floor's
-        // overlays in it the kubelet's runc processes spent 2.6 ms per pod reading
-        // /proc/self/mountinfo in a profile (1.4 ms without).
-        floor.detachRoots((0..<podCount).map { "run-\($0)" })
+        // The floor's root file systems leave this mount namespace (each container keeps its
+        // own): each runc and each container's first mount namespace reads and copies the whole
+        // mount table, and with the floor's overlays in it the kubelet's runc processes spent
+        // 2.6 ms per pod reading /proc/self/mountinfo in a profile (1.4 ms without).
+        floor.detachRoots((0..<podCount).map { "run-\(round)-\($0)" })
         let kubelet = kubelet!
-        let watcher = runningWatcher(prefix: "plain-")
+        let prefix = "plain-\(round)-"
+        let watcher = runningWatcher(prefix: prefix)
         let watching = Task { await watcher.run() }
         defer { watching.cancel() }
         try await Task.sleep(for: .milliseconds(300))
         try await warmConnections(podCount)
-        progress("kubelet: creating \(podCount) pods without volumes…")
+        progress("kubelet: creating \(podCount) pods without volumes\(of)…")
         let (requestsBefore, syncsBefore) = try await APIRequestCounts.scrape(client)
         let cpuBefore = kubelet.cpuSeconds
         let phaseBefore = cpuSample()
         let released = ContinuousClock.now
         let starts = try await BenchCluster.paced(count: podCount, rate: rate) { index -> ContinuousClock.Instant in
-            try await self.client.createDiscardingResult(self.pod("plain-\(index)"))
+            try await self.client.createDiscardingResult(self.pod(prefix + "\(index)"))
             return self.due(index, from: released)
         }
         let running = try await waitForRunning(watcher, count: podCount, what: "kubelet, no volume")
@@ -175,12 +192,11 @@ final class KubeletBenchRun: @unchecked Sendable {
         let (requestsAtRunning, syncsAtRunning) = try await APIRequestCounts.scrape(client)
         result.requestsAtRunning = Self.perPod(requestsAtRunning, since: requestsBefore, pods: podCount)
         result.walSyncs = syncsAtRunning.since(syncsBefore)
+        // Also the pause before the next round: the kubelet's queued writes done.
         result.requestsSettled = Self.perPod(try await settledRequests(), since: requestsBefore, pods: podCount)
-        result.running = (0..<podCount).map { (running["plain-\($0)"]! - starts[$0]).seconds }
+        result.running = (0..<podCount).map { (running[prefix + "\($0)"]! - starts[$0]).seconds }
         result.kubeletCPU = kubelet.cpuSeconds - cpuBefore
-        progress("deleting the pods…")
-        try await deletePods()
-        await floor.removeAll()
+        return result
     }
 
     /// Opens this benchmark's keep-alive connections for `count` concurrent requests (up to
