@@ -113,6 +113,16 @@ struct CPUDelta: Sendable {
     var selfSeconds: Double
     var processes: [String: Double]
     var elapsed: Double
+
+    /// The mean of two phases of the same work (two bursts of as many containers).
+    static func mean(_ a: CPUDelta, _ b: CPUDelta) -> CPUDelta {
+        func half(_ x: [String: Double], _ y: [String: Double]) -> [String: Double] {
+            x.merging(y, uniquingKeysWith: +).mapValues { $0 / 2 }
+        }
+        return CPUDelta(groups: half(a.groups, b.groups), machine: (a.machine + b.machine) / 2, iowait: (a.iowait + b.iowait) / 2,
+                        selfSeconds: (a.selfSeconds + b.selfSeconds) / 2, processes: half(a.processes, b.processes),
+                        elapsed: (a.elapsed + b.elapsed) / 2)
+    }
 }
 
 extension CPUAccounting {

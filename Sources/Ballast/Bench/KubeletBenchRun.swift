@@ -142,35 +142,49 @@ final class KubeletBenchRun: @unchecked Sendable {
 
     // MARK: Phase 1: pods without volumes
 
-    /// `rounds` rounds, each the floor's burst and then the kubelet's. What a round made stays
-    /// until the last round is done: on ext4 without a journal (this machine's /tmp) a new inode
+    /// `rounds` kubelet bursts, each between two floor bursts: F K F K F … K F. A kubelet burst
+    /// is compared with the floor's bursts just before and after it, pooled, which cancels a
+    /// machine whose speed drifts and the state the run builds up: what a burst made stays
+    /// until the last one is done — on ext4 without a journal (this machine's /tmp) a new inode
     /// skips those freed in the last minute, at a block lookup each, so a burst after a mass
-    /// removal pays for it (it was a quarter of the kubelet's CPU in a profile) — and the next
-    /// round's floor would pay first.
+    /// removal pays for it (it was a quarter of the kubelet's CPU in a profile) — so each burst
+    /// runs beside the sleeping containers of those before it, with their mounts, and a floor
+    /// burst after a kubelet burst beside its pods.
     private func measurePlain(_ floor: RuncFloor, into result: inout KubeletBenchResult) async throws {
+        var floors = [try await floorBurst(floor, number: 0)]
         for round in 0..<rounds {
-            result.rounds.append(try await measurePlainRound(floor, round: round))
+            var measured = try await kubeletBurst(round: round)
+            floors.append(try await floorBurst(floor, number: round + 1))
+            let (before, after) = (floors[round], floors[round + 1])
+            measured.floorRun = before.latencies + after.latencies
+            if let first = before.cpu, let second = after.cpu { measured.floorCPU = CPUDelta.mean(first, second) }
+            result.rounds.append(measured)
         }
         progress("deleting the pods…")
         try await deletePods()
         await floor.removeAll()
     }
 
-    private func measurePlainRound(_ floor: RuncFloor, round: Int) async throws -> KubeletBenchRound {
-        var result = KubeletBenchRound()
-        let of = rounds > 1 ? " (round \(round + 1) of \(rounds))" : ""
-        progress("floor: \(podCount) × runc run -d\(of)…")
-        let floorBefore = cpuSample()
-        let floorReleased = ContinuousClock.now
-        result.floorRun = try await BenchCluster.paced(count: podCount, rate: rate) { index in
-            try await floor.start("run-\(round)-\(index)", since: self.due(index, from: floorReleased))
+    /// `--pods` floor containers started at once (or at `--rate`): their latencies, and where the CPU went.
+    private func floorBurst(_ floor: RuncFloor, number: Int) async throws -> (latencies: [Double], cpu: CPUDelta?) {
+        progress("floor: \(podCount) × runc run -d\(rounds > 1 || number > 0 ? " (burst \(number + 1) of \(rounds + 1))" : "")…")
+        let before = cpuSample()
+        let released = ContinuousClock.now
+        let latencies = try await BenchCluster.paced(count: podCount, rate: rate) { index in
+            try await floor.start("run-\(number)-\(index)", since: self.due(index, from: released))
         }
-        if let floorBefore, let after = cpuSample() { result.floorCPU = floorBefore.delta(to: after) }
+        let cpu = before.flatMap { before in cpuSample().map { before.delta(to: $0) } }
         // The floor's root file systems leave this mount namespace (each container keeps its
         // own): each runc and each container's first mount namespace reads and copies the whole
         // mount table, and with the floor's overlays in it the kubelet's runc processes spent
         // 2.6 ms per pod reading /proc/self/mountinfo in a profile (1.4 ms without).
-        floor.detachRoots((0..<podCount).map { "run-\(round)-\($0)" })
+        floor.detachRoots((0..<podCount).map { "run-\(number)-\($0)" })
+        return (latencies, cpu)
+    }
+
+    /// `--pods` pods created at once (or at `--rate`) and timed to Running; the round without its floor.
+    private func kubeletBurst(round: Int) async throws -> KubeletBenchRound {
+        var result = KubeletBenchRound()
         let kubelet = kubelet!
         let prefix = "plain-\(round)-"
         let watcher = runningWatcher(prefix: prefix)
@@ -178,7 +192,7 @@ final class KubeletBenchRun: @unchecked Sendable {
         defer { watching.cancel() }
         try await Task.sleep(for: .milliseconds(300))
         try await warmConnections(podCount)
-        progress("kubelet: creating \(podCount) pods without volumes\(of)…")
+        progress("kubelet: creating \(podCount) pods without volumes\(rounds > 1 ? " (round \(round + 1) of \(rounds))" : "")…")
         let (requestsBefore, syncsBefore) = try await APIRequestCounts.scrape(client)
         let cpuBefore = kubelet.cpuSeconds
         let phaseBefore = cpuSample()
@@ -192,7 +206,7 @@ final class KubeletBenchRun: @unchecked Sendable {
         let (requestsAtRunning, syncsAtRunning) = try await APIRequestCounts.scrape(client)
         result.requestsAtRunning = Self.perPod(requestsAtRunning, since: requestsBefore, pods: podCount)
         result.walSyncs = syncsAtRunning.since(syncsBefore)
-        // Also the pause before the next round: the kubelet's queued writes done.
+        // Also the pause before the next burst: the kubelet's queued writes done.
         result.requestsSettled = Self.perPod(try await settledRequests(), since: requestsBefore, pods: podCount)
         result.running = (0..<podCount).map { (running[prefix + "\($0)"]! - starts[$0]).seconds }
         result.kubeletCPU = kubelet.cpuSeconds - cpuBefore

@@ -25,7 +25,7 @@ struct BenchKubeletCommand: AsyncParsableCommand {
     @Option(help: "Pods with a fresh PVC each (phase 2; 0 skips the phase).")
     var volumePods: Int = 10
 
-    @Option(help: "Rounds of phase 1 (a floor burst, then a kubelet burst, each round); its targets are judged on the median round.")
+    @Option(help: "Kubelet bursts of phase 1, each between two floor bursts; its targets are judged on the median round.")
     var rounds: Int = 3
 
     @Option(help: "Pod creations per second, on both sides; 0: all at once.")
@@ -102,14 +102,15 @@ struct BenchKubeletCommand: AsyncParsableCommand {
     }
 }
 
-/// One round of phase 1: the floor's burst, then the kubelet's. Latencies in seconds, in pod order.
+/// One round of phase 1: a kubelet burst and the floor's bursts just before and after it.
+/// Latencies in seconds, in pod order.
 struct KubeletBenchRound {
-    /// Created → Running, and the floor: `runc run -d` of the same bundle.
+    /// Created → Running; and the floor, `runc run -d` of the same bundle: both floor bursts, pooled.
     var running: [Double] = []
     var floorRun: [Double] = []
     var kubeletCPU: Double = 0
-    /// Where the CPU of the two bursts went (`CPUAccounting`), from the first start to the last
-    /// container running.
+    /// Where the CPU went (`CPUAccounting`), from the first start to the last container
+    /// running: the floor's, the mean of its two bursts.
     var floorCPU: CPUDelta?
     var kubeletPhaseCPU: CPUDelta?
     /// The API server's requests per pod in the kubelet's burst, by "VERB resource": from the
@@ -145,7 +146,8 @@ struct KubeletBenchResult {
     /// The round whose ratio is the median of the rounds' (the lower middle of an even count):
     /// phase 1's figures and verdicts are its. One burst of 30 on a shared machine is a small
     /// sample — the same work's CPU moves by a quarter between bursts, and the floor's p50 with
-    /// the order in which its 30 `runc` processes get the cores — so the run repeats it.
+    /// the order in which its 30 `runc` processes get the cores — so the run repeats it, and
+    /// brackets each kubelet burst with floor bursts.
     var median: KubeletBenchRound {
         let ordered = rounds.sorted { ($0.ratio ?? .infinity) < ($1.ratio ?? .infinity) }
         return ordered.isEmpty ? KubeletBenchRound() : ordered[(ordered.count - 1) / 2]
@@ -172,12 +174,12 @@ struct KubeletBenchResult {
         }
         var text = table.render()
         if rounds.count > 1 {
-            text += "\nrounds, each a floor burst then a kubelet burst: kubelet p99 / floor p50 = "
+            text += "\nrounds (each kubelet burst against the floor's bursts before and after it): kubelet p99 / floor p50 = "
             text += rounds.map { round in
                 "\(ratio(round.ratio, suffix: "×")) (\(milliseconds(Self.percentile(round.running, 0.99))) / \(milliseconds(Self.percentile(round.floorRun, 0.5))))"
             }.joined(separator: ", ")
         }
-        text += "\nfloor, no volume: `runc run -d` of a bundle of the same busybox image and spec (overlayfs root, config.json), no kubelet;"
+        text += "\nfloor, no volume: `runc run -d` of a bundle of the same busybox image and spec (overlayfs root, config.json), no kubelet; the bursts just before and after the kubelet's, pooled;"
         if volumePods > 0 {
             text += "\nfloor, fresh PVC: the cloud's create + attach latencies (\(milliseconds(floorVolumeLatency.seconds))) + file, losetup, mkfs.ext4, mount, bind mount, then runc run -d with the volume."
         }
