@@ -16,8 +16,6 @@ import Logging
 final class KubeletBenchRun: @unchecked Sendable {
     let root: String
     let podCount: Int
-    /// Rounds of phase 1.
-    let rounds: Int
     let volumePodCount: Int
     /// Creations per second (infinity: all at once).
     let rate: Double
@@ -37,10 +35,9 @@ final class KubeletBenchRun: @unchecked Sendable {
     private(set) var accountingUnavailable: String?
     private let suffix: String
 
-    init(root: String, suffix: String, pods: Int, rounds: Int, volumePods: Int, rate: Double, latency: String, size: Int64, logger: Logger) {
+    init(root: String, suffix: String, pods: Int, volumePods: Int, rate: Double, latency: String, size: Int64, logger: Logger) {
         self.root = root
         podCount = pods
-        self.rounds = rounds
         volumePodCount = volumePods
         self.rate = rate
         self.latency = latency
@@ -142,24 +139,43 @@ final class KubeletBenchRun: @unchecked Sendable {
 
     // MARK: Phase 1: pods without volumes
 
-    /// `rounds` kubelet bursts, each between two floor bursts: F K F K F … K F. A kubelet burst
-    /// is compared with the floor's bursts just before and after it, pooled, which cancels a
-    /// machine whose speed drifts and the state the run builds up: what a burst made stays
-    /// until the last one is done — on ext4 without a journal (this machine's /tmp) a new inode
-    /// skips those freed in the last minute, at a block lookup each, so a burst after a mass
-    /// removal pays for it (it was a quarter of the kubelet's CPU in a profile) — so each burst
-    /// runs beside the sleeping containers of those before it, with their mounts, and a floor
-    /// burst after a kubelet burst beside its pods.
+    /// The kubelet's burst between two floor bursts, just before and just after it, pooled:
+    /// that cancels a machine whose speed drifts, and the state the phase builds up. What a
+    /// burst made stays until the phase ends — on ext4 without a journal (this machine's /tmp)
+    /// a new inode skips those freed in the last minute, at a block lookup each, so a burst
+    /// after a mass removal pays for it (it was a quarter of the kubelet's CPU in a profile) —
+    /// so the kubelet's burst runs beside the first floor burst's sleeping containers, and the
+    /// second floor burst beside those and the kubelet's pods, with their mounts: the kubelet's
+    /// burst sees a node between the two floor bursts'.
     private func measurePlain(_ floor: RuncFloor, into result: inout KubeletBenchResult) async throws {
-        var floors = [try await floorBurst(floor, number: 0)]
-        for round in 0..<rounds {
-            var measured = try await kubeletBurst(round: round)
-            floors.append(try await floorBurst(floor, number: round + 1))
-            let (before, after) = (floors[round], floors[round + 1])
-            measured.floorRun = before.latencies + after.latencies
-            if let first = before.cpu, let second = after.cpu { measured.floorCPU = CPUDelta.mean(first, second) }
-            result.rounds.append(measured)
+        let before = try await floorBurst(floor, number: 0)
+        let kubelet = kubelet!
+        let watcher = runningWatcher(prefix: "plain-")
+        let watching = Task { await watcher.run() }
+        defer { watching.cancel() }
+        try await Task.sleep(for: .milliseconds(300))
+        try await warmConnections(podCount)
+        progress("kubelet: creating \(podCount) pods without volumes…")
+        let (requestsBefore, syncsBefore) = try await APIRequestCounts.scrape(client)
+        let cpuBefore = kubelet.cpuSeconds
+        let phaseBefore = cpuSample()
+        let released = ContinuousClock.now
+        let starts = try await BenchCluster.paced(count: podCount, rate: rate) { index -> ContinuousClock.Instant in
+            try await self.client.createDiscardingResult(self.pod("plain-\(index)"))
+            return self.due(index, from: released)
         }
+        let running = try await waitForRunning(watcher, count: podCount, what: "kubelet, no volume")
+        if let phaseBefore, let after = cpuSample() { result.kubeletPhaseCPU = phaseBefore.delta(to: after) }
+        let (requestsAtRunning, syncsAtRunning) = try await APIRequestCounts.scrape(client)
+        result.requestsAtRunning = Self.perPod(requestsAtRunning, since: requestsBefore, pods: podCount)
+        result.walSyncs = syncsAtRunning.since(syncsBefore)
+        // Also the pause before the second floor burst: the kubelet's queued writes done.
+        result.requestsSettled = Self.perPod(try await settledRequests(), since: requestsBefore, pods: podCount)
+        result.running = (0..<podCount).map { (running["plain-\($0)"]! - starts[$0]).seconds }
+        result.kubeletCPU = kubelet.cpuSeconds - cpuBefore
+        let after = try await floorBurst(floor, number: 1)
+        result.floorBursts = [before.latencies, after.latencies]
+        if let first = before.cpu, let second = after.cpu { result.floorCPU = CPUDelta.mean(first, second) }
         progress("deleting the pods…")
         try await deletePods()
         await floor.removeAll()
@@ -167,7 +183,7 @@ final class KubeletBenchRun: @unchecked Sendable {
 
     /// `--pods` floor containers started at once (or at `--rate`): their latencies, and where the CPU went.
     private func floorBurst(_ floor: RuncFloor, number: Int) async throws -> (latencies: [Double], cpu: CPUDelta?) {
-        progress("floor: \(podCount) × runc run -d\(rounds > 1 || number > 0 ? " (burst \(number + 1) of \(rounds + 1))" : "")…")
+        progress("floor: \(podCount) × runc run -d (\(number == 0 ? "before" : "after") the kubelet's)…")
         let before = cpuSample()
         let released = ContinuousClock.now
         let latencies = try await BenchCluster.paced(count: podCount, rate: rate) { index in
@@ -180,37 +196,6 @@ final class KubeletBenchRun: @unchecked Sendable {
         // 2.6 ms per pod reading /proc/self/mountinfo in a profile (1.4 ms without).
         floor.detachRoots((0..<podCount).map { "run-\(number)-\($0)" })
         return (latencies, cpu)
-    }
-
-    /// `--pods` pods created at once (or at `--rate`) and timed to Running; the round without its floor.
-    private func kubeletBurst(round: Int) async throws -> KubeletBenchRound {
-        var result = KubeletBenchRound()
-        let kubelet = kubelet!
-        let prefix = "plain-\(round)-"
-        let watcher = runningWatcher(prefix: prefix)
-        let watching = Task { await watcher.run() }
-        defer { watching.cancel() }
-        try await Task.sleep(for: .milliseconds(300))
-        try await warmConnections(podCount)
-        progress("kubelet: creating \(podCount) pods without volumes\(rounds > 1 ? " (round \(round + 1) of \(rounds))" : "")…")
-        let (requestsBefore, syncsBefore) = try await APIRequestCounts.scrape(client)
-        let cpuBefore = kubelet.cpuSeconds
-        let phaseBefore = cpuSample()
-        let released = ContinuousClock.now
-        let starts = try await BenchCluster.paced(count: podCount, rate: rate) { index -> ContinuousClock.Instant in
-            try await self.client.createDiscardingResult(self.pod(prefix + "\(index)"))
-            return self.due(index, from: released)
-        }
-        let running = try await waitForRunning(watcher, count: podCount, what: "kubelet, no volume")
-        if let phaseBefore, let after = cpuSample() { result.kubeletPhaseCPU = phaseBefore.delta(to: after) }
-        let (requestsAtRunning, syncsAtRunning) = try await APIRequestCounts.scrape(client)
-        result.requestsAtRunning = Self.perPod(requestsAtRunning, since: requestsBefore, pods: podCount)
-        result.walSyncs = syncsAtRunning.since(syncsBefore)
-        // Also the pause before the next burst: the kubelet's queued writes done.
-        result.requestsSettled = Self.perPod(try await settledRequests(), since: requestsBefore, pods: podCount)
-        result.running = (0..<podCount).map { (running[prefix + "\($0)"]! - starts[$0]).seconds }
-        result.kubeletCPU = kubelet.cpuSeconds - cpuBefore
-        return result
     }
 
     /// Opens this benchmark's keep-alive connections for `count` concurrent requests (up to

@@ -25,9 +25,6 @@ struct BenchKubeletCommand: AsyncParsableCommand {
     @Option(help: "Pods with a fresh PVC each (phase 2; 0 skips the phase).")
     var volumePods: Int = 10
 
-    @Option(help: "Kubelet bursts of phase 1, each between two floor bursts; its targets are judged on the median round.")
-    var rounds: Int = 3
-
     @Option(help: "Pod creations per second, on both sides; 0: all at once.")
     var rate: Double = 0
 
@@ -47,9 +44,6 @@ struct BenchKubeletCommand: AsyncParsableCommand {
 
     func validate() throws {
         guard (1...200).contains(pods) else { throw ValidationError("--pods \(pods): expected 1 to 200") }
-        guard (1...10).contains(rounds), pods * rounds <= 300 else {
-            throw ValidationError("--rounds \(rounds): expected 1 to 10, with at most 300 pods in all (--pods × --rounds: the pods of every round run until the end)")
-        }
         guard (0...100).contains(volumePods) else { throw ValidationError("--volume-pods \(volumePods): expected 0 to 100") }
         guard rate >= 0, rate.isFinite else { throw ValidationError("--rate must be 0 (all at once) or positive") }
         guard size.bytes >= 16 << 20 else { throw ValidationError("--size \(size): expected at least 16Mi (an ext4 file system)") }
@@ -72,8 +66,8 @@ struct BenchKubeletCommand: AsyncParsableCommand {
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         let logger = logging.logger("ballast.bench", defaultLevel: .warning)
         let pace = rate > 0 ? "\(fixed(rate, 1))/s" : "all at once"
-        print("ballast bench kubelet: \(rounds) round\(rounds == 1 ? "" : "s") of \(pods) pods without volumes, \(volumePods) with a fresh \(size) PVC, created \(pace); cloud latency \(latency); in \(root)\n")
-        let run = KubeletBenchRun(root: root, suffix: String(suffix), pods: pods, rounds: rounds, volumePods: volumePods,
+        print("ballast bench kubelet: \(pods) pods without volumes, \(volumePods) with a fresh \(size) PVC, created \(pace); cloud latency \(latency); in \(root)\n")
+        let run = KubeletBenchRun(root: root, suffix: String(suffix), pods: pods, volumePods: volumePods,
                                   rate: rate > 0 ? rate : .infinity, latency: latency, size: size.bytes, logger: logger)
         let work = Task { try await run.measure() }
         let interrupt = InterruptHandler { _ in
@@ -102,38 +96,13 @@ struct BenchKubeletCommand: AsyncParsableCommand {
     }
 }
 
-/// One round of phase 1: a kubelet burst and the floor's bursts just before and after it.
-/// Latencies in seconds, in pod order.
-struct KubeletBenchRound {
-    /// Created → Running; and the floor, `runc run -d` of the same bundle: both floor bursts, pooled.
-    var running: [Double] = []
-    var floorRun: [Double] = []
-    var kubeletCPU: Double = 0
-    /// Where the CPU went (`CPUAccounting`), from the first start to the last container
-    /// running: the floor's, the mean of its two bursts.
-    var floorCPU: CPUDelta?
-    var kubeletPhaseCPU: CPUDelta?
-    /// The API server's requests per pod in the kubelet's burst, by "VERB resource": from the
-    /// first create to the last pod seen Running, and once the writes still queued then (events)
-    /// were done.
-    var requestsAtRunning: [String: Double] = [:]
-    var requestsSettled: [String: Double] = [:]
-    /// The API server's WAL syncs from the creates to the last Running (its embedded store's).
-    var walSyncs: APIRequestCounts.WALSyncs?
-
-    /// The kubelet's p99 over the floor's p50: what the 2× target bounds.
-    var ratio: Double? {
-        guard let p99 = KubeletBenchResult.percentile(running, 0.99), let floor50 = KubeletBenchResult.percentile(floorRun, 0.5), floor50 > 0 else {
-            return nil
-        }
-        return p99 / floor50
-    }
-}
-
 /// Latencies in seconds, in pod order.
 struct KubeletBenchResult {
-    /// Phase 1, round by round.
-    var rounds: [KubeletBenchRound] = []
+    /// Phase 1: created → Running, and the floor: `runc run -d` of the same bundle, in a burst
+    /// just before the kubelet's and one just after it, pooled.
+    var running: [Double] = []
+    var floorBursts: [[Double]] = []
+    var floorRun: [Double] { floorBursts.flatMap { $0 } }
     /// Phase 2: PVC and pod created → Running, and their steps on the way.
     var volumeRunning: [Double] = []
     var volumeBound: [Double] = []
@@ -141,17 +110,19 @@ struct KubeletBenchResult {
     /// The cloud's create and attach latencies plus the kernel work done directly.
     var floorVolume: [Double] = []
     var floorVolumeLatency: Duration = .zero
+    var kubeletCPU: Double = 0
     var kubeletVolumeCPU: Double = 0
-
-    /// The round whose ratio is the median of the rounds' (the lower middle of an even count):
-    /// phase 1's figures and verdicts are its. One burst of 30 on a shared machine is a small
-    /// sample — the same work's CPU moves by a quarter between bursts, and the floor's p50 with
-    /// the order in which its 30 `runc` processes get the cores — so the run repeats it, and
-    /// brackets each kubelet burst with floor bursts.
-    var median: KubeletBenchRound {
-        let ordered = rounds.sorted { ($0.ratio ?? .infinity) < ($1.ratio ?? .infinity) }
-        return ordered.isEmpty ? KubeletBenchRound() : ordered[(ordered.count - 1) / 2]
-    }
+    /// Where the CPU of the no-volume phases went (`CPUAccounting`), from the first start to
+    /// the last container running; the floor's, the mean of its two bursts.
+    var floorCPU: CPUDelta?
+    var kubeletPhaseCPU: CPUDelta?
+    /// The API server's requests per pod in the no-volume phase, by "VERB resource": from the
+    /// first create to the last pod seen Running, and once the writes still queued then (events)
+    /// were done.
+    var requestsAtRunning: [String: Double] = [:]
+    var requestsSettled: [String: Double] = [:]
+    /// The API server's WAL syncs from the creates to the last Running (its embedded store's).
+    var walSyncs: APIRequestCounts.WALSyncs?
 
     static func percentile(_ values: [Double], _ q: Double) -> Double? { ControllersBenchResult.percentile(values, q) }
 
@@ -164,26 +135,20 @@ struct KubeletBenchResult {
                           ratio(p50.flatMap { a in floor50.flatMap { $0 > 0 ? a / $0 : nil } }, suffix: "×"),
                           ratio(p99.flatMap { a in floor50.flatMap { $0 > 0 ? a / $0 : nil } }, suffix: "×")])
         }
-        let plain = median
-        let which = rounds.count > 1 ? " (median round)" : ""
-        row("\(pods) pod\(pods == 1 ? "" : "s"), no volume\(which): created → Running  vs  runc run -d", plain.running, plain.floorRun)
+        row("\(pods) pod\(pods == 1 ? "" : "s"), no volume: created → Running  vs  runc run -d", running, floorRun)
         if volumePods > 0 {
             row("\(volumePods) pod\(volumePods == 1 ? "" : "s"), fresh PVC: created → Running  vs  direct", volumeRunning, floorVolume)
             row("  of which created → PVC Bound", volumeBound, [])
             row("  of which created → VolumeAttachment attached", volumeAttached, [])
         }
         var text = table.render()
-        if rounds.count > 1 {
-            text += "\nrounds (each kubelet burst against the floor's bursts before and after it): kubelet p99 / floor p50 = "
-            text += rounds.map { round in
-                "\(ratio(round.ratio, suffix: "×")) (\(milliseconds(Self.percentile(round.running, 0.99))) / \(milliseconds(Self.percentile(round.floorRun, 0.5))))"
-            }.joined(separator: ", ")
-        }
-        text += "\nfloor, no volume: `runc run -d` of a bundle of the same busybox image and spec (overlayfs root, config.json), no kubelet; the bursts just before and after the kubelet's, pooled;"
+        text += "\nfloor, no volume: `runc run -d` of a bundle of the same busybox image and spec (overlayfs root, config.json), no kubelet;"
+        text += " a burst just before the kubelet's and one just after it, pooled (their p50s: "
+        text += floorBursts.map { milliseconds(Self.percentile($0, 0.5)) }.joined(separator: ", ") + ");"
         if volumePods > 0 {
             text += "\nfloor, fresh PVC: the cloud's create + attach latencies (\(milliseconds(floorVolumeLatency.seconds))) + file, losetup, mkfs.ext4, mount, bind mount, then runc run -d with the volume."
         }
-        text += "\nkubelet CPU per pod: \(fixed(plain.kubeletCPU / Double(max(pods, 1)) * 1000, 1)) ms without volumes"
+        text += "\nkubelet CPU per pod: \(fixed(kubeletCPU / Double(max(pods, 1)) * 1000, 1)) ms without volumes"
         if volumePods > 0 { text += ", \(fixed(kubeletVolumeCPU / Double(max(volumePods, 1)) * 1000, 1)) ms with a PVC" }
         text += " (the kubelet process alone; its shims and runc are processes of their own)"
         return text
@@ -193,15 +158,13 @@ struct KubeletBenchResult {
     /// the 2× target leaves per pod: the kubelet's p99 bounds the time in which the machine's
     /// cores must do all of the phase's work.
     func cpuBudget(pods: Int, cores: Int = ProcessInfo.processInfo.activeProcessorCount, unavailable: String?) -> String {
-        let plain = median
-        guard let floor = plain.floorCPU, let phase = plain.kubeletPhaseCPU else {
+        guard let floor = floorCPU, let phase = kubeletPhaseCPU else {
             return "CPU per pod by process: not measured (\(unavailable ?? "no samples"))"
         }
         let perPod = 1000 / Double(max(pods, 1))
         func ms(_ seconds: Double?) -> String { seconds.map { fixed($0 * perPod, 1) } ?? "–" }
         func groups(_ delta: CPUDelta, _ names: [String]) -> Double { names.reduce(0) { $0 + (delta.groups[$1] ?? 0) } }
-        let title = "CPU per pod (ms), from the first start to the last running" + (rounds.count > 1 ? ", median round" : "")
-        var table = TextTable([(title, .left), ("floor", .right), ("kubelet", .right)])
+        var table = TextTable([("CPU per pod (ms), from the first start to the last running", .left), ("floor", .right), ("kubelet", .right)])
         table.append(["this benchmark: bundles and `runc run -d` (floor); creates and its watch (kubelet)",
                       ms(floor.groups["bench"]), ms(phase.groups["bench"])])
         table.append(["  of which its own threads (the rest: runc run -d, its children)", ms(floor.selfSeconds), ms(phase.selfSeconds)])
@@ -217,21 +180,21 @@ struct KubeletBenchResult {
         table.append(["its capacity over the phase (elapsed × \(cores) cores)", ms(floor.elapsed * Double(cores)), ms(phase.elapsed * Double(cores))])
         table.append(["  of it idle waiting on the disk (iowait)", ms(floor.iowait), ms(phase.iowait)])
         var text = table.render()
-        if !plain.requestsSettled.isEmpty {
-            let keys = plain.requestsSettled.keys.filter { plain.requestsSettled[$0]! >= 0.05 }.sorted()
+        if !requestsSettled.isEmpty {
+            let keys = requestsSettled.keys.filter { requestsSettled[$0]! >= 0.05 }.sorted()
             let parts = keys.map { key in
-                let early = plain.requestsAtRunning[key] ?? 0
-                let settled = plain.requestsSettled[key] ?? 0
+                let early = requestsAtRunning[key] ?? 0
+                let settled = requestsSettled[key] ?? 0
                 return "\(key) \(fixed(settled, 2))" + (abs(settled - early) >= 0.005 ? " (\(fixed(early, 2)) by the last Running)" : "")
             }
             text += "\nAPI requests per pod, kubelet phase (creates included; until the writes still queued at the last Running were done): "
             text += parts.joined(separator: ", ")
         }
-        if let walSyncs = plain.walSyncs, walSyncs.count > 0 {
+        if let walSyncs, walSyncs.count > 0 {
             text += "\nthe API server's store, kubelet phase (creates to the last Running): \(Int(walSyncs.count)) WAL fdatasyncs, "
             text += "\(fixed(walSyncs.seconds * 1000, 1)) ms in all (the longest since it started: \(fixed(walSyncs.maxSeconds * 1000, 1)) ms)"
         }
-        if let floor50 = Self.percentile(plain.floorRun, 0.5) {
+        if let floor50 = Self.percentile(floorRun, 0.5) {
             let allowed = 2 * floor50 * Double(cores)
             text += "\nbudget of the 2× target: all \(pods) pods Running within 2 × \(milliseconds(floor50)) = \(milliseconds(2 * floor50))"
             text += " leaves \(cores) cores × that = \(ms(allowed)) ms of CPU per pod for everything"
@@ -244,21 +207,13 @@ struct KubeletBenchResult {
     /// floor's p50 (defined at 30 pods); with a fresh PVC, p99 ≤ 2 s (with the cloud's default
     /// attach=200ms).
     func targets(pods: Int, attachLatency: Duration) -> String {
-        let plain = median
-        let p99 = Self.percentile(plain.running, 0.99), floor50 = Self.percentile(plain.floorRun, 0.5)
-        var table = TextTable([("target", .left), ("limit", .right), (rounds.count > 1 ? "median round" : "this run", .right), ("", .left)])
+        let p99 = Self.percentile(running, 0.99), floor50 = Self.percentile(floorRun, 0.5)
+        var table = TextTable([("target", .left), ("limit", .right), ("this run", .right), ("", .left)])
         table.append(["no volume: created → Running p99 ≤ 1 s", milliseconds(1), milliseconds(p99), verdict(p99, atMost: 1)])
         table.append(["no volume: created → Running p99 ≤ 2× the floor's p50", milliseconds(floor50.map { $0 * 2 }), milliseconds(p99), verdict(p99, atMost: floor50.map { $0 * 2 })])
         var notes: [String] = []
         if pods != 30 { notes.append("the no-volume targets are defined at --pods 30; this run used --pods \(pods)") }
-        if rounds.count > 1 {
-            let met = rounds.filter { round in
-                guard let ratio = round.ratio, let p99 = Self.percentile(round.running, 0.99) else { return false }
-                return ratio <= 2 && p99 <= 1
-            }.count
-            notes.append("both no-volume targets were met in \(met) of the \(rounds.count) rounds")
-        }
-        for (phase, delta) in [("floor", plain.floorCPU), ("kubelet", plain.kubeletPhaseCPU)] {
+        for (phase, delta) in [("floor", floorCPU), ("kubelet", kubeletPhaseCPU)] {
             guard let delta, delta.machine > 0 else { continue }
             let others = delta.machine - ["bench", "kubelet", "containers", "floorContainers", "apiserver", "cluster"].reduce(0) { $0 + (delta.groups[$1] ?? 0) }
             if others > 0.1 * delta.machine {
@@ -276,9 +231,7 @@ struct KubeletBenchResult {
     }
 
     func svg() -> String {
-        let plain = median
-        let title = "no volume\(rounds.count > 1 ? " (median round)" : ""): created → Running vs runc run -d"
-        var panels: [(title: String, measured: [Double], floor: [Double])] = [(title, plain.running, plain.floorRun)]
+        var panels: [(title: String, measured: [Double], floor: [Double])] = [("no volume: created → Running vs runc run -d", running, floorRun)]
         if !volumeRunning.isEmpty { panels.append(("fresh PVC: created → Running vs direct", volumeRunning, floorVolume)) }
         return LatencyCDFPlot.svg(panels, measured: "kubelet", floor: "floor")
     }
