@@ -168,9 +168,12 @@ struct KubeletBenchResult {
         table.append(["this benchmark: bundles and `runc run -d` (floor); creates and its watch (kubelet)",
                       ms(floor.groups["bench"]), ms(phase.groups["bench"])])
         table.append(["  of which its own threads (the rest: runc run -d, its children)", ms(floor.selfSeconds), ms(phase.selfSeconds)])
-        table.append(["the kubelet process", "–", ms(phase.processes["kubelet"])])
-        table.append(["its shims and the runc they run", "–", ms(phase.groups["kubelet"].map { $0 - (phase.processes["kubelet"] ?? 0) })])
+        // In the floor's bursts: what the kubelet does beside them (its pods are there during the second).
+        table.append(["the kubelet process", ms(floor.processes["kubelet"]), ms(phase.processes["kubelet"])])
+        table.append(["its shims and the runc they run", ms(floor.groups["kubelet"].map { $0 - (floor.processes["kubelet"] ?? 0) }),
+                      ms(phase.groups["kubelet"].map { $0 - (phase.processes["kubelet"] ?? 0) })])
         table.append(["containers (runc init once in the container's cgroup, then sleep)", ms(floor.groups["floorContainers"]), ms(phase.groups["containers"])])
+        table.append(["  the other side's containers", ms(floor.groups["containers"]), ms(phase.groups["floorContainers"])])
         table.append(["the API server", ms(floor.groups["apiserver"]), ms(phase.groups["apiserver"])])
         table.append(["controller manager, cloud, CSI plugins", ms(floor.groups["cluster"]), ms(phase.groups["cluster"])])
         let names = ["bench", "kubelet", "containers", "floorContainers", "apiserver", "cluster"]
