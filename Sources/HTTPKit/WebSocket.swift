@@ -46,15 +46,14 @@ public typealias WebSocketRoute = @Sendable (HTTPRequest) async -> WebSocketAcce
 public final class WebSocketConnection: Sendable {
     /// The negotiated subprotocol.
     public let subprotocol: String?
-    /// Data messages in order; ends when the peer closes or the connection drops. Bounded: while
-    /// 4 MiB are unread, the connection is not read (the peer waits).
-    public let messages: WebSocketMessages
+    /// Data messages in order; ends when the peer closes or the connection drops.
+    public let messages: AsyncStream<WebSocketMessage>
     private let outbound: NIOAsyncChannelOutboundWriter<WebSocketFrame>
     private let channel: any Channel
     private let masking: Bool
     private let closeSent = Mutex(false)
 
-    init(subprotocol: String?, messages: WebSocketMessages, outbound: NIOAsyncChannelOutboundWriter<WebSocketFrame>,
+    init(subprotocol: String?, messages: AsyncStream<WebSocketMessage>, outbound: NIOAsyncChannelOutboundWriter<WebSocketFrame>,
          channel: any Channel, masking: Bool) {
         self.subprotocol = subprotocol
         self.messages = messages
@@ -69,23 +68,18 @@ public final class WebSocketConnection: Sendable {
     }
 
     /// Starts the closing handshake (once); the connection closes when the peer answers, or
-    /// 5 s later (also when the close frame itself cannot be sent: a peer that reads nothing).
+    /// 5 s later.
     public func close(code: WebSocketErrorCode = .normalClosure) async {
         let first = closeSent.withLock { sent -> Bool in
             defer { sent = true }
             return !sent
         }
         guard first else { return }
-        let channel = self.channel
-        channel.eventLoop.scheduleTask(in: .seconds(5)) { channel.close(promise: nil) }
         var data = ByteBuffer()
         data.write(webSocketErrorCode: code)
         try? await write(WebSocketFrame(fin: true, opcode: .connectionClose, data: data))
-    }
-
-    /// Closes the connection at once, without the handshake.
-    public func abort() {
-        channel.close(promise: nil)
+        let channel = self.channel
+        channel.eventLoop.scheduleTask(in: .seconds(5)) { channel.close(promise: nil) }
     }
 
     var isCloseSent: Bool { closeSent.withLock { $0 } }
@@ -112,41 +106,27 @@ public final class WebSocketConnection: Sendable {
         try await outbound.write(frame)
     }
 
-    /// Reads `inbound` into `messages` (waiting while the session has 4 MiB unread): answers
-    /// pings, ends at a close frame (answering it).
-    func pump(_ inbound: NIOAsyncChannelInboundStream<WebSocketFrame>) async {
-        defer { messages.finish() }
+    /// Reads `inbound` into `continuation`: answers pings, ends at a close frame (answering it).
+    func pump(_ inbound: NIOAsyncChannelInboundStream<WebSocketFrame>, into continuation: AsyncStream<WebSocketMessage>.Continuation) async {
         do {
             for try await var frame in inbound {
                 let data = frame.unmaskedData
                 switch frame.opcode {
                 case .binary, .text:
-                    await messages.push(WebSocketMessage(bytes: Array(data.readableBytesView), isText: frame.opcode == .text))
+                    continuation.yield(WebSocketMessage(bytes: Array(data.readableBytesView), isText: frame.opcode == .text))
                 case .ping:
                     try await write(WebSocketFrame(fin: true, opcode: .pong, data: data))
                 case .connectionClose:
                     frame.data = data
                     if !isCloseSent { await close(code: frame.data.readWebSocketErrorCode() ?? .normalClosure) }
+                    continuation.finish()
                     return
                 default:
                     continue
                 }
             }
         } catch {}
-    }
-
-    /// Runs `session` beside the reading of `inbound`; when the session is over, what still
-    /// arrives is dropped and the connection closed; when the peer closes first, the session is
-    /// cancelled.
-    func run(_ inbound: NIOAsyncChannelInboundStream<WebSocketFrame>, session: @escaping @Sendable (WebSocketConnection) async -> Void) async {
-        let running = Task {
-            await session(self)
-            messages.abandon()
-            await close()
-        }
-        await pump(inbound)
-        if !isCloseSent { running.cancel() }
-        await running.value
+        continuation.finish()
     }
 }
 
@@ -174,9 +154,6 @@ struct PendingConnection: Sendable {
 enum WebSocketUpgrade {
     static let maxFrameSize = 1 << 20
     static let maxMessageSize = 16 << 20
-    /// At most two messages wait in NIO for the reader (`WebSocketMessages` bounds the rest).
-    static let socketConfiguration = NIOAsyncChannel<WebSocketFrame, WebSocketFrame>.Configuration(
-        backPressureStrategy: .init(lowWatermark: 1, highWatermark: 2))
 
     /// The pipeline of a server connection that may upgrade its first request.
     static func configure(_ channel: any Channel, route: @escaping WebSocketRoute, headCheck: HTTPHeadCheck?) throws
@@ -202,8 +179,7 @@ enum WebSocketUpgrade {
                     try channel.pipeline.syncOperations.addHandler(
                         NIOWebSocketFrameAggregator(minNonFinalFragmentSize: 0, maxAccumulatedFrameCount: 1 << 14,
                                                     maxAccumulatedFrameSize: maxMessageSize))
-                    let socket = try NIOAsyncChannel<WebSocketFrame, WebSocketFrame>(wrappingChannelSynchronously: channel,
-                                                                                     configuration: socketConfiguration)
+                    let socket = try NIOAsyncChannel<WebSocketFrame, WebSocketFrame>(wrappingChannelSynchronously: channel)
                     guard let acceptance = accepted.withLockedValue({ $0 }) else { throw ChannelError.ioOnClosedChannel }
                     return AcceptedConnection.webSocket(socket, acceptance)
                 }
@@ -226,9 +202,17 @@ enum WebSocketUpgrade {
     static func serve(_ socket: NIOAsyncChannel<WebSocketFrame, WebSocketFrame>, acceptance: WebSocketAcceptance, logger: Logger) async {
         do {
             try await socket.executeThenClose { inbound, outbound in
-                let connection = WebSocketConnection(subprotocol: acceptance.subprotocol, messages: WebSocketMessages(), outbound: outbound,
+                let (messages, continuation) = AsyncStream<WebSocketMessage>.makeStream()
+                let connection = WebSocketConnection(subprotocol: acceptance.subprotocol, messages: messages, outbound: outbound,
                                                      channel: socket.channel, masking: false)
-                await connection.run(inbound, session: acceptance.session)
+                let session = Task {
+                    await acceptance.session(connection)
+                    await connection.close()
+                }
+                await connection.pump(inbound, into: continuation)
+                // The peer closed (or went away): a session still running is told to stop.
+                if !connection.isCloseSent { session.cancel() }
+                await session.value
             }
         } catch {
             logger.debug("WebSocket connection ended with an error", metadata: ["error": "\(error)"])
@@ -271,8 +255,7 @@ public enum WebSocketClient {
                                 try channel.pipeline.syncOperations.addHandler(
                                     NIOWebSocketFrameAggregator(minNonFinalFragmentSize: 0, maxAccumulatedFrameCount: 1 << 14,
                                                                 maxAccumulatedFrameSize: WebSocketUpgrade.maxMessageSize))
-                                return try NIOAsyncChannel<WebSocketFrame, WebSocketFrame>(wrappingChannelSynchronously: channel,
-                                                                                           configuration: WebSocketUpgrade.socketConfiguration)
+                                return try NIOAsyncChannel<WebSocketFrame, WebSocketFrame>(wrappingChannelSynchronously: channel)
                             }
                         })
                     let configuration = NIOUpgradableHTTPClientPipelineConfiguration<NIOAsyncChannel<WebSocketFrame, WebSocketFrame>?>(
@@ -294,9 +277,16 @@ public enum WebSocketClient {
             throw Failure(description: "\(host):\(port) refused to upgrade \(uri) to a WebSocket")
         }
         try await socket.executeThenClose { inbound, outbound in
-            let connection = WebSocketConnection(subprotocol: negotiated.withLockedValue { $0 }, messages: WebSocketMessages(), outbound: outbound,
+            let (messages, continuation) = AsyncStream<WebSocketMessage>.makeStream()
+            let connection = WebSocketConnection(subprotocol: negotiated.withLockedValue { $0 }, messages: messages, outbound: outbound,
                                                  channel: socket.channel, masking: true)
-            await connection.run(inbound, session: session)
+            let running = Task {
+                await session(connection)
+                await connection.close()
+            }
+            await connection.pump(inbound, into: continuation)
+            if !connection.isCloseSent { running.cancel() }
+            await running.value
         }
     }
 }

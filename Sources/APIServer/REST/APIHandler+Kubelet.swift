@@ -157,13 +157,6 @@ extension APIHandler {
                         group.addTask {
                             for await message in kubelet.messages { try? await client.send(message.bytes, text: message.isText) }
                         }
-                        // kubectl gone while the relay waits on a kubelet that reads nothing (its
-                        // command reads no input): the kubelet's connection is closed at once, and
-                        // the kubelet stops the command.
-                        group.addTask {
-                            await client.closed()
-                            if !Task.isCancelled { kubelet.abort() }
-                        }
                         await group.next()
                         group.cancelAll()
                     }
