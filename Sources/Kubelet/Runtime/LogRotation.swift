@@ -32,8 +32,9 @@ extension OCIRuntime {
     public func rotateLogs(_ policy: LogRotationPolicy, now: Date = Date()) -> [String] {
         var rotated: [String] = []
         for record in records() {
-            guard case .running(let started) = state(record.id), let shim = started.shimPID,
-                  let size = Self.size(record.logPath), size > policy.maxBytes,
+            // The size first: one stat, where the state reads the container's record files.
+            guard let size = Self.size(record.logPath), size > policy.maxBytes,
+                  case .running(let started) = state(record.id), let shim = started.shimPID,
                   ProcessTable.arguments(of: shim).map({ Self.isShim($0, of: directory(record.id)) }) == true,
                   Self.blocksSIGUSR1(shim) else { continue }
             let target = record.logPath + "." + Self.rotationStamp(now)
